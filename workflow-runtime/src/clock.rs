@@ -1,0 +1,74 @@
+//! Time sources: the system clock, and a manual clock for tests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+
+/// A source of wall-clock time in milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now_ms(&self) -> u64;
+    /// A notifier fired whenever the clock jumps, for clocks that move by hand.
+    fn jumps(&self) -> Option<Arc<Notify>> {
+        None
+    }
+}
+
+/// The operating system's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A clock that moves only when told to; clones share the same time.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    now: Arc<AtomicU64>,
+    notify: Arc<Notify>,
+}
+
+impl ManualClock {
+    /// A clock standing at `start_ms` milliseconds since the Unix epoch.
+    pub fn new(start_ms: u64) -> Self {
+        Self { now: Arc::new(AtomicU64::new(start_ms)), notify: Arc::new(Notify::new()) }
+    }
+
+    /// Moves the clock forward and fires every timer that became due.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.now.fetch_add(by, Ordering::SeqCst);
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+
+    /// Sets the clock to an absolute time (never backwards).
+    pub fn set_ms(&self, ms: u64) {
+        self.now.fetch_max(ms, Ordering::SeqCst);
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+}
+
+impl Default for ManualClock {
+    /// A clock at 2026-01-01T00:00:00Z.
+    fn default() -> Self {
+        Self::new(1_767_225_600_000)
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    fn jumps(&self) -> Option<Arc<Notify>> {
+        Some(self.notify.clone())
+    }
+}

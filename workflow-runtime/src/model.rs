@@ -1,0 +1,241 @@
+//! The workflow side of the model: what `#[workflow]` generates code against.
+
+use std::fmt::Debug;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::step::{Persist, StepEntry, StepError};
+
+/// What woke a run up; the input of one transition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The run was just created from its `Start` state.
+    Start,
+    /// The pending step finished (its output as JSON) or failed.
+    StepDone(Result<Value, StepError>),
+    /// A signal arrived for the pending wait.
+    Signal(Value),
+    /// The pending wait's deadline passed.
+    TimedOut,
+    /// The pending sleep's deadline passed.
+    Woke,
+}
+
+impl Event {
+    /// A successful step completion, typed; handy when driving a state by hand in a test.
+    ///
+    /// # Panics
+    /// If the value cannot be encoded as JSON.
+    pub fn step_ok<F: crate::Function>(output: F::Output) -> Self {
+        Event::StepDone(Ok(serde_json::to_value(output).expect("step output encodes as JSON")))
+    }
+
+    /// A failed step completion.
+    pub fn step_err(error: StepError) -> Self {
+        Event::StepDone(Err(error))
+    }
+
+    /// A signal payload, typed.
+    ///
+    /// # Panics
+    /// If the value cannot be encoded as JSON.
+    pub fn signal<T: serde::Serialize>(payload: T) -> Self {
+        Event::Signal(serde_json::to_value(payload).expect("signal payload encodes as JSON"))
+    }
+}
+
+/// What a suspended run waits for; stored in the checkpoint next to the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Command {
+    /// Run the named step with this input.
+    Step {
+        /// The step's `Function::NAME`.
+        name: String,
+        /// The step's input as JSON.
+        input: Value,
+    },
+    /// Wait for a signal with this name until the absolute deadline.
+    Wait {
+        /// The signal's name.
+        name: String,
+        /// Absolute deadline, milliseconds since the Unix epoch.
+        deadline_ms: u64,
+        /// Caller-supplied metadata shown by `Engine::pending`.
+        metadata: Value,
+    },
+    /// Sleep until the absolute deadline.
+    Sleep {
+        /// Absolute deadline, milliseconds since the Unix epoch.
+        deadline_ms: u64,
+    },
+}
+
+/// The result of one call to a workflow's transition function.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition<S, O> {
+    /// The run stopped at a suspension point: checkpoint the state and carry out the command.
+    Suspend(S, Command),
+    /// The run finished with this output.
+    Complete(O),
+    /// The event does not fit the state (for example a signal payload of the wrong shape); the
+    /// state is unchanged and the event is refused with this message.
+    Reject(String),
+}
+
+/// The error a waited signal produces when its deadline passes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+pub enum WaitError {
+    /// No signal arrived before the deadline.
+    #[error("timed out waiting for a signal")]
+    TimedOut,
+}
+
+/// A general-purpose workflow error; `?` converts step and wait errors into it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct WorkflowError {
+    /// Human-readable description.
+    pub message: String,
+    /// Optional structured details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl WorkflowError {
+    /// An error with the given message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), details: None }
+    }
+}
+
+impl From<StepError> for WorkflowError {
+    fn from(e: StepError) -> Self {
+        Self { message: e.message, details: e.details }
+    }
+}
+
+impl From<WaitError> for WorkflowError {
+    fn from(e: WaitError) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+impl From<String> for WorkflowError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for WorkflowError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+/// The return type of a workflow: `Result<T, E>` with both sides storable.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a workflow output",
+    label = "a workflow returns `Result<T, E>` where `T` and `E` implement serde's `Serialize` and `Deserialize`"
+)]
+pub trait WorkflowOutput: Persist {
+    /// Whether the run succeeded.
+    fn is_success(&self) -> bool;
+}
+
+impl<T: Persist, E: Persist> WorkflowOutput for Result<T, E> {
+    fn is_success(&self) -> bool {
+        self.is_ok()
+    }
+}
+
+/// What workflow code sees of the engine between suspension points.
+#[derive(Debug, Clone)]
+pub struct WorkflowContext {
+    run_id: String,
+    now_ms: u64,
+    seq: u64,
+}
+
+impl WorkflowContext {
+    /// A context for one transition; the engine builds it, tests driving `advance` may too.
+    pub fn new(run_id: impl Into<String>, now_ms: u64, seq: u64) -> Self {
+        Self { run_id: run_id.into(), now_ms, seq }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The engine clock's time when this transition started.
+    pub fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.now_ms)
+    }
+
+    /// [`WorkflowContext::now`] as milliseconds since the Unix epoch.
+    pub fn now_millis(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// The sequence number of the checkpoint this transition will write.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    #[doc(hidden)]
+    pub fn __wait_command<M: serde::Serialize>(
+        &self,
+        name: impl Into<String>,
+        timeout: Duration,
+        metadata: M,
+    ) -> Command {
+        Command::Wait {
+            name: name.into(),
+            deadline_ms: self.deadline(timeout),
+            metadata: serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn __sleep_command(&self, duration: Duration) -> Command {
+        Command::Sleep { deadline_ms: self.deadline(duration) }
+    }
+
+    fn deadline(&self, d: Duration) -> u64 {
+        self.now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A workflow compiled by `#[workflow]`; the value named like the function implements it.
+pub trait Workflow: Copy + Send + Sync + 'static {
+    /// The stored name of the workflow.
+    const NAME: &'static str;
+    /// The workflow's version (`#[workflow(version = N)]`, default 1).
+    const VERSION: u32;
+    /// Fingerprint of the stored layout: state variants, their fields and types, the input
+    /// and output types and the signatures of the steps called.
+    const LAYOUT_HASH: u64;
+    /// Fingerprint of the whole function body.
+    const BODY_HASH: u64;
+    /// The workflow's input: its single parameter after the context, a tuple of several, or `()`.
+    type Input: Persist;
+    /// The workflow's `Result<T, E>`.
+    type Output: WorkflowOutput;
+    /// The state enum (`name::State`).
+    type State: Persist + Clone + Debug;
+    /// The state a new run starts in.
+    fn start(input: Self::Input) -> Self::State;
+    /// The transition function: runs the workflow from `state` with `event` up to its next
+    /// suspension point or its end.
+    fn advance(state: Self::State, event: Event, ctx: &mut WorkflowContext) -> Transition<Self::State, Self::Output>;
+    /// Every step the workflow calls.
+    fn steps() -> Vec<StepEntry>;
+    /// Checks a payload against the type waited for under `name`, when the workflow names the
+    /// signal literally; `None` when no wait has that name.
+    fn check_signal(name: &str, payload: &Value) -> Option<Result<(), String>>;
+    /// The name of the state's variant.
+    fn variant_name(state: &Self::State) -> &'static str;
+}

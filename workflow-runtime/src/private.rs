@@ -1,0 +1,175 @@
+//! Support code for what `#[workflow]` and `#[function]` expand to. Not a public API.
+
+use std::collections::VecDeque;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use crate::codec::{FNV_OFFSET, fnv1a, mix};
+pub use crate::model::{Command, Event, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput};
+pub use crate::step::{Function, Out, Persist, StepContext, StepEntry, StepError, StepFuture};
+pub use serde;
+pub use serde_json;
+
+/// Builds the command that runs step `F` with `input`.
+///
+/// # Panics
+/// If the input cannot be encoded as JSON (the engine fails the run with the message).
+pub fn step_command<F: Function>(input: F::Input) -> Command {
+    match serde_json::to_value(input) {
+        Ok(input) => Command::Step { name: F::NAME.to_owned(), input },
+        Err(e) => panic!("the input of step `{}` could not be encoded: {e}", F::NAME),
+    }
+}
+
+fn unexpected(expected: &str, got: Option<Event>) -> String {
+    match got {
+        Some(ev) => format!("expected {expected}, got {ev:?}"),
+        None => format!("expected {expected}, got no event"),
+    }
+}
+
+/// Takes the completion of step `F`; `Err` rejects the event.
+pub fn take_step<F: Function>(ev: &mut Option<Event>) -> Result<Result<F::Output, StepError>, String> {
+    match ev.take() {
+        Some(Event::StepDone(Ok(v))) => Ok(serde_json::from_value(v).map_err(|e| {
+            StepError::permanent(format!("the output of step `{}` could not be decoded: {e}", F::NAME))
+        })),
+        Some(Event::StepDone(Err(e))) => Ok(Err(e)),
+        other => Err(unexpected(&format!("the result of step `{}`", F::NAME), other)),
+    }
+}
+
+/// Takes a signal payload or a timeout; `Err` rejects the event (wrong payload shape).
+pub fn take_signal<T: DeserializeOwned>(ev: &mut Option<Event>) -> Result<Result<T, WaitError>, String> {
+    match ev.take() {
+        Some(Event::Signal(v)) => match serde_json::from_value::<T>(v) {
+            Ok(t) => Ok(Ok(t)),
+            Err(e) => Err(format!(
+                "the payload does not decode into `{}`: {e}",
+                std::any::type_name::<T>()
+            )),
+        },
+        Some(Event::TimedOut) => Ok(Err(WaitError::TimedOut)),
+        other => Err(unexpected("a signal or a timeout", other)),
+    }
+}
+
+/// Takes the end of a sleep; `Err` rejects the event.
+pub fn take_wake(ev: &mut Option<Event>) -> Result<(), String> {
+    match ev.take() {
+        Some(Event::Woke) => Ok(()),
+        other => Err(unexpected("the end of a sleep", other)),
+    }
+}
+
+/// Takes the start event; `Err` rejects the event.
+pub fn take_start(ev: &mut Option<Event>) -> Result<(), String> {
+    match ev.take() {
+        Some(Event::Start) => Ok(()),
+        other => Err(unexpected("the start of the run", other)),
+    }
+}
+
+/// Checks that a payload decodes into `T`.
+pub fn check_payload<T: DeserializeOwned>(payload: &Value) -> Result<(), String> {
+    T::deserialize(payload)
+        .map(drop)
+        .map_err(|e| format!("the payload does not decode into `{}`: {e}", std::any::type_name::<T>()))
+}
+
+/// Compile-time check that a type can be stored.
+pub const fn assert_persist<T: Persist>() {}
+
+/// A `for` loop's remaining items, held across suspension points.
+pub trait ForCursor {
+    /// The loop variable's type.
+    type Item;
+    /// The next item, if any.
+    fn next_item(&mut self) -> Option<Self::Item>;
+}
+
+impl<T> ForCursor for VecDeque<T> {
+    type Item = T;
+    fn next_item(&mut self) -> Option<T> {
+        self.pop_front()
+    }
+}
+
+/// Collects the items of a `for` loop that suspends.
+pub fn vec_cursor<I: IntoIterator>(items: I) -> VecDeque<I::Item> {
+    items.into_iter().collect()
+}
+
+/// Integer types a suspending `for` loop can range over.
+pub trait RangeIdx: Copy + PartialOrd {
+    /// The next value, if there is one.
+    fn succ(self) -> Option<Self>;
+}
+
+macro_rules! range_idx {
+    ($($t:ty),*) => {$(
+        impl RangeIdx for $t {
+            fn succ(self) -> Option<Self> {
+                self.checked_add(1)
+            }
+        }
+    )*};
+}
+range_idx!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+/// A range held across suspension points. `RangeInclusive` is not used because serde drops
+/// its "exhausted" flag, which would repeat the last item after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RangeCursor<T> {
+    next: Option<T>,
+    end: T,
+    inclusive: bool,
+}
+
+impl<T: RangeIdx> RangeCursor<T> {
+    /// `start..end` or `start..=end`.
+    pub fn new(start: T, end: T, inclusive: bool) -> Self {
+        Self { next: Some(start), end, inclusive }
+    }
+}
+
+impl<T: RangeIdx> ForCursor for RangeCursor<T> {
+    type Item = T;
+    fn next_item(&mut self) -> Option<T> {
+        let cur = self.next?;
+        let in_range = if self.inclusive { cur <= self.end } else { cur < self.end };
+        if !in_range {
+            self.next = None;
+            return None;
+        }
+        self.next = cur.succ();
+        Some(cur)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_cursor_survives_a_round_trip_at_the_last_item() {
+        let mut c = RangeCursor::new(0u8, 255, true);
+        for _ in 0..255 {
+            c.next_item();
+        }
+        let json = serde_json::to_string(&c).unwrap();
+        let mut c: RangeCursor<u8> = serde_json::from_str(&json).unwrap();
+        assert_eq!(c.next_item(), Some(255));
+        let json = serde_json::to_string(&c).unwrap();
+        let mut c: RangeCursor<u8> = serde_json::from_str(&json).unwrap();
+        assert_eq!(c.next_item(), None);
+    }
+
+    #[test]
+    fn exclusive_range_stops_before_end() {
+        let mut c = RangeCursor::new(2i64, 4, false);
+        assert_eq!((c.next_item(), c.next_item(), c.next_item()), (Some(2), Some(3), None));
+    }
+}
