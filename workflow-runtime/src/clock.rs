@@ -22,7 +22,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
     }
 }
@@ -37,7 +39,10 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `start_ms` milliseconds since the Unix epoch.
     pub fn new(start_ms: u64) -> Self {
-        Self { now: Arc::new(AtomicU64::new(start_ms)), notify: Arc::new(Notify::new()) }
+        Self {
+            now: Arc::new(AtomicU64::new(start_ms)),
+            notify: Arc::new(Notify::new()),
+        }
     }
 
     /// Moves the clock forward and fires every timer that became due.

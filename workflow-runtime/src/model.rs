@@ -29,7 +29,9 @@ impl Event {
     /// # Panics
     /// If the value cannot be encoded as JSON.
     pub fn step_ok<F: crate::Function>(output: F::Output) -> Self {
-        Event::StepDone(Ok(serde_json::to_value(output).expect("step output encodes as JSON")))
+        Event::StepDone(Ok(
+            serde_json::to_value(output).expect("step output encodes as JSON")
+        ))
     }
 
     /// A failed step completion.
@@ -107,13 +109,19 @@ pub struct WorkflowError {
 impl WorkflowError {
     /// An error with the given message.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), details: None }
+        Self {
+            message: message.into(),
+            details: None,
+        }
     }
 }
 
 impl From<StepError> for WorkflowError {
     fn from(e: StepError) -> Self {
-        Self { message: e.message, details: e.details }
+        Self {
+            message: e.message,
+            details: e.details,
+        }
     }
 }
 
@@ -162,7 +170,11 @@ pub struct WorkflowContext {
 impl WorkflowContext {
     /// A context for one transition; the engine builds it, tests driving `advance` may too.
     pub fn new(run_id: impl Into<String>, now_ms: u64, seq: u64) -> Self {
-        Self { run_id: run_id.into(), now_ms, seq }
+        Self {
+            run_id: run_id.into(),
+            now_ms,
+            seq,
+        }
     }
 
     /// The run's id.
@@ -201,11 +213,14 @@ impl WorkflowContext {
 
     #[doc(hidden)]
     pub fn __sleep_command(&self, duration: Duration) -> Command {
-        Command::Sleep { deadline_ms: self.deadline(duration) }
+        Command::Sleep {
+            deadline_ms: self.deadline(duration),
+        }
     }
 
     fn deadline(&self, d: Duration) -> u64 {
-        self.now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        self.now_ms
+            .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -230,7 +245,11 @@ pub trait Workflow: Copy + Send + Sync + 'static {
     fn start(input: Self::Input) -> Self::State;
     /// The transition function: runs the workflow from `state` with `event` up to its next
     /// suspension point or its end.
-    fn advance(state: Self::State, event: Event, ctx: &mut WorkflowContext) -> Transition<Self::State, Self::Output>;
+    fn advance(
+        state: Self::State,
+        event: Event,
+        ctx: &mut WorkflowContext,
+    ) -> Transition<Self::State, Self::Output>;
     /// Every step the workflow calls.
     fn steps() -> Vec<StepEntry>;
     /// Checks a payload against the type waited for under `name`, when the workflow names the

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::codec::{FNV_OFFSET, fnv1a, mix};
-pub use crate::model::{Command, Event, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput};
+pub use crate::model::{
+    Command, Event, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput,
+};
 pub use crate::step::{Function, Out, Persist, StepContext, StepEntry, StepError, StepFuture};
 pub use serde;
 pub use serde_json;
@@ -18,7 +20,10 @@ pub use serde_json;
 /// If the input cannot be encoded as JSON (the engine fails the run with the message).
 pub fn step_command<F: Function>(input: F::Input) -> Command {
     match serde_json::to_value(input) {
-        Ok(input) => Command::Step { name: F::NAME.to_owned(), input },
+        Ok(input) => Command::Step {
+            name: F::NAME.to_owned(),
+            input,
+        },
         Err(e) => panic!("the input of step `{}` could not be encoded: {e}", F::NAME),
     }
 }
@@ -31,18 +36,28 @@ fn unexpected(expected: &str, got: Option<Event>) -> String {
 }
 
 /// Takes the completion of step `F`; `Err` rejects the event.
-pub fn take_step<F: Function>(ev: &mut Option<Event>) -> Result<Result<F::Output, StepError>, String> {
+pub fn take_step<F: Function>(
+    ev: &mut Option<Event>,
+) -> Result<Result<F::Output, StepError>, String> {
     match ev.take() {
         Some(Event::StepDone(Ok(v))) => Ok(serde_json::from_value(v).map_err(|e| {
-            StepError::permanent(format!("the output of step `{}` could not be decoded: {e}", F::NAME))
+            StepError::permanent(format!(
+                "the output of step `{}` could not be decoded: {e}",
+                F::NAME
+            ))
         })),
         Some(Event::StepDone(Err(e))) => Ok(Err(e)),
-        other => Err(unexpected(&format!("the result of step `{}`", F::NAME), other)),
+        other => Err(unexpected(
+            &format!("the result of step `{}`", F::NAME),
+            other,
+        )),
     }
 }
 
 /// Takes a signal payload or a timeout; `Err` rejects the event (wrong payload shape).
-pub fn take_signal<T: DeserializeOwned>(ev: &mut Option<Event>) -> Result<Result<T, WaitError>, String> {
+pub fn take_signal<T: DeserializeOwned>(
+    ev: &mut Option<Event>,
+) -> Result<Result<T, WaitError>, String> {
     match ev.take() {
         Some(Event::Signal(v)) => match serde_json::from_value::<T>(v) {
             Ok(t) => Ok(Ok(t)),
@@ -74,9 +89,12 @@ pub fn take_start(ev: &mut Option<Event>) -> Result<(), String> {
 
 /// Checks that a payload decodes into `T`.
 pub fn check_payload<T: DeserializeOwned>(payload: &Value) -> Result<(), String> {
-    T::deserialize(payload)
-        .map(drop)
-        .map_err(|e| format!("the payload does not decode into `{}`: {e}", std::any::type_name::<T>()))
+    T::deserialize(payload).map(drop).map_err(|e| {
+        format!(
+            "the payload does not decode into `{}`: {e}",
+            std::any::type_name::<T>()
+        )
+    })
 }
 
 /// Compile-time check that a type can be stored.
@@ -117,7 +135,9 @@ macro_rules! range_idx {
         }
     )*};
 }
-range_idx!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+range_idx!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
 
 /// A range held across suspension points. `RangeInclusive` is not used because serde drops
 /// its "exhausted" flag, which would repeat the last item after a restart.
@@ -131,7 +151,11 @@ pub struct RangeCursor<T> {
 impl<T: RangeIdx> RangeCursor<T> {
     /// `start..end` or `start..=end`.
     pub fn new(start: T, end: T, inclusive: bool) -> Self {
-        Self { next: Some(start), end, inclusive }
+        Self {
+            next: Some(start),
+            end,
+            inclusive,
+        }
     }
 }
 
@@ -139,7 +163,11 @@ impl<T: RangeIdx> ForCursor for RangeCursor<T> {
     type Item = T;
     fn next_item(&mut self) -> Option<T> {
         let cur = self.next?;
-        let in_range = if self.inclusive { cur <= self.end } else { cur < self.end };
+        let in_range = if self.inclusive {
+            cur <= self.end
+        } else {
+            cur < self.end
+        };
         if !in_range {
             self.next = None;
             return None;
@@ -170,6 +198,9 @@ mod tests {
     #[test]
     fn exclusive_range_stops_before_end() {
         let mut c = RangeCursor::new(2i64, 4, false);
-        assert_eq!((c.next_item(), c.next_item(), c.next_item()), (Some(2), Some(3), None));
+        assert_eq!(
+            (c.next_item(), c.next_item(), c.next_item()),
+            (Some(2), Some(3), None)
+        );
     }
 }

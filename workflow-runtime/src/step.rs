@@ -3,8 +3,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Values that can live in a checkpoint: step inputs and outputs, workflow inputs, outputs and
@@ -47,12 +47,20 @@ pub struct StepError {
 impl StepError {
     /// A retryable error with the given message.
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { message: message.into(), kind: StepErrorKind::Retryable, details: None }
+        Self {
+            message: message.into(),
+            kind: StepErrorKind::Retryable,
+            details: None,
+        }
     }
 
     /// A permanent error with the given message.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), kind: StepErrorKind::Permanent, details: None }
+        Self {
+            message: message.into(),
+            kind: StepErrorKind::Permanent,
+            details: None,
+        }
     }
 
     /// Attaches structured details.
@@ -94,8 +102,18 @@ pub struct StepContext {
 
 impl StepContext {
     /// Builds a context; the engine does this for every invocation, tests may too.
-    pub fn new(run_id: impl Into<String>, step: impl Into<String>, position: u64, attempt: u32) -> Self {
-        Self { run_id: run_id.into(), step: step.into(), position, attempt }
+    pub fn new(
+        run_id: impl Into<String>,
+        step: impl Into<String>,
+        position: u64,
+        attempt: u32,
+    ) -> Self {
+        Self {
+            run_id: run_id.into(),
+            step: step.into(),
+            position,
+            attempt,
+        }
     }
 
     /// The run this invocation belongs to.
@@ -158,14 +176,19 @@ pub struct StepEntry {
 
 impl std::fmt::Debug for StepEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StepEntry").field("name", &self.name).finish()
+        f.debug_struct("StepEntry")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
 impl StepEntry {
     /// The erased entry of a `#[function]`.
     pub fn of<F: Function>() -> Self {
-        Self { name: F::NAME, call: call_erased::<F> }
+        Self {
+            name: F::NAME,
+            call: call_erased::<F>,
+        }
     }
 }
 
@@ -176,12 +199,18 @@ fn call_erased<F: Function>(ctx: StepContext, input: Value) -> StepFuture<Value>
             Box::pin(async move {
                 let out = fut.await?;
                 serde_json::to_value(out).map_err(|e| {
-                    StepError::permanent(format!("step `{}` output could not be encoded: {e}", F::NAME))
+                    StepError::permanent(format!(
+                        "step `{}` output could not be encoded: {e}",
+                        F::NAME
+                    ))
                 })
             })
         }
         Err(e) => {
-            let err = StepError::permanent(format!("step `{}` input could not be decoded: {e}", F::NAME));
+            let err = StepError::permanent(format!(
+                "step `{}` input could not be decoded: {e}",
+                F::NAME
+            ));
             Box::pin(async move { Err(err) })
         }
     }
