@@ -1,14 +1,43 @@
 //! Procedural macros for `workflow-runtime`: `#[function]` and `#[workflow]`.
+//!
+//! Depend on `workflow-runtime`, which re-exports these; the expansions name its paths.
+
+mod function;
+mod hash;
+mod workflow;
+
 use proc_macro::TokenStream;
 
-/// Marks an async step function.
+/// Marks an async step function: a side effect (an API call, an LLM call, a payment).
+///
+/// The function stays callable as a plain `async fn`. Beside it the macro emits a struct of
+/// the same name implementing `workflow_runtime::Function`, so a workflow can write
+/// `ctx.step(load_ticket, id)` and the compiler knows the step's input and output types.
+///
+/// Rules: an `async fn`, not generic, no `self`; an optional first parameter
+/// `ctx: StepContext` (run id, attempt, idempotency key); the remaining parameters form the
+/// input (one parameter: its type; several: a tuple; none: `()`), owned and serializable;
+/// the return type is `Result<T, E>` with `T` serializable and `E: Into<StepError>`.
 #[proc_macro_attribute]
-pub fn function(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
+    function::expand(attr.into(), item.into()).into()
 }
 
-/// Marks an async workflow function.
+/// Compiles an async workflow function into a serializable state enum and a synchronous
+/// transition function.
+///
+/// `#[workflow]` on `async fn name(ctx: &mut WorkflowContext, params..) -> Result<T, E>`
+/// emits `mod name` (holding `name::State` and `name::advance`) and a constant `name` that
+/// implements `workflow_runtime::Workflow`, for `engine.start(name, run_id, input)`.
+///
+/// Suspension points are `ctx.step(f, input).await`, `ctx.wait_for_signal::<T>(name,
+/// timeout, metadata).await` and `ctx.sleep(duration).await`; each becomes a variant named
+/// from the code (`LoadTicket`, `AwaitingRefundDecision`, `Sleeping`) holding the locals
+/// still needed after it. Name one explicitly with `#[state(Name)]` on its statement.
+///
+/// Arguments: `name = "stored_name"` (default: the function's name), `version = N`
+/// (default 1).
 #[proc_macro_attribute]
-pub fn workflow(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
+    workflow::expand(attr.into(), item.into()).into()
 }

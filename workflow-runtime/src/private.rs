@@ -97,6 +97,15 @@ pub fn check_payload<T: DeserializeOwned>(payload: &Value) -> Result<(), String>
     })
 }
 
+/// The value of a body that ends in a statement that never completes; never called.
+///
+/// # Panics
+/// Always: reaching it means the body fell off its end, which the compiler would have refused
+/// for the original `async fn`.
+pub fn fell_off<T>() -> T {
+    panic!("the workflow body ended without producing its result")
+}
+
 /// Compile-time check that a type can be stored.
 pub const fn assert_persist<T: Persist>() {}
 

@@ -1,0 +1,842 @@
+//! Lowering: splits the body at its suspension points into blocks, one enum variant each.
+//!
+//! A block is straight-line Rust code (kept verbatim) ending in a terminator: suspend at a
+//! suspension point (its continuation is a new *resume* block, a persisted variant), jump to a
+//! *join* block (loop heads and the code after an `if`/`match`/loop that suspends; hidden
+//! variants that are never stored), or complete the run. `if`/`match` whose branches suspend
+//! stay Rust `if`/`match` with each branch ending in its own terminator.
+
+use std::collections::{BTreeMap, HashMap};
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{Expr, Pat, Stmt, parse_quote, parse_quote_spanned};
+
+use super::suspend::{Suspension, SuspensionKind, as_suspension, expr_suspends, stmt_suspends};
+use super::vars::{Decl, DeclKind, JUMP_MACRO, TyInfo, let_bindings, pattern_decls, upper_camel};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockKind {
+    Start,
+    Resume(usize),
+    Join,
+}
+
+pub(crate) struct Block {
+    pub(crate) kind: BlockKind,
+    pub(crate) name: syn::Ident,
+    /// Names in scope where the block begins, in declaration order.
+    pub(crate) scope: Vec<String>,
+    pub(crate) nodes: Vec<Node>,
+}
+
+pub(crate) enum Node {
+    Stmt(Stmt),
+    Suspend { susp: usize, resume: usize },
+    Jump(usize),
+    If { cond: Expr, then: Vec<Node>, els: Vec<Node> },
+    Match { expr: Expr, arms: Vec<(Pat, Vec<Node>)> },
+    Scope(Vec<Node>),
+    Complete(Expr),
+    /// The end of the body without a tail expression.
+    FallOff { span: Span, diverges: bool },
+}
+
+pub(crate) struct SuspInfo {
+    pub(crate) susp: Suspension,
+    pub(crate) tmp: syn::Ident,
+    /// The type of `ctx.x(..).await`.
+    pub(crate) full_ty: TokenStream,
+    /// The type of `ctx.x(..).await?`.
+    pub(crate) ok_ty: Option<TokenStream>,
+}
+
+#[derive(Clone)]
+struct LoopCtx {
+    label: Option<String>,
+    head: usize,
+    exit: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Cont {
+    Jump(usize),
+    FnEnd,
+}
+
+pub(crate) struct Lowerer {
+    pub(crate) ctx: String,
+    pub(crate) krate: TokenStream,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) susps: Vec<SuspInfo>,
+    pub(crate) decls: BTreeMap<String, Vec<Decl>>,
+    pub(crate) errors: Vec<syn::Error>,
+    loops: Vec<LoopCtx>,
+    names: HashMap<String, Span>,
+    for_count: usize,
+    fn_end: Span,
+}
+
+impl Lowerer {
+    pub(crate) fn new(ctx: String, krate: TokenStream, fn_end: Span) -> Self {
+        Self {
+            ctx,
+            krate,
+            blocks: Vec::new(),
+            susps: Vec::new(),
+            decls: BTreeMap::new(),
+            errors: Vec::new(),
+            loops: Vec::new(),
+            names: HashMap::new(),
+            for_count: 0,
+            fn_end,
+        }
+    }
+
+    /// Lowers the body; the start block holds the parameters.
+    pub(crate) fn lower_body(&mut self, params: &[(syn::Ident, syn::Type)], body: Vec<Stmt>) {
+        let mut scope = Vec::new();
+        for (ident, ty) in params {
+            self.declare(Decl { ident: ident.clone(), ty: TyInfo::Known(quote!(#ty)), kind: DeclKind::Param }, &mut scope);
+        }
+        self.names.insert("Start".into(), Span::call_site());
+        let start = self.new_block(BlockKind::Start, format_ident!("Start"), scope.clone());
+        let nodes = self.lower_stmts(body, &mut scope, Cont::FnEnd);
+        self.blocks[start].nodes = nodes;
+    }
+
+    fn new_block(&mut self, kind: BlockKind, name: syn::Ident, scope: Vec<String>) -> usize {
+        self.blocks.push(Block { kind, name, scope, nodes: Vec::new() });
+        self.blocks.len() - 1
+    }
+
+    fn new_join(&mut self, scope: &[String]) -> usize {
+        let name = format_ident!("__Block{}", self.blocks.len());
+        self.new_block(BlockKind::Join, name, scope.to_vec())
+    }
+
+    fn err(&mut self, span: Span, msg: impl Into<String>) {
+        self.errors.push(syn::Error::new(span, msg.into()));
+    }
+
+    fn declare(&mut self, mut decl: Decl, scope: &mut Vec<String>) {
+        // `let y = x;` has x's type; resolve now, while `x` means the binding in scope.
+        let mut hops = 0;
+        while let TyInfo::SameAs(other) = &decl.ty {
+            hops += 1;
+            decl.ty = match self.decls.get(other).and_then(|d| d.last()) {
+                Some(d) if scope.contains(other) && hops < 16 => d.ty.clone(),
+                _ => TyInfo::Unknown,
+            };
+        }
+        let name = decl.ident.to_string();
+        self.decls.entry(name.clone()).or_default().push(decl);
+        scope.push(name);
+    }
+
+    fn declare_stmt(&mut self, stmt: &Stmt, scope: &mut Vec<String>) {
+        if let Stmt::Local(local) = stmt {
+            let init = local.init.as_ref().map(|i| &*i.expr);
+            let init_ty = init.and_then(|e| self.tmp_type(e));
+            for d in let_bindings(&local.pat, init, init_ty) {
+                self.declare(d, scope);
+            }
+        }
+    }
+
+    /// The type of `__wf_sN` or `__wf_sN?`, the hoisted value of a suspension point.
+    fn tmp_type(&self, e: &Expr) -> Option<TyInfo> {
+        let (inner, q) = match e {
+            Expr::Try(t) => (&*t.expr, true),
+            other => (other, false),
+        };
+        let Expr::Path(p) = inner else { return None };
+        let ident = p.path.get_ident()?;
+        let info = self.susps.iter().find(|s| s.tmp == *ident)?;
+        Some(if q {
+            info.ok_ty.clone().map_or(TyInfo::Unknown, TyInfo::Known)
+        } else {
+            TyInfo::Known(info.full_ty.clone())
+        })
+    }
+
+    fn lower_stmts(&mut self, stmts: Vec<Stmt>, scope: &mut Vec<String>, cont: Cont) -> Vec<Node> {
+        let mut out = Vec::new();
+        let n = stmts.len();
+        let mut last_diverges = false;
+        for i in 0..n {
+            let mut stmt = stmts[i].clone();
+            let label = self.take_label(&mut stmt);
+            let is_last = i + 1 == n;
+            if !stmt_suspends(&stmt, &self.ctx) {
+                if let Some(l) = label {
+                    self.err(l.span(), "`#[state(..)]` names a suspension point, but this statement has none");
+                }
+                if is_last && let Stmt::Expr(e, None) = &stmt {
+                    if let Cont::FnEnd = cont {
+                        let e = self.rewrite_expr(e.clone());
+                        out.push(Node::Complete(e));
+                        return out;
+                    }
+                    stmt = Stmt::Expr(e.clone(), Some(Default::default()));
+                }
+                last_diverges = diverges(&stmt);
+                self.declare_stmt(&stmt, scope);
+                let stmt = self.rewrite_stmt(stmt);
+                out.push(Node::Stmt(stmt));
+                continue;
+            }
+            // A suspension point evaluated first in its statement: suspend here, and continue
+            // the statement (with the suspension's value in `__wf_sN`) in the resume block.
+            let tmp_index = self.susps.len();
+            let tmp = format_ident!("__wf_s{}", tmp_index);
+            let tmp_expr: Expr = parse_quote!(#tmp);
+            if let Some(slot) = first_evaluated(&mut stmt, &self.ctx) {
+                let expr = std::mem::replace(slot, tmp_expr);
+                let Some(Ok(susp)) = as_suspension(&expr, &self.ctx) else {
+                    // Malformed calls were reported by the body scan.
+                    out.push(Node::FallOff { span: expr.span(), diverges: true });
+                    return out;
+                };
+                let susp = self.rewrite_susp(susp);
+                let name = self.variant_name(&susp, label.as_ref());
+                let (full_ty, ok_ty) = self.susp_types(&susp);
+                self.susps.push(SuspInfo { susp, tmp, full_ty, ok_ty });
+                let resume = self.new_block(BlockKind::Resume(tmp_index), name, scope.clone());
+                out.push(Node::Suspend { susp: tmp_index, resume });
+                let mut rest = vec![stmt];
+                rest.extend(stmts[i + 1..].iter().cloned());
+                let mut rscope = scope.clone();
+                let nodes = self.lower_stmts(rest, &mut rscope, cont);
+                self.blocks[resume].nodes = nodes;
+                return out;
+            }
+            if let Some(l) = &label {
+                self.err(
+                    l.span(),
+                    "`#[state(..)]` names the suspension point a statement begins with; put it on \
+                     the statement that suspends",
+                );
+            }
+            let Stmt::Expr(expr, semi) = stmt else {
+                self.not_first(&stmt);
+                out.push(Node::FallOff { span: stmt.span(), diverges: true });
+                return out;
+            };
+            let tail_value = is_last && semi.is_none() && matches!(cont, Cont::FnEnd);
+            let after = if tail_value {
+                Cont::FnEnd
+            } else if is_last {
+                match cont {
+                    Cont::Jump(j) => Cont::Jump(j),
+                    Cont::FnEnd => {
+                        let j = self.new_join(scope);
+                        self.blocks[j].nodes = vec![Node::FallOff { span: self.fn_end, diverges: false }];
+                        Cont::Jump(j)
+                    }
+                }
+            } else {
+                let j = self.new_join(scope);
+                let mut jscope = scope.clone();
+                let nodes = self.lower_stmts(stmts[i + 1..].to_vec(), &mut jscope, cont);
+                self.blocks[j].nodes = nodes;
+                Cont::Jump(j)
+            };
+            match expr {
+                Expr::If(e) => {
+                    let node = self.lower_if(e, scope, after);
+                    out.push(node);
+                }
+                Expr::Match(m) => {
+                    let node = self.lower_match(m, scope, after);
+                    out.push(node);
+                }
+                Expr::Loop(l) => {
+                    let label = l.label.as_ref().map(|l| l.name.ident.to_string());
+                    let exit = self.exit_block(after, scope);
+                    let head = self.new_join(scope);
+                    self.loops.push(LoopCtx { label, head, exit });
+                    let mut hscope = scope.clone();
+                    let nodes = self.lower_stmts(l.body.stmts, &mut hscope, Cont::Jump(head));
+                    self.loops.pop();
+                    self.blocks[head].nodes = nodes;
+                    out.push(Node::Jump(head));
+                }
+                Expr::While(w) => {
+                    let label = w.label.as_ref().map(|l| l.name.ident.to_string());
+                    let exit = self.exit_block(after, scope);
+                    let head = self.new_join(scope);
+                    self.loops.push(LoopCtx { label, head, exit });
+                    let mut tscope = scope.clone();
+                    self.declare_cond(&w.cond, &mut tscope);
+                    let then = self.lower_stmts(w.body.stmts, &mut tscope, Cont::Jump(head));
+                    self.loops.pop();
+                    let cond = self.rewrite_expr(*w.cond);
+                    self.blocks[head].nodes = vec![Node::If { cond, then, els: vec![Node::Jump(exit)] }];
+                    out.push(Node::Jump(head));
+                }
+                Expr::ForLoop(f) => self.lower_for(f, scope, after, &mut out),
+                Expr::Block(b) if b.label.is_none() => {
+                    let mut bscope = scope.clone();
+                    let nodes = self.lower_stmts(b.block.stmts, &mut bscope, after);
+                    out.push(Node::Scope(nodes));
+                }
+                other => {
+                    self.not_first(&Stmt::Expr(other, semi));
+                    out.push(Node::FallOff { span: self.fn_end, diverges: true });
+                }
+            }
+            return out;
+        }
+        // After `return`/`break`/`continue` nothing runs; a jump there would only make the
+        // target's locals look live here.
+        out.push(match cont {
+            _ if last_diverges => Node::FallOff { span: self.fn_end, diverges: true },
+            Cont::Jump(j) => Node::Jump(j),
+            Cont::FnEnd => Node::FallOff { span: self.fn_end, diverges: false },
+        });
+        out
+    }
+
+    fn exit_block(&mut self, after: Cont, scope: &[String]) -> usize {
+        match after {
+            Cont::Jump(j) => j,
+            Cont::FnEnd => {
+                let j = self.new_join(scope);
+                self.blocks[j].nodes = vec![Node::FallOff { span: self.fn_end, diverges: false }];
+                j
+            }
+        }
+    }
+
+    fn not_first(&mut self, stmt: &Stmt) {
+        let ctx = self.ctx.clone();
+        let span = first_suspension_span(stmt, &ctx).unwrap_or_else(|| stmt.span());
+        self.err(
+            span,
+            format!(
+                "this suspension point is not the first thing its statement evaluates, so the \
+                 workflow cannot stop here; bind it to a local first: `let r = {ctx}.step(..).await?;` \
+                 and use `r`"
+            ),
+        );
+    }
+
+    fn declare_cond(&mut self, cond: &Expr, scope: &mut Vec<String>) {
+        struct Lets<'a>(&'a mut Vec<Decl>);
+        impl<'ast> syn::visit::Visit<'ast> for Lets<'_> {
+            fn visit_expr_let(&mut self, l: &'ast syn::ExprLet) {
+                self.0.extend(pattern_decls(&l.pat));
+            }
+            fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+        }
+        let mut decls = Vec::new();
+        syn::visit::Visit::visit_expr(&mut Lets(&mut decls), cond);
+        for d in decls {
+            self.declare(d, scope);
+        }
+    }
+
+    fn lower_if(&mut self, e: syn::ExprIf, scope: &[String], after: Cont) -> Node {
+        if expr_suspends(&e.cond, &self.ctx) {
+            self.not_first(&Stmt::Expr(Expr::If(e.clone()), None));
+        }
+        let mut tscope = scope.to_vec();
+        self.declare_cond(&e.cond, &mut tscope);
+        let then = self.lower_stmts(e.then_branch.stmts, &mut tscope, after);
+        let mut escope = scope.to_vec();
+        let els = match e.else_branch {
+            None => self.lower_stmts(Vec::new(), &mut escope, after),
+            Some((_, else_expr)) => match *else_expr {
+                Expr::Block(b) if b.label.is_none() => self.lower_stmts(b.block.stmts, &mut escope, after),
+                other => self.lower_stmts(vec![Stmt::Expr(other, None)], &mut escope, after),
+            },
+        };
+        let cond = self.rewrite_expr(*e.cond);
+        Node::If { cond, then, els }
+    }
+
+    fn lower_match(&mut self, m: syn::ExprMatch, scope: &[String], after: Cont) -> Node {
+        if expr_suspends(&m.expr, &self.ctx) {
+            self.not_first(&Stmt::Expr(Expr::Match(m.clone()), None));
+        }
+        let mut arms = Vec::new();
+        for arm in m.arms {
+            let mut ascope = scope.to_vec();
+            for d in pattern_decls(&arm.pat) {
+                self.declare(d, &mut ascope);
+            }
+            let body = match *arm.body {
+                Expr::Block(b) if b.label.is_none() && b.attrs.is_empty() => b.block.stmts,
+                other => vec![Stmt::Expr(other, None)],
+            };
+            let nodes = self.lower_stmts(body, &mut ascope, after);
+            let mut pat = arm.pat;
+            self.rewrite_pat(&mut pat);
+            arms.push((pat, nodes));
+        }
+        let expr = self.rewrite_expr(*m.expr);
+        Node::Match { expr, arms }
+    }
+
+    fn lower_for(&mut self, f: syn::ExprForLoop, scope: &mut Vec<String>, after: Cont, out: &mut Vec<Node>) {
+        let krate = self.krate.clone();
+        let var = match &*f.pat {
+            Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => Some(pi.ident.clone()),
+            Pat::Wild(_) => None,
+            other => {
+                self.err(
+                    other.span(),
+                    "a `for` loop that suspends takes a single name as its pattern; destructure \
+                     inside the body: `for item in items { let (a, b) = item; .. }`",
+                );
+                None
+            }
+        };
+        let cursor = format_ident!("__wf_for{}", self.for_count);
+        self.for_count += 1;
+        let iter = (*f.expr).clone();
+        let (cursor_ty, elem_ty, init) = match &iter {
+            Expr::Range(r) if r.start.is_some() && r.end.is_some() => {
+                let (start, end) = (r.start.as_deref().expect("checked"), r.end.as_deref().expect("checked"));
+                let inclusive = matches!(r.limits, syn::RangeLimits::Closed(_));
+                let idx = [start, end].into_iter().find_map(|b| match self.resolve(super::vars::infer(b), scope) {
+                    TyInfo::Known(t) => Some(t),
+                    _ => None,
+                });
+                let Some(idx) = idx else {
+                    self.err(
+                        iter.span(),
+                        "cannot determine the integer type of this range, which a suspending `for` \
+                         loop holds across suspension points; give a bound a type: `0u32..n` or \
+                         `0..n as u64`",
+                    );
+                    return;
+                };
+                let (start, end) = (self.rewrite_expr(start.clone()), self.rewrite_expr(end.clone()));
+                (
+                    quote!(#krate::RangeCursor<#idx>),
+                    idx.clone(),
+                    quote!(#krate::RangeCursor::<#idx>::new(#start, #end, #inclusive)),
+                )
+            }
+            other => {
+                let ty = match self.resolve(super::vars::infer(other), scope) {
+                    TyInfo::Known(t) => t,
+                    TyInfo::Reference => {
+                        self.err(
+                            other.span(),
+                            "a `for` loop that suspends must own what it iterates, because the \
+                             remaining items are stored in the checkpoint; iterate a clone: \
+                             `for x in items.clone()`",
+                        );
+                        return;
+                    }
+                    _ => {
+                        self.err(
+                            other.span(),
+                            "cannot determine the type of the collection this suspending `for` \
+                             loop iterates; bind it to a local with a type first: `let items: \
+                             Vec<Item> = ..;` and write `for item in items`",
+                        );
+                        return;
+                    }
+                };
+                let elem = quote!(<#ty as ::core::iter::IntoIterator>::Item);
+                let iter = self.rewrite_expr(other.clone());
+                (
+                    quote!(::std::collections::VecDeque<#elem>),
+                    elem,
+                    quote!(#krate::vec_cursor(#iter)),
+                )
+            }
+        };
+        out.push(Node::Stmt(parse_quote!(let mut #cursor: #cursor_ty = #init;)));
+        self.declare(Decl { ident: cursor.clone(), ty: TyInfo::Known(cursor_ty), kind: DeclKind::Internal }, scope);
+        let exit = self.exit_block(after, scope);
+        let head = self.new_join(scope);
+        let label = f.label.as_ref().map(|l| l.name.ident.to_string());
+        let mut hscope = scope.clone();
+        let bind: Pat = match &var {
+            Some(v) => {
+                self.declare(Decl { ident: v.clone(), ty: TyInfo::Known(elem_ty), kind: DeclKind::ForVar }, &mut hscope);
+                let m = match &*f.pat {
+                    Pat::Ident(pi) => pi.mutability,
+                    _ => None,
+                };
+                parse_quote!(#m #v)
+            }
+            None => parse_quote!(_),
+        };
+        let jump = jump_expr(exit);
+        let mut nodes = vec![Node::Stmt(parse_quote! {
+            let #bind = match #krate::ForCursor::next_item(&mut #cursor) {
+                ::core::option::Option::Some(__wf_item) => __wf_item,
+                ::core::option::Option::None => #jump,
+            };
+        })];
+        self.loops.push(LoopCtx { label, head, exit });
+        nodes.extend(self.lower_stmts(f.body.stmts, &mut hscope, Cont::Jump(head)));
+        self.loops.pop();
+        self.blocks[head].nodes = nodes;
+        out.push(Node::Jump(head));
+    }
+
+    fn resolve(&self, ty: TyInfo, scope: &[String]) -> TyInfo {
+        match ty {
+            TyInfo::SameAs(name) if scope.contains(&name) => {
+                self.decls.get(&name).and_then(|d| d.last()).map_or(TyInfo::Unknown, |d| d.ty.clone())
+            }
+            TyInfo::SameAs(_) => TyInfo::Unknown,
+            other => other,
+        }
+    }
+
+    fn susp_types(&self, susp: &Suspension) -> (TokenStream, Option<TokenStream>) {
+        let krate = &self.krate;
+        match &susp.kind {
+            SuspensionKind::Step { func, .. } => {
+                let out = quote_spanned!(func.span()=> <#func as #krate::Function>::Output);
+                (quote!(::core::result::Result<#out, #krate::StepError>), Some(out))
+            }
+            SuspensionKind::Wait { ty, .. } => (quote!(::core::result::Result<#ty, #krate::WaitError>), Some(quote!(#ty))),
+            SuspensionKind::Sleep { .. } => (quote!(()), None),
+        }
+    }
+
+    fn variant_name(&mut self, susp: &Suspension, label: Option<&syn::Ident>) -> syn::Ident {
+        let (name, span) = match (label, &susp.kind) {
+            (Some(l), _) => (l.to_string(), l.span()),
+            (None, SuspensionKind::Step { func, .. }) => {
+                let last = func.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+                (upper_camel(&last), susp.span)
+            }
+            (None, SuspensionKind::Wait { name, .. }) => match &**name {
+                Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => {
+                    (format!("Awaiting{}", upper_camel(&s.value())), susp.span)
+                }
+                other => {
+                    self.err(
+                        other.span(),
+                        "the signal name is not a string literal, so the state cannot be named from \
+                         it; name this suspension point with `#[state(AwaitingSomething)]` on its \
+                         statement",
+                    );
+                    (format!("__Unnamed{}", self.susps.len()), susp.span)
+                }
+            },
+            (None, SuspensionKind::Sleep { .. }) => ("Sleeping".to_owned(), susp.span),
+        };
+        if let Some(prev) = self.names.get(&name).copied() {
+            let mut e = syn::Error::new(
+                span,
+                format!(
+                    "two suspension points would both be stored as the state `{name}`; give this one \
+                     its own stable name with `#[state({name}Again)]` (any name) on its statement"
+                ),
+            );
+            if prev.source_text().is_some() {
+                e.combine(syn::Error::new(prev, format!("`{name}` is first used here")));
+            }
+            self.errors.push(e);
+        } else {
+            self.names.insert(name.clone(), span);
+        }
+        syn::Ident::new(&name, span)
+    }
+
+    fn take_label(&mut self, stmt: &mut Stmt) -> Option<syn::Ident> {
+        let attrs = match stmt {
+            Stmt::Local(l) => &mut l.attrs,
+            Stmt::Expr(e, _) => match expr_attrs(e) {
+                Some(a) => a,
+                None => return None,
+            },
+            _ => return None,
+        };
+        let pos = attrs.iter().position(|a| a.path().is_ident("state"))?;
+        let attr = attrs.remove(pos);
+        match attr.parse_args::<syn::Ident>() {
+            Ok(i) => Some(i),
+            Err(_) => {
+                self.err(attr.span(), "write `#[state(VariantName)]` with one identifier");
+                None
+            }
+        }
+    }
+
+    fn rewriter(&mut self) -> Rewriter<'_> {
+        Rewriter {
+            loops: &self.loops,
+            depth: 0,
+            inner_labels: Vec::new(),
+            errors: &mut self.errors,
+            krate: self.krate.clone(),
+        }
+    }
+
+    fn rewrite_stmt(&mut self, mut s: Stmt) -> Stmt {
+        self.rewriter().visit_stmt_mut(&mut s);
+        s
+    }
+
+    fn rewrite_expr(&mut self, mut e: Expr) -> Expr {
+        self.rewriter().visit_expr_mut(&mut e);
+        e
+    }
+
+    fn rewrite_susp(&mut self, mut susp: Suspension) -> Suspension {
+        match &mut susp.kind {
+            SuspensionKind::Step { input, .. } => self.rewriter().visit_expr_mut(input),
+            SuspensionKind::Wait { name, timeout, metadata, .. } => {
+                self.rewriter().visit_expr_mut(name);
+                self.rewriter().visit_expr_mut(timeout);
+                self.rewriter().visit_expr_mut(metadata);
+            }
+            SuspensionKind::Sleep { duration } => self.rewriter().visit_expr_mut(duration),
+        }
+        susp
+    }
+
+    fn rewrite_pat(&mut self, p: &mut Pat) {
+        if let Pat::Guard(g) = p {
+            self.rewriter().visit_expr_mut(&mut g.guard);
+        }
+    }
+}
+
+fn expr_attrs(e: &mut Expr) -> Option<&mut Vec<syn::Attribute>> {
+    Some(match e {
+        Expr::Await(x) => &mut x.attrs,
+        Expr::Try(x) => &mut x.attrs,
+        Expr::Assign(x) => &mut x.attrs,
+        Expr::Match(x) => &mut x.attrs,
+        Expr::If(x) => &mut x.attrs,
+        Expr::MethodCall(x) => &mut x.attrs,
+        Expr::Call(x) => &mut x.attrs,
+        Expr::Field(x) => &mut x.attrs,
+        Expr::Return(x) => &mut x.attrs,
+        Expr::Loop(x) => &mut x.attrs,
+        Expr::While(x) => &mut x.attrs,
+        Expr::ForLoop(x) => &mut x.attrs,
+        Expr::Block(x) => &mut x.attrs,
+        _ => return None,
+    })
+}
+
+/// The jump placeholder, replaced by the move into the target block's variant at expansion.
+pub(crate) fn jump_expr(target: usize) -> Expr {
+    let ident = syn::Ident::new(JUMP_MACRO, Span::call_site());
+    let lit = syn::LitInt::new(&target.to_string(), Span::call_site());
+    parse_quote!(#ident!(#lit))
+}
+
+/// Whether a statement obviously never completes (`return`, `panic!`, ...), so the body does not
+/// fall off its end after it.
+fn diverges(s: &Stmt) -> bool {
+    match s {
+        Stmt::Expr(Expr::Return(_) | Expr::Break(_) | Expr::Continue(_), _) => true,
+        Stmt::Expr(Expr::Macro(m), _) => ["panic", "unreachable", "todo", "unimplemented"]
+            .iter()
+            .any(|n| m.mac.path.is_ident(n)),
+        Stmt::Macro(m) => ["panic", "unreachable", "todo", "unimplemented"].iter().any(|n| m.mac.path.is_ident(n)),
+        _ => false,
+    }
+}
+
+fn first_suspension_span(stmt: &Stmt, ctx: &str) -> Option<Span> {
+    struct Find<'a> {
+        ctx: &'a str,
+        span: Option<Span>,
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Find<'_> {
+        fn visit_expr(&mut self, e: &'ast Expr) {
+            if self.span.is_some() {
+                return;
+            }
+            if as_suspension(e, self.ctx).is_some() {
+                self.span = Some(e.span());
+                return;
+            }
+            syn::visit::visit_expr(self, e);
+        }
+    }
+    let mut f = Find { ctx, span: None };
+    syn::visit::Visit::visit_stmt(&mut f, stmt);
+    f.span
+}
+
+/// The place of the suspension point a statement evaluates before anything else, if any.
+fn first_evaluated<'a>(stmt: &'a mut Stmt, ctx: &str) -> Option<&'a mut Expr> {
+    match stmt {
+        Stmt::Local(l) => first_eval_expr(&mut l.init.as_mut()?.expr, ctx),
+        Stmt::Expr(e, _) => first_eval_expr(e, ctx),
+        _ => None,
+    }
+}
+
+fn first_eval_expr<'a>(e: &'a mut Expr, ctx: &str) -> Option<&'a mut Expr> {
+    if as_suspension(e, ctx).is_some() {
+        return Some(e);
+    }
+    match e {
+        Expr::Try(t) => first_eval_expr(&mut t.expr, ctx),
+        Expr::Field(f) => first_eval_expr(&mut f.base, ctx),
+        Expr::MethodCall(m) => first_eval_expr(&mut m.receiver, ctx),
+        Expr::Match(m) => first_eval_expr(&mut m.expr, ctx),
+        Expr::If(i) => first_eval_expr(&mut i.cond, ctx),
+        Expr::Let(l) => first_eval_expr(&mut l.expr, ctx),
+        Expr::Paren(p) => first_eval_expr(&mut p.expr, ctx),
+        Expr::Group(g) => first_eval_expr(&mut g.expr, ctx),
+        Expr::Binary(b) => first_eval_expr(&mut b.left, ctx),
+        Expr::Cast(c) => first_eval_expr(&mut c.expr, ctx),
+        Expr::Unary(u) => first_eval_expr(&mut u.expr, ctx),
+        Expr::Index(i) => first_eval_expr(&mut i.expr, ctx),
+        Expr::Return(r) => first_eval_expr(r.expr.as_mut()?, ctx),
+        Expr::Assign(a) if matches!(&*a.left, Expr::Path(_) | Expr::Field(_)) => first_eval_expr(&mut a.right, ctx),
+        Expr::Call(c) if matches!(&*c.func, Expr::Path(_)) => first_eval_expr(c.args.first_mut()?, ctx),
+        Expr::Tuple(t) => first_eval_expr(t.elems.first_mut()?, ctx),
+        _ => None,
+    }
+}
+
+/// Rewrites verbatim code for the transition function: `return e` completes the run, `?`
+/// completes it with the error, and `break`/`continue` of a lowered loop jump to its blocks.
+struct Rewriter<'a> {
+    loops: &'a [LoopCtx],
+    depth: usize,
+    inner_labels: Vec<String>,
+    errors: &'a mut Vec<syn::Error>,
+    krate: TokenStream,
+}
+
+impl Rewriter<'_> {
+    fn target(&self, label: Option<&syn::Lifetime>) -> Option<&LoopCtx> {
+        match label {
+            Some(l) => {
+                let name = l.ident.to_string();
+                if self.inner_labels.contains(&name) {
+                    None
+                } else {
+                    self.loops.iter().rev().find(|c| c.label.as_deref() == Some(name.as_str()))
+                }
+            }
+            None if self.depth > 0 => None,
+            None => self.loops.last(),
+        }
+    }
+
+    fn inner_loop(&mut self, label: Option<&syn::Label>, e: &mut Expr) {
+        self.depth += 1;
+        if let Some(l) = label {
+            self.inner_labels.push(l.name.ident.to_string());
+        }
+        syn::visit_mut::visit_expr_mut(self, e);
+        if label.is_some() {
+            self.inner_labels.pop();
+        }
+        self.depth -= 1;
+    }
+}
+
+impl VisitMut for Rewriter<'_> {
+    fn visit_expr_mut(&mut self, e: &mut Expr) {
+        let krate = self.krate.clone();
+        match e {
+            // These have their own `return`, `?` and loops.
+            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) | Expr::TryBlock(_) => {}
+            Expr::Return(r) => {
+                if let Some(inner) = &mut r.expr {
+                    self.visit_expr_mut(inner);
+                }
+                let span = r.return_token.span;
+                let inner = r.expr.take().map_or_else(|| quote!(()), |b| quote!(#b));
+                *e = parse_quote_spanned!(span=> return #krate::Transition::Complete(#inner));
+            }
+            Expr::Try(t) => {
+                self.visit_expr_mut(&mut t.expr);
+                let span = t.question_token.span;
+                let inner = &t.expr;
+                *e = parse_quote_spanned! {span=>
+                    match #inner {
+                        ::core::result::Result::Ok(__wf_v) => __wf_v,
+                        ::core::result::Result::Err(__wf_e) => {
+                            return #krate::Transition::Complete(
+                                ::core::result::Result::Err(::core::convert::From::from(__wf_e)),
+                            );
+                        }
+                    }
+                };
+            }
+            Expr::Break(b) => {
+                if let Some(inner) = &mut b.expr {
+                    self.visit_expr_mut(inner);
+                }
+                if let Some(target) = self.target(b.label.as_ref()) {
+                    let exit = target.exit;
+                    if let Some(v) = &b.expr {
+                        self.errors.push(syn::Error::new(
+                            v.span(),
+                            "`break` with a value cannot leave a loop that suspends; assign the \
+                             value to a local declared before the loop, then `break`",
+                        ));
+                    }
+                    *e = jump_expr(exit);
+                }
+            }
+            Expr::Continue(c) => {
+                if let Some(target) = self.target(c.label.as_ref()) {
+                    *e = jump_expr(target.head);
+                }
+            }
+            Expr::Loop(l) => {
+                let label = l.label.clone();
+                self.inner_loop(label.as_ref(), e);
+            }
+            Expr::While(w) => {
+                let label = w.label.clone();
+                self.inner_loop(label.as_ref(), e);
+            }
+            Expr::ForLoop(f) => {
+                let label = f.label.clone();
+                self.inner_loop(label.as_ref(), e);
+            }
+            Expr::Block(b) if b.label.is_some() => {
+                // A labeled block is a `break` target, but not a `continue` one.
+                let name = b.label.as_ref().map(|l| l.name.ident.to_string()).unwrap_or_default();
+                self.inner_labels.push(name);
+                syn::visit_mut::visit_expr_mut(self, e);
+                self.inner_labels.pop();
+            }
+            _ => syn::visit_mut::visit_expr_mut(self, e),
+        }
+    }
+
+    fn visit_macro_mut(&mut self, m: &mut syn::Macro) {
+        // Format-like macros take expressions; rewrite a `?` or `return` inside them too.
+        let has = m.tokens.clone().into_iter().any(|t| contains_try_or_return(&t));
+        if !has {
+            return;
+        }
+        let parser = syn::punctuated::Punctuated::<Expr, syn::Token![,]>::parse_terminated;
+        if let Ok(mut args) = syn::parse::Parser::parse2(parser, m.tokens.clone()) {
+            for a in args.iter_mut() {
+                self.visit_expr_mut(a);
+            }
+            m.tokens = quote!(#args);
+        }
+    }
+
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+}
+
+fn contains_try_or_return(t: &proc_macro2::TokenTree) -> bool {
+    match t {
+        proc_macro2::TokenTree::Punct(p) => p.as_char() == '?',
+        proc_macro2::TokenTree::Ident(i) => i == "return",
+        proc_macro2::TokenTree::Group(g) => g.stream().into_iter().any(|t| contains_try_or_return(&t)),
+        proc_macro2::TokenTree::Literal(_) => false,
+    }
+}

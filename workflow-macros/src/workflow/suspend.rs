@@ -1,0 +1,287 @@
+//! Recognising suspension points and rejecting constructs the lowering cannot express.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Expr, ExprAwait, ExprMethodCall, GenericArgument, Path, Type};
+
+/// One `ctx.step(..)`, `ctx.wait_for_signal::<T>(..)` or `ctx.sleep(..)` followed by `.await`.
+#[derive(Clone)]
+pub(crate) struct Suspension {
+    pub(crate) kind: SuspensionKind,
+    pub(crate) span: Span,
+}
+
+#[derive(Clone)]
+pub(crate) enum SuspensionKind {
+    Step { func: Path, input: Box<Expr> },
+    Wait { ty: Box<Type>, name: Box<Expr>, timeout: Box<Expr>, metadata: Box<Expr> },
+    Sleep { duration: Box<Expr> },
+}
+
+const METHODS: [&str; 3] = ["step", "wait_for_signal", "sleep"];
+
+fn is_ctx(expr: &Expr, ctx: &str) -> bool {
+    matches!(expr, Expr::Path(p) if p.qself.is_none() && p.path.is_ident(ctx))
+}
+
+fn ctx_call<'a>(expr: &'a Expr, ctx: &str) -> Option<&'a ExprMethodCall> {
+    match expr {
+        Expr::MethodCall(m) if is_ctx(&m.receiver, ctx) && METHODS.iter().any(|n| m.method == n) => Some(m),
+        _ => None,
+    }
+}
+
+/// Recognises `ctx.<method>(..).await`; `Some(Err)` for a malformed one.
+pub(crate) fn as_suspension(expr: &Expr, ctx: &str) -> Option<syn::Result<Suspension>> {
+    let Expr::Await(ExprAwait { base, .. }) = expr else { return None };
+    let call = ctx_call(base, ctx)?;
+    Some(parse_call(call, expr.span()))
+}
+
+fn arity(call: &ExprMethodCall, n: usize, shape: &str) -> syn::Result<()> {
+    if call.args.len() == n {
+        Ok(())
+    } else {
+        Err(syn::Error::new(
+            call.method.span(),
+            format!("`{}` takes {n} argument{}: `{shape}`", call.method, if n == 1 { "" } else { "s" }),
+        ))
+    }
+}
+
+fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
+    let args: Vec<&Expr> = call.args.iter().collect();
+    let kind = match call.method.to_string().as_str() {
+        "step" => {
+            arity(call, 2, "ctx.step(function, input)")?;
+            if let Some(t) = &call.turbofish {
+                return Err(syn::Error::new_spanned(t, "`ctx.step` takes no type arguments"));
+            }
+            let func = match args[0] {
+                Expr::Path(p) if p.qself.is_none() => p.path.clone(),
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "the first argument of `ctx.step` must name a `#[function]` directly, \
+                         like `ctx.step(load_ticket, id)`",
+                    ));
+                }
+            };
+            SuspensionKind::Step { func, input: Box::new(args[1].clone()) }
+        }
+        "wait_for_signal" => {
+            arity(call, 3, "ctx.wait_for_signal::<T>(name, timeout, metadata)")?;
+            let ty = call.turbofish.as_ref().and_then(|t| {
+                if t.args.len() != 1 {
+                    return None;
+                }
+                match t.args.first() {
+                    Some(GenericArgument::Type(ty)) => Some(ty.clone()),
+                    _ => None,
+                }
+            });
+            let Some(ty) = ty else {
+                return Err(syn::Error::new(
+                    call.method.span(),
+                    "name the payload type of the signal: `ctx.wait_for_signal::<Decision>(name, \
+                     timeout, metadata)`; the type is stored with the wait",
+                ));
+            };
+            SuspensionKind::Wait {
+                ty: Box::new(ty),
+                name: Box::new(args[0].clone()),
+                timeout: Box::new(args[1].clone()),
+                metadata: Box::new(args[2].clone()),
+            }
+        }
+        _ => {
+            arity(call, 1, "ctx.sleep(duration)")?;
+            SuspensionKind::Sleep { duration: Box::new(args[0].clone()) }
+        }
+    };
+    Ok(Suspension { kind, span })
+}
+
+struct Find<'a> {
+    ctx: &'a str,
+    found: bool,
+}
+
+impl<'ast> Visit<'ast> for Find<'_> {
+    fn visit_expr(&mut self, e: &'ast Expr) {
+        if self.found {
+            return;
+        }
+        if as_suspension(e, self.ctx).is_some() {
+            self.found = true;
+            return;
+        }
+        syn::visit::visit_expr(self, e);
+    }
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+/// Whether an expression contains a suspension point anywhere.
+pub(crate) fn expr_suspends(e: &Expr, ctx: &str) -> bool {
+    let mut f = Find { ctx, found: false };
+    f.visit_expr(e);
+    f.found
+}
+
+/// Whether a statement contains a suspension point anywhere.
+pub(crate) fn stmt_suspends(s: &syn::Stmt, ctx: &str) -> bool {
+    let mut f = Find { ctx, found: false };
+    f.visit_stmt(s);
+    f.found
+}
+
+/// Walks the whole body once and reports every construct that cannot be lowered: an `.await`
+/// on anything but a suspension point, a suspension point inside a closure, an `async` block,
+/// a nested item or a macro, a `ctx` call without `.await`, and suspensions in conditions that
+/// are evaluated more than once.
+pub(crate) fn check_body(block: &syn::Block, ctx: &str, errors: &mut Vec<syn::Error>) {
+    let mut s = Scan { ctx, errors, inside: Vec::new() };
+    s.visit_block(block);
+}
+
+struct Scan<'a> {
+    ctx: &'a str,
+    errors: &'a mut Vec<syn::Error>,
+    /// What encloses the current node, innermost last: "a closure", "an `async` block", ...
+    inside: Vec<&'static str>,
+}
+
+impl Scan<'_> {
+    fn err(&mut self, span: Span, msg: impl Into<String>) {
+        self.errors.push(syn::Error::new(span, msg.into()));
+    }
+
+    fn scan_macro_tokens(&mut self, tokens: TokenStream) {
+        let mut prev_dot: Option<Span> = None;
+        for tt in tokens {
+            match &tt {
+                TokenTree::Ident(i) if i == "await" && prev_dot.is_some() => {
+                    self.err(
+                        i.span(),
+                        "`.await` inside a macro call is not supported in a workflow; bind the \
+                         result to a local first: `let r = ctx.step(f, x).await?;` then use `r` in \
+                         the macro",
+                    );
+                }
+                TokenTree::Group(g) => self.scan_macro_tokens(g.stream()),
+                _ => {}
+            }
+            prev_dot = match &tt {
+                TokenTree::Punct(p) if p.as_char() == '.' => Some(p.span()),
+                _ => None,
+            };
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Scan<'_> {
+    fn visit_expr(&mut self, e: &'ast Expr) {
+        match e {
+            Expr::Await(a) => {
+                if let Some(res) = as_suspension(e, self.ctx) {
+                    match res {
+                        Err(err) => self.errors.push(err),
+                        Ok(_) => {
+                            if let Some(place) = self.inside.last() {
+                                let msg = format!(
+                                    "a workflow cannot suspend inside {place}: the state machine \
+                                     can only stop at statements of the workflow body itself; move \
+                                     this call out of {place}"
+                                );
+                                self.err(a.await_token.span(), msg);
+                            }
+                        }
+                    }
+                    // The call's arguments may not suspend either.
+                    if let Expr::MethodCall(m) = &*a.base {
+                        for arg in &m.args {
+                            self.visit_expr(arg);
+                        }
+                    }
+                    return;
+                }
+                if !self.inside.is_empty() {
+                    // An `.await` inside an async block or closure belongs to that future.
+                    syn::visit::visit_expr(self, e);
+                    return;
+                }
+                let msg = format!(
+                    "only `{ctx}.step(..)`, `{ctx}.wait_for_signal::<T>(..)` and `{ctx}.sleep(..)` \
+                     can be awaited in a workflow; move other async work into a `#[function]` step and \
+                     call it with `{ctx}.step(..)`",
+                    ctx = self.ctx
+                );
+                self.err(a.await_token.span(), msg);
+                syn::visit::visit_expr(self, e);
+            }
+            Expr::MethodCall(m) if ctx_call(e, self.ctx).is_some() => {
+                let msg = format!(
+                    "`{}.{}(..)` must be awaited where it is written: add `.await`",
+                    self.ctx, m.method
+                );
+                self.err(m.method.span(), msg);
+                syn::visit::visit_expr(self, e);
+            }
+            Expr::Closure(_) => {
+                self.inside.push("a closure");
+                syn::visit::visit_expr(self, e);
+                self.inside.pop();
+            }
+            Expr::Async(_) => {
+                self.inside.push("an `async` block");
+                syn::visit::visit_expr(self, e);
+                self.inside.pop();
+            }
+            Expr::Const(_) => {
+                self.inside.push("a `const` block");
+                syn::visit::visit_expr(self, e);
+                self.inside.pop();
+            }
+            Expr::While(w) if expr_suspends(&w.cond, self.ctx) => {
+                self.err(
+                    w.cond.span(),
+                    "a `while` condition cannot suspend, because it is evaluated on every \
+                     iteration; write `loop { let c = ctx.step(..).await?; if !c { break; } .. }`",
+                );
+                syn::visit::visit_expr(self, e);
+            }
+            Expr::Binary(b)
+                if matches!(b.op, syn::BinOp::And(_) | syn::BinOp::Or(_))
+                    && expr_suspends(&b.right, self.ctx) =>
+            {
+                self.err(
+                    b.right.span(),
+                    "the right operand of `&&` or `||` cannot suspend, because it may not run; \
+                     bind it to a local first",
+                );
+                syn::visit::visit_expr(self, e);
+            }
+            _ => syn::visit::visit_expr(self, e),
+        }
+    }
+
+    fn visit_pat(&mut self, p: &'ast syn::Pat) {
+        if let syn::Pat::Guard(g) = p
+            && expr_suspends(&g.guard, self.ctx)
+        {
+            self.err(
+                g.guard.span(),
+                "a match guard cannot suspend; bind the value before the `match`",
+            );
+        }
+        syn::visit::visit_pat(self, p);
+    }
+
+    // A nested item cannot capture `ctx`, and its own `.await`s are its business.
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        self.scan_macro_tokens(m.tokens.clone());
+    }
+}

@@ -1,0 +1,281 @@
+//! Names: what a piece of code uses and binds, and what type a binding has.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{TokenStream, TokenTree};
+use quote::quote;
+use syn::visit::Visit;
+use syn::{Expr, Lit, Pat, Type};
+
+/// The placeholder the lowering leaves where control jumps to another block.
+pub(crate) const JUMP_MACRO: &str = "__wf_jump";
+
+/// What a binding's type is known to be.
+#[derive(Clone)]
+pub(crate) enum TyInfo {
+    Known(TokenStream),
+    /// The same type as another binding (`let y = x;`, `let y = x.clone();`).
+    SameAs(String),
+    /// A reference: never allowed across a suspension point.
+    Reference,
+    Unknown,
+}
+
+/// How a name was bound, for the diagnostics about held locals.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeclKind {
+    Param,
+    Let,
+    /// A binding inside a larger pattern: match arms, `if let`, destructuring `let`.
+    Pattern,
+    ForVar,
+    Internal,
+}
+
+/// One binding of a name.
+#[derive(Clone)]
+pub(crate) struct Decl {
+    pub(crate) ident: syn::Ident,
+    pub(crate) ty: TyInfo,
+    pub(crate) kind: DeclKind,
+}
+
+/// Names used (read or written) by a node, and the blocks it jumps to.
+#[derive(Default)]
+pub(crate) struct Uses {
+    pub(crate) names: BTreeSet<String>,
+    pub(crate) jumps: Vec<usize>,
+}
+
+impl Uses {
+    pub(crate) fn of_expr(e: &Expr) -> Self {
+        let mut u = Self::default();
+        u.visit_expr(e);
+        u
+    }
+
+    pub(crate) fn of_stmt(s: &syn::Stmt) -> Self {
+        let mut u = Self::default();
+        u.visit_stmt(s);
+        u
+    }
+
+    fn scan_tokens(&mut self, tokens: TokenStream) {
+        for tt in tokens {
+            match tt {
+                TokenTree::Ident(i) => {
+                    self.names.insert(i.to_string());
+                }
+                TokenTree::Group(g) => self.scan_tokens(g.stream()),
+                // Inline format arguments: `format!("{name}")` reads `name`.
+                TokenTree::Literal(l) => {
+                    if let Ok(Lit::Str(s)) = syn::parse2::<Lit>(TokenTree::Literal(l).into()) {
+                        self.format_args(&s.value());
+                    }
+                }
+                TokenTree::Punct(_) => {}
+            }
+        }
+    }
+
+    fn format_args(&mut self, s: &str) {
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '{' {
+                continue;
+            }
+            if chars.peek() == Some(&'{') {
+                chars.next();
+                continue;
+            }
+            let name: String = chars.by_ref().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() {
+                self.names.insert(name);
+            }
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Uses {
+    fn visit_expr_path(&mut self, p: &'ast syn::ExprPath) {
+        if p.qself.is_none()
+            && let Some(i) = p.path.get_ident()
+        {
+            self.names.insert(i.to_string());
+        }
+        syn::visit::visit_expr_path(self, p);
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        if m.path.is_ident(JUMP_MACRO) {
+            if let Ok(lit) = syn::parse2::<syn::LitInt>(m.tokens.clone())
+                && let Ok(n) = lit.base10_parse::<usize>()
+            {
+                self.jumps.push(n);
+            }
+            return;
+        }
+        self.scan_tokens(m.tokens.clone());
+    }
+
+    fn visit_expr_closure(&mut self, c: &'ast syn::ExprClosure) {
+        let mut inner = Uses::default();
+        inner.visit_expr(&c.body);
+        let mut params = Vec::new();
+        for p in &c.inputs {
+            pat_idents(p, &mut params);
+        }
+        for p in params {
+            inner.names.remove(&p.to_string());
+        }
+        self.names.extend(inner.names);
+        self.jumps.extend(inner.jumps);
+    }
+
+    // Nested items cannot see the workflow's locals.
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+/// The names a pattern binds. Capitalised single identifiers (`None`, `MAX`) are constants or
+/// unit variants, not bindings.
+pub(crate) fn pat_idents(p: &Pat, out: &mut Vec<syn::Ident>) {
+    struct Idents<'a>(&'a mut Vec<syn::Ident>);
+    impl<'ast> Visit<'ast> for Idents<'_> {
+        fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
+            let first = p.ident.to_string().chars().next().unwrap_or('_');
+            if !first.is_uppercase() {
+                self.0.push(p.ident.clone());
+            }
+            syn::visit::visit_pat_ident(self, p);
+        }
+        // A guard's expression binds nothing.
+        fn visit_expr(&mut self, _: &'ast Expr) {}
+    }
+    Idents(out).visit_pat(p);
+}
+
+/// The bindings of a `let` pattern with what their types are known to be.
+pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInfo>) -> Vec<Decl> {
+    match pat {
+        Pat::Type(pt) => {
+            let ty = match &*pt.ty {
+                Type::Reference(_) => TyInfo::Reference,
+                t => TyInfo::Known(quote!(#t)),
+            };
+            match &*pt.pat {
+                Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => {
+                    vec![Decl { ident: pi.ident.clone(), ty, kind: DeclKind::Let }]
+                }
+                other => pattern_decls(other),
+            }
+        }
+        Pat::Ident(pi) if pi.subpat.is_none() => {
+            let ty = if pi.by_ref.is_some() {
+                TyInfo::Reference
+            } else {
+                init_ty.unwrap_or_else(|| init.map_or(TyInfo::Unknown, infer))
+            };
+            vec![Decl { ident: pi.ident.clone(), ty, kind: DeclKind::Let }]
+        }
+        other => pattern_decls(other),
+    }
+}
+
+/// The bindings of a pattern whose types cannot be named.
+pub(crate) fn pattern_decls(pat: &Pat) -> Vec<Decl> {
+    let mut ids = Vec::new();
+    pat_idents(pat, &mut ids);
+    ids.into_iter().map(|ident| Decl { ident, ty: TyInfo::Unknown, kind: DeclKind::Pattern }).collect()
+}
+
+fn lit_type(lit: &Lit) -> TyInfo {
+    let known = |s: &str| TyInfo::Known(s.parse().expect("a primitive type name"));
+    match lit {
+        Lit::Int(i) if !i.suffix().is_empty() => known(i.suffix()),
+        Lit::Float(f) if !f.suffix().is_empty() => known(f.suffix()),
+        Lit::Bool(_) => known("bool"),
+        Lit::Char(_) => known("char"),
+        Lit::Str(_) => TyInfo::Reference,
+        _ => TyInfo::Unknown,
+    }
+}
+
+fn path_is(p: &syn::Path, segs: &[&str]) -> bool {
+    p.segments.len() >= segs.len()
+        && p.segments.iter().rev().zip(segs.iter().rev()).all(|(s, want)| s.ident == want)
+}
+
+/// Infers a binding's type from its initialiser, for the forms whose type is written in them.
+pub(crate) fn infer(e: &Expr) -> TyInfo {
+    match e {
+        Expr::Lit(l) => lit_type(&l.lit),
+        Expr::Paren(p) => infer(&p.expr),
+        Expr::Group(g) => infer(&g.expr),
+        Expr::Cast(c) => {
+            let t = &c.ty;
+            TyInfo::Known(quote!(#t))
+        }
+        Expr::Reference(_) => TyInfo::Reference,
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => infer(&u.expr),
+        Expr::Path(p) if p.qself.is_none() => match p.path.get_ident() {
+            Some(i) => TyInfo::SameAs(i.to_string()),
+            None => TyInfo::Unknown,
+        },
+        Expr::Struct(s) if s.qself.is_none() && !s.path.is_ident("Self") => {
+            let p = &s.path;
+            TyInfo::Known(quote!(#p))
+        }
+        Expr::Macro(m) if m.mac.path.is_ident("format") => TyInfo::Known(quote!(::std::string::String)),
+        Expr::Call(c) => match &*c.func {
+            Expr::Path(p) if path_is(&p.path, &["String", "new"]) || path_is(&p.path, &["String", "from"]) => {
+                TyInfo::Known(quote!(::std::string::String))
+            }
+            _ => TyInfo::Unknown,
+        },
+        Expr::MethodCall(m) => {
+            let method = m.method.to_string();
+            match method.as_str() {
+                "to_string" => TyInfo::Known(quote!(::std::string::String)),
+                "to_owned" | "into" if matches!(&*m.receiver, Expr::Lit(l) if matches!(l.lit, Lit::Str(_))) => {
+                    if method == "to_owned" {
+                        TyInfo::Known(quote!(::std::string::String))
+                    } else {
+                        TyInfo::Unknown
+                    }
+                }
+                "clone" | "to_owned" => match infer(&m.receiver) {
+                    TyInfo::Reference => TyInfo::Unknown,
+                    other => other,
+                },
+                "len" | "count" => TyInfo::Known(quote!(usize)),
+                "is_empty" | "is_some" | "is_none" | "is_ok" | "is_err" | "contains" | "starts_with"
+                | "ends_with" => TyInfo::Known(quote!(bool)),
+                _ => TyInfo::Unknown,
+            }
+        }
+        _ => TyInfo::Unknown,
+    }
+}
+
+/// Turns `load_ticket` / `refund-decision` / `refund decision` into `LoadTicket` /
+/// `RefundDecision`.
+pub(crate) fn upper_camel(s: &str) -> String {
+    let mut out = String::new();
+    let mut up = true;
+    for c in s.chars() {
+        if c.is_alphanumeric() {
+            if up {
+                out.extend(c.to_uppercase());
+            } else {
+                out.push(c);
+            }
+            up = false;
+        } else {
+            up = true;
+        }
+    }
+    if out.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        out.insert(0, 'S');
+    }
+    out
+}
