@@ -32,6 +32,8 @@ fn live_nodes(nodes: &[Node], fields: &Fields, susps: &[SuspInfo]) -> BTreeSet<S
     for node in nodes.iter().rev() {
         live = match node {
             Node::Stmt(s) => {
+                // An assignment `x = e;` does not end `x`'s liveness: every arm re-binds its
+                // fields, so `x` must exist there to be assigned.
                 let u = Uses::of_stmt(s);
                 if let syn::Stmt::Local(l) = s {
                     let mut defs = Vec::new();

@@ -99,7 +99,7 @@ impl Lowerer {
     pub(crate) fn lower_body(&mut self, params: &[(syn::Ident, syn::Type)], body: Vec<Stmt>) {
         let mut scope = Vec::new();
         for (ident, ty) in params {
-            self.declare(Decl { ident: ident.clone(), ty: TyInfo::Known(quote!(#ty)), kind: DeclKind::Param }, &mut scope);
+            self.declare(Decl { ident: ident.clone(), ty: TyInfo::Known(quote!(#ty)), kind: DeclKind::Param, shadows: false }, &mut scope);
         }
         self.names.insert("Start".into(), Span::call_site());
         let start = self.new_block(BlockKind::Start, format_ident!("Start"), scope.clone());
@@ -132,6 +132,7 @@ impl Lowerer {
             };
         }
         let name = decl.ident.to_string();
+        decl.shadows = scope.contains(&name);
         self.decls.entry(name.clone()).or_default().push(decl);
         scope.push(name);
     }
@@ -226,6 +227,9 @@ impl Lowerer {
                 return out;
             };
             let tail_value = is_last && semi.is_none() && matches!(cont, Cont::FnEnd);
+            // The rest of the list goes into a join block; it is lowered after the structure
+            // so that blocks and loop cursors are numbered in source order.
+            let mut rest_into = None;
             let after = if tail_value {
                 Cont::FnEnd
             } else if is_last {
@@ -239,9 +243,7 @@ impl Lowerer {
                 }
             } else {
                 let j = self.new_join(scope);
-                let mut jscope = scope.clone();
-                let nodes = self.lower_stmts(stmts[i + 1..].to_vec(), &mut jscope, cont);
-                self.blocks[j].nodes = nodes;
+                rest_into = Some((j, scope.clone()));
                 Cont::Jump(j)
             };
             match expr {
@@ -287,6 +289,10 @@ impl Lowerer {
                     self.not_first(&Stmt::Expr(other, semi));
                     out.push(Node::FallOff { span: self.fn_end, diverges: true });
                 }
+            }
+            if let Some((j, mut jscope)) = rest_into {
+                let nodes = self.lower_stmts(stmts[i + 1..].to_vec(), &mut jscope, cont);
+                self.blocks[j].nodes = nodes;
             }
             return out;
         }
@@ -454,14 +460,14 @@ impl Lowerer {
             }
         };
         out.push(Node::Stmt(parse_quote!(let mut #cursor: #cursor_ty = #init;)));
-        self.declare(Decl { ident: cursor.clone(), ty: TyInfo::Known(cursor_ty), kind: DeclKind::Internal }, scope);
+        self.declare(Decl { ident: cursor.clone(), ty: TyInfo::Known(cursor_ty), kind: DeclKind::Internal, shadows: false }, scope);
         let exit = self.exit_block(after, scope);
         let head = self.new_join(scope);
         let label = f.label.as_ref().map(|l| l.name.ident.to_string());
         let mut hscope = scope.clone();
         let bind: Pat = match &var {
             Some(v) => {
-                self.declare(Decl { ident: v.clone(), ty: TyInfo::Known(elem_ty), kind: DeclKind::ForVar }, &mut hscope);
+                self.declare(Decl { ident: v.clone(), ty: TyInfo::Known(elem_ty), kind: DeclKind::ForVar, shadows: false }, &mut hscope);
                 let m = match &*f.pat {
                     Pat::Ident(pi) => pi.mutability,
                     _ => None,

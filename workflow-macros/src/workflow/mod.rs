@@ -237,9 +237,17 @@ fn field_types(
             }
             let Some(decls) = lw.decls.get(name) else { continue };
             let first = &decls[0];
-            let err = if decls.len() > 1 {
+            // Bindings of one name in sibling scopes (two `for i` loops) share the field when
+            // they have the same written type; a binding that shadows one still in scope
+            // would be restored from the wrong value, so it is refused.
+            let same_type = decls.iter().all(|d| match (&d.ty, &first.ty) {
+                (TyInfo::Known(a), TyInfo::Known(b)) => a.to_string() == b.to_string(),
+                _ => false,
+            });
+            let clash = decls.iter().skip(1).find(|d| d.shadows || !same_type);
+            let err = if let Some(second) = clash {
                 let mut e = syn::Error::new(
-                    decls[1].ident.span(),
+                    second.ident.span(),
                     format!(
                         "`{name}` is held across a suspension point (state {state}), so it cannot be \
                          declared again: its value is restored by name; rename this binding"
@@ -255,6 +263,15 @@ fn field_types(
                             "`{name}` is bound by a pattern and held across a suspension point (state \
                              {state}); rebind it with a type before suspending: `let {name}2: Type = \
                              {name};`"
+                        ),
+                    )),
+                    (_, DeclKind::Uninit) => Some(syn::Error::new(
+                        first.ident.span(),
+                        format!(
+                            "`{name}` is held across a suspension point (state {state}) but declared \
+                             without a value; the checkpoint stores it, so give it one where it is \
+                             declared: `let mut {name}: Type = ..;` (an `Option` works when there \
+                             is no value yet)"
                         ),
                     )),
                     (TyInfo::Known(t), _) => {

@@ -188,7 +188,8 @@ impl<'ast> Visit<'ast> for Scan<'_> {
                     match res {
                         Err(err) => self.errors.push(err),
                         Ok(_) => {
-                            if let Some(place) = self.inside.last() {
+                            // The outermost enclosing construct is the one to move out of.
+                            if let Some(place) = self.inside.first() {
                                 let msg = format!(
                                     "a workflow cannot suspend inside {place}: the state machine \
                                      can only stop at statements of the workflow body itself; move \

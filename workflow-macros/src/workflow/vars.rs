@@ -30,6 +30,8 @@ pub(crate) enum DeclKind {
     Pattern,
     ForVar,
     Internal,
+    /// `let x: T;` without an initialiser.
+    Uninit,
 }
 
 /// One binding of a name.
@@ -38,6 +40,8 @@ pub(crate) struct Decl {
     pub(crate) ident: syn::Ident,
     pub(crate) ty: TyInfo,
     pub(crate) kind: DeclKind,
+    /// Whether the name was already in scope where this binding was made.
+    pub(crate) shadows: bool,
 }
 
 /// Names used (read or written) by a node, and the blocks it jumps to.
@@ -164,7 +168,8 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
             };
             match &*pt.pat {
                 Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => {
-                    vec![Decl { ident: pi.ident.clone(), ty, kind: DeclKind::Let }]
+                    let kind = if init.is_some() { DeclKind::Let } else { DeclKind::Uninit };
+                    vec![Decl { ident: pi.ident.clone(), ty, kind, shadows: false }]
                 }
                 other => pattern_decls(other),
             }
@@ -175,7 +180,8 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
             } else {
                 init_ty.unwrap_or_else(|| init.map_or(TyInfo::Unknown, infer))
             };
-            vec![Decl { ident: pi.ident.clone(), ty, kind: DeclKind::Let }]
+            let kind = if init.is_some() { DeclKind::Let } else { DeclKind::Uninit };
+            vec![Decl { ident: pi.ident.clone(), ty, kind, shadows: false }]
         }
         other => pattern_decls(other),
     }
@@ -185,7 +191,7 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
 pub(crate) fn pattern_decls(pat: &Pat) -> Vec<Decl> {
     let mut ids = Vec::new();
     pat_idents(pat, &mut ids);
-    ids.into_iter().map(|ident| Decl { ident, ty: TyInfo::Unknown, kind: DeclKind::Pattern }).collect()
+    ids.into_iter().map(|ident| Decl { ident, ty: TyInfo::Unknown, kind: DeclKind::Pattern, shadows: false }).collect()
 }
 
 fn lit_type(lit: &Lit) -> TyInfo {
