@@ -132,3 +132,52 @@ fn held_locals_are_exactly_the_live_ones() {
     let s = kitchen_sink::State::Echo { __wf_for1: Default::default(), joined: String::new(), total: 3 };
     assert!(serde_json::to_value(&s).unwrap()["Echo"].get("n").is_none());
 }
+
+#[function]
+async fn list(n: u64) -> Result<Vec<u64>, StepError> {
+    Ok((1..=n).collect())
+}
+
+#[function]
+async fn maybe(n: u64) -> Result<Option<u64>, StepError> {
+    Ok((n % 2 == 0).then_some(n))
+}
+
+#[workflow]
+async fn no_params(ctx: &mut WorkflowContext) -> Result<u64, StepError> {
+    let items = ctx.step(list, 5).await?;
+    let mut evens: u64 = 0;
+    for item in items {
+        if let Some(v) = ctx.step(maybe, item).await? {
+            evens += v;
+            if evens > 100 {
+                return Ok(evens);
+            }
+        }
+    }
+    #[state(Last)]
+    ctx.step(add, (evens, 1000)).await
+}
+
+#[workflow]
+async fn inclusive_range(ctx: &mut WorkflowContext, last: u8) -> Result<u64, WorkflowError> {
+    let mut sum: u64 = 0;
+    for i in 250..=last {
+        sum = ctx.step(add, (sum, u64::from(i))).await?;
+    }
+    Ok(sum)
+}
+
+#[test]
+fn for_over_a_step_output_and_a_suspension_in_tail_position() {
+    let run = drive(no_params, (), vec![]);
+    assert_eq!(run.output, Ok(1006));
+    assert_eq!(run.states, ["List", "Maybe", "Maybe", "Maybe", "Maybe", "Maybe", "Last"]);
+}
+
+#[test]
+fn an_inclusive_range_ending_at_the_type_maximum_does_not_repeat_or_overflow() {
+    let run = drive(inclusive_range, 255, vec![]);
+    assert_eq!(run.output, Ok(250 + 251 + 252 + 253 + 254 + 255));
+    assert_eq!(run.states.len(), 6);
+}

@@ -13,3 +13,9 @@ async fn wf(ctx: &mut WorkflowContext) -> Result<u64, WorkflowError> {
 }
 
 fn main() {}
+
+// Using the broken workflow elsewhere adds no errors of its own.
+#[allow(dead_code)]
+fn uses_it() -> impl Workflow<Input = ()> {
+    wf
+}

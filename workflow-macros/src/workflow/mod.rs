@@ -68,27 +68,85 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let mut errors = Vec::new();
     let args = parse_args(attr).map_err(|e| errors.push(e)).ok();
-    match expand_fn(&func, args.as_ref(), &mut errors) {
+    let sig = check_signature(&func, &mut errors);
+    match expand_fn(&func, sig.as_ref(), args.as_ref(), &mut errors) {
         Some(ts) if errors.is_empty() => ts,
-        _ => stub(&func, &errors),
+        _ => stub(&func, sig.as_ref(), &errors),
     }
 }
 
 /// On error: the diagnostics plus empty items under the workflow's names, so that uses of the
 /// workflow elsewhere do not bury the real message under "cannot find" errors.
-fn stub(func: &ItemFn, errors: &[syn::Error]) -> TokenStream {
+fn stub(func: &ItemFn, sig: Option<&Signature>, errors: &[syn::Error]) -> TokenStream {
     let errs = errors.iter().map(syn::Error::to_compile_error);
     let name = &func.sig.ident;
     let vis = &func.vis;
+    let Some(sig) = sig else {
+        return quote! {
+            #(#errs)*
+            #[allow(non_snake_case, dead_code, missing_docs)]
+            #vis mod #name {
+                #[derive(Debug)]
+                pub enum State {}
+            }
+            #[allow(non_upper_case_globals, dead_code, missing_docs)]
+            #vis const #name: () = ();
+        };
+    };
+    // With a valid signature the stub implements `Workflow` with the right input and output
+    // types, so `engine.start(name, ..)` elsewhere type-checks and only the real error shows.
+    // The compile errors above keep it from ever running.
+    let krate = quote!(::workflow_runtime::__private);
+    let output = &sig.output;
+    let input_ty = input_type(&sig.params);
     quote! {
         #(#errs)*
-        #[allow(non_snake_case, dead_code, missing_docs)]
+        #[allow(non_snake_case, dead_code, missing_docs, unused_imports)]
         #vis mod #name {
-            #[derive(Debug)]
+            use super::*;
+            #[derive(Debug, Clone, #krate::serde::Serialize, #krate::serde::Deserialize)]
+            #[serde(crate = "::workflow_runtime::__private::serde")]
             pub enum State {}
+            #[derive(Debug, Clone, Copy, Default)]
+            pub struct Def;
+            impl #krate::Workflow for Def {
+                const NAME: &'static str = "";
+                const VERSION: u32 = 0;
+                const LAYOUT_HASH: u64 = 0;
+                const BODY_HASH: u64 = 0;
+                type Input = #input_ty;
+                type Output = #output;
+                type State = State;
+                fn start(_: Self::Input) -> State {
+                    ::core::panic!("this workflow did not compile")
+                }
+                fn advance(state: State, _: #krate::Event, _: &mut #krate::WorkflowContext) -> #krate::Transition<State, #output> {
+                    match state {}
+                }
+                fn steps() -> ::std::vec::Vec<#krate::StepEntry> {
+                    ::std::vec::Vec::new()
+                }
+                fn check_signal(_: &str, _: &#krate::serde_json::Value) -> ::core::option::Option<::core::result::Result<(), ::std::string::String>> {
+                    ::core::option::Option::None
+                }
+                fn variant_name(state: &State) -> &'static str {
+                    match *state {}
+                }
+            }
         }
         #[allow(non_upper_case_globals, dead_code, missing_docs)]
-        #vis const #name: () = ();
+        #vis const #name: #name::Def = #name::Def;
+    }
+}
+
+fn input_type(params: &[(syn::Ident, Type)]) -> TokenStream {
+    let tys: Vec<&Type> = params.iter().map(|(_, t)| t).collect();
+    match tys.len() {
+        1 => {
+            let t = tys[0];
+            quote!(#t)
+        }
+        _ => quote!((#(#tys,)*)),
     }
 }
 
@@ -195,8 +253,8 @@ fn is_ctx_param(ty: &Type) -> bool {
     }
 }
 
-fn expand_fn(func: &ItemFn, args: Option<&Args>, errors: &mut Vec<syn::Error>) -> Option<TokenStream> {
-    let sig = check_signature(func, errors)?;
+fn expand_fn(func: &ItemFn, sig: Option<&Signature>, args: Option<&Args>, errors: &mut Vec<syn::Error>) -> Option<TokenStream> {
+    let sig = sig?;
     let args = args?;
     let krate = quote!(::workflow_runtime::__private);
     let ctx_name = sig.ctx.to_string();
@@ -214,7 +272,7 @@ fn expand_fn(func: &ItemFn, args: Option<&Args>, errors: &mut Vec<syn::Error>) -
     if !errors.is_empty() {
         return None;
     }
-    Some(Codegen { func, args, sig: &sig, lw: &lw, fields: &fields, reachable: &reachable, types: &types, krate }.emit())
+    Some(Codegen { func, args, sig, lw: &lw, fields: &fields, reachable: &reachable, types: &types, krate }.emit())
 }
 
 /// The type of every held local, or an error naming the local.
@@ -501,13 +559,7 @@ impl Codegen<'_> {
         let mut variant_names = Vec::new();
         let mut fp = Fingerprint::new("workflow-runtime/workflow/1");
         let param_tys: Vec<&Type> = self.sig.params.iter().map(|(_, t)| t).collect();
-        let input_ty = match param_tys.len() {
-            1 => {
-                let t = param_tys[0];
-                quote!(#t)
-            }
-            _ => quote!((#(#param_tys,)*)),
-        };
+        let input_ty = input_type(&self.sig.params);
         fp.str(&stored_name).str(&version.to_string()).tokens(&input_ty).str("->").tokens(&quote!(#output));
         let mut layout: Vec<(String, Vec<(String, TokenStream)>)> = Vec::new();
         for &i in &blocks {
