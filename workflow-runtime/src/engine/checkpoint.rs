@@ -1,0 +1,419 @@
+//! One checkpoint: the transitions of one run between two commits, and the writes they make.
+//!
+//! A [`Checkpoint`] starts from the run's stored envelope, runs `advance` until the run is
+//! suspended on something that is not immediately satisfiable (a buffered signal satisfies a
+//! wait at once), and turns the result into the [`Op`]s of one commit plus the [`Effects`] to
+//! carry out once that commit is durable.
+
+use serde_json::Value;
+
+use super::driver::{Advanced, Driver};
+use super::types::{PendingWait, RunStatus};
+use crate::codec;
+use crate::error::EngineError;
+use crate::model::{Command, Event, WorkflowContext};
+use crate::step::StepContext;
+use crate::store::{InboxEntry, Op, Reader, RunRecord, TimerRow};
+use crate::trace::{TraceEvent, TraceKind};
+
+/// A signal sent by a caller, as it reaches the wait it is meant for.
+pub(super) struct Incoming {
+    pub(super) name: String,
+    pub(super) payload: Value,
+    pub(super) dedupe_key: Option<String>,
+}
+
+/// How [`Checkpoint::drive`] ended.
+#[derive(Debug)]
+pub(super) enum Driven {
+    /// The run moved on (or finished, failed or was parked); commit the checkpoint.
+    Moved,
+    /// The caller's signal was refused by the workflow; nothing may be committed.
+    Refused(String),
+}
+
+/// What to do once a checkpoint is durable.
+#[derive(Debug)]
+pub(super) struct Effects {
+    pub(super) run_id: String,
+    pub(super) workflow: String,
+    pub(super) seq: u64,
+    /// The deadline of a wait or sleep that is over.
+    pub(super) cancel_timer: Option<u64>,
+    /// A command that is new with this checkpoint.
+    pub(super) start: Option<Command>,
+    pub(super) finished: bool,
+}
+
+pub(super) struct Checkpoint {
+    pub(super) run_id: String,
+    pub(super) now_ms: u64,
+    pub(super) rec: RunRecord,
+    /// The pending command and seq as stored before this checkpoint; `None` for a new run.
+    before: Option<(Option<Command>, u64)>,
+    ops: Vec<Op>,
+    trace: Vec<TraceEvent>,
+    next_trace: u64,
+}
+
+impl Checkpoint {
+    /// A checkpoint for a run that is not stored yet.
+    pub(super) fn create(run_id: &str, now_ms: u64, rec: RunRecord) -> Self {
+        Self::new(run_id, now_ms, rec, None, 0)
+    }
+
+    /// A checkpoint continuing the stored run `rec`.
+    pub(super) fn load(
+        reader: &Reader,
+        run_id: &str,
+        now_ms: u64,
+        rec: RunRecord,
+    ) -> Result<Self, EngineError> {
+        let before = Some((rec.pending.clone(), rec.seq));
+        let next_trace = reader.next_trace_index(run_id)?;
+        Ok(Self::new(run_id, now_ms, rec, before, next_trace))
+    }
+
+    fn new(
+        run_id: &str,
+        now_ms: u64,
+        rec: RunRecord,
+        before: Option<(Option<Command>, u64)>,
+        next_trace: u64,
+    ) -> Self {
+        Self {
+            run_id: run_id.to_owned(),
+            now_ms,
+            rec,
+            before,
+            ops: Vec::new(),
+            trace: Vec::new(),
+            next_trace,
+        }
+    }
+
+    /// Appends a trace event, stamped with the current checkpoint seq.
+    pub(super) fn trace(&mut self, kind: TraceKind) {
+        self.trace.push(TraceEvent {
+            seq: self.next_trace,
+            at_ms: self.now_ms,
+            checkpoint: self.rec.seq,
+            kind,
+        });
+        self.next_trace += 1;
+    }
+
+    /// Adds a write that is not derived from the run record (inbox, dedupe keys).
+    pub(super) fn op(&mut self, op: Op) {
+        self.ops.push(op);
+    }
+
+    /// Whether the envelope changed, so that it and its indexes must be written.
+    fn record_changed(&self) -> bool {
+        match &self.before {
+            None => true,
+            Some((pending, seq)) => {
+                *seq != self.rec.seq
+                    || pending.as_ref() != self.rec.pending.as_ref()
+                    || self.rec.is_finished()
+            }
+        }
+    }
+
+    /// Runs transitions from `event` until the run is suspended on something that is not
+    /// immediately satisfiable, finishes, fails, or is parked as incompatible.
+    ///
+    /// `signal` is set when `event` is a caller's signal: its refusal is returned instead of
+    /// recorded. Any other refusal fails the run (the event came from the engine itself), except
+    /// that a buffered signal is dropped with a trace event and the next one is offered.
+    pub(super) fn drive(
+        &mut self,
+        d: &dyn Driver,
+        reader: &Reader,
+        mut event: Event,
+        mut signal: Option<Incoming>,
+    ) -> Result<Driven, EngineError> {
+        // The envelope names the code that wrote its latest checkpoint.
+        self.rec.body_hash = d.body_hash();
+        let mut from_inbox = false;
+        let mut inbox: Option<Vec<(u64, InboxEntry)>> = None;
+        loop {
+            let seq = self.rec.seq + 1;
+            let mut ctx = WorkflowContext::new(self.run_id.as_str(), self.now_ms, seq);
+            let advanced = d.advance(&self.rec.state, event, &mut ctx);
+            if let Advanced::Reject(message) = advanced {
+                match signal.take() {
+                    Some(s) if from_inbox => {
+                        self.trace(TraceKind::SignalRejected {
+                            signal: s.name,
+                            payload: s.payload,
+                            message,
+                        });
+                    }
+                    Some(_) => return Ok(Driven::Refused(message)),
+                    None => {
+                        self.fail(format!("the workflow refused an engine event: {message}"));
+                        return Ok(Driven::Moved);
+                    }
+                }
+            } else {
+                if let Some(s) = signal.take() {
+                    self.trace(TraceKind::SignalReceived {
+                        signal: s.name,
+                        payload: s.payload,
+                        dedupe_key: s.dedupe_key,
+                        wait_id: self.rec.seq.to_string(),
+                        from_inbox,
+                    });
+                }
+                match advanced {
+                    Advanced::Suspend(state, cmd) => {
+                        self.rec.state = state;
+                        self.rec.seq = seq;
+                        self.suspend(cmd);
+                    }
+                    Advanced::Complete { output, failure } => {
+                        self.rec.seq = seq;
+                        self.finish_with(output, failure);
+                        return Ok(Driven::Moved);
+                    }
+                    Advanced::Fail(message) => {
+                        self.fail(message);
+                        return Ok(Driven::Moved);
+                    }
+                    Advanced::Undecodable(reason) => {
+                        self.park(reason);
+                        return Ok(Driven::Moved);
+                    }
+                    Advanced::Reject(_) => unreachable!("handled above"),
+                }
+            }
+            // Still waiting (a new wait, or one whose buffered signal was refused): a buffered
+            // signal with the wait's name satisfies it within this same checkpoint.
+            let Some(Command::Wait { name, .. }) = &self.rec.pending else {
+                return Ok(Driven::Moved);
+            };
+            if inbox.is_none() {
+                inbox = Some(reader.inbox(&self.run_id)?);
+            }
+            let buffered = inbox.as_mut().expect("loaded above");
+            let Some(pos) = buffered.iter().position(|(_, e)| e.name == *name) else {
+                return Ok(Driven::Moved);
+            };
+            let (index, entry) = buffered.remove(pos);
+            self.op(Op::DelInbox {
+                run_id: self.run_id.clone(),
+                index,
+            });
+            event = Event::Signal(entry.payload.clone());
+            signal = Some(Incoming {
+                name: entry.name,
+                payload: entry.payload,
+                dedupe_key: entry.dedupe_key,
+            });
+            from_inbox = true;
+        }
+    }
+
+    /// Records a new suspension point.
+    fn suspend(&mut self, cmd: Command) {
+        let seq = self.rec.seq;
+        match &cmd {
+            Command::Step { name, input } => {
+                let key =
+                    StepContext::new(self.run_id.as_str(), name.as_str(), seq, 1).idempotency_key();
+                self.rec.status = RunStatus::Running;
+                self.trace(TraceKind::StepScheduled {
+                    step: name.clone(),
+                    input: input.clone(),
+                    idempotency_key: key,
+                });
+            }
+            Command::Wait {
+                name,
+                deadline_ms,
+                metadata,
+            } => {
+                self.rec.status = RunStatus::Waiting {
+                    signal: name.clone(),
+                    wait_id: seq.to_string(),
+                    deadline_ms: *deadline_ms,
+                };
+                self.trace(TraceKind::WaitStarted {
+                    signal: name.clone(),
+                    wait_id: seq.to_string(),
+                    metadata: metadata.clone(),
+                    deadline_ms: *deadline_ms,
+                });
+            }
+            Command::Sleep { deadline_ms } => {
+                self.rec.status = RunStatus::Sleeping {
+                    until_ms: *deadline_ms,
+                };
+                self.trace(TraceKind::SleepStarted {
+                    until_ms: *deadline_ms,
+                });
+            }
+        }
+        self.rec.pending = Some(cmd);
+    }
+
+    fn finish_with(&mut self, output: Value, failure: Option<String>) {
+        self.rec.pending = None;
+        match failure {
+            None => {
+                self.rec.status = RunStatus::Completed;
+                self.trace(TraceKind::Completed {
+                    output: output.clone(),
+                });
+            }
+            Some(message) => {
+                self.rec.status = RunStatus::Failed {
+                    message: message.clone(),
+                };
+                self.trace(TraceKind::Failed { message });
+            }
+        }
+        self.rec.output = Some(output);
+    }
+
+    /// Fails the run, keeping its last good state.
+    pub(super) fn fail(&mut self, message: String) {
+        self.rec.pending = None;
+        self.rec.status = RunStatus::Failed {
+            message: message.clone(),
+        };
+        self.trace(TraceKind::Failed { message });
+    }
+
+    /// Parks a run whose state cannot be decoded; state and pending command stay as stored.
+    fn park(&mut self, reason: String) {
+        self.rec.status = RunStatus::Incompatible {
+            reason: reason.clone(),
+        };
+        self.trace(TraceKind::Incompatible { reason });
+    }
+
+    /// Encodes everything into the ops of one commit.
+    pub(super) fn finish(mut self) -> Result<(Vec<Op>, Option<Effects>), EngineError> {
+        let run_id = self.run_id.clone();
+        let encode = |what: &str, e: String| {
+            EngineError::Encode(format!("the {what} of run `{run_id}`: {e}"))
+        };
+        let mut ops = Vec::with_capacity(self.ops.len() + self.trace.len() + 5);
+        let mut effects = None;
+        if self.record_changed() {
+            self.rec.updated_ms = self.now_ms;
+            let (old, old_seq) = self.before.take().unwrap_or((None, 0));
+            let new = if self.rec.is_finished() {
+                None
+            } else {
+                self.rec.pending.clone()
+            };
+            let changed = old_seq != self.rec.seq || old != new;
+            if changed {
+                if let Some(old) = &old {
+                    self.unindex(old, &mut ops);
+                }
+                if let Some(new) = &new {
+                    self.index(new, &mut ops)
+                        .map_err(|e| encode("pending wait", e))?;
+                }
+            }
+            if self.rec.is_finished() && !matches!(self.rec.status, RunStatus::Incompatible { .. })
+            {
+                ops.push(Op::ClearInbox {
+                    run_id: run_id.clone(),
+                });
+            }
+            let record = codec::to_bytes(&self.rec).map_err(|e| encode("record", e))?;
+            ops.push(Op::PutRun {
+                run_id: run_id.clone(),
+                record,
+            });
+            effects = Some(Effects {
+                run_id: run_id.clone(),
+                workflow: self.rec.workflow.clone(),
+                seq: self.rec.seq,
+                cancel_timer: old.as_ref().filter(|_| changed).and_then(deadline),
+                start: new.filter(|_| changed),
+                finished: self.rec.is_finished(),
+            });
+        }
+        ops.append(&mut self.ops);
+        for event in &self.trace {
+            ops.push(Op::PutTrace {
+                run_id: run_id.clone(),
+                index: event.seq,
+                event: codec::to_bytes(event).map_err(|e| encode("trace", e))?,
+            });
+        }
+        Ok((ops, effects))
+    }
+
+    fn unindex(&self, cmd: &Command, ops: &mut Vec<Op>) {
+        let run_id = self.run_id.clone();
+        match cmd {
+            Command::Step { .. } => ops.push(Op::DelReady { run_id }),
+            Command::Wait { deadline_ms, .. } => {
+                ops.push(Op::DelTimer {
+                    deadline_ms: *deadline_ms,
+                    run_id: run_id.clone(),
+                });
+                ops.push(Op::DelWait { run_id });
+            }
+            Command::Sleep { deadline_ms } => ops.push(Op::DelTimer {
+                deadline_ms: *deadline_ms,
+                run_id,
+            }),
+        }
+    }
+
+    fn index(&self, cmd: &Command, ops: &mut Vec<Op>) -> Result<(), String> {
+        let run_id = self.run_id.clone();
+        let workflow = self.rec.workflow.clone();
+        let timer = |deadline_ms: u64| {
+            Op::PutTimer(TimerRow {
+                deadline_ms,
+                run_id: run_id.clone(),
+                seq: self.rec.seq,
+                workflow: workflow.clone(),
+            })
+        };
+        match cmd {
+            Command::Step { .. } => ops.push(Op::PutReady {
+                run_id: run_id.clone(),
+                workflow: workflow.clone(),
+            }),
+            Command::Wait {
+                name,
+                deadline_ms,
+                metadata,
+            } => {
+                ops.push(timer(*deadline_ms));
+                let wait = PendingWait {
+                    run_id: run_id.clone(),
+                    workflow: workflow.clone(),
+                    wait_id: self.rec.seq.to_string(),
+                    signal: name.clone(),
+                    metadata: metadata.clone(),
+                    deadline_ms: *deadline_ms,
+                };
+                ops.push(Op::PutWait {
+                    run_id: run_id.clone(),
+                    wait: codec::to_bytes(&wait)?,
+                });
+            }
+            Command::Sleep { deadline_ms } => ops.push(timer(*deadline_ms)),
+        }
+        Ok(())
+    }
+}
+
+/// The deadline of a wait or sleep.
+pub(super) fn deadline(cmd: &Command) -> Option<u64> {
+    match cmd {
+        Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms } => Some(*deadline_ms),
+        Command::Step { .. } => None,
+    }
+}

@@ -1,0 +1,162 @@
+//! A registered workflow with its types erased: the engine stores and moves JSON, and only this
+//! module decodes a state into `W::State`.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde_json::Value;
+
+use crate::codec;
+use crate::model::{Command, Event, Transition, Workflow, WorkflowContext, WorkflowOutput};
+use crate::step::StepEntry;
+use crate::store::RunRecord;
+
+/// What one call of the transition function produced, in stored form.
+#[derive(Debug)]
+pub(crate) enum Advanced {
+    /// Suspended: the next state and what it waits for.
+    Suspend(Value, Command),
+    /// Returned. `failure` is the error's JSON when the output is an `Err`.
+    Complete {
+        output: Value,
+        failure: Option<String>,
+    },
+    /// The event does not fit the state; nothing changed.
+    Reject(String),
+    /// The transition panicked or its result could not be encoded.
+    Fail(String),
+    /// The stored state does not decode into `W::State`; the run must be parked.
+    Undecodable(String),
+}
+
+/// A workflow as the engine drives it.
+pub(crate) trait Driver: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn version(&self) -> u32;
+    fn layout_hash(&self) -> u64;
+    fn body_hash(&self) -> u64;
+    /// Runs `W::advance` on a stored state; never panics.
+    fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced;
+    fn step(&self, name: &str) -> Option<StepEntry>;
+    fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>>;
+
+    /// Why a stored run must not be decoded with this code, if it must not.
+    fn incompatibility(&self, rec: &RunRecord) -> Option<String> {
+        if rec.workflow == self.name()
+            && rec.version == self.version()
+            && rec.layout_hash == self.layout_hash()
+        {
+            return None;
+        }
+        Some(format!(
+            "the checkpoint was written by `{}` v{} (layout {:016x}), the registered code is `{}` \
+             v{} (layout {:016x})",
+            rec.workflow,
+            rec.version,
+            rec.layout_hash,
+            self.name(),
+            self.version(),
+            self.layout_hash()
+        ))
+    }
+}
+
+/// The [`Driver`] of `W`.
+pub(crate) struct Typed<W>(PhantomData<fn() -> W>);
+
+impl<W: Workflow> Typed<W> {
+    pub(crate) fn new() -> Self {
+        Typed(PhantomData)
+    }
+}
+
+impl<W: Workflow> Driver for Typed<W> {
+    fn name(&self) -> &'static str {
+        W::NAME
+    }
+
+    fn version(&self) -> u32 {
+        W::VERSION
+    }
+
+    fn layout_hash(&self) -> u64 {
+        W::LAYOUT_HASH
+    }
+
+    fn body_hash(&self) -> u64 {
+        W::BODY_HASH
+    }
+
+    fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced {
+        let state: W::State = match codec::from_value(state.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                return Advanced::Undecodable(format!(
+                    "the stored state does not decode into `{}`: {e}",
+                    std::any::type_name::<W::State>()
+                ));
+            }
+        };
+        let transition = catch_unwind(AssertUnwindSafe(|| W::advance(state, event, ctx)));
+        match transition {
+            Err(panic) => Advanced::Fail(format!("workflow panicked: {}", panic_text(&*panic))),
+            Ok(Transition::Reject(msg)) => Advanced::Reject(msg),
+            Ok(Transition::Suspend(state, cmd)) => match codec::to_value(&state) {
+                Ok(state) => Advanced::Suspend(state, cmd),
+                Err(e) => Advanced::Fail(format!(
+                    "the state `{}` could not be encoded: {e}",
+                    W::variant_name(&state)
+                )),
+            },
+            Ok(Transition::Complete(out)) => complete::<W>(&out),
+        }
+    }
+
+    fn step(&self, name: &str) -> Option<StepEntry> {
+        W::steps().into_iter().find(|s| s.name == name)
+    }
+
+    fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>> {
+        catch_unwind(AssertUnwindSafe(|| W::check_signal(name, payload))).unwrap_or_else(|p| {
+            Some(Err(format!(
+                "the payload check panicked: {}",
+                panic_text(&*p)
+            )))
+        })
+    }
+}
+
+/// Encodes an output; an `Err` output also yields the error's JSON as the failure message.
+fn complete<W: Workflow>(out: &W::Output) -> Advanced {
+    match codec::to_value(out) {
+        Ok(output) => {
+            let failure = (!out.is_success()).then(|| match &output {
+                Value::Object(m) if m.len() == 1 && m.contains_key("Err") => m["Err"].to_string(),
+                other => other.to_string(),
+            });
+            Advanced::Complete { output, failure }
+        }
+        Err(e) => Advanced::Fail(format!("the workflow's output could not be encoded: {e}")),
+    }
+}
+
+/// Runs `W::start` on a typed input, catching a panic.
+pub(crate) fn start_state<W: Workflow>(input: W::Input) -> Result<Value, String> {
+    match catch_unwind(AssertUnwindSafe(|| W::start(input))) {
+        Ok(state) => codec::to_value(&state)
+            .map_err(|e| format!("the start state could not be encoded: {e}")),
+        Err(panic) => Err(format!("workflow panicked: {}", panic_text(&*panic))),
+    }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}

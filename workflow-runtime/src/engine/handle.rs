@@ -1,0 +1,136 @@
+//! A typed handle to one run.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::{Engine, Inner, RunStatus, lock};
+use crate::codec;
+use crate::error::EngineError;
+use crate::model::Workflow;
+
+/// A run of workflow `W`, as returned by [`Engine::start`] and [`Engine::handle`].
+pub struct RunHandle<W: Workflow> {
+    engine: Engine,
+    run_id: String,
+    workflow: PhantomData<fn() -> W>,
+}
+
+impl<W: Workflow> Clone for RunHandle<W> {
+    fn clone(&self) -> Self {
+        Self::new(self.engine.clone(), self.run_id.clone())
+    }
+}
+
+impl<W: Workflow> fmt::Debug for RunHandle<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("workflow", &W::NAME)
+            .field("run_id", &self.run_id)
+            .finish()
+    }
+}
+
+impl<W: Workflow> RunHandle<W> {
+    pub(super) fn new(engine: Engine, run_id: String) -> Self {
+        Self {
+            engine,
+            run_id,
+            workflow: PhantomData,
+        }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Where the run stands; see [`Engine::status`].
+    ///
+    /// # Errors
+    /// As [`Engine::status`].
+    pub fn status(&self) -> Result<RunStatus, EngineError> {
+        self.engine.status(&self.run_id)
+    }
+
+    /// Waits until the run finishes and returns the workflow's output (its `Result`: a
+    /// workflow that returned `Err(e)` gives `Ok(Err(e))`).
+    ///
+    /// # Errors
+    /// [`EngineError::RunFailed`] if the run failed without an output (a panic),
+    /// [`EngineError::Incompatible`] if it cannot be driven by the registered code,
+    /// [`EngineError::ShutDown`] if the engine shuts down first, or a storage or decoding error.
+    pub async fn result(&self) -> Result<W::Output, EngineError> {
+        let inner = &self.engine.inner;
+        let waiter = Waiter::new(inner, &self.run_id);
+        let mut shutdown = inner.shutdown.subscribe();
+        loop {
+            // Registered before reading the store, so a finish committed in between still wakes us.
+            let notified = waiter.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let rec = inner.record(&self.run_id)?;
+            match inner.status_of(&rec) {
+                RunStatus::Completed | RunStatus::Failed { .. } if rec.output.is_some() => {
+                    let output = rec.output.unwrap_or_default();
+                    return codec::from_value(output).map_err(|e| {
+                        EngineError::Encode(format!("the output of run `{}`: {e}", self.run_id))
+                    });
+                }
+                RunStatus::Failed { message } => {
+                    return Err(EngineError::RunFailed {
+                        run_id: self.run_id.clone(),
+                        message,
+                    });
+                }
+                RunStatus::Incompatible { reason } => {
+                    return Err(EngineError::Incompatible {
+                        run_id: self.run_id.clone(),
+                        reason,
+                    });
+                }
+                _ => {}
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                _ = shutdown.wait_for(|down| *down) => return Err(EngineError::ShutDown),
+            }
+        }
+    }
+}
+
+/// Registration of interest in one run's end; removed when the last interested party leaves.
+struct Waiter<'a> {
+    inner: &'a Inner,
+    run_id: &'a str,
+    notify: Arc<Notify>,
+}
+
+impl<'a> Waiter<'a> {
+    fn new(inner: &'a Inner, run_id: &'a str) -> Self {
+        let notify = lock(&inner.waiters)
+            .entry(run_id.to_owned())
+            .or_default()
+            .clone();
+        Self {
+            inner,
+            run_id,
+            notify,
+        }
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut waiters = lock(&self.inner.waiters);
+        // Two references: the map's and ours.
+        if waiters
+            .get(self.run_id)
+            .is_some_and(|n| Arc::strong_count(n) == 2)
+        {
+            waiters.remove(self.run_id);
+        }
+    }
+}

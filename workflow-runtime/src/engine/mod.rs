@@ -1,0 +1,475 @@
+//! The engine: opens the store, drives runs from checkpoint to checkpoint, and resumes them
+//! after a restart.
+//!
+//! Every change to a run happens under that run's lock, from a freshly read envelope, and is
+//! acknowledged only after the committer made it durable. Nothing is cached between
+//! transitions: a run parked on a wait costs a timer entry and no task or memory otherwise.
+
+mod checkpoint;
+mod driver;
+mod handle;
+mod ops;
+mod types;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use tokio::sync::{Notify, OwnedMutexGuard, watch};
+use tokio::task::AbortHandle;
+
+use self::checkpoint::{Checkpoint, Effects};
+use self::driver::{Driver, Typed};
+use crate::clock::{Clock, SystemClock};
+use crate::committer::Committer;
+use crate::error::EngineError;
+use crate::model::{Command, Workflow};
+use crate::store::{self, Location, Reader, RunRecord, Store};
+use crate::timers::Timers;
+use crate::trace::{TraceEvent, TraceKind};
+
+pub(crate) use self::driver::panic_text;
+pub use self::handle::RunHandle;
+pub use self::types::{PendingWait, RunStatus, Signal, SignalOutcome};
+
+/// A durable workflow engine over one redb file.
+///
+/// Cheap to clone: clones share the same store, timers and running steps.
+///
+/// ```no_run
+/// # use workflow_runtime::prelude::*;
+/// # async fn demo(path: &std::path::Path) -> Result<(), EngineError> {
+/// let engine = Engine::builder()
+///     // .register(refund_review)
+///     .open(path)
+///     .await?;
+/// for wait in engine.pending()? {
+///     println!("{} waits for `{}`: {}", wait.run_id, wait.signal, wait.metadata);
+/// }
+/// engine.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let workflows: Vec<&str> = self.inner.registry().keys().copied().collect();
+        f.debug_struct("Engine")
+            .field("workflows", &workflows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures and opens an [`Engine`].
+pub struct EngineBuilder {
+    drivers: Vec<Arc<dyn Driver>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let workflows: Vec<&str> = self.drivers.iter().map(|d| d.name()).collect();
+        f.debug_struct("EngineBuilder")
+            .field("workflows", &workflows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self {
+            drivers: Vec::new(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// Registers a workflow, so that its runs can be started and its in-flight runs resume when
+    /// the engine opens. A later registration under the same name replaces an earlier one.
+    #[must_use]
+    pub fn register<W: Workflow>(mut self, _workflow: W) -> Self {
+        self.drivers.push(Arc::new(Typed::<W>::new()));
+        self
+    }
+
+    /// Uses this clock for deadlines and trace times instead of the system clock; tests pass a
+    /// [`ManualClock`](crate::ManualClock) to move time by hand.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Opens the store file at `path`, creating it if missing, and resumes every in-flight run
+    /// of the registered workflows.
+    ///
+    /// # Errors
+    /// [`EngineError::AlreadyOpen`] if another engine holds the file, [`EngineError::NotAStore`]
+    /// or [`EngineError::Corrupt`] for a file that is not a healthy store, and
+    /// [`EngineError::Storage`] for I/O failures.
+    pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, EngineError> {
+        let path = path.as_ref().to_owned();
+        let opened = tokio::task::spawn_blocking(move || Store::open(Location::File(&path)))
+            .await
+            .map_err(|e| EngineError::Storage(format!("the open task failed: {e}")))??;
+        self.start(opened).await
+    }
+
+    /// Opens an engine over a fresh in-memory store, for tests.
+    ///
+    /// # Errors
+    /// [`EngineError::Storage`] if the store cannot be initialised.
+    pub async fn open_in_memory(self) -> Result<Engine, EngineError> {
+        let opened = Store::open(Location::Memory)?;
+        self.start(opened).await
+    }
+
+    async fn start(self, (store, db): (Store, Arc<redb::Database>)) -> Result<Engine, EngineError> {
+        let committer = Committer::spawn(db)?;
+        let registry = self.drivers.into_iter().map(|d| (d.name(), d)).collect();
+        let clock = self.clock;
+        let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
+            let weak = me.clone();
+            let timers = Timers::spawn(clock.clone(), move |run_id, seq| {
+                if let Some(inner) = weak.upgrade() {
+                    tokio::spawn(async move { inner.on_timer(run_id, seq).await });
+                }
+            });
+            Inner {
+                me: me.clone(),
+                store,
+                committer,
+                timers,
+                clock,
+                registry: RwLock::new(registry),
+                locks: Mutex::default(),
+                steps: Mutex::default(),
+                waiters: Mutex::default(),
+                shutdown: watch::Sender::new(false),
+            }
+        });
+        inner.resume(None).await?;
+        Ok(Engine { inner })
+    }
+}
+
+impl Engine {
+    /// A builder: register workflows, pick a clock, then open.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// Opens the store at `path` with no workflows registered; see [`Engine::register`].
+    ///
+    /// # Errors
+    /// As [`EngineBuilder::open`].
+    pub async fn open(path: impl AsRef<Path>) -> Result<Engine, EngineError> {
+        Self::builder().open(path).await
+    }
+
+    /// Registers a workflow on an open engine and resumes its in-flight runs.
+    ///
+    /// # Errors
+    /// [`EngineError::ShutDown`], or a storage error while reading the runs to resume.
+    pub async fn register<W: Workflow>(&self, _workflow: W) -> Result<(), EngineError> {
+        self.inner.check_open()?;
+        let driver: Arc<dyn Driver> = Arc::new(Typed::<W>::new());
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(W::NAME, driver);
+        self.inner.resume(Some(W::NAME)).await
+    }
+
+    /// Re-attaches to an existing run.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownRun`] if there is no such run, [`EngineError::Conflict`] if it
+    /// belongs to another workflow.
+    pub fn handle<W: Workflow>(
+        &self,
+        _workflow: W,
+        run_id: impl Into<String>,
+    ) -> Result<RunHandle<W>, EngineError> {
+        let run_id = run_id.into();
+        let rec = self.inner.record(&run_id)?;
+        if rec.workflow != W::NAME {
+            return Err(EngineError::Conflict {
+                reason: format!("for workflow `{}`, not `{}`", rec.workflow, W::NAME),
+                run_id,
+            });
+        }
+        Ok(RunHandle::new(self.clone(), run_id))
+    }
+
+    /// Where the run stands. A run checkpointed by code whose fingerprint differs from the
+    /// registered workflow's reports [`RunStatus::Incompatible`].
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownRun`], or a storage error.
+    pub fn status(&self, run_id: &str) -> Result<RunStatus, EngineError> {
+        let rec = self.inner.record(run_id)?;
+        Ok(self.inner.status_of(&rec))
+    }
+
+    /// Every run waiting for a signal, with the wait's metadata and deadline, in run id order.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn pending(&self) -> Result<Vec<PendingWait>, EngineError> {
+        self.inner.store.reader()?.pending()
+    }
+
+    /// The run's trace, oldest event first.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownRun`], or a storage error.
+    pub fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, EngineError> {
+        let reader = self.inner.store.reader()?;
+        if reader.run(run_id)?.is_none() {
+            return Err(EngineError::UnknownRun {
+                run_id: run_id.to_owned(),
+            });
+        }
+        reader.trace(run_id)
+    }
+
+    /// Stops timers and running steps, commits what is queued, and closes the store file so
+    /// that it can be opened again (in this process or another).
+    ///
+    /// Steps still running are abandoned; they run again when the store is next opened. Every
+    /// later call on this engine or its clones fails with [`EngineError::ShutDown`].
+    pub async fn shutdown(&self) {
+        if self.inner.shutdown.send_replace(true) {
+            return;
+        }
+        self.inner.stop_tasks();
+        self.inner.committer.stop().await;
+        if let Some(db) = self.inner.store.take() {
+            store::close(db);
+        }
+    }
+
+    #[doc(hidden)]
+    /// How many write transactions the committer made; for benchmarks and tests.
+    pub fn __commit_count(&self) -> u64 {
+        self.inner.committer.commits()
+    }
+}
+
+pub(crate) struct Inner {
+    me: Weak<Inner>,
+    store: Store,
+    committer: Committer,
+    timers: Timers,
+    clock: Arc<dyn Clock>,
+    registry: RwLock<HashMap<&'static str, Arc<dyn Driver>>>,
+    /// Per-run locks, present only while someone holds or awaits one.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Running step tasks by run, with the position of the step.
+    steps: Mutex<HashMap<String, (u64, AbortHandle)>>,
+    /// Runs someone awaits the result of.
+    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping the last engine without `shutdown` must still release the file, so that the
+        // same path can be reopened at once.
+        self.stop_tasks();
+        self.committer.stop_blocking();
+        if let Some(db) = self.store.take() {
+            store::close(db);
+        }
+    }
+}
+
+/// Holds a run's lock; forgets the lock when nobody else wants it.
+struct RunLock<'a> {
+    inner: &'a Inner,
+    run_id: String,
+    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl Drop for RunLock<'_> {
+    fn drop(&mut self) {
+        let mut locks = lock(&self.inner.locks);
+        drop(self.guard.take());
+        if locks
+            .get(&self.run_id)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            locks.remove(&self.run_id);
+        }
+    }
+}
+
+/// Locks a std mutex, ignoring poisoning: every critical section here leaves its map valid.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<(), EngineError> {
+        if *self.shutdown.borrow() {
+            Err(EngineError::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn registry(&self) -> std::sync::RwLockReadGuard<'_, HashMap<&'static str, Arc<dyn Driver>>> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn driver(&self, workflow: &str) -> Option<Arc<dyn Driver>> {
+        self.registry().get(workflow).cloned()
+    }
+
+    async fn lock_run(&self, run_id: &str) -> RunLock<'_> {
+        let mutex = lock(&self.locks)
+            .entry(run_id.to_owned())
+            .or_default()
+            .clone();
+        RunLock {
+            inner: self,
+            run_id: run_id.to_owned(),
+            guard: Some(mutex.lock_owned().await),
+        }
+    }
+
+    fn record(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+        self.store
+            .reader()?
+            .run(run_id)?
+            .ok_or_else(|| EngineError::UnknownRun {
+                run_id: run_id.to_owned(),
+            })
+    }
+
+    /// The stored status, or `Incompatible` when the registered code does not fit the record.
+    fn status_of(&self, rec: &RunRecord) -> RunStatus {
+        if !rec.is_finished()
+            && let Some(reason) = self
+                .driver(&rec.workflow)
+                .and_then(|d| d.incompatibility(rec))
+        {
+            return RunStatus::Incompatible { reason };
+        }
+        rec.status.clone()
+    }
+
+    /// Commits a checkpoint, then carries out what it started.
+    async fn commit(&self, cp: Checkpoint) -> Result<(), EngineError> {
+        let (ops, effects) = cp.finish()?;
+        self.committer.commit(ops).await?;
+        if let Some(effects) = effects {
+            self.apply(effects);
+        }
+        Ok(())
+    }
+
+    fn apply(&self, fx: Effects) {
+        if let Some(deadline) = fx.cancel_timer {
+            self.timers.cancel(deadline, fx.run_id.clone());
+        }
+        match fx.start {
+            Some(Command::Step { name, input }) => {
+                self.spawn_step(&fx.run_id, &fx.workflow, fx.seq, name, input);
+            }
+            Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms }) => {
+                self.timers.arm(deadline_ms, fx.run_id.clone(), fx.seq);
+            }
+            None => {}
+        }
+        if fx.finished
+            && let Some(n) = lock(&self.waiters).get(&fx.run_id)
+        {
+            n.notify_waiters();
+        }
+    }
+
+    /// Resumes the in-flight runs of `workflow` (of every registered workflow for `None`): runs
+    /// due to execute a step get it spawned, waits and sleeps get their timers re-armed from the
+    /// stored deadlines. Reads only the `ready` and `timers` indexes, not every run.
+    async fn resume(&self, workflow: Option<&str>) -> Result<(), EngineError> {
+        let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.driver(w).is_some();
+        let (ready, timers) = {
+            let reader = self.store.reader()?;
+            (reader.ready()?, reader.timers()?)
+        };
+        for (run_id, w) in ready {
+            if wanted(&w) {
+                self.resume_step(&run_id).await?;
+            }
+        }
+        for t in timers {
+            if wanted(&t.workflow) {
+                self.timers.arm(t.deadline_ms, t.run_id, t.seq);
+            }
+        }
+        Ok(())
+    }
+
+    async fn resume_step(&self, run_id: &str) -> Result<(), EngineError> {
+        let _lock = self.lock_run(run_id).await;
+        let reader = self.store.reader()?;
+        let Some(rec) = reader.run(run_id)? else {
+            return Ok(());
+        };
+        let Some(Command::Step { name, input }) = rec.pending.clone() else {
+            return Ok(());
+        };
+        if rec.is_finished() {
+            return Ok(());
+        }
+        let Some(d) = self.driver(&rec.workflow) else {
+            return Ok(());
+        };
+        if let Some(reason) = d.incompatibility(&rec) {
+            return self.note_incompatible(&reader, run_id, rec, reason).await;
+        }
+        self.spawn_step(run_id, &rec.workflow, rec.seq, name, input);
+        Ok(())
+    }
+
+    /// Records once in the trace that a run cannot be driven by the registered code; the run
+    /// record itself stays untouched.
+    async fn note_incompatible(
+        &self,
+        reader: &Reader,
+        run_id: &str,
+        rec: RunRecord,
+        reason: String,
+    ) -> Result<(), EngineError> {
+        let kind = TraceKind::Incompatible { reason };
+        if reader.last_trace(run_id)?.is_some_and(|e| e.kind == kind) {
+            return Ok(());
+        }
+        let mut cp = Checkpoint::load(reader, run_id, self.clock.now_ms(), rec)?;
+        cp.trace(kind);
+        self.commit(cp).await
+    }
+
+    fn stop_tasks(&self) {
+        self.timers.stop();
+        for (_, (_, task)) in lock(&self.steps).drain() {
+            task.abort();
+        }
+    }
+}
+
+/// Reports a failure of background work (a step completion or a timer), which has no caller to
+/// return it to. The run stays at its last checkpoint and is retried when the store is next
+/// opened.
+fn report(run_id: &str, what: &str, e: &EngineError) {
+    if !matches!(e, EngineError::ShutDown) {
+        eprintln!("workflow-runtime: {what} of run `{run_id}` was not recorded: {e}");
+    }
+}

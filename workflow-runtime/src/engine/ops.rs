@@ -1,0 +1,421 @@
+//! What moves a run: starting it, signals, step completions and timers.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::checkpoint::{Checkpoint, Driven, Incoming};
+use super::driver::{panic_text, start_state};
+use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, lock, report};
+use crate::RunStatus;
+use crate::codec::{self, FNV_OFFSET, fnv1a};
+use crate::error::EngineError;
+use crate::model::{Command, Event, Workflow};
+use crate::step::{StepContext, StepError};
+use crate::store::{ENVELOPE_FORMAT, InboxEntry, Op, RunRecord};
+use crate::trace::TraceKind;
+
+impl Engine {
+    /// Starts a run of `workflow` with this id, or returns the existing run with this id.
+    ///
+    /// The run's first transition (up to its first step, wait or sleep) is committed together
+    /// with the run record before this returns, so a returned handle always names a durable run.
+    ///
+    /// # Errors
+    /// [`EngineError::Conflict`] if the id belongs to a run of another workflow or with another
+    /// input, [`EngineError::NotRegistered`] if the workflow is not registered,
+    /// [`EngineError::Encode`] if the input cannot be encoded, or a storage error (then nothing
+    /// was created).
+    pub async fn start<W: Workflow>(
+        &self,
+        _workflow: W,
+        run_id: impl Into<String>,
+        input: W::Input,
+    ) -> Result<RunHandle<W>, EngineError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let run_id = run_id.into();
+        let d = inner
+            .driver(W::NAME)
+            .filter(|d| d.layout_hash() == W::LAYOUT_HASH && d.version() == W::VERSION)
+            .ok_or_else(|| EngineError::NotRegistered {
+                workflow: W::NAME.to_owned(),
+            })?;
+        let input_json = codec::to_value(&input)
+            .map_err(|e| EngineError::Encode(format!("the input of run `{run_id}`: {e}")))?;
+        let input_hash = fnv1a(FNV_OFFSET, input_json.to_string().as_bytes());
+
+        let _lock = inner.lock_run(&run_id).await;
+        let reader = inner.store.reader()?;
+        if let Some(rec) = reader.run(&run_id)? {
+            if rec.workflow != W::NAME {
+                return Err(EngineError::Conflict {
+                    reason: format!("for workflow `{}`, not `{}`", rec.workflow, W::NAME),
+                    run_id,
+                });
+            }
+            if rec.input_hash != input_hash {
+                return Err(EngineError::Conflict {
+                    reason: "with a different input".to_owned(),
+                    run_id,
+                });
+            }
+            return Ok(RunHandle::new(self.clone(), run_id));
+        }
+
+        let now = inner.clock.now_ms();
+        let state = start_state::<W>(input);
+        let rec = RunRecord {
+            format: ENVELOPE_FORMAT,
+            workflow: W::NAME.to_owned(),
+            version: W::VERSION,
+            layout_hash: W::LAYOUT_HASH,
+            body_hash: W::BODY_HASH,
+            seq: 0,
+            status: RunStatus::Running,
+            state: state.clone().unwrap_or(Value::Null),
+            pending: None,
+            output: None,
+            input_hash,
+            created_ms: now,
+            updated_ms: now,
+        };
+        let mut cp = Checkpoint::create(&run_id, now, rec);
+        cp.trace(TraceKind::Started {
+            workflow: W::NAME.to_owned(),
+            version: W::VERSION,
+            input: input_json,
+        });
+        match state {
+            Ok(_) => {
+                cp.drive(&*d, &reader, Event::Start, None)?;
+            }
+            Err(message) => cp.fail(message),
+        }
+        inner.commit(cp).await?;
+        Ok(RunHandle::new(self.clone(), run_id))
+    }
+
+    /// Sends the signal `name` with `payload` to a run; shorthand for
+    /// [`Engine::send`]`(run_id, Signal::new(name, payload))`.
+    ///
+    /// # Errors
+    /// As [`Engine::send`].
+    pub async fn signal(
+        &self,
+        run_id: &str,
+        name: &str,
+        payload: impl Serialize,
+    ) -> Result<SignalOutcome, EngineError> {
+        self.send(run_id, Signal::new(name, payload)).await
+    }
+
+    /// Sends a signal to a run.
+    ///
+    /// If the run waits for a signal of this name, the wait consumes it and the resulting
+    /// checkpoint is committed before this returns ([`SignalOutcome::Delivered`]); otherwise it
+    /// is stored in the run's inbox for the next such wait ([`SignalOutcome::Buffered`]).
+    ///
+    /// # Errors
+    /// In this order: [`EngineError::UnknownRun`]; (a repeated dedupe key is
+    /// [`SignalOutcome::Duplicate`]); [`EngineError::RunFinished`] with the final status;
+    /// (a signal for an earlier wait is [`SignalOutcome::Stale`]); [`EngineError::UnknownWait`]
+    /// or [`EngineError::WrongSignal`] for a bad [`Signal::for_wait`];
+    /// [`EngineError::PayloadMismatch`] if the payload does not decode into the waited type (the
+    /// run is untouched); [`EngineError::NotRegistered`] or [`EngineError::Incompatible`] if the
+    /// run cannot be driven by the registered code; storage and encoding errors.
+    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, EngineError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let Signal {
+            name,
+            payload,
+            dedupe_key,
+            wait_id,
+        } = signal;
+        let payload = payload.map_err(|e| {
+            EngineError::Encode(format!(
+                "the payload of signal `{name}` for `{run_id}`: {e}"
+            ))
+        })?;
+
+        let _lock = inner.lock_run(run_id).await;
+        let reader = inner.store.reader()?;
+        let rec = reader.run(run_id)?.ok_or_else(|| EngineError::UnknownRun {
+            run_id: run_id.to_owned(),
+        })?;
+        let now = inner.clock.now_ms();
+        let run = || run_id.to_owned();
+
+        if let Some(key) = &dedupe_key
+            && reader.has_dedupe(run_id, key)?
+        {
+            let mut cp = Checkpoint::load(&reader, run_id, now, rec)?;
+            cp.trace(TraceKind::SignalDuplicate {
+                signal: name,
+                dedupe_key: key.clone(),
+            });
+            inner.commit(cp).await?;
+            return Ok(SignalOutcome::Duplicate);
+        }
+        if rec.is_finished() {
+            return Err(match rec.status {
+                RunStatus::Incompatible { reason } => EngineError::Incompatible {
+                    run_id: run(),
+                    reason,
+                },
+                status => EngineError::RunFinished {
+                    run_id: run(),
+                    status,
+                },
+            });
+        }
+        let waiting_for = match &rec.pending {
+            Some(Command::Wait { name, .. }) => Some(name.clone()),
+            _ => None,
+        };
+        if let Some(wanted) = wait_id {
+            let current = rec.seq.to_string();
+            match &waiting_for {
+                Some(expected) if wanted == current => {
+                    if *expected != name {
+                        return Err(EngineError::WrongSignal {
+                            run_id: run(),
+                            wait_id: wanted,
+                            expected: expected.clone(),
+                            signal: name,
+                        });
+                    }
+                }
+                _ if wanted.parse::<u64>().is_ok_and(|w| w < rec.seq) => {
+                    return Ok(SignalOutcome::Stale);
+                }
+                _ => {
+                    return Err(EngineError::UnknownWait {
+                        run_id: run(),
+                        wait_id: wanted,
+                    });
+                }
+            }
+        }
+        let d = inner
+            .driver(&rec.workflow)
+            .ok_or_else(|| EngineError::NotRegistered {
+                workflow: rec.workflow.clone(),
+            })?;
+        if let Some(reason) = d.incompatibility(&rec) {
+            return Err(EngineError::Incompatible {
+                run_id: run(),
+                reason,
+            });
+        }
+        let mismatch = |message| EngineError::PayloadMismatch {
+            run_id: run(),
+            signal: name.clone(),
+            message,
+        };
+
+        let mut cp = Checkpoint::load(&reader, run_id, now, rec)?;
+        let outcome = if waiting_for.as_deref() == Some(name.as_str()) {
+            let incoming = Incoming {
+                name: name.clone(),
+                payload: payload.clone(),
+                dedupe_key: dedupe_key.clone(),
+            };
+            match cp.drive(&*d, &reader, Event::Signal(payload), Some(incoming))? {
+                Driven::Refused(message) => return Err(mismatch(message)),
+                Driven::Moved => SignalOutcome::Delivered,
+            }
+        } else {
+            if let Some(Err(message)) = d.check_signal(&name, &payload) {
+                return Err(mismatch(message));
+            }
+            let entry = InboxEntry {
+                name: name.clone(),
+                payload: payload.clone(),
+                dedupe_key: dedupe_key.clone(),
+            };
+            cp.op(Op::PutInbox {
+                run_id: run(),
+                index: reader.next_inbox_index(run_id)?,
+                entry: codec::to_bytes(&entry).map_err(EngineError::Encode)?,
+            });
+            cp.trace(TraceKind::SignalBuffered {
+                signal: name.clone(),
+                payload,
+                dedupe_key: dedupe_key.clone(),
+            });
+            SignalOutcome::Buffered
+        };
+        if let Some(key) = dedupe_key {
+            cp.op(Op::PutDedupe {
+                run_id: run(),
+                key,
+                at_ms: now,
+            });
+        }
+        inner.commit(cp).await?;
+        Ok(outcome)
+    }
+}
+
+/// Aborts a spawned task when dropped, so that abandoning a step's driver task also stops the
+/// step.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<Value, StepError>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Inner {
+    /// Executes the step scheduled at checkpoint `position` in its own task, then feeds its
+    /// result back through the workflow. A step already running for this position is left alone.
+    pub(super) fn spawn_step(
+        &self,
+        run_id: &str,
+        workflow: &str,
+        position: u64,
+        name: String,
+        input: Value,
+    ) {
+        let mut steps = lock(&self.steps);
+        if steps.get(run_id).is_some_and(|(p, _)| *p == position) {
+            return;
+        }
+        let entry = self.driver(workflow).and_then(|d| d.step(&name));
+        let missing = format!("workflow `{workflow}` has no step named `{name}`");
+        let weak = self.me.clone();
+        let run = run_id.to_owned();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let result = match entry {
+                None => Err(StepError::permanent(missing)),
+                Some(entry) => {
+                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, 1);
+                    // A separate task turns a panic into a `JoinError` instead of unwinding
+                    // through the engine.
+                    let call = entry.call;
+                    let mut step = AbortOnDrop(tokio::spawn(async move { call(ctx, input).await }));
+                    match (&mut step.0).await {
+                        Ok(result) => result,
+                        Err(e) if e.is_panic() => Err(StepError::permanent(format!(
+                            "step `{name}` panicked: {}",
+                            panic_text(&*e.into_panic())
+                        ))),
+                        Err(_) => return,
+                    }
+                }
+            };
+            let elapsed = started.elapsed();
+            if let Some(inner) = weak.upgrade() {
+                inner
+                    .on_step_done(&run, position, name, result, elapsed)
+                    .await;
+            }
+        });
+        steps.insert(run_id.to_owned(), (position, task.abort_handle()));
+    }
+
+    async fn on_step_done(
+        &self,
+        run_id: &str,
+        position: u64,
+        name: String,
+        result: Result<Value, StepError>,
+        elapsed: Duration,
+    ) {
+        {
+            let mut steps = lock(&self.steps);
+            if steps.get(run_id).is_some_and(|(p, _)| *p == position) {
+                steps.remove(run_id);
+            }
+        }
+        if let Err(e) = self
+            .record_step(run_id, position, name, result, elapsed)
+            .await
+        {
+            report(run_id, "a step result", &e);
+        }
+    }
+
+    async fn record_step(
+        &self,
+        run_id: &str,
+        position: u64,
+        name: String,
+        result: Result<Value, StepError>,
+        elapsed: Duration,
+    ) -> Result<(), EngineError> {
+        let _lock = self.lock_run(run_id).await;
+        let reader = self.store.reader()?;
+        let Some(rec) = reader.run(run_id)? else {
+            return Ok(());
+        };
+        let scheduled = matches!(&rec.pending, Some(Command::Step { name: n, .. }) if *n == name);
+        if rec.is_finished() || !scheduled || rec.seq != position {
+            return Ok(());
+        }
+        let Some(d) = self.driver(&rec.workflow) else {
+            return Ok(());
+        };
+        if let Some(reason) = d.incompatibility(&rec) {
+            return self.note_incompatible(&reader, run_id, rec, reason).await;
+        }
+        let mut cp = Checkpoint::load(&reader, run_id, self.clock.now_ms(), rec)?;
+        cp.trace(TraceKind::StepCompleted {
+            step: name,
+            result: result.clone(),
+            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        });
+        cp.drive(&*d, &reader, Event::StepDone(result), None)?;
+        self.commit(cp).await
+    }
+
+    /// A timer came due: time out the wait or end the sleep it belongs to, if the run is still
+    /// suspended there.
+    pub(super) async fn on_timer(&self, run_id: String, seq: u64) {
+        if let Err(e) = self.fire(&run_id, seq).await {
+            report(&run_id, "a timer", &e);
+        }
+    }
+
+    async fn fire(&self, run_id: &str, seq: u64) -> Result<(), EngineError> {
+        let _lock = self.lock_run(run_id).await;
+        let reader = self.store.reader()?;
+        let Some(rec) = reader.run(run_id)? else {
+            return Ok(());
+        };
+        if rec.is_finished() || rec.seq != seq {
+            return Ok(());
+        }
+        let (event, kind) = match &rec.pending {
+            Some(Command::Wait { name, .. }) => (
+                Event::TimedOut,
+                TraceKind::TimedOut {
+                    signal: name.clone(),
+                    wait_id: seq.to_string(),
+                },
+            ),
+            Some(Command::Sleep { deadline_ms }) => (
+                Event::Woke,
+                TraceKind::Woke {
+                    until_ms: *deadline_ms,
+                },
+            ),
+            _ => return Ok(()),
+        };
+        let Some(d) = self.driver(&rec.workflow) else {
+            return Ok(());
+        };
+        if let Some(reason) = d.incompatibility(&rec) {
+            return self.note_incompatible(&reader, run_id, rec, reason).await;
+        }
+        let mut cp = Checkpoint::load(&reader, run_id, self.clock.now_ms(), rec)?;
+        cp.trace(kind);
+        cp.drive(&*d, &reader, event, None)?;
+        self.commit(cp).await
+    }
+}

@@ -1,0 +1,148 @@
+//! The engine's public value types: statuses, pending waits, signals.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::trace::fmt_ms;
+
+/// Where a run stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RunStatus {
+    /// A step is scheduled or executing.
+    Running,
+    /// The run waits for a signal.
+    Waiting {
+        /// The signal's name.
+        signal: String,
+        /// The wait's id, as listed by `Engine::pending` and accepted by [`Signal::for_wait`].
+        wait_id: String,
+        /// When the wait times out, milliseconds since the Unix epoch.
+        deadline_ms: u64,
+    },
+    /// The run sleeps.
+    Sleeping {
+        /// When it wakes up, milliseconds since the Unix epoch.
+        until_ms: u64,
+    },
+    /// The workflow returned `Ok`.
+    Completed,
+    /// The workflow returned `Err` (the message is the error as JSON), panicked, or was refused
+    /// by the engine.
+    Failed {
+        /// What went wrong.
+        message: String,
+    },
+    /// The stored run does not fit the registered code; it is parked, untouched.
+    Incompatible {
+        /// Both fingerprints, or why the state could not be decoded.
+        reason: String,
+    },
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunStatus::Running => f.write_str("running"),
+            RunStatus::Waiting {
+                signal,
+                wait_id,
+                deadline_ms,
+            } => write!(
+                f,
+                "waiting for signal `{signal}` (wait {wait_id}, deadline {})",
+                fmt_ms(*deadline_ms)
+            ),
+            RunStatus::Sleeping { until_ms } => write!(f, "sleeping until {}", fmt_ms(*until_ms)),
+            RunStatus::Completed => f.write_str("completed"),
+            RunStatus::Failed { message } => write!(f, "failed: {message}"),
+            RunStatus::Incompatible { reason } => write!(f, "incompatible: {reason}"),
+        }
+    }
+}
+
+/// A run waiting for a signal, as listed by `Engine::pending`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingWait {
+    /// The run.
+    pub run_id: String,
+    /// The run's workflow.
+    pub workflow: String,
+    /// The wait's id; pass it to [`Signal::for_wait`] to answer this wait and no later one.
+    pub wait_id: String,
+    /// The signal waited for.
+    pub signal: String,
+    /// The metadata the workflow attached to the wait.
+    pub metadata: Value,
+    /// When the wait times out, milliseconds since the Unix epoch.
+    pub deadline_ms: u64,
+}
+
+/// What happened to a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalOutcome {
+    /// The run was waiting for it; the wait consumed it and the resulting checkpoint is durable.
+    Delivered,
+    /// No wait for it was active; it is stored durably in the run's inbox and the next wait with
+    /// its name consumes it.
+    Buffered,
+    /// Its de-duplication key was already accepted for this run; nothing changed.
+    Duplicate,
+    /// It answers a wait that is already over (satisfied or timed out); it was dropped and
+    /// nothing changed.
+    Stale,
+}
+
+/// A signal to send with `Engine::send`.
+///
+/// ```
+/// # use workflow_runtime::Signal;
+/// let s = Signal::new("refund_decision", serde_json::json!({"approved": true}))
+///     .dedupe_key("review-8812")
+///     .for_wait("4");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    pub(crate) name: String,
+    pub(crate) payload: Result<Value, String>,
+    pub(crate) dedupe_key: Option<String>,
+    pub(crate) wait_id: Option<String>,
+}
+
+impl Signal {
+    /// A signal with this name and payload. A payload that cannot be encoded as JSON is
+    /// reported by `Engine::send` as `EngineError::Encode`.
+    pub fn new(name: impl Into<String>, payload: impl Serialize) -> Self {
+        Self {
+            name: name.into(),
+            payload: crate::codec::to_value(&payload),
+            dedupe_key: None,
+            wait_id: None,
+        }
+    }
+
+    /// A key that makes re-sending safe: a second signal with the same key for the same run
+    /// is reported as [`SignalOutcome::Duplicate`] and changes nothing.
+    #[must_use]
+    pub fn dedupe_key(mut self, key: impl Into<String>) -> Self {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+
+    /// Addresses the signal to one wait (an id from `Engine::pending` or `RunStatus::Waiting`):
+    /// if that wait is over, the signal is [`SignalOutcome::Stale`] instead of being buffered
+    /// for a later wait.
+    #[must_use]
+    pub fn for_wait(mut self, wait_id: impl Into<String>) -> Self {
+        self.wait_id = Some(wait_id.into());
+        self
+    }
+
+    /// The signal's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}

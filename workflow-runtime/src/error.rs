@@ -1,0 +1,119 @@
+//! The engine's error type.
+
+use crate::engine::RunStatus;
+
+/// Why an engine operation failed.
+///
+/// Every variant reads as one line and names the run, signal, workflow or file involved.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No run with this id exists in the store.
+    #[error("no run with id `{run_id}` exists")]
+    UnknownRun {
+        /// The run id asked for.
+        run_id: String,
+    },
+    /// The run has already finished, so it accepts nothing more.
+    #[error("run `{run_id}` has already finished ({status})")]
+    RunFinished {
+        /// The run.
+        run_id: String,
+        /// Its final status.
+        status: RunStatus,
+    },
+    /// The run id is taken by a run of another workflow or with another input.
+    #[error("run `{run_id}` already exists {reason}")]
+    Conflict {
+        /// The run id.
+        run_id: String,
+        /// What differs, phrased to follow "already exists".
+        reason: String,
+    },
+    /// A signal payload does not decode into the type its wait expects; nothing was changed.
+    #[error("signal `{signal}` for run `{run_id}` was refused: {message}")]
+    PayloadMismatch {
+        /// The run.
+        run_id: String,
+        /// The signal's name.
+        signal: String,
+        /// What the workflow said about the payload.
+        message: String,
+    },
+    /// A signal addressed to the current wait names another signal than the one it waits for.
+    #[error("wait `{wait_id}` of run `{run_id}` waits for signal `{expected}`, not `{signal}`")]
+    WrongSignal {
+        /// The run.
+        run_id: String,
+        /// The wait the signal was addressed to.
+        wait_id: String,
+        /// The signal the wait expects.
+        expected: String,
+        /// The signal that was sent.
+        signal: String,
+    },
+    /// A signal was addressed to a wait id the run never had.
+    #[error("run `{run_id}` has no wait with id `{wait_id}`")]
+    UnknownWait {
+        /// The run.
+        run_id: String,
+        /// The wait id named by the signal.
+        wait_id: String,
+    },
+    /// The stored run was checkpointed by code whose layout differs from the registered code.
+    #[error("run `{run_id}` is incompatible with the registered code: {reason}")]
+    Incompatible {
+        /// The run.
+        run_id: String,
+        /// Both fingerprints, or why the state could not be decoded.
+        reason: String,
+    },
+    /// The run failed without producing an output (a panic, or an engine-level failure).
+    #[error("run `{run_id}` failed: {message}")]
+    RunFailed {
+        /// The run.
+        run_id: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The workflow is not registered with this engine.
+    #[error(
+        "workflow `{workflow}` is not registered with this engine; \
+         call `EngineBuilder::register` or `Engine::register` first"
+    )]
+    NotRegistered {
+        /// The workflow's name.
+        workflow: String,
+    },
+    /// Another engine or process holds the store file.
+    #[error("store file {path} is already open by another engine or process")]
+    AlreadyOpen {
+        /// The file.
+        path: String,
+    },
+    /// The file exists but is not a store written by this library.
+    #[error("{path} is not a workflow-runtime store: {reason}")]
+    NotAStore {
+        /// The file.
+        path: String,
+        /// What was found instead.
+        reason: String,
+    },
+    /// The store file is damaged.
+    #[error("store file {path} is damaged: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What the storage layer reported.
+        reason: String,
+    },
+    /// The storage layer failed; nothing of the operation was acknowledged.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// A value could not be encoded or decoded.
+    #[error("encoding error: {0}")]
+    Encode(String),
+    /// The engine was shut down.
+    #[error("the engine has been shut down")]
+    ShutDown,
+}

@@ -1,0 +1,131 @@
+//! The timer service: one task holding every armed deadline, sleeping until the earliest.
+//!
+//! A parked run costs one entry here and nothing else. Entries are hints: the engine checks the
+//! run's stored checkpoint when one fires, so a stale entry is harmless.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+
+/// With the system clock, wake up at least this often to notice wall-clock jumps.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+enum Cmd {
+    Arm {
+        deadline_ms: u64,
+        run_id: String,
+        seq: u64,
+    },
+    Cancel {
+        deadline_ms: u64,
+        run_id: String,
+    },
+}
+
+/// The handle to the timer task.
+pub(crate) struct Timers {
+    tx: mpsc::UnboundedSender<Cmd>,
+    task: JoinHandle<()>,
+}
+
+impl Timers {
+    /// Starts the task; `fire(run_id, seq)` is called for each timer that comes due, from the
+    /// task, so it must not block.
+    pub(crate) fn spawn(
+        clock: Arc<dyn Clock>,
+        fire: impl Fn(String, u64) + Send + Sync + 'static,
+    ) -> Timers {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(clock, rx, fire));
+        Timers { tx, task }
+    }
+
+    /// Fires `fire(run_id, seq)` at `deadline_ms` (at once if it has passed).
+    pub(crate) fn arm(&self, deadline_ms: u64, run_id: String, seq: u64) {
+        let _ = self.tx.send(Cmd::Arm {
+            deadline_ms,
+            run_id,
+            seq,
+        });
+    }
+
+    /// Forgets a timer, so that a satisfied wait does not occupy memory until its deadline.
+    pub(crate) fn cancel(&self, deadline_ms: u64, run_id: String) {
+        let _ = self.tx.send(Cmd::Cancel {
+            deadline_ms,
+            run_id,
+        });
+    }
+
+    /// Stops the task.
+    pub(crate) fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+async fn run(
+    clock: Arc<dyn Clock>,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    fire: impl Fn(String, u64),
+) {
+    let jumps = clock.jumps();
+    let mut queue: BTreeMap<(u64, String), u64> = BTreeMap::new();
+    loop {
+        let now = clock.now_ms();
+        while let Some(entry) = queue.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((_, run_id), seq) = entry.remove_entry();
+            fire(run_id, seq);
+        }
+        let next = queue.first_key_value().map(|((d, _), _)| *d);
+        tokio::select! {
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { return };
+                apply(&mut queue, cmd);
+                while let Ok(cmd) = rx.try_recv() {
+                    apply(&mut queue, cmd);
+                }
+            }
+            () = wait(next, now, jumps.as_ref()) => {}
+        }
+    }
+}
+
+fn apply(queue: &mut BTreeMap<(u64, String), u64>, cmd: Cmd) {
+    match cmd {
+        Cmd::Arm {
+            deadline_ms,
+            run_id,
+            seq,
+        } => {
+            queue.insert((deadline_ms, run_id), seq);
+        }
+        Cmd::Cancel {
+            deadline_ms,
+            run_id,
+        } => {
+            queue.remove(&(deadline_ms, run_id));
+        }
+    }
+}
+
+async fn wait(next: Option<u64>, now: u64, jumps: Option<&Arc<Notify>>) {
+    match (jumps, next) {
+        // A clock that moves by hand says when it moved; sleeping in real time would only spin.
+        // Its `notify_one` leaves a permit, so a jump between reading `now` and getting here is
+        // not lost.
+        (Some(jumps), _) => jumps.notified().await,
+        (None, Some(deadline)) => {
+            let ms = Duration::from_millis(deadline.saturating_sub(now));
+            tokio::time::sleep(ms.min(MAX_SLEEP)).await;
+        }
+        (None, None) => std::future::pending().await,
+    }
+}

@@ -1,0 +1,337 @@
+//! The per-run audit trail: what happened, in order, with the engine clock's time.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::StepError;
+
+/// One entry of a run's trace, as returned by `Engine::trace`.
+///
+/// Stored as JSON; `Display` renders one readable line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    /// Position in the run's trace, from 0, without gaps.
+    pub seq: u64,
+    /// The engine clock's time, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The run's checkpoint sequence number the event belongs to.
+    pub checkpoint: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: TraceKind,
+}
+
+/// What a [`TraceEvent`] records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TraceKind {
+    /// The run was created.
+    Started {
+        /// The workflow's name.
+        workflow: String,
+        /// The workflow's version.
+        version: u32,
+        /// The run's input.
+        input: Value,
+    },
+    /// A step was checkpointed as the next thing to run.
+    StepScheduled {
+        /// The step's name.
+        step: String,
+        /// The step's input.
+        input: Value,
+        /// The idempotency key every attempt of this invocation sees.
+        idempotency_key: String,
+    },
+    /// A step finished.
+    StepCompleted {
+        /// The step's name.
+        step: String,
+        /// Its output, or its error.
+        result: Result<Value, StepError>,
+        /// Wall time of the attempt, in milliseconds.
+        duration_ms: u64,
+    },
+    /// The run started waiting for a signal.
+    WaitStarted {
+        /// The signal's name.
+        signal: String,
+        /// The wait's id.
+        wait_id: String,
+        /// The metadata shown by `Engine::pending`.
+        metadata: Value,
+        /// Absolute deadline, milliseconds since the Unix epoch.
+        deadline_ms: u64,
+    },
+    /// A signal arrived while no wait for it was active and was stored in the run's inbox.
+    SignalBuffered {
+        /// The signal's name.
+        signal: String,
+        /// Its payload.
+        payload: Value,
+        /// Its de-duplication key, if any.
+        dedupe_key: Option<String>,
+    },
+    /// A wait consumed a signal.
+    SignalReceived {
+        /// The signal's name.
+        signal: String,
+        /// Its payload.
+        payload: Value,
+        /// Its de-duplication key, if any.
+        dedupe_key: Option<String>,
+        /// The wait that consumed it.
+        wait_id: String,
+        /// Whether it had been buffered before the wait began.
+        from_inbox: bool,
+    },
+    /// A buffered signal did not fit the wait that would have consumed it and was dropped.
+    SignalRejected {
+        /// The signal's name.
+        signal: String,
+        /// Its payload.
+        payload: Value,
+        /// Why the workflow refused it.
+        message: String,
+    },
+    /// A signal repeated a de-duplication key the run had already seen; nothing changed.
+    SignalDuplicate {
+        /// The signal's name.
+        signal: String,
+        /// The repeated key.
+        dedupe_key: String,
+    },
+    /// A wait's deadline passed without a signal.
+    TimedOut {
+        /// The signal that was waited for.
+        signal: String,
+        /// The wait's id.
+        wait_id: String,
+    },
+    /// The run started a durable sleep.
+    SleepStarted {
+        /// Absolute wake-up time, milliseconds since the Unix epoch.
+        until_ms: u64,
+    },
+    /// A durable sleep ended.
+    Woke {
+        /// The deadline that passed.
+        until_ms: u64,
+    },
+    /// The workflow returned; the output may be its `Err`.
+    Completed {
+        /// The workflow's output as JSON (`{"Ok": ..}` or `{"Err": ..}`).
+        output: Value,
+    },
+    /// The run failed.
+    Failed {
+        /// Why.
+        message: String,
+    },
+    /// The stored run does not fit the registered code and is parked.
+    Incompatible {
+        /// Both fingerprints, or why the state could not be decoded.
+        reason: String,
+    },
+}
+
+impl fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{} {} ", self.seq, fmt_ms(self.at_ms))?;
+        match &self.kind {
+            TraceKind::Started {
+                workflow,
+                version,
+                input,
+            } => write!(f, "started {workflow} v{version} input={}", short(input)),
+            TraceKind::StepScheduled {
+                step,
+                input,
+                idempotency_key,
+            } => write!(
+                f,
+                "step_scheduled {step} input={} key={idempotency_key}",
+                short(input)
+            ),
+            TraceKind::StepCompleted {
+                step,
+                result,
+                duration_ms,
+            } => match result {
+                Ok(out) => write!(
+                    f,
+                    "step_completed {step} ok={} in {duration_ms} ms",
+                    short(out)
+                ),
+                Err(e) => write!(
+                    f,
+                    "step_completed {step} error={:?} ({:?}) in {duration_ms} ms",
+                    e.message, e.kind
+                ),
+            },
+            TraceKind::WaitStarted {
+                signal,
+                wait_id,
+                metadata,
+                deadline_ms,
+            } => write!(
+                f,
+                "wait_started {signal} wait={wait_id} deadline={} metadata={}",
+                fmt_ms(*deadline_ms),
+                short(metadata)
+            ),
+            TraceKind::SignalBuffered {
+                signal,
+                payload,
+                dedupe_key,
+            } => write!(
+                f,
+                "signal_buffered {signal} payload={}{}",
+                short(payload),
+                key_suffix(dedupe_key.as_deref())
+            ),
+            TraceKind::SignalReceived {
+                signal,
+                payload,
+                dedupe_key,
+                wait_id,
+                from_inbox,
+            } => write!(
+                f,
+                "signal_received {signal} wait={wait_id} payload={}{}{}",
+                short(payload),
+                key_suffix(dedupe_key.as_deref()),
+                if *from_inbox { " (from inbox)" } else { "" }
+            ),
+            TraceKind::SignalRejected {
+                signal,
+                payload,
+                message,
+            } => write!(
+                f,
+                "signal_rejected {signal} payload={}: {message}",
+                short(payload)
+            ),
+            TraceKind::SignalDuplicate { signal, dedupe_key } => {
+                write!(f, "signal_duplicate {signal} key={dedupe_key}")
+            }
+            TraceKind::TimedOut { signal, wait_id } => {
+                write!(f, "timed_out {signal} wait={wait_id}")
+            }
+            TraceKind::SleepStarted { until_ms } => {
+                write!(f, "sleep_started until={}", fmt_ms(*until_ms))
+            }
+            TraceKind::Woke { until_ms } => write!(f, "woke until={}", fmt_ms(*until_ms)),
+            TraceKind::Completed { output } => write!(f, "completed output={}", short(output)),
+            TraceKind::Failed { message } => write!(f, "failed: {message}"),
+            TraceKind::Incompatible { reason } => write!(f, "incompatible: {reason}"),
+        }
+    }
+}
+
+fn key_suffix(key: Option<&str>) -> String {
+    key.map(|k| format!(" key={k}")).unwrap_or_default()
+}
+
+/// Compact JSON, cut so that one event stays one readable line.
+fn short(v: &Value) -> String {
+    const MAX: usize = 160;
+    let s = v.to_string();
+    if s.chars().count() <= MAX {
+        return s;
+    }
+    let mut cut: String = s.chars().take(MAX).collect();
+    cut.push('…');
+    cut
+}
+
+/// Milliseconds since the Unix epoch as an RFC 3339 UTC time, e.g. `2026-01-01T00:00:00.000Z`.
+pub(crate) fn fmt_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+// Howard Hinnant's days-to-civil algorithm, restricted to dates after the epoch; it avoids a
+// date-time dependency for the one place that shows a time to people.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn times_render_as_rfc3339() {
+        assert_eq!(fmt_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(fmt_ms(1_767_225_600_000), "2026-01-01T00:00:00.000Z");
+        assert_eq!(fmt_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(fmt_ms(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+    }
+
+    #[test]
+    fn events_round_trip_through_json_and_render_on_one_line() {
+        let events = [
+            TraceEvent {
+                seq: 0,
+                at_ms: 5,
+                checkpoint: 1,
+                kind: TraceKind::StepCompleted {
+                    step: "charge".into(),
+                    result: Ok(Value::Null),
+                    duration_ms: 3,
+                },
+            },
+            TraceEvent {
+                seq: 1,
+                at_ms: 6,
+                checkpoint: 2,
+                kind: TraceKind::WaitStarted {
+                    signal: "decision".into(),
+                    wait_id: "2".into(),
+                    metadata: json!({"amount": 40, "note": "x".repeat(400)}),
+                    deadline_ms: u64::MAX,
+                },
+            },
+            TraceEvent {
+                seq: 2,
+                at_ms: 7,
+                checkpoint: 2,
+                kind: TraceKind::StepCompleted {
+                    step: "charge".into(),
+                    result: Err(StepError::permanent("card declined")),
+                    duration_ms: 0,
+                },
+            },
+        ];
+        for e in events {
+            let json = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<TraceEvent>(&json).unwrap(), e);
+            let line = e.to_string();
+            assert!(!line.contains('\n'), "{line}");
+            assert!(line.chars().count() < 300, "{line}");
+        }
+    }
+}
