@@ -1,0 +1,11 @@
+//! The refund-review scenario: an AI support agent drafts a refund, a human approves, rejects
+//! or requests changes, and the refund is issued exactly once.
+
+pub mod agent;
+pub mod domain;
+pub mod ledger;
+mod services;
+mod workflow;
+
+pub use services::{Services, install, services};
+pub use workflow::{draft_refund_recommendation, issue_refund_once, load_customer, load_ticket, refund_review};

@@ -1,0 +1,102 @@
+//! What the steps talk to: the helpdesk's records, the drafting agent, the payment provider
+//! and the step ledger. Installed once per process by the application.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use workflow_runtime::StepError;
+
+use super::agent::{PolicyAgent, RefundAgent};
+use super::domain::{Customer, RefundReason, Ticket, Tier};
+use super::ledger::{PaymentProvider, StepLedger};
+
+/// The collaborators of the refund steps.
+pub struct Services {
+    /// Drafts recommendations.
+    pub agent: Box<dyn RefundAgent>,
+    /// Pays refunds.
+    pub payments: PaymentProvider,
+    /// Records step executions.
+    pub steps: StepLedger,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// The policy agent and ledgers `payments.jsonl` and `steps.jsonl` in `dir`.
+    ///
+    /// # Errors
+    /// If a ledger cannot be opened.
+    pub fn in_dir(dir: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            agent: Box::new(PolicyAgent),
+            payments: PaymentProvider::open(&dir.join("payments.jsonl"))?,
+            steps: StepLedger::open(&dir.join("steps.jsonl"))?,
+        })
+    }
+}
+
+static SERVICES: OnceLock<Services> = OnceLock::new();
+
+/// Installs the services for this process; the first installation wins.
+///
+/// # Errors
+/// Gives the services back if some were installed already.
+pub fn install(services: Services) -> Result<(), Services> {
+    SERVICES.set(services)
+}
+
+/// The installed services.
+///
+/// # Errors
+/// A permanent [`StepError`] if [`install`] was not called.
+pub fn services() -> Result<&'static Services, StepError> {
+    SERVICES.get().ok_or_else(|| StepError::permanent("refund services are not installed; call refund::install first"))
+}
+
+/// The helpdesk's ticket records: five named ones, and any `T-<number>` made up
+/// deterministically from its number.
+pub(crate) fn find_ticket(id: &str) -> Option<Ticket> {
+    let n: u64 = id.strip_prefix("T-")?.parse().ok()?;
+    let fixed = |customer: &str, total: u64, reason, days, message: &str| Ticket {
+        id: id.to_owned(),
+        customer_id: customer.to_owned(),
+        order_id: format!("O-{}", n + 50_000),
+        order_total_cents: total,
+        reason,
+        days_since_delivery: days,
+        message: message.to_owned(),
+    };
+    Some(match n {
+        1001 => fixed("C-1", 12_900, RefundReason::Damaged, 2, "The blender arrived with a cracked jug."),
+        1002 => fixed("C-2", 4_500, RefundReason::Late, 5, "My order came a week late."),
+        1003 => fixed("C-3", 20_000, RefundReason::NotDelivered, 14, "Tracking says delivered, nothing here."),
+        1004 => fixed("C-1", 7_999, RefundReason::ChangedMind, 12, "Does not fit, sending it back."),
+        1005 => fixed("C-2", 3_000, RefundReason::ChangedMind, 45, "Changed my mind."),
+        _ => {
+            let reasons = [RefundReason::Damaged, RefundReason::NotDelivered, RefundReason::Late, RefundReason::ChangedMind];
+            fixed(
+                &format!("C-{}", n % 3 + 1),
+                1_000 + (n * 7_919) % 20_000,
+                reasons[usize::try_from(n % 4).unwrap_or(0)],
+                u32::try_from(n % 40).unwrap_or(0),
+                "Generated ticket.",
+            )
+        }
+    })
+}
+
+/// The helpdesk's customer records.
+pub(crate) fn find_customer(id: &str) -> Option<Customer> {
+    let (name, tier, refunded) = match id {
+        "C-1" => ("Ada Lovelace", Tier::Standard, 0),
+        "C-2" => ("Grace Hopper", Tier::Gold, 2_500),
+        "C-3" => ("Linus Pauling", Tier::Standard, 62_000),
+        _ => return None,
+    };
+    Some(Customer { id: id.to_owned(), name: name.to_owned(), tier, refunds_last_year_cents: refunded })
+}
