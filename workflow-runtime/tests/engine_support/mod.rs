@@ -4,11 +4,12 @@
 #![allow(dead_code, non_camel_case_types)]
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::Semaphore;
 use workflow_runtime::__private::{
     check_payload, step_command, take_signal, take_start, take_step, take_wake,
 };
@@ -57,7 +58,24 @@ impl Function for add {
     }
 }
 
-/// Looks up the amount of a ticket.
+static GATES: LazyLock<Mutex<HashMap<String, Arc<Semaphore>>>> = LazyLock::new(Mutex::default);
+
+fn gate(key: &str) -> Arc<Semaphore> {
+    GATES
+        .lock()
+        .unwrap()
+        .entry(key.to_owned())
+        .or_insert_with(|| Arc::new(Semaphore::new(0)))
+        .clone()
+}
+
+/// Lets the `prepare` step of a ticket named `gated-*` finish.
+pub fn open_gate(ticket: &str) {
+    gate(ticket).add_permits(1);
+}
+
+/// Looks up the amount of a ticket; for a ticket named `gated-*`, only once [`open_gate`] is
+/// called, so that tests can act while the step runs.
 pub struct prepare {}
 impl Function for prepare {
     const NAME: &'static str = "prepare";
@@ -65,7 +83,12 @@ impl Function for prepare {
     type Input = String;
     type Output = u64;
     fn call(_ctx: StepContext, ticket: String) -> StepFuture<u64> {
-        Box::pin(async move { Ok(ticket.len() as u64 * 10) })
+        Box::pin(async move {
+            if ticket.starts_with("gated-") {
+                gate(&ticket).acquire().await.unwrap().forget();
+            }
+            Ok(ticket.len() as u64 * 10)
+        })
     }
 }
 
@@ -556,6 +579,17 @@ pub async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("timed out waiting for {what}")
+}
+
+/// Waits until the run waits for a signal and returns the wait id.
+pub async fn wait_id(engine: &Engine, run_id: &str) -> String {
+    eventually(&format!("run `{run_id}` to wait"), || {
+        match engine.status(run_id).unwrap() {
+            RunStatus::Waiting { wait_id, .. } => Some(wait_id),
+            _ => None,
+        }
+    })
+    .await
 }
 
 /// The trace of a run as its event names.
