@@ -5,42 +5,42 @@ use workflow_runtime::prelude::*;
 use workflow_runtime::{Event, Transition};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ticket {
-    pub id: String,
-    pub customer_id: String,
+struct Ticket {
+    id: String,
+    customer_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Customer {
-    pub id: String,
+struct Customer {
+    id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Rec {
-    pub amount: u64,
+struct Rec {
+    amount: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Status {
+enum Status {
     Approved,
     Rejected,
     RequestChanges,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decision {
-    pub status: Status,
-    pub approved_amount: u64,
-    pub reason: String,
+struct Decision {
+    status: Status,
+    approved_amount: u64,
+    reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Receipt {
-    pub id: String,
+struct Receipt {
+    id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum RefundOutcome {
+enum RefundOutcome {
     Refunded { receipt_id: String },
     NotApproved { reason: String },
     TimedOut,

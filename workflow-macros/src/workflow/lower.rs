@@ -147,8 +147,17 @@ impl Lowerer {
         }
     }
 
-    /// The type of `__wf_sN` or `__wf_sN?`, the hoisted value of a suspension point.
+    /// The type of `__wf_sN` or `__wf_sN?`, the hoisted value of a suspension point, or of
+    /// `match __wf_sN { Ok(v) => v, .. }`, whose type is the `Ok` side.
     fn tmp_type(&self, e: &Expr) -> Option<TyInfo> {
+        if let Expr::Match(m) = e
+            && m.arms.iter().any(|a| is_ok_identity(&a.pat, &a.body))
+            && let Some(TyInfo::Known(_)) = self.tmp_type(&m.expr)
+        {
+            let Expr::Path(p) = &*m.expr else { return None };
+            let info = self.susps.iter().find(|s| p.path.get_ident() == Some(&s.tmp))?;
+            return info.ok_ty.clone().map(TyInfo::Known);
+        }
         let (inner, q) = match e {
             Expr::Try(t) => (&*t.expr, true),
             other => (other, false),
@@ -611,6 +620,23 @@ impl Lowerer {
             self.rewriter().visit_expr_mut(&mut g.guard);
         }
     }
+}
+
+/// Whether an arm is `Ok(v) => v`.
+fn is_ok_identity(pat: &Pat, body: &Expr) -> bool {
+    let Pat::TupleStruct(ts) = pat else { return false };
+    if ts.qself.is_some() || ts.path.segments.last().is_none_or(|s| s.ident != "Ok") || ts.elems.len() != 1 {
+        return false;
+    }
+    let Some(Pat::Ident(bound)) = ts.elems.first() else { return false };
+    let body = match body {
+        Expr::Block(b) if b.block.stmts.len() == 1 => match &b.block.stmts[0] {
+            Stmt::Expr(e, None) => e,
+            _ => return false,
+        },
+        other => other,
+    };
+    matches!(body, Expr::Path(p) if p.qself.is_none() && p.path.is_ident(&bound.ident))
 }
 
 fn expr_attrs(e: &mut Expr) -> Option<&mut Vec<syn::Attribute>> {

@@ -99,6 +99,7 @@ fn stub(func: &ItemFn, sig: Option<&Signature>, errors: &[syn::Error]) -> TokenS
     let krate = quote!(::workflow_runtime::__private);
     let output = &sig.output;
     let input_ty = input_type(&sig.params);
+    let ivis = inner_vis(vis);
     quote! {
         #(#errs)*
         #[allow(non_snake_case, dead_code, missing_docs, unused_imports)]
@@ -106,9 +107,9 @@ fn stub(func: &ItemFn, sig: Option<&Signature>, errors: &[syn::Error]) -> TokenS
             use super::*;
             #[derive(Debug, Clone, #krate::serde::Serialize, #krate::serde::Deserialize)]
             #[serde(crate = "::workflow_runtime::__private::serde")]
-            pub enum State {}
+            #ivis enum State {}
             #[derive(Debug, Clone, Copy, Default)]
-            pub struct Def;
+            #ivis struct Def;
             impl #krate::Workflow for Def {
                 const NAME: &'static str = "";
                 const VERSION: u32 = 0;
@@ -136,6 +137,24 @@ fn stub(func: &ItemFn, sig: Option<&Signature>, errors: &[syn::Error]) -> TokenS
         }
         #[allow(non_upper_case_globals, dead_code, missing_docs)]
         #vis const #name: #name::Def = #name::Def;
+    }
+}
+
+/// The visibility, inside `mod name`, that matches the function's visibility outside it: the
+/// items must not be more visible than the user's types they name (E0446).
+fn inner_vis(vis: &syn::Visibility) -> TokenStream {
+    match vis {
+        syn::Visibility::Public(_) => quote!(pub),
+        syn::Visibility::Inherited => quote!(pub(super)),
+        syn::Visibility::Restricted(r) => {
+            let path = &r.path;
+            let first = path.segments.first().map(|s| s.ident.to_string()).unwrap_or_default();
+            match first.as_str() {
+                "crate" => quote!(pub(in #path)),
+                "self" => quote!(pub(super)),
+                _ => quote!(pub(in super::#path)),
+            }
+        }
     }
 }
 
@@ -636,6 +655,7 @@ impl Codegen<'_> {
              still needed after it."
         );
         let def_doc = format!("The `{name}` workflow as a value; `{name}` is a constant of this type.");
+        let ivis = inner_vis(vis);
         quote! {
             #(#docs)*
             #[allow(non_upper_case_globals)]
@@ -651,13 +671,13 @@ impl Codegen<'_> {
                 #[doc = #state_doc]
                 #[derive(::core::fmt::Debug, ::core::clone::Clone, #krate::serde::Serialize, #krate::serde::Deserialize)]
                 #[serde(crate = "::workflow_runtime::__private::serde")]
-                pub enum State {
+                #ivis enum State {
                     #(#variants,)*
                 }
 
                 #[doc = #def_doc]
                 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::default::Default)]
-                pub struct Def;
+                #ivis struct Def;
 
                 impl #krate::Workflow for Def {
                     const NAME: &'static str = #stored_name;
@@ -715,7 +735,7 @@ impl Codegen<'_> {
                     clippy::all,
                     clippy::pedantic
                 )]
-                pub fn advance(
+                #ivis fn advance(
                     __wf_state_in: State,
                     __wf_event: #krate::Event,
                     #ctx: &mut #krate::WorkflowContext,
