@@ -2,8 +2,12 @@
 //! or requests changes, and the refund is issued exactly once.
 
 pub mod agent;
+pub mod client;
+pub mod clock;
 pub mod domain;
+pub mod fault;
 pub mod ledger;
+pub mod server;
 mod services;
 mod workflow;
 

@@ -39,7 +39,9 @@ pub async fn issue_refund_once(ctx: StepContext, ticket_id: String, amount_cents
     let services = services()?;
     services.steps.record(&ctx)?;
     let key = format!("refund:{}:{ticket_id}", ctx.run_id());
-    services.payments.refund(&key, &ticket_id, amount_cents)
+    let receipt = services.payments.refund(&key, &ticket_id, amount_cents)?;
+    super::fault::crash_point("after_payment");
+    Ok(receipt)
 }
 
 /// Reviews a refund request: draft, wait up to 7 days for a human decision, pay once on
