@@ -392,6 +392,11 @@ impl Reader {
             .map_err(|e| EngineError::Encode(format!("the record of run `{run_id}`: {e}")))
     }
 
+    /// Whether the run exists, without decoding its record.
+    pub(crate) fn exists(&self, run_id: &str) -> Result<bool, EngineError> {
+        Ok(self.txn.open_table(RUNS)?.get(run_id)?.is_some())
+    }
+
     /// The run's buffered signals, oldest first.
     pub(crate) fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, EngineError> {
         let table = self.txn.open_table(INBOX)?;

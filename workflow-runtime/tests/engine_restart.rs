@@ -171,6 +171,13 @@ async fn registering_after_open_resumes_that_workflows_runs() {
         .await
         .unwrap_err();
     assert!(matches!(e, EngineError::NotRegistered { .. }), "{e}");
+    let e = engine
+        .handle(single::Def, "r-late-reg")
+        .unwrap()
+        .result()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::NotRegistered { .. }), "{e}");
 
     engine.register(single::Def).await.unwrap();
     engine.register(approval::Def).await.unwrap();
@@ -242,6 +249,52 @@ async fn a_run_of_another_layout_is_parked_untouched() {
     assert_eq!(engine.trace("r-v").unwrap(), noted);
     let run = engine.handle(approval::Def, "r-v").unwrap();
     assert_eq!(run.result().await.unwrap().unwrap(), Outcome::TimedOut);
+}
+
+#[tokio::test]
+async fn a_state_that_does_not_decode_parks_the_run_as_incompatible() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wf.redb");
+    let clock = ManualClock::default();
+    let engine = open(&path, &clock).await;
+    engine
+        .start(approval::Def, "r-liar", "T-liar".to_owned())
+        .await
+        .unwrap();
+    wait_id(&engine, "r-liar").await;
+    engine.shutdown().await;
+
+    let engine = Engine::builder()
+        .clock(clock.clone())
+        .register(liar::Def)
+        .open(&path)
+        .await
+        .unwrap();
+    let e = engine
+        .signal("r-liar", "decision", Decision::approve())
+        .await
+        .unwrap_err();
+    let EngineError::Incompatible { reason, .. } = &e else {
+        panic!("{e}");
+    };
+    assert!(reason.contains("does not decode"), "{reason}");
+    assert_eq!(
+        engine.status("r-liar").unwrap(),
+        RunStatus::Incompatible {
+            reason: reason.clone()
+        }
+    );
+    assert!(engine.pending().unwrap().is_empty());
+    let names = event_names(&engine, "r-liar");
+    assert_eq!(names.last().unwrap(), "incompatible");
+    assert!(!names.contains(&"signal_received".to_owned()));
+    let e = engine
+        .handle(liar::Def, "r-liar")
+        .unwrap()
+        .result()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::Incompatible { .. }), "{e}");
 }
 
 #[tokio::test]

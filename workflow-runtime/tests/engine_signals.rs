@@ -163,6 +163,51 @@ async fn each_wait_consumes_exactly_one_buffered_signal() {
 }
 
 #[tokio::test]
+async fn a_buffered_signal_the_wait_refuses_is_dropped_and_the_next_one_is_offered() {
+    let engine = memory_engine(&ManualClock::default()).await;
+    let run = engine
+        .start(approval::Unchecked, "dyn", "gated-dyn".to_owned())
+        .await
+        .unwrap();
+    // Without a static check, a payload of the wrong shape can only be refused by the wait.
+    assert_eq!(
+        engine.signal("dyn", "decision", 42).await.unwrap(),
+        SignalOutcome::Buffered
+    );
+    assert_eq!(
+        engine
+            .signal("dyn", "decision", Decision::approve())
+            .await
+            .unwrap(),
+        SignalOutcome::Buffered
+    );
+    open_gate("gated-dyn");
+    assert!(matches!(
+        run.result().await.unwrap().unwrap(),
+        Outcome::Refunded { .. }
+    ));
+    let names = event_names(&engine, "dyn");
+    assert_eq!(
+        names[4..8],
+        [
+            "step_completed",
+            "wait_started",
+            "signal_rejected",
+            "signal_received"
+        ]
+    );
+    let trace = engine.trace("dyn").unwrap();
+    let TraceKind::SignalRejected {
+        payload, message, ..
+    } = &trace[6].kind
+    else {
+        panic!("{}", trace[6]);
+    };
+    assert_eq!(payload, &json!(42));
+    assert!(message.contains("Decision"), "{message}");
+}
+
+#[tokio::test]
 async fn a_repeated_dedupe_key_changes_nothing() {
     let engine = memory_engine(&ManualClock::default()).await;
     let run = engine

@@ -30,6 +30,9 @@ pub(super) enum Driven {
     Moved,
     /// The caller's signal was refused by the workflow; nothing may be committed.
     Refused(String),
+    /// The stored state does not decode with the registered code; the run is parked as
+    /// incompatible (commit that) and was not driven.
+    Parked(String),
 }
 
 /// What to do once a checkpoint is durable.
@@ -140,52 +143,39 @@ impl Checkpoint {
         loop {
             let seq = self.rec.seq + 1;
             let mut ctx = WorkflowContext::new(self.run_id.as_str(), self.now_ms, seq);
-            let advanced = d.advance(&self.rec.state, event, &mut ctx);
-            if let Advanced::Reject(message) = advanced {
-                match signal.take() {
-                    Some(s) if from_inbox => {
-                        self.trace(TraceKind::SignalRejected {
-                            signal: s.name,
-                            payload: s.payload,
-                            message,
-                        });
-                    }
+            match d.advance(&self.rec.state, event, &mut ctx) {
+                Advanced::Undecodable(reason) => {
+                    self.park(reason.clone());
+                    return Ok(Driven::Parked(reason));
+                }
+                Advanced::Reject(message) => match signal.take() {
+                    Some(s) if from_inbox => self.trace(TraceKind::SignalRejected {
+                        signal: s.name,
+                        payload: s.payload,
+                        message,
+                    }),
                     Some(_) => return Ok(Driven::Refused(message)),
                     None => {
                         self.fail(format!("the workflow refused an engine event: {message}"));
                         return Ok(Driven::Moved);
                     }
+                },
+                Advanced::Suspend(state, cmd) => {
+                    self.received(signal.take(), from_inbox);
+                    self.rec.state = state;
+                    self.rec.seq = seq;
+                    self.suspend(cmd);
                 }
-            } else {
-                if let Some(s) = signal.take() {
-                    self.trace(TraceKind::SignalReceived {
-                        signal: s.name,
-                        payload: s.payload,
-                        dedupe_key: s.dedupe_key,
-                        wait_id: self.rec.seq.to_string(),
-                        from_inbox,
-                    });
+                Advanced::Complete { output, failure } => {
+                    self.received(signal.take(), from_inbox);
+                    self.rec.seq = seq;
+                    self.finish_with(output, failure);
+                    return Ok(Driven::Moved);
                 }
-                match advanced {
-                    Advanced::Suspend(state, cmd) => {
-                        self.rec.state = state;
-                        self.rec.seq = seq;
-                        self.suspend(cmd);
-                    }
-                    Advanced::Complete { output, failure } => {
-                        self.rec.seq = seq;
-                        self.finish_with(output, failure);
-                        return Ok(Driven::Moved);
-                    }
-                    Advanced::Fail(message) => {
-                        self.fail(message);
-                        return Ok(Driven::Moved);
-                    }
-                    Advanced::Undecodable(reason) => {
-                        self.park(reason);
-                        return Ok(Driven::Moved);
-                    }
-                    Advanced::Reject(_) => unreachable!("handled above"),
+                Advanced::Fail(message) => {
+                    self.received(signal.take(), from_inbox);
+                    self.fail(message);
+                    return Ok(Driven::Moved);
                 }
             }
             // Still waiting (a new wait, or one whose buffered signal was refused): a buffered
@@ -212,6 +202,19 @@ impl Checkpoint {
                 dedupe_key: entry.dedupe_key,
             });
             from_inbox = true;
+        }
+    }
+
+    /// Records that the current wait accepted a signal.
+    fn received(&mut self, signal: Option<Incoming>, from_inbox: bool) {
+        if let Some(s) = signal {
+            self.trace(TraceKind::SignalReceived {
+                signal: s.name,
+                payload: s.payload,
+                dedupe_key: s.dedupe_key,
+                wait_id: self.rec.seq.to_string(),
+                from_inbox,
+            });
         }
     }
 

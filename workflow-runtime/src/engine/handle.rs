@@ -72,23 +72,29 @@ impl<W: Workflow> RunHandle<W> {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let rec = inner.record(&self.run_id)?;
-            match inner.status_of(&rec) {
-                RunStatus::Completed | RunStatus::Failed { .. } if rec.output.is_some() => {
-                    let output = rec.output.unwrap_or_default();
+            let run_id = || self.run_id.clone();
+            match (inner.status_of(&rec), rec.output) {
+                (RunStatus::Completed | RunStatus::Failed { .. }, Some(output)) => {
                     return codec::from_value(output).map_err(|e| {
                         EngineError::Encode(format!("the output of run `{}`: {e}", self.run_id))
                     });
                 }
-                RunStatus::Failed { message } => {
+                (RunStatus::Failed { message }, None) => {
                     return Err(EngineError::RunFailed {
-                        run_id: self.run_id.clone(),
+                        run_id: run_id(),
                         message,
                     });
                 }
-                RunStatus::Incompatible { reason } => {
+                (RunStatus::Incompatible { reason }, _) => {
                     return Err(EngineError::Incompatible {
-                        run_id: self.run_id.clone(),
+                        run_id: run_id(),
                         reason,
+                    });
+                }
+                // Nothing in this engine would ever move it.
+                _ if inner.driver(&rec.workflow).is_none() => {
+                    return Err(EngineError::NotRegistered {
+                        workflow: rec.workflow,
                     });
                 }
                 _ => {}

@@ -52,6 +52,22 @@ pub use self::types::{PendingWait, RunStatus, Signal, SignalOutcome};
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
+    /// Shared by the clones only, not by background tasks, so that dropping the last clone
+    /// closes the store even while a task still finishes its work.
+    _open: Arc<CloseOnDrop>,
+}
+
+struct CloseOnDrop(Arc<Inner>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        // Dropping the last engine without `shutdown` must still release the file, so that the
+        // same path can be reopened at once.
+        if self.0.begin_shutdown() {
+            self.0.committer.stop_blocking();
+            self.0.release_store();
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -152,8 +168,12 @@ impl EngineBuilder {
                 shutdown: watch::Sender::new(false),
             }
         });
-        inner.resume(None).await?;
-        Ok(Engine { inner })
+        let engine = Engine {
+            _open: Arc::new(CloseOnDrop(inner.clone())),
+            inner,
+        };
+        engine.inner.resume(None).await?;
+        Ok(engine)
     }
 }
 
@@ -231,7 +251,7 @@ impl Engine {
     /// [`EngineError::UnknownRun`], or a storage error.
     pub fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, EngineError> {
         let reader = self.inner.store.reader()?;
-        if reader.run(run_id)?.is_none() {
+        if !reader.exists(run_id)? {
             return Err(EngineError::UnknownRun {
                 run_id: run_id.to_owned(),
             });
@@ -245,13 +265,9 @@ impl Engine {
     /// Steps still running are abandoned; they run again when the store is next opened. Every
     /// later call on this engine or its clones fails with [`EngineError::ShutDown`].
     pub async fn shutdown(&self) {
-        if self.inner.shutdown.send_replace(true) {
-            return;
-        }
-        self.inner.stop_tasks();
-        self.inner.committer.stop().await;
-        if let Some(db) = self.inner.store.take() {
-            store::close(db);
+        if self.inner.begin_shutdown() {
+            self.inner.committer.stop().await;
+            self.inner.release_store();
         }
     }
 
@@ -276,18 +292,6 @@ pub(crate) struct Inner {
     /// Runs someone awaits the result of.
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     shutdown: watch::Sender<bool>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Dropping the last engine without `shutdown` must still release the file, so that the
-        // same path can be reopened at once.
-        self.stop_tasks();
-        self.committer.stop_blocking();
-        if let Some(db) = self.store.take() {
-            store::close(db);
-        }
-    }
 }
 
 /// Holds a run's lock; forgets the lock when nobody else wants it.
@@ -457,10 +461,22 @@ impl Inner {
         self.commit(cp).await
     }
 
-    fn stop_tasks(&self) {
+    /// Refuses new calls and stops timers and steps; `false` if that already happened.
+    fn begin_shutdown(&self) -> bool {
+        if self.shutdown.send_replace(true) {
+            return false;
+        }
         self.timers.stop();
         for (_, (_, task)) in lock(&self.steps).drain() {
             task.abort();
+        }
+        true
+    }
+
+    /// Closes the database once the committer has stopped.
+    fn release_store(&self) {
+        if let Some(db) = self.store.take() {
+            store::close(db);
         }
     }
 }

@@ -225,6 +225,13 @@ impl Engine {
             };
             match cp.drive(&*d, &reader, Event::Signal(payload), Some(incoming))? {
                 Driven::Refused(message) => return Err(mismatch(message)),
+                Driven::Parked(reason) => {
+                    inner.commit(cp).await?;
+                    return Err(EngineError::Incompatible {
+                        run_id: run(),
+                        reason,
+                    });
+                }
                 Driven::Moved => SignalOutcome::Delivered,
             }
         } else {

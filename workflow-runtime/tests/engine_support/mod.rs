@@ -374,6 +374,41 @@ pub mod approval {
         }
     }
 
+    /// `approval` under another name, for a workflow that cannot check payloads before they
+    /// are buffered (as with signal names computed at run time).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Unchecked;
+
+    impl Workflow for Unchecked {
+        const NAME: &'static str = "approval_unchecked";
+        const VERSION: u32 = 1;
+        const LAYOUT_HASH: u64 = 0xA13;
+        const BODY_HASH: u64 = 0xB13;
+        type Input = String;
+        type Output = Out;
+        type State = State;
+
+        fn start(ticket: String) -> State {
+            Def::start(ticket)
+        }
+
+        fn advance(state: State, ev: Event, ctx: &mut WorkflowContext) -> Transition<State, Out> {
+            advance(state, ev, ctx)
+        }
+
+        fn steps() -> Vec<StepEntry> {
+            Def::steps()
+        }
+
+        fn check_signal(_name: &str, _payload: &Value) -> Option<Result<(), String>> {
+            None
+        }
+
+        fn variant_name(state: &State) -> &'static str {
+            Def::variant_name(state)
+        }
+    }
+
     /// The same workflow name compiled with another state layout.
     #[derive(Debug, Clone, Copy)]
     pub struct V2;
@@ -405,6 +440,50 @@ pub mod approval {
 
         fn variant_name(state: &State) -> &'static str {
             Def::variant_name(state)
+        }
+    }
+}
+
+/// The name and fingerprint of `approval`, with a state enum that cannot decode its states: a
+/// layout change the fingerprint missed.
+pub mod liar {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub enum State {
+        Elsewhere { x: u64 },
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    pub struct Def;
+
+    impl Workflow for Def {
+        const NAME: &'static str = "approval";
+        const VERSION: u32 = 1;
+        const LAYOUT_HASH: u64 = <approval::Def as Workflow>::LAYOUT_HASH;
+        const BODY_HASH: u64 = 0xB13;
+        type Input = String;
+        type Output = approval::Out;
+        type State = State;
+
+        fn start(ticket: String) -> State {
+            panic!("the liar must not start a run of {ticket}")
+        }
+
+        fn advance(_: State, _: Event, _: &mut WorkflowContext) -> Transition<State, Self::Output> {
+            panic!("the liar cannot have decoded a state of `approval`")
+        }
+
+        fn steps() -> Vec<StepEntry> {
+            Vec::new()
+        }
+
+        fn check_signal(_name: &str, _payload: &Value) -> Option<Result<(), String>> {
+            None
+        }
+
+        fn variant_name(_: &State) -> &'static str {
+            "Elsewhere"
         }
     }
 }
@@ -566,6 +645,7 @@ pub async fn memory_engine(clock: &ManualClock) -> Engine {
 pub fn with_all(b: EngineBuilder) -> EngineBuilder {
     b.register(pipeline::Def)
         .register(approval::Def)
+        .register(approval::Unchecked)
         .register(nap::Def)
         .register(single::Def)
 }
