@@ -4,16 +4,14 @@
 //! `cargo run --example refund_review` runs the demo; `-- --help` lists the commands.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
 
 use examples::refund::agent::dollars;
 use examples::refund::client::{Client, ClientError};
 use examples::refund::server::{ServeOptions, serve};
+use examples::refund::worker::{Worker, wait_until};
 use serde_json::{Value, json};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
@@ -277,59 +275,6 @@ fn date(ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3_600, rem % 3_600 / 60, rem % 60)
 }
 
-/// A `serve` child process; killed when dropped so no server outlives the demo.
-struct Worker {
-    child: Child,
-    addr: String,
-}
-
-impl Worker {
-    fn spawn(data_dir: &std::path::Path) -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start the worker: {e}"))?;
-        let stdout = child.stdout.take().ok_or("the worker has no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the worker did not start within 30 s".to_owned())?;
-        let addr = line.strip_prefix("listening on ").ok_or_else(|| format!("unexpected worker output: {line}"))?.to_owned();
-        Ok(Self { child, addr })
-    }
-
-    fn kill9(&mut self) {
-        // `Child::kill` sends SIGKILL on Unix: no shutdown, no flush, no destructor.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(format!("timed out waiting for {what}"))
-}
-
 fn demo() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("refund-review-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -343,9 +288,10 @@ fn demo_in(dir: &std::path::Path) -> Result<(), String> {
     println!("Refund review: an AI agent drafts a refund, a human decides, the worker crashes in between.");
     println!("Data directory (store + ledgers): {}\n", dir.display());
 
-    let mut worker = Worker::spawn(dir)?;
-    println!("1. Worker started (refund_review serve, pid {}) on {}", worker.child.id(), worker.addr);
-    let client = Client::new(&worker.addr);
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut worker = Worker::spawn(&exe, dir, &[])?;
+    println!("1. Worker started (refund_review serve, pid {}) on {}", worker.pid(), worker.addr());
+    let client = worker.client();
 
     let run = "review-T-1001";
     client.start("T-1001", Some(run)).map_err(err)?;
@@ -356,14 +302,14 @@ fn demo_in(dir: &std::path::Path) -> Result<(), String> {
     println!("3. The agent loaded the ticket and the customer and drafted a refund; the run now waits:");
     println!("   {}", pending_line(&pending));
 
-    let pid = worker.child.id();
+    let pid = worker.pid();
     worker.kill9();
     println!("\n4. kill -9 {pid}: the worker died while the review was waiting (no shutdown ran)");
 
-    let worker = Worker::spawn(dir)?;
-    let client = Client::new(&worker.addr);
+    let worker = Worker::spawn(&exe, dir, &[])?;
+    let client = worker.client();
     let status = client.status(run).map_err(err)?;
-    println!("5. Worker restarted (pid {}) on {}", worker.child.id(), worker.addr);
+    println!("5. Worker restarted (pid {}) on {}", worker.pid(), worker.addr());
     println!("   {run} resumed from its checkpoint: {}", status_line(&status["status"]));
 
     let approval = json!({

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod fault;
 pub mod ledger;
 pub mod server;
+pub mod worker;
 mod services;
 mod workflow;
 
