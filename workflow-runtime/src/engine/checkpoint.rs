@@ -52,8 +52,11 @@ pub(super) struct Checkpoint {
     pub(super) run_id: String,
     pub(super) now_ms: u64,
     pub(super) rec: RunRecord,
-    /// The pending command and seq as stored before this checkpoint; `None` for a new run.
-    before: Option<(Option<Command>, u64)>,
+    /// The pending command as stored before this checkpoint; `None` for a new run.
+    before: Option<Option<Command>>,
+    /// Whether the run was driven, failed or parked, so that its envelope must be written;
+    /// checkpoints that only buffer a signal or trace a duplicate leave it alone.
+    touched: bool,
     ops: Vec<Op>,
     trace: Vec<TraceEvent>,
     next_trace: u64,
@@ -72,7 +75,7 @@ impl Checkpoint {
         now_ms: u64,
         rec: RunRecord,
     ) -> Result<Self, EngineError> {
-        let before = Some((rec.pending.clone(), rec.seq));
+        let before = Some(rec.pending.clone());
         let next_trace = reader.next_trace_index(run_id)?;
         Ok(Self::new(run_id, now_ms, rec, before, next_trace))
     }
@@ -81,7 +84,7 @@ impl Checkpoint {
         run_id: &str,
         now_ms: u64,
         rec: RunRecord,
-        before: Option<(Option<Command>, u64)>,
+        before: Option<Option<Command>>,
         next_trace: u64,
     ) -> Self {
         Self {
@@ -89,6 +92,7 @@ impl Checkpoint {
             now_ms,
             rec,
             before,
+            touched: false,
             ops: Vec::new(),
             trace: Vec::new(),
             next_trace,
@@ -111,18 +115,6 @@ impl Checkpoint {
         self.ops.push(op);
     }
 
-    /// Whether the envelope changed, so that it and its indexes must be written.
-    fn record_changed(&self) -> bool {
-        match &self.before {
-            None => true,
-            Some((pending, seq)) => {
-                *seq != self.rec.seq
-                    || pending.as_ref() != self.rec.pending.as_ref()
-                    || self.rec.is_finished()
-            }
-        }
-    }
-
     /// Runs transitions from `event` until the run is suspended on something that is not
     /// immediately satisfiable, finishes, fails, or is parked as incompatible.
     ///
@@ -136,6 +128,7 @@ impl Checkpoint {
         mut event: Event,
         mut signal: Option<Incoming>,
     ) -> Result<Driven, EngineError> {
+        self.touched = true;
         // The envelope names the code that wrote its latest checkpoint.
         self.rec.body_hash = d.body_hash();
         let mut from_inbox = false;
@@ -282,6 +275,7 @@ impl Checkpoint {
 
     /// Fails the run, keeping its last good state.
     pub(super) fn fail(&mut self, message: String) {
+        self.touched = true;
         self.rec.pending = None;
         self.rec.status = RunStatus::Failed {
             message: message.clone(),
@@ -305,23 +299,21 @@ impl Checkpoint {
         };
         let mut ops = Vec::with_capacity(self.ops.len() + self.trace.len() + 5);
         let mut effects = None;
-        if self.record_changed() {
+        if self.touched || self.before.is_none() {
             self.rec.updated_ms = self.now_ms;
-            let (old, old_seq) = self.before.take().unwrap_or((None, 0));
+            let old = self.before.take().flatten();
             let new = if self.rec.is_finished() {
                 None
             } else {
                 self.rec.pending.clone()
             };
-            let changed = old_seq != self.rec.seq || old != new;
-            if changed {
-                if let Some(old) = &old {
-                    self.unindex(old, &mut ops);
-                }
-                if let Some(new) = &new {
-                    self.index(new, &mut ops)
-                        .map_err(|e| encode("pending wait", e))?;
-                }
+            // Every transition moves the seq or ends the run, so the old index rows are stale.
+            if let Some(old) = &old {
+                self.unindex(old, &mut ops);
+            }
+            if let Some(new) = &new {
+                self.index(new, &mut ops)
+                    .map_err(|e| encode("pending wait", e))?;
             }
             if self.rec.is_finished() && !matches!(self.rec.status, RunStatus::Incompatible { .. })
             {
@@ -338,8 +330,8 @@ impl Checkpoint {
                 run_id: run_id.clone(),
                 workflow: self.rec.workflow.clone(),
                 seq: self.rec.seq,
-                cancel_timer: old.as_ref().filter(|_| changed).and_then(deadline),
-                start: new.filter(|_| changed),
+                cancel_timer: old.as_ref().and_then(deadline),
+                start: new,
                 finished: self.rec.is_finished(),
             });
         }
