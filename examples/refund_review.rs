@@ -65,7 +65,16 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" | "--json" => flags.push(a),
             s if s.starts_with("--") => {
                 let name = s.trim_start_matches("--").to_owned();
-                let known = ["data-dir", "addr", "run-id", "reviewer", "amount", "reason", "dedupe-key", "wait-id"];
+                let known = [
+                    "data-dir",
+                    "addr",
+                    "run-id",
+                    "reviewer",
+                    "amount",
+                    "reason",
+                    "dedupe-key",
+                    "wait-id",
+                ];
                 if !known.contains(&name.as_str()) {
                     return Err(format!("unknown option `{s}`; see `refund_review --help`"));
                 }
@@ -88,11 +97,17 @@ impl Args {
     }
 
     fn addr(&self) -> String {
-        self.opt("addr").map(str::to_owned).or_else(|| std::env::var("REFUND_REVIEW_ADDR").ok()).unwrap_or_else(|| DEFAULT_ADDR.into())
+        self.opt("addr")
+            .map(str::to_owned)
+            .or_else(|| std::env::var("REFUND_REVIEW_ADDR").ok())
+            .unwrap_or_else(|| DEFAULT_ADDR.into())
     }
 
     fn arg(&self, i: usize, what: &str) -> Result<&str, String> {
-        self.words.get(i).map(String::as_str).ok_or_else(|| format!("missing {what}; see `refund_review --help`"))
+        self.words
+            .get(i)
+            .map(String::as_str)
+            .ok_or_else(|| format!("missing {what}; see `refund_review --help`"))
     }
 }
 
@@ -120,19 +135,33 @@ fn run() -> Result<(), String> {
     let show = |v: &Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     match cmd.as_str() {
         "serve" => {
-            let addr: SocketAddr = args.addr().parse().map_err(|e| format!("bad --addr `{}`: {e}", args.addr()))?;
+            let addr: SocketAddr = args
+                .addr()
+                .parse()
+                .map_err(|e| format!("bad --addr `{}`: {e}", args.addr()))?;
             let data_dir = PathBuf::from(args.opt("data-dir").unwrap_or(DEFAULT_DATA_DIR));
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
             rt.block_on(serve(ServeOptions { data_dir, addr }))
         }
         "start" => {
-            let v = client.start(args.arg(1, "the ticket id")?, args.opt("run-id")).map_err(err)?;
-            println!("started {} ({})", v["run_id"].as_str().unwrap_or("?"), status_line(&v["status"]));
+            let v = client
+                .start(args.arg(1, "the ticket id")?, args.opt("run-id"))
+                .map_err(err)?;
+            println!(
+                "started {} ({})",
+                v["run_id"].as_str().unwrap_or("?"),
+                status_line(&v["status"])
+            );
             Ok(())
         }
         "approve" | "reject" | "request-changes" => {
             let run_id = args.arg(1, "the run id")?;
-            let reviewer = args.opt("reviewer").ok_or("a decision needs --reviewer ID")?;
+            let reviewer = args
+                .opt("reviewer")
+                .ok_or("a decision needs --reviewer ID")?;
             let status = match cmd.as_str() {
                 "approve" => "approved",
                 "reject" => "rejected",
@@ -140,7 +169,9 @@ fn run() -> Result<(), String> {
             };
             let mut body = json!({ "status": status, "reviewer_id": reviewer, "reason": args.opt("reason").unwrap_or("") });
             if let Some(a) = args.opt("amount") {
-                let cents: u64 = a.parse().map_err(|_| format!("--amount is a whole number of cents, not `{a}`"))?;
+                let cents: u64 = a
+                    .parse()
+                    .map_err(|_| format!("--amount is a whole number of cents, not `{a}`"))?;
                 body["approved_amount_cents"] = json!(cents);
             }
             if let Some(k) = args.opt("dedupe-key") {
@@ -150,7 +181,10 @@ fn run() -> Result<(), String> {
                 body["wait_id"] = json!(w);
             }
             let v = client.decide(run_id, &body).map_err(err)?;
-            println!("{status} for {run_id}: signal {}", v["signal"].as_str().unwrap_or("?"));
+            println!(
+                "{status} for {run_id}: signal {}",
+                v["signal"].as_str().unwrap_or("?")
+            );
             Ok(())
         }
         "status" => {
@@ -158,7 +192,11 @@ fn run() -> Result<(), String> {
             if json_out {
                 show(&v);
             } else {
-                println!("{}: {}", v["run_id"].as_str().unwrap_or("?"), status_line(&v["status"]));
+                println!(
+                    "{}: {}",
+                    v["run_id"].as_str().unwrap_or("?"),
+                    status_line(&v["status"])
+                );
                 if !v["outcome"].is_null() {
                     println!("outcome: {}", outcome_line(&v["outcome"]));
                 }
@@ -196,13 +234,22 @@ fn run() -> Result<(), String> {
             } else {
                 println!("refunds paid: {}", l.refunds_paid());
                 for p in &l.payments {
-                    println!("  {:?} {} {} key={} receipt={}", p.event, p.ticket_id, dollars(p.amount_cents), p.idempotency_key, p.receipt_id);
+                    println!(
+                        "  {:?} {} {} key={} receipt={}",
+                        p.event,
+                        p.ticket_id,
+                        dollars(p.amount_cents),
+                        p.idempotency_key,
+                        p.receipt_id
+                    );
                 }
                 println!("step executions: {}", l.steps.len());
             }
             Ok(())
         }
-        other => Err(format!("unknown command `{other}`; see `refund_review --help`")),
+        other => Err(format!(
+            "unknown command `{other}`; see `refund_review --help`"
+        )),
     }
 }
 
@@ -272,7 +319,12 @@ fn date(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3_600, rem % 3_600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
 }
 
 fn demo() -> Result<(), String> {
@@ -285,21 +337,31 @@ fn demo() -> Result<(), String> {
 }
 
 fn demo_in(dir: &std::path::Path) -> Result<(), String> {
-    println!("Refund review: an AI agent drafts a refund, a human decides, the worker crashes in between.");
+    println!(
+        "Refund review: an AI agent drafts a refund, a human decides, the worker crashes in between."
+    );
     println!("Data directory (store + ledgers): {}\n", dir.display());
 
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut worker = Worker::spawn(&exe, dir, &[])?;
-    println!("1. Worker started (refund_review serve, pid {}) on {}", worker.pid(), worker.addr());
+    println!(
+        "1. Worker started (refund_review serve, pid {}) on {}",
+        worker.pid(),
+        worker.addr()
+    );
     let client = worker.client();
 
     let run = "review-T-1001";
     client.start("T-1001", Some(run)).map_err(err)?;
-    println!("2. Ticket T-1001 (\"The blender arrived with a cracked jug.\"): review `{run}` started");
+    println!(
+        "2. Ticket T-1001 (\"The blender arrived with a cracked jug.\"): review `{run}` started"
+    );
     let pending = wait_until("the review to wait for a decision", || {
         client.pending().ok()?.into_iter().find(|p| p.run_id == run)
     })?;
-    println!("3. The agent loaded the ticket and the customer and drafted a refund; the run now waits:");
+    println!(
+        "3. The agent loaded the ticket and the customer and drafted a refund; the run now waits:"
+    );
     println!("   {}", pending_line(&pending));
 
     let pid = worker.pid();
@@ -309,8 +371,15 @@ fn demo_in(dir: &std::path::Path) -> Result<(), String> {
     let worker = Worker::spawn(&exe, dir, &[])?;
     let client = worker.client();
     let status = client.status(run).map_err(err)?;
-    println!("5. Worker restarted (pid {}) on {}", worker.pid(), worker.addr());
-    println!("   {run} resumed from its checkpoint: {}", status_line(&status["status"]));
+    println!(
+        "5. Worker restarted (pid {}) on {}",
+        worker.pid(),
+        worker.addr()
+    );
+    println!(
+        "   {run} resumed from its checkpoint: {}",
+        status_line(&status["status"])
+    );
 
     let approval = json!({
         "status": "approved",
@@ -320,28 +389,51 @@ fn demo_in(dir: &std::path::Path) -> Result<(), String> {
         "wait_id": pending.wait_id,
     });
     let first = client.decide(run, &approval).map_err(err)?;
-    println!("\n6. rev-ana approves ({}): signal {}", dollars(pending.metadata["amount_cents"].as_u64().unwrap_or(0)), first["signal"].as_str().unwrap_or("?"));
+    println!(
+        "\n6. rev-ana approves ({}): signal {}",
+        dollars(pending.metadata["amount_cents"].as_u64().unwrap_or(0)),
+        first["signal"].as_str().unwrap_or("?")
+    );
     let second = client.decide(run, &approval).map_err(err)?;
-    println!("   The approval is sent again (a double click): signal {}, nothing changes", second["signal"].as_str().unwrap_or("?"));
+    println!(
+        "   The approval is sent again (a double click): signal {}, nothing changes",
+        second["signal"].as_str().unwrap_or("?")
+    );
 
     let done = wait_until("the review to finish", || {
         let s = client.status(run).ok()?;
         (!s["outcome"].is_null()).then_some(s)
     })?;
-    match client.decide(run, &json!({ "status": "approved", "reviewer_id": "rev-bob" })) {
+    match client.decide(
+        run,
+        &json!({ "status": "approved", "reviewer_id": "rev-bob" }),
+    ) {
         Err(e) => println!("   A late approval from rev-bob: refused ({e})"),
         Ok(v) => println!("   A late approval from rev-bob: {v}"),
     }
     println!("\n7. Outcome: {}", outcome_line(&done["outcome"]));
     let ledgers = client.ledgers().map_err(err)?;
-    println!("   Payment ledger: {} refund(s) paid", ledgers.refunds_paid());
+    println!(
+        "   Payment ledger: {} refund(s) paid",
+        ledgers.refunds_paid()
+    );
     for p in &ledgers.payments {
-        println!("     {:?} {} key={}", p.event, dollars(p.amount_cents), p.idempotency_key);
+        println!(
+            "     {:?} {} key={}",
+            p.event,
+            dollars(p.amount_cents),
+            p.idempotency_key
+        );
     }
-    let counts: Vec<String> = ["load_ticket", "load_customer", "draft_refund_recommendation", "issue_refund_once"]
-        .iter()
-        .map(|s| format!("{s} x{}", ledgers.executions(run, s)))
-        .collect();
+    let counts: Vec<String> = [
+        "load_ticket",
+        "load_customer",
+        "draft_refund_recommendation",
+        "issue_refund_once",
+    ]
+    .iter()
+    .map(|s| format!("{s} x{}", ledgers.executions(run, s)))
+    .collect();
     println!("   Steps executed: {}", counts.join(", "));
 
     println!("\n8. Trace of {run}:");
@@ -350,8 +442,13 @@ fn demo_in(dir: &std::path::Path) -> Result<(), String> {
     }
     drop(worker);
     if ledgers.refunds_paid() != 1 {
-        return Err(format!("expected exactly one refund, the ledger shows {}", ledgers.refunds_paid()));
+        return Err(format!(
+            "expected exactly one refund, the ledger shows {}",
+            ledgers.refunds_paid()
+        ));
     }
-    println!("\nDone: the worker was killed mid-review, resumed from its checkpoint, and paid exactly once.");
+    println!(
+        "\nDone: the worker was killed mid-review, resumed from its checkpoint, and paid exactly once."
+    );
     Ok(())
 }

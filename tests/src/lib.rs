@@ -34,7 +34,10 @@ pub struct Driven<O> {
 /// If the workflow rejects an event, waits with an empty script, or a state does not survive
 /// a JSON round trip.
 pub fn drive<W: Workflow>(_w: W, input: W::Input, script: Vec<Input>) -> Driven<W::Output> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
     let mut script: VecDeque<Input> = script.into();
     let mut state = W::start(input);
     let mut event = Event::Start;
@@ -44,7 +47,13 @@ pub fn drive<W: Workflow>(_w: W, input: W::Input, script: Vec<Input>) -> Driven<
     for seq in 1.. {
         let mut ctx = WorkflowContext::new("driven", 0, seq);
         match W::advance(state, event, &mut ctx) {
-            Transition::Complete(output) => return Driven { output, states, commands },
+            Transition::Complete(output) => {
+                return Driven {
+                    output,
+                    states,
+                    commands,
+                };
+            }
             Transition::Reject(m) => panic!("event rejected: {m}"),
             Transition::Suspend(next, cmd) => {
                 states.push(W::variant_name(&next));

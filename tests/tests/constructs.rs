@@ -17,7 +17,11 @@ async fn echo(s: String) -> Result<String, StepError> {
 
 #[function]
 async fn fail_if(flag: bool) -> Result<u64, StepError> {
-    if flag { Err(StepError::permanent("asked to fail")) } else { Ok(7) }
+    if flag {
+        Err(StepError::permanent("asked to fail"))
+    } else {
+        Ok(7)
+    }
 }
 
 #[function]
@@ -26,7 +30,11 @@ async fn nothing() -> Result<(), StepError> {
 }
 
 #[workflow]
-async fn kitchen_sink(ctx: &mut WorkflowContext, n: u64, words: Vec<String>) -> Result<String, WorkflowError> {
+async fn kitchen_sink(
+    ctx: &mut WorkflowContext,
+    n: u64,
+    words: Vec<String>,
+) -> Result<String, WorkflowError> {
     ctx.step(nothing, ()).await?;
     let mut total: u64 = 0;
     for i in 0..n {
@@ -86,22 +94,33 @@ async fn kitchen_sink(ctx: &mut WorkflowContext, n: u64, words: Vec<String>) -> 
         }
     }
     ctx.sleep(Duration::from_secs(60)).await;
-    let decision = ctx.wait_for_signal::<u64>("bonus", Duration::from_secs(10), json!({ "total": total })).await;
+    let decision = ctx
+        .wait_for_signal::<u64>("bonus", Duration::from_secs(10), json!({ "total": total }))
+        .await;
     let bonus = decision.unwrap_or(0);
     let double = |x: u64| x * 2;
     let doubled = double(total + bonus);
     if doubled > 1_000_000 {
         return Ok("huge".into());
     }
-    Ok(format!("{total}|{joined}|{k}|{hits}|{parity}|{msg}|{doubled}"))
+    Ok(format!(
+        "{total}|{joined}|{k}|{hits}|{parity}|{msg}|{doubled}"
+    ))
 }
 
 #[test]
 fn every_construct_runs_to_the_expected_result() {
-    let run = drive(kitchen_sink, (4, vec!["a".into(), "b".into()]), vec![Input::Signal(json!(5))]);
+    let run = drive(
+        kitchen_sink,
+        (4, vec!["a".into(), "b".into()]),
+        vec![Input::Signal(json!(5))],
+    );
     // total = 0+1+2+3 = 6; hits: inner j=1 -> hit, j=2 continue, j=3 hit, j=4 break, repeated
     // until 5 hits; doubled = (6 + 5) * 2.
-    assert_eq!(run.output, Ok("6|a,b,asked to fail|3|5|even|ok 7|22".to_owned()));
+    assert_eq!(
+        run.output,
+        Ok("6|a,b,asked to fail|3|5|even|ok 7|22".to_owned())
+    );
     assert_eq!(run.states.first(), Some(&"Nothing"));
     assert!(run.states.contains(&"Sleeping"));
     assert!(run.states.contains(&"AwaitingBonus"));
@@ -129,7 +148,11 @@ fn held_locals_are_exactly_the_live_ones() {
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["AwaitingBonus"].as_object().unwrap().len(), 6);
     // The step after the first loop no longer holds the loop cursor or `n`.
-    let s = kitchen_sink::State::Echo { __wf_for1: Default::default(), joined: String::new(), total: 3 };
+    let s = kitchen_sink::State::Echo {
+        __wf_for1: Default::default(),
+        joined: String::new(),
+        total: 3,
+    };
     assert!(serde_json::to_value(&s).unwrap()["Echo"].get("n").is_none());
 }
 
@@ -172,7 +195,10 @@ async fn inclusive_range(ctx: &mut WorkflowContext, last: u8) -> Result<u64, Wor
 fn for_over_a_step_output_and_a_suspension_in_tail_position() {
     let run = drive(no_params, (), vec![]);
     assert_eq!(run.output, Ok(1006));
-    assert_eq!(run.states, ["List", "Maybe", "Maybe", "Maybe", "Maybe", "Maybe", "Last"]);
+    assert_eq!(
+        run.states,
+        ["List", "Maybe", "Maybe", "Maybe", "Maybe", "Maybe", "Last"]
+    );
 }
 
 #[test]

@@ -60,8 +60,17 @@ fn effects() -> &'static Mutex<HashMap<String, Vec<String>>> {
 }
 
 async fn gate(ctx: &StepContext, step: &'static str) {
-    effects().lock().unwrap().entry(ctx.run_id().to_owned()).or_default().push(step.to_owned());
-    while held().lock().unwrap().contains(&(ctx.run_id().to_owned(), step)) {
+    effects()
+        .lock()
+        .unwrap()
+        .entry(ctx.run_id().to_owned())
+        .or_default()
+        .push(step.to_owned());
+    while held()
+        .lock()
+        .unwrap()
+        .contains(&(ctx.run_id().to_owned(), step))
+    {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
@@ -75,13 +84,20 @@ fn release(run: &str, step: &'static str) {
 }
 
 fn count(run: &str, what: &str) -> usize {
-    effects().lock().unwrap().get(run).map_or(0, |v| v.iter().filter(|e| *e == what).count())
+    effects()
+        .lock()
+        .unwrap()
+        .get(run)
+        .map_or(0, |v| v.iter().filter(|e| *e == what).count())
 }
 
 #[function]
 async fn load_ticket(ctx: StepContext, ticket_id: String) -> Result<Ticket, StepError> {
     gate(&ctx, "load_ticket").await;
-    Ok(Ticket { id: ticket_id, customer_id: "C-1".into() })
+    Ok(Ticket {
+        id: ticket_id,
+        customer_id: "C-1".into(),
+    })
 }
 
 #[function]
@@ -91,28 +107,45 @@ async fn load_customer(ctx: StepContext, customer_id: String) -> Result<String, 
 }
 
 #[function]
-async fn draft(ctx: StepContext, ticket: Ticket, notes: Option<String>, round: u32) -> Result<Rec, StepError> {
+async fn draft(
+    ctx: StepContext,
+    ticket: Ticket,
+    notes: Option<String>,
+    round: u32,
+) -> Result<Rec, StepError> {
     gate(&ctx, "draft").await;
     let _ = ticket;
-    Ok(Rec { amount: if notes.is_some() { 4_000 } else { 5_000 }, draft: round })
+    Ok(Rec {
+        amount: if notes.is_some() { 4_000 } else { 5_000 },
+        draft: round,
+    })
 }
 
 /// Pays once per idempotency key, like a real provider.
 #[function]
-async fn issue_refund_once(ctx: StepContext, ticket_id: String, amount: u64) -> Result<String, StepError> {
+async fn issue_refund_once(
+    ctx: StepContext,
+    ticket_id: String,
+    amount: u64,
+) -> Result<String, StepError> {
     gate(&ctx, "issue_refund_once").await;
     let key = ctx.idempotency_key();
     let mut e = effects().lock().unwrap();
     let paid = e.entry(format!("paid:{key}")).or_default();
     if paid.is_empty() {
         paid.push(amount.to_string());
-        e.entry(ctx.run_id().to_owned()).or_default().push("money_moved".into());
+        e.entry(ctx.run_id().to_owned())
+            .or_default()
+            .push("money_moved".into());
     }
     Ok(format!("receipt-{ticket_id}-{amount}"))
 }
 
 #[workflow]
-async fn refund_review(ctx: &mut WorkflowContext, ticket_id: String) -> Result<Outcome, WorkflowError> {
+async fn refund_review(
+    ctx: &mut WorkflowContext,
+    ticket_id: String,
+) -> Result<Outcome, WorkflowError> {
     let ticket = ctx.step(load_ticket, ticket_id).await?;
     let customer = ctx.step(load_customer, ticket.customer_id.clone()).await?;
     let _ = customer;
@@ -120,7 +153,9 @@ async fn refund_review(ctx: &mut WorkflowContext, ticket_id: String) -> Result<O
     let mut round: u32 = 0;
     loop {
         round += 1;
-        let rec = ctx.step(draft, (ticket.clone(), notes.clone(), round)).await?;
+        let rec = ctx
+            .step(draft, (ticket.clone(), notes.clone(), round))
+            .await?;
         let decision = match ctx
             .wait_for_signal::<Decision>(
                 "refund_decision",
@@ -134,17 +169,31 @@ async fn refund_review(ctx: &mut WorkflowContext, ticket_id: String) -> Result<O
         };
         match decision.status {
             Status::Approved => {
-                let receipt = ctx.step(issue_refund_once, (ticket.id.clone(), decision.amount)).await?;
-                return Ok(Outcome::Refunded { receipt, amount: decision.amount });
+                let receipt = ctx
+                    .step(issue_refund_once, (ticket.id.clone(), decision.amount))
+                    .await?;
+                return Ok(Outcome::Refunded {
+                    receipt,
+                    amount: decision.amount,
+                });
             }
-            Status::Rejected => return Ok(Outcome::NotApproved { reason: decision.reason }),
+            Status::Rejected => {
+                return Ok(Outcome::NotApproved {
+                    reason: decision.reason,
+                });
+            }
             Status::RequestChanges => notes = Some(decision.reason),
         }
     }
 }
 
 fn decision(status: Status, amount: u64) -> Decision {
-    Decision { status, reviewer: "rev-1".into(), reason: "because".into(), amount }
+    Decision {
+        status,
+        reviewer: "rev-1".into(),
+        reason: "because".into(),
+        amount,
+    }
 }
 
 struct Fixture {
@@ -154,7 +203,10 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap(), clock: ManualClock::default() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            clock: ManualClock::default(),
+        }
     }
 
     async fn open(&self) -> Engine {
@@ -175,7 +227,10 @@ async fn wait_for(engine: &Engine, run: &str, pred: impl Fn(&RunStatus) -> bool)
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    panic!("run {run} never reached the expected status; it is {:?}", engine.status(run));
+    panic!(
+        "run {run} never reached the expected status; it is {:?}",
+        engine.status(run)
+    );
 }
 
 fn waiting(s: &RunStatus) -> bool {
@@ -194,17 +249,26 @@ async fn wait_for_step(run: &str, step: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_after_a_restart_at_each_suspension_point() {
-    for (point, step) in
-        [("LoadTicket", "load_ticket"), ("LoadCustomer", "load_customer"), ("Draft", "draft"), ("IssueRefundOnce", "issue_refund_once")]
-    {
+    for (point, step) in [
+        ("LoadTicket", "load_ticket"),
+        ("LoadCustomer", "load_customer"),
+        ("Draft", "draft"),
+        ("IssueRefundOnce", "issue_refund_once"),
+    ] {
         let fx = Fixture::new();
         let run = format!("restart-at-{point}");
         hold(&run, step);
         let engine = fx.open().await;
-        let h = engine.start(refund_review, run.clone(), "T-1".to_owned()).await.unwrap();
+        let h = engine
+            .start(refund_review, run.clone(), "T-1".to_owned())
+            .await
+            .unwrap();
         if step == "issue_refund_once" {
             wait_for(&engine, &run, waiting).await;
-            engine.signal(&run, "refund_decision", decision(Status::Approved, 4_200)).await.unwrap();
+            engine
+                .signal(&run, "refund_decision", decision(Status::Approved, 4_200))
+                .await
+                .unwrap();
         }
         wait_for_step(&run, step, 1).await;
         drop(h);
@@ -213,14 +277,33 @@ async fn resumes_after_a_restart_at_each_suspension_point() {
         let engine = fx.open().await;
         if step != "issue_refund_once" {
             wait_for(&engine, &run, waiting).await;
-            engine.signal(&run, "refund_decision", decision(Status::Approved, 4_200)).await.unwrap();
+            engine
+                .signal(&run, "refund_decision", decision(Status::Approved, 4_200))
+                .await
+                .unwrap();
         }
-        let out = engine.handle(refund_review, &run).unwrap().result().await.unwrap();
-        assert_eq!(out, Ok(Outcome::Refunded { receipt: "receipt-T-1-4200".into(), amount: 4_200 }), "{point}");
+        let out = engine
+            .handle(refund_review, &run)
+            .unwrap()
+            .result()
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            Ok(Outcome::Refunded {
+                receipt: "receipt-T-1-4200".into(),
+                amount: 4_200
+            }),
+            "{point}"
+        );
         // The held step ran again after the restart (at least once); the others exactly once.
         for other in ["load_ticket", "load_customer", "draft", "issue_refund_once"] {
             let expected = if other == step { 2 } else { 1 };
-            assert_eq!(count(&run, other), expected, "{other} after a restart at {point}");
+            assert_eq!(
+                count(&run, other),
+                expected,
+                "{other} after a restart at {point}"
+            );
         }
         assert_eq!(count(&run, "money_moved"), 1, "{point}");
         engine.shutdown().await;
@@ -232,24 +315,56 @@ async fn a_restart_while_waiting_then_an_approval_refunds_once() {
     let fx = Fixture::new();
     let run = "wait-restart";
     let engine = fx.open().await;
-    engine.start(refund_review, run, "T-2".to_owned()).await.unwrap();
+    engine
+        .start(refund_review, run, "T-2".to_owned())
+        .await
+        .unwrap();
     wait_for(&engine, run, waiting).await;
     let pending = engine.pending().unwrap();
-    let p = pending.iter().find(|p| p.run_id == run).expect("the run is listed as pending");
-    assert_eq!(p.metadata, json!({"ticket_id": "T-2", "amount": 5_000, "draft": 1}));
+    let p = pending
+        .iter()
+        .find(|p| p.run_id == run)
+        .expect("the run is listed as pending");
+    assert_eq!(
+        p.metadata,
+        json!({"ticket_id": "T-2", "amount": 5_000, "draft": 1})
+    );
     assert_eq!(p.deadline_ms, fx.clock.now_ms() + 7 * 86_400_000);
     engine.shutdown().await;
 
     let engine = fx.open().await;
     assert!(waiting(&engine.status(run).unwrap()));
-    let approve = Signal::new("refund_decision", decision(Status::Approved, 5_000)).dedupe_key("click-1");
-    assert_eq!(engine.send(run, approve.clone()).await.unwrap(), SignalOutcome::Delivered);
-    assert_eq!(engine.send(run, approve).await.unwrap(), SignalOutcome::Duplicate);
-    let out = engine.handle(refund_review, run).unwrap().result().await.unwrap();
-    assert_eq!(out, Ok(Outcome::Refunded { receipt: "receipt-T-2-5000".into(), amount: 5_000 }));
+    let approve =
+        Signal::new("refund_decision", decision(Status::Approved, 5_000)).dedupe_key("click-1");
+    assert_eq!(
+        engine.send(run, approve.clone()).await.unwrap(),
+        SignalOutcome::Delivered
+    );
+    assert_eq!(
+        engine.send(run, approve).await.unwrap(),
+        SignalOutcome::Duplicate
+    );
+    let out = engine
+        .handle(refund_review, run)
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Ok(Outcome::Refunded {
+            receipt: "receipt-T-2-5000".into(),
+            amount: 5_000
+        })
+    );
     // A second approval without a dedupe key reaches a finished run: an error, no payment.
-    let again = engine.signal(run, "refund_decision", decision(Status::Approved, 5_000)).await;
-    assert!(matches!(again, Err(EngineError::RunFinished { .. })), "{again:?}");
+    let again = engine
+        .signal(run, "refund_decision", decision(Status::Approved, 5_000))
+        .await;
+    assert!(
+        matches!(again, Err(EngineError::RunFinished { .. })),
+        "{again:?}"
+    );
     assert_eq!(count(run, "money_moved"), 1);
     assert_eq!((count(run, "load_ticket"), count(run, "draft")), (1, 1));
     engine.shutdown().await;
@@ -260,24 +375,62 @@ async fn request_changes_redrafts_and_a_double_click_does_not_answer_the_next_ro
     let fx = Fixture::new();
     let run = "changes";
     let engine = fx.open().await;
-    engine.start(refund_review, run, "T-3".to_owned()).await.unwrap();
-    let RunStatus::Waiting { wait_id: first, .. } = wait_for(&engine, run, waiting).await else { unreachable!() };
-    let changes = Signal::new("refund_decision", decision(Status::RequestChanges, 0)).for_wait(first.clone());
-    assert_eq!(engine.send(run, changes.clone()).await.unwrap(), SignalOutcome::Delivered);
-    let RunStatus::Waiting { wait_id: second, .. } =
-        wait_for(&engine, run, |s| matches!(s, RunStatus::Waiting { wait_id, .. } if *wait_id != first)).await
+    engine
+        .start(refund_review, run, "T-3".to_owned())
+        .await
+        .unwrap();
+    let RunStatus::Waiting { wait_id: first, .. } = wait_for(&engine, run, waiting).await else {
+        unreachable!()
+    };
+    let changes =
+        Signal::new("refund_decision", decision(Status::RequestChanges, 0)).for_wait(first.clone());
+    assert_eq!(
+        engine.send(run, changes.clone()).await.unwrap(),
+        SignalOutcome::Delivered
+    );
+    let RunStatus::Waiting {
+        wait_id: second, ..
+    } = wait_for(
+        &engine,
+        run,
+        |s| matches!(s, RunStatus::Waiting { wait_id, .. } if *wait_id != first),
+    )
+    .await
     else {
         unreachable!()
     };
     // The double click names the first wait: stale, not buffered for the second round.
-    assert_eq!(engine.send(run, changes).await.unwrap(), SignalOutcome::Stale);
-    let p = engine.pending().unwrap().into_iter().find(|p| p.run_id == run).unwrap();
+    assert_eq!(
+        engine.send(run, changes).await.unwrap(),
+        SignalOutcome::Stale
+    );
+    let p = engine
+        .pending()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.run_id == run)
+        .unwrap();
     assert_eq!(p.metadata["amount"], 4_000);
     assert_eq!(p.metadata["draft"], 2);
-    let approve = Signal::new("refund_decision", decision(Status::Approved, 4_000)).for_wait(second);
-    assert_eq!(engine.send(run, approve).await.unwrap(), SignalOutcome::Delivered);
-    let out = engine.handle(refund_review, run).unwrap().result().await.unwrap();
-    assert_eq!(out, Ok(Outcome::Refunded { receipt: "receipt-T-3-4000".into(), amount: 4_000 }));
+    let approve =
+        Signal::new("refund_decision", decision(Status::Approved, 4_000)).for_wait(second);
+    assert_eq!(
+        engine.send(run, approve).await.unwrap(),
+        SignalOutcome::Delivered
+    );
+    let out = engine
+        .handle(refund_review, run)
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Ok(Outcome::Refunded {
+            receipt: "receipt-T-3-4000".into(),
+            amount: 4_000
+        })
+    );
     assert_eq!((count(run, "draft"), count(run, "money_moved")), (2, 1));
     engine.shutdown().await;
 }
@@ -287,11 +440,25 @@ async fn a_rejection_returns_early_without_paying() {
     let fx = Fixture::new();
     let run = "rejected";
     let engine = fx.open().await;
-    let h = engine.start(refund_review, run, "T-4".to_owned()).await.unwrap();
+    let h = engine
+        .start(refund_review, run, "T-4".to_owned())
+        .await
+        .unwrap();
     wait_for(&engine, run, waiting).await;
-    engine.signal(run, "refund_decision", decision(Status::Rejected, 0)).await.unwrap();
-    assert_eq!(h.result().await.unwrap(), Ok(Outcome::NotApproved { reason: "because".into() }));
-    assert_eq!((count(run, "issue_refund_once"), count(run, "money_moved")), (0, 0));
+    engine
+        .signal(run, "refund_decision", decision(Status::Rejected, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.result().await.unwrap(),
+        Ok(Outcome::NotApproved {
+            reason: "because".into()
+        })
+    );
+    assert_eq!(
+        (count(run, "issue_refund_once"), count(run, "money_moved")),
+        (0, 0)
+    );
     assert_eq!(h.status().unwrap(), RunStatus::Completed);
     engine.shutdown().await;
 }
@@ -301,7 +468,10 @@ async fn seven_days_without_a_decision_time_out_even_across_a_restart() {
     let fx = Fixture::new();
     let run = "timeout";
     let engine = fx.open().await;
-    engine.start(refund_review, run, "T-5".to_owned()).await.unwrap();
+    engine
+        .start(refund_review, run, "T-5".to_owned())
+        .await
+        .unwrap();
     wait_for(&engine, run, waiting).await;
     fx.clock.advance(Duration::from_secs(6 * 86_400));
     engine.shutdown().await;
@@ -310,7 +480,12 @@ async fn seven_days_without_a_decision_time_out_even_across_a_restart() {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert!(waiting(&engine.status(run).unwrap()));
     fx.clock.advance(Duration::from_secs(86_400));
-    let out = engine.handle(refund_review, run).unwrap().result().await.unwrap();
+    let out = engine
+        .handle(refund_review, run)
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
     assert_eq!(out, Ok(Outcome::TimedOut));
     assert_eq!(count(run, "money_moved"), 0);
     engine.shutdown().await;
@@ -322,13 +497,29 @@ async fn a_signal_sent_before_the_wait_is_buffered_then_consumed_once() {
     let run = "early";
     hold(run, "draft");
     let engine = fx.open().await;
-    let h = engine.start(refund_review, run, "T-6".to_owned()).await.unwrap();
+    let h = engine
+        .start(refund_review, run, "T-6".to_owned())
+        .await
+        .unwrap();
     wait_for_step(run, "draft", 1).await;
-    let early = Signal::new("refund_decision", decision(Status::Approved, 1_234)).dedupe_key("early-1");
-    assert_eq!(engine.send(run, early.clone()).await.unwrap(), SignalOutcome::Buffered);
-    assert_eq!(engine.send(run, early).await.unwrap(), SignalOutcome::Duplicate);
+    let early =
+        Signal::new("refund_decision", decision(Status::Approved, 1_234)).dedupe_key("early-1");
+    assert_eq!(
+        engine.send(run, early.clone()).await.unwrap(),
+        SignalOutcome::Buffered
+    );
+    assert_eq!(
+        engine.send(run, early).await.unwrap(),
+        SignalOutcome::Duplicate
+    );
     release(run, "draft");
-    assert_eq!(h.result().await.unwrap(), Ok(Outcome::Refunded { receipt: "receipt-T-6-1234".into(), amount: 1_234 }));
+    assert_eq!(
+        h.result().await.unwrap(),
+        Ok(Outcome::Refunded {
+            receipt: "receipt-T-6-1234".into(),
+            amount: 1_234
+        })
+    );
     assert_eq!(count(run, "money_moved"), 1);
     engine.shutdown().await;
 }
@@ -338,21 +529,57 @@ async fn a_wrong_payload_is_refused_and_changes_nothing() {
     let fx = Fixture::new();
     let run = "wrong-shape";
     let engine = fx.open().await;
-    let h = engine.start(refund_review, run, "T-7".to_owned()).await.unwrap();
+    let h = engine
+        .start(refund_review, run, "T-7".to_owned())
+        .await
+        .unwrap();
     let before = wait_for(&engine, run, waiting).await;
     let trace_before = engine.trace(run).unwrap().len();
-    let bad = engine.signal(run, "refund_decision", json!({"status": "approved", "amount": "lots"})).await;
-    let Err(EngineError::PayloadMismatch { message, .. }) = bad else { panic!("expected a payload error, got {bad:?}") };
-    assert!(message.contains("does not decode into") && message.contains("expected u64"), "{message}");
+    let bad = engine
+        .signal(
+            run,
+            "refund_decision",
+            json!({"status": "approved", "amount": "lots"}),
+        )
+        .await;
+    let Err(EngineError::PayloadMismatch { message, .. }) = bad else {
+        panic!("expected a payload error, got {bad:?}")
+    };
+    assert!(
+        message.contains("does not decode into") && message.contains("expected u64"),
+        "{message}"
+    );
     assert_eq!(engine.status(run).unwrap(), before);
     assert_eq!(engine.trace(run).unwrap().len(), trace_before);
-    engine.signal(run, "refund_decision", decision(Status::Rejected, 0)).await.unwrap();
-    assert_eq!(h.result().await.unwrap(), Ok(Outcome::NotApproved { reason: "because".into() }));
+    engine
+        .signal(run, "refund_decision", decision(Status::Rejected, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.result().await.unwrap(),
+        Ok(Outcome::NotApproved {
+            reason: "because".into()
+        })
+    );
     // Unknown and finished runs get clear errors.
-    let unknown = engine.signal("no-such-run", "refund_decision", decision(Status::Approved, 1)).await;
-    assert!(matches!(unknown, Err(EngineError::UnknownRun { .. })), "{unknown:?}");
-    let finished = engine.signal(run, "refund_decision", decision(Status::Approved, 1)).await;
-    assert!(matches!(finished, Err(EngineError::RunFinished { .. })), "{finished:?}");
+    let unknown = engine
+        .signal(
+            "no-such-run",
+            "refund_decision",
+            decision(Status::Approved, 1),
+        )
+        .await;
+    assert!(
+        matches!(unknown, Err(EngineError::UnknownRun { .. })),
+        "{unknown:?}"
+    );
+    let finished = engine
+        .signal(run, "refund_decision", decision(Status::Approved, 1))
+        .await;
+    assert!(
+        matches!(finished, Err(EngineError::RunFinished { .. })),
+        "{finished:?}"
+    );
     engine.shutdown().await;
 }
 
@@ -360,12 +587,21 @@ async fn a_wrong_payload_is_refused_and_changes_nothing() {
 async fn start_is_idempotent_on_the_run_id() {
     let fx = Fixture::new();
     let engine = fx.open().await;
-    engine.start(refund_review, "same", "T-8".to_owned()).await.unwrap();
-    engine.start(refund_review, "same", "T-8".to_owned()).await.unwrap();
+    engine
+        .start(refund_review, "same", "T-8".to_owned())
+        .await
+        .unwrap();
+    engine
+        .start(refund_review, "same", "T-8".to_owned())
+        .await
+        .unwrap();
     wait_for(&engine, "same", waiting).await;
     assert_eq!(count("same", "load_ticket"), 1);
     let conflict = engine.start(refund_review, "same", "T-9".to_owned()).await;
-    assert!(matches!(conflict, Err(EngineError::Conflict { .. })), "{conflict:?}");
+    assert!(
+        matches!(conflict, Err(EngineError::Conflict { .. })),
+        "{conflict:?}"
+    );
     engine.shutdown().await;
 }
 
@@ -378,7 +614,10 @@ async fn many_concurrent_runs_complete_with_their_own_outputs() {
     for i in 0..n {
         let engine = engine.clone();
         handles.push(tokio::spawn(async move {
-            engine.start(refund_review, format!("many-{i}"), format!("T-{i}")).await.unwrap()
+            engine
+                .start(refund_review, format!("many-{i}"), format!("T-{i}"))
+                .await
+                .unwrap()
         }));
     }
     let mut runs = Vec::new();
@@ -392,8 +631,19 @@ async fn many_concurrent_runs_complete_with_their_own_outputs() {
     let sends = (0..n).map(move |i| {
         let engine = engine2.clone();
         tokio::spawn(async move {
-            let status = if i % 3 == 0 { Status::Rejected } else { Status::Approved };
-            engine.signal(&format!("many-{i}"), "refund_decision", decision(status, i * 10)).await.unwrap()
+            let status = if i % 3 == 0 {
+                Status::Rejected
+            } else {
+                Status::Approved
+            };
+            engine
+                .signal(
+                    &format!("many-{i}"),
+                    "refund_decision",
+                    decision(status, i * 10),
+                )
+                .await
+                .unwrap()
         })
     });
     for s in sends.collect::<Vec<_>>() {
@@ -402,9 +652,14 @@ async fn many_concurrent_runs_complete_with_their_own_outputs() {
     for (i, h) in runs.into_iter().enumerate() {
         let i = i as u64;
         let expected = if i % 3 == 0 {
-            Outcome::NotApproved { reason: "because".into() }
+            Outcome::NotApproved {
+                reason: "because".into(),
+            }
         } else {
-            Outcome::Refunded { receipt: format!("receipt-T-{i}-{}", i * 10), amount: i * 10 }
+            Outcome::Refunded {
+                receipt: format!("receipt-T-{i}-{}", i * 10),
+                amount: i * 10,
+            }
         };
         assert_eq!(h.result().await.unwrap(), Ok(expected));
     }

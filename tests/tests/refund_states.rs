@@ -48,7 +48,10 @@ enum RefundOutcome {
 
 #[function]
 async fn load_ticket(ticket_id: String) -> Result<Ticket, StepError> {
-    Ok(Ticket { id: ticket_id, customer_id: "c1".into() })
+    Ok(Ticket {
+        id: ticket_id,
+        customer_id: "c1".into(),
+    })
 }
 
 #[function]
@@ -57,23 +60,40 @@ async fn load_customer(customer_id: String) -> Result<Customer, StepError> {
 }
 
 #[function]
-async fn draft(ticket: Ticket, customer: Customer, notes: Option<String>) -> Result<Rec, StepError> {
+async fn draft(
+    ticket: Ticket,
+    customer: Customer,
+    notes: Option<String>,
+) -> Result<Rec, StepError> {
     let _ = (ticket, customer);
-    Ok(Rec { amount: if notes.is_some() { 40 } else { 50 } })
+    Ok(Rec {
+        amount: if notes.is_some() { 40 } else { 50 },
+    })
 }
 
 #[function]
-async fn issue_refund_once(ctx: StepContext, ticket_id: String, amount: u64) -> Result<Receipt, StepError> {
-    Ok(Receipt { id: format!("{}-{ticket_id}-{amount}", ctx.idempotency_key()) })
+async fn issue_refund_once(
+    ctx: StepContext,
+    ticket_id: String,
+    amount: u64,
+) -> Result<Receipt, StepError> {
+    Ok(Receipt {
+        id: format!("{}-{ticket_id}-{amount}", ctx.idempotency_key()),
+    })
 }
 
 #[workflow]
-async fn refund_review(ctx: &mut WorkflowContext, ticket_id: String) -> Result<RefundOutcome, WorkflowError> {
+async fn refund_review(
+    ctx: &mut WorkflowContext,
+    ticket_id: String,
+) -> Result<RefundOutcome, WorkflowError> {
     let ticket = ctx.step(load_ticket, ticket_id).await?;
     let customer = ctx.step(load_customer, ticket.customer_id.clone()).await?;
     let mut notes: Option<String> = None;
     loop {
-        let rec = ctx.step(draft, (ticket.clone(), customer.clone(), notes.clone())).await?;
+        let rec = ctx
+            .step(draft, (ticket.clone(), customer.clone(), notes.clone()))
+            .await?;
         let decision = match ctx
             .wait_for_signal::<Decision>(
                 "refund_decision",
@@ -87,10 +107,21 @@ async fn refund_review(ctx: &mut WorkflowContext, ticket_id: String) -> Result<R
         };
         match decision.status {
             Status::Approved => {
-                let receipt = ctx.step(issue_refund_once, (ticket.id.clone(), decision.approved_amount)).await?;
-                return Ok(RefundOutcome::Refunded { receipt_id: receipt.id });
+                let receipt = ctx
+                    .step(
+                        issue_refund_once,
+                        (ticket.id.clone(), decision.approved_amount),
+                    )
+                    .await?;
+                return Ok(RefundOutcome::Refunded {
+                    receipt_id: receipt.id,
+                });
             }
-            Status::Rejected => return Ok(RefundOutcome::NotApproved { reason: decision.reason }),
+            Status::Rejected => {
+                return Ok(RefundOutcome::NotApproved {
+                    reason: decision.reason,
+                });
+            }
             Status::RequestChanges => notes = Some(decision.reason),
         }
     }
@@ -103,34 +134,67 @@ fn ctx() -> WorkflowContext {
 #[test]
 fn a_state_built_by_hand_resumes_through_request_changes_to_a_refund() {
     let state = refund_review::State::AwaitingRefundDecision {
-        ticket: Ticket { id: "T1".into(), customer_id: "c1".into() },
+        ticket: Ticket {
+            id: "T1".into(),
+            customer_id: "c1".into(),
+        },
         customer: Customer { id: "c1".into() },
         notes: None,
     };
     let json = serde_json::to_string(&state).unwrap();
     let state: refund_review::State = serde_json::from_str(&json).unwrap();
-    let d = Decision { status: Status::RequestChanges, approved_amount: 0, reason: "too much".into() };
-    let Transition::Suspend(state, cmd) = refund_review::advance(state, Event::signal(d), &mut ctx()) else {
+    let d = Decision {
+        status: Status::RequestChanges,
+        approved_amount: 0,
+        reason: "too much".into(),
+    };
+    let Transition::Suspend(state, cmd) =
+        refund_review::advance(state, Event::signal(d), &mut ctx())
+    else {
         panic!("expected a suspension")
     };
-    assert!(matches!(&state, refund_review::State::Draft { notes: Some(n), .. } if n == "too much"), "{state:?}");
+    assert!(
+        matches!(&state, refund_review::State::Draft { notes: Some(n), .. } if n == "too much"),
+        "{state:?}"
+    );
     assert!(matches!(cmd, Command::Step { ref name, .. } if name == "draft"));
-    let Transition::Suspend(state, cmd) =
-        refund_review::advance(state, Event::step_ok::<draft>(Rec { amount: 40 }), &mut ctx())
-    else {
+    let Transition::Suspend(state, cmd) = refund_review::advance(
+        state,
+        Event::step_ok::<draft>(Rec { amount: 40 }),
+        &mut ctx(),
+    ) else {
         panic!()
     };
-    assert!(matches!(cmd, Command::Wait { ref metadata, deadline_ms, .. }
-        if metadata["amount"] == 40 && deadline_ms == 1_000 + 7 * 86_400_000));
-    let d = Decision { status: Status::Approved, approved_amount: 40, reason: String::new() };
-    let Transition::Suspend(state, cmd) = refund_review::advance(state, Event::signal(d), &mut ctx()) else {
+    assert!(
+        matches!(cmd, Command::Wait { ref metadata, deadline_ms, .. }
+        if metadata["amount"] == 40 && deadline_ms == 1_000 + 7 * 86_400_000)
+    );
+    let d = Decision {
+        status: Status::Approved,
+        approved_amount: 40,
+        reason: String::new(),
+    };
+    let Transition::Suspend(state, cmd) =
+        refund_review::advance(state, Event::signal(d), &mut ctx())
+    else {
         panic!()
     };
     assert!(matches!(state, refund_review::State::IssueRefundOnce {}));
     assert!(matches!(cmd, Command::Step { ref input, .. } if input == &json!(["T1", 40])));
-    let out = refund_review::advance(state, Event::step_ok::<issue_refund_once>(Receipt { id: "R9".into() }), &mut ctx());
-    let Transition::Complete(out) = out else { panic!("expected completion") };
-    assert_eq!(out, Ok(RefundOutcome::Refunded { receipt_id: "R9".into() }));
+    let out = refund_review::advance(
+        state,
+        Event::step_ok::<issue_refund_once>(Receipt { id: "R9".into() }),
+        &mut ctx(),
+    );
+    let Transition::Complete(out) = out else {
+        panic!("expected completion")
+    };
+    assert_eq!(
+        out,
+        Ok(RefundOutcome::Refunded {
+            receipt_id: "R9".into()
+        })
+    );
 }
 
 use workflow_runtime::Command;

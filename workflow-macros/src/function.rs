@@ -56,7 +56,9 @@ pub(crate) fn result_parts(ty: &Type) -> Option<(&Type, &Type)> {
     if seg.ident != "Result" {
         return None;
     }
-    let PathArguments::AngleBracketed(args) = &seg.arguments else { return None };
+    let PathArguments::AngleBracketed(args) = &seg.arguments else {
+        return None;
+    };
     let mut tys = args.args.iter().filter_map(|a| match a {
         GenericArgument::Type(t) => Some(t),
         _ => None,
@@ -83,7 +85,10 @@ fn expand_fn(func: &ItemFn) -> Result<TokenStream, Vec<syn::Error>> {
         ));
     }
     if let Some(w) = &sig.generics.where_clause {
-        errors.push(syn::Error::new_spanned(w, "a `#[function]` step cannot have a `where` clause"));
+        errors.push(syn::Error::new_spanned(
+            w,
+            "a `#[function]` step cannot have a `where` clause",
+        ));
     }
     let mut inputs: Vec<(&syn::Ident, &Type)> = Vec::new();
     let mut has_ctx = false;
@@ -175,7 +180,10 @@ fn expand_fn(func: &ItemFn) -> Result<TokenStream, Vec<syn::Error>> {
     let ctx_arg = has_ctx.then(|| quote!(__wf_ctx,));
     let ctx_bind = if has_ctx { quote!(__wf_ctx) } else { quote!(_) };
     let mut fp = Fingerprint::new("workflow-runtime/function/1");
-    fp.str(&name.to_string()).tokens(&input_ty).str("->").tokens(&quote!(#output));
+    fp.str(&name.to_string())
+        .tokens(&input_ty)
+        .str("->")
+        .tokens(&quote!(#output));
     let sig_hash = fp.finish();
     let name_str = name.to_string();
     let doc = format!(

@@ -20,7 +20,12 @@ pub type Draft<'a> = Pin<Box<dyn Future<Output = Result<Recommendation, StepErro
 pub trait RefundAgent: Send + Sync + 'static {
     /// Proposes an amount with a rationale. `reviewer_notes` holds the reviewer's reason when
     /// they asked for changes.
-    fn draft<'a>(&'a self, ticket: &'a Ticket, customer: &'a Customer, reviewer_notes: Option<&'a str>) -> Draft<'a>;
+    fn draft<'a>(
+        &'a self,
+        ticket: &'a Ticket,
+        customer: &'a Customer,
+        reviewer_notes: Option<&'a str>,
+    ) -> Draft<'a>;
 }
 
 /// Refund policy as code: reason, delivery age, loyalty tier and refund history decide the
@@ -32,18 +37,36 @@ impl PolicyAgent {
     fn propose(ticket: &Ticket, customer: &Customer, notes: Option<&str>) -> Recommendation {
         let total = ticket.order_total_cents;
         let (mut amount, rule, mut why) = match ticket.reason {
-            RefundReason::Damaged => (total, "damaged-full", "the item arrived damaged: full refund".to_owned()),
-            RefundReason::NotDelivered => (total, "not-delivered-full", "the parcel never arrived: full refund".to_owned()),
-            RefundReason::Late => (total / 5, "late-20pct", "late delivery: 20% goodwill refund".to_owned()),
+            RefundReason::Damaged => (
+                total,
+                "damaged-full",
+                "the item arrived damaged: full refund".to_owned(),
+            ),
+            RefundReason::NotDelivered => (
+                total,
+                "not-delivered-full",
+                "the parcel never arrived: full refund".to_owned(),
+            ),
+            RefundReason::Late => (
+                total / 5,
+                "late-20pct",
+                "late delivery: 20% goodwill refund".to_owned(),
+            ),
             RefundReason::ChangedMind if ticket.days_since_delivery <= 30 => (
                 total * 85 / 100,
                 "return-window-85pct",
-                format!("returned within 30 days ({} days): refund minus 15% restocking", ticket.days_since_delivery),
+                format!(
+                    "returned within 30 days ({} days): refund minus 15% restocking",
+                    ticket.days_since_delivery
+                ),
             ),
             RefundReason::ChangedMind => (
                 0,
                 "outside-return-window",
-                format!("{} days after delivery, outside the 30-day window: no refund", ticket.days_since_delivery),
+                format!(
+                    "{} days after delivery, outside the 30-day window: no refund",
+                    ticket.days_since_delivery
+                ),
             ),
         };
         if customer.tier == Tier::Gold && amount > 0 && amount < total {
@@ -58,19 +81,30 @@ impl PolicyAgent {
             if let Some(cents) = amount_in(notes) {
                 amount = cents.min(total);
                 why.push_str(&format!("; reviewer asked for {}", dollars(amount)));
-            } else if notes.to_lowercase().contains("lower") || notes.to_lowercase().contains("half") {
+            } else if notes.to_lowercase().contains("lower")
+                || notes.to_lowercase().contains("half")
+            {
                 amount /= 2;
                 why.push_str("; halved at the reviewer's request");
             } else {
                 why.push_str(&format!("; reviewer note considered: \"{notes}\""));
             }
         }
-        Recommendation { amount_cents: amount, rule: rule.to_owned(), rationale: format!("{}: {why}", dollars(amount)) }
+        Recommendation {
+            amount_cents: amount,
+            rule: rule.to_owned(),
+            rationale: format!("{}: {why}", dollars(amount)),
+        }
     }
 }
 
 impl RefundAgent for PolicyAgent {
-    fn draft<'a>(&'a self, ticket: &'a Ticket, customer: &'a Customer, reviewer_notes: Option<&'a str>) -> Draft<'a> {
+    fn draft<'a>(
+        &'a self,
+        ticket: &'a Ticket,
+        customer: &'a Customer,
+        reviewer_notes: Option<&'a str>,
+    ) -> Draft<'a> {
         Box::pin(async move { Ok(Self::propose(ticket, customer, reviewer_notes)) })
     }
 }
@@ -78,7 +112,10 @@ impl RefundAgent for PolicyAgent {
 /// The first dollar amount written in a note (`$40`, `$12.50`), in cents.
 fn amount_in(notes: &str) -> Option<u64> {
     let start = notes.find('$')? + 1;
-    let text: String = notes[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let text: String = notes[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let (whole, frac) = text.split_once('.').unwrap_or((&text, "0"));
     let whole: u64 = whole.parse().ok()?;
     let frac: String = frac.chars().chain("00".chars()).take(2).collect();
@@ -108,29 +145,64 @@ mod tests {
     }
 
     fn customer(tier: Tier, refunded: u64) -> Customer {
-        Customer { id: "C-1".into(), name: "Ada".into(), tier, refunds_last_year_cents: refunded }
+        Customer {
+            id: "C-1".into(),
+            name: "Ada".into(),
+            tier,
+            refunds_last_year_cents: refunded,
+        }
     }
 
     #[test]
     fn the_policy_decides_by_reason_tier_and_history() {
         let std = customer(Tier::Standard, 0);
-        assert_eq!(PolicyAgent::propose(&ticket(RefundReason::Damaged, 3), &std, None).amount_cents, 10_000);
-        assert_eq!(PolicyAgent::propose(&ticket(RefundReason::Late, 3), &std, None).amount_cents, 2_000);
-        assert_eq!(PolicyAgent::propose(&ticket(RefundReason::ChangedMind, 10), &std, None).amount_cents, 8_500);
-        assert_eq!(PolicyAgent::propose(&ticket(RefundReason::ChangedMind, 40), &std, None).amount_cents, 0);
+        assert_eq!(
+            PolicyAgent::propose(&ticket(RefundReason::Damaged, 3), &std, None).amount_cents,
+            10_000
+        );
+        assert_eq!(
+            PolicyAgent::propose(&ticket(RefundReason::Late, 3), &std, None).amount_cents,
+            2_000
+        );
+        assert_eq!(
+            PolicyAgent::propose(&ticket(RefundReason::ChangedMind, 10), &std, None).amount_cents,
+            8_500
+        );
+        assert_eq!(
+            PolicyAgent::propose(&ticket(RefundReason::ChangedMind, 40), &std, None).amount_cents,
+            0
+        );
         let gold = customer(Tier::Gold, 0);
-        assert_eq!(PolicyAgent::propose(&ticket(RefundReason::Late, 3), &gold, None).amount_cents, 3_000);
+        assert_eq!(
+            PolicyAgent::propose(&ticket(RefundReason::Late, 3), &gold, None).amount_cents,
+            3_000
+        );
         let heavy = customer(Tier::Standard, 60_000);
-        assert_eq!(PolicyAgent::propose(&ticket(RefundReason::Damaged, 3), &heavy, None).amount_cents, 5_000);
+        assert_eq!(
+            PolicyAgent::propose(&ticket(RefundReason::Damaged, 3), &heavy, None).amount_cents,
+            5_000
+        );
     }
 
     #[test]
     fn reviewer_notes_change_the_draft() {
         let std = customer(Tier::Standard, 0);
         let t = ticket(RefundReason::Damaged, 3);
-        assert_eq!(PolicyAgent::propose(&t, &std, Some("please make it $40")).amount_cents, 4_000);
-        assert_eq!(PolicyAgent::propose(&t, &std, Some("$12.5 max")).amount_cents, 1_250);
-        assert_eq!(PolicyAgent::propose(&t, &std, Some("lower please")).amount_cents, 5_000);
-        assert_eq!(PolicyAgent::propose(&t, &std, Some("$999")).amount_cents, 10_000);
+        assert_eq!(
+            PolicyAgent::propose(&t, &std, Some("please make it $40")).amount_cents,
+            4_000
+        );
+        assert_eq!(
+            PolicyAgent::propose(&t, &std, Some("$12.5 max")).amount_cents,
+            1_250
+        );
+        assert_eq!(
+            PolicyAgent::propose(&t, &std, Some("lower please")).amount_cents,
+            5_000
+        );
+        assert_eq!(
+            PolicyAgent::propose(&t, &std, Some("$999")).amount_cents,
+            10_000
+        );
     }
 }

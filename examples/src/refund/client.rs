@@ -35,7 +35,10 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::Unreachable { addr, detail } => {
-                write!(f, "cannot reach the refund_review server at {addr} ({detail}); is `refund_review serve` running?")
+                write!(
+                    f,
+                    "cannot reach the refund_review server at {addr} ({detail}); is `refund_review serve` running?"
+                )
             }
             ClientError::Api { message, .. } => f.write_str(message),
             ClientError::Decode(e) => write!(f, "unexpected answer from the server: {e}"),
@@ -57,12 +60,18 @@ pub struct Ledgers {
 impl Ledgers {
     /// How many times money moved.
     pub fn refunds_paid(&self) -> usize {
-        self.payments.iter().filter(|p| p.event == super::ledger::PaymentEvent::Paid).count()
+        self.payments
+            .iter()
+            .filter(|p| p.event == super::ledger::PaymentEvent::Paid)
+            .count()
     }
 
     /// How many times `step` ran for `run_id`.
     pub fn executions(&self, run_id: &str, step: &str) -> usize {
-        self.steps.iter().filter(|s| s.run_id == run_id && s.step == step).count()
+        self.steps
+            .iter()
+            .filter(|s| s.run_id == run_id && s.step == step)
+            .count()
     }
 }
 
@@ -77,19 +86,36 @@ pub struct Client {
 impl Client {
     /// A client of the server at `addr` (`127.0.0.1:3000` or `http://127.0.0.1:3000`).
     pub fn new(addr: &str) -> Self {
-        let base = if addr.starts_with("http://") { addr.to_owned() } else { format!("http://{addr}") };
+        let base = if addr.starts_with("http://") {
+            addr.to_owned()
+        } else {
+            format!("http://{addr}")
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
-        Self { addr: addr.to_owned(), base: base.trim_end_matches('/').to_owned(), agent }
+        Self {
+            addr: addr.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            agent,
+        }
     }
 
-    fn answer<T: DeserializeOwned>(&self, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<T, ClientError> {
-        let mut res = res.map_err(|e| ClientError::Unreachable { addr: self.addr.clone(), detail: e.to_string() })?;
+    fn answer<T: DeserializeOwned>(
+        &self,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let mut res = res.map_err(|e| ClientError::Unreachable {
+            addr: self.addr.clone(),
+            detail: e.to_string(),
+        })?;
         let status = res.status().as_u16();
-        let text = res.body_mut().read_to_string().map_err(|e| ClientError::Decode(e.to_string()))?;
+        let text = res
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
         if !(200..300).contains(&status) {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
@@ -105,7 +131,11 @@ impl Client {
     }
 
     fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ClientError> {
-        self.answer(self.agent.post(&format!("{}{path}", self.base)).send_json(body))
+        self.answer(
+            self.agent
+                .post(&format!("{}{path}", self.base))
+                .send_json(body),
+        )
     }
 
     /// Starts (or finds) the review of a ticket.
@@ -113,7 +143,10 @@ impl Client {
     /// # Errors
     /// As the server answers.
     pub fn start(&self, ticket_id: &str, run_id: Option<&str>) -> Result<Value, ClientError> {
-        self.post("/reviews", &serde_json::json!({ "ticket_id": ticket_id, "run_id": run_id }))
+        self.post(
+            "/reviews",
+            &serde_json::json!({ "ticket_id": ticket_id, "run_id": run_id }),
+        )
     }
 
     /// Sends a decision (`status`, `reviewer_id`, `reason`, optional `approved_amount_cents`,

@@ -23,8 +23,12 @@ impl OffsetClock {
             Ok(v) => v
                 .trim()
                 .parse::<u64>()
-                .map(|secs| Self { offset_ms: secs.saturating_mul(1_000) })
-                .map_err(|_| format!("{CLOCK_OFFSET_ENV} must be a whole number of seconds, got `{v}`")),
+                .map(|secs| Self {
+                    offset_ms: secs.saturating_mul(1_000),
+                })
+                .map_err(|_| {
+                    format!("{CLOCK_OFFSET_ENV} must be a whole number of seconds, got `{v}`")
+                }),
         }
     }
 

@@ -16,7 +16,9 @@ pub fn crash_point(point: &str) {
         let pid = std::process::id().to_string();
         // A real SIGKILL from outside the process; abort() is the fallback where `kill` is
         // missing, and it too skips every destructor.
-        let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status();
         std::process::abort();
     }
 }

@@ -16,7 +16,9 @@ use workflow_runtime::StepError;
 use super::domain::RefundReceipt;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A JSON-lines file where every append is on disk before it returns.
@@ -29,7 +31,10 @@ struct Journal {
 impl Journal {
     fn open(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { path: path.to_owned(), file })
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+        })
     }
 
     fn append<T: Serialize>(&mut self, entry: &T) -> io::Result<()> {
@@ -57,7 +62,12 @@ pub fn read_entries<T: DeserializeOwned>(path: &Path) -> io::Result<Vec<T>> {
         match serde_json::from_str(line) {
             Ok(entry) => out.push(entry),
             Err(_) if i + 1 == lines.len() => {}
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("line {}: {e}", i + 1))),
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("line {}: {e}", i + 1),
+                ));
+            }
         }
     }
     Ok(out)
@@ -113,7 +123,9 @@ impl PaymentProvider {
                 paid.insert(e.idempotency_key, receipt);
             }
         }
-        Ok(Self { state: Mutex::new((Journal::open(path)?, paid)) })
+        Ok(Self {
+            state: Mutex::new((Journal::open(path)?, paid)),
+        })
     }
 
     /// Refunds `amount_cents` on `ticket_id` unless `idempotency_key` was already paid, in which
@@ -121,14 +133,28 @@ impl PaymentProvider {
     ///
     /// # Errors
     /// A retryable [`StepError`] if the ledger cannot be written (nothing was paid).
-    pub fn refund(&self, idempotency_key: &str, ticket_id: &str, amount_cents: u64) -> Result<RefundReceipt, StepError> {
-        let mut guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn refund(
+        &self,
+        idempotency_key: &str,
+        ticket_id: &str,
+        amount_cents: u64,
+    ) -> Result<RefundReceipt, StepError> {
+        let mut guard = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (journal, paid) = &mut *guard;
         let (event, receipt) = match paid.get(idempotency_key) {
             Some(r) => (PaymentEvent::DuplicateRefused, r.clone()),
             None => {
                 let receipt = RefundReceipt {
-                    receipt_id: format!("re_{:016x}", workflow_runtime::fnv1a(workflow_runtime::FNV_OFFSET, idempotency_key.as_bytes())),
+                    receipt_id: format!(
+                        "re_{:016x}",
+                        workflow_runtime::fnv1a(
+                            workflow_runtime::FNV_OFFSET,
+                            idempotency_key.as_bytes()
+                        )
+                    ),
                     idempotency_key: idempotency_key.to_owned(),
                     amount_cents,
                 };
@@ -143,9 +169,9 @@ impl PaymentProvider {
             receipt_id: receipt.receipt_id.clone(),
             at_ms: now_ms(),
         };
-        journal
-            .append(&entry)
-            .map_err(|e| StepError::retryable(format!("payment ledger {}: {e}", journal.path.display())))?;
+        journal.append(&entry).map_err(|e| {
+            StepError::retryable(format!("payment ledger {}: {e}", journal.path.display()))
+        })?;
         if event == PaymentEvent::Paid {
             paid.insert(idempotency_key.to_owned(), receipt.clone());
         }
@@ -180,7 +206,9 @@ impl StepLedger {
     /// # Errors
     /// If the file cannot be created.
     pub fn open(path: &Path) -> io::Result<Self> {
-        Ok(Self { journal: Mutex::new(Journal::open(path)?) })
+        Ok(Self {
+            journal: Mutex::new(Journal::open(path)?),
+        })
     }
 
     /// Records one execution.
@@ -195,7 +223,12 @@ impl StepLedger {
             attempt: ctx.attempt(),
             at_ms: now_ms(),
         };
-        let mut journal = self.journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        journal.append(&entry).map_err(|e| StepError::retryable(format!("step ledger: {e}")))
+        let mut journal = self
+            .journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        journal
+            .append(&entry)
+            .map_err(|e| StepError::retryable(format!("step ledger: {e}")))
     }
 }

@@ -8,9 +8,11 @@ pub mod domain;
 pub mod fault;
 pub mod ledger;
 pub mod server;
-pub mod worker;
 mod services;
+pub mod worker;
 mod workflow;
 
 pub use services::{Services, install, services};
-pub use workflow::{draft_refund_recommendation, issue_refund_once, load_customer, load_ticket, refund_review};
+pub use workflow::{
+    draft_refund_recommendation, issue_refund_once, load_customer, load_ticket, refund_review,
+};

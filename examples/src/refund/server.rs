@@ -61,12 +61,12 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let code = match &e {
             EngineError::UnknownRun { .. } => StatusCode::NOT_FOUND,
-            EngineError::RunFinished { .. } | EngineError::Conflict { .. } | EngineError::Incompatible { .. } => {
-                StatusCode::CONFLICT
-            }
-            EngineError::PayloadMismatch { .. } | EngineError::WrongSignal { .. } | EngineError::UnknownWait { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            EngineError::RunFinished { .. }
+            | EngineError::Conflict { .. }
+            | EngineError::Incompatible { .. } => StatusCode::CONFLICT,
+            EngineError::PayloadMismatch { .. }
+            | EngineError::WrongSignal { .. }
+            | EngineError::UnknownWait { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(code, e.to_string())
@@ -81,15 +81,22 @@ fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> 
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(bad_request("the request body must be a JSON object")),
-        Err(e) => Err(bad_request(format!("the request body is not valid JSON: {e}"))),
+        Err(e) => Err(bad_request(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
     }
 }
 
-fn string_field(body: &serde_json::Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
+fn string_field(
+    body: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(bad_request(format!("`{name}` must be a string, got {other}"))),
+        Some(other) => Err(bad_request(format!(
+            "`{name}` must be a string, got {other}"
+        ))),
     }
 }
 
@@ -99,8 +106,10 @@ fn string_field(body: &serde_json::Map<String, Value>, name: &str) -> Result<Opt
 /// # Errors
 /// If the data directory, the store or the listener cannot be opened.
 pub async fn serve(opts: ServeOptions) -> Result<(), String> {
-    std::fs::create_dir_all(&opts.data_dir).map_err(|e| format!("cannot create {}: {e}", opts.data_dir.display()))?;
-    let services = Services::in_dir(&opts.data_dir).map_err(|e| format!("cannot open the ledgers: {e}"))?;
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", opts.data_dir.display()))?;
+    let services =
+        Services::in_dir(&opts.data_dir).map_err(|e| format!("cannot open the ledgers: {e}"))?;
     install(services).map_err(|_| "the refund services were already installed".to_owned())?;
     let clock = OffsetClock::from_env()?;
     let engine = Engine::builder()
@@ -109,15 +118,19 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         .open(store_path(&opts.data_dir))
         .await
         .map_err(|e| e.to_string())?;
-    let listener =
-        tokio::net::TcpListener::bind(opts.addr).await.map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // The first line of stdout is the address; the demo and the tests read it.
     println!("listening on http://{addr}");
     if clock.offset_ms() > 0 {
         println!("clock shifted forward by {} s", clock.offset_ms() / 1_000);
     }
-    let app = Arc::new(App { engine: engine.clone(), data_dir: opts.data_dir.clone() });
+    let app = Arc::new(App {
+        engine: engine.clone(),
+        data_dir: opts.data_dir.clone(),
+    });
     let router = Router::new()
         .route("/reviews", post(start_review))
         .route("/reviews/{run_id}", get(review_status))
@@ -141,15 +154,23 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join("engine.redb")
 }
 
-async fn start_review(State(app): State<Arc<App>>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+async fn start_review(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let body = parse_body(&body)?;
     let ticket_id = string_field(&body, "ticket_id")?
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| bad_request("`ticket_id` is required"))?;
     let run_id = string_field(&body, "run_id")?.unwrap_or_else(|| format!("review-{ticket_id}"));
-    app.engine.start(refund_review, run_id.clone(), ticket_id).await?;
+    app.engine
+        .start(refund_review, run_id.clone(), ticket_id)
+        .await?;
     let status = app.engine.status(&run_id)?;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "run_id": run_id, "status": status }))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "run_id": run_id, "status": status })),
+    ))
 }
 
 async fn decide(
@@ -159,20 +180,34 @@ async fn decide(
 ) -> Result<impl IntoResponse, ApiError> {
     let body = parse_body(&body)?;
     let status_text = string_field(&body, "status")?.ok_or_else(|| {
-        ApiError(StatusCode::UNPROCESSABLE_ENTITY, "`status` is required: approved, rejected or request_changes".into())
-    })?;
-    let status: DecisionStatus = serde_json::from_value(Value::String(status_text.clone())).map_err(|_| {
         ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("`status` must be approved, rejected or request_changes, not `{status_text}`"),
+            "`status` is required: approved, rejected or request_changes".into(),
         )
     })?;
-    let reviewer = string_field(&body, "reviewer_id")?.filter(|r| !r.trim().is_empty()).ok_or_else(|| {
-        ApiError(StatusCode::UNPROCESSABLE_ENTITY, "`reviewer_id` is required".into())
-    })?;
+    let status: DecisionStatus = serde_json::from_value(Value::String(status_text.clone()))
+        .map_err(|_| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "`status` must be approved, rejected or request_changes, not `{status_text}`"
+                ),
+            )
+        })?;
+    let reviewer = string_field(&body, "reviewer_id")?
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "`reviewer_id` is required".into(),
+            )
+        })?;
     let reason = string_field(&body, "reason")?.unwrap_or_default();
     if status != DecisionStatus::Approved && reason.trim().is_empty() {
-        return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, "`reason` is required to reject or request changes".into()));
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`reason` is required to reject or request changes".into(),
+        ));
     }
     let mut payload = json!({ "status": status, "reviewer_id": reviewer, "reason": reason });
     if let Some(amount) = body.get("approved_amount_cents").filter(|v| !v.is_null()) {
@@ -189,7 +224,10 @@ async fn decide(
     Ok(axum::Json(json!({ "run_id": run_id, "signal": outcome })))
 }
 
-async fn review_status(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Result<impl IntoResponse, ApiError> {
+async fn review_status(
+    State(app): State<Arc<App>>,
+    UrlPath(run_id): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let status = app.engine.status(&run_id)?;
     let outcome = match status {
         RunStatus::Completed | RunStatus::Failed { .. } => {
@@ -201,10 +239,15 @@ async fn review_status(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Str
         }
         _ => None,
     };
-    Ok(axum::Json(json!({ "run_id": run_id, "status": status, "outcome": outcome })))
+    Ok(axum::Json(
+        json!({ "run_id": run_id, "status": status, "outcome": outcome }),
+    ))
 }
 
-async fn trace(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Result<impl IntoResponse, ApiError> {
+async fn trace(
+    State(app): State<Arc<App>>,
+    UrlPath(run_id): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(app.engine.trace(&run_id)?))
 }
 
@@ -213,8 +256,15 @@ async fn pending(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiEr
 }
 
 async fn ledger(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
-    let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read a ledger: {e}"));
-    let payments: Vec<PaymentEntry> = read_entries(&app.data_dir.join("payments.jsonl")).map_err(internal)?;
-    let steps: Vec<StepExecution> = read_entries(&app.data_dir.join("steps.jsonl")).map_err(internal)?;
+    let internal = |e: std::io::Error| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read a ledger: {e}"),
+        )
+    };
+    let payments: Vec<PaymentEntry> =
+        read_entries(&app.data_dir.join("payments.jsonl")).map_err(internal)?;
+    let steps: Vec<StepExecution> =
+        read_entries(&app.data_dir.join("steps.jsonl")).map_err(internal)?;
     Ok(axum::Json(json!({ "payments": payments, "steps": steps })))
 }

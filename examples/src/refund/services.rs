@@ -55,7 +55,9 @@ pub fn install(services: Services) -> Result<(), Services> {
 /// # Errors
 /// A permanent [`StepError`] if [`install`] was not called.
 pub fn services() -> Result<&'static Services, StepError> {
-    SERVICES.get().ok_or_else(|| StepError::permanent("refund services are not installed; call refund::install first"))
+    SERVICES.get().ok_or_else(|| {
+        StepError::permanent("refund services are not installed; call refund::install first")
+    })
 }
 
 /// The helpdesk's ticket records: five named ones, and any `T-<number>` made up
@@ -72,13 +74,48 @@ pub(crate) fn find_ticket(id: &str) -> Option<Ticket> {
         message: message.to_owned(),
     };
     Some(match n {
-        1001 => fixed("C-1", 12_900, RefundReason::Damaged, 2, "The blender arrived with a cracked jug."),
-        1002 => fixed("C-2", 4_500, RefundReason::Late, 5, "My order came a week late."),
-        1003 => fixed("C-3", 20_000, RefundReason::NotDelivered, 14, "Tracking says delivered, nothing here."),
-        1004 => fixed("C-1", 7_999, RefundReason::ChangedMind, 12, "Does not fit, sending it back."),
-        1005 => fixed("C-2", 3_000, RefundReason::ChangedMind, 45, "Changed my mind."),
+        1001 => fixed(
+            "C-1",
+            12_900,
+            RefundReason::Damaged,
+            2,
+            "The blender arrived with a cracked jug.",
+        ),
+        1002 => fixed(
+            "C-2",
+            4_500,
+            RefundReason::Late,
+            5,
+            "My order came a week late.",
+        ),
+        1003 => fixed(
+            "C-3",
+            20_000,
+            RefundReason::NotDelivered,
+            14,
+            "Tracking says delivered, nothing here.",
+        ),
+        1004 => fixed(
+            "C-1",
+            7_999,
+            RefundReason::ChangedMind,
+            12,
+            "Does not fit, sending it back.",
+        ),
+        1005 => fixed(
+            "C-2",
+            3_000,
+            RefundReason::ChangedMind,
+            45,
+            "Changed my mind.",
+        ),
         _ => {
-            let reasons = [RefundReason::Damaged, RefundReason::NotDelivered, RefundReason::Late, RefundReason::ChangedMind];
+            let reasons = [
+                RefundReason::Damaged,
+                RefundReason::NotDelivered,
+                RefundReason::Late,
+                RefundReason::ChangedMind,
+            ];
             fixed(
                 &format!("C-{}", n % 3 + 1),
                 1_000 + (n * 7_919) % 20_000,
@@ -98,5 +135,10 @@ pub(crate) fn find_customer(id: &str) -> Option<Customer> {
         "C-3" => ("Linus Pauling", Tier::Standard, 62_000),
         _ => return None,
     };
-    Some(Customer { id: id.to_owned(), name: name.to_owned(), tier, refunds_last_year_cents: refunded })
+    Some(Customer {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        tier,
+        refunds_last_year_cents: refunded,
+    })
 }

@@ -32,7 +32,9 @@ impl Worker {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
         let stdout = child.stdout.take().ok_or("the worker has no stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -42,9 +44,17 @@ impl Worker {
                 }
             }
         });
-        let mut worker = Self { child, addr: String::new() };
-        let line = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the worker did not start within 30 s".to_owned())?;
-        worker.addr = line.strip_prefix("listening on ").ok_or_else(|| format!("unexpected worker output: {line}"))?.to_owned();
+        let mut worker = Self {
+            child,
+            addr: String::new(),
+        };
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| "the worker did not start within 30 s".to_owned())?;
+        worker.addr = line
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("unexpected worker output: {line}"))?
+            .to_owned();
         Ok(worker)
     }
 

@@ -2,21 +2,25 @@
 
 use workflow_runtime::prelude::*;
 
-use super::domain::{Customer, Decision, DecisionStatus, Recommendation, RefundOutcome, RefundReceipt, Ticket};
+use super::domain::{
+    Customer, Decision, DecisionStatus, Recommendation, RefundOutcome, RefundReceipt, Ticket,
+};
 use super::services::{find_customer, find_ticket, services};
 
 /// Loads a ticket from the helpdesk.
 #[function]
 pub async fn load_ticket(ctx: StepContext, ticket_id: String) -> Result<Ticket, StepError> {
     services()?.steps.record(&ctx)?;
-    find_ticket(&ticket_id).ok_or_else(|| StepError::permanent(format!("ticket `{ticket_id}` not found")))
+    find_ticket(&ticket_id)
+        .ok_or_else(|| StepError::permanent(format!("ticket `{ticket_id}` not found")))
 }
 
 /// Loads the customer behind a ticket.
 #[function]
 pub async fn load_customer(ctx: StepContext, customer_id: String) -> Result<Customer, StepError> {
     services()?.steps.record(&ctx)?;
-    find_customer(&customer_id).ok_or_else(|| StepError::permanent(format!("customer `{customer_id}` not found")))
+    find_customer(&customer_id)
+        .ok_or_else(|| StepError::permanent(format!("customer `{customer_id}` not found")))
 }
 
 /// Asks the agent for a refund recommendation, with the reviewer's notes on a redraft.
@@ -29,13 +33,20 @@ pub async fn draft_refund_recommendation(
 ) -> Result<Recommendation, StepError> {
     let services = services()?;
     services.steps.record(&ctx)?;
-    services.agent.draft(&ticket, &customer, reviewer_notes.as_deref()).await
+    services
+        .agent
+        .draft(&ticket, &customer, reviewer_notes.as_deref())
+        .await
 }
 
 /// Pays the refund. The key is derived from the run and the ticket, so every retry, restart
 /// or duplicate approval of this review reaches the provider with the same key.
 #[function]
-pub async fn issue_refund_once(ctx: StepContext, ticket_id: String, amount_cents: u64) -> Result<RefundReceipt, StepError> {
+pub async fn issue_refund_once(
+    ctx: StepContext,
+    ticket_id: String,
+    amount_cents: u64,
+) -> Result<RefundReceipt, StepError> {
     let services = services()?;
     services.steps.record(&ctx)?;
     let key = format!("refund:{}:{ticket_id}", ctx.run_id());
@@ -47,12 +58,20 @@ pub async fn issue_refund_once(ctx: StepContext, ticket_id: String, amount_cents
 /// Reviews a refund request: draft, wait up to 7 days for a human decision, pay once on
 /// approval, redraft on request-changes, stop on rejection or timeout.
 #[workflow]
-pub async fn refund_review(ctx: &mut WorkflowContext, ticket_id: String) -> Result<RefundOutcome, WorkflowError> {
+pub async fn refund_review(
+    ctx: &mut WorkflowContext,
+    ticket_id: String,
+) -> Result<RefundOutcome, WorkflowError> {
     let ticket = ctx.step(load_ticket, ticket_id).await?;
     let customer = ctx.step(load_customer, ticket.customer_id.clone()).await?;
     let mut notes: Option<String> = None;
     loop {
-        let rec = ctx.step(draft_refund_recommendation, (ticket.clone(), customer.clone(), notes.clone())).await?;
+        let rec = ctx
+            .step(
+                draft_refund_recommendation,
+                (ticket.clone(), customer.clone(), notes.clone()),
+            )
+            .await?;
         let recommended: u64 = rec.amount_cents;
         let decision: Decision = match ctx
             .wait_for_signal::<Decision>(
@@ -73,8 +92,13 @@ pub async fn refund_review(ctx: &mut WorkflowContext, ticket_id: String) -> Resu
         };
         match decision.status {
             DecisionStatus::Approved => {
-                let amount = decision.approved_amount_cents.unwrap_or(recommended).min(ticket.order_total_cents);
-                let receipt = ctx.step(issue_refund_once, (ticket.id.clone(), amount)).await?;
+                let amount = decision
+                    .approved_amount_cents
+                    .unwrap_or(recommended)
+                    .min(ticket.order_total_cents);
+                let receipt = ctx
+                    .step(issue_refund_once, (ticket.id.clone(), amount))
+                    .await?;
                 return Ok(RefundOutcome::Refunded {
                     receipt_id: receipt.receipt_id,
                     amount_cents: receipt.amount_cents,
@@ -82,7 +106,10 @@ pub async fn refund_review(ctx: &mut WorkflowContext, ticket_id: String) -> Resu
                 });
             }
             DecisionStatus::Rejected => {
-                return Ok(RefundOutcome::NotApproved { reason: decision.reason, reviewer_id: decision.reviewer_id });
+                return Ok(RefundOutcome::NotApproved {
+                    reason: decision.reason,
+                    reviewer_id: decision.reviewer_id,
+                });
             }
             DecisionStatus::RequestChanges => notes = Some(decision.reason),
         }

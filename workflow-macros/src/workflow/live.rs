@@ -16,7 +16,12 @@ fn susp_uses(info: &SuspInfo) -> Uses {
     let mut u = Uses::default();
     let exprs: Vec<&Expr> = match &info.susp.kind {
         SuspensionKind::Step { input, .. } => vec![input],
-        SuspensionKind::Wait { name, timeout, metadata, .. } => vec![name, timeout, metadata],
+        SuspensionKind::Wait {
+            name,
+            timeout,
+            metadata,
+            ..
+        } => vec![name, timeout, metadata],
         SuspensionKind::Sleep { duration } => vec![duration],
     };
     for e in exprs {
@@ -96,7 +101,13 @@ fn with_jumps(u: Uses, fields: &Fields) -> BTreeSet<String> {
 pub(crate) fn fields(blocks: &[Block], susps: &[SuspInfo]) -> Fields {
     let mut fields: Fields = blocks
         .iter()
-        .map(|b| if b.kind == BlockKind::Start { b.scope.iter().cloned().collect() } else { BTreeSet::new() })
+        .map(|b| {
+            if b.kind == BlockKind::Start {
+                b.scope.iter().cloned().collect()
+            } else {
+                BTreeSet::new()
+            }
+        })
         .collect();
     loop {
         let mut changed = false;
@@ -143,7 +154,11 @@ pub(crate) fn reachable(blocks: &[Block]) -> Vec<bool> {
         }
     }
     let mut seen = vec![false; blocks.len()];
-    let mut stack: Vec<usize> = blocks.iter().position(|b| b.kind == BlockKind::Start).into_iter().collect();
+    let mut stack: Vec<usize> = blocks
+        .iter()
+        .position(|b| b.kind == BlockKind::Start)
+        .into_iter()
+        .collect();
     while let Some(b) = stack.pop() {
         if std::mem::replace(&mut seen[b], true) {
             continue;

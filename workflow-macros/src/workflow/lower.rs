@@ -34,14 +34,27 @@ pub(crate) struct Block {
 
 pub(crate) enum Node {
     Stmt(Stmt),
-    Suspend { susp: usize, resume: usize },
+    Suspend {
+        susp: usize,
+        resume: usize,
+    },
     Jump(usize),
-    If { cond: Expr, then: Vec<Node>, els: Vec<Node> },
-    Match { expr: Expr, arms: Vec<(Pat, Vec<Node>)> },
+    If {
+        cond: Expr,
+        then: Vec<Node>,
+        els: Vec<Node>,
+    },
+    Match {
+        expr: Expr,
+        arms: Vec<(Pat, Vec<Node>)>,
+    },
     Scope(Vec<Node>),
     Complete(Expr),
     /// The end of the body without a tail expression.
-    FallOff { span: Span, diverges: bool },
+    FallOff {
+        span: Span,
+        diverges: bool,
+    },
 }
 
 pub(crate) struct SuspInfo {
@@ -99,7 +112,15 @@ impl Lowerer {
     pub(crate) fn lower_body(&mut self, params: &[(syn::Ident, syn::Type)], body: Vec<Stmt>) {
         let mut scope = Vec::new();
         for (ident, ty) in params {
-            self.declare(Decl { ident: ident.clone(), ty: TyInfo::Known(quote!(#ty)), kind: DeclKind::Param, shadows: false }, &mut scope);
+            self.declare(
+                Decl {
+                    ident: ident.clone(),
+                    ty: TyInfo::Known(quote!(#ty)),
+                    kind: DeclKind::Param,
+                    shadows: false,
+                },
+                &mut scope,
+            );
         }
         self.names.insert("Start".into(), Span::call_site());
         let start = self.new_block(BlockKind::Start, format_ident!("Start"), scope.clone());
@@ -108,7 +129,12 @@ impl Lowerer {
     }
 
     fn new_block(&mut self, kind: BlockKind, name: syn::Ident, scope: Vec<String>) -> usize {
-        self.blocks.push(Block { kind, name, scope, nodes: Vec::new() });
+        self.blocks.push(Block {
+            kind,
+            name,
+            scope,
+            nodes: Vec::new(),
+        });
         self.blocks.len() - 1
     }
 
@@ -155,7 +181,10 @@ impl Lowerer {
             && let Some(TyInfo::Known(_)) = self.tmp_type(&m.expr)
         {
             let Expr::Path(p) = &*m.expr else { return None };
-            let info = self.susps.iter().find(|s| p.path.get_ident() == Some(&s.tmp))?;
+            let info = self
+                .susps
+                .iter()
+                .find(|s| p.path.get_ident() == Some(&s.tmp))?;
             return info.ok_ty.clone().map(TyInfo::Known);
         }
         let (inner, q) = match e {
@@ -182,7 +211,10 @@ impl Lowerer {
             let is_last = i + 1 == n;
             if !stmt_suspends(&stmt, &self.ctx) {
                 if let Some(l) = label {
-                    self.err(l.span(), "`#[state(..)]` names a suspension point, but this statement has none");
+                    self.err(
+                        l.span(),
+                        "`#[state(..)]` names a suspension point, but this statement has none",
+                    );
                 }
                 if is_last && let Stmt::Expr(e, None) = &stmt {
                     if let Cont::FnEnd = cont {
@@ -207,15 +239,26 @@ impl Lowerer {
                 let expr = std::mem::replace(slot, tmp_expr);
                 let Some(Ok(susp)) = as_suspension(&expr, &self.ctx) else {
                     // Malformed calls were reported by the body scan.
-                    out.push(Node::FallOff { span: expr.span(), diverges: true });
+                    out.push(Node::FallOff {
+                        span: expr.span(),
+                        diverges: true,
+                    });
                     return out;
                 };
                 let susp = self.rewrite_susp(susp);
                 let name = self.variant_name(&susp, label.as_ref());
                 let (full_ty, ok_ty) = self.susp_types(&susp);
-                self.susps.push(SuspInfo { susp, tmp, full_ty, ok_ty });
+                self.susps.push(SuspInfo {
+                    susp,
+                    tmp,
+                    full_ty,
+                    ok_ty,
+                });
                 let resume = self.new_block(BlockKind::Resume(tmp_index), name, scope.clone());
-                out.push(Node::Suspend { susp: tmp_index, resume });
+                out.push(Node::Suspend {
+                    susp: tmp_index,
+                    resume,
+                });
                 let mut rest = vec![stmt];
                 rest.extend(stmts[i + 1..].iter().cloned());
                 let mut rscope = scope.clone();
@@ -232,7 +275,10 @@ impl Lowerer {
             }
             let Stmt::Expr(expr, semi) = stmt else {
                 self.not_first(&stmt);
-                out.push(Node::FallOff { span: stmt.span(), diverges: true });
+                out.push(Node::FallOff {
+                    span: stmt.span(),
+                    diverges: true,
+                });
                 return out;
             };
             let tail_value = is_last && semi.is_none() && matches!(cont, Cont::FnEnd);
@@ -246,7 +292,10 @@ impl Lowerer {
                     Cont::Jump(j) => Cont::Jump(j),
                     Cont::FnEnd => {
                         let j = self.new_join(scope);
-                        self.blocks[j].nodes = vec![Node::FallOff { span: self.fn_end, diverges: false }];
+                        self.blocks[j].nodes = vec![Node::FallOff {
+                            span: self.fn_end,
+                            diverges: false,
+                        }];
                         Cont::Jump(j)
                     }
                 }
@@ -285,7 +334,11 @@ impl Lowerer {
                     let then = self.lower_stmts(w.body.stmts, &mut tscope, Cont::Jump(head));
                     self.loops.pop();
                     let cond = self.rewrite_expr(*w.cond);
-                    self.blocks[head].nodes = vec![Node::If { cond, then, els: vec![Node::Jump(exit)] }];
+                    self.blocks[head].nodes = vec![Node::If {
+                        cond,
+                        then,
+                        els: vec![Node::Jump(exit)],
+                    }];
                     out.push(Node::Jump(head));
                 }
                 Expr::ForLoop(f) => self.lower_for(f, scope, after, &mut out),
@@ -296,7 +349,10 @@ impl Lowerer {
                 }
                 other => {
                     self.not_first(&Stmt::Expr(other, semi));
-                    out.push(Node::FallOff { span: self.fn_end, diverges: true });
+                    out.push(Node::FallOff {
+                        span: self.fn_end,
+                        diverges: true,
+                    });
                 }
             }
             if let Some((j, mut jscope)) = rest_into {
@@ -308,9 +364,15 @@ impl Lowerer {
         // After `return`/`break`/`continue` nothing runs; a jump there would only make the
         // target's locals look live here.
         out.push(match cont {
-            _ if last_diverges => Node::FallOff { span: self.fn_end, diverges: true },
+            _ if last_diverges => Node::FallOff {
+                span: self.fn_end,
+                diverges: true,
+            },
             Cont::Jump(j) => Node::Jump(j),
-            Cont::FnEnd => Node::FallOff { span: self.fn_end, diverges: false },
+            Cont::FnEnd => Node::FallOff {
+                span: self.fn_end,
+                diverges: false,
+            },
         });
         out
     }
@@ -320,7 +382,10 @@ impl Lowerer {
             Cont::Jump(j) => j,
             Cont::FnEnd => {
                 let j = self.new_join(scope);
-                self.blocks[j].nodes = vec![Node::FallOff { span: self.fn_end, diverges: false }];
+                self.blocks[j].nodes = vec![Node::FallOff {
+                    span: self.fn_end,
+                    diverges: false,
+                }];
                 j
             }
         }
@@ -365,7 +430,9 @@ impl Lowerer {
         let els = match e.else_branch {
             None => self.lower_stmts(Vec::new(), &mut escope, after),
             Some((_, else_expr)) => match *else_expr {
-                Expr::Block(b) if b.label.is_none() => self.lower_stmts(b.block.stmts, &mut escope, after),
+                Expr::Block(b) if b.label.is_none() => {
+                    self.lower_stmts(b.block.stmts, &mut escope, after)
+                }
                 other => self.lower_stmts(vec![Stmt::Expr(other, None)], &mut escope, after),
             },
         };
@@ -396,7 +463,13 @@ impl Lowerer {
         Node::Match { expr, arms }
     }
 
-    fn lower_for(&mut self, f: syn::ExprForLoop, scope: &mut Vec<String>, after: Cont, out: &mut Vec<Node>) {
+    fn lower_for(
+        &mut self,
+        f: syn::ExprForLoop,
+        scope: &mut Vec<String>,
+        after: Cont,
+        out: &mut Vec<Node>,
+    ) {
         let krate = self.krate.clone();
         let var = match &*f.pat {
             Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => Some(pi.ident.clone()),
@@ -415,11 +488,16 @@ impl Lowerer {
         let iter = (*f.expr).clone();
         let (cursor_ty, elem_ty, init) = match &iter {
             Expr::Range(r) if r.start.is_some() && r.end.is_some() => {
-                let (start, end) = (r.start.as_deref().expect("checked"), r.end.as_deref().expect("checked"));
+                let (start, end) = (
+                    r.start.as_deref().expect("checked"),
+                    r.end.as_deref().expect("checked"),
+                );
                 let inclusive = matches!(r.limits, syn::RangeLimits::Closed(_));
-                let idx = [start, end].into_iter().find_map(|b| match self.resolve(super::vars::infer(b), scope) {
-                    TyInfo::Known(t) => Some(t),
-                    _ => None,
+                let idx = [start, end].into_iter().find_map(|b| {
+                    match self.resolve(super::vars::infer(b), scope) {
+                        TyInfo::Known(t) => Some(t),
+                        _ => None,
+                    }
                 });
                 let Some(idx) = idx else {
                     self.err(
@@ -430,7 +508,10 @@ impl Lowerer {
                     );
                     return;
                 };
-                let (start, end) = (self.rewrite_expr(start.clone()), self.rewrite_expr(end.clone()));
+                let (start, end) = (
+                    self.rewrite_expr(start.clone()),
+                    self.rewrite_expr(end.clone()),
+                );
                 (
                     quote!(#krate::RangeCursor<#idx>),
                     idx.clone(),
@@ -468,15 +549,33 @@ impl Lowerer {
                 )
             }
         };
-        out.push(Node::Stmt(parse_quote!(let mut #cursor: #cursor_ty = #init;)));
-        self.declare(Decl { ident: cursor.clone(), ty: TyInfo::Known(cursor_ty), kind: DeclKind::Internal, shadows: false }, scope);
+        out.push(Node::Stmt(
+            parse_quote!(let mut #cursor: #cursor_ty = #init;),
+        ));
+        self.declare(
+            Decl {
+                ident: cursor.clone(),
+                ty: TyInfo::Known(cursor_ty),
+                kind: DeclKind::Internal,
+                shadows: false,
+            },
+            scope,
+        );
         let exit = self.exit_block(after, scope);
         let head = self.new_join(scope);
         let label = f.label.as_ref().map(|l| l.name.ident.to_string());
         let mut hscope = scope.clone();
         let bind: Pat = match &var {
             Some(v) => {
-                self.declare(Decl { ident: v.clone(), ty: TyInfo::Known(elem_ty), kind: DeclKind::ForVar, shadows: false }, &mut hscope);
+                self.declare(
+                    Decl {
+                        ident: v.clone(),
+                        ty: TyInfo::Known(elem_ty),
+                        kind: DeclKind::ForVar,
+                        shadows: false,
+                    },
+                    &mut hscope,
+                );
                 let m = match &*f.pat {
                     Pat::Ident(pi) => pi.mutability,
                     _ => None,
@@ -501,9 +600,11 @@ impl Lowerer {
 
     fn resolve(&self, ty: TyInfo, scope: &[String]) -> TyInfo {
         match ty {
-            TyInfo::SameAs(name) if scope.contains(&name) => {
-                self.decls.get(&name).and_then(|d| d.last()).map_or(TyInfo::Unknown, |d| d.ty.clone())
-            }
+            TyInfo::SameAs(name) if scope.contains(&name) => self
+                .decls
+                .get(&name)
+                .and_then(|d| d.last())
+                .map_or(TyInfo::Unknown, |d| d.ty.clone()),
             TyInfo::SameAs(_) => TyInfo::Unknown,
             other => other,
         }
@@ -514,9 +615,15 @@ impl Lowerer {
         match &susp.kind {
             SuspensionKind::Step { func, .. } => {
                 let out = quote_spanned!(func.span()=> <#func as #krate::Function>::Output);
-                (quote!(::core::result::Result<#out, #krate::StepError>), Some(out))
+                (
+                    quote!(::core::result::Result<#out, #krate::StepError>),
+                    Some(out),
+                )
             }
-            SuspensionKind::Wait { ty, .. } => (quote!(::core::result::Result<#ty, #krate::WaitError>), Some(quote!(#ty))),
+            SuspensionKind::Wait { ty, .. } => (
+                quote!(::core::result::Result<#ty, #krate::WaitError>),
+                Some(quote!(#ty)),
+            ),
             SuspensionKind::Sleep { .. } => (quote!(()), None),
         }
     }
@@ -525,13 +632,18 @@ impl Lowerer {
         let (name, span) = match (label, &susp.kind) {
             (Some(l), _) => (l.to_string(), l.span()),
             (None, SuspensionKind::Step { func, .. }) => {
-                let last = func.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+                let last = func
+                    .segments
+                    .last()
+                    .map(|s| s.ident.to_string())
+                    .unwrap_or_default();
                 (upper_camel(&last), susp.span)
             }
             (None, SuspensionKind::Wait { name, .. }) => match &**name {
-                Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => {
-                    (format!("Awaiting{}", upper_camel(&s.value())), susp.span)
-                }
+                Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => (format!("Awaiting{}", upper_camel(&s.value())), susp.span),
                 other => {
                     self.err(
                         other.span(),
@@ -553,7 +665,10 @@ impl Lowerer {
                 ),
             );
             if prev.source_text().is_some() {
-                e.combine(syn::Error::new(prev, format!("`{name}` is first used here")));
+                e.combine(syn::Error::new(
+                    prev,
+                    format!("`{name}` is first used here"),
+                ));
             }
             self.errors.push(e);
         } else {
@@ -576,7 +691,10 @@ impl Lowerer {
         match attr.parse_args::<syn::Ident>() {
             Ok(i) => Some(i),
             Err(_) => {
-                self.err(attr.span(), "write `#[state(VariantName)]` with one identifier");
+                self.err(
+                    attr.span(),
+                    "write `#[state(VariantName)]` with one identifier",
+                );
                 None
             }
         }
@@ -605,7 +723,12 @@ impl Lowerer {
     fn rewrite_susp(&mut self, mut susp: Suspension) -> Suspension {
         match &mut susp.kind {
             SuspensionKind::Step { input, .. } => self.rewriter().visit_expr_mut(input),
-            SuspensionKind::Wait { name, timeout, metadata, .. } => {
+            SuspensionKind::Wait {
+                name,
+                timeout,
+                metadata,
+                ..
+            } => {
                 self.rewriter().visit_expr_mut(name);
                 self.rewriter().visit_expr_mut(timeout);
                 self.rewriter().visit_expr_mut(metadata);
@@ -624,11 +747,18 @@ impl Lowerer {
 
 /// Whether an arm is `Ok(v) => v`.
 fn is_ok_identity(pat: &Pat, body: &Expr) -> bool {
-    let Pat::TupleStruct(ts) = pat else { return false };
-    if ts.qself.is_some() || ts.path.segments.last().is_none_or(|s| s.ident != "Ok") || ts.elems.len() != 1 {
+    let Pat::TupleStruct(ts) = pat else {
+        return false;
+    };
+    if ts.qself.is_some()
+        || ts.path.segments.last().is_none_or(|s| s.ident != "Ok")
+        || ts.elems.len() != 1
+    {
         return false;
     }
-    let Some(Pat::Ident(bound)) = ts.elems.first() else { return false };
+    let Some(Pat::Ident(bound)) = ts.elems.first() else {
+        return false;
+    };
     let body = match body {
         Expr::Block(b) if b.block.stmts.len() == 1 => match &b.block.stmts[0] {
             Stmt::Expr(e, None) => e,
@@ -673,7 +803,9 @@ fn diverges(s: &Stmt) -> bool {
         Stmt::Expr(Expr::Macro(m), _) => ["panic", "unreachable", "todo", "unimplemented"]
             .iter()
             .any(|n| m.mac.path.is_ident(n)),
-        Stmt::Macro(m) => ["panic", "unreachable", "todo", "unimplemented"].iter().any(|n| m.mac.path.is_ident(n)),
+        Stmt::Macro(m) => ["panic", "unreachable", "todo", "unimplemented"]
+            .iter()
+            .any(|n| m.mac.path.is_ident(n)),
         _ => false,
     }
 }
@@ -727,8 +859,12 @@ fn first_eval_expr<'a>(e: &'a mut Expr, ctx: &str) -> Option<&'a mut Expr> {
         Expr::Unary(u) => first_eval_expr(&mut u.expr, ctx),
         Expr::Index(i) => first_eval_expr(&mut i.expr, ctx),
         Expr::Return(r) => first_eval_expr(r.expr.as_mut()?, ctx),
-        Expr::Assign(a) if matches!(&*a.left, Expr::Path(_) | Expr::Field(_)) => first_eval_expr(&mut a.right, ctx),
-        Expr::Call(c) if matches!(&*c.func, Expr::Path(_)) => first_eval_expr(c.args.first_mut()?, ctx),
+        Expr::Assign(a) if matches!(&*a.left, Expr::Path(_) | Expr::Field(_)) => {
+            first_eval_expr(&mut a.right, ctx)
+        }
+        Expr::Call(c) if matches!(&*c.func, Expr::Path(_)) => {
+            first_eval_expr(c.args.first_mut()?, ctx)
+        }
         Expr::Tuple(t) => first_eval_expr(t.elems.first_mut()?, ctx),
         _ => None,
     }
@@ -752,7 +888,10 @@ impl Rewriter<'_> {
                 if self.inner_labels.contains(&name) {
                     None
                 } else {
-                    self.loops.iter().rev().find(|c| c.label.as_deref() == Some(name.as_str()))
+                    self.loops
+                        .iter()
+                        .rev()
+                        .find(|c| c.label.as_deref() == Some(name.as_str()))
                 }
             }
             None if self.depth > 0 => None,
@@ -837,7 +976,11 @@ impl VisitMut for Rewriter<'_> {
             }
             Expr::Block(b) if b.label.is_some() => {
                 // A labeled block is a `break` target, but not a `continue` one.
-                let name = b.label.as_ref().map(|l| l.name.ident.to_string()).unwrap_or_default();
+                let name = b
+                    .label
+                    .as_ref()
+                    .map(|l| l.name.ident.to_string())
+                    .unwrap_or_default();
                 self.inner_labels.push(name);
                 syn::visit_mut::visit_expr_mut(self, e);
                 self.inner_labels.pop();
@@ -848,7 +991,11 @@ impl VisitMut for Rewriter<'_> {
 
     fn visit_macro_mut(&mut self, m: &mut syn::Macro) {
         // Format-like macros take expressions; rewrite a `?` or `return` inside them too.
-        let has = m.tokens.clone().into_iter().any(|t| contains_try_or_return(&t));
+        let has = m
+            .tokens
+            .clone()
+            .into_iter()
+            .any(|t| contains_try_or_return(&t));
         if !has {
             return;
         }
@@ -868,7 +1015,9 @@ fn contains_try_or_return(t: &proc_macro2::TokenTree) -> bool {
     match t {
         proc_macro2::TokenTree::Punct(p) => p.as_char() == '?',
         proc_macro2::TokenTree::Ident(i) => i == "return",
-        proc_macro2::TokenTree::Group(g) => g.stream().into_iter().any(|t| contains_try_or_return(&t)),
+        proc_macro2::TokenTree::Group(g) => {
+            g.stream().into_iter().any(|t| contains_try_or_return(&t))
+        }
         proc_macro2::TokenTree::Literal(_) => false,
     }
 }

@@ -25,7 +25,10 @@ struct Args {
 }
 
 fn parse_args(attr: TokenStream) -> syn::Result<Args> {
-    let mut args = Args { name: None, version: 1 };
+    let mut args = Args {
+        name: None,
+        version: 1,
+    };
     let mut seen_name = false;
     let mut seen_version = false;
     let parser = syn::meta::parser(|meta| {
@@ -38,7 +41,12 @@ fn parse_args(attr: TokenStream) -> syn::Result<Args> {
                 .base10_parse::<u32>()
                 .ok()
                 .filter(|v| *v > 0)
-                .ok_or_else(|| syn::Error::new(lit.span(), "`version` is a positive integer, like `version = 2`"))?;
+                .ok_or_else(|| {
+                    syn::Error::new(
+                        lit.span(),
+                        "`version` is a positive integer, like `version = 2`",
+                    )
+                })?;
             Ok(())
         } else if meta.path.is_ident("name") {
             if std::mem::replace(&mut seen_name, true) {
@@ -51,7 +59,8 @@ fn parse_args(attr: TokenStream) -> syn::Result<Args> {
             args.name = Some(lit.value());
             Ok(())
         } else {
-            Err(meta.error("unknown `#[workflow]` argument; expected `name = \"..\"` or `version = N`"))
+            Err(meta
+                .error("unknown `#[workflow]` argument; expected `name = \"..\"` or `version = N`"))
         }
     });
     syn::parse::Parser::parse2(parser, attr)?;
@@ -62,7 +71,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {
-            let err = syn::Error::new(e.span(), format!("`#[workflow]` applies to an `async fn`: {e}"));
+            let err = syn::Error::new(
+                e.span(),
+                format!("`#[workflow]` applies to an `async fn`: {e}"),
+            );
             return err.to_compile_error();
         }
     };
@@ -148,7 +160,11 @@ fn inner_vis(vis: &syn::Visibility) -> TokenStream {
         syn::Visibility::Inherited => quote!(pub(super)),
         syn::Visibility::Restricted(r) => {
             let path = &r.path;
-            let first = path.segments.first().map(|s| s.ident.to_string()).unwrap_or_default();
+            let first = path
+                .segments
+                .first()
+                .map(|s| s.ident.to_string())
+                .unwrap_or_default();
             match first.as_str() {
                 "crate" => quote!(pub(in #path)),
                 "self" => quote!(pub(super)),
@@ -179,7 +195,10 @@ fn check_signature(func: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signat
     let sig = &func.sig;
     let n = errors.len();
     if sig.asyncness.is_none() {
-        errors.push(syn::Error::new(sig.fn_token.span(), "a `#[workflow]` must be an `async fn`; write `async fn`"));
+        errors.push(syn::Error::new(
+            sig.fn_token.span(),
+            "a `#[workflow]` must be an `async fn`; write `async fn`",
+        ));
     }
     if let Some(p) = sig.generics.params.first() {
         errors.push(syn::Error::new_spanned(
@@ -192,7 +211,10 @@ fn check_signature(func: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signat
         Some(FnArg::Typed(pt)) if is_ctx_param(&pt.ty) => match &*pt.pat {
             Pat::Ident(pi) => Some(pi.ident.clone()),
             other => {
-                errors.push(syn::Error::new_spanned(other, "name the context parameter: `ctx: &mut WorkflowContext`"));
+                errors.push(syn::Error::new_spanned(
+                    other,
+                    "name the context parameter: `ctx: &mut WorkflowContext`",
+                ));
                 None
             }
         },
@@ -240,13 +262,19 @@ fn check_signature(func: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signat
                     )),
                 }
             }
-            FnArg::Receiver(r) => errors.push(syn::Error::new_spanned(r, "a `#[workflow]` cannot take `self`")),
+            FnArg::Receiver(r) => errors.push(syn::Error::new_spanned(
+                r,
+                "a `#[workflow]` cannot take `self`",
+            )),
         }
     }
     let output = match &sig.output {
         ReturnType::Type(_, ty) if result_parts(ty).is_some() => Some((**ty).clone()),
         ReturnType::Type(_, ty) => {
-            errors.push(syn::Error::new_spanned(ty, "a `#[workflow]` returns `Result<T, E>`, e.g. `Result<Outcome, WorkflowError>`"));
+            errors.push(syn::Error::new_spanned(
+                ty,
+                "a `#[workflow]` returns `Result<T, E>`, e.g. `Result<Outcome, WorkflowError>`",
+            ));
             None
         }
         ReturnType::Default => {
@@ -260,7 +288,11 @@ fn check_signature(func: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signat
     if errors.len() > n {
         return None;
     }
-    Some(Signature { ctx: ctx?, params, output: output? })
+    Some(Signature {
+        ctx: ctx?,
+        params,
+        output: output?,
+    })
 }
 
 fn is_ctx_param(ty: &Type) -> bool {
@@ -272,7 +304,12 @@ fn is_ctx_param(ty: &Type) -> bool {
     }
 }
 
-fn expand_fn(func: &ItemFn, sig: Option<&Signature>, args: Option<&Args>, errors: &mut Vec<syn::Error>) -> Option<TokenStream> {
+fn expand_fn(
+    func: &ItemFn,
+    sig: Option<&Signature>,
+    args: Option<&Args>,
+    errors: &mut Vec<syn::Error>,
+) -> Option<TokenStream> {
     let sig = sig?;
     let args = args?;
     let krate = quote!(::workflow_runtime::__private);
@@ -291,7 +328,19 @@ fn expand_fn(func: &ItemFn, sig: Option<&Signature>, args: Option<&Args>, errors
     if !errors.is_empty() {
         return None;
     }
-    Some(Codegen { func, args, sig, lw: &lw, fields: &fields, reachable: &reachable, types: &types, krate }.emit())
+    Some(
+        Codegen {
+            func,
+            args,
+            sig,
+            lw: &lw,
+            fields: &fields,
+            reachable: &reachable,
+            types: &types,
+            krate,
+        }
+        .emit(),
+    )
 }
 
 /// The type of every held local, or an error naming the local.
@@ -307,12 +356,18 @@ fn field_types(
         if !reachable[i] {
             continue;
         }
-        let state = if b.kind == BlockKind::Join { "a loop or branch join".to_owned() } else { format!("`{}`", b.name) };
+        let state = if b.kind == BlockKind::Join {
+            "a loop or branch join".to_owned()
+        } else {
+            format!("`{}`", b.name)
+        };
         for name in &fields[i] {
             if types.contains_key(name) || reported.contains(name) {
                 continue;
             }
-            let Some(decls) = lw.decls.get(name) else { continue };
+            let Some(decls) = lw.decls.get(name) else {
+                continue;
+            };
             let first = &decls[0];
             // Bindings of one name in sibling scopes (two `for i` loops) share the field when
             // they have the same written type; a binding that shadows one still in scope
@@ -330,7 +385,10 @@ fn field_types(
                          declared again: its value is restored by name; rename this binding"
                     ),
                 );
-                e.combine(syn::Error::new(first.ident.span(), format!("`{name}` is first declared here")));
+                e.combine(syn::Error::new(
+                    first.ident.span(),
+                    format!("`{name}` is first declared here"),
+                ));
                 Some(e)
             } else {
                 match (&first.ty, first.kind) {
@@ -398,12 +456,20 @@ impl Codegen<'_> {
         if b.kind == BlockKind::Start {
             return self.sig.params.iter().map(|(i, _)| i.clone()).collect();
         }
-        self.fields[block].iter().map(|n| syn::Ident::new(n, Span::call_site())).collect()
+        self.fields[block]
+            .iter()
+            .map(|n| syn::Ident::new(n, Span::call_site()))
+            .collect()
     }
 
     fn field_type(&self, block: usize, name: &str) -> TokenStream {
         if self.lw.blocks[block].kind == BlockKind::Start {
-            let (_, t) = self.sig.params.iter().find(|(i, _)| i == name).expect("a parameter");
+            let (_, t) = self
+                .sig
+                .params
+                .iter()
+                .find(|(i, _)| i == name)
+                .expect("a parameter");
             return quote!(#t);
         }
         self.types.get(name).cloned().expect("types were checked")
@@ -459,8 +525,14 @@ impl Codegen<'_> {
                 let input = self.expr(input);
                 quote_spanned!(span=> #krate::step_command::<#func>(#input))
             }
-            SuspensionKind::Wait { name, timeout, metadata, .. } => {
-                let (name, timeout, metadata) = (self.expr(name), self.expr(timeout), self.expr(metadata));
+            SuspensionKind::Wait {
+                name,
+                timeout,
+                metadata,
+                ..
+            } => {
+                let (name, timeout, metadata) =
+                    (self.expr(name), self.expr(timeout), self.expr(metadata));
                 quote_spanned!(span=> #ctx.__wait_command(#name, #timeout, #metadata))
             }
             SuspensionKind::Sleep { duration } => {
@@ -505,10 +577,16 @@ impl Codegen<'_> {
                     let e = self.expr(e);
                     quote!(return #krate::Transition::Complete(#e);)
                 }
-                Node::FallOff { span, diverges: true } => {
+                Node::FallOff {
+                    span,
+                    diverges: true,
+                } => {
                     quote_spanned!(*span=> return #krate::Transition::Complete(#krate::fell_off());)
                 }
-                Node::FallOff { span, diverges: false } => {
+                Node::FallOff {
+                    span,
+                    diverges: false,
+                } => {
                     quote_spanned!(*span=> return #krate::Transition::Complete(());)
                 }
             });
@@ -524,8 +602,12 @@ impl Codegen<'_> {
             BlockKind::Resume(s) => {
                 let info = &self.lw.susps[s];
                 match &info.susp.kind {
-                    SuspensionKind::Step { func, .. } => quote!(#krate::take_step::<#func>(&mut __wf_ev)),
-                    SuspensionKind::Wait { ty, .. } => quote!(#krate::take_signal::<#ty>(&mut __wf_ev)),
+                    SuspensionKind::Step { func, .. } => {
+                        quote!(#krate::take_step::<#func>(&mut __wf_ev))
+                    }
+                    SuspensionKind::Wait { ty, .. } => {
+                        quote!(#krate::take_signal::<#ty>(&mut __wf_ev))
+                    }
                     SuspensionKind::Sleep { .. } => quote!(#krate::take_wake(&mut __wf_ev)),
                 }
             }
@@ -551,7 +633,11 @@ impl Codegen<'_> {
             BlockKind::Join => "A loop head or branch join; never stored.".to_owned(),
             BlockKind::Resume(s) => match &self.lw.susps[s].susp.kind {
                 SuspensionKind::Step { func, .. } => {
-                    let f = func.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+                    let f = func
+                        .segments
+                        .last()
+                        .map(|s| s.ident.to_string())
+                        .unwrap_or_default();
                     format!("Waiting for the result of the step `{f}`.")
                 }
                 SuspensionKind::Wait { name, .. } => {
@@ -571,7 +657,9 @@ impl Codegen<'_> {
         let output = &self.sig.output;
         let stored_name = self.args.name.clone().unwrap_or_else(|| name.to_string());
         let version = self.args.version;
-        let blocks: Vec<usize> = (0..self.lw.blocks.len()).filter(|i| self.reachable[*i]).collect();
+        let blocks: Vec<usize> = (0..self.lw.blocks.len())
+            .filter(|i| self.reachable[*i])
+            .collect();
 
         let mut variants = Vec::new();
         let mut arms = Vec::new();
@@ -579,13 +667,20 @@ impl Codegen<'_> {
         let mut fp = Fingerprint::new("workflow-runtime/workflow/1");
         let param_tys: Vec<&Type> = self.sig.params.iter().map(|(_, t)| t).collect();
         let input_ty = input_type(&self.sig.params);
-        fp.str(&stored_name).str(&version.to_string()).tokens(&input_ty).str("->").tokens(&quote!(#output));
+        fp.str(&stored_name)
+            .str(&version.to_string())
+            .tokens(&input_ty)
+            .str("->")
+            .tokens(&quote!(#output));
         let mut layout: Vec<(String, Vec<(String, TokenStream)>)> = Vec::new();
         for &i in &blocks {
             let b = &self.lw.blocks[i];
             let vname = &b.name;
             let idents = self.field_idents(i);
-            let tys: Vec<TokenStream> = idents.iter().map(|f| self.field_type(i, &f.to_string())).collect();
+            let tys: Vec<TokenStream> = idents
+                .iter()
+                .map(|f| self.field_type(i, &f.to_string()))
+                .collect();
             let doc = self.variant_doc(b);
             let field_docs = idents.iter().map(|f| format!("The local `{f}`."));
             let attrs = if b.kind == BlockKind::Join {
@@ -593,7 +688,11 @@ impl Codegen<'_> {
             } else {
                 layout.push((
                     vname.to_string(),
-                    idents.iter().map(|f| f.to_string()).zip(tys.iter().cloned()).collect(),
+                    idents
+                        .iter()
+                        .map(|f| f.to_string())
+                        .zip(tys.iter().cloned())
+                        .collect(),
                 ));
                 variant_names.push(quote!(State::#vname { .. } => ::core::stringify!(#vname),));
                 quote!()
@@ -628,7 +727,11 @@ impl Codegen<'_> {
                     steps.insert(quote!(#func).to_string(), func);
                 }
                 SuspensionKind::Wait { ty, name, .. } => {
-                    if let Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &**name {
+                    if let Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) = &**name
+                    {
                         signals.push(quote!(if name == #s { return ::core::option::Option::Some(#krate::check_payload::<#ty>(payload)); }));
                     }
                 }
@@ -647,14 +750,21 @@ impl Codegen<'_> {
             }
             _ => quote!((#(#params,)*)),
         };
-        let persist_checks = param_tys.iter().map(|t| quote_spanned!(t.span()=> const _: () = #krate::assert_persist::<#t>();));
-        let docs: Vec<&syn::Attribute> = func.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+        let persist_checks = param_tys
+            .iter()
+            .map(|t| quote_spanned!(t.span()=> const _: () = #krate::assert_persist::<#t>();));
+        let docs: Vec<&syn::Attribute> = func
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .collect();
         let mod_doc = format!("The state machine compiled from the `{name}` workflow.");
         let state_doc = format!(
             "Where a run of `{name}` stands: one variant per suspension point, holding the locals \
              still needed after it."
         );
-        let def_doc = format!("The `{name}` workflow as a value; `{name}` is a constant of this type.");
+        let def_doc =
+            format!("The `{name}` workflow as a value; `{name}` is a constant of this type.");
         let ivis = inner_vis(vis);
         quote! {
             #(#docs)*

@@ -14,9 +14,19 @@ pub(crate) struct Suspension {
 
 #[derive(Clone)]
 pub(crate) enum SuspensionKind {
-    Step { func: Path, input: Box<Expr> },
-    Wait { ty: Box<Type>, name: Box<Expr>, timeout: Box<Expr>, metadata: Box<Expr> },
-    Sleep { duration: Box<Expr> },
+    Step {
+        func: Path,
+        input: Box<Expr>,
+    },
+    Wait {
+        ty: Box<Type>,
+        name: Box<Expr>,
+        timeout: Box<Expr>,
+        metadata: Box<Expr>,
+    },
+    Sleep {
+        duration: Box<Expr>,
+    },
 }
 
 const METHODS: [&str; 3] = ["step", "wait_for_signal", "sleep"];
@@ -27,14 +37,20 @@ fn is_ctx(expr: &Expr, ctx: &str) -> bool {
 
 fn ctx_call<'a>(expr: &'a Expr, ctx: &str) -> Option<&'a ExprMethodCall> {
     match expr {
-        Expr::MethodCall(m) if is_ctx(&m.receiver, ctx) && METHODS.iter().any(|n| m.method == n) => Some(m),
+        Expr::MethodCall(m)
+            if is_ctx(&m.receiver, ctx) && METHODS.iter().any(|n| m.method == n) =>
+        {
+            Some(m)
+        }
         _ => None,
     }
 }
 
 /// Recognises `ctx.<method>(..).await`; `Some(Err)` for a malformed one.
 pub(crate) fn as_suspension(expr: &Expr, ctx: &str) -> Option<syn::Result<Suspension>> {
-    let Expr::Await(ExprAwait { base, .. }) = expr else { return None };
+    let Expr::Await(ExprAwait { base, .. }) = expr else {
+        return None;
+    };
     let call = ctx_call(base, ctx)?;
     Some(parse_call(call, expr.span()))
 }
@@ -45,7 +61,11 @@ fn arity(call: &ExprMethodCall, n: usize, shape: &str) -> syn::Result<()> {
     } else {
         Err(syn::Error::new(
             call.method.span(),
-            format!("`{}` takes {n} argument{}: `{shape}`", call.method, if n == 1 { "" } else { "s" }),
+            format!(
+                "`{}` takes {n} argument{}: `{shape}`",
+                call.method,
+                if n == 1 { "" } else { "s" }
+            ),
         ))
     }
 }
@@ -56,7 +76,10 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
         "step" => {
             arity(call, 2, "ctx.step(function, input)")?;
             if let Some(t) = &call.turbofish {
-                return Err(syn::Error::new_spanned(t, "`ctx.step` takes no type arguments"));
+                return Err(syn::Error::new_spanned(
+                    t,
+                    "`ctx.step` takes no type arguments",
+                ));
             }
             let func = match args[0] {
                 Expr::Path(p) if p.qself.is_none() => p.path.clone(),
@@ -68,7 +91,10 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
                     ));
                 }
             };
-            SuspensionKind::Step { func, input: Box::new(args[1].clone()) }
+            SuspensionKind::Step {
+                func,
+                input: Box::new(args[1].clone()),
+            }
         }
         "wait_for_signal" => {
             arity(call, 3, "ctx.wait_for_signal::<T>(name, timeout, metadata)")?;
@@ -97,7 +123,9 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
         }
         _ => {
             arity(call, 1, "ctx.sleep(duration)")?;
-            SuspensionKind::Sleep { duration: Box::new(args[0].clone()) }
+            SuspensionKind::Sleep {
+                duration: Box::new(args[0].clone()),
+            }
         }
     };
     Ok(Suspension { kind, span })
@@ -141,7 +169,11 @@ pub(crate) fn stmt_suspends(s: &syn::Stmt, ctx: &str) -> bool {
 /// a nested item or a macro, a `ctx` call without `.await`, and suspensions in conditions that
 /// are evaluated more than once.
 pub(crate) fn check_body(block: &syn::Block, ctx: &str, errors: &mut Vec<syn::Error>) {
-    let mut s = Scan { ctx, errors, inside: Vec::new() };
+    let mut s = Scan {
+        ctx,
+        errors,
+        inside: Vec::new(),
+    };
     s.visit_block(block);
 }
 

@@ -92,7 +92,10 @@ impl Uses {
                 chars.next();
                 continue;
             }
-            let name: String = chars.by_ref().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let name: String = chars
+                .by_ref()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
             if !name.is_empty() {
                 self.names.insert(name);
             }
@@ -168,8 +171,17 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
             };
             match &*pt.pat {
                 Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => {
-                    let kind = if init.is_some() { DeclKind::Let } else { DeclKind::Uninit };
-                    vec![Decl { ident: pi.ident.clone(), ty, kind, shadows: false }]
+                    let kind = if init.is_some() {
+                        DeclKind::Let
+                    } else {
+                        DeclKind::Uninit
+                    };
+                    vec![Decl {
+                        ident: pi.ident.clone(),
+                        ty,
+                        kind,
+                        shadows: false,
+                    }]
                 }
                 other => pattern_decls(other),
             }
@@ -180,8 +192,17 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
             } else {
                 init_ty.unwrap_or_else(|| init.map_or(TyInfo::Unknown, infer))
             };
-            let kind = if init.is_some() { DeclKind::Let } else { DeclKind::Uninit };
-            vec![Decl { ident: pi.ident.clone(), ty, kind, shadows: false }]
+            let kind = if init.is_some() {
+                DeclKind::Let
+            } else {
+                DeclKind::Uninit
+            };
+            vec![Decl {
+                ident: pi.ident.clone(),
+                ty,
+                kind,
+                shadows: false,
+            }]
         }
         other => pattern_decls(other),
     }
@@ -191,7 +212,14 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
 pub(crate) fn pattern_decls(pat: &Pat) -> Vec<Decl> {
     let mut ids = Vec::new();
     pat_idents(pat, &mut ids);
-    ids.into_iter().map(|ident| Decl { ident, ty: TyInfo::Unknown, kind: DeclKind::Pattern, shadows: false }).collect()
+    ids.into_iter()
+        .map(|ident| Decl {
+            ident,
+            ty: TyInfo::Unknown,
+            kind: DeclKind::Pattern,
+            shadows: false,
+        })
+        .collect()
 }
 
 fn lit_type(lit: &Lit) -> TyInfo {
@@ -208,7 +236,11 @@ fn lit_type(lit: &Lit) -> TyInfo {
 
 fn path_is(p: &syn::Path, segs: &[&str]) -> bool {
     p.segments.len() >= segs.len()
-        && p.segments.iter().rev().zip(segs.iter().rev()).all(|(s, want)| s.ident == want)
+        && p.segments
+            .iter()
+            .rev()
+            .zip(segs.iter().rev())
+            .all(|(s, want)| s.ident == want)
 }
 
 /// Infers a binding's type from its initialiser, for the forms whose type is written in them.
@@ -231,9 +263,14 @@ pub(crate) fn infer(e: &Expr) -> TyInfo {
             let p = &s.path;
             TyInfo::Known(quote!(#p))
         }
-        Expr::Macro(m) if m.mac.path.is_ident("format") => TyInfo::Known(quote!(::std::string::String)),
+        Expr::Macro(m) if m.mac.path.is_ident("format") => {
+            TyInfo::Known(quote!(::std::string::String))
+        }
         Expr::Call(c) => match &*c.func {
-            Expr::Path(p) if path_is(&p.path, &["String", "new"]) || path_is(&p.path, &["String", "from"]) => {
+            Expr::Path(p)
+                if path_is(&p.path, &["String", "new"])
+                    || path_is(&p.path, &["String", "from"]) =>
+            {
                 TyInfo::Known(quote!(::std::string::String))
             }
             _ => TyInfo::Unknown,
@@ -254,8 +291,8 @@ pub(crate) fn infer(e: &Expr) -> TyInfo {
                     other => other,
                 },
                 "len" | "count" => TyInfo::Known(quote!(usize)),
-                "is_empty" | "is_some" | "is_none" | "is_ok" | "is_err" | "contains" | "starts_with"
-                | "ends_with" => TyInfo::Known(quote!(bool)),
+                "is_empty" | "is_some" | "is_none" | "is_ok" | "is_err" | "contains"
+                | "starts_with" | "ends_with" => TyInfo::Known(quote!(bool)),
                 _ => TyInfo::Unknown,
             }
         }
