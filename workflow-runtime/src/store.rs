@@ -155,43 +155,45 @@ pub(crate) struct Store {
     db: RwLock<Option<Arc<Database>>>,
 }
 
-/// Where a store lives.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Location<'a> {
-    File(&'a Path),
-    Memory,
-}
-
-impl Location<'_> {
-    fn label(&self) -> String {
-        match self {
-            Location::File(p) => p.display().to_string(),
-            Location::Memory => "<in-memory store>".to_owned(),
-        }
-    }
-}
-
 impl Store {
-    /// Opens or creates the store; blocking.
+    /// Opens or creates the store file at `path`; blocking.
+    pub(crate) fn open_file(path: &Path) -> Result<(Store, Arc<Database>), EngineError> {
+        Self::open_with(&path.display().to_string(), |b| b.create(path))
+    }
+
+    /// Creates a store in memory.
+    pub(crate) fn open_memory() -> Result<(Store, Arc<Database>), EngineError> {
+        Self::open_with("<in-memory store>", |b| {
+            b.create_with_backend(InMemoryBackend::new())
+        })
+    }
+
+    /// Opens or creates a store on any redb backend, for fault injection in tests.
+    #[cfg(test)]
+    pub(crate) fn open_backend(
+        backend: impl redb::StorageBackend,
+    ) -> Result<(Store, Arc<Database>), EngineError> {
+        Self::open_with("<test backend>", |b| b.create_with_backend(backend))
+    }
+
+    /// Opens the database `create` makes and checks or writes the format marker.
     ///
     /// A panic inside redb (it trusts files it wrote and may panic on one damaged outside of
     /// it) is reported as [`EngineError::Corrupt`].
-    pub(crate) fn open(location: Location<'_>) -> Result<(Store, Arc<Database>), EngineError> {
-        let label = location.label();
+    fn open_with(
+        label: &str,
+        create: impl FnOnce(&redb::Builder) -> Result<Database, DatabaseError>,
+    ) -> Result<(Store, Arc<Database>), EngineError> {
         let opened = catch_unwind(AssertUnwindSafe(|| {
-            let db = match location {
-                Location::File(path) => Database::builder().create(path),
-                Location::Memory => Database::builder().create_with_backend(InMemoryBackend::new()),
-            }
-            .map_err(|e| open_error(&label, e))?;
-            init_or_check_format(&db, &label)?;
+            let db = create(&Database::builder()).map_err(|e| open_error(label, e))?;
+            init_or_check_format(&db, label)?;
             Ok::<_, EngineError>(db)
         }));
         let db = match opened {
             Ok(result) => Arc::new(result?),
             Err(panic) => {
                 return Err(EngineError::Corrupt {
-                    path: label,
+                    path: label.to_owned(),
                     reason: format!("redb panicked while opening it: {}", panic_text(&*panic)),
                 });
             }

@@ -9,6 +9,8 @@ mod checkpoint;
 mod driver;
 mod handle;
 mod ops;
+#[cfg(test)]
+mod tests;
 mod types;
 
 use std::collections::HashMap;
@@ -24,7 +26,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::committer::Committer;
 use crate::error::EngineError;
 use crate::model::{Command, Workflow};
-use crate::store::{self, Location, Reader, RunRecord, Store};
+use crate::store::{self, Reader, RunRecord, Store};
 use crate::timers::Timers;
 use crate::trace::{TraceEvent, TraceKind};
 
@@ -129,7 +131,7 @@ impl EngineBuilder {
     /// [`EngineError::Storage`] for I/O failures.
     pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, EngineError> {
         let path = path.as_ref().to_owned();
-        let opened = tokio::task::spawn_blocking(move || Store::open(Location::File(&path)))
+        let opened = tokio::task::spawn_blocking(move || Store::open_file(&path))
             .await
             .map_err(|e| EngineError::Storage(format!("the open task failed: {e}")))??;
         self.start(opened).await
@@ -140,7 +142,17 @@ impl EngineBuilder {
     /// # Errors
     /// [`EngineError::Storage`] if the store cannot be initialised.
     pub async fn open_in_memory(self) -> Result<Engine, EngineError> {
-        let opened = Store::open(Location::Memory)?;
+        let opened = Store::open_memory()?;
+        self.start(opened).await
+    }
+
+    /// Opens an engine over any redb backend, for fault injection.
+    #[cfg(test)]
+    pub(crate) async fn open_backend(
+        self,
+        backend: impl redb::StorageBackend,
+    ) -> Result<Engine, EngineError> {
+        let opened = Store::open_backend(backend)?;
         self.start(opened).await
     }
 
