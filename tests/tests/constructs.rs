@@ -163,7 +163,7 @@ async fn list(n: u64) -> Result<Vec<u64>, StepError> {
 
 #[function]
 async fn maybe(n: u64) -> Result<Option<u64>, StepError> {
-    Ok((n % 2 == 0).then_some(n))
+    Ok(n.is_multiple_of(2).then_some(n))
 }
 
 #[workflow]

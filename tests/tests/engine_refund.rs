@@ -631,7 +631,7 @@ async fn many_concurrent_runs_complete_with_their_own_outputs() {
     let sends = (0..n).map(move |i| {
         let engine = engine2.clone();
         tokio::spawn(async move {
-            let status = if i % 3 == 0 {
+            let status = if i.is_multiple_of(3) {
                 Status::Rejected
             } else {
                 Status::Approved
@@ -651,7 +651,7 @@ async fn many_concurrent_runs_complete_with_their_own_outputs() {
     }
     for (i, h) in runs.into_iter().enumerate() {
         let i = i as u64;
-        let expected = if i % 3 == 0 {
+        let expected = if i.is_multiple_of(3) {
             Outcome::NotApproved {
                 reason: "because".into(),
             }

@@ -110,7 +110,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", opts.data_dir.display()))?;
     let services =
         Services::in_dir(&opts.data_dir).map_err(|e| format!("cannot open the ledgers: {e}"))?;
-    install(services).map_err(|_| "the refund services were already installed".to_owned())?;
+    install(services)?;
     let clock = OffsetClock::from_env()?;
     let engine = Engine::builder()
         .register(refund_review)

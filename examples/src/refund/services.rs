@@ -45,9 +45,11 @@ static SERVICES: OnceLock<Services> = OnceLock::new();
 /// Installs the services for this process; the first installation wins.
 ///
 /// # Errors
-/// Gives the services back if some were installed already.
-pub fn install(services: Services) -> Result<(), Services> {
-    SERVICES.set(services)
+/// If services were installed already.
+pub fn install(services: Services) -> Result<(), &'static str> {
+    SERVICES
+        .set(services)
+        .map_err(|_| "the refund services were already installed")
 }
 
 /// The installed services.

@@ -680,10 +680,7 @@ impl Lowerer {
     fn take_label(&mut self, stmt: &mut Stmt) -> Option<syn::Ident> {
         let attrs = match stmt {
             Stmt::Local(l) => &mut l.attrs,
-            Stmt::Expr(e, _) => match expr_attrs(e) {
-                Some(a) => a,
-                None => return None,
-            },
+            Stmt::Expr(e, _) => expr_attrs(e)?,
             _ => return None,
         };
         let pos = attrs.iter().position(|a| a.path().is_ident("state"))?;
