@@ -207,3 +207,48 @@ fn an_inclusive_range_ending_at_the_type_maximum_does_not_repeat_or_overflow() {
     assert_eq!(run.output, Ok(250 + 251 + 252 + 253 + 254 + 255));
     assert_eq!(run.states.len(), 6);
 }
+
+/// The same workflow on the engine, with the sleep and the wait's timeout on a manual clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_construct_runs_on_the_engine_with_a_manual_clock() {
+    use workflow_runtime::{Engine, RunStatus};
+    let clock = ManualClock::default();
+    let engine = Engine::builder()
+        .register(kitchen_sink)
+        .register(no_params)
+        .clock(clock.clone())
+        .open_in_memory()
+        .await
+        .unwrap();
+    let sink = engine
+        .start(kitchen_sink, "sink", (3, vec!["x".into()]))
+        .await
+        .unwrap();
+    let tail = engine.start(no_params, "tail", ()).await.unwrap();
+    assert_eq!(tail.result().await.unwrap(), Ok(1006));
+    for _ in 0..500 {
+        if matches!(sink.status().unwrap(), RunStatus::Sleeping { .. }) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(
+        matches!(sink.status().unwrap(), RunStatus::Sleeping { .. }),
+        "{:?}",
+        sink.status()
+    );
+    clock.advance(Duration::from_secs(60));
+    for _ in 0..500 {
+        if matches!(sink.status().unwrap(), RunStatus::Waiting { .. }) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    clock.advance(Duration::from_secs(10));
+    // total = 0+1+2 = 3 (odd); the bonus wait times out, so doubled = 6.
+    assert_eq!(
+        sink.result().await.unwrap(),
+        Ok("3|x,asked to fail|3|5|odd|ok 7|6".to_owned())
+    );
+    engine.shutdown().await;
+}
