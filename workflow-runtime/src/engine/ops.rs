@@ -65,7 +65,10 @@ impl Engine {
         }
 
         let now = inner.clock.now_ms();
-        let state = start_state::<W>(input);
+        let (state, panicked) = match start_state::<W>(input) {
+            Ok(state) => (state, None),
+            Err(message) => (Value::Null, Some(message)),
+        };
         let rec = RunRecord {
             format: ENVELOPE_FORMAT,
             workflow: W::NAME.to_owned(),
@@ -74,7 +77,7 @@ impl Engine {
             body_hash: W::BODY_HASH,
             seq: 0,
             status: RunStatus::Running,
-            state: state.clone().unwrap_or(Value::Null),
+            state,
             pending: None,
             output: None,
             input_hash,
@@ -87,11 +90,11 @@ impl Engine {
             version: W::VERSION,
             input: input_json,
         });
-        match state {
-            Ok(_) => {
+        match panicked {
+            None => {
                 cp.drive(&*d, &reader, Event::Start, None)?;
             }
-            Err(message) => cp.fail(message),
+            Some(message) => cp.fail(message),
         }
         inner.commit(cp).await?;
         Ok(RunHandle::new(self.clone(), run_id))
@@ -175,29 +178,11 @@ impl Engine {
             Some(Command::Wait { name, .. }) => Some(name.clone()),
             _ => None,
         };
-        if let Some(wanted) = wait_id {
-            let current = rec.seq.to_string();
-            match &waiting_for {
-                Some(expected) if wanted == current => {
-                    if *expected != name {
-                        return Err(EngineError::WrongSignal {
-                            run_id: run(),
-                            wait_id: wanted,
-                            expected: expected.clone(),
-                            signal: name,
-                        });
-                    }
-                }
-                _ if wanted.parse::<u64>().is_ok_and(|w| w < rec.seq) => {
-                    return Ok(SignalOutcome::Stale);
-                }
-                _ => {
-                    return Err(EngineError::UnknownWait {
-                        run_id: run(),
-                        wait_id: wanted,
-                    });
-                }
-            }
+        if let Some(wanted) = wait_id
+            && let Some(outcome) =
+                check_addressed(run_id, &rec, waiting_for.as_deref(), wanted, &name)?
+        {
+            return Ok(outcome);
         }
         let d = inner
             .driver(&rec.workflow)
@@ -264,6 +249,38 @@ impl Engine {
         }
         inner.commit(cp).await?;
         Ok(outcome)
+    }
+}
+
+/// Checks a signal addressed to wait `wanted`: `Some(Stale)` if that wait is over, `None` if it
+/// is the current wait, an error if it never existed or waits for another signal.
+fn check_addressed(
+    run_id: &str,
+    rec: &RunRecord,
+    waiting_for: Option<&str>,
+    wanted: String,
+    name: &str,
+) -> Result<Option<SignalOutcome>, EngineError> {
+    // A wait's id is the seq of the checkpoint that began it, so ids below the current seq
+    // name waits that are over.
+    match waiting_for {
+        Some(expected) if wanted == rec.seq.to_string() => {
+            if expected == name {
+                Ok(None)
+            } else {
+                Err(EngineError::WrongSignal {
+                    run_id: run_id.to_owned(),
+                    wait_id: wanted,
+                    expected: expected.to_owned(),
+                    signal: name.to_owned(),
+                })
+            }
+        }
+        _ if wanted.parse::<u64>().is_ok_and(|w| w < rec.seq) => Ok(Some(SignalOutcome::Stale)),
+        _ => Err(EngineError::UnknownWait {
+            run_id: run_id.to_owned(),
+            wait_id: wanted,
+        }),
     }
 }
 
