@@ -63,11 +63,18 @@ pub(crate) trait Driver: Send + Sync + 'static {
 }
 
 /// The [`Driver`] of `W`.
-pub(crate) struct Typed<W>(PhantomData<fn() -> W>);
+pub(crate) struct Typed<W> {
+    /// `W::steps()`, built once since every step execution looks one up.
+    steps: Vec<StepEntry>,
+    workflow: PhantomData<fn() -> W>,
+}
 
 impl<W: Workflow> Typed<W> {
     pub(crate) fn new() -> Self {
-        Typed(PhantomData)
+        Typed {
+            steps: W::steps(),
+            workflow: PhantomData,
+        }
     }
 }
 
@@ -114,7 +121,7 @@ impl<W: Workflow> Driver for Typed<W> {
     }
 
     fn step(&self, name: &str) -> Option<StepEntry> {
-        W::steps().into_iter().find(|s| s.name == name)
+        self.steps.iter().find(|s| s.name == name).copied()
     }
 
     fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>> {
