@@ -116,4 +116,7 @@ pub enum EngineError {
     /// The engine was shut down.
     #[error("the engine has been shut down")]
     ShutDown,
+    /// A test engine stopped at the simulated crash it was told to simulate.
+    #[error("the engine stopped at a simulated crash")]
+    SimulatedCrash,
 }

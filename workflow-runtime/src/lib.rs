@@ -12,6 +12,7 @@ mod error;
 mod model;
 mod step;
 mod store;
+pub mod testing;
 mod timers;
 mod trace;
 

@@ -168,8 +168,7 @@ impl Store {
         })
     }
 
-    /// Opens or creates a store on any redb backend, for fault injection in tests.
-    #[cfg(test)]
+    /// Opens or creates a store on any redb backend (fault injection, test engines).
     pub(crate) fn open_backend(
         backend: impl redb::StorageBackend,
     ) -> Result<(Store, Arc<Database>), EngineError> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
@@ -25,6 +25,8 @@ enum Cmd {
         deadline_ms: u64,
         run_id: String,
     },
+    /// Answered once every timer due at the clock's current time has fired.
+    Sync(oneshot::Sender<()>),
 }
 
 /// The handle to the timer task.
@@ -62,6 +64,14 @@ impl Timers {
         });
     }
 
+    /// Returns once every timer due now has fired; tests use it to wait for quiet.
+    pub(crate) async fn sync(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Sync(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// Stops the task.
     pub(crate) fn stop(&self) {
         self.task.abort();
@@ -75,6 +85,7 @@ async fn run(
 ) {
     let jumps = clock.jumps();
     let mut queue: BTreeMap<(u64, String), u64> = BTreeMap::new();
+    let mut synced: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         let now = clock.now_ms();
         while let Some(entry) = queue.first_entry() {
@@ -84,13 +95,16 @@ async fn run(
             let ((_, run_id), seq) = entry.remove_entry();
             fire(run_id, seq);
         }
+        for ack in synced.drain(..) {
+            let _ = ack.send(());
+        }
         let next = queue.first_key_value().map(|((d, _), _)| *d);
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { return };
-                apply(&mut queue, cmd);
+                apply(&mut queue, &mut synced, cmd);
                 while let Ok(cmd) = rx.try_recv() {
-                    apply(&mut queue, cmd);
+                    apply(&mut queue, &mut synced, cmd);
                 }
             }
             () = wait(next, now, jumps.as_ref()) => {}
@@ -98,8 +112,13 @@ async fn run(
     }
 }
 
-fn apply(queue: &mut BTreeMap<(u64, String), u64>, cmd: Cmd) {
+fn apply(
+    queue: &mut BTreeMap<(u64, String), u64>,
+    synced: &mut Vec<oneshot::Sender<()>>,
+    cmd: Cmd,
+) {
     match cmd {
+        Cmd::Sync(ack) => synced.push(ack),
         Cmd::Arm {
             deadline_ms,
             run_id,

@@ -131,6 +131,11 @@ pub enum TraceKind {
         /// Why.
         message: String,
     },
+    /// A test placed the run at a checkpoint instead of starting it.
+    Imported {
+        /// The state it was placed in.
+        state: Value,
+    },
     /// The stored run does not fit the registered code and is parked.
     Incompatible {
         /// Both fingerprints, or why the state could not be decoded.
@@ -228,6 +233,7 @@ impl fmt::Display for TraceEvent {
             TraceKind::Completed { output } => write!(f, "completed output={}", short(output)),
             TraceKind::Failed { message } => write!(f, "failed: {message}"),
             TraceKind::Incompatible { reason } => write!(f, "incompatible: {reason}"),
+            TraceKind::Imported { state } => write!(f, "imported state={}", short(state)),
         }
     }
 }

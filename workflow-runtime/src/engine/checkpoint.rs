@@ -99,6 +99,30 @@ impl Checkpoint {
         }
     }
 
+    /// The checkpoint as the observer sees it, when this checkpoint writes the run's envelope.
+    pub(super) fn snapshot(&self) -> Option<super::hooks::CommittedCheckpoint> {
+        (self.touched || self.before.is_none()).then(|| super::hooks::CommittedCheckpoint {
+            run_id: self.run_id.clone(),
+            workflow: self.rec.workflow.clone(),
+            seq: self.rec.seq,
+            at_ms: self.now_ms,
+            state: self.rec.state.clone(),
+            pending: if self.rec.is_finished() {
+                None
+            } else {
+                self.rec.pending.clone()
+            },
+            status: self.rec.status.clone(),
+            output: self.rec.output.clone(),
+        })
+    }
+
+    /// Places a new run at `seq`, suspended on `cmd`, as a test importing a checkpoint does.
+    pub(super) fn place(&mut self, seq: u64, cmd: Command) {
+        self.rec.seq = seq;
+        self.suspend(cmd);
+    }
+
     /// Appends a trace event, stamped with the current checkpoint seq.
     pub(super) fn trace(&mut self, kind: TraceKind) {
         self.trace.push(TraceEvent {

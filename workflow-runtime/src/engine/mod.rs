@@ -8,6 +8,7 @@
 mod checkpoint;
 mod driver;
 mod handle;
+pub(crate) mod hooks;
 mod ops;
 #[cfg(test)]
 mod tests;
@@ -15,6 +16,7 @@ mod types;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use tokio::sync::{Notify, OwnedMutexGuard, watch};
@@ -22,6 +24,7 @@ use tokio::task::AbortHandle;
 
 use self::checkpoint::{Checkpoint, Effects};
 use self::driver::{Driver, Typed};
+use self::hooks::{Busy, CrashMoment, Hooks};
 use crate::clock::{Clock, SystemClock};
 use crate::committer::Committer;
 use crate::error::EngineError;
@@ -85,6 +88,7 @@ impl std::fmt::Debug for Engine {
 pub struct EngineBuilder {
     drivers: Vec<Arc<dyn Driver>>,
     clock: Arc<dyn Clock>,
+    hooks: Hooks,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -101,6 +105,7 @@ impl Default for EngineBuilder {
         Self {
             drivers: Vec::new(),
             clock: Arc::new(SystemClock),
+            hooks: Hooks::default(),
         }
     }
 }
@@ -120,6 +125,28 @@ impl EngineBuilder {
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
+    }
+
+    #[doc(hidden)]
+    /// Test instrumentation; see `workflow_runtime::testing`.
+    #[must_use]
+    pub fn __hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    #[doc(hidden)]
+    /// Opens an engine over any redb backend; `workflow_runtime::testing` keeps one in memory
+    /// across simulated restarts.
+    ///
+    /// # Errors
+    /// As [`EngineBuilder::open_in_memory`].
+    pub async fn __open_backend(
+        self,
+        backend: impl redb::StorageBackend,
+    ) -> Result<Engine, EngineError> {
+        let opened = Store::open_backend(backend)?;
+        self.start(opened).await
     }
 
     /// Opens the store file at `path`, creating it if missing, and resumes every in-flight run
@@ -146,25 +173,21 @@ impl EngineBuilder {
         self.start(opened).await
     }
 
-    /// Opens an engine over any redb backend, for fault injection.
-    #[cfg(test)]
-    pub(crate) async fn open_backend(
-        self,
-        backend: impl redb::StorageBackend,
-    ) -> Result<Engine, EngineError> {
-        let opened = Store::open_backend(backend)?;
-        self.start(opened).await
-    }
-
     async fn start(self, (store, db): (Store, Arc<redb::Database>)) -> Result<Engine, EngineError> {
         let committer = Committer::spawn(db)?;
         let registry = self.drivers.into_iter().map(|d| (d.name(), d)).collect();
         let clock = self.clock;
+        let busy = Arc::new(Busy::default());
         let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
             let weak = me.clone();
+            let timer_busy = busy.clone();
             let timers = Timers::spawn(clock.clone(), move |run_id, seq| {
                 if let Some(inner) = weak.upgrade() {
-                    tokio::spawn(async move { inner.on_timer(run_id, seq).await });
+                    let busy = timer_busy.guard();
+                    tokio::spawn(async move {
+                        inner.on_timer(run_id, seq).await;
+                        drop(busy);
+                    });
                 }
             });
             Inner {
@@ -178,6 +201,10 @@ impl EngineBuilder {
                 steps: Mutex::default(),
                 waiters: Mutex::default(),
                 shutdown: watch::Sender::new(false),
+                hooks: self.hooks,
+                busy,
+                commits_begun: AtomicU64::new(0),
+                crashed: AtomicBool::new(false),
             }
         });
         let engine = Engine {
@@ -284,6 +311,38 @@ impl Engine {
     }
 
     #[doc(hidden)]
+    /// Returns once no step runs, no timer due at the clock's current time is left unfired and
+    /// no transition is in flight; `workflow_runtime::testing` uses it to run until idle.
+    pub async fn __settle(&self) {
+        let quiet = |inner: &Inner| inner.busy.count() == 0 && lock(&inner.locks).is_empty();
+        loop {
+            self.inner.timers.sync().await;
+            if quiet(&self.inner) {
+                // Twice, with the timer task drained in between: a timer that fired just now
+                // shows up as busy work on the second look.
+                tokio::task::yield_now().await;
+                self.inner.timers.sync().await;
+                if quiet(&self.inner) {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    #[doc(hidden)]
+    /// How many commits this engine began; the crash test counts them.
+    pub fn __commits_begun(&self) -> u64 {
+        self.inner.commits_begun.load(Ordering::SeqCst)
+    }
+
+    #[doc(hidden)]
+    /// Whether a simulated crash stopped this engine.
+    pub fn __crashed(&self) -> bool {
+        self.inner.crashed.load(Ordering::SeqCst)
+    }
+
+    #[doc(hidden)]
     /// How many write transactions the committer made; for benchmarks and tests.
     pub fn __commit_count(&self) -> u64 {
         self.inner.committer.commits()
@@ -304,6 +363,12 @@ pub(crate) struct Inner {
     /// Runs someone awaits the result of.
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     shutdown: watch::Sender<bool>,
+    hooks: Hooks,
+    /// Background work in flight, for [`Engine::__settle`].
+    busy: Arc<Busy>,
+    /// Commits started through [`Inner::commit`], for [`Hooks::crash_at`].
+    commits_begun: AtomicU64,
+    crashed: AtomicBool,
 }
 
 /// Holds a run's lock; forgets the lock when nobody else wants it.
@@ -333,7 +398,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Inner {
     fn check_open(&self) -> Result<(), EngineError> {
-        if *self.shutdown.borrow() {
+        if self.crashed.load(Ordering::SeqCst) {
+            Err(EngineError::SimulatedCrash)
+        } else if *self.shutdown.borrow() {
             Err(EngineError::ShutDown)
         } else {
             Ok(())
@@ -383,12 +450,39 @@ impl Inner {
 
     /// Commits a checkpoint, then carries out what it started.
     async fn commit(&self, cp: Checkpoint) -> Result<(), EngineError> {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Err(EngineError::SimulatedCrash);
+        }
+        let snapshot = self.hooks.observer.as_ref().and_then(|_| cp.snapshot());
+        let n = self.commits_begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let crash = self.hooks.crash.filter(|(at, _)| *at == n).map(|(_, m)| m);
+        if crash == Some(CrashMoment::BeforeCommit) {
+            self.crash();
+            return Err(EngineError::SimulatedCrash);
+        }
         let (ops, effects) = cp.finish()?;
         self.committer.commit(ops).await?;
+        if crash == Some(CrashMoment::AfterCommit) {
+            self.crash();
+            return Err(EngineError::SimulatedCrash);
+        }
+        if let (Some(observe), Some(snapshot)) = (&self.hooks.observer, snapshot) {
+            observe(&snapshot);
+        }
         if let Some(effects) = effects {
             self.apply(effects);
         }
         Ok(())
+    }
+
+    /// Stops everything as a dying process would: no further commit, timer or step; the store
+    /// stays open until [`Engine::shutdown`] closes it (committing nothing more).
+    fn crash(&self) {
+        self.crashed.store(true, Ordering::SeqCst);
+        self.timers.stop();
+        for (_, (_, task)) in lock(&self.steps).drain() {
+            task.abort();
+        }
     }
 
     fn apply(&self, fx: Effects) {
@@ -497,7 +591,7 @@ impl Inner {
 /// return it to. The run stays at its last checkpoint and is retried when the store is next
 /// opened.
 fn report(run_id: &str, what: &str, e: &EngineError) {
-    if !matches!(e, EngineError::ShutDown) {
+    if !matches!(e, EngineError::ShutDown | EngineError::SimulatedCrash) {
         eprintln!("workflow-runtime: {what} of run `{run_id}` was not recorded: {e}");
     }
 }

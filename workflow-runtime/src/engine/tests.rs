@@ -120,7 +120,7 @@ async fn a_failed_commit_is_returned_and_nothing_is_acknowledged() {
     let engine = Engine::builder()
         .register(Nap)
         .clock(clock.clone())
-        .open_backend(Faulty {
+        .__open_backend(Faulty {
             inner: InMemoryBackend::new(),
             fail: fail.clone(),
         })

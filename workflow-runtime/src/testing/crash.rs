@@ -1,0 +1,340 @@
+//! Crash at every commit: the strongest cheap evidence that a workflow survives restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{TestEngine, TestEngineBuilder};
+use crate::engine::hooks::CrashMoment;
+use crate::{EngineError, RunStatus, Signal, Workflow};
+
+/// The run id crash tests use.
+const RUN: &str = "crash-test";
+
+/// One thing that happens to a run from outside.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ScriptAction {
+    /// Send a signal. Without a dedupe key the crash test gives it `script-<index>`: a client
+    /// that retries after a crash must name its signal, or a retry could answer a later wait.
+    Signal {
+        /// The signal's name.
+        name: String,
+        /// The payload.
+        payload: Value,
+        /// The dedupe key.
+        dedupe_key: Option<String>,
+    },
+    /// Move the manual clock forward.
+    Advance(Duration),
+}
+
+/// What happens to a run, in order, after it starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Script {
+    actions: Vec<ScriptAction>,
+}
+
+impl Script {
+    /// An empty script.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Then a signal.
+    ///
+    /// # Panics
+    /// If the payload does not encode as JSON.
+    #[must_use]
+    pub fn signal(mut self, name: &str, payload: impl Serialize) -> Self {
+        let payload = serde_json::to_value(payload).expect("a script payload encodes as JSON");
+        self.actions.push(ScriptAction::Signal {
+            name: name.to_owned(),
+            payload,
+            dedupe_key: None,
+        });
+        self
+    }
+
+    /// Then a signal with a dedupe key.
+    ///
+    /// # Panics
+    /// If the payload does not encode as JSON.
+    #[must_use]
+    pub fn signal_keyed(mut self, name: &str, payload: impl Serialize, dedupe_key: &str) -> Self {
+        let payload = serde_json::to_value(payload).expect("a script payload encodes as JSON");
+        self.actions.push(ScriptAction::Signal {
+            name: name.to_owned(),
+            payload,
+            dedupe_key: Some(dedupe_key.to_owned()),
+        });
+        self
+    }
+
+    /// Then the clock moves forward.
+    #[must_use]
+    pub fn advance(mut self, by: Duration) -> Self {
+        self.actions.push(ScriptAction::Advance(by));
+        self
+    }
+
+    /// The actions, in order.
+    pub fn actions(&self) -> &[ScriptAction] {
+        &self.actions
+    }
+}
+
+/// One simulated crash and what the run did after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashCase {
+    /// The commit the crash was placed at, counting from 1.
+    pub commit: u64,
+    /// Just before or just after that commit.
+    pub moment: CrashMoment,
+    /// Whether the crash happened (a path with fewer commits never reaches it).
+    pub crashed: bool,
+    /// The run's output as JSON, or why there is none.
+    pub outcome: Result<Value, String>,
+    /// Idempotency keys whose step ran more than once (at-least-once, expected after a crash
+    /// between a step's end and its checkpoint).
+    pub reruns: Vec<String>,
+    /// The run's trace after the restart, one line per event.
+    pub trace: Vec<String>,
+}
+
+/// What [`crash_test`] found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashReport {
+    /// The workflow's name.
+    pub workflow: String,
+    /// How many commits the crash-free run made.
+    pub commits: u64,
+    /// The crash-free run's output as JSON, or why there is none.
+    pub outcome: Result<Value, String>,
+    /// The idempotency keys the crash-free run's steps used.
+    pub keys: Vec<String>,
+    /// The crash-free run's trace.
+    pub trace: Vec<String>,
+    /// Every crash simulated.
+    pub cases: Vec<CrashCase>,
+    /// Everything that went wrong, each with both outcomes and traces.
+    pub violations: Vec<String>,
+}
+
+impl CrashReport {
+    /// Whether every crash led to the crash-free outcome with no new step invocation.
+    pub fn is_ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Panics with every violation if there is one.
+    ///
+    /// # Panics
+    /// When a crash changed the outcome, lost the run or made a step run under a new key.
+    pub fn assert_ok(&self) {
+        assert!(self.is_ok(), "{self}");
+    }
+}
+
+impl fmt::Display for CrashReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let crashed = self.cases.iter().filter(|c| c.crashed).count();
+        let reruns: usize = self.cases.iter().map(|c| c.reruns.len()).sum();
+        writeln!(
+            f,
+            "crash test of `{}`: {} commits, {} crashes simulated, {} step re-runs with the same key, {} violations",
+            self.workflow,
+            self.commits,
+            crashed,
+            reruns,
+            self.violations.len()
+        )?;
+        for v in &self.violations {
+            writeln!(f, "\n{v}")?;
+        }
+        Ok(())
+    }
+}
+
+fn lines(te: &TestEngine) -> Vec<String> {
+    te.engine()
+        .trace(RUN)
+        .map(|t| t.iter().map(ToString::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Starts the run and plays the script; after a simulated crash, restarts the engine on the
+/// same store and goes on where an honest client would: an action that was not acknowledged
+/// is sent again.
+async fn play<W: Workflow>(
+    te: &mut TestEngine,
+    workflow: W,
+    input: &W::Input,
+    script: &Script,
+) -> Result<bool, String>
+where
+    W::Input: Clone,
+{
+    let mut started = false;
+    let mut pos = 0;
+    let mut crashed = false;
+    loop {
+        if !started {
+            match te.engine().start(workflow, RUN, input.clone()).await {
+                Ok(_) => started = true,
+                Err(EngineError::SimulatedCrash) => {}
+                Err(e) => return Err(format!("start failed: {e}")),
+            }
+            te.run_until_idle().await;
+        }
+        while started && pos < script.actions.len() && !te.engine().__crashed() {
+            match &script.actions[pos] {
+                ScriptAction::Signal {
+                    name,
+                    payload,
+                    dedupe_key,
+                } => {
+                    let key = dedupe_key
+                        .clone()
+                        .unwrap_or_else(|| format!("script-{pos}"));
+                    let signal = Signal::new(name.as_str(), payload.clone()).dedupe_key(key);
+                    match te.engine().send(RUN, signal).await {
+                        Ok(_) => pos += 1,
+                        Err(EngineError::SimulatedCrash) => {}
+                        Err(e) => {
+                            return Err(format!(
+                                "script action {pos} (signal `{name}`) failed: {e}"
+                            ));
+                        }
+                    }
+                }
+                ScriptAction::Advance(by) => {
+                    te.clock().advance(*by);
+                    pos += 1;
+                }
+            }
+            te.run_until_idle().await;
+        }
+        if !te.engine().__crashed() {
+            return Ok(crashed);
+        }
+        if crashed {
+            return Err("the engine crashed twice; only one crash was asked for".to_owned());
+        }
+        crashed = true;
+        te.restart().await;
+    }
+}
+
+async fn outcome<W: Workflow>(te: &TestEngine, workflow: W) -> Result<Value, String> {
+    let status = te.engine().status(RUN).map_err(|e| e.to_string())?;
+    if !matches!(status, RunStatus::Completed | RunStatus::Failed { .. }) {
+        return Err(format!("the run did not finish: {status}"));
+    }
+    let handle = te
+        .engine()
+        .handle(workflow, RUN)
+        .map_err(|e| e.to_string())?;
+    let out = handle.result().await.map_err(|e| e.to_string())?;
+    serde_json::to_value(out).map_err(|e| e.to_string())
+}
+
+fn keys_of(te: &TestEngine) -> BTreeMap<String, usize> {
+    let mut keys = BTreeMap::new();
+    for call in te.step_calls().into_iter().filter(|c| c.run_id == RUN) {
+        *keys.entry(call.idempotency_key).or_insert(0) += 1;
+    }
+    keys
+}
+
+/// Runs `workflow` on `input` with `script` once without a crash, then once per commit of that
+/// run with a crash just before the commit and once with a crash just after it. Each crashed
+/// engine is restarted on the same store, the rest of the script is played, and the run must
+/// end with the crash-free outcome, without any step invocation under an idempotency key the
+/// crash-free run did not use (that would be a second, different effect).
+///
+/// Steps run for real unless the builder replaces them; steps with outside effects should be
+/// replaced by doubles, or be idempotent on [`crate::StepContext::idempotency_key`].
+///
+/// # Panics
+/// If the crash-free run itself does not finish: the report would mean nothing.
+pub async fn crash_test<W: Workflow>(
+    builder: TestEngineBuilder,
+    workflow: W,
+    input: W::Input,
+    script: Script,
+) -> CrashReport
+where
+    W::Input: Clone,
+{
+    let mut reference = builder.clone().build().await;
+    let played = play(&mut reference, workflow, &input, &script).await;
+    let expected = match played {
+        Ok(_) => outcome(&reference, workflow).await,
+        Err(e) => Err(e),
+    };
+    let trace = lines(&reference);
+    assert!(
+        expected.is_ok(),
+        "the crash-free run of `{}` did not finish: {expected:?}\n{}",
+        W::NAME,
+        trace.join("\n")
+    );
+    let commits = reference.engine().__commits_begun();
+    let ref_keys: BTreeSet<String> = keys_of(&reference).into_keys().collect();
+    reference.shutdown().await;
+
+    let mut cases = Vec::new();
+    let mut violations = Vec::new();
+    for commit in 1..=commits {
+        for moment in [CrashMoment::BeforeCommit, CrashMoment::AfterCommit] {
+            let mut te = builder.clone().crash_at(commit, moment).build().await;
+            let played = play(&mut te, workflow, &input, &script).await;
+            let (crashed, got) = match played {
+                Ok(crashed) => (crashed, outcome(&te, workflow).await),
+                Err(e) => (true, Err(e)),
+            };
+            let keys = keys_of(&te);
+            let case_trace = lines(&te);
+            let header = format!("crash {moment} commit {commit}");
+            if got != expected {
+                violations.push(format!(
+                    "{header}: the outcome differs\n  crash-free: {expected:?}\n  crashed:    {got:?}\n  crash-free trace:\n    {}\n  trace after the crash:\n    {}",
+                    trace.join("\n    "),
+                    case_trace.join("\n    ")
+                ));
+            }
+            for key in keys.keys().filter(|k| !ref_keys.contains(*k)) {
+                violations.push(format!(
+                    "{header}: a step ran under the idempotency key `{key}`, which the crash-free run never used: its effect would happen twice\n  trace after the crash:\n    {}",
+                    case_trace.join("\n    ")
+                ));
+            }
+            let reruns = keys
+                .iter()
+                .filter(|(_, n)| **n > 1)
+                .map(|(k, _)| k.clone())
+                .collect();
+            cases.push(CrashCase {
+                commit,
+                moment,
+                crashed,
+                outcome: got,
+                reruns,
+                trace: case_trace,
+            });
+            te.shutdown().await;
+        }
+    }
+    CrashReport {
+        workflow: W::NAME.to_owned(),
+        commits,
+        outcome: expected,
+        keys: ref_keys.into_iter().collect(),
+        trace,
+        cases,
+        violations,
+    }
+}

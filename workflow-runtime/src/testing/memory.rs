@@ -1,0 +1,64 @@
+//! A redb backend in memory whose bytes outlive the database using it, so a test engine can be
+//! closed and opened again on the same store, as a restarted process would.
+
+use std::io;
+use std::sync::{Arc, RwLock};
+
+/// Shared in-memory storage; clones share the bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SharedMemory(Arc<RwLock<Vec<u8>>>);
+
+impl SharedMemory {
+    fn bytes(&self) -> std::sync::RwLockReadGuard<'_, Vec<u8>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn bytes_mut(&self) -> std::sync::RwLockWriteGuard<'_, Vec<u8>> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn range(offset: u64, len: usize, size: usize) -> io::Result<std::ops::Range<usize>> {
+    let start = usize::try_from(offset).map_err(io::Error::other)?;
+    let end = start.checked_add(len).filter(|end| *end <= size);
+    end.map(|end| start..end).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "read past the end of the in-memory store",
+        )
+    })
+}
+
+impl redb::StorageBackend for SharedMemory {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.bytes().len() as u64)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let bytes = self.bytes();
+        let r = range(offset, out.len(), bytes.len())?;
+        out.copy_from_slice(&bytes[r]);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        self.bytes_mut().resize(len, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut bytes = self.bytes_mut();
+        let r = range(offset, data.len(), bytes.len())?;
+        bytes[r].copy_from_slice(data);
+        Ok(())
+    }
+}

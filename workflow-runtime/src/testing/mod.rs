@@ -1,0 +1,505 @@
+//! Testing workflows with plain `cargo test`: no server, no files, no waiting.
+//!
+//! - [`TestEngine`]: an engine on in-memory storage with a [`ManualClock`] (jump 7 days in
+//!   microseconds), test doubles for `#[function]` steps, helpers that run until the engine is
+//!   idle, a log of every step call and every checkpoint a run wrote, restarts on the same
+//!   store, and runs placed at any checkpoint (recorded, or a `name::State` built by hand).
+//! - [`crash_test`]: runs a workflow with a script of signals and clock moves, then crashes it
+//!   just before and just after every commit, restarts, finishes the script and checks that the
+//!   outcome is the same and that no step ran under an idempotency key the crash-free run never
+//!   used.
+//! - [`golden`]: checkpoints written to fixture files and checked against the current code, so
+//!   an incompatible change to a stored state fails `cargo test`.
+//!
+//! ```
+//! use workflow_runtime::prelude::*;
+//! use workflow_runtime::testing::{Script, TestEngine, crash_test};
+//!
+//! #[function]
+//! async fn charge(amount: u64) -> Result<String, StepError> {
+//!     Ok(format!("receipt-{amount}"))
+//! }
+//!
+//! #[workflow]
+//! async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+//!     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+//!     if ok != Ok(true) {
+//!         return Ok("cancelled".into());
+//!     }
+//!     let receipt = ctx.step(charge, amount).await?;
+//!     Ok(receipt)
+//! }
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let te = TestEngine::builder()
+//!     .register(checkout)
+//!     .replace::<charge>(|_ctx, amount| Ok(format!("fake-{amount}")))
+//!     .build()
+//!     .await;
+//! let run = te.start(checkout, "order-1", 40).await.unwrap();
+//! te.advance(Duration::from_secs(3_600)).await; // the confirmation window passes
+//! assert_eq!(run.result().await.unwrap(), Ok("cancelled".to_owned()));
+//!
+//! let report = crash_test(
+//!     TestEngine::builder().register(checkout),
+//!     checkout,
+//!     40,
+//!     Script::new().signal("confirm", true),
+//! )
+//! .await;
+//! report.assert_ok();
+//! # });
+//! ```
+
+mod crash;
+pub mod golden;
+mod memory;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use self::crash::{CrashCase, CrashReport, Script, ScriptAction, crash_test};
+use self::memory::SharedMemory;
+use crate::clock::ManualClock;
+pub use crate::engine::hooks::{CommittedCheckpoint, CrashMoment};
+use crate::engine::hooks::{Hooks, StepFn};
+use crate::{
+    Command, Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalOutcome,
+    StepContext, StepError, Workflow,
+};
+
+/// One step invocation as a test engine saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepCall {
+    /// The run.
+    pub run_id: String,
+    /// The step's name.
+    pub step: String,
+    /// The invocation's idempotency key.
+    pub idempotency_key: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// The input, as JSON.
+    pub input: Value,
+    /// The output as JSON, or the error.
+    pub result: Result<Value, StepError>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    checkpoints: Vec<CommittedCheckpoint>,
+    steps: Vec<StepCall>,
+}
+
+type Register = Arc<dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync>;
+
+/// What a test engine is built from; kept to build it again after a restart.
+#[derive(Clone, Default)]
+struct Setup {
+    workflows: Vec<Register>,
+    /// The real steps of the registered workflows.
+    steps: HashMap<String, StepFn>,
+    /// Test doubles, by step name.
+    doubles: HashMap<String, StepFn>,
+}
+
+/// Configures a [`TestEngine`].
+#[derive(Clone)]
+pub struct TestEngineBuilder {
+    setup: Setup,
+    start_ms: u64,
+    crash: Option<(u64, CrashMoment)>,
+}
+
+impl std::fmt::Debug for TestEngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEngineBuilder")
+            .field("doubles", &self.setup.doubles.keys().collect::<Vec<_>>())
+            .field("start_ms", &self.start_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestEngineBuilder {
+    /// Registers a workflow.
+    #[must_use]
+    pub fn register<W: Workflow>(mut self, workflow: W) -> Self {
+        self.setup
+            .workflows
+            .push(Arc::new(move |b: EngineBuilder| b.register(workflow)));
+        for entry in W::steps() {
+            let call = entry.call;
+            self.setup.steps.insert(
+                entry.name.to_owned(),
+                Arc::new(move |ctx, input| call(ctx, input)),
+            );
+        }
+        self
+    }
+
+    /// Replaces the step `F` with `double` for this engine: the workflow calls `double` with
+    /// the step's typed input wherever it calls `F`.
+    #[must_use]
+    pub fn replace<F: Function>(
+        self,
+        double: impl Fn(StepContext, F::Input) -> Result<F::Output, StepError> + Send + Sync + 'static,
+    ) -> Self {
+        let double = Arc::new(double);
+        self.replace_async::<F, _>(move |ctx, input| {
+            let out = double(ctx, input);
+            async move { out }
+        })
+    }
+
+    /// Replaces the step `F` with an async `double` (one that waits, or fails after a delay).
+    #[must_use]
+    pub fn replace_async<F: Function, Fut>(
+        mut self,
+        double: impl Fn(StepContext, F::Input) -> Fut + Send + Sync + 'static,
+    ) -> Self
+    where
+        Fut: Future<Output = Result<F::Output, StepError>> + Send + 'static,
+    {
+        let double = Arc::new(double);
+        let erased: StepFn = Arc::new(move |ctx, input: Value| {
+            let double = double.clone();
+            Box::pin(async move {
+                let input: F::Input = serde_json::from_value(input).map_err(|e| {
+                    StepError::permanent(format!("the input of `{}` does not decode: {e}", F::NAME))
+                })?;
+                let out = double(ctx, input).await?;
+                serde_json::to_value(out).map_err(|e| {
+                    StepError::permanent(format!(
+                        "the output of `{}` does not encode: {e}",
+                        F::NAME
+                    ))
+                })
+            })
+        });
+        self.setup.doubles.insert(F::NAME.to_owned(), erased);
+        self
+    }
+
+    /// Starts the manual clock at this time (milliseconds since the Unix epoch); the default is
+    /// 2026-01-01T00:00:00Z.
+    #[must_use]
+    pub fn start_at_ms(mut self, ms: u64) -> Self {
+        self.start_ms = ms;
+        self
+    }
+
+    pub(crate) fn crash_at(mut self, commit: u64, moment: CrashMoment) -> Self {
+        self.crash = Some((commit, moment));
+        self
+    }
+
+    /// Opens the engine.
+    ///
+    /// # Panics
+    /// If the in-memory store cannot be created (it always can).
+    pub async fn build(self) -> TestEngine {
+        let memory = SharedMemory::default();
+        let clock = ManualClock::new(self.start_ms);
+        let log = Arc::new(Mutex::new(Log::default()));
+        let engine = open(&self.setup, &memory, &clock, self.crash, &log).await;
+        TestEngine {
+            engine,
+            clock,
+            memory,
+            setup: self.setup,
+            log,
+        }
+    }
+}
+
+async fn open(
+    setup: &Setup,
+    memory: &SharedMemory,
+    clock: &ManualClock,
+    crash: Option<(u64, CrashMoment)>,
+    log: &Arc<Mutex<Log>>,
+) -> Engine {
+    let mut hooks = Hooks::default();
+    let mut steps = setup.steps.clone();
+    steps.extend(setup.doubles.clone());
+    for (name, f) in steps {
+        let log = log.clone();
+        hooks.replace_step(name, move |ctx: StepContext, input: Value| {
+            let fut = f(ctx.clone(), input.clone());
+            let log = log.clone();
+            Box::pin(async move {
+                let result = fut.await;
+                lock(&log).steps.push(StepCall {
+                    run_id: ctx.run_id().to_owned(),
+                    step: ctx.step_name().to_owned(),
+                    idempotency_key: ctx.idempotency_key(),
+                    attempt: ctx.attempt(),
+                    input,
+                    result: result.clone(),
+                });
+                result
+            })
+        });
+    }
+    let observed = log.clone();
+    hooks.observe(move |cp| lock(&observed).checkpoints.push(cp.clone()));
+    if let Some((commit, moment)) = crash {
+        hooks.crash_at(commit, moment);
+    }
+    let mut builder = Engine::builder().clock(clock.clone()).__hooks(hooks);
+    for register in &setup.workflows {
+        builder = register(builder);
+    }
+    builder
+        .__open_backend(memory.clone())
+        .await
+        .expect("an in-memory store opens")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An engine for tests: in-memory storage, a manual clock, step doubles, and a log of every
+/// checkpoint and step call. Every method that changes something returns once the engine is
+/// idle again (no step running, no timer due), so a test reads like a story.
+pub struct TestEngine {
+    engine: Engine,
+    clock: ManualClock,
+    memory: SharedMemory,
+    setup: Setup,
+    log: Arc<Mutex<Log>>,
+}
+
+impl std::fmt::Debug for TestEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEngine")
+            .field("now_ms", &crate::Clock::now_ms(&self.clock))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestEngine {
+    /// A builder: register workflows and replace steps, then build.
+    pub fn builder() -> TestEngineBuilder {
+        TestEngineBuilder {
+            setup: Setup::default(),
+            start_ms: crate::Clock::now_ms(&ManualClock::default()),
+            crash: None,
+        }
+    }
+
+    /// The engine, for everything this wrapper does not cover.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The manual clock.
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
+    /// The clock's time, milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        crate::Clock::now_ms(&self.clock)
+    }
+
+    /// Starts a run and runs it until it waits, sleeps or finishes.
+    ///
+    /// # Errors
+    /// As [`Engine::start`].
+    pub async fn start<W: Workflow>(
+        &self,
+        workflow: W,
+        run_id: &str,
+        input: W::Input,
+    ) -> Result<RunHandle<W>, EngineError> {
+        let handle = self.engine.start(workflow, run_id, input).await;
+        self.run_until_idle().await;
+        handle
+    }
+
+    /// Sends a signal and runs until idle.
+    ///
+    /// # Errors
+    /// As [`Engine::signal`].
+    pub async fn signal(
+        &self,
+        run_id: &str,
+        name: &str,
+        payload: impl Serialize,
+    ) -> Result<SignalOutcome, EngineError> {
+        let outcome = self.engine.signal(run_id, name, payload).await;
+        self.run_until_idle().await;
+        outcome
+    }
+
+    /// Sends a signal built with [`Signal`] (dedupe key, wait id) and runs until idle.
+    ///
+    /// # Errors
+    /// As [`Engine::send`].
+    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, EngineError> {
+        let outcome = self.engine.send(run_id, signal).await;
+        self.run_until_idle().await;
+        outcome
+    }
+
+    /// Moves the clock forward, fires every timer that came due and runs until idle.
+    pub async fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.run_until_idle().await;
+    }
+
+    /// Returns once no step runs, no due timer is unfired and no transition is in flight.
+    pub async fn run_until_idle(&self) {
+        self.engine.__settle().await;
+    }
+
+    /// Every checkpoint `run_id` wrote, oldest first, since this test engine was built
+    /// (restarts included).
+    pub fn checkpoints(&self, run_id: &str) -> Vec<CommittedCheckpoint> {
+        lock(&self.log)
+            .checkpoints
+            .iter()
+            .filter(|c| c.run_id == run_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Every step call, oldest first.
+    pub fn step_calls(&self) -> Vec<StepCall> {
+        lock(&self.log).steps.clone()
+    }
+
+    /// How many times the step `F` was called for `run_id`.
+    pub fn calls_of<F: Function>(&self, run_id: &str) -> usize {
+        lock(&self.log)
+            .steps
+            .iter()
+            .filter(|c| c.run_id == run_id && c.step == F::NAME)
+            .count()
+    }
+
+    /// Closes the engine and opens a new one on the same store and clock, as a restarted
+    /// process would; in-flight steps run again, timers are re-armed. Runs until idle.
+    pub async fn restart(&mut self) {
+        self.engine.shutdown().await;
+        self.engine = open(&self.setup, &self.memory, &self.clock, None, &self.log).await;
+        self.run_until_idle().await;
+    }
+
+    /// Places a new run at a recorded checkpoint (from this or another test engine) and runs it
+    /// until idle: a step it waited for runs, a wait waits again, a sleep sleeps again.
+    ///
+    /// # Errors
+    /// [`EngineError::Conflict`] if the run id exists, [`EngineError::NotRegistered`], or
+    /// [`EngineError::Encode`] if the checkpoint is a finished run's.
+    pub async fn resume_from<W: Workflow>(
+        &self,
+        workflow: W,
+        run_id: &str,
+        checkpoint: &CommittedCheckpoint,
+    ) -> Result<RunHandle<W>, EngineError> {
+        let pending = checkpoint.pending.clone().ok_or_else(|| {
+            EngineError::Encode(format!(
+                "checkpoint {} of `{}` is a finished run's",
+                checkpoint.seq, checkpoint.run_id
+            ))
+        })?;
+        let handle = self
+            .engine
+            .__import(
+                workflow,
+                run_id,
+                checkpoint.state.clone(),
+                checkpoint.seq,
+                pending,
+            )
+            .await;
+        self.run_until_idle().await;
+        handle
+    }
+
+    /// Places a new run in a state built by hand, suspended on `pending` (see
+    /// [`TestEngine::awaiting_step`], [`TestEngine::awaiting_signal`], [`TestEngine::sleeping`]),
+    /// and runs it until idle.
+    ///
+    /// # Errors
+    /// As [`TestEngine::resume_from`], and [`EngineError::Encode`] if the state does not encode.
+    pub async fn resume_state<W: Workflow>(
+        &self,
+        workflow: W,
+        run_id: &str,
+        state: W::State,
+        pending: Command,
+    ) -> Result<RunHandle<W>, EngineError> {
+        let state = serde_json::to_value(&state).map_err(|e| EngineError::Encode(e.to_string()))?;
+        let handle = self
+            .engine
+            .__import(workflow, run_id, state, 1, pending)
+            .await;
+        self.run_until_idle().await;
+        handle
+    }
+
+    /// What a state waiting for the result of step `F` on `input` is suspended on.
+    ///
+    /// # Panics
+    /// If the input does not encode as JSON.
+    pub fn awaiting_step<F: Function>(&self, input: F::Input) -> Command {
+        crate::__private::step_command::<F>(input)
+    }
+
+    /// What a state waiting `timeout` (from now) for the signal `name` is suspended on.
+    pub fn awaiting_signal(&self, name: &str, timeout: Duration, metadata: Value) -> Command {
+        Command::Wait {
+            name: name.to_owned(),
+            deadline_ms: self.now_ms().saturating_add(millis(timeout)),
+            metadata,
+        }
+    }
+
+    /// What a state sleeping for `duration` (from now) is suspended on.
+    pub fn sleeping(&self, duration: Duration) -> Command {
+        Command::Sleep {
+            deadline_ms: self.now_ms().saturating_add(millis(duration)),
+        }
+    }
+
+    /// Shuts the engine down.
+    pub async fn shutdown(self) {
+        self.engine.shutdown().await;
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl CommittedCheckpoint {
+    /// The state decoded with the current code.
+    ///
+    /// # Errors
+    /// The decoding error, when the stored state does not fit `W::State`.
+    pub fn decode<W: Workflow>(&self, _workflow: W) -> Result<W::State, String> {
+        serde_json::from_value(self.state.clone()).map_err(|e| e.to_string())
+    }
+
+    /// The name of the state's variant, read from the stored JSON.
+    pub fn variant(&self) -> String {
+        variant_of(&self.state)
+    }
+}
+
+pub(crate) fn variant_of(state: &Value) -> String {
+    match state {
+        Value::Object(m) if m.len() == 1 => m.keys().next().cloned().unwrap_or_default(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
