@@ -376,3 +376,46 @@ async fn a_side_effect_outside_a_step_is_caught_with_the_diverging_checkpoint() 
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_files_catch_layout_changes_and_states_that_no_longer_decode() {
+    use workflow_runtime::testing::golden;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("review.json");
+    let te = TestEngine::builder().register(review).build().await;
+    te.start(review, "g", "T-1".into()).await.unwrap();
+    te.signal("g", "decision", changes("lower")).await.unwrap();
+    golden::write(review, &path, &te.checkpoints("g")).unwrap();
+    te.shutdown().await;
+    assert_eq!(
+        golden::check(review, &path),
+        Ok(2),
+        "Draft and AwaitingDecision, once each"
+    );
+
+    let original = std::fs::read_to_string(&path).unwrap();
+    let mut file: golden::GoldenFile = serde_json::from_str(&original).unwrap();
+    file.layout_hash = "0000000000000000".into();
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    let err = golden::check(review, &path).unwrap_err();
+    assert!(
+        err.contains("stored layout of `review` v1 changed")
+            && err.contains("WORKFLOW_GOLDEN_UPDATE=1"),
+        "{err}"
+    );
+
+    let mut file: golden::GoldenFile = serde_json::from_str(&original).unwrap();
+    file.checkpoints[1].state["AwaitingDecision"]["notes"] = json!(42);
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    let err = golden::check(review, &path).unwrap_err();
+    assert!(
+        err.contains("`AwaitingDecision`") && err.contains("no longer decodes"),
+        "{err}"
+    );
+
+    let err = golden::check(review, dir.path().join("missing.json")).unwrap_err();
+    assert!(
+        err.contains("record it by running the tests with WORKFLOW_GOLDEN_UPDATE=1"),
+        "{err}"
+    );
+}

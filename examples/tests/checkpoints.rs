@@ -1,0 +1,111 @@
+//! The refund workflow under the testing toolkit: a crash at every commit on every decision
+//! path, and golden checkpoints that fail `cargo test` when a stored state stops fitting.
+
+use std::sync::OnceLock;
+
+use examples::refund::domain::{Decision, DecisionStatus};
+use examples::refund::{Services, install, refund_review};
+use workflow_runtime::prelude::*;
+use workflow_runtime::testing::{Script, TestEngine, crash_test, golden};
+
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/refund_review-v1.json"
+);
+
+/// The steps talk to services installed once per process: ledgers in a temporary directory.
+fn services() {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        install(Services::in_dir(dir.path()).unwrap()).unwrap();
+        dir
+    });
+    let _ = dir;
+}
+
+fn decision(status: DecisionStatus, reason: &str, amount: Option<u64>) -> Decision {
+    Decision {
+        status,
+        reviewer_id: "rev-1".into(),
+        reason: reason.into(),
+        approved_amount_cents: amount,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refund_review_survives_a_crash_at_every_commit_on_every_path() {
+    services();
+    let paths = [
+        (
+            "approve",
+            Script::new().signal(
+                "refund_decision",
+                decision(DecisionStatus::Approved, "", None),
+            ),
+        ),
+        (
+            "reject",
+            Script::new().signal(
+                "refund_decision",
+                decision(DecisionStatus::Rejected, "no", None),
+            ),
+        ),
+        (
+            "redraft",
+            Script::new()
+                .signal(
+                    "refund_decision",
+                    decision(DecisionStatus::RequestChanges, "make it $40", None),
+                )
+                .signal(
+                    "refund_decision",
+                    decision(DecisionStatus::Approved, "", Some(4_000)),
+                ),
+        ),
+        (
+            "timeout",
+            Script::new().advance(Duration::from_secs(7 * 86_400)),
+        ),
+    ];
+    for (name, script) in paths {
+        let report = crash_test(
+            TestEngine::builder().register(refund_review),
+            refund_review,
+            "T-1002".into(),
+            script,
+        )
+        .await;
+        report.assert_ok();
+        assert!(report.commits >= 4, "{name}: {report}");
+        println!("{name}: {report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_refund_states_still_fit_the_code() {
+    services();
+    if golden::update_requested() {
+        let te = TestEngine::builder().register(refund_review).build().await;
+        te.start(refund_review, "golden", "T-1001".into())
+            .await
+            .unwrap();
+        te.signal(
+            "golden",
+            "refund_decision",
+            decision(DecisionStatus::RequestChanges, "lower", None),
+        )
+        .await
+        .unwrap();
+        te.signal(
+            "golden",
+            "refund_decision",
+            decision(DecisionStatus::Approved, "", None),
+        )
+        .await
+        .unwrap();
+        golden::write(refund_review, GOLDEN, &te.checkpoints("golden")).unwrap();
+        te.shutdown().await;
+    }
+    golden::assert_matches(refund_review, GOLDEN);
+}
