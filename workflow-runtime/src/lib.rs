@@ -1,5 +1,102 @@
 //! Durable workflows for Rust, compiled to explicit state machines and checkpointed into an
 //! embedded redb file.
+//!
+//! Mark steps (side effects) with [`macro@function`] and the orchestration with
+//! [`macro@workflow`]; run them with an [`Engine`]. The workflow macro compiles the body into
+//! `name::State`, an enum with one variant per suspension point holding the locals still
+//! needed after it, and `name::advance`, a synchronous transition function. The engine
+//! checkpoints the state into redb at every step and every signal wait, so a process can die
+//! at any moment and resume from the last checkpoint.
+//!
+//! ```no_run
+//! use workflow_runtime::prelude::*;
+//!
+//! #[function]
+//! async fn charge(ctx: StepContext, amount: u64) -> Result<String, StepError> {
+//!     // Forward the key: a retry or a restart reaches the provider with the same one.
+//!     Ok(format!("paid {amount} with key {}", ctx.idempotency_key()))
+//! }
+//!
+//! #[workflow]
+//! async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+//!     let confirmed = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+//!     if confirmed != Ok(true) {
+//!         return Ok("cancelled".into());
+//!     }
+//!     let receipt = ctx.step(charge, amount).await?;
+//!     Ok(receipt)
+//! }
+//!
+//! # fn main() {}
+//! # async fn run() -> Result<(), EngineError> {
+//! let engine = Engine::builder().register(checkout).open("shop.redb").await?;
+//! let run = engine.start(checkout, "order-17", 4_000).await?;
+//! engine.signal("order-17", "confirm", true).await?;
+//! println!("{:?}", run.result().await?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Testing workflows
+//!
+//! [`testing::TestEngine`] runs workflows on in-memory storage with a manual clock, replaces
+//! steps with doubles, records every checkpoint, restarts on the same store, and resumes from a
+//! recorded checkpoint or a `name::State` built by hand. [`testing::crash_test`] crashes a run
+//! just before and just after every commit and checks that it still ends the same way, and
+//! [`testing::golden`] keeps stored states in fixture files so an incompatible change fails
+//! `cargo test`. A complete test:
+//!
+//! ```
+//! use workflow_runtime::prelude::*;
+//! use workflow_runtime::testing::{Script, TestEngine, crash_test};
+//!
+//! #[function]
+//! async fn charge(amount: u64) -> Result<String, StepError> {
+//!     Ok(format!("receipt-{amount}"))
+//! }
+//!
+//! #[workflow]
+//! async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+//!     let confirmed = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+//!     if confirmed != Ok(true) {
+//!         return Ok("cancelled".into());
+//!     }
+//!     let receipt = ctx.step(charge, amount).await?;
+//!     Ok(receipt)
+//! }
+//!
+//! # fn main() {
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! // The payment provider is a double; the clock moves by hand.
+//! let te = TestEngine::builder()
+//!     .register(checkout)
+//!     .replace::<charge>(|_ctx, amount| Ok(format!("fake-{amount}")))
+//!     .build()
+//!     .await;
+//! let paid = te.start(checkout, "order-1", 40).await.unwrap();
+//! te.signal("order-1", "confirm", true).await.unwrap();
+//! assert_eq!(paid.result().await.unwrap(), Ok("fake-40".to_owned()));
+//! assert_eq!(te.calls_of::<charge>("order-1"), 1);
+//!
+//! let lapsed = te.start(checkout, "order-2", 15).await.unwrap();
+//! te.advance(Duration::from_secs(3_600)).await;
+//! assert_eq!(lapsed.result().await.unwrap(), Ok("cancelled".to_owned()));
+//!
+//! // Every checkpoint the run wrote, decoded with the current code.
+//! let states: Vec<String> = te.checkpoints("order-1").iter().map(|c| c.variant()).collect();
+//! assert_eq!(states, ["AwaitingConfirm", "Charge", "Charge"]);
+//!
+//! // A crash before and after each commit; the outcome never changes.
+//! let report = crash_test(
+//!     TestEngine::builder().register(checkout),
+//!     checkout,
+//!     40,
+//!     Script::new().signal("confirm", true),
+//! )
+//! .await;
+//! report.assert_ok();
+//! # });
+//! # }
+//! ```
 #![warn(unreachable_pub)]
 
 extern crate self as workflow_runtime;

@@ -11,6 +11,7 @@
 //! # use workflow_runtime::testing::{TestEngine, golden};
 //! # #[workflow] async fn refund_review(ctx: &mut WorkflowContext, id: String) -> Result<u64, WorkflowError> {
 //! #     let n = ctx.wait_for_signal::<u64>("decision", Duration::from_secs(60), ()).await?; Ok(n) }
+//! # fn main() {}
 //! # async fn demo() {
 //! let path = "tests/golden/refund_review.json";
 //! if golden::update_requested() || !std::path::Path::new(path).exists() {

@@ -30,6 +30,7 @@
 //!     Ok(receipt)
 //! }
 //!
+//! # fn main() {
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let te = TestEngine::builder()
 //!     .register(checkout)
@@ -49,6 +50,7 @@
 //! .await;
 //! report.assert_ok();
 //! # });
+//! # }
 //! ```
 
 mod crash;
