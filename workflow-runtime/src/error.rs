@@ -116,6 +116,31 @@ pub enum EngineError {
     /// The engine was shut down.
     #[error("the engine has been shut down")]
     ShutDown,
+    /// One version of a workflow is registered with two different layouts, so a new run could
+    /// start on either.
+    #[error(
+        "workflow `{workflow}` v{version} is registered twice with different layouts ({layouts}); give the changed one a new version"
+    )]
+    AmbiguousVersion {
+        /// The workflow's name.
+        workflow: String,
+        /// The version registered twice.
+        version: u32,
+        /// The layout fingerprints, in hex.
+        layouts: String,
+    },
+    /// A new run was asked for on a version older than the newest registered one.
+    #[error(
+        "workflow `{workflow}` v{version} is not the newest registered version (v{newest}); new runs start on v{newest}, older versions only drain their runs"
+    )]
+    NotNewest {
+        /// The workflow's name.
+        workflow: String,
+        /// The version asked for.
+        version: u32,
+        /// The newest registered version.
+        newest: u32,
+    },
     /// A test engine stopped at the simulated crash it was told to simulate.
     #[error("the engine stopped at a simulated crash")]
     SimulatedCrash,

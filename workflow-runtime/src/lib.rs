@@ -119,10 +119,14 @@ pub mod __private;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{FNV_OFFSET, fnv1a, mix};
-pub use engine::{Engine, EngineBuilder, PendingWait, RunHandle, RunStatus, Signal, SignalOutcome};
+pub use engine::{
+    Engine, EngineBuilder, IncompatibleRun, PendingWait, RunHandle, RunStatus, Signal,
+    SignalOutcome, VersionSummary,
+};
 pub use error::EngineError;
 pub use model::{
-    Command, Event, Transition, WaitError, Workflow, WorkflowContext, WorkflowError, WorkflowOutput,
+    Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowError,
+    WorkflowOutput,
 };
 pub use step::{
     Function, Out, Persist, StepContext, StepEntry, StepError, StepErrorKind, StepFuture,

@@ -224,6 +224,33 @@ impl WorkflowContext {
     }
 }
 
+/// One typed migration between two versions of a workflow, as `#[workflow(migrate_from = ..)]`
+/// declares it; `migrate` decodes the old state, converts it with the user's `TryFrom`, and
+/// encodes the new one.
+#[derive(Clone, Copy)]
+pub struct Migration {
+    /// The version it migrates from.
+    pub from_version: u32,
+    /// The layout fingerprint it migrates from.
+    pub from_layout: u64,
+    /// The version it produces.
+    pub to_version: u32,
+    /// The layout fingerprint it produces.
+    pub to_layout: u64,
+    /// The conversion, on stored JSON.
+    pub migrate: fn(Value) -> Result<Value, String>,
+}
+
+impl std::fmt::Debug for Migration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Migration(v{} {:016x} -> v{} {:016x})",
+            self.from_version, self.from_layout, self.to_version, self.to_layout
+        )
+    }
+}
+
 /// A workflow compiled by `#[workflow]`; the value named like the function implements it.
 pub trait Workflow: Copy + Send + Sync + 'static {
     /// The stored name of the workflow.
@@ -257,4 +284,9 @@ pub trait Workflow: Copy + Send + Sync + 'static {
     fn check_signal(name: &str, payload: &Value) -> Option<Result<(), String>>;
     /// The name of the state's variant.
     fn variant_name(state: &Self::State) -> &'static str;
+    /// The migrations that bring older versions' states to this one, newest first
+    /// (`#[workflow(migrate_from = previous)]`, chained through the previous version's own).
+    fn migrations() -> Vec<Migration> {
+        Vec::new()
+    }
 }

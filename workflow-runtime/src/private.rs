@@ -8,7 +8,7 @@ use serde_json::Value;
 
 pub use crate::codec::{FNV_OFFSET, fnv1a, mix};
 pub use crate::model::{
-    Command, Event, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput,
+    Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput,
 };
 pub use crate::step::{Function, Out, Persist, StepContext, StepEntry, StepError, StepFuture};
 pub use serde;
@@ -104,6 +104,43 @@ pub fn check_payload<T: DeserializeOwned>(payload: &Value) -> Result<(), String>
 /// for the original `async fn`.
 pub fn fell_off<T>() -> T {
     panic!("the workflow body ended without producing its result")
+}
+
+/// Whether two strings are equal, in a `const` (for compile-time checks on workflow names).
+pub const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Migrates a stored state of workflow `Old` into `New`'s state with the user's `TryFrom`.
+///
+/// # Errors
+/// The old state does not decode, the conversion refuses it, or the new state does not encode.
+pub fn migrate_state<Old: Workflow, New: Workflow>(old: Value) -> Result<Value, String>
+where
+    New::State: TryFrom<Old::State>,
+    <New::State as TryFrom<Old::State>>::Error: std::fmt::Display,
+{
+    let old: Old::State = serde_json::from_value(old)
+        .map_err(|e| format!("the v{} state does not decode: {e}", Old::VERSION))?;
+    let new = New::State::try_from(old).map_err(|e| {
+        format!(
+            "the migration from v{} to v{} refused the state: {e}",
+            Old::VERSION,
+            New::VERSION
+        )
+    })?;
+    serde_json::to_value(new).map_err(|e| format!("the migrated state does not encode: {e}"))
 }
 
 /// Compile-time check that a type can be stored.

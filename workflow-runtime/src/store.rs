@@ -393,6 +393,20 @@ impl Reader {
             .map_err(|e| EngineError::Encode(format!("the record of run `{run_id}`: {e}")))
     }
 
+    /// Every run record, in run id order.
+    pub(crate) fn runs(&self) -> Result<Vec<(String, RunRecord)>, EngineError> {
+        let table = self.txn.open_table(RUNS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let rec = codec::from_bytes(v.value()).map_err(|e| {
+                EngineError::Encode(format!("the record of run `{}`: {e}", k.value()))
+            })?;
+            out.push((k.value().to_owned(), rec));
+        }
+        Ok(out)
+    }
+
     /// Whether the run exists, without decoding its record.
     pub(crate) fn exists(&self, run_id: &str) -> Result<bool, EngineError> {
         Ok(self.txn.open_table(RUNS)?.get(run_id)?.is_some())

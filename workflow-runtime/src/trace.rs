@@ -131,6 +131,15 @@ pub enum TraceKind {
         /// Why.
         message: String,
     },
+    /// The stored state was migrated to a newer version of the workflow.
+    Migrated {
+        /// The version that wrote the state.
+        from_version: u32,
+        /// The version it was migrated to.
+        to_version: u32,
+    },
+    /// An incompatible run was taken back after new code was deployed.
+    Revived,
     /// A test placed the run at a checkpoint instead of starting it.
     Imported {
         /// The state it was placed in.
@@ -234,6 +243,13 @@ impl fmt::Display for TraceEvent {
             TraceKind::Failed { message } => write!(f, "failed: {message}"),
             TraceKind::Incompatible { reason } => write!(f, "incompatible: {reason}"),
             TraceKind::Imported { state } => write!(f, "imported state={}", short(state)),
+            TraceKind::Migrated {
+                from_version,
+                to_version,
+            } => {
+                write!(f, "migrated from v{from_version} to v{to_version}")
+            }
+            TraceKind::Revived => f.write_str("revived after new code was deployed"),
         }
     }
 }

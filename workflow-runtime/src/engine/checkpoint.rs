@@ -117,6 +117,56 @@ impl Checkpoint {
         })
     }
 
+    /// Applies migrations to the loaded state, recording each in the trace.
+    ///
+    /// # Errors
+    /// The first migration's refusal; the state is then as it was.
+    pub(super) fn migrate(&mut self, plan: &[crate::model::Migration]) -> Result<(), String> {
+        let mut state = self.rec.state.clone();
+        for m in plan {
+            state = (m.migrate)(state)?;
+        }
+        for m in plan {
+            self.trace(TraceKind::Migrated {
+                from_version: m.from_version,
+                to_version: m.to_version,
+            });
+        }
+        if let Some(last) = plan.last() {
+            self.rec.state = state;
+            self.rec.version = last.to_version;
+            self.rec.layout_hash = last.to_layout;
+        }
+        Ok(())
+    }
+
+    /// The loaded state.
+    pub(super) fn state(&self) -> &Value {
+        &self.rec.state
+    }
+
+    /// Makes the envelope part of the commit even without a transition.
+    pub(super) fn touch(&mut self) {
+        self.touched = true;
+    }
+
+    /// Parks the run as incompatible, keeping its state and pending command.
+    pub(super) fn park_with(&mut self, reason: String) {
+        self.touched = true;
+        self.park(reason);
+    }
+
+    /// Takes a parked run back: its status follows its pending command again, and the command
+    /// (a step, a wait, a sleep) is carried out once the commit is durable.
+    pub(super) fn revive(&mut self) {
+        self.touched = true;
+        self.trace(TraceKind::Revived);
+        if let Some(cmd) = self.rec.pending.clone() {
+            self.rec.status = RunStatus::Running;
+            self.suspend(cmd);
+        }
+    }
+
     /// Places a new run at `seq`, suspended on `cmd`, as a test importing a checkpoint does.
     pub(super) fn place(&mut self, seq: u64, cmd: Command) {
         self.rec.seq = seq;

@@ -5,10 +5,13 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::codec;
-use crate::model::{Command, Event, Transition, Workflow, WorkflowContext, WorkflowOutput};
+use crate::model::{
+    Command, Event, Migration, Transition, Workflow, WorkflowContext, WorkflowOutput,
+};
 use crate::step::StepEntry;
 use crate::store::RunRecord;
 
@@ -40,6 +43,10 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced;
     fn step(&self, name: &str) -> Option<StepEntry>;
     fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>>;
+    /// The migrations into this version.
+    fn migrations(&self) -> Vec<Migration>;
+    /// Whether a stored state decodes into this version's state.
+    fn decodes(&self, state: &Value) -> Result<(), String>;
 
     /// Why a stored run must not be decoded with this code, if it must not.
     fn incompatibility(&self, rec: &RunRecord) -> Option<String> {
@@ -131,6 +138,15 @@ impl<W: Workflow> Driver for Typed<W> {
                 panic_text(&*p)
             )))
         })
+    }
+    fn migrations(&self) -> Vec<Migration> {
+        W::migrations()
+    }
+
+    fn decodes(&self, state: &Value) -> Result<(), String> {
+        W::State::deserialize(state)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 

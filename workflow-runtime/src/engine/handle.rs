@@ -92,7 +92,7 @@ impl<W: Workflow> RunHandle<W> {
                     });
                 }
                 // Nothing in this engine would ever move it.
-                _ if inner.driver(&rec.workflow).is_none() => {
+                _ if !inner.registry().contains(&rec.workflow) => {
                     return Err(EngineError::NotRegistered {
                         workflow: rec.workflow,
                     });

@@ -13,6 +13,7 @@ mod ops;
 #[cfg(test)]
 mod tests;
 mod types;
+mod versions;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,6 +37,8 @@ use crate::trace::{TraceEvent, TraceKind};
 pub(crate) use self::driver::panic_text;
 pub use self::handle::RunHandle;
 pub use self::types::{PendingWait, RunStatus, Signal, SignalOutcome};
+use self::versions::Registry;
+pub use self::versions::{IncompatibleRun, VersionSummary};
 
 /// A durable workflow engine over one redb file.
 ///
@@ -77,7 +80,7 @@ impl Drop for CloseOnDrop {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let workflows: Vec<&str> = self.inner.registry().keys().copied().collect();
+        let workflows: Vec<&str> = self.inner.registry().names();
         f.debug_struct("Engine")
             .field("workflows", &workflows)
             .finish_non_exhaustive()
@@ -175,7 +178,10 @@ impl EngineBuilder {
 
     async fn start(self, (store, db): (Store, Arc<redb::Database>)) -> Result<Engine, EngineError> {
         let committer = Committer::spawn(db)?;
-        let registry = self.drivers.into_iter().map(|d| (d.name(), d)).collect();
+        let mut registry = Registry::default();
+        for d in self.drivers {
+            registry.add(d);
+        }
         let clock = self.clock;
         let busy = Arc::new(Busy::default());
         let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
@@ -241,7 +247,7 @@ impl Engine {
             .registry
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(W::NAME, driver);
+            .add(driver);
         self.inner.resume(Some(W::NAME)).await
     }
 
@@ -355,7 +361,7 @@ pub(crate) struct Inner {
     committer: Committer,
     timers: Timers,
     clock: Arc<dyn Clock>,
-    registry: RwLock<HashMap<&'static str, Arc<dyn Driver>>>,
+    registry: RwLock<Registry>,
     /// Per-run locks, present only while someone holds or awaits one.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Running step tasks by run, with the position of the step.
@@ -407,12 +413,12 @@ impl Inner {
         }
     }
 
-    fn registry(&self) -> std::sync::RwLockReadGuard<'_, HashMap<&'static str, Arc<dyn Driver>>> {
+    fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         self.registry.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn driver(&self, workflow: &str) -> Option<Arc<dyn Driver>> {
-        self.registry().get(workflow).cloned()
+        self.registry().newest(workflow)
     }
 
     async fn lock_run(&self, run_id: &str) -> RunLock<'_> {
@@ -439,9 +445,7 @@ impl Inner {
     /// The stored status, or `Incompatible` when the registered code does not fit the record.
     fn status_of(&self, rec: &RunRecord) -> RunStatus {
         if !rec.is_finished()
-            && let Some(reason) = self
-                .driver(&rec.workflow)
-                .and_then(|d| d.incompatibility(rec))
+            && let versions::Resolution::Incompatible(reason) = self.registry().resolve(rec)
         {
             return RunStatus::Incompatible { reason };
         }
@@ -509,7 +513,7 @@ impl Inner {
     /// due to execute a step get it spawned, waits and sleeps get their timers re-armed from the
     /// stored deadlines. Reads only the `ready` and `timers` indexes, not every run.
     async fn resume(&self, workflow: Option<&str>) -> Result<(), EngineError> {
-        let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.driver(w).is_some();
+        let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.registry().contains(w);
         let (ready, timers) = {
             let reader = self.store.reader()?;
             (reader.ready()?, reader.timers()?)
@@ -539,14 +543,34 @@ impl Inner {
         if rec.is_finished() {
             return Ok(());
         }
-        let Some(d) = self.driver(&rec.workflow) else {
-            return Ok(());
-        };
-        if let Some(reason) = d.incompatibility(&rec) {
-            return self.note_incompatible(&reader, run_id, rec, reason).await;
+        // A run of an older version runs its pending step with the newest code's step table;
+        // its state is migrated when the step's result is checkpointed.
+        let resolution = self.registry().resolve(&rec);
+        match resolution {
+            versions::Resolution::Ready(_) | versions::Resolution::Migrate(..) => {
+                self.spawn_step(run_id, &rec.workflow, rec.seq, name, input);
+                Ok(())
+            }
+            versions::Resolution::Incompatible(reason) => {
+                self.note_incompatible(&reader, run_id, rec, reason).await
+            }
+            versions::Resolution::Unregistered => Ok(()),
         }
-        self.spawn_step(run_id, &rec.workflow, rec.seq, name, input);
-        Ok(())
+    }
+
+    /// Carries out a run's pending command again: spawns its step or re-arms its timer.
+    async fn resume_run(&self, run_id: &str) -> Result<(), EngineError> {
+        let rec = self.record(run_id)?;
+        match rec.pending {
+            Some(Command::Step { .. }) => self.resume_step(run_id).await,
+            Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
+                if !rec.is_finished() =>
+            {
+                self.timers.arm(deadline_ms, run_id.to_owned(), rec.seq);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Records once in the trace that a run cannot be driven by the registered code; the run

@@ -39,11 +39,8 @@ impl Engine {
         inner.check_open()?;
         let run_id = run_id.into();
         let d = inner
-            .driver(W::NAME)
-            .filter(|d| d.layout_hash() == W::LAYOUT_HASH && d.version() == W::VERSION)
-            .ok_or_else(|| EngineError::NotRegistered {
-                workflow: W::NAME.to_owned(),
-            })?;
+            .registry()
+            .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
         let input_json = codec::to_value(&input)
             .map_err(|e| EngineError::Encode(format!("the input of run `{run_id}`: {e}")))?;
         let input_hash = fnv1a(FNV_OFFSET, input_json.to_string().as_bytes());
@@ -122,11 +119,8 @@ impl Engine {
         inner.check_open()?;
         let run_id = run_id.into();
         inner
-            .driver(W::NAME)
-            .filter(|d| d.layout_hash() == W::LAYOUT_HASH && d.version() == W::VERSION)
-            .ok_or_else(|| EngineError::NotRegistered {
-                workflow: W::NAME.to_owned(),
-            })?;
+            .registry()
+            .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
         let _lock = inner.lock_run(&run_id).await;
         if inner.store.reader()?.run(&run_id)?.is_some() {
             return Err(EngineError::Conflict {
@@ -241,24 +235,23 @@ impl Engine {
         {
             return Ok(outcome);
         }
-        let d = inner
-            .driver(&rec.workflow)
-            .ok_or_else(|| EngineError::NotRegistered {
-                workflow: rec.workflow.clone(),
-            })?;
-        if let Some(reason) = d.incompatibility(&rec) {
-            return Err(EngineError::Incompatible {
-                run_id: run(),
-                reason,
-            });
-        }
+        let workflow = rec.workflow.clone();
+        let (d, mut cp) = match inner.prepare(&reader, run_id, rec).await? {
+            Ok(ready) => ready,
+            Err(Some(reason)) => {
+                return Err(EngineError::Incompatible {
+                    run_id: run(),
+                    reason,
+                });
+            }
+            Err(None) => return Err(EngineError::NotRegistered { workflow }),
+        };
         let mismatch = |message| EngineError::PayloadMismatch {
             run_id: run(),
             signal: name.clone(),
             message,
         };
 
-        let mut cp = Checkpoint::load(&reader, run_id, now, rec)?;
         let outcome = if waiting_for.as_deref() == Some(name.as_str()) {
             let incoming = Incoming {
                 name: name.clone(),
@@ -445,13 +438,9 @@ impl Inner {
         if rec.is_finished() || !scheduled || rec.seq != position {
             return Ok(());
         }
-        let Some(d) = self.driver(&rec.workflow) else {
+        let Ok((d, mut cp)) = self.prepare(&reader, run_id, rec).await? else {
             return Ok(());
         };
-        if let Some(reason) = d.incompatibility(&rec) {
-            return self.note_incompatible(&reader, run_id, rec, reason).await;
-        }
-        let mut cp = Checkpoint::load(&reader, run_id, self.clock.now_ms(), rec)?;
         cp.trace(TraceKind::StepCompleted {
             step: name,
             result: result.clone(),
@@ -494,13 +483,9 @@ impl Inner {
             ),
             _ => return Ok(()),
         };
-        let Some(d) = self.driver(&rec.workflow) else {
+        let Ok((d, mut cp)) = self.prepare(&reader, run_id, rec).await? else {
             return Ok(());
         };
-        if let Some(reason) = d.incompatibility(&rec) {
-            return self.note_incompatible(&reader, run_id, rec, reason).await;
-        }
-        let mut cp = Checkpoint::load(&reader, run_id, self.clock.now_ms(), rec)?;
         cp.trace(kind);
         cp.drive(&*d, &reader, event, None)?;
         self.commit(cp).await

@@ -1,0 +1,339 @@
+//! Several versions of one workflow side by side: which code drives a stored run, migrations
+//! from older versions, and the operations around incompatible runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::Checkpoint;
+use super::driver::Driver;
+use super::{Engine, Inner, RunStatus};
+use crate::error::EngineError;
+use crate::model::Migration;
+use crate::store::{Reader, RunRecord};
+
+/// The registered workflows: every version of every name, oldest first.
+#[derive(Default)]
+pub(super) struct Registry {
+    by_name: HashMap<&'static str, Vec<Arc<dyn Driver>>>,
+}
+
+/// Which code drives a stored run.
+pub(super) enum Resolution {
+    /// The version and layout that wrote it are registered.
+    Ready(Arc<dyn Driver>),
+    /// Its version is not registered, but a chain of migrations leads to the newest one.
+    Migrate(Arc<dyn Driver>, Vec<Migration>),
+    /// No registered code fits, and nothing migrates it; the reason says which.
+    Incompatible(String),
+    /// Nothing of its name is registered: the run belongs to another deployment.
+    Unregistered,
+}
+
+impl Registry {
+    /// Adds a version; the same version with the same layout twice is one registration.
+    pub(super) fn add(&mut self, d: Arc<dyn Driver>) {
+        let versions = self.by_name.entry(d.name()).or_default();
+        if versions
+            .iter()
+            .any(|v| v.version() == d.version() && v.layout_hash() == d.layout_hash())
+        {
+            return;
+        }
+        versions.push(d);
+        versions.sort_by_key(|v| v.version());
+    }
+
+    pub(super) fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.by_name.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// The newest version of `name`.
+    pub(super) fn newest(&self, name: &str) -> Option<Arc<dyn Driver>> {
+        self.by_name.get(name).and_then(|v| v.last()).cloned()
+    }
+
+    /// The code a new run of `name` v`version` with `layout` starts on: it must be registered,
+    /// be the newest version, and not be registered twice with different layouts.
+    pub(super) fn for_start(
+        &self,
+        name: &str,
+        version: u32,
+        layout: u64,
+    ) -> Result<Arc<dyn Driver>, EngineError> {
+        let versions = self
+            .by_name
+            .get(name)
+            .ok_or_else(|| EngineError::NotRegistered {
+                workflow: name.to_owned(),
+            })?;
+        let same: Vec<&Arc<dyn Driver>> =
+            versions.iter().filter(|d| d.version() == version).collect();
+        if same.len() > 1 {
+            let layouts: Vec<String> = same
+                .iter()
+                .map(|d| format!("{:016x}", d.layout_hash()))
+                .collect();
+            return Err(EngineError::AmbiguousVersion {
+                workflow: name.to_owned(),
+                version,
+                layouts: layouts.join(", "),
+            });
+        }
+        let d = same
+            .into_iter()
+            .find(|d| d.layout_hash() == layout)
+            .ok_or_else(|| EngineError::NotRegistered {
+                workflow: format!("{name} v{version}"),
+            })?;
+        let newest = versions.last().map_or(version, |n| n.version());
+        if newest > version {
+            return Err(EngineError::NotNewest {
+                workflow: name.to_owned(),
+                version,
+                newest,
+            });
+        }
+        Ok(d.clone())
+    }
+
+    /// The code that drives a stored run, or why none does.
+    pub(super) fn resolve(&self, rec: &RunRecord) -> Resolution {
+        let Some(versions) = self.by_name.get(rec.workflow.as_str()) else {
+            return Resolution::Unregistered;
+        };
+        let same: Vec<&Arc<dyn Driver>> = versions
+            .iter()
+            .filter(|d| d.version() == rec.version)
+            .collect();
+        if let Some(d) = same.iter().find(|d| d.layout_hash() == rec.layout_hash) {
+            return Resolution::Ready((*d).clone());
+        }
+        if let Some(d) = same.first() {
+            return Resolution::Incompatible(d.incompatibility(rec).unwrap_or_default());
+        }
+        let newest = versions
+            .last()
+            .expect("a registered name has a version")
+            .clone();
+        let migrations = newest.migrations();
+        let mut plan = Vec::new();
+        let (mut version, mut layout) = (rec.version, rec.layout_hash);
+        while (version, layout) != (newest.version(), newest.layout_hash()) {
+            let Some(m) = migrations
+                .iter()
+                .find(|m| (m.from_version, m.from_layout) == (version, layout))
+            else {
+                let registered: Vec<String> = versions
+                    .iter()
+                    .map(|d| format!("v{}", d.version()))
+                    .collect();
+                return Resolution::Incompatible(format!(
+                    "the checkpoint was written by `{}` v{} (layout {:016x}); registered: {}; no migration leads \
+                     from it to v{}: keep v{} registered until its runs drain, or declare \
+                     `#[workflow(version = {}, migrate_from = ..)]`",
+                    rec.workflow,
+                    rec.version,
+                    rec.layout_hash,
+                    registered.join(", "),
+                    newest.version(),
+                    rec.version,
+                    newest.version()
+                ));
+            };
+            plan.push(*m);
+            (version, layout) = (m.to_version, m.to_layout);
+            if plan.len() > migrations.len() {
+                return Resolution::Incompatible("the migrations form a cycle".to_owned());
+            }
+        }
+        Resolution::Migrate(newest, plan)
+    }
+}
+
+/// Runs of one workflow version in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionSummary {
+    /// The workflow's stored name.
+    pub workflow: String,
+    /// The version that wrote the runs' latest checkpoints.
+    pub version: u32,
+    /// That version's layout fingerprint, in hex.
+    pub layout: String,
+    /// Runs still moving (running, waiting, sleeping).
+    pub in_flight: u64,
+    /// Runs that completed or failed.
+    pub finished: u64,
+    /// Runs the registered code cannot drive (see [`Engine::incompatible_runs`]).
+    pub incompatible: u64,
+    /// How the registered code treats these runs: `current`, `migrates to vN`, `incompatible`
+    /// or `not registered`.
+    pub handled_by: String,
+}
+
+/// A run the registered code cannot drive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncompatibleRun {
+    /// The run.
+    pub run_id: String,
+    /// Its workflow.
+    pub workflow: String,
+    /// The version that wrote it.
+    pub version: u32,
+    /// Why it is parked.
+    pub reason: String,
+}
+
+impl Engine {
+    /// Counts the stored runs per workflow version, with how the registered code treats each.
+    /// Reads every run record: an operations call, not one for a hot path.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn versions(&self) -> Result<Vec<VersionSummary>, EngineError> {
+        let reader = self.inner.store.reader()?;
+        let mut out: BTreeMap<(String, u32, u64), VersionSummary> = BTreeMap::new();
+        for (_, rec) in reader.runs()? {
+            let key = (rec.workflow.clone(), rec.version, rec.layout_hash);
+            let handled_by = match self.inner.registry().resolve(&rec) {
+                Resolution::Ready(_) => "current".to_owned(),
+                Resolution::Migrate(d, _) => format!("migrates to v{}", d.version()),
+                Resolution::Incompatible(_) => "incompatible".to_owned(),
+                Resolution::Unregistered => "not registered".to_owned(),
+            };
+            let status = self.inner.status_of(&rec);
+            let e = out.entry(key).or_insert_with(|| VersionSummary {
+                workflow: rec.workflow.clone(),
+                version: rec.version,
+                layout: format!("{:016x}", rec.layout_hash),
+                in_flight: 0,
+                finished: 0,
+                incompatible: 0,
+                handled_by,
+            });
+            match status {
+                RunStatus::Incompatible { .. } => e.incompatible += 1,
+                RunStatus::Completed | RunStatus::Failed { .. } => e.finished += 1,
+                _ => e.in_flight += 1,
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Every stored run the registered code cannot drive, with the reason.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn incompatible_runs(&self) -> Result<Vec<IncompatibleRun>, EngineError> {
+        let reader = self.inner.store.reader()?;
+        let mut out = Vec::new();
+        for (run_id, rec) in reader.runs()? {
+            if let RunStatus::Incompatible { reason } = self.inner.status_of(&rec) {
+                out.push(IncompatibleRun {
+                    run_id,
+                    workflow: rec.workflow,
+                    version: rec.version,
+                    reason,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tries an incompatible run again, after the code that fits it (or a migration) was
+    /// deployed: the run continues from the checkpoint it was parked at. Returns its status.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownRun`]; [`EngineError::Incompatible`] with the reason if the
+    /// registered code still does not fit (the run stays parked, untouched).
+    pub async fn retry_incompatible(&self, run_id: &str) -> Result<RunStatus, EngineError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        {
+            let _lock = inner.lock_run(run_id).await;
+            let reader = inner.store.reader()?;
+            let rec = inner.record(run_id)?;
+            let parked = matches!(rec.status, RunStatus::Incompatible { .. });
+            if parked || !rec.is_finished() {
+                let incompatible = |reason| EngineError::Incompatible {
+                    run_id: run_id.to_owned(),
+                    reason,
+                };
+                let (d, plan) = match inner.registry().resolve(&rec) {
+                    Resolution::Ready(d) => (d, Vec::new()),
+                    Resolution::Migrate(d, plan) => (d, plan),
+                    Resolution::Incompatible(reason) => return Err(incompatible(reason)),
+                    Resolution::Unregistered => {
+                        return Err(EngineError::NotRegistered {
+                            workflow: rec.workflow.clone(),
+                        });
+                    }
+                };
+                let mut cp = Checkpoint::load(&reader, run_id, inner.clock.now_ms(), rec)?;
+                cp.migrate(&plan).map_err(incompatible)?;
+                d.decodes(cp.state())
+                    .map_err(|e| incompatible(format!("the stored state does not decode: {e}")))?;
+                if parked {
+                    cp.revive();
+                    inner.commit(cp).await?;
+                } else if !plan.is_empty() {
+                    cp.touch();
+                    inner.commit(cp).await?;
+                }
+            }
+        }
+        inner.resume_run(run_id).await?;
+        self.status(run_id)
+    }
+}
+
+impl Inner {
+    /// The loaded checkpoint of a run and the code that drives it, migrated to that code's
+    /// version when needed; `None` when the run cannot be driven (then it was parked or
+    /// noted as incompatible, or belongs to an unregistered workflow).
+    pub(super) async fn prepare(
+        &self,
+        reader: &Reader,
+        run_id: &str,
+        rec: RunRecord,
+    ) -> Result<Result<(Arc<dyn Driver>, Checkpoint), Option<String>>, EngineError> {
+        let resolution = self.registry().resolve(&rec);
+        match resolution {
+            Resolution::Unregistered => Ok(Err(None)),
+            Resolution::Incompatible(reason) => {
+                self.note_incompatible(reader, run_id, rec, reason.clone())
+                    .await?;
+                Ok(Err(Some(reason)))
+            }
+            Resolution::Ready(d) => Ok(Ok((
+                d,
+                Checkpoint::load(reader, run_id, self.clock.now_ms(), rec)?,
+            ))),
+            Resolution::Migrate(d, plan) => {
+                let mut cp = Checkpoint::load(reader, run_id, self.clock.now_ms(), rec)?;
+                match cp.migrate(&plan) {
+                    Ok(()) => Ok(Ok((d, cp))),
+                    Err(reason) => {
+                        // Failed migrations park the run with its old state intact.
+                        let mut cp = Checkpoint::load(
+                            reader,
+                            run_id,
+                            self.clock.now_ms(),
+                            self.record(run_id)?,
+                        )?;
+                        cp.park_with(reason.clone());
+                        self.commit(cp).await?;
+                        Ok(Err(Some(reason)))
+                    }
+                }
+            }
+        }
+    }
+}
