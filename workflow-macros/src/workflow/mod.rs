@@ -22,12 +22,14 @@ use vars::{DeclKind, JUMP_MACRO, TyInfo};
 struct Args {
     name: Option<String>,
     version: u32,
+    migrate_from: Option<syn::Path>,
 }
 
 fn parse_args(attr: TokenStream) -> syn::Result<Args> {
     let mut args = Args {
         name: None,
         version: 1,
+        migrate_from: None,
     };
     let mut seen_name = false;
     let mut seen_version = false;
@@ -58,9 +60,16 @@ fn parse_args(attr: TokenStream) -> syn::Result<Args> {
             }
             args.name = Some(lit.value());
             Ok(())
+        } else if meta.path.is_ident("migrate_from") {
+            if args.migrate_from.is_some() {
+                return Err(meta.error("`migrate_from` is given twice"));
+            }
+            args.migrate_from = Some(meta.value()?.parse()?);
+            Ok(())
         } else {
-            Err(meta
-                .error("unknown `#[workflow]` argument; expected `name = \"..\"` or `version = N`"))
+            Err(meta.error(
+                "unknown `#[workflow]` argument; expected `name = \"..\"`, `version = N` or `migrate_from = previous_version`",
+            ))
         }
     });
     syn::parse::Parser::parse2(parser, attr)?;
@@ -766,6 +775,30 @@ impl Codegen<'_> {
         let def_doc =
             format!("The `{name}` workflow as a value; `{name}` is a constant of this type.");
         let ivis = inner_vis(vis);
+        let migrations = self.args.migrate_from.as_ref().map(|p| {
+            let old = quote_spanned!(p.span()=> #p::Def);
+            quote_spanned! {p.span()=>
+                fn migrations() -> ::std::vec::Vec<#krate::Migration> {
+                    const _: () = ::core::assert!(
+                        #krate::same_str(<#old as #krate::Workflow>::NAME, #stored_name),
+                        "`migrate_from` names a workflow with another stored name; give both versions the same `name = \"..\"`",
+                    );
+                    const _: () = ::core::assert!(
+                        <#old as #krate::Workflow>::VERSION < #version,
+                        "`migrate_from` must name an older version of this workflow",
+                    );
+                    let mut chain = ::std::vec![#krate::Migration {
+                        from_version: <#old as #krate::Workflow>::VERSION,
+                        from_layout: <#old as #krate::Workflow>::LAYOUT_HASH,
+                        to_version: #version,
+                        to_layout: <Def as #krate::Workflow>::LAYOUT_HASH,
+                        migrate: #krate::migrate_state::<#old, Def>,
+                    }];
+                    chain.extend(<#old as #krate::Workflow>::migrations());
+                    chain
+                }
+            }
+        });
         quote! {
             #(#docs)*
             #[allow(non_upper_case_globals)]
@@ -830,6 +863,8 @@ impl Codegen<'_> {
                             _ => "(join)",
                         }
                     }
+
+                    #migrations
                 }
 
                 /// The transition function: runs the workflow from `state` with `event` until

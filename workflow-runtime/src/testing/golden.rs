@@ -156,6 +156,50 @@ pub fn check<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize,
     Ok(file.checkpoints.len())
 }
 
+/// Checks that the states of an older version's golden file migrate into `W`: every state is
+/// put through `W`'s migration chain (`#[workflow(migrate_from = ..)]`) and must decode into
+/// `W::State`. Returns how many states were migrated.
+///
+/// # Errors
+/// A message naming the file, the state and the failing migration.
+pub fn check_migration<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize, String> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the golden file {}: {e}", path.display()))?;
+    let file: GoldenFile =
+        serde_json::from_str(&text).map_err(|e| format!("the golden file {} is not valid: {e}", path.display()))?;
+    let layout = u64::from_str_radix(&file.layout_hash, 16)
+        .map_err(|e| format!("the golden file {} has a bad layout fingerprint: {e}", path.display()))?;
+    let migrations = W::migrations();
+    let mut plan = Vec::new();
+    let (mut version, mut at) = (file.version, layout);
+    while (version, at) != (W::VERSION, W::LAYOUT_HASH) {
+        let m = migrations.iter().find(|m| (m.from_version, m.from_layout) == (version, at)).ok_or_else(|| {
+            format!(
+                "no migration leads from `{}` v{version} (layout {at:016x}, {}) to v{}: declare `migrate_from` on the new version",
+                file.workflow,
+                path.display(),
+                W::VERSION
+            )
+        })?;
+        plan.push(*m);
+        (version, at) = (m.to_version, m.to_layout);
+        if plan.len() > migrations.len() {
+            return Err("the migrations form a cycle".to_owned());
+        }
+    }
+    for cp in &file.checkpoints {
+        let mut state = cp.state.clone();
+        for m in &plan {
+            state = (m.migrate)(state)
+                .map_err(|e| format!("the state `{}` of {} does not migrate: {e}", cp.variant, path.display()))?;
+        }
+        serde_json::from_value::<W::State>(state).map_err(|e| {
+            format!("the state `{}` of {} migrates, but not into `{}` v{}: {e}", cp.variant, path.display(), W::NAME, W::VERSION)
+        })?;
+    }
+    Ok(file.checkpoints.len())
+}
+
 /// [`check`], panicking with its message.
 ///
 /// # Panics
