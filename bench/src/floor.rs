@@ -1,0 +1,216 @@
+//! The floor: raw redb write transactions at redb's default durability (`Immediate`, the one
+//! the engine commits with), with nothing of the engine around them.
+
+use std::path::Path;
+use std::time::Instant;
+
+use redb::{Database, TableDefinition};
+
+use crate::stats::{self, Row, fmt_us, median, percentile};
+
+const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("floor");
+/// "One small value": about the size of a short trace event.
+const VALUE: [u8; 100] = [b'x'; 100];
+/// Commits made before timing, so that the file's first allocations are not measured.
+const WARMUP: u64 = 20;
+/// Commits timed per repetition of the latency measurement.
+const LATENCY_COMMITS: u64 = 1000;
+/// Values per commit, with how many commits each repetition makes.
+const BATCHES: [(u64, u64); 4] = [(1, 500), (10, 300), (100, 100), (1000, 20)];
+
+/// The single-commit latency floor, medians over the repetitions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Latency {
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+}
+
+/// The throughput floor for one batch size, medians over the repetitions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Throughput {
+    pub(crate) batch: u64,
+    pub(crate) values_per_s: f64,
+    pub(crate) commits_per_s: f64,
+}
+
+fn commit_values(db: &Database, first_key: u64, count: u64) {
+    let txn = db.begin_write().expect("begin write");
+    {
+        let mut t = txn.open_table(TABLE).expect("open table");
+        for k in first_key..first_key + count {
+            t.insert(k, VALUE.as_slice()).expect("insert");
+        }
+    }
+    txn.commit().expect("commit");
+}
+
+/// Times `LATENCY_COMMITS` commits of one value each in a fresh file; microseconds.
+pub(crate) fn latency_rep(dir: &Path, name: &str) -> Vec<f64> {
+    let db = Database::create(dir.join(format!("floor-latency-{name}.redb"))).expect("create");
+    for k in 0..WARMUP {
+        commit_values(&db, k, 1);
+    }
+    (WARMUP..WARMUP + LATENCY_COMMITS)
+        .map(|k| {
+            let t = Instant::now();
+            commit_values(&db, k, 1);
+            stats::us(t.elapsed())
+        })
+        .collect()
+}
+
+/// Measures the single-commit latency `reps` times.
+pub(crate) fn latency(dir: &Path, reps: usize) -> Latency {
+    let mut p50 = Vec::new();
+    let mut p99 = Vec::new();
+    for rep in 0..reps {
+        let l = latency_rep(dir, &rep.to_string());
+        p50.push(percentile(&l, 50.0));
+        p99.push(percentile(&l, 99.0));
+        println!(
+            "  floor latency rep {rep}: p50 {} p99 {}",
+            fmt_us(p50[rep]),
+            fmt_us(p99[rep])
+        );
+    }
+    Latency {
+        p50_us: median(&p50),
+        p99_us: median(&p99),
+    }
+}
+
+/// Measures values per second for each batch size, `reps` times each.
+pub(crate) fn throughput(dir: &Path, reps: usize) -> Vec<Throughput> {
+    BATCHES
+        .iter()
+        .map(|&(batch, commits)| {
+            let mut vps = Vec::new();
+            for rep in 0..reps {
+                let db = Database::create(dir.join(format!("floor-batch-{batch}-{rep}.redb")))
+                    .expect("create");
+                for k in 0..WARMUP {
+                    commit_values(&db, k * batch, batch);
+                }
+                let t = Instant::now();
+                for c in WARMUP..WARMUP + commits {
+                    commit_values(&db, c * batch, batch);
+                }
+                vps.push((batch * commits) as f64 / t.elapsed().as_secs_f64());
+            }
+            let values_per_s = median(&vps);
+            println!("  floor batch {batch:>4}: {values_per_s:>10.0} values/s");
+            Throughput {
+                batch,
+                values_per_s,
+                commits_per_s: values_per_s / batch as f64,
+            }
+        })
+        .collect()
+}
+
+/// The rows of the floor itself.
+pub(crate) fn rows(latency: Latency, throughput: &[Throughput]) -> Vec<Row> {
+    let mut rows = vec![
+        Row::info(
+            "floor",
+            "1 value per commit, latency p50",
+            fmt_us(latency.p50_us),
+        ),
+        Row::info(
+            "floor",
+            "1 value per commit, latency p99",
+            fmt_us(latency.p99_us),
+        ),
+    ];
+    for t in throughput {
+        rows.push(Row::info(
+            "floor",
+            &format!("{} values per commit, throughput", t.batch),
+            format!(
+                "{:.0} values/s ({:.0} commits/s)",
+                t.values_per_s, t.commits_per_s
+            ),
+        ));
+    }
+    rows
+}
+
+/// The write sets [`shapes`] compares, from the floor's to a step transition's.
+const SHAPES: [&str; 4] = [
+    "1 value in 1 table (the floor)",
+    "record + 2 trace events in 1 table",
+    "record + 2 trace events in 2 tables (a step transition)",
+    "as above + delete and insert in a 3rd table",
+];
+
+/// Diagnostic: the commit latency of write sets shaped like the engine's (a 500-byte run
+/// record, two 200-byte trace events, an index row), in rounds that interleave the shapes so
+/// that all see the same disk. It shows what the engine's write set costs beyond the floor.
+pub(crate) fn shapes(dir: &Path, reps: usize) -> Vec<Row> {
+    const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+    const READY: TableDefinition<&str, &str> = TableDefinition::new("ready");
+    const TRACE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("trace");
+    const PER_ROUND: u64 = 50;
+    let record = [b'r'; 500];
+    let event = [b'e'; 200];
+    let dbs: Vec<Database> = (0..SHAPES.len())
+        .map(|s| Database::create(dir.join(format!("shape-{s}.redb"))).expect("create"))
+        .collect();
+    let mut lat: Vec<Vec<f64>> = vec![Vec::new(); SHAPES.len()];
+    for round in 0..=reps * 4 {
+        for (shape, db) in dbs.iter().enumerate() {
+            for j in 0..PER_ROUND {
+                let k = round as u64 * PER_ROUND + j;
+                // Ten transitions per run, like W1.
+                let run = format!("run-{}", k / 10);
+                let t = Instant::now();
+                let txn = db.begin_write().expect("begin write");
+                if shape == 0 {
+                    let mut t = txn.open_table(TABLE).expect("open");
+                    t.insert(k, VALUE.as_slice()).expect("insert");
+                } else if shape == 1 {
+                    let mut t = txn.open_table(TRACE).expect("open");
+                    t.insert((run.as_str(), 2 * k), event.as_slice())
+                        .expect("insert");
+                    t.insert((run.as_str(), 2 * k + 1), event.as_slice())
+                        .expect("insert");
+                    t.insert((run.as_str(), u64::MAX), record.as_slice())
+                        .expect("insert");
+                } else {
+                    let mut r = txn.open_table(RUNS).expect("open");
+                    let mut t = txn.open_table(TRACE).expect("open");
+                    r.insert(run.as_str(), record.as_slice()).expect("insert");
+                    t.insert((run.as_str(), 2 * k), event.as_slice())
+                        .expect("insert");
+                    t.insert((run.as_str(), 2 * k + 1), event.as_slice())
+                        .expect("insert");
+                    if shape == 3 {
+                        let mut q = txn.open_table(READY).expect("open");
+                        q.remove(run.as_str()).expect("remove");
+                        q.insert(run.as_str(), "sequential").expect("insert");
+                    }
+                }
+                txn.commit().expect("commit");
+                // The first round only warms the files up.
+                if round > 0 {
+                    lat[shape].push(stats::us(t.elapsed()));
+                }
+            }
+        }
+    }
+    let base = percentile(&lat[0], 50.0);
+    SHAPES
+        .iter()
+        .zip(&lat)
+        .map(|(name, l)| {
+            let p50 = percentile(l, 50.0);
+            println!(
+                "  shape `{name}`: p50 {} p90 {}",
+                fmt_us(p50),
+                fmt_us(percentile(l, 90.0))
+            );
+            Row::info("shapes", &format!("commit p50, {name}"), fmt_us(p50))
+                .floor(fmt_us(base), p50 / base)
+        })
+        .collect()
+}

@@ -1,0 +1,158 @@
+//! Benchmarks of the workflow engine, each beside the raw redb floor it is compared against,
+//! measured in the same process. See `BENCHMARKS.md` at the workspace root.
+//!
+//! ```sh
+//! cargo run --release -p bench -- all          # every workload, then a Markdown table
+//! cargo run --release -p bench -- w1           # or one: floor, shapes, w1, w2, w3, w4, codec
+//! cargo run --release -p bench -- w3 --parked 20000 --reps 3
+//! ```
+//!
+//! Options: `--reps N` (repetitions whose median is reported, default 5), `--dir PATH` (where
+//! the store files go, default the system temporary directory; put it on the disk you want to
+//! measure), `--parked N` (W3's parked runs, default 100000), `--signalled N` (W3's runs
+//! signalled after the restart, default 2000), `--ks A,B,C` (W4's history lengths, default
+//! 10,1000,10000).
+//!
+//! Every store is committed at the engine's default durability: redb's `Immediate`, an fsync
+//! per commit.
+
+mod codec;
+mod floor;
+mod flows;
+mod stats;
+mod w1;
+mod w2;
+mod w3;
+mod w4;
+
+use std::path::{Path, PathBuf};
+
+use stats::Row;
+
+const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w4|codec> [--reps N] [--dir PATH] \
+                     [--parked N] [--signalled N] [--ks 10,1000,10000]";
+
+struct Opts {
+    reps: usize,
+    dir: PathBuf,
+    parked: u64,
+    signalled: u64,
+    ks: Vec<u64>,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        reps: 5,
+        dir: std::env::temp_dir(),
+        parked: 100_000,
+        signalled: 2_000,
+        ks: vec![10, 1_000, 10_000],
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("`{flag}` needs a value"))?;
+        let num = |v: &str| v.parse::<u64>().map_err(|e| format!("`{flag} {v}`: {e}"));
+        match flag.as_str() {
+            "--reps" => o.reps = usize::try_from(num(value)?.max(1)).unwrap_or(1),
+            "--dir" => o.dir = PathBuf::from(value),
+            "--parked" => o.parked = num(value)?,
+            "--signalled" => o.signalled = num(value)?,
+            "--ks" => {
+                o.ks = value.split(',').map(num).collect::<Result<Vec<_>, _>>()?;
+            }
+            other => return Err(format!("unknown option `{other}`")),
+        }
+    }
+    if o.ks.is_empty() {
+        return Err("`--ks` needs at least one length".into());
+    }
+    Ok(o)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    if cmd == "__child" {
+        w3::child_main(&args[1..]);
+        return;
+    }
+    let opts = match parse(&args[1..]) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let work = tempfile::Builder::new()
+        .prefix("workflow-bench-")
+        .tempdir_in(&opts.dir)
+        .expect("a working directory");
+    let rows = match cmd.as_str() {
+        "all" | "floor" | "shapes" | "w1" | "w2" | "w3" | "w4" | "codec" => {
+            run(cmd, &opts, work.path())
+        }
+        _ => {
+            eprintln!("unknown workload `{cmd}`\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    stats::print_table(&rows);
+}
+
+fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let wants = |w: &str| cmd == "all" || cmd == w;
+    let needs_latency = ["floor", "w4", "codec"].iter().any(|w| wants(w));
+    let needs_throughput = ["floor", "w2", "w3"].iter().any(|w| wants(w));
+    println!("floor: raw redb commits, {} repetitions", o.reps);
+    let latency = needs_latency.then(|| floor::latency(dir, o.reps));
+    let throughput = if needs_throughput {
+        floor::throughput(dir, o.reps)
+    } else {
+        Vec::new()
+    };
+    let mut rows = Vec::new();
+    if wants("floor") {
+        rows.extend(floor::rows(latency.expect("measured above"), &throughput));
+    } else if let Some(l) = latency {
+        rows.extend(floor::rows(l, &[]));
+    }
+    if wants("shapes") {
+        println!("shapes: commit latency of engine-shaped write sets (diagnostic)");
+        rows.extend(floor::shapes(dir, o.reps));
+    }
+    if wants("w1") {
+        println!("W1: 200 runs one after another, 10 no-op steps each");
+        rows.extend(rt.block_on(w1::run(dir, o.reps)));
+    }
+    if wants("w2") {
+        println!("W2: 1000 concurrent runs, 3 steps, a signal wait, 1 step");
+        rows.extend(rt.block_on(w2::run(dir, o.reps, &throughput)));
+    }
+    if wants("w3") {
+        println!(
+            "W3: {} parked runs; clean reopen; kill -9, restart, {} signalled",
+            o.parked, o.signalled
+        );
+        rows.extend(w3::run(dir, o.reps, o.parked, o.signalled, &throughput));
+    }
+    if let Some(l) = latency
+        && wants("w4")
+    {
+        println!("W4: histories of {:?} steps, reopen, signal", o.ks);
+        rows.extend(rt.block_on(w4::run(dir, o.reps, &o.ks, l)));
+    }
+    if let Some(l) = latency
+        && wants("codec")
+    {
+        println!("codec: the refund-like state and envelope");
+        rows.extend(rt.block_on(codec::run(dir, o.reps, l)));
+    }
+    rows
+}

@@ -1,0 +1,113 @@
+//! Medians, percentiles, resident memory and the result table.
+
+use std::time::Duration;
+
+/// The median of `values` (the mean of the middle two for an even count); 0 for none.
+pub(crate) fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}
+
+/// The nearest-rank percentile `p` (0 to 100) of `values`; 0 for none.
+pub(crate) fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = (p / 100.0 * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// A duration in microseconds.
+pub(crate) fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Formats microseconds with a unit that keeps three significant digits readable.
+pub(crate) fn fmt_us(us: f64) -> String {
+    if us >= 1e6 {
+        format!("{:.2} s", us / 1e6)
+    } else if us >= 1e3 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
+/// The resident set size of this process in KiB, from `/proc/self/status` (`VmRSS`); 0 where
+/// that file does not exist.
+pub(crate) fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One line of the summary table: a figure, the floor it is compared against, and the target.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub(crate) workload: &'static str,
+    pub(crate) figure: String,
+    pub(crate) value: String,
+    pub(crate) floor: String,
+    pub(crate) ratio: String,
+    pub(crate) target: String,
+    /// "met", "missed" or empty when the figure has no target.
+    pub(crate) verdict: String,
+}
+
+impl Row {
+    /// A row without a floor or a target.
+    pub(crate) fn info(workload: &'static str, figure: &str, value: String) -> Self {
+        Row {
+            workload,
+            figure: figure.to_owned(),
+            value,
+            floor: String::new(),
+            ratio: String::new(),
+            target: String::new(),
+            verdict: String::new(),
+        }
+    }
+
+    /// Adds the floor and the ratio of the figure to it.
+    pub(crate) fn floor(mut self, floor: String, ratio: f64) -> Self {
+        self.floor = floor;
+        self.ratio = format!("{ratio:.2}×");
+        self
+    }
+
+    /// Adds a target and whether it was met.
+    pub(crate) fn target(mut self, target: &str, met: bool) -> Self {
+        self.target = target.to_owned();
+        self.verdict = if met { "met" } else { "missed" }.to_owned();
+        self
+    }
+}
+
+/// Prints rows as a Markdown table.
+pub(crate) fn print_table(rows: &[Row]) {
+    println!();
+    println!("| workload | figure | median | floor | ratio | target | |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.workload, r.figure, r.value, r.floor, r.ratio, r.target, r.verdict
+        );
+    }
+}

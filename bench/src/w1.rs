@@ -1,0 +1,85 @@
+//! W1, step latency: runs one after another, each a chain of no-op steps, so that every step
+//! waits for its own commit and group commit cannot help.
+
+use std::path::Path;
+use std::time::Instant;
+
+use workflow_runtime::Engine;
+
+use crate::floor::{self, Latency};
+use crate::flows::{sequential, ticks};
+use crate::stats::{Row, fmt_us, median, percentile, us};
+
+const RUNS: usize = 200;
+const STEPS: u64 = 10;
+
+/// One repetition: the latency of every step of every run, in microseconds.
+///
+/// A step's latency is the time from the moment it began executing to the moment the next
+/// step began executing (for the last step: to the run's result being returned). It covers
+/// the step's completion, its durable checkpoint, and scheduling what comes next.
+async fn rep(dir: &Path, rep: usize) -> Vec<f64> {
+    let engine = Engine::builder()
+        .register(sequential)
+        .open(dir.join(format!("w1-{rep}.redb")))
+        .await
+        .expect("open");
+    let mut latencies = Vec::with_capacity(RUNS * STEPS as usize);
+    for r in 0..RUNS {
+        ticks().lock().expect("ticks").clear();
+        let run = engine
+            .start(sequential, format!("w1-{r}"), STEPS)
+            .await
+            .expect("start");
+        assert_eq!(run.result().await.expect("result"), Ok(STEPS));
+        let done = Instant::now();
+        let mut marks = std::mem::take(&mut *ticks().lock().expect("ticks"));
+        assert_eq!(marks.len(), STEPS as usize, "one tick per step");
+        marks.push(done);
+        latencies.extend(marks.windows(2).map(|w| us(w[1] - w[0])));
+    }
+    engine.shutdown().await;
+    latencies
+}
+
+/// Runs W1 `reps` times and compares its p50 with the floor's single-commit p50.
+///
+/// Each repetition measures the floor right before the workload, so that both see the same
+/// disk: on a shared virtual disk fsync latency drifts by tens of percent within minutes.
+pub(crate) async fn run(dir: &Path, reps: usize) -> Vec<Row> {
+    let mut p50 = Vec::new();
+    let mut p99 = Vec::new();
+    let mut floor_p50 = Vec::new();
+    let mut floor_p99 = Vec::new();
+    for r in 0..reps {
+        let f = floor::latency_rep(dir, &format!("w1-{r}"));
+        floor_p50.push(percentile(&f, 50.0));
+        floor_p99.push(percentile(&f, 99.0));
+        let l = rep(dir, r).await;
+        p50.push(percentile(&l, 50.0));
+        p99.push(percentile(&l, 99.0));
+        println!(
+            "  w1 rep {r}: {} steps, p50 {} p99 {}; floor just before: p50 {} p99 {}",
+            l.len(),
+            fmt_us(p50[r]),
+            fmt_us(p99[r]),
+            fmt_us(floor_p50[r]),
+            fmt_us(floor_p99[r])
+        );
+    }
+    let (p50, p99) = (median(&p50), median(&p99));
+    let floor = Latency {
+        p50_us: median(&floor_p50),
+        p99_us: median(&floor_p99),
+    };
+    let ratio = p50 / floor.p50_us;
+    vec![
+        Row::info("W1", "step latency p50", fmt_us(p50))
+            .floor(format!("{} (commit p50)", fmt_us(floor.p50_us)), ratio)
+            .target("≤ 1.2× floor p50", ratio <= 1.2),
+        Row::info("W1", "step latency p99", fmt_us(p99)).floor(
+            format!("{} (commit p99)", fmt_us(floor.p99_us)),
+            p99 / floor.p99_us,
+        ),
+    ]
+}
