@@ -62,7 +62,7 @@ pub fn drive<W: Workflow>(_w: W, input: W::Input, script: Vec<Input>) -> Driven<
                 let json = serde_json::to_string(&next).expect("state encodes");
                 state = serde_json::from_str(&json).expect("state decodes");
                 event = match &cmd {
-                    Command::Step { name, input } => {
+                    Command::Step { name, input, .. } => {
                         let entry = steps.iter().find(|s| s.name == name).expect("a known step");
                         let ctx = StepContext::new("driven", name.clone(), seq, 1);
                         Event::StepDone(rt.block_on((entry.call)(ctx, input.clone())))

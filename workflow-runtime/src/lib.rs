@@ -107,6 +107,7 @@ mod committer;
 mod engine;
 mod error;
 mod model;
+mod retry;
 mod step;
 mod store;
 pub mod testing;
@@ -128,6 +129,7 @@ pub use model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowError,
     WorkflowOutput,
 };
+pub use retry::RetryPolicy;
 pub use step::{
     Function, Out, Persist, StepContext, StepEntry, StepError, StepErrorKind, StepFuture,
 };
@@ -137,9 +139,9 @@ pub use workflow_macros::{function, workflow};
 /// Everything a workflow author needs: `use workflow_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Engine, EngineBuilder, EngineError, Function, ManualClock, PendingWait, RunHandle,
-        RunStatus, Signal, SignalOutcome, StepContext, StepError, TraceEvent, WaitError, Workflow,
-        WorkflowContext, WorkflowError, function, workflow,
+        Engine, EngineBuilder, EngineError, Function, ManualClock, PendingWait, RetryPolicy,
+        RunHandle, RunStatus, Signal, SignalOutcome, StepContext, StepError, StepErrorKind,
+        TraceEvent, WaitError, Workflow, WorkflowContext, WorkflowError, function, workflow,
     };
     pub use serde_json::json;
     pub use std::time::Duration;

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::retry::RetryPolicy;
 use crate::step::{Persist, StepEntry, StepError};
 
 /// What woke a run up; the input of one transition.
@@ -58,6 +59,18 @@ pub enum Command {
         name: String,
         /// The step's input as JSON.
         input: Value,
+        /// The policy the workflow chose for this call (`ctx.step(f, x).retry(policy)`);
+        /// `None` uses the step's own ([`Function::RETRY`](crate::Function::RETRY)), as
+        /// registered when the attempt runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry: Option<RetryPolicy>,
+        /// The attempt to run next, from 1; the engine moves it on after a retryable failure.
+        #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+        attempt: u32,
+        /// The end of the backoff before `attempt`, milliseconds since the Unix epoch; `None`
+        /// for an attempt that may start at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_before_ms: Option<u64>,
     },
     /// Wait for a signal with this name until the absolute deadline.
     Wait {
@@ -73,6 +86,15 @@ pub enum Command {
         /// Absolute deadline, milliseconds since the Unix epoch.
         deadline_ms: u64,
     },
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_first_attempt(attempt: &u32) -> bool {
+    *attempt == 1
 }
 
 /// The result of one call to a workflow's transition function.

@@ -10,6 +10,7 @@ pub use crate::codec::{FNV_OFFSET, fnv1a, mix};
 pub use crate::model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput,
 };
+pub use crate::retry::RetryPolicy;
 pub use crate::step::{Function, Out, Persist, StepContext, StepEntry, StepError, StepFuture};
 pub use serde;
 pub use serde_json;
@@ -23,9 +24,29 @@ pub fn step_command<F: Function>(input: F::Input) -> Command {
         Ok(input) => Command::Step {
             name: F::NAME.to_owned(),
             input,
+            retry: None,
+            attempt: 1,
+            not_before_ms: None,
         },
         Err(e) => panic!("the input of step `{}` could not be encoded: {e}", F::NAME),
     }
+}
+
+/// Builds the command that runs step `F` with `input` under `policy` instead of the step's own
+/// (`ctx.step(f, input).retry(policy)`).
+///
+/// # Panics
+/// If the input cannot be encoded or the policy breaks a rule (the engine fails the run with
+/// the message).
+pub fn step_command_retry<F: Function>(input: F::Input, policy: RetryPolicy) -> Command {
+    if let Err(e) = policy.check() {
+        panic!("the retry policy for step `{}` is invalid: {e}", F::NAME);
+    }
+    let mut cmd = step_command::<F>(input);
+    if let Command::Step { retry, .. } = &mut cmd {
+        *retry = Some(policy);
+    }
+    cmd
 }
 
 fn unexpected(expected: &str, got: Option<Event>) -> String {

@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::retry::RetryPolicy;
+
 /// Values that can live in a checkpoint: step inputs and outputs, workflow inputs, outputs and
 /// held locals.
 ///
@@ -131,7 +133,8 @@ impl StepContext {
         self.position
     }
 
-    /// Which attempt this is, starting at 1.
+    /// Which attempt this is, starting at 1. A step that is re-run after a restart (its attempt
+    /// never reported back) sees the same number again.
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
@@ -158,6 +161,9 @@ pub trait Function: Send + Sync + 'static {
     type Input: Persist;
     /// The `T` of the step's `Result<T, StepError>`.
     type Output: Persist;
+    /// How the engine retries the step; `#[function(max_attempts = .., ..)]` sets it. Not part
+    /// of the stored layout: changing it reaches runs that are already parked.
+    const RETRY: RetryPolicy = RetryPolicy::DEFAULT;
     /// Runs the step.
     fn call(ctx: StepContext, input: Self::Input) -> StepFuture<Self::Output>;
 }
@@ -170,6 +176,8 @@ pub type Out<F> = <F as Function>::Output;
 pub struct StepEntry {
     /// The step's name.
     pub name: &'static str,
+    /// The step's own retry policy ([`Function::RETRY`]).
+    pub retry: RetryPolicy,
     /// Decodes the JSON input, runs the step and encodes its output.
     pub call: fn(StepContext, Value) -> StepFuture<Value>,
 }
@@ -178,6 +186,7 @@ impl std::fmt::Debug for StepEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StepEntry")
             .field("name", &self.name)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -187,6 +196,7 @@ impl StepEntry {
     pub fn of<F: Function>() -> Self {
         Self {
             name: F::NAME,
+            retry: F::RETRY,
             call: call_erased::<F>,
         }
     }

@@ -46,14 +46,32 @@ pub enum TraceKind {
         /// The idempotency key every attempt of this invocation sees.
         idempotency_key: String,
     },
-    /// A step finished.
+    /// A step finished: its last attempt succeeded, failed permanently, or was the last one
+    /// allowed. The workflow receives this result.
     StepCompleted {
         /// The step's name.
         step: String,
         /// Its output, or its error.
         result: Result<Value, StepError>,
-        /// Wall time of the attempt, in milliseconds.
+        /// How long the attempt took on the engine's clock, in milliseconds.
         duration_ms: u64,
+        /// Which attempt produced the result, from 1.
+        #[serde(default = "first_attempt")]
+        attempt: u32,
+    },
+    /// An attempt of a step failed with a retryable error and another attempt is scheduled
+    /// after a durable backoff; the workflow does not see this error.
+    StepAttemptFailed {
+        /// The step's name.
+        step: String,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// Its error (a timed-out attempt is a retryable error saying so).
+        error: StepError,
+        /// How long the attempt took on the engine's clock, in milliseconds.
+        duration_ms: u64,
+        /// When the next attempt may start, milliseconds since the Unix epoch.
+        retry_at_ms: u64,
     },
     /// The run started waiting for a signal.
     WaitStarted {
@@ -174,18 +192,35 @@ impl fmt::Display for TraceEvent {
                 step,
                 result,
                 duration_ms,
-            } => match result {
-                Ok(out) => write!(
-                    f,
-                    "step_completed {step} ok={} in {duration_ms} ms",
-                    short(out)
-                ),
-                Err(e) => write!(
-                    f,
-                    "step_completed {step} error={:?} ({:?}) in {duration_ms} ms",
-                    e.message, e.kind
-                ),
-            },
+                attempt,
+            } => {
+                match result {
+                    Ok(out) => write!(f, "step_completed {step} ok={}", short(out))?,
+                    Err(e) => write!(
+                        f,
+                        "step_completed {step} error={:?} ({:?})",
+                        e.message, e.kind
+                    )?,
+                }
+                write!(f, " in {duration_ms} ms")?;
+                if *attempt > 1 {
+                    write!(f, " (attempt {attempt})")?;
+                }
+                Ok(())
+            }
+            TraceKind::StepAttemptFailed {
+                step,
+                attempt,
+                error,
+                duration_ms,
+                retry_at_ms,
+            } => write!(
+                f,
+                "step_attempt_failed {step} attempt {attempt} error={:?} ({:?}) in {duration_ms} ms, next attempt at {}",
+                error.message,
+                error.kind,
+                fmt_ms(*retry_at_ms)
+            ),
             TraceKind::WaitStarted {
                 signal,
                 wait_id,
@@ -252,6 +287,10 @@ impl fmt::Display for TraceEvent {
             TraceKind::Revived => f.write_str("revived after new code was deployed"),
         }
     }
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 fn key_suffix(key: Option<&str>) -> String {
@@ -324,6 +363,7 @@ mod tests {
                     step: "charge".into(),
                     result: Ok(Value::Null),
                     duration_ms: 3,
+                    attempt: 1,
                 },
             },
             TraceEvent {
@@ -345,6 +385,19 @@ mod tests {
                     step: "charge".into(),
                     result: Err(StepError::permanent("card declined")),
                     duration_ms: 0,
+                    attempt: 3,
+                },
+            },
+            TraceEvent {
+                seq: 3,
+                at_ms: 8,
+                checkpoint: 2,
+                kind: TraceKind::StepAttemptFailed {
+                    step: "charge".into(),
+                    attempt: 2,
+                    error: StepError::retryable("rate limited"),
+                    duration_ms: 30_000,
+                    retry_at_ms: 1_767_225_600_000,
                 },
             },
         ];
@@ -355,5 +408,45 @@ mod tests {
             assert!(!line.contains('\n'), "{line}");
             assert!(line.chars().count() < 300, "{line}");
         }
+    }
+
+    #[test]
+    fn attempts_show_in_the_json_and_on_the_line() {
+        let failed = TraceEvent {
+            seq: 3,
+            at_ms: 1_767_225_600_000,
+            checkpoint: 2,
+            kind: TraceKind::StepAttemptFailed {
+                step: "charge".into(),
+                attempt: 1,
+                error: StepError::retryable("rate limited"),
+                duration_ms: 12,
+                retry_at_ms: 1_767_225_601_000,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&failed).unwrap(),
+            json!({
+                "seq": 3, "at_ms": 1_767_225_600_000_u64, "checkpoint": 2,
+                "event": "step_attempt_failed", "step": "charge", "attempt": 1,
+                "error": { "message": "rate limited", "kind": "retryable" },
+                "duration_ms": 12, "retry_at_ms": 1_767_225_601_000_u64
+            })
+        );
+        assert_eq!(
+            failed.to_string(),
+            "#3 2026-01-01T00:00:00.000Z step_attempt_failed charge attempt 1 error=\"rate limited\" (Retryable) in 12 ms, next attempt at 2026-01-01T00:00:01.000Z"
+        );
+        // Traces written before attempts were recorded read as first attempts.
+        let old = json!({
+            "seq": 4, "at_ms": 0, "checkpoint": 2, "event": "step_completed", "step": "charge",
+            "result": { "Ok": 1 }, "duration_ms": 0
+        });
+        let old: TraceEvent = serde_json::from_value(old).unwrap();
+        assert!(matches!(
+            old.kind,
+            TraceKind::StepCompleted { attempt: 1, .. }
+        ));
+        assert!(old.to_string().ends_with("ok=1 in 0 ms"), "{old}");
     }
 }

@@ -289,10 +289,25 @@ impl Checkpoint {
     fn suspend(&mut self, cmd: Command) {
         let seq = self.rec.seq;
         match &cmd {
-            Command::Step { name, input } => {
+            Command::Step {
+                name,
+                input,
+                attempt,
+                not_before_ms,
+                ..
+            } => {
                 let key =
                     StepContext::new(self.run_id.as_str(), name.as_str(), seq, 1).idempotency_key();
-                self.rec.status = RunStatus::Running;
+                // Only a placed or revived checkpoint arrives here with a later attempt.
+                self.rec.status = if *attempt > 1 {
+                    RunStatus::Retrying {
+                        step: name.clone(),
+                        attempt: *attempt,
+                        not_before_ms: not_before_ms.unwrap_or(self.now_ms),
+                    }
+                } else {
+                    RunStatus::Running
+                };
                 self.trace(TraceKind::StepScheduled {
                     step: name.clone(),
                     input: input.clone(),
@@ -326,6 +341,30 @@ impl Checkpoint {
             }
         }
         self.rec.pending = Some(cmd);
+    }
+
+    /// Schedules the next attempt of the pending step after a retryable failure: state and seq
+    /// stay (the attempt keeps its position, hence its idempotency key), and the attempt may
+    /// start at `not_before_ms`, a deadline committed here so that a restart waits out only
+    /// what is left of the backoff.
+    pub(super) fn retry_step(&mut self, not_before_ms: u64) {
+        let Some(Command::Step {
+            name,
+            attempt,
+            not_before_ms: at,
+            ..
+        }) = &mut self.rec.pending
+        else {
+            return;
+        };
+        *attempt += 1;
+        *at = Some(not_before_ms);
+        self.rec.status = RunStatus::Retrying {
+            step: name.clone(),
+            attempt: *attempt,
+            not_before_ms,
+        };
+        self.touched = true;
     }
 
     fn finish_with(&mut self, output: Value, failure: Option<String>) {
@@ -423,6 +462,14 @@ impl Checkpoint {
     fn unindex(&self, cmd: &Command, ops: &mut Vec<Op>) {
         let run_id = self.run_id.clone();
         match cmd {
+            // A step in backoff is indexed by its timer, so that a restart re-arms it.
+            Command::Step {
+                not_before_ms: Some(deadline_ms),
+                ..
+            } => ops.push(Op::DelTimer {
+                deadline_ms: *deadline_ms,
+                run_id,
+            }),
             Command::Step { .. } => ops.push(Op::DelReady { run_id }),
             Command::Wait { deadline_ms, .. } => {
                 ops.push(Op::DelTimer {
@@ -450,6 +497,10 @@ impl Checkpoint {
             })
         };
         match cmd {
+            Command::Step {
+                not_before_ms: Some(deadline_ms),
+                ..
+            } => ops.push(timer(*deadline_ms)),
             Command::Step { .. } => ops.push(Op::PutReady {
                 run_id: run_id.clone(),
                 workflow: workflow.clone(),

@@ -18,6 +18,9 @@ use crate::step::{StepContext, StepFuture};
 /// A step implementation with its types erased.
 pub(crate) type StepFn = Arc<dyn Fn(StepContext, Value) -> StepFuture<Value> + Send + Sync>;
 
+/// What [`Hooks::observe`] installs.
+pub(crate) type Observer = Arc<dyn Fn(&CommittedCheckpoint) + Send + Sync>;
+
 /// A checkpoint as it was committed, handed to the observer after the commit is durable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommittedCheckpoint {
@@ -63,7 +66,7 @@ impl fmt::Display for CrashMoment {
 #[derive(Clone, Default)]
 pub struct Hooks {
     pub(crate) steps: HashMap<String, StepFn>,
-    pub(crate) observer: Option<Arc<dyn Fn(&CommittedCheckpoint) + Send + Sync>>,
+    pub(crate) observer: Option<Observer>,
     /// Crash at the n-th commit (counting from 1).
     pub(crate) crash: Option<(u64, CrashMoment)>,
 }

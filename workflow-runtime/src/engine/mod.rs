@@ -5,6 +5,7 @@
 //! acknowledged only after the committer made it durable. Nothing is cached between
 //! transitions: a run parked on a wait costs a timer entry and no task or memory otherwise.
 
+mod attempts;
 mod checkpoint;
 mod driver;
 mod handle;
@@ -21,8 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use tokio::sync::{Notify, OwnedMutexGuard, watch};
-use tokio::task::AbortHandle;
 
+use self::attempts::RunningStep;
 use self::checkpoint::{Checkpoint, Effects};
 use self::driver::{Driver, Typed};
 use self::hooks::{Busy, CrashMoment, Hooks};
@@ -364,8 +365,8 @@ pub(crate) struct Inner {
     registry: RwLock<Registry>,
     /// Per-run locks, present only while someone holds or awaits one.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Running step tasks by run, with the position of the step.
-    steps: Mutex<HashMap<String, (u64, AbortHandle)>>,
+    /// The attempt of a step running for each run.
+    steps: Mutex<HashMap<String, RunningStep>>,
     /// Runs someone awaits the result of.
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     shutdown: watch::Sender<bool>,
@@ -484,8 +485,8 @@ impl Inner {
     fn crash(&self) {
         self.crashed.store(true, Ordering::SeqCst);
         self.timers.stop();
-        for (_, (_, task)) in lock(&self.steps).drain() {
-            task.abort();
+        for (_, step) in lock(&self.steps).drain() {
+            step.abort();
         }
     }
 
@@ -494,8 +495,8 @@ impl Inner {
             self.timers.cancel(deadline, fx.run_id.clone());
         }
         match fx.start {
-            Some(Command::Step { name, input }) => {
-                self.spawn_step(&fx.run_id, &fx.workflow, fx.seq, name, input);
+            Some(cmd @ Command::Step { .. }) => {
+                self.launch_step(&fx.run_id, &fx.workflow, fx.seq, &cmd);
             }
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms }) => {
                 self.timers.arm(deadline_ms, fx.run_id.clone(), fx.seq);
@@ -537,7 +538,7 @@ impl Inner {
         let Some(rec) = reader.run(run_id)? else {
             return Ok(());
         };
-        let Some(Command::Step { name, input }) = rec.pending.clone() else {
+        let Some(cmd @ Command::Step { .. }) = rec.pending.clone() else {
             return Ok(());
         };
         if rec.is_finished() {
@@ -548,7 +549,7 @@ impl Inner {
         let resolution = self.registry().resolve(&rec);
         match resolution {
             versions::Resolution::Ready(_) | versions::Resolution::Migrate(..) => {
-                self.spawn_step(run_id, &rec.workflow, rec.seq, name, input);
+                self.launch_step(run_id, &rec.workflow, rec.seq, &cmd);
                 Ok(())
             }
             versions::Resolution::Incompatible(reason) => {
@@ -597,8 +598,8 @@ impl Inner {
             return false;
         }
         self.timers.stop();
-        for (_, (_, task)) in lock(&self.steps).drain() {
-            task.abort();
+        for (_, step) in lock(&self.steps).drain() {
+            step.abort();
         }
         true
     }

@@ -1,20 +1,15 @@
-//! What moves a run: starting it, signals, step completions and timers.
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! What moves a run: starting it, signals and timers (step attempts run in `attempts`).
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::checkpoint::{Checkpoint, Driven, Incoming};
-use super::driver::{panic_text, start_state};
-use super::hooks::StepFn;
-use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, lock, report};
+use super::driver::start_state;
+use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, report};
 use crate::RunStatus;
 use crate::codec::{self, FNV_OFFSET, fnv1a};
 use crate::error::EngineError;
 use crate::model::{Command, Event, Workflow};
-use crate::step::{StepContext, StepError};
 use crate::store::{ENVELOPE_FORMAT, InboxEntry, Op, RunRecord};
 use crate::trace::TraceKind;
 
@@ -334,124 +329,9 @@ fn check_addressed(
     }
 }
 
-/// Aborts a spawned task when dropped, so that abandoning a step's driver task also stops the
-/// step.
-struct AbortOnDrop(tokio::task::JoinHandle<Result<Value, StepError>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl Inner {
-    /// Executes the step scheduled at checkpoint `position` in its own task, then feeds its
-    /// result back through the workflow. A step already running for this position is left alone.
-    pub(super) fn spawn_step(
-        &self,
-        run_id: &str,
-        workflow: &str,
-        position: u64,
-        name: String,
-        input: Value,
-    ) {
-        let mut steps = lock(&self.steps);
-        if steps.get(run_id).is_some_and(|(p, _)| *p == position) {
-            return;
-        }
-        // A test double replaces the step for this engine only.
-        let call: Option<StepFn> = self.hooks.steps.get(&name).cloned().or_else(|| {
-            let entry = self.driver(workflow).and_then(|d| d.step(&name))?;
-            let f: StepFn = Arc::new(move |ctx, input| (entry.call)(ctx, input));
-            Some(f)
-        });
-        let missing = format!("workflow `{workflow}` has no step named `{name}`");
-        let weak = self.me.clone();
-        let run = run_id.to_owned();
-        let busy = self.busy.guard();
-        let task = tokio::spawn(async move {
-            let _busy = busy;
-            let started = Instant::now();
-            let result = match call {
-                None => Err(StepError::permanent(missing)),
-                Some(call) => {
-                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, 1);
-                    // A separate task turns a panic into a `JoinError` instead of unwinding
-                    // through the engine.
-                    let mut step = AbortOnDrop(tokio::spawn(async move { call(ctx, input).await }));
-                    match (&mut step.0).await {
-                        Ok(result) => result,
-                        Err(e) if e.is_panic() => Err(StepError::permanent(format!(
-                            "step `{name}` panicked: {}",
-                            panic_text(&*e.into_panic())
-                        ))),
-                        Err(_) => return,
-                    }
-                }
-            };
-            let elapsed = started.elapsed();
-            if let Some(inner) = weak.upgrade() {
-                inner
-                    .on_step_done(&run, position, name, result, elapsed)
-                    .await;
-            }
-        });
-        steps.insert(run_id.to_owned(), (position, task.abort_handle()));
-    }
-
-    async fn on_step_done(
-        &self,
-        run_id: &str,
-        position: u64,
-        name: String,
-        result: Result<Value, StepError>,
-        elapsed: Duration,
-    ) {
-        {
-            let mut steps = lock(&self.steps);
-            if steps.get(run_id).is_some_and(|(p, _)| *p == position) {
-                steps.remove(run_id);
-            }
-        }
-        if let Err(e) = self
-            .record_step(run_id, position, name, result, elapsed)
-            .await
-        {
-            report(run_id, "a step result", &e);
-        }
-    }
-
-    async fn record_step(
-        &self,
-        run_id: &str,
-        position: u64,
-        name: String,
-        result: Result<Value, StepError>,
-        elapsed: Duration,
-    ) -> Result<(), EngineError> {
-        let _lock = self.lock_run(run_id).await;
-        let reader = self.store.reader()?;
-        let Some(rec) = reader.run(run_id)? else {
-            return Ok(());
-        };
-        let scheduled = matches!(&rec.pending, Some(Command::Step { name: n, .. }) if *n == name);
-        if rec.is_finished() || !scheduled || rec.seq != position {
-            return Ok(());
-        }
-        let Ok((d, mut cp)) = self.prepare(&reader, run_id, rec).await? else {
-            return Ok(());
-        };
-        cp.trace(TraceKind::StepCompleted {
-            step: name,
-            result: result.clone(),
-            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-        });
-        cp.drive(&*d, &reader, Event::StepDone(result), None)?;
-        self.commit(cp).await
-    }
-
     /// A timer came due: time out the wait or end the sleep it belongs to, if the run is still
-    /// suspended there.
+    /// suspended there, or cut off a step's attempt or end its backoff.
     pub(super) async fn on_timer(&self, run_id: String, seq: u64) {
         if let Err(e) = self.fire(&run_id, seq).await {
             report(&run_id, "a timer", &e);
@@ -468,6 +348,7 @@ impl Inner {
             return Ok(());
         }
         let (event, kind) = match &rec.pending {
+            Some(Command::Step { .. }) => return self.on_step_timer(&reader, run_id, rec).await,
             Some(Command::Wait { name, .. }) => (
                 Event::TimedOut,
                 TraceKind::TimedOut {

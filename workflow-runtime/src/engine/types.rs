@@ -22,6 +22,16 @@ pub enum RunStatus {
         /// When the wait times out, milliseconds since the Unix epoch.
         deadline_ms: u64,
     },
+    /// A step failed with a retryable error and is tried again: its next attempt waits out a
+    /// durable backoff until `not_before_ms`, then runs.
+    Retrying {
+        /// The step's name.
+        step: String,
+        /// The attempt that runs next, from 2.
+        attempt: u32,
+        /// When that attempt may start, milliseconds since the Unix epoch.
+        not_before_ms: u64,
+    },
     /// The run sleeps.
     Sleeping {
         /// When it wakes up, milliseconds since the Unix epoch.
@@ -54,6 +64,15 @@ impl fmt::Display for RunStatus {
                 f,
                 "waiting for signal `{signal}` (wait {wait_id}, deadline {})",
                 fmt_ms(*deadline_ms)
+            ),
+            RunStatus::Retrying {
+                step,
+                attempt,
+                not_before_ms,
+            } => write!(
+                f,
+                "retrying step `{step}`: attempt {attempt} from {}",
+                fmt_ms(*not_before_ms)
             ),
             RunStatus::Sleeping { until_ms } => write!(f, "sleeping until {}", fmt_ms(*until_ms)),
             RunStatus::Completed => f.write_str("completed"),

@@ -1,0 +1,349 @@
+//! Executing steps: one attempt at a time, each with its optional timeout, and the durable
+//! retry of a failed attempt after its backoff.
+//!
+//! Starting an attempt commits nothing; its end does. A failure the step's [`RetryPolicy`]
+//! retries commits the next attempt's number and the absolute end of its backoff (indexed as a
+//! timer, so that a restart re-arms it and waits only for what is left); any other result is
+//! handed to the workflow. An attempt still running when the process dies runs again after the
+//! restart, with the same attempt number and the same idempotency key (at least once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::task::{AbortHandle, JoinHandle};
+
+use super::driver::panic_text;
+use super::hooks::StepFn;
+use super::versions::Resolution;
+use super::{Inner, lock, report};
+use crate::error::EngineError;
+use crate::model::{Command, Event};
+use crate::retry::RetryPolicy;
+use crate::step::{StepContext, StepError};
+use crate::store::{Reader, RunRecord};
+use crate::trace::TraceKind;
+
+/// The attempt of a step that runs for a run; there is at most one per run.
+pub(super) struct RunningStep {
+    /// The seq of the checkpoint that scheduled the step.
+    position: u64,
+    /// Which attempt, from 1.
+    attempt: u32,
+    /// When the attempt is cut off, on the engine's clock.
+    deadline_ms: Option<u64>,
+    /// Woken when the timer of `deadline_ms` fires.
+    cut_off: Arc<Notify>,
+    task: AbortHandle,
+}
+
+impl RunningStep {
+    /// Stops the attempt (shutdown, simulated crash).
+    pub(super) fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// One attempt to carry out.
+struct Attempt {
+    name: String,
+    input: Value,
+    number: u32,
+    policy: RetryPolicy,
+}
+
+/// Aborts a spawned task when dropped, so that abandoning an attempt's driver task also stops
+/// the step.
+struct AbortOnDrop(JoinHandle<Result<Value, StepError>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Inner {
+    /// Carries out a pending [`Command::Step`] at checkpoint `position`: arms the timer of its
+    /// backoff if that is not over yet, or runs the attempt.
+    pub(super) fn launch_step(&self, run_id: &str, workflow: &str, position: u64, cmd: &Command) {
+        let Command::Step {
+            name,
+            input,
+            retry,
+            attempt,
+            not_before_ms,
+        } = cmd
+        else {
+            return;
+        };
+        if let Some(at) = *not_before_ms
+            && at > self.clock.now_ms()
+        {
+            self.timers.arm(at, run_id.to_owned(), position);
+            return;
+        }
+        // The workflow's choice for this call, else the step's own as registered now.
+        let policy = retry
+            .or_else(|| Some(self.driver(workflow)?.step(name)?.retry))
+            .unwrap_or_default();
+        let attempt = Attempt {
+            name: name.clone(),
+            input: input.clone(),
+            number: *attempt,
+            policy,
+        };
+        self.spawn_attempt(run_id, workflow, position, attempt);
+    }
+
+    /// Runs one attempt in its own task, then records its result. An attempt already running
+    /// for this run, position and number is left alone, so that a step never runs twice at
+    /// once in this engine.
+    fn spawn_attempt(&self, run_id: &str, workflow: &str, position: u64, attempt: Attempt) {
+        let mut steps = lock(&self.steps);
+        if steps
+            .get(run_id)
+            .is_some_and(|r| r.position == position && r.attempt == attempt.number)
+        {
+            return;
+        }
+        let Attempt {
+            name,
+            input,
+            number,
+            policy,
+        } = attempt;
+        // A test double replaces the step for this engine only.
+        let call: Option<StepFn> = self.hooks.steps.get(&name).cloned().or_else(|| {
+            let entry = self.driver(workflow).and_then(|d| d.step(&name))?;
+            let f: StepFn = Arc::new(move |ctx, input| (entry.call)(ctx, input));
+            Some(f)
+        });
+        let missing = format!("workflow `{workflow}` has no step named `{name}`");
+        let started_ms = self.clock.now_ms();
+        let deadline_ms = policy.timeout.map(|t| started_ms.saturating_add(millis(t)));
+        let cut_off = Arc::new(Notify::new());
+        let cut = cut_off.clone();
+        let clock = self.clock.clone();
+        let weak = self.me.clone();
+        let run = run_id.to_owned();
+        let busy = self.busy.guard();
+        let task = tokio::spawn(async move {
+            let _busy = busy;
+            let result = match call {
+                None => Err(StepError::permanent(missing)),
+                Some(call) => {
+                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, number);
+                    // A separate task turns a panic into a `JoinError` instead of unwinding
+                    // through the engine, and can be cut off.
+                    let mut step = AbortOnDrop(tokio::spawn(async move { call(ctx, input).await }));
+                    let joined = tokio::select! {
+                        biased;
+                        joined = &mut step.0 => joined,
+                        () = cut.notified() => {
+                            step.0.abort();
+                            // Wait until the attempt is really gone, so that the next one never
+                            // overlaps it; one that finished meanwhile keeps its result.
+                            match (&mut step.0).await {
+                                Err(e) if e.is_cancelled() => {
+                                    let timeout = policy.timeout.unwrap_or_default();
+                                    Ok(Err(StepError::retryable(format!(
+                                        "step `{name}` timed out after {timeout:?} (attempt {number})"
+                                    ))
+                                    .with_details(json!({ "timeout_ms": millis(timeout) }))))
+                                }
+                                other => other,
+                            }
+                        }
+                    };
+                    match joined {
+                        Ok(result) => result,
+                        Err(e) if e.is_panic() => {
+                            let message =
+                                format!("step `{name}` panicked: {}", panic_text(&*e.into_panic()));
+                            Err(if policy.retry_panics {
+                                StepError::retryable(message)
+                            } else {
+                                StepError::permanent(message)
+                            })
+                        }
+                        // Aborted from outside: the engine is going away.
+                        Err(_) => return,
+                    }
+                }
+            };
+            let duration_ms = clock.now_ms().saturating_sub(started_ms);
+            if let Some(inner) = weak.upgrade() {
+                let done = Done {
+                    position,
+                    attempt: number,
+                    name,
+                    result,
+                    duration_ms,
+                    deadline_ms,
+                };
+                inner.on_attempt_done(&run, done).await;
+            }
+        });
+        if let Some(deadline) = deadline_ms {
+            self.timers.arm(deadline, run_id.to_owned(), position);
+        }
+        steps.insert(
+            run_id.to_owned(),
+            RunningStep {
+                position,
+                attempt: number,
+                deadline_ms,
+                cut_off,
+                task: task.abort_handle(),
+            },
+        );
+    }
+
+    async fn on_attempt_done(&self, run_id: &str, done: Done) {
+        let (position, attempt) = (done.position, done.attempt);
+        if let Some(deadline) = done.deadline_ms {
+            self.timers.cancel(deadline, run_id.to_owned());
+        }
+        if let Err(e) = self.record_attempt(run_id, done).await {
+            report(run_id, "a step result", &e);
+        }
+        // Only now: until the result is recorded, a timer of this step must find the attempt
+        // running rather than start it again.
+        let mut steps = lock(&self.steps);
+        if steps
+            .get(run_id)
+            .is_some_and(|r| r.position == position && r.attempt == attempt)
+        {
+            steps.remove(run_id);
+        }
+    }
+
+    /// Commits an attempt's end: the next attempt after a backoff, or the result for the
+    /// workflow. A result for anything but the pending attempt is stale and dropped.
+    async fn record_attempt(&self, run_id: &str, done: Done) -> Result<(), EngineError> {
+        let Done {
+            position,
+            attempt,
+            name,
+            result,
+            duration_ms,
+            ..
+        } = done;
+        let _lock = self.lock_run(run_id).await;
+        let reader = self.store.reader()?;
+        let Some(rec) = reader.run(run_id)? else {
+            return Ok(());
+        };
+        let chosen = match &rec.pending {
+            Some(Command::Step {
+                name: n,
+                attempt: a,
+                retry,
+                ..
+            }) if *n == name && *a == attempt => *retry,
+            _ => return Ok(()),
+        };
+        if rec.is_finished() || rec.seq != position {
+            return Ok(());
+        }
+        let Ok((d, mut cp)) = self.prepare(&reader, run_id, rec).await? else {
+            return Ok(());
+        };
+        let policy = chosen
+            .or_else(|| d.step(&name).map(|s| s.retry))
+            .unwrap_or_default();
+        match result {
+            Err(error) if policy.retries(attempt, &error) => {
+                let key =
+                    StepContext::new(run_id, name.as_str(), position, attempt).idempotency_key();
+                let retry_at_ms = cp
+                    .now_ms
+                    .saturating_add(millis(policy.backoff(attempt, &key)));
+                cp.trace(TraceKind::StepAttemptFailed {
+                    step: name,
+                    attempt,
+                    error,
+                    duration_ms,
+                    retry_at_ms,
+                });
+                cp.retry_step(retry_at_ms);
+            }
+            result => {
+                cp.trace(TraceKind::StepCompleted {
+                    step: name,
+                    result: result.clone(),
+                    duration_ms,
+                    attempt,
+                });
+                cp.drive(&*d, &reader, Event::StepDone(result), None)?;
+            }
+        }
+        self.commit(cp).await
+    }
+
+    /// A timer of the pending step came due: the running attempt's timeout, or the end of a
+    /// backoff. Timers are hints; what happens follows from the stored run and the attempt in
+    /// flight.
+    pub(super) async fn on_step_timer(
+        &self,
+        reader: &Reader,
+        run_id: &str,
+        rec: RunRecord,
+    ) -> Result<(), EngineError> {
+        let Some(Command::Step {
+            attempt,
+            not_before_ms,
+            ..
+        }) = &rec.pending
+        else {
+            return Ok(());
+        };
+        let now = self.clock.now_ms();
+        {
+            let steps = lock(&self.steps);
+            if let Some(r) = steps
+                .get(run_id)
+                .filter(|r| r.position == rec.seq && r.attempt == *attempt)
+            {
+                if r.deadline_ms.is_some_and(|d| d <= now) {
+                    r.cut_off.notify_one();
+                }
+                return Ok(());
+            }
+        }
+        if not_before_ms.is_some_and(|at| at > now) {
+            // An earlier attempt's timeout; the backoff's own timer comes later.
+            return Ok(());
+        }
+        let resolution = self.registry().resolve(&rec);
+        match resolution {
+            Resolution::Ready(_) | Resolution::Migrate(..) => {
+                if let Some(cmd) = &rec.pending {
+                    self.launch_step(run_id, &rec.workflow, rec.seq, cmd);
+                }
+                Ok(())
+            }
+            Resolution::Incompatible(reason) => {
+                self.note_incompatible(reader, run_id, rec, reason).await
+            }
+            Resolution::Unregistered => Ok(()),
+        }
+    }
+}
+
+/// How an attempt ended.
+struct Done {
+    position: u64,
+    attempt: u32,
+    name: String,
+    result: Result<Value, StepError>,
+    /// On the engine's clock, so that tests with a manual clock see the time they moved.
+    duration_ms: u64,
+    /// The attempt's timeout, whose timer is no longer needed.
+    deadline_ms: Option<u64>,
+}
