@@ -18,6 +18,13 @@ use proc_macro::TokenStream;
 /// `ctx: StepContext` (run id, attempt, idempotency key); the remaining parameters form the
 /// input (one parameter: its type; several: a tuple; none: `()`), owned and serializable;
 /// the return type is `Result<T, E>` with `T` serializable and `E: Into<StepError>`.
+///
+/// Retry arguments (all optional; the rest comes from `RetryPolicy::DEFAULT`: 3 attempts,
+/// 1 s doubling to at most 60 s, no jitter, no timeout): `max_attempts = 5`,
+/// `initial_backoff = "500ms"`, `max_backoff = "1m"`, `multiplier = 2.0`, `jitter = 0.2`,
+/// `timeout = "30s"` (per attempt) and `retry_panics = true`. Durations are strings of whole
+/// numbers with units (`ms`, `s`, `m`, `h`, `d`, combinable: `"1m30s"`). A value out of range
+/// is a compile error at the argument. The policy is not part of the stored layout.
 #[proc_macro_attribute]
 pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
     function::expand(attr.into(), item.into()).into()
@@ -30,7 +37,8 @@ pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// emits `mod name` (holding `name::State` and `name::advance`) and a constant `name` that
 /// implements `workflow_runtime::Workflow`, for `engine.start(name, run_id, input)`.
 ///
-/// Suspension points are `ctx.step(f, input).await`, `ctx.wait_for_signal::<T>(name,
+/// Suspension points are `ctx.step(f, input).await` (or `ctx.step(f, input).retry(policy)
+/// .await` with a `RetryPolicy` for this call), `ctx.wait_for_signal::<T>(name,
 /// timeout, metadata).await` and `ctx.sleep(duration).await`; each becomes a variant named
 /// from the code (`LoadTicket`, `AwaitingRefundDecision`, `Sleeping`) holding the locals
 /// still needed after it. Name one explicitly with `#[state(Name)]` on its statement.

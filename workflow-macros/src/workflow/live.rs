@@ -15,7 +15,9 @@ pub(crate) type Fields = Vec<BTreeSet<String>>;
 fn susp_uses(info: &SuspInfo) -> Uses {
     let mut u = Uses::default();
     let exprs: Vec<&Expr> = match &info.susp.kind {
-        SuspensionKind::Step { input, .. } => vec![input],
+        SuspensionKind::Step { input, retry, .. } => {
+            std::iter::once(&**input).chain(retry.as_deref()).collect()
+        }
         SuspensionKind::Wait {
             name,
             timeout,

@@ -719,7 +719,12 @@ impl Lowerer {
 
     fn rewrite_susp(&mut self, mut susp: Suspension) -> Suspension {
         match &mut susp.kind {
-            SuspensionKind::Step { input, .. } => self.rewriter().visit_expr_mut(input),
+            SuspensionKind::Step { input, retry, .. } => {
+                self.rewriter().visit_expr_mut(input);
+                if let Some(retry) = retry {
+                    self.rewriter().visit_expr_mut(retry);
+                }
+            }
             SuspensionKind::Wait {
                 name,
                 timeout,

@@ -530,9 +530,28 @@ impl Codegen<'_> {
         let ctx = &self.sig.ctx;
         let span = info.susp.span;
         match &info.susp.kind {
-            SuspensionKind::Step { func, input } => {
+            SuspensionKind::Step {
+                func,
+                input,
+                retry: None,
+            } => {
                 let input = self.expr(input);
                 quote_spanned!(span=> #krate::step_command::<#func>(#input))
+            }
+            SuspensionKind::Step {
+                func,
+                input,
+                retry: Some(policy),
+            } => {
+                let input = self.expr(input);
+                // Typed where it is written, so a wrong argument is reported at it.
+                let policy_span = policy.span();
+                let policy = self.expr(policy);
+                let policy = quote_spanned!(policy_span=> {
+                    let __wf_policy: #krate::RetryPolicy = #policy;
+                    __wf_policy
+                });
+                quote_spanned!(span=> #krate::step_command_retry::<#func>(#input, #policy))
             }
             SuspensionKind::Wait {
                 name,

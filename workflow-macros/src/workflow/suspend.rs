@@ -17,6 +17,8 @@ pub(crate) enum SuspensionKind {
     Step {
         func: Path,
         input: Box<Expr>,
+        /// The policy of `ctx.step(f, x).retry(policy)`, replacing the step's own for this call.
+        retry: Option<Box<Expr>>,
     },
     Wait {
         ty: Box<Type>,
@@ -46,13 +48,80 @@ fn ctx_call<'a>(expr: &'a Expr, ctx: &str) -> Option<&'a ExprMethodCall> {
     }
 }
 
-/// Recognises `ctx.<method>(..).await`; `Some(Err)` for a malformed one.
+/// The call a suspension awaits: `ctx.<method>(..)` itself, or the receiver of an option
+/// chained onto it (`ctx.step(f, x).retry(policy)`).
+fn awaited_call<'a>(
+    base: &'a Expr,
+    ctx: &str,
+) -> Option<(&'a ExprMethodCall, Option<&'a ExprMethodCall>)> {
+    if let Some(call) = ctx_call(base, ctx) {
+        return Some((call, None));
+    }
+    match base {
+        Expr::MethodCall(option) => Some((ctx_call(&option.receiver, ctx)?, Some(option))),
+        _ => None,
+    }
+}
+
+/// Recognises `ctx.<method>(..).await` and `ctx.step(..).retry(policy).await`; `Some(Err)` for
+/// a malformed one.
 pub(crate) fn as_suspension(expr: &Expr, ctx: &str) -> Option<syn::Result<Suspension>> {
     let Expr::Await(ExprAwait { base, .. }) = expr else {
         return None;
     };
-    let call = ctx_call(base, ctx)?;
-    Some(parse_call(call, expr.span()))
+    let (call, option) = awaited_call(base, ctx)?;
+    let parsed = parse_call(call, expr.span());
+    let Some(option) = option else {
+        return Some(parsed);
+    };
+    Some(parsed.and_then(|mut susp| {
+        let step = matches!(susp.kind, SuspensionKind::Step { .. });
+        if option.method != "retry" || !step {
+            let what = if step {
+                format!("`.{}(..)` is not an option of `ctx.step`", option.method)
+            } else {
+                format!(
+                    "`.{}(..)` cannot follow `ctx.{}(..)`",
+                    option.method, call.method
+                )
+            };
+            return Err(syn::Error::new(
+                option.method.span(),
+                format!(
+                    "{what}; a suspension point is awaited directly, and only a step takes an \
+                     option: `ctx.step(f, input).retry(policy).await`"
+                ),
+            ));
+        }
+        if let Some(t) = &option.turbofish {
+            return Err(syn::Error::new_spanned(
+                t,
+                "`.retry` takes no type arguments",
+            ));
+        }
+        if option.args.len() != 1 {
+            return Err(syn::Error::new(
+                option.method.span(),
+                "`.retry` takes one argument, a `RetryPolicy`: `ctx.step(f, input)\
+                 .retry(RetryPolicy::DEFAULT.max_attempts(5)).await`",
+            ));
+        }
+        if let SuspensionKind::Step { retry, .. } = &mut susp.kind {
+            *retry = Some(Box::new(option.args[0].clone()));
+        }
+        Ok(susp)
+    }))
+}
+
+/// The expressions a suspension evaluates, in order: they may not suspend themselves.
+pub(crate) fn suspension_args<'a>(susp_call: &'a Expr, ctx: &str) -> Vec<&'a Expr> {
+    let Some((call, option)) = awaited_call(susp_call, ctx) else {
+        return Vec::new();
+    };
+    call.args
+        .iter()
+        .chain(option.into_iter().flat_map(|o| o.args.iter()))
+        .collect()
 }
 
 fn arity(call: &ExprMethodCall, n: usize, shape: &str) -> syn::Result<()> {
@@ -94,6 +163,7 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
             SuspensionKind::Step {
                 func,
                 input: Box::new(args[1].clone()),
+                retry: None,
             }
         }
         "wait_for_signal" => {
@@ -232,10 +302,8 @@ impl<'ast> Visit<'ast> for Scan<'_> {
                         }
                     }
                     // The call's arguments may not suspend either.
-                    if let Expr::MethodCall(m) = &*a.base {
-                        for arg in &m.args {
-                            self.visit_expr(arg);
-                        }
+                    for arg in suspension_args(&a.base, self.ctx) {
+                        self.visit_expr(arg);
                     }
                     return;
                 }

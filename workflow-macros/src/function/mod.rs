@@ -7,14 +7,17 @@ use syn::{FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type};
 
 use crate::hash::Fingerprint;
 
+mod retry;
+
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors: Vec<syn::Error> = Vec::new();
-    if !attr.is_empty() {
-        errors.push(syn::Error::new_spanned(
-            &attr,
-            "`#[function]` takes no arguments yet; write `#[function]`",
-        ));
-    }
+    let retry = match retry::parse(attr) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {
@@ -26,7 +29,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote! { #err #item };
         }
     };
-    match expand_fn(&func) {
+    match expand_fn(&func, retry.as_ref()) {
         Ok(ts) if errors.is_empty() => ts,
         Ok(_) => with_errors(errors, &func),
         Err(mut e) => {
@@ -68,7 +71,7 @@ pub(crate) fn result_parts(ty: &Type) -> Option<(&Type, &Type)> {
     Some((ok, err))
 }
 
-fn expand_fn(func: &ItemFn) -> Result<TokenStream, Vec<syn::Error>> {
+fn expand_fn(func: &ItemFn, retry: Option<&TokenStream>) -> Result<TokenStream, Vec<syn::Error>> {
     let mut errors = Vec::new();
     let sig = &func.sig;
     if sig.asyncness.is_none() {
@@ -190,6 +193,9 @@ fn expand_fn(func: &ItemFn) -> Result<TokenStream, Vec<syn::Error>> {
         "Step metadata for [`{name}()`]: lets `ctx.step({name}, ..)` in a `#[workflow]` name the \
          step's input and output types."
     );
+    // Not part of SIG_HASH: a retry policy is not stored state, so changing it keeps parked
+    // runs compatible.
+    let retry_const = retry.map(|policy| quote! { const RETRY: #krate::RetryPolicy = #policy; });
     let input_assert = quote_spanned! {input_ty.span()=> type Input = #input_ty; };
     let output_assert = quote_spanned! {output.span()=> type Output = #output; };
     Ok(quote! {
@@ -202,6 +208,7 @@ fn expand_fn(func: &ItemFn) -> Result<TokenStream, Vec<syn::Error>> {
         impl #krate::Function for #name {
             const NAME: &'static str = #name_str;
             const SIG_HASH: u64 = #sig_hash;
+            #retry_const
             #input_assert
             #output_assert
             fn call(#ctx_bind: #krate::StepContext, __wf_input: Self::Input) -> #krate::StepFuture<Self::Output> {
