@@ -57,6 +57,25 @@ pub(crate) fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this process has used (all threads, user + system), in milliseconds, from
+/// `/proc/self/stat` (which counts in USER_HZ, 100 per second on Linux); 0 elsewhere.
+pub(crate) fn cpu_ms() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The command name (field 2) may contain spaces; fields are counted after its `)`.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, the 12th and 13th after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u + s) * 10.0,
+        _ => 0.0,
+    }
+}
+
 /// One line of the summary table: a figure, the floor it is compared against, and the target.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {

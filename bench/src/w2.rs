@@ -8,7 +8,7 @@ use workflow_runtime::Engine;
 
 use crate::floor::Throughput;
 use crate::flows::{ARRIVED, arrivals, fan_in};
-use crate::stats::{Row, median};
+use crate::stats::{Row, cpu_ms, median};
 
 const RUNS: u64 = 1000;
 /// Durable transitions per run: the start (up to the first step), three step results (the
@@ -21,6 +21,8 @@ struct Rep {
     /// From the first signal to every run finished.
     to_done: Duration,
     commits: u64,
+    /// CPU time of the whole process over both phases.
+    cpu_ms: f64,
 }
 
 async fn rep(dir: &Path, rep: usize) -> Rep {
@@ -31,6 +33,7 @@ async fn rep(dir: &Path, rep: usize) -> Rep {
         .expect("open");
     ARRIVED.store(0, Ordering::SeqCst);
     let before = engine.__commit_count();
+    let cpu_before = cpu_ms();
 
     let t0 = Instant::now();
     let starts: Vec<_> = (0..RUNS)
@@ -80,12 +83,14 @@ async fn rep(dir: &Path, rep: usize) -> Rep {
         assert_eq!(f.await.expect("finish task"), 1);
     }
     let to_done = t1.elapsed();
+    let cpu_ms = cpu_ms() - cpu_before;
     let commits = engine.__commit_count() - before;
     engine.shutdown().await;
     Rep {
         to_waiting,
         to_done,
         commits,
+        cpu_ms,
     }
 }
 
@@ -97,6 +102,7 @@ pub(crate) async fn run(dir: &Path, reps: usize, floor: &[Throughput]) -> Vec<Ro
     let mut cpt = Vec::new();
     let mut waiting_s = Vec::new();
     let mut done_s = Vec::new();
+    let mut cpu_us = Vec::new();
     for r in 0..reps {
         let x = rep(dir, r).await;
         let total = (x.to_waiting + x.to_done).as_secs_f64();
@@ -105,17 +111,20 @@ pub(crate) async fn run(dir: &Path, reps: usize, floor: &[Throughput]) -> Vec<Ro
         cpt.push(x.commits as f64 / transitions);
         waiting_s.push(x.to_waiting.as_secs_f64());
         done_s.push(x.to_done.as_secs_f64());
+        cpu_us.push(x.cpu_ms * 1e3 / transitions);
         println!(
             "  w2 rep {r}: all waiting after {:.0} ms, all done {:.0} ms after the first \
              signal; {:.0} runs/s, {:.0} transitions/s, {} commits ({:.4} per transition, \
-             {:.1} transitions per commit)",
+             {:.1} transitions per commit); CPU {:.0} ms, {:.0} µs per transition",
             x.to_waiting.as_secs_f64() * 1e3,
             x.to_done.as_secs_f64() * 1e3,
             runs_s[r],
             tps[r],
             x.commits,
             cpt[r],
-            transitions / x.commits as f64
+            transitions / x.commits as f64,
+            x.cpu_ms,
+            cpu_us[r]
         );
     }
     let (tps, cpt) = (median(&tps), median(&cpt));
@@ -128,8 +137,18 @@ pub(crate) async fn run(dir: &Path, reps: usize, floor: &[Throughput]) -> Vec<Ro
             d(a).total_cmp(&d(b))
         })
         .copied();
+    let total_s = median(&waiting_s) + median(&done_s);
     let mut rows = vec![
         Row::info("W2", "runs per second", format!("{:.0}", median(&runs_s))),
+        Row::info(
+            "W2",
+            "CPU time per transition (process, all threads)",
+            format!(
+                "{:.0} µs ({:.2} cores busy)",
+                median(&cpu_us),
+                median(&cpu_us) * transitions / 1e6 / total_s
+            ),
+        ),
         Row::info(
             "W2",
             "phases: all waiting / all done after signals",
