@@ -214,3 +214,35 @@ pub(crate) fn shapes(dir: &Path, reps: usize) -> Vec<Row> {
         })
         .collect()
 }
+
+/// The hand-off the committer adds to every commit, without the commit: a tokio task sends a
+/// message to a dedicated thread over a std channel, and the thread answers over a tokio
+/// oneshot. Returns the round trip's p50 and p99 in microseconds, medians over `reps`.
+pub(crate) async fn handoff(reps: usize) -> (f64, f64) {
+    const TRIPS: usize = 2000;
+    let mut p50 = Vec::new();
+    let mut p99 = Vec::new();
+    for _ in 0..reps {
+        let (tx, rx) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>();
+        let thread = std::thread::spawn(move || {
+            while let Ok(ack) = rx.recv() {
+                let _ = ack.send(());
+            }
+        });
+        let mut trips = Vec::with_capacity(TRIPS);
+        for _ in 0..TRIPS {
+            let (ack, done) = tokio::sync::oneshot::channel();
+            let t = Instant::now();
+            tx.send(ack).expect("send");
+            done.await.expect("answer");
+            trips.push(stats::us(t.elapsed()));
+            // Like a step between commits: the thread has gone back to sleep by the next one.
+            tokio::time::sleep(std::time::Duration::from_micros(100)).await;
+        }
+        drop(tx);
+        thread.join().expect("thread");
+        p50.push(percentile(&trips, 50.0));
+        p99.push(percentile(&trips, 99.0));
+    }
+    (median(&p50), median(&p99))
+}

@@ -77,6 +77,12 @@ pub(crate) async fn run(dir: &Path, reps: usize) -> Vec<Row> {
     }
     let memory_p50 = median(&memory_p50);
     println!("  w1 on the in-memory backend: p50 {}", fmt_us(memory_p50));
+    let (handoff_p50, handoff_p99) = floor::handoff(reps).await;
+    println!(
+        "  hand-off round trip task → thread → task: p50 {} p99 {}",
+        fmt_us(handoff_p50),
+        fmt_us(handoff_p99)
+    );
     let (p50, p99) = (median(&p50), median(&p99));
     let floor = Latency {
         p50_us: median(&floor_p50),
@@ -95,6 +101,11 @@ pub(crate) async fn run(dir: &Path, reps: usize) -> Vec<Row> {
             "W1",
             "step latency p50, in-memory backend (no I/O)",
             fmt_us(memory_p50),
+        ),
+        Row::info(
+            "W1",
+            "hand-off round trip task → thread → task, p50 (no engine)",
+            fmt_us(handoff_p50),
         ),
     ]
 }
