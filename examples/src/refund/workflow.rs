@@ -24,7 +24,11 @@ pub async fn load_customer(ctx: StepContext, customer_id: String) -> Result<Cust
 }
 
 /// Asks the agent for a refund recommendation, with the reviewer's notes on a redraft.
-#[function]
+///
+/// Language models rate-limit and stall: up to 4 attempts, 2 s apart and growing, spread by
+/// jitter, each cut off after 2 minutes. An unparseable reply is permanent and reaches the
+/// workflow at once.
+#[function(max_attempts = 4, initial_backoff = "2s", jitter = 0.2, timeout = "2m")]
 pub async fn draft_refund_recommendation(
     ctx: StepContext,
     ticket: Ticket,
@@ -40,8 +44,14 @@ pub async fn draft_refund_recommendation(
 }
 
 /// Pays the refund. The key is derived from the run and the ticket, so every retry, restart
-/// or duplicate approval of this review reaches the provider with the same key.
-#[function]
+/// or duplicate approval of this review reaches the provider with the same key: a retry after
+/// a lost response (up to 5 attempts, each cut off after 30 s) returns the original receipt.
+#[function(
+    max_attempts = 5,
+    initial_backoff = "1s",
+    max_backoff = "1m",
+    timeout = "30s"
+)]
 pub async fn issue_refund_once(
     ctx: StepContext,
     ticket_id: String,
