@@ -435,3 +435,37 @@ fn the_no_argument_demo_runs_and_exits_zero() {
     assert!(stdout.contains("signal duplicate"), "{stdout}");
     assert!(stdout.contains("1 refund(s) paid"), "{stdout}");
 }
+
+#[test]
+fn a_second_worker_on_the_same_store_exits_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = spawn(&dir, &[]);
+    let out = Command::new(exe())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("the second worker runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("is already open by another engine or process"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The first worker is unaffected.
+    first.client().start("T-1001", None).unwrap();
+    wait_pending(&first.client(), "review-T-1001");
+}
+
+#[test]
+fn a_run_id_that_is_not_utf8_gets_a_clear_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = spawn(&dir, &[]);
+    match w.client().status("%FF%FE") {
+        Err(ClientError::Api { status, message }) => {
+            assert_eq!(status, 400, "{message}");
+            assert!(message.to_lowercase().contains("utf-8"), "{message}");
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}

@@ -141,6 +141,26 @@ pub enum EngineError {
         /// The newest registered version.
         newest: u32,
     },
+    /// A run id or signal name the engine does not accept.
+    #[error("{what} `{}` is not valid: {reason}", name.escape_debug())]
+    InvalidName {
+        /// What was named: "run id" or "signal name".
+        what: String,
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A value over the engine's size limit (see `EngineBuilder::max_payload_bytes`).
+    #[error("{what} is {bytes} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// Its size as JSON.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A test engine stopped at the simulated crash it was told to simulate.
     #[error("the engine stopped at a simulated crash")]
     SimulatedCrash,

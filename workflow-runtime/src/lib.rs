@@ -121,8 +121,8 @@ pub mod __private;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{FNV_OFFSET, fnv1a, mix};
 pub use engine::{
-    Engine, EngineBuilder, IncompatibleRun, PendingWait, RunHandle, RunStatus, Signal,
-    SignalOutcome, VersionSummary,
+    DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, PendingWait, RunHandle,
+    RunStatus, Signal, SignalOutcome, VersionSummary,
 };
 pub use error::EngineError;
 pub use model::{

@@ -257,6 +257,15 @@ impl Inner {
         let policy = chosen
             .or_else(|| d.step(&name).map(|s| s.retry))
             .unwrap_or_default();
+        // An output over the limit would be rewritten into every later checkpoint; the step
+        // fails instead, permanently, since running it again gives the same output.
+        let result = match result {
+            Ok(value) => match self.check_size(|| format!("the output of step `{name}`"), &value) {
+                Ok(()) => Ok(value),
+                Err(e) => Err(StepError::permanent(e.to_string())),
+            },
+            Err(e) => Err(e),
+        };
         match result {
             Err(error) if policy.retries(attempt, &error) => {
                 let key =

@@ -93,7 +93,11 @@ pub struct EngineBuilder {
     drivers: Vec<Arc<dyn Driver>>,
     clock: Arc<dyn Clock>,
     hooks: Hooks,
+    max_payload: usize,
 }
+
+/// The default of [`EngineBuilder::max_payload_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
 impl std::fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,6 +114,7 @@ impl Default for EngineBuilder {
             drivers: Vec::new(),
             clock: Arc::new(SystemClock),
             hooks: Hooks::default(),
+            max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
 }
@@ -128,6 +133,17 @@ impl EngineBuilder {
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The largest run input, signal payload and step output accepted, as JSON bytes (default
+    /// [`DEFAULT_MAX_PAYLOAD_BYTES`]). Every checkpoint rewrites the run's state, so large values
+    /// belong in external storage with a reference in the workflow. A larger input or signal is
+    /// refused with [`EngineError::TooLarge`] and changes nothing; a larger step output fails
+    /// the step permanently, and the workflow receives that error.
+    #[must_use]
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
         self
     }
 
@@ -209,6 +225,7 @@ impl EngineBuilder {
                 waiters: Mutex::default(),
                 shutdown: watch::Sender::new(false),
                 hooks: self.hooks,
+                max_payload: self.max_payload,
                 busy,
                 commits_begun: AtomicU64::new(0),
                 crashed: AtomicBool::new(false),
@@ -371,6 +388,7 @@ pub(crate) struct Inner {
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     shutdown: watch::Sender<bool>,
     hooks: Hooks,
+    max_payload: usize,
     /// Background work in flight, for [`Engine::__settle`].
     busy: Arc<Busy>,
     /// Commits started through [`Inner::commit`], for [`Hooks::crash_at`].
@@ -403,7 +421,43 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Refuses empty names, names with control characters and names over 512 bytes: ids end up in
+/// logs, URLs and store keys, where those cause trouble long after they were accepted.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), EngineError> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > 512 {
+        "it is longer than 512 bytes"
+    } else if name.chars().any(char::is_control) {
+        "it contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::InvalidName {
+        what: what.to_owned(),
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
 impl Inner {
+    /// Refuses a value over the payload limit.
+    fn check_size(
+        &self,
+        what: impl FnOnce() -> String,
+        value: &serde_json::Value,
+    ) -> Result<(), EngineError> {
+        let bytes = value.to_string().len();
+        if bytes > self.max_payload {
+            return Err(EngineError::TooLarge {
+                what: what(),
+                bytes,
+                limit: self.max_payload,
+            });
+        }
+        Ok(())
+    }
+
     fn check_open(&self) -> Result<(), EngineError> {
         if self.crashed.load(Ordering::SeqCst) {
             Err(EngineError::SimulatedCrash)

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::checkpoint::{Checkpoint, Driven, Incoming};
 use super::driver::start_state;
-use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, report};
+use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, check_name, report};
 use crate::RunStatus;
 use crate::codec::{self, FNV_OFFSET, fnv1a};
 use crate::error::EngineError;
@@ -36,8 +36,10 @@ impl Engine {
         let d = inner
             .registry()
             .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
+        check_name("run id", &run_id)?;
         let input_json = codec::to_value(&input)
             .map_err(|e| EngineError::Encode(format!("the input of run `{run_id}`: {e}")))?;
+        inner.check_size(|| format!("the input of run `{run_id}`"), &input_json)?;
         let input_hash = fnv1a(FNV_OFFSET, input_json.to_string().as_bytes());
 
         let _lock = inner.lock_run(&run_id).await;
@@ -183,11 +185,17 @@ impl Engine {
             dedupe_key,
             wait_id,
         } = signal;
+        check_name("run id", run_id)?;
+        check_name("signal name", &name)?;
         let payload = payload.map_err(|e| {
             EngineError::Encode(format!(
                 "the payload of signal `{name}` for `{run_id}`: {e}"
             ))
         })?;
+        inner.check_size(
+            || format!("the payload of signal `{name}` for `{run_id}`"),
+            &payload,
+        )?;
 
         let _lock = inner.lock_run(run_id).await;
         let reader = inner.store.reader()?;
