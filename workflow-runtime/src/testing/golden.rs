@@ -164,11 +164,16 @@ pub fn check<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize,
 /// A message naming the file, the state and the failing migration.
 pub fn check_migration<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize, String> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the golden file {}: {e}", path.display()))?;
-    let file: GoldenFile =
-        serde_json::from_str(&text).map_err(|e| format!("the golden file {} is not valid: {e}", path.display()))?;
-    let layout = u64::from_str_radix(&file.layout_hash, 16)
-        .map_err(|e| format!("the golden file {} has a bad layout fingerprint: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the golden file {}: {e}", path.display()))?;
+    let file: GoldenFile = serde_json::from_str(&text)
+        .map_err(|e| format!("the golden file {} is not valid: {e}", path.display()))?;
+    let layout = u64::from_str_radix(&file.layout_hash, 16).map_err(|e| {
+        format!(
+            "the golden file {} has a bad layout fingerprint: {e}",
+            path.display()
+        )
+    })?;
     let migrations = W::migrations();
     let mut plan = Vec::new();
     let (mut version, mut at) = (file.version, layout);
@@ -190,11 +195,22 @@ pub fn check_migration<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Res
     for cp in &file.checkpoints {
         let mut state = cp.state.clone();
         for m in &plan {
-            state = (m.migrate)(state)
-                .map_err(|e| format!("the state `{}` of {} does not migrate: {e}", cp.variant, path.display()))?;
+            state = (m.migrate)(state).map_err(|e| {
+                format!(
+                    "the state `{}` of {} does not migrate: {e}",
+                    cp.variant,
+                    path.display()
+                )
+            })?;
         }
         serde_json::from_value::<W::State>(state).map_err(|e| {
-            format!("the state `{}` of {} migrates, but not into `{}` v{}: {e}", cp.variant, path.display(), W::NAME, W::VERSION)
+            format!(
+                "the state `{}` of {} migrates, but not into `{}` v{}: {e}",
+                cp.variant,
+                path.display(),
+                W::NAME,
+                W::VERSION
+            )
         })?;
     }
     Ok(file.checkpoints.len())

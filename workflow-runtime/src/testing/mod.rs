@@ -398,11 +398,18 @@ impl TestEngine {
     /// Closes the engine and opens one with other workflows registered on the same store and
     /// clock, as deploying new code does; in-flight runs resume on what fits them.
     pub async fn swap(&mut self, register: impl FnOnce(TestEngineBuilder) -> TestEngineBuilder) {
-        let builder = register(TestEngineBuilder { setup: Setup::default(), start_ms: self.now_ms(), crash: None });
+        let builder = register(TestEngineBuilder {
+            setup: Setup::default(),
+            start_ms: self.now_ms(),
+            crash: None,
+        });
         let mut setup = builder.setup;
         // Doubles given when the engine was built stay in place across a deploy.
         for (name, double) in &self.setup.doubles {
-            setup.doubles.entry(name.clone()).or_insert_with(|| double.clone());
+            setup
+                .doubles
+                .entry(name.clone())
+                .or_insert_with(|| double.clone());
         }
         self.setup = setup;
         self.restart().await;
