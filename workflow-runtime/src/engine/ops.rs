@@ -65,21 +65,7 @@ impl Engine {
             Ok(state) => (state, None),
             Err(message) => (Value::Null, Some(message)),
         };
-        let rec = RunRecord {
-            format: ENVELOPE_FORMAT,
-            workflow: W::NAME.to_owned(),
-            version: W::VERSION,
-            layout_hash: W::LAYOUT_HASH,
-            body_hash: W::BODY_HASH,
-            seq: 0,
-            status: RunStatus::Running,
-            state,
-            pending: None,
-            output: None,
-            input_hash,
-            created_ms: now,
-            updated_ms: now,
-        };
+        let rec = new_record::<W>(state, input_hash, now);
         let mut cp = Checkpoint::create(&run_id, now, rec);
         cp.trace(TraceKind::Started {
             workflow: W::NAME.to_owned(),
@@ -126,21 +112,7 @@ impl Engine {
             });
         }
         let now = inner.clock.now_ms();
-        let rec = RunRecord {
-            format: ENVELOPE_FORMAT,
-            workflow: W::NAME.to_owned(),
-            version: W::VERSION,
-            layout_hash: W::LAYOUT_HASH,
-            body_hash: W::BODY_HASH,
-            seq: 0,
-            status: RunStatus::Running,
-            state: state.clone(),
-            pending: None,
-            output: None,
-            input_hash: 0,
-            created_ms: now,
-            updated_ms: now,
-        };
+        let rec = new_record::<W>(state.clone(), 0, now);
         let mut cp = Checkpoint::create(&run_id, now, rec);
         cp.trace(TraceKind::Imported { state });
         cp.place(seq, pending);
@@ -378,5 +350,24 @@ impl Inner {
         cp.trace(kind);
         cp.drive(&*d, &reader, event, None)?;
         self.commit(cp).await
+    }
+}
+
+/// The envelope of a run of `W` that has not made its first transition yet.
+fn new_record<W: Workflow>(state: Value, input_hash: u64, now: u64) -> RunRecord {
+    RunRecord {
+        format: ENVELOPE_FORMAT,
+        workflow: W::NAME.to_owned(),
+        version: W::VERSION,
+        layout_hash: W::LAYOUT_HASH,
+        body_hash: W::BODY_HASH,
+        seq: 0,
+        status: RunStatus::Running,
+        state,
+        pending: None,
+        output: None,
+        input_hash,
+        created_ms: now,
+        updated_ms: now,
     }
 }
