@@ -125,7 +125,11 @@ pub(crate) fn rows(latency: Latency, throughput: &[Throughput]) -> Vec<Row> {
     for t in throughput {
         rows.push(Row::info(
             "floor",
-            &format!("{} values per commit, throughput", t.batch),
+            &format!(
+                "{} value{} per commit, throughput",
+                t.batch,
+                if t.batch == 1 { "" } else { "s" }
+            ),
             format!(
                 "{:.0} values/s ({:.0} commits/s)",
                 t.values_per_s, t.commits_per_s
