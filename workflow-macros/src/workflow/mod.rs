@@ -824,7 +824,7 @@ impl Codegen<'_> {
             #vis const #name: #name::Def = #name::Def;
 
             #[doc = #mod_doc]
-            #[allow(non_snake_case, unused_imports, clippy::all, clippy::pedantic)]
+            #[allow(non_snake_case, unused_imports)]
             #vis mod #name {
                 use super::*;
 
@@ -896,8 +896,9 @@ impl Codegen<'_> {
                     unused_braces,
                     path_statements,
                     unreachable_patterns,
-                    clippy::all,
-                    clippy::pedantic
+                    // `?` becomes `From::from(e)`, which is the identity when the error types
+                    // already match.
+                    clippy::useless_conversion
                 )]
                 #ivis fn advance(
                     __wf_state_in: State,
