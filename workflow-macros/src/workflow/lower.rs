@@ -394,6 +394,25 @@ impl Lowerer {
     fn not_first(&mut self, stmt: &Stmt) {
         let ctx = self.ctx.clone();
         let span = first_suspension_span(stmt, &ctx).unwrap_or_else(|| stmt.span());
+        if let Stmt::Local(local) = stmt
+            && let Some(init) = &local.init
+            && matches!(&*init.expr, Expr::Match(_) | Expr::If(_) | Expr::Block(_) | Expr::Loop(_))
+        {
+            let name = match &local.pat {
+                Pat::Ident(p) => p.ident.to_string(),
+                Pat::Type(t) => quote::ToTokens::to_token_stream(&t.pat).to_string(),
+                _ => "x".to_owned(),
+            };
+            self.err(
+                span,
+                format!(
+                    "a branch that suspends cannot produce the value of a `let`; declare \
+                     `let mut {name}: Type = ..;` first and assign it in the branches: \
+                     `match .. {{ Ok(v) => {name} = v, Err(e) => {{ {ctx}.step(..).await?; return .. }} }}`"
+                ),
+            );
+            return;
+        }
         self.err(
             span,
             format!(
