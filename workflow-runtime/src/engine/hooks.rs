@@ -21,6 +21,9 @@ pub(crate) type StepFn = Arc<dyn Fn(StepContext, Value) -> StepFuture<Value> + S
 /// What [`Hooks::observe`] installs.
 pub(crate) type Observer = Arc<dyn Fn(&CommittedCheckpoint) + Send + Sync>;
 
+/// What [`Hooks::on_crash`] installs.
+pub(crate) type OnCrash = Arc<dyn Fn() + Send + Sync>;
+
 /// A checkpoint as it was committed, handed to the observer after the commit is durable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommittedCheckpoint {
@@ -69,6 +72,8 @@ pub struct Hooks {
     pub(crate) observer: Option<Observer>,
     /// Crash at the n-th commit (counting from 1).
     pub(crate) crash: Option<(u64, CrashMoment)>,
+    /// Runs at the instant of that crash, before the engine stops.
+    pub(crate) on_crash: Option<OnCrash>,
 }
 
 impl fmt::Debug for Hooks {
@@ -77,6 +82,7 @@ impl fmt::Debug for Hooks {
             .field("steps", &self.steps.keys().collect::<Vec<_>>())
             .field("observer", &self.observer.is_some())
             .field("crash", &self.crash)
+            .field("on_crash", &self.on_crash.is_some())
             .finish()
     }
 }
@@ -99,6 +105,14 @@ impl Hooks {
     /// Stops the engine as if the process died at its `commit`-th commit.
     pub fn crash_at(&mut self, commit: u64, moment: CrashMoment) {
         self.crash = Some((commit, moment));
+    }
+
+    /// Calls `f` at the instant of the crash set with [`Hooks::crash_at`], before the engine
+    /// stops: a crash-torture worker kills its own process there with SIGKILL, turning the
+    /// simulated crash into a real process death at an exact point (just before the commit
+    /// reaches the store, or just after it is durable and before anything is acknowledged).
+    pub fn on_crash(&mut self, f: impl Fn() + Send + Sync + 'static) {
+        self.on_crash = Some(Arc::new(f));
     }
 }
 

@@ -537,6 +537,9 @@ impl Inner {
     /// Stops everything as a dying process would: no further commit, timer or step; the store
     /// stays open until [`Engine::shutdown`] closes it (committing nothing more).
     fn crash(&self) {
+        if let Some(on_crash) = &self.hooks.on_crash {
+            on_crash();
+        }
         self.crashed.store(true, Ordering::SeqCst);
         self.timers.stop();
         for (_, step) in lock(&self.steps).drain() {
