@@ -1,0 +1,167 @@
+//! The worker process: an engine on the data directory's store, running the workload's runs
+//! as the driver asks, over a line protocol on stdin and stdout.
+//!
+//! Requests (one per line, answered in any order):
+//!
+//! ```text
+//! start <req> <index>                          -> ack <req> ok | ack <req> error <message>
+//! signal <req> <index> <name> <key> <payload>  -> ack <req> delivered|buffered|duplicate|stale|finished
+//!                                                 | ack <req> error <message>
+//! ```
+//!
+//! Once open, the worker prints `ready <pid>`; after every successful `start` it watches the
+//! run and prints `done <index>` when it finishes (at once if it already had). End of input
+//! shuts the engine down cleanly.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use workflow_runtime::prelude::*;
+use workflow_runtime::{EngineError, Signal, SignalOutcome};
+
+use crate::fault::Fault;
+use crate::flows::{batch, order, reminder};
+use crate::ledger;
+use crate::workload::{self, RunPlan, Spec};
+
+/// The store's file name inside the data directory.
+pub const STORE: &str = "store.redb";
+
+/// What a worker is started with.
+#[derive(Debug, Clone)]
+pub struct WorkerArgs {
+    /// The data directory (store and ledger).
+    pub dir: PathBuf,
+    /// The workload's seed.
+    pub seed: u64,
+    /// The workload's size.
+    pub runs: usize,
+    /// An exact-point fault armed for this life.
+    pub fault: Option<Fault>,
+    /// Break the ledger's de-duplication ([`ledger::forget_keys`]).
+    pub forget_keys: bool,
+}
+
+/// Runs a worker until its input ends (or a fault kills it).
+///
+/// # Errors
+/// If the ledger or the store cannot be opened.
+pub fn run(args: &WorkerArgs) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio: {e}"))?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: &WorkerArgs) -> Result<(), String> {
+    ledger::install(&args.dir).map_err(|e| format!("ledger: {e}"))?;
+    if args.forget_keys {
+        ledger::forget_keys();
+    }
+    let mut builder = Engine::builder()
+        .register(order)
+        .register(reminder)
+        .register(batch);
+    if let Some(fault) = args.fault {
+        fault.arm();
+        builder = builder.__hooks(fault.hooks());
+    }
+    let engine = builder
+        .open(args.dir.join(STORE))
+        .await
+        .map_err(|e| format!("open: {e}"))?;
+    let plans = Arc::new(workload::plan(args.seed, args.runs));
+    println!("ready {}", std::process::id());
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(line) = rx.recv().await {
+        let (engine, plans) = (engine.clone(), plans.clone());
+        tokio::spawn(async move {
+            if let Err(e) = handle(&engine, &plans, &line).await {
+                eprintln!("worker: bad request `{line}`: {e}");
+            }
+        });
+    }
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn handle(engine: &Engine, plans: &[RunPlan], line: &str) -> Result<(), String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let plan = |i: &str| -> Result<&RunPlan, String> {
+        let i: usize = i.parse().map_err(|e| format!("index: {e}"))?;
+        plans.get(i).ok_or_else(|| format!("no run {i}"))
+    };
+    match words.as_slice() {
+        ["start", req, index] => {
+            let plan = plan(index)?;
+            let answer = match start(engine, plan).await {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("error {}", one_line(&e.to_string())),
+            };
+            println!("ack {req} {answer}");
+            Ok(())
+        }
+        ["signal", req, index, name, key, payload] => {
+            let plan = plan(index)?;
+            let payload: u64 = payload.parse().map_err(|e| format!("payload: {e}"))?;
+            let signal = Signal::new(*name, payload).dedupe_key(*key);
+            let answer = match engine.send(&plan.run_id, signal).await {
+                Ok(SignalOutcome::Delivered) => "delivered".to_owned(),
+                Ok(SignalOutcome::Buffered) => "buffered".to_owned(),
+                Ok(SignalOutcome::Duplicate) => "duplicate".to_owned(),
+                Ok(SignalOutcome::Stale) => "stale".to_owned(),
+                Err(EngineError::RunFinished { .. }) => "finished".to_owned(),
+                Err(e) => format!("error {}", one_line(&e.to_string())),
+            };
+            println!("ack {req} {answer}");
+            Ok(())
+        }
+        _ => Err("unknown request".to_owned()),
+    }
+}
+
+/// Starts the run (or finds it) and prints `done` once it has finished.
+async fn start(engine: &Engine, plan: &RunPlan) -> Result<(), EngineError> {
+    let id = plan.run_id.clone();
+    let index = plan.index;
+    // The output itself is read from the store by the check; here only the moment matters.
+    match plan.spec.clone() {
+        Spec::Order(input) => {
+            let run = engine.start(order, id, input).await?;
+            tokio::spawn(async move { finished(index, run.result().await.map(drop)) });
+        }
+        Spec::Reminder(input) => {
+            let run = engine.start(reminder, id, input).await?;
+            tokio::spawn(async move { finished(index, run.result().await.map(drop)) });
+        }
+        Spec::Batch(input) => {
+            let run = engine.start(batch, id, input).await?;
+            tokio::spawn(async move { finished(index, run.result().await.map(drop)) });
+        }
+    }
+    Ok(())
+}
+
+fn finished(index: usize, result: Result<(), EngineError>) {
+    match result {
+        Ok(()) => println!("done {index}"),
+        // Shut down while waiting: the next life reports it.
+        Err(EngineError::ShutDown) => {}
+        Err(e) => println!("failed {index} {}", one_line(&e.to_string())),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
