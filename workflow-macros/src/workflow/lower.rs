@@ -396,7 +396,10 @@ impl Lowerer {
         let span = first_suspension_span(stmt, &ctx).unwrap_or_else(|| stmt.span());
         if let Stmt::Local(local) = stmt
             && let Some(init) = &local.init
-            && matches!(&*init.expr, Expr::Match(_) | Expr::If(_) | Expr::Block(_) | Expr::Loop(_))
+            && matches!(
+                &*init.expr,
+                Expr::Match(_) | Expr::If(_) | Expr::Block(_) | Expr::Loop(_)
+            )
         {
             let name = match &local.pat {
                 Pat::Ident(p) => p.ident.to_string(),
