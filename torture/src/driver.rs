@@ -234,7 +234,8 @@ pub fn drive(cfg: &Config) -> Result<Report, String> {
         cfg,
         runs: plans.iter().map(|_| RunState::default()).collect(),
         plans,
-        rng: Rng::new(workflow_runtime::mix(cfg.seed, &[0x6b69_6c6c])),
+        // Stream u64::MAX: the runs use streams 0, 1, 2...
+        rng: Rng::derive(cfg.seed, u64::MAX),
         gap: (events / (cfg.kills + 1)).max(1) as u64,
         report: Report {
             seed: cfg.seed,
