@@ -86,19 +86,18 @@ fn main() {
             std::process::exit(2);
         }
     };
+    const WORKLOADS: [&str; 8] = ["all", "floor", "shapes", "w1", "w2", "w3", "w4", "codec"];
+    if !WORKLOADS.contains(&cmd.as_str()) {
+        eprintln!("unknown workload `{cmd}`\n{USAGE}");
+        std::process::exit(2);
+    }
+    // Removed with every store file in it when dropped at the end of `main`; created only once
+    // the command is known, since `exit` would skip the drop.
     let work = tempfile::Builder::new()
         .prefix("workflow-bench-")
         .tempdir_in(&opts.dir)
         .expect("a working directory");
-    let rows = match cmd.as_str() {
-        "all" | "floor" | "shapes" | "w1" | "w2" | "w3" | "w4" | "codec" => {
-            run(cmd, &opts, work.path())
-        }
-        _ => {
-            eprintln!("unknown workload `{cmd}`\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let rows = run(cmd, &opts, work.path());
     stats::print_table(&rows);
 }
 
