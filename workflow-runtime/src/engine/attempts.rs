@@ -7,12 +7,16 @@
 //! handed to the workflow. An attempt still running when the process dies runs again after the
 //! restart, with the same attempt number and the same idempotency key (at least once).
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::Notify;
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::AbortHandle;
 
 use super::driver::panic_text;
 use super::hooks::StepFn;
@@ -51,16 +55,6 @@ struct Attempt {
     input: Value,
     number: u32,
     policy: RetryPolicy,
-}
-
-/// Aborts a spawned task when dropped, so that abandoning an attempt's driver task also stops
-/// the step.
-struct AbortOnDrop(JoinHandle<Result<Value, StepError>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -138,41 +132,35 @@ impl Inner {
                 None => Err(StepError::permanent(missing)),
                 Some(call) => {
                     let ctx = StepContext::new(run.as_str(), name.as_str(), position, number);
-                    // A separate task turns a panic into a `JoinError` instead of unwinding
-                    // through the engine, and can be cut off.
-                    let mut step = AbortOnDrop(tokio::spawn(async move { call(ctx, input).await }));
+                    // The attempt is polled in this task, with panics caught at each poll: a
+                    // task of its own would cost a spawn and a cross-task wake-up per step.
+                    let mut step = CatchUnwind(call(ctx, input));
                     let joined = tokio::select! {
                         biased;
-                        joined = &mut step.0 => joined,
-                        () = cut.notified() => {
-                            step.0.abort();
-                            // Wait until the attempt is really gone, so that the next one never
-                            // overlaps it; one that finished meanwhile keeps its result.
-                            match (&mut step.0).await {
-                                Err(e) if e.is_cancelled() => {
-                                    let timeout = policy.timeout.unwrap_or_default();
-                                    Ok(Err(StepError::retryable(format!(
-                                        "step `{name}` timed out after {timeout:?} (attempt {number})"
-                                    ))
-                                    .with_details(json!({ "timeout_ms": millis(timeout) }))))
-                                }
-                                other => other,
-                            }
-                        }
+                        joined = &mut step => Some(joined),
+                        () = cut.notified() => None,
                     };
+                    // Dropping the attempt ends it here and now, so the next one never
+                    // overlaps it.
+                    drop(step);
                     match joined {
-                        Ok(result) => result,
-                        Err(e) if e.is_panic() => {
+                        Some(Ok(result)) => result,
+                        Some(Err(panic)) => {
                             let message =
-                                format!("step `{name}` panicked: {}", panic_text(&*e.into_panic()));
+                                format!("step `{name}` panicked: {}", panic_text(&*panic));
                             Err(if policy.retry_panics {
                                 StepError::retryable(message)
                             } else {
                                 StepError::permanent(message)
                             })
                         }
-                        // Aborted from outside: the engine is going away.
-                        Err(_) => return,
+                        None => {
+                            let timeout = policy.timeout.unwrap_or_default();
+                            Err(StepError::retryable(format!(
+                                "step `{name}` timed out after {timeout:?} (attempt {number})"
+                            ))
+                            .with_details(json!({ "timeout_ms": millis(timeout) })))
+                        }
                     }
                 }
             };
@@ -355,4 +343,21 @@ struct Done {
     duration_ms: u64,
     /// The attempt's timeout, whose timer is no longer needed.
     deadline_ms: Option<u64>,
+}
+
+/// A step's future with panics caught at every poll, so that a panicking step fails its
+/// attempt instead of unwinding through the engine's task.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
 }
