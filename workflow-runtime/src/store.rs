@@ -159,7 +159,51 @@ pub(crate) struct Store {
 impl Store {
     /// Opens or creates the store file at `path`; blocking.
     pub(crate) fn open_file(path: &Path) -> Result<(Store, Arc<Database>), EngineError> {
+        if !path.exists() {
+            Self::create_file(path)?;
+        }
         Self::open_with(&path.display().to_string(), |b| b.create(path))
+    }
+
+    /// Creates the store under a temporary name beside `path` and links it into place once it
+    /// is complete. redb writes its magic number last and refuses a non-empty file without it,
+    /// so a process killed while creating the file in place left a file that no later open
+    /// accepted (found by the crash torture, `torture/`); killed here, it leaves only the
+    /// temporary file, which the next creation replaces.
+    fn create_file(path: &Path) -> Result<(), EngineError> {
+        let io = |what: &str, e: std::io::Error| {
+            EngineError::Storage(format!("{what} {}: {e}", path.display()))
+        };
+        let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+        tmp_name.push(".creating");
+        let tmp = path.with_file_name(tmp_name);
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("removing a stale partial store beside", e));
+            }
+            _ => {}
+        }
+        drop(Self::open_with(&tmp.display().to_string(), |b| {
+            b.create(&tmp)
+        })?);
+        // A hard link never replaces a store another process created in the meantime; a
+        // rename is the fallback on file systems without hard links.
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Err(_) if path.exists() => {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Err(_) => std::fs::rename(&tmp, path)
+                .map_err(|e| io("moving the new store into place at", e))?,
+        }
+        // The new name must survive a power cut too; where a directory cannot be synced the
+        // file is still complete, only perhaps not yet named.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
     }
 
     /// Creates a store in memory.

@@ -366,3 +366,33 @@ async fn a_damaged_store_is_refused_at_open_without_a_panic() {
         assert!(e.to_string().contains("is damaged"), "{e}");
     }
 }
+
+/// redb writes a new file's header first and its magic number last; a process killed in
+/// between used to leave a store file that every later open refused. Creation now happens
+/// under `<name>.creating`, so such a kill leaves only that file, and the next open creates the
+/// store anyway.
+#[tokio::test]
+async fn a_store_creation_cut_short_by_a_kill_does_not_block_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wf.redb");
+    let partial = dir.path().join("wf.redb.creating");
+    // The shape such a kill leaves: a header with a zeroed magic number.
+    let mut header = vec![0u8; 73_728];
+    header[9..13].copy_from_slice(&[0, 4, 0, 0]);
+    std::fs::write(&partial, &header).unwrap();
+
+    let clock = ManualClock::new(1_000);
+    let engine = open(&path, &clock).await;
+    engine.shutdown().await;
+    assert!(!partial.exists(), "the partial file is replaced");
+    let engine = open(&path, &clock).await;
+    engine.shutdown().await;
+
+    // The same partial file under the store's own name is still refused, untouched: the engine
+    // cannot tell it from a foreign file.
+    let misplaced = dir.path().join("misplaced.redb");
+    std::fs::write(&misplaced, &header).unwrap();
+    let e = Engine::open(&misplaced).await.unwrap_err();
+    assert!(matches!(e, EngineError::NotAStore { .. }), "{e}");
+    assert_eq!(std::fs::read(&misplaced).unwrap(), header);
+}
