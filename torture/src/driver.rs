@@ -217,6 +217,8 @@ struct Driver<'a> {
     next_run: usize,
     tx: Sender<(u64, Msg)>,
     lives: u64,
+    /// Workers in a row that died by themselves before they were ready.
+    failed_starts: u32,
 }
 
 /// Runs the whole torture: the workload under kills, then the check.
@@ -247,9 +249,12 @@ pub fn drive(cfg: &Config) -> Result<Report, String> {
         next_run: 0,
         tx,
         lives: 0,
+        failed_starts: 0,
     };
     d.run(&rx)?;
-    check::check(&cfg.dir, &d.plans, &mut d.report)?;
+    if let Err(e) = check::check(&cfg.dir, &d.plans, &mut d.report) {
+        d.report.violations.push(format!("the check failed: {e}"));
+    }
     d.report.elapsed = began.elapsed();
     Ok(d.report)
 }
@@ -272,6 +277,18 @@ impl Driver<'_> {
                     let status = life.child.wait().map_err(|e| e.to_string())?;
                     self.died_by_itself(&life, status);
                     self.requeue();
+                    self.failed_starts = if life.ready {
+                        0
+                    } else {
+                        self.failed_starts + 1
+                    };
+                    if self.failed_starts >= 3 {
+                        self.violation(format!(
+                            "the worker cannot start: {} lives in a row died before they were ready",
+                            self.failed_starts
+                        ));
+                        return Ok(());
+                    }
                     life = self.spawn()?;
                     last_heard = Instant::now();
                     continue;
@@ -380,7 +397,9 @@ impl Driver<'_> {
         }
         let gap = self.gap;
         let rng = &mut self.rng;
-        if rng.chance(1, 8) {
+        // The first life half the time: a kill while the store file is being created.
+        let startup = if self.lives == 1 { 2 } else { 8 };
+        if rng.chance(1, startup) {
             return KillPlan::Startup(Duration::from_millis(rng.range(0, 40)));
         }
         if self.cfg.exact_faults && rng.chance(1, 2) {
