@@ -107,15 +107,22 @@ fn torture(args: &[String]) -> ExitCode {
                 "--seed" => cfg.seed = number(value(&mut it, flag)?, flag)?,
                 "--window" => cfg.window = number(value(&mut it, flag)?, flag)?,
                 "--dir" => cfg.dir = PathBuf::from(value(&mut it, flag)?),
-                "-h" | "--help" => return Err(USAGE.to_owned()),
+                "-h" | "--help" => return Err(String::new()),
                 _ => return Err(format!("unknown argument `{flag}`\n{USAGE}")),
             }
         }
         Ok(())
     })();
-    if let Err(e) = parsed {
-        eprintln!("{e}");
-        return ExitCode::from(2);
+    match parsed {
+        Ok(()) => {}
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
     }
     if cfg.dir.as_os_str().is_empty() {
         cfg.dir =
