@@ -115,3 +115,35 @@ async fn every_construct_runs_on_the_engine_with_a_manual_clock() {
     );
     engine.shutdown().await;
 }
+
+#[function]
+async fn split(text: String) -> Result<(String, u64), StepError> {
+    Ok((text.to_uppercase(), text.len() as u64))
+}
+
+/// Tuples destructured by `let` and held across suspension points, typed from the step's
+/// output or from an annotation.
+#[workflow]
+async fn destructuring(ctx: &mut WorkflowContext, text: String) -> Result<String, WorkflowError> {
+    let (upper, len) = ctx.step(split, text).await?;
+    ctx.sleep(Duration::from_secs(1)).await;
+    let (twice, _): (u64, bool) = (len * 2, true);
+    #[state(SleepAgain)]
+    ctx.sleep(Duration::from_secs(1)).await;
+    Ok(format!("{upper}:{len}:{twice}"))
+}
+
+#[test]
+fn tuples_destructured_by_let_are_held_with_their_element_types() {
+    let run = drive(destructuring, "abc".into(), vec![]);
+    assert_eq!(run.output, Ok("ABC:3:6".to_owned()));
+    let held = destructuring::State::SleepAgain {
+        upper: "X".into(),
+        len: 1,
+        twice: 2,
+    };
+    assert_eq!(
+        serde_json::to_value(&held).unwrap()["SleepAgain"]["twice"],
+        2
+    );
+}

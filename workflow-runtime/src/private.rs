@@ -169,6 +169,44 @@ where
 /// Compile-time check that a type can be stored.
 pub const fn assert_persist<T: Persist>() {}
 
+/// The element types of a tuple, so that `let (a, b) = ctx.step(..).await?;` can hold `a` and
+/// `b` across suspension points; positions past the tuple's arity are `()`.
+pub trait Elems {
+    /// The first element's type.
+    type E0;
+    /// The second element's type.
+    type E1;
+    /// The third element's type.
+    type E2;
+    /// The fourth element's type.
+    type E3;
+    /// The fifth element's type.
+    type E4;
+    /// The sixth element's type.
+    type E5;
+}
+
+macro_rules! elems {
+    ($($t:ident),* ; $($unit:ident),*) => {
+        impl<$($t),*> Elems for ($($t,)*) {
+            elems!(@assign 0, $($t),* ; $($unit),*);
+        }
+    };
+    (@assign $n:tt, ; $($unit:ident),*) => { $(type $unit = ();)* };
+    (@assign 0, $a:ident $(, $rest:ident)* ; $($unit:ident),*) => { type E0 = $a; elems!(@assign 1, $($rest),* ; $($unit),*); };
+    (@assign 1, $a:ident $(, $rest:ident)* ; $($unit:ident),*) => { type E1 = $a; elems!(@assign 2, $($rest),* ; $($unit),*); };
+    (@assign 2, $a:ident $(, $rest:ident)* ; $($unit:ident),*) => { type E2 = $a; elems!(@assign 3, $($rest),* ; $($unit),*); };
+    (@assign 3, $a:ident $(, $rest:ident)* ; $($unit:ident),*) => { type E3 = $a; elems!(@assign 4, $($rest),* ; $($unit),*); };
+    (@assign 4, $a:ident $(, $rest:ident)* ; $($unit:ident),*) => { type E4 = $a; elems!(@assign 5, $($rest),* ; $($unit),*); };
+    (@assign 5, $a:ident $(, $rest:ident)* ; $($unit:ident),*) => { type E5 = $a; };
+}
+elems!(A; E1, E2, E3, E4, E5);
+elems!(A, B; E2, E3, E4, E5);
+elems!(A, B, C; E3, E4, E5);
+elems!(A, B, C, D; E4, E5);
+elems!(A, B, C, D, E; E5);
+elems!(A, B, C, D, E, F;);
+
 /// A `for` loop's remaining items, held across suspension points.
 pub trait ForCursor {
     /// The loop variable's type.

@@ -183,7 +183,31 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
                         shadows: false,
                     }]
                 }
+                // `let (a, b): (A, B) = ..;` names each element's type.
+                Pat::Tuple(tuple) => match &*pt.ty {
+                    Type::Tuple(tys) if tys.elems.len() == tuple.elems.len() => {
+                        let elems = tys.elems.iter().map(|t| match t {
+                            Type::Reference(_) => TyInfo::Reference,
+                            t => TyInfo::Known(quote!(#t)),
+                        });
+                        tuple_decls(tuple, elems.collect())
+                    }
+                    _ => pattern_decls(&pt.pat),
+                },
                 other => pattern_decls(other),
+            }
+        }
+        // `let (a, b) = ctx.step(pair, ()).await?;` takes each element's type from the tuple's.
+        Pat::Tuple(tuple) if tuple.elems.len() <= 6 => {
+            match init_ty.unwrap_or_else(|| init.map_or(TyInfo::Unknown, infer)) {
+                TyInfo::Known(t) => {
+                    let elems = (0..tuple.elems.len()).map(|i| {
+                        let assoc = quote::format_ident!("E{}", i);
+                        TyInfo::Known(quote!(<#t as ::workflow_runtime::__private::Elems>::#assoc))
+                    });
+                    tuple_decls(tuple, elems.collect())
+                }
+                _ => pattern_decls(pat),
             }
         }
         Pat::Ident(pi) if pi.subpat.is_none() => {
@@ -206,6 +230,25 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
         }
         other => pattern_decls(other),
     }
+}
+
+/// The bindings of a tuple pattern whose element types are known; other element patterns fall
+/// back to [`pattern_decls`].
+fn tuple_decls(tuple: &syn::PatTuple, types: Vec<TyInfo>) -> Vec<Decl> {
+    let mut out = Vec::new();
+    for (elem, ty) in tuple.elems.iter().zip(types) {
+        match elem {
+            Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => out.push(Decl {
+                ident: pi.ident.clone(),
+                ty,
+                kind: DeclKind::Let,
+                shadows: false,
+            }),
+            Pat::Wild(_) => {}
+            other => out.extend(pattern_decls(other)),
+        }
+    }
+    out
 }
 
 /// The bindings of a pattern whose types cannot be named.
