@@ -24,6 +24,29 @@ pub(crate) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, String>
     serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
+/// Decodes a typed value from the in-memory JSON form without taking (or cloning) it.
+pub(crate) fn from_value_ref<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
+    T::deserialize(value).map_err(|e| e.to_string())
+}
+
+/// The size of a value's stored encoding, counted without building it.
+pub(crate) fn encoded_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` into a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 /// FNV-1a, 64 bit: stable across compiler versions and platforms, unlike `DefaultHasher`.
 pub const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
     let mut i = 0;
@@ -46,4 +69,15 @@ pub const fn mix(mut hash: u64, parts: &[u64]) -> u64 {
         i += 1;
     }
     hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_len_counts_the_stored_bytes() {
+        let v = serde_json::json!({ "name": "réclamation", "amounts": [1, 2.5, null], "ok": true });
+        assert_eq!(encoded_len(&v), to_bytes(&v).unwrap().len());
+    }
 }

@@ -112,12 +112,14 @@ impl Inner {
             policy,
         } = attempt;
         // A test double replaces the step for this engine only.
-        let call: Option<StepFn> = self.hooks.steps.get(&name).cloned().or_else(|| {
-            let entry = self.driver(workflow).and_then(|d| d.step(&name))?;
-            let f: StepFn = Arc::new(move |ctx, input| (entry.call)(ctx, input));
-            Some(f)
-        });
-        let missing = format!("workflow `{workflow}` has no step named `{name}`");
+        let call = match self.hooks.steps.get(&name) {
+            Some(double) => Ok(Call::Double(double.clone())),
+            None => self
+                .driver(workflow)
+                .and_then(|d| d.step(&name))
+                .map(|entry| Call::Entry(entry.call))
+                .ok_or_else(|| format!("workflow `{workflow}` has no step named `{name}`")),
+        };
         let started_ms = self.clock.now_ms();
         let deadline_ms = policy.timeout.map(|t| started_ms.saturating_add(millis(t)));
         let cut_off = Arc::new(Notify::new());
@@ -129,12 +131,12 @@ impl Inner {
         let task = tokio::spawn(async move {
             let _busy = busy;
             let result = match call {
-                None => Err(StepError::permanent(missing)),
-                Some(call) => {
+                Err(missing) => Err(StepError::permanent(missing)),
+                Ok(call) => {
                     let ctx = StepContext::new(run.as_str(), name.as_str(), position, number);
                     // The attempt is polled in this task, with panics caught at each poll: a
                     // task of its own would cost a spawn and a cross-task wake-up per step.
-                    let mut step = CatchUnwind(call(ctx, input));
+                    let mut step = CatchUnwind(call.start(ctx, input));
                     let joined = tokio::select! {
                         biased;
                         joined = &mut step => Some(joined),
@@ -358,6 +360,22 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// What runs a step: a test double, or the step's own entry point (a plain function pointer,
+/// so the common case allocates nothing per attempt).
+enum Call {
+    Double(StepFn),
+    Entry(fn(StepContext, Value) -> crate::step::StepFuture<Value>),
+}
+
+impl Call {
+    fn start(&self, ctx: StepContext, input: Value) -> crate::step::StepFuture<Value> {
+        match self {
+            Call::Double(f) => f(ctx, input),
+            Call::Entry(f) => f(ctx, input),
         }
     }
 }

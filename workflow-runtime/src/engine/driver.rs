@@ -5,7 +5,6 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::codec;
@@ -103,7 +102,7 @@ impl<W: Workflow> Driver for Typed<W> {
     }
 
     fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced {
-        let state: W::State = match codec::from_value(state.clone()) {
+        let state: W::State = match codec::from_value_ref(state) {
             Ok(s) => s,
             Err(e) => {
                 return Advanced::Undecodable(format!(
@@ -144,9 +143,7 @@ impl<W: Workflow> Driver for Typed<W> {
     }
 
     fn decodes(&self, state: &Value) -> Result<(), String> {
-        W::State::deserialize(state)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        codec::from_value_ref::<W::State>(state).map(drop)
     }
 }
 

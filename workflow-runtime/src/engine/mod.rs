@@ -447,7 +447,7 @@ impl Inner {
         what: impl FnOnce() -> String,
         value: &serde_json::Value,
     ) -> Result<(), EngineError> {
-        let bytes = value.to_string().len();
+        let bytes = crate::codec::encoded_len(value);
         if bytes > self.max_payload {
             return Err(EngineError::TooLarge {
                 what: what(),
@@ -541,6 +541,12 @@ impl Inner {
             on_crash();
         }
         self.crashed.store(true, Ordering::SeqCst);
+        self.stop_background();
+    }
+
+    /// Stops the timer task and every running step; they run again when the store is next
+    /// opened.
+    fn stop_background(&self) {
         self.timers.stop();
         for (_, step) in lock(&self.steps).drain() {
             step.abort();
@@ -654,10 +660,7 @@ impl Inner {
         if self.shutdown.send_replace(true) {
             return false;
         }
-        self.timers.stop();
-        for (_, step) in lock(&self.steps).drain() {
-            step.abort();
-        }
+        self.stop_background();
         true
     }
 
