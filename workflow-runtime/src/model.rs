@@ -273,6 +273,38 @@ impl std::fmt::Debug for Migration {
     }
 }
 
+impl Migration {
+    /// The chain that leads from the state written at `from` (version, layout) to `to`, in the
+    /// order to apply it; `Err` names the (version, layout) no migration leaves from.
+    pub(crate) fn path(
+        migrations: &[Migration],
+        from: (u32, u64),
+        to: (u32, u64),
+    ) -> Result<Vec<Migration>, (u32, u64)> {
+        let mut plan = Vec::new();
+        let mut at = from;
+        while at != to {
+            // More steps than migrations means the chain loops; it can never arrive.
+            let next = migrations
+                .iter()
+                .find(|m| (m.from_version, m.from_layout) == at)
+                .filter(|_| plan.len() < migrations.len())
+                .ok_or(at)?;
+            plan.push(*next);
+            at = (next.to_version, next.to_layout);
+        }
+        Ok(plan)
+    }
+
+    /// Puts a stored state through a chain of migrations.
+    pub(crate) fn apply_all(plan: &[Migration], mut state: Value) -> Result<Value, String> {
+        for m in plan {
+            state = (m.migrate)(state)?;
+        }
+        Ok(state)
+    }
+}
+
 /// A workflow compiled by `#[workflow]`; the value named like the function implements it.
 pub trait Workflow: Copy + Send + Sync + 'static {
     /// The stored name of the workflow.

@@ -122,10 +122,7 @@ impl Checkpoint {
     /// # Errors
     /// The first migration's refusal; the state is then as it was.
     pub(super) fn migrate(&mut self, plan: &[crate::model::Migration]) -> Result<(), String> {
-        let mut state = self.rec.state.clone();
-        for m in plan {
-            state = (m.migrate)(state)?;
-        }
+        let state = crate::model::Migration::apply_all(plan, self.rec.state.clone())?;
         for m in plan {
             self.trace(TraceKind::Migrated {
                 from_version: m.from_version,

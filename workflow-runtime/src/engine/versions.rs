@@ -109,33 +109,26 @@ impl Registry {
         let Some(versions) = self.by_name.get(rec.workflow.as_str()) else {
             return Resolution::Unregistered;
         };
-        let same: Vec<&Arc<dyn Driver>> = versions
-            .iter()
-            .filter(|d| d.version() == rec.version)
-            .collect();
-        if let Some(d) = same.iter().find(|d| d.layout_hash() == rec.layout_hash) {
-            return Resolution::Ready((*d).clone());
+        let mut same = versions.iter().filter(|d| d.version() == rec.version);
+        if let Some(d) = same.clone().find(|d| d.layout_hash() == rec.layout_hash) {
+            return Resolution::Ready(d.clone());
         }
-        if let Some(d) = same.first() {
+        if let Some(d) = same.next() {
             return Resolution::Incompatible(d.incompatibility(rec).unwrap_or_default());
         }
         let newest = versions
             .last()
             .expect("a registered name has a version")
             .clone();
-        let migrations = newest.migrations();
-        let mut plan = Vec::new();
-        let (mut version, mut layout) = (rec.version, rec.layout_hash);
-        while (version, layout) != (newest.version(), newest.layout_hash()) {
-            let Some(m) = migrations
-                .iter()
-                .find(|m| (m.from_version, m.from_layout) == (version, layout))
-            else {
+        let to = (newest.version(), newest.layout_hash());
+        match Migration::path(&newest.migrations(), (rec.version, rec.layout_hash), to) {
+            Ok(plan) => Resolution::Migrate(newest, plan),
+            Err(_) => {
                 let registered: Vec<String> = versions
                     .iter()
                     .map(|d| format!("v{}", d.version()))
                     .collect();
-                return Resolution::Incompatible(format!(
+                Resolution::Incompatible(format!(
                     "the checkpoint was written by `{}` v{} (layout {:016x}); registered: {}; no migration leads \
                      from it to v{}: keep v{} registered until its runs drain, or declare \
                      `#[workflow(version = {}, migrate_from = ..)]`",
@@ -146,15 +139,9 @@ impl Registry {
                     newest.version(),
                     rec.version,
                     newest.version()
-                ));
-            };
-            plan.push(*m);
-            (version, layout) = (m.to_version, m.to_layout);
-            if plan.len() > migrations.len() {
-                return Resolution::Incompatible("the migrations form a cycle".to_owned());
+                ))
             }
         }
-        Resolution::Migrate(newest, plan)
     }
 }
 
@@ -200,28 +187,35 @@ impl Engine {
     pub fn versions(&self) -> Result<Vec<VersionSummary>, EngineError> {
         let reader = self.inner.store.reader()?;
         let mut out: BTreeMap<(String, u32, u64), VersionSummary> = BTreeMap::new();
+        let registry = self.inner.registry();
         for (_, rec) in reader.runs()? {
-            let key = (rec.workflow.clone(), rec.version, rec.layout_hash);
-            let handled_by = match self.inner.registry().resolve(&rec) {
-                Resolution::Ready(_) => "current".to_owned(),
-                Resolution::Migrate(d, _) => format!("migrates to v{}", d.version()),
-                Resolution::Incompatible(_) => "incompatible".to_owned(),
-                Resolution::Unregistered => "not registered".to_owned(),
-            };
-            let status = self.inner.status_of(&rec);
-            let e = out.entry(key).or_insert_with(|| VersionSummary {
-                workflow: rec.workflow.clone(),
-                version: rec.version,
-                layout: format!("{:016x}", rec.layout_hash),
-                in_flight: 0,
-                finished: 0,
-                incompatible: 0,
-                handled_by,
-            });
-            match status {
-                RunStatus::Incompatible { .. } => e.incompatible += 1,
-                RunStatus::Completed | RunStatus::Failed { .. } => e.finished += 1,
-                _ => e.in_flight += 1,
+            // One resolution gives both how the code treats the run and, for a run still
+            // moving, whether it is incompatible (what `status_of` would compute again).
+            let resolution = registry.resolve(&rec);
+            let incompatible = matches!(rec.status, RunStatus::Incompatible { .. })
+                || (!rec.is_finished() && matches!(resolution, Resolution::Incompatible(_)));
+            let e = out
+                .entry((rec.workflow.clone(), rec.version, rec.layout_hash))
+                .or_insert_with(|| VersionSummary {
+                    workflow: rec.workflow.clone(),
+                    version: rec.version,
+                    layout: format!("{:016x}", rec.layout_hash),
+                    in_flight: 0,
+                    finished: 0,
+                    incompatible: 0,
+                    handled_by: match &resolution {
+                        Resolution::Ready(_) => "current".to_owned(),
+                        Resolution::Migrate(d, _) => format!("migrates to v{}", d.version()),
+                        Resolution::Incompatible(_) => "incompatible".to_owned(),
+                        Resolution::Unregistered => "not registered".to_owned(),
+                    },
+                });
+            if incompatible {
+                e.incompatible += 1;
+            } else if rec.is_finished() {
+                e.finished += 1;
+            } else {
+                e.in_flight += 1;
             }
         }
         Ok(out.into_values().collect())
@@ -321,13 +315,8 @@ impl Inner {
                 match cp.migrate(&plan) {
                     Ok(()) => Ok(Ok((d, cp))),
                     Err(reason) => {
-                        // Failed migrations park the run with its old state intact.
-                        let mut cp = Checkpoint::load(
-                            reader,
-                            run_id,
-                            self.clock.now_ms(),
-                            self.record(run_id)?,
-                        )?;
+                        // A refused migration leaves the loaded state as it was: park the run
+                        // with it intact.
                         cp.park_with(reason.clone());
                         self.commit(cp).await?;
                         Ok(Err(Some(reason)))

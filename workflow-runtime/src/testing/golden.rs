@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::CommittedCheckpoint;
-use crate::{Command, Workflow};
+use crate::{Command, Migration, Workflow};
 
 /// The environment variable that asks tests to record their golden files again.
 pub const UPDATE_ENV: &str = "WORKFLOW_GOLDEN_UPDATE";
@@ -110,14 +110,7 @@ pub fn write<W: Workflow>(
 /// A message naming the file, what differs and what to do.
 pub fn check<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize, String> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read the golden file {}: {e}; record it by running the tests with {UPDATE_ENV}=1, then commit it",
-            path.display()
-        )
-    })?;
-    let file: GoldenFile = serde_json::from_str(&text)
-        .map_err(|e| format!("the golden file {} is not valid: {e}", path.display()))?;
+    let file = load(path)?;
     if file.workflow != W::NAME || file.version != W::VERSION {
         return Err(format!(
             "the golden file {} holds `{}` v{}, but the code is `{}` v{}; record a file per version",
@@ -164,21 +157,15 @@ pub fn check<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize,
 /// A message naming the file, the state and the failing migration.
 pub fn check_migration<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize, String> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the golden file {}: {e}", path.display()))?;
-    let file: GoldenFile = serde_json::from_str(&text)
-        .map_err(|e| format!("the golden file {} is not valid: {e}", path.display()))?;
+    let file = load(path)?;
     let layout = u64::from_str_radix(&file.layout_hash, 16).map_err(|e| {
         format!(
             "the golden file {} has a bad layout fingerprint: {e}",
             path.display()
         )
     })?;
-    let migrations = W::migrations();
-    let mut plan = Vec::new();
-    let (mut version, mut at) = (file.version, layout);
-    while (version, at) != (W::VERSION, W::LAYOUT_HASH) {
-        let m = migrations.iter().find(|m| (m.from_version, m.from_layout) == (version, at)).ok_or_else(|| {
+    let plan = Migration::path(&W::migrations(), (file.version, layout), (W::VERSION, W::LAYOUT_HASH))
+        .map_err(|(version, at)| {
             format!(
                 "no migration leads from `{}` v{version} (layout {at:016x}, {}) to v{}: declare `migrate_from` on the new version",
                 file.workflow,
@@ -186,23 +173,14 @@ pub fn check_migration<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Res
                 W::VERSION
             )
         })?;
-        plan.push(*m);
-        (version, at) = (m.to_version, m.to_layout);
-        if plan.len() > migrations.len() {
-            return Err("the migrations form a cycle".to_owned());
-        }
-    }
     for cp in &file.checkpoints {
-        let mut state = cp.state.clone();
-        for m in &plan {
-            state = (m.migrate)(state).map_err(|e| {
-                format!(
-                    "the state `{}` of {} does not migrate: {e}",
-                    cp.variant,
-                    path.display()
-                )
-            })?;
-        }
+        let state = Migration::apply_all(&plan, cp.state.clone()).map_err(|e| {
+            format!(
+                "the state `{}` of {} does not migrate: {e}",
+                cp.variant,
+                path.display()
+            )
+        })?;
         serde_json::from_value::<W::State>(state).map_err(|e| {
             format!(
                 "the state `{}` of {} migrates, but not into `{}` v{}: {e}",
@@ -214,6 +192,18 @@ pub fn check_migration<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Res
         })?;
     }
     Ok(file.checkpoints.len())
+}
+
+/// Reads and parses a golden file.
+fn load(path: &Path) -> Result<GoldenFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read the golden file {}: {e}; record it by running the tests with {UPDATE_ENV}=1, then commit it",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("the golden file {} is not valid: {e}", path.display()))
 }
 
 /// [`check`], panicking with its message.
