@@ -5,12 +5,9 @@
 //! panics in steps and in workflow code, and a storage backend whose writes fail. A second
 //! process opening the same store is in `examples/tests/crash.rs`, with real processes.
 
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-
 use serde::{Deserialize, Serialize};
 use workflow_runtime::prelude::*;
+use workflow_runtime::testing::MemoryDisk;
 use workflow_runtime::{DEFAULT_MAX_PAYLOAD_BYTES, EngineError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -373,70 +370,9 @@ async fn a_panic_in_a_step_or_in_workflow_code_fails_only_that_run() {
     engine.shutdown().await;
 }
 
-/// In-memory storage whose writes fail while `failing` is set, like a full disk.
-#[derive(Debug, Clone, Default)]
-struct FlakyDisk {
-    bytes: Arc<RwLock<Vec<u8>>>,
-    failing: Arc<AtomicBool>,
-}
-
-impl FlakyDisk {
-    fn check(&self) -> io::Result<()> {
-        if self.failing.load(Ordering::SeqCst) {
-            Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "no space left on device (simulated)",
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl workflow_runtime::__private::redb::StorageBackend for FlakyDisk {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.read().unwrap().len() as u64)
-    }
-
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let bytes = self.bytes.read().unwrap();
-        let start = usize::try_from(offset).map_err(io::Error::other)?;
-        let end = start + out.len();
-        if end > bytes.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "read past the end",
-            ));
-        }
-        out.copy_from_slice(&bytes[start..end]);
-        Ok(())
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.check()?;
-        self.bytes
-            .write()
-            .unwrap()
-            .resize(usize::try_from(len).map_err(io::Error::other)?, 0);
-        Ok(())
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.check()
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.check()?;
-        let mut bytes = self.bytes.write().unwrap();
-        let start = usize::try_from(offset).map_err(io::Error::other)?;
-        bytes[start..start + data.len()].copy_from_slice(data);
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears() {
-    let disk = FlakyDisk::default();
+    let disk = MemoryDisk::new();
     let engine = Engine::builder()
         .register(approval)
         .__open_backend(disk.clone())
@@ -445,7 +381,7 @@ async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears(
     engine.start(approval, "r1", "t".into()).await.unwrap();
     waiting_for_approval(&engine, "r1").await;
 
-    disk.failing.store(true, Ordering::SeqCst);
+    disk.fail_writes(true);
     let err = engine
         .signal("r1", "approval", ok("lost?"))
         .await
@@ -458,7 +394,7 @@ async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears(
 
     // The fault clears; a new engine on the same bytes finds the run where it was, and
     // nothing that was refused happened.
-    disk.failing.store(false, Ordering::SeqCst);
+    disk.fail_writes(false);
     let engine = Engine::builder()
         .register(approval)
         .__open_backend(disk.clone())

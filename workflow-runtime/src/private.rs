@@ -13,7 +13,6 @@ pub use crate::model::{
 };
 pub use crate::retry::RetryPolicy;
 pub use crate::step::{Function, Out, Persist, StepContext, StepEntry, StepError, StepFuture};
-pub use redb;
 pub use serde;
 pub use serde_json;
 

@@ -1,22 +1,49 @@
 //! A redb backend in memory whose bytes outlive the database using it, so a test engine can be
-//! closed and opened again on the same store, as a restarted process would.
+//! closed and opened again on the same store, as a restarted process would; its writes can be
+//! made to fail, like a full disk.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// Shared in-memory storage; clones share the bytes.
+/// Shared in-memory storage for an engine (`EngineBuilder::__open_backend`); clones share the
+/// bytes and the fault switch.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SharedMemory(Arc<RwLock<Vec<u8>>>);
+pub struct MemoryDisk {
+    bytes: Arc<RwLock<Vec<u8>>>,
+    failing: Arc<AtomicBool>,
+}
 
-impl SharedMemory {
+impl MemoryDisk {
+    /// An empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// While `fail` is set, every write, resize and sync fails as a full disk does; reads go on.
+    pub fn fail_writes(&self, fail: bool) {
+        self.failing.store(fail, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device (simulated)",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     fn bytes(&self) -> std::sync::RwLockReadGuard<'_, Vec<u8>> {
-        self.0
+        self.bytes
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn bytes_mut(&self) -> std::sync::RwLockWriteGuard<'_, Vec<u8>> {
-        self.0
+        self.bytes
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -33,7 +60,7 @@ fn range(offset: u64, len: usize, size: usize) -> io::Result<std::ops::Range<usi
     })
 }
 
-impl redb::StorageBackend for SharedMemory {
+impl redb::StorageBackend for MemoryDisk {
     fn len(&self) -> io::Result<u64> {
         Ok(self.bytes().len() as u64)
     }
@@ -46,16 +73,18 @@ impl redb::StorageBackend for SharedMemory {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check()?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
         self.bytes_mut().resize(len, 0);
         Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        Ok(())
+        self.check()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.check()?;
         let mut bytes = self.bytes_mut();
         let r = range(offset, data.len(), bytes.len())?;
         bytes[r].copy_from_slice(data);

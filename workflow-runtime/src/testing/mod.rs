@@ -8,6 +8,8 @@
 //!   just before and just after every commit, restarts, finishes the script and checks that the
 //!   outcome is the same and that no step ran under an idempotency key the crash-free run never
 //!   used.
+//! - [`MemoryDisk`]: the in-memory storage a test engine runs on, shared across restarts, whose
+//!   writes can be made to fail like a full disk (`EngineBuilder::__open_backend`).
 //! - [`golden`]: checkpoints written to fixture files and checked against the current code, so
 //!   an incompatible change to a stored state fails `cargo test`.
 //!
@@ -66,7 +68,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::crash::{CrashCase, CrashReport, Script, ScriptAction, crash_test};
-use self::memory::SharedMemory;
+pub use self::memory::MemoryDisk;
 use crate::clock::ManualClock;
 pub use crate::engine::hooks::{CommittedCheckpoint, CrashMoment};
 use crate::engine::hooks::{Hooks, StepFn};
@@ -205,7 +207,7 @@ impl TestEngineBuilder {
     /// # Panics
     /// If the in-memory store cannot be created (it always can).
     pub async fn build(self) -> TestEngine {
-        let memory = SharedMemory::default();
+        let memory = MemoryDisk::default();
         let clock = ManualClock::new(self.start_ms);
         let log = Arc::new(Mutex::new(Log::default()));
         let engine = open(&self.setup, &memory, &clock, self.crash, &log).await;
@@ -221,7 +223,7 @@ impl TestEngineBuilder {
 
 async fn open(
     setup: &Setup,
-    memory: &SharedMemory,
+    memory: &MemoryDisk,
     clock: &ManualClock,
     crash: Option<(u64, CrashMoment)>,
     log: &Arc<Mutex<Log>>,
@@ -273,7 +275,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct TestEngine {
     engine: Engine,
     clock: ManualClock,
-    memory: SharedMemory,
+    memory: MemoryDisk,
     setup: Setup,
     log: Arc<Mutex<Log>>,
 }
@@ -509,7 +511,7 @@ impl CommittedCheckpoint {
     /// # Errors
     /// The decoding error, when the stored state does not fit `W::State`.
     pub fn decode<W: Workflow>(&self, _workflow: W) -> Result<W::State, String> {
-        serde_json::from_value(self.state.clone()).map_err(|e| e.to_string())
+        crate::codec::from_value_ref(&self.state)
     }
 
     /// The name of the state's variant, read from the stored JSON.
