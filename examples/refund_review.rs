@@ -13,6 +13,7 @@ use examples::refund::client::{Client, ClientError};
 use examples::refund::server::{ServeOptions, serve};
 use examples::refund::worker::{Worker, wait_until};
 use serde_json::{Value, json};
+use workflow_runtime::format_time_ms;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 const DEFAULT_DATA_DIR: &str = "refund-review-data";
@@ -263,7 +264,7 @@ fn status_line(v: &Value) -> String {
             "waiting for `{}` (wait {}) until {}",
             v["signal"].as_str().unwrap_or("?"),
             v["wait_id"].as_str().unwrap_or("?"),
-            date(v["deadline_ms"].as_u64().unwrap_or(0))
+            format_time_ms(v["deadline_ms"].as_u64().unwrap_or(0))
         ),
         Some("failed") => format!("failed: {}", v["message"].as_str().unwrap_or("?")),
         Some("incompatible") => format!("incompatible: {}", v["reason"].as_str().unwrap_or("?")),
@@ -300,30 +301,8 @@ fn pending_line(p: &workflow_runtime::PendingWait) -> String {
         m["customer"].as_str().unwrap_or("?"),
         dollars(m["amount_cents"].as_u64().unwrap_or(0)),
         m["rule"].as_str().unwrap_or("?"),
-        date(p.deadline_ms),
+        format_time_ms(p.deadline_ms),
         m["rationale"].as_str().unwrap_or("")
-    )
-}
-
-/// `2026-12-01 14:03:07 UTC` from milliseconds since the Unix epoch.
-fn date(ms: u64) -> String {
-    let secs = ms / 1_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
     )
 }
 

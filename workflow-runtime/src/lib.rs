@@ -133,7 +133,7 @@ pub use retry::RetryPolicy;
 pub use step::{
     Function, Out, Persist, StepContext, StepEntry, StepError, StepErrorKind, StepFuture,
 };
-pub use trace::{TraceEvent, TraceKind};
+pub use trace::{TraceEvent, TraceKind, format_time_ms};
 pub use workflow_macros::{function, workflow};
 
 /// Everything a workflow author needs: `use workflow_runtime::prelude::*;`.

@@ -172,7 +172,7 @@ pub enum TraceKind {
 
 impl fmt::Display for TraceEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{} {} ", self.seq, fmt_ms(self.at_ms))?;
+        write!(f, "#{} {} ", self.seq, format_time_ms(self.at_ms))?;
         match &self.kind {
             TraceKind::Started {
                 workflow,
@@ -219,7 +219,7 @@ impl fmt::Display for TraceEvent {
                 "step_attempt_failed {step} attempt {attempt} error={:?} ({:?}) in {duration_ms} ms, next attempt at {}",
                 error.message,
                 error.kind,
-                fmt_ms(*retry_at_ms)
+                format_time_ms(*retry_at_ms)
             ),
             TraceKind::WaitStarted {
                 signal,
@@ -229,7 +229,7 @@ impl fmt::Display for TraceEvent {
             } => write!(
                 f,
                 "wait_started {signal} wait={wait_id} deadline={} metadata={}",
-                fmt_ms(*deadline_ms),
+                format_time_ms(*deadline_ms),
                 short(metadata)
             ),
             TraceKind::SignalBuffered {
@@ -271,9 +271,9 @@ impl fmt::Display for TraceEvent {
                 write!(f, "timed_out {signal} wait={wait_id}")
             }
             TraceKind::SleepStarted { until_ms } => {
-                write!(f, "sleep_started until={}", fmt_ms(*until_ms))
+                write!(f, "sleep_started until={}", format_time_ms(*until_ms))
             }
-            TraceKind::Woke { until_ms } => write!(f, "woke until={}", fmt_ms(*until_ms)),
+            TraceKind::Woke { until_ms } => write!(f, "woke until={}", format_time_ms(*until_ms)),
             TraceKind::Completed { output } => write!(f, "completed output={}", short(output)),
             TraceKind::Failed { message } => write!(f, "failed: {message}"),
             TraceKind::Incompatible { reason } => write!(f, "incompatible: {reason}"),
@@ -310,7 +310,7 @@ fn short(v: &Value) -> String {
 }
 
 /// Milliseconds since the Unix epoch as an RFC 3339 UTC time, e.g. `2026-01-01T00:00:00.000Z`.
-pub(crate) fn fmt_ms(ms: u64) -> String {
+pub fn format_time_ms(ms: u64) -> String {
     let secs = ms / 1000;
     let days = secs / 86_400;
     let rem = secs % 86_400;
@@ -346,10 +346,16 @@ mod tests {
 
     #[test]
     fn times_render_as_rfc3339() {
-        assert_eq!(fmt_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(fmt_ms(1_767_225_600_000), "2026-01-01T00:00:00.000Z");
-        assert_eq!(fmt_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(fmt_ms(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(format_time_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_time_ms(1_767_225_600_000),
+            "2026-01-01T00:00:00.000Z"
+        );
+        assert_eq!(format_time_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(
+            format_time_ms(1_709_251_199_999),
+            "2024-02-29T23:59:59.999Z"
+        );
     }
 
     #[test]

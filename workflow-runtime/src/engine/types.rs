@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::trace::fmt_ms;
+use crate::trace::format_time_ms;
 
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +63,7 @@ impl fmt::Display for RunStatus {
             } => write!(
                 f,
                 "waiting for signal `{signal}` (wait {wait_id}, deadline {})",
-                fmt_ms(*deadline_ms)
+                format_time_ms(*deadline_ms)
             ),
             RunStatus::Retrying {
                 step,
@@ -72,9 +72,11 @@ impl fmt::Display for RunStatus {
             } => write!(
                 f,
                 "retrying step `{step}`: attempt {attempt} from {}",
-                fmt_ms(*not_before_ms)
+                format_time_ms(*not_before_ms)
             ),
-            RunStatus::Sleeping { until_ms } => write!(f, "sleeping until {}", fmt_ms(*until_ms)),
+            RunStatus::Sleeping { until_ms } => {
+                write!(f, "sleeping until {}", format_time_ms(*until_ms))
+            }
             RunStatus::Completed => f.write_str("completed"),
             RunStatus::Failed { message } => write!(f, "failed: {message}"),
             RunStatus::Incompatible { reason } => write!(f, "incompatible: {reason}"),
