@@ -163,72 +163,59 @@ pub(crate) fn pat_idents(p: &Pat, out: &mut Vec<syn::Ident>) {
 
 /// The bindings of a `let` pattern with what their types are known to be.
 pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInfo>) -> Vec<Decl> {
+    let kind = if init.is_some() {
+        DeclKind::Let
+    } else {
+        DeclKind::Uninit
+    };
+    let single = |ident: &syn::Ident, ty| {
+        vec![Decl {
+            ident: ident.clone(),
+            ty,
+            kind,
+            shadows: false,
+        }]
+    };
+    let from_init = || init_ty.unwrap_or_else(|| init.map_or(TyInfo::Unknown, infer));
     match pat {
-        Pat::Type(pt) => {
-            let ty = match &*pt.ty {
-                Type::Reference(_) => TyInfo::Reference,
-                t => TyInfo::Known(quote!(#t)),
-            };
-            match &*pt.pat {
-                Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => {
-                    let kind = if init.is_some() {
-                        DeclKind::Let
-                    } else {
-                        DeclKind::Uninit
-                    };
-                    vec![Decl {
-                        ident: pi.ident.clone(),
-                        ty,
-                        kind,
-                        shadows: false,
-                    }]
-                }
-                // `let (a, b): (A, B) = ..;` names each element's type.
-                Pat::Tuple(tuple) => match &*pt.ty {
-                    Type::Tuple(tys) if tys.elems.len() == tuple.elems.len() => {
-                        let elems = tys.elems.iter().map(|t| match t {
-                            Type::Reference(_) => TyInfo::Reference,
-                            t => TyInfo::Known(quote!(#t)),
-                        });
-                        tuple_decls(tuple, elems.collect())
-                    }
-                    _ => pattern_decls(&pt.pat),
-                },
-                other => pattern_decls(other),
+        Pat::Type(pt) => match (&*pt.pat, &*pt.ty) {
+            (Pat::Ident(pi), ty) if pi.subpat.is_none() && pi.by_ref.is_none() => {
+                single(&pi.ident, written_type(ty))
             }
-        }
+            // `let (a, b): (A, B) = ..;` names each element's type.
+            (Pat::Tuple(tuple), Type::Tuple(tys)) if tys.elems.len() == tuple.elems.len() => {
+                tuple_decls(tuple, tys.elems.iter().map(written_type).collect())
+            }
+            (other, _) => pattern_decls(other),
+        },
         // `let (a, b) = ctx.step(pair, ()).await?;` takes each element's type from the tuple's.
-        Pat::Tuple(tuple) if tuple.elems.len() <= 6 => {
-            match init_ty.unwrap_or_else(|| init.map_or(TyInfo::Unknown, infer)) {
-                TyInfo::Known(t) => {
-                    let elems = (0..tuple.elems.len()).map(|i| {
-                        let assoc = quote::format_ident!("E{}", i);
-                        TyInfo::Known(quote!(<#t as ::workflow_runtime::__private::Elems>::#assoc))
-                    });
-                    tuple_decls(tuple, elems.collect())
-                }
-                _ => pattern_decls(pat),
+        Pat::Tuple(tuple) if tuple.elems.len() <= 6 => match from_init() {
+            TyInfo::Known(t) => {
+                let elems = (0..tuple.elems.len()).map(|i| {
+                    let assoc = quote::format_ident!("E{}", i);
+                    TyInfo::Known(quote!(<#t as ::workflow_runtime::__private::Elems>::#assoc))
+                });
+                tuple_decls(tuple, elems.collect())
             }
-        }
+            _ => pattern_decls(pat),
+        },
         Pat::Ident(pi) if pi.subpat.is_none() => {
             let ty = if pi.by_ref.is_some() {
                 TyInfo::Reference
             } else {
-                init_ty.unwrap_or_else(|| init.map_or(TyInfo::Unknown, infer))
+                from_init()
             };
-            let kind = if init.is_some() {
-                DeclKind::Let
-            } else {
-                DeclKind::Uninit
-            };
-            vec![Decl {
-                ident: pi.ident.clone(),
-                ty,
-                kind,
-                shadows: false,
-            }]
+            single(&pi.ident, ty)
         }
         other => pattern_decls(other),
+    }
+}
+
+/// What a written type tells about a binding: references are never held.
+fn written_type(ty: &Type) -> TyInfo {
+    match ty {
+        Type::Reference(_) => TyInfo::Reference,
+        t => TyInfo::Known(quote!(#t)),
     }
 }
 
