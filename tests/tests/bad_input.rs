@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 use workflow_runtime::prelude::*;
-use workflow_runtime::testing::MemoryDisk;
-use workflow_runtime::{DEFAULT_MAX_PAYLOAD_BYTES, EngineError};
+use workflow_runtime::store::{FileStore, MemoryDisk};
+use workflow_runtime::{DEFAULT_MAX_PAYLOAD_BYTES, EngineError, OpenError, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Approval {
@@ -95,7 +95,7 @@ async fn a_truncated_store_is_refused_at_open_and_left_as_it_was() {
     assert!(
         matches!(
             err,
-            EngineError::Corrupt { .. } | EngineError::NotAStore { .. }
+            EngineError::Open(OpenError::Corrupt { .. } | OpenError::NotAStore { .. })
         ),
         "{err}"
     );
@@ -125,7 +125,10 @@ async fn a_flipped_byte_in_a_run_record_is_a_clear_error_for_that_run_only() {
     std::fs::write(&path, &bytes).unwrap();
     match open(&path).await {
         // The store's own checks caught it.
-        Err(e) => assert!(matches!(e, EngineError::Corrupt { .. }), "{e}"),
+        Err(e) => assert!(
+            matches!(e, EngineError::Open(OpenError::Corrupt { .. })),
+            "{e}"
+        ),
         Ok(engine) => {
             let err = engine.status("run-damage").unwrap_err();
             assert!(err.to_string().contains("run-damage"), "{err}");
@@ -162,7 +165,7 @@ async fn files_that_are_not_stores_are_refused() {
     assert!(
         matches!(
             err,
-            EngineError::NotAStore { .. } | EngineError::Corrupt { .. }
+            EngineError::Open(OpenError::NotAStore { .. } | OpenError::Corrupt { .. })
         ),
         "{err}"
     );
@@ -375,7 +378,7 @@ async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears(
     let disk = MemoryDisk::new();
     let engine = Engine::builder()
         .register(approval)
-        .__open_backend(disk.clone())
+        .open_store(FileStore::open_disk(disk.clone()).unwrap())
         .await
         .unwrap();
     engine.start(approval, "r1", "t".into()).await.unwrap();
@@ -386,8 +389,12 @@ async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears(
         .signal("r1", "approval", ok("lost?"))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Storage(_)), "{err}");
-    assert!(err.to_string().contains("no space left on device"), "{err}");
+    // A full disk is matchable: the device's error is kept as the source.
+    assert_eq!(
+        err.storage().and_then(StoreError::io_kind),
+        Some(std::io::ErrorKind::StorageFull),
+        "{err:?}"
+    );
     let err = engine.start(approval, "r2", "t".into()).await.unwrap_err();
     assert!(matches!(err, EngineError::Storage(_)), "{err}");
     engine.shutdown().await;
@@ -397,7 +404,7 @@ async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears(
     disk.fail_writes(false);
     let engine = Engine::builder()
         .register(approval)
-        .__open_backend(disk.clone())
+        .open_store(FileStore::open_disk(disk.clone()).unwrap())
         .await
         .unwrap();
     assert!(matches!(

@@ -663,7 +663,7 @@ async fn many_concurrent_runs_complete_with_their_own_outputs() {
         };
         assert_eq!(h.result().await.unwrap(), Ok(expected));
     }
-    let commits = engine.__commit_count();
+    let commits = engine.commit_count();
     // 200 runs x (start + 3 steps + signal + maybe a refund) transitions; group commit batches them.
     assert!(commits < 5 * n, "{commits} commits for {} runs", n);
     engine.shutdown().await;

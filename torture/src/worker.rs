@@ -67,7 +67,7 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
         .register(batch);
     if let Some(fault) = args.fault {
         fault.arm();
-        builder = builder.__hooks(fault.hooks());
+        builder = builder.instrument(fault.hooks());
     }
     let engine = builder
         .open(args.dir.join(STORE))
@@ -121,6 +121,7 @@ async fn handle(engine: &Engine, plans: &[RunPlan], line: &str) -> Result<(), St
                 Ok(SignalOutcome::Buffered) => "buffered".to_owned(),
                 Ok(SignalOutcome::Duplicate) => "duplicate".to_owned(),
                 Ok(SignalOutcome::Stale) => "stale".to_owned(),
+                Ok(other) => format!("error an outcome this worker does not know: {other:?}"),
                 Err(EngineError::RunFinished { .. }) => "finished".to_owned(),
                 Err(e) => format!("error {}", one_line(&e.to_string())),
             };

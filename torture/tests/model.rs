@@ -532,10 +532,10 @@ fn a_crash_next_to_an_early_commit_never_strands_the_idle_wait() {
 fn settling_while_shutting_down_returns() {
     runtime().block_on(async {
         for round in 0..200u32 {
-            let mut hooks = workflow_runtime::__private::Hooks::default();
+            let mut hooks = workflow_runtime::testing::Hooks::default();
             hooks.bound_waits(Duration::from_secs(5));
             let engine = Engine::builder()
-                .__hooks(hooks)
+                .instrument(hooks)
                 .register(collect)
                 .open_in_memory()
                 .await
@@ -554,7 +554,7 @@ fn settling_while_shutting_down_returns() {
             }
             let settling = {
                 let engine = engine.clone();
-                tokio::spawn(async move { engine.__settle().await })
+                tokio::spawn(async move { workflow_runtime::testing::settle(&engine).await })
             };
             if round % 2 == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;

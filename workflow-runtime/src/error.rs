@@ -1,6 +1,8 @@
-//! The engine's error type.
+//! The error types: one per operation family, and [`EngineError`] for `?` across them.
 
-use crate::engine::RunStatus;
+use std::sync::Arc;
+
+use crate::types::RunStatus;
 
 /// Why an engine operation failed.
 ///
@@ -85,34 +87,15 @@ pub enum EngineError {
         /// The workflow's name.
         workflow: String,
     },
-    /// Another engine or process holds the store file.
-    #[error("store file {path} is already open by another engine or process")]
-    AlreadyOpen {
-        /// The file.
-        path: String,
-    },
-    /// The file exists but is not a store written by this library.
-    #[error("{path} is not a workflow-runtime store: {reason}")]
-    NotAStore {
-        /// The file.
-        path: String,
-        /// What was found instead.
-        reason: String,
-    },
-    /// The store file is damaged.
-    #[error("store file {path} is damaged: {reason}")]
-    Corrupt {
-        /// The file.
-        path: String,
-        /// What the storage layer reported.
-        reason: String,
-    },
-    /// The storage layer failed; nothing of the operation was acknowledged.
-    #[error("storage error: {0}")]
-    Storage(String),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The store failed; nothing of the operation was acknowledged.
+    #[error(transparent)]
+    Storage(StoreError),
     /// A value could not be encoded or decoded.
-    #[error("encoding error: {0}")]
-    Encode(String),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
     /// The engine was shut down.
     #[error("the engine has been shut down")]
     ShutDown,
@@ -161,7 +144,189 @@ pub enum EngineError {
         /// The limit.
         limit: usize,
     },
-    /// A test engine stopped at the simulated crash it was told to simulate.
-    #[error("the engine stopped at a simulated crash")]
-    SimulatedCrash,
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Closed => EngineError::ShutDown,
+            e => EngineError::Storage(e),
+        }
+    }
+}
+
+impl EngineError {
+    /// The storage error at the root of this one, if the store failed.
+    pub fn storage(&self) -> Option<&StoreError> {
+        match self {
+            EngineError::Storage(e) | EngineError::Open(OpenError::Storage { source: e, .. }) => {
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another engine or process holds the store.
+    #[error("store {path} is already open by another engine or process")]
+    AlreadyOpen {
+        /// The store's path or name.
+        path: String,
+    },
+    /// The file exists but is not a store written by this library.
+    #[error("{path} is not a workflow-runtime store: {reason}")]
+    NotAStore {
+        /// The store's path or name.
+        path: String,
+        /// What was found instead.
+        reason: String,
+    },
+    /// The store is damaged.
+    #[error("store {path} is damaged: {reason}")]
+    Corrupt {
+        /// The store's path or name.
+        path: String,
+        /// What the storage layer reported.
+        reason: String,
+    },
+    /// Reading or initialising the store failed.
+    #[error("store {path} could not be opened")]
+    Storage {
+        /// The store's path or name.
+        path: String,
+        /// What failed.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Why the store failed an operation. Nothing of a refused commit was written.
+///
+/// A full disk is matchable:
+///
+/// ```
+/// # use workflow_runtime::store::StoreError;
+/// fn is_full(e: &StoreError) -> bool {
+///     e.io_kind() == Some(std::io::ErrorKind::StorageFull)
+/// }
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store has been closed (the engine shut down).
+    #[error("the store has been closed")]
+    Closed,
+    /// The checkpoint was written under a lease that is no longer the run's current one: the
+    /// writer no longer owns the run, and nothing was written.
+    #[error("run `{run_id}` is no longer leased to this writer, so its checkpoint was refused")]
+    NotOwner {
+        /// The run.
+        run_id: String,
+    },
+    /// The storage device failed.
+    #[error("the storage device failed while {operation} ({})", source.kind())]
+    Io {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The device's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The storage backend failed for a reason other than the device.
+    #[error("the storage backend failed while {operation}")]
+    Backend {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The backend's error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value or a value to store could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// Errors compare by what they say: variant, message and source message.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        let source = |e: &Self| std::error::Error::source(e).map(ToString::to_string);
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+            && source(self) == source(other)
+    }
+}
+
+impl StoreError {
+    /// The kind of the device error at the root of this one, if the device failed.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            StoreError::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+
+    /// A device failure while doing `operation`.
+    pub fn io(operation: &'static str, source: std::io::Error) -> Self {
+        StoreError::Io {
+            operation,
+            source: Arc::new(source),
+        }
+    }
+
+    /// A backend failure while doing `operation`.
+    pub fn backend(
+        operation: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend {
+            operation,
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// A value that could not be encoded to, or decoded from, its stored JSON form.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what} could not be {}", if *.encoding { "encoded" } else { "decoded" })]
+pub struct CodecError {
+    what: String,
+    encoding: bool,
+    #[source]
+    source: Arc<serde_json::Error>,
+}
+
+/// Errors compare by what they say: the value named and the decoder's message.
+impl PartialEq for CodecError {
+    fn eq(&self, other: &Self) -> bool {
+        self.what == other.what
+            && self.encoding == other.encoding
+            && self.source.to_string() == other.source.to_string()
+    }
+}
+
+impl CodecError {
+    pub(crate) fn encoding(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Self {
+            what: what.into(),
+            encoding: true,
+            source: Arc::new(source),
+        }
+    }
+
+    pub(crate) fn decoding(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Self {
+            what: what.into(),
+            encoding: false,
+            source: Arc::new(source),
+        }
+    }
+
+    /// What could not be encoded or decoded.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
 }

@@ -103,16 +103,16 @@ extern crate self as workflow_runtime;
 
 mod clock;
 mod codec;
-mod committer;
 mod engine;
 mod error;
 mod model;
 mod retry;
 mod step;
-mod store;
+pub mod store;
 pub mod testing;
 mod timers;
 mod trace;
+mod types;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -124,7 +124,7 @@ pub use engine::{
     DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, PendingWait, RunHandle,
     RunStatus, Signal, SignalOutcome, VersionSummary,
 };
-pub use error::EngineError;
+pub use error::{CodecError, EngineError, OpenError, StoreError};
 pub use model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowError,
     WorkflowOutput,

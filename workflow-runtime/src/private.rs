@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::codec::{FNV_OFFSET, fnv1a, mix};
-pub use crate::engine::hooks::{CrashMoment, Hooks};
 pub use crate::model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput,
 };

@@ -222,7 +222,7 @@ async fn concurrent_runs_share_commits() {
         .await
         .unwrap();
     const RUNS: u64 = 200;
-    let before = engine.__commit_count();
+    let before = engine.commit_count();
     let handles = (0..RUNS).map(|i| {
         let engine = engine.clone();
         tokio::spawn(async move {
@@ -239,7 +239,7 @@ async fn concurrent_runs_share_commits() {
     }
     // Three checkpoints per run: start, after `double`, after `add`.
     let transitions = 3 * RUNS;
-    let commits = engine.__commit_count() - before;
+    let commits = engine.commit_count() - before;
     println!("{transitions} checkpoints in {commits} commits");
     assert!(
         commits * 2 < transitions,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use engine_support::*;
 use workflow_runtime::prelude::*;
-use workflow_runtime::{Clock, TraceKind};
+use workflow_runtime::{Clock, OpenError, TraceKind};
 
 async fn open(path: &Path, clock: &ManualClock) -> Engine {
     with_all(Engine::builder().clock(clock.clone()))
@@ -303,7 +303,10 @@ async fn a_file_that_is_not_a_store_is_refused_at_open() {
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "these are my notes, not a database\n".repeat(200)).unwrap();
     let e = Engine::open(&text).await.unwrap_err();
-    assert!(matches!(e, EngineError::NotAStore { .. }), "{e}");
+    assert!(
+        matches!(e, EngineError::Open(OpenError::NotAStore { .. })),
+        "{e}"
+    );
     assert!(
         e.to_string()
             .contains("notes.txt is not a workflow-runtime store"),
@@ -326,7 +329,10 @@ async fn a_file_that_is_not_a_store_is_refused_at_open() {
         txn.commit().unwrap();
     }
     let e = Engine::open(&foreign).await.unwrap_err();
-    assert!(matches!(e, EngineError::NotAStore { .. }), "{e}");
+    assert!(
+        matches!(e, EngineError::Open(OpenError::NotAStore { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("accounts"), "{e}");
 }
 
@@ -339,7 +345,7 @@ async fn the_same_file_cannot_be_opened_twice() {
     assert_eq!(
         e.to_string(),
         format!(
-            "store file {} is already open by another engine or process",
+            "store {} is already open by another engine or process",
             path.display()
         )
     );
@@ -362,7 +368,10 @@ async fn a_damaged_store_is_refused_at_open_without_a_panic() {
         }
         std::fs::write(&damaged, bytes).unwrap();
         let e = Engine::open(&damaged).await.unwrap_err();
-        assert!(matches!(e, EngineError::Corrupt { .. }), "{e}");
+        assert!(
+            matches!(e, EngineError::Open(OpenError::Corrupt { .. })),
+            "{e}"
+        );
         assert!(e.to_string().contains("is damaged"), "{e}");
     }
 }
@@ -393,6 +402,9 @@ async fn a_store_creation_cut_short_by_a_kill_does_not_block_the_next_open() {
     let misplaced = dir.path().join("misplaced.redb");
     std::fs::write(&misplaced, &header).unwrap();
     let e = Engine::open(&misplaced).await.unwrap_err();
-    assert!(matches!(e, EngineError::NotAStore { .. }), "{e}");
+    assert!(
+        matches!(e, EngineError::Open(OpenError::NotAStore { .. })),
+        "{e}"
+    );
     assert_eq!(std::fs::read(&misplaced).unwrap(), header);
 }

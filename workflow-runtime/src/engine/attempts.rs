@@ -18,16 +18,15 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::driver::panic_text;
-use super::hooks::StepFn;
+use super::hooks::StepDouble;
 use super::versions::Resolution;
 use super::{Inner, lock, report};
 use crate::error::EngineError;
 use crate::model::{Command, Event};
 use crate::retry::RetryPolicy;
 use crate::step::{StepContext, StepError};
-use crate::store::{Reader, RunRecord};
 use crate::trace::TraceKind;
+use crate::types::{RunRecord, panic_text};
 
 /// The attempt of a step that runs for a run; there is at most one per run.
 pub(super) struct RunningStep {
@@ -112,8 +111,9 @@ impl Inner {
             policy,
         } = attempt;
         // A test double replaces the step for this engine only.
-        let call = match self.hooks.steps.get(&name) {
-            Some(double) => Ok(Call::Double(double.clone())),
+        let double = self.instrument.as_ref().and_then(|i| i.step_double(&name));
+        let call = match double {
+            Some(double) => Ok(Call::Double(double)),
             None => self
                 .driver(workflow)
                 .and_then(|d| d.step(&name))
@@ -225,8 +225,7 @@ impl Inner {
             ..
         } = done;
         let _lock = self.lock_run(run_id).await;
-        let reader = self.store.reader()?;
-        let Some(rec) = reader.run(run_id)? else {
+        let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
         };
         let chosen = match &rec.pending {
@@ -241,7 +240,7 @@ impl Inner {
         if rec.is_finished() || rec.seq != position {
             return Ok(());
         }
-        let Ok((d, mut cp)) = self.prepare(&reader, run_id, rec).await? else {
+        let Ok((d, mut cp)) = self.prepare(run_id, rec).await? else {
             return Ok(());
         };
         let policy = chosen
@@ -279,7 +278,7 @@ impl Inner {
                     duration_ms,
                     attempt,
                 });
-                cp.drive(&*d, &reader, Event::StepDone(result), None)?;
+                cp.drive(&*d, &*self.store, Event::StepDone(result), None)?;
             }
         }
         self.commit(cp).await
@@ -290,7 +289,6 @@ impl Inner {
     /// flight.
     pub(super) async fn on_step_timer(
         &self,
-        reader: &Reader,
         run_id: &str,
         rec: RunRecord,
     ) -> Result<(), EngineError> {
@@ -327,9 +325,7 @@ impl Inner {
                 }
                 Ok(())
             }
-            Resolution::Incompatible(reason) => {
-                self.note_incompatible(reader, run_id, rec, reason).await
-            }
+            Resolution::Incompatible(reason) => self.note_incompatible(run_id, rec, reason).await,
             Resolution::Unregistered => Ok(()),
         }
     }
@@ -367,7 +363,7 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
 /// What runs a step: a test double, or the step's own entry point (a plain function pointer,
 /// so the common case allocates nothing per attempt).
 enum Call {
-    Double(StepFn),
+    Double(StepDouble),
     Entry(fn(StepContext, Value) -> crate::step::StepFuture<Value>),
 }
 

@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 
 use super::{Engine, Inner, RunStatus, lock};
 use crate::codec;
-use crate::error::EngineError;
+use crate::error::{CodecError, EngineError};
 use crate::model::Workflow;
 
 /// A run of workflow `W`, as returned by [`Engine::start`] and [`Engine::handle`].
@@ -63,7 +63,7 @@ impl<W: Workflow> RunHandle<W> {
     /// [`EngineError::Incompatible`] if it cannot be driven by the registered code,
     /// [`EngineError::ShutDown`] if the engine shuts down first, or a storage or decoding error.
     pub async fn result(&self) -> Result<W::Output, EngineError> {
-        let Some(bound) = self.engine.inner.hooks.wait_bound else {
+        let Some(bound) = self.engine.inner.wait_bound() else {
             return self.wait_for_end().await;
         };
         // A test engine bounds the wait, so a run that never ends fails the test with a
@@ -94,7 +94,8 @@ impl<W: Workflow> RunHandle<W> {
             match (inner.status_of(&rec), rec.output) {
                 (RunStatus::Completed | RunStatus::Failed { .. }, Some(output)) => {
                     return codec::from_value(output).map_err(|e| {
-                        EngineError::Encode(format!("the output of run `{}`: {e}", self.run_id))
+                        CodecError::decoding(format!("the output of run `{}`", self.run_id), e)
+                            .into()
                     });
                 }
                 (RunStatus::Failed { message }, None) => {
@@ -114,10 +115,6 @@ impl<W: Workflow> RunHandle<W> {
                     return Err(EngineError::NotRegistered {
                         workflow: rec.workflow,
                     });
-                }
-                // A crashed engine moves nothing any more either.
-                _ if inner.crashed.load(std::sync::atomic::Ordering::SeqCst) => {
-                    return Err(EngineError::ShutDown);
                 }
                 _ => {}
             }

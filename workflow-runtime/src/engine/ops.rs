@@ -6,12 +6,11 @@ use serde_json::Value;
 use super::checkpoint::{Checkpoint, Driven, Incoming};
 use super::driver::start_state;
 use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, check_name, report};
-use crate::RunStatus;
 use crate::codec::{self, FNV_OFFSET, fnv1a};
-use crate::error::EngineError;
+use crate::error::{CodecError, EngineError};
 use crate::model::{Command, Event, Workflow};
-use crate::store::{ENVELOPE_FORMAT, InboxEntry, Op, RunRecord};
 use crate::trace::TraceKind;
+use crate::types::{InboxEntry, RunRecord, RunStatus};
 
 impl Engine {
     /// Starts a run of `workflow` with this id, or returns the existing run with this id.
@@ -38,13 +37,12 @@ impl Engine {
             .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
         check_name("run id", &run_id)?;
         let input_json = codec::to_value(&input)
-            .map_err(|e| EngineError::Encode(format!("the input of run `{run_id}`: {e}")))?;
+            .map_err(|e| CodecError::encoding(format!("the input of run `{run_id}`"), e))?;
         inner.check_size(|| format!("the input of run `{run_id}`"), &input_json)?;
         let input_hash = fnv1a(FNV_OFFSET, input_json.to_string().as_bytes());
 
         let _lock = inner.lock_run(&run_id).await;
-        let reader = inner.store.reader()?;
-        if let Some(rec) = reader.run(&run_id)? {
+        if let Some(rec) = inner.store.run(&run_id)? {
             if rec.workflow != W::NAME {
                 return Err(EngineError::Conflict {
                     reason: format!("for workflow `{}`, not `{}`", rec.workflow, W::NAME),
@@ -74,7 +72,7 @@ impl Engine {
         });
         match panicked {
             None => {
-                cp.drive(&*d, &reader, Event::Start, None)?;
+                cp.drive(&*d, &*inner.store, Event::Start, None)?;
             }
             Some(message) => cp.fail(message),
         }
@@ -82,7 +80,6 @@ impl Engine {
         Ok(RunHandle::new(self.clone(), run_id))
     }
 
-    #[doc(hidden)]
     /// Creates a run of `workflow` already suspended at checkpoint `seq` in `state` (the JSON of
     /// a `W::State` value) waiting on `pending`, as if it had got there by itself; used by
     /// `workflow_runtime::testing` to resume from a recorded or hand-built checkpoint.
@@ -90,7 +87,7 @@ impl Engine {
     /// # Errors
     /// [`EngineError::NotRegistered`], [`EngineError::Conflict`] if the id exists, or a storage
     /// error.
-    pub async fn __import<W: Workflow>(
+    pub(crate) async fn import<W: Workflow>(
         &self,
         _workflow: W,
         run_id: impl Into<String>,
@@ -105,7 +102,7 @@ impl Engine {
             .registry()
             .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
         let _lock = inner.lock_run(&run_id).await;
-        if inner.store.reader()?.run(&run_id)?.is_some() {
+        if inner.store.run(&run_id)?.is_some() {
             return Err(EngineError::Conflict {
                 reason: "already".to_owned(),
                 run_id,
@@ -159,28 +156,24 @@ impl Engine {
         } = signal;
         check_name("run id", run_id)?;
         check_name("signal name", &name)?;
-        let payload = payload.map_err(|e| {
-            EngineError::Encode(format!(
-                "the payload of signal `{name}` for `{run_id}`: {e}"
-            ))
-        })?;
+        let payload = payload?;
         inner.check_size(
             || format!("the payload of signal `{name}` for `{run_id}`"),
             &payload,
         )?;
 
         let _lock = inner.lock_run(run_id).await;
-        let reader = inner.store.reader()?;
-        let rec = reader.run(run_id)?.ok_or_else(|| EngineError::UnknownRun {
+        let store = &*inner.store;
+        let rec = store.run(run_id)?.ok_or_else(|| EngineError::UnknownRun {
             run_id: run_id.to_owned(),
         })?;
         let now = inner.clock.now_ms();
         let run = || run_id.to_owned();
 
         if let Some(key) = &dedupe_key
-            && reader.has_dedupe(run_id, key)?
+            && store.has_dedupe(run_id, key)?
         {
-            let mut cp = Checkpoint::load(&reader, run_id, now, rec)?;
+            let mut cp = Checkpoint::load(run_id, now, rec);
             cp.trace(TraceKind::SignalDuplicate {
                 signal: name,
                 dedupe_key: key.clone(),
@@ -211,7 +204,7 @@ impl Engine {
             return Ok(outcome);
         }
         let workflow = rec.workflow.clone();
-        let (d, mut cp) = match inner.prepare(&reader, run_id, rec).await? {
+        let (d, mut cp) = match inner.prepare(run_id, rec).await? {
             Ok(ready) => ready,
             Err(Some(reason)) => {
                 return Err(EngineError::Incompatible {
@@ -233,7 +226,7 @@ impl Engine {
                 payload: payload.clone(),
                 dedupe_key: dedupe_key.clone(),
             };
-            match cp.drive(&*d, &reader, Event::Signal(payload), Some(incoming))? {
+            match cp.drive(&*d, store, Event::Signal(payload), Some(incoming))? {
                 Driven::Refused(message) => return Err(mismatch(message)),
                 Driven::Parked(reason) => {
                     inner.commit(cp).await?;
@@ -248,16 +241,11 @@ impl Engine {
             if let Some(Err(message)) = d.check_signal(&name, &payload) {
                 return Err(mismatch(message));
             }
-            let entry = InboxEntry {
-                name: name.clone(),
-                payload: payload.clone(),
-                dedupe_key: dedupe_key.clone(),
-            };
-            cp.op(Op::PutInbox {
-                run_id: run(),
-                index: reader.next_inbox_index(run_id)?,
-                entry: codec::to_bytes(&entry).map_err(EngineError::Encode)?,
-            });
+            cp.buffer(InboxEntry::new(
+                name.clone(),
+                payload.clone(),
+                dedupe_key.clone(),
+            ));
             cp.trace(TraceKind::SignalBuffered {
                 signal: name.clone(),
                 payload,
@@ -266,11 +254,7 @@ impl Engine {
             SignalOutcome::Buffered
         };
         if let Some(key) = dedupe_key {
-            cp.op(Op::PutDedupe {
-                run_id: run(),
-                key,
-                at_ms: now,
-            });
+            cp.dedupe(key);
         }
         inner.commit(cp).await?;
         Ok(outcome)
@@ -320,15 +304,14 @@ impl Inner {
 
     async fn fire(&self, run_id: &str, seq: u64) -> Result<(), EngineError> {
         let _lock = self.lock_run(run_id).await;
-        let reader = self.store.reader()?;
-        let Some(rec) = reader.run(run_id)? else {
+        let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
         };
         if rec.is_finished() || rec.seq != seq {
             return Ok(());
         }
         let (event, kind) = match &rec.pending {
-            Some(Command::Step { .. }) => return self.on_step_timer(&reader, run_id, rec).await,
+            Some(Command::Step { .. }) => return self.on_step_timer(run_id, rec).await,
             Some(Command::Wait { name, .. }) => (
                 Event::TimedOut,
                 TraceKind::TimedOut {
@@ -344,30 +327,21 @@ impl Inner {
             ),
             _ => return Ok(()),
         };
-        let Ok((d, mut cp)) = self.prepare(&reader, run_id, rec).await? else {
+        let Ok((d, mut cp)) = self.prepare(run_id, rec).await? else {
             return Ok(());
         };
         cp.trace(kind);
-        cp.drive(&*d, &reader, event, None)?;
+        cp.drive(&*d, &*self.store, event, None)?;
         self.commit(cp).await
     }
 }
 
 /// The envelope of a run of `W` that has not made its first transition yet.
 fn new_record<W: Workflow>(state: Value, input_hash: u64, now: u64) -> RunRecord {
-    RunRecord {
-        format: ENVELOPE_FORMAT,
-        workflow: W::NAME.to_owned(),
-        version: W::VERSION,
-        layout_hash: W::LAYOUT_HASH,
-        body_hash: W::BODY_HASH,
-        seq: 0,
-        status: RunStatus::Running,
-        state,
-        pending: None,
-        output: None,
-        input_hash,
-        created_ms: now,
-        updated_ms: now,
-    }
+    let mut rec = RunRecord::new(W::NAME, state, now);
+    rec.version = W::VERSION;
+    rec.layout_hash = W::LAYOUT_HASH;
+    rec.body_hash = W::BODY_HASH;
+    rec.input_hash = input_hash;
+    rec
 }

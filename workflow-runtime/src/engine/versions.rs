@@ -11,7 +11,7 @@ use super::driver::Driver;
 use super::{Engine, Inner, RunStatus};
 use crate::error::EngineError;
 use crate::model::Migration;
-use crate::store::{Reader, RunRecord};
+use crate::types::RunRecord;
 
 /// The registered workflows: every version of every name, oldest first.
 #[derive(Default)]
@@ -185,10 +185,10 @@ impl Engine {
     /// # Errors
     /// A storage error.
     pub fn versions(&self) -> Result<Vec<VersionSummary>, EngineError> {
-        let reader = self.inner.store.reader()?;
+        let runs = self.inner.store.runs()?;
         let mut out: BTreeMap<(String, u32, u64), VersionSummary> = BTreeMap::new();
         let registry = self.inner.registry();
-        for (_, rec) in reader.runs()? {
+        for (_, rec) in runs {
             // One resolution gives both how the code treats the run and, for a run still
             // moving, whether it is incompatible (what `status_of` would compute again).
             let resolution = registry.resolve(&rec);
@@ -226,9 +226,8 @@ impl Engine {
     /// # Errors
     /// A storage error.
     pub fn incompatible_runs(&self) -> Result<Vec<IncompatibleRun>, EngineError> {
-        let reader = self.inner.store.reader()?;
         let mut out = Vec::new();
-        for (run_id, rec) in reader.runs()? {
+        for (run_id, rec) in self.inner.store.runs()? {
             if let RunStatus::Incompatible { reason } = self.inner.status_of(&rec) {
                 out.push(IncompatibleRun {
                     run_id,
@@ -252,7 +251,6 @@ impl Engine {
         inner.check_open()?;
         {
             let _lock = inner.lock_run(run_id).await;
-            let reader = inner.store.reader()?;
             let rec = inner.record(run_id)?;
             let parked = matches!(rec.status, RunStatus::Incompatible { .. });
             if parked || !rec.is_finished() {
@@ -270,7 +268,7 @@ impl Engine {
                         });
                     }
                 };
-                let mut cp = Checkpoint::load(&reader, run_id, inner.clock.now_ms(), rec)?;
+                let mut cp = Checkpoint::load(run_id, inner.clock.now_ms(), rec);
                 cp.migrate(&plan).map_err(incompatible)?;
                 d.decodes(cp.state())
                     .map_err(|e| incompatible(format!("the stored state does not decode: {e}")))?;
@@ -294,7 +292,6 @@ impl Inner {
     /// noted as incompatible, or belongs to an unregistered workflow).
     pub(super) async fn prepare(
         &self,
-        reader: &Reader,
         run_id: &str,
         rec: RunRecord,
     ) -> Result<Result<(Arc<dyn Driver>, Checkpoint), Option<String>>, EngineError> {
@@ -302,16 +299,12 @@ impl Inner {
         match resolution {
             Resolution::Unregistered => Ok(Err(None)),
             Resolution::Incompatible(reason) => {
-                self.note_incompatible(reader, run_id, rec, reason.clone())
-                    .await?;
+                self.note_incompatible(run_id, rec, reason.clone()).await?;
                 Ok(Err(Some(reason)))
             }
-            Resolution::Ready(d) => Ok(Ok((
-                d,
-                Checkpoint::load(reader, run_id, self.clock.now_ms(), rec)?,
-            ))),
+            Resolution::Ready(d) => Ok(Ok((d, Checkpoint::load(run_id, self.clock.now_ms(), rec)))),
             Resolution::Migrate(d, plan) => {
-                let mut cp = Checkpoint::load(reader, run_id, self.clock.now_ms(), rec)?;
+                let mut cp = Checkpoint::load(run_id, self.clock.now_ms(), rec);
                 match cp.migrate(&plan) {
                     Ok(()) => Ok(Ok((d, cp))),
                     Err(reason) => {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::CrashMoment;
 use super::{TestEngine, TestEngineBuilder};
-use crate::engine::hooks::CrashMoment;
 use crate::{EngineError, RunStatus, Signal, Workflow};
 
 /// The run id crash tests use.
@@ -184,12 +184,12 @@ where
         if !started {
             match te.engine().start(workflow, RUN, input.clone()).await {
                 Ok(_) => started = true,
-                Err(EngineError::SimulatedCrash) => {}
+                Err(EngineError::ShutDown) if te.crashed() => {}
                 Err(e) => return Err(format!("start failed: {e}")),
             }
             te.run_until_idle().await;
         }
-        while started && pos < script.actions.len() && !te.engine().__crashed() {
+        while started && pos < script.actions.len() && !te.crashed() {
             match &script.actions[pos] {
                 ScriptAction::Signal {
                     name,
@@ -202,7 +202,7 @@ where
                     let signal = Signal::new(name.as_str(), payload.clone()).dedupe_key(key);
                     match te.engine().send(RUN, signal).await {
                         Ok(_) => pos += 1,
-                        Err(EngineError::SimulatedCrash) => {}
+                        Err(EngineError::ShutDown) if te.crashed() => {}
                         Err(e) => {
                             return Err(format!(
                                 "script action {pos} (signal `{name}`) failed: {e}"
@@ -217,7 +217,7 @@ where
             }
             te.run_until_idle().await;
         }
-        if !te.engine().__crashed() {
+        if !te.crashed() {
             return Ok(crashed);
         }
         if crashed {
@@ -282,7 +282,7 @@ where
         W::NAME,
         trace.join("\n")
     );
-    let commits = reference.engine().__commits_begun();
+    let commits = reference.commits_begun();
     let ref_keys: BTreeSet<String> = keys_of(&reference).into_keys().collect();
     reference.shutdown().await;
 
