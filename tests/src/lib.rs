@@ -72,6 +72,7 @@ pub fn drive<W: Workflow>(_w: W, input: W::Input, script: Vec<Input>) -> Driven<
                         Input::Timeout => Event::TimedOut,
                     },
                     Command::Sleep { .. } => Event::Woke,
+                    other => panic!("a command this driver does not know: {other:?}"),
                 };
                 commands.push(cmd);
             }

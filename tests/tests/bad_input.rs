@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use workflow_runtime::prelude::*;
 use workflow_runtime::store::{FileStore, MemoryDisk};
-use workflow_runtime::{DEFAULT_MAX_PAYLOAD_BYTES, EngineError, OpenError, StoreError};
+use workflow_runtime::{
+    DEFAULT_MAX_PAYLOAD_BYTES, EngineError, OpenError, SignalError, StartError,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Approval {
@@ -198,7 +200,7 @@ async fn signals_to_unknown_or_finished_runs_and_of_the_wrong_shape_are_refused(
         .signal("r1", "approval", json!({ "approved": "yes" }))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::PayloadMismatch { .. }), "{err}");
+    assert!(matches!(err, SignalError::PayloadMismatch { .. }), "{err}");
     assert!(err.to_string().contains("expected a boolean"), "{err}");
     assert_eq!(
         engine.trace("r1").unwrap(),
@@ -217,12 +219,12 @@ async fn signals_to_unknown_or_finished_runs_and_of_the_wrong_shape_are_refused(
         .signal("r1", "approval", ok("again"))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::RunFinished { .. }), "{err}");
+    assert!(matches!(err, SignalError::RunFinished { .. }), "{err}");
     let err = engine
         .start(approval, "r1", "another input".into())
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Conflict { .. }), "{err}");
+    assert!(matches!(err, StartError::Conflict { .. }), "{err}");
     engine.shutdown().await;
 }
 
@@ -240,7 +242,7 @@ async fn oversized_inputs_signals_and_outputs_are_refused_cleanly() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::TooLarge { limit: 1_000, .. }),
+        matches!(err, StartError::TooLarge { limit: 1_000, .. }),
         "{err}"
     );
     assert!(
@@ -309,7 +311,7 @@ async fn empty_and_control_character_names_are_refused() {
     for bad in ["", "line\nbreak", "nul\0byte", &"long".repeat(200)] {
         let err = engine.start(approval, bad, "t".into()).await.unwrap_err();
         assert!(
-            matches!(err, EngineError::InvalidName { .. }),
+            matches!(err, StartError::InvalidName { .. }),
             "{bad:?}: {err}"
         );
         assert!(err.to_string().starts_with("run id `"), "{err}");
@@ -390,13 +392,12 @@ async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears(
         .await
         .unwrap_err();
     // A full disk is matchable: the device's error is kept as the source.
-    assert_eq!(
-        err.storage().and_then(StoreError::io_kind),
-        Some(std::io::ErrorKind::StorageFull),
+    assert!(
+        matches!(&err, SignalError::Storage(s) if s.io_kind() == Some(std::io::ErrorKind::StorageFull)),
         "{err:?}"
     );
     let err = engine.start(approval, "r2", "t".into()).await.unwrap_err();
-    assert!(matches!(err, EngineError::Storage(_)), "{err}");
+    assert!(matches!(err, StartError::Storage(_)), "{err}");
     engine.shutdown().await;
 
     // The fault clears; a new engine on the same bytes finds the run where it was, and

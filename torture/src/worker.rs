@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use workflow_runtime::prelude::*;
-use workflow_runtime::{EngineError, Signal, SignalOutcome};
+use workflow_runtime::{EngineError, ResultError, Signal, SignalError, SignalOutcome};
 
 use crate::fault::Fault;
 use crate::flows::{batch, order, reminder};
@@ -122,7 +122,7 @@ async fn handle(engine: &Engine, plans: &[RunPlan], line: &str) -> Result<(), St
                 Ok(SignalOutcome::Duplicate) => "duplicate".to_owned(),
                 Ok(SignalOutcome::Stale) => "stale".to_owned(),
                 Ok(other) => format!("error an outcome this worker does not know: {other:?}"),
-                Err(EngineError::RunFinished { .. }) => "finished".to_owned(),
+                Err(SignalError::RunFinished { .. }) => "finished".to_owned(),
                 Err(e) => format!("error {}", one_line(&e.to_string())),
             };
             println!("ack {req} {answer}");
@@ -154,11 +154,11 @@ async fn start(engine: &Engine, plan: &RunPlan) -> Result<(), EngineError> {
     Ok(())
 }
 
-fn finished(index: usize, result: Result<(), EngineError>) {
+fn finished(index: usize, result: Result<(), ResultError>) {
     match result {
         Ok(()) => println!("done {index}"),
         // Shut down while waiting: the next life reports it.
-        Err(EngineError::ShutDown) => {}
+        Err(ResultError::ShutDown) => {}
         Err(e) => println!("failed {index} {}", one_line(&e.to_string())),
     }
 }

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use workflow_runtime::prelude::*;
 use workflow_runtime::testing::{Script, TestEngine, crash_test};
-use workflow_runtime::{Signal, SignalOutcome};
+use workflow_runtime::{Signal, SignalError, SignalOutcome, StartError};
 
 // ------------------------------------------------------------------------ the workflow
 
@@ -301,7 +301,7 @@ async fn play(ops: &[Op]) -> Result<(), String> {
             Op::Start { run, job } => {
                 let got = match te.start(collect, &run_id(*run), job.clone()).await {
                     Ok(_) => Answer::Started,
-                    Err(EngineError::Conflict { .. }) => Answer::Conflict,
+                    Err(StartError::Conflict { .. }) => Answer::Conflict,
                     Err(e) => Answer::Other(e.to_string()),
                 };
                 let want = match model.get(run) {
@@ -324,8 +324,8 @@ async fn play(ops: &[Op]) -> Result<(), String> {
                     Ok(SignalOutcome::Delivered) => Answer::Delivered,
                     Ok(SignalOutcome::Buffered) => Answer::Buffered,
                     Ok(SignalOutcome::Duplicate) => Answer::Duplicate,
-                    Err(EngineError::RunFinished { .. }) => Answer::Finished,
-                    Err(EngineError::UnknownRun { .. }) => Answer::Unknown,
+                    Err(SignalError::RunFinished { .. }) => Answer::Finished,
+                    Err(SignalError::UnknownRun { .. }) => Answer::Unknown,
                     other => Answer::Other(format!("{other:?}")),
                 };
                 let want = match model.get_mut(run) {

@@ -124,7 +124,9 @@ pub use engine::{
     DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, PendingWait, RunHandle,
     RunStatus, Signal, SignalOutcome, VersionSummary,
 };
-pub use error::{CodecError, EngineError, OpenError, StoreError};
+pub use error::{
+    CodecError, EngineError, OpenError, ResultError, SignalError, StartError, StoreError,
+};
 pub use model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowError,
     WorkflowOutput,

@@ -11,6 +11,7 @@ use crate::step::{Persist, StepEntry, StepError};
 
 /// What woke a run up; the input of one transition.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// The run was just created from its `Start` state.
     Start,
@@ -52,6 +53,7 @@ impl Event {
 /// What a suspended run waits for; stored in the checkpoint next to the state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Command {
     /// Run the named step with this input.
     Step {

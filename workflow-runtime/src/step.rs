@@ -26,6 +26,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Persist for T {}
 /// Whether a failed step may be tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StepErrorKind {
     /// A transient failure (rate limit, timeout, connection reset).
     Retryable,

@@ -8,6 +8,7 @@ use std::path::Path;
 use engine_support::*;
 use workflow_runtime::prelude::*;
 use workflow_runtime::{Clock, OpenError, TraceKind};
+use workflow_runtime::{ResultError, SignalError};
 
 async fn open(path: &Path, clock: &ManualClock) -> Engine {
     with_all(Engine::builder().clock(clock.clone()))
@@ -170,14 +171,14 @@ async fn registering_after_open_resumes_that_workflows_runs() {
         .signal("r-wait-reg", "decision", Decision::approve())
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::NotRegistered { .. }), "{e}");
+    assert!(matches!(e, SignalError::NotRegistered { .. }), "{e}");
     let e = engine
         .handle(single::Def, "r-late-reg")
         .unwrap()
         .result()
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::NotRegistered { .. }), "{e}");
+    assert!(matches!(e, ResultError::NotRegistered { .. }), "{e}");
 
     engine.register(single::Def).await.unwrap();
     engine.register(approval::Def).await.unwrap();
@@ -219,14 +220,14 @@ async fn a_run_of_another_layout_is_parked_untouched() {
         .signal("r-v", "decision", Decision::approve())
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::Incompatible { .. }), "{e}");
+    assert!(matches!(e, SignalError::Incompatible { .. }), "{e}");
     let e = engine
         .handle(approval::V2, "r-v")
         .unwrap()
         .result()
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::Incompatible { .. }), "{e}");
+    assert!(matches!(e, ResultError::Incompatible { .. }), "{e}");
     // Its deadline passes: still not driven, only noted in the trace.
     clock.advance(WEEK + Duration::from_secs(1));
     let noted = eventually("the incompatibility to be traced", || {
@@ -274,7 +275,7 @@ async fn a_state_that_does_not_decode_parks_the_run_as_incompatible() {
         .signal("r-liar", "decision", Decision::approve())
         .await
         .unwrap_err();
-    let EngineError::Incompatible { reason, .. } = &e else {
+    let SignalError::Incompatible { reason, .. } = &e else {
         panic!("{e}");
     };
     assert!(reason.contains("does not decode"), "{reason}");
@@ -294,7 +295,7 @@ async fn a_state_that_does_not_decode_parks_the_run_as_incompatible() {
         .result()
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::Incompatible { .. }), "{e}");
+    assert!(matches!(e, ResultError::Incompatible { .. }), "{e}");
 }
 
 #[tokio::test]

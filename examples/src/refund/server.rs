@@ -23,7 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use workflow_runtime::{Engine, EngineError, RunStatus, Signal};
+use workflow_runtime::{Engine, EngineError, RunStatus, Signal, SignalError, StartError};
 
 use super::clock::OffsetClock;
 use super::domain::DecisionStatus;
@@ -70,6 +70,18 @@ impl From<EngineError> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(code, e.to_string())
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+impl From<SignalError> for ApiError {
+    fn from(e: SignalError) -> Self {
+        EngineError::from(e).into()
     }
 }
 

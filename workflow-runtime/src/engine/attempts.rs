@@ -21,7 +21,7 @@ use tokio::task::AbortHandle;
 use super::hooks::StepDouble;
 use super::versions::Resolution;
 use super::{Inner, lock, report};
-use crate::error::EngineError;
+use crate::error::{EngineError, StoreError};
 use crate::model::{Command, Event};
 use crate::retry::RetryPolicy;
 use crate::step::{StepContext, StepError};
@@ -215,7 +215,7 @@ impl Inner {
 
     /// Commits an attempt's end: the next attempt after a backoff, or the result for the
     /// workflow. A result for anything but the pending attempt is stale and dropped.
-    async fn record_attempt(&self, run_id: &str, done: Done) -> Result<(), EngineError> {
+    async fn record_attempt(&self, run_id: &str, done: Done) -> Result<(), StoreError> {
         let Done {
             position,
             attempt,
@@ -251,7 +251,7 @@ impl Inner {
         let result = match result {
             Ok(value) => match self.check_size(|| format!("the output of step `{name}`"), &value) {
                 Ok(()) => Ok(value),
-                Err(e) => Err(StepError::permanent(e.to_string())),
+                Err(e) => Err(StepError::permanent(EngineError::from(e).to_string())),
             },
             Err(e) => Err(e),
         };
@@ -291,7 +291,7 @@ impl Inner {
         &self,
         run_id: &str,
         rec: RunRecord,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), StoreError> {
         let Some(Command::Step {
             attempt,
             not_before_ms,

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use super::driver::{Advanced, Driver};
-use crate::error::EngineError;
+use crate::error::StoreError;
 use crate::model::{Command, Event, WorkflowContext};
 use crate::step::StepContext;
 use crate::store::{CheckpointWrite, InboxEntry, RunWrite, Store};
@@ -187,7 +187,7 @@ impl Checkpoint {
         store: &dyn Store,
         mut event: Event,
         mut signal: Option<Incoming>,
-    ) -> Result<Driven, EngineError> {
+    ) -> Result<Driven, StoreError> {
         self.touched = true;
         // The envelope names the code that wrote its latest checkpoint.
         self.rec.body_hash = d.body_hash();

@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 
 use super::{Engine, Inner, RunStatus, lock};
 use crate::codec;
-use crate::error::{CodecError, EngineError};
+use crate::error::{CodecError, EngineError, ResultError};
 use crate::model::Workflow;
 
 /// A run of workflow `W`, as returned by [`Engine::start`] and [`Engine::handle`].
@@ -59,10 +59,12 @@ impl<W: Workflow> RunHandle<W> {
     /// workflow that returned `Err(e)` gives `Ok(Err(e))`).
     ///
     /// # Errors
-    /// [`EngineError::RunFailed`] if the run failed without an output (a panic),
-    /// [`EngineError::Incompatible`] if it cannot be driven by the registered code,
-    /// [`EngineError::ShutDown`] if the engine shuts down first, or a storage or decoding error.
-    pub async fn result(&self) -> Result<W::Output, EngineError> {
+    /// [`ResultError::RunFailed`] if the run failed without an output (a panic),
+    /// [`ResultError::Incompatible`] if it cannot be driven by the registered code,
+    /// [`ResultError::NotRegistered`] if its workflow is not registered here,
+    /// [`ResultError::ShutDown`] if the engine shuts down first, [`ResultError::Codec`] if the
+    /// output does not decode, or [`ResultError::Storage`].
+    pub async fn result(&self) -> Result<W::Output, ResultError> {
         let Some(bound) = self.engine.inner.wait_bound() else {
             return self.wait_for_end().await;
         };
@@ -80,7 +82,7 @@ impl<W: Workflow> RunHandle<W> {
         }
     }
 
-    async fn wait_for_end(&self) -> Result<W::Output, EngineError> {
+    async fn wait_for_end(&self) -> Result<W::Output, ResultError> {
         let inner = &self.engine.inner;
         let waiter = Waiter::new(inner, &self.run_id);
         let mut shutdown = inner.shutdown.subscribe();
@@ -89,7 +91,12 @@ impl<W: Workflow> RunHandle<W> {
             let notified = waiter.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let rec = inner.record(&self.run_id)?;
+            let rec = inner
+                .store
+                .run(&self.run_id)?
+                .ok_or_else(|| ResultError::UnknownRun {
+                    run_id: self.run_id.clone(),
+                })?;
             let run_id = || self.run_id.clone();
             match (inner.status_of(&rec), rec.output) {
                 (RunStatus::Completed | RunStatus::Failed { .. }, Some(output)) => {
@@ -99,20 +106,20 @@ impl<W: Workflow> RunHandle<W> {
                     });
                 }
                 (RunStatus::Failed { message }, None) => {
-                    return Err(EngineError::RunFailed {
+                    return Err(ResultError::RunFailed {
                         run_id: run_id(),
                         message,
                     });
                 }
                 (RunStatus::Incompatible { reason }, _) => {
-                    return Err(EngineError::Incompatible {
+                    return Err(ResultError::Incompatible {
                         run_id: run_id(),
                         reason,
                     });
                 }
                 // Nothing in this engine would ever move it.
                 _ if !inner.registry().contains(&rec.workflow) => {
-                    return Err(EngineError::NotRegistered {
+                    return Err(ResultError::NotRegistered {
                         workflow: rec.workflow,
                     });
                 }
@@ -120,7 +127,7 @@ impl<W: Workflow> RunHandle<W> {
             }
             tokio::select! {
                 () = &mut notified => {}
-                _ = shutdown.wait_for(|down| *down) => return Err(EngineError::ShutDown),
+                _ = shutdown.wait_for(|down| *down) => return Err(ResultError::ShutDown),
             }
         }
     }

@@ -41,6 +41,7 @@ pub struct CommittedCheckpoint {
 /// When a simulated crash happens relative to its commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CrashMoment {
     /// The commit never reaches the store.
     BeforeCommit,

@@ -27,7 +27,7 @@ use self::checkpoint::{Checkpoint, Effects};
 use self::driver::{Driver, Typed};
 use self::hooks::{Busy, CrashMoment, Instrument};
 use crate::clock::{Clock, SystemClock};
-use crate::error::EngineError;
+use crate::error::{EngineError, Refused, StoreError};
 use crate::model::{Command, Workflow};
 use crate::store::{Claim, FileStore, Store};
 use crate::timers::Timers;
@@ -268,7 +268,7 @@ impl Engine {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .add(driver);
-        self.inner.resume(Some(W::NAME)).await
+        Ok(self.inner.resume(Some(W::NAME)).await?)
     }
 
     /// Re-attaches to an existing run.
@@ -462,7 +462,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Refuses empty names, names with control characters and names over 512 bytes: ids end up in
 /// logs, URLs and store keys, where those cause trouble long after they were accepted.
-pub(crate) fn check_name(what: &str, name: &str) -> Result<(), EngineError> {
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), Refused> {
     let reason = if name.is_empty() {
         "it is empty"
     } else if name.len() > 512 {
@@ -472,7 +472,7 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), EngineError> {
     } else {
         return Ok(());
     };
-    Err(EngineError::InvalidName {
+    Err(Refused::InvalidName {
         what: what.to_owned(),
         name: name.to_owned(),
         reason: reason.to_owned(),
@@ -485,10 +485,10 @@ impl Inner {
         &self,
         what: impl FnOnce() -> String,
         value: &serde_json::Value,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), Refused> {
         let bytes = crate::codec::encoded_len(value);
         if bytes > self.max_payload {
-            return Err(EngineError::TooLarge {
+            return Err(Refused::TooLarge {
                 what: what(),
                 bytes,
                 limit: self.max_payload,
@@ -497,9 +497,9 @@ impl Inner {
         Ok(())
     }
 
-    fn check_open(&self) -> Result<(), EngineError> {
+    fn check_open(&self) -> Result<(), StoreError> {
         if *self.shutdown.borrow() {
-            Err(EngineError::ShutDown)
+            Err(StoreError::Closed)
         } else {
             Ok(())
         }
@@ -559,9 +559,9 @@ impl Inner {
     }
 
     /// Commits a checkpoint, then carries out what it started.
-    async fn commit(&self, cp: Checkpoint) -> Result<(), EngineError> {
+    async fn commit(&self, cp: Checkpoint) -> Result<(), StoreError> {
         if *self.shutdown.borrow() {
-            return Err(EngineError::ShutDown);
+            return Err(StoreError::Closed);
         }
         let (crash, snapshot) = match &self.instrument {
             None => (None, None),
@@ -572,13 +572,13 @@ impl Inner {
         };
         if crash == Some(CrashMoment::BeforeCommit) {
             self.crash(CrashMoment::BeforeCommit);
-            return Err(EngineError::ShutDown);
+            return Err(StoreError::Closed);
         }
         let (write, effects) = cp.finish();
         self.store.commit(write).await?;
         if crash == Some(CrashMoment::AfterCommit) {
             self.crash(CrashMoment::AfterCommit);
-            return Err(EngineError::ShutDown);
+            return Err(StoreError::Closed);
         }
         if let (Some(i), Some(snapshot)) = (&self.instrument, snapshot) {
             i.committed(&snapshot);
@@ -631,7 +631,7 @@ impl Inner {
     /// Resumes the in-flight runs of `workflow` (of every registered workflow for `None`): runs
     /// due to execute a step get it spawned, waits and sleeps get their timers re-armed from the
     /// stored deadlines. Reads only the `ready` and `timers` indexes, not every run.
-    async fn resume(&self, workflow: Option<&str>) -> Result<(), EngineError> {
+    async fn resume(&self, workflow: Option<&str>) -> Result<(), StoreError> {
         let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.registry().contains(w);
         // This engine is its store's only user: it claims every ready run and every armed
         // timer (they are kept in its timer task), and gives each lease back at once, since
@@ -661,7 +661,7 @@ impl Inner {
         Ok(())
     }
 
-    async fn resume_step(&self, run_id: &str) -> Result<(), EngineError> {
+    async fn resume_step(&self, run_id: &str) -> Result<(), StoreError> {
         let _lock = self.lock_run(run_id).await;
         let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
@@ -691,7 +691,7 @@ impl Inner {
     async fn resume_run(&self, run_id: &str) -> Result<(), EngineError> {
         let rec = self.record(run_id)?;
         match rec.pending {
-            Some(Command::Step { .. }) => self.resume_step(run_id).await,
+            Some(Command::Step { .. }) => Ok(self.resume_step(run_id).await?),
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !rec.is_finished() =>
             {
@@ -709,7 +709,7 @@ impl Inner {
         run_id: &str,
         rec: RunRecord,
         reason: String,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), StoreError> {
         let kind = TraceKind::Incompatible { reason };
         if self
             .store
@@ -738,8 +738,8 @@ const OWNER: &str = "this-process";
 /// Reports a failure of background work (a step completion or a timer), which has no caller to
 /// return it to. The run stays at its last checkpoint and is retried when the store is next
 /// opened.
-fn report(run_id: &str, what: &str, e: &EngineError) {
-    if !matches!(e, EngineError::ShutDown) {
+fn report(run_id: &str, what: &str, e: &StoreError) {
+    if !matches!(e, StoreError::Closed) {
         eprintln!("workflow-runtime: {what} of run `{run_id}` was not recorded: {e}");
     }
 }

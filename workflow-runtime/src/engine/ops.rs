@@ -7,7 +7,7 @@ use super::checkpoint::{Checkpoint, Driven, Incoming};
 use super::driver::start_state;
 use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, check_name, report};
 use crate::codec::{self, FNV_OFFSET, fnv1a};
-use crate::error::{CodecError, EngineError};
+use crate::error::{CodecError, SignalError, StartError, StoreError};
 use crate::model::{Command, Event, Workflow};
 use crate::trace::TraceKind;
 use crate::types::{InboxEntry, RunRecord, RunStatus};
@@ -19,16 +19,17 @@ impl Engine {
     /// with the run record before this returns, so a returned handle always names a durable run.
     ///
     /// # Errors
-    /// [`EngineError::Conflict`] if the id belongs to a run of another workflow or with another
-    /// input, [`EngineError::NotRegistered`] if the workflow is not registered,
-    /// [`EngineError::Encode`] if the input cannot be encoded, or a storage error (then nothing
-    /// was created).
+    /// [`StartError::Conflict`] if the id belongs to a run of another workflow or with another
+    /// input, [`StartError::NotRegistered`] if the workflow is not registered,
+    /// [`StartError::InvalidName`] or [`StartError::TooLarge`] for a refused id or input,
+    /// [`StartError::Codec`] if the input cannot be encoded, or [`StartError::Storage`] (then
+    /// nothing was created).
     pub async fn start<W: Workflow>(
         &self,
         _workflow: W,
         run_id: impl Into<String>,
         input: W::Input,
-    ) -> Result<RunHandle<W>, EngineError> {
+    ) -> Result<RunHandle<W>, StartError> {
         let inner = &self.inner;
         inner.check_open()?;
         let run_id = run_id.into();
@@ -44,13 +45,13 @@ impl Engine {
         let _lock = inner.lock_run(&run_id).await;
         if let Some(rec) = inner.store.run(&run_id)? {
             if rec.workflow != W::NAME {
-                return Err(EngineError::Conflict {
+                return Err(StartError::Conflict {
                     reason: format!("for workflow `{}`, not `{}`", rec.workflow, W::NAME),
                     run_id,
                 });
             }
             if rec.input_hash != input_hash {
-                return Err(EngineError::Conflict {
+                return Err(StartError::Conflict {
                     reason: "with a different input".to_owned(),
                     run_id,
                 });
@@ -85,7 +86,7 @@ impl Engine {
     /// `workflow_runtime::testing` to resume from a recorded or hand-built checkpoint.
     ///
     /// # Errors
-    /// [`EngineError::NotRegistered`], [`EngineError::Conflict`] if the id exists, or a storage
+    /// [`StartError::NotRegistered`], [`StartError::Conflict`] if the id exists, or a storage
     /// error.
     pub(crate) async fn import<W: Workflow>(
         &self,
@@ -94,7 +95,7 @@ impl Engine {
         state: Value,
         seq: u64,
         pending: Command,
-    ) -> Result<RunHandle<W>, EngineError> {
+    ) -> Result<RunHandle<W>, StartError> {
         let inner = &self.inner;
         inner.check_open()?;
         let run_id = run_id.into();
@@ -103,8 +104,8 @@ impl Engine {
             .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
         let _lock = inner.lock_run(&run_id).await;
         if inner.store.run(&run_id)?.is_some() {
-            return Err(EngineError::Conflict {
-                reason: "already".to_owned(),
+            return Err(StartError::Conflict {
+                reason: "and cannot be imported over".to_owned(),
                 run_id,
             });
         }
@@ -127,7 +128,7 @@ impl Engine {
         run_id: &str,
         name: &str,
         payload: impl Serialize,
-    ) -> Result<SignalOutcome, EngineError> {
+    ) -> Result<SignalOutcome, SignalError> {
         self.send(run_id, Signal::new(name, payload)).await
     }
 
@@ -138,14 +139,16 @@ impl Engine {
     /// is stored in the run's inbox for the next such wait ([`SignalOutcome::Buffered`]).
     ///
     /// # Errors
-    /// In this order: [`EngineError::UnknownRun`]; (a repeated dedupe key is
-    /// [`SignalOutcome::Duplicate`]); [`EngineError::RunFinished`] with the final status;
-    /// (a signal for an earlier wait is [`SignalOutcome::Stale`]); [`EngineError::UnknownWait`]
-    /// or [`EngineError::WrongSignal`] for a bad [`Signal::for_wait`];
-    /// [`EngineError::PayloadMismatch`] if the payload does not decode into the waited type (the
-    /// run is untouched); [`EngineError::NotRegistered`] or [`EngineError::Incompatible`] if the
-    /// run cannot be driven by the registered code; storage and encoding errors.
-    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, EngineError> {
+    /// In this order: [`SignalError::InvalidName`], [`SignalError::TooLarge`] or
+    /// [`SignalError::Codec`] for a refused signal; [`SignalError::UnknownRun`]; (a repeated
+    /// dedupe key is [`SignalOutcome::Duplicate`]); [`SignalError::RunFinished`] with the final
+    /// status; (a signal for an earlier wait is [`SignalOutcome::Stale`]);
+    /// [`SignalError::UnknownWait`] or [`SignalError::WrongSignal`] for a bad
+    /// [`Signal::for_wait`]; [`SignalError::PayloadMismatch`] if the payload does not decode
+    /// into the waited type (the run is untouched); [`SignalError::NotRegistered`] or
+    /// [`SignalError::Incompatible`] if the run cannot be driven by the registered code;
+    /// [`SignalError::Storage`].
+    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, SignalError> {
         let inner = &self.inner;
         inner.check_open()?;
         let Signal {
@@ -164,7 +167,7 @@ impl Engine {
 
         let _lock = inner.lock_run(run_id).await;
         let store = &*inner.store;
-        let rec = store.run(run_id)?.ok_or_else(|| EngineError::UnknownRun {
+        let rec = store.run(run_id)?.ok_or_else(|| SignalError::UnknownRun {
             run_id: run_id.to_owned(),
         })?;
         let now = inner.clock.now_ms();
@@ -183,11 +186,11 @@ impl Engine {
         }
         if rec.is_finished() {
             return Err(match rec.status {
-                RunStatus::Incompatible { reason } => EngineError::Incompatible {
+                RunStatus::Incompatible { reason } => SignalError::Incompatible {
                     run_id: run(),
                     reason,
                 },
-                status => EngineError::RunFinished {
+                status => SignalError::RunFinished {
                     run_id: run(),
                     status,
                 },
@@ -207,14 +210,14 @@ impl Engine {
         let (d, mut cp) = match inner.prepare(run_id, rec).await? {
             Ok(ready) => ready,
             Err(Some(reason)) => {
-                return Err(EngineError::Incompatible {
+                return Err(SignalError::Incompatible {
                     run_id: run(),
                     reason,
                 });
             }
-            Err(None) => return Err(EngineError::NotRegistered { workflow }),
+            Err(None) => return Err(SignalError::NotRegistered { workflow }),
         };
-        let mismatch = |message| EngineError::PayloadMismatch {
+        let mismatch = |message| SignalError::PayloadMismatch {
             run_id: run(),
             signal: name.clone(),
             message,
@@ -230,7 +233,7 @@ impl Engine {
                 Driven::Refused(message) => return Err(mismatch(message)),
                 Driven::Parked(reason) => {
                     inner.commit(cp).await?;
-                    return Err(EngineError::Incompatible {
+                    return Err(SignalError::Incompatible {
                         run_id: run(),
                         reason,
                     });
@@ -269,7 +272,7 @@ fn check_addressed(
     waiting_for: Option<&str>,
     wanted: String,
     name: &str,
-) -> Result<Option<SignalOutcome>, EngineError> {
+) -> Result<Option<SignalOutcome>, SignalError> {
     // A wait's id is the seq of the checkpoint that began it, so ids below the current seq
     // name waits that are over.
     match waiting_for {
@@ -277,7 +280,7 @@ fn check_addressed(
             if expected == name {
                 Ok(None)
             } else {
-                Err(EngineError::WrongSignal {
+                Err(SignalError::WrongSignal {
                     run_id: run_id.to_owned(),
                     wait_id: wanted,
                     expected: expected.to_owned(),
@@ -286,7 +289,7 @@ fn check_addressed(
             }
         }
         _ if wanted.parse::<u64>().is_ok_and(|w| w < rec.seq) => Ok(Some(SignalOutcome::Stale)),
-        _ => Err(EngineError::UnknownWait {
+        _ => Err(SignalError::UnknownWait {
             run_id: run_id.to_owned(),
             wait_id: wanted,
         }),
@@ -302,7 +305,7 @@ impl Inner {
         }
     }
 
-    async fn fire(&self, run_id: &str, seq: u64) -> Result<(), EngineError> {
+    async fn fire(&self, run_id: &str, seq: u64) -> Result<(), StoreError> {
         let _lock = self.lock_run(run_id).await;
         let Some(rec) = self.store.run(run_id)? else {
             return Ok(());

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::__private::take_wake;
 use crate::store::{FileStore, MemoryDisk};
 use crate::{
-    Engine, EngineError, Event, ManualClock, RunStatus, StepEntry, StoreError, Transition,
+    Engine, EngineError, Event, ManualClock, RunStatus, StartError, StepEntry, Transition,
     Workflow, WorkflowContext, WorkflowError,
 };
 
@@ -84,9 +84,8 @@ async fn a_failed_commit_is_returned_and_nothing_is_acknowledged() {
     disk.fail_writes(true);
     let e = engine.start(Nap, "during", 60).await.unwrap_err();
     // A full disk is matchable through the error's source chain.
-    assert_eq!(
-        e.storage().and_then(StoreError::io_kind),
-        Some(std::io::ErrorKind::StorageFull),
+    assert!(
+        matches!(&e, StartError::Storage(s) if s.io_kind() == Some(std::io::ErrorKind::StorageFull)),
         "{e:?}"
     );
     let source = std::error::Error::source(&e).expect("the device error is the source");

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::Checkpoint;
 use super::driver::Driver;
 use super::{Engine, Inner, RunStatus};
-use crate::error::EngineError;
+use crate::error::{EngineError, StartError, StoreError};
 use crate::model::Migration;
 use crate::types::RunRecord;
 
@@ -67,11 +67,11 @@ impl Registry {
         name: &str,
         version: u32,
         layout: u64,
-    ) -> Result<Arc<dyn Driver>, EngineError> {
+    ) -> Result<Arc<dyn Driver>, StartError> {
         let versions = self
             .by_name
             .get(name)
-            .ok_or_else(|| EngineError::NotRegistered {
+            .ok_or_else(|| StartError::NotRegistered {
                 workflow: name.to_owned(),
             })?;
         let same: Vec<&Arc<dyn Driver>> =
@@ -81,7 +81,7 @@ impl Registry {
                 .iter()
                 .map(|d| format!("{:016x}", d.layout_hash()))
                 .collect();
-            return Err(EngineError::AmbiguousVersion {
+            return Err(StartError::AmbiguousVersion {
                 workflow: name.to_owned(),
                 version,
                 layouts: layouts.join(", "),
@@ -90,12 +90,12 @@ impl Registry {
         let d = same
             .into_iter()
             .find(|d| d.layout_hash() == layout)
-            .ok_or_else(|| EngineError::NotRegistered {
+            .ok_or_else(|| StartError::NotRegistered {
                 workflow: format!("{name} v{version}"),
             })?;
         let newest = versions.last().map_or(version, |n| n.version());
         if newest > version {
-            return Err(EngineError::NotNewest {
+            return Err(StartError::NotNewest {
                 workflow: name.to_owned(),
                 version,
                 newest,
@@ -294,7 +294,7 @@ impl Inner {
         &self,
         run_id: &str,
         rec: RunRecord,
-    ) -> Result<Result<(Arc<dyn Driver>, Checkpoint), Option<String>>, EngineError> {
+    ) -> Result<Result<(Arc<dyn Driver>, Checkpoint), Option<String>>, StoreError> {
         let resolution = self.registry().resolve(&rec);
         match resolution {
             Resolution::Unregistered => Ok(Err(None)),

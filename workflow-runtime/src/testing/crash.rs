@@ -9,13 +9,14 @@ use serde_json::Value;
 
 use super::CrashMoment;
 use super::{TestEngine, TestEngineBuilder};
-use crate::{EngineError, RunStatus, Signal, Workflow};
+use crate::{RunStatus, Signal, SignalError, StartError, Workflow};
 
 /// The run id crash tests use.
 const RUN: &str = "crash-test";
 
 /// One thing that happens to a run from outside.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub enum ScriptAction {
     /// Send a signal. Without a dedupe key the crash test gives it `script-<index>`: a client
     /// that retries after a crash must name its signal, or a retry could answer a later wait.
@@ -184,7 +185,7 @@ where
         if !started {
             match te.engine().start(workflow, RUN, input.clone()).await {
                 Ok(_) => started = true,
-                Err(EngineError::ShutDown) if te.crashed() => {}
+                Err(StartError::ShutDown) if te.crashed() => {}
                 Err(e) => return Err(format!("start failed: {e}")),
             }
             te.run_until_idle().await;
@@ -202,7 +203,7 @@ where
                     let signal = Signal::new(name.as_str(), payload.clone()).dedupe_key(key);
                     match te.engine().send(RUN, signal).await {
                         Ok(_) => pos += 1,
-                        Err(EngineError::ShutDown) if te.crashed() => {}
+                        Err(SignalError::ShutDown) if te.crashed() => {}
                         Err(e) => {
                             return Err(format!(
                                 "script action {pos} (signal `{name}`) failed: {e}"

@@ -80,8 +80,8 @@ use crate::error::CodecError;
 use crate::store::FileStore;
 pub use crate::store::MemoryDisk;
 use crate::{
-    Command, Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalOutcome,
-    StepContext, StepError, Workflow,
+    Command, Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalError,
+    SignalOutcome, StartError, StepContext, StepError, Workflow,
 };
 
 /// One step invocation as a test engine saw it.
@@ -371,7 +371,7 @@ impl TestEngine {
         workflow: W,
         run_id: &str,
         input: W::Input,
-    ) -> Result<RunHandle<W>, EngineError> {
+    ) -> Result<RunHandle<W>, StartError> {
         let handle = self.engine.start(workflow, run_id, input).await;
         self.run_until_idle().await;
         handle
@@ -386,7 +386,7 @@ impl TestEngine {
         run_id: &str,
         name: &str,
         payload: impl Serialize,
-    ) -> Result<SignalOutcome, EngineError> {
+    ) -> Result<SignalOutcome, SignalError> {
         let outcome = self.engine.signal(run_id, name, payload).await;
         self.run_until_idle().await;
         outcome
@@ -396,7 +396,7 @@ impl TestEngine {
     ///
     /// # Errors
     /// As [`Engine::send`].
-    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, EngineError> {
+    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, SignalError> {
         let outcome = self.engine.send(run_id, signal).await;
         self.run_until_idle().await;
         outcome
@@ -502,7 +502,7 @@ impl TestEngine {
             )
             .await;
         self.run_until_idle().await;
-        handle
+        Ok(handle?)
     }
 
     /// Places a new run in a state built by hand, suspended on `pending` (see
@@ -525,7 +525,7 @@ impl TestEngine {
             .import(workflow, run_id, state, 1, pending)
             .await;
         self.run_until_idle().await;
-        handle
+        Ok(handle?)
     }
 
     /// What a state waiting for the result of step `F` on `input` is suspended on.

@@ -112,6 +112,9 @@ impl Job {
     }
 }
 
+// A commit travels by value: boxing it would cost an allocation per checkpoint, and the
+// channel moves it once.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Commit(Job, Acknowledger),
     Stop(Option<Arc<Database>>, Acknowledger),
@@ -363,10 +366,10 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
                 .ctx("writing a checkpoint")?;
         }
         if !job.trace.is_empty() {
-            let mut next = next_index(&trace, run_id).ctx("writing a checkpoint")?;
-            for event in &job.trace {
+            let first = next_index(&trace, run_id).ctx("writing a checkpoint")?;
+            for (seq, event) in (first..).zip(&job.trace) {
                 let numbered = Numbered {
-                    seq: next,
+                    seq,
                     at_ms: event.at_ms,
                     checkpoint: event.checkpoint,
                     kind: &event.kind,
@@ -378,9 +381,8 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
                     ))
                 })?;
                 trace
-                    .insert((run_id, next), bytes.as_slice())
+                    .insert((run_id, seq), bytes.as_slice())
                     .ctx("writing a checkpoint")?;
-                next += 1;
             }
         }
     }
