@@ -340,5 +340,8 @@ async fn v1_golden_states_load_in_the_v2_build() {
     assert_eq!(golden::check(refund_v1, path), Ok(2));
     assert_eq!(golden::check_migration(refund_v2, path), Ok(2));
     let err = golden::check(refund_v2, path).unwrap_err();
-    assert!(err.contains("v1") && err.contains("v2"), "{err}");
+    assert!(
+        err.message().contains("v1") && err.message().contains("v2"),
+        "{err}"
+    );
 }

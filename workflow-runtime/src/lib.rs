@@ -131,7 +131,7 @@ pub use model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowError,
     WorkflowOutput,
 };
-pub use retry::RetryPolicy;
+pub use retry::{PolicyError, RetryPolicy};
 pub use step::{
     Function, Out, Persist, StepContext, StepEntry, StepError, StepErrorKind, StepFuture,
 };
