@@ -8,9 +8,28 @@
 //! runs wait for a signal), the numbering of inbox and trace entries, batching several
 //! checkpoints into one durable transaction, opening and recovery.
 //!
-//! Two backends ship with the crate: [`FileStore`], an embedded database file locked to one
-//! process (also available in memory, for tests), and nothing else yet. A new backend is done
-//! when it passes the conformance suite in [`crate::testing::conformance`].
+//! One backend ships with the crate: [`FileStore`], an embedded database file locked to one
+//! process (also in memory, or on a [`MemoryDisk`] that outlives it, for tests).
+//! [`EngineBuilder::open_store`](crate::EngineBuilder::open_store) opens an engine over any
+//! store.
+//!
+//! # Writing a storage backend
+//!
+//! 1. Implement [`Store`]. Reads return records and rows as they were last acknowledged.
+//!    [`Store::commit`] applies one [`CheckpointWrite`] atomically: its [`RunWrite`] replaces
+//!    the run's record, the index rows of [`RunWrite::previous`] go and those of
+//!    [`RunRecord::indexed_command`] come (a `Step` without a backoff is ready to execute; a
+//!    `Step` with `not_before_ms`, a `Wait` and a `Sleep` are timers at their deadline; a
+//!    `Wait` is also a [`PendingWait`]), a finished run that is not parked as incompatible
+//!    loses its inbox, a buffered signal gets the next inbox index, consumed ones go, trace
+//!    events are numbered on from the run's last one. Acknowledge only once it is durable.
+//! 2. Check [`Fence`]s: refuse a checkpoint written under a lease that is no longer the run's
+//!    current one with [`StoreError::NotOwner`], writing nothing of it.
+//! 3. Keep the cause of a failure: [`StoreError::io`] for a device error (a full disk stays
+//!    matchable by its [`std::io::ErrorKind`]), [`StoreError::backend`] for anything else.
+//! 4. Open, create and migrate the store in the backend's own constructor, and report what
+//!    is wrong with an [`OpenError`](crate::OpenError).
+//! 5. Pass [`crate::testing::conformance`] with a harness that opens your store.
 //!
 //! # Ownership: claims, leases, fences
 //!

@@ -280,7 +280,7 @@ async fn open(
 
 /// Returns once `engine` is idle: no step runs, no timer due at its clock's current time is
 /// left unfired, and no transition is in flight. Run it after moving a
-/// [`ManualClock`](crate::ManualClock) to let everything that came due happen.
+/// [`ManualClock`] to let everything that came due happen.
 ///
 /// # Panics
 /// When the engine's [`Instrument`] bounds waits ([`Hooks::bound_waits`]) and the engine is
