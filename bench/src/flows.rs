@@ -241,6 +241,7 @@ pub(crate) async fn refund_like(
         {
             Ok(d) => d,
             Err(WaitError::TimedOut) => return Ok(Outcome::TimedOut),
+            Err(cancelled @ WaitError::Cancelled) => return Err(cancelled.into()),
         };
         if decision.request_changes {
             notes = Some(decision.reason);

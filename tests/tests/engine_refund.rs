@@ -167,6 +167,7 @@ async fn refund_review(
         {
             Ok(d) => d,
             Err(WaitError::TimedOut) => return Ok(Outcome::TimedOut),
+            Err(cancelled @ WaitError::Cancelled) => return Err(cancelled.into()),
         };
         match decision.status {
             Status::Approved => {

@@ -104,6 +104,7 @@ async fn refund_review(
         {
             Ok(d) => d,
             Err(WaitError::TimedOut) => return Ok(RefundOutcome::TimedOut),
+            Err(cancelled @ WaitError::Cancelled) => return Err(cancelled.into()),
         };
         match decision.status {
             Status::Approved => {

@@ -48,6 +48,7 @@ async fn review(ctx: &mut WorkflowContext, ticket: String) -> Result<Outcome, Wo
         {
             Ok(d) => d,
             Err(WaitError::TimedOut) => return Ok(Outcome::TimedOut),
+            Err(cancelled @ WaitError::Cancelled) => return Err(cancelled.into()),
         };
         if decision.approved {
             let receipt = ctx.step(pay, (ticket.clone(), decision.amount)).await?;

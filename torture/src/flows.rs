@@ -171,6 +171,7 @@ pub async fn reminder(
                 let nudged: u64 = ctx.step(effect, tag).await?;
                 total += nudged;
             }
+            Err(cancelled @ WaitError::Cancelled) => return Err(cancelled.into()),
         }
     }
     if !input.answered {

@@ -61,6 +61,7 @@ async fn collect(ctx: &mut WorkflowContext, job: Job) -> Result<Collected, Workf
                     timed_out: true,
                 });
             }
+            Err(cancelled @ WaitError::Cancelled) => return Err(cancelled.into()),
         }
         ctx.sleep(Duration::from_millis(job.nap_ms)).await;
     }

@@ -108,6 +108,9 @@ pub enum EngineError {
     /// The engine was shut down.
     #[error("the engine has been shut down")]
     ShutDown,
+    /// An operations call refused its change (see [`OpsError`]).
+    #[error(transparent)]
+    Ops(OpsError),
     /// One version of a workflow is registered with two different layouts, so a new run could
     /// start on either.
     #[error(
@@ -563,6 +566,13 @@ pub enum StoreError {
     /// A stored value or a value to store could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// A purge named a run that has not ended for good (it is open, or parked as
+    /// incompatible); nothing was removed.
+    #[error("run `{run_id}` has not ended, so it cannot be purged")]
+    NotPurgeable {
+        /// The run.
+        run_id: String,
+    },
 }
 
 /// Errors compare by what they say: variant, message and source message.
@@ -643,5 +653,112 @@ impl CodecError {
     /// What could not be encoded or decoded.
     pub fn what(&self) -> &str {
         &self.what
+    }
+}
+
+/// Why an operations call ([`Engine::cancel`](crate::Engine::cancel),
+/// [`Engine::terminate`](crate::Engine::terminate), [`Engine::retry`](crate::Engine::retry),
+/// [`Engine::purge`](crate::Engine::purge), [`Engine::runs`](crate::Engine::runs)) refused or
+/// could not record its change; the run is as it was.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpsError {
+    /// No run with this id exists in the store.
+    #[error("no run with id `{run_id}` exists")]
+    UnknownRun {
+        /// The run id asked for.
+        run_id: String,
+    },
+    /// The run has already ended, so it cannot be cancelled or terminated.
+    #[error("run `{run_id}` has already finished ({status})")]
+    RunFinished {
+        /// The run.
+        run_id: String,
+        /// Its final status.
+        status: RunStatus,
+    },
+    /// Only a failed run can be retried.
+    #[error("run `{run_id}` is not failed ({status}); only a failed run can be retried")]
+    NotFailed {
+        /// The run.
+        run_id: String,
+        /// Its status.
+        status: RunStatus,
+    },
+    /// The failed run did not fail at a step (it failed as it started, or at a wait or a
+    /// sleep), so there is no step to run again.
+    #[error("run `{run_id}` did not fail at a step, so there is nothing to retry")]
+    NothingToRetry {
+        /// The run.
+        run_id: String,
+    },
+    /// Only a run that ended (completed, failed, cancelled, terminated) can be purged; an open
+    /// run or one parked as incompatible stays.
+    #[error("run `{run_id}` has not ended ({status}), so it cannot be purged")]
+    NotPurgeable {
+        /// The run.
+        run_id: String,
+        /// Its status.
+        status: RunStatus,
+    },
+    /// Cancelling runs workflow code, and the run cannot be driven by the registered code;
+    /// terminate it instead.
+    #[error(
+        "run `{run_id}` is incompatible with the registered code ({reason}); \
+         terminate it instead of cancelling it"
+    )]
+    Incompatible {
+        /// The run.
+        run_id: String,
+        /// Both fingerprints, or why the state could not be decoded.
+        reason: String,
+    },
+    /// Cancelling or retrying runs workflow code, and the run's workflow is not registered.
+    #[error(
+        "workflow `{workflow}` is not registered with this engine; \
+         call `EngineBuilder::register` or `Engine::register` first"
+    )]
+    NotRegistered {
+        /// The workflow's name.
+        workflow: String,
+    },
+    /// A run filter or a retention setting that makes no sense.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was invalid.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed; nothing of the change was written.
+    #[error(transparent)]
+    Storage(StoreError),
+    /// The engine has been shut down.
+    #[error("the engine has been shut down")]
+    ShutDown,
+}
+
+impl From<StoreError> for OpsError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Closed => OpsError::ShutDown,
+            e => OpsError::Storage(e),
+        }
+    }
+}
+
+impl From<OpsError> for EngineError {
+    fn from(e: OpsError) -> Self {
+        match e {
+            OpsError::UnknownRun { run_id } => EngineError::UnknownRun { run_id },
+            OpsError::RunFinished { run_id, status } => EngineError::RunFinished { run_id, status },
+            OpsError::Incompatible { run_id, reason } => {
+                EngineError::Incompatible { run_id, reason }
+            }
+            OpsError::NotRegistered { workflow } => EngineError::NotRegistered { workflow },
+            OpsError::Storage(e) => EngineError::Storage(e),
+            OpsError::ShutDown => EngineError::ShutDown,
+            other => EngineError::Ops(other),
+        }
     }
 }

@@ -158,12 +158,15 @@ pub mod __private;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{FNV_OFFSET, fnv1a, mix};
 pub use engine::{
-    DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, PendingWait, RunHandle,
-    RunStatus, Signal, SignalOutcome, VersionSummary,
+    DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, MAX_PAGE, PendingWait,
+    Retention, RunFilter, RunHandle, RunPage, RunStatus, RunSummary, Signal, SignalOutcome,
+    VersionSummary,
 };
 pub use error::{
-    CodecError, EngineError, OpenError, ResultError, SignalError, StartError, StoreError,
+    CodecError, EngineError, OpenError, OpsError, ResultError, SignalError, StartError,
+    StoreError,
 };
+pub use types::Cancellation;
 pub use model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowError,
     WorkflowOutput,

@@ -23,6 +23,11 @@ pub enum Event {
     TimedOut,
     /// The pending sleep's deadline passed.
     Woke,
+    /// An operator cancelled the run at its pending step or wait (`Engine::cancel`).
+    Cancelled {
+        /// The operator's reason.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -117,6 +122,10 @@ pub enum WaitError {
     /// No signal arrived before the deadline.
     #[error("timed out waiting for a signal")]
     TimedOut,
+    /// An operator cancelled the run while it waited (`Engine::cancel`); the run ends
+    /// `Cancelled` whatever the workflow returns, after the steps it runs to compensate.
+    #[error("the run was cancelled while waiting for a signal")]
+    Cancelled,
 }
 
 /// A general-purpose workflow error; `?` converts step and wait errors into it.

@@ -68,6 +68,7 @@ pub fn take_step<F: Function>(
             ))
         })),
         Some(Event::StepDone(Err(e))) => Ok(Err(e)),
+        Some(Event::Cancelled { reason }) => Ok(Err(StepError::cancelled(reason))),
         other => Err(unexpected(
             &format!("the result of step `{}`", F::NAME),
             other,
@@ -88,6 +89,7 @@ pub fn take_signal<T: DeserializeOwned>(
             )),
         },
         Some(Event::TimedOut) => Ok(Err(WaitError::TimedOut)),
+        Some(Event::Cancelled { .. }) => Ok(Err(WaitError::Cancelled)),
         other => Err(unexpected("a signal or a timeout", other)),
     }
 }

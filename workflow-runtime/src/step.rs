@@ -32,6 +32,10 @@ pub enum StepErrorKind {
     Retryable,
     /// A failure that will not go away by trying again (bad request, refused payment).
     Permanent,
+    /// An operator cancelled the run while this step was pending (`Engine::cancel`): the step's
+    /// attempt was stopped, or never started. Never retried; the run ends `Cancelled` whatever
+    /// the workflow returns, after the steps it runs to compensate.
+    Cancelled,
 }
 
 /// The error a step returns; it reaches the workflow at its `ctx.step(..).await`.
@@ -64,6 +68,20 @@ impl StepError {
             kind: StepErrorKind::Permanent,
             details: None,
         }
+    }
+
+    /// The error a step pending at a cancellation resolves with.
+    pub fn cancelled(reason: impl Into<String>) -> Self {
+        Self {
+            message: format!("the run was cancelled: {}", reason.into()),
+            kind: StepErrorKind::Cancelled,
+            details: None,
+        }
+    }
+
+    /// Whether the step resolved this way because the run was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.kind == StepErrorKind::Cancelled
     }
 
     /// Attaches structured details.

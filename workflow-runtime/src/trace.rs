@@ -168,6 +168,67 @@ pub enum TraceKind {
         /// Both fingerprints, or why the state could not be decoded.
         reason: String,
     },
+    /// An operator asked to cancel the run.
+    CancelRequested {
+        /// The operator's reason.
+        reason: String,
+    },
+    /// The workflow saw the cancellation at this suspension point (a step or a wait), or its
+    /// sleep was cut short so that it sees it at the next one.
+    CancelDelivered {
+        /// Where: `step <name>`, `wait <signal>` or `sleep`.
+        at: String,
+    },
+    /// The cancelled run ended.
+    Cancelled {
+        /// The operator's reason.
+        reason: String,
+        /// What the workflow returned, if it returned (`{"Ok": ..}` or `{"Err": ..}`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+    },
+    /// An operator ended the run at once.
+    Terminated {
+        /// The operator's reason.
+        reason: String,
+    },
+    /// An operator retried the failed run from its last checkpoint.
+    Retried {
+        /// The step that runs again.
+        step: String,
+    },
+}
+
+impl TraceKind {
+    /// The event's name as stored (`started`, `step_completed`, `cancel_requested`, ...); trace
+    /// filters match on it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TraceKind::Started { .. } => "started",
+            TraceKind::StepScheduled { .. } => "step_scheduled",
+            TraceKind::StepCompleted { .. } => "step_completed",
+            TraceKind::StepAttemptFailed { .. } => "step_attempt_failed",
+            TraceKind::WaitStarted { .. } => "wait_started",
+            TraceKind::SignalBuffered { .. } => "signal_buffered",
+            TraceKind::SignalReceived { .. } => "signal_received",
+            TraceKind::SignalRejected { .. } => "signal_rejected",
+            TraceKind::SignalDuplicate { .. } => "signal_duplicate",
+            TraceKind::TimedOut { .. } => "timed_out",
+            TraceKind::SleepStarted { .. } => "sleep_started",
+            TraceKind::Woke { .. } => "woke",
+            TraceKind::Completed { .. } => "completed",
+            TraceKind::Failed { .. } => "failed",
+            TraceKind::Migrated { .. } => "migrated",
+            TraceKind::Revived => "revived",
+            TraceKind::Imported { .. } => "imported",
+            TraceKind::Incompatible { .. } => "incompatible",
+            TraceKind::CancelRequested { .. } => "cancel_requested",
+            TraceKind::CancelDelivered { .. } => "cancel_delivered",
+            TraceKind::Cancelled { .. } => "cancelled",
+            TraceKind::Terminated { .. } => "terminated",
+            TraceKind::Retried { .. } => "retried",
+        }
+    }
 }
 
 impl fmt::Display for TraceEvent {
@@ -277,6 +338,17 @@ impl fmt::Display for TraceEvent {
             TraceKind::Completed { output } => write!(f, "completed output={}", short(output)),
             TraceKind::Failed { message } => write!(f, "failed: {message}"),
             TraceKind::Incompatible { reason } => write!(f, "incompatible: {reason}"),
+            TraceKind::CancelRequested { reason } => write!(f, "cancel_requested: {reason}"),
+            TraceKind::CancelDelivered { at } => write!(f, "cancel_delivered at {at}"),
+            TraceKind::Cancelled { reason, output } => {
+                write!(f, "cancelled: {reason}")?;
+                match output {
+                    Some(out) => write!(f, " output={}", short(out)),
+                    None => Ok(()),
+                }
+            }
+            TraceKind::Terminated { reason } => write!(f, "terminated: {reason}"),
+            TraceKind::Retried { step } => write!(f, "retried from step {step}"),
             TraceKind::Imported { state } => write!(f, "imported state={}", short(state)),
             TraceKind::Migrated {
                 from_version,

@@ -55,6 +55,49 @@ pub enum RunStatus {
         /// Both fingerprints, or why the state could not be decoded.
         reason: String,
     },
+    /// An operator cancelled the run (`Engine::cancel`); the workflow saw the cancellation at
+    /// its suspension point, ran what it chose to (compensation), and ended.
+    Cancelled {
+        /// The operator's reason.
+        reason: String,
+    },
+    /// An operator ended the run at once (`Engine::terminate`); no further workflow code ran.
+    Terminated {
+        /// The operator's reason.
+        reason: String,
+    },
+}
+
+impl RunStatus {
+    /// The status's name without its details, as used by run filters (`running`, `waiting`,
+    /// `retrying`, `sleeping`, `completed`, `failed`, `incompatible`, `cancelled`,
+    /// `terminated`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting { .. } => "waiting",
+            RunStatus::Retrying { .. } => "retrying",
+            RunStatus::Sleeping { .. } => "sleeping",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed { .. } => "failed",
+            RunStatus::Incompatible { .. } => "incompatible",
+            RunStatus::Cancelled { .. } => "cancelled",
+            RunStatus::Terminated { .. } => "terminated",
+        }
+    }
+
+    /// Every value [`RunStatus::kind`] returns.
+    pub const KINDS: [&'static str; 9] = [
+        "running",
+        "waiting",
+        "retrying",
+        "sleeping",
+        "completed",
+        "failed",
+        "incompatible",
+        "cancelled",
+        "terminated",
+    ];
 }
 
 impl fmt::Display for RunStatus {
@@ -85,6 +128,8 @@ impl fmt::Display for RunStatus {
             RunStatus::Completed => f.write_str("completed"),
             RunStatus::Failed { message } => write!(f, "failed: {message}"),
             RunStatus::Incompatible { reason } => write!(f, "incompatible: {reason}"),
+            RunStatus::Cancelled { reason } => write!(f, "cancelled: {reason}"),
+            RunStatus::Terminated { reason } => write!(f, "terminated: {reason}"),
         }
     }
 }
@@ -213,6 +258,34 @@ pub struct RunRecord {
     pub created_ms: u64,
     /// When the latest checkpoint was written, milliseconds since the Unix epoch.
     pub updated_ms: u64,
+    /// An operator's cancellation of the run, once requested (`Engine::cancel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel: Option<Cancellation>,
+    /// The command the run was suspended on when it ended, so that a failed run can be retried
+    /// from there (`Engine::retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Command>,
+}
+
+/// An operator's request to cancel a run, as kept in its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Cancellation {
+    /// The operator's reason.
+    pub reason: String,
+    /// Whether the workflow has seen it: a run asleep when cancelled wakes at once and sees the
+    /// cancellation at its next step or wait.
+    pub delivered: bool,
+}
+
+impl Cancellation {
+    /// A cancellation the workflow has not seen yet.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            delivered: false,
+        }
+    }
 }
 
 impl RunRecord {
@@ -233,15 +306,28 @@ impl RunRecord {
             input_hash: 0,
             created_ms: now_ms,
             updated_ms: now_ms,
+            cancel: None,
+            ended_at: None,
         }
     }
 
-    /// Whether the run will never move again (completed, failed, or parked as incompatible).
+    /// Whether the run will never move again (completed, failed, cancelled, terminated, or
+    /// parked as incompatible).
     pub fn is_finished(&self) -> bool {
         matches!(
             self.status,
-            RunStatus::Completed | RunStatus::Failed { .. } | RunStatus::Incompatible { .. }
+            RunStatus::Completed
+                | RunStatus::Failed { .. }
+                | RunStatus::Incompatible { .. }
+                | RunStatus::Cancelled { .. }
+                | RunStatus::Terminated { .. }
         )
+    }
+
+    /// Whether the run has ended for good and may be purged: finished, and not merely parked
+    /// as incompatible (a parked run waits for code that fits it).
+    pub fn is_purgeable(&self) -> bool {
+        self.is_finished() && !matches!(self.status, RunStatus::Incompatible { .. })
     }
 
     /// The command the run waits on and must be indexed under: `None` once finished.

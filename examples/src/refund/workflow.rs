@@ -99,6 +99,7 @@ pub async fn refund_review(
         {
             Ok(d) => d,
             Err(WaitError::TimedOut) => return Ok(RefundOutcome::TimedOut),
+            Err(cancelled @ WaitError::Cancelled) => return Err(cancelled.into()),
         };
         match decision.status {
             DecisionStatus::Approved => {

@@ -231,6 +231,12 @@ impl Checkpoint {
                     return Ok(Driven::Moved);
                 }
             }
+            // A cancellation the workflow has not seen (its sleep was cut short) reaches it at
+            // the first step or wait it suspends on, before that step runs or that wait waits.
+            if let Some(next) = self.deliver_cancel() {
+                event = next;
+                continue;
+            }
             // Still waiting (a new wait, or one whose buffered signal was refused): a buffered
             // signal with the wait's name satisfies it within this same checkpoint.
             let Some(Command::Wait { name, .. }) = &self.rec.pending else {
@@ -253,6 +259,68 @@ impl Checkpoint {
             });
             from_inbox = true;
         }
+    }
+
+    /// Marks the run cancelled with `reason`, undelivered yet.
+    pub(super) fn request_cancel(&mut self, reason: &str) {
+        self.touched = true;
+        self.rec.cancel = Some(crate::types::Cancellation::new(reason));
+        self.trace(TraceKind::CancelRequested {
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// The event that shows an undelivered cancellation to the workflow at its pending
+    /// command: the step or wait resolves with a cancellation error; a sleep ends early (its
+    /// `.await` has no error to give), and the cancellation stays undelivered for the next step
+    /// or wait. `None` when there is nothing to deliver.
+    pub(super) fn deliver_cancel(&mut self) -> Option<Event> {
+        let cancel = self.rec.cancel.as_mut().filter(|c| !c.delivered)?;
+        let reason = cancel.reason.clone();
+        let (event, at) = match self.rec.pending.as_ref()? {
+            Command::Step { name, .. } => {
+                cancel.delivered = true;
+                (Event::Cancelled { reason }, format!("step {name}"))
+            }
+            Command::Wait { name, .. } => {
+                cancel.delivered = true;
+                (Event::Cancelled { reason }, format!("wait {name}"))
+            }
+            Command::Sleep { .. } => (Event::Woke, "sleep".to_owned()),
+        };
+        self.trace(TraceKind::CancelDelivered { at });
+        Some(event)
+    }
+
+    /// Ends the run at once with `status`, running no workflow code (terminate).
+    pub(super) fn end(&mut self, status: RunStatus, kind: TraceKind) {
+        self.touched = true;
+        self.rec.ended_at = self.rec.pending.take();
+        self.rec.status = status;
+        self.trace(kind);
+    }
+
+    /// Takes a failed run back to the command it failed at, as a new checkpoint: the step runs
+    /// again (from attempt 1, under a new position, so a fresh idempotency key) once committed.
+    pub(super) fn resume_failed(&mut self, cmd: Command) {
+        self.touched = true;
+        let cmd = match cmd {
+            Command::Step {
+                name, input, retry, ..
+            } => Command::Step {
+                name,
+                input,
+                retry,
+                attempt: 1,
+                not_before_ms: None,
+            },
+            other => other,
+        };
+        self.rec.output = None;
+        self.rec.ended_at = None;
+        self.rec.status = RunStatus::Running;
+        self.rec.seq += 1;
+        self.suspend(cmd);
     }
 
     /// Records that the current wait accepted a signal.
@@ -351,7 +419,19 @@ impl Checkpoint {
     }
 
     fn finish_with(&mut self, output: Value, failure: Option<String>) {
-        self.rec.pending = None;
+        self.rec.ended_at = self.rec.pending.take();
+        if let Some(cancel) = &self.rec.cancel {
+            let reason = cancel.reason.clone();
+            self.rec.status = RunStatus::Cancelled {
+                reason: reason.clone(),
+            };
+            self.trace(TraceKind::Cancelled {
+                reason,
+                output: Some(output.clone()),
+            });
+            self.rec.output = Some(output);
+            return;
+        }
         match failure {
             None => {
                 self.rec.status = RunStatus::Completed;
@@ -372,7 +452,21 @@ impl Checkpoint {
     /// Fails the run, keeping its last good state.
     pub(super) fn fail(&mut self, message: String) {
         self.touched = true;
-        self.rec.pending = None;
+        self.rec.ended_at = self.rec.pending.take();
+        if let Some(cancel) = &self.rec.cancel {
+            // A cancelled run ends cancelled even when its compensation fails; the failure
+            // stays in the trace.
+            let reason = cancel.reason.clone();
+            self.trace(TraceKind::Failed { message });
+            self.rec.status = RunStatus::Cancelled {
+                reason: reason.clone(),
+            };
+            self.trace(TraceKind::Cancelled {
+                reason,
+                output: None,
+            });
+            return;
+        }
         self.rec.status = RunStatus::Failed {
             message: message.clone(),
         };

@@ -5,6 +5,7 @@
 //! acknowledged only after the committer made it durable. Nothing is cached between
 //! transitions: a run parked on a wait costs a timer entry and no task or memory otherwise.
 
+mod admin;
 mod attempts;
 mod checkpoint;
 mod driver;
@@ -34,6 +35,7 @@ use crate::timers::Timers;
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::RunRecord;
 
+pub use self::admin::{MAX_PAGE, Retention, RunFilter, RunPage, RunSummary};
 pub use self::handle::RunHandle;
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
@@ -93,6 +95,7 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     instrument: Option<Arc<dyn Instrument>>,
     max_payload: usize,
+    retention: Option<admin::Retention>,
 }
 
 /// The default of [`EngineBuilder::max_payload_bytes`]: 1 MiB.
@@ -114,6 +117,7 @@ impl Default for EngineBuilder {
             clock: Arc::new(SystemClock),
             instrument: None,
             max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
+            retention: None,
         }
     }
 }
@@ -143,6 +147,16 @@ impl EngineBuilder {
     #[must_use]
     pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload = bytes;
+        self
+    }
+
+    /// Purges ended runs (completed, failed, cancelled, terminated) once they are older than
+    /// the policy's age, with their trace, inbox and dedupe keys, in bounded batches, from a
+    /// background task; open runs and runs parked as incompatible are never purged. Without
+    /// it, nothing is ever removed except by [`Engine::purge`] and [`Engine::purge_ended`].
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
         self
     }
 
@@ -238,6 +252,9 @@ impl EngineBuilder {
             inner,
         };
         engine.inner.resume(None).await?;
+        if let Some(retention) = self.retention {
+            tokio::spawn(Inner::retain(Arc::downgrade(&engine.inner), retention));
+        }
         Ok(engine)
     }
 }

@@ -29,7 +29,9 @@
 //!    matchable by its [`std::io::ErrorKind`]), [`StoreError::backend`] for anything else.
 //! 4. Open, create and migrate the store in the backend's own constructor, and report what
 //!    is wrong with an [`OpenError`](crate::OpenError).
-//! 5. Pass [`crate::testing::conformance`] with a harness that opens your store.
+//! 5. Purge: a [`CheckpointWrite`] with [`CheckpointWrite::purge`] set removes an ended run
+//!    and every row of it, atomically, and is refused for a run that has not ended.
+//! 6. Pass [`crate::testing::conformance`] with a harness that opens your store.
 //!
 //! # Ownership: claims, leases, fences
 //!
@@ -264,6 +266,12 @@ pub struct CheckpointWrite {
     /// Trace events to append; the store numbers them on from the run's last event (their
     /// `seq` as given is replaced).
     pub trace: Vec<TraceEvent>,
+    /// Removes the run with everything of it (record, index rows, trace, inbox, dedupe keys)
+    /// instead of writing it; the other fields are then empty. Refused with
+    /// [`StoreError::NotPurgeable`] unless the stored run has ended for good
+    /// ([`RunRecord::is_purgeable`]); purging a run that does not exist changes nothing. Its id
+    /// may then be used by a new run, whose trace and inbox start afresh.
+    pub purge: bool,
 }
 
 impl CheckpointWrite {
@@ -277,7 +285,15 @@ impl CheckpointWrite {
             consumed: Vec::new(),
             dedupe: None,
             trace: Vec::new(),
+            purge: false,
         }
+    }
+
+    /// A checkpoint that purges `run_id` (see [`CheckpointWrite::purge`]).
+    pub fn purging(run_id: impl Into<String>) -> Self {
+        let mut write = Self::new(run_id);
+        write.purge = true;
+        write
     }
 }
 

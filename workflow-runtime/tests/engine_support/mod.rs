@@ -310,6 +310,9 @@ pub mod approval {
                     Ok(Err(WaitError::TimedOut)) => {
                         return Transition::Complete(Ok(Outcome::TimedOut));
                     }
+                    Ok(Err(cancelled @ WaitError::Cancelled)) => {
+                        return Transition::Complete(Err(cancelled.into()));
+                    }
                     Ok(Ok(d)) => d,
                 };
                 match decision.verdict {

@@ -42,6 +42,8 @@ pub(crate) struct Job {
     dedupe: Option<(String, u64)>,
     /// Numbered and encoded in the write transaction, which knows the run's last event.
     trace: Vec<TraceEvent>,
+    /// Remove the run and everything of it instead.
+    purge: bool,
 }
 
 impl Job {
@@ -55,6 +57,7 @@ impl Job {
             consumed,
             dedupe,
             trace,
+            purge,
         } = cp;
         let encode = |what: &str, e| {
             StoreError::Codec(CodecError::encoding(
@@ -75,6 +78,7 @@ impl Job {
             consumed,
             dedupe,
             trace,
+            purge,
             run_id: String::new(),
         };
         if let Some(write) = run {
@@ -303,6 +307,13 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
     let mut ready_net: HashMap<&str, Option<&str>> = HashMap::new();
     for job in jobs {
         let run_id = job.run_id.as_str();
+        if job.purge {
+            purge(&mut runs, &mut inbox, &mut dedupe, &mut trace, run_id)?;
+            // A purged run leaves no `ready` row behind; an earlier job of this group may
+            // have planned one.
+            ready_net.insert(run_id, None);
+            continue;
+        }
         match job.unindex {
             Some(Index::Ready) => {
                 ready_net.insert(run_id, None);
@@ -400,6 +411,52 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Removes an ended run: its record, trace, inbox and dedupe rows. An ended run has no index
+/// rows (only open runs are indexed), and refusing an open one keeps it that way.
+fn purge<'t>(
+    runs: &mut redb::Table<'t, &'static str, &'static [u8]>,
+    inbox: &mut redb::Table<'t, (&'static str, u64), &'static [u8]>,
+    dedupe: &mut redb::Table<'t, (&'static str, &'static str), u64>,
+    trace: &mut redb::Table<'t, (&'static str, u64), &'static [u8]>,
+    run_id: &str,
+) -> Result<(), StoreError> {
+    let Some(stored) = runs.get(run_id).ctx("purging a run")? else {
+        return Ok(());
+    };
+    let rec: crate::types::RunRecord = codec::from_bytes(stored.value()).map_err(|e| {
+        StoreError::Codec(CodecError::decoding(format!("the record of run `{run_id}`"), e))
+    })?;
+    drop(stored);
+    if !rec.is_purgeable() {
+        return Err(StoreError::NotPurgeable {
+            run_id: run_id.to_owned(),
+        });
+    }
+    runs.remove(run_id).ctx("purging a run")?;
+    for table in [inbox, trace] {
+        let keys = table
+            .range((run_id, 0)..=(run_id, u64::MAX))
+            .ctx("purging a run")?
+            .map(|e| e.map(|(k, _)| k.value().1))
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("purging a run")?;
+        for key in keys {
+            table.remove((run_id, key)).ctx("purging a run")?;
+        }
+    }
+    let keys = dedupe
+        .range((run_id, "")..)
+        .ctx("purging a run")?
+        .map(|e| e.map(|(k, _)| (k.value().0.to_owned(), k.value().1.to_owned())))
+        .take_while(|k| k.as_ref().map_or(true, |(run, _)| run == run_id))
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("purging a run")?;
+    for (_, key) in keys {
+        dedupe.remove((run_id, key.as_str())).ctx("purging a run")?;
     }
     Ok(())
 }

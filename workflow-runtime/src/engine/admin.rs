@@ -1,0 +1,453 @@
+//! Operating runs: listing them by filter, cancelling, terminating, retrying a failed one, and
+//! purging ended runs (on demand, or by a retention policy in bounded batches).
+//!
+//! Every change here is one checkpoint under the run's lock, like any transition, so a crash
+//! leaves each run either as it was or fully changed.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::Checkpoint;
+use super::hooks::CrashMoment;
+use super::{Engine, Inner, lock};
+use crate::error::{OpsError, StoreError};
+use crate::model::Command;
+use crate::store::CheckpointWrite;
+use crate::trace::TraceKind;
+use crate::types::{RunRecord, RunStatus};
+
+/// The most runs one [`Engine::runs`] page holds.
+pub const MAX_PAGE: usize = 1000;
+
+/// Which runs [`Engine::runs`] lists; every field left `None` matches everything.
+///
+/// ```
+/// # use workflow_runtime::RunFilter;
+/// let waiting_reviews = RunFilter {
+///     workflow: Some("refund_review".into()),
+///     waiting_for: Some("refund_decision".into()),
+///     ..RunFilter::default()
+/// };
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunFilter {
+    /// Runs of this workflow.
+    pub workflow: Option<String>,
+    /// Runs whose latest checkpoint was written by this version.
+    pub version: Option<u32>,
+    /// Runs with this status kind ([`RunStatus::kind`]: `waiting`, `failed`, ...).
+    pub status: Option<String>,
+    /// Runs created at or after this time, milliseconds since the Unix epoch.
+    pub created_from_ms: Option<u64>,
+    /// Runs created before this time, milliseconds since the Unix epoch.
+    pub created_until_ms: Option<u64>,
+    /// Runs waiting for a signal with this name.
+    pub waiting_for: Option<String>,
+    /// Only runs whose id sorts after this one: the `next` of the previous page.
+    pub after: Option<String>,
+    /// The most runs to return (default 100, at most [`MAX_PAGE`]).
+    pub limit: Option<usize>,
+}
+
+/// One run as listed by [`Engine::runs`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// Its workflow.
+    pub workflow: String,
+    /// The version that wrote its latest checkpoint.
+    pub version: u32,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// When it was created, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// When its latest checkpoint was written, milliseconds since the Unix epoch.
+    pub updated_ms: u64,
+}
+
+/// A page of runs, in run id order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunPage {
+    /// The runs.
+    pub runs: Vec<RunSummary>,
+    /// Pass as [`RunFilter::after`] for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// When ended runs are purged by the engine itself (see [`EngineBuilder::retention`]).
+///
+/// [`EngineBuilder::retention`]: crate::EngineBuilder::retention
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retention {
+    /// Runs that ended at least this long ago (on the engine's clock) are purged.
+    pub max_age: Duration,
+    /// How often to look, on the runtime's timer.
+    pub every: Duration,
+    /// The most runs purged per store transaction, so that a large backlog never holds the
+    /// store for long.
+    pub batch: usize,
+}
+
+impl Retention {
+    /// Purges runs that ended at least `max_age` ago, looking every minute, 256 runs per
+    /// batch.
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            every: Duration::from_secs(60),
+            batch: 256,
+        }
+    }
+
+    /// Looks this often instead of every minute.
+    #[must_use]
+    pub fn every(mut self, every: Duration) -> Self {
+        self.every = every;
+        self
+    }
+
+    /// Purges at most this many runs per batch.
+    #[must_use]
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+}
+
+fn matches(filter: &RunFilter, run_id: &str, rec: &RunRecord, status: &RunStatus) -> bool {
+    filter.after.as_ref().is_none_or(|a| run_id > a.as_str())
+        && filter.workflow.as_ref().is_none_or(|w| *w == rec.workflow)
+        && filter.version.is_none_or(|v| v == rec.version)
+        && filter.status.as_ref().is_none_or(|s| s == status.kind())
+        && filter.created_from_ms.is_none_or(|t| rec.created_ms >= t)
+        && filter.created_until_ms.is_none_or(|t| rec.created_ms < t)
+        && filter.waiting_for.as_ref().is_none_or(|w| {
+            matches!(status, RunStatus::Waiting { signal, .. } if signal == w)
+        })
+}
+
+impl Engine {
+    /// One page of the runs that match `filter`, in run id order.
+    ///
+    /// Reads every run record: meant for operators, not for a request path.
+    ///
+    /// # Errors
+    /// [`OpsError::Invalid`] for an unknown status kind or a zero limit, or a storage error.
+    pub fn runs(&self, filter: &RunFilter) -> Result<RunPage, OpsError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        if let Some(s) = &filter.status
+            && !RunStatus::KINDS.contains(&s.as_str())
+        {
+            return Err(OpsError::Invalid {
+                what: "status filter".to_owned(),
+                reason: format!("`{s}` is not one of {}", RunStatus::KINDS.join(", ")),
+            });
+        }
+        let limit = filter.limit.unwrap_or(100);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(OpsError::Invalid {
+                what: "limit".to_owned(),
+                reason: format!("{limit} is not between 1 and {MAX_PAGE}"),
+            });
+        }
+        let mut runs = Vec::new();
+        let mut next = None;
+        for (run_id, rec) in inner.store.runs()? {
+            let status = inner.status_of(&rec);
+            if !matches(filter, &run_id, &rec, &status) {
+                continue;
+            }
+            if runs.len() == limit {
+                next = runs.last().map(|r: &RunSummary| r.run_id.clone());
+                break;
+            }
+            runs.push(RunSummary {
+                run_id,
+                workflow: rec.workflow,
+                version: rec.version,
+                status,
+                created_ms: rec.created_ms,
+                updated_ms: rec.updated_ms,
+            });
+        }
+        Ok(RunPage { runs, next })
+    }
+
+    /// Cancels a run: its workflow sees the cancellation at its current suspension point, as
+    /// an error value it can handle. A pending step resolves with a [`StepError`] of kind
+    /// [`StepErrorKind::Cancelled`] (a running attempt is stopped); a pending wait resolves
+    /// with [`WaitError::Cancelled`]; a sleep ends early and the cancellation reaches the next
+    /// step or wait. The workflow may run steps to compensate (they run normally) and then
+    /// return; whatever it returns, the run ends [`RunStatus::Cancelled`]. Cancelling a run
+    /// already cancelled changes nothing.
+    ///
+    /// The cancellation is committed with the transition it causes, before this returns.
+    ///
+    /// [`StepError`]: crate::StepError
+    /// [`StepErrorKind::Cancelled`]: crate::StepErrorKind::Cancelled
+    /// [`WaitError::Cancelled`]: crate::WaitError::Cancelled
+    ///
+    /// # Errors
+    /// [`OpsError::UnknownRun`], [`OpsError::RunFinished`], [`OpsError::NotRegistered`] or
+    /// [`OpsError::Incompatible`] (the workflow's code must run; terminate such a run), or a
+    /// storage error (then nothing changed).
+    pub async fn cancel(&self, run_id: &str, reason: &str) -> Result<RunStatus, OpsError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let _lock = inner.lock_run(run_id).await;
+        let rec = inner.open_record(run_id)?;
+        if rec.cancel.is_some() {
+            return Ok(rec.status);
+        }
+        let workflow = rec.workflow.clone();
+        let (d, mut cp) = match inner.prepare(run_id, rec).await? {
+            Ok(ready) => ready,
+            Err(Some(reason)) => {
+                return Err(OpsError::Incompatible {
+                    run_id: run_id.to_owned(),
+                    reason,
+                });
+            }
+            Err(None) => return Err(OpsError::NotRegistered { workflow }),
+        };
+        inner.stop_step(run_id);
+        cp.request_cancel(reason);
+        if let Some(event) = cp.deliver_cancel() {
+            cp.drive(&*d, &*inner.store, event, None)?;
+        }
+        let status = cp.rec.status.clone();
+        inner.commit(cp).await?;
+        Ok(status)
+    }
+
+    /// Ends a run at once with [`RunStatus::Terminated`]: no further workflow code runs, a
+    /// running step attempt is stopped, buffered signals are dropped. Works for runs the
+    /// registered code cannot drive too.
+    ///
+    /// # Errors
+    /// [`OpsError::UnknownRun`], [`OpsError::RunFinished`], or a storage error (then nothing
+    /// changed).
+    pub async fn terminate(&self, run_id: &str, reason: &str) -> Result<(), OpsError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let _lock = inner.lock_run(run_id).await;
+        let rec = inner.open_record(run_id)?;
+        inner.stop_step(run_id);
+        let mut cp = Checkpoint::load(run_id, inner.clock.now_ms(), rec);
+        cp.end(
+            RunStatus::Terminated {
+                reason: reason.to_owned(),
+            },
+            TraceKind::Terminated {
+                reason: reason.to_owned(),
+            },
+        );
+        Ok(inner.commit(cp).await?)
+    }
+
+    /// Takes a [`RunStatus::Failed`] run back to its last checkpoint and runs the step it
+    /// failed at again (from attempt 1, with a fresh idempotency key: the failed attempt's key
+    /// may be remembered by a provider together with its failure). The state is the stored one;
+    /// nothing is replayed. Meant for after a fix: the newest registered code runs it.
+    ///
+    /// # Errors
+    /// [`OpsError::UnknownRun`], [`OpsError::NotFailed`], [`OpsError::NothingToRetry`],
+    /// [`OpsError::NotRegistered`], [`OpsError::Incompatible`], or a storage error.
+    pub async fn retry(&self, run_id: &str) -> Result<(), OpsError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let _lock = inner.lock_run(run_id).await;
+        let rec = inner.record(run_id).map_err(|_| unknown(run_id))?;
+        if !matches!(rec.status, RunStatus::Failed { .. }) {
+            return Err(OpsError::NotFailed {
+                run_id: run_id.to_owned(),
+                status: rec.status,
+            });
+        }
+        let Some(cmd @ Command::Step { .. }) = rec.ended_at.clone() else {
+            return Err(OpsError::NothingToRetry {
+                run_id: run_id.to_owned(),
+            });
+        };
+        let workflow = rec.workflow.clone();
+        let (_, mut cp) = match inner.prepare(run_id, rec).await? {
+            Ok(ready) => ready,
+            Err(Some(reason)) => {
+                return Err(OpsError::Incompatible {
+                    run_id: run_id.to_owned(),
+                    reason,
+                });
+            }
+            Err(None) => return Err(OpsError::NotRegistered { workflow }),
+        };
+        let step = match &cmd {
+            Command::Step { name, .. } => name.clone(),
+            _ => unreachable!("matched as a step above"),
+        };
+        cp.trace(TraceKind::Retried { step });
+        cp.resume_failed(cmd);
+        Ok(inner.commit(cp).await?)
+    }
+
+    /// Removes an ended run (completed, failed, cancelled or terminated) with its trace, inbox
+    /// and dedupe keys; its id may then be used again. A run that is open or parked as
+    /// incompatible is never purged.
+    ///
+    /// # Errors
+    /// [`OpsError::UnknownRun`], [`OpsError::NotPurgeable`], or a storage error (then nothing
+    /// was removed).
+    pub async fn purge(&self, run_id: &str) -> Result<(), OpsError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let _lock = inner.lock_run(run_id).await;
+        let rec = inner.record(run_id).map_err(|_| unknown(run_id))?;
+        if !rec.is_purgeable() {
+            return Err(OpsError::NotPurgeable {
+                run_id: run_id.to_owned(),
+                status: rec.status,
+            });
+        }
+        inner.commit_purges(vec![run_id.to_owned()]).await?;
+        Ok(())
+    }
+
+    /// Purges up to `batch` runs that ended at least `max_age` ago (on the engine's clock),
+    /// oldest id first, in one store transaction where the store groups them; returns how many
+    /// were purged. Call it again while it returns `batch` to work through a backlog.
+    ///
+    /// # Errors
+    /// [`OpsError::Invalid`] for a zero batch, or a storage error (then none of the batch was
+    /// removed, or, if the store committed them separately, some were).
+    pub async fn purge_ended(&self, max_age: Duration, batch: usize) -> Result<usize, OpsError> {
+        self.inner.purge_ended(max_age, batch).await
+    }
+}
+
+fn unknown(run_id: &str) -> OpsError {
+    OpsError::UnknownRun {
+        run_id: run_id.to_owned(),
+    }
+}
+
+impl Inner {
+    /// The record of a run that has not ended yet.
+    fn open_record(&self, run_id: &str) -> Result<RunRecord, OpsError> {
+        let rec = self.record(run_id).map_err(|_| unknown(run_id))?;
+        if rec.is_finished() && !matches!(rec.status, RunStatus::Incompatible { .. }) {
+            return Err(OpsError::RunFinished {
+                run_id: run_id.to_owned(),
+                status: rec.status,
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Stops the attempt running for a run whose pending step is being answered otherwise; its
+    /// result, had it arrived, would have been dropped as stale anyway.
+    fn stop_step(&self, run_id: &str) {
+        if let Some(step) = lock(&self.steps).remove(run_id) {
+            step.abort();
+        }
+    }
+
+    /// Purges these runs, each under its lock and re-checked, all submitted before any is
+    /// awaited so that the store can write them in one transaction. Runs that changed or
+    /// vanished in the meantime are skipped. Returns how many were purged.
+    async fn commit_purges(&self, run_ids: Vec<String>) -> Result<usize, OpsError> {
+        let mut held = Vec::with_capacity(run_ids.len());
+        for run_id in &run_ids {
+            let guard = self.lock_run(run_id).await;
+            if self.store.run(run_id)?.is_some_and(|r| r.is_purgeable()) {
+                held.push((run_id.as_str(), guard));
+            }
+        }
+        if held.is_empty() {
+            return Ok(0);
+        }
+        if *self.shutdown.borrow() {
+            return Err(OpsError::ShutDown);
+        }
+        let crash = self.instrument.as_ref().and_then(|i| i.commit_begins());
+        if crash == Some(CrashMoment::BeforeCommit) {
+            self.crash(CrashMoment::BeforeCommit);
+            return Err(OpsError::ShutDown);
+        }
+        let acks: Vec<_> = held
+            .iter()
+            .map(|(run_id, _)| self.store.commit(CheckpointWrite::purging(*run_id)))
+            .collect();
+        let mut purged = 0;
+        let mut failure: Option<StoreError> = None;
+        for ack in acks {
+            match ack.await {
+                Ok(()) => purged += 1,
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        if crash == Some(CrashMoment::AfterCommit) {
+            self.crash(CrashMoment::AfterCommit);
+            return Err(OpsError::ShutDown);
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(purged),
+        }
+    }
+
+    async fn purge_ended(&self, max_age: Duration, batch: usize) -> Result<usize, OpsError> {
+        self.check_open()?;
+        if batch == 0 {
+            return Err(OpsError::Invalid {
+                what: "batch".to_owned(),
+                reason: "it must be at least 1".to_owned(),
+            });
+        }
+        let age = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = self.clock.now_ms().saturating_sub(age);
+        let due: Vec<String> = self
+            .store
+            .runs()?
+            .into_iter()
+            .filter(|(_, rec)| rec.is_purgeable() && rec.updated_ms <= cutoff)
+            .map(|(id, _)| id)
+            .take(batch)
+            .collect();
+        self.commit_purges(due).await
+    }
+
+    /// Runs the retention policy until the engine shuts down. Holds the engine only while it
+    /// purges, so that dropping the engine still closes the store.
+    pub(super) async fn retain(engine: std::sync::Weak<Inner>, retention: Retention) {
+        let mut stop = match engine.upgrade() {
+            Some(inner) => inner.shutdown.subscribe(),
+            None => return,
+        };
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(retention.every) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+            let Some(inner) = engine.upgrade() else {
+                return;
+            };
+            loop {
+                match inner.purge_ended(retention.max_age, retention.batch).await {
+                    Ok(n) if n == retention.batch => tokio::task::yield_now().await,
+                    Ok(_) => break,
+                    Err(OpsError::ShutDown) => return,
+                    Err(e) => {
+                        eprintln!("workflow-runtime: purging ended runs failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
