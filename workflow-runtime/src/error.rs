@@ -108,6 +108,14 @@ pub enum EngineError {
     /// The engine was shut down.
     #[error("the engine has been shut down")]
     ShutDown,
+    /// An operator cancelled or terminated the run.
+    #[error("run `{run_id}` was stopped by an operator ({status})")]
+    Stopped {
+        /// The run.
+        run_id: String,
+        /// [`RunStatus::Cancelled`] or [`RunStatus::Terminated`], with the reason.
+        status: RunStatus,
+    },
     /// An operations call refused its change (see [`OpsError`]).
     #[error(transparent)]
     Ops(OpsError),
@@ -411,6 +419,15 @@ pub enum ResultError {
         /// The workflow's name.
         workflow: String,
     },
+    /// An operator cancelled or terminated the run (`Engine::cancel`, `Engine::terminate`);
+    /// what a cancelled workflow returned is in its trace.
+    #[error("run `{run_id}` was stopped by an operator ({status})")]
+    Stopped {
+        /// The run.
+        run_id: String,
+        /// [`RunStatus::Cancelled`] or [`RunStatus::Terminated`], with the reason.
+        status: RunStatus,
+    },
     /// The stored output does not decode into the workflow's output type.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -424,6 +441,7 @@ pub enum ResultError {
 
 from_family!(ResultError:
     UnknownRun { run_id },
+    Stopped { run_id, status },
     RunFailed { run_id, message },
     Incompatible { run_id, reason },
     NotRegistered { workflow };

@@ -163,10 +163,8 @@ pub use engine::{
     VersionSummary,
 };
 pub use error::{
-    CodecError, EngineError, OpenError, OpsError, ResultError, SignalError, StartError,
-    StoreError,
+    CodecError, EngineError, OpenError, OpsError, ResultError, SignalError, StartError, StoreError,
 };
-pub use types::Cancellation;
 pub use model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowError,
     WorkflowOutput,
@@ -176,6 +174,7 @@ pub use step::{
     Function, Out, Persist, StepContext, StepEntry, StepError, StepErrorKind, StepFuture,
 };
 pub use trace::{TraceEvent, TraceKind, format_time_ms};
+pub use types::Cancellation;
 pub use workflow_macros::{function, workflow};
 
 /// Everything a workflow author needs: `use workflow_runtime::prelude::*;`.

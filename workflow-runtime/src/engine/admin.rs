@@ -127,9 +127,10 @@ fn matches(filter: &RunFilter, run_id: &str, rec: &RunRecord, status: &RunStatus
         && filter.status.as_ref().is_none_or(|s| s == status.kind())
         && filter.created_from_ms.is_none_or(|t| rec.created_ms >= t)
         && filter.created_until_ms.is_none_or(|t| rec.created_ms < t)
-        && filter.waiting_for.as_ref().is_none_or(|w| {
-            matches!(status, RunStatus::Waiting { signal, .. } if signal == w)
-        })
+        && filter
+            .waiting_for
+            .as_ref()
+            .is_none_or(|w| matches!(status, RunStatus::Waiting { signal, .. } if signal == w))
 }
 
 impl Engine {
@@ -202,10 +203,13 @@ impl Engine {
         let inner = &self.inner;
         inner.check_open()?;
         let _lock = inner.lock_run(run_id).await;
-        let rec = inner.open_record(run_id)?;
-        if rec.cancel.is_some() {
+        // Asked again (a client retrying after a lost answer): done already.
+        if let Some(rec) = inner.store.run(run_id)?
+            && rec.cancel.is_some()
+        {
             return Ok(rec.status);
         }
+        let rec = inner.open_record(run_id)?;
         let workflow = rec.workflow.clone();
         let (d, mut cp) = match inner.prepare(run_id, rec).await? {
             Ok(ready) => ready,
@@ -306,7 +310,6 @@ impl Engine {
     pub async fn purge(&self, run_id: &str) -> Result<(), OpsError> {
         let inner = &self.inner;
         inner.check_open()?;
-        let _lock = inner.lock_run(run_id).await;
         let rec = inner.record(run_id).map_err(|_| unknown(run_id))?;
         if !rec.is_purgeable() {
             return Err(OpsError::NotPurgeable {
@@ -314,7 +317,14 @@ impl Engine {
                 status: rec.status,
             });
         }
-        inner.commit_purges(vec![run_id.to_owned()]).await?;
+        // Checked again under the run's lock, where the purge happens.
+        if inner.commit_purges(vec![run_id.to_owned()]).await? == 0 {
+            let rec = inner.record(run_id).map_err(|_| unknown(run_id))?;
+            return Err(OpsError::NotPurgeable {
+                run_id: run_id.to_owned(),
+                status: rec.status,
+            });
+        }
         Ok(())
     }
 

@@ -111,6 +111,12 @@ impl<W: Workflow> RunHandle<W> {
                         message,
                     });
                 }
+                (status @ (RunStatus::Cancelled { .. } | RunStatus::Terminated { .. }), _) => {
+                    return Err(ResultError::Stopped {
+                        run_id: run_id(),
+                        status,
+                    });
+                }
                 (RunStatus::Incompatible { reason }, _) => {
                     return Err(ResultError::Incompatible {
                         run_id: run_id(),

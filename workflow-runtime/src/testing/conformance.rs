@@ -88,6 +88,7 @@ macro_rules! store_conformance {
                 concurrent_commits_are_acknowledged_one_by_one,
                 a_reopened_store_keeps_everything_acknowledged,
                 a_closed_store_refuses_work,
+                purge_removes_an_ended_run_and_nothing_else,
             );
         }
     };
@@ -593,4 +594,55 @@ pub async fn a_closed_store_refuses_work<H: Harness>(h: &H) {
         store.claim_ready(&claim("a", 0)),
         Err(StoreError::Closed)
     ));
+}
+
+/// A purge removes an ended run with its record, trace, inbox and dedupe rows, durably, and
+/// nothing of any other run (not even one whose id starts with the purged one); it refuses an
+/// open run, writing nothing; purging a missing run changes nothing; the id can be used again,
+/// its trace numbered from 0.
+pub async fn purge_removes_an_ended_run_and_nothing_else<H: Harness>(h: &H) {
+    {
+        let store = h.open();
+        for run in ["r2", "r2-other"] {
+            let mut cp = moves(run, record(1, Some(wait("s", 9))), None);
+            cp.dedupe = Some(("key".to_owned(), 1));
+            cp.buffer = Some(InboxEntry::new("later", json!(1), None));
+            commit(&store, cp).await;
+        }
+        match store.commit(CheckpointWrite::purging("r2")).await {
+            Err(StoreError::NotPurgeable { run_id }) => assert_eq!(run_id, "r2"),
+            other => panic!("an open run was not refused: {other:?}"),
+        }
+        assert!(store.run("r2").expect("run").is_some());
+        assert_eq!(store.inbox("r2").expect("inbox").len(), 1);
+
+        let mut ended = record(2, None);
+        ended.status = RunStatus::Terminated {
+            reason: "test".to_owned(),
+        };
+        commit(&store, moves("r2", ended, Some(wait("s", 9)))).await;
+        // An entry that arrived after the end, so that the purge has an inbox to clear.
+        let mut late = CheckpointWrite::new("r2");
+        late.buffer = Some(InboxEntry::new("later", json!(2), None));
+        commit(&store, late).await;
+        assert!(!store.trace("r2").expect("trace").is_empty());
+
+        commit(&store, CheckpointWrite::purging("r2")).await;
+        commit(&store, CheckpointWrite::purging("missing")).await;
+    }
+    let store = h.open();
+    assert_eq!(store.run("r2").expect("run"), None);
+    assert!(store.trace("r2").expect("trace").is_empty());
+    assert!(store.inbox("r2").expect("inbox").is_empty());
+    assert!(!store.has_dedupe("r2", "key").expect("dedupe"));
+    assert!(store.runs().expect("runs").iter().all(|(id, _)| id != "r2"));
+    // The neighbour is whole.
+    assert!(store.run("r2-other").expect("run").is_some());
+    assert!(store.has_dedupe("r2-other", "key").expect("dedupe"));
+    assert_eq!(store.inbox("r2-other").expect("inbox").len(), 1);
+    assert_eq!(store.pending_waits().expect("waits").len(), 1);
+    // The id starts afresh.
+    commit(&store, moves("r2", record(1, Some(sleep(5))), None)).await;
+    let trace = store.trace("r2").expect("trace");
+    assert_eq!(trace.iter().map(|e| e.seq).collect::<Vec<_>>(), [0]);
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::CrashMoment;
 use super::{TestEngine, TestEngineBuilder};
-use crate::{RunStatus, Signal, SignalError, StartError, Workflow};
+use crate::{OpsError, RunStatus, Signal, SignalError, StartError, Workflow};
 
 /// The run id crash tests use.
 const RUN: &str = "crash-test";
@@ -30,6 +30,11 @@ pub enum ScriptAction {
     },
     /// Move the manual clock forward.
     Advance(Duration),
+    /// Cancel the run (`Engine::cancel`).
+    Cancel {
+        /// The reason given.
+        reason: String,
+    },
 }
 
 /// What happens to a run, in order, after it starts.
@@ -78,6 +83,15 @@ impl Script {
     #[must_use]
     pub fn advance(mut self, by: Duration) -> Self {
         self.actions.push(ScriptAction::Advance(by));
+        self
+    }
+
+    /// Then an operator cancels the run.
+    #[must_use]
+    pub fn cancel(mut self, reason: &str) -> Self {
+        self.actions.push(ScriptAction::Cancel {
+            reason: reason.to_owned(),
+        });
         self
     }
 
@@ -215,6 +229,11 @@ where
                     te.clock().advance(*by);
                     pos += 1;
                 }
+                ScriptAction::Cancel { reason } => match te.engine().cancel(RUN, reason).await {
+                    Ok(_) => pos += 1,
+                    Err(OpsError::ShutDown) if te.crashed() => {}
+                    Err(e) => return Err(format!("script action {pos} (cancel) failed: {e}")),
+                },
             }
             te.run_until_idle().await;
         }
@@ -231,6 +250,13 @@ where
 
 async fn outcome<W: Workflow>(te: &TestEngine, workflow: W) -> Result<Value, String> {
     let status = te.engine().status(RUN).map_err(|e| e.to_string())?;
+    if let RunStatus::Cancelled { .. } | RunStatus::Terminated { .. } = status {
+        // A stopped run has no result; its status and how it ended (what a cancelled
+        // workflow returned) are its outcome.
+        let trace = te.engine().trace(RUN).map_err(|e| e.to_string())?;
+        let last = trace.last().map(|e| e.kind.clone());
+        return Ok(serde_json::json!({ "status": status, "end": last }));
+    }
     if !matches!(status, RunStatus::Completed | RunStatus::Failed { .. }) {
         return Err(format!("the run did not finish: {status}"));
     }

@@ -428,7 +428,10 @@ fn purge<'t>(
         return Ok(());
     };
     let rec: crate::types::RunRecord = codec::from_bytes(stored.value()).map_err(|e| {
-        StoreError::Codec(CodecError::decoding(format!("the record of run `{run_id}`"), e))
+        StoreError::Codec(CodecError::decoding(
+            format!("the record of run `{run_id}`"),
+            e,
+        ))
     })?;
     drop(stored);
     if !rec.is_purgeable() {
