@@ -327,6 +327,10 @@ pub trait Workflow: Copy + Send + Sync + 'static {
     const LAYOUT_HASH: u64;
     /// Fingerprint of the whole function body.
     const BODY_HASH: u64;
+    /// The state graph as a Mermaid `stateDiagram-v2` (`#[workflow]` derives it from the body:
+    /// a node per stored state, an edge where the body goes from one to the next). Empty for a
+    /// workflow written by hand.
+    const MERMAID: &'static str = "";
     /// The workflow's input: its single parameter after the context, a tuple of several, or `()`.
     type Input: Persist;
     /// The workflow's `Result<T, E>`.

@@ -1,5 +1,6 @@
 //! `#[workflow]`: lowers an async body into a state enum and a transition function.
 
+mod diagram;
 mod live;
 mod lower;
 mod suspend;
@@ -688,6 +689,7 @@ impl Codegen<'_> {
         let blocks: Vec<usize> = (0..self.lw.blocks.len())
             .filter(|i| self.reachable[*i])
             .collect();
+        let mermaid = diagram::mermaid(&self.lw.blocks, &self.lw.susps, &self.reachable);
 
         let mut variants = Vec::new();
         let mut arms = Vec::new();
@@ -837,6 +839,10 @@ impl Codegen<'_> {
                     #(#variants,)*
                 }
 
+                /// The workflow's state graph as a Mermaid `stateDiagram-v2`: one node per
+                /// stored state, labelled with what the run waits on there.
+                #ivis const MERMAID: &str = #mermaid;
+
                 #[doc = #def_doc]
                 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::default::Default)]
                 #ivis struct Def;
@@ -846,6 +852,7 @@ impl Codegen<'_> {
                     const VERSION: u32 = #version;
                     const LAYOUT_HASH: u64 = #krate::mix(#base_hash, &[#(<#steps as #krate::Function>::SIG_HASH),*]);
                     const BODY_HASH: u64 = #body_hash;
+                    const MERMAID: &'static str = MERMAID;
                     type Input = #input_ty;
                     type Output = #output;
                     type State = State;

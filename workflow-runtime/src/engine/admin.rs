@@ -134,6 +134,30 @@ fn matches(filter: &RunFilter, run_id: &str, rec: &RunRecord, status: &RunStatus
 }
 
 impl Engine {
+    /// The names of the registered workflows, sorted.
+    pub fn workflows(&self) -> Vec<&'static str> {
+        self.inner.registry().names()
+    }
+
+    /// The state graph of the newest registered version of `workflow`, as Mermaid text
+    /// ([`Workflow::MERMAID`](crate::Workflow::MERMAID)); `None` if it is not registered.
+    pub fn diagram(&self, workflow: &str) -> Option<&'static str> {
+        self.inner.driver(workflow).map(|d| d.mermaid())
+    }
+
+    /// The name of the state variant a run is stored in (`Start`, or the variant of its
+    /// suspension point), as the nodes of [`Engine::diagram`] name it; `None` for an unknown
+    /// run or a state that is not a stored variant.
+    pub fn state_name(&self, run_id: &str) -> Option<String> {
+        let rec = self.inner.store.run(run_id).ok()??;
+        // The state is stored as serde's externally tagged enum: `"Unit"` or `{"Variant": ..}`.
+        match rec.state {
+            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::Object(m) if m.len() == 1 => m.keys().next().cloned(),
+            _ => None,
+        }
+    }
+
     /// One page of the runs that match `filter`, in run id order.
     ///
     /// Reads every run record: meant for operators, not for a request path.

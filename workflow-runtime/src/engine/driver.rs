@@ -37,6 +37,7 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn version(&self) -> u32;
     fn layout_hash(&self) -> u64;
     fn body_hash(&self) -> u64;
+    fn mermaid(&self) -> &'static str;
     /// Runs `W::advance` on a stored state; never panics.
     fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced;
     fn step(&self, name: &str) -> Option<StepEntry>;
@@ -94,6 +95,10 @@ impl<W: Workflow> Driver for Typed<W> {
 
     fn layout_hash(&self) -> u64 {
         W::LAYOUT_HASH
+    }
+
+    fn mermaid(&self) -> &'static str {
+        W::MERMAID
     }
 
     fn body_hash(&self) -> u64 {
