@@ -158,9 +158,9 @@ pub mod __private;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{FNV_OFFSET, fnv1a, mix};
 pub use engine::{
-    DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, MAX_PAGE, PendingWait,
-    Retention, RunFilter, RunHandle, RunPage, RunStatus, RunSummary, Signal, SignalOutcome,
-    VersionSummary,
+    DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, MAX_PAGE, Metrics,
+    PendingWait, Retention, RunFilter, RunHandle, RunPage, RunStatus, RunSummary, Signal,
+    SignalOutcome, VersionSummary,
 };
 pub use error::{
     CodecError, EngineError, OpenError, OpsError, ResultError, SignalError, StartError, StoreError,

@@ -104,7 +104,7 @@ pub(crate) fn mermaid(blocks: &[Block], susps: &[SuspInfo], reachable: &[bool]) 
         .collect();
     let mut out = String::from("stateDiagram-v2\n");
     let stored = |i: usize| reachable[i] && blocks[i].kind != BlockKind::Join;
-    for (i, b) in blocks.iter().enumerate().filter(|(i, _)| stored(*i)) {
+    for (_, b) in blocks.iter().enumerate().filter(|(i, _)| stored(*i)) {
         let _ = writeln!(out, "    {}: {}", b.name, label(b, susps));
     }
     for (i, b) in blocks.iter().enumerate().filter(|(i, _)| stored(*i)) {

@@ -4,6 +4,9 @@
 //! Every change here is one checkpoint under the run's lock, like any transition, so a crash
 //! leaves each run either as it was or fully changed.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -483,5 +486,126 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+/// The engine's counters since it was opened.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    transitions: AtomicU64,
+    commits: AtomicU64,
+    step_attempts: AtomicU64,
+    step_failures: AtomicU64,
+}
+
+impl Counters {
+    pub(super) fn committed(&self, moved: bool) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        if moved {
+            self.transitions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn step_attempt(&self) {
+        self.step_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn step_failure(&self) {
+        self.step_failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of the engine's metrics (see [`Engine::metrics`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Checkpoints that moved a run (a transition, a failure, a cancellation...), since open.
+    pub transitions: u64,
+    /// Checkpoints committed (including those that only buffer a signal or add to the trace).
+    pub checkpoints: u64,
+    /// Durable write transactions of the store (group commit puts several checkpoints in one).
+    pub store_commits: u64,
+    /// Step attempts started.
+    pub step_attempts: u64,
+    /// Step attempts that failed (retried or not).
+    pub step_failures: u64,
+    /// Stored runs by status kind ([`RunStatus::kind`]), every kind present.
+    pub runs_by_status: BTreeMap<String, u64>,
+}
+
+impl Metrics {
+    /// The metrics in the Prometheus text exposition format.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "workflow_transitions_total",
+                "Checkpoints that moved a run.",
+                self.transitions,
+            ),
+            (
+                "workflow_checkpoints_total",
+                "Checkpoints committed.",
+                self.checkpoints,
+            ),
+            (
+                "workflow_store_commits_total",
+                "Durable store transactions.",
+                self.store_commits,
+            ),
+            (
+                "workflow_step_attempts_total",
+                "Step attempts started.",
+                self.step_attempts,
+            ),
+            (
+                "workflow_step_failures_total",
+                "Step attempts that failed.",
+                self.step_failures,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP workflow_runs Stored runs by status.\n# TYPE workflow_runs gauge"
+        );
+        for (status, n) in &self.runs_by_status {
+            let _ = writeln!(out, "workflow_runs{{status=\"{status}\"}} {n}");
+        }
+        out
+    }
+}
+
+impl Engine {
+    /// The engine's counters and the stored runs by status. Reads every run record.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn metrics(&self) -> Result<Metrics, OpsError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let mut runs_by_status: BTreeMap<String, u64> = RunStatus::KINDS
+            .iter()
+            .map(|k| ((*k).to_owned(), 0))
+            .collect();
+        for (_, rec) in inner.store.runs()? {
+            *runs_by_status
+                .entry(inner.status_of(&rec).kind().to_owned())
+                .or_default() += 1;
+        }
+        let c = &inner.counters;
+        Ok(Metrics {
+            transitions: c.transitions.load(Ordering::Relaxed),
+            checkpoints: c.commits.load(Ordering::Relaxed),
+            store_commits: inner.store.commit_count(),
+            step_attempts: c.step_attempts.load(Ordering::Relaxed),
+            step_failures: c.step_failures.load(Ordering::Relaxed),
+            runs_by_status,
+        })
     }
 }

@@ -120,6 +120,7 @@ impl Inner {
                 .map(|entry| Call::Entry(entry.call))
                 .ok_or_else(|| format!("workflow `{workflow}` has no step named `{name}`")),
         };
+        self.counters.step_attempt();
         let started_ms = self.clock.now_ms();
         let deadline_ms = policy.timeout.map(|t| started_ms.saturating_add(millis(t)));
         let cut_off = Arc::new(Notify::new());
@@ -255,6 +256,9 @@ impl Inner {
             },
             Err(e) => Err(e),
         };
+        if result.is_err() {
+            self.counters.step_failure();
+        }
         match result {
             Err(error) if policy.retries(attempt, &error) => {
                 let key =

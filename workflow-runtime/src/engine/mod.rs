@@ -35,7 +35,7 @@ use crate::timers::Timers;
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::RunRecord;
 
-pub use self::admin::{MAX_PAGE, Retention, RunFilter, RunPage, RunSummary};
+pub use self::admin::{MAX_PAGE, Metrics, Retention, RunFilter, RunPage, RunSummary};
 pub use self::handle::RunHandle;
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
@@ -245,6 +245,7 @@ impl EngineBuilder {
                 instrument: self.instrument,
                 max_payload: self.max_payload,
                 busy,
+                counters: admin::Counters::default(),
             }
         });
         let engine = Engine {
@@ -425,6 +426,8 @@ pub(crate) struct Inner {
     max_payload: usize,
     /// Background work in flight, for [`Engine::settle_bounded`].
     busy: Arc<Busy>,
+    /// Counters for [`Engine::metrics`].
+    counters: admin::Counters,
 }
 
 /// A run's lock and how many parties hold or await it.
@@ -600,6 +603,7 @@ impl Inner {
         if let (Some(i), Some(snapshot)) = (&self.instrument, snapshot) {
             i.committed(&snapshot);
         }
+        self.counters.committed(effects.is_some());
         if let Some(effects) = effects {
             self.apply(effects);
         }
