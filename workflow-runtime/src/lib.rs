@@ -159,8 +159,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{FNV_OFFSET, fnv1a, mix};
 pub use engine::{
     DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, MAX_PAGE, Metrics,
-    PendingWait, Retention, RunFilter, RunHandle, RunPage, RunStatus, RunSummary, Signal,
-    SignalOutcome, VersionSummary,
+    PendingWait, Retention, RunDetail, RunFilter, RunHandle, RunPage, RunStatus, RunSummary,
+    Signal, SignalOutcome, VersionSummary,
 };
 pub use error::{
     CodecError, EngineError, OpenError, OpsError, ResultError, SignalError, StartError, StoreError,

@@ -72,6 +72,34 @@ pub struct RunSummary {
     pub updated_ms: u64,
 }
 
+/// Everything stored about one run, as [`Engine::inspect`] returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunDetail {
+    /// The run's id.
+    pub run_id: String,
+    /// Its workflow.
+    pub workflow: String,
+    /// The version that wrote its latest checkpoint.
+    pub version: u32,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// The name of the state variant it is stored in (a node of [`Engine::diagram`]).
+    pub state_name: Option<String>,
+    /// The stored state, as JSON.
+    pub state: serde_json::Value,
+    /// What it is suspended on; `None` once ended.
+    pub pending: Option<Command>,
+    /// What the workflow returned, once it returned.
+    pub output: Option<serde_json::Value>,
+    /// The seq of its latest checkpoint.
+    pub seq: u64,
+    /// When it was created, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// When its latest checkpoint was written, milliseconds since the Unix epoch.
+    pub updated_ms: u64,
+}
+
 /// A page of runs, in run id order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -137,6 +165,40 @@ fn matches(filter: &RunFilter, run_id: &str, rec: &RunRecord, status: &RunStatus
 }
 
 impl Engine {
+    /// Everything stored about a run: status, state, pending command, output.
+    ///
+    /// # Errors
+    /// [`OpsError::UnknownRun`], or a storage error.
+    pub fn inspect(&self, run_id: &str) -> Result<RunDetail, OpsError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let rec = inner.record(run_id).map_err(|_| unknown(run_id))?;
+        let status = inner.status_of(&rec);
+        let pending = if rec.is_finished() {
+            None
+        } else {
+            rec.pending.clone()
+        };
+        let state_name = match &rec.state {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(m) if m.len() == 1 => m.keys().next().cloned(),
+            _ => None,
+        };
+        Ok(RunDetail {
+            run_id: run_id.to_owned(),
+            workflow: rec.workflow,
+            version: rec.version,
+            status,
+            state_name,
+            state: rec.state,
+            pending,
+            output: rec.output,
+            seq: rec.seq,
+            created_ms: rec.created_ms,
+            updated_ms: rec.updated_ms,
+        })
+    }
+
     /// The names of the registered workflows, sorted.
     pub fn workflows(&self) -> Vec<&'static str> {
         self.inner.registry().names()

@@ -35,7 +35,7 @@ use crate::timers::Timers;
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::RunRecord;
 
-pub use self::admin::{MAX_PAGE, Metrics, Retention, RunFilter, RunPage, RunSummary};
+pub use self::admin::{MAX_PAGE, Metrics, Retention, RunDetail, RunFilter, RunPage, RunSummary};
 pub use self::handle::RunHandle;
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
