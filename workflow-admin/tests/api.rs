@@ -1,0 +1,281 @@
+//! The admin API over real HTTP: every action, the token, cross-site refusals, JSON errors.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{TOKEN, serve};
+use workflow_runtime::RunStatus;
+
+/// One request; blocking, so it runs off the runtime's threads.
+async fn call(
+    method: &'static str,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let res = if method == "GET" {
+            let mut req = agent.get(&url);
+            for (k, v) in &headers {
+                req = req.header(*k, v);
+            }
+            req.call()
+        } else {
+            let mut req = agent.post(&url);
+            for (k, v) in &headers {
+                req = req.header(*k, v);
+            }
+            req.send(body.unwrap_or_default())
+        };
+        let mut res = res.unwrap();
+        let status = res.status().as_u16();
+        (status, res.body_mut().read_to_string().unwrap())
+    })
+    .await
+    .unwrap()
+}
+
+fn auth() -> Vec<(&'static str, String)> {
+    vec![("Authorization", format!("Bearer {TOKEN}"))]
+}
+
+async fn get(base: &str, path: &str) -> (u16, Value) {
+    let (s, t) = call("GET", format!("{base}{path}"), auth(), None).await;
+    (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
+    let mut h = auth();
+    h.push(("Content-Type", "application/json".to_owned()));
+    let (s, t) = call("POST", format!("{base}{path}"), h, Some(body.to_string())).await;
+    (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_works_over_http() {
+    let s = serve().await;
+    let b = s.base.as_str();
+    for (id, amount) in [("a", 10), ("b", 13), ("c", 20), ("d", 30)] {
+        s.engine.start(support::order, id, amount).await.unwrap();
+    }
+    workflow_runtime::testing::settle(&s.engine).await;
+
+    let (status, page) = get(b, "/runs?waiting_for=approve&limit=2").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next"], "b");
+    let (_, waits) = get(b, "/waits").await;
+    assert_eq!(waits.as_array().unwrap().len(), 4);
+    assert_eq!(waits[0]["metadata"]["amount"], 10);
+
+    let (status, out) = post(
+        b,
+        "/runs/a/signal",
+        json!({ "name": "approve", "payload": true }),
+    )
+    .await;
+    assert_eq!((status, out["outcome"].as_str()), (200, Some("delivered")));
+    workflow_runtime::testing::settle(&s.engine).await;
+    let (_, run) = get(b, "/runs/a").await;
+    assert_eq!(run["status"]["status"], "completed", "{run}");
+
+    // b fails at its charge, then is retried (still fails: the amount is unlucky).
+    post(
+        b,
+        "/runs/b/signal",
+        json!({ "name": "approve", "payload": true }),
+    )
+    .await;
+    workflow_runtime::testing::settle(&s.engine).await;
+    let (status, out) = post(b, "/runs/b/retry", json!({})).await;
+    assert_eq!(status, 200, "{out}");
+    workflow_runtime::testing::settle(&s.engine).await;
+    let (_, trace) = get(b, "/runs/b/trace?kind=retried,failed").await;
+    let kinds: Vec<&str> = trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["failed", "retried", "failed"]);
+
+    let (status, out) = post(b, "/runs/c/cancel", json!({ "reason": "asked" })).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        s.engine.status("c").unwrap(),
+        RunStatus::Cancelled {
+            reason: "asked".into()
+        }
+    );
+    let (status, out) = post(b, "/runs/d/terminate", json!({ "reason": "fraud" })).await;
+    assert_eq!(
+        (status, &out["status"]["status"]),
+        (200, &json!("terminated"))
+    );
+
+    let (status, out) = post(b, "/runs/c/purge", json!({})).await;
+    assert_eq!((status, &out["purged"]), (200, &json!(true)));
+    let (status, out) = get(b, "/runs/c").await;
+    assert_eq!(
+        (status, &out["error"]["code"]),
+        (404, &json!("unknown_run"))
+    );
+    let (status, out) = post(b, "/purge", json!({ "older_than_secs": 0 })).await;
+    assert_eq!((status, &out["purged"]), (200, &json!(3)));
+
+    let (status, versions) = get(b, "/versions").await;
+    assert_eq!(status, 200, "{versions}");
+    let (status, inc) = get(b, "/incompatible").await;
+    assert_eq!((status, inc), (200, json!([])));
+    let (status, diagram) = get(b, "/workflows/order/diagram").await;
+    assert_eq!(status, 200);
+    assert!(diagram.as_str().unwrap().starts_with("stateDiagram-v2"));
+    let (status, metrics) = get(b, "/metrics").await;
+    assert_eq!(status, 200);
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("workflow_step_failures_total 2"), "{text}");
+    assert!(
+        text.contains("workflow_runs{status=\"waiting\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE workflow_transitions_total counter"),
+        "{text}"
+    );
+    s.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_json_with_proper_codes() {
+    let s = serve().await;
+    let b = s.base.as_str();
+    s.engine.start(support::order, "a", 1).await.unwrap();
+    let cases = [
+        (get(b, "/runs/nope").await, 404, "unknown_run"),
+        (get(b, "/runs?status=asleep").await, 400, "invalid"),
+        (get(b, "/runs?limit=x").await, 400, "bad_request"),
+        (get(b, "/nowhere").await, 404, "not_found"),
+        (
+            get(b, "/workflows/nope/diagram").await,
+            404,
+            "unknown_workflow",
+        ),
+        (post(b, "/runs/a/retry", json!({})).await, 409, "not_failed"),
+        (
+            post(b, "/runs/a/purge", json!({})).await,
+            409,
+            "not_purgeable",
+        ),
+        (
+            post(b, "/runs/a/cancel", json!({})).await,
+            400,
+            "bad_request",
+        ),
+        (
+            post(b, "/runs/a/cancel", json!({ "reason": " " })).await,
+            400,
+            "bad_request",
+        ),
+        (
+            post(
+                b,
+                "/runs/a/signal",
+                json!({ "name": "approve", "payload": "yes" }),
+            )
+            .await,
+            422,
+            "payload_mismatch",
+        ),
+        (
+            post(b, "/purge", json!({ "older_than_secs": 1, "batch": 0 })).await,
+            400,
+            "invalid",
+        ),
+    ];
+    for ((status, body), want_status, want_code) in cases {
+        assert_eq!(status, want_status, "{body}");
+        assert_eq!(body["error"]["code"], want_code, "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    // Nothing changed.
+    assert!(matches!(
+        s.engine.status("a").unwrap(),
+        RunStatus::Waiting { .. }
+    ));
+    s.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_the_token_or_from_another_site_are_refused() {
+    let s = serve().await;
+    let b = s.base.clone();
+    s.engine.start(support::order, "a", 1).await.unwrap();
+    let (status, body) = call("GET", format!("{b}/runs"), vec![], None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("unauthorized"));
+    let wrong = vec![(
+        "Authorization",
+        "Bearer test-token-0123456789abcdeX".to_owned(),
+    )];
+    assert_eq!(call("GET", format!("{b}/runs"), wrong, None).await.0, 401);
+    let short = vec![("Authorization", "Bearer test".to_owned())];
+    assert_eq!(call("GET", format!("{b}/runs"), short, None).await.0, 401);
+    // Every endpoint is behind the token, the unknown ones too.
+    assert_eq!(
+        call("GET", format!("{b}/metrics"), vec![], None).await.0,
+        401
+    );
+    assert_eq!(
+        call("GET", format!("{b}/nowhere"), vec![], None).await.0,
+        401
+    );
+
+    let cancel = format!("{b}/runs/a/cancel");
+    let body = Some(json!({ "reason": "x" }).to_string());
+    // A form post (what a cross-site page can send without asking) is refused.
+    let mut form = auth();
+    form.push((
+        "Content-Type",
+        "application/x-www-form-urlencoded".to_owned(),
+    ));
+    let (status, text) = call("POST", cancel.clone(), form, Some("reason=x".into())).await;
+    assert_eq!(status, 415, "{text}");
+    let mut cross = auth();
+    cross.push(("Content-Type", "application/json".to_owned()));
+    cross.push(("Origin", "http://evil.example".to_owned()));
+    let (status, text) = call("POST", cancel.clone(), cross, body.clone()).await;
+    assert_eq!(status, 403, "{text}");
+    let mut fetch = auth();
+    fetch.push(("Content-Type", "application/json".to_owned()));
+    fetch.push(("Sec-Fetch-Site", "cross-site".to_owned()));
+    assert_eq!(
+        call("POST", cancel.clone(), fetch, body.clone()).await.0,
+        403
+    );
+    assert!(matches!(
+        s.engine.status("a").unwrap(),
+        RunStatus::Waiting { .. }
+    ));
+    // The same origin is fine.
+    let mut same = auth();
+    same.push(("Content-Type", "application/json".to_owned()));
+    same.push(("Origin", format!("http://{}", s.addr)));
+    let (status, text) = call("POST", cancel, same, body).await;
+    assert_eq!(status, 200, "{text}");
+    s.engine.shutdown().await;
+}
+
+#[test]
+fn the_default_address_is_loopback() {
+    let addr: std::net::SocketAddr = workflow_admin::DEFAULT_ADDR.parse().unwrap();
+    assert!(addr.ip().is_loopback());
+    let config = workflow_admin::AdminConfig::new(TOKEN);
+    assert!(
+        !format!("{config:?}").contains(TOKEN),
+        "the token leaks into Debug"
+    );
+}
