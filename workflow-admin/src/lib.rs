@@ -249,10 +249,11 @@ async fn guard(State(app): State<App>, req: Request, next: Next) -> Response {
             return res;
         }
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        if let Err(e) = same_site(headers) {
-            return e.into_response();
-        }
+    if req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && let Err(e) = same_site(headers)
+    {
+        return e.into_response();
     }
     next.run(req).await
 }

@@ -689,7 +689,7 @@ impl Codegen<'_> {
         let blocks: Vec<usize> = (0..self.lw.blocks.len())
             .filter(|i| self.reachable[*i])
             .collect();
-        let mermaid = diagram::mermaid(&self.lw.blocks, &self.lw.susps, &self.reachable);
+        let mermaid = diagram::mermaid(&self.lw.blocks, &self.lw.susps, self.reachable);
 
         let mut variants = Vec::new();
         let mut arms = Vec::new();
