@@ -23,7 +23,9 @@
 //! that change something must be `POST` with a JSON body (`Content-Type: application/json`),
 //! which a cross-site HTML form cannot send, and are refused when the browser says they come
 //! from another site (`Sec-Fetch-Site: cross-site`) or from an `Origin` other than this host.
-//! Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
+//! Errors are JSON: `{"error": {"code": "...", "message": "..."}}`. The one exception to the
+//! token is `GET /console`, the web console: a static page with no data in it, which asks for
+//! the token and sends it with each call it makes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,7 +103,7 @@ pub fn router(engine: Engine, config: AdminConfig) -> Router {
         engine,
         token: config.token,
     };
-    Router::new()
+    let api = Router::new()
         .route("/runs", get(list_runs))
         .route("/runs/{id}", get(show_run))
         .route("/runs/{id}/trace", get(trace))
@@ -121,7 +123,28 @@ pub fn router(engine: Engine, config: AdminConfig) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
         .layer(middleware::from_fn_with_state(app.clone(), guard))
-        .with_state(app)
+        .with_state(app);
+    // The console is a static page without data: a browser cannot attach a bearer token to a
+    // navigation, so the page asks for the token and sends it with every API call it makes.
+    Router::new().route("/console", get(console)).merge(api)
+}
+
+/// The web console's page.
+const CONSOLE: &str = include_str!("console.html");
+
+async fn console() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Scripts only from the page itself; no frames, so no clickjacking.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+        ],
+        CONSOLE,
+    )
+        .into_response()
 }
 
 /// Serves the admin API alone on the configured address until the process ends.

@@ -224,7 +224,22 @@ async fn requests_without_the_token_or_from_another_site_are_refused() {
     assert_eq!(call("GET", format!("{b}/runs"), wrong, None).await.0, 401);
     let short = vec![("Authorization", "Bearer test".to_owned())];
     assert_eq!(call("GET", format!("{b}/runs"), short, None).await.0, 401);
-    // Every endpoint is behind the token, the unknown ones too.
+    // The console page is served without it (a browser cannot send a bearer token with a
+    // navigation) and holds no data; its calls need the token.
+    let (status, page) = call("GET", format!("{b}/console"), vec![], None).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>Workflow console</title>"));
+    s.engine
+        .start(support::order, "distinctive-run-7731", 1)
+        .await
+        .unwrap();
+    let (_, again) = call("GET", format!("{b}/console"), vec![], None).await;
+    assert_eq!(again, page, "the page is static");
+    assert!(
+        !page.contains("distinctive-run-7731"),
+        "the page carries no run data"
+    );
+    // Every other endpoint is behind the token, the unknown ones too.
     assert_eq!(
         call("GET", format!("{b}/metrics"), vec![], None).await.0,
         401
