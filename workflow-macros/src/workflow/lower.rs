@@ -6,7 +6,7 @@
 //! variants that are never stored), or complete the run. `if`/`match` whose branches suspend
 //! stay Rust `if`/`match` with each branch ending in its own terminator.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -14,9 +14,10 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Expr, Pat, Stmt, parse_quote, parse_quote_spanned};
 
+use super::names::{self, Site};
 use super::suspend::{Suspension, SuspensionKind, as_suspension, expr_suspends, stmt_suspends};
 use super::vars::{
-    Decl, DeclKind, JUMP_MACRO, TyInfo, let_bindings, typed_pattern_decls, upper_camel,
+    Decl, DeclKind, JUMP_MACRO, TyInfo, let_bindings, pat_idents, typed_pattern_decls, upper_camel,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -102,7 +103,10 @@ pub(crate) struct Lowerer {
     loop_values: Vec<LoopValue>,
     /// `break` values seen by the rewriter and not yet typed: (value slot, expression).
     pending_breaks: Vec<(usize, Expr)>,
-    names: HashMap<String, Span>,
+    /// What names each suspension point, for [`names::assign`].
+    sites: Vec<Site>,
+    /// The enclosing constructs that qualify a state name, outermost first.
+    quals: Vec<String>,
     for_count: usize,
     fn_end: Span,
 }
@@ -119,7 +123,8 @@ impl Lowerer {
             loops: Vec::new(),
             loop_values: Vec::new(),
             pending_breaks: Vec::new(),
-            names: HashMap::new(),
+            sites: Vec::new(),
+            quals: Vec::new(),
             for_count: 0,
             fn_end,
         }
@@ -139,10 +144,10 @@ impl Lowerer {
                 &mut scope,
             );
         }
-        self.names.insert("Start".into(), Span::call_site());
         let start = self.new_block(BlockKind::Start, format_ident!("Start"), scope.clone());
         let nodes = self.lower_stmts(body, &mut scope, Cont::FnEnd);
         self.blocks[start].nodes = nodes;
+        self.assign_names();
     }
 
     fn new_block(&mut self, kind: BlockKind, name: syn::Ident, scope: Vec<String>) -> usize {
@@ -264,7 +269,19 @@ impl Lowerer {
                     return out;
                 };
                 let susp = self.rewrite_susp(susp);
-                let name = self.variant_name(&susp, label.as_ref());
+                let resume = self.new_block(
+                    BlockKind::Resume(tmp_index),
+                    format_ident!("__Unnamed"),
+                    scope.clone(),
+                );
+                self.name_site(resume, &susp, label.as_ref(), binding_of(&stmt));
+                // What follows a wait is told apart by the signal it waited for.
+                let after = match &susp.kind {
+                    SuspensionKind::Wait { name, .. } => {
+                        signal_name(name).map(|s| format!("After{}", upper_camel(&s)))
+                    }
+                    _ => None,
+                };
                 let (full_ty, ok_ty) = self.susp_types(&susp);
                 self.susps.push(SuspInfo {
                     susp,
@@ -272,7 +289,6 @@ impl Lowerer {
                     full_ty,
                     ok_ty,
                 });
-                let resume = self.new_block(BlockKind::Resume(tmp_index), name, scope.clone());
                 out.push(Node::Suspend {
                     susp: tmp_index,
                     resume,
@@ -280,7 +296,7 @@ impl Lowerer {
                 let mut rest = vec![stmt];
                 rest.extend(stmts[i + 1..].iter().cloned());
                 let mut rscope = scope.clone();
-                let nodes = self.lower_stmts(rest, &mut rscope, cont);
+                let nodes = self.qualified(after, |lw| lw.lower_stmts(rest, &mut rscope, cont));
                 self.blocks[resume].nodes = nodes;
                 return out;
             }
@@ -427,6 +443,7 @@ impl Lowerer {
             return;
         }
         let label = w.label.as_ref().map(|l| l.name.ident.to_string());
+        let qual = label.as_deref().map(upper_camel);
         let exit = self.exit_block(after, scope);
         let head = self.new_join(scope);
         self.loops.push(LoopCtx {
@@ -437,7 +454,9 @@ impl Lowerer {
         });
         let mut tscope = scope.to_vec();
         self.declare_cond(&w.cond, &mut tscope);
-        let then = self.lower_stmts(w.body.stmts, &mut tscope, Cont::Jump(head));
+        let then = self.qualified(qual, |lw| {
+            lw.lower_stmts(w.body.stmts, &mut tscope, Cont::Jump(head))
+        });
         self.loops.pop();
         let cond = self.rewrite_expr(*w.cond);
         self.blocks[head].nodes = vec![Node::If {
@@ -459,6 +478,7 @@ impl Lowerer {
         out: &mut Vec<Node>,
     ) {
         let label = l.label.as_ref().map(|l| l.name.ident.to_string());
+        let qual = label.as_deref().map(upper_camel);
         let exit = self.exit_block(after, scope);
         let head = self.new_join(scope);
         self.loops.push(LoopCtx {
@@ -468,7 +488,9 @@ impl Lowerer {
             value,
         });
         let mut hscope = scope.to_vec();
-        let nodes = self.lower_stmts(l.body.stmts, &mut hscope, Cont::Jump(head));
+        let nodes = self.qualified(qual, |lw| {
+            lw.lower_stmts(l.body.stmts, &mut hscope, Cont::Jump(head))
+        });
         self.loops.pop();
         self.blocks[head].nodes = nodes;
         out.push(Node::Jump(head));
@@ -673,7 +695,8 @@ impl Lowerer {
                 Expr::Block(b) if b.label.is_none() && b.attrs.is_empty() => b.block.stmts,
                 other => vec![Stmt::Expr(other, None)],
             };
-            let nodes = self.lower_stmts(body, &mut ascope, after);
+            let qual = arm_variant(&arm.pat);
+            let nodes = self.qualified(qual, |lw| lw.lower_stmts(body, &mut ascope, after));
             let mut pat = arm.pat;
             self.rewrite_pat(&mut pat);
             arms.push((pat, nodes));
@@ -783,6 +806,7 @@ impl Lowerer {
         let exit = self.exit_block(after, scope);
         let head = self.new_join(scope);
         let label = f.label.as_ref().map(|l| l.name.ident.to_string());
+        let qual = label.as_deref().map(upper_camel);
         let mut hscope = scope.clone();
         let bind: Pat = match &var {
             Some(v) => {
@@ -816,7 +840,9 @@ impl Lowerer {
             exit,
             value: None,
         });
-        nodes.extend(self.lower_stmts(f.body.stmts, &mut hscope, Cont::Jump(head)));
+        nodes.extend(self.qualified(qual, |lw| {
+            lw.lower_stmts(f.body.stmts, &mut hscope, Cont::Jump(head))
+        }));
         self.loops.pop();
         self.blocks[head].nodes = nodes;
         out.push(Node::Jump(head));
@@ -852,8 +878,15 @@ impl Lowerer {
         }
     }
 
-    fn variant_name(&mut self, susp: &Suspension, label: Option<&syn::Ident>) -> syn::Ident {
-        let (name, span) = match (label, &susp.kind) {
+    /// Records what names the resume block `block` of `susp`; [`names::assign`] decides.
+    fn name_site(
+        &mut self,
+        block: usize,
+        susp: &Suspension,
+        label: Option<&syn::Ident>,
+        binding: Option<String>,
+    ) {
+        let (base, span) = match (label, &susp.kind) {
             (Some(l), _) => (l.to_string(), l.span()),
             (None, SuspensionKind::Step { func, .. }) => {
                 let last = func
@@ -863,42 +896,58 @@ impl Lowerer {
                     .unwrap_or_default();
                 (upper_camel(&last), susp.span)
             }
-            (None, SuspensionKind::Wait { name, .. }) => match &**name {
-                Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(s),
-                    ..
-                }) => (format!("Awaiting{}", upper_camel(&s.value())), susp.span),
-                other => {
+            (None, SuspensionKind::Wait { name, .. }) => match signal_name(name) {
+                Some(s) => (format!("Awaiting{}", upper_camel(&s)), susp.span),
+                None => {
                     self.err(
-                        other.span(),
+                        name.span(),
                         "the signal name is not a string literal, so the state cannot be named from \
                          it; name this suspension point with `#[state(AwaitingSomething)]` on its \
                          statement",
                     );
-                    (format!("__Unnamed{}", self.susps.len()), susp.span)
+                    let placeholder = format!("__Unnamed{}", self.susps.len());
+                    self.sites.push(Site {
+                        block,
+                        explicit: Some(placeholder.clone()),
+                        base: placeholder,
+                        quals: Vec::new(),
+                        span: susp.span,
+                    });
+                    return;
                 }
             },
             (None, SuspensionKind::Sleep { .. }) => ("Sleeping".to_owned(), susp.span),
         };
-        if let Some(prev) = self.names.get(&name).copied() {
-            let mut e = syn::Error::new(
-                span,
-                format!(
-                    "two suspension points would both be stored as the state `{name}`; give this one \
-                     its own stable name with `#[state({name}Again)]` (any name) on its statement"
-                ),
-            );
-            if prev.source_text().is_some() {
-                e.combine(syn::Error::new(
-                    prev,
-                    format!("`{name}` is first used here"),
-                ));
-            }
-            self.errors.push(e);
-        } else {
-            self.names.insert(name.clone(), span);
+        let quals = binding
+            .into_iter()
+            .chain(self.quals.iter().rev().cloned())
+            .collect();
+        self.sites.push(Site {
+            block,
+            explicit: label.map(ToString::to_string),
+            base,
+            quals,
+            span,
+        });
+    }
+
+    /// Names every resume block (see [`names`]).
+    fn assign_names(&mut self) {
+        let names = names::assign(&self.sites, &["Start"], &mut self.errors);
+        for (site, name) in self.sites.iter().zip(names) {
+            self.blocks[site.block].name = syn::Ident::new(&name, site.span);
         }
-        syn::Ident::new(&name, span)
+    }
+
+    /// Lowers `nodes` with `qual` naming the construct they are inside, for state names.
+    fn qualified<T>(&mut self, qual: Option<String>, f: impl FnOnce(&mut Self) -> T) -> T {
+        let pushed = qual.is_some();
+        self.quals.extend(qual);
+        let out = f(self);
+        if pushed {
+            self.quals.pop();
+        }
+        out
     }
 
     fn take_label(&mut self, stmt: &mut Stmt) -> Option<syn::Ident> {
@@ -972,6 +1021,75 @@ impl Lowerer {
             self.rewriter().visit_expr_mut(&mut g.guard);
         }
     }
+}
+
+/// The signal name of a wait, when it is a string literal.
+fn signal_name(name: &Expr) -> Option<String> {
+    match name {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Some(s.value()),
+        _ => None,
+    }
+}
+
+/// The qualifier a statement that begins with a suspension point gives its state name: the
+/// locals it binds (`let receipt = ..`, `let (a, b) = ..`, `if let Some(x) = ..`) or assigns
+/// (`total = ..`, `order.status = ..`).
+fn binding_of(stmt: &Stmt) -> Option<String> {
+    let mut idents = Vec::new();
+    match stmt {
+        Stmt::Local(l) => pat_idents(&l.pat, &mut idents),
+        Stmt::Expr(Expr::Assign(a), _) => match &*a.left {
+            Expr::Path(p) if p.qself.is_none() => idents.extend(p.path.get_ident().cloned()),
+            Expr::Field(f) => {
+                if let syn::Member::Named(m) = &f.member {
+                    idents.push(m.clone());
+                }
+            }
+            _ => {}
+        },
+        Stmt::Expr(Expr::If(i), _) => {
+            if let Expr::Let(l) = &*i.cond {
+                pat_idents(&l.pat, &mut idents);
+            }
+        }
+        _ => {}
+    }
+    let words: Vec<String> = idents
+        .iter()
+        .map(|i| i.to_string().trim_start_matches('_').to_owned())
+        .filter(|w| !w.is_empty())
+        .collect();
+    (!words.is_empty()).then(|| upper_camel(&words.join("_")))
+}
+
+/// The variant a `match` arm matches, for the state names inside it: `Decision::Approve { .. }`
+/// → `Approve`, `Err(WaitError::TimedOut)` → `TimedOut`, `Some(x)` → `Some`, `None` → `None`.
+/// Wildcards, bindings, literals and or-patterns name nothing.
+fn arm_variant(pat: &Pat) -> Option<String> {
+    let last = |p: &syn::Path| p.segments.last().map(|s| s.ident.to_string());
+    match pat {
+        Pat::Guard(g) => arm_variant(&g.pat),
+        Pat::Paren(p) => arm_variant(&p.pat),
+        Pat::TupleStruct(ts) if ts.qself.is_none() => {
+            let inner = match ts.elems.iter().collect::<Vec<_>>().as_slice() {
+                [only] => arm_variant(only),
+                _ => None,
+            };
+            inner.or_else(|| last(&ts.path))
+        }
+        Pat::Struct(st) if st.qself.is_none() => last(&st.path),
+        Pat::Path(p) if p.qself.is_none() => last(&p.path),
+        Pat::Ident(pi)
+            if pi.subpat.is_none() && pi.ident.to_string().starts_with(char::is_uppercase) =>
+        {
+            Some(pi.ident.to_string())
+        }
+        _ => None,
+    }
+    .map(|v| upper_camel(&v))
 }
 
 /// Whether an arm is `Ok(v) => v`.

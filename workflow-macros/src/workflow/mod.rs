@@ -2,6 +2,7 @@
 
 mod live;
 mod lower;
+mod names;
 mod suspend;
 mod vars;
 
