@@ -157,6 +157,6 @@ fn report_collisions(
 }
 
 /// The line a span starts on, where the compiler can tell (inside a macro invocation).
-fn line_of(span: Span) -> Option<usize> {
+pub(crate) fn line_of(span: Span) -> Option<usize> {
     proc_macro::is_available().then(|| span.unwrap().line())
 }
