@@ -280,6 +280,20 @@ impl Lowerer {
                     });
                     return out;
                 };
+                if let SuspensionKind::Step { func, .. } = &susp.kind
+                    && let Some(local) = func.get_ident()
+                    && scope.contains(&local.to_string())
+                {
+                    self.err(
+                        local.span(),
+                        format!(
+                            "`ctx.step` must name a `#[function]` directly, and `{local}` is a \
+                             local of the workflow; write the step's name: `{ctx}.step(my_step, \
+                             input)`",
+                            ctx = self.ctx
+                        ),
+                    );
+                }
                 let susp = self.rewrite_susp(susp);
                 let resume = self.new_block(
                     BlockKind::Resume(tmp_index),

@@ -450,6 +450,39 @@ fn held_type(
     Err(syn::Error::new(span, msg))
 }
 
+// Input:  ctx.step(plain, x) where `plain` is an ordinary `fn` (no struct of that name).
+// Output: `use super::plain;` brings the user's item in each namespace it has, shadowing the
+//         glob `use super::*`; the glob of fallbacks fills the type namespace only where the
+//         user has no type `plain`, so the generated `<plain as Function>` reports the
+//         `#[diagnostic::on_unimplemented]` message of `Function` at the user's token instead
+//         of "expected type, found function".
+fn step_probe(steps: &[&syn::Path]) -> TokenStream {
+    let idents: Vec<&syn::Ident> = steps
+        .iter()
+        .filter(|p| p.leading_colon.is_none())
+        .filter_map(|p| p.get_ident())
+        // Names the generated module defines itself.
+        .filter(|i| !matches!(i.to_string().as_str(), "State" | "Def" | "advance"))
+        .filter(|i| !i.to_string().starts_with("__wf"))
+        .collect();
+    if idents.is_empty() {
+        return TokenStream::new();
+    }
+    let imports = idents
+        .iter()
+        .map(|i| quote_spanned!(i.span()=> #[allow(unused_imports)] use super::#i;));
+    quote! {
+        #(#imports)*
+        #[allow(unused_imports)]
+        use self::__wf_not_functions::*;
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code)]
+        mod __wf_not_functions {
+            #(pub struct #idents {})*
+        }
+    }
+}
+
 struct Codegen<'a> {
     func: &'a ItemFn,
     args: &'a Args,
@@ -780,6 +813,7 @@ impl Codegen<'_> {
             }
         }
         let steps: Vec<&syn::Path> = steps.into_values().collect();
+        let step_probe = step_probe(&steps);
         let mut body_fp = Fingerprint::new("workflow-runtime/body/1");
         body_fp.tokens(&quote!(#func));
         let body_hash = body_fp.finish();
@@ -840,6 +874,7 @@ impl Codegen<'_> {
             #[allow(non_snake_case, unused_imports)]
             #vis mod #name {
                 use super::*;
+                #step_probe
 
                 #(#persist_checks)*
 
