@@ -253,8 +253,7 @@ fn run_id(path: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiErr
 pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     std::fs::create_dir_all(&opts.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", opts.data_dir.display()))?;
-    let services =
-        Services::in_dir(&opts.data_dir).map_err(|e| format!("cannot open the ledgers: {e}"))?;
+    let services = Services::from_env(&opts.data_dir)?;
     install(services)?;
     let clock = OffsetClock::from_env()?;
     let engine = Engine::builder()
