@@ -63,6 +63,24 @@ impl<W: Workflow> RunHandle<W> {
     /// [`EngineError::Incompatible`] if it cannot be driven by the registered code,
     /// [`EngineError::ShutDown`] if the engine shuts down first, or a storage or decoding error.
     pub async fn result(&self) -> Result<W::Output, EngineError> {
+        let Some(bound) = self.engine.inner.hooks.wait_bound else {
+            return self.wait_for_end().await;
+        };
+        // A test engine bounds the wait, so a run that never ends fails the test with a
+        // message instead of hanging the suite.
+        match tokio::time::timeout(bound, self.wait_for_end()).await {
+            Ok(result) => result,
+            Err(_) => panic!(
+                "waited {bound:?} for the result of run `{}` ({}), which did not end; it stands at: {}",
+                self.run_id,
+                W::NAME,
+                self.status()
+                    .map_or_else(|e| format!("(status unreadable: {e})"), |s| s.to_string())
+            ),
+        }
+    }
+
+    async fn wait_for_end(&self) -> Result<W::Output, EngineError> {
         let inner = &self.engine.inner;
         let waiter = Waiter::new(inner, &self.run_id);
         let mut shutdown = inner.shutdown.subscribe();
@@ -96,6 +114,10 @@ impl<W: Workflow> RunHandle<W> {
                     return Err(EngineError::NotRegistered {
                         workflow: rec.workflow,
                     });
+                }
+                // A crashed engine moves nothing any more either.
+                _ if inner.crashed.load(std::sync::atomic::Ordering::SeqCst) => {
+                    return Err(EngineError::ShutDown);
                 }
                 _ => {}
             }

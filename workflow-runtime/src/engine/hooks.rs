@@ -74,6 +74,9 @@ pub struct Hooks {
     pub(crate) crash: Option<(u64, CrashMoment)>,
     /// Runs at the instant of that crash, before the engine stops.
     pub(crate) on_crash: Option<OnCrash>,
+    /// How long `RunHandle::result` and `Engine::__settle` may wait before they fail the
+    /// test; `None` waits as long as it takes.
+    pub(crate) wait_bound: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for Hooks {
@@ -83,6 +86,7 @@ impl fmt::Debug for Hooks {
             .field("observer", &self.observer.is_some())
             .field("crash", &self.crash)
             .field("on_crash", &self.on_crash.is_some())
+            .field("wait_bound", &self.wait_bound)
             .finish()
     }
 }
@@ -113,6 +117,12 @@ impl Hooks {
     /// reaches the store, or just after it is durable and before anything is acknowledged).
     pub fn on_crash(&mut self, f: impl Fn() + Send + Sync + 'static) {
         self.on_crash = Some(Arc::new(f));
+    }
+
+    /// Makes every wait for a run's result, and every wait for quiet, fail with a message
+    /// naming what it waited for once `bound` has passed, instead of waiting forever.
+    pub fn bound_waits(&mut self, bound: std::time::Duration) {
+        self.wait_bound = Some(bound);
     }
 }
 

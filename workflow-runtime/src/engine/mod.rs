@@ -337,7 +337,31 @@ impl Engine {
     #[doc(hidden)]
     /// Returns once no step runs, no timer due at the clock's current time is left unfired and
     /// no transition is in flight; `workflow_runtime::testing` uses it to run until idle.
+    ///
+    /// # Panics
+    /// When the hooks bound waits ([`Hooks::bound_waits`]) and the engine is still busy once
+    /// the bound has passed; the message says what it was busy with.
     pub async fn __settle(&self) {
+        let Some(bound) = self.inner.hooks.wait_bound else {
+            return self.settle().await;
+        };
+        if tokio::time::timeout(bound, self.settle()).await.is_err() {
+            let inner = &self.inner;
+            let mut locked: Vec<String> = lock(&inner.locks).keys().cloned().collect();
+            locked.sort();
+            let mut stepping: Vec<String> = lock(&inner.steps).keys().cloned().collect();
+            stepping.sort();
+            panic!(
+                "waited {bound:?} for the engine to become idle, and it did not: {} piece(s) \
+                 of background work in flight, transitions in flight for runs {locked:?}, \
+                 steps running for runs {stepping:?}, crashed: {}",
+                inner.busy.count(),
+                inner.crashed.load(Ordering::SeqCst)
+            );
+        }
+    }
+
+    async fn settle(&self) {
         let quiet = |inner: &Inner| inner.busy.count() == 0 && lock(&inner.locks).is_empty();
         loop {
             self.inner.timers.sync().await;
@@ -381,7 +405,7 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     registry: RwLock<Registry>,
     /// Per-run locks, present only while someone holds or awaits one.
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<String, RunMutex>>,
     /// The attempt of a step running for each run.
     steps: Mutex<HashMap<String, RunningStep>>,
     /// Runs someone awaits the result of.
@@ -396,22 +420,47 @@ pub(crate) struct Inner {
     crashed: AtomicBool,
 }
 
+/// A run's lock and how many parties hold or await it.
+///
+/// The count, not the `Arc`'s strong count, decides when the entry goes: a task aborted while
+/// it awaits the lock (a step attempt stopped by a shutdown) drops its clone of the `Arc` at a
+/// moment no destructor of ours observes, which used to leave the entry behind for good, so
+/// that the engine never looked idle again.
+#[derive(Default)]
+struct RunMutex {
+    mutex: Arc<tokio::sync::Mutex<()>>,
+    users: usize,
+}
+
 /// Holds a run's lock; forgets the lock when nobody else wants it.
 struct RunLock<'a> {
-    inner: &'a Inner,
-    run_id: String,
+    _interest: Interest<'a>,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl Drop for RunLock<'_> {
     fn drop(&mut self) {
-        let mut locks = lock(&self.inner.locks);
+        // Released before the interest ends, so a waiter never finds the entry gone while the
+        // lock is still held.
         drop(self.guard.take());
-        if locks
-            .get(&self.run_id)
-            .is_some_and(|m| Arc::strong_count(m) == 1)
-        {
-            locks.remove(&self.run_id);
+    }
+}
+
+/// One party's interest in a run's lock, from before it awaits the lock until it releases it.
+/// Created and dropped synchronously, so cancellation at any `.await` keeps the count right.
+struct Interest<'a> {
+    inner: &'a Inner,
+    run_id: String,
+}
+
+impl Drop for Interest<'_> {
+    fn drop(&mut self) {
+        let mut locks = lock(&self.inner.locks);
+        if let Some(entry) = locks.get_mut(&self.run_id) {
+            entry.users -= 1;
+            if entry.users == 0 {
+                locks.remove(&self.run_id);
+            }
         }
     }
 }
@@ -477,14 +526,20 @@ impl Inner {
     }
 
     async fn lock_run(&self, run_id: &str) -> RunLock<'_> {
-        let mutex = lock(&self.locks)
-            .entry(run_id.to_owned())
-            .or_default()
-            .clone();
-        RunLock {
+        let mutex = {
+            let mut locks = lock(&self.locks);
+            let entry = locks.entry(run_id.to_owned()).or_default();
+            entry.users += 1;
+            entry.mutex.clone()
+        };
+        let interest = Interest {
             inner: self,
             run_id: run_id.to_owned(),
-            guard: Some(mutex.lock_owned().await),
+        };
+        let guard = mutex.lock_owned().await;
+        RunLock {
+            _interest: interest,
+            guard: Some(guard),
         }
     }
 
@@ -542,6 +597,10 @@ impl Inner {
         }
         self.crashed.store(true, Ordering::SeqCst);
         self.stop_background();
+        // Whoever waits for a result would otherwise wait for a run nothing will move.
+        for waiter in lock(&self.waiters).values() {
+            waiter.notify_waiters();
+        }
     }
 
     /// Stops the timer task and every running step; they run again when the store is next

@@ -255,6 +255,7 @@ async fn open(
     if let Some((commit, moment)) = crash {
         hooks.crash_at(commit, moment);
     }
+    hooks.bound_waits(wait_bound());
     let mut builder = Engine::builder().clock(clock.clone()).__hooks(hooks);
     for register in &setup.workflows {
         builder = register(builder);
@@ -263,6 +264,19 @@ async fn open(
         .__open_backend(memory.clone())
         .await
         .expect("an in-memory store opens")
+}
+
+/// How long a test engine waits for quiet or for a run's result before it fails the test:
+/// generous, since a debug build on a loaded machine is slow, but finite, so that a hang
+/// fails CI with a message instead of stalling it. `WORKFLOW_TEST_WAIT_SECS` overrides it.
+fn wait_bound() -> Duration {
+    const DEFAULT_SECS: u64 = 120;
+    let secs = std::env::var("WORKFLOW_TEST_WAIT_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&s: &u64| s > 0)
+        .unwrap_or(DEFAULT_SECS);
+    Duration::from_secs(secs)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -360,6 +374,11 @@ impl TestEngine {
     }
 
     /// Returns once no step runs, no due timer is unfired and no transition is in flight.
+    ///
+    /// # Panics
+    /// When the engine is still busy after 120 s (`WORKFLOW_TEST_WAIT_SECS` changes it), with
+    /// what it was busy with: a hang fails the test instead of stalling the suite. Waiting for
+    /// a run's result on a test engine is bounded the same way.
     pub async fn run_until_idle(&self) {
         self.engine.__settle().await;
     }
