@@ -46,7 +46,7 @@ fn post(
 /// Sends the head of a POST announcing a 1 MiB JSON body and 1 KiB of it, then reads the
 /// answer: (status, JSON body).
 fn announce_huge_body(w: &Worker, path: &str, token: &str) -> (u16, serde_json::Value) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let host = w.addr().trim_start_matches("http://");
     let mut conn = std::net::TcpStream::connect(host).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
@@ -58,6 +58,38 @@ fn announce_huge_body(w: &Worker, path: &str, token: &str) -> (u16, serde_json::
     );
     conn.write_all(head.as_bytes()).unwrap();
     conn.write_all(&[b' '; 1024]).unwrap();
+    read_answer(&mut conn)
+}
+
+/// Sends a POST whose `bytes`-long JSON object comes in chunks, without an announced length,
+/// and reads the answer: (status, JSON body).
+fn chunked_body(w: &Worker, path: &str, token: &str, bytes: usize) -> (u16, serde_json::Value) {
+    use std::io::Write;
+    let host = w.addr().trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    let mut body = vec![b' '; bytes];
+    body[0] = b'{';
+    body[bytes - 1] = b'}';
+    // The server may answer and close before the last chunk; the answer is what counts.
+    for chunk in body.chunks(1000) {
+        let _ = conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+        let _ = conn.write_all(chunk);
+        let _ = conn.write_all(b"\r\n");
+    }
+    let _ = conn.write_all(b"0\r\n\r\n");
+    read_answer(&mut conn)
+}
+
+/// Reads an HTTP/1.1 answer to the end: (status, the JSON object in its body).
+fn read_answer(conn: &mut std::net::TcpStream) -> (u16, serde_json::Value) {
+    use std::io::Read;
     let mut answer = Vec::new();
     let _ = conn.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
@@ -67,9 +99,14 @@ fn announce_huge_body(w: &Worker, path: &str, token: &str) -> (u16, serde_json::
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP answer: {answer}"));
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    // The body may come chunked: the JSON object is inside it.
+    let json = body
+        .find('{')
+        .and_then(|a| body.rfind('}').map(|b| &body[a..=b]))
+        .unwrap_or("");
     (
         status,
-        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {answer}")),
+        serde_json::from_str(json).unwrap_or_else(|_| panic!("not JSON: {answer}")),
     )
 }
 
@@ -579,6 +616,16 @@ fn every_client_error_is_json_with_a_4xx_code() {
             announce_huge_body(&w, "/reviews", &token),
             413,
             "larger than",
+        ),
+        (
+            chunked_body(&w, "/reviews", &token, 20_000),
+            413,
+            "larger than",
+        ),
+        (
+            chunked_body(&w, "/reviews", &token, 3_000),
+            422,
+            "missing field `ticket_id`",
         ),
         (
             post(
