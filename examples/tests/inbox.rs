@@ -3,8 +3,9 @@
 //! rationale and customer, request changes, be refused approving one's own redraft (four eyes),
 //! and approve it as someone else.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
-//! test fails and says so; `REFUND_REVIEW_SKIP_BROWSER=1` skips it explicitly.
+//! Needs Debian's `chromium` and `chromium-driver`: `scripts/ensure-chromium` installs them
+//! when missing (as root, or with password-less sudo); where it cannot, the test fails and
+//! says so. `REFUND_REVIEW_SKIP_BROWSER=1` skips it explicitly.
 
 mod common;
 
@@ -34,6 +35,18 @@ impl Browser {
             eprintln!("REFUND_REVIEW_SKIP_BROWSER=1: the browser test is skipped");
             return None;
         }
+        // A fresh machine has no browser: the project's own script installs Debian's packages
+        // (it does nothing when they are there), so `cargo test --workspace` needs nothing
+        // installed beforehand.
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/ensure-chromium");
+        let installed = Command::new(script)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+        assert!(
+            installed.success(),
+            "{script} could not install chromium and chromium-driver ({installed}); install \
+             them by hand, or set REFUND_REVIEW_SKIP_BROWSER=1"
+        );
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
