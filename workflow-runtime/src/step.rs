@@ -153,6 +153,11 @@ pub type StepFuture<T> = Pin<Box<dyn Future<Output = Result<T, StepError>> + Sen
 
 /// Metadata and entry point of a `#[function]`; the macro implements it on a struct with the
 /// function's name.
+#[diagnostic::on_unimplemented(
+    message = "a step must be an `async fn` marked `#[function]`",
+    label = "not a `#[function]`",
+    note = "`ctx.step(f, input)` takes the name of a `#[function] async fn`: the engine records each call under the step's name, so a plain `fn`, a closure or a local holding a function cannot be a step"
+)]
 pub trait Function: Send + Sync + 'static {
     /// The stored name of the step.
     const NAME: &'static str;
