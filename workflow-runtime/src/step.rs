@@ -1,7 +1,10 @@
 //! Steps: the `#[function]` side of the model.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -90,20 +93,125 @@ impl From<&str> for StepError {
     }
 }
 
+/// The values an engine hands to its steps (`EngineBuilder::data`), one per type.
+///
+/// Cheap to clone: every step context of an engine shares one map.
+#[derive(Clone, Default)]
+pub(crate) struct DataMap {
+    values: Arc<HashMap<TypeId, Entry>>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    type_name: &'static str,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl DataMap {
+    /// Adds `value`, replacing an earlier value of the same type.
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        let entry = Entry {
+            type_name: std::any::type_name::<T>(),
+            value,
+        };
+        Arc::make_mut(&mut self.values).insert(TypeId::of::<T>(), entry);
+    }
+
+    /// Adds every value of `other` whose type this map has none of.
+    pub(crate) fn keep_missing(&mut self, other: &DataMap) {
+        for (id, entry) in other.values.iter() {
+            if !self.values.contains_key(id) {
+                Arc::make_mut(&mut self.values).insert(*id, entry.clone());
+            }
+        }
+    }
+
+    fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let entry = self.values.get(&TypeId::of::<T>())?;
+        entry.value.clone().downcast::<T>().ok()
+    }
+
+    fn type_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.values.values().map(|e| e.type_name).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+impl std::fmt::Debug for DataMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.type_names()).finish()
+    }
+}
+
 /// What a step invocation knows about itself.
 ///
 /// Take it as the first parameter of a `#[function]` to read the idempotency key or the
-/// attempt number; it is not part of the step's input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// attempt number, or to reach the dependencies the engine was given; it is not part of the
+/// step's input.
+///
+/// ```
+/// use std::sync::Arc;
+/// use workflow_runtime::prelude::*;
+///
+/// struct Payments {
+///     currency: &'static str,
+/// }
+///
+/// #[function]
+/// async fn charge(ctx: StepContext, cents: u64) -> Result<String, StepError> {
+///     let payments: Arc<Payments> = ctx.data::<Payments>()?;
+///     Ok(format!("{cents} {} under key {}", payments.currency, ctx.idempotency_key()))
+/// }
+///
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// // A unit test calls the step directly, with a context built by hand.
+/// let ctx = StepContext::new("order-1", "charge", 1, 1).with_data(Payments { currency: "EUR" });
+/// assert_eq!(charge(ctx, 250).await.unwrap(), "250 EUR under key order-1:charge:1");
+/// # });
+/// # }
+/// ```
+#[derive(Clone)]
 pub struct StepContext {
     run_id: String,
     step: String,
     position: u64,
     attempt: u32,
+    data: DataMap,
+}
+
+impl PartialEq for StepContext {
+    // Two contexts of the same invocation are equal whatever dependencies they carry:
+    // dependencies are services, not part of what identifies an attempt.
+    fn eq(&self, other: &Self) -> bool {
+        (&self.run_id, &self.step, self.position, self.attempt)
+            == (&other.run_id, &other.step, other.position, other.attempt)
+    }
+}
+
+impl Eq for StepContext {}
+
+impl std::fmt::Debug for StepContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepContext")
+            .field("run_id", &self.run_id)
+            .field("step", &self.step)
+            .field("position", &self.position)
+            .field("attempt", &self.attempt)
+            .field("data", &self.data)
+            .finish()
+    }
 }
 
 impl StepContext {
     /// Builds a context; the engine does this for every invocation, tests may too.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepContext;
+    /// let ctx = StepContext::new("order-1", "charge", 3, 1);
+    /// assert_eq!(ctx.idempotency_key(), "order-1:charge:3");
+    /// ```
     pub fn new(
         run_id: impl Into<String>,
         step: impl Into<String>,
@@ -115,7 +223,65 @@ impl StepContext {
             step: step.into(),
             position,
             attempt,
+            data: DataMap::default(),
         }
+    }
+
+    /// Adds a dependency that [`StepContext::data`] returns, replacing one of the same type;
+    /// for unit tests that call a step directly. The engine gives its steps the values of
+    /// [`EngineBuilder::data`](crate::EngineBuilder::data) instead.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepContext;
+    /// let ctx = StepContext::new("run-1", "load", 1, 1).with_data(String::from("db://test"));
+    /// assert_eq!(*ctx.data::<String>().unwrap(), "db://test");
+    /// ```
+    #[must_use]
+    pub fn with_data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.data.insert(Arc::new(value));
+        self
+    }
+
+    pub(crate) fn with_data_map(mut self, data: DataMap) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// The dependency of type `T` the engine was given with
+    /// [`EngineBuilder::data`](crate::EngineBuilder::data): an HTTP client, a payment
+    /// provider, an LLM client. Every step of the engine shares the same value.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepContext;
+    /// # #[derive(Debug)] struct Mailer;
+    /// let ctx = StepContext::new("run-1", "notify", 1, 1);
+    /// let err = ctx.data::<Mailer>().unwrap_err();
+    /// assert!(err.message.contains("Mailer"), "{err}");
+    /// ```
+    ///
+    /// # Errors
+    /// A permanent [`StepError`] naming `T` and the types the engine was given, when it was
+    /// given no value of type `T`: a missing dependency is a set-up mistake that no retry
+    /// repairs.
+    pub fn data<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, StepError> {
+        self.data.get::<T>().ok_or_else(|| {
+            let given = self.data.type_names();
+            let given = if given.is_empty() {
+                "none".to_owned()
+            } else {
+                given
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            StepError::permanent(format!(
+                "step `{}` asked for a `{}`, which the engine was not given; add \
+                 `.data(value)` of that type to the engine builder (given: {given})",
+                self.step,
+                std::any::type_name::<T>()
+            ))
+        })
     }
 
     /// The run this invocation belongs to.
@@ -142,6 +308,13 @@ impl StepContext {
     /// A key that is the same for every attempt and every restart of this step invocation,
     /// and different for every other invocation; pass it to external systems so they
     /// de-duplicate.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepContext;
+    /// let first = StepContext::new("order-1", "charge", 3, 1);
+    /// let retry = StepContext::new("order-1", "charge", 3, 2);
+    /// assert_eq!(first.idempotency_key(), retry.idempotency_key());
+    /// ```
     pub fn idempotency_key(&self) -> String {
         format!("{}:{}:{}", self.run_id, self.step, self.position)
     }

@@ -28,7 +28,7 @@ use workflow_runtime::{Engine, EngineError, RunStatus, Signal};
 use super::clock::OffsetClock;
 use super::domain::DecisionStatus;
 use super::ledger::{PaymentEntry, StepExecution, read_entries};
-use super::{Services, install, refund_review};
+use super::{Services, refund_review};
 
 /// The name of the signal carrying a reviewer's decision.
 pub const DECISION_SIGNAL: &str = "refund_decision";
@@ -110,10 +110,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", opts.data_dir.display()))?;
     let services =
         Services::in_dir(&opts.data_dir).map_err(|e| format!("cannot open the ledgers: {e}"))?;
-    install(services)?;
     let clock = OffsetClock::from_env()?;
     let engine = Engine::builder()
         .register(refund_review)
+        .data(services)
         .clock(clock)
         .open(store_path(&opts.data_dir))
         .await

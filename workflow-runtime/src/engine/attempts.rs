@@ -128,12 +128,14 @@ impl Inner {
         let weak = self.me.clone();
         let run = run_id.to_owned();
         let busy = self.busy.guard();
+        let data = self.data.clone();
         let task = tokio::spawn(async move {
             let _busy = busy;
             let result = match call {
                 Err(missing) => Err(StepError::permanent(missing)),
                 Ok(call) => {
-                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, number);
+                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, number)
+                        .with_data_map(data);
                     // The attempt is polled in this task, with panics caught at each poll: a
                     // task of its own would cost a spawn and a cross-task wake-up per step.
                     let mut step = CatchUnwind(call.start(ctx, input));

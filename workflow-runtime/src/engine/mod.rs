@@ -31,6 +31,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::committer::Committer;
 use crate::error::EngineError;
 use crate::model::{Command, Workflow};
+use crate::step::DataMap;
 use crate::store::{self, Reader, RunRecord, Store};
 use crate::timers::Timers;
 use crate::trace::{TraceEvent, TraceKind};
@@ -94,6 +95,7 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     hooks: Hooks,
     max_payload: usize,
+    data: DataMap,
 }
 
 /// The default of [`EngineBuilder::max_payload_bytes`]: 1 MiB.
@@ -115,6 +117,7 @@ impl Default for EngineBuilder {
             clock: Arc::new(SystemClock),
             hooks: Hooks::default(),
             max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
+            data: DataMap::default(),
         }
     }
 }
@@ -144,6 +147,59 @@ impl EngineBuilder {
     #[must_use]
     pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload = bytes;
+        self
+    }
+
+    /// Gives every step of this engine a dependency of type `T` (an HTTP client, a payment
+    /// provider, an LLM client), which a step reaches with
+    /// [`StepContext::data`](crate::StepContext::data); a later value of the same type
+    /// replaces an earlier one. The value is shared behind an [`Arc`], never copied.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// struct Payments {
+    ///     api_key: String,
+    /// }
+    ///
+    /// #[function]
+    /// async fn pay(ctx: StepContext, cents: u64) -> Result<String, StepError> {
+    ///     let payments = ctx.data::<Payments>()?;
+    ///     Ok(format!("paid {cents} with {}", payments.api_key))
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn checkout(ctx: &mut WorkflowContext, cents: u64) -> Result<String, WorkflowError> {
+    ///     Ok(ctx.step(pay, cents).await?)
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder()
+    ///     .register(checkout)
+    ///     .data(Payments { api_key: "sk-test".into() })
+    ///     .open_in_memory()
+    ///     .await?;
+    /// let run = engine.start(checkout, "order-1", 500).await?;
+    /// assert_eq!(run.result().await?, Ok("paid 500 with sk-test".to_owned()));
+    /// # Ok::<(), EngineError>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn data<T: Send + Sync + 'static>(self, value: T) -> Self {
+        self.data_shared(Arc::new(value))
+    }
+
+    /// As [`EngineBuilder::data`], for a value the application shares with other code.
+    #[must_use]
+    pub fn data_shared<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.data.insert(value);
+        self
+    }
+
+    pub(crate) fn data_map(mut self, data: DataMap) -> Self {
+        self.data = data;
         self
     }
 
@@ -226,6 +282,7 @@ impl EngineBuilder {
                 shutdown: watch::Sender::new(false),
                 hooks: self.hooks,
                 max_payload: self.max_payload,
+                data: self.data,
                 busy,
                 commits_begun: AtomicU64::new(0),
                 crashed: AtomicBool::new(false),
@@ -413,6 +470,8 @@ pub(crate) struct Inner {
     shutdown: watch::Sender<bool>,
     hooks: Hooks,
     max_payload: usize,
+    /// The dependencies every step context carries.
+    data: DataMap,
     /// Background work in flight, for [`Engine::__settle`].
     busy: Arc<Busy>,
     /// Commits started through [`Inner::commit`], for [`Hooks::crash_at`].
