@@ -52,6 +52,22 @@ pub enum EngineError {
         /// The signal that was sent.
         signal: String,
     },
+    /// No registered version of the run's workflow waits for a signal of this name (a typo,
+    /// or a signal meant for another workflow); nothing was stored.
+    #[error(
+        "run `{run_id}` of workflow `{workflow}` never waits for a signal named `{signal}`; it waits for {}",
+        quoted_list(expected)
+    )]
+    UnknownSignal {
+        /// The run.
+        run_id: String,
+        /// The run's workflow.
+        workflow: String,
+        /// The signal that was sent.
+        signal: String,
+        /// The names its registered versions wait on, sorted; empty if it waits on none.
+        expected: Vec<String>,
+    },
     /// A signal was addressed to a wait id the run never had.
     #[error("run `{run_id}` has no wait with id `{wait_id}`")]
     UnknownWait {
@@ -164,4 +180,13 @@ pub enum EngineError {
     /// A test engine stopped at the simulated crash it was told to simulate.
     #[error("the engine stopped at a simulated crash")]
     SimulatedCrash,
+}
+
+/// `` `a`, `b` `` for a list of names, "no signal at all" for none.
+fn quoted_list(names: &[String]) -> String {
+    if names.is_empty() {
+        return "no signal at all".to_owned();
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
 }

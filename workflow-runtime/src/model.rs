@@ -333,6 +333,12 @@ pub trait Workflow: Copy + Send + Sync + 'static {
     ) -> Transition<Self::State, Self::Output>;
     /// Every step the workflow calls.
     fn steps() -> Vec<StepEntry>;
+    /// Every signal name the workflow waits on, sorted, when every `wait_for_signal` names
+    /// its signal with a string literal; `None` when some name is computed at run time, and
+    /// then any name is accepted. The engine refuses a signal whose name no registered
+    /// version of the run's workflow waits on, so that a mistyped name is an error instead of
+    /// a signal buffered forever.
+    const SIGNALS: Option<&'static [&'static str]> = None;
     /// Checks a payload against the type waited for under `name`, when the workflow names the
     /// signal literally; `None` when no wait has that name.
     fn check_signal(name: &str, payload: &Value) -> Option<Result<(), String>>;
