@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::__private::take_wake;
+use crate::model::{Event, Transition};
+use crate::step::StepEntry;
 use crate::{
-    Engine, EngineError, Event, ManualClock, RunStatus, StepEntry, Transition, Workflow,
-    WorkflowContext, WorkflowError,
+    Engine, EngineError, ManualClock, RunStatus, Workflow, WorkflowContext, WorkflowError,
 };
 
 /// An in-memory backend whose writes fail while `fail` is set.

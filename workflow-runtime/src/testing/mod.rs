@@ -72,10 +72,13 @@ pub use self::memory::MemoryDisk;
 use crate::clock::ManualClock;
 pub use crate::engine::hooks::{CommittedCheckpoint, CrashMoment};
 use crate::engine::hooks::{Hooks, StepFn};
+/// The transition function's vocabulary, for tests that drive `name::advance` by hand or
+/// check what a checkpoint waits for.
+pub use crate::model::{Command, Event, Transition};
 use crate::step::DataMap;
 use crate::{
-    Command, Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalOutcome,
-    StepContext, StepError, Workflow,
+    Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalOutcome, StepContext,
+    StepError, Workflow,
 };
 
 /// One step invocation as a test engine saw it.
