@@ -346,10 +346,10 @@ mod tests {
             .await?;
         let (e, f): (String, u64) = ctx.step(ctx_two, (c.clone(), 7)).await?;
         let decided = match ctx
-            .wait_for_signal::<bool>("decide", Duration::from_secs(1), ())
+            .wait_for_signal::<u8>("decide", Duration::from_secs(1), ())
             .await
         {
-            Ok(yes) => yes,
+            Ok(n) => n > 2,
             Err(WaitError::TimedOut) => false,
         };
         let note: String = ctx
