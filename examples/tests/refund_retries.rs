@@ -4,7 +4,7 @@
 
 use examples::refund::domain::{Decision, DecisionStatus, RefundOutcome};
 use examples::refund::ledger::{PaymentEntry, PaymentEvent, StepExecution, read_entries};
-use examples::refund::{Services, issue_refund_once, refund_review};
+use examples::refund::{Services, issue_refund_once, refund_key, refund_review};
 use workflow_runtime::prelude::*;
 use workflow_runtime::testing::{Script, TestEngine, crash_test};
 use workflow_runtime::{Function, TraceKind};
@@ -69,7 +69,7 @@ async fn the_refund_retried_after_a_lost_response_pays_once() {
         panic!("expected a refund");
     };
     assert_eq!(amount_cents, 12_900);
-    let key = "refund:review-T-1001:T-1001";
+    let key = refund_key("T-1001", 12_900);
     let payments: Vec<PaymentEntry> = read_entries::<PaymentEntry>(&dir.join("payments.jsonl"))
         .unwrap()
         .into_iter()
@@ -132,7 +132,8 @@ async fn the_retried_refund_survives_a_crash_at_every_commit() {
         .unwrap()
         .into_iter()
         .filter(|e| {
-            e.idempotency_key == "refund:crash-test:T-1002" && e.event == PaymentEvent::Paid
+            // T-1002: a late delivery to a gold customer, 20% + 10% of $45.00.
+            e.idempotency_key == refund_key("T-1002", 1_350) && e.event == PaymentEvent::Paid
         })
         .count();
     assert_eq!(paid, 1, "{report}");

@@ -2,6 +2,8 @@
 //! or requests changes, and the refund is issued exactly once.
 
 pub mod agent;
+pub mod api;
+pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod domain;
@@ -9,10 +11,12 @@ pub mod fault;
 pub mod ledger;
 pub mod server;
 mod services;
+pub mod tickets;
 pub mod worker;
 mod workflow;
 
 pub use services::Services;
 pub use workflow::{
-    draft_refund_recommendation, issue_refund_once, load_customer, load_ticket, refund_review,
+    draft_refund_recommendation, issue_refund_once, load_customer, load_ticket, refund_key,
+    refund_review,
 };

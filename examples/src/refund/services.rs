@@ -41,11 +41,12 @@ impl Services {
 /// The helpdesk's ticket records: five named ones, and any `T-<number>` made up
 /// deterministically from its number.
 pub(crate) fn find_ticket(id: &str) -> Option<Ticket> {
-    let n: u64 = id.strip_prefix("T-")?.parse().ok()?;
+    let n = super::api::ticket_number(id)?;
+    let order = n.checked_add(50_000)?;
     let fixed = |customer: &str, total: u64, reason, days, message: &str| Ticket {
         id: id.to_owned(),
         customer_id: customer.to_owned(),
-        order_id: format!("O-{}", n + 50_000),
+        order_id: format!("O-{order}"),
         order_total_cents: total,
         reason,
         days_since_delivery: days,
@@ -96,7 +97,8 @@ pub(crate) fn find_ticket(id: &str) -> Option<Ticket> {
             ];
             fixed(
                 &format!("C-{}", n % 3 + 1),
-                1_000 + (n * 7_919) % 20_000,
+                // `n` is at most 999_999_999, and reducing it first keeps the product small.
+                1_000 + (n % 20_000) * 7_919 % 20_000,
                 reasons[usize::try_from(n % 4).unwrap_or(0)],
                 u32::try_from(n % 40).unwrap_or(0),
                 "Generated ticket.",

@@ -43,9 +43,11 @@ pub async fn draft_refund_recommendation(
         .await
 }
 
-/// Pays the refund. The key is derived from the run and the ticket, so every retry, restart
-/// or duplicate approval of this review reaches the provider with the same key: a retry after
-/// a lost response (up to 5 attempts, each cut off after 30 s) returns the original receipt.
+/// Pays the refund. The key is derived from the ticket (the business key) and the amount, not
+/// from the run: every retry, restart or duplicate approval reaches the provider with the same
+/// key, and so does a second review of the same ticket, so even that cannot pay the same refund
+/// twice. A retry after a lost response (up to 5 attempts, each cut off after 30 s) returns the
+/// original receipt.
 #[function(
     max_attempts = 5,
     initial_backoff = "1s",
@@ -59,10 +61,15 @@ pub async fn issue_refund_once(
 ) -> Result<RefundReceipt, StepError> {
     let services = ctx.data::<Services>()?;
     services.steps.record(&ctx)?;
-    let key = format!("refund:{}:{ticket_id}", ctx.run_id());
+    let key = refund_key(&ticket_id, amount_cents);
     let receipt = services.payments.refund(&key, &ticket_id, amount_cents)?;
     super::fault::crash_point("after_payment");
     Ok(receipt)
+}
+
+/// The payment provider's idempotency key for refunding `amount_cents` on `ticket_id`.
+pub fn refund_key(ticket_id: &str, amount_cents: u64) -> String {
+    format!("refund:{ticket_id}:{amount_cents}")
 }
 
 /// Reviews a refund request: draft, wait up to 7 days for a human decision, pay once on
@@ -91,6 +98,7 @@ pub async fn refund_review(
                     "ticket_id": ticket.id,
                     "customer": customer.name,
                     "amount_cents": rec.amount_cents,
+                    "order_total_cents": ticket.order_total_cents,
                     "rule": rec.rule,
                     "rationale": rec.rationale,
                 }),

@@ -15,7 +15,9 @@ use syn::visit_mut::VisitMut;
 use syn::{Expr, Pat, Stmt, parse_quote, parse_quote_spanned};
 
 use super::suspend::{Suspension, SuspensionKind, as_suspension, expr_suspends, stmt_suspends};
-use super::vars::{Decl, DeclKind, JUMP_MACRO, TyInfo, let_bindings, pattern_decls, upper_camel};
+use super::vars::{
+    Decl, DeclKind, JUMP_MACRO, TyInfo, let_bindings, typed_pattern_decls, upper_camel,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BlockKind {
@@ -71,6 +73,16 @@ struct LoopCtx {
     label: Option<String>,
     head: usize,
     exit: usize,
+    /// For `let v = loop { .. break x; }`: the index of the loop's value slot.
+    value: Option<usize>,
+}
+
+/// The value of a `let v = loop { .. }` whose body suspends: each `break x` stores `x` in a
+/// hidden local, which the loop's exit block binds to the `let`'s pattern.
+struct LoopValue {
+    tmp: syn::Ident,
+    /// The type the value is known to have (written on the `let`, or seen at a `break`).
+    ty: TyInfo,
 }
 
 #[derive(Clone, Copy)]
@@ -87,6 +99,9 @@ pub(crate) struct Lowerer {
     pub(crate) decls: BTreeMap<String, Vec<Decl>>,
     pub(crate) errors: Vec<syn::Error>,
     loops: Vec<LoopCtx>,
+    loop_values: Vec<LoopValue>,
+    /// `break` values seen by the rewriter and not yet typed: (value slot, expression).
+    pending_breaks: Vec<(usize, Expr)>,
     names: HashMap<String, Span>,
     for_count: usize,
     fn_end: Span,
@@ -102,6 +117,8 @@ impl Lowerer {
             decls: BTreeMap::new(),
             errors: Vec::new(),
             loops: Vec::new(),
+            loop_values: Vec::new(),
+            pending_breaks: Vec::new(),
             names: HashMap::new(),
             for_count: 0,
             fn_end,
@@ -227,6 +244,7 @@ impl Lowerer {
                 last_diverges = diverges(&stmt);
                 self.declare_stmt(&stmt, scope);
                 let stmt = self.rewrite_stmt(stmt);
+                self.type_breaks(Some(scope));
                 out.push(Node::Stmt(stmt));
                 continue;
             }
@@ -273,6 +291,17 @@ impl Lowerer {
                      the statement that suspends",
                 );
             }
+            if let Stmt::Local(local) = &stmt
+                && let Some(init) = &local.init
+                && let Expr::Loop(_) = &*init.expr
+            {
+                let Stmt::Local(local) = stmt else {
+                    unreachable!("matched above")
+                };
+                let rest = stmts[i + 1..].to_vec();
+                self.lower_value_loop(local, rest, scope, cont, &mut out);
+                return out;
+            }
             let Stmt::Expr(expr, semi) = stmt else {
                 self.not_first(&stmt);
                 out.push(Node::FallOff {
@@ -313,34 +342,8 @@ impl Lowerer {
                     let node = self.lower_match(m, scope, after);
                     out.push(node);
                 }
-                Expr::Loop(l) => {
-                    let label = l.label.as_ref().map(|l| l.name.ident.to_string());
-                    let exit = self.exit_block(after, scope);
-                    let head = self.new_join(scope);
-                    self.loops.push(LoopCtx { label, head, exit });
-                    let mut hscope = scope.clone();
-                    let nodes = self.lower_stmts(l.body.stmts, &mut hscope, Cont::Jump(head));
-                    self.loops.pop();
-                    self.blocks[head].nodes = nodes;
-                    out.push(Node::Jump(head));
-                }
-                Expr::While(w) => {
-                    let label = w.label.as_ref().map(|l| l.name.ident.to_string());
-                    let exit = self.exit_block(after, scope);
-                    let head = self.new_join(scope);
-                    self.loops.push(LoopCtx { label, head, exit });
-                    let mut tscope = scope.clone();
-                    self.declare_cond(&w.cond, &mut tscope);
-                    let then = self.lower_stmts(w.body.stmts, &mut tscope, Cont::Jump(head));
-                    self.loops.pop();
-                    let cond = self.rewrite_expr(*w.cond);
-                    self.blocks[head].nodes = vec![Node::If {
-                        cond,
-                        then,
-                        els: vec![Node::Jump(exit)],
-                    }];
-                    out.push(Node::Jump(head));
-                }
+                Expr::Loop(l) => self.lower_loop(l, None, scope, after, &mut out),
+                Expr::While(w) => self.lower_while(w, scope, after, &mut out),
                 Expr::ForLoop(f) => self.lower_for(f, scope, after, &mut out),
                 Expr::Block(b) if b.label.is_none() => {
                     let mut bscope = scope.clone();
@@ -375,6 +378,186 @@ impl Lowerer {
             },
         });
         out
+    }
+
+    /// A `while` whose body or condition suspends. A suspending condition is evaluated at
+    /// every iteration, so it becomes the first statement of a loop:
+    ///
+    /// Input:  `while let Some(p) = ctx.step(f, c).await? { body }`
+    /// Output: `loop { if let Some(p) = ctx.step(f, c).await? { body } else { break; } }`
+    fn lower_while(
+        &mut self,
+        mut w: syn::ExprWhile,
+        scope: &[String],
+        after: Cont,
+        out: &mut Vec<Node>,
+    ) {
+        if expr_suspends(&w.cond, &self.ctx) {
+            if first_eval_expr(&mut w.cond, &self.ctx).is_none() {
+                let cond = Stmt::Expr((*w.cond).clone(), None);
+                let span = first_suspension_span(&cond, &self.ctx).unwrap_or_else(|| w.cond.span());
+                self.err(
+                    span,
+                    format!(
+                        "a `while` condition can suspend only as the first thing it evaluates \
+                         (`while {ctx}.step(f, x).await? > n`); otherwise write `loop {{ let r = \
+                         {ctx}.step(..).await?; if !(..) {{ break; }} .. }}`",
+                        ctx = self.ctx
+                    ),
+                );
+                out.push(Node::FallOff {
+                    span: self.fn_end,
+                    diverges: true,
+                });
+                return;
+            }
+            let span = w.while_token.span;
+            let (cond, body) = (&w.cond, &w.body);
+            let test: Stmt = parse_quote_spanned!(span=> if #cond #body else { break; });
+            let l = syn::ExprLoop {
+                attrs: w.attrs,
+                label: w.label,
+                loop_token: syn::Token![loop](span),
+                body: syn::Block {
+                    brace_token: w.body.brace_token,
+                    stmts: vec![test],
+                },
+            };
+            self.lower_loop(l, None, scope, after, out);
+            return;
+        }
+        let label = w.label.as_ref().map(|l| l.name.ident.to_string());
+        let exit = self.exit_block(after, scope);
+        let head = self.new_join(scope);
+        self.loops.push(LoopCtx {
+            label,
+            head,
+            exit,
+            value: None,
+        });
+        let mut tscope = scope.to_vec();
+        self.declare_cond(&w.cond, &mut tscope);
+        let then = self.lower_stmts(w.body.stmts, &mut tscope, Cont::Jump(head));
+        self.loops.pop();
+        let cond = self.rewrite_expr(*w.cond);
+        self.blocks[head].nodes = vec![Node::If {
+            cond,
+            then,
+            els: vec![Node::Jump(exit)],
+        }];
+        out.push(Node::Jump(head));
+    }
+
+    /// A `loop` (or a `while` whose condition suspends, rewritten as one) whose body suspends:
+    /// a join block at its head, `break` jumping to `after`'s block.
+    fn lower_loop(
+        &mut self,
+        l: syn::ExprLoop,
+        value: Option<usize>,
+        scope: &[String],
+        after: Cont,
+        out: &mut Vec<Node>,
+    ) {
+        let label = l.label.as_ref().map(|l| l.name.ident.to_string());
+        let exit = self.exit_block(after, scope);
+        let head = self.new_join(scope);
+        self.loops.push(LoopCtx {
+            label,
+            head,
+            exit,
+            value,
+        });
+        let mut hscope = scope.to_vec();
+        let nodes = self.lower_stmts(l.body.stmts, &mut hscope, Cont::Jump(head));
+        self.loops.pop();
+        self.blocks[head].nodes = nodes;
+        out.push(Node::Jump(head));
+    }
+
+    // Input:  let v = loop { let r = ctx.step(f, x).await?; if r > 3 { break r; } };  rest
+    // Output: the loop's blocks, each `break r` becoming `{ let __wf_loopN = r; jump exit }`,
+    //         and an exit join `let v = __wf_loopN; rest`.
+    fn lower_value_loop(
+        &mut self,
+        mut local: syn::Local,
+        rest: Vec<Stmt>,
+        scope: &[String],
+        cont: Cont,
+        out: &mut Vec<Node>,
+    ) {
+        let init = local.init.as_mut().expect("checked by the caller");
+        let tmp = format_ident!("__wf_loop{}", self.loop_values.len());
+        let Expr::Loop(l) = std::mem::replace(&mut *init.expr, parse_quote!(#tmp)) else {
+            unreachable!("checked by the caller")
+        };
+        let written = match &local.pat {
+            Pat::Type(pt) => super::vars::written_type(&pt.ty),
+            _ => TyInfo::Unknown,
+        };
+        let slot = self.loop_values.len();
+        self.loop_values.push(LoopValue {
+            tmp: tmp.clone(),
+            ty: written,
+        });
+        let exit = self.new_join(scope);
+        self.lower_loop(l, Some(slot), scope, Cont::Jump(exit), out);
+        let ty = std::mem::replace(&mut self.loop_values[slot].ty, TyInfo::Unknown);
+        let pat = &local.pat;
+        match &ty {
+            TyInfo::Known(_) => {}
+            TyInfo::Reference => self.err(
+                pat.span(),
+                "this `loop` suspends and produces a reference, which a checkpoint cannot store; \
+                 `break` with an owned value (e.g. `.clone()`, `.to_string()`)",
+            ),
+            _ => {
+                let shown = match pat {
+                    Pat::Ident(p) => p.ident.to_string(),
+                    other => quote::ToTokens::to_token_stream(other).to_string(),
+                };
+                self.err(
+                    pat.span(),
+                    format!(
+                        "cannot determine the type of `{shown}`, the value of a `loop` that \
+                         suspends: the state machine stores it on the way out of the loop; write \
+                         `let {shown}: Type = loop {{ .. }}`"
+                    ),
+                );
+            }
+        }
+        let mut escope = scope.to_vec();
+        self.declare(
+            Decl {
+                ident: tmp,
+                ty,
+                kind: DeclKind::Internal,
+                shadows: false,
+            },
+            &mut escope,
+        );
+        self.blocks[exit].scope.clone_from(&escope);
+        let mut stmts = vec![Stmt::Local(local)];
+        stmts.extend(rest);
+        let nodes = self.lower_stmts(stmts, &mut escope, cont);
+        self.blocks[exit].nodes = nodes;
+    }
+
+    /// Types the `break` values the rewriter saw, in the scope they were written in (`None`
+    /// where it is not known: only hoisted suspension values are typed then).
+    fn type_breaks(&mut self, scope: Option<&[String]>) {
+        for (slot, value) in std::mem::take(&mut self.pending_breaks) {
+            if matches!(self.loop_values[slot].ty, TyInfo::Known(_)) {
+                continue;
+            }
+            let ty = match (self.tmp_type(&value), scope) {
+                (Some(t), _) => t,
+                (None, Some(scope)) => self.resolve(super::vars::infer(&value), scope),
+                (None, None) => TyInfo::Unknown,
+            };
+            if !matches!(ty, TyInfo::Unknown | TyInfo::SameAs(_)) {
+                self.loop_values[slot].ty = ty;
+            }
+        }
     }
 
     fn exit_block(&mut self, after: Cont, scope: &[String]) -> usize {
@@ -427,17 +610,30 @@ impl Lowerer {
     }
 
     fn declare_cond(&mut self, cond: &Expr, scope: &mut Vec<String>) {
-        struct Lets<'a>(&'a mut Vec<Decl>);
+        struct Lets<'a>(&'a mut Vec<(Pat, Expr)>);
         impl<'ast> syn::visit::Visit<'ast> for Lets<'_> {
             fn visit_expr_let(&mut self, l: &'ast syn::ExprLet) {
-                self.0.extend(pattern_decls(&l.pat));
+                self.0.push(((*l.pat).clone(), (*l.expr).clone()));
             }
             fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
         }
-        let mut decls = Vec::new();
-        syn::visit::Visit::visit_expr(&mut Lets(&mut decls), cond);
-        for d in decls {
-            self.declare(d, scope);
+        let mut lets = Vec::new();
+        syn::visit::Visit::visit_expr(&mut Lets(&mut lets), cond);
+        // In a chain (`let a = x && let b = a.y`) each scrutinee sees the bindings before it.
+        for (pat, expr) in lets {
+            let ty = self.scrutinee_type(&expr, scope);
+            for d in typed_pattern_decls(&pat, &ty) {
+                self.declare(d, scope);
+            }
+        }
+    }
+
+    /// What the type of a matched value (`if let` / `while let` / `match` scrutinee) is known
+    /// to be: a hoisted suspension's value or a local or literal of known type.
+    fn scrutinee_type(&self, e: &Expr, scope: &[String]) -> TyInfo {
+        match self.tmp_type(e) {
+            Some(t) => t,
+            None => self.resolve(super::vars::infer(e), scope),
         }
     }
 
@@ -467,9 +663,10 @@ impl Lowerer {
             self.not_first(&Stmt::Expr(Expr::Match(m.clone()), None));
         }
         let mut arms = Vec::new();
+        let ty = self.scrutinee_type(&m.expr, scope);
         for arm in m.arms {
             let mut ascope = scope.to_vec();
-            for d in pattern_decls(&arm.pat) {
+            for d in typed_pattern_decls(&arm.pat, &ty) {
                 self.declare(d, &mut ascope);
             }
             let body = match *arm.body {
@@ -613,7 +810,12 @@ impl Lowerer {
                 ::core::option::Option::None => #jump,
             };
         })];
-        self.loops.push(LoopCtx { label, head, exit });
+        self.loops.push(LoopCtx {
+            label,
+            head,
+            exit,
+            value: None,
+        });
         nodes.extend(self.lower_stmts(f.body.stmts, &mut hscope, Cont::Jump(head)));
         self.loops.pop();
         self.blocks[head].nodes = nodes;
@@ -722,6 +924,8 @@ impl Lowerer {
     fn rewriter(&mut self) -> Rewriter<'_> {
         Rewriter {
             loops: &self.loops,
+            values: &self.loop_values,
+            breaks: &mut self.pending_breaks,
             depth: 0,
             inner_labels: Vec::new(),
             errors: &mut self.errors,
@@ -736,6 +940,7 @@ impl Lowerer {
 
     fn rewrite_expr(&mut self, mut e: Expr) -> Expr {
         self.rewriter().visit_expr_mut(&mut e);
+        self.type_breaks(None);
         e
     }
 
@@ -883,6 +1088,7 @@ fn first_eval_expr<'a>(e: &'a mut Expr, ctx: &str) -> Option<&'a mut Expr> {
         Expr::Unary(u) => first_eval_expr(&mut u.expr, ctx),
         Expr::Index(i) => first_eval_expr(&mut i.expr, ctx),
         Expr::Return(r) => first_eval_expr(r.expr.as_mut()?, ctx),
+        Expr::Break(b) => first_eval_expr(b.expr.as_mut()?, ctx),
         Expr::Assign(a) if matches!(&*a.left, Expr::Path(_) | Expr::Field(_)) => {
             first_eval_expr(&mut a.right, ctx)
         }
@@ -898,6 +1104,9 @@ fn first_eval_expr<'a>(e: &'a mut Expr, ctx: &str) -> Option<&'a mut Expr> {
 /// completes it with the error, and `break`/`continue` of a lowered loop jump to its blocks.
 struct Rewriter<'a> {
     loops: &'a [LoopCtx],
+    values: &'a [LoopValue],
+    /// The values of `break`s that leave a `let v = loop`, for [`Lowerer::type_breaks`].
+    breaks: &'a mut Vec<(usize, Expr)>,
     depth: usize,
     inner_labels: Vec<String>,
     errors: &'a mut Vec<syn::Error>,
@@ -966,11 +1175,34 @@ impl VisitMut for Rewriter<'_> {
                 };
             }
             Expr::Break(b) => {
+                let original = b.expr.as_deref().cloned();
                 if let Some(inner) = &mut b.expr {
                     self.visit_expr_mut(inner);
                 }
                 if let Some(target) = self.target(b.label.as_ref()) {
                     let exit = target.exit;
+                    if let Some(slot) = target.value {
+                        let tmp = &self.values[slot].tmp;
+                        let jump = jump_expr(exit);
+                        match (&b.expr, original) {
+                            (Some(v), Some(original)) => {
+                                self.breaks.push((slot, original));
+                                *e = parse_quote!({
+                                    let #tmp = #v;
+                                    #jump
+                                });
+                            }
+                            _ => {
+                                self.errors.push(syn::Error::new(
+                                    b.break_token.span,
+                                    "this `loop` produces the value of a `let`, so its `break` \
+                                     needs a value: `break value`",
+                                ));
+                                *e = jump;
+                            }
+                        }
+                        return;
+                    }
                     if let Some(v) = &b.expr {
                         self.errors.push(syn::Error::new(
                             v.span(),

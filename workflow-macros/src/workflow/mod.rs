@@ -401,14 +401,6 @@ fn field_types(
                 Some(e)
             } else {
                 match (&first.ty, first.kind) {
-                    (_, DeclKind::Pattern) => Some(syn::Error::new(
-                        first.ident.span(),
-                        format!(
-                            "`{name}` is bound by a pattern and held across a suspension point (state \
-                             {state}); rebind it with a type before suspending: `let {name}2: Type = \
-                             {name};`"
-                        ),
-                    )),
                     (_, DeclKind::Uninit) => Some(syn::Error::new(
                         first.ident.span(),
                         format!(
@@ -422,6 +414,18 @@ fn field_types(
                         types.insert(name.clone(), t.clone());
                         None
                     }
+                    (TyInfo::Unknown | TyInfo::SameAs(_), DeclKind::Pattern) => {
+                        Some(syn::Error::new(
+                            first.ident.span(),
+                            format!(
+                                "`{name}` is bound by a pattern and held across a suspension point (state \
+                             {state}); rebind it with a type before suspending: `let {name}2: Type = \
+                             {name};`"
+                            ),
+                        ))
+                    }
+                    // The lowering reported these (the value of a `let v = loop`).
+                    (_, DeclKind::Internal) => None,
                     (TyInfo::Reference, _) => Some(syn::Error::new(
                         first.ident.span(),
                         format!(
@@ -499,6 +503,21 @@ impl Codegen<'_> {
     }
 
     fn stmt(&self, s: &syn::Stmt) -> TokenStream {
+        let mut s = s.clone();
+        self.jumps().visit_stmt_mut(&mut s);
+        quote!(#s)
+    }
+
+    /// An expression with its jump placeholders replaced. Printed as an expression, not as a
+    /// statement: a condition `let Some(x) = e` is not a valid statement, and syn would wrap it
+    /// in parentheses.
+    fn expr(&self, e: &Expr) -> TokenStream {
+        let mut e = e.clone();
+        self.jumps().visit_expr_mut(&mut e);
+        quote!(#e)
+    }
+
+    fn jumps(&self) -> impl VisitMut + '_ {
         struct Jumps<'a, 'b>(&'a Codegen<'b>);
         impl VisitMut for Jumps<'_, '_> {
             fn visit_expr_mut(&mut self, e: &mut Expr) {
@@ -515,14 +534,7 @@ impl Codegen<'_> {
             }
             fn visit_item_mut(&mut self, _: &mut syn::Item) {}
         }
-        let mut s = s.clone();
-        Jumps(self).visit_stmt_mut(&mut s);
-        quote!(#s)
-    }
-
-    fn expr(&self, e: &Expr) -> TokenStream {
-        let s = syn::Stmt::Expr(e.clone(), None);
-        self.stmt(&s)
+        Jumps(self)
     }
 
     fn command(&self, info: &SuspInfo) -> TokenStream {
