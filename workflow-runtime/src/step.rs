@@ -17,6 +17,20 @@ use crate::retry::RetryPolicy;
 ///
 /// Implemented for every `Serialize + DeserializeOwned + Send + 'static` type; it exists so
 /// that a missing derive is reported in the terms of this library.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflow_runtime::Persist;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Ticket {
+///     id: String,
+/// }
+///
+/// fn storable<T: Persist>() {}
+/// storable::<Ticket>();
+/// storable::<(u64, Vec<String>)>();
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored in a workflow checkpoint",
     label = "this type must implement serde's `Serialize` and `Deserialize` and be `Send + 'static`",
@@ -27,6 +41,12 @@ pub trait Persist: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> Persist for T {}
 
 /// Whether a failed step may be tried again.
+///
+/// ```
+/// use workflow_runtime::{StepError, StepErrorKind};
+/// assert_eq!(StepError::retryable("503").kind, StepErrorKind::Retryable);
+/// assert_eq!(StepError::permanent("card declined").kind, StepErrorKind::Permanent);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepErrorKind {
@@ -37,6 +57,28 @@ pub enum StepErrorKind {
 }
 
 /// The error a step returns; it reaches the workflow at its `ctx.step(..).await`.
+///
+/// A retryable error is tried again under the step's [`RetryPolicy`]; a permanent one (or the
+/// last allowed attempt's) reaches the workflow. A `String` or `&str` converts into a
+/// retryable error, so `?` works on them.
+///
+/// ```
+/// use serde_json::json;
+/// use workflow_runtime::StepError;
+///
+/// fn classify(status: u16) -> Result<(), StepError> {
+///     match status {
+///         200 => Ok(()),
+///         429 | 503 => Err(StepError::retryable(format!("provider busy ({status})"))),
+///         _ => Err(StepError::permanent("provider refused the refund")
+///             .with_details(json!({ "status": status }))),
+///     }
+/// }
+/// assert!(classify(503).unwrap_err().is_retryable());
+/// let refused = classify(400).unwrap_err();
+/// assert!(!refused.is_retryable());
+/// assert_eq!(refused.details, Some(json!({ "status": 400 })));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct StepError {
@@ -325,6 +367,21 @@ pub type StepFuture<T> = Pin<Box<dyn Future<Output = Result<T, StepError>> + Sen
 
 /// Metadata and entry point of a `#[function]`; the macro implements it on a struct with the
 /// function's name.
+///
+/// Name it to read a step's policy, or to pick a step in the testing toolkit
+/// (`TestEngine::calls_of::<F>`, `TestEngineBuilder::replace::<F>`).
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[function(max_attempts = 5, timeout = "30s")]
+/// async fn charge(cents: u64) -> Result<String, StepError> {
+///     Ok(format!("paid {cents}"))
+/// }
+///
+/// assert_eq!(<charge as Function>::NAME, "charge");
+/// assert_eq!(<charge as Function>::RETRY.max_attempts, 5);
+/// ```
 pub trait Function: Send + Sync + 'static {
     /// The stored name of the step.
     const NAME: &'static str;
