@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use redb::Database;
 use tokio::sync::oneshot;
@@ -124,8 +125,19 @@ fn commit_group(db: &Database, jobs: Vec<(Vec<Op>, Ack)>, commits: &AtomicU64) {
         return;
     }
     let batches: Vec<&[Op]> = jobs.iter().map(|(ops, _)| ops.as_slice()).collect();
+    // The clock is read only when someone listens at debug level.
+    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
     match store::commit(db, &batches) {
         Ok(()) => {
+            if let Some(started) = started {
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                tracing::debug!(
+                    checkpoints = jobs.len(),
+                    latency_us = micros,
+                    "committed {} checkpoint(s) in one durable transaction",
+                    jobs.len()
+                );
+            }
             commits.fetch_add(1, Ordering::Relaxed);
             for (_, ack) in jobs {
                 let _ = ack.send(Ok(()));

@@ -111,6 +111,7 @@ mod model;
 mod retry;
 mod step;
 mod store;
+mod telemetry;
 pub mod testing;
 mod timers;
 mod trace;

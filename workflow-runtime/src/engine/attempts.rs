@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 
 use super::driver::panic_text;
 use super::hooks::StepFn;
@@ -27,6 +28,7 @@ use crate::model::{Command, Event};
 use crate::retry::RetryPolicy;
 use crate::step::{StepContext, StepError};
 use crate::store::{Reader, RunRecord};
+use crate::telemetry;
 use crate::trace::TraceKind;
 
 /// The attempt of a step that runs for a run; there is at most one per run.
@@ -129,6 +131,9 @@ impl Inner {
         let run = run_id.to_owned();
         let busy = self.busy.guard();
         let data = self.data.clone();
+        let span = telemetry::step_attempt(run_id, workflow, &name, number, || {
+            StepContext::new(run_id, name.as_str(), position, number).idempotency_key()
+        });
         let task = tokio::spawn(async move {
             let _busy = busy;
             let result = match call {
@@ -138,7 +143,7 @@ impl Inner {
                         .with_data_map(data);
                     // The attempt is polled in this task, with panics caught at each poll: a
                     // task of its own would cost a spawn and a cross-task wake-up per step.
-                    let mut step = CatchUnwind(call.start(ctx, input));
+                    let mut step = CatchUnwind(call.start(ctx, input).instrument(span));
                     let joined = tokio::select! {
                         biased;
                         joined = &mut step => Some(joined),

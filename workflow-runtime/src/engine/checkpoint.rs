@@ -14,7 +14,22 @@ use crate::error::EngineError;
 use crate::model::{Command, Event, WorkflowContext};
 use crate::step::StepContext;
 use crate::store::{InboxEntry, Op, Reader, RunRecord, TimerRow};
+use crate::telemetry;
 use crate::trace::{TraceEvent, TraceKind};
+
+/// A checkpoint's trace events, kept to be reported once the checkpoint is durable.
+pub(super) struct Reported {
+    run_id: String,
+    workflow: String,
+    version: u32,
+    events: Vec<TraceEvent>,
+}
+
+impl Reported {
+    pub(super) fn report(&self) {
+        telemetry::committed(&self.run_id, &self.workflow, self.version, &self.events);
+    }
+}
 
 /// A signal sent by a caller, as it reaches the wait it is meant for.
 pub(super) struct Incoming {
@@ -181,6 +196,16 @@ impl Checkpoint {
         self.next_trace += 1;
     }
 
+    /// The trace events this checkpoint will write, for reporting them once it is durable.
+    pub(super) fn trace_events(&self) -> Reported {
+        Reported {
+            run_id: self.run_id.clone(),
+            workflow: self.rec.workflow.clone(),
+            version: self.rec.version,
+            events: self.trace.clone(),
+        }
+    }
+
     /// Adds a write that is not derived from the run record (inbox, dedupe keys).
     pub(super) fn op(&mut self, op: Op) {
         self.ops.push(op);
@@ -207,7 +232,9 @@ impl Checkpoint {
         loop {
             let seq = self.rec.seq + 1;
             let mut ctx = WorkflowContext::new(self.run_id.as_str(), self.now_ms, seq);
-            match d.advance(&self.rec.state, event, &mut ctx) {
+            let span = telemetry::transition(&self.run_id, d.name(), d.version(), seq);
+            let advanced = span.in_scope(|| d.advance(&self.rec.state, event, &mut ctx));
+            match advanced {
                 Advanced::Undecodable(reason) => {
                     self.park(reason.clone());
                     return Ok(Driven::Parked(reason));

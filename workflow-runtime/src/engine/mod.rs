@@ -633,11 +633,16 @@ impl Inner {
             self.crash();
             return Err(EngineError::SimulatedCrash);
         }
+        // Copied only when a subscriber listens: a log line must follow its durable commit.
+        let reported = crate::telemetry::wants_trace_events().then(|| cp.trace_events());
         let (ops, effects) = cp.finish()?;
         self.committer.commit(ops).await?;
         if crash == Some(CrashMoment::AfterCommit) {
             self.crash();
             return Err(EngineError::SimulatedCrash);
+        }
+        if let Some(reported) = reported {
+            reported.report();
         }
         if let (Some(observe), Some(snapshot)) = (&self.hooks.observer, snapshot) {
             observe(&snapshot);
@@ -795,6 +800,6 @@ impl Inner {
 /// opened.
 fn report(run_id: &str, what: &str, e: &EngineError) {
     if !matches!(e, EngineError::ShutDown | EngineError::SimulatedCrash) {
-        eprintln!("workflow-runtime: {what} of run `{run_id}` was not recorded: {e}");
+        tracing::error!(run_id, error = %e, "{what} of run `{run_id}` was not recorded: {e}");
     }
 }
