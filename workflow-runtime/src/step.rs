@@ -382,6 +382,11 @@ pub type StepFuture<T> = Pin<Box<dyn Future<Output = Result<T, StepError>> + Sen
 /// assert_eq!(<charge as Function>::NAME, "charge");
 /// assert_eq!(<charge as Function>::RETRY.max_attempts, 5);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "a step must be an `async fn` marked `#[function]`",
+    label = "not a `#[function]`",
+    note = "`ctx.step(f, input)` takes the name of a `#[function] async fn`: the engine records each call under the step's name, so a plain `fn`, a closure or a local holding a function cannot be a step"
+)]
 pub trait Function: Send + Sync + 'static {
     /// The stored name of the step.
     const NAME: &'static str;

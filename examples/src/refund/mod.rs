@@ -9,6 +9,7 @@ pub mod clock;
 pub mod domain;
 pub mod fault;
 pub mod ledger;
+pub mod llm;
 pub mod server;
 mod services;
 pub mod tickets;

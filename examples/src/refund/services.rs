@@ -7,6 +7,7 @@ use std::path::Path;
 use super::agent::{PolicyAgent, RefundAgent};
 use super::domain::{Customer, RefundReason, Ticket, Tier};
 use super::ledger::{PaymentProvider, StepLedger};
+use super::llm::{LlmConfig, OpenAiAgent};
 
 /// The collaborators of the refund steps.
 pub struct Services {
@@ -35,6 +36,20 @@ impl Services {
             payments: PaymentProvider::open(&dir.join("payments.jsonl"))?,
             steps: StepLedger::open(&dir.join("steps.jsonl"))?,
         })
+    }
+
+    /// As [`Services::in_dir`], with the agent the environment chooses: the policy agent by
+    /// default, or [`OpenAiAgent`] with `REFUND_REVIEW_AGENT=openai` (see [`super::llm`]).
+    ///
+    /// # Errors
+    /// A bad agent configuration, or a ledger that cannot be opened.
+    pub fn from_env(dir: &Path) -> Result<Self, String> {
+        let mut services =
+            Self::in_dir(dir).map_err(|e| format!("cannot open the ledgers: {e}"))?;
+        if let Some(config) = LlmConfig::from_env()? {
+            services.agent = Box::new(OpenAiAgent::new(config));
+        }
+        Ok(services)
     }
 }
 
