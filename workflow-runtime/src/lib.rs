@@ -136,7 +136,7 @@ pub use workflow_macros::{function, workflow};
 /// Everything a workflow author needs: `use workflow_runtime::prelude::*;`.
 ///
 /// The macros, the contexts and errors a workflow and its steps see, the engine and what its
-/// calls return, [`RetryPolicy`], and `json!` and [`Duration`] for signal metadata and
+/// calls return, [`RetryPolicy`], and `json!` and [`Duration`](std::time::Duration) for signal metadata and
 /// timeouts.
 ///
 /// ```
