@@ -195,7 +195,7 @@ impl WorkflowContext {
     /// let engine = Engine::builder().register(buy).open_in_memory().await?;
     /// let run = engine.start(buy, "order-1", "ada".to_owned()).await?;
     /// assert_eq!(run.result().await?, Ok("ada paid 450 (order-1:charge:2)".to_owned()));
-    /// # Ok::<(), EngineError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// # }
     /// ```
@@ -249,7 +249,7 @@ impl WorkflowContext {
     /// assert_eq!(waiting[0].metadata, json!({ "amount": 120 }));
     /// engine.signal("expense-7", "approve", true).await?;
     /// assert_eq!(run.result().await?, Ok("approved".to_owned()));
-    /// # Ok::<(), EngineError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// # }
     /// ```

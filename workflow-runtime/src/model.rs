@@ -236,7 +236,7 @@ impl<T: Persist, E: Persist> WorkflowOutput for Result<T, E> {
 /// let engine = Engine::builder().register(stamp).clock(clock).open_in_memory().await?;
 /// let run = engine.start(stamp, "s-1", ()).await?;
 /// assert_eq!(run.result().await?, Ok("s-1 at 1000".to_owned()));
-/// # Ok::<(), EngineError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// # }
 /// ```

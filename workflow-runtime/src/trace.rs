@@ -34,7 +34,7 @@ use crate::StepError;
 /// for event in &trace {
 ///     println!("{event}");
 /// }
-/// # Ok::<(), EngineError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// # }
 /// ```

@@ -182,7 +182,7 @@ impl EngineBuilder {
     ///     .await?;
     /// let run = engine.start(checkout, "order-1", 500).await?;
     /// assert_eq!(run.result().await?, Ok("paid 500 with sk-test".to_owned()));
-    /// # Ok::<(), EngineError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// # }
     /// ```
