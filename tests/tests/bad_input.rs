@@ -1,7 +1,7 @@
 //! The bad-input catalogue: every case gets a clear error and loses nothing.
 //!
 //! Damaged and foreign store files, runs written by incompatible code, signals to unknown or
-//! finished runs or of the wrong shape, conflicting starts, oversized payloads, invalid names,
+//! finished runs, of a name the workflow never waits on or of the wrong shape, conflicting starts, oversized payloads, invalid names,
 //! panics in steps and in workflow code, and a storage backend whose writes fail. A second
 //! process opening the same store is in `examples/tests/crash.rs`, with real processes.
 
@@ -232,6 +232,34 @@ async fn signals_to_unknown_or_finished_runs_and_of_the_wrong_shape_are_refused(
         .await
         .unwrap_err();
     assert!(matches!(err, StartError::Conflict { .. }), "{err}");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_name_the_workflow_never_waits_on_is_refused_and_stores_nothing() {
+    let engine = Engine::builder()
+        .register(approval)
+        .open_in_memory()
+        .await
+        .unwrap();
+    engine.start(approval, "r1", "t".into()).await.unwrap();
+    waiting_for_approval(&engine, "r1").await;
+    let before = engine.trace("r1").unwrap();
+    let err = engine
+        .signal("r1", "aproval", ok("typo"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "run `r1` of workflow `approval` never waits for a signal named `aproval`; it waits for \
+         `approval`"
+    );
+    assert!(matches!(err, SignalError::UnknownSignal { .. }), "{err}");
+    assert_eq!(engine.trace("r1").unwrap(), before, "nothing was buffered");
+    // The run still takes the right name.
+    engine.signal("r1", "approval", ok("fine")).await.unwrap();
+    let out = engine.handle(approval, "r1").unwrap().result().await;
+    assert_eq!(out.unwrap(), Ok("t: true (fine)".to_owned()));
     engine.shutdown().await;
 }
 

@@ -172,13 +172,7 @@ impl PaymentProvider {
             Some(r) => (PaymentEvent::DuplicateRefused, r.clone()),
             None => {
                 let receipt = RefundReceipt {
-                    receipt_id: format!(
-                        "re_{:016x}",
-                        workflow_runtime::fnv1a(
-                            workflow_runtime::FNV_OFFSET,
-                            idempotency_key.as_bytes()
-                        )
-                    ),
+                    receipt_id: format!("re_{:016x}", fnv1a(idempotency_key.as_bytes())),
                     idempotency_key: idempotency_key.to_owned(),
                     amount_cents,
                 };
@@ -256,6 +250,13 @@ impl StepLedger {
             .append(&entry)
             .map_err(|e| StepError::retryable(format!("step ledger: {e}")))
     }
+}
+
+/// FNV-1a: a stable hash, so a receipt id is the same in every process that pays the key.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

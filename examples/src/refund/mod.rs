@@ -16,7 +16,7 @@ pub mod tickets;
 pub mod worker;
 mod workflow;
 
-pub use services::{Services, install, services};
+pub use services::Services;
 pub use workflow::{
     draft_refund_recommendation, issue_refund_once, load_customer, load_ticket, refund_key,
     refund_review,

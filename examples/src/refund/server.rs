@@ -49,7 +49,7 @@ use super::clock::OffsetClock;
 use super::domain::{Decision, DecisionStatus, RefundOutcome};
 use super::ledger::{PaymentEntry, PaymentEvent, StepExecution, read_entries};
 use super::services::find_ticket;
-use super::{Services, install, refund_review, tickets};
+use super::{Services, refund_review, tickets};
 
 /// The name of the signal carrying a reviewer's decision.
 pub const DECISION_SIGNAL: &str = "refund_decision";
@@ -284,10 +284,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     std::fs::create_dir_all(&opts.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", opts.data_dir.display()))?;
     let services = Services::from_env(&opts.data_dir)?;
-    install(services)?;
     let clock = OffsetClock::from_env()?;
     let engine = Engine::builder()
         .register(refund_review)
+        .data(services)
         .clock(clock)
         .open(store_path(&opts.data_dir))
         .await

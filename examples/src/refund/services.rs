@@ -1,10 +1,8 @@
 //! What the steps talk to: the helpdesk's records, the drafting agent, the payment provider
-//! and the step ledger. Installed once per process by the application.
+//! and the step ledger. The application gives them to the engine (`EngineBuilder::data`); the
+//! steps reach them through their `StepContext`.
 
 use std::path::Path;
-use std::sync::OnceLock;
-
-use workflow_runtime::StepError;
 
 use super::agent::{PolicyAgent, RefundAgent};
 use super::domain::{Customer, RefundReason, Ticket, Tier};
@@ -53,28 +51,6 @@ impl Services {
         }
         Ok(services)
     }
-}
-
-static SERVICES: OnceLock<Services> = OnceLock::new();
-
-/// Installs the services for this process; the first installation wins.
-///
-/// # Errors
-/// If services were installed already.
-pub fn install(services: Services) -> Result<(), &'static str> {
-    SERVICES
-        .set(services)
-        .map_err(|_| "the refund services were already installed")
-}
-
-/// The installed services.
-///
-/// # Errors
-/// A permanent [`StepError`] if [`install`] was not called.
-pub fn services() -> Result<&'static Services, StepError> {
-    SERVICES.get().ok_or_else(|| {
-        StepError::permanent("refund services are not installed; call refund::install first")
-    })
 }
 
 /// The helpdesk's ticket records: five named ones, and any `T-<number>` made up
