@@ -3,222 +3,307 @@
 //!
 //! `cargo run --example refund_review` runs the demo; `-- --help` lists the commands.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand};
 use examples::refund::agent::dollars;
+use examples::refund::api::{
+    DecisionRequest, DecisionResult, PendingReview, ReviewStatus, describe_outcome, escape_text,
+};
+use examples::refund::auth::{Role, issue_token};
 use examples::refund::client::{Client, ClientError};
+use examples::refund::domain::DecisionStatus;
 use examples::refund::server::{ServeOptions, serve};
 use examples::refund::worker::{Worker, wait_until};
-use serde_json::{Value, json};
-use workflow_runtime::format_time_ms;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use workflow_runtime::{RunStatus, format_time_ms};
 
-const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 const DEFAULT_DATA_DIR: &str = "refund-review-data";
 
-const HELP: &str = "\
-refund_review: an AI-drafted refund waits for a human decision, durably.
-
-Usage: refund_review [--data-dir DIR] [--addr ADDR] [COMMAND]
-
-With no command, runs a narrated demo in a temporary directory: it starts `serve` as a child
-process, kills it with SIGKILL while a review waits, restarts it, approves twice and shows
-that exactly one refund was paid.
-
-Commands:
-  serve                              run the engine and the HTTP API on ADDR
-  start <ticket-id> [--run-id ID]    start reviewing a ticket (T-1001 .. T-1005, or any T-<n>)
-  approve <run-id> --reviewer ID [--amount CENTS] [--reason TEXT]
-  reject <run-id> --reviewer ID --reason TEXT
-  request-changes <run-id> --reviewer ID --reason TEXT
-                                     decisions also take [--dedupe-key KEY] [--wait-id ID]
-  status <run-id>                    where a review stands, and its outcome
-  trace <run-id> [--json]            the review's decision path
-  pending [--json]                   reviews waiting for a decision
-  ledger [--json]                    refunds paid and steps executed
-
-Options:
-  --data-dir DIR   where `serve` keeps its store and ledgers (default: ./refund-review-data)
-  --addr ADDR      the server's address (default: 127.0.0.1:7878, or $REFUND_REVIEW_ADDR);
-                   `serve --addr 127.0.0.1:0` picks a free port and prints it first
-  -h, --help       this text
-
-Environment of `serve`: REFUND_REVIEW_CLOCK_OFFSET_SECS shifts its clock forward (tests use it
-to let the 7-day window pass); REFUND_REVIEW_FAULT=after_payment kills it with SIGKILL right
-after the payment provider paid and before the step's checkpoint (crash tests).";
-
-/// Parsed command line: positional words and `--name value` options.
-struct Args {
-    words: Vec<String>,
-    opts: HashMap<String, String>,
-    flags: Vec<String>,
+/// refund_review: an AI-drafted refund waits for a human decision, durably.
+///
+/// With no command, runs a narrated demo in a temporary directory: it starts `serve` as a
+/// child process, kills it with SIGKILL while a review waits, restarts it, shows refused
+/// decisions (no token, over the approval limit, four eyes, a stale draft), approves twice and
+/// shows that exactly one refund was paid.
+///
+/// Environment of `serve`: REFUND_REVIEW_CLOCK_OFFSET_SECS shifts its clock forward (tests use
+/// it to let the 7-day window pass); REFUND_REVIEW_FAULT=after_payment kills it with SIGKILL
+/// right after the payment provider paid and before the step's checkpoint (crash tests).
+#[derive(Debug, Parser)]
+#[command(name = "refund_review", version)]
+struct Cli {
+    /// The server's address; `serve --addr 127.0.0.1:0` picks a free port and prints it first.
+    #[arg(
+        long,
+        global = true,
+        env = "REFUND_REVIEW_ADDR",
+        default_value = "127.0.0.1:7878"
+    )]
+    addr: String,
+    /// The reviewer's bearer token (from `issue-token`); prefer the environment variable, which
+    /// other users of the machine cannot read from the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "REFUND_REVIEW_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut words = Vec::new();
-    let mut opts = HashMap::new();
-    let mut flags = Vec::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-h" | "--help" | "--json" => flags.push(a),
-            s if s.starts_with("--") => {
-                let name = s.trim_start_matches("--").to_owned();
-                let known = [
-                    "data-dir",
-                    "addr",
-                    "run-id",
-                    "reviewer",
-                    "amount",
-                    "reason",
-                    "dedupe-key",
-                    "wait-id",
-                ];
-                if !known.contains(&name.as_str()) {
-                    return Err(format!("unknown option `{s}`; see `refund_review --help`"));
-                }
-                let v = it.next().ok_or_else(|| format!("`{s}` needs a value"))?;
-                opts.insert(name, v);
-            }
-            _ => words.push(a),
-        }
-    }
-    Ok(Args { words, opts, flags })
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine and the HTTP API on --addr, resuming every review in flight.
+    Serve(DataDir),
+    /// Issue a bearer token for a reviewer; it is printed once and stored only as a hash.
+    IssueToken {
+        #[command(flatten)]
+        data: DataDir,
+        /// The reviewer id decisions will carry, like `ana`.
+        #[arg(long)]
+        reviewer: String,
+        /// `reviewer` (approves up to a limit) or `manager` (approves any amount).
+        #[arg(long, default_value = "reviewer")]
+        role: Role,
+        /// The approval limit in cents (reviewer default: 10000, i.e. $100.00).
+        #[arg(long, value_name = "CENTS")]
+        limit: Option<u64>,
+    },
+    /// Start reviewing a ticket (T-1001 .. T-1005, or any T-<n>); one open or paid review per
+    /// ticket.
+    Start {
+        /// The ticket id.
+        ticket_id: String,
+        /// A run id of your own (default: review-<ticket>).
+        #[arg(long)]
+        run_id: Option<String>,
+    },
+    /// Approve the draft shown by `pending` (the drafted amount unless --amount).
+    Approve {
+        #[command(flatten)]
+        target: Target,
+        /// Pay this many cents instead of the drafted amount (at most the order total).
+        #[arg(long, value_name = "CENTS")]
+        amount: Option<u64>,
+        /// A note for the record.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Reject the draft shown by `pending`: nothing is paid.
+    Reject {
+        #[command(flatten)]
+        target: Target,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Ask the agent to redraft, with a note (`make it $40`, `lower please`).
+    RequestChanges {
+        #[command(flatten)]
+        target: Target,
+        /// What to change (required).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Where a review stands, and how it ended.
+    Status {
+        /// The run id.
+        run_id: String,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The review's decision path, oldest event first.
+    Trace {
+        /// The run id.
+        run_id: String,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drafts waiting for a decision, with the wait id a decision must name.
+    Pending {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refunds paid and steps executed.
+    Ledger {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who the token belongs to.
+    Whoami,
 }
 
-impl Args {
-    fn opt(&self, name: &str) -> Option<&str> {
-        self.opts.get(name).map(String::as_str)
-    }
+#[derive(Debug, Args)]
+struct DataDir {
+    /// Where `serve` keeps its store, ledgers and credentials.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
 
-    fn flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| f == name)
-    }
-
-    fn addr(&self) -> String {
-        self.opt("addr")
-            .map(str::to_owned)
-            .or_else(|| std::env::var("REFUND_REVIEW_ADDR").ok())
-            .unwrap_or_else(|| DEFAULT_ADDR.into())
-    }
-
-    fn arg(&self, i: usize, what: &str) -> Result<&str, String> {
-        self.words
-            .get(i)
-            .map(String::as_str)
-            .ok_or_else(|| format!("missing {what}; see `refund_review --help`"))
-    }
+#[derive(Debug, Args)]
+struct Target {
+    /// The run id.
+    run_id: String,
+    /// The wait id of the draft you decide on, as `pending` shows it; a decision on any other
+    /// draft is refused.
+    #[arg(long = "wait")]
+    wait_id: String,
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape_text(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run() -> Result<(), String> {
-    let args = parse_args()?;
-    if args.flag("-h") || args.flag("--help") {
-        println!("{HELP}");
-        return Ok(());
-    }
-    let Some(cmd) = args.words.first().cloned() else {
+/// Logs to stderr (stdout carries the commands' output), filtered by `RUST_LOG` as a list of
+/// `target=level` directives and a default level: for example `RUST_LOG=info` for every run's
+/// milestones and step attempts, or `RUST_LOG=info,workflow_runtime=debug` for every
+/// transition and group commit too. Without it, only errors (a run that failed, a result that
+/// could not be recorded) are shown.
+fn init_logging() {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("warning: RUST_LOG=`{spec}` is not a list of `target=level`: {e}");
+            Targets::new().with_default(LevelFilter::ERROR)
+        }),
+        Err(_) => Targets::new().with_default(LevelFilter::ERROR),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::io::stderr),
+        )
+        .with(filter)
+        .init();
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let Some(command) = cli.command else {
         return demo();
     };
-    let client = Client::new(&args.addr());
-    let json_out = args.flag("--json");
-    let show = |v: &Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-    match cmd.as_str() {
-        "serve" => {
-            let addr: SocketAddr = args
-                .addr()
+    let mut client = Client::new(&cli.addr);
+    if let Some(t) = &cli.token {
+        client = client.with_token(t.clone());
+    }
+    let decide = |target: Target, status, reason: String, amount| -> Result<(), String> {
+        let req = DecisionRequest {
+            status,
+            wait_id: target.wait_id,
+            reason,
+            approved_amount_cents: amount,
+        };
+        let v = client.decide(&target.run_id, &req).map_err(err)?;
+        let verb = match status {
+            DecisionStatus::Approved => "approved",
+            DecisionStatus::Rejected => "rejected",
+            DecisionStatus::RequestChanges => "changes requested on",
+        };
+        println!(
+            "{verb} {} as {}: {}",
+            target.run_id,
+            escape_text(&v.reviewer_id),
+            match v.signal {
+                DecisionResult::Delivered => "delivered",
+                DecisionResult::Duplicate => "duplicate (already sent; nothing changed)",
+            }
+        );
+        Ok(())
+    };
+    match command {
+        Command::Serve(DataDir { data_dir }) => {
+            let addr: SocketAddr = cli
+                .addr
                 .parse()
-                .map_err(|e| format!("bad --addr `{}`: {e}", args.addr()))?;
-            let data_dir = PathBuf::from(args.opt("data-dir").unwrap_or(DEFAULT_DATA_DIR));
+                .map_err(|e| format!("bad --addr `{}`: {e}", cli.addr))?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
             rt.block_on(serve(ServeOptions { data_dir, addr }))
         }
-        "start" => {
-            let v = client
-                .start(args.arg(1, "the ticket id")?, args.opt("run-id"))
-                .map_err(err)?;
-            println!(
-                "started {} ({})",
-                v["run_id"].as_str().unwrap_or("?"),
-                status_line(&v["status"])
+        Command::IssueToken {
+            data,
+            reviewer,
+            role,
+            limit,
+        } => {
+            let token = issue_token(&data.data_dir, &reviewer, role, limit)?;
+            eprintln!(
+                "token for {reviewer} ({}); shown once, stored only as a hash in {}:",
+                role_name(role),
+                data.data_dir.display()
             );
+            println!("{token}");
             Ok(())
         }
-        "approve" | "reject" | "request-changes" => {
-            let run_id = args.arg(1, "the run id")?;
-            let reviewer = args
-                .opt("reviewer")
-                .ok_or("a decision needs --reviewer ID")?;
-            let status = match cmd.as_str() {
-                "approve" => "approved",
-                "reject" => "rejected",
-                _ => "request_changes",
-            };
-            let mut body = json!({ "status": status, "reviewer_id": reviewer, "reason": args.opt("reason").unwrap_or("") });
-            if let Some(a) = args.opt("amount") {
-                let cents: u64 = a
-                    .parse()
-                    .map_err(|_| format!("--amount is a whole number of cents, not `{a}`"))?;
-                body["approved_amount_cents"] = json!(cents);
-            }
-            if let Some(k) = args.opt("dedupe-key") {
-                body["dedupe_key"] = json!(k);
-            }
-            if let Some(w) = args.opt("wait-id") {
-                body["wait_id"] = json!(w);
-            }
-            let v = client.decide(run_id, &body).map_err(err)?;
-            println!(
-                "{status} for {run_id}: signal {}",
-                v["signal"].as_str().unwrap_or("?")
-            );
-            Ok(())
-        }
-        "status" => {
-            let v = client.status(args.arg(1, "the run id")?).map_err(err)?;
-            if json_out {
-                show(&v);
+        Command::Start { ticket_id, run_id } => {
+            let v = client.start(&ticket_id, run_id.as_deref()).map_err(err)?;
+            let verb = if v.created {
+                "started"
             } else {
-                println!(
-                    "{}: {}",
-                    v["run_id"].as_str().unwrap_or("?"),
-                    status_line(&v["status"])
-                );
-                if !v["outcome"].is_null() {
-                    println!("outcome: {}", outcome_line(&v["outcome"]));
-                }
+                "already open:"
+            };
+            println!("{verb} {} ({})", v.run_id, status_line(&v.status));
+            Ok(())
+        }
+        Command::Approve {
+            target,
+            amount,
+            reason,
+        } => decide(target, DecisionStatus::Approved, reason, amount),
+        Command::Reject { target, reason } => {
+            decide(target, DecisionStatus::Rejected, reason, None)
+        }
+        Command::RequestChanges { target, reason } => {
+            decide(target, DecisionStatus::RequestChanges, reason, None)
+        }
+        Command::Status { run_id, json } => {
+            let v = client.status(&run_id).map_err(err)?;
+            if json {
+                print_json(&v);
+            } else {
+                print_status(&v);
             }
             Ok(())
         }
-        "trace" => {
-            let events = client.trace(args.arg(1, "the run id")?).map_err(err)?;
-            if json_out {
-                show(&serde_json::to_value(&events).unwrap_or_default());
+        Command::Trace { run_id, json } => {
+            let events = client.trace(&run_id).map_err(err)?;
+            if json {
+                print_json(&events);
             } else {
                 for e in events {
-                    println!("{e}");
+                    println!("{}", escape_text(&e.to_string()));
                 }
             }
             Ok(())
         }
-        "pending" => {
+        Command::Pending { json } => {
             let pending = client.pending().map_err(err)?;
-            if json_out {
-                show(&serde_json::to_value(&pending).unwrap_or_default());
+            if json {
+                print_json(&pending);
             } else if pending.is_empty() {
                 println!("no review is waiting for a decision");
             } else {
@@ -228,29 +313,51 @@ fn run() -> Result<(), String> {
             }
             Ok(())
         }
-        "ledger" => {
+        Command::Ledger { json } => {
             let l = client.ledgers().map_err(err)?;
-            if json_out {
-                show(&json!({ "payments": l.payments, "steps": l.steps }));
+            if json {
+                print_json(&serde_json::json!({ "payments": l.payments, "steps": l.steps }));
             } else {
                 println!("refunds paid: {}", l.refunds_paid());
                 for p in &l.payments {
                     println!(
                         "  {:?} {} {} key={} receipt={}",
                         p.event,
-                        p.ticket_id,
+                        escape_text(&p.ticket_id),
                         dollars(p.amount_cents),
-                        p.idempotency_key,
-                        p.receipt_id
+                        escape_text(&p.idempotency_key),
+                        escape_text(&p.receipt_id)
                     );
                 }
                 println!("step executions: {}", l.steps.len());
             }
             Ok(())
         }
-        other => Err(format!(
-            "unknown command `{other}`; see `refund_review --help`"
-        )),
+        Command::Whoami => {
+            let me = client.whoami().map_err(err)?;
+            println!(
+                "{} ({}), approves up to {}",
+                escape_text(&me.reviewer_id),
+                role_name(me.role),
+                limit_text(me.approval_limit_cents)
+            );
+            Ok(())
+        }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Reviewer => "reviewer",
+        Role::Manager => "manager",
+    }
+}
+
+fn limit_text(cents: u64) -> String {
+    if cents == u64::MAX {
+        "any amount".to_owned()
+    } else {
+        dollars(cents)
     }
 }
 
@@ -258,52 +365,54 @@ fn err(e: ClientError) -> String {
     e.to_string()
 }
 
-fn status_line(v: &Value) -> String {
-    match v["status"].as_str() {
-        Some("waiting") => format!(
-            "waiting for `{}` (wait {}) until {}",
-            v["signal"].as_str().unwrap_or("?"),
-            v["wait_id"].as_str().unwrap_or("?"),
-            format_time_ms(v["deadline_ms"].as_u64().unwrap_or(0))
+fn status_line(s: &RunStatus) -> String {
+    match s {
+        RunStatus::Waiting {
+            wait_id,
+            deadline_ms,
+            ..
+        } => format!(
+            "waiting for a decision on wait {wait_id} until {}",
+            format_time_ms(*deadline_ms)
         ),
-        Some("failed") => format!("failed: {}", v["message"].as_str().unwrap_or("?")),
-        Some("incompatible") => format!("incompatible: {}", v["reason"].as_str().unwrap_or("?")),
-        Some(s) => s.to_owned(),
-        None => v.to_string(),
+        other => escape_text(&other.to_string()),
     }
 }
 
-fn outcome_line(v: &Value) -> String {
-    match v["outcome"].as_str() {
-        Some("refunded") => format!(
-            "refunded {} (receipt {}, approved by {})",
-            dollars(v["amount_cents"].as_u64().unwrap_or(0)),
-            v["receipt_id"].as_str().unwrap_or("?"),
-            v["reviewer_id"].as_str().unwrap_or("?")
-        ),
-        Some("not_approved") => format!(
-            "not approved by {}: {}",
-            v["reviewer_id"].as_str().unwrap_or("?"),
-            v["reason"].as_str().unwrap_or("")
-        ),
-        Some("timed_out") => "timed out: nobody decided within 7 days; nothing paid".to_owned(),
-        _ => v.to_string(),
+fn print_status(v: &ReviewStatus) {
+    match (&v.outcome, &v.error) {
+        (Some(outcome), _) => println!("{}: {}", v.run_id, describe_outcome(outcome)),
+        (None, Some(e)) => println!("{}: failed: {}", v.run_id, escape_text(e)),
+        (None, None) => println!("{}: {}", v.run_id, status_line(&v.status)),
     }
 }
 
-fn pending_line(p: &workflow_runtime::PendingWait) -> String {
-    let m = &p.metadata;
-    format!(
-        "{} (wait {}): ticket {} for {}, {} [{}], decide by {}\n    {}",
+fn pending_line(p: &PendingReview) -> String {
+    let mut line = format!(
+        "{} draft {} (wait {}): ticket {} for {}, {} of {} [{}], decide by {}\n    {}",
         p.run_id,
+        p.draft,
         p.wait_id,
-        m["ticket_id"].as_str().unwrap_or("?"),
-        m["customer"].as_str().unwrap_or("?"),
-        dollars(m["amount_cents"].as_u64().unwrap_or(0)),
-        m["rule"].as_str().unwrap_or("?"),
+        escape_text(&p.ticket_id),
+        escape_text(&p.customer),
+        dollars(p.amount_cents),
+        dollars(p.order_total_cents),
+        escape_text(&p.rule),
         format_time_ms(p.deadline_ms),
-        m["rationale"].as_str().unwrap_or("")
-    )
+        escape_text(&p.rationale)
+    );
+    if !p.changes_requested_by.is_empty() {
+        let who: Vec<String> = p
+            .changes_requested_by
+            .iter()
+            .map(|r| escape_text(r))
+            .collect();
+        line.push_str(&format!(
+            "\n    changes requested by {}: another reviewer must approve",
+            who.join(", ")
+        ));
+    }
+    line
 }
 
 fn demo() -> Result<(), String> {
@@ -315,12 +424,44 @@ fn demo() -> Result<(), String> {
     result
 }
 
-fn demo_in(dir: &std::path::Path) -> Result<(), String> {
+fn refused(r: Result<impl std::fmt::Debug, ClientError>) -> Result<String, String> {
+    match r {
+        Err(ClientError::Api {
+            status, message, ..
+        }) => Ok(format!("refused, HTTP {status}: {}", escape_text(&message))),
+        Err(e) => Err(e.to_string()),
+        Ok(v) => Err(format!("expected a refusal, got {v:?}")),
+    }
+}
+
+fn signal_word(s: DecisionResult) -> &'static str {
+    match s {
+        DecisionResult::Delivered => "delivered",
+        DecisionResult::Duplicate => "duplicate",
+    }
+}
+
+fn approve(wait: &PendingReview) -> DecisionRequest {
+    DecisionRequest {
+        status: DecisionStatus::Approved,
+        wait_id: wait.wait_id.clone(),
+        reason: String::new(),
+        approved_amount_cents: None,
+    }
+}
+
+fn demo_in(dir: &Path) -> Result<(), String> {
     println!(
         "Refund review: an AI agent drafts a refund, a human decides, the worker crashes in between."
     );
     println!("Data directory (store + ledgers): {}\n", dir.display());
 
+    let ana_token = issue_token(dir, "ana", Role::Reviewer, None)?;
+    let max_token = issue_token(dir, "max", Role::Manager, None)?;
+    let bob_token = issue_token(dir, "bob", Role::Reviewer, None)?;
+    println!(
+        "0. Tokens issued (stored hashed): ana and bob are reviewers (up to $100.00), max is a manager"
+    );
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut worker = Worker::spawn(&exe, dir, &[])?;
     println!(
@@ -328,28 +469,31 @@ fn demo_in(dir: &std::path::Path) -> Result<(), String> {
         worker.pid(),
         worker.addr()
     );
-    let client = worker.client();
+    let ana = worker.client().with_token(ana_token.clone());
 
     let run = "review-T-1001";
-    client.start("T-1001", Some(run)).map_err(err)?;
+    ana.start("T-1001", None).map_err(err)?;
     println!(
         "2. Ticket T-1001 (\"The blender arrived with a cracked jug.\"): review `{run}` started"
     );
-    let pending = wait_until("the review to wait for a decision", || {
-        client.pending().ok()?.into_iter().find(|p| p.run_id == run)
+    let first = wait_until("the review to wait for a decision", || {
+        ana.pending().ok()?.into_iter().find(|p| p.run_id == run)
     })?;
     println!(
         "3. The agent loaded the ticket and the customer and drafted a refund; the run now waits:"
     );
-    println!("   {}", pending_line(&pending));
+    println!("   {}", pending_line(&first));
 
     let pid = worker.pid();
     worker.kill9();
     println!("\n4. kill -9 {pid}: the worker died while the review was waiting (no shutdown ran)");
 
     let worker = Worker::spawn(&exe, dir, &[])?;
-    let client = worker.client();
-    let status = client.status(run).map_err(err)?;
+    let anonymous = worker.client();
+    let ana = worker.client().with_token(ana_token);
+    let max = worker.client().with_token(max_token);
+    let bob = worker.client().with_token(bob_token);
+    let status = ana.status(run).map_err(err)?;
     println!(
         "5. Worker restarted (pid {}) on {}",
         worker.pid(),
@@ -357,41 +501,81 @@ fn demo_in(dir: &std::path::Path) -> Result<(), String> {
     );
     println!(
         "   {run} resumed from its checkpoint: {}",
-        status_line(&status["status"])
+        status_line(&status.status)
     );
 
-    let approval = json!({
-        "status": "approved",
-        "reviewer_id": "rev-ana",
-        "reason": "photo of the cracked jug attached",
-        "dedupe_key": "rev-ana-approve-T-1001",
-        "wait_id": pending.wait_id,
-    });
-    let first = client.decide(run, &approval).map_err(err)?;
     println!(
-        "\n6. rev-ana approves ({}): signal {}",
-        dollars(pending.metadata["amount_cents"].as_u64().unwrap_or(0)),
-        first["signal"].as_str().unwrap_or("?")
+        "\n6. An approval without a token: {}",
+        refused(anonymous.decide(run, &approve(&first)))?
     );
-    let second = client.decide(run, &approval).map_err(err)?;
+    println!(
+        "   ana approves {}: {}",
+        dollars(first.amount_cents),
+        refused(ana.decide(run, &approve(&first)))?
+    );
+    let changes = DecisionRequest {
+        status: DecisionStatus::RequestChanges,
+        wait_id: first.wait_id.clone(),
+        reason: "make it $100, the base was not damaged".into(),
+        approved_amount_cents: None,
+    };
+    let asked = ana.decide(run, &changes).map_err(err)?;
+    println!(
+        "   ana requests changes (\"{}\"): signal {}",
+        changes.reason,
+        signal_word(asked.signal)
+    );
+    let again = ana.decide(run, &changes).map_err(err)?;
+    println!(
+        "   ana's request is sent again (a double click): signal {}, no second redraft",
+        signal_word(again.signal)
+    );
+    let second = wait_until("the redraft", || {
+        ana.pending()
+            .ok()?
+            .into_iter()
+            .find(|p| p.run_id == run && p.wait_id != first.wait_id)
+    })?;
+    println!("   The agent redrafted:\n   {}", pending_line(&second));
+    println!(
+        "   ana approves her own redraft: {}",
+        refused(ana.decide(run, &approve(&second)))?
+    );
+    println!(
+        "   max approves draft {}, the one he had open: {}",
+        first.draft,
+        refused(max.decide(run, &approve(&first)))?
+    );
+
+    let decided = max.decide(run, &approve(&second)).map_err(err)?;
+    println!(
+        "\n7. max approves draft {} ({}): signal {}",
+        second.draft,
+        dollars(second.amount_cents),
+        signal_word(decided.signal)
+    );
+    let twice = max.decide(run, &approve(&second)).map_err(err)?;
     println!(
         "   The approval is sent again (a double click): signal {}, nothing changes",
-        second["signal"].as_str().unwrap_or("?")
+        signal_word(twice.signal)
     );
 
     let done = wait_until("the review to finish", || {
-        let s = client.status(run).ok()?;
-        (!s["outcome"].is_null()).then_some(s)
+        let s = max.status(run).ok()?;
+        s.outcome.is_some().then_some(s)
     })?;
-    match client.decide(
-        run,
-        &json!({ "status": "approved", "reviewer_id": "rev-bob" }),
-    ) {
-        Err(e) => println!("   A late approval from rev-bob: refused ({e})"),
-        Ok(v) => println!("   A late approval from rev-bob: {v}"),
+    println!(
+        "   A late approval from bob: {}",
+        refused(bob.decide(run, &approve(&second)))?
+    );
+    if let Some(outcome) = &done.outcome {
+        println!("\n8. Outcome: {}", describe_outcome(outcome));
     }
-    println!("\n7. Outcome: {}", outcome_line(&done["outcome"]));
-    let ledgers = client.ledgers().map_err(err)?;
+    println!(
+        "   A second review of T-1001: {}",
+        refused(ana.start("T-1001", Some("another-review")))?
+    );
+    let ledgers = max.ledgers().map_err(err)?;
     println!(
         "   Payment ledger: {} refund(s) paid",
         ledgers.refunds_paid()
@@ -415,9 +599,9 @@ fn demo_in(dir: &std::path::Path) -> Result<(), String> {
     .collect();
     println!("   Steps executed: {}", counts.join(", "));
 
-    println!("\n8. Trace of {run}:");
-    for e in client.trace(run).map_err(err)? {
-        println!("   {e}");
+    println!("\n9. Trace of {run}:");
+    for e in max.trace(run).map_err(err)? {
+        println!("   {}", escape_text(&e.to_string()));
     }
     drop(worker);
     if ledgers.refunds_paid() != 1 {
@@ -427,7 +611,7 @@ fn demo_in(dir: &std::path::Path) -> Result<(), String> {
         ));
     }
     println!(
-        "\nDone: the worker was killed mid-review, resumed from its checkpoint, and paid exactly once."
+        "\nDone: the worker was killed mid-review, resumed from its checkpoint, refused every decision it should, and paid exactly once."
     );
     Ok(())
 }

@@ -7,7 +7,8 @@ pub mod workflows;
 use std::collections::VecDeque;
 
 use serde_json::Value;
-use workflow_runtime::{Command, Event, StepContext, Transition, Workflow, WorkflowContext};
+use workflow_runtime::testing::{Command, Event, Transition};
+use workflow_runtime::{StepContext, Workflow, WorkflowContext};
 
 /// What the driver feeds a run when it waits or sleeps.
 #[derive(Debug, Clone)]

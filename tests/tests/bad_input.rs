@@ -1,7 +1,7 @@
 //! The bad-input catalogue: every case gets a clear error and loses nothing.
 //!
 //! Damaged and foreign store files, runs written by incompatible code, signals to unknown or
-//! finished runs or of the wrong shape, conflicting starts, oversized payloads, invalid names,
+//! finished runs, of a name the workflow never waits on or of the wrong shape, conflicting starts, oversized payloads, invalid names,
 //! panics in steps and in workflow code, and a storage backend whose writes fail. A second
 //! process opening the same store is in `examples/tests/crash.rs`, with real processes.
 
@@ -117,13 +117,20 @@ async fn a_flipped_byte_in_a_run_record_is_a_clear_error_for_that_run_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = two_parked_runs(&dir).await;
     let mut bytes = std::fs::read(&path).unwrap();
-    // Damage the stored state of one run: its JSON no longer parses.
+    // Damage the stored state of one run: its JSON no longer parses. Every copy: pages are
+    // copied on write, so the file also holds stale copies in free pages, and damaging only
+    // the first one found left the live record intact about one run in twenty.
     let needle = b"text of run-damage\"";
-    let at = bytes
+    let copies: Vec<usize> = bytes
         .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("the record is in the file");
-    bytes[at + needle.len() - 1] ^= 0x55;
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(at, _)| at)
+        .collect();
+    assert!(!copies.is_empty(), "the record is in the file");
+    for at in copies {
+        bytes[at + needle.len() - 1] ^= 0x55;
+    }
     std::fs::write(&path, &bytes).unwrap();
     match open(&path).await {
         // The store's own checks caught it.
@@ -225,6 +232,34 @@ async fn signals_to_unknown_or_finished_runs_and_of_the_wrong_shape_are_refused(
         .await
         .unwrap_err();
     assert!(matches!(err, StartError::Conflict { .. }), "{err}");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_name_the_workflow_never_waits_on_is_refused_and_stores_nothing() {
+    let engine = Engine::builder()
+        .register(approval)
+        .open_in_memory()
+        .await
+        .unwrap();
+    engine.start(approval, "r1", "t".into()).await.unwrap();
+    waiting_for_approval(&engine, "r1").await;
+    let before = engine.trace("r1").unwrap();
+    let err = engine
+        .signal("r1", "aproval", ok("typo"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "run `r1` of workflow `approval` never waits for a signal named `aproval`; it waits for \
+         `approval`"
+    );
+    assert!(matches!(err, SignalError::UnknownSignal { .. }), "{err}");
+    assert_eq!(engine.trace("r1").unwrap(), before, "nothing was buffered");
+    // The run still takes the right name.
+    engine.signal("r1", "approval", ok("fine")).await.unwrap();
+    let out = engine.handle(approval, "r1").unwrap().result().await;
+    assert_eq!(out.unwrap(), Ok("t: true (fine)".to_owned()));
     engine.shutdown().await;
 }
 

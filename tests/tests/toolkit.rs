@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use integration_tests::workflows::{add, echo, inclusive_range, kitchen_sink, no_params};
 use serde::{Deserialize, Serialize};
-use workflow_runtime::Command;
 use workflow_runtime::prelude::*;
+use workflow_runtime::testing::Command;
 use workflow_runtime::testing::{CrashMoment, Script, TestEngine, crash_test};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -63,6 +63,22 @@ pub enum EngineError {
         /// The signal that was sent.
         signal: String,
     },
+    /// No registered version of the run's workflow waits for a signal of this name (a typo,
+    /// or a signal meant for another workflow); nothing was stored.
+    #[error(
+        "run `{run_id}` of workflow `{workflow}` never waits for a signal named `{signal}`; it waits for {}",
+        quoted_list(expected)
+    )]
+    UnknownSignal {
+        /// The run.
+        run_id: String,
+        /// The run's workflow.
+        workflow: String,
+        /// The signal that was sent.
+        signal: String,
+        /// The names its registered versions wait on, sorted; empty if it waits on none.
+        expected: Vec<String>,
+    },
     /// A signal was addressed to a wait id the run never had.
     #[error("run `{run_id}` has no wait with id `{wait_id}`")]
     UnknownWait {
@@ -316,6 +332,22 @@ pub enum SignalError {
         /// The signal that was sent.
         signal: String,
     },
+    /// No registered version of the run's workflow waits for a signal of this name (a typo,
+    /// or a signal meant for another workflow); nothing was stored.
+    #[error(
+        "run `{run_id}` of workflow `{workflow}` never waits for a signal named `{signal}`; it waits for {}",
+        quoted_list(expected)
+    )]
+    UnknownSignal {
+        /// The run.
+        run_id: String,
+        /// The run's workflow.
+        workflow: String,
+        /// The signal that was sent.
+        signal: String,
+        /// The names its registered versions wait on, sorted; empty if it waits on none.
+        expected: Vec<String>,
+    },
     /// The signal is addressed to a wait id the run never had.
     #[error("run `{run_id}` has no wait with id `{wait_id}`")]
     UnknownWait {
@@ -377,6 +409,7 @@ from_family!(SignalError:
     RunFinished { run_id, status },
     PayloadMismatch { run_id, signal, message },
     WrongSignal { run_id, wait_id, expected, signal },
+    UnknownSignal { run_id, workflow, signal, expected },
     UnknownWait { run_id, wait_id },
     Incompatible { run_id, reason },
     NotRegistered { workflow },
@@ -779,4 +812,13 @@ impl From<OpsError> for EngineError {
             other => EngineError::Ops(other),
         }
     }
+}
+
+/// `` `a`, `b` `` for a list of names, "no signal at all" for none.
+fn quoted_list(names: &[String]) -> String {
+    if names.is_empty() {
+        return "no signal at all".to_owned();
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
 }

@@ -138,6 +138,7 @@
 
 extern crate self as workflow_runtime;
 
+mod authoring;
 mod clock;
 mod codec;
 mod engine;
@@ -146,6 +147,7 @@ mod model;
 mod retry;
 mod step;
 pub mod store;
+mod telemetry;
 pub mod testing;
 mod timers;
 mod trace;
@@ -155,8 +157,8 @@ mod types;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use authoring::{SleepPoint, StepFn, StepPoint, WaitPoint};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::{FNV_OFFSET, fnv1a, mix};
 pub use engine::{
     DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, MAX_PAGE, Metrics,
     PendingWait, Retention, RunDetail, RunFilter, RunHandle, RunPage, RunStatus, RunSummary,
@@ -165,19 +167,33 @@ pub use engine::{
 pub use error::{
     CodecError, EngineError, OpenError, OpsError, ResultError, SignalError, StartError, StoreError,
 };
-pub use model::{
-    Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowError,
-    WorkflowOutput,
-};
+pub use model::{WaitError, Workflow, WorkflowContext, WorkflowError, WorkflowOutput};
 pub use retry::{PolicyError, RetryPolicy};
-pub use step::{
-    Function, Out, Persist, StepContext, StepEntry, StepError, StepErrorKind, StepFuture,
-};
+pub use step::{Function, Persist, StepContext, StepError, StepErrorKind};
 pub use trace::{TraceEvent, TraceKind, format_time_ms};
 pub use types::Cancellation;
 pub use workflow_macros::{function, workflow};
 
 /// Everything a workflow author needs: `use workflow_runtime::prelude::*;`.
+///
+/// The macros, the contexts and errors a workflow and its steps see, the engine and what its
+/// calls return, [`RetryPolicy`], and `json!` and [`Duration`](std::time::Duration) for signal metadata and
+/// timeouts.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[function]
+/// async fn greet(name: String) -> Result<String, StepError> {
+///     Ok(format!("hello, {name}"))
+/// }
+///
+/// #[workflow]
+/// async fn hello(ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+///     Ok(ctx.step(greet, name).await?)
+/// }
+/// # fn main() {}
+/// ```
 pub mod prelude {
     pub use crate::{
         Engine, EngineBuilder, EngineError, Function, ManualClock, PendingWait, RetryPolicy,

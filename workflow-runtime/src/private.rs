@@ -11,7 +11,8 @@ pub use crate::model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput,
 };
 pub use crate::retry::RetryPolicy;
-pub use crate::step::{Function, Out, Persist, StepContext, StepEntry, StepError, StepFuture};
+pub use crate::step::{Function, Persist, StepContext, StepError};
+pub use crate::step::{Out, StepEntry, StepFuture};
 pub use serde;
 pub use serde_json;
 
@@ -206,6 +207,31 @@ elems!(A, B, C; E3, E4, E5);
 elems!(A, B, C, D; E4, E5);
 elems!(A, B, C, D, E; E5);
 elems!(A, B, C, D, E, F;);
+
+/// The payload type of an `Option`, so that `Some(x)` bound from a value of a known type can be
+/// held across suspension points.
+pub trait OptionParts {
+    /// The type inside `Some`.
+    type Some;
+}
+
+impl<T> OptionParts for Option<T> {
+    type Some = T;
+}
+
+/// The payload types of a `Result`, so that `Ok(v)` and `Err(e)` bound from a value of a known
+/// type can be held across suspension points.
+pub trait ResultParts {
+    /// The type inside `Ok`.
+    type Ok;
+    /// The type inside `Err`.
+    type Err;
+}
+
+impl<T, E> ResultParts for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+}
 
 /// A `for` loop's remaining items, held across suspension points.
 pub trait ForCursor {

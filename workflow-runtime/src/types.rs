@@ -152,6 +152,30 @@ pub struct PendingWait {
 }
 
 /// What happened to a signal.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow]
+/// async fn two_steps(ctx: &mut WorkflowContext) -> Result<u8, WorkflowError> {
+///     let a = ctx.wait_for_signal::<u8>("first", Duration::from_secs(60), ()).await?;
+///     let b = ctx.wait_for_signal::<u8>("second", Duration::from_secs(60), ()).await?;
+///     Ok(a + b)
+/// }
+///
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(two_steps).open_in_memory().await?;
+/// let run = engine.start(two_steps, "t-1", ()).await?;
+/// // Early: kept in the run's inbox until the second wait.
+/// assert_eq!(engine.signal("t-1", "second", 2).await?, SignalOutcome::Buffered);
+/// let once = Signal::new("first", 1).dedupe_key("msg-17");
+/// assert_eq!(engine.send("t-1", once.clone()).await?, SignalOutcome::Delivered);
+/// assert_eq!(run.result().await?, Ok(3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -36,6 +36,10 @@ pub struct PolicyAgent;
 impl PolicyAgent {
     fn propose(ticket: &Ticket, customer: &Customer, notes: Option<&str>) -> Recommendation {
         let total = ticket.order_total_cents;
+        // Every amount is a share of `total`, computed in u128 so no ticket can overflow it.
+        let share = |percent: u64| -> u64 {
+            u64::try_from(u128::from(total) * u128::from(percent) / 100).unwrap_or(total)
+        };
         let (mut amount, rule, mut why) = match ticket.reason {
             RefundReason::Damaged => (
                 total,
@@ -48,12 +52,12 @@ impl PolicyAgent {
                 "the parcel never arrived: full refund".to_owned(),
             ),
             RefundReason::Late => (
-                total / 5,
+                share(20),
                 "late-20pct",
                 "late delivery: 20% goodwill refund".to_owned(),
             ),
             RefundReason::ChangedMind if ticket.days_since_delivery <= 30 => (
-                total * 85 / 100,
+                share(85),
                 "return-window-85pct",
                 format!(
                     "returned within 30 days ({} days): refund minus 15% restocking",
@@ -70,24 +74,33 @@ impl PolicyAgent {
             ),
         };
         if customer.tier == Tier::Gold && amount > 0 && amount < total {
-            amount = (amount + total / 10).min(total);
+            amount = amount.saturating_add(share(10)).min(total);
             why.push_str("; gold customer: +10% of the order");
         }
-        if customer.refunds_last_year_cents > 50_000 && amount > total / 2 {
-            amount = total / 2;
+        if customer.refunds_last_year_cents > 50_000 && amount > share(50) {
+            amount = share(50);
             why.push_str("; more than $500 refunded this year: capped at 50%");
         }
         if let Some(notes) = notes.map(str::trim).filter(|n| !n.is_empty()) {
-            if let Some(cents) = amount_in(notes) {
-                amount = cents.min(total);
-                why.push_str(&format!("; reviewer asked for {}", dollars(amount)));
-            } else if notes.to_lowercase().contains("lower")
-                || notes.to_lowercase().contains("half")
-            {
-                amount /= 2;
-                why.push_str("; halved at the reviewer's request");
-            } else {
-                why.push_str(&format!("; reviewer note considered: \"{notes}\""));
+            match amount_in(notes) {
+                Some(Some(cents)) if cents <= total => {
+                    amount = cents;
+                    why.push_str(&format!("; reviewer asked for {}", dollars(amount)));
+                }
+                Some(_) => {
+                    amount = total;
+                    why.push_str(&format!(
+                        "; reviewer asked for more than the order total: {} at most",
+                        dollars(total)
+                    ));
+                }
+                None if notes.to_lowercase().contains("lower")
+                    || notes.to_lowercase().contains("half") =>
+                {
+                    amount /= 2;
+                    why.push_str("; halved at the reviewer's request");
+                }
+                None => why.push_str(&format!("; reviewer note considered: \"{notes}\"")),
             }
         }
         Recommendation {
@@ -109,17 +122,27 @@ impl RefundAgent for PolicyAgent {
     }
 }
 
-/// The first dollar amount written in a note (`$40`, `$12.50`), in cents.
-fn amount_in(notes: &str) -> Option<u64> {
+/// The first dollar amount written in a note (`$40`, `$12.50`): `Some(Some(cents))`, or
+/// `Some(None)` when it is too large to count in cents (`$184467440737095517`).
+fn amount_in(notes: &str) -> Option<Option<u64>> {
     let start = notes.find('$')? + 1;
     let text: String = notes[start..]
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')
         .collect();
     let (whole, frac) = text.split_once('.').unwrap_or((&text, "0"));
-    let whole: u64 = whole.parse().ok()?;
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let frac: String = frac.chars().chain("00".chars()).take(2).collect();
-    Some(whole * 100 + frac.parse::<u64>().ok()?)
+    let frac: u64 = frac.parse().ok()?;
+    Some(
+        whole
+            .parse::<u64>()
+            .ok()
+            .and_then(|w| w.checked_mul(100))
+            .and_then(|c| c.checked_add(frac)),
+    )
 }
 
 /// Formats cents as dollars: `$12.50`.
@@ -203,6 +226,21 @@ mod tests {
         assert_eq!(
             PolicyAgent::propose(&t, &std, Some("$999")).amount_cents,
             10_000
+        );
+        let huge = PolicyAgent::propose(&t, &std, Some("cap at $184467440737095517"));
+        assert_eq!(huge.amount_cents, 10_000);
+        assert!(
+            huge.rationale.contains("more than the order total"),
+            "{}",
+            huge.rationale
+        );
+        let t = Ticket {
+            order_total_cents: u64::MAX,
+            ..ticket(RefundReason::Late, 3)
+        };
+        assert_eq!(
+            PolicyAgent::propose(&t, &std, None).amount_cents,
+            u64::MAX / 5
         );
     }
 }

@@ -3,12 +3,30 @@
 use std::fmt;
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
-use workflow_runtime::{PendingWait, TraceEvent};
+use workflow_runtime::TraceEvent;
 
+use super::api::{
+    DecisionRequest, DecisionResponse, ErrorBody, PendingReview, ReviewStatus, StartRequest,
+    StartResponse, WhoAmI, escape_text,
+};
 use super::ledger::{PaymentEntry, StepExecution};
+
+/// Everything but RFC 3986's unreserved characters is escaped in a path segment, so a run id
+/// holding `/`, `?`, `#` or a space reaches the server as the id it is.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A run id as one URL path segment.
+pub fn segment(id: &str) -> String {
+    utf8_percent_encode(id, SEGMENT).to_string()
+}
 
 /// Why a request failed, as one line.
 #[derive(Debug)]
@@ -26,6 +44,8 @@ pub enum ClientError {
         status: u16,
         /// The server's message.
         message: String,
+        /// For a decision on a draft that is not the current one: the current draft.
+        current: Option<Box<PendingReview>>,
     },
     /// The answer could not be read.
     Decode(String),
@@ -37,11 +57,15 @@ impl fmt::Display for ClientError {
             ClientError::Unreachable { addr, detail } => {
                 write!(
                     f,
-                    "cannot reach the refund_review server at {addr} ({detail}); is `refund_review serve` running?"
+                    "cannot reach the refund_review server at {} ({}); is `refund_review serve` running?",
+                    escape_text(addr),
+                    escape_text(detail)
                 )
             }
-            ClientError::Api { message, .. } => f.write_str(message),
-            ClientError::Decode(e) => write!(f, "unexpected answer from the server: {e}"),
+            ClientError::Api { message, .. } => f.write_str(&escape_text(message)),
+            ClientError::Decode(e) => {
+                write!(f, "unexpected answer from the server: {}", escape_text(e))
+            }
         }
     }
 }
@@ -75,16 +99,18 @@ impl Ledgers {
     }
 }
 
-/// A client of one server.
+/// A client of one server, speaking for the reviewer whose token it carries.
 #[derive(Debug, Clone)]
 pub struct Client {
     addr: String,
     base: String,
+    token: Option<String>,
     agent: ureq::Agent,
 }
 
 impl Client {
-    /// A client of the server at `addr` (`127.0.0.1:3000` or `http://127.0.0.1:3000`).
+    /// A client of the server at `addr` (`127.0.0.1:3000` or `http://127.0.0.1:3000`), without
+    /// a token.
     pub fn new(addr: &str) -> Self {
         let base = if addr.starts_with("http://") {
             addr.to_owned()
@@ -99,8 +125,16 @@ impl Client {
         Self {
             addr: addr.to_owned(),
             base: base.trim_end_matches('/').to_owned(),
+            token: None,
             agent,
         }
+    }
+
+    /// The same client, sending `token` as its bearer credential.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
     }
 
     fn answer<T: DeserializeOwned>(
@@ -114,56 +148,83 @@ impl Client {
         let status = res.status().as_u16();
         let text = res
             .body_mut()
+            .with_config()
+            .limit(64 << 20)
             .read_to_string()
             .map_err(|e| ClientError::Decode(e.to_string()))?;
         if !(200..300).contains(&status) {
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-                .unwrap_or_else(|| format!("HTTP {status}: {text}"));
-            return Err(ClientError::Api { status, message });
+            return Err(match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(body) => ClientError::Api {
+                    status,
+                    message: body.error,
+                    current: body.current.map(Box::new),
+                },
+                Err(_) => ClientError::Api {
+                    status,
+                    message: format!("HTTP {status}: {text}"),
+                    current: None,
+                },
+            });
         }
         serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.answer(self.agent.get(&format!("{}{path}", self.base)).call())
+        let mut req = self.agent.get(&format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        self.answer(req.call())
     }
 
-    fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ClientError> {
-        self.answer(
-            self.agent
-                .post(&format!("{}{path}", self.base))
-                .send_json(body),
-        )
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        let mut req = self.agent.post(&format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        self.answer(req.send_json(body))
     }
 
-    /// Starts (or finds) the review of a ticket.
+    /// Starts the review of a ticket (or finds the open one with that run id).
     ///
     /// # Errors
     /// As the server answers.
-    pub fn start(&self, ticket_id: &str, run_id: Option<&str>) -> Result<Value, ClientError> {
+    pub fn start(
+        &self,
+        ticket_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<StartResponse, ClientError> {
         self.post(
             "/reviews",
-            &serde_json::json!({ "ticket_id": ticket_id, "run_id": run_id }),
+            &StartRequest {
+                ticket_id: ticket_id.to_owned(),
+                run_id: run_id.map(str::to_owned),
+            },
         )
     }
 
-    /// Sends a decision (`status`, `reviewer_id`, `reason`, optional `approved_amount_cents`,
-    /// `dedupe_key`, `wait_id`).
+    /// Sends this client's reviewer's decision on the draft named by `decision.wait_id`.
     ///
     /// # Errors
     /// As the server answers.
-    pub fn decide(&self, run_id: &str, decision: &Value) -> Result<Value, ClientError> {
-        self.post(&format!("/reviews/{run_id}/decision"), decision)
+    pub fn decide(
+        &self,
+        run_id: &str,
+        decision: &DecisionRequest,
+    ) -> Result<DecisionResponse, ClientError> {
+        self.post(&format!("/reviews/{}/decision", segment(run_id)), decision)
     }
 
     /// A review's status and, when finished, its outcome.
     ///
     /// # Errors
     /// As the server answers.
-    pub fn status(&self, run_id: &str) -> Result<Value, ClientError> {
-        self.get(&format!("/reviews/{run_id}"))
+    pub fn status(&self, run_id: &str) -> Result<ReviewStatus, ClientError> {
+        self.get(&format!("/reviews/{}", segment(run_id)))
     }
 
     /// A review's trace.
@@ -171,14 +232,14 @@ impl Client {
     /// # Errors
     /// As the server answers.
     pub fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, ClientError> {
-        self.get(&format!("/reviews/{run_id}/trace"))
+        self.get(&format!("/reviews/{}/trace", segment(run_id)))
     }
 
-    /// Reviews waiting for a decision.
+    /// Drafts waiting for a decision.
     ///
     /// # Errors
     /// As the server answers.
-    pub fn pending(&self) -> Result<Vec<PendingWait>, ClientError> {
+    pub fn pending(&self) -> Result<Vec<PendingReview>, ClientError> {
         self.get("/pending")
     }
 
@@ -188,5 +249,13 @@ impl Client {
     /// As the server answers.
     pub fn ledgers(&self) -> Result<Ledgers, ClientError> {
         self.get("/ledger")
+    }
+
+    /// Who the token belongs to.
+    ///
+    /// # Errors
+    /// As the server answers.
+    pub fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.get("/whoami")
     }
 }

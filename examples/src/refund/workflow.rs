@@ -5,12 +5,12 @@ use workflow_runtime::prelude::*;
 use super::domain::{
     Customer, Decision, DecisionStatus, Recommendation, RefundOutcome, RefundReceipt, Ticket,
 };
-use super::services::{find_customer, find_ticket, services};
+use super::services::{Services, find_customer, find_ticket};
 
 /// Loads a ticket from the helpdesk.
 #[function]
 pub async fn load_ticket(ctx: StepContext, ticket_id: String) -> Result<Ticket, StepError> {
-    services()?.steps.record(&ctx)?;
+    ctx.data::<Services>()?.steps.record(&ctx)?;
     find_ticket(&ticket_id)
         .ok_or_else(|| StepError::permanent(format!("ticket `{ticket_id}` not found")))
 }
@@ -18,7 +18,7 @@ pub async fn load_ticket(ctx: StepContext, ticket_id: String) -> Result<Ticket, 
 /// Loads the customer behind a ticket.
 #[function]
 pub async fn load_customer(ctx: StepContext, customer_id: String) -> Result<Customer, StepError> {
-    services()?.steps.record(&ctx)?;
+    ctx.data::<Services>()?.steps.record(&ctx)?;
     find_customer(&customer_id)
         .ok_or_else(|| StepError::permanent(format!("customer `{customer_id}` not found")))
 }
@@ -35,7 +35,7 @@ pub async fn draft_refund_recommendation(
     customer: Customer,
     reviewer_notes: Option<String>,
 ) -> Result<Recommendation, StepError> {
-    let services = services()?;
+    let services = ctx.data::<Services>()?;
     services.steps.record(&ctx)?;
     services
         .agent
@@ -43,9 +43,11 @@ pub async fn draft_refund_recommendation(
         .await
 }
 
-/// Pays the refund. The key is derived from the run and the ticket, so every retry, restart
-/// or duplicate approval of this review reaches the provider with the same key: a retry after
-/// a lost response (up to 5 attempts, each cut off after 30 s) returns the original receipt.
+/// Pays the refund. The key is derived from the ticket (the business key) and the amount, not
+/// from the run: every retry, restart or duplicate approval reaches the provider with the same
+/// key, and so does a second review of the same ticket, so even that cannot pay the same refund
+/// twice. A retry after a lost response (up to 5 attempts, each cut off after 30 s) returns the
+/// original receipt.
 #[function(
     max_attempts = 5,
     initial_backoff = "1s",
@@ -57,12 +59,17 @@ pub async fn issue_refund_once(
     ticket_id: String,
     amount_cents: u64,
 ) -> Result<RefundReceipt, StepError> {
-    let services = services()?;
+    let services = ctx.data::<Services>()?;
     services.steps.record(&ctx)?;
-    let key = format!("refund:{}:{ticket_id}", ctx.run_id());
+    let key = refund_key(&ticket_id, amount_cents);
     let receipt = services.payments.refund(&key, &ticket_id, amount_cents)?;
     super::fault::crash_point("after_payment");
     Ok(receipt)
+}
+
+/// The payment provider's idempotency key for refunding `amount_cents` on `ticket_id`.
+pub fn refund_key(ticket_id: &str, amount_cents: u64) -> String {
+    format!("refund:{ticket_id}:{amount_cents}")
 }
 
 /// Reviews a refund request: draft, wait up to 7 days for a human decision, pay once on
@@ -91,6 +98,7 @@ pub async fn refund_review(
                     "ticket_id": ticket.id,
                     "customer": customer.name,
                     "amount_cents": rec.amount_cents,
+                    "order_total_cents": ticket.order_total_cents,
                     "rule": rec.rule,
                     "rationale": rec.rationale,
                 }),

@@ -236,8 +236,8 @@ pub(crate) fn stmt_suspends(s: &syn::Stmt, ctx: &str) -> bool {
 
 /// Walks the whole body once and reports every construct that cannot be lowered: an `.await`
 /// on anything but a suspension point, a suspension point inside a closure, an `async` block,
-/// a nested item or a macro, a `ctx` call without `.await`, and suspensions in conditions that
-/// are evaluated more than once.
+/// a nested item or a macro, a `ctx` call without `.await`, and suspensions in operands or
+/// guards that may not run.
 pub(crate) fn check_body(block: &syn::Block, ctx: &str, errors: &mut Vec<syn::Error>) {
     let mut s = Scan {
         ctx,
@@ -343,14 +343,6 @@ impl<'ast> Visit<'ast> for Scan<'_> {
                 self.inside.push("a `const` block");
                 syn::visit::visit_expr(self, e);
                 self.inside.pop();
-            }
-            Expr::While(w) if expr_suspends(&w.cond, self.ctx) => {
-                self.err(
-                    w.cond.span(),
-                    "a `while` condition cannot suspend, because it is evaluated on every \
-                     iteration; write `loop { let c = ctx.step(..).await?; if !c { break; } .. }`",
-                );
-                syn::visit::visit_expr(self, e);
             }
             Expr::Binary(b)
                 if matches!(b.op, syn::BinOp::And(_) | syn::BinOp::Or(_))

@@ -40,8 +40,52 @@ pub(crate) struct Decl {
     pub(crate) ident: syn::Ident,
     pub(crate) ty: TyInfo,
     pub(crate) kind: DeclKind,
-    /// Whether the name was already in scope where this binding was made.
+    /// Whether this binding shadows one made in an enclosing block (shadowing within one block
+    /// is fine: the earlier binding can never be named again).
     pub(crate) shadows: bool,
+    /// The [`Scope::level`] of the block it was made in.
+    pub(crate) level: usize,
+}
+
+/// The bindings in scope at a point of the body.
+#[derive(Clone, Default)]
+pub(crate) struct Scope {
+    /// Each name in declaration order with the index of its binding in the lowerer's
+    /// `decls[name]`; a later entry of a name shadows an earlier one.
+    entries: Vec<(String, usize)>,
+    /// The source block the point is in: 0 for the body, a fresh number for each nested block.
+    pub(crate) level: usize,
+}
+
+impl Scope {
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.entries.iter().any(|(n, _)| n == name)
+    }
+
+    /// The index of the binding `name` means here.
+    pub(crate) fn current(&self, name: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| *i)
+    }
+
+    pub(crate) fn push(&mut self, name: String, index: usize) {
+        self.entries.push((name, index));
+    }
+
+    pub(crate) fn names(&self) -> impl Iterator<Item = &String> {
+        self.entries.iter().map(|(n, _)| n)
+    }
+
+    /// The scope of a block nested here, numbered `level`.
+    pub(crate) fn nested(&self, level: usize) -> Self {
+        Self {
+            entries: self.entries.clone(),
+            level,
+        }
+    }
 }
 
 /// Names used (read or written) by a node, and the blocks it jumps to.
@@ -174,6 +218,7 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
             ty,
             kind,
             shadows: false,
+            level: 0,
         }]
     };
     let from_init = || init_ty.unwrap_or_else(|| init.map_or(TyInfo::Unknown, infer));
@@ -212,7 +257,7 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
 }
 
 /// What a written type tells about a binding: references are never held.
-fn written_type(ty: &Type) -> TyInfo {
+pub(crate) fn written_type(ty: &Type) -> TyInfo {
     match ty {
         Type::Reference(_) => TyInfo::Reference,
         t => TyInfo::Known(quote!(#t)),
@@ -230,6 +275,7 @@ fn tuple_decls(tuple: &syn::PatTuple, types: Vec<TyInfo>) -> Vec<Decl> {
                 ty,
                 kind: DeclKind::Let,
                 shadows: false,
+                level: 0,
             }),
             Pat::Wild(_) => {}
             other => out.extend(pattern_decls(other)),
@@ -238,8 +284,98 @@ fn tuple_decls(tuple: &syn::PatTuple, types: Vec<TyInfo>) -> Vec<Decl> {
     out
 }
 
+/// The bindings of a refutable pattern (`if let`, `while let`, a `match` arm) matched against a
+/// value of type `ty`: `Some(x)`, `Ok(v)`, `Err(e)`, tuples and plain names take their types
+/// from it; a reference scrutinee makes every binding a reference (match ergonomics); other
+/// shapes fall back to [`pattern_decls`].
+pub(crate) fn typed_pattern_decls(pat: &Pat, ty: &TyInfo) -> Vec<Decl> {
+    let decl = |ident: &syn::Ident, ty: TyInfo| Decl {
+        ident: ident.clone(),
+        ty,
+        kind: DeclKind::Pattern,
+        shadows: false,
+        level: 0,
+    };
+    if let TyInfo::Reference = ty {
+        return pattern_decls(pat)
+            .into_iter()
+            .map(|d| decl(&d.ident, TyInfo::Reference))
+            .collect();
+    }
+    let TyInfo::Known(t) = ty else {
+        return pattern_decls(pat);
+    };
+    let private = quote!(::workflow_runtime::__private);
+    match pat {
+        Pat::Ident(pi) if is_binding(&pi.ident) => {
+            let own = if pi.by_ref.is_some() {
+                TyInfo::Reference
+            } else {
+                ty.clone()
+            };
+            let mut out = vec![decl(&pi.ident, own)];
+            if let Some((_, sub)) = &pi.subpat {
+                out.extend(typed_pattern_decls(sub, ty));
+            }
+            out
+        }
+        Pat::TupleStruct(ts) if ts.qself.is_none() && ts.elems.len() == 1 => {
+            let inner = match ts
+                .path
+                .segments
+                .last()
+                .map(|s| s.ident.to_string())
+                .as_deref()
+            {
+                Some("Some") => quote!(<#t as #private::OptionParts>::Some),
+                Some("Ok") => quote!(<#t as #private::ResultParts>::Ok),
+                Some("Err") => quote!(<#t as #private::ResultParts>::Err),
+                _ => return pattern_decls(pat),
+            };
+            typed_pattern_decls(&ts.elems[0], &TyInfo::Known(inner))
+        }
+        Pat::Tuple(tuple)
+            if tuple.elems.len() <= 6 && !tuple.elems.iter().any(|p| matches!(p, Pat::Rest(_))) =>
+        {
+            let mut out = Vec::new();
+            for (i, elem) in tuple.elems.iter().enumerate() {
+                let assoc = quote::format_ident!("E{}", i);
+                let elem_ty = TyInfo::Known(quote!(<#t as #private::Elems>::#assoc));
+                out.extend(typed_pattern_decls(elem, &elem_ty));
+            }
+            out
+        }
+        Pat::Type(pt) => typed_pattern_decls(&pt.pat, &written_type(&pt.ty)),
+        Pat::Paren(p) => typed_pattern_decls(&p.pat, ty),
+        Pat::Guard(g) => typed_pattern_decls(&g.pat, ty),
+        // Every alternative binds the same names with the same types.
+        Pat::Or(or) => or
+            .cases
+            .first()
+            .map_or_else(Vec::new, |first| typed_pattern_decls(first, ty)),
+        _ => pattern_decls(pat),
+    }
+}
+
+/// Whether a single identifier in a pattern binds a name (capitalised ones are constants or
+/// unit variants).
+fn is_binding(ident: &syn::Ident) -> bool {
+    !ident
+        .to_string()
+        .chars()
+        .next()
+        .unwrap_or('_')
+        .is_uppercase()
+}
+
 /// The bindings of a pattern whose types cannot be named.
 pub(crate) fn pattern_decls(pat: &Pat) -> Vec<Decl> {
+    // Every alternative of an or-pattern binds the same names; one binding each.
+    if let Pat::Or(or) = pat
+        && let Some(first) = or.cases.first()
+    {
+        return pattern_decls(first);
+    }
     let mut ids = Vec::new();
     pat_idents(pat, &mut ids);
     ids.into_iter()
@@ -248,6 +384,7 @@ pub(crate) fn pattern_decls(pat: &Pat) -> Vec<Decl> {
             ty: TyInfo::Unknown,
             kind: DeclKind::Pattern,
             shadows: false,
+            level: 0,
         })
         .collect()
 }

@@ -484,9 +484,13 @@ impl Inner {
             .collect();
         let mut purged = 0;
         let mut failure: Option<StoreError> = None;
-        for ack in acks {
+        for ((run_id, _), ack) in held.iter().zip(acks) {
             match ack.await {
-                Ok(()) => purged += 1,
+                Ok(()) => {
+                    purged += 1;
+                    // The run's own trace goes with it, so the purge is reported here.
+                    tracing::info!(run_id = *run_id, "purged run `{run_id}`");
+                }
                 Err(e) => failure = failure.or(Some(e)),
             }
         }
@@ -542,7 +546,7 @@ impl Inner {
                     Ok(_) => break,
                     Err(OpsError::ShutDown) => return,
                     Err(e) => {
-                        eprintln!("workflow-runtime: purging ended runs failed: {e}");
+                        tracing::error!(error = %e, "purging ended runs failed: {e}");
                         break;
                     }
                 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 
 use super::hooks::StepDouble;
 use super::versions::Resolution;
@@ -25,6 +26,7 @@ use crate::error::{EngineError, StoreError};
 use crate::model::{Command, Event};
 use crate::retry::RetryPolicy;
 use crate::step::{StepContext, StepError};
+use crate::telemetry;
 use crate::trace::TraceKind;
 use crate::types::{RunRecord, panic_text};
 
@@ -129,15 +131,20 @@ impl Inner {
         let weak = self.me.clone();
         let run = run_id.to_owned();
         let busy = self.busy.guard();
+        let data = self.data.clone();
+        let span = telemetry::step_attempt(run_id, workflow, &name, number, || {
+            StepContext::new(run_id, name.as_str(), position, number).idempotency_key()
+        });
         let task = tokio::spawn(async move {
             let _busy = busy;
             let result = match call {
                 Err(missing) => Err(StepError::permanent(missing)),
                 Ok(call) => {
-                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, number);
+                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, number)
+                        .with_data_map(data);
                     // The attempt is polled in this task, with panics caught at each poll: a
                     // task of its own would cost a spawn and a cross-task wake-up per step.
-                    let mut step = CatchUnwind(call.start(ctx, input));
+                    let mut step = CatchUnwind(call.start(ctx, input).instrument(span));
                     let joined = tokio::select! {
                         biased;
                         joined = &mut step => Some(joined),

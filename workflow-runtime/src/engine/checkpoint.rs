@@ -12,8 +12,23 @@ use crate::error::StoreError;
 use crate::model::{Command, Event, WorkflowContext};
 use crate::step::StepContext;
 use crate::store::{CheckpointWrite, InboxEntry, RunWrite, Store};
+use crate::telemetry;
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::{RunRecord, RunStatus};
+
+/// A checkpoint's trace events, kept to be reported once the checkpoint is durable.
+pub(super) struct Reported {
+    run_id: String,
+    workflow: String,
+    version: u32,
+    events: Vec<TraceEvent>,
+}
+
+impl Reported {
+    pub(super) fn report(&self) {
+        telemetry::committed(&self.run_id, &self.workflow, self.version, &self.events);
+    }
+}
 
 /// A signal sent by a caller, as it reaches the wait it is meant for.
 pub(super) struct Incoming {
@@ -175,6 +190,21 @@ impl Checkpoint {
         self.write.dedupe = Some((key, self.now_ms));
     }
 
+    /// The trace events this checkpoint will write, for reporting them once it is durable.
+    /// `next` is the number the store gives the first of them.
+    pub(super) fn trace_events(&self, next: u64) -> Reported {
+        let mut events = self.write.trace.clone();
+        for (seq, event) in (next..).zip(&mut events) {
+            event.seq = seq;
+        }
+        Reported {
+            run_id: self.run_id.clone(),
+            workflow: self.rec.workflow.clone(),
+            version: self.rec.version,
+            events,
+        }
+    }
+
     /// Runs transitions from `event` until the run is suspended on something that is not
     /// immediately satisfiable, finishes, fails, or is parked as incompatible.
     ///
@@ -196,7 +226,9 @@ impl Checkpoint {
         loop {
             let seq = self.rec.seq + 1;
             let mut ctx = WorkflowContext::new(self.run_id.as_str(), self.now_ms, seq);
-            match d.advance(&self.rec.state, event, &mut ctx) {
+            let span = telemetry::transition(&self.run_id, d.name(), d.version(), seq);
+            let advanced = span.in_scope(|| d.advance(&self.rec.state, event, &mut ctx));
+            match advanced {
                 Advanced::Undecodable(reason) => {
                     self.park(reason.clone());
                     return Ok(Driven::Parked(reason));

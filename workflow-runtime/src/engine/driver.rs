@@ -42,6 +42,8 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced;
     fn step(&self, name: &str) -> Option<StepEntry>;
     fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>>;
+    /// `W::SIGNALS`: the names waited on, `None` if some are computed.
+    fn signals(&self) -> Option<&'static [&'static str]>;
     /// The migrations into this version.
     fn migrations(&self) -> Vec<Migration>;
     /// Whether a stored state decodes into this version's state.
@@ -132,6 +134,10 @@ impl<W: Workflow> Driver for Typed<W> {
 
     fn step(&self, name: &str) -> Option<StepEntry> {
         self.steps.iter().find(|s| s.name == name).copied()
+    }
+
+    fn signals(&self) -> Option<&'static [&'static str]> {
+        W::SIGNALS
     }
 
     fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>> {

@@ -12,6 +12,29 @@ use crate::error::{CodecError, EngineError, ResultError};
 use crate::model::Workflow;
 
 /// A run of workflow `W`, as returned by [`Engine::start`] and [`Engine::handle`].
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow]
+/// async fn approval(ctx: &mut WorkflowContext) -> Result<bool, WorkflowError> {
+///     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), ()).await?)
+/// }
+///
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "a-1", ()).await?;
+/// // Later, perhaps in another request: re-attach by id.
+/// let run = engine.handle(approval, "a-1")?;
+/// assert!(matches!(run.status()?, RunStatus::Waiting { ref signal, .. } if signal == "approve"));
+/// engine.signal("a-1", "approve", true).await?;
+/// assert_eq!(run.result().await?, Ok(true));
+/// assert_eq!(run.status()?, RunStatus::Completed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub struct RunHandle<W: Workflow> {
     engine: Engine,
     run_id: String,

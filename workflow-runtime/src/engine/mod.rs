@@ -30,6 +30,7 @@ use self::hooks::{Busy, CrashMoment, Instrument};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, Refused, StoreError};
 use crate::model::{Command, Workflow};
+use crate::step::DataMap;
 use crate::store::{Claim, FileStore, Store};
 use crate::timers::Timers;
 use crate::trace::{TraceEvent, TraceKind};
@@ -96,6 +97,7 @@ pub struct EngineBuilder {
     instrument: Option<Arc<dyn Instrument>>,
     max_payload: usize,
     retention: Option<admin::Retention>,
+    data: DataMap,
 }
 
 /// The default of [`EngineBuilder::max_payload_bytes`]: 1 MiB.
@@ -118,6 +120,7 @@ impl Default for EngineBuilder {
             instrument: None,
             max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
             retention: None,
+            data: DataMap::default(),
         }
     }
 }
@@ -157,6 +160,59 @@ impl EngineBuilder {
     #[must_use]
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = Some(retention);
+        self
+    }
+
+    /// Gives every step of this engine a dependency of type `T` (an HTTP client, a payment
+    /// provider, an LLM client), which a step reaches with
+    /// [`StepContext::data`](crate::StepContext::data); a later value of the same type
+    /// replaces an earlier one. The value is shared behind an [`Arc`], never copied.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// struct Payments {
+    ///     api_key: String,
+    /// }
+    ///
+    /// #[function]
+    /// async fn pay(ctx: StepContext, cents: u64) -> Result<String, StepError> {
+    ///     let payments = ctx.data::<Payments>()?;
+    ///     Ok(format!("paid {cents} with {}", payments.api_key))
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn checkout(ctx: &mut WorkflowContext, cents: u64) -> Result<String, WorkflowError> {
+    ///     Ok(ctx.step(pay, cents).await?)
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder()
+    ///     .register(checkout)
+    ///     .data(Payments { api_key: "sk-test".into() })
+    ///     .open_in_memory()
+    ///     .await?;
+    /// let run = engine.start(checkout, "order-1", 500).await?;
+    /// assert_eq!(run.result().await?, Ok("paid 500 with sk-test".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn data<T: Send + Sync + 'static>(self, value: T) -> Self {
+        self.data_shared(Arc::new(value))
+    }
+
+    /// As [`EngineBuilder::data`], for a value the application shares with other code.
+    #[must_use]
+    pub fn data_shared<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.data.insert(value);
+        self
+    }
+
+    pub(crate) fn data_map(mut self, data: DataMap) -> Self {
+        self.data = data;
         self
     }
 
@@ -244,6 +300,7 @@ impl EngineBuilder {
                 store_open: AtomicBool::new(true),
                 instrument: self.instrument,
                 max_payload: self.max_payload,
+                data: self.data,
                 busy,
                 counters: admin::Counters::default(),
             }
@@ -424,6 +481,8 @@ pub(crate) struct Inner {
     store_open: AtomicBool,
     instrument: Option<Arc<dyn Instrument>>,
     max_payload: usize,
+    /// The dependencies every step context carries.
+    data: DataMap,
     /// Background work in flight, for [`Engine::settle_bounded`].
     busy: Arc<Busy>,
     /// Counters for [`Engine::metrics`].
@@ -594,11 +653,24 @@ impl Inner {
             self.crash(CrashMoment::BeforeCommit);
             return Err(StoreError::Closed);
         }
+        // Copied only when a subscriber listens: a log line must follow its durable commit.
+        // The store numbers trace events as it commits them; under the run's lock nobody else
+        // appends to this run's trace, so the numbers follow its last event.
+        let reported = match crate::telemetry::wants_trace_events() {
+            true => {
+                let next = self.store.last_trace(&cp.run_id)?.map_or(0, |e| e.seq + 1);
+                Some(cp.trace_events(next))
+            }
+            false => None,
+        };
         let (write, effects) = cp.finish();
         self.store.commit(write).await?;
         if crash == Some(CrashMoment::AfterCommit) {
             self.crash(CrashMoment::AfterCommit);
             return Err(StoreError::Closed);
+        }
+        if let Some(reported) = reported {
+            reported.report();
         }
         if let (Some(i), Some(snapshot)) = (&self.instrument, snapshot) {
             i.committed(&snapshot);
@@ -761,6 +833,6 @@ const OWNER: &str = "this-process";
 /// opened.
 fn report(run_id: &str, what: &str, e: &StoreError) {
     if !matches!(e, StoreError::Closed) {
-        eprintln!("workflow-runtime: {what} of run `{run_id}` was not recorded: {e}");
+        tracing::error!(run_id, error = %e, "{what} of run `{run_id}` was not recorded: {e}");
     }
 }

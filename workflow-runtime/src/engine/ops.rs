@@ -143,6 +143,8 @@ impl Engine {
     /// [`SignalError::Codec`] for a refused signal; [`SignalError::UnknownRun`]; (a repeated
     /// dedupe key is [`SignalOutcome::Duplicate`]); [`SignalError::RunFinished`] with the final
     /// status; (a signal for an earlier wait is [`SignalOutcome::Stale`]);
+    /// [`SignalError::UnknownSignal`] if no registered version of the run's workflow waits for
+    /// a signal of this name (checked when every wait names its signal literally);
     /// [`SignalError::UnknownWait`] or [`SignalError::WrongSignal`] for a bad
     /// [`Signal::for_wait`]; [`SignalError::PayloadMismatch`] if the payload does not decode
     /// into the waited type (the run is untouched); [`SignalError::NotRegistered`] or
@@ -200,6 +202,7 @@ impl Engine {
             Some(Command::Wait { name, .. }) => Some(name.clone()),
             _ => None,
         };
+        inner.check_signal_name(run_id, &rec.workflow, waiting_for.as_deref(), &name)?;
         if let Some(wanted) = wait_id
             && let Some(outcome) =
                 check_addressed(run_id, &rec, waiting_for.as_deref(), wanted, &name)?
@@ -261,6 +264,32 @@ impl Engine {
         }
         inner.commit(cp).await?;
         Ok(outcome)
+    }
+}
+
+impl Inner {
+    /// Refuses a signal name that no registered version of `workflow` waits on, so that a
+    /// mistyped name fails the call instead of waiting in the inbox forever. The name the run
+    /// waits on now is always accepted.
+    fn check_signal_name(
+        &self,
+        run_id: &str,
+        workflow: &str,
+        waiting_for: Option<&str>,
+        name: &str,
+    ) -> Result<(), SignalError> {
+        let Some(known) = self.registry().signal_names(workflow) else {
+            return Ok(());
+        };
+        if waiting_for == Some(name) || known.contains(&name) {
+            return Ok(());
+        }
+        Err(SignalError::UnknownSignal {
+            run_id: run_id.to_owned(),
+            workflow: workflow.to_owned(),
+            signal: name.to_owned(),
+            expected: known.iter().map(|&n| n.to_owned()).collect(),
+        })
     }
 }
 

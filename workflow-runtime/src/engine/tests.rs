@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::__private::take_wake;
+use crate::model::{Event, Transition};
+use crate::step::StepEntry;
 use crate::store::{FileStore, MemoryDisk};
 use crate::{
-    Engine, EngineError, Event, ManualClock, RunStatus, StartError, StepEntry, Transition,
-    Workflow, WorkflowContext, WorkflowError,
+    Engine, EngineError, ManualClock, RunStatus, StartError, Workflow, WorkflowContext,
+    WorkflowError,
 };
 
 /// Sleeps `minutes`, then returns.

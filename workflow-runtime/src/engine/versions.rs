@@ -55,6 +55,18 @@ impl Registry {
         self.by_name.contains_key(name)
     }
 
+    /// Every signal name some registered version of `name` waits on, sorted; `None` when one
+    /// of them computes a name (any name may then be right) or `name` is not registered.
+    pub(super) fn signal_names(&self, name: &str) -> Option<Vec<&'static str>> {
+        let mut names = Vec::new();
+        for d in self.by_name.get(name)? {
+            names.extend_from_slice(d.signals()?);
+        }
+        names.sort_unstable();
+        names.dedup();
+        Some(names)
+    }
+
     /// The newest version of `name`.
     pub(super) fn newest(&self, name: &str) -> Option<Arc<dyn Driver>> {
         self.by_name.get(name).and_then(|v| v.last()).cloned()

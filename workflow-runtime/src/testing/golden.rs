@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::CommittedCheckpoint;
-use crate::{Command, Migration, Workflow};
+use crate::model::{Command, Migration, Workflow};
 
 /// The environment variable that asks tests to record their golden files again.
 pub const UPDATE_ENV: &str = "WORKFLOW_GOLDEN_UPDATE";

@@ -77,11 +77,15 @@ pub use self::hooks::Hooks;
 use crate::clock::ManualClock;
 pub use crate::engine::hooks::{CommittedCheckpoint, CrashMoment, Instrument, StepDouble};
 use crate::error::CodecError;
+/// The transition function's vocabulary, for tests that drive `name::advance` by hand or
+/// check what a checkpoint waits for.
+pub use crate::model::{Command, Event, Transition};
+use crate::step::DataMap;
 use crate::store::FileStore;
 pub use crate::store::MemoryDisk;
 use crate::{
-    Command, Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalError,
-    SignalOutcome, StartError, StepContext, StepError, Workflow,
+    Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalError, SignalOutcome,
+    StartError, StepContext, StepError, Workflow,
 };
 
 /// One step invocation as a test engine saw it.
@@ -117,6 +121,8 @@ struct Setup {
     steps: HashMap<String, StepDouble>,
     /// Test doubles, by step name.
     doubles: HashMap<String, StepDouble>,
+    /// The steps' dependencies (`EngineBuilder::data`).
+    data: DataMap,
 }
 
 /// Configures a [`TestEngine`].
@@ -196,6 +202,39 @@ impl TestEngineBuilder {
         self
     }
 
+    /// Gives every step (and every double) a dependency of type `T`, as
+    /// [`EngineBuilder::data`] does; it survives [`TestEngine::restart`].
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    /// use workflow_runtime::testing::TestEngine;
+    ///
+    /// struct Greeting(&'static str);
+    ///
+    /// #[function]
+    /// async fn greet(ctx: StepContext, name: String) -> Result<String, StepError> {
+    ///     Ok(format!("{}, {name}", ctx.data::<Greeting>()?.0))
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn hello(ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    ///     Ok(ctx.step(greet, name).await?)
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(hello).data(Greeting("Hello")).build().await;
+    /// let run = te.start(hello, "h-1", "Ada".to_owned()).await.unwrap();
+    /// assert_eq!(run.result().await.unwrap(), Ok("Hello, Ada".to_owned()));
+    /// # });
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.setup.data.insert(Arc::new(value));
+        self
+    }
+
     /// Starts the manual clock at this time (milliseconds since the Unix epoch); the default is
     /// 2026-01-01T00:00:00Z.
     #[must_use]
@@ -266,6 +305,7 @@ async fn open(
     hooks.bound_waits(wait_bound());
     let mut builder = Engine::builder()
         .clock(clock.clone())
+        .data_map(setup.data.clone())
         .instrument(hooks.clone());
     for register in &setup.workflows {
         builder = register(builder);
@@ -453,7 +493,8 @@ impl TestEngine {
     }
 
     /// Closes the engine and opens one with other workflows registered on the same store and
-    /// clock, as deploying new code does; in-flight runs resume on what fits them.
+    /// clock, as deploying new code does; in-flight runs resume on what fits them. Doubles and
+    /// dependencies (`data`) given before stay unless the new builder replaces them.
     pub async fn swap(&mut self, register: impl FnOnce(TestEngineBuilder) -> TestEngineBuilder) {
         let builder = register(TestEngineBuilder {
             setup: Setup::default(),
@@ -468,6 +509,8 @@ impl TestEngine {
                 .entry(name.clone())
                 .or_insert_with(|| double.clone());
         }
+        // So do the steps' dependencies, for every type the new builder does not give.
+        setup.data.keep_missing(&self.setup.data);
         self.setup = setup;
         self.restart().await;
     }

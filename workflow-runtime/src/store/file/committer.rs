@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
@@ -260,8 +261,19 @@ fn commit_group(
         return;
     }
     let group: Vec<&Job> = accepted.iter().map(|(job, _)| job).collect();
+    // The clock is read only when someone listens at debug level.
+    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
     match write(db, &group) {
         Ok(()) => {
+            if let Some(started) = started {
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                tracing::debug!(
+                    checkpoints = accepted.len(),
+                    latency_us = micros,
+                    "committed {} checkpoint(s) in one durable transaction",
+                    accepted.len()
+                );
+            }
             commits.fetch_add(1, Ordering::Relaxed);
             for (_, ack) in accepted {
                 ack.acknowledge(Ok(()));
