@@ -373,10 +373,14 @@ async fn purge_removes_an_ended_run_and_its_id_can_be_reused() {
     te.start(order, "o-1", 30).await.unwrap();
     te.start(order, "o-2", 30).await.unwrap();
     te.run_until_idle().await;
-    // A signal for a later wait sits in the inbox, with its dedupe key.
-    te.send("o-1", Signal::new("later", 1).dedupe_key("k1"))
-        .await
-        .unwrap();
+    // Past its wait (asleep now), a second `go` sits in the inbox, with its dedupe key.
+    te.signal("o-1", "go", true).await.unwrap();
+    assert_eq!(
+        te.send("o-1", Signal::new("go", true).dedupe_key("k1"))
+            .await
+            .unwrap(),
+        SignalOutcome::Buffered
+    );
     assert!(matches!(
         te.engine().purge("o-1").await,
         Err(OpsError::NotPurgeable { .. })
@@ -395,17 +399,22 @@ async fn purge_removes_an_ended_run_and_its_id_can_be_reused() {
         te.engine().purge("o-1").await,
         Err(OpsError::UnknownRun { .. })
     ));
-    // The id starts afresh: new input, a trace from 0, and the old dedupe key is forgotten.
+    // The id starts afresh: new input, a trace from 0, the old dedupe key and inbox forgotten
+    // (the buffered `go` does not answer the new run's wait).
     te.start(order, "o-1", 99).await.unwrap();
     te.run_until_idle().await;
+    assert!(matches!(
+        te.engine().status("o-1").unwrap(),
+        RunStatus::Waiting { .. }
+    ));
     let trace = te.engine().trace("o-1").unwrap();
     assert_eq!(trace[0].seq, 0);
     assert!(matches!(trace[0].kind, TraceKind::Started { .. }));
     assert_eq!(
-        te.send("o-1", Signal::new("later", 1).dedupe_key("k1"))
+        te.send("o-1", Signal::new("go", true).dedupe_key("k1"))
             .await
             .unwrap(),
-        SignalOutcome::Buffered
+        SignalOutcome::Delivered
     );
     // The other run was untouched.
     assert!(matches!(
