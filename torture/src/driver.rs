@@ -37,6 +37,14 @@ pub struct Config {
     pub stall: Duration,
     /// Print each kill to stderr.
     pub verbose: bool,
+    /// Power-loss mode: workers open the store through [`crate::power`], so every death loses
+    /// the unsynced writes, and about two lives in three end in a power cut at a store
+    /// operation (mid-commit included) that writes a torn, reordered part of them.
+    pub power_loss: bool,
+    /// With `power_loss`, workers whose disk acknowledges syncs it did not make: the check
+    /// must then report lost work. Proves the check is not blind to power loss; never set it
+    /// when measuring the engine.
+    pub lying_sync: bool,
     /// Run workers whose ledger does not de-duplicate, as if the steps ignored their
     /// idempotency keys: the check must then report doubled effects. Proves the check is not
     /// blind; never set it when measuring the engine.
@@ -56,12 +64,19 @@ pub struct Kills {
     pub after_commit: usize,
     /// The worker killed itself after an effect and before its step's checkpoint.
     pub after_effect: usize,
+    /// The power-loss layer cut the power at a store operation.
+    pub power_cut: usize,
 }
 
 impl Kills {
     /// Every kill.
     pub fn total(&self) -> usize {
-        self.random + self.startup + self.before_commit + self.after_commit + self.after_effect
+        self.random
+            + self.startup
+            + self.before_commit
+            + self.after_commit
+            + self.after_effect
+            + self.power_cut
     }
 }
 
@@ -118,13 +133,14 @@ impl fmt::Display for Report {
         writeln!(f, "seed {}: {} runs", self.seed, self.runs)?;
         writeln!(
             f,
-            "kills survived: {} (random {}, during startup {}, before commit {}, after commit {}, after effect {}) over {} worker lives",
+            "kills survived: {} (random {}, during startup {}, before commit {}, after commit {}, after effect {}, power cuts at a store operation {}) over {} worker lives",
             k.total(),
             k.random,
             k.startup,
             k.before_commit,
             k.after_commit,
             k.after_effect,
+            k.power_cut,
             self.lives
         )?;
         writeln!(
@@ -277,7 +293,11 @@ impl Driver<'_> {
                     let status = life.child.wait().map_err(|e| e.to_string())?;
                     self.died_by_itself(&life, status);
                     self.requeue();
-                    self.failed_starts = if life.ready {
+                    // Dying at its own planned fault while opening (a power cut during
+                    // recovery) is a kill survived, not a worker that cannot start.
+                    let planned = matches!(life.plan, KillPlan::Exact(..))
+                        && status.signal() == Some(9);
+                    self.failed_starts = if life.ready || planned {
                         0
                     } else {
                         self.failed_starts + 1
@@ -361,6 +381,12 @@ impl Driver<'_> {
         if self.cfg.forget_keys {
             cmd.arg("--forget-keys");
         }
+        if self.cfg.power_loss {
+            cmd.arg("--power-loss");
+        }
+        if self.cfg.lying_sync {
+            cmd.arg("--lying-sync");
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.cfg.worker.display()))?;
@@ -401,6 +427,11 @@ impl Driver<'_> {
         let startup = if self.lives == 1 { 2 } else { 8 };
         if rng.chance(1, startup) {
             return KillPlan::Startup(Duration::from_millis(rng.range(0, 40)));
+        }
+        if self.cfg.power_loss && rng.chance(2, 3) {
+            // A group commit makes a handful of store operations (page writes, then one sync);
+            // aim anywhere in the next few commits, mid-commit included.
+            return KillPlan::Exact(Fault::PowerCut(rng.range(1, 6 * gap)), 4 * gap);
         }
         if self.cfg.exact_faults && rng.chance(1, 2) {
             let fault = match rng.range(0, 2) {
@@ -668,6 +699,7 @@ impl Driver<'_> {
                     Fault::BeforeCommit(_) => kills.before_commit += 1,
                     Fault::AfterCommit(_) => kills.after_commit += 1,
                     Fault::AfterEffect(_) => kills.after_effect += 1,
+                    Fault::PowerCut(_) => kills.power_cut += 1,
                 }
                 if self.cfg.verbose {
                     eprintln!(
