@@ -80,6 +80,53 @@ impl Kills {
     }
 }
 
+/// What the power cuts at a store operation let reach the file, read back from the workers'
+/// log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CutStats {
+    /// Cuts that lost every unsynced write.
+    pub lose_all: usize,
+    /// Cuts that wrote the oldest unsynced writes, in order, up to a point.
+    pub prefix: usize,
+    /// Cuts that wrote a random subset of them in a random order.
+    pub shuffled: usize,
+    /// Cuts that tore one write (only a prefix of it, at a sector, reached the file).
+    pub torn: usize,
+    /// Unsynced writes at the cuts, and how many of them reached the file.
+    pub pending_writes: usize,
+    /// See `pending_writes`.
+    pub applied_writes: usize,
+}
+
+impl CutStats {
+    /// Tallies the `power cut: CutReport { .. }` lines of a worker log.
+    pub fn from_log(log: &str) -> CutStats {
+        let mut stats = CutStats::default();
+        let number = |line: &str, field: &str| -> usize {
+            line.split(field)
+                .nth(1)
+                .and_then(|rest| rest.split([',', ' ']).find(|w| !w.is_empty()))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        for line in log.lines().filter(|l| l.starts_with("power cut: ")) {
+            if line.contains("mode: LoseAll") {
+                stats.lose_all += 1;
+            } else if line.contains("mode: Prefix") {
+                stats.prefix += 1;
+            } else if line.contains("mode: Shuffled") {
+                stats.shuffled += 1;
+            }
+            if line.contains("torn: Some") {
+                stats.torn += 1;
+            }
+            stats.pending_writes += number(line, "pending: ");
+            stats.applied_writes += number(line, "applied: ");
+        }
+        stats
+    }
+}
+
 /// The signals the driver sent and what became of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SignalStats {
@@ -120,6 +167,8 @@ pub struct Report {
     pub deduplicated: usize,
     /// Signals.
     pub signals: SignalStats,
+    /// What the power cuts at a store operation wrote (power-loss mode).
+    pub cuts: CutStats,
     /// Everything that went wrong; empty when the engine kept every promise.
     pub violations: Vec<String>,
     /// Wall time of the whole run, the check included.
@@ -158,6 +207,14 @@ impl fmt::Display for Report {
             "signals: {} sent ({} re-sent after a kill): {} delivered, {} buffered early, {} duplicates refused, {} refused as late",
             s.sent, s.resent, s.delivered, s.buffered, s.duplicate, s.finished
         )?;
+        let c = &self.cuts;
+        if k.power_cut > 0 {
+            writeln!(
+                f,
+                "power cuts: {} lost every unsynced write, {} wrote a prefix of them, {} a shuffled subset, {} tore a write; {} of {} unsynced writes reached the file",
+                c.lose_all, c.prefix, c.shuffled, c.torn, c.applied_writes, c.pending_writes
+            )?;
+        }
         writeln!(f, "elapsed: {:.1} s", self.elapsed.as_secs_f64())?;
         write!(f, "violations: {}", self.violations.len())?;
         for v in self.violations.iter().take(50) {
@@ -268,6 +325,10 @@ pub fn drive(cfg: &Config) -> Result<Report, String> {
         failed_starts: 0,
     };
     d.run(&rx)?;
+    if cfg.power_loss {
+        let log = std::fs::read_to_string(cfg.dir.join("worker.log")).unwrap_or_default();
+        d.report.cuts = CutStats::from_log(&log);
+    }
     if let Err(e) = check::check(&cfg.dir, &d.plans, &mut d.report) {
         d.report.violations.push(format!("the check failed: {e}"));
     }
@@ -295,8 +356,8 @@ impl Driver<'_> {
                     self.requeue();
                     // Dying at its own planned fault while opening (a power cut during
                     // recovery) is a kill survived, not a worker that cannot start.
-                    let planned = matches!(life.plan, KillPlan::Exact(..))
-                        && status.signal() == Some(9);
+                    let planned =
+                        matches!(life.plan, KillPlan::Exact(..)) && status.signal() == Some(9);
                     self.failed_starts = if life.ready || planned {
                         0
                     } else {

@@ -24,4 +24,4 @@ pub mod power;
 pub mod worker;
 pub mod workload;
 
-pub use driver::{Config, Kills, Report, SignalStats, drive};
+pub use driver::{Config, CutStats, Kills, Report, SignalStats, drive};
