@@ -361,6 +361,29 @@ async fn pattern_and_loop_value_forms_survive_a_crash_at_every_commit() {
         report.outcome.as_ref().unwrap(),
         &json!({ "Ok": "3 at 3 60" })
     );
+    for big in [true, false] {
+        crash_test(
+            TestEngine::builder().register(let_branches),
+            let_branches,
+            big,
+            Script::new()
+                .advance(Duration::from_secs(1))
+                .advance(Duration::from_secs(1))
+                .advance(Duration::from_secs(1)),
+        )
+        .await
+        .assert_ok();
+    }
+    crash_test(
+        TestEngine::builder().register(shadowing),
+        shadowing,
+        " abc ".to_owned(),
+        Script::new()
+            .advance(Duration::from_secs(1))
+            .advance(Duration::from_secs(1)),
+    )
+    .await
+    .assert_ok();
     for flag in [false, true] {
         crash_test(
             TestEngine::builder().register(arm_bindings),
@@ -371,4 +394,111 @@ async fn pattern_and_loop_value_forms_survive_a_crash_at_every_commit() {
         .await
         .assert_ok();
     }
+}
+
+/// A held local shadowed in its own block, with the same and with another type: each state
+/// holds the binding the name means there.
+#[workflow]
+async fn shadowing(ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    let name = name.trim().to_string();
+    let echoed = ctx.step(echo, name.clone()).await?;
+    let name: u64 = name.len() as u64;
+    ctx.sleep(Duration::from_secs(1)).await;
+    let n = ctx.step(add, (name, 1)).await?;
+    let n = format!("{echoed}:{n}");
+    #[state(SleepAgain)]
+    ctx.sleep(Duration::from_secs(1)).await;
+    Ok(n)
+}
+
+#[test]
+fn a_held_local_can_be_shadowed_in_its_own_block() {
+    let run = drive(shadowing, "  abc ".into(), vec![]);
+    assert_eq!(run.output, Ok("abc:4".to_owned()));
+    assert_eq!(run.states, ["Echo", "Sleeping", "Add", "SleepAgain"]);
+    // `name` is a `String` in one state and a `u64` in the next; `n` a `String` at the end.
+    let before = shadowing::State::Echo { name: "abc".into() };
+    let after = shadowing::State::Sleeping {
+        echoed: "abc".into(),
+        name: 3,
+    };
+    let last = shadowing::State::SleepAgain { n: "abc:4".into() };
+    assert_eq!(
+        serde_json::to_value([before, after, last]).unwrap(),
+        json!([
+            { "Echo": { "name": "abc" } },
+            { "Sleeping": { "echoed": "abc", "name": 3 } },
+            { "SleepAgain": { "n": "abc:4" } }
+        ])
+    );
+}
+
+/// `Some(n)` for `n < 3`, `None` after.
+#[function]
+async fn below_three(n: u64) -> Result<Option<u64>, StepError> {
+    Ok((n < 3).then_some(n))
+}
+
+/// `let` whose value comes from `if` / `match` / block branches that suspend, typed from the
+/// branches' step outputs or from arm bindings, including a branch that `continue`s the
+/// enclosing loop.
+#[workflow]
+async fn let_branches(ctx: &mut WorkflowContext, big: bool) -> Result<String, WorkflowError> {
+    let amount = if big {
+        ctx.step(add, (100, 1)).await?
+    } else {
+        #[state(AddSmall)]
+        ctx.step(add, (1, 1)).await?
+    };
+    let checked = match ctx.step(fail_if, !big).await {
+        Ok(v) => v,
+        Err(e) => {
+            ctx.step(nothing, ()).await?;
+            return Err(e.into());
+        }
+    };
+    let mut found: u64 = 0;
+    for i in 0..5u64 {
+        let n = match ctx.step(below_three, i).await? {
+            Some(n) => n,
+            None => {
+                #[state(Skip)]
+                ctx.sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        found += n;
+    }
+    let label: String = {
+        #[state(Label)]
+        let e = ctx.step(echo, format!("{amount}+{checked}")).await?;
+        e.to_uppercase()
+    };
+    #[state(End)]
+    ctx.sleep(Duration::from_secs(1)).await;
+    Ok(format!("{label} {found}"))
+}
+
+#[test]
+fn a_let_takes_its_value_from_branches_that_suspend() {
+    let run = drive(let_branches, true, vec![]);
+    assert_eq!(run.output, Ok("101+7 3".to_owned()));
+    assert_eq!(
+        run.states,
+        [
+            "Add",
+            "FailIf",
+            "BelowThree",
+            "BelowThree",
+            "BelowThree",
+            "BelowThree",
+            "Skip",
+            "BelowThree",
+            "Skip",
+            "Label",
+            "End"
+        ]
+    );
+    let failed = drive(let_branches, false, vec![]);
+    assert_eq!(failed.output.unwrap_err().to_string(), "asked to fail");
 }

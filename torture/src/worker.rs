@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use workflow_runtime::prelude::*;
-use workflow_runtime::{EngineError, Signal, SignalOutcome};
+use workflow_runtime::{EngineError, ResultError, Signal, SignalError, SignalOutcome};
 
 use crate::fault::{Fault, kill_self};
 use crate::flows::{batch, order, reminder};
@@ -74,7 +74,7 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
         .register(batch);
     if let Some(fault) = args.fault {
         fault.arm();
-        builder = builder.__hooks(fault.hooks());
+        builder = builder.instrument(fault.hooks());
     }
     let engine = if args.power_loss {
         let disk = power_loss_disk(args).await?;
@@ -159,7 +159,8 @@ async fn handle(engine: &Engine, plans: &[RunPlan], line: &str) -> Result<(), St
                 Ok(SignalOutcome::Buffered) => "buffered".to_owned(),
                 Ok(SignalOutcome::Duplicate) => "duplicate".to_owned(),
                 Ok(SignalOutcome::Stale) => "stale".to_owned(),
-                Err(EngineError::RunFinished { .. }) => "finished".to_owned(),
+                Ok(other) => format!("error an outcome this worker does not know: {other:?}"),
+                Err(SignalError::RunFinished { .. }) => "finished".to_owned(),
                 Err(e) => format!("error {}", one_line(&e.to_string())),
             };
             println!("ack {req} {answer}");
@@ -191,11 +192,11 @@ async fn start(engine: &Engine, plan: &RunPlan) -> Result<(), EngineError> {
     Ok(())
 }
 
-fn finished(index: usize, result: Result<(), EngineError>) {
+fn finished(index: usize, result: Result<(), ResultError>) {
     match result {
         Ok(()) => println!("done {index}"),
         // Shut down while waiting: the next life reports it.
-        Err(EngineError::ShutDown) => {}
+        Err(ResultError::ShutDown) => {}
         Err(e) => println!("failed {index} {}", one_line(&e.to_string())),
     }
 }

@@ -105,7 +105,7 @@ pub(crate) fn fields(blocks: &[Block], susps: &[SuspInfo]) -> Fields {
         .iter()
         .map(|b| {
             if b.kind == BlockKind::Start {
-                b.scope.iter().cloned().collect()
+                b.scope.names().cloned().collect()
             } else {
                 BTreeSet::new()
             }

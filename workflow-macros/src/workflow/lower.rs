@@ -6,7 +6,7 @@
 //! variants that are never stored), or complete the run. `if`/`match` whose branches suspend
 //! stay Rust `if`/`match` with each branch ending in its own terminator.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -14,9 +14,11 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Expr, Pat, Stmt, parse_quote, parse_quote_spanned};
 
+use super::names::{self, Site};
 use super::suspend::{Suspension, SuspensionKind, as_suspension, expr_suspends, stmt_suspends};
 use super::vars::{
-    Decl, DeclKind, JUMP_MACRO, TyInfo, let_bindings, typed_pattern_decls, upper_camel,
+    Decl, DeclKind, JUMP_MACRO, Scope, TyInfo, let_bindings, pat_idents, typed_pattern_decls,
+    upper_camel,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -29,8 +31,8 @@ pub(crate) enum BlockKind {
 pub(crate) struct Block {
     pub(crate) kind: BlockKind,
     pub(crate) name: syn::Ident,
-    /// Names in scope where the block begins, in declaration order.
-    pub(crate) scope: Vec<String>,
+    /// The bindings in scope where the block begins.
+    pub(crate) scope: Scope,
     pub(crate) nodes: Vec<Node>,
 }
 
@@ -75,6 +77,9 @@ struct LoopCtx {
     exit: usize,
     /// For `let v = loop { .. break x; }`: the index of the loop's value slot.
     value: Option<usize>,
+    /// The loop a `let v = if/match/{..}` whose branches suspend is lowered as: a plain `break`
+    /// or `continue` inside it means the enclosing loop.
+    synthetic: bool,
 }
 
 /// The value of a `let v = loop { .. }` whose body suspends: each `break x` stores `x` in a
@@ -102,7 +107,12 @@ pub(crate) struct Lowerer {
     loop_values: Vec<LoopValue>,
     /// `break` values seen by the rewriter and not yet typed: (value slot, expression).
     pending_breaks: Vec<(usize, Expr)>,
-    names: HashMap<String, Span>,
+    /// What names each suspension point, for [`names::assign`].
+    sites: Vec<Site>,
+    /// The enclosing constructs that qualify a state name, outermost first.
+    quals: Vec<String>,
+    /// The last [`Scope::level`] handed out.
+    levels: usize,
     for_count: usize,
     fn_end: Span,
 }
@@ -119,7 +129,9 @@ impl Lowerer {
             loops: Vec::new(),
             loop_values: Vec::new(),
             pending_breaks: Vec::new(),
-            names: HashMap::new(),
+            sites: Vec::new(),
+            quals: Vec::new(),
+            levels: 0,
             for_count: 0,
             fn_end,
         }
@@ -127,7 +139,7 @@ impl Lowerer {
 
     /// Lowers the body; the start block holds the parameters.
     pub(crate) fn lower_body(&mut self, params: &[(syn::Ident, syn::Type)], body: Vec<Stmt>) {
-        let mut scope = Vec::new();
+        let mut scope = Scope::default();
         for (ident, ty) in params {
             self.declare(
                 Decl {
@@ -135,17 +147,18 @@ impl Lowerer {
                     ty: TyInfo::Known(quote!(#ty)),
                     kind: DeclKind::Param,
                     shadows: false,
+                    level: 0,
                 },
                 &mut scope,
             );
         }
-        self.names.insert("Start".into(), Span::call_site());
         let start = self.new_block(BlockKind::Start, format_ident!("Start"), scope.clone());
         let nodes = self.lower_stmts(body, &mut scope, Cont::FnEnd);
         self.blocks[start].nodes = nodes;
+        self.assign_names();
     }
 
-    fn new_block(&mut self, kind: BlockKind, name: syn::Ident, scope: Vec<String>) -> usize {
+    fn new_block(&mut self, kind: BlockKind, name: syn::Ident, scope: Scope) -> usize {
         self.blocks.push(Block {
             kind,
             name,
@@ -155,32 +168,36 @@ impl Lowerer {
         self.blocks.len() - 1
     }
 
-    fn new_join(&mut self, scope: &[String]) -> usize {
+    fn new_join(&mut self, scope: &Scope) -> usize {
         let name = format_ident!("__Block{}", self.blocks.len());
-        self.new_block(BlockKind::Join, name, scope.to_vec())
+        self.new_block(BlockKind::Join, name, scope.clone())
     }
 
     fn err(&mut self, span: Span, msg: impl Into<String>) {
         self.errors.push(syn::Error::new(span, msg.into()));
     }
 
-    fn declare(&mut self, mut decl: Decl, scope: &mut Vec<String>) {
+    fn declare(&mut self, mut decl: Decl, scope: &mut Scope) {
         // `let y = x;` has x's type; resolve now, while `x` means the binding in scope.
-        let mut hops = 0;
-        while let TyInfo::SameAs(other) = &decl.ty {
-            hops += 1;
-            decl.ty = match self.decls.get(other).and_then(|d| d.last()) {
-                Some(d) if scope.contains(other) && hops < 16 => d.ty.clone(),
-                _ => TyInfo::Unknown,
-            };
-        }
+        decl.ty = self.resolve(decl.ty, scope);
         let name = decl.ident.to_string();
-        decl.shadows = scope.contains(&name);
-        self.decls.entry(name.clone()).or_default().push(decl);
-        scope.push(name);
+        decl.level = scope.level;
+        decl.shadows = scope
+            .current(&name)
+            .is_some_and(|i| self.decls[&name][i].level != scope.level);
+        let list = self.decls.entry(name.clone()).or_default();
+        list.push(decl);
+        let index = list.len() - 1;
+        scope.push(name, index);
     }
 
-    fn declare_stmt(&mut self, stmt: &Stmt, scope: &mut Vec<String>) {
+    /// The scope of a source block nested in `scope`.
+    fn nested(&mut self, scope: &Scope) -> Scope {
+        self.levels += 1;
+        scope.nested(self.levels)
+    }
+
+    fn declare_stmt(&mut self, stmt: &Stmt, scope: &mut Scope) {
         if let Stmt::Local(local) = stmt {
             let init = local.init.as_ref().map(|i| &*i.expr);
             let init_ty = init.and_then(|e| self.tmp_type(e));
@@ -218,7 +235,7 @@ impl Lowerer {
         })
     }
 
-    fn lower_stmts(&mut self, stmts: Vec<Stmt>, scope: &mut Vec<String>, cont: Cont) -> Vec<Node> {
+    fn lower_stmts(&mut self, stmts: Vec<Stmt>, scope: &mut Scope, cont: Cont) -> Vec<Node> {
         let mut out = Vec::new();
         let n = stmts.len();
         let mut last_diverges = false;
@@ -263,8 +280,34 @@ impl Lowerer {
                     });
                     return out;
                 };
+                if let SuspensionKind::Step { func, .. } = &susp.kind
+                    && let Some(local) = func.get_ident()
+                    && scope.contains(&local.to_string())
+                {
+                    self.err(
+                        local.span(),
+                        format!(
+                            "`ctx.step` must name a `#[function]` directly, and `{local}` is a \
+                             local of the workflow; write the step's name: `{ctx}.step(my_step, \
+                             input)`",
+                            ctx = self.ctx
+                        ),
+                    );
+                }
                 let susp = self.rewrite_susp(susp);
-                let name = self.variant_name(&susp, label.as_ref());
+                let resume = self.new_block(
+                    BlockKind::Resume(tmp_index),
+                    format_ident!("__Unnamed"),
+                    scope.clone(),
+                );
+                self.name_site(resume, &susp, label.as_ref(), binding_of(&stmt));
+                // What follows a wait is told apart by the signal it waited for.
+                let after = match &susp.kind {
+                    SuspensionKind::Wait { name, .. } => {
+                        signal_name(name).map(|s| format!("After{}", upper_camel(&s)))
+                    }
+                    _ => None,
+                };
                 let (full_ty, ok_ty) = self.susp_types(&susp);
                 self.susps.push(SuspInfo {
                     susp,
@@ -272,7 +315,6 @@ impl Lowerer {
                     full_ty,
                     ok_ty,
                 });
-                let resume = self.new_block(BlockKind::Resume(tmp_index), name, scope.clone());
                 out.push(Node::Suspend {
                     susp: tmp_index,
                     resume,
@@ -280,7 +322,7 @@ impl Lowerer {
                 let mut rest = vec![stmt];
                 rest.extend(stmts[i + 1..].iter().cloned());
                 let mut rscope = scope.clone();
-                let nodes = self.lower_stmts(rest, &mut rscope, cont);
+                let nodes = self.qualified(after, |lw| lw.lower_stmts(rest, &mut rscope, cont));
                 self.blocks[resume].nodes = nodes;
                 return out;
             }
@@ -293,11 +335,23 @@ impl Lowerer {
             }
             if let Stmt::Local(local) = &stmt
                 && let Some(init) = &local.init
-                && let Expr::Loop(_) = &*init.expr
+                && self.produces_value(&init.expr)
             {
-                let Stmt::Local(local) = stmt else {
+                let Stmt::Local(mut local) = stmt else {
                     unreachable!("matched above")
                 };
+                let init = local.init.as_mut().expect("matched above");
+                if !matches!(&*init.expr, Expr::Loop(_)) {
+                    // `let v = if c { A; a } else { b };` is lowered as the loop
+                    // `'l: loop { if c { A; break 'l a } else { break 'l b } }`.
+                    let label = syn::Lifetime::new(
+                        &format!("'__wf_let{}", self.loop_values.len()),
+                        Span::call_site(),
+                    );
+                    let mut value = (*init.expr).clone();
+                    break_tails(&mut value, &label);
+                    *init.expr = parse_quote!(#label: loop { #value });
+                }
                 let rest = stmts[i + 1..].to_vec();
                 self.lower_value_loop(local, rest, scope, cont, &mut out);
                 return out;
@@ -346,7 +400,7 @@ impl Lowerer {
                 Expr::While(w) => self.lower_while(w, scope, after, &mut out),
                 Expr::ForLoop(f) => self.lower_for(f, scope, after, &mut out),
                 Expr::Block(b) if b.label.is_none() => {
-                    let mut bscope = scope.clone();
+                    let mut bscope = self.nested(scope);
                     let nodes = self.lower_stmts(b.block.stmts, &mut bscope, after);
                     out.push(Node::Scope(nodes));
                 }
@@ -388,7 +442,7 @@ impl Lowerer {
     fn lower_while(
         &mut self,
         mut w: syn::ExprWhile,
-        scope: &[String],
+        scope: &Scope,
         after: Cont,
         out: &mut Vec<Node>,
     ) {
@@ -427,6 +481,7 @@ impl Lowerer {
             return;
         }
         let label = w.label.as_ref().map(|l| l.name.ident.to_string());
+        let qual = label.as_deref().map(upper_camel);
         let exit = self.exit_block(after, scope);
         let head = self.new_join(scope);
         self.loops.push(LoopCtx {
@@ -434,10 +489,13 @@ impl Lowerer {
             head,
             exit,
             value: None,
+            synthetic: false,
         });
-        let mut tscope = scope.to_vec();
+        let mut tscope = self.nested(scope);
         self.declare_cond(&w.cond, &mut tscope);
-        let then = self.lower_stmts(w.body.stmts, &mut tscope, Cont::Jump(head));
+        let then = self.qualified(qual, |lw| {
+            lw.lower_stmts(w.body.stmts, &mut tscope, Cont::Jump(head))
+        });
         self.loops.pop();
         let cond = self.rewrite_expr(*w.cond);
         self.blocks[head].nodes = vec![Node::If {
@@ -454,24 +512,39 @@ impl Lowerer {
         &mut self,
         l: syn::ExprLoop,
         value: Option<usize>,
-        scope: &[String],
+        scope: &Scope,
         after: Cont,
         out: &mut Vec<Node>,
     ) {
         let label = l.label.as_ref().map(|l| l.name.ident.to_string());
+        let synthetic = label.as_deref().is_some_and(|l| l.starts_with("__wf"));
+        let qual = label.as_deref().filter(|_| !synthetic).map(upper_camel);
         let exit = self.exit_block(after, scope);
-        let head = self.new_join(scope);
+        // A synthetic loop never repeats (every branch breaks), so it needs no head and its
+        // body stays in the current block, where a hoisted scrutinee `__wf_sN` is bound.
+        let head = if synthetic {
+            exit
+        } else {
+            self.new_join(scope)
+        };
         self.loops.push(LoopCtx {
             label,
             head,
             exit,
             value,
+            synthetic,
         });
-        let mut hscope = scope.to_vec();
-        let nodes = self.lower_stmts(l.body.stmts, &mut hscope, Cont::Jump(head));
+        let mut hscope = self.nested(scope);
+        let nodes = self.qualified(qual, |lw| {
+            lw.lower_stmts(l.body.stmts, &mut hscope, Cont::Jump(head))
+        });
         self.loops.pop();
-        self.blocks[head].nodes = nodes;
-        out.push(Node::Jump(head));
+        if synthetic {
+            out.push(Node::Scope(nodes));
+        } else {
+            self.blocks[head].nodes = nodes;
+            out.push(Node::Jump(head));
+        }
     }
 
     // Input:  let v = loop { let r = ctx.step(f, x).await?; if r > 3 { break r; } };  rest
@@ -481,7 +554,7 @@ impl Lowerer {
         &mut self,
         mut local: syn::Local,
         rest: Vec<Stmt>,
-        scope: &[String],
+        scope: &Scope,
         cont: Cont,
         out: &mut Vec<Node>,
     ) {
@@ -499,16 +572,29 @@ impl Lowerer {
             tmp: tmp.clone(),
             ty: written,
         });
+        // `'__wf_let` loops stand for an `if`/`match`/block (see `lower_stmts`).
+        let (what, how) = match &l.label {
+            Some(lb) if lb.name.ident.to_string().starts_with("__wf") => {
+                ("`if`/`match` whose branches suspend", "produce")
+            }
+            _ => ("`loop` that suspends", "`break` with"),
+        };
         let exit = self.new_join(scope);
-        self.lower_loop(l, Some(slot), scope, Cont::Jump(exit), out);
+        // The suspension points inside are qualified by the local the value goes to.
+        let qual = binding_of(&Stmt::Local(local.clone()));
+        self.qualified(qual, |lw| {
+            lw.lower_loop(l, Some(slot), scope, Cont::Jump(exit), out);
+        });
         let ty = std::mem::replace(&mut self.loop_values[slot].ty, TyInfo::Unknown);
         let pat = &local.pat;
         match &ty {
             TyInfo::Known(_) => {}
             TyInfo::Reference => self.err(
                 pat.span(),
-                "this `loop` suspends and produces a reference, which a checkpoint cannot store; \
-                 `break` with an owned value (e.g. `.clone()`, `.to_string()`)",
+                format!(
+                    "this {what} produces a reference, which a checkpoint cannot store; {how} an \
+                     owned value (e.g. `.clone()`, `.to_string()`)"
+                ),
             ),
             _ => {
                 let shown = match pat {
@@ -518,20 +604,20 @@ impl Lowerer {
                 self.err(
                     pat.span(),
                     format!(
-                        "cannot determine the type of `{shown}`, the value of a `loop` that \
-                         suspends: the state machine stores it on the way out of the loop; write \
-                         `let {shown}: Type = loop {{ .. }}`"
+                        "cannot determine the type of `{shown}`, the value of a {what}: the \
+                         state machine stores it on the way out; write `let {shown}: Type = ..`"
                     ),
                 );
             }
         }
-        let mut escope = scope.to_vec();
+        let mut escope = scope.clone();
         self.declare(
             Decl {
                 ident: tmp,
                 ty,
                 kind: DeclKind::Internal,
                 shadows: false,
+                level: 0,
             },
             &mut escope,
         );
@@ -544,7 +630,7 @@ impl Lowerer {
 
     /// Types the `break` values the rewriter saw, in the scope they were written in (`None`
     /// where it is not known: only hoisted suspension values are typed then).
-    fn type_breaks(&mut self, scope: Option<&[String]>) {
+    fn type_breaks(&mut self, scope: Option<&Scope>) {
         for (slot, value) in std::mem::take(&mut self.pending_breaks) {
             if matches!(self.loop_values[slot].ty, TyInfo::Known(_)) {
                 continue;
@@ -560,7 +646,7 @@ impl Lowerer {
         }
     }
 
-    fn exit_block(&mut self, after: Cont, scope: &[String]) -> usize {
+    fn exit_block(&mut self, after: Cont, scope: &Scope) -> usize {
         match after {
             Cont::Jump(j) => j,
             Cont::FnEnd => {
@@ -574,31 +660,22 @@ impl Lowerer {
         }
     }
 
+    /// Whether a `let` initialiser whose body suspends can be lowered into a value slot: a
+    /// `loop`, or an `if`/`match`/block whose condition does not suspend (a suspension there
+    /// that is not evaluated first is refused by `lower_if`/`lower_match`).
+    fn produces_value(&self, init: &Expr) -> bool {
+        match init {
+            Expr::Loop(_) => true,
+            Expr::If(i) => !expr_suspends(&i.cond, &self.ctx),
+            Expr::Match(m) => !expr_suspends(&m.expr, &self.ctx),
+            Expr::Block(b) => b.label.is_none(),
+            _ => false,
+        }
+    }
+
     fn not_first(&mut self, stmt: &Stmt) {
         let ctx = self.ctx.clone();
         let span = first_suspension_span(stmt, &ctx).unwrap_or_else(|| stmt.span());
-        if let Stmt::Local(local) = stmt
-            && let Some(init) = &local.init
-            && matches!(
-                &*init.expr,
-                Expr::Match(_) | Expr::If(_) | Expr::Block(_) | Expr::Loop(_)
-            )
-        {
-            let name = match &local.pat {
-                Pat::Ident(p) => p.ident.to_string(),
-                Pat::Type(t) => quote::ToTokens::to_token_stream(&t.pat).to_string(),
-                _ => "x".to_owned(),
-            };
-            self.err(
-                span,
-                format!(
-                    "a branch that suspends cannot produce the value of a `let`; declare \
-                     `let mut {name}: Type = ..;` first and assign it in the branches: \
-                     `match .. {{ Ok(v) => {name} = v, Err(e) => {{ {ctx}.step(..).await?; return .. }} }}`"
-                ),
-            );
-            return;
-        }
         self.err(
             span,
             format!(
@@ -609,7 +686,7 @@ impl Lowerer {
         );
     }
 
-    fn declare_cond(&mut self, cond: &Expr, scope: &mut Vec<String>) {
+    fn declare_cond(&mut self, cond: &Expr, scope: &mut Scope) {
         struct Lets<'a>(&'a mut Vec<(Pat, Expr)>);
         impl<'ast> syn::visit::Visit<'ast> for Lets<'_> {
             fn visit_expr_let(&mut self, l: &'ast syn::ExprLet) {
@@ -630,21 +707,21 @@ impl Lowerer {
 
     /// What the type of a matched value (`if let` / `while let` / `match` scrutinee) is known
     /// to be: a hoisted suspension's value or a local or literal of known type.
-    fn scrutinee_type(&self, e: &Expr, scope: &[String]) -> TyInfo {
+    fn scrutinee_type(&self, e: &Expr, scope: &Scope) -> TyInfo {
         match self.tmp_type(e) {
             Some(t) => t,
             None => self.resolve(super::vars::infer(e), scope),
         }
     }
 
-    fn lower_if(&mut self, e: syn::ExprIf, scope: &[String], after: Cont) -> Node {
+    fn lower_if(&mut self, e: syn::ExprIf, scope: &Scope, after: Cont) -> Node {
         if expr_suspends(&e.cond, &self.ctx) {
             self.not_first(&Stmt::Expr(Expr::If(e.clone()), None));
         }
-        let mut tscope = scope.to_vec();
+        let mut tscope = self.nested(scope);
         self.declare_cond(&e.cond, &mut tscope);
         let then = self.lower_stmts(e.then_branch.stmts, &mut tscope, after);
-        let mut escope = scope.to_vec();
+        let mut escope = self.nested(scope);
         let els = match e.else_branch {
             None => self.lower_stmts(Vec::new(), &mut escope, after),
             Some((_, else_expr)) => match *else_expr {
@@ -658,14 +735,14 @@ impl Lowerer {
         Node::If { cond, then, els }
     }
 
-    fn lower_match(&mut self, m: syn::ExprMatch, scope: &[String], after: Cont) -> Node {
+    fn lower_match(&mut self, m: syn::ExprMatch, scope: &Scope, after: Cont) -> Node {
         if expr_suspends(&m.expr, &self.ctx) {
             self.not_first(&Stmt::Expr(Expr::Match(m.clone()), None));
         }
         let mut arms = Vec::new();
         let ty = self.scrutinee_type(&m.expr, scope);
         for arm in m.arms {
-            let mut ascope = scope.to_vec();
+            let mut ascope = self.nested(scope);
             for d in typed_pattern_decls(&arm.pat, &ty) {
                 self.declare(d, &mut ascope);
             }
@@ -673,7 +750,8 @@ impl Lowerer {
                 Expr::Block(b) if b.label.is_none() && b.attrs.is_empty() => b.block.stmts,
                 other => vec![Stmt::Expr(other, None)],
             };
-            let nodes = self.lower_stmts(body, &mut ascope, after);
+            let qual = arm_variant(&arm.pat);
+            let nodes = self.qualified(qual, |lw| lw.lower_stmts(body, &mut ascope, after));
             let mut pat = arm.pat;
             self.rewrite_pat(&mut pat);
             arms.push((pat, nodes));
@@ -685,7 +763,7 @@ impl Lowerer {
     fn lower_for(
         &mut self,
         f: syn::ExprForLoop,
-        scope: &mut Vec<String>,
+        scope: &mut Scope,
         after: Cont,
         out: &mut Vec<Node>,
     ) {
@@ -777,13 +855,15 @@ impl Lowerer {
                 ty: TyInfo::Known(cursor_ty),
                 kind: DeclKind::Internal,
                 shadows: false,
+                level: 0,
             },
             scope,
         );
         let exit = self.exit_block(after, scope);
         let head = self.new_join(scope);
         let label = f.label.as_ref().map(|l| l.name.ident.to_string());
-        let mut hscope = scope.clone();
+        let qual = label.as_deref().map(upper_camel);
+        let mut hscope = self.nested(scope);
         let bind: Pat = match &var {
             Some(v) => {
                 self.declare(
@@ -792,6 +872,7 @@ impl Lowerer {
                         ty: TyInfo::Known(elem_ty),
                         kind: DeclKind::ForVar,
                         shadows: false,
+                        level: 0,
                     },
                     &mut hscope,
                 );
@@ -815,21 +896,23 @@ impl Lowerer {
             head,
             exit,
             value: None,
+            synthetic: false,
         });
-        nodes.extend(self.lower_stmts(f.body.stmts, &mut hscope, Cont::Jump(head)));
+        nodes.extend(self.qualified(qual, |lw| {
+            lw.lower_stmts(f.body.stmts, &mut hscope, Cont::Jump(head))
+        }));
         self.loops.pop();
         self.blocks[head].nodes = nodes;
         out.push(Node::Jump(head));
     }
 
-    fn resolve(&self, ty: TyInfo, scope: &[String]) -> TyInfo {
+    /// `SameAs(x)` becomes the type of the binding `x` means in `scope` (already resolved
+    /// when it was declared).
+    fn resolve(&self, ty: TyInfo, scope: &Scope) -> TyInfo {
         match ty {
-            TyInfo::SameAs(name) if scope.contains(&name) => self
-                .decls
-                .get(&name)
-                .and_then(|d| d.last())
-                .map_or(TyInfo::Unknown, |d| d.ty.clone()),
-            TyInfo::SameAs(_) => TyInfo::Unknown,
+            TyInfo::SameAs(name) => scope
+                .current(&name)
+                .map_or(TyInfo::Unknown, |i| self.decls[&name][i].ty.clone()),
             other => other,
         }
     }
@@ -852,8 +935,15 @@ impl Lowerer {
         }
     }
 
-    fn variant_name(&mut self, susp: &Suspension, label: Option<&syn::Ident>) -> syn::Ident {
-        let (name, span) = match (label, &susp.kind) {
+    /// Records what names the resume block `block` of `susp`; [`names::assign`] decides.
+    fn name_site(
+        &mut self,
+        block: usize,
+        susp: &Suspension,
+        label: Option<&syn::Ident>,
+        binding: Option<String>,
+    ) {
+        let (base, span) = match (label, &susp.kind) {
             (Some(l), _) => (l.to_string(), l.span()),
             (None, SuspensionKind::Step { func, .. }) => {
                 let last = func
@@ -863,42 +953,58 @@ impl Lowerer {
                     .unwrap_or_default();
                 (upper_camel(&last), susp.span)
             }
-            (None, SuspensionKind::Wait { name, .. }) => match &**name {
-                Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(s),
-                    ..
-                }) => (format!("Awaiting{}", upper_camel(&s.value())), susp.span),
-                other => {
+            (None, SuspensionKind::Wait { name, .. }) => match signal_name(name) {
+                Some(s) => (format!("Awaiting{}", upper_camel(&s)), susp.span),
+                None => {
                     self.err(
-                        other.span(),
+                        name.span(),
                         "the signal name is not a string literal, so the state cannot be named from \
                          it; name this suspension point with `#[state(AwaitingSomething)]` on its \
                          statement",
                     );
-                    (format!("__Unnamed{}", self.susps.len()), susp.span)
+                    let placeholder = format!("__Unnamed{}", self.susps.len());
+                    self.sites.push(Site {
+                        block,
+                        explicit: Some(placeholder.clone()),
+                        base: placeholder,
+                        quals: Vec::new(),
+                        span: susp.span,
+                    });
+                    return;
                 }
             },
             (None, SuspensionKind::Sleep { .. }) => ("Sleeping".to_owned(), susp.span),
         };
-        if let Some(prev) = self.names.get(&name).copied() {
-            let mut e = syn::Error::new(
-                span,
-                format!(
-                    "two suspension points would both be stored as the state `{name}`; give this one \
-                     its own stable name with `#[state({name}Again)]` (any name) on its statement"
-                ),
-            );
-            if prev.source_text().is_some() {
-                e.combine(syn::Error::new(
-                    prev,
-                    format!("`{name}` is first used here"),
-                ));
-            }
-            self.errors.push(e);
-        } else {
-            self.names.insert(name.clone(), span);
+        let quals = binding
+            .into_iter()
+            .chain(self.quals.iter().rev().cloned())
+            .collect();
+        self.sites.push(Site {
+            block,
+            explicit: label.map(ToString::to_string),
+            base,
+            quals,
+            span,
+        });
+    }
+
+    /// Names every resume block (see [`names`]).
+    fn assign_names(&mut self) {
+        let names = names::assign(&self.sites, &["Start"], &mut self.errors);
+        for (site, name) in self.sites.iter().zip(names) {
+            self.blocks[site.block].name = syn::Ident::new(&name, site.span);
         }
-        syn::Ident::new(&name, span)
+    }
+
+    /// Lowers `nodes` with `qual` naming the construct they are inside, for state names.
+    fn qualified<T>(&mut self, qual: Option<String>, f: impl FnOnce(&mut Self) -> T) -> T {
+        let pushed = qual.is_some();
+        self.quals.extend(qual);
+        let out = f(self);
+        if pushed {
+            self.quals.pop();
+        }
+        out
     }
 
     fn take_label(&mut self, stmt: &mut Stmt) -> Option<syn::Ident> {
@@ -974,6 +1080,116 @@ impl Lowerer {
     }
 }
 
+/// Turns each way a value leaves `e` (an `if`/`match`/block tail) into `break 'label value`,
+/// so that the value of a `let` whose branches suspend flows like a loop's.
+fn break_tails(e: &mut Expr, label: &syn::Lifetime) {
+    match e {
+        Expr::If(i) if i.else_branch.is_some() => {
+            break_block_tail(&mut i.then_branch, label);
+            if let Some((_, els)) = &mut i.else_branch {
+                break_tails(els, label);
+            }
+        }
+        Expr::Match(m) => {
+            for arm in &mut m.arms {
+                break_tails(&mut arm.body, label);
+            }
+        }
+        Expr::Block(b) if b.label.is_none() => break_block_tail(&mut b.block, label),
+        Expr::Return(_) | Expr::Break(_) | Expr::Continue(_) => {}
+        other => {
+            let span = other.span();
+            let mut value = std::mem::replace(other, Expr::PLACEHOLDER);
+            // `#[state(..)]` on the value names the suspension point the `break` begins with.
+            let attrs = expr_attrs(&mut value)
+                .map(std::mem::take)
+                .unwrap_or_default();
+            *other = parse_quote_spanned!(span=> #(#attrs)* break #label #value);
+        }
+    }
+}
+
+fn break_block_tail(b: &mut syn::Block, label: &syn::Lifetime) {
+    match b.stmts.last_mut() {
+        Some(Stmt::Expr(e, None)) => break_tails(e, label),
+        Some(last) if diverges(last) => {}
+        // No tail: the value is `()`, as in the original (a type error unless that fits).
+        _ => {
+            let span = b.brace_token.span.close();
+            b.stmts.push(parse_quote_spanned!(span=> break #label ();));
+        }
+    }
+}
+
+/// The signal name of a wait, when it is a string literal.
+fn signal_name(name: &Expr) -> Option<String> {
+    match name {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Some(s.value()),
+        _ => None,
+    }
+}
+
+/// The qualifier a statement that begins with a suspension point gives its state name: the
+/// locals it binds (`let receipt = ..`, `let (a, b) = ..`, `if let Some(x) = ..`) or assigns
+/// (`total = ..`, `order.status = ..`).
+fn binding_of(stmt: &Stmt) -> Option<String> {
+    let mut idents = Vec::new();
+    match stmt {
+        Stmt::Local(l) => pat_idents(&l.pat, &mut idents),
+        Stmt::Expr(Expr::Assign(a), _) => match &*a.left {
+            Expr::Path(p) if p.qself.is_none() => idents.extend(p.path.get_ident().cloned()),
+            Expr::Field(f) => {
+                if let syn::Member::Named(m) = &f.member {
+                    idents.push(m.clone());
+                }
+            }
+            _ => {}
+        },
+        Stmt::Expr(Expr::If(i), _) => {
+            if let Expr::Let(l) = &*i.cond {
+                pat_idents(&l.pat, &mut idents);
+            }
+        }
+        _ => {}
+    }
+    let words: Vec<String> = idents
+        .iter()
+        .map(|i| i.to_string().trim_start_matches('_').to_owned())
+        .filter(|w| !w.is_empty())
+        .collect();
+    (!words.is_empty()).then(|| upper_camel(&words.join("_")))
+}
+
+/// The variant a `match` arm matches, for the state names inside it: `Decision::Approve { .. }`
+/// → `Approve`, `Err(WaitError::TimedOut)` → `TimedOut`, `Some(x)` → `Some`, `None` → `None`.
+/// Wildcards, bindings, literals and or-patterns name nothing.
+fn arm_variant(pat: &Pat) -> Option<String> {
+    let last = |p: &syn::Path| p.segments.last().map(|s| s.ident.to_string());
+    match pat {
+        Pat::Guard(g) => arm_variant(&g.pat),
+        Pat::Paren(p) => arm_variant(&p.pat),
+        Pat::TupleStruct(ts) if ts.qself.is_none() => {
+            let inner = match ts.elems.iter().collect::<Vec<_>>().as_slice() {
+                [only] => arm_variant(only),
+                _ => None,
+            };
+            inner.or_else(|| last(&ts.path))
+        }
+        Pat::Struct(st) if st.qself.is_none() => last(&st.path),
+        Pat::Path(p) if p.qself.is_none() => last(&p.path),
+        Pat::Ident(pi)
+            if pi.subpat.is_none() && pi.ident.to_string().starts_with(char::is_uppercase) =>
+        {
+            Some(pi.ident.to_string())
+        }
+        _ => None,
+    }
+    .map(|v| upper_camel(&v))
+}
+
 /// Whether an arm is `Ok(v) => v`.
 fn is_ok_identity(pat: &Pat, body: &Expr) -> bool {
     let Pat::TupleStruct(ts) = pat else {
@@ -1013,6 +1229,7 @@ fn expr_attrs(e: &mut Expr) -> Option<&mut Vec<syn::Attribute>> {
         Expr::While(x) => &mut x.attrs,
         Expr::ForLoop(x) => &mut x.attrs,
         Expr::Block(x) => &mut x.attrs,
+        Expr::Break(x) => &mut x.attrs,
         _ => return None,
     })
 }
@@ -1128,7 +1345,7 @@ impl Rewriter<'_> {
                 }
             }
             None if self.depth > 0 => None,
-            None => self.loops.last(),
+            None => self.loops.iter().rev().find(|c| !c.synthetic),
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod live;
 mod lower;
+mod names;
 mod suspend;
 mod vars;
 
@@ -352,13 +353,16 @@ fn expand_fn(
     )
 }
 
-/// The type of every held local, or an error naming the local.
+/// The type of every held local in every block, keyed by block and name, or an error naming
+/// the local. A name's type is that of the binding it means where the block begins, so a
+/// binding that shadows another in the same source block (`let name = name.trim().to_string();`)
+/// is held with its own type.
 fn field_types(
     lw: &Lowerer,
     fields: &live::Fields,
     reachable: &[bool],
     errors: &mut Vec<syn::Error>,
-) -> BTreeMap<String, TokenStream> {
+) -> BTreeMap<(usize, String), TokenStream> {
     let mut types = BTreeMap::new();
     let mut reported = BTreeSet::new();
     for (i, b) in lw.blocks.iter().enumerate() {
@@ -371,85 +375,112 @@ fn field_types(
             format!("`{}`", b.name)
         };
         for name in &fields[i] {
-            if types.contains_key(name) || reported.contains(name) {
+            if reported.contains(name) {
                 continue;
             }
-            let Some(decls) = lw.decls.get(name) else {
+            let (Some(decls), Some(current)) = (lw.decls.get(name), b.scope.current(name)) else {
                 continue;
             };
-            let first = &decls[0];
-            // Bindings of one name in sibling scopes (two `for i` loops) share the field when
-            // they have the same written type; a binding that shadows one still in scope
-            // would be restored from the wrong value, so it is refused.
-            let same_type = decls.iter().all(|d| match (&d.ty, &first.ty) {
-                (TyInfo::Known(a), TyInfo::Known(b)) => a.to_string() == b.to_string(),
-                _ => false,
-            });
-            let clash = decls.iter().skip(1).find(|d| d.shadows || !same_type);
-            let err = if let Some(second) = clash {
-                let mut e = syn::Error::new(
-                    second.ident.span(),
-                    format!(
-                        "`{name}` is held across a suspension point (state {state}), so it cannot be \
-                         declared again: its value is restored by name; rename this binding"
-                    ),
-                );
-                e.combine(syn::Error::new(
-                    first.ident.span(),
-                    format!("`{name}` is first declared here"),
-                ));
-                Some(e)
-            } else {
-                match (&first.ty, first.kind) {
-                    (_, DeclKind::Uninit) => Some(syn::Error::new(
-                        first.ident.span(),
-                        format!(
-                            "`{name}` is held across a suspension point (state {state}) but declared \
-                             without a value; the checkpoint stores it, so give it one where it is \
-                             declared: `let mut {name}: Type = ..;` (an `Option` works when there \
-                             is no value yet)"
-                        ),
-                    )),
-                    (TyInfo::Known(t), _) => {
-                        types.insert(name.clone(), t.clone());
-                        None
-                    }
-                    (TyInfo::Unknown | TyInfo::SameAs(_), DeclKind::Pattern) => {
-                        Some(syn::Error::new(
-                            first.ident.span(),
-                            format!(
-                                "`{name}` is bound by a pattern and held across a suspension point (state \
-                             {state}); rebind it with a type before suspending: `let {name}2: Type = \
-                             {name};`"
-                            ),
-                        ))
-                    }
-                    // The lowering reported these (the value of a `let v = loop`).
-                    (_, DeclKind::Internal) => None,
-                    (TyInfo::Reference, _) => Some(syn::Error::new(
-                        first.ident.span(),
-                        format!(
-                            "`{name}` holds a reference across a suspension point (state {state}); a \
-                             checkpoint cannot store references; hold an owned value instead (e.g. \
-                             `.to_string()`, `.clone()`, `.to_vec()`)"
-                        ),
-                    )),
-                    _ => Some(syn::Error::new(
-                        first.ident.span(),
-                        format!(
-                            "cannot determine the type of `{name}`, which is held across a suspension \
-                             point (state {state}); write `let {name}: Type = ..`"
-                        ),
-                    )),
+            match held_type(name, &decls[current], decls, &state) {
+                Ok(Some(t)) => {
+                    types.insert((i, name.clone()), t);
                 }
-            };
-            if let Some(e) = err {
-                reported.insert(name.clone());
-                errors.push(e);
+                Ok(None) => {}
+                Err(e) => {
+                    reported.insert(name.clone());
+                    errors.push(e);
+                }
             }
         }
     }
     types
+}
+
+/// The type `decl`, the binding of `name` a block holds, is stored with; `Ok(None)` where the
+/// lowering has already reported the problem.
+fn held_type(
+    name: &str,
+    decl: &vars::Decl,
+    decls: &[vars::Decl],
+    state: &str,
+) -> Result<Option<TokenStream>, syn::Error> {
+    // A binding in a nested block that shadows an outer one of the same name while the outer
+    // one may still be needed (after the block, or at a `continue`) would be restored from the
+    // wrong value, since fields are stored by name.
+    if let Some(inner) = decls.iter().find(|d| d.shadows) {
+        let outer = decls
+            .iter()
+            .find(|d| d.level != inner.level)
+            .map_or(String::new(), |d| match names::line_of(d.ident.span()) {
+                Some(line) => format!(" (the outer `{name}` is declared on line {line})"),
+                None => String::new(),
+            });
+        return Err(syn::Error::new(
+            inner.ident.span(),
+            format!(
+                "`{name}` is held across a suspension point (state {state}), so a nested block \
+                 cannot declare it again: its value is restored by name; rename this binding{outer}"
+            ),
+        ));
+    }
+    let span = decl.ident.span();
+    let msg = match (&decl.ty, decl.kind) {
+        (_, DeclKind::Uninit) => format!(
+            "`{name}` is held across a suspension point (state {state}) but declared without a \
+             value; the checkpoint stores it, so give it one where it is declared: `let mut \
+             {name}: Type = ..;` (an `Option` works when there is no value yet)"
+        ),
+        (TyInfo::Known(t), _) => return Ok(Some(t.clone())),
+        (TyInfo::Unknown | TyInfo::SameAs(_), DeclKind::Pattern) => format!(
+            "`{name}` is bound by a pattern and held across a suspension point (state {state}); \
+             rebind it with a type before suspending: `let {name}2: Type = {name};`"
+        ),
+        // The lowering reported these (the value of a `let v = loop`).
+        (_, DeclKind::Internal) => return Ok(None),
+        (TyInfo::Reference, _) => format!(
+            "`{name}` holds a reference across a suspension point (state {state}); a checkpoint \
+             cannot store references; hold an owned value instead (e.g. `.to_string()`, \
+             `.clone()`, `.to_vec()`)"
+        ),
+        _ => format!(
+            "cannot determine the type of `{name}`, which is held across a suspension point \
+             (state {state}); write `let {name}: Type = ..`"
+        ),
+    };
+    Err(syn::Error::new(span, msg))
+}
+
+// Input:  ctx.step(plain, x) where `plain` is an ordinary `fn` (no struct of that name).
+// Output: `use super::plain;` brings the user's item in each namespace it has, shadowing the
+//         glob `use super::*`; the glob of fallbacks fills the type namespace only where the
+//         user has no type `plain`, so the generated `<plain as Function>` reports the
+//         `#[diagnostic::on_unimplemented]` message of `Function` at the user's token instead
+//         of "expected type, found function".
+fn step_probe(steps: &[&syn::Path]) -> TokenStream {
+    let idents: Vec<&syn::Ident> = steps
+        .iter()
+        .filter(|p| p.leading_colon.is_none())
+        .filter_map(|p| p.get_ident())
+        // Names the generated module defines itself.
+        .filter(|i| !matches!(i.to_string().as_str(), "State" | "Def" | "advance"))
+        .filter(|i| !i.to_string().starts_with("__wf"))
+        .collect();
+    if idents.is_empty() {
+        return TokenStream::new();
+    }
+    let imports = idents
+        .iter()
+        .map(|i| quote_spanned!(i.span()=> #[allow(unused_imports)] use super::#i;));
+    quote! {
+        #(#imports)*
+        #[allow(unused_imports)]
+        use self::__wf_not_functions::*;
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code)]
+        mod __wf_not_functions {
+            #(pub struct #idents {})*
+        }
+    }
 }
 
 struct Codegen<'a> {
@@ -459,7 +490,7 @@ struct Codegen<'a> {
     lw: &'a Lowerer,
     fields: &'a live::Fields,
     reachable: &'a [bool],
-    types: &'a BTreeMap<String, TokenStream>,
+    types: &'a BTreeMap<(usize, String), TokenStream>,
     krate: TokenStream,
 }
 
@@ -485,7 +516,10 @@ impl Codegen<'_> {
                 .expect("a parameter");
             return quote!(#t);
         }
-        self.types.get(name).cloned().expect("types were checked")
+        self.types
+            .get(&(block, name.to_owned()))
+            .cloned()
+            .expect("types were checked")
     }
 
     fn move_into(&self, block: usize) -> TokenStream {
@@ -761,6 +795,9 @@ impl Codegen<'_> {
         let base_hash = fp.finish();
         let mut steps: BTreeMap<String, &syn::Path> = BTreeMap::new();
         let mut signals = Vec::new();
+        // The literal wait names; `None` once one is computed, since then any name may be
+        // waited on.
+        let mut signal_names: Option<BTreeSet<String>> = Some(BTreeSet::new());
         for info in &self.lw.susps {
             match &info.susp.kind {
                 SuspensionKind::Step { func, .. } => {
@@ -773,12 +810,25 @@ impl Codegen<'_> {
                     }) = &**name
                     {
                         signals.push(quote!(if name == #s { return ::core::option::Option::Some(#krate::check_payload::<#ty>(payload)); }));
+                        if let Some(names) = &mut signal_names {
+                            names.insert(s.value());
+                        }
+                    } else {
+                        signal_names = None;
                     }
                 }
                 SuspensionKind::Sleep { .. } => {}
             }
         }
         let steps: Vec<&syn::Path> = steps.into_values().collect();
+        let signal_names = match signal_names {
+            Some(names) => {
+                let names = names.iter();
+                quote!(::core::option::Option::Some(&[#(#names),*]))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let step_probe = step_probe(&steps);
         let mut body_fp = Fingerprint::new("workflow-runtime/body/1");
         body_fp.tokens(&quote!(#func));
         let body_hash = body_fp.finish();
@@ -839,6 +889,7 @@ impl Codegen<'_> {
             #[allow(non_snake_case, unused_imports)]
             #vis mod #name {
                 use super::*;
+                #step_probe
 
                 #(#persist_checks)*
 
@@ -858,6 +909,7 @@ impl Codegen<'_> {
                     const VERSION: u32 = #version;
                     const LAYOUT_HASH: u64 = #krate::mix(#base_hash, &[#(<#steps as #krate::Function>::SIG_HASH),*]);
                     const BODY_HASH: u64 = #body_hash;
+                    const SIGNALS: ::core::option::Option<&'static [&'static str]> = #signal_names;
                     type Input = #input_ty;
                     type Output = #output;
                     type State = State;

@@ -40,8 +40,52 @@ pub(crate) struct Decl {
     pub(crate) ident: syn::Ident,
     pub(crate) ty: TyInfo,
     pub(crate) kind: DeclKind,
-    /// Whether the name was already in scope where this binding was made.
+    /// Whether this binding shadows one made in an enclosing block (shadowing within one block
+    /// is fine: the earlier binding can never be named again).
     pub(crate) shadows: bool,
+    /// The [`Scope::level`] of the block it was made in.
+    pub(crate) level: usize,
+}
+
+/// The bindings in scope at a point of the body.
+#[derive(Clone, Default)]
+pub(crate) struct Scope {
+    /// Each name in declaration order with the index of its binding in the lowerer's
+    /// `decls[name]`; a later entry of a name shadows an earlier one.
+    entries: Vec<(String, usize)>,
+    /// The source block the point is in: 0 for the body, a fresh number for each nested block.
+    pub(crate) level: usize,
+}
+
+impl Scope {
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.entries.iter().any(|(n, _)| n == name)
+    }
+
+    /// The index of the binding `name` means here.
+    pub(crate) fn current(&self, name: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| *i)
+    }
+
+    pub(crate) fn push(&mut self, name: String, index: usize) {
+        self.entries.push((name, index));
+    }
+
+    pub(crate) fn names(&self) -> impl Iterator<Item = &String> {
+        self.entries.iter().map(|(n, _)| n)
+    }
+
+    /// The scope of a block nested here, numbered `level`.
+    pub(crate) fn nested(&self, level: usize) -> Self {
+        Self {
+            entries: self.entries.clone(),
+            level,
+        }
+    }
 }
 
 /// Names used (read or written) by a node, and the blocks it jumps to.
@@ -174,6 +218,7 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
             ty,
             kind,
             shadows: false,
+            level: 0,
         }]
     };
     let from_init = || init_ty.unwrap_or_else(|| init.map_or(TyInfo::Unknown, infer));
@@ -230,6 +275,7 @@ fn tuple_decls(tuple: &syn::PatTuple, types: Vec<TyInfo>) -> Vec<Decl> {
                 ty,
                 kind: DeclKind::Let,
                 shadows: false,
+                level: 0,
             }),
             Pat::Wild(_) => {}
             other => out.extend(pattern_decls(other)),
@@ -248,6 +294,7 @@ pub(crate) fn typed_pattern_decls(pat: &Pat, ty: &TyInfo) -> Vec<Decl> {
         ty,
         kind: DeclKind::Pattern,
         shadows: false,
+        level: 0,
     };
     if let TyInfo::Reference = ty {
         return pattern_decls(pat)
@@ -337,6 +384,7 @@ pub(crate) fn pattern_decls(pat: &Pat) -> Vec<Decl> {
             ty: TyInfo::Unknown,
             kind: DeclKind::Pattern,
             shadows: false,
+            level: 0,
         })
         .collect()
 }
