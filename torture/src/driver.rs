@@ -37,7 +37,7 @@ pub struct Config {
     pub stall: Duration,
     /// Print each kill to stderr.
     pub verbose: bool,
-    /// Power-loss mode: workers open the store through [`crate::power`], so every death loses
+    /// Power-loss mode: workers open the store through [`PowerLossDisk`](workflow_runtime::testing::PowerLossDisk), so every death loses
     /// the unsynced writes, and about two lives in three end in a power cut at a store
     /// operation (mid-commit included) that writes a torn, reordered part of them.
     pub power_loss: bool,

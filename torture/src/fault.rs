@@ -9,7 +9,7 @@
 //! - `after-effect:N`: the N-th effect of this life is durable in the ledger, and the process
 //!   dies before the step reports back, so the step's checkpoint never happens and the step
 //!   runs again after the restart.
-//! - `power-cut:N`: in power-loss mode ([`crate::power`]), the power goes just before the
+//! - `power-cut:N`: in power-loss mode ([`PowerLossDisk`](workflow_runtime::testing::PowerLossDisk)), the power goes just before the
 //!   store's N-th write, resize or sync of this life: part of the unsynced writes reaches the
 //!   file (reordered, one possibly torn), the rest is lost, and the process dies.
 
@@ -28,7 +28,7 @@ pub enum Fault {
     AfterCommit(u64),
     /// Just after the N-th effect reached the ledger, before its step's checkpoint.
     AfterEffect(u64),
-    /// Just before the store's N-th I/O operation, as a power cut ([`crate::power`]).
+    /// Just before the store's N-th I/O operation, as a power cut ([`PowerLossDisk`](workflow_runtime::testing::PowerLossDisk)).
     PowerCut(u64),
 }
 

@@ -20,7 +20,6 @@ pub mod driver;
 pub mod fault;
 pub mod flows;
 pub mod ledger;
-pub mod power;
 pub mod worker;
 pub mod workload;
 

@@ -18,12 +18,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use workflow_runtime::prelude::*;
+use workflow_runtime::store::FileStore;
+use workflow_runtime::testing::PowerLossDisk;
 use workflow_runtime::{EngineError, ResultError, Signal, SignalError, SignalOutcome};
 
 use crate::fault::{Fault, kill_self};
 use crate::flows::{batch, order, reminder};
 use crate::ledger;
-use crate::power::PowerLossDisk;
 use crate::workload::{self, RunPlan, Spec};
 
 /// The store's file name inside the data directory.
@@ -42,7 +43,7 @@ pub struct WorkerArgs {
     pub fault: Option<Fault>,
     /// Break the ledger's de-duplication ([`ledger::forget_keys`]).
     pub forget_keys: bool,
-    /// Open the store through the power-loss layer ([`crate::power`]): only synced writes
+    /// Open the store through the power-loss layer ([`PowerLossDisk`](workflow_runtime::testing::PowerLossDisk)): only synced writes
     /// survive a death, and a `power-cut` fault tears and reorders the unsynced ones.
     pub power_loss: bool,
     /// With `power_loss`, a disk that acknowledges syncs it did not make (the check's blind
@@ -78,7 +79,8 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
     }
     let engine = if args.power_loss {
         let disk = power_loss_disk(args).await?;
-        builder.__open_backend(disk).await
+        let store = FileStore::open_power_loss(disk).map_err(|e| format!("open: {e}"))?;
+        builder.open_store(store).await
     } else {
         builder.open(args.dir.join(STORE)).await
     }

@@ -13,7 +13,10 @@
 //! the operation runs.
 //!
 //! What it does not model: the file system's own metadata (the store file is created, and
-//! linked into place, before this layer is used), and a disk that lies about `fsync`.
+//! linked into place, before this layer is used), and a disk that lies about `fsync` unless
+//! told to ([`PowerLossDisk::lying_about_sync`], which the torture uses to prove its check is
+//! not blind). It is a test instrument, used by the crash torture's power-loss mode through
+//! [`FileStore::open_power_loss`](super::FileStore::open_power_loss).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -23,8 +26,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::StorageBackend;
-
-use crate::workload::Rng;
 
 /// How the unsynced writes fare at a power cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +106,7 @@ impl PowerLossDisk {
                 len,
                 pending: Vec::new(),
                 // Each life has its own cut point, hence its own draw.
-                rng: Rng::derive(seed ^ 0x9077_E4, cut_at),
+                rng: Rng::new(seed ^ 0x0090_77E4 ^ cut_at.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             }),
             ops: AtomicU64::new(0),
             cut_at,
@@ -272,5 +273,35 @@ impl StorageBackend for PowerLossDisk {
         }
         state.pending.push((offset, data.to_vec()));
         Ok(())
+    }
+}
+
+/// SplitMix64: enough randomness to pick what survives a cut, reproducibly from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+
+    /// True with probability `num / den`.
+    fn chance(&mut self, num: u64, den: u64) -> bool {
+        self.next_u64() % den < num
     }
 }
