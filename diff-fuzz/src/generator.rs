@@ -58,7 +58,7 @@ struct Loop {
 }
 
 /// Estimated suspensions per program above which no more are generated.
-const BUDGET: u64 = 28;
+const BUDGET: u64 = 16;
 const MAX_DEPTH: usize = 3;
 
 struct Gen {
@@ -176,7 +176,11 @@ impl Gen {
                     Ty::StepErr => format!("({}.message.len() as u64)", v.name),
                 }
             }
-            3 => format!("(({} + {}) % 1000)", self.expr(depth - 1), self.expr(depth - 1)),
+            3 => format!(
+                "(({} + {}) % 1000)",
+                self.expr(depth - 1),
+                self.expr(depth - 1)
+            ),
             _ => format!(
                 "(({} * 3 + {}) % 1000)",
                 self.expr(depth - 1),
@@ -352,7 +356,9 @@ impl Gen {
         self.suspend();
         let secs = 1 + self.rng.below(90);
         let at = self.site("sleep", false);
-        self.line(&format!("{at}ctx.sleep(Duration::from_secs({secs})).await;"));
+        self.line(&format!(
+            "{at}ctx.sleep(Duration::from_secs({secs})).await;"
+        ));
     }
 
     fn wait(&mut self) {
@@ -601,7 +607,11 @@ impl Gen {
         self.line("};");
         // The macro types the binding from the branches' step outputs when both tails are
         // steps; otherwise (and sometimes anyway) it is annotated.
-        let ann = if a && b && self.rng.chance(60) { "" } else { ": u64" };
+        let ann = if a && b && self.rng.chance(60) {
+            ""
+        } else {
+            ": u64"
+        };
         let text = self.out.split_off(start).replacen("@ANN@", ann, 1);
         self.out.push_str(&text);
         self.declare(&name, Ty::U64, false, false);
@@ -641,7 +651,9 @@ impl Gen {
         self.line(&format!("let {name}: u64 = loop {{"));
         self.line(&format!("    {c} += 1;"));
         let at = self.site("mix", true);
-        self.line(&format!("    {at}let {t} = ctx.step(mix, ({c}, {x})).await?;"));
+        self.line(&format!(
+            "    {at}let {t} = ctx.step(mix, ({c}, {x})).await?;"
+        ));
         self.line(&format!("    if {t} % 3 == 0 || {c} >= {k} {{"));
         self.line(&format!("        break {t};"));
         self.line("    }");
@@ -659,7 +671,10 @@ impl Gen {
         };
         let labelled: Vec<String> = self.loops.iter().filter_map(|l| l.label.clone()).collect();
         let target = if !labelled.is_empty() && self.rng.chance(50) {
-            format!(" {}", labelled[self.rng.below(labelled.len() as u64) as usize])
+            format!(
+                " {}",
+                labelled[self.rng.below(labelled.len() as u64) as usize]
+            )
         } else {
             String::new()
         };
@@ -714,7 +729,7 @@ pub fn program(seed: u64, index: u64) -> Program {
     g.declare("b", Ty::U64, false, false);
     g.line("let mut acc: u64 = 0;");
     g.declare("acc", Ty::U64, true, true);
-    let stmts = 3 + g.rng.below(8);
+    let stmts = 2 + g.rng.below(6);
     for _ in 0..stmts {
         g.stmt();
     }

@@ -8,7 +8,8 @@
 //! [`crash_test`] crashed before and after every commit. The step calls, the input each step
 //! saw and the output must be identical.
 //!
-//! `DIFF_FUZZ_SEED` picks the batch (default 1) and `DIFF_FUZZ_PROGRAMS` its size (default
+//! The generated batch is compiled into the test `tests/differential.rs` (only once: the
+//! library holds the steps and the harness). `DIFF_FUZZ_SEED` picks the batch (default 1) and `DIFF_FUZZ_PROGRAMS` its size (default
 //! 200); `scripts/diff-fuzz-long` runs many batches.
 
 use std::future::Future;
@@ -239,17 +240,4 @@ where
     } else {
         Err(diffs.join("\n"))
     }
-}
-
-/// The generated batch.
-#[allow(
-    unused,
-    clippy::all,
-    missing_docs,
-    unreachable_code,
-    irrefutable_let_patterns
-)]
-pub mod generated {
-    use super::*;
-    include!(concat!(env!("OUT_DIR"), "/programs.rs"));
 }

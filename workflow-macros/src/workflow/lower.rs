@@ -1016,12 +1016,18 @@ impl Lowerer {
     }
 
     fn take_label(&mut self, stmt: &mut Stmt) -> Option<syn::Ident> {
+        let is_state = |a: &syn::Attribute| a.path().is_ident("state");
         let attrs = match stmt {
             Stmt::Local(l) => &mut l.attrs,
+            // The parser attaches the outer attributes of `#[state(X)] v = ..;` to its
+            // leftmost operand, `v`.
+            Stmt::Expr(Expr::Assign(a), _) if !a.attrs.iter().any(is_state) => {
+                leftmost_attrs(&mut a.left)?
+            }
             Stmt::Expr(e, _) => expr_attrs(e)?,
             _ => return None,
         };
-        let pos = attrs.iter().position(|a| a.path().is_ident("state"))?;
+        let pos = attrs.iter().position(is_state)?;
         let attr = attrs.remove(pos);
         match attr.parse_args::<syn::Ident>() {
             Ok(i) => Some(i),
@@ -1240,6 +1246,16 @@ fn expr_attrs(e: &mut Expr) -> Option<&mut Vec<syn::Attribute>> {
         Expr::Break(x) => &mut x.attrs,
         _ => return None,
     })
+}
+
+/// The attributes of the leftmost operand of an assignment's place (`v`, `v.f`, `v[i]`).
+fn leftmost_attrs(e: &mut Expr) -> Option<&mut Vec<syn::Attribute>> {
+    match e {
+        Expr::Field(f) => leftmost_attrs(&mut f.base),
+        Expr::Index(i) => leftmost_attrs(&mut i.expr),
+        Expr::Path(p) => Some(&mut p.attrs),
+        _ => None,
+    }
 }
 
 /// The jump placeholder, replaced by the move into the target block's variant at expansion.
