@@ -17,6 +17,9 @@ use examples::refund::client::{Client, ClientError};
 use examples::refund::domain::DecisionStatus;
 use examples::refund::server::{ServeOptions, serve};
 use examples::refund::worker::{Worker, wait_until};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use workflow_runtime::{RunStatus, format_time_ms};
 
 const DEFAULT_DATA_DIR: &str = "refund-review-data";
@@ -160,6 +163,7 @@ struct Target {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -167,6 +171,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr (stdout carries the commands' output), filtered by `RUST_LOG` as a list of
+/// `target=level` directives and a default level: for example `RUST_LOG=info` for every run's
+/// milestones and step attempts, or `RUST_LOG=info,workflow_runtime=debug` for every
+/// transition and group commit too. Without it, only errors (a run that failed, a result that
+/// could not be recorded) are shown.
+fn init_logging() {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("warning: RUST_LOG=`{spec}` is not a list of `target=level`: {e}");
+            Targets::new().with_default(LevelFilter::ERROR)
+        }),
+        Err(_) => Targets::new().with_default(LevelFilter::ERROR),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::io::stderr),
+        )
+        .with(filter)
+        .init();
 }
 
 fn print_json(v: &impl serde::Serialize) {

@@ -13,7 +13,7 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use workflow_runtime::prelude::*;
-use workflow_runtime::{Command, Event, Transition};
+use workflow_runtime::testing::{Command, Event, Transition};
 
 use crate::floor::Latency;
 use crate::flows::{Decision, refund_like};

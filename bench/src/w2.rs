@@ -32,7 +32,7 @@ async fn rep(dir: &Path, rep: usize) -> Rep {
         .await
         .expect("open");
     ARRIVED.store(0, Ordering::SeqCst);
-    let before = engine.__commit_count();
+    let before = engine.commit_count();
     let cpu_before = cpu_ms();
 
     let t0 = Instant::now();
@@ -84,7 +84,7 @@ async fn rep(dir: &Path, rep: usize) -> Rep {
     }
     let to_done = t1.elapsed();
     let cpu_ms = cpu_ms() - cpu_before;
-    let commits = engine.__commit_count() - before;
+    let commits = engine.commit_count() - before;
     engine.shutdown().await;
     Rep {
         to_waiting,

@@ -288,7 +288,7 @@ async fn create(path: &Path, n: u64) -> Value {
         task.await.expect("start task");
     }
     let seconds = t.elapsed().as_secs_f64();
-    let commits = engine.__commit_count();
+    let commits = engine.commit_count();
     engine.shutdown().await;
     json!({ "seconds": seconds, "commits": commits })
 }
@@ -374,7 +374,7 @@ async fn signal(path: &Path, from: u64, count: u64) -> Value {
         .expect("open");
     let open_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss_open_kib = rss_kib();
-    let before = engine.__commit_count();
+    let before = engine.commit_count();
     let t = Instant::now();
     let tasks: Vec<_> = (from..from + count)
         .map(|i| {
@@ -391,7 +391,7 @@ async fn signal(path: &Path, from: u64, count: u64) -> Value {
         assert_eq!(task.await.expect("signal task"), 7);
     }
     let finish_ms = t.elapsed().as_secs_f64() * 1e3;
-    let commits = engine.__commit_count() - before;
+    let commits = engine.commit_count() - before;
     engine.shutdown().await;
     json!({
         "open_ms": open_ms,

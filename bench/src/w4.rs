@@ -26,7 +26,7 @@ pub(crate) async fn run(dir: &Path, reps: usize, ks: &[u64], floor: Latency) -> 
         .expect("open");
     for &k in ks {
         let t = Instant::now();
-        let commits = engine.__commit_count();
+        let commits = engine.commit_count();
         let starts: Vec<_> = (0..reps)
             .map(|i| {
                 let engine = engine.clone();
@@ -47,7 +47,7 @@ pub(crate) async fn run(dir: &Path, reps: usize, ks: &[u64], floor: Latency) -> 
         println!(
             "  w4 built {reps} runs of {k} steps in {:.1} s ({} commits)",
             t.elapsed().as_secs_f64(),
-            engine.__commit_count() - commits
+            engine.commit_count() - commits
         );
     }
     engine.shutdown().await;

@@ -1,27 +1,21 @@
 //! The refund workflow under the testing toolkit: a crash at every commit on every decision
 //! path, and golden checkpoints that fail `cargo test` when a stored state stops fitting.
 
-use std::sync::OnceLock;
-
 use examples::refund::domain::{Decision, DecisionStatus};
-use examples::refund::{Services, install, refund_review};
+use examples::refund::{Services, refund_review};
 use workflow_runtime::prelude::*;
-use workflow_runtime::testing::{Script, TestEngine, crash_test, golden};
+use workflow_runtime::testing::{Script, TestEngine, TestEngineBuilder, crash_test, golden};
 
 const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/golden/refund_review-v1.json"
 );
 
-/// The steps talk to services installed once per process: ledgers in a temporary directory.
-fn services() {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        install(Services::in_dir(dir.path()).unwrap()).unwrap();
-        dir
-    });
-    let _ = dir;
+/// A test engine whose steps talk to ledgers in a temporary directory.
+fn builder(dir: &tempfile::TempDir) -> TestEngineBuilder {
+    TestEngine::builder()
+        .register(refund_review)
+        .data(Services::in_dir(dir.path()).unwrap())
 }
 
 fn decision(status: DecisionStatus, reason: &str, amount: Option<u64>) -> Decision {
@@ -35,7 +29,7 @@ fn decision(status: DecisionStatus, reason: &str, amount: Option<u64>) -> Decisi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_refund_review_survives_a_crash_at_every_commit_on_every_path() {
-    services();
+    let dir = tempfile::tempdir().unwrap();
     let paths = [
         (
             "approve",
@@ -69,13 +63,7 @@ async fn the_refund_review_survives_a_crash_at_every_commit_on_every_path() {
         ),
     ];
     for (name, script) in paths {
-        let report = crash_test(
-            TestEngine::builder().register(refund_review),
-            refund_review,
-            "T-1002".into(),
-            script,
-        )
-        .await;
+        let report = crash_test(builder(&dir), refund_review, "T-1002".into(), script).await;
         report.assert_ok();
         assert!(report.commits >= 4, "{name}: {report}");
         println!("{name}: {report}");
@@ -84,9 +72,9 @@ async fn the_refund_review_survives_a_crash_at_every_commit_on_every_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_refund_states_still_fit_the_code() {
-    services();
+    let dir = tempfile::tempdir().unwrap();
     if golden::update_requested() {
-        let te = TestEngine::builder().register(refund_review).build().await;
+        let te = builder(&dir).build().await;
         te.start(refund_review, "golden", "T-1001".into())
             .await
             .unwrap();

@@ -2,26 +2,18 @@
 //! pays, the response is lost (a retryable error), the engine waits out a durable backoff and
 //! retries with the same idempotency key, and the provider returns the original receipt.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use examples::refund::domain::{Decision, DecisionStatus, RefundOutcome};
 use examples::refund::ledger::{PaymentEntry, PaymentEvent, StepExecution, read_entries};
-use examples::refund::{Services, install, issue_refund_once, refund_key, refund_review};
+use examples::refund::{Services, issue_refund_once, refund_key, refund_review};
 use workflow_runtime::prelude::*;
 use workflow_runtime::testing::{Script, TestEngine, crash_test};
 use workflow_runtime::{Function, TraceKind};
 
-/// The ledgers of this test process, installed once.
-fn data_dir() -> PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        install(Services::in_dir(dir.path()).unwrap()).unwrap();
-        dir
-    })
-    .path()
-    .to_owned()
+/// Ledgers in a fresh directory, and the services over them for the engine.
+fn ledgers() -> (tempfile::TempDir, Services) {
+    let dir = tempfile::tempdir().unwrap();
+    let services = Services::in_dir(dir.path()).unwrap();
+    (dir, services)
 }
 
 fn approve() -> Decision {
@@ -35,10 +27,12 @@ fn approve() -> Decision {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_refund_retried_after_a_lost_response_pays_once() {
-    let dir = data_dir();
+    let (dir, services) = ledgers();
+    let dir = dir.path();
     // The real step; its first attempt loses the provider's answer after the money moved.
     let te = TestEngine::builder()
         .register(refund_review)
+        .data(services)
         .replace_async::<issue_refund_once, _>(|ctx, (ticket, amount)| async move {
             let attempt = ctx.attempt();
             let receipt = issue_refund_once(ctx, ticket, amount).await?;
@@ -112,10 +106,12 @@ async fn the_refund_retried_after_a_lost_response_pays_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_retried_refund_survives_a_crash_at_every_commit() {
-    let dir = data_dir();
+    let (dir, services) = ledgers();
+    let dir = dir.path();
     let report = crash_test(
         TestEngine::builder()
             .register(refund_review)
+            .data(services)
             .replace_async::<issue_refund_once, _>(|ctx, (ticket, amount)| async move {
                 let attempt = ctx.attempt();
                 let receipt = issue_refund_once(ctx, ticket, amount).await?;

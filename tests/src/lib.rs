@@ -7,7 +7,8 @@ pub mod workflows;
 use std::collections::VecDeque;
 
 use serde_json::Value;
-use workflow_runtime::{Command, Event, StepContext, Transition, Workflow, WorkflowContext};
+use workflow_runtime::testing::{Command, Event, Transition};
+use workflow_runtime::{StepContext, Workflow, WorkflowContext};
 
 /// What the driver feeds a run when it waits or sleeps.
 #[derive(Debug, Clone)]
@@ -72,6 +73,7 @@ pub fn drive<W: Workflow>(_w: W, input: W::Input, script: Vec<Input>) -> Driven<
                         Input::Timeout => Event::TimedOut,
                     },
                     Command::Sleep { .. } => Event::Woke,
+                    other => panic!("a command this driver does not know: {other:?}"),
                 };
                 commands.push(cmd);
             }

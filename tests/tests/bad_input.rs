@@ -1,14 +1,16 @@
 //! The bad-input catalogue: every case gets a clear error and loses nothing.
 //!
 //! Damaged and foreign store files, runs written by incompatible code, signals to unknown or
-//! finished runs or of the wrong shape, conflicting starts, oversized payloads, invalid names,
+//! finished runs, of a name the workflow never waits on or of the wrong shape, conflicting starts, oversized payloads, invalid names,
 //! panics in steps and in workflow code, and a storage backend whose writes fail. A second
 //! process opening the same store is in `examples/tests/crash.rs`, with real processes.
 
 use serde::{Deserialize, Serialize};
 use workflow_runtime::prelude::*;
-use workflow_runtime::testing::MemoryDisk;
-use workflow_runtime::{DEFAULT_MAX_PAYLOAD_BYTES, EngineError};
+use workflow_runtime::store::{FileStore, MemoryDisk};
+use workflow_runtime::{
+    DEFAULT_MAX_PAYLOAD_BYTES, EngineError, OpenError, SignalError, StartError,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Approval {
@@ -95,7 +97,7 @@ async fn a_truncated_store_is_refused_at_open_and_left_as_it_was() {
     assert!(
         matches!(
             err,
-            EngineError::Corrupt { .. } | EngineError::NotAStore { .. }
+            EngineError::Open(OpenError::Corrupt { .. } | OpenError::NotAStore { .. })
         ),
         "{err}"
     );
@@ -132,7 +134,10 @@ async fn a_flipped_byte_in_a_run_record_is_a_clear_error_for_that_run_only() {
     std::fs::write(&path, &bytes).unwrap();
     match open(&path).await {
         // The store's own checks caught it.
-        Err(e) => assert!(matches!(e, EngineError::Corrupt { .. }), "{e}"),
+        Err(e) => assert!(
+            matches!(e, EngineError::Open(OpenError::Corrupt { .. })),
+            "{e}"
+        ),
         Ok(engine) => {
             let err = engine.status("run-damage").unwrap_err();
             assert!(err.to_string().contains("run-damage"), "{err}");
@@ -169,7 +174,7 @@ async fn files_that_are_not_stores_are_refused() {
     assert!(
         matches!(
             err,
-            EngineError::NotAStore { .. } | EngineError::Corrupt { .. }
+            EngineError::Open(OpenError::NotAStore { .. } | OpenError::Corrupt { .. })
         ),
         "{err}"
     );
@@ -202,7 +207,7 @@ async fn signals_to_unknown_or_finished_runs_and_of_the_wrong_shape_are_refused(
         .signal("r1", "approval", json!({ "approved": "yes" }))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::PayloadMismatch { .. }), "{err}");
+    assert!(matches!(err, SignalError::PayloadMismatch { .. }), "{err}");
     assert!(err.to_string().contains("expected a boolean"), "{err}");
     assert_eq!(
         engine.trace("r1").unwrap(),
@@ -221,12 +226,40 @@ async fn signals_to_unknown_or_finished_runs_and_of_the_wrong_shape_are_refused(
         .signal("r1", "approval", ok("again"))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::RunFinished { .. }), "{err}");
+    assert!(matches!(err, SignalError::RunFinished { .. }), "{err}");
     let err = engine
         .start(approval, "r1", "another input".into())
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Conflict { .. }), "{err}");
+    assert!(matches!(err, StartError::Conflict { .. }), "{err}");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_name_the_workflow_never_waits_on_is_refused_and_stores_nothing() {
+    let engine = Engine::builder()
+        .register(approval)
+        .open_in_memory()
+        .await
+        .unwrap();
+    engine.start(approval, "r1", "t".into()).await.unwrap();
+    waiting_for_approval(&engine, "r1").await;
+    let before = engine.trace("r1").unwrap();
+    let err = engine
+        .signal("r1", "aproval", ok("typo"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "run `r1` of workflow `approval` never waits for a signal named `aproval`; it waits for \
+         `approval`"
+    );
+    assert!(matches!(err, SignalError::UnknownSignal { .. }), "{err}");
+    assert_eq!(engine.trace("r1").unwrap(), before, "nothing was buffered");
+    // The run still takes the right name.
+    engine.signal("r1", "approval", ok("fine")).await.unwrap();
+    let out = engine.handle(approval, "r1").unwrap().result().await;
+    assert_eq!(out.unwrap(), Ok("t: true (fine)".to_owned()));
     engine.shutdown().await;
 }
 
@@ -244,7 +277,7 @@ async fn oversized_inputs_signals_and_outputs_are_refused_cleanly() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::TooLarge { limit: 1_000, .. }),
+        matches!(err, StartError::TooLarge { limit: 1_000, .. }),
         "{err}"
     );
     assert!(
@@ -313,7 +346,7 @@ async fn empty_and_control_character_names_are_refused() {
     for bad in ["", "line\nbreak", "nul\0byte", &"long".repeat(200)] {
         let err = engine.start(approval, bad, "t".into()).await.unwrap_err();
         assert!(
-            matches!(err, EngineError::InvalidName { .. }),
+            matches!(err, StartError::InvalidName { .. }),
             "{bad:?}: {err}"
         );
         assert!(err.to_string().starts_with("run id `"), "{err}");
@@ -382,7 +415,7 @@ async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears(
     let disk = MemoryDisk::new();
     let engine = Engine::builder()
         .register(approval)
-        .__open_backend(disk.clone())
+        .open_store(FileStore::open_disk(disk.clone()).unwrap())
         .await
         .unwrap();
     engine.start(approval, "r1", "t".into()).await.unwrap();
@@ -393,10 +426,13 @@ async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears(
         .signal("r1", "approval", ok("lost?"))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Storage(_)), "{err}");
-    assert!(err.to_string().contains("no space left on device"), "{err}");
+    // A full disk is matchable: the device's error is kept as the source.
+    assert!(
+        matches!(&err, SignalError::Storage(s) if s.io_kind() == Some(std::io::ErrorKind::StorageFull)),
+        "{err:?}"
+    );
     let err = engine.start(approval, "r2", "t".into()).await.unwrap_err();
-    assert!(matches!(err, EngineError::Storage(_)), "{err}");
+    assert!(matches!(err, StartError::Storage(_)), "{err}");
     engine.shutdown().await;
 
     // The fault clears; a new engine on the same bytes finds the run where it was, and
@@ -404,7 +440,7 @@ async fn a_failing_disk_acknowledges_nothing_and_the_run_resumes_once_it_clears(
     disk.fail_writes(false);
     let engine = Engine::builder()
         .register(approval)
-        .__open_backend(disk.clone())
+        .open_store(FileStore::open_disk(disk.clone()).unwrap())
         .await
         .unwrap();
     assert!(matches!(

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use workflow_runtime::prelude::*;
-use workflow_runtime::{Clock, Engine, EngineError, RunStatus, Signal, SignalOutcome};
+use workflow_runtime::{Clock, Engine, RunStatus, Signal, SignalOutcome};
+use workflow_runtime::{SignalError, StartError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Ticket {
@@ -362,7 +363,7 @@ async fn a_restart_while_waiting_then_an_approval_refunds_once() {
         .signal(run, "refund_decision", decision(Status::Approved, 5_000))
         .await;
     assert!(
-        matches!(again, Err(EngineError::RunFinished { .. })),
+        matches!(again, Err(SignalError::RunFinished { .. })),
         "{again:?}"
     );
     assert_eq!(count(run, "money_moved"), 1);
@@ -542,7 +543,7 @@ async fn a_wrong_payload_is_refused_and_changes_nothing() {
             json!({"status": "approved", "amount": "lots"}),
         )
         .await;
-    let Err(EngineError::PayloadMismatch { message, .. }) = bad else {
+    let Err(SignalError::PayloadMismatch { message, .. }) = bad else {
         panic!("expected a payload error, got {bad:?}")
     };
     assert!(
@@ -570,14 +571,14 @@ async fn a_wrong_payload_is_refused_and_changes_nothing() {
         )
         .await;
     assert!(
-        matches!(unknown, Err(EngineError::UnknownRun { .. })),
+        matches!(unknown, Err(SignalError::UnknownRun { .. })),
         "{unknown:?}"
     );
     let finished = engine
         .signal(run, "refund_decision", decision(Status::Approved, 1))
         .await;
     assert!(
-        matches!(finished, Err(EngineError::RunFinished { .. })),
+        matches!(finished, Err(SignalError::RunFinished { .. })),
         "{finished:?}"
     );
     engine.shutdown().await;
@@ -599,7 +600,7 @@ async fn start_is_idempotent_on_the_run_id() {
     assert_eq!(count("same", "load_ticket"), 1);
     let conflict = engine.start(refund_review, "same", "T-9".to_owned()).await;
     assert!(
-        matches!(conflict, Err(EngineError::Conflict { .. })),
+        matches!(conflict, Err(StartError::Conflict { .. })),
         "{conflict:?}"
     );
     engine.shutdown().await;
@@ -663,7 +664,7 @@ async fn many_concurrent_runs_complete_with_their_own_outputs() {
         };
         assert_eq!(h.result().await.unwrap(), Ok(expected));
     }
-    let commits = engine.__commit_count();
+    let commits = engine.commit_count();
     // 200 runs x (start + 3 steps + signal + maybe a refund) transitions; group commit batches them.
     assert!(commits < 5 * n, "{commits} commits for {} runs", n);
     engine.shutdown().await;

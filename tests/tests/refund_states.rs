@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use workflow_runtime::prelude::*;
-use workflow_runtime::{Event, Transition};
+use workflow_runtime::testing::{Event, Transition};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Ticket {
@@ -197,4 +197,4 @@ fn a_state_built_by_hand_resumes_through_request_changes_to_a_refund() {
     );
 }
 
-use workflow_runtime::Command;
+use workflow_runtime::testing::Command;

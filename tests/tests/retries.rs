@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
+use workflow_runtime::TraceKind;
 use workflow_runtime::prelude::*;
+use workflow_runtime::testing::Command;
 use workflow_runtime::testing::{Script, TestEngine, crash_test};
-use workflow_runtime::{Command, TraceKind};
 
 // ------------------------------------------------------------------- a payment provider
 

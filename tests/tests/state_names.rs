@@ -4,8 +4,9 @@
 
 use integration_tests::workflows::{add, echo};
 use integration_tests::{Input, drive};
+use workflow_runtime::Workflow;
 use workflow_runtime::prelude::*;
-use workflow_runtime::{Command, Workflow};
+use workflow_runtime::testing::Command;
 
 #[function]
 async fn one(n: u64) -> Result<u64, StepError> {

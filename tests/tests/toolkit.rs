@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use integration_tests::workflows::{add, echo, inclusive_range, kitchen_sink, no_params};
 use serde::{Deserialize, Serialize};
-use workflow_runtime::Command;
 use workflow_runtime::prelude::*;
+use workflow_runtime::testing::Command;
 use workflow_runtime::testing::{CrashMoment, Script, TestEngine, crash_test};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -399,8 +399,9 @@ async fn golden_files_catch_layout_changes_and_states_that_no_longer_decode() {
     std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
     let err = golden::check(review, &path).unwrap_err();
     assert!(
-        err.contains("stored layout of `review` v1 changed")
-            && err.contains("WORKFLOW_GOLDEN_UPDATE=1"),
+        err.message()
+            .contains("stored layout of `review` v1 changed")
+            && err.message().contains("WORKFLOW_GOLDEN_UPDATE=1"),
         "{err}"
     );
 
@@ -409,13 +410,14 @@ async fn golden_files_catch_layout_changes_and_states_that_no_longer_decode() {
     std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
     let err = golden::check(review, &path).unwrap_err();
     assert!(
-        err.contains("`AwaitingDecision`") && err.contains("no longer decodes"),
+        err.message().contains("`AwaitingDecision`") && err.message().contains("no longer decodes"),
         "{err}"
     );
 
     let err = golden::check(review, dir.path().join("missing.json")).unwrap_err();
     assert!(
-        err.contains("record it by running the tests with WORKFLOW_GOLDEN_UPDATE=1"),
+        err.message()
+            .contains("record it by running the tests with WORKFLOW_GOLDEN_UPDATE=1"),
         "{err}"
     );
 }

@@ -5,6 +5,7 @@
 use workflow_runtime::prelude::*;
 use workflow_runtime::testing::{TestEngine, golden};
 use workflow_runtime::{EngineError, TraceKind};
+use workflow_runtime::{SignalError, StartError};
 
 #[function]
 async fn quote(ticket: String) -> Result<u64, StepError> {
@@ -162,7 +163,7 @@ async fn a_parked_v1_run_is_migrated_and_finishes_on_v2() {
     assert!(
         matches!(
             err,
-            EngineError::NotRegistered { .. } | EngineError::NotNewest { .. }
+            StartError::NotRegistered { .. } | StartError::NotNewest { .. }
         ),
         "{err}"
     );
@@ -182,7 +183,7 @@ async fn with_both_versions_registered_old_runs_drain_on_v1_and_new_runs_start_o
     assert!(
         matches!(
             err,
-            EngineError::NotNewest {
+            StartError::NotNewest {
                 version: 1,
                 newest: 2,
                 ..
@@ -230,7 +231,7 @@ async fn a_layout_change_without_a_version_bump_is_parked_not_misdecoded() {
     };
     assert!(reason.contains("layout"), "{reason}");
     let err = te.signal("r1", "decision", true).await.unwrap_err();
-    assert!(matches!(err, EngineError::Incompatible { .. }), "{err}");
+    assert!(matches!(err, SignalError::Incompatible { .. }), "{err}");
     let listed = te.engine().incompatible_runs().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].run_id.as_str(), listed[0].version), ("r1", 1));
@@ -278,7 +279,7 @@ async fn a_failed_migration_parks_the_run_intact_until_a_fix_is_deployed() {
     let mut te = parked_v1("r1", "T-refuse").await;
     te.swap(|b| b.register(refund_v2)).await;
     let err = te.signal("r1", "decision", true).await.unwrap_err();
-    let EngineError::Incompatible { reason, .. } = err else {
+    let SignalError::Incompatible { reason, .. } = err else {
         panic!("expected incompatible, got {err}")
     };
     assert!(reason.contains("needs a manual migration"), "{reason}");
@@ -317,7 +318,7 @@ async fn one_version_registered_with_two_layouts_refuses_new_runs() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::AmbiguousVersion { version: 1, .. }),
+        matches!(err, StartError::AmbiguousVersion { version: 1, .. }),
         "{err}"
     );
     assert!(
@@ -339,5 +340,8 @@ async fn v1_golden_states_load_in_the_v2_build() {
     assert_eq!(golden::check(refund_v1, path), Ok(2));
     assert_eq!(golden::check_migration(refund_v2, path), Ok(2));
     let err = golden::check(refund_v2, path).unwrap_err();
-    assert!(err.contains("v1") && err.contains("v2"), "{err}");
+    assert!(
+        err.message().contains("v1") && err.message().contains("v2"),
+        "{err}"
+    );
 }

@@ -14,7 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use workflow_runtime::__private::{CrashMoment, Hooks};
+use workflow_runtime::testing::{CrashMoment, Hooks};
 
 /// Where a worker kills itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -50,7 +50,11 @@ pub async fn flaky(ctx: StepContext, tag: String, fails: u32) -> Result<u64, Ste
 
 /// The value an effect tagged `tag` returns.
 pub fn effect_value(tag: &str) -> u64 {
-    workflow_runtime::fnv1a(workflow_runtime::FNV_OFFSET, tag.as_bytes()) % 1_000
+    // FNV-1a: stable across processes, so every worker computes the same value.
+    let hash = tag.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % 1_000
 }
 
 /// The input of an [`order`].

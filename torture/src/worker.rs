@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use workflow_runtime::prelude::*;
-use workflow_runtime::{EngineError, Signal, SignalOutcome};
+use workflow_runtime::{EngineError, ResultError, Signal, SignalError, SignalOutcome};
 
 use crate::fault::Fault;
 use crate::flows::{batch, order, reminder};
@@ -67,7 +67,7 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
         .register(batch);
     if let Some(fault) = args.fault {
         fault.arm();
-        builder = builder.__hooks(fault.hooks());
+        builder = builder.instrument(fault.hooks());
     }
     let engine = builder
         .open(args.dir.join(STORE))
@@ -121,7 +121,8 @@ async fn handle(engine: &Engine, plans: &[RunPlan], line: &str) -> Result<(), St
                 Ok(SignalOutcome::Buffered) => "buffered".to_owned(),
                 Ok(SignalOutcome::Duplicate) => "duplicate".to_owned(),
                 Ok(SignalOutcome::Stale) => "stale".to_owned(),
-                Err(EngineError::RunFinished { .. }) => "finished".to_owned(),
+                Ok(other) => format!("error an outcome this worker does not know: {other:?}"),
+                Err(SignalError::RunFinished { .. }) => "finished".to_owned(),
                 Err(e) => format!("error {}", one_line(&e.to_string())),
             };
             println!("ack {req} {answer}");
@@ -153,11 +154,11 @@ async fn start(engine: &Engine, plan: &RunPlan) -> Result<(), EngineError> {
     Ok(())
 }
 
-fn finished(index: usize, result: Result<(), EngineError>) {
+fn finished(index: usize, result: Result<(), ResultError>) {
     match result {
         Ok(()) => println!("done {index}"),
         // Shut down while waiting: the next life reports it.
-        Err(EngineError::ShutDown) => {}
+        Err(ResultError::ShutDown) => {}
         Err(e) => println!("failed {index} {}", one_line(&e.to_string())),
     }
 }

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use workflow_runtime::prelude::*;
 use workflow_runtime::testing::{Script, TestEngine, crash_test};
-use workflow_runtime::{Signal, SignalOutcome};
+use workflow_runtime::{Signal, SignalError, SignalOutcome, StartError};
 
 // ------------------------------------------------------------------------ the workflow
 
@@ -301,7 +301,7 @@ async fn play(ops: &[Op]) -> Result<(), String> {
             Op::Start { run, job } => {
                 let got = match te.start(collect, &run_id(*run), job.clone()).await {
                     Ok(_) => Answer::Started,
-                    Err(EngineError::Conflict { .. }) => Answer::Conflict,
+                    Err(StartError::Conflict { .. }) => Answer::Conflict,
                     Err(e) => Answer::Other(e.to_string()),
                 };
                 let want = match model.get(run) {
@@ -324,8 +324,8 @@ async fn play(ops: &[Op]) -> Result<(), String> {
                     Ok(SignalOutcome::Delivered) => Answer::Delivered,
                     Ok(SignalOutcome::Buffered) => Answer::Buffered,
                     Ok(SignalOutcome::Duplicate) => Answer::Duplicate,
-                    Err(EngineError::RunFinished { .. }) => Answer::Finished,
-                    Err(EngineError::UnknownRun { .. }) => Answer::Unknown,
+                    Err(SignalError::RunFinished { .. }) => Answer::Finished,
+                    Err(SignalError::UnknownRun { .. }) => Answer::Unknown,
                     other => Answer::Other(format!("{other:?}")),
                 };
                 let want = match model.get_mut(run) {
@@ -532,10 +532,10 @@ fn a_crash_next_to_an_early_commit_never_strands_the_idle_wait() {
 fn settling_while_shutting_down_returns() {
     runtime().block_on(async {
         for round in 0..200u32 {
-            let mut hooks = workflow_runtime::__private::Hooks::default();
+            let mut hooks = workflow_runtime::testing::Hooks::default();
             hooks.bound_waits(Duration::from_secs(5));
             let engine = Engine::builder()
-                .__hooks(hooks)
+                .instrument(hooks)
                 .register(collect)
                 .open_in_memory()
                 .await
@@ -554,7 +554,7 @@ fn settling_while_shutting_down_returns() {
             }
             let settling = {
                 let engine = engine.clone();
-                tokio::spawn(async move { engine.__settle().await })
+                tokio::spawn(async move { workflow_runtime::testing::settle(&engine).await })
             };
             if round % 2 == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;

@@ -7,6 +7,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
+///
+/// The engine reads it for deadlines and trace times; [`EngineBuilder::clock`] replaces the
+/// system clock, for tests ([`ManualClock`]) or a shifted demo clock.
+///
+/// ```
+/// use workflow_runtime::{Clock, SystemClock};
+///
+/// /// The system clock an hour ahead, to see a one-hour timeout lapse in a demo.
+/// struct AnHourAhead;
+///
+/// impl Clock for AnHourAhead {
+///     fn now_ms(&self) -> u64 {
+///         SystemClock.now_ms() + 3_600_000
+///     }
+/// }
+/// assert!(AnHourAhead.now_ms() > SystemClock.now_ms());
+/// ```
+///
+/// [`EngineBuilder::clock`]: crate::EngineBuilder::clock
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now_ms(&self) -> u64;
@@ -16,7 +35,12 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
-/// The operating system's clock.
+/// The operating system's clock; the engine's default.
+///
+/// ```
+/// use workflow_runtime::{Clock, SystemClock};
+/// assert!(SystemClock.now_ms() > 1_700_000_000_000);
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -30,6 +54,21 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to; clones share the same time.
+///
+/// Give a clone to [`EngineBuilder::clock`](crate::EngineBuilder::clock) and keep one to move
+/// time: a 7-day timeout lapses in microseconds. `testing::TestEngine` does this for you.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::{Clock, ManualClock};
+///
+/// let clock = ManualClock::new(1_000);
+/// let engine_side = clock.clone();
+/// clock.advance(Duration::from_secs(7 * 86_400));
+/// assert_eq!(engine_side.now_ms(), 1_000 + 7 * 86_400_000);
+/// clock.set_ms(5); // never backwards
+/// assert_eq!(engine_side.now_ms(), 1_000 + 7 * 86_400_000);
+/// ```
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     now: Arc<AtomicU64>,

@@ -1,10 +1,20 @@
-//! The engine's error type.
+//! The error types: one per operation family, and [`EngineError`] for `?` across them.
 
-use crate::engine::RunStatus;
+use std::sync::Arc;
 
-/// Why an engine operation failed.
+use crate::types::RunStatus;
+
+/// Why an engine operation failed: the umbrella over every operation family, for `?`.
 ///
-/// Every variant reads as one line and names the run, signal, workflow or file involved.
+/// The operations with an error type of their own ([`Engine::start`](crate::Engine::start):
+/// [`StartError`]; [`Engine::send`](crate::Engine::send) and
+/// [`Engine::signal`](crate::Engine::signal): [`SignalError`];
+/// [`RunHandle::result`](crate::RunHandle::result): [`ResultError`]; opening: [`OpenError`])
+/// convert into it variant for variant, so a function returning `Result<_, EngineError>` can
+/// use `?` on all of them and still match what went wrong. Storage and codec failures keep
+/// their cause as the [`source`](std::error::Error::source).
+///
+/// Every variant reads as one sentence and names the run, signal, workflow or file involved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
@@ -27,7 +37,8 @@ pub enum EngineError {
     Conflict {
         /// The run id.
         run_id: String,
-        /// What differs, phrased to follow "already exists".
+        /// What differs, phrased to follow "already exists": "for workflow `a`, not `b`",
+        /// "with a different input".
         reason: String,
     },
     /// A signal payload does not decode into the type its wait expects; nothing was changed.
@@ -51,6 +62,22 @@ pub enum EngineError {
         expected: String,
         /// The signal that was sent.
         signal: String,
+    },
+    /// No registered version of the run's workflow waits for a signal of this name (a typo,
+    /// or a signal meant for another workflow); nothing was stored.
+    #[error(
+        "run `{run_id}` of workflow `{workflow}` never waits for a signal named `{signal}`; it waits for {}",
+        quoted_list(expected)
+    )]
+    UnknownSignal {
+        /// The run.
+        run_id: String,
+        /// The run's workflow.
+        workflow: String,
+        /// The signal that was sent.
+        signal: String,
+        /// The names its registered versions wait on, sorted; empty if it waits on none.
+        expected: Vec<String>,
     },
     /// A signal was addressed to a wait id the run never had.
     #[error("run `{run_id}` has no wait with id `{wait_id}`")]
@@ -85,34 +112,15 @@ pub enum EngineError {
         /// The workflow's name.
         workflow: String,
     },
-    /// Another engine or process holds the store file.
-    #[error("store file {path} is already open by another engine or process")]
-    AlreadyOpen {
-        /// The file.
-        path: String,
-    },
-    /// The file exists but is not a store written by this library.
-    #[error("{path} is not a workflow-runtime store: {reason}")]
-    NotAStore {
-        /// The file.
-        path: String,
-        /// What was found instead.
-        reason: String,
-    },
-    /// The store file is damaged.
-    #[error("store file {path} is damaged: {reason}")]
-    Corrupt {
-        /// The file.
-        path: String,
-        /// What the storage layer reported.
-        reason: String,
-    },
-    /// The storage layer failed; nothing of the operation was acknowledged.
-    #[error("storage error: {0}")]
-    Storage(String),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The store failed; nothing of the operation was acknowledged.
+    #[error(transparent)]
+    Storage(StoreError),
     /// A value could not be encoded or decoded.
-    #[error("encoding error: {0}")]
-    Encode(String),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
     /// The engine was shut down.
     #[error("the engine has been shut down")]
     ShutDown,
@@ -161,7 +169,521 @@ pub enum EngineError {
         /// The limit.
         limit: usize,
     },
-    /// A test engine stopped at the simulated crash it was told to simulate.
-    #[error("the engine stopped at a simulated crash")]
-    SimulatedCrash,
+}
+
+macro_rules! from_family {
+    ($family:ident: $($variant:ident { $($field:ident),* }),* ; $($tuple:ident),*) => {
+        impl From<$family> for EngineError {
+            fn from(e: $family) -> Self {
+                match e {
+                    $($family::$variant { $($field),* } => EngineError::$variant { $($field),* },)*
+                    $($family::$tuple(inner) => EngineError::$tuple(inner),)*
+                    $family::ShutDown => EngineError::ShutDown,
+                }
+            }
+        }
+
+        impl From<StoreError> for $family {
+            fn from(e: StoreError) -> Self {
+                match e {
+                    StoreError::Closed => $family::ShutDown,
+                    e => $family::Storage(e),
+                }
+            }
+        }
+    };
+}
+
+/// Why [`Engine::start`](crate::Engine::start) did not start (or find) a run; nothing was
+/// created.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The run id is taken by a run of another workflow or with another input.
+    #[error("run `{run_id}` already exists {reason}")]
+    Conflict {
+        /// The run id.
+        run_id: String,
+        /// What differs, phrased to follow "already exists".
+        reason: String,
+    },
+    /// The workflow is not registered with this engine.
+    #[error(
+        "workflow `{workflow}` is not registered with this engine; \
+         call `EngineBuilder::register` or `Engine::register` first"
+    )]
+    NotRegistered {
+        /// The workflow's name.
+        workflow: String,
+    },
+    /// One version of the workflow is registered with two different layouts.
+    #[error(
+        "workflow `{workflow}` v{version} is registered twice with different layouts ({layouts}); give the changed one a new version"
+    )]
+    AmbiguousVersion {
+        /// The workflow's name.
+        workflow: String,
+        /// The version registered twice.
+        version: u32,
+        /// The layout fingerprints, in hex.
+        layouts: String,
+    },
+    /// A new run was asked for on a version older than the newest registered one.
+    #[error(
+        "workflow `{workflow}` v{version} is not the newest registered version (v{newest}); new runs start on v{newest}, older versions only drain their runs"
+    )]
+    NotNewest {
+        /// The workflow's name.
+        workflow: String,
+        /// The version asked for.
+        version: u32,
+        /// The newest registered version.
+        newest: u32,
+    },
+    /// The run id is not accepted.
+    #[error("{what} `{}` is not valid: {reason}", name.escape_debug())]
+    InvalidName {
+        /// What was named: "run id".
+        what: String,
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The input is over the engine's size limit.
+    #[error("{what} is {bytes} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// Its size as JSON.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The input could not be encoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The store failed; nothing was created.
+    #[error(transparent)]
+    Storage(StoreError),
+    /// The engine was shut down.
+    #[error("the engine has been shut down")]
+    ShutDown,
+}
+
+from_family!(StartError:
+    Conflict { run_id, reason },
+    NotRegistered { workflow },
+    AmbiguousVersion { workflow, version, layouts },
+    NotNewest { workflow, version, newest },
+    InvalidName { what, name, reason },
+    TooLarge { what, bytes, limit };
+    Codec, Storage);
+
+/// Why [`Engine::send`](crate::Engine::send) refused a signal or could not record it; the run
+/// is as it was.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignalError {
+    /// No run with this id exists in the store.
+    #[error("no run with id `{run_id}` exists")]
+    UnknownRun {
+        /// The run id asked for.
+        run_id: String,
+    },
+    /// The run has already finished, so it accepts nothing more.
+    #[error("run `{run_id}` has already finished ({status})")]
+    RunFinished {
+        /// The run.
+        run_id: String,
+        /// Its final status.
+        status: RunStatus,
+    },
+    /// The payload does not decode into the type its wait expects.
+    #[error("signal `{signal}` for run `{run_id}` was refused: {message}")]
+    PayloadMismatch {
+        /// The run.
+        run_id: String,
+        /// The signal's name.
+        signal: String,
+        /// What the workflow said about the payload.
+        message: String,
+    },
+    /// The signal is addressed to the current wait, which waits for another signal.
+    #[error("wait `{wait_id}` of run `{run_id}` waits for signal `{expected}`, not `{signal}`")]
+    WrongSignal {
+        /// The run.
+        run_id: String,
+        /// The wait the signal was addressed to.
+        wait_id: String,
+        /// The signal the wait expects.
+        expected: String,
+        /// The signal that was sent.
+        signal: String,
+    },
+    /// No registered version of the run's workflow waits for a signal of this name (a typo,
+    /// or a signal meant for another workflow); nothing was stored.
+    #[error(
+        "run `{run_id}` of workflow `{workflow}` never waits for a signal named `{signal}`; it waits for {}",
+        quoted_list(expected)
+    )]
+    UnknownSignal {
+        /// The run.
+        run_id: String,
+        /// The run's workflow.
+        workflow: String,
+        /// The signal that was sent.
+        signal: String,
+        /// The names its registered versions wait on, sorted; empty if it waits on none.
+        expected: Vec<String>,
+    },
+    /// The signal is addressed to a wait id the run never had.
+    #[error("run `{run_id}` has no wait with id `{wait_id}`")]
+    UnknownWait {
+        /// The run.
+        run_id: String,
+        /// The wait id named by the signal.
+        wait_id: String,
+    },
+    /// The run cannot be driven by the registered code.
+    #[error("run `{run_id}` is incompatible with the registered code: {reason}")]
+    Incompatible {
+        /// The run.
+        run_id: String,
+        /// Both fingerprints, or why the state could not be decoded.
+        reason: String,
+    },
+    /// The run's workflow is not registered with this engine.
+    #[error(
+        "workflow `{workflow}` is not registered with this engine; \
+         call `EngineBuilder::register` or `Engine::register` first"
+    )]
+    NotRegistered {
+        /// The workflow's name.
+        workflow: String,
+    },
+    /// The run id or signal name is not accepted.
+    #[error("{what} `{}` is not valid: {reason}", name.escape_debug())]
+    InvalidName {
+        /// What was named: "run id" or "signal name".
+        what: String,
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The payload is over the engine's size limit.
+    #[error("{what} is {bytes} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// Its size as JSON.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The payload could not be encoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The store failed; the signal was not recorded.
+    #[error(transparent)]
+    Storage(StoreError),
+    /// The engine was shut down.
+    #[error("the engine has been shut down")]
+    ShutDown,
+}
+
+from_family!(SignalError:
+    UnknownRun { run_id },
+    RunFinished { run_id, status },
+    PayloadMismatch { run_id, signal, message },
+    WrongSignal { run_id, wait_id, expected, signal },
+    UnknownSignal { run_id, workflow, signal, expected },
+    UnknownWait { run_id, wait_id },
+    Incompatible { run_id, reason },
+    NotRegistered { workflow },
+    InvalidName { what, name, reason },
+    TooLarge { what, bytes, limit };
+    Codec, Storage);
+
+/// Why [`RunHandle::result`](crate::RunHandle::result) has no output to return.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultError {
+    /// No run with this id exists in the store.
+    #[error("no run with id `{run_id}` exists")]
+    UnknownRun {
+        /// The run id asked for.
+        run_id: String,
+    },
+    /// The run failed without producing an output (a panic, or an engine-level failure).
+    #[error("run `{run_id}` failed: {message}")]
+    RunFailed {
+        /// The run.
+        run_id: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The run cannot be driven by the registered code, so it will not finish here.
+    #[error("run `{run_id}` is incompatible with the registered code: {reason}")]
+    Incompatible {
+        /// The run.
+        run_id: String,
+        /// Both fingerprints, or why the state could not be decoded.
+        reason: String,
+    },
+    /// The run's workflow is not registered with this engine, so nothing here moves it.
+    #[error(
+        "workflow `{workflow}` is not registered with this engine; \
+         call `EngineBuilder::register` or `Engine::register` first"
+    )]
+    NotRegistered {
+        /// The workflow's name.
+        workflow: String,
+    },
+    /// The stored output does not decode into the workflow's output type.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The store failed while reading the run.
+    #[error(transparent)]
+    Storage(StoreError),
+    /// The engine was shut down before the run finished.
+    #[error("the engine has been shut down")]
+    ShutDown,
+}
+
+from_family!(ResultError:
+    UnknownRun { run_id },
+    RunFailed { run_id, message },
+    Incompatible { run_id, reason },
+    NotRegistered { workflow };
+    Codec, Storage);
+
+/// A run id or signal name refused, or a value over the size limit, before anything is read;
+/// converts into the error of the operation that checked it.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    InvalidName {
+        what: String,
+        name: String,
+        reason: String,
+    },
+    TooLarge {
+        what: String,
+        bytes: usize,
+        limit: usize,
+    },
+}
+
+macro_rules! from_refused {
+    ($($family:ident),*) => {$(
+        impl From<Refused> for $family {
+            fn from(r: Refused) -> Self {
+                match r {
+                    Refused::InvalidName { what, name, reason } => {
+                        $family::InvalidName { what, name, reason }
+                    }
+                    Refused::TooLarge { what, bytes, limit } => {
+                        $family::TooLarge { what, bytes, limit }
+                    }
+                }
+            }
+        }
+    )*};
+}
+
+from_refused!(StartError, SignalError, EngineError);
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Closed => EngineError::ShutDown,
+            e => EngineError::Storage(e),
+        }
+    }
+}
+
+impl EngineError {
+    /// The storage error at the root of this one, if the store failed.
+    pub fn storage(&self) -> Option<&StoreError> {
+        match self {
+            EngineError::Storage(e) | EngineError::Open(OpenError::Storage { source: e, .. }) => {
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another engine or process holds the store.
+    #[error("store {path} is already open by another engine or process")]
+    AlreadyOpen {
+        /// The store's path or name.
+        path: String,
+    },
+    /// The file exists but is not a store written by this library.
+    #[error("{path} is not a workflow-runtime store: {reason}")]
+    NotAStore {
+        /// The store's path or name.
+        path: String,
+        /// What was found instead.
+        reason: String,
+    },
+    /// The store is damaged.
+    #[error("store {path} is damaged: {reason}")]
+    Corrupt {
+        /// The store's path or name.
+        path: String,
+        /// What the storage layer reported.
+        reason: String,
+    },
+    /// Reading or initialising the store failed.
+    #[error("store {path} could not be opened")]
+    Storage {
+        /// The store's path or name.
+        path: String,
+        /// What failed.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Why the store failed an operation. Nothing of a refused commit was written.
+///
+/// A full disk is matchable:
+///
+/// ```
+/// # use workflow_runtime::store::StoreError;
+/// fn is_full(e: &StoreError) -> bool {
+///     e.io_kind() == Some(std::io::ErrorKind::StorageFull)
+/// }
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store has been closed (the engine shut down).
+    #[error("the store has been closed")]
+    Closed,
+    /// The checkpoint was written under a lease that is no longer the run's current one: the
+    /// writer no longer owns the run, and nothing was written.
+    #[error("run `{run_id}` is no longer leased to this writer, so its checkpoint was refused")]
+    NotOwner {
+        /// The run.
+        run_id: String,
+    },
+    /// The storage device failed.
+    #[error("the storage device failed while {operation} ({})", source.kind())]
+    Io {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The device's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The storage backend failed for a reason other than the device.
+    #[error("the storage backend failed while {operation}")]
+    Backend {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The backend's error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value or a value to store could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// Errors compare by what they say: variant, message and source message.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        let source = |e: &Self| std::error::Error::source(e).map(ToString::to_string);
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+            && source(self) == source(other)
+    }
+}
+
+impl StoreError {
+    /// The kind of the device error at the root of this one, if the device failed.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            StoreError::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+
+    /// A device failure while doing `operation`.
+    pub fn io(operation: &'static str, source: std::io::Error) -> Self {
+        StoreError::Io {
+            operation,
+            source: Arc::new(source),
+        }
+    }
+
+    /// A backend failure while doing `operation`.
+    pub fn backend(
+        operation: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend {
+            operation,
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// A value that could not be encoded to, or decoded from, its stored JSON form.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what} could not be {}", if *.encoding { "encoded" } else { "decoded" })]
+pub struct CodecError {
+    what: String,
+    encoding: bool,
+    #[source]
+    source: Arc<serde_json::Error>,
+}
+
+/// Errors compare by what they say: the value named and the decoder's message.
+impl PartialEq for CodecError {
+    fn eq(&self, other: &Self) -> bool {
+        self.what == other.what
+            && self.encoding == other.encoding
+            && self.source.to_string() == other.source.to_string()
+    }
+}
+
+impl CodecError {
+    pub(crate) fn encoding(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Self {
+            what: what.into(),
+            encoding: true,
+            source: Arc::new(source),
+        }
+    }
+
+    pub(crate) fn decoding(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Self {
+            what: what.into(),
+            encoding: false,
+            source: Arc::new(source),
+        }
+    }
+
+    /// What could not be encoded or decoded.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
+/// `` `a`, `b` `` for a list of names, "no signal at all" for none.
+fn quoted_list(names: &[String]) -> String {
+    if names.is_empty() {
+        return "no signal at all".to_owned();
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
 }

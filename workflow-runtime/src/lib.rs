@@ -1,11 +1,11 @@
 //! Durable workflows for Rust, compiled to explicit state machines and checkpointed into an
-//! embedded redb file.
+//! embedded database file (or any other [`store::Store`]).
 //!
 //! Mark steps (side effects) with [`macro@function`] and the orchestration with
 //! [`macro@workflow`]; run them with an [`Engine`]. The workflow macro compiles the body into
 //! `name::State`, an enum with one variant per suspension point holding the locals still
 //! needed after it, and `name::advance`, a synchronous transition function. The engine
-//! checkpoints the state into redb at every step and every signal wait, so a process can die
+//! checkpoints the state into its store at every step and every signal wait, so a process can die
 //! at any moment and resume from the last checkpoint.
 //!
 //! ```no_run
@@ -29,7 +29,7 @@
 //!
 //! # fn main() {}
 //! # async fn run() -> Result<(), EngineError> {
-//! let engine = Engine::builder().register(checkout).open("shop.redb").await?;
+//! let engine = Engine::builder().register(checkout).open("shop.db").await?;
 //! let run = engine.start(checkout, "order-17", 4_000).await?;
 //! engine.signal("order-17", "confirm", true).await?;
 //! println!("{:?}", run.result().await?);
@@ -97,46 +97,101 @@
 //! # });
 //! # }
 //! ```
+//!
+//! # Errors
+//!
+//! Each operation returns the error of its own family: [`Engine::start`] a [`StartError`],
+//! [`Engine::send`] and [`Engine::signal`] a [`SignalError`], [`RunHandle::result`] a
+//! [`ResultError`], opening an [`OpenError`]. A storage failure is a [`StoreError`] and an
+//! encoding failure a [`CodecError`], each with its cause as the
+//! [`source`](std::error::Error::source), so a full disk is matchable:
+//!
+//! ```
+//! use workflow_runtime::{SignalError, SignalOutcome};
+//!
+//! fn describe(answer: Result<SignalOutcome, SignalError>) -> String {
+//!     match answer {
+//!         Ok(outcome) => format!("{outcome:?}"),
+//!         Err(SignalError::RunFinished { status, .. }) => format!("too late: {status}"),
+//!         Err(SignalError::Storage(e)) if e.io_kind() == Some(std::io::ErrorKind::StorageFull) => {
+//!             "the disk is full; nothing was recorded".to_owned()
+//!         }
+//!         Err(e) => e.to_string(),
+//!     }
+//! }
+//! ```
+//!
+//! [`EngineError`] is the umbrella every family converts into, variant for variant, for `?`.
+//! Every error enum, and every public enum that can grow, is `#[non_exhaustive]`.
+//!
+//! # Writing a storage backend
+//!
+//! The engine reaches persistence only through the [`store::Store`] trait: reads of runs,
+//! inboxes, traces, dedupe keys and pending waits; claims of ready runs and due timers with an
+//! owner and a lease; and one call that commits a checkpoint durably and acknowledges it (or
+//! refuses it, for instance because the writer's lease was taken over). The store derives its
+//! index rows from each record, so the engine knows nothing of tables. [`store::FileStore`] is
+//! the embedded implementation; [`EngineBuilder::open_store`] opens an engine over any other.
+//! The [`store`] module documents the contract, and [`testing::conformance`] is the suite a
+//! backend must pass, instantiated with [`store_conformance!`].
 #![warn(unreachable_pub)]
 
 extern crate self as workflow_runtime;
 
+mod authoring;
 mod clock;
 mod codec;
-mod committer;
 mod engine;
 mod error;
 mod model;
 mod retry;
 mod step;
-mod store;
+pub mod store;
+mod telemetry;
 pub mod testing;
 mod timers;
 mod trace;
+mod types;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
+pub use authoring::{SleepPoint, StepFn, StepPoint, WaitPoint};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::{FNV_OFFSET, fnv1a, mix};
 pub use engine::{
     DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, PendingWait, RunHandle,
     RunStatus, Signal, SignalOutcome, VersionSummary,
 };
-pub use error::EngineError;
-pub use model::{
-    Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowError,
-    WorkflowOutput,
+pub use error::{
+    CodecError, EngineError, OpenError, ResultError, SignalError, StartError, StoreError,
 };
-pub use retry::RetryPolicy;
-pub use step::{
-    Function, Out, Persist, StepContext, StepEntry, StepError, StepErrorKind, StepFuture,
-};
+pub use model::{WaitError, Workflow, WorkflowContext, WorkflowError, WorkflowOutput};
+pub use retry::{PolicyError, RetryPolicy};
+pub use step::{Function, Persist, StepContext, StepError, StepErrorKind};
 pub use trace::{TraceEvent, TraceKind, format_time_ms};
 pub use workflow_macros::{function, workflow};
 
 /// Everything a workflow author needs: `use workflow_runtime::prelude::*;`.
+///
+/// The macros, the contexts and errors a workflow and its steps see, the engine and what its
+/// calls return, [`RetryPolicy`], and `json!` and [`Duration`](std::time::Duration) for signal metadata and
+/// timeouts.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[function]
+/// async fn greet(name: String) -> Result<String, StepError> {
+///     Ok(format!("hello, {name}"))
+/// }
+///
+/// #[workflow]
+/// async fn hello(ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+///     Ok(ctx.step(greet, name).await?)
+/// }
+/// # fn main() {}
+/// ```
 pub mod prelude {
     pub use crate::{
         Engine, EngineBuilder, EngineError, Function, ManualClock, PendingWait, RetryPolicy,

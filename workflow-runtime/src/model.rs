@@ -11,6 +11,7 @@ use crate::step::{Persist, StepEntry, StepError};
 
 /// What woke a run up; the input of one transition.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// The run was just created from its `Start` state.
     Start,
@@ -52,6 +53,7 @@ impl Event {
 /// What a suspended run waits for; stored in the checkpoint next to the state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Command {
     /// Run the named step with this input.
     Step {
@@ -110,6 +112,15 @@ pub enum Transition<S, O> {
 }
 
 /// The error a waited signal produces when its deadline passes first.
+///
+/// Match on it to handle the timeout, or let `?` turn it into a [`WorkflowError`]; see
+/// [`WorkflowContext::wait_for_signal`].
+///
+/// ```
+/// use workflow_runtime::{WaitError, WorkflowError};
+/// let e: WorkflowError = WaitError::TimedOut.into();
+/// assert_eq!(e.message, "timed out waiting for a signal");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
 pub enum WaitError {
     /// No signal arrived before the deadline.
@@ -118,6 +129,25 @@ pub enum WaitError {
 }
 
 /// A general-purpose workflow error; `?` converts step and wait errors into it.
+///
+/// A workflow may return any storable error type instead; this one suits most.
+///
+/// ```
+/// use serde_json::json;
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow]
+/// async fn ship(ctx: &mut WorkflowContext, weight_g: u64) -> Result<(), WorkflowError> {
+///     if weight_g > 30_000 {
+///         return Err(WorkflowError {
+///             message: "too heavy for parcel post".into(),
+///             details: Some(json!({ "weight_g": weight_g })),
+///         });
+///     }
+///     Err("no carrier configured".into())
+/// }
+/// # fn main() {}
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct WorkflowError {
@@ -166,6 +196,12 @@ impl From<&str> for WorkflowError {
 }
 
 /// The return type of a workflow: `Result<T, E>` with both sides storable.
+///
+/// ```
+/// use workflow_runtime::WorkflowOutput;
+/// let out: Result<u64, String> = Ok(3);
+/// assert!(out.is_success());
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a workflow output",
     label = "a workflow returns `Result<T, E>` where `T` and `E` implement serde's `Serialize` and `Deserialize`"
@@ -181,7 +217,31 @@ impl<T: Persist, E: Persist> WorkflowOutput for Result<T, E> {
     }
 }
 
-/// What workflow code sees of the engine between suspension points.
+/// What workflow code sees of the engine between suspension points, and what it suspends
+/// through: [`step`](WorkflowContext::step), [`wait_for_signal`](WorkflowContext::wait_for_signal)
+/// and [`sleep`](WorkflowContext::sleep).
+///
+/// Code between suspension points may run again after a crash, so it reads time from the
+/// context, not from the system clock: the context's time is the transition's.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow]
+/// async fn stamp(ctx: &mut WorkflowContext) -> Result<String, WorkflowError> {
+///     Ok(format!("{} at {}", ctx.run_id(), ctx.now_millis()))
+/// }
+///
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let clock = ManualClock::new(1_000);
+/// let engine = Engine::builder().register(stamp).clock(clock).open_in_memory().await?;
+/// let run = engine.start(stamp, "s-1", ()).await?;
+/// assert_eq!(run.result().await?, Ok("s-1 at 1000".to_owned()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct WorkflowContext {
     run_id: String,
@@ -306,6 +366,27 @@ impl Migration {
 }
 
 /// A workflow compiled by `#[workflow]`; the value named like the function implements it.
+///
+/// Implemented only by generated code. Name it in code generic over workflows, or to read
+/// what the macro recorded.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow(name = "review", version = 2)]
+/// async fn review(ctx: &mut WorkflowContext, doc: String) -> Result<bool, WorkflowError> {
+///     let ok = ctx.wait_for_signal::<bool>("verdict", Duration::from_secs(60), ()).await?;
+///     Ok(ok)
+/// }
+///
+/// fn describe<W: Workflow>(_: W) -> String {
+///     format!("{} v{} waits for {:?}", W::NAME, W::VERSION, W::SIGNALS.unwrap_or_default())
+/// }
+///
+/// # fn main() {
+/// assert_eq!(describe(review), r#"review v2 waits for ["verdict"]"#);
+/// # }
+/// ```
 pub trait Workflow: Copy + Send + Sync + 'static {
     /// The stored name of the workflow.
     const NAME: &'static str;
@@ -333,6 +414,12 @@ pub trait Workflow: Copy + Send + Sync + 'static {
     ) -> Transition<Self::State, Self::Output>;
     /// Every step the workflow calls.
     fn steps() -> Vec<StepEntry>;
+    /// Every signal name the workflow waits on, sorted, when every `wait_for_signal` names
+    /// its signal with a string literal; `None` when some name is computed at run time, and
+    /// then any name is accepted. The engine refuses a signal whose name no registered
+    /// version of the run's workflow waits on, so that a mistyped name is an error instead of
+    /// a signal buffered forever.
+    const SIGNALS: Option<&'static [&'static str]> = None;
     /// Checks a payload against the type waited for under `name`, when the workflow names the
     /// signal literally; `None` when no wait has that name.
     fn check_signal(name: &str, payload: &Value) -> Option<Result<(), String>>;

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::codec::{FNV_OFFSET, fnv1a, mix};
-pub use crate::engine::hooks::{CrashMoment, Hooks};
 pub use crate::model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput,
 };
 pub use crate::retry::RetryPolicy;
-pub use crate::step::{Function, Out, Persist, StepContext, StepEntry, StepError, StepFuture};
+pub use crate::step::{Function, Persist, StepContext, StepError};
+pub use crate::step::{Out, StepEntry, StepFuture};
 pub use serde;
 pub use serde_json;
 

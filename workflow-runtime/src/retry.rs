@@ -193,22 +193,32 @@ impl RetryPolicy {
     /// directly.
     ///
     /// # Errors
-    /// A message naming the first rule broken.
-    pub fn check(&self) -> Result<(), String> {
+    /// The first rule broken.
+    pub fn check(&self) -> Result<(), PolicyError> {
         if self.max_attempts == 0 {
-            return Err("`max_attempts` must be at least 1".to_owned());
+            return Err(PolicyError {
+                rule: "`max_attempts` must be at least 1",
+            });
         }
         if self.max_backoff < self.initial_backoff {
-            return Err("`max_backoff` must not be shorter than `initial_backoff`".to_owned());
+            return Err(PolicyError {
+                rule: "`max_backoff` must not be shorter than `initial_backoff`",
+            });
         }
         if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
-            return Err("`multiplier` must be a finite number of at least 1.0".to_owned());
+            return Err(PolicyError {
+                rule: "`multiplier` must be a finite number of at least 1.0",
+            });
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Err("`jitter` must be between 0.0 and 1.0".to_owned());
+            return Err(PolicyError {
+                rule: "`jitter` must be between 0.0 and 1.0",
+            });
         }
         if self.timeout.is_some_and(|t| t.as_millis() == 0) {
-            return Err("`timeout` must be at least one millisecond".to_owned());
+            return Err(PolicyError {
+                rule: "`timeout` must be at least one millisecond",
+            });
         }
         Ok(())
     }
@@ -286,6 +296,20 @@ mod opt_millis {
     }
 }
 
+/// A [`RetryPolicy`] rule broken by a policy whose fields were set directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{rule}")]
+pub struct PolicyError {
+    rule: &'static str,
+}
+
+impl PolicyError {
+    /// The rule, as one sentence.
+    pub fn rule(&self) -> &'static str {
+        self.rule
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,10 +359,15 @@ mod tests {
         assert_eq!(p.check(), Ok(()));
         let mut bad = RetryPolicy::DEFAULT;
         bad.max_attempts = 0;
-        assert!(bad.check().unwrap_err().contains("max_attempts"));
+        assert!(
+            bad.check()
+                .unwrap_err()
+                .to_string()
+                .contains("max_attempts")
+        );
         let mut bad = RetryPolicy::DEFAULT;
         bad.multiplier = f64::NAN;
-        assert!(bad.check().unwrap_err().contains("multiplier"));
+        assert!(bad.check().unwrap_err().to_string().contains("multiplier"));
         assert_eq!(bad.backoff(3, "k"), Duration::from_secs(1));
     }
 

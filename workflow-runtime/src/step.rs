@@ -1,7 +1,10 @@
 //! Steps: the `#[function]` side of the model.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -14,6 +17,20 @@ use crate::retry::RetryPolicy;
 ///
 /// Implemented for every `Serialize + DeserializeOwned + Send + 'static` type; it exists so
 /// that a missing derive is reported in the terms of this library.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflow_runtime::Persist;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Ticket {
+///     id: String,
+/// }
+///
+/// fn storable<T: Persist>() {}
+/// storable::<Ticket>();
+/// storable::<(u64, Vec<String>)>();
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored in a workflow checkpoint",
     label = "this type must implement serde's `Serialize` and `Deserialize` and be `Send + 'static`",
@@ -24,8 +41,15 @@ pub trait Persist: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> Persist for T {}
 
 /// Whether a failed step may be tried again.
+///
+/// ```
+/// use workflow_runtime::{StepError, StepErrorKind};
+/// assert_eq!(StepError::retryable("503").kind, StepErrorKind::Retryable);
+/// assert_eq!(StepError::permanent("card declined").kind, StepErrorKind::Permanent);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StepErrorKind {
     /// A transient failure (rate limit, timeout, connection reset).
     Retryable,
@@ -34,6 +58,28 @@ pub enum StepErrorKind {
 }
 
 /// The error a step returns; it reaches the workflow at its `ctx.step(..).await`.
+///
+/// A retryable error is tried again under the step's [`RetryPolicy`]; a permanent one (or the
+/// last allowed attempt's) reaches the workflow. A `String` or `&str` converts into a
+/// retryable error, so `?` works on them.
+///
+/// ```
+/// use serde_json::json;
+/// use workflow_runtime::StepError;
+///
+/// fn classify(status: u16) -> Result<(), StepError> {
+///     match status {
+///         200 => Ok(()),
+///         429 | 503 => Err(StepError::retryable(format!("provider busy ({status})"))),
+///         _ => Err(StepError::permanent("provider refused the refund")
+///             .with_details(json!({ "status": status }))),
+///     }
+/// }
+/// assert!(classify(503).unwrap_err().is_retryable());
+/// let refused = classify(400).unwrap_err();
+/// assert!(!refused.is_retryable());
+/// assert_eq!(refused.details, Some(json!({ "status": 400 })));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct StepError {
@@ -90,20 +136,125 @@ impl From<&str> for StepError {
     }
 }
 
+/// The values an engine hands to its steps (`EngineBuilder::data`), one per type.
+///
+/// Cheap to clone: every step context of an engine shares one map.
+#[derive(Clone, Default)]
+pub(crate) struct DataMap {
+    values: Arc<HashMap<TypeId, Entry>>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    type_name: &'static str,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl DataMap {
+    /// Adds `value`, replacing an earlier value of the same type.
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        let entry = Entry {
+            type_name: std::any::type_name::<T>(),
+            value,
+        };
+        Arc::make_mut(&mut self.values).insert(TypeId::of::<T>(), entry);
+    }
+
+    /// Adds every value of `other` whose type this map has none of.
+    pub(crate) fn keep_missing(&mut self, other: &DataMap) {
+        for (id, entry) in other.values.iter() {
+            if !self.values.contains_key(id) {
+                Arc::make_mut(&mut self.values).insert(*id, entry.clone());
+            }
+        }
+    }
+
+    fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let entry = self.values.get(&TypeId::of::<T>())?;
+        entry.value.clone().downcast::<T>().ok()
+    }
+
+    fn type_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.values.values().map(|e| e.type_name).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+impl std::fmt::Debug for DataMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.type_names()).finish()
+    }
+}
+
 /// What a step invocation knows about itself.
 ///
 /// Take it as the first parameter of a `#[function]` to read the idempotency key or the
-/// attempt number; it is not part of the step's input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// attempt number, or to reach the dependencies the engine was given; it is not part of the
+/// step's input.
+///
+/// ```
+/// use std::sync::Arc;
+/// use workflow_runtime::prelude::*;
+///
+/// struct Payments {
+///     currency: &'static str,
+/// }
+///
+/// #[function]
+/// async fn charge(ctx: StepContext, cents: u64) -> Result<String, StepError> {
+///     let payments: Arc<Payments> = ctx.data::<Payments>()?;
+///     Ok(format!("{cents} {} under key {}", payments.currency, ctx.idempotency_key()))
+/// }
+///
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// // A unit test calls the step directly, with a context built by hand.
+/// let ctx = StepContext::new("order-1", "charge", 1, 1).with_data(Payments { currency: "EUR" });
+/// assert_eq!(charge(ctx, 250).await.unwrap(), "250 EUR under key order-1:charge:1");
+/// # });
+/// # }
+/// ```
+#[derive(Clone)]
 pub struct StepContext {
     run_id: String,
     step: String,
     position: u64,
     attempt: u32,
+    data: DataMap,
+}
+
+impl PartialEq for StepContext {
+    // Two contexts of the same invocation are equal whatever dependencies they carry:
+    // dependencies are services, not part of what identifies an attempt.
+    fn eq(&self, other: &Self) -> bool {
+        (&self.run_id, &self.step, self.position, self.attempt)
+            == (&other.run_id, &other.step, other.position, other.attempt)
+    }
+}
+
+impl Eq for StepContext {}
+
+impl std::fmt::Debug for StepContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepContext")
+            .field("run_id", &self.run_id)
+            .field("step", &self.step)
+            .field("position", &self.position)
+            .field("attempt", &self.attempt)
+            .field("data", &self.data)
+            .finish()
+    }
 }
 
 impl StepContext {
     /// Builds a context; the engine does this for every invocation, tests may too.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepContext;
+    /// let ctx = StepContext::new("order-1", "charge", 3, 1);
+    /// assert_eq!(ctx.idempotency_key(), "order-1:charge:3");
+    /// ```
     pub fn new(
         run_id: impl Into<String>,
         step: impl Into<String>,
@@ -115,7 +266,65 @@ impl StepContext {
             step: step.into(),
             position,
             attempt,
+            data: DataMap::default(),
         }
+    }
+
+    /// Adds a dependency that [`StepContext::data`] returns, replacing one of the same type;
+    /// for unit tests that call a step directly. The engine gives its steps the values of
+    /// [`EngineBuilder::data`](crate::EngineBuilder::data) instead.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepContext;
+    /// let ctx = StepContext::new("run-1", "load", 1, 1).with_data(String::from("db://test"));
+    /// assert_eq!(*ctx.data::<String>().unwrap(), "db://test");
+    /// ```
+    #[must_use]
+    pub fn with_data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.data.insert(Arc::new(value));
+        self
+    }
+
+    pub(crate) fn with_data_map(mut self, data: DataMap) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// The dependency of type `T` the engine was given with
+    /// [`EngineBuilder::data`](crate::EngineBuilder::data): an HTTP client, a payment
+    /// provider, an LLM client. Every step of the engine shares the same value.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepContext;
+    /// # #[derive(Debug)] struct Mailer;
+    /// let ctx = StepContext::new("run-1", "notify", 1, 1);
+    /// let err = ctx.data::<Mailer>().unwrap_err();
+    /// assert!(err.message.contains("Mailer"), "{err}");
+    /// ```
+    ///
+    /// # Errors
+    /// A permanent [`StepError`] naming `T` and the types the engine was given, when it was
+    /// given no value of type `T`: a missing dependency is a set-up mistake that no retry
+    /// repairs.
+    pub fn data<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, StepError> {
+        self.data.get::<T>().ok_or_else(|| {
+            let given = self.data.type_names();
+            let given = if given.is_empty() {
+                "none".to_owned()
+            } else {
+                given
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            StepError::permanent(format!(
+                "step `{}` asked for a `{}`, which the engine was not given; add \
+                 `.data(value)` of that type to the engine builder (given: {given})",
+                self.step,
+                std::any::type_name::<T>()
+            ))
+        })
     }
 
     /// The run this invocation belongs to.
@@ -142,6 +351,13 @@ impl StepContext {
     /// A key that is the same for every attempt and every restart of this step invocation,
     /// and different for every other invocation; pass it to external systems so they
     /// de-duplicate.
+    ///
+    /// ```
+    /// # use workflow_runtime::StepContext;
+    /// let first = StepContext::new("order-1", "charge", 3, 1);
+    /// let retry = StepContext::new("order-1", "charge", 3, 2);
+    /// assert_eq!(first.idempotency_key(), retry.idempotency_key());
+    /// ```
     pub fn idempotency_key(&self) -> String {
         format!("{}:{}:{}", self.run_id, self.step, self.position)
     }
@@ -152,6 +368,21 @@ pub type StepFuture<T> = Pin<Box<dyn Future<Output = Result<T, StepError>> + Sen
 
 /// Metadata and entry point of a `#[function]`; the macro implements it on a struct with the
 /// function's name.
+///
+/// Name it to read a step's policy, or to pick a step in the testing toolkit
+/// (`TestEngine::calls_of::<F>`, `TestEngineBuilder::replace::<F>`).
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[function(max_attempts = 5, timeout = "30s")]
+/// async fn charge(cents: u64) -> Result<String, StepError> {
+///     Ok(format!("paid {cents}"))
+/// }
+///
+/// assert_eq!(<charge as Function>::NAME, "charge");
+/// assert_eq!(<charge as Function>::RETRY.max_attempts, 5);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "a step must be an `async fn` marked `#[function]`",
     label = "not a `#[function]`",

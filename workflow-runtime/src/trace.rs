@@ -10,6 +10,34 @@ use crate::StepError;
 /// One entry of a run's trace, as returned by `Engine::trace`.
 ///
 /// Stored as JSON; `Display` renders one readable line.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+/// use workflow_runtime::TraceKind;
+///
+/// #[function]
+/// async fn ping() -> Result<String, StepError> {
+///     Ok("pong".into())
+/// }
+///
+/// #[workflow]
+/// async fn probe(ctx: &mut WorkflowContext) -> Result<String, WorkflowError> {
+///     Ok(ctx.step(ping, ()).await?)
+/// }
+///
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(probe).open_in_memory().await?;
+/// engine.start(probe, "p-1", ()).await?.result().await?;
+/// let trace = engine.trace("p-1")?;
+/// assert!(matches!(&trace[0].kind, TraceKind::Started { workflow, .. } if workflow == "probe"));
+/// for event in &trace {
+///     println!("{event}");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceEvent {
     /// Position in the run's trace, from 0, without gaps.
@@ -310,6 +338,11 @@ fn short(v: &Value) -> String {
 }
 
 /// Milliseconds since the Unix epoch as an RFC 3339 UTC time, e.g. `2026-01-01T00:00:00.000Z`.
+///
+/// ```
+/// use workflow_runtime::format_time_ms;
+/// assert_eq!(format_time_ms(1_767_225_600_250), "2026-01-01T00:00:00.250Z");
+/// ```
 pub fn format_time_ms(ms: u64) -> String {
     let secs = ms / 1000;
     let days = secs / 86_400;

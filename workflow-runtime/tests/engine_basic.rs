@@ -5,6 +5,7 @@ mod engine_support;
 use engine_support::*;
 use workflow_runtime::prelude::*;
 use workflow_runtime::{Clock, TraceKind};
+use workflow_runtime::{ResultError, StartError};
 
 #[tokio::test]
 async fn a_run_executes_its_steps_and_completes() {
@@ -79,7 +80,7 @@ async fn start_is_idempotent_on_the_run_id() {
 
     let other_input = engine.start(pipeline::Def, "same", 2).await.unwrap_err();
     assert!(
-        matches!(other_input, EngineError::Conflict { .. }),
+        matches!(other_input, StartError::Conflict { .. }),
         "{other_input}"
     );
     assert_eq!(
@@ -106,7 +107,11 @@ async fn unknown_runs_and_unregistered_workflows_are_errors() {
     for e in [
         engine.status("nope").unwrap_err(),
         engine.trace("nope").unwrap_err(),
-        engine.signal("nope", "decision", 1).await.unwrap_err(),
+        engine
+            .signal("nope", "decision", 1)
+            .await
+            .unwrap_err()
+            .into(),
         engine.handle(pipeline::Def, "nope").unwrap_err(),
     ] {
         assert_eq!(
@@ -119,7 +124,7 @@ async fn unknown_runs_and_unregistered_workflows_are_errors() {
     }
     let bare = Engine::builder().open_in_memory().await.unwrap();
     let e = bare.start(pipeline::Def, "x", 1).await.unwrap_err();
-    assert!(matches!(e, EngineError::NotRegistered { .. }), "{e}");
+    assert!(matches!(e, StartError::NotRegistered { .. }), "{e}");
 }
 
 #[tokio::test]
@@ -192,7 +197,7 @@ async fn a_panic_in_the_workflow_fails_only_its_run_and_keeps_the_last_state() {
     let bad = engine.start(pipeline::Def, "beast", 666).await.unwrap();
     let good = engine.start(pipeline::Def, "fine", 7).await.unwrap();
     let err = bad.result().await.unwrap_err();
-    let EngineError::RunFailed { run_id, message } = &err else {
+    let ResultError::RunFailed { run_id, message } = &err else {
         panic!("{err}");
     };
     assert_eq!(run_id, "beast");
@@ -222,7 +227,7 @@ async fn concurrent_runs_share_commits() {
         .await
         .unwrap();
     const RUNS: u64 = 200;
-    let before = engine.__commit_count();
+    let before = engine.commit_count();
     let handles = (0..RUNS).map(|i| {
         let engine = engine.clone();
         tokio::spawn(async move {
@@ -239,7 +244,7 @@ async fn concurrent_runs_share_commits() {
     }
     // Three checkpoints per run: start, after `double`, after `add`.
     let transitions = 3 * RUNS;
-    let commits = engine.__commit_count() - before;
+    let commits = engine.commit_count() - before;
     println!("{transitions} checkpoints in {commits} commits");
     assert!(
         commits * 2 < transitions,

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use engine_support::*;
 use workflow_runtime::prelude::*;
-use workflow_runtime::{Clock, TraceKind};
+use workflow_runtime::{Clock, OpenError, TraceKind};
+use workflow_runtime::{ResultError, SignalError};
 
 async fn open(path: &Path, clock: &ManualClock) -> Engine {
     with_all(Engine::builder().clock(clock.clone()))
@@ -170,14 +171,14 @@ async fn registering_after_open_resumes_that_workflows_runs() {
         .signal("r-wait-reg", "decision", Decision::approve())
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::NotRegistered { .. }), "{e}");
+    assert!(matches!(e, SignalError::NotRegistered { .. }), "{e}");
     let e = engine
         .handle(single::Def, "r-late-reg")
         .unwrap()
         .result()
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::NotRegistered { .. }), "{e}");
+    assert!(matches!(e, ResultError::NotRegistered { .. }), "{e}");
 
     engine.register(single::Def).await.unwrap();
     engine.register(approval::Def).await.unwrap();
@@ -219,14 +220,14 @@ async fn a_run_of_another_layout_is_parked_untouched() {
         .signal("r-v", "decision", Decision::approve())
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::Incompatible { .. }), "{e}");
+    assert!(matches!(e, SignalError::Incompatible { .. }), "{e}");
     let e = engine
         .handle(approval::V2, "r-v")
         .unwrap()
         .result()
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::Incompatible { .. }), "{e}");
+    assert!(matches!(e, ResultError::Incompatible { .. }), "{e}");
     // Its deadline passes: still not driven, only noted in the trace.
     clock.advance(WEEK + Duration::from_secs(1));
     let noted = eventually("the incompatibility to be traced", || {
@@ -274,7 +275,7 @@ async fn a_state_that_does_not_decode_parks_the_run_as_incompatible() {
         .signal("r-liar", "decision", Decision::approve())
         .await
         .unwrap_err();
-    let EngineError::Incompatible { reason, .. } = &e else {
+    let SignalError::Incompatible { reason, .. } = &e else {
         panic!("{e}");
     };
     assert!(reason.contains("does not decode"), "{reason}");
@@ -294,7 +295,7 @@ async fn a_state_that_does_not_decode_parks_the_run_as_incompatible() {
         .result()
         .await
         .unwrap_err();
-    assert!(matches!(e, EngineError::Incompatible { .. }), "{e}");
+    assert!(matches!(e, ResultError::Incompatible { .. }), "{e}");
 }
 
 #[tokio::test]
@@ -303,7 +304,10 @@ async fn a_file_that_is_not_a_store_is_refused_at_open() {
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "these are my notes, not a database\n".repeat(200)).unwrap();
     let e = Engine::open(&text).await.unwrap_err();
-    assert!(matches!(e, EngineError::NotAStore { .. }), "{e}");
+    assert!(
+        matches!(e, EngineError::Open(OpenError::NotAStore { .. })),
+        "{e}"
+    );
     assert!(
         e.to_string()
             .contains("notes.txt is not a workflow-runtime store"),
@@ -326,7 +330,10 @@ async fn a_file_that_is_not_a_store_is_refused_at_open() {
         txn.commit().unwrap();
     }
     let e = Engine::open(&foreign).await.unwrap_err();
-    assert!(matches!(e, EngineError::NotAStore { .. }), "{e}");
+    assert!(
+        matches!(e, EngineError::Open(OpenError::NotAStore { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("accounts"), "{e}");
 }
 
@@ -339,7 +346,7 @@ async fn the_same_file_cannot_be_opened_twice() {
     assert_eq!(
         e.to_string(),
         format!(
-            "store file {} is already open by another engine or process",
+            "store {} is already open by another engine or process",
             path.display()
         )
     );
@@ -362,7 +369,10 @@ async fn a_damaged_store_is_refused_at_open_without_a_panic() {
         }
         std::fs::write(&damaged, bytes).unwrap();
         let e = Engine::open(&damaged).await.unwrap_err();
-        assert!(matches!(e, EngineError::Corrupt { .. }), "{e}");
+        assert!(
+            matches!(e, EngineError::Open(OpenError::Corrupt { .. })),
+            "{e}"
+        );
         assert!(e.to_string().contains("is damaged"), "{e}");
     }
 }
@@ -393,6 +403,9 @@ async fn a_store_creation_cut_short_by_a_kill_does_not_block_the_next_open() {
     let misplaced = dir.path().join("misplaced.redb");
     std::fs::write(&misplaced, &header).unwrap();
     let e = Engine::open(&misplaced).await.unwrap_err();
-    assert!(matches!(e, EngineError::NotAStore { .. }), "{e}");
+    assert!(
+        matches!(e, EngineError::Open(OpenError::NotAStore { .. })),
+        "{e}"
+    );
     assert_eq!(std::fs::read(&misplaced).unwrap(), header);
 }

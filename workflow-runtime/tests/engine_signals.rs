@@ -4,6 +4,7 @@ mod engine_support;
 
 use engine_support::*;
 use serde_json::json;
+use workflow_runtime::SignalError;
 use workflow_runtime::prelude::*;
 use workflow_runtime::{Clock, TraceKind};
 
@@ -263,7 +264,7 @@ async fn a_signal_for_an_earlier_wait_is_stale() {
 
     let unknown = Signal::new("decision", Decision::approve()).for_wait("999");
     let e = engine.send("stale", unknown).await.unwrap_err();
-    assert!(matches!(e, EngineError::UnknownWait { .. }), "{e}");
+    assert!(matches!(e, SignalError::UnknownWait { .. }), "{e}");
     let wrong = Signal::new("other", 1).for_wait(second.clone());
     let e = engine.send("stale", wrong).await.unwrap_err();
     assert_eq!(
@@ -299,7 +300,7 @@ async fn a_payload_of_the_wrong_shape_is_refused_and_changes_nothing() {
         )
         .await
         .unwrap_err();
-    let EngineError::PayloadMismatch {
+    let SignalError::PayloadMismatch {
         run_id,
         signal,
         message,
@@ -331,7 +332,7 @@ async fn a_payload_of_the_wrong_shape_is_refused_before_buffering() {
         .await
         .unwrap();
     let e = engine.signal("shape2", "decision", 42).await.unwrap_err();
-    assert!(matches!(e, EngineError::PayloadMismatch { .. }), "{e}");
+    assert!(matches!(e, SignalError::PayloadMismatch { .. }), "{e}");
     assert!(!event_names(&engine, "shape2").contains(&"signal_buffered".to_owned()));
     open_gate("gated-shape2");
 }
@@ -355,7 +356,7 @@ async fn a_finished_run_refuses_signals_with_its_status() {
         .unwrap_err();
     assert_eq!(
         e,
-        EngineError::RunFinished {
+        SignalError::RunFinished {
             run_id: "done".into(),
             status: RunStatus::Completed
         }

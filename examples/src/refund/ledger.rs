@@ -100,10 +100,20 @@ pub struct PaymentEntry {
     pub at_ms: u64,
 }
 
-/// A stand-in payment provider with its own durable ledger, keyed by idempotency key.
+/// A stand-in payment provider with its own durable ledger, keyed by idempotency key. Like a
+/// real provider that will not refund a charge beyond what was charged, it also refuses a
+/// second refund on a ticket already refunded under another key: that covers a run paid
+/// under an older key scheme and re-run after a deploy, and any second run of a ticket.
 #[derive(Debug)]
 pub struct PaymentProvider {
-    state: Mutex<(Journal, HashMap<String, RefundReceipt>)>,
+    state: Mutex<Paid>,
+}
+
+#[derive(Debug)]
+struct Paid {
+    journal: Journal,
+    by_key: HashMap<String, RefundReceipt>,
+    by_ticket: HashMap<String, RefundReceipt>,
 }
 
 impl PaymentProvider {
@@ -112,7 +122,8 @@ impl PaymentProvider {
     /// # Errors
     /// If the ledger cannot be read or created.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let mut paid = HashMap::new();
+        let mut by_key = HashMap::new();
+        let mut by_ticket = HashMap::new();
         for e in read_entries::<PaymentEntry>(path)? {
             if e.event == PaymentEvent::Paid {
                 let receipt = RefundReceipt {
@@ -120,16 +131,22 @@ impl PaymentProvider {
                     idempotency_key: e.idempotency_key.clone(),
                     amount_cents: e.amount_cents,
                 };
-                paid.insert(e.idempotency_key, receipt);
+                by_ticket.insert(e.ticket_id, receipt.clone());
+                by_key.insert(e.idempotency_key, receipt);
             }
         }
         Ok(Self {
-            state: Mutex::new((Journal::open(path)?, paid)),
+            state: Mutex::new(Paid {
+                journal: Journal::open(path)?,
+                by_key,
+                by_ticket,
+            }),
         })
     }
 
-    /// Refunds `amount_cents` on `ticket_id` unless `idempotency_key` was already paid, in which
-    /// case the original receipt comes back and no money moves.
+    /// Refunds `amount_cents` on `ticket_id` unless `idempotency_key` was already paid or the
+    /// ticket was already refunded, in which case the original receipt comes back and no money
+    /// moves.
     ///
     /// # Errors
     /// A retryable [`StepError`] if the ledger cannot be written (nothing was paid).
@@ -143,18 +160,19 @@ impl PaymentProvider {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (journal, paid) = &mut *guard;
-        let (event, receipt) = match paid.get(idempotency_key) {
+        let Paid {
+            journal,
+            by_key,
+            by_ticket,
+        } = &mut *guard;
+        let earlier = by_key
+            .get(idempotency_key)
+            .or_else(|| by_ticket.get(ticket_id));
+        let (event, receipt) = match earlier {
             Some(r) => (PaymentEvent::DuplicateRefused, r.clone()),
             None => {
                 let receipt = RefundReceipt {
-                    receipt_id: format!(
-                        "re_{:016x}",
-                        workflow_runtime::fnv1a(
-                            workflow_runtime::FNV_OFFSET,
-                            idempotency_key.as_bytes()
-                        )
-                    ),
+                    receipt_id: format!("re_{:016x}", fnv1a(idempotency_key.as_bytes())),
                     idempotency_key: idempotency_key.to_owned(),
                     amount_cents,
                 };
@@ -173,7 +191,8 @@ impl PaymentProvider {
             StepError::retryable(format!("payment ledger {}: {e}", journal.path.display()))
         })?;
         if event == PaymentEvent::Paid {
-            paid.insert(idempotency_key.to_owned(), receipt.clone());
+            by_key.insert(idempotency_key.to_owned(), receipt.clone());
+            by_ticket.insert(ticket_id.to_owned(), receipt.clone());
         }
         Ok(receipt)
     }
@@ -230,5 +249,44 @@ impl StepLedger {
         journal
             .append(&entry)
             .map_err(|e| StepError::retryable(format!("step ledger: {e}")))
+    }
+}
+
+/// FNV-1a: a stable hash, so a receipt id is the same in every process that pays the key.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_is_refunded_once_whatever_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payments.jsonl");
+        let provider = PaymentProvider::open(&path).unwrap();
+        let first = provider.refund("refund:T-1:100", "T-1", 100).unwrap();
+        // A run paid under the key scheme of an older deploy, then re-run under the new one.
+        let again = provider
+            .refund("refund:review-T-1:T-1", "T-1", 100)
+            .unwrap();
+        assert_eq!(again, first);
+        let other_amount = provider.refund("refund:T-1:250", "T-1", 250).unwrap();
+        assert_eq!(other_amount, first);
+        provider.refund("refund:T-2:100", "T-2", 100).unwrap();
+        drop(provider);
+        // The rule holds across a restart of the provider.
+        let provider = PaymentProvider::open(&path).unwrap();
+        assert_eq!(provider.refund("refund:T-1:7", "T-1", 7).unwrap(), first);
+        let events: Vec<PaymentEvent> = read_entries::<PaymentEntry>(&path)
+            .unwrap()
+            .iter()
+            .map(|e| e.event)
+            .collect();
+        use PaymentEvent::{DuplicateRefused as Dup, Paid};
+        assert_eq!(events, [Paid, Dup, Dup, Paid, Dup]);
     }
 }

@@ -9,13 +9,14 @@ pub mod clock;
 pub mod domain;
 pub mod fault;
 pub mod ledger;
+pub mod llm;
 pub mod server;
 mod services;
 pub mod tickets;
 pub mod worker;
 mod workflow;
 
-pub use services::{Services, install, services};
+pub use services::Services;
 pub use workflow::{
     draft_refund_recommendation, issue_refund_once, load_customer, load_ticket, refund_key,
     refund_review,

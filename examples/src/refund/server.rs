@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path as UrlPath, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -34,7 +34,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use workflow_runtime::{Engine, EngineError, RunStatus, Signal, SignalOutcome, TraceKind};
+use workflow_runtime::{
+    Engine, EngineError, ResultError, RunStatus, Signal, SignalError, SignalOutcome, StartError,
+    TraceKind,
+};
 
 use super::api::{
     DecisionRequest, DecisionResponse, DecisionResult, ErrorBody, MAX_BODY_BYTES, MAX_REASON_CHARS,
@@ -46,7 +49,7 @@ use super::clock::OffsetClock;
 use super::domain::{Decision, DecisionStatus, RefundOutcome};
 use super::ledger::{PaymentEntry, PaymentEvent, StepExecution, read_entries};
 use super::services::find_ticket;
-use super::{Services, install, refund_review, tickets};
+use super::{Services, refund_review, tickets};
 
 /// The name of the signal carrying a reviewer's decision.
 pub const DECISION_SIGNAL: &str = "refund_decision";
@@ -121,6 +124,18 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+impl From<SignalError> for ApiError {
+    fn from(e: SignalError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
 fn unprocessable(msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg)
 }
@@ -190,12 +205,11 @@ fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Decodes a write's body: `application/json`, within [`MAX_BODY_BYTES`], valid JSON (400) of
-/// the request's shape (422: unknown fields, repeated keys, wrong types).
-fn json_body<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
+/// Decodes a write's body: `application/json`, within [`MAX_BODY_BYTES`] (judged from the
+/// announced length before anything is read, so a client sending a megabyte gets its 413 at
+/// once), valid JSON (400) of the request's shape (422: unknown fields, repeated keys, wrong
+/// types).
+async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -210,17 +224,33 @@ fn json_body<T: DeserializeOwned>(
             ),
         ));
     }
-    let body = body.map_err(|r| {
-        let code = r.status();
-        if code == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                code,
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            ApiError::new(code, r.body_text())
-        }
-    })?;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                too_large()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body could not be read: {e}"),
+                )
+            }
+        })?;
     serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             unprocessable(format!("the request body does not fit: {e}"))
@@ -253,12 +283,11 @@ fn run_id(path: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiErr
 pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     std::fs::create_dir_all(&opts.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", opts.data_dir.display()))?;
-    let services =
-        Services::in_dir(&opts.data_dir).map_err(|e| format!("cannot open the ledgers: {e}"))?;
-    install(services)?;
+    let services = Services::from_env(&opts.data_dir)?;
     let clock = OffsetClock::from_env()?;
     let engine = Engine::builder()
         .register(refund_review)
+        .data(services)
         .clock(clock)
         .open(store_path(&opts.data_dir))
         .await
@@ -335,7 +364,7 @@ async fn finished(app: &App, run_id: &str) -> Result<Result<RefundOutcome, Strin
         match app.engine.handle(refund_review, run_id)?.result().await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => Err(e.message),
-            Err(EngineError::RunFailed { message, .. }) => Err(message),
+            Err(ResultError::RunFailed { message, .. }) => Err(message),
             Err(e) => Err(e.to_string()),
         },
     )
@@ -345,9 +374,9 @@ async fn start_review(
     State(app): State<Arc<App>>,
     Reviewer(_who): Reviewer,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let req: StartRequest = json_body(&headers, body)?;
+    let req: StartRequest = json_body(&headers, body).await?;
     validate_id("ticket id", &req.ticket_id).map_err(unprocessable)?;
     if let Some(run) = &req.run_id {
         validate_id("run id", run).map_err(unprocessable)?;
@@ -536,10 +565,10 @@ async fn decide(
     Reviewer(who): Reviewer,
     path: Result<UrlPath<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<axum::Json<DecisionResponse>, ApiError> {
     let run_id = run_id(path)?;
-    let req: DecisionRequest = json_body(&headers, body)?;
+    let req: DecisionRequest = json_body(&headers, body).await?;
     if req.wait_id.is_empty()
         || req.wait_id.len() > 20
         || !req.wait_id.bytes().all(|b| b.is_ascii_digit())
@@ -633,9 +662,6 @@ async fn decide(
             .map(|a| format!("/{a}"))
             .unwrap_or_default()
     );
-    let signal = Signal::new(DECISION_SIGNAL, &decision)
-        .dedupe_key(dedupe)
-        .for_wait(req.wait_id.clone());
     let not_current = |current: Option<PendingReview>| {
         let now = current.as_ref().map_or_else(
             || "no draft is waiting for a decision now".to_owned(),
@@ -650,29 +676,46 @@ async fn decide(
             current: current.map(Box::new),
         }
     };
+    let is_current = current.as_ref().is_some_and(|c| c.wait_id == req.wait_id);
+    if !is_current {
+        // A decision whose checks did not run is never sent, even if its wait came up in the
+        // meantime (a guessed wait id); only a repeat of one the run already took is answered.
+        let repeated = app.engine.trace(&run_id)?.iter().any(|e| {
+            matches!(&e.kind, TraceKind::SignalReceived { dedupe_key: Some(k), .. } if *k == dedupe)
+        });
+        if repeated {
+            return Ok(axum::Json(DecisionResponse {
+                run_id,
+                reviewer_id: who.reviewer_id,
+                status: req.status,
+                signal: DecisionResult::Duplicate,
+            }));
+        }
+        let status = app.engine.status(&run_id)?;
+        if !is_open(&status) {
+            return Err(ended(&app, &run_id, status).await?);
+        }
+        return Err(not_current(current));
+    }
+    let signal = Signal::new(DECISION_SIGNAL, &decision)
+        .dedupe_key(dedupe)
+        .for_wait(req.wait_id.clone());
     let signal_result = match app.engine.send(&run_id, signal).await {
         Ok(SignalOutcome::Delivered) => DecisionResult::Delivered,
         Ok(SignalOutcome::Duplicate) => DecisionResult::Duplicate,
-        Ok(SignalOutcome::Stale) | Err(EngineError::UnknownWait { .. }) => {
+        Ok(SignalOutcome::Stale) | Err(SignalError::UnknownWait { .. }) => {
             return Err(not_current(current_review(&app, &run_id)?));
         }
         Ok(SignalOutcome::Buffered) => {
             return Err(internal("the decision was buffered instead of delivered"));
         }
-        Err(EngineError::RunFinished { status, .. }) => {
-            let ended = match status {
-                RunStatus::Completed | RunStatus::Failed { .. } => {
-                    match finished(&app, &run_id).await? {
-                        Ok(outcome) => describe_outcome(&outcome),
-                        Err(e) => format!("failed: {e}"),
-                    }
-                }
-                other => other.to_string(),
-            };
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("review `{run_id}` has already ended: {ended}"),
-            ));
+        Err(SignalError::RunFinished { status, .. }) => {
+            return Err(ended(&app, &run_id, status).await?);
+        }
+        Ok(other) => {
+            return Err(internal(format!(
+                "the decision had an unknown outcome: {other:?}"
+            )));
         }
         Err(e) => return Err(e.into()),
     };
@@ -682,6 +725,21 @@ async fn decide(
         status: req.status,
         signal: signal_result,
     }))
+}
+
+/// The refusal of a decision on a review that has ended, saying how it ended.
+async fn ended(app: &App, run_id: &str, status: RunStatus) -> Result<ApiError, ApiError> {
+    let how = match status {
+        RunStatus::Completed | RunStatus::Failed { .. } => match finished(app, run_id).await? {
+            Ok(outcome) => describe_outcome(&outcome),
+            Err(e) => format!("failed: {e}"),
+        },
+        other => other.to_string(),
+    };
+    Ok(ApiError::new(
+        StatusCode::CONFLICT,
+        format!("review `{run_id}` has already ended: {how}"),
+    ))
 }
 
 async fn review_status(

@@ -1,14 +1,13 @@
 //! What the steps talk to: the helpdesk's records, the drafting agent, the payment provider
-//! and the step ledger. Installed once per process by the application.
+//! and the step ledger. The application gives them to the engine (`EngineBuilder::data`); the
+//! steps reach them through their `StepContext`.
 
 use std::path::Path;
-use std::sync::OnceLock;
-
-use workflow_runtime::StepError;
 
 use super::agent::{PolicyAgent, RefundAgent};
 use super::domain::{Customer, RefundReason, Ticket, Tier};
 use super::ledger::{PaymentProvider, StepLedger};
+use super::llm::{LlmConfig, OpenAiAgent};
 
 /// The collaborators of the refund steps.
 pub struct Services {
@@ -38,28 +37,20 @@ impl Services {
             steps: StepLedger::open(&dir.join("steps.jsonl"))?,
         })
     }
-}
 
-static SERVICES: OnceLock<Services> = OnceLock::new();
-
-/// Installs the services for this process; the first installation wins.
-///
-/// # Errors
-/// If services were installed already.
-pub fn install(services: Services) -> Result<(), &'static str> {
-    SERVICES
-        .set(services)
-        .map_err(|_| "the refund services were already installed")
-}
-
-/// The installed services.
-///
-/// # Errors
-/// A permanent [`StepError`] if [`install`] was not called.
-pub fn services() -> Result<&'static Services, StepError> {
-    SERVICES.get().ok_or_else(|| {
-        StepError::permanent("refund services are not installed; call refund::install first")
-    })
+    /// As [`Services::in_dir`], with the agent the environment chooses: the policy agent by
+    /// default, or [`OpenAiAgent`] with `REFUND_REVIEW_AGENT=openai` (see [`super::llm`]).
+    ///
+    /// # Errors
+    /// A bad agent configuration, or a ledger that cannot be opened.
+    pub fn from_env(dir: &Path) -> Result<Self, String> {
+        let mut services =
+            Self::in_dir(dir).map_err(|e| format!("cannot open the ledgers: {e}"))?;
+        if let Some(config) = LlmConfig::from_env()? {
+            services.agent = Box::new(OpenAiAgent::new(config));
+        }
+        Ok(services)
+    }
 }
 
 /// The helpdesk's ticket records: five named ones, and any `T-<number>` made up

@@ -5,12 +5,12 @@ use workflow_runtime::prelude::*;
 use super::domain::{
     Customer, Decision, DecisionStatus, Recommendation, RefundOutcome, RefundReceipt, Ticket,
 };
-use super::services::{find_customer, find_ticket, services};
+use super::services::{Services, find_customer, find_ticket};
 
 /// Loads a ticket from the helpdesk.
 #[function]
 pub async fn load_ticket(ctx: StepContext, ticket_id: String) -> Result<Ticket, StepError> {
-    services()?.steps.record(&ctx)?;
+    ctx.data::<Services>()?.steps.record(&ctx)?;
     find_ticket(&ticket_id)
         .ok_or_else(|| StepError::permanent(format!("ticket `{ticket_id}` not found")))
 }
@@ -18,7 +18,7 @@ pub async fn load_ticket(ctx: StepContext, ticket_id: String) -> Result<Ticket, 
 /// Loads the customer behind a ticket.
 #[function]
 pub async fn load_customer(ctx: StepContext, customer_id: String) -> Result<Customer, StepError> {
-    services()?.steps.record(&ctx)?;
+    ctx.data::<Services>()?.steps.record(&ctx)?;
     find_customer(&customer_id)
         .ok_or_else(|| StepError::permanent(format!("customer `{customer_id}` not found")))
 }
@@ -35,7 +35,7 @@ pub async fn draft_refund_recommendation(
     customer: Customer,
     reviewer_notes: Option<String>,
 ) -> Result<Recommendation, StepError> {
-    let services = services()?;
+    let services = ctx.data::<Services>()?;
     services.steps.record(&ctx)?;
     services
         .agent
@@ -59,7 +59,7 @@ pub async fn issue_refund_once(
     ticket_id: String,
     amount_cents: u64,
 ) -> Result<RefundReceipt, StepError> {
-    let services = services()?;
+    let services = ctx.data::<Services>()?;
     services.steps.record(&ctx)?;
     let key = refund_key(&ticket_id, amount_cents);
     let receipt = services.payments.refund(&key, &ticket_id, amount_cents)?;

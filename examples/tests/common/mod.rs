@@ -13,8 +13,9 @@ use examples::refund::client::{Client, Ledgers};
 use examples::refund::domain::{DecisionStatus, RefundOutcome};
 use examples::refund::worker::{Worker, wait_until};
 
-/// The example binary, built by `cargo test` beside the test executables (and built here if a
-/// test is run on its own).
+/// The example binary beside the test executables, brought up to date first: `cargo test`
+/// builds examples, but `cargo test --test api` alone does not, and a stale binary would test
+/// old code.
 pub fn exe() -> &'static PathBuf {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
@@ -28,14 +29,15 @@ pub fn exe() -> &'static PathBuf {
             .expect("profile dir")
             .join("examples")
             .join("refund_review");
-        if !exe.exists() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "examples", "--example", "refund_review"])
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the example failed");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "examples", "--example", "refund_review"]);
+        if deps.parent().and_then(|p| p.file_name()) == Some("release".as_ref()) {
+            build.arg("--release");
         }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the example failed");
+        assert!(exe.exists(), "{} was not built", exe.display());
         exe
     })
 }

@@ -795,6 +795,9 @@ impl Codegen<'_> {
         let base_hash = fp.finish();
         let mut steps: BTreeMap<String, &syn::Path> = BTreeMap::new();
         let mut signals = Vec::new();
+        // The literal wait names; `None` once one is computed, since then any name may be
+        // waited on.
+        let mut signal_names: Option<BTreeSet<String>> = Some(BTreeSet::new());
         for info in &self.lw.susps {
             match &info.susp.kind {
                 SuspensionKind::Step { func, .. } => {
@@ -807,12 +810,24 @@ impl Codegen<'_> {
                     }) = &**name
                     {
                         signals.push(quote!(if name == #s { return ::core::option::Option::Some(#krate::check_payload::<#ty>(payload)); }));
+                        if let Some(names) = &mut signal_names {
+                            names.insert(s.value());
+                        }
+                    } else {
+                        signal_names = None;
                     }
                 }
                 SuspensionKind::Sleep { .. } => {}
             }
         }
         let steps: Vec<&syn::Path> = steps.into_values().collect();
+        let signal_names = match signal_names {
+            Some(names) => {
+                let names = names.iter();
+                quote!(::core::option::Option::Some(&[#(#names),*]))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         let step_probe = step_probe(&steps);
         let mut body_fp = Fingerprint::new("workflow-runtime/body/1");
         body_fp.tokens(&quote!(#func));
@@ -894,6 +909,7 @@ impl Codegen<'_> {
                     const VERSION: u32 = #version;
                     const LAYOUT_HASH: u64 = #krate::mix(#base_hash, &[#(<#steps as #krate::Function>::SIG_HASH),*]);
                     const BODY_HASH: u64 = #body_hash;
+                    const SIGNALS: ::core::option::Option<&'static [&'static str]> = #signal_names;
                     type Input = #input_ty;
                     type Output = #output;
                     type State = State;

@@ -17,17 +17,18 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 
-use super::driver::panic_text;
-use super::hooks::StepFn;
+use super::hooks::StepDouble;
 use super::versions::Resolution;
 use super::{Inner, lock, report};
-use crate::error::EngineError;
+use crate::error::{EngineError, StoreError};
 use crate::model::{Command, Event};
 use crate::retry::RetryPolicy;
 use crate::step::{StepContext, StepError};
-use crate::store::{Reader, RunRecord};
+use crate::telemetry;
 use crate::trace::TraceKind;
+use crate::types::{RunRecord, panic_text};
 
 /// The attempt of a step that runs for a run; there is at most one per run.
 pub(super) struct RunningStep {
@@ -112,8 +113,9 @@ impl Inner {
             policy,
         } = attempt;
         // A test double replaces the step for this engine only.
-        let call = match self.hooks.steps.get(&name) {
-            Some(double) => Ok(Call::Double(double.clone())),
+        let double = self.instrument.as_ref().and_then(|i| i.step_double(&name));
+        let call = match double {
+            Some(double) => Ok(Call::Double(double)),
             None => self
                 .driver(workflow)
                 .and_then(|d| d.step(&name))
@@ -128,15 +130,20 @@ impl Inner {
         let weak = self.me.clone();
         let run = run_id.to_owned();
         let busy = self.busy.guard();
+        let data = self.data.clone();
+        let span = telemetry::step_attempt(run_id, workflow, &name, number, || {
+            StepContext::new(run_id, name.as_str(), position, number).idempotency_key()
+        });
         let task = tokio::spawn(async move {
             let _busy = busy;
             let result = match call {
                 Err(missing) => Err(StepError::permanent(missing)),
                 Ok(call) => {
-                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, number);
+                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, number)
+                        .with_data_map(data);
                     // The attempt is polled in this task, with panics caught at each poll: a
                     // task of its own would cost a spawn and a cross-task wake-up per step.
-                    let mut step = CatchUnwind(call.start(ctx, input));
+                    let mut step = CatchUnwind(call.start(ctx, input).instrument(span));
                     let joined = tokio::select! {
                         biased;
                         joined = &mut step => Some(joined),
@@ -215,7 +222,7 @@ impl Inner {
 
     /// Commits an attempt's end: the next attempt after a backoff, or the result for the
     /// workflow. A result for anything but the pending attempt is stale and dropped.
-    async fn record_attempt(&self, run_id: &str, done: Done) -> Result<(), EngineError> {
+    async fn record_attempt(&self, run_id: &str, done: Done) -> Result<(), StoreError> {
         let Done {
             position,
             attempt,
@@ -225,8 +232,7 @@ impl Inner {
             ..
         } = done;
         let _lock = self.lock_run(run_id).await;
-        let reader = self.store.reader()?;
-        let Some(rec) = reader.run(run_id)? else {
+        let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
         };
         let chosen = match &rec.pending {
@@ -241,7 +247,7 @@ impl Inner {
         if rec.is_finished() || rec.seq != position {
             return Ok(());
         }
-        let Ok((d, mut cp)) = self.prepare(&reader, run_id, rec).await? else {
+        let Ok((d, mut cp)) = self.prepare(run_id, rec).await? else {
             return Ok(());
         };
         let policy = chosen
@@ -252,7 +258,7 @@ impl Inner {
         let result = match result {
             Ok(value) => match self.check_size(|| format!("the output of step `{name}`"), &value) {
                 Ok(()) => Ok(value),
-                Err(e) => Err(StepError::permanent(e.to_string())),
+                Err(e) => Err(StepError::permanent(EngineError::from(e).to_string())),
             },
             Err(e) => Err(e),
         };
@@ -279,7 +285,7 @@ impl Inner {
                     duration_ms,
                     attempt,
                 });
-                cp.drive(&*d, &reader, Event::StepDone(result), None)?;
+                cp.drive(&*d, &*self.store, Event::StepDone(result), None)?;
             }
         }
         self.commit(cp).await
@@ -290,10 +296,9 @@ impl Inner {
     /// flight.
     pub(super) async fn on_step_timer(
         &self,
-        reader: &Reader,
         run_id: &str,
         rec: RunRecord,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), StoreError> {
         let Some(Command::Step {
             attempt,
             not_before_ms,
@@ -327,9 +332,7 @@ impl Inner {
                 }
                 Ok(())
             }
-            Resolution::Incompatible(reason) => {
-                self.note_incompatible(reader, run_id, rec, reason).await
-            }
+            Resolution::Incompatible(reason) => self.note_incompatible(run_id, rec, reason).await,
             Resolution::Unregistered => Ok(()),
         }
     }
@@ -367,7 +370,7 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
 /// What runs a step: a test double, or the step's own entry point (a plain function pointer,
 /// so the common case allocates nothing per attempt).
 enum Call {
-    Double(StepFn),
+    Double(StepDouble),
     Entry(fn(StepContext, Value) -> crate::step::StepFuture<Value>),
 }
 

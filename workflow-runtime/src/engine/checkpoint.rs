@@ -2,19 +2,33 @@
 //!
 //! A [`Checkpoint`] starts from the run's stored envelope, runs `advance` until the run is
 //! suspended on something that is not immediately satisfiable (a buffered signal satisfies a
-//! wait at once), and turns the result into the [`Op`]s of one commit plus the [`Effects`] to
-//! carry out once that commit is durable.
+//! wait at once), and turns the result into the [`CheckpointWrite`] of one commit plus the
+//! [`Effects`] to carry out once that commit is durable. The store derives the index rows.
 
 use serde_json::Value;
 
 use super::driver::{Advanced, Driver};
-use super::types::{PendingWait, RunStatus};
-use crate::codec;
-use crate::error::EngineError;
+use crate::error::StoreError;
 use crate::model::{Command, Event, WorkflowContext};
 use crate::step::StepContext;
-use crate::store::{InboxEntry, Op, Reader, RunRecord, TimerRow};
+use crate::store::{CheckpointWrite, InboxEntry, RunWrite, Store};
+use crate::telemetry;
 use crate::trace::{TraceEvent, TraceKind};
+use crate::types::{RunRecord, RunStatus};
+
+/// A checkpoint's trace events, kept to be reported once the checkpoint is durable.
+pub(super) struct Reported {
+    run_id: String,
+    workflow: String,
+    version: u32,
+    events: Vec<TraceEvent>,
+}
+
+impl Reported {
+    pub(super) fn report(&self) {
+        telemetry::committed(&self.run_id, &self.workflow, self.version, &self.events);
+    }
+}
 
 /// A signal sent by a caller, as it reaches the wait it is meant for.
 pub(super) struct Incoming {
@@ -57,45 +71,30 @@ pub(super) struct Checkpoint {
     /// Whether the run was driven, failed or parked, so that its envelope must be written;
     /// checkpoints that only buffer a signal or trace a duplicate leave it alone.
     touched: bool,
-    ops: Vec<Op>,
-    trace: Vec<TraceEvent>,
-    next_trace: u64,
+    /// The writes that are not derived from the run record (inbox, dedupe keys) and the trace.
+    write: CheckpointWrite,
 }
 
 impl Checkpoint {
     /// A checkpoint for a run that is not stored yet.
     pub(super) fn create(run_id: &str, now_ms: u64, rec: RunRecord) -> Self {
-        Self::new(run_id, now_ms, rec, None, 0)
+        Self::new(run_id, now_ms, rec, None)
     }
 
     /// A checkpoint continuing the stored run `rec`.
-    pub(super) fn load(
-        reader: &Reader,
-        run_id: &str,
-        now_ms: u64,
-        rec: RunRecord,
-    ) -> Result<Self, EngineError> {
+    pub(super) fn load(run_id: &str, now_ms: u64, rec: RunRecord) -> Self {
         let before = Some(rec.pending.clone());
-        let next_trace = reader.next_trace_index(run_id)?;
-        Ok(Self::new(run_id, now_ms, rec, before, next_trace))
+        Self::new(run_id, now_ms, rec, before)
     }
 
-    fn new(
-        run_id: &str,
-        now_ms: u64,
-        rec: RunRecord,
-        before: Option<Option<Command>>,
-        next_trace: u64,
-    ) -> Self {
+    fn new(run_id: &str, now_ms: u64, rec: RunRecord, before: Option<Option<Command>>) -> Self {
         Self {
             run_id: run_id.to_owned(),
             now_ms,
             rec,
             before,
             touched: false,
-            ops: Vec::new(),
-            trace: Vec::new(),
-            next_trace,
+            write: CheckpointWrite::new(run_id),
         }
     }
 
@@ -171,19 +170,39 @@ impl Checkpoint {
     }
 
     /// Appends a trace event, stamped with the current checkpoint seq.
+    /// The store numbers the events when it commits them.
     pub(super) fn trace(&mut self, kind: TraceKind) {
-        self.trace.push(TraceEvent {
-            seq: self.next_trace,
+        self.write.trace.push(TraceEvent {
+            seq: 0,
             at_ms: self.now_ms,
             checkpoint: self.rec.seq,
             kind,
         });
-        self.next_trace += 1;
     }
 
-    /// Adds a write that is not derived from the run record (inbox, dedupe keys).
-    pub(super) fn op(&mut self, op: Op) {
-        self.ops.push(op);
+    /// Appends a signal to the run's inbox.
+    pub(super) fn buffer(&mut self, entry: InboxEntry) {
+        self.write.buffer = Some(entry);
+    }
+
+    /// Records a de-duplication key as accepted now.
+    pub(super) fn dedupe(&mut self, key: String) {
+        self.write.dedupe = Some((key, self.now_ms));
+    }
+
+    /// The trace events this checkpoint will write, for reporting them once it is durable.
+    /// `next` is the number the store gives the first of them.
+    pub(super) fn trace_events(&self, next: u64) -> Reported {
+        let mut events = self.write.trace.clone();
+        for (seq, event) in (next..).zip(&mut events) {
+            event.seq = seq;
+        }
+        Reported {
+            run_id: self.run_id.clone(),
+            workflow: self.rec.workflow.clone(),
+            version: self.rec.version,
+            events,
+        }
     }
 
     /// Runs transitions from `event` until the run is suspended on something that is not
@@ -195,10 +214,10 @@ impl Checkpoint {
     pub(super) fn drive(
         &mut self,
         d: &dyn Driver,
-        reader: &Reader,
+        store: &dyn Store,
         mut event: Event,
         mut signal: Option<Incoming>,
-    ) -> Result<Driven, EngineError> {
+    ) -> Result<Driven, StoreError> {
         self.touched = true;
         // The envelope names the code that wrote its latest checkpoint.
         self.rec.body_hash = d.body_hash();
@@ -207,7 +226,9 @@ impl Checkpoint {
         loop {
             let seq = self.rec.seq + 1;
             let mut ctx = WorkflowContext::new(self.run_id.as_str(), self.now_ms, seq);
-            match d.advance(&self.rec.state, event, &mut ctx) {
+            let span = telemetry::transition(&self.run_id, d.name(), d.version(), seq);
+            let advanced = span.in_scope(|| d.advance(&self.rec.state, event, &mut ctx));
+            match advanced {
                 Advanced::Undecodable(reason) => {
                     self.park(reason.clone());
                     return Ok(Driven::Parked(reason));
@@ -248,17 +269,14 @@ impl Checkpoint {
                 return Ok(Driven::Moved);
             };
             if inbox.is_none() {
-                inbox = Some(reader.inbox(&self.run_id)?);
+                inbox = Some(store.inbox(&self.run_id)?);
             }
             let buffered = inbox.as_mut().expect("loaded above");
             let Some(pos) = buffered.iter().position(|(_, e)| e.name == *name) else {
                 return Ok(Driven::Moved);
             };
             let (index, entry) = buffered.remove(pos);
-            self.op(Op::DelInbox {
-                run_id: self.run_id.clone(),
-                index,
-            });
+            self.write.consumed.push(index);
             event = Event::Signal(entry.payload.clone());
             signal = Some(Incoming {
                 name: entry.name,
@@ -401,129 +419,23 @@ impl Checkpoint {
         self.trace(TraceKind::Incompatible { reason });
     }
 
-    /// Encodes everything into the ops of one commit.
-    pub(super) fn finish(mut self) -> Result<(Vec<Op>, Option<Effects>), EngineError> {
-        let run_id = self.run_id.clone();
-        let encode = |what: &str, e: String| {
-            EngineError::Encode(format!("the {what} of run `{run_id}`: {e}"))
-        };
-        let mut ops = Vec::with_capacity(self.ops.len() + self.trace.len() + 5);
+    /// Everything the commit writes, and what to do once it is durable.
+    pub(super) fn finish(mut self) -> (CheckpointWrite, Option<Effects>) {
         let mut effects = None;
         if self.touched || self.before.is_none() {
             self.rec.updated_ms = self.now_ms;
             let old = self.before.take().flatten();
-            let new = if self.rec.is_finished() {
-                None
-            } else {
-                self.rec.pending.clone()
-            };
-            // Every transition moves the seq or ends the run, so the old index rows are stale.
-            if let Some(old) = &old {
-                self.unindex(old, &mut ops);
-            }
-            if let Some(new) = &new {
-                self.index(new, &mut ops)
-                    .map_err(|e| encode("pending wait", e))?;
-            }
-            if self.rec.is_finished() && !matches!(self.rec.status, RunStatus::Incompatible { .. })
-            {
-                ops.push(Op::ClearInbox {
-                    run_id: run_id.clone(),
-                });
-            }
-            let record = codec::to_bytes(&self.rec).map_err(|e| encode("record", e))?;
-            ops.push(Op::PutRun {
-                run_id: run_id.clone(),
-                record,
-            });
             effects = Some(Effects {
-                run_id: run_id.clone(),
+                run_id: self.run_id,
                 workflow: self.rec.workflow.clone(),
                 seq: self.rec.seq,
                 cancel_timer: old.as_ref().and_then(deadline),
-                start: new,
+                start: self.rec.indexed_command().cloned(),
                 finished: self.rec.is_finished(),
             });
+            self.write.run = Some(RunWrite::new(self.rec, old));
         }
-        ops.append(&mut self.ops);
-        for event in &self.trace {
-            ops.push(Op::PutTrace {
-                run_id: run_id.clone(),
-                index: event.seq,
-                event: codec::to_bytes(event).map_err(|e| encode("trace", e))?,
-            });
-        }
-        Ok((ops, effects))
-    }
-
-    fn unindex(&self, cmd: &Command, ops: &mut Vec<Op>) {
-        let run_id = self.run_id.clone();
-        match cmd {
-            // A step in backoff is indexed by its timer, so that a restart re-arms it.
-            Command::Step {
-                not_before_ms: Some(deadline_ms),
-                ..
-            } => ops.push(Op::DelTimer {
-                deadline_ms: *deadline_ms,
-                run_id,
-            }),
-            Command::Step { .. } => ops.push(Op::DelReady { run_id }),
-            Command::Wait { deadline_ms, .. } => {
-                ops.push(Op::DelTimer {
-                    deadline_ms: *deadline_ms,
-                    run_id: run_id.clone(),
-                });
-                ops.push(Op::DelWait { run_id });
-            }
-            Command::Sleep { deadline_ms } => ops.push(Op::DelTimer {
-                deadline_ms: *deadline_ms,
-                run_id,
-            }),
-        }
-    }
-
-    fn index(&self, cmd: &Command, ops: &mut Vec<Op>) -> Result<(), String> {
-        let run_id = self.run_id.clone();
-        let workflow = self.rec.workflow.clone();
-        let timer = |deadline_ms: u64| {
-            Op::PutTimer(TimerRow {
-                deadline_ms,
-                run_id: run_id.clone(),
-                seq: self.rec.seq,
-                workflow: workflow.clone(),
-            })
-        };
-        match cmd {
-            Command::Step {
-                not_before_ms: Some(deadline_ms),
-                ..
-            } => ops.push(timer(*deadline_ms)),
-            Command::Step { .. } => ops.push(Op::PutReady {
-                run_id: run_id.clone(),
-                workflow: workflow.clone(),
-            }),
-            Command::Wait {
-                name,
-                deadline_ms,
-                metadata,
-            } => {
-                ops.push(timer(*deadline_ms));
-                let wait = PendingWait {
-                    run_id: run_id.clone(),
-                    workflow: workflow.clone(),
-                    wait_id: self.rec.seq.to_string(),
-                    signal: name.clone(),
-                    metadata: metadata.clone(),
-                    deadline_ms: *deadline_ms,
-                };
-                ops.push(Op::PutWait {
-                    run_id: run_id.clone(),
-                    wait: codec::to_bytes(&wait)?,
-                });
-            }
-            Command::Sleep { deadline_ms } => ops.push(timer(*deadline_ms)),
-        }
-        Ok(())
+        (self.write, effects)
     }
 }
 

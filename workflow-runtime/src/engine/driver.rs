@@ -1,7 +1,6 @@
 //! A registered workflow with its types erased: the engine stores and moves JSON, and only this
 //! module decodes a state into `W::State`.
 
-use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -12,7 +11,7 @@ use crate::model::{
     Command, Event, Migration, Transition, Workflow, WorkflowContext, WorkflowOutput,
 };
 use crate::step::StepEntry;
-use crate::store::RunRecord;
+use crate::types::{RunRecord, panic_text};
 
 /// What one call of the transition function produced, in stored form.
 #[derive(Debug)]
@@ -42,6 +41,8 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced;
     fn step(&self, name: &str) -> Option<StepEntry>;
     fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>>;
+    /// `W::SIGNALS`: the names waited on, `None` if some are computed.
+    fn signals(&self) -> Option<&'static [&'static str]>;
     /// The migrations into this version.
     fn migrations(&self) -> Vec<Migration>;
     /// Whether a stored state decodes into this version's state.
@@ -130,6 +131,10 @@ impl<W: Workflow> Driver for Typed<W> {
         self.steps.iter().find(|s| s.name == name).copied()
     }
 
+    fn signals(&self) -> Option<&'static [&'static str]> {
+        W::SIGNALS
+    }
+
     fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>> {
         catch_unwind(AssertUnwindSafe(|| W::check_signal(name, payload))).unwrap_or_else(|p| {
             Some(Err(format!(
@@ -143,7 +148,9 @@ impl<W: Workflow> Driver for Typed<W> {
     }
 
     fn decodes(&self, state: &Value) -> Result<(), String> {
-        codec::from_value_ref::<W::State>(state).map(drop)
+        codec::from_value_ref::<W::State>(state)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -167,16 +174,5 @@ pub(crate) fn start_state<W: Workflow>(input: W::Input) -> Result<Value, String>
         Ok(state) => codec::to_value(&state)
             .map_err(|e| format!("the start state could not be encoded: {e}")),
         Err(panic) => Err(format!("workflow panicked: {}", panic_text(&*panic))),
-    }
-}
-
-/// The message of a caught panic.
-pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
     }
 }

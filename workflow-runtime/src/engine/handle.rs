@@ -8,10 +8,33 @@ use tokio::sync::Notify;
 
 use super::{Engine, Inner, RunStatus, lock};
 use crate::codec;
-use crate::error::EngineError;
+use crate::error::{CodecError, EngineError, ResultError};
 use crate::model::Workflow;
 
 /// A run of workflow `W`, as returned by [`Engine::start`] and [`Engine::handle`].
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow]
+/// async fn approval(ctx: &mut WorkflowContext) -> Result<bool, WorkflowError> {
+///     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), ()).await?)
+/// }
+///
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "a-1", ()).await?;
+/// // Later, perhaps in another request: re-attach by id.
+/// let run = engine.handle(approval, "a-1")?;
+/// assert!(matches!(run.status()?, RunStatus::Waiting { ref signal, .. } if signal == "approve"));
+/// engine.signal("a-1", "approve", true).await?;
+/// assert_eq!(run.result().await?, Ok(true));
+/// assert_eq!(run.status()?, RunStatus::Completed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub struct RunHandle<W: Workflow> {
     engine: Engine,
     run_id: String,
@@ -59,11 +82,13 @@ impl<W: Workflow> RunHandle<W> {
     /// workflow that returned `Err(e)` gives `Ok(Err(e))`).
     ///
     /// # Errors
-    /// [`EngineError::RunFailed`] if the run failed without an output (a panic),
-    /// [`EngineError::Incompatible`] if it cannot be driven by the registered code,
-    /// [`EngineError::ShutDown`] if the engine shuts down first, or a storage or decoding error.
-    pub async fn result(&self) -> Result<W::Output, EngineError> {
-        let Some(bound) = self.engine.inner.hooks.wait_bound else {
+    /// [`ResultError::RunFailed`] if the run failed without an output (a panic),
+    /// [`ResultError::Incompatible`] if it cannot be driven by the registered code,
+    /// [`ResultError::NotRegistered`] if its workflow is not registered here,
+    /// [`ResultError::ShutDown`] if the engine shuts down first, [`ResultError::Codec`] if the
+    /// output does not decode, or [`ResultError::Storage`].
+    pub async fn result(&self) -> Result<W::Output, ResultError> {
+        let Some(bound) = self.engine.inner.wait_bound() else {
             return self.wait_for_end().await;
         };
         // A test engine bounds the wait, so a run that never ends fails the test with a
@@ -80,7 +105,7 @@ impl<W: Workflow> RunHandle<W> {
         }
     }
 
-    async fn wait_for_end(&self) -> Result<W::Output, EngineError> {
+    async fn wait_for_end(&self) -> Result<W::Output, ResultError> {
         let inner = &self.engine.inner;
         let waiter = Waiter::new(inner, &self.run_id);
         let mut shutdown = inner.shutdown.subscribe();
@@ -89,41 +114,43 @@ impl<W: Workflow> RunHandle<W> {
             let notified = waiter.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let rec = inner.record(&self.run_id)?;
+            let rec = inner
+                .store
+                .run(&self.run_id)?
+                .ok_or_else(|| ResultError::UnknownRun {
+                    run_id: self.run_id.clone(),
+                })?;
             let run_id = || self.run_id.clone();
             match (inner.status_of(&rec), rec.output) {
                 (RunStatus::Completed | RunStatus::Failed { .. }, Some(output)) => {
                     return codec::from_value(output).map_err(|e| {
-                        EngineError::Encode(format!("the output of run `{}`: {e}", self.run_id))
+                        CodecError::decoding(format!("the output of run `{}`", self.run_id), e)
+                            .into()
                     });
                 }
                 (RunStatus::Failed { message }, None) => {
-                    return Err(EngineError::RunFailed {
+                    return Err(ResultError::RunFailed {
                         run_id: run_id(),
                         message,
                     });
                 }
                 (RunStatus::Incompatible { reason }, _) => {
-                    return Err(EngineError::Incompatible {
+                    return Err(ResultError::Incompatible {
                         run_id: run_id(),
                         reason,
                     });
                 }
                 // Nothing in this engine would ever move it.
                 _ if !inner.registry().contains(&rec.workflow) => {
-                    return Err(EngineError::NotRegistered {
+                    return Err(ResultError::NotRegistered {
                         workflow: rec.workflow,
                     });
-                }
-                // A crashed engine moves nothing any more either.
-                _ if inner.crashed.load(std::sync::atomic::Ordering::SeqCst) => {
-                    return Err(EngineError::ShutDown);
                 }
                 _ => {}
             }
             tokio::select! {
                 () = &mut notified => {}
-                _ = shutdown.wait_for(|down| *down) => return Err(EngineError::ShutDown),
+                _ = shutdown.wait_for(|down| *down) => return Err(ResultError::ShutDown),
             }
         }
     }

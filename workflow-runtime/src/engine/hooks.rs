@@ -1,9 +1,8 @@
-//! Instrumentation used by [`crate::testing`]: step doubles, an observer of committed
-//! checkpoints, a simulated crash around a chosen commit, and idleness tracking.
-//!
-//! Everything here is off unless a test engine sets it, and costs one branch per commit then.
+//! The engine's side of test instrumentation: the [`Instrument`] trait it calls at fixed
+//! points (step doubles, an observer of committed checkpoints, a simulated crash around a
+//! commit, bounded waits), and idleness tracking. The implementations live in
+//! [`crate::testing`].
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,18 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::types::RunStatus;
 use crate::model::Command;
 use crate::step::{StepContext, StepFuture};
+use crate::types::RunStatus;
 
-/// A step implementation with its types erased.
-pub(crate) type StepFn = Arc<dyn Fn(StepContext, Value) -> StepFuture<Value> + Send + Sync>;
-
-/// What [`Hooks::observe`] installs.
-pub(crate) type Observer = Arc<dyn Fn(&CommittedCheckpoint) + Send + Sync>;
-
-/// What [`Hooks::on_crash`] installs.
-pub(crate) type OnCrash = Arc<dyn Fn() + Send + Sync>;
+/// A step implementation with its types erased: a test double.
+pub type StepDouble = Arc<dyn Fn(StepContext, Value) -> StepFuture<Value> + Send + Sync>;
 
 /// A checkpoint as it was committed, handed to the observer after the commit is durable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +41,7 @@ pub struct CommittedCheckpoint {
 /// When a simulated crash happens relative to its commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CrashMoment {
     /// The commit never reaches the store.
     BeforeCommit,
@@ -64,65 +58,40 @@ impl fmt::Display for CrashMoment {
     }
 }
 
-/// Test instrumentation for one engine.
-#[doc(hidden)]
-#[derive(Clone, Default)]
-pub struct Hooks {
-    pub(crate) steps: HashMap<String, StepFn>,
-    pub(crate) observer: Option<Observer>,
-    /// Crash at the n-th commit (counting from 1).
-    pub(crate) crash: Option<(u64, CrashMoment)>,
-    /// Runs at the instant of that crash, before the engine stops.
-    pub(crate) on_crash: Option<OnCrash>,
-    /// How long `RunHandle::result` and `Engine::__settle` may wait before they fail the
-    /// test; `None` waits as long as it takes.
-    pub(crate) wait_bound: Option<std::time::Duration>,
-}
-
-impl fmt::Debug for Hooks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hooks")
-            .field("steps", &self.steps.keys().collect::<Vec<_>>())
-            .field("observer", &self.observer.is_some())
-            .field("crash", &self.crash)
-            .field("on_crash", &self.on_crash.is_some())
-            .field("wait_bound", &self.wait_bound)
-            .finish()
-    }
-}
-
-impl Hooks {
-    /// Runs `f` instead of the step named `name`.
-    pub fn replace_step(
-        &mut self,
-        name: impl Into<String>,
-        f: impl Fn(StepContext, Value) -> StepFuture<Value> + Send + Sync + 'static,
-    ) {
-        self.steps.insert(name.into(), Arc::new(f));
+/// What a test can make an engine do at its fixed points: replace steps, watch commits,
+/// stop as a dying process would around a commit, and bound its waits.
+///
+/// Given to [`EngineBuilder::instrument`](crate::EngineBuilder::instrument); an engine without
+/// one pays a single branch per commit. [`crate::testing::Hooks`] implements it for
+/// [`crate::testing::TestEngine`], [`crate::testing::crash_test`] and crash-torture workers.
+pub trait Instrument: Send + Sync + 'static {
+    /// A double to run instead of the step named `step`, if any.
+    fn step_double(&self, _step: &str) -> Option<StepDouble> {
+        None
     }
 
-    /// Calls `f` after every durable commit that wrote a run's checkpoint.
-    pub fn observe(&mut self, f: impl Fn(&CommittedCheckpoint) + Send + Sync + 'static) {
-        self.observer = Some(Arc::new(f));
+    /// Whether [`Instrument::committed`] wants the committed checkpoints (each costs a copy of
+    /// the run's state).
+    fn observes(&self) -> bool {
+        false
     }
 
-    /// Stops the engine as if the process died at its `commit`-th commit.
-    pub fn crash_at(&mut self, commit: u64, moment: CrashMoment) {
-        self.crash = Some((commit, moment));
+    /// A checkpoint that wrote a run's record is durable.
+    fn committed(&self, _checkpoint: &CommittedCheckpoint) {}
+
+    /// The engine is about to commit a checkpoint: return a moment to simulate a crash at it.
+    fn commit_begins(&self) -> Option<CrashMoment> {
+        None
     }
 
-    /// Calls `f` at the instant of the crash set with [`Hooks::crash_at`], before the engine
-    /// stops: a crash-torture worker kills its own process there with SIGKILL, turning the
-    /// simulated crash into a real process death at an exact point (just before the commit
-    /// reaches the store, or just after it is durable and before anything is acknowledged).
-    pub fn on_crash(&mut self, f: impl Fn() + Send + Sync + 'static) {
-        self.on_crash = Some(Arc::new(f));
-    }
+    /// The simulated crash chosen by [`Instrument::commit_begins`] happens now, before the
+    /// engine stops: a crash-torture worker kills its process here.
+    fn crashing(&self, _moment: CrashMoment) {}
 
-    /// Makes every wait for a run's result, and every wait for quiet, fail with a message
-    /// naming what it waited for once `bound` has passed, instead of waiting forever.
-    pub fn bound_waits(&mut self, bound: std::time::Duration) {
-        self.wait_bound = Some(bound);
+    /// How long a wait for a run's result, or for quiet ([`crate::testing::settle`]), may last
+    /// before it panics with what it waited for; `None` waits as long as it takes.
+    fn wait_bound(&self) -> Option<std::time::Duration> {
+        None
     }
 }
 

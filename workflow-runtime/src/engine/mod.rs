@@ -13,12 +13,11 @@ pub(crate) mod hooks;
 mod ops;
 #[cfg(test)]
 mod tests;
-mod types;
 mod versions;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use tokio::sync::{Notify, OwnedMutexGuard, watch};
@@ -26,22 +25,23 @@ use tokio::sync::{Notify, OwnedMutexGuard, watch};
 use self::attempts::RunningStep;
 use self::checkpoint::{Checkpoint, Effects};
 use self::driver::{Driver, Typed};
-use self::hooks::{Busy, CrashMoment, Hooks};
+use self::hooks::{Busy, CrashMoment, Instrument};
 use crate::clock::{Clock, SystemClock};
-use crate::committer::Committer;
-use crate::error::EngineError;
+use crate::error::{EngineError, Refused, StoreError};
 use crate::model::{Command, Workflow};
-use crate::store::{self, Reader, RunRecord, Store};
+use crate::step::DataMap;
+use crate::store::{Claim, FileStore, Store};
 use crate::timers::Timers;
 use crate::trace::{TraceEvent, TraceKind};
+use crate::types::RunRecord;
 
-pub(crate) use self::driver::panic_text;
 pub use self::handle::RunHandle;
-pub use self::types::{PendingWait, RunStatus, Signal, SignalOutcome};
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
+pub use crate::types::{PendingWait, RunStatus, Signal, SignalOutcome};
 
-/// A durable workflow engine over one redb file.
+/// A durable workflow engine over one store (a database file by default; see
+/// [`crate::store`]).
 ///
 /// Cheap to clone: clones share the same store, timers and running steps.
 ///
@@ -72,9 +72,9 @@ impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         // Dropping the last engine without `shutdown` must still release the file, so that the
         // same path can be reopened at once.
-        if self.0.begin_shutdown() {
-            self.0.committer.stop_blocking();
-            self.0.release_store();
+        self.0.begin_shutdown();
+        if self.0.take_store() {
+            self.0.store.close_blocking();
         }
     }
 }
@@ -92,8 +92,9 @@ impl std::fmt::Debug for Engine {
 pub struct EngineBuilder {
     drivers: Vec<Arc<dyn Driver>>,
     clock: Arc<dyn Clock>,
-    hooks: Hooks,
+    instrument: Option<Arc<dyn Instrument>>,
     max_payload: usize,
+    data: DataMap,
 }
 
 /// The default of [`EngineBuilder::max_payload_bytes`]: 1 MiB.
@@ -113,8 +114,9 @@ impl Default for EngineBuilder {
         Self {
             drivers: Vec::new(),
             clock: Arc::new(SystemClock),
-            hooks: Hooks::default(),
+            instrument: None,
             max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
+            data: DataMap::default(),
         }
     }
 }
@@ -147,54 +149,112 @@ impl EngineBuilder {
         self
     }
 
-    #[doc(hidden)]
-    /// Test instrumentation; see `workflow_runtime::testing`.
+    /// Gives every step of this engine a dependency of type `T` (an HTTP client, a payment
+    /// provider, an LLM client), which a step reaches with
+    /// [`StepContext::data`](crate::StepContext::data); a later value of the same type
+    /// replaces an earlier one. The value is shared behind an [`Arc`], never copied.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// struct Payments {
+    ///     api_key: String,
+    /// }
+    ///
+    /// #[function]
+    /// async fn pay(ctx: StepContext, cents: u64) -> Result<String, StepError> {
+    ///     let payments = ctx.data::<Payments>()?;
+    ///     Ok(format!("paid {cents} with {}", payments.api_key))
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn checkout(ctx: &mut WorkflowContext, cents: u64) -> Result<String, WorkflowError> {
+    ///     Ok(ctx.step(pay, cents).await?)
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder()
+    ///     .register(checkout)
+    ///     .data(Payments { api_key: "sk-test".into() })
+    ///     .open_in_memory()
+    ///     .await?;
+    /// let run = engine.start(checkout, "order-1", 500).await?;
+    /// assert_eq!(run.result().await?, Ok("paid 500 with sk-test".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
-    pub fn __hooks(mut self, hooks: Hooks) -> Self {
-        self.hooks = hooks;
+    pub fn data<T: Send + Sync + 'static>(self, value: T) -> Self {
+        self.data_shared(Arc::new(value))
+    }
+
+    /// As [`EngineBuilder::data`], for a value the application shares with other code.
+    #[must_use]
+    pub fn data_shared<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.data.insert(value);
         self
     }
 
-    #[doc(hidden)]
-    /// Opens an engine over any redb backend; `workflow_runtime::testing` keeps one in memory
-    /// across simulated restarts.
+    pub(crate) fn data_map(mut self, data: DataMap) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// Instruments the engine for tests: step doubles, an observer of commits, a simulated
+    /// crash, bounded waits (see [`Instrument`] and [`crate::testing::Hooks`]).
     ///
-    /// # Errors
-    /// As [`EngineBuilder::open_in_memory`].
-    pub async fn __open_backend(
-        self,
-        backend: impl redb::StorageBackend,
-    ) -> Result<Engine, EngineError> {
-        let opened = Store::open_backend(backend)?;
-        self.start(opened).await
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// use workflow_runtime::testing::Hooks;
+    ///
+    /// let mut hooks = Hooks::default();
+    /// hooks.bound_waits(Duration::from_secs(60));
+    /// let builder = Engine::builder().instrument(hooks);
+    /// ```
+    #[must_use]
+    pub fn instrument(mut self, instrument: impl Instrument) -> Self {
+        self.instrument = Some(Arc::new(instrument));
+        self
     }
 
     /// Opens the store file at `path`, creating it if missing, and resumes every in-flight run
     /// of the registered workflows.
     ///
     /// # Errors
-    /// [`EngineError::AlreadyOpen`] if another engine holds the file, [`EngineError::NotAStore`]
-    /// or [`EngineError::Corrupt`] for a file that is not a healthy store, and
-    /// [`EngineError::Storage`] for I/O failures.
+    /// [`EngineError::Open`]: [`OpenError::AlreadyOpen`](crate::OpenError::AlreadyOpen) if
+    /// another engine holds the file, [`OpenError::NotAStore`](crate::OpenError::NotAStore) or
+    /// [`OpenError::Corrupt`](crate::OpenError::Corrupt) for a file that is not a healthy store,
+    /// [`OpenError::Storage`](crate::OpenError::Storage) for I/O failures.
     pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, EngineError> {
         let path = path.as_ref().to_owned();
-        let opened = tokio::task::spawn_blocking(move || Store::open_file(&path))
-            .await
-            .map_err(|e| EngineError::Storage(format!("the open task failed: {e}")))??;
-        self.start(opened).await
+        let opened = match tokio::task::spawn_blocking(move || FileStore::open(&path)).await {
+            Ok(opened) => opened?,
+            // The open task panicked (or was cancelled by a runtime shutting down).
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        self.open_store(opened).await
     }
 
     /// Opens an engine over a fresh in-memory store, for tests.
     ///
     /// # Errors
-    /// [`EngineError::Storage`] if the store cannot be initialised.
+    /// [`EngineError::Open`] if the store cannot be initialised.
     pub async fn open_in_memory(self) -> Result<Engine, EngineError> {
-        let opened = Store::open_memory()?;
-        self.start(opened).await
+        self.open_store(FileStore::open_memory()?).await
     }
 
-    async fn start(self, (store, db): (Store, Arc<redb::Database>)) -> Result<Engine, EngineError> {
-        let committer = Committer::spawn(db)?;
+    /// Opens an engine over any [`Store`] (see [`crate::store`] for writing a backend) and
+    /// resumes every in-flight run of the registered workflows.
+    ///
+    /// # Errors
+    /// A storage error while reading the runs to resume.
+    pub async fn open_store(self, store: impl Store) -> Result<Engine, EngineError> {
+        self.start(Arc::new(store)).await
+    }
+
+    async fn start(self, store: Arc<dyn Store>) -> Result<Engine, EngineError> {
         let mut registry = Registry::default();
         for d in self.drivers {
             registry.add(d);
@@ -216,7 +276,6 @@ impl EngineBuilder {
             Inner {
                 me: me.clone(),
                 store,
-                committer,
                 timers,
                 clock,
                 registry: RwLock::new(registry),
@@ -224,11 +283,11 @@ impl EngineBuilder {
                 steps: Mutex::default(),
                 waiters: Mutex::default(),
                 shutdown: watch::Sender::new(false),
-                hooks: self.hooks,
+                store_open: AtomicBool::new(true),
+                instrument: self.instrument,
                 max_payload: self.max_payload,
+                data: self.data,
                 busy,
-                commits_begun: AtomicU64::new(0),
-                crashed: AtomicBool::new(false),
             }
         });
         let engine = Engine {
@@ -266,7 +325,7 @@ impl Engine {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .add(driver);
-        self.inner.resume(Some(W::NAME)).await
+        Ok(self.inner.resume(Some(W::NAME)).await?)
     }
 
     /// Re-attaches to an existing run.
@@ -305,7 +364,7 @@ impl Engine {
     /// # Errors
     /// A storage error.
     pub fn pending(&self) -> Result<Vec<PendingWait>, EngineError> {
-        self.inner.store.reader()?.pending()
+        Ok(self.inner.store.pending_waits()?)
     }
 
     /// The run's trace, oldest event first.
@@ -313,13 +372,14 @@ impl Engine {
     /// # Errors
     /// [`EngineError::UnknownRun`], or a storage error.
     pub fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, EngineError> {
-        let reader = self.inner.store.reader()?;
-        if !reader.exists(run_id)? {
+        let trace = self.inner.store.trace(run_id)?;
+        // Every run's trace starts with its creation, so only an empty one needs a second look.
+        if trace.is_empty() && self.inner.store.run(run_id)?.is_none() {
             return Err(EngineError::UnknownRun {
                 run_id: run_id.to_owned(),
             });
         }
-        reader.trace(run_id)
+        Ok(trace)
     }
 
     /// Stops timers and running steps, commits what is queued, and closes the store file so
@@ -328,21 +388,27 @@ impl Engine {
     /// Steps still running are abandoned; they run again when the store is next opened. Every
     /// later call on this engine or its clones fails with [`EngineError::ShutDown`].
     pub async fn shutdown(&self) {
-        if self.inner.begin_shutdown() {
-            self.inner.committer.stop().await;
-            self.inner.release_store();
+        self.inner.begin_shutdown();
+        if self.inner.take_store() {
+            // Closing only fails when the store is already closed.
+            let _ = self.inner.store.close().await;
         }
     }
 
-    #[doc(hidden)]
+    /// How many durable write transactions the store has made since it was opened; group
+    /// commit puts the checkpoints of several runs into one.
+    pub fn commit_count(&self) -> u64 {
+        self.inner.store.commit_count()
+    }
+
     /// Returns once no step runs, no timer due at the clock's current time is left unfired and
-    /// no transition is in flight; `workflow_runtime::testing` uses it to run until idle.
+    /// no transition is in flight; `workflow_runtime::testing::settle` exposes it.
     ///
     /// # Panics
-    /// When the hooks bound waits ([`Hooks::bound_waits`]) and the engine is still busy once
-    /// the bound has passed; the message says what it was busy with.
-    pub async fn __settle(&self) {
-        let Some(bound) = self.inner.hooks.wait_bound else {
+    /// When the instrument bounds waits ([`Instrument::wait_bound`]) and the engine is still
+    /// busy once the bound has passed; the message says what it was busy with.
+    pub(crate) async fn settle_bounded(&self) {
+        let Some(bound) = self.inner.wait_bound() else {
             return self.settle().await;
         };
         if tokio::time::timeout(bound, self.settle()).await.is_err() {
@@ -354,9 +420,9 @@ impl Engine {
             panic!(
                 "waited {bound:?} for the engine to become idle, and it did not: {} piece(s) \
                  of background work in flight, transitions in flight for runs {locked:?}, \
-                 steps running for runs {stepping:?}, crashed: {}",
+                 steps running for runs {stepping:?}, stopped: {}",
                 inner.busy.count(),
-                inner.crashed.load(Ordering::SeqCst)
+                *inner.shutdown.borrow()
             );
         }
     }
@@ -377,30 +443,11 @@ impl Engine {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
-
-    #[doc(hidden)]
-    /// How many commits this engine began; the crash test counts them.
-    pub fn __commits_begun(&self) -> u64 {
-        self.inner.commits_begun.load(Ordering::SeqCst)
-    }
-
-    #[doc(hidden)]
-    /// Whether a simulated crash stopped this engine.
-    pub fn __crashed(&self) -> bool {
-        self.inner.crashed.load(Ordering::SeqCst)
-    }
-
-    #[doc(hidden)]
-    /// How many write transactions the committer made; for benchmarks and tests.
-    pub fn __commit_count(&self) -> u64 {
-        self.inner.committer.commits()
-    }
 }
 
 pub(crate) struct Inner {
     me: Weak<Inner>,
-    store: Store,
-    committer: Committer,
+    store: Arc<dyn Store>,
     timers: Timers,
     clock: Arc<dyn Clock>,
     registry: RwLock<Registry>,
@@ -410,14 +457,16 @@ pub(crate) struct Inner {
     steps: Mutex<HashMap<String, RunningStep>>,
     /// Runs someone awaits the result of.
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Set once the engine refuses calls: shut down, or stopped by a simulated crash.
     shutdown: watch::Sender<bool>,
-    hooks: Hooks,
+    /// Cleared by whoever closes the store (a simulated crash leaves it open until then).
+    store_open: AtomicBool,
+    instrument: Option<Arc<dyn Instrument>>,
     max_payload: usize,
-    /// Background work in flight, for [`Engine::__settle`].
+    /// The dependencies every step context carries.
+    data: DataMap,
+    /// Background work in flight, for [`Engine::settle_bounded`].
     busy: Arc<Busy>,
-    /// Commits started through [`Inner::commit`], for [`Hooks::crash_at`].
-    commits_begun: AtomicU64,
-    crashed: AtomicBool,
 }
 
 /// A run's lock and how many parties hold or await it.
@@ -472,7 +521,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Refuses empty names, names with control characters and names over 512 bytes: ids end up in
 /// logs, URLs and store keys, where those cause trouble long after they were accepted.
-pub(crate) fn check_name(what: &str, name: &str) -> Result<(), EngineError> {
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), Refused> {
     let reason = if name.is_empty() {
         "it is empty"
     } else if name.len() > 512 {
@@ -482,7 +531,7 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), EngineError> {
     } else {
         return Ok(());
     };
-    Err(EngineError::InvalidName {
+    Err(Refused::InvalidName {
         what: what.to_owned(),
         name: name.to_owned(),
         reason: reason.to_owned(),
@@ -495,10 +544,10 @@ impl Inner {
         &self,
         what: impl FnOnce() -> String,
         value: &serde_json::Value,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), Refused> {
         let bytes = crate::codec::encoded_len(value);
         if bytes > self.max_payload {
-            return Err(EngineError::TooLarge {
+            return Err(Refused::TooLarge {
                 what: what(),
                 bytes,
                 limit: self.max_payload,
@@ -507,14 +556,21 @@ impl Inner {
         Ok(())
     }
 
-    fn check_open(&self) -> Result<(), EngineError> {
-        if self.crashed.load(Ordering::SeqCst) {
-            Err(EngineError::SimulatedCrash)
-        } else if *self.shutdown.borrow() {
-            Err(EngineError::ShutDown)
+    fn check_open(&self) -> Result<(), StoreError> {
+        if *self.shutdown.borrow() {
+            Err(StoreError::Closed)
         } else {
             Ok(())
         }
+    }
+
+    fn wait_bound(&self) -> Option<std::time::Duration> {
+        self.instrument.as_ref().and_then(|i| i.wait_bound())
+    }
+
+    /// Whether the caller is the one to close the store.
+    fn take_store(&self) -> bool {
+        self.store_open.swap(false, Ordering::SeqCst)
     }
 
     fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
@@ -545,7 +601,6 @@ impl Inner {
 
     fn record(&self, run_id: &str) -> Result<RunRecord, EngineError> {
         self.store
-            .reader()?
             .run(run_id)?
             .ok_or_else(|| EngineError::UnknownRun {
                 run_id: run_id.to_owned(),
@@ -563,25 +618,42 @@ impl Inner {
     }
 
     /// Commits a checkpoint, then carries out what it started.
-    async fn commit(&self, cp: Checkpoint) -> Result<(), EngineError> {
-        if self.crashed.load(Ordering::SeqCst) {
-            return Err(EngineError::SimulatedCrash);
+    async fn commit(&self, cp: Checkpoint) -> Result<(), StoreError> {
+        if *self.shutdown.borrow() {
+            return Err(StoreError::Closed);
         }
-        let snapshot = self.hooks.observer.as_ref().and_then(|_| cp.snapshot());
-        let n = self.commits_begun.fetch_add(1, Ordering::SeqCst) + 1;
-        let crash = self.hooks.crash.filter(|(at, _)| *at == n).map(|(_, m)| m);
+        let (crash, snapshot) = match &self.instrument {
+            None => (None, None),
+            Some(i) => (
+                i.commit_begins(),
+                if i.observes() { cp.snapshot() } else { None },
+            ),
+        };
         if crash == Some(CrashMoment::BeforeCommit) {
-            self.crash();
-            return Err(EngineError::SimulatedCrash);
+            self.crash(CrashMoment::BeforeCommit);
+            return Err(StoreError::Closed);
         }
-        let (ops, effects) = cp.finish()?;
-        self.committer.commit(ops).await?;
+        // Copied only when a subscriber listens: a log line must follow its durable commit.
+        // The store numbers trace events as it commits them; under the run's lock nobody else
+        // appends to this run's trace, so the numbers follow its last event.
+        let reported = match crate::telemetry::wants_trace_events() {
+            true => {
+                let next = self.store.last_trace(&cp.run_id)?.map_or(0, |e| e.seq + 1);
+                Some(cp.trace_events(next))
+            }
+            false => None,
+        };
+        let (write, effects) = cp.finish();
+        self.store.commit(write).await?;
         if crash == Some(CrashMoment::AfterCommit) {
-            self.crash();
-            return Err(EngineError::SimulatedCrash);
+            self.crash(CrashMoment::AfterCommit);
+            return Err(StoreError::Closed);
         }
-        if let (Some(observe), Some(snapshot)) = (&self.hooks.observer, snapshot) {
-            observe(&snapshot);
+        if let Some(reported) = reported {
+            reported.report();
+        }
+        if let (Some(i), Some(snapshot)) = (&self.instrument, snapshot) {
+            i.committed(&snapshot);
         }
         if let Some(effects) = effects {
             self.apply(effects);
@@ -589,18 +661,14 @@ impl Inner {
         Ok(())
     }
 
-    /// Stops everything as a dying process would: no further commit, timer or step; the store
-    /// stays open until [`Engine::shutdown`] closes it (committing nothing more).
-    fn crash(&self) {
-        if let Some(on_crash) = &self.hooks.on_crash {
-            on_crash();
+    /// Stops everything as a dying process would: no further commit, timer or step, and every
+    /// later call fails with [`EngineError::ShutDown`]; the store stays open until
+    /// [`Engine::shutdown`] closes it (committing nothing more).
+    fn crash(&self, moment: CrashMoment) {
+        if let Some(i) = &self.instrument {
+            i.crashing(moment);
         }
-        self.crashed.store(true, Ordering::SeqCst);
-        self.stop_background();
-        // Whoever waits for a result would otherwise wait for a run nothing will move.
-        for waiter in lock(&self.waiters).values() {
-            waiter.notify_waiters();
-        }
+        self.begin_shutdown();
     }
 
     /// Stops the timer task and every running step; they run again when the store is next
@@ -635,18 +703,29 @@ impl Inner {
     /// Resumes the in-flight runs of `workflow` (of every registered workflow for `None`): runs
     /// due to execute a step get it spawned, waits and sleeps get their timers re-armed from the
     /// stored deadlines. Reads only the `ready` and `timers` indexes, not every run.
-    async fn resume(&self, workflow: Option<&str>) -> Result<(), EngineError> {
+    async fn resume(&self, workflow: Option<&str>) -> Result<(), StoreError> {
         let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.registry().contains(w);
-        let (ready, timers) = {
-            let reader = self.store.reader()?;
-            (reader.ready()?, reader.timers()?)
+        // This engine is its store's only user: it claims every ready run and every armed
+        // timer (they are kept in its timer task), and gives each lease back at once, since
+        // its own writes are `Fence::Exclusive`.
+        let claim = Claim {
+            owner: OWNER,
+            now_ms: self.clock.now_ms(),
+            lease_ms: u64::MAX,
+            limit: usize::MAX,
         };
-        for (run_id, w) in ready {
-            if wanted(&w) {
-                self.resume_step(&run_id).await?;
+        let (ready, timers) = (
+            self.store.claim_ready(&claim)?,
+            self.store.claim_timers(&claim, u64::MAX)?,
+        );
+        for run in ready {
+            self.store.release(&run.lease)?;
+            if wanted(&run.workflow) {
+                self.resume_step(&run.run_id).await?;
             }
         }
         for t in timers {
+            self.store.release(&t.lease)?;
             if wanted(&t.workflow) {
                 self.timers.arm(t.deadline_ms, t.run_id, t.seq);
             }
@@ -654,10 +733,9 @@ impl Inner {
         Ok(())
     }
 
-    async fn resume_step(&self, run_id: &str) -> Result<(), EngineError> {
+    async fn resume_step(&self, run_id: &str) -> Result<(), StoreError> {
         let _lock = self.lock_run(run_id).await;
-        let reader = self.store.reader()?;
-        let Some(rec) = reader.run(run_id)? else {
+        let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
         };
         let Some(cmd @ Command::Step { .. }) = rec.pending.clone() else {
@@ -675,7 +753,7 @@ impl Inner {
                 Ok(())
             }
             versions::Resolution::Incompatible(reason) => {
-                self.note_incompatible(&reader, run_id, rec, reason).await
+                self.note_incompatible(run_id, rec, reason).await
             }
             versions::Resolution::Unregistered => Ok(()),
         }
@@ -685,7 +763,7 @@ impl Inner {
     async fn resume_run(&self, run_id: &str) -> Result<(), EngineError> {
         let rec = self.record(run_id)?;
         match rec.pending {
-            Some(Command::Step { .. }) => self.resume_step(run_id).await,
+            Some(Command::Step { .. }) => Ok(self.resume_step(run_id).await?),
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !rec.is_finished() =>
             {
@@ -700,42 +778,40 @@ impl Inner {
     /// record itself stays untouched.
     async fn note_incompatible(
         &self,
-        reader: &Reader,
         run_id: &str,
         rec: RunRecord,
         reason: String,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), StoreError> {
         let kind = TraceKind::Incompatible { reason };
-        if reader.last_trace(run_id)?.is_some_and(|e| e.kind == kind) {
+        if self
+            .store
+            .last_trace(run_id)?
+            .is_some_and(|e| e.kind == kind)
+        {
             return Ok(());
         }
-        let mut cp = Checkpoint::load(reader, run_id, self.clock.now_ms(), rec)?;
+        let mut cp = Checkpoint::load(run_id, self.clock.now_ms(), rec);
         cp.trace(kind);
         self.commit(cp).await
     }
 
-    /// Refuses new calls and stops timers and steps; `false` if that already happened.
-    fn begin_shutdown(&self) -> bool {
-        if self.shutdown.send_replace(true) {
-            return false;
-        }
-        self.stop_background();
-        true
-    }
-
-    /// Closes the database once the committer has stopped.
-    fn release_store(&self) {
-        if let Some(db) = self.store.take() {
-            store::close(db);
+    /// Refuses new calls and stops timers and steps, once; whoever waits for a result is
+    /// woken by the same signal.
+    fn begin_shutdown(&self) {
+        if !self.shutdown.send_replace(true) {
+            self.stop_background();
         }
     }
 }
 
+/// The owner this engine claims runs as: it is its store's only user.
+const OWNER: &str = "this-process";
+
 /// Reports a failure of background work (a step completion or a timer), which has no caller to
 /// return it to. The run stays at its last checkpoint and is retried when the store is next
 /// opened.
-fn report(run_id: &str, what: &str, e: &EngineError) {
-    if !matches!(e, EngineError::ShutDown | EngineError::SimulatedCrash) {
-        eprintln!("workflow-runtime: {what} of run `{run_id}` was not recorded: {e}");
+fn report(run_id: &str, what: &str, e: &StoreError) {
+    if !matches!(e, StoreError::Closed) {
+        tracing::error!(run_id, error = %e, "{what} of run `{run_id}` was not recorded: {e}");
     }
 }

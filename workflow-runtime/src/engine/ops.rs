@@ -6,12 +6,11 @@ use serde_json::Value;
 use super::checkpoint::{Checkpoint, Driven, Incoming};
 use super::driver::start_state;
 use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, check_name, report};
-use crate::RunStatus;
 use crate::codec::{self, FNV_OFFSET, fnv1a};
-use crate::error::EngineError;
+use crate::error::{CodecError, SignalError, StartError, StoreError};
 use crate::model::{Command, Event, Workflow};
-use crate::store::{ENVELOPE_FORMAT, InboxEntry, Op, RunRecord};
 use crate::trace::TraceKind;
+use crate::types::{InboxEntry, RunRecord, RunStatus};
 
 impl Engine {
     /// Starts a run of `workflow` with this id, or returns the existing run with this id.
@@ -20,16 +19,17 @@ impl Engine {
     /// with the run record before this returns, so a returned handle always names a durable run.
     ///
     /// # Errors
-    /// [`EngineError::Conflict`] if the id belongs to a run of another workflow or with another
-    /// input, [`EngineError::NotRegistered`] if the workflow is not registered,
-    /// [`EngineError::Encode`] if the input cannot be encoded, or a storage error (then nothing
-    /// was created).
+    /// [`StartError::Conflict`] if the id belongs to a run of another workflow or with another
+    /// input, [`StartError::NotRegistered`] if the workflow is not registered,
+    /// [`StartError::InvalidName`] or [`StartError::TooLarge`] for a refused id or input,
+    /// [`StartError::Codec`] if the input cannot be encoded, or [`StartError::Storage`] (then
+    /// nothing was created).
     pub async fn start<W: Workflow>(
         &self,
         _workflow: W,
         run_id: impl Into<String>,
         input: W::Input,
-    ) -> Result<RunHandle<W>, EngineError> {
+    ) -> Result<RunHandle<W>, StartError> {
         let inner = &self.inner;
         inner.check_open()?;
         let run_id = run_id.into();
@@ -38,21 +38,20 @@ impl Engine {
             .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
         check_name("run id", &run_id)?;
         let input_json = codec::to_value(&input)
-            .map_err(|e| EngineError::Encode(format!("the input of run `{run_id}`: {e}")))?;
+            .map_err(|e| CodecError::encoding(format!("the input of run `{run_id}`"), e))?;
         inner.check_size(|| format!("the input of run `{run_id}`"), &input_json)?;
         let input_hash = fnv1a(FNV_OFFSET, input_json.to_string().as_bytes());
 
         let _lock = inner.lock_run(&run_id).await;
-        let reader = inner.store.reader()?;
-        if let Some(rec) = reader.run(&run_id)? {
+        if let Some(rec) = inner.store.run(&run_id)? {
             if rec.workflow != W::NAME {
-                return Err(EngineError::Conflict {
+                return Err(StartError::Conflict {
                     reason: format!("for workflow `{}`, not `{}`", rec.workflow, W::NAME),
                     run_id,
                 });
             }
             if rec.input_hash != input_hash {
-                return Err(EngineError::Conflict {
+                return Err(StartError::Conflict {
                     reason: "with a different input".to_owned(),
                     run_id,
                 });
@@ -74,7 +73,7 @@ impl Engine {
         });
         match panicked {
             None => {
-                cp.drive(&*d, &reader, Event::Start, None)?;
+                cp.drive(&*d, &*inner.store, Event::Start, None)?;
             }
             Some(message) => cp.fail(message),
         }
@@ -82,22 +81,21 @@ impl Engine {
         Ok(RunHandle::new(self.clone(), run_id))
     }
 
-    #[doc(hidden)]
     /// Creates a run of `workflow` already suspended at checkpoint `seq` in `state` (the JSON of
     /// a `W::State` value) waiting on `pending`, as if it had got there by itself; used by
     /// `workflow_runtime::testing` to resume from a recorded or hand-built checkpoint.
     ///
     /// # Errors
-    /// [`EngineError::NotRegistered`], [`EngineError::Conflict`] if the id exists, or a storage
+    /// [`StartError::NotRegistered`], [`StartError::Conflict`] if the id exists, or a storage
     /// error.
-    pub async fn __import<W: Workflow>(
+    pub(crate) async fn import<W: Workflow>(
         &self,
         _workflow: W,
         run_id: impl Into<String>,
         state: Value,
         seq: u64,
         pending: Command,
-    ) -> Result<RunHandle<W>, EngineError> {
+    ) -> Result<RunHandle<W>, StartError> {
         let inner = &self.inner;
         inner.check_open()?;
         let run_id = run_id.into();
@@ -105,9 +103,9 @@ impl Engine {
             .registry()
             .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
         let _lock = inner.lock_run(&run_id).await;
-        if inner.store.reader()?.run(&run_id)?.is_some() {
-            return Err(EngineError::Conflict {
-                reason: "already".to_owned(),
+        if inner.store.run(&run_id)?.is_some() {
+            return Err(StartError::Conflict {
+                reason: "and cannot be imported over".to_owned(),
                 run_id,
             });
         }
@@ -130,7 +128,7 @@ impl Engine {
         run_id: &str,
         name: &str,
         payload: impl Serialize,
-    ) -> Result<SignalOutcome, EngineError> {
+    ) -> Result<SignalOutcome, SignalError> {
         self.send(run_id, Signal::new(name, payload)).await
     }
 
@@ -141,14 +139,18 @@ impl Engine {
     /// is stored in the run's inbox for the next such wait ([`SignalOutcome::Buffered`]).
     ///
     /// # Errors
-    /// In this order: [`EngineError::UnknownRun`]; (a repeated dedupe key is
-    /// [`SignalOutcome::Duplicate`]); [`EngineError::RunFinished`] with the final status;
-    /// (a signal for an earlier wait is [`SignalOutcome::Stale`]); [`EngineError::UnknownWait`]
-    /// or [`EngineError::WrongSignal`] for a bad [`Signal::for_wait`];
-    /// [`EngineError::PayloadMismatch`] if the payload does not decode into the waited type (the
-    /// run is untouched); [`EngineError::NotRegistered`] or [`EngineError::Incompatible`] if the
-    /// run cannot be driven by the registered code; storage and encoding errors.
-    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, EngineError> {
+    /// In this order: [`SignalError::InvalidName`], [`SignalError::TooLarge`] or
+    /// [`SignalError::Codec`] for a refused signal; [`SignalError::UnknownRun`]; (a repeated
+    /// dedupe key is [`SignalOutcome::Duplicate`]); [`SignalError::RunFinished`] with the final
+    /// status; (a signal for an earlier wait is [`SignalOutcome::Stale`]);
+    /// [`SignalError::UnknownSignal`] if no registered version of the run's workflow waits for
+    /// a signal of this name (checked when every wait names its signal literally);
+    /// [`SignalError::UnknownWait`] or [`SignalError::WrongSignal`] for a bad
+    /// [`Signal::for_wait`]; [`SignalError::PayloadMismatch`] if the payload does not decode
+    /// into the waited type (the run is untouched); [`SignalError::NotRegistered`] or
+    /// [`SignalError::Incompatible`] if the run cannot be driven by the registered code;
+    /// [`SignalError::Storage`].
+    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, SignalError> {
         let inner = &self.inner;
         inner.check_open()?;
         let Signal {
@@ -159,28 +161,24 @@ impl Engine {
         } = signal;
         check_name("run id", run_id)?;
         check_name("signal name", &name)?;
-        let payload = payload.map_err(|e| {
-            EngineError::Encode(format!(
-                "the payload of signal `{name}` for `{run_id}`: {e}"
-            ))
-        })?;
+        let payload = payload?;
         inner.check_size(
             || format!("the payload of signal `{name}` for `{run_id}`"),
             &payload,
         )?;
 
         let _lock = inner.lock_run(run_id).await;
-        let reader = inner.store.reader()?;
-        let rec = reader.run(run_id)?.ok_or_else(|| EngineError::UnknownRun {
+        let store = &*inner.store;
+        let rec = store.run(run_id)?.ok_or_else(|| SignalError::UnknownRun {
             run_id: run_id.to_owned(),
         })?;
         let now = inner.clock.now_ms();
         let run = || run_id.to_owned();
 
         if let Some(key) = &dedupe_key
-            && reader.has_dedupe(run_id, key)?
+            && store.has_dedupe(run_id, key)?
         {
-            let mut cp = Checkpoint::load(&reader, run_id, now, rec)?;
+            let mut cp = Checkpoint::load(run_id, now, rec);
             cp.trace(TraceKind::SignalDuplicate {
                 signal: name,
                 dedupe_key: key.clone(),
@@ -190,11 +188,11 @@ impl Engine {
         }
         if rec.is_finished() {
             return Err(match rec.status {
-                RunStatus::Incompatible { reason } => EngineError::Incompatible {
+                RunStatus::Incompatible { reason } => SignalError::Incompatible {
                     run_id: run(),
                     reason,
                 },
-                status => EngineError::RunFinished {
+                status => SignalError::RunFinished {
                     run_id: run(),
                     status,
                 },
@@ -204,6 +202,7 @@ impl Engine {
             Some(Command::Wait { name, .. }) => Some(name.clone()),
             _ => None,
         };
+        inner.check_signal_name(run_id, &rec.workflow, waiting_for.as_deref(), &name)?;
         if let Some(wanted) = wait_id
             && let Some(outcome) =
                 check_addressed(run_id, &rec, waiting_for.as_deref(), wanted, &name)?
@@ -211,17 +210,17 @@ impl Engine {
             return Ok(outcome);
         }
         let workflow = rec.workflow.clone();
-        let (d, mut cp) = match inner.prepare(&reader, run_id, rec).await? {
+        let (d, mut cp) = match inner.prepare(run_id, rec).await? {
             Ok(ready) => ready,
             Err(Some(reason)) => {
-                return Err(EngineError::Incompatible {
+                return Err(SignalError::Incompatible {
                     run_id: run(),
                     reason,
                 });
             }
-            Err(None) => return Err(EngineError::NotRegistered { workflow }),
+            Err(None) => return Err(SignalError::NotRegistered { workflow }),
         };
-        let mismatch = |message| EngineError::PayloadMismatch {
+        let mismatch = |message| SignalError::PayloadMismatch {
             run_id: run(),
             signal: name.clone(),
             message,
@@ -233,11 +232,11 @@ impl Engine {
                 payload: payload.clone(),
                 dedupe_key: dedupe_key.clone(),
             };
-            match cp.drive(&*d, &reader, Event::Signal(payload), Some(incoming))? {
+            match cp.drive(&*d, store, Event::Signal(payload), Some(incoming))? {
                 Driven::Refused(message) => return Err(mismatch(message)),
                 Driven::Parked(reason) => {
                     inner.commit(cp).await?;
-                    return Err(EngineError::Incompatible {
+                    return Err(SignalError::Incompatible {
                         run_id: run(),
                         reason,
                     });
@@ -248,16 +247,11 @@ impl Engine {
             if let Some(Err(message)) = d.check_signal(&name, &payload) {
                 return Err(mismatch(message));
             }
-            let entry = InboxEntry {
-                name: name.clone(),
-                payload: payload.clone(),
-                dedupe_key: dedupe_key.clone(),
-            };
-            cp.op(Op::PutInbox {
-                run_id: run(),
-                index: reader.next_inbox_index(run_id)?,
-                entry: codec::to_bytes(&entry).map_err(EngineError::Encode)?,
-            });
+            cp.buffer(InboxEntry::new(
+                name.clone(),
+                payload.clone(),
+                dedupe_key.clone(),
+            ));
             cp.trace(TraceKind::SignalBuffered {
                 signal: name.clone(),
                 payload,
@@ -266,14 +260,36 @@ impl Engine {
             SignalOutcome::Buffered
         };
         if let Some(key) = dedupe_key {
-            cp.op(Op::PutDedupe {
-                run_id: run(),
-                key,
-                at_ms: now,
-            });
+            cp.dedupe(key);
         }
         inner.commit(cp).await?;
         Ok(outcome)
+    }
+}
+
+impl Inner {
+    /// Refuses a signal name that no registered version of `workflow` waits on, so that a
+    /// mistyped name fails the call instead of waiting in the inbox forever. The name the run
+    /// waits on now is always accepted.
+    fn check_signal_name(
+        &self,
+        run_id: &str,
+        workflow: &str,
+        waiting_for: Option<&str>,
+        name: &str,
+    ) -> Result<(), SignalError> {
+        let Some(known) = self.registry().signal_names(workflow) else {
+            return Ok(());
+        };
+        if waiting_for == Some(name) || known.contains(&name) {
+            return Ok(());
+        }
+        Err(SignalError::UnknownSignal {
+            run_id: run_id.to_owned(),
+            workflow: workflow.to_owned(),
+            signal: name.to_owned(),
+            expected: known.iter().map(|&n| n.to_owned()).collect(),
+        })
     }
 }
 
@@ -285,7 +301,7 @@ fn check_addressed(
     waiting_for: Option<&str>,
     wanted: String,
     name: &str,
-) -> Result<Option<SignalOutcome>, EngineError> {
+) -> Result<Option<SignalOutcome>, SignalError> {
     // A wait's id is the seq of the checkpoint that began it, so ids below the current seq
     // name waits that are over.
     match waiting_for {
@@ -293,7 +309,7 @@ fn check_addressed(
             if expected == name {
                 Ok(None)
             } else {
-                Err(EngineError::WrongSignal {
+                Err(SignalError::WrongSignal {
                     run_id: run_id.to_owned(),
                     wait_id: wanted,
                     expected: expected.to_owned(),
@@ -302,7 +318,7 @@ fn check_addressed(
             }
         }
         _ if wanted.parse::<u64>().is_ok_and(|w| w < rec.seq) => Ok(Some(SignalOutcome::Stale)),
-        _ => Err(EngineError::UnknownWait {
+        _ => Err(SignalError::UnknownWait {
             run_id: run_id.to_owned(),
             wait_id: wanted,
         }),
@@ -318,17 +334,16 @@ impl Inner {
         }
     }
 
-    async fn fire(&self, run_id: &str, seq: u64) -> Result<(), EngineError> {
+    async fn fire(&self, run_id: &str, seq: u64) -> Result<(), StoreError> {
         let _lock = self.lock_run(run_id).await;
-        let reader = self.store.reader()?;
-        let Some(rec) = reader.run(run_id)? else {
+        let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
         };
         if rec.is_finished() || rec.seq != seq {
             return Ok(());
         }
         let (event, kind) = match &rec.pending {
-            Some(Command::Step { .. }) => return self.on_step_timer(&reader, run_id, rec).await,
+            Some(Command::Step { .. }) => return self.on_step_timer(run_id, rec).await,
             Some(Command::Wait { name, .. }) => (
                 Event::TimedOut,
                 TraceKind::TimedOut {
@@ -344,30 +359,21 @@ impl Inner {
             ),
             _ => return Ok(()),
         };
-        let Ok((d, mut cp)) = self.prepare(&reader, run_id, rec).await? else {
+        let Ok((d, mut cp)) = self.prepare(run_id, rec).await? else {
             return Ok(());
         };
         cp.trace(kind);
-        cp.drive(&*d, &reader, event, None)?;
+        cp.drive(&*d, &*self.store, event, None)?;
         self.commit(cp).await
     }
 }
 
 /// The envelope of a run of `W` that has not made its first transition yet.
 fn new_record<W: Workflow>(state: Value, input_hash: u64, now: u64) -> RunRecord {
-    RunRecord {
-        format: ENVELOPE_FORMAT,
-        workflow: W::NAME.to_owned(),
-        version: W::VERSION,
-        layout_hash: W::LAYOUT_HASH,
-        body_hash: W::BODY_HASH,
-        seq: 0,
-        status: RunStatus::Running,
-        state,
-        pending: None,
-        output: None,
-        input_hash,
-        created_ms: now,
-        updated_ms: now,
-    }
+    let mut rec = RunRecord::new(W::NAME, state, now);
+    rec.version = W::VERSION;
+    rec.layout_hash = W::LAYOUT_HASH;
+    rec.body_hash = W::BODY_HASH;
+    rec.input_hash = input_hash;
+    rec
 }

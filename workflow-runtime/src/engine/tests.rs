@@ -1,61 +1,18 @@
 //! Fault injection: a storage backend that fails on demand.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redb::StorageBackend;
-use redb::backends::InMemoryBackend;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::__private::take_wake;
+use crate::model::{Event, Transition};
+use crate::step::StepEntry;
+use crate::store::{FileStore, MemoryDisk};
 use crate::{
-    Engine, EngineError, Event, ManualClock, RunStatus, StepEntry, Transition, Workflow,
-    WorkflowContext, WorkflowError,
+    Engine, EngineError, ManualClock, RunStatus, StartError, Workflow, WorkflowContext,
+    WorkflowError,
 };
-
-/// An in-memory backend whose writes fail while `fail` is set.
-#[derive(Debug)]
-struct Faulty {
-    inner: InMemoryBackend,
-    fail: Arc<AtomicBool>,
-}
-
-impl Faulty {
-    fn check(&self) -> std::io::Result<()> {
-        if self.fail.load(Ordering::SeqCst) {
-            Err(std::io::Error::other("injected write failure"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl StorageBackend for Faulty {
-    fn len(&self) -> std::io::Result<u64> {
-        self.inner.len()
-    }
-
-    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        self.inner.read(offset, out)
-    }
-
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.check()?;
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.check()?;
-        self.inner.sync_data()
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        self.check()?;
-        self.inner.write(offset, data)
-    }
-}
 
 /// Sleeps `minutes`, then returns.
 #[derive(Debug, Clone, Copy)]
@@ -115,33 +72,33 @@ impl Workflow for Nap {
 
 #[tokio::test]
 async fn a_failed_commit_is_returned_and_nothing_is_acknowledged() {
-    let fail = Arc::new(AtomicBool::new(false));
+    let disk = MemoryDisk::new();
     let clock = ManualClock::default();
     let engine = Engine::builder()
         .register(Nap)
         .clock(clock.clone())
-        .__open_backend(Faulty {
-            inner: InMemoryBackend::new(),
-            fail: fail.clone(),
-        })
+        .open_store(FileStore::open_disk(disk.clone()).unwrap())
         .await
         .unwrap();
     engine.start(Nap, "before", 60).await.unwrap();
     let before = engine.status("before").unwrap();
 
-    fail.store(true, Ordering::SeqCst);
+    disk.fail_writes(true);
     let e = engine.start(Nap, "during", 60).await.unwrap_err();
-    assert!(matches!(e, EngineError::Storage(_)), "{e}");
-    assert!(e.to_string().contains("injected write failure"), "{e}");
-    assert_eq!(
-        engine.status("during").unwrap_err(),
-        EngineError::UnknownRun {
-            run_id: "during".into()
-        }
+    // A full disk is matchable through the error's source chain.
+    assert!(
+        matches!(&e, StartError::Storage(s) if s.io_kind() == Some(std::io::ErrorKind::StorageFull)),
+        "{e:?}"
     );
+    let source = std::error::Error::source(&e).expect("the device error is the source");
+    assert!(source.to_string().contains("no space left"), "{source}");
+    assert!(matches!(
+        engine.status("during").unwrap_err(),
+        EngineError::UnknownRun { run_id } if run_id == "during"
+    ));
 
-    // A timer whose commit fails leaves the run at its last checkpoint (redb refuses further
-    // writes after an I/O error until the store is reopened).
+    // A timer whose commit fails leaves the run at its last checkpoint (the store refuses
+    // further writes after an I/O error until it is reopened).
     clock.advance(Duration::from_secs(3600));
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(engine.status("before").unwrap(), before);

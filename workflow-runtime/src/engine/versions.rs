@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::Checkpoint;
 use super::driver::Driver;
 use super::{Engine, Inner, RunStatus};
-use crate::error::EngineError;
+use crate::error::{EngineError, StartError, StoreError};
 use crate::model::Migration;
-use crate::store::{Reader, RunRecord};
+use crate::types::RunRecord;
 
 /// The registered workflows: every version of every name, oldest first.
 #[derive(Default)]
@@ -55,6 +55,18 @@ impl Registry {
         self.by_name.contains_key(name)
     }
 
+    /// Every signal name some registered version of `name` waits on, sorted; `None` when one
+    /// of them computes a name (any name may then be right) or `name` is not registered.
+    pub(super) fn signal_names(&self, name: &str) -> Option<Vec<&'static str>> {
+        let mut names = Vec::new();
+        for d in self.by_name.get(name)? {
+            names.extend_from_slice(d.signals()?);
+        }
+        names.sort_unstable();
+        names.dedup();
+        Some(names)
+    }
+
     /// The newest version of `name`.
     pub(super) fn newest(&self, name: &str) -> Option<Arc<dyn Driver>> {
         self.by_name.get(name).and_then(|v| v.last()).cloned()
@@ -67,11 +79,11 @@ impl Registry {
         name: &str,
         version: u32,
         layout: u64,
-    ) -> Result<Arc<dyn Driver>, EngineError> {
+    ) -> Result<Arc<dyn Driver>, StartError> {
         let versions = self
             .by_name
             .get(name)
-            .ok_or_else(|| EngineError::NotRegistered {
+            .ok_or_else(|| StartError::NotRegistered {
                 workflow: name.to_owned(),
             })?;
         let same: Vec<&Arc<dyn Driver>> =
@@ -81,7 +93,7 @@ impl Registry {
                 .iter()
                 .map(|d| format!("{:016x}", d.layout_hash()))
                 .collect();
-            return Err(EngineError::AmbiguousVersion {
+            return Err(StartError::AmbiguousVersion {
                 workflow: name.to_owned(),
                 version,
                 layouts: layouts.join(", "),
@@ -90,12 +102,12 @@ impl Registry {
         let d = same
             .into_iter()
             .find(|d| d.layout_hash() == layout)
-            .ok_or_else(|| EngineError::NotRegistered {
+            .ok_or_else(|| StartError::NotRegistered {
                 workflow: format!("{name} v{version}"),
             })?;
         let newest = versions.last().map_or(version, |n| n.version());
         if newest > version {
-            return Err(EngineError::NotNewest {
+            return Err(StartError::NotNewest {
                 workflow: name.to_owned(),
                 version,
                 newest,
@@ -185,10 +197,10 @@ impl Engine {
     /// # Errors
     /// A storage error.
     pub fn versions(&self) -> Result<Vec<VersionSummary>, EngineError> {
-        let reader = self.inner.store.reader()?;
+        let runs = self.inner.store.runs()?;
         let mut out: BTreeMap<(String, u32, u64), VersionSummary> = BTreeMap::new();
         let registry = self.inner.registry();
-        for (_, rec) in reader.runs()? {
+        for (_, rec) in runs {
             // One resolution gives both how the code treats the run and, for a run still
             // moving, whether it is incompatible (what `status_of` would compute again).
             let resolution = registry.resolve(&rec);
@@ -226,9 +238,8 @@ impl Engine {
     /// # Errors
     /// A storage error.
     pub fn incompatible_runs(&self) -> Result<Vec<IncompatibleRun>, EngineError> {
-        let reader = self.inner.store.reader()?;
         let mut out = Vec::new();
-        for (run_id, rec) in reader.runs()? {
+        for (run_id, rec) in self.inner.store.runs()? {
             if let RunStatus::Incompatible { reason } = self.inner.status_of(&rec) {
                 out.push(IncompatibleRun {
                     run_id,
@@ -252,7 +263,6 @@ impl Engine {
         inner.check_open()?;
         {
             let _lock = inner.lock_run(run_id).await;
-            let reader = inner.store.reader()?;
             let rec = inner.record(run_id)?;
             let parked = matches!(rec.status, RunStatus::Incompatible { .. });
             if parked || !rec.is_finished() {
@@ -270,7 +280,7 @@ impl Engine {
                         });
                     }
                 };
-                let mut cp = Checkpoint::load(&reader, run_id, inner.clock.now_ms(), rec)?;
+                let mut cp = Checkpoint::load(run_id, inner.clock.now_ms(), rec);
                 cp.migrate(&plan).map_err(incompatible)?;
                 d.decodes(cp.state())
                     .map_err(|e| incompatible(format!("the stored state does not decode: {e}")))?;
@@ -294,24 +304,19 @@ impl Inner {
     /// noted as incompatible, or belongs to an unregistered workflow).
     pub(super) async fn prepare(
         &self,
-        reader: &Reader,
         run_id: &str,
         rec: RunRecord,
-    ) -> Result<Result<(Arc<dyn Driver>, Checkpoint), Option<String>>, EngineError> {
+    ) -> Result<Result<(Arc<dyn Driver>, Checkpoint), Option<String>>, StoreError> {
         let resolution = self.registry().resolve(&rec);
         match resolution {
             Resolution::Unregistered => Ok(Err(None)),
             Resolution::Incompatible(reason) => {
-                self.note_incompatible(reader, run_id, rec, reason.clone())
-                    .await?;
+                self.note_incompatible(run_id, rec, reason.clone()).await?;
                 Ok(Err(Some(reason)))
             }
-            Resolution::Ready(d) => Ok(Ok((
-                d,
-                Checkpoint::load(reader, run_id, self.clock.now_ms(), rec)?,
-            ))),
+            Resolution::Ready(d) => Ok(Ok((d, Checkpoint::load(run_id, self.clock.now_ms(), rec)))),
             Resolution::Migrate(d, plan) => {
-                let mut cp = Checkpoint::load(reader, run_id, self.clock.now_ms(), rec)?;
+                let mut cp = Checkpoint::load(run_id, self.clock.now_ms(), rec);
                 match cp.migrate(&plan) {
                     Ok(()) => Ok(Ok((d, cp))),
                     Err(reason) => {

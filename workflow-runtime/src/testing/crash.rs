@@ -7,15 +7,16 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::CrashMoment;
 use super::{TestEngine, TestEngineBuilder};
-use crate::engine::hooks::CrashMoment;
-use crate::{EngineError, RunStatus, Signal, Workflow};
+use crate::{RunStatus, Signal, SignalError, StartError, Workflow};
 
 /// The run id crash tests use.
 const RUN: &str = "crash-test";
 
 /// One thing that happens to a run from outside.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub enum ScriptAction {
     /// Send a signal. Without a dedupe key the crash test gives it `script-<index>`: a client
     /// that retries after a crash must name its signal, or a retry could answer a later wait.
@@ -184,12 +185,12 @@ where
         if !started {
             match te.engine().start(workflow, RUN, input.clone()).await {
                 Ok(_) => started = true,
-                Err(EngineError::SimulatedCrash) => {}
+                Err(StartError::ShutDown) if te.crashed() => {}
                 Err(e) => return Err(format!("start failed: {e}")),
             }
             te.run_until_idle().await;
         }
-        while started && pos < script.actions.len() && !te.engine().__crashed() {
+        while started && pos < script.actions.len() && !te.crashed() {
             match &script.actions[pos] {
                 ScriptAction::Signal {
                     name,
@@ -202,7 +203,7 @@ where
                     let signal = Signal::new(name.as_str(), payload.clone()).dedupe_key(key);
                     match te.engine().send(RUN, signal).await {
                         Ok(_) => pos += 1,
-                        Err(EngineError::SimulatedCrash) => {}
+                        Err(SignalError::ShutDown) if te.crashed() => {}
                         Err(e) => {
                             return Err(format!(
                                 "script action {pos} (signal `{name}`) failed: {e}"
@@ -217,7 +218,7 @@ where
             }
             te.run_until_idle().await;
         }
-        if !te.engine().__crashed() {
+        if !te.crashed() {
             return Ok(crashed);
         }
         if crashed {
@@ -282,7 +283,7 @@ where
         W::NAME,
         trace.join("\n")
     );
-    let commits = reference.engine().__commits_begun();
+    let commits = reference.commits_begun();
     let ref_keys: BTreeSet<String> = keys_of(&reference).into_keys().collect();
     reference.shutdown().await;
 

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::CommittedCheckpoint;
-use crate::{Command, Migration, Workflow};
+use crate::model::{Command, Migration, Workflow};
 
 /// The environment variable that asks tests to record their golden files again.
 pub const UPDATE_ENV: &str = "WORKFLOW_GOLDEN_UPDATE";
@@ -108,8 +108,11 @@ pub fn write<W: Workflow>(
 ///
 /// # Errors
 /// A message naming the file, what differs and what to do.
-pub fn check<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize, String> {
-    let path = path.as_ref();
+pub fn check<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize, GoldenError> {
+    check_states::<W>(path.as_ref()).map_err(GoldenError::new)
+}
+
+fn check_states<W: Workflow>(path: &Path) -> Result<usize, String> {
     let file = load(path)?;
     if file.workflow != W::NAME || file.version != W::VERSION {
         return Err(format!(
@@ -155,8 +158,14 @@ pub fn check<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize,
 ///
 /// # Errors
 /// A message naming the file, the state and the failing migration.
-pub fn check_migration<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize, String> {
-    let path = path.as_ref();
+pub fn check_migration<W: Workflow>(
+    _workflow: W,
+    path: impl AsRef<Path>,
+) -> Result<usize, GoldenError> {
+    check_migrations::<W>(path.as_ref()).map_err(GoldenError::new)
+}
+
+fn check_migrations<W: Workflow>(path: &Path) -> Result<usize, String> {
     let file = load(path)?;
     let layout = u64::from_str_radix(&file.layout_hash, 16).map_err(|e| {
         format!(
@@ -204,6 +213,25 @@ fn load(path: &Path) -> Result<GoldenFile, String> {
     })?;
     serde_json::from_str(&text)
         .map_err(|e| format!("the golden file {} is not valid: {e}", path.display()))
+}
+
+/// Why a golden file does not fit the current code: a message naming the file, what differs
+/// and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct GoldenError {
+    message: String,
+}
+
+impl GoldenError {
+    fn new(message: String) -> Self {
+        Self { message }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 /// [`check`], panicking with its message.

@@ -9,7 +9,11 @@
 //!   outcome is the same and that no step ran under an idempotency key the crash-free run never
 //!   used.
 //! - [`MemoryDisk`]: the in-memory storage a test engine runs on, shared across restarts, whose
-//!   writes can be made to fail like a full disk (`EngineBuilder::__open_backend`).
+//!   writes can be made to fail like a full disk
+//!   ([`FileStore::open_disk`](crate::store::FileStore::open_disk)).
+//! - [`Hooks`]: the [`Instrument`] behind all of this, for an engine built by hand
+//!   ([`EngineBuilder::instrument`]), with [`settle`] to wait for quiet.
+//! - [`conformance`]: the tests every storage backend must pass.
 //! - [`golden`]: checkpoints written to fixture files and checked against the current code, so
 //!   an incompatible change to a stored state fails `cargo test`.
 //!
@@ -55,9 +59,10 @@
 //! # }
 //! ```
 
+pub mod conformance;
 mod crash;
 pub mod golden;
-mod memory;
+mod hooks;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -68,13 +73,19 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::crash::{CrashCase, CrashReport, Script, ScriptAction, crash_test};
-pub use self::memory::MemoryDisk;
+pub use self::hooks::Hooks;
 use crate::clock::ManualClock;
-pub use crate::engine::hooks::{CommittedCheckpoint, CrashMoment};
-use crate::engine::hooks::{Hooks, StepFn};
+pub use crate::engine::hooks::{CommittedCheckpoint, CrashMoment, Instrument, StepDouble};
+use crate::error::CodecError;
+/// The transition function's vocabulary, for tests that drive `name::advance` by hand or
+/// check what a checkpoint waits for.
+pub use crate::model::{Command, Event, Transition};
+use crate::step::DataMap;
+use crate::store::FileStore;
+pub use crate::store::MemoryDisk;
 use crate::{
-    Command, Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalOutcome,
-    StepContext, StepError, Workflow,
+    Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalError, SignalOutcome,
+    StartError, StepContext, StepError, Workflow,
 };
 
 /// One step invocation as a test engine saw it.
@@ -107,9 +118,11 @@ type Register = Arc<dyn Fn(EngineBuilder) -> EngineBuilder + Send + Sync>;
 struct Setup {
     workflows: Vec<Register>,
     /// The real steps of the registered workflows.
-    steps: HashMap<String, StepFn>,
+    steps: HashMap<String, StepDouble>,
     /// Test doubles, by step name.
-    doubles: HashMap<String, StepFn>,
+    doubles: HashMap<String, StepDouble>,
+    /// The steps' dependencies (`EngineBuilder::data`).
+    data: DataMap,
 }
 
 /// Configures a [`TestEngine`].
@@ -170,7 +183,7 @@ impl TestEngineBuilder {
         Fut: Future<Output = Result<F::Output, StepError>> + Send + 'static,
     {
         let double = Arc::new(double);
-        let erased: StepFn = Arc::new(move |ctx, input: Value| {
+        let erased: StepDouble = Arc::new(move |ctx, input: Value| {
             let double = double.clone();
             Box::pin(async move {
                 let input: F::Input = serde_json::from_value(input).map_err(|e| {
@@ -186,6 +199,39 @@ impl TestEngineBuilder {
             })
         });
         self.setup.doubles.insert(F::NAME.to_owned(), erased);
+        self
+    }
+
+    /// Gives every step (and every double) a dependency of type `T`, as
+    /// [`EngineBuilder::data`] does; it survives [`TestEngine::restart`].
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    /// use workflow_runtime::testing::TestEngine;
+    ///
+    /// struct Greeting(&'static str);
+    ///
+    /// #[function]
+    /// async fn greet(ctx: StepContext, name: String) -> Result<String, StepError> {
+    ///     Ok(format!("{}, {name}", ctx.data::<Greeting>()?.0))
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn hello(ctx: &mut WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    ///     Ok(ctx.step(greet, name).await?)
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(hello).data(Greeting("Hello")).build().await;
+    /// let run = te.start(hello, "h-1", "Ada".to_owned()).await.unwrap();
+    /// assert_eq!(run.result().await.unwrap(), Ok("Hello, Ada".to_owned()));
+    /// # });
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.setup.data.insert(Arc::new(value));
         self
     }
 
@@ -210,9 +256,10 @@ impl TestEngineBuilder {
         let memory = MemoryDisk::default();
         let clock = ManualClock::new(self.start_ms);
         let log = Arc::new(Mutex::new(Log::default()));
-        let engine = open(&self.setup, &memory, &clock, self.crash, &log).await;
+        let (engine, hooks) = open(&self.setup, &memory, &clock, self.crash, &log).await;
         TestEngine {
             engine,
+            hooks,
             clock,
             memory,
             setup: self.setup,
@@ -227,7 +274,7 @@ async fn open(
     clock: &ManualClock,
     crash: Option<(u64, CrashMoment)>,
     log: &Arc<Mutex<Log>>,
-) -> Engine {
+) -> (Engine, Hooks) {
     let mut hooks = Hooks::default();
     let mut steps = setup.steps.clone();
     steps.extend(setup.doubles.clone());
@@ -256,14 +303,30 @@ async fn open(
         hooks.crash_at(commit, moment);
     }
     hooks.bound_waits(wait_bound());
-    let mut builder = Engine::builder().clock(clock.clone()).__hooks(hooks);
+    let mut builder = Engine::builder()
+        .clock(clock.clone())
+        .data_map(setup.data.clone())
+        .instrument(hooks.clone());
     for register in &setup.workflows {
         builder = register(builder);
     }
-    builder
-        .__open_backend(memory.clone())
+    let store = FileStore::open_disk(memory.clone()).expect("an in-memory store opens");
+    let engine = builder
+        .open_store(store)
         .await
-        .expect("an in-memory store opens")
+        .expect("an in-memory store opens");
+    (engine, hooks)
+}
+
+/// Returns once `engine` is idle: no step runs, no timer due at its clock's current time is
+/// left unfired, and no transition is in flight. Run it after moving a
+/// [`ManualClock`] to let everything that came due happen.
+///
+/// # Panics
+/// When the engine's [`Instrument`] bounds waits ([`Hooks::bound_waits`]) and the engine is
+/// still busy once the bound has passed; the message says what it was busy with.
+pub async fn settle(engine: &Engine) {
+    engine.settle_bounded().await;
 }
 
 /// How long a test engine waits for quiet or for a run's result before it fails the test:
@@ -288,6 +351,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// idle again (no step running, no timer due), so a test reads like a story.
 pub struct TestEngine {
     engine: Engine,
+    /// The current engine's instrumentation (each restart installs a new one).
+    hooks: Hooks,
     clock: ManualClock,
     memory: MemoryDisk,
     setup: Setup,
@@ -310,6 +375,16 @@ impl TestEngine {
             start_ms: crate::Clock::now_ms(&ManualClock::default()),
             crash: None,
         }
+    }
+
+    /// How many commits the current engine began (since the last restart).
+    pub(crate) fn commits_begun(&self) -> u64 {
+        self.hooks.commits_begun()
+    }
+
+    /// Whether the current engine stopped at its simulated crash.
+    pub(crate) fn crashed(&self) -> bool {
+        self.hooks.crashed()
     }
 
     /// The engine, for everything this wrapper does not cover.
@@ -336,7 +411,7 @@ impl TestEngine {
         workflow: W,
         run_id: &str,
         input: W::Input,
-    ) -> Result<RunHandle<W>, EngineError> {
+    ) -> Result<RunHandle<W>, StartError> {
         let handle = self.engine.start(workflow, run_id, input).await;
         self.run_until_idle().await;
         handle
@@ -351,7 +426,7 @@ impl TestEngine {
         run_id: &str,
         name: &str,
         payload: impl Serialize,
-    ) -> Result<SignalOutcome, EngineError> {
+    ) -> Result<SignalOutcome, SignalError> {
         let outcome = self.engine.signal(run_id, name, payload).await;
         self.run_until_idle().await;
         outcome
@@ -361,7 +436,7 @@ impl TestEngine {
     ///
     /// # Errors
     /// As [`Engine::send`].
-    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, EngineError> {
+    pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, SignalError> {
         let outcome = self.engine.send(run_id, signal).await;
         self.run_until_idle().await;
         outcome
@@ -380,7 +455,7 @@ impl TestEngine {
     /// what it was busy with: a hang fails the test instead of stalling the suite. Waiting for
     /// a run's result on a test engine is bounded the same way.
     pub async fn run_until_idle(&self) {
-        self.engine.__settle().await;
+        self.engine.settle_bounded().await;
     }
 
     /// Every checkpoint `run_id` wrote, oldest first, since this test engine was built
@@ -412,12 +487,14 @@ impl TestEngine {
     /// process would; in-flight steps run again, timers are re-armed. Runs until idle.
     pub async fn restart(&mut self) {
         self.engine.shutdown().await;
-        self.engine = open(&self.setup, &self.memory, &self.clock, None, &self.log).await;
+        (self.engine, self.hooks) =
+            open(&self.setup, &self.memory, &self.clock, None, &self.log).await;
         self.run_until_idle().await;
     }
 
     /// Closes the engine and opens one with other workflows registered on the same store and
-    /// clock, as deploying new code does; in-flight runs resume on what fits them.
+    /// clock, as deploying new code does; in-flight runs resume on what fits them. Doubles and
+    /// dependencies (`data`) given before stay unless the new builder replaces them.
     pub async fn swap(&mut self, register: impl FnOnce(TestEngineBuilder) -> TestEngineBuilder) {
         let builder = register(TestEngineBuilder {
             setup: Setup::default(),
@@ -432,6 +509,8 @@ impl TestEngine {
                 .entry(name.clone())
                 .or_insert_with(|| double.clone());
         }
+        // So do the steps' dependencies, for every type the new builder does not give.
+        setup.data.keep_missing(&self.setup.data);
         self.setup = setup;
         self.restart().await;
     }
@@ -441,22 +520,23 @@ impl TestEngine {
     ///
     /// # Errors
     /// [`EngineError::Conflict`] if the run id exists, [`EngineError::NotRegistered`], or
-    /// [`EngineError::Encode`] if the checkpoint is a finished run's.
+    /// [`EngineError::RunFinished`] if the checkpoint is a finished run's.
     pub async fn resume_from<W: Workflow>(
         &self,
         workflow: W,
         run_id: &str,
         checkpoint: &CommittedCheckpoint,
     ) -> Result<RunHandle<W>, EngineError> {
-        let pending = checkpoint.pending.clone().ok_or_else(|| {
-            EngineError::Encode(format!(
-                "checkpoint {} of `{}` is a finished run's",
-                checkpoint.seq, checkpoint.run_id
-            ))
-        })?;
+        let pending = checkpoint
+            .pending
+            .clone()
+            .ok_or_else(|| EngineError::RunFinished {
+                run_id: checkpoint.run_id.clone(),
+                status: checkpoint.status.clone(),
+            })?;
         let handle = self
             .engine
-            .__import(
+            .import(
                 workflow,
                 run_id,
                 checkpoint.state.clone(),
@@ -465,7 +545,7 @@ impl TestEngine {
             )
             .await;
         self.run_until_idle().await;
-        handle
+        Ok(handle?)
     }
 
     /// Places a new run in a state built by hand, suspended on `pending` (see
@@ -473,7 +553,7 @@ impl TestEngine {
     /// and runs it until idle.
     ///
     /// # Errors
-    /// As [`TestEngine::resume_from`], and [`EngineError::Encode`] if the state does not encode.
+    /// As [`TestEngine::resume_from`], and [`EngineError::Codec`] if the state does not encode.
     pub async fn resume_state<W: Workflow>(
         &self,
         workflow: W,
@@ -481,13 +561,14 @@ impl TestEngine {
         state: W::State,
         pending: Command,
     ) -> Result<RunHandle<W>, EngineError> {
-        let state = serde_json::to_value(&state).map_err(|e| EngineError::Encode(e.to_string()))?;
+        let state = serde_json::to_value(&state)
+            .map_err(|e| CodecError::encoding(format!("the state of run `{run_id}`"), e))?;
         let handle = self
             .engine
-            .__import(workflow, run_id, state, 1, pending)
+            .import(workflow, run_id, state, 1, pending)
             .await;
         self.run_until_idle().await;
-        handle
+        Ok(handle?)
     }
 
     /// What a state waiting for the result of step `F` on `input` is suspended on.
@@ -529,8 +610,16 @@ impl CommittedCheckpoint {
     ///
     /// # Errors
     /// The decoding error, when the stored state does not fit `W::State`.
-    pub fn decode<W: Workflow>(&self, _workflow: W) -> Result<W::State, String> {
-        crate::codec::from_value_ref(&self.state)
+    pub fn decode<W: Workflow>(&self, _workflow: W) -> Result<W::State, CodecError> {
+        crate::codec::from_value_ref(&self.state).map_err(|e| {
+            CodecError::decoding(
+                format!(
+                    "the state of checkpoint {} of run `{}`",
+                    self.seq, self.run_id
+                ),
+                e,
+            )
+        })
     }
 
     /// The name of the state's variant, read from the stored JSON.

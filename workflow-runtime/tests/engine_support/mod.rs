@@ -10,11 +10,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
+use workflow_runtime::__private::{StepEntry, StepFuture, Transition};
 use workflow_runtime::__private::{
     check_payload, step_command, take_signal, take_start, take_step, take_wake,
 };
 use workflow_runtime::prelude::*;
-use workflow_runtime::{StepEntry, StepFuture, Transition};
 
 // ---------------------------------------------------------------- steps
 
@@ -688,4 +688,4 @@ pub fn event_names(engine: &Engine, run_id: &str) -> Vec<String> {
 }
 
 pub use serde_json::Value;
-use workflow_runtime::{Command, Event};
+use workflow_runtime::__private::{Command, Event};

@@ -1,15 +1,20 @@
-//! The engine's public value types: statuses, pending waits, signals.
+//! Value types below both the engine and the store: statuses, pending waits, signals, and the
+//! stored form of a run.
 
+use std::any::Any;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::CodecError;
+use crate::model::Command;
 use crate::trace::format_time_ms;
 
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RunStatus {
     /// A step is scheduled or executing.
     Running,
@@ -102,8 +107,33 @@ pub struct PendingWait {
 }
 
 /// What happened to a signal.
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow]
+/// async fn two_steps(ctx: &mut WorkflowContext) -> Result<u8, WorkflowError> {
+///     let a = ctx.wait_for_signal::<u8>("first", Duration::from_secs(60), ()).await?;
+///     let b = ctx.wait_for_signal::<u8>("second", Duration::from_secs(60), ()).await?;
+///     Ok(a + b)
+/// }
+///
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(two_steps).open_in_memory().await?;
+/// let run = engine.start(two_steps, "t-1", ()).await?;
+/// // Early: kept in the run's inbox until the second wait.
+/// assert_eq!(engine.signal("t-1", "second", 2).await?, SignalOutcome::Buffered);
+/// let once = Signal::new("first", 1).dedupe_key("msg-17");
+/// assert_eq!(engine.send("t-1", once.clone()).await?, SignalOutcome::Delivered);
+/// assert_eq!(run.result().await?, Ok(3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SignalOutcome {
     /// The run was waiting for it; the wait consumed it and the resulting checkpoint is durable.
     Delivered,
@@ -128,7 +158,7 @@ pub enum SignalOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
     pub(crate) name: String,
-    pub(crate) payload: Result<Value, String>,
+    pub(crate) payload: Result<Value, CodecError>,
     pub(crate) dedupe_key: Option<String>,
     pub(crate) wait_id: Option<String>,
 }
@@ -137,9 +167,11 @@ impl Signal {
     /// A signal with this name and payload. A payload that cannot be encoded as JSON is
     /// reported by `Engine::send` as `EngineError::Encode`.
     pub fn new(name: impl Into<String>, payload: impl Serialize) -> Self {
+        let name = name.into();
         Self {
-            name: name.into(),
-            payload: crate::codec::to_value(&payload),
+            payload: crate::codec::to_value(&payload)
+                .map_err(|e| CodecError::encoding(format!("the payload of signal `{name}`"), e)),
+            name,
             dedupe_key: None,
             wait_id: None,
         }
@@ -165,5 +197,117 @@ impl Signal {
     /// The signal's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+/// The version of the [`RunRecord`] encoding.
+pub(crate) const ENVELOPE_FORMAT: u32 = 1;
+
+/// The stored form of a run: the checkpoint envelope a storage backend keeps per run id.
+///
+/// A backend stores it as it is given (serde) and reads four things from it: `status`
+/// (through [`RunRecord::is_finished`]), `pending`, `seq` and `workflow`, from which it keeps
+/// its indexes (runs ready to execute a step, timers, waits) up to date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunRecord {
+    /// The version of this encoding when written.
+    pub format: u32,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The workflow version that wrote the latest checkpoint.
+    pub version: u32,
+    /// The layout fingerprint of that version's state enum.
+    pub layout_hash: u64,
+    /// The body fingerprint of the code that wrote the latest checkpoint.
+    pub body_hash: u64,
+    /// The sequence number of the last transition checkpointed.
+    pub seq: u64,
+    /// Where the run stands.
+    pub status: RunStatus,
+    /// The last good state, as JSON.
+    pub state: Value,
+    /// What the run is suspended on; `None` once finished.
+    pub pending: Option<Command>,
+    /// The workflow's output (`{"Ok": ..}` or `{"Err": ..}`) once it returned.
+    pub output: Option<Value>,
+    /// FNV-1a of the input's JSON, to tell a repeated start from a conflicting one.
+    pub input_hash: u64,
+    /// When the run was created, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// When the latest checkpoint was written, milliseconds since the Unix epoch.
+    pub updated_ms: u64,
+}
+
+impl RunRecord {
+    /// A record of workflow `workflow` at checkpoint 0 with this state, for tests of a
+    /// storage backend and for the engine.
+    pub fn new(workflow: impl Into<String>, state: Value, now_ms: u64) -> Self {
+        Self {
+            format: ENVELOPE_FORMAT,
+            workflow: workflow.into(),
+            version: 1,
+            layout_hash: 0,
+            body_hash: 0,
+            seq: 0,
+            status: RunStatus::Running,
+            state,
+            pending: None,
+            output: None,
+            input_hash: 0,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
+
+    /// Whether the run will never move again (completed, failed, or parked as incompatible).
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status,
+            RunStatus::Completed | RunStatus::Failed { .. } | RunStatus::Incompatible { .. }
+        )
+    }
+
+    /// The command the run waits on and must be indexed under: `None` once finished.
+    pub fn indexed_command(&self) -> Option<&Command> {
+        if self.is_finished() {
+            None
+        } else {
+            self.pending.as_ref()
+        }
+    }
+}
+
+/// A signal that arrived before a wait for it, kept in the run's inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct InboxEntry {
+    /// The signal's name.
+    pub name: String,
+    /// Its payload.
+    pub payload: Value,
+    /// Its de-duplication key, if it was sent with one.
+    pub dedupe_key: Option<String>,
+}
+
+impl InboxEntry {
+    /// A buffered signal.
+    pub fn new(name: impl Into<String>, payload: Value, dedupe_key: Option<String>) -> Self {
+        Self {
+            name: name.into(),
+            payload,
+            dedupe_key,
+        }
+    }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
     }
 }

@@ -6,8 +6,9 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// Shared in-memory storage for an engine (`EngineBuilder::__open_backend`); clones share the
-/// bytes and the fault switch.
+/// Shared in-memory storage for a [`FileStore`](super::FileStore) (see
+/// [`FileStore::open_disk`](super::FileStore::open_disk)); clones share the bytes and the fault
+/// switch.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryDisk {
     bytes: Arc<RwLock<Vec<u8>>>,

@@ -1,0 +1,402 @@
+//! The calls a workflow body suspends at: `ctx.step(..)`, `ctx.wait_for_signal::<T>(..)` and
+//! `ctx.sleep(..)`.
+//!
+//! `#[workflow]` recognises these calls in the body and compiles each into a checkpointed
+//! suspension point; the methods below exist so that the calls users write are documented,
+//! type-checked against the step's signature when read by tools, and completed by the IDE.
+//! Awaited anywhere else, they do not suspend anything: see each method's `# Panics` and
+//! `# Errors`.
+
+use std::future::{Future, IntoFuture, Ready, ready};
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{WaitError, WorkflowContext};
+use crate::retry::RetryPolicy;
+use crate::step::{StepContext, StepError};
+
+/// A `#[function]` step as [`WorkflowContext::step`] sees it: an `async fn` returning
+/// `Result<T, E>` with `E: Into<StepError>`, with an optional leading [`StepContext`]
+/// parameter. `Input` is what `ctx.step` takes: `()` for no parameter, the parameter's type
+/// for one, a tuple for several.
+///
+/// Implemented for every such function; the `Marker` parameter only keeps the implementations
+/// for different parameter lists apart, and is inferred.
+pub trait StepFn<Input, Marker> {
+    /// The `T` of the step's `Result<T, E>`: what `ctx.step(..).await?` gives.
+    type Output;
+}
+
+macro_rules! step_fn {
+    ($input:ty; $($a:ident),*) => {
+        impl<Func, Fut, T, E, $($a),*> StepFn<$input, fn($($a),*)> for Func
+        where
+            Func: Fn($($a),*) -> Fut,
+            Fut: Future<Output = Result<T, E>>,
+            E: Into<StepError>,
+        {
+            type Output = T;
+        }
+
+        impl<Func, Fut, T, E, $($a),*> StepFn<$input, fn(StepContext, $($a),*)> for Func
+        where
+            Func: Fn(StepContext, $($a),*) -> Fut,
+            Fut: Future<Output = Result<T, E>>,
+            E: Into<StepError>,
+        {
+            type Output = T;
+        }
+    };
+}
+
+step_fn!((););
+step_fn!(A; A);
+step_fn!((A, B); A, B);
+step_fn!((A, B, C); A, B, C);
+step_fn!((A, B, C, D); A, B, C, D);
+step_fn!((A, B, C, D, E2); A, B, C, D, E2);
+step_fn!((A, B, C, D, E2, F); A, B, C, D, E2, F);
+step_fn!((A, B, C, D, E2, F, G); A, B, C, D, E2, F, G);
+step_fn!((A, B, C, D, E2, F, G, H); A, B, C, D, E2, F, G, H);
+
+/// What [`WorkflowContext::step`] returns: a step call to await, optionally with
+/// [`StepPoint::retry`] first.
+#[must_use = "a step runs only where it is awaited: `ctx.step(f, input).await`"]
+pub struct StepPoint<T> {
+    output: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for StepPoint<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepPoint")
+    }
+}
+
+impl<T> StepPoint<T> {
+    /// Runs this call under `policy` instead of the step's own retry policy (the one its
+    /// `#[function(..)]` arguments set). The policy is checked when the call is reached; an
+    /// invalid one fails the run with the reason.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// #[function]
+    /// async fn notify(user: String) -> Result<(), StepError> {
+    ///     Ok(())
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn welcome(ctx: &mut WorkflowContext, user: String) -> Result<(), WorkflowError> {
+    ///     // A welcome mail is worth two tries, not the default three.
+    ///     ctx.step(notify, user).retry(RetryPolicy::DEFAULT.max_attempts(2)).await?;
+    ///     Ok(())
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn retry(self, policy: RetryPolicy) -> Self {
+        let _ = policy;
+        self
+    }
+}
+
+impl<T> IntoFuture for StepPoint<T> {
+    type Output = Result<T, StepError>;
+    type IntoFuture = Ready<Result<T, StepError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        ready(Err(StepError::permanent(
+            "`ctx.step(..)` was awaited outside a `#[workflow]` body, where nothing can \
+             checkpoint it; call the step from a workflow, or call the `#[function]` directly \
+             as a plain `async fn`",
+        )))
+    }
+}
+
+/// What [`WorkflowContext::wait_for_signal`] returns: a wait to await.
+#[must_use = "a wait happens only where it is awaited: `ctx.wait_for_signal::<T>(..).await`"]
+pub struct WaitPoint<T> {
+    payload: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for WaitPoint<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitPoint")
+    }
+}
+
+impl<T> IntoFuture for WaitPoint<T> {
+    type Output = Result<T, WaitError>;
+    type IntoFuture = Ready<Result<T, WaitError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        outside("wait_for_signal::<T>")
+    }
+}
+
+/// What [`WorkflowContext::sleep`] returns: a durable timer to await.
+#[must_use = "a sleep happens only where it is awaited: `ctx.sleep(duration).await`"]
+#[derive(Debug)]
+pub struct SleepPoint {
+    _private: (),
+}
+
+impl IntoFuture for SleepPoint {
+    type Output = ();
+    type IntoFuture = Ready<()>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        outside("sleep")
+    }
+}
+
+/// A wait or a sleep awaited outside a workflow body: there is no value to give and no error
+/// channel to report it on, and going on as if it had waited would be wrong.
+fn outside<T>(method: &str) -> T {
+    panic!(
+        "`ctx.{method}(..)` was awaited outside a `#[workflow]` body, where nothing can \
+         checkpoint it; only the body of a `#[workflow]` function can wait durably"
+    )
+}
+
+impl WorkflowContext {
+    /// Runs the `#[function]` step `step` with `input` and gives its result: the workflow
+    /// suspends here, the engine runs the step (retrying it under its policy), checkpoints the
+    /// result and resumes the body with it. `input` is the step's single parameter, a tuple
+    /// of several, or `()` for none; a leading `StepContext` parameter is not part of it.
+    ///
+    /// After a crash the step may run again (its checkpoint was not written yet): give
+    /// external systems [`StepContext::idempotency_key`] so the effect happens once.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// #[function]
+    /// async fn load_price(sku: String) -> Result<u64, StepError> {
+    ///     Ok(if sku == "tea" { 450 } else { 900 })
+    /// }
+    ///
+    /// #[function]
+    /// async fn charge(ctx: StepContext, customer: String, cents: u64) -> Result<String, StepError> {
+    ///     Ok(format!("{customer} paid {cents} ({})", ctx.idempotency_key()))
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn buy(ctx: &mut WorkflowContext, customer: String) -> Result<String, WorkflowError> {
+    ///     let cents = ctx.step(load_price, "tea".to_owned()).await?;
+    ///     let receipt = ctx.step(charge, (customer, cents)).await?;
+    ///     Ok(receipt)
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(buy).open_in_memory().await?;
+    /// let run = engine.start(buy, "order-1", "ada".to_owned()).await?;
+    /// assert_eq!(run.result().await?, Ok("ada paid 450 (order-1:charge:2)".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The step's error once its retries are used up (or at once for a permanent one), as the
+    /// `Err` of the awaited result. Awaited outside a `#[workflow]` body, where nothing can
+    /// checkpoint it, the call runs nothing and gives a permanent [`StepError`] saying so.
+    pub fn step<F, I, M>(&mut self, step: F, input: I) -> StepPoint<F::Output>
+    where
+        F: StepFn<I, M>,
+    {
+        let _ = (step, input);
+        StepPoint {
+            output: PhantomData,
+        }
+    }
+
+    /// Waits for the signal `name` (sent with [`Engine::signal`](crate::Engine::signal)) for
+    /// at most `timeout`, and gives its payload decoded as `T`. The deadline is fixed when the
+    /// wait is first checkpointed: restarts never extend it. `metadata` (anything
+    /// serializable, `()` for none) is stored with the wait, and
+    /// [`Engine::pending`](crate::Engine::pending) shows it, so an approval inbox can list what
+    /// each run waits for.
+    ///
+    /// A signal sent before the wait is reached is kept and consumed by it. A payload that
+    /// does not decode as `T` is refused to its sender and the run keeps waiting. Name the
+    /// signal with a string literal so the engine can refuse names no wait uses.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// #[workflow]
+    /// async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    ///     let decision = match ctx
+    ///         .wait_for_signal::<bool>("approve", Duration::from_secs(86_400), json!({ "amount": amount }))
+    ///         .await
+    ///     {
+    ///         Ok(true) => "approved",
+    ///         Ok(false) => "rejected",
+    ///         Err(WaitError::TimedOut) => "nobody answered",
+    ///     };
+    ///     Ok(decision.to_owned())
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let run = engine.start(approval, "expense-7", 120).await?;
+    /// let waiting = engine.pending()?;
+    /// assert_eq!(waiting[0].metadata, json!({ "amount": 120 }));
+    /// engine.signal("expense-7", "approve", true).await?;
+    /// assert_eq!(run.result().await?, Ok("approved".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`WaitError::TimedOut`] when the deadline passes before a signal arrives.
+    ///
+    /// # Panics
+    /// Awaited outside a `#[workflow]` body, where nothing can checkpoint the wait.
+    pub fn wait_for_signal<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        metadata: impl Serialize,
+    ) -> WaitPoint<T> {
+        let _ = (name, timeout, metadata);
+        WaitPoint {
+            payload: PhantomData,
+        }
+    }
+
+    /// Sleeps durably for `duration`: the run is checkpointed with an absolute deadline and
+    /// costs nothing while it sleeps; a restart neither extends nor forgets the timer.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    /// use workflow_runtime::testing::TestEngine;
+    ///
+    /// #[function]
+    /// async fn send_reminder(user: String) -> Result<(), StepError> {
+    ///     Ok(())
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn trial(ctx: &mut WorkflowContext, user: String) -> Result<(), WorkflowError> {
+    ///     ctx.sleep(Duration::from_secs(13 * 86_400)).await;
+    ///     ctx.step(send_reminder, user).await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(trial).build().await;
+    /// let run = te.start(trial, "trial-ada", "ada".to_owned()).await.unwrap();
+    /// assert_eq!(te.calls_of::<send_reminder>("trial-ada"), 0);
+    /// te.advance(Duration::from_secs(13 * 86_400)).await;
+    /// assert_eq!(te.calls_of::<send_reminder>("trial-ada"), 1);
+    /// assert_eq!(run.result().await.unwrap(), Ok(()));
+    /// # });
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// Awaited outside a `#[workflow]` body, where nothing can checkpoint the timer.
+    pub fn sleep(&mut self, duration: Duration) -> SleepPoint {
+        let _ = duration;
+        SleepPoint { _private: () }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The calls as users write them type-check against these signatures; awaited outside a
+    //! workflow they report it instead of pretending to suspend.
+
+    use super::*;
+    use crate::model::WorkflowError;
+
+    async fn no_input() -> Result<u8, StepError> {
+        Ok(1)
+    }
+    async fn ctx_only(_: StepContext) -> Result<u16, StepError> {
+        Ok(2)
+    }
+    async fn one(x: String) -> Result<String, StepError> {
+        Ok(x)
+    }
+    async fn ctx_one(_: StepContext, x: u32) -> Result<u32, String> {
+        Ok(x)
+    }
+    async fn ctx_two(_: StepContext, a: String, b: u64) -> Result<(String, u64), StepError> {
+        Ok((a, b))
+    }
+
+    /// Mirrors a workflow body; compiled, never meant to finish (it is a type check).
+    #[allow(dead_code, clippy::unused_async)]
+    async fn as_users_write_it(ctx: &mut WorkflowContext) -> Result<u64, WorkflowError> {
+        let a: u8 = ctx.step(no_input, ()).await?;
+        let b: u16 = ctx.step(ctx_only, ()).await?;
+        let c: String = ctx.step(one, "x".to_owned()).await?;
+        let d: u32 = ctx
+            .step(ctx_one, 4)
+            .retry(RetryPolicy::DEFAULT.max_attempts(5))
+            .await?;
+        let (e, f): (String, u64) = ctx.step(ctx_two, (c.clone(), 7)).await?;
+        let decided = match ctx
+            .wait_for_signal::<u8>("decide", Duration::from_secs(1), ())
+            .await
+        {
+            Ok(n) => n > 2,
+            Err(WaitError::TimedOut) => false,
+        };
+        let note: String = ctx
+            .wait_for_signal("note", Duration::from_secs(1), serde_json::json!({"k": 1}))
+            .await?;
+        ctx.sleep(Duration::from_secs(1)).await;
+        Ok(u64::from(a)
+            + u64::from(b)
+            + u64::from(d)
+            + f
+            + e.len() as u64
+            + note.len() as u64
+            + u64::from(decided))
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_step_awaited_outside_a_workflow_is_a_permanent_error_saying_so() {
+        let mut ctx = WorkflowContext::new("r", 0, 1);
+        let err = block_on(async { ctx.step(one, "x".to_owned()).await }).unwrap_err();
+        assert!(!err.is_retryable());
+        assert!(
+            err.message.contains("outside a `#[workflow]` body"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "`ctx.sleep(..)` was awaited outside a `#[workflow]` body")]
+    fn a_sleep_awaited_outside_a_workflow_panics_with_the_reason() {
+        let mut ctx = WorkflowContext::new("r", 0, 1);
+        block_on(async { ctx.sleep(Duration::from_secs(1)).await });
+    }
+
+    #[test]
+    #[should_panic(expected = "`ctx.wait_for_signal::<T>(..)` was awaited outside")]
+    fn a_wait_awaited_outside_a_workflow_panics_with_the_reason() {
+        let mut ctx = WorkflowContext::new("r", 0, 1);
+        let _ = block_on(async {
+            ctx.wait_for_signal::<u8>("x", Duration::from_secs(1), ())
+                .await
+        });
+    }
+}

@@ -1,0 +1,439 @@
+//! Group commit: one thread owns writing, and every durable transaction it makes carries all
+//! the checkpoints that were queued while the previous one was being written.
+//!
+//! The thread blocks on its channel when idle and drains it completely when woken, so there is
+//! no fixed delay: a lone checkpoint is committed at once, and under load one fsync serves many
+//! runs. It never runs user code.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use redb::{Database, ReadableTable, WriteTransaction};
+
+use super::{
+    Context, DEDUPE, INBOX, Index, Leases, READY, RUNS, TIMERS, TRACE, WAITS, clears_inbox,
+    index_of,
+};
+use crate::codec;
+use crate::error::CodecError;
+use crate::store::{
+    Acknowledgement, Acknowledger, CheckpointWrite, Fence, PendingWait, StoreError,
+};
+use crate::trace::TraceEvent;
+
+/// One checkpoint, encoded on the caller's thread, with its index rows derived.
+pub(crate) struct Job {
+    run_id: String,
+    fence: Fence,
+    /// The encoded record.
+    record: Option<Vec<u8>>,
+    workflow: String,
+    seq: u64,
+    unindex: Option<Index>,
+    index: Option<Index>,
+    /// The encoded [`PendingWait`] of a new wait.
+    wait: Option<Vec<u8>>,
+    clear_inbox: bool,
+    buffer: Option<Vec<u8>>,
+    consumed: Vec<u64>,
+    dedupe: Option<(String, u64)>,
+    /// Numbered and encoded in the write transaction, which knows the run's last event.
+    trace: Vec<TraceEvent>,
+}
+
+impl Job {
+    /// Encodes a checkpoint; an encoding error reaches the caller before anything is queued.
+    pub(crate) fn encode(cp: CheckpointWrite) -> Result<Job, StoreError> {
+        let CheckpointWrite {
+            run_id,
+            fence,
+            run,
+            buffer,
+            consumed,
+            dedupe,
+            trace,
+        } = cp;
+        let encode = |what: &str, e| {
+            StoreError::Codec(CodecError::encoding(
+                format!("the {what} of run `{run_id}`"),
+                e,
+            ))
+        };
+        let mut job = Job {
+            fence,
+            record: None,
+            workflow: String::new(),
+            seq: 0,
+            unindex: None,
+            index: None,
+            wait: None,
+            clear_inbox: false,
+            buffer: None,
+            consumed,
+            dedupe,
+            trace,
+            run_id: String::new(),
+        };
+        if let Some(write) = run {
+            let rec = &write.record;
+            job.unindex = write.previous.as_ref().map(index_of);
+            if let Some(cmd) = rec.indexed_command() {
+                job.index = Some(index_of(cmd));
+                if let crate::model::Command::Wait {
+                    name,
+                    deadline_ms,
+                    metadata,
+                } = cmd
+                {
+                    let wait = PendingWait {
+                        run_id: run_id.clone(),
+                        workflow: rec.workflow.clone(),
+                        wait_id: rec.seq.to_string(),
+                        signal: name.clone(),
+                        metadata: metadata.clone(),
+                        deadline_ms: *deadline_ms,
+                    };
+                    job.wait = Some(codec::to_bytes(&wait).map_err(|e| encode("pending wait", e))?);
+                }
+            }
+            job.clear_inbox = clears_inbox(rec);
+            job.record = Some(codec::to_bytes(rec).map_err(|e| encode("record", e))?);
+            job.seq = rec.seq;
+            job.workflow.clone_from(&rec.workflow);
+        }
+        if let Some(entry) = &buffer {
+            job.buffer = Some(codec::to_bytes(entry).map_err(|e| encode("buffered signal", e))?);
+        }
+        job.run_id = run_id;
+        Ok(job)
+    }
+}
+
+// A commit travels by value: boxing it would cost an allocation per checkpoint, and the
+// channel moves it once.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Commit(Job, Acknowledger),
+    Stop(Option<Arc<Database>>, Acknowledger),
+}
+
+/// The handle to the committer thread.
+pub(crate) struct Committer {
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    commits: Arc<AtomicU64>,
+}
+
+impl Committer {
+    /// Starts the thread; it holds `db` until stopped.
+    pub(crate) fn spawn(db: Arc<Database>, leases: Arc<Leases>) -> Result<Committer, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
+        let thread = std::thread::Builder::new()
+            .name("workflow-committer".to_owned())
+            .spawn(move || run(db, &rx, &leases, &counter))
+            .map_err(|e| StoreError::io("starting the committer thread", e))?;
+        Ok(Committer {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            commits,
+        })
+    }
+
+    /// Queues `job`; the acknowledgement resolves once it is committed, or with the error that
+    /// prevented it (then nothing of it was written).
+    pub(crate) fn commit(&self, job: Job) -> Acknowledgement {
+        let (ack, done) = Acknowledgement::channel();
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref() {
+            // A send to a stopped thread drops the acknowledger, which answers `Closed`.
+            Some(tx) => drop(tx.send(Msg::Commit(job, ack))),
+            None => ack.acknowledge(Err(StoreError::Closed)),
+        }
+        done
+    }
+
+    /// How many write transactions were committed.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Commits what is queued, then stops the thread, which lets go of its database reference
+    /// and closes `db` if that was the last other one. Resolves once that is done.
+    pub(crate) fn stop(&self, db: Option<Arc<Database>>) -> Acknowledgement {
+        let (ack, done) = Acknowledgement::channel();
+        // Dropping the sender too makes later commits fail fast with `Closed`.
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match tx {
+            Some(tx) => {
+                if let Err(mpsc::SendError(Msg::Stop(db, ack))) = tx.send(Msg::Stop(db, ack)) {
+                    close(db);
+                    ack.acknowledge(Ok(()));
+                }
+            }
+            None => {
+                close(db);
+                ack.acknowledge(Ok(()));
+            }
+        }
+        done
+    }
+
+    /// Waits for the thread to end; call after [`Committer::stop`].
+    pub(crate) fn join(&self) {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            // The thread runs no user code, so a panic there is a bug in this crate or redb;
+            // there is nobody left to report it to.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Closes a database the caller holds the last reference to; otherwise it closes when the last
+/// reference drops.
+fn close(db: Option<Arc<Database>>) {
+    if let Some(db) = db
+        && let Ok(db) = Arc::try_unwrap(db)
+    {
+        // Closing can only fail while a write transaction is alive, and the committer, the
+        // only writer, has stopped; the file is released either way.
+        let _ = db.close();
+    }
+}
+
+fn run(db: Arc<Database>, rx: &mpsc::Receiver<Msg>, leases: &Leases, commits: &AtomicU64) {
+    let mut stop = None;
+    while stop.is_none() {
+        let Ok(first) = rx.recv() else { break };
+        let mut jobs = Vec::new();
+        for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match msg {
+                Msg::Commit(job, ack) => jobs.push((job, ack)),
+                Msg::Stop(db, ack) => {
+                    stop = Some((db, ack));
+                    break;
+                }
+            }
+        }
+        commit_group(&db, jobs, leases, commits);
+    }
+    drop(db);
+    // Whatever is still queued arrived after the stop; its acknowledgers drop with the
+    // channel and answer `Closed`.
+    if let Some((db, ack)) = stop {
+        close(db);
+        ack.acknowledge(Ok(()));
+    }
+}
+
+fn commit_group(
+    db: &Database,
+    jobs: Vec<(Job, Acknowledger)>,
+    leases: &Leases,
+    commits: &AtomicU64,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    // Held until the group is durable, so that no claim slips in between checking a fence and
+    // writing under it.
+    let rows = leases.rows();
+    let mut accepted = Vec::with_capacity(jobs.len());
+    for (job, ack) in jobs {
+        match job.fence {
+            Fence::Lease(token) if !Leases::holds(&rows, &job.run_id, token) => {
+                ack.acknowledge(Err(StoreError::NotOwner { run_id: job.run_id }));
+            }
+            _ => accepted.push((job, ack)),
+        }
+    }
+    if accepted.is_empty() {
+        return;
+    }
+    let group: Vec<&Job> = accepted.iter().map(|(job, _)| job).collect();
+    // The clock is read only when someone listens at debug level.
+    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+    match write(db, &group) {
+        Ok(()) => {
+            if let Some(started) = started {
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                tracing::debug!(
+                    checkpoints = accepted.len(),
+                    latency_us = micros,
+                    "committed {} checkpoint(s) in one durable transaction",
+                    accepted.len()
+                );
+            }
+            commits.fetch_add(1, Ordering::Relaxed);
+            for (_, ack) in accepted {
+                ack.acknowledge(Ok(()));
+            }
+        }
+        Err(e) if accepted.len() == 1 => {
+            let (_, ack) = accepted.into_iter().next().expect("one job");
+            ack.acknowledge(Err(e));
+        }
+        Err(_) => {
+            // One bad checkpoint (say, a value over redb's size limit) must not fail the others
+            // it happened to be grouped with: retry each on its own.
+            for (job, ack) in accepted {
+                let result = write(db, &[&job]);
+                if result.is_ok() {
+                    commits.fetch_add(1, Ordering::Relaxed);
+                }
+                ack.acknowledge(result);
+            }
+        }
+    }
+}
+
+/// Writes several checkpoints in one durable transaction; blocking.
+fn write(db: &Database, jobs: &[&Job]) -> Result<(), StoreError> {
+    let txn = db.begin_write().ctx("starting a write transaction")?;
+    apply(&txn, jobs)?;
+    // `Durability::Immediate` is redb's default: the commit returns after fsync.
+    txn.commit().ctx("committing a checkpoint")
+}
+
+fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
+    let mut runs = txn.open_table(RUNS).ctx("writing a checkpoint")?;
+    let mut ready = txn.open_table(READY).ctx("writing a checkpoint")?;
+    let mut timers = txn.open_table(TIMERS).ctx("writing a checkpoint")?;
+    let mut waits = txn.open_table(WAITS).ctx("writing a checkpoint")?;
+    let mut inbox = txn.open_table(INBOX).ctx("writing a checkpoint")?;
+    let mut dedupe = txn.open_table(DEDUPE).ctx("writing a checkpoint")?;
+    let mut trace = txn.open_table(TRACE).ctx("writing a checkpoint")?;
+    // The last write to each `ready` row. A step that schedules the next step deletes and
+    // re-inserts the same row; applying only the net effect, and skipping a row that already
+    // holds it, keeps that table out of the commit (each table written costs pages per fsync).
+    let mut ready_net: HashMap<&str, Option<&str>> = HashMap::new();
+    for job in jobs {
+        let run_id = job.run_id.as_str();
+        match job.unindex {
+            Some(Index::Ready) => {
+                ready_net.insert(run_id, None);
+            }
+            Some(Index::Timer(deadline_ms)) => {
+                timers
+                    .remove((deadline_ms, run_id))
+                    .ctx("writing a checkpoint")?;
+            }
+            Some(Index::Wait(deadline_ms)) => {
+                timers
+                    .remove((deadline_ms, run_id))
+                    .ctx("writing a checkpoint")?;
+                waits.remove(run_id).ctx("writing a checkpoint")?;
+            }
+            None => {}
+        }
+        match job.index {
+            Some(Index::Ready) => {
+                ready_net.insert(run_id, Some(job.workflow.as_str()));
+            }
+            Some(Index::Timer(deadline_ms) | Index::Wait(deadline_ms)) => {
+                timers
+                    .insert((deadline_ms, run_id), (job.seq, job.workflow.as_str()))
+                    .ctx("writing a checkpoint")?;
+            }
+            None => {}
+        }
+        if let Some(wait) = &job.wait {
+            waits
+                .insert(run_id, wait.as_slice())
+                .ctx("writing a checkpoint")?;
+        }
+        if job.clear_inbox {
+            let indexes = inbox
+                .range((run_id, 0)..=(run_id, u64::MAX))
+                .ctx("writing a checkpoint")?
+                .map(|e| e.map(|(k, _)| k.value().1))
+                .collect::<Result<Vec<_>, _>>()
+                .ctx("writing a checkpoint")?;
+            for index in indexes {
+                inbox.remove((run_id, index)).ctx("writing a checkpoint")?;
+            }
+        }
+        if let Some(record) = &job.record {
+            runs.insert(run_id, record.as_slice())
+                .ctx("writing a checkpoint")?;
+        }
+        for index in &job.consumed {
+            inbox.remove((run_id, *index)).ctx("writing a checkpoint")?;
+        }
+        if let Some(entry) = &job.buffer {
+            let next = next_index(&inbox, run_id).ctx("writing a checkpoint")?;
+            inbox
+                .insert((run_id, next), entry.as_slice())
+                .ctx("writing a checkpoint")?;
+        }
+        if let Some((key, at_ms)) = &job.dedupe {
+            dedupe
+                .insert((run_id, key.as_str()), *at_ms)
+                .ctx("writing a checkpoint")?;
+        }
+        if !job.trace.is_empty() {
+            let first = next_index(&trace, run_id).ctx("writing a checkpoint")?;
+            for (seq, event) in (first..).zip(&job.trace) {
+                let numbered = Numbered {
+                    seq,
+                    at_ms: event.at_ms,
+                    checkpoint: event.checkpoint,
+                    kind: &event.kind,
+                };
+                let bytes = codec::to_bytes(&numbered).map_err(|e| {
+                    StoreError::Codec(CodecError::encoding(
+                        format!("a trace event of run `{run_id}`"),
+                        e,
+                    ))
+                })?;
+                trace
+                    .insert((run_id, seq), bytes.as_slice())
+                    .ctx("writing a checkpoint")?;
+            }
+        }
+    }
+    for (run_id, workflow) in ready_net {
+        let stored = ready
+            .get(run_id)
+            .ctx("writing a checkpoint")?
+            .map(|v| v.value().to_owned());
+        match workflow {
+            Some(wf) if stored.as_deref() != Some(wf) => {
+                ready.insert(run_id, wf).ctx("writing a checkpoint")?;
+            }
+            None if stored.is_some() => {
+                ready.remove(run_id).ctx("writing a checkpoint")?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A [`TraceEvent`] as stored, numbered here without cloning its payload.
+#[derive(serde::Serialize)]
+struct Numbered<'a> {
+    seq: u64,
+    at_ms: u64,
+    checkpoint: u64,
+    #[serde(flatten)]
+    kind: &'a crate::trace::TraceKind,
+}
+
+/// The index the run's next row of an `(run id, index)` table gets.
+fn next_index(
+    table: &redb::Table<'_, (&'static str, u64), &'static [u8]>,
+    run_id: &str,
+) -> Result<u64, redb::StorageError> {
+    let last = table.range((run_id, 0)..=(run_id, u64::MAX))?.next_back();
+    Ok(match last {
+        Some(e) => e?.0.value().1 + 1,
+        None => 0,
+    })
+}

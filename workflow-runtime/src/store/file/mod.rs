@@ -1,0 +1,612 @@
+//! The embedded file backend: one redb database file, locked to one process.
+//!
+//! This directory is the only place that names redb. Reads go straight to the database (redb
+//! readers are concurrent); writes go through the group-commit thread of `committer`. Index
+//! rows are derived here from each checkpoint's record, on the caller's thread, so that the
+//! committer thread only writes.
+//!
+//! | table    | key                        | value                                   |
+//! |----------|----------------------------|-----------------------------------------|
+//! | `meta`   | `&str`                     | `&str`: the format marker               |
+//! | `runs`   | run id                     | [`RunRecord`] as JSON                   |
+//! | `ready`  | run id                     | workflow name: a step must be executed  |
+//! | `timers` | `(deadline_ms, run id)`    | `(seq, workflow name)`                  |
+//! | `waits`  | run id                     | [`PendingWait`] as JSON                 |
+//! | `inbox`  | `(run id, index)`          | [`InboxEntry`] as JSON                  |
+//! | `dedupe` | `(run id, dedupe key)`     | time first seen, ms                     |
+//! | `trace`  | `(run id, index)`          | [`TraceEvent`] as JSON                  |
+//!
+//! Leases live in memory: the file is locked to one process, whose leases end with it.
+
+mod committer;
+mod memory;
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use redb::backends::InMemoryBackend;
+use redb::{
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, StorageError,
+    TableDefinition, TableHandle,
+};
+use serde::de::DeserializeOwned;
+
+use self::committer::{Committer, Job};
+pub use self::memory::MemoryDisk;
+use super::{
+    Acknowledgement, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease, PendingWait, ReadyRun,
+    RunRecord, Store, StoreError, TraceEvent,
+};
+use crate::error::{CodecError, OpenError};
+use crate::model::Command;
+use crate::types::{RunStatus, panic_text};
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+const READY: TableDefinition<&str, &str> = TableDefinition::new("ready");
+const TIMERS: TableDefinition<(u64, &str), (u64, &str)> = TableDefinition::new("timers");
+const WAITS: TableDefinition<&str, &[u8]> = TableDefinition::new("waits");
+const INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("inbox");
+const DEDUPE: TableDefinition<(&str, &str), u64> = TableDefinition::new("dedupe");
+const TRACE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("trace");
+
+const FORMAT_KEY: &str = "format";
+/// Written when a store is created and checked at every open; bump it when the layout changes.
+const FORMAT: &str = "workflow-runtime store v1";
+
+/// The embedded store: one database file (or memory), owned by one process, with group commit.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), workflow_runtime::EngineError> {
+/// use workflow_runtime::Engine;
+/// use workflow_runtime::store::FileStore;
+///
+/// let store = FileStore::open("shop.db")?;
+/// let engine = Engine::builder().open_store(store).await?;
+/// # Ok(()) }
+/// ```
+pub struct FileStore {
+    label: String,
+    db: RwLock<Option<Arc<Database>>>,
+    committer: Committer,
+    leases: Arc<Leases>,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("path", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The live leases, by run. Shared with the committer thread, which checks fences against it.
+#[derive(Debug, Default)]
+pub(crate) struct Leases {
+    rows: Mutex<HashMap<String, LeaseRow>>,
+    next_token: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseRow {
+    owner: String,
+    token: u64,
+    expires_ms: u64,
+}
+
+impl Leases {
+    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<String, LeaseRow>> {
+        self.rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Grants `run_id` to the claimant unless another owner's lease is live.
+    fn grant(
+        rows: &mut HashMap<String, LeaseRow>,
+        next_token: &AtomicU64,
+        run_id: &str,
+        claim: &Claim<'_>,
+    ) -> Option<Lease> {
+        let expires_ms = claim.now_ms.saturating_add(claim.lease_ms);
+        match rows.get_mut(run_id) {
+            Some(row) if row.owner == claim.owner => {
+                row.expires_ms = row.expires_ms.max(expires_ms);
+                Some(Lease::new(run_id, claim.owner, row.token, row.expires_ms))
+            }
+            Some(row) if row.expires_ms > claim.now_ms => None,
+            _ => {
+                let token = next_token.fetch_add(1, Ordering::Relaxed) + 1;
+                rows.insert(
+                    run_id.to_owned(),
+                    LeaseRow {
+                        owner: claim.owner.to_owned(),
+                        token,
+                        expires_ms,
+                    },
+                );
+                Some(Lease::new(run_id, claim.owner, token, expires_ms))
+            }
+        }
+    }
+
+    /// Whether `token` is the run's current lease.
+    pub(crate) fn holds(rows: &HashMap<String, LeaseRow>, run_id: &str, token: u64) -> bool {
+        rows.get(run_id).is_some_and(|row| row.token == token)
+    }
+}
+
+impl FileStore {
+    /// Opens or creates the store file at `path`; blocking (open it from
+    /// `tokio::task::spawn_blocking` in async code, as [`crate::EngineBuilder::open`] does).
+    ///
+    /// # Errors
+    /// [`OpenError::AlreadyOpen`] if another process or engine holds the file,
+    /// [`OpenError::NotAStore`] or [`OpenError::Corrupt`] for a file that is not a healthy
+    /// store, [`OpenError::Storage`] for I/O failures.
+    pub fn open(path: impl AsRef<Path>) -> Result<FileStore, OpenError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            Self::create_file(path)?;
+        }
+        Self::open_with(&path.display().to_string(), |b| b.create(path))
+    }
+
+    /// A fresh store in memory, gone when closed.
+    ///
+    /// # Errors
+    /// [`OpenError::Storage`] if it cannot be initialised.
+    pub fn open_memory() -> Result<FileStore, OpenError> {
+        Self::open_with("<in-memory store>", |b| {
+            b.create_with_backend(InMemoryBackend::new())
+        })
+    }
+
+    /// Opens or creates a store on a [`MemoryDisk`], whose bytes outlive the store: closing
+    /// and opening again on the same disk is a restart.
+    ///
+    /// # Errors
+    /// As [`FileStore::open`].
+    pub fn open_disk(disk: MemoryDisk) -> Result<FileStore, OpenError> {
+        Self::open_with("<memory disk>", |b| b.create_with_backend(disk))
+    }
+
+    /// Creates the store under a temporary name beside `path` and links it into place once it
+    /// is complete. redb writes its magic number last and refuses a non-empty file without it,
+    /// so a process killed while creating the file in place left a file that no later open
+    /// accepted (found by the crash torture, `torture/`); killed here, it leaves only the
+    /// temporary file, which the next creation replaces.
+    fn create_file(path: &Path) -> Result<(), OpenError> {
+        let io = |operation: &'static str, e: std::io::Error| OpenError::Storage {
+            path: path.display().to_string(),
+            source: StoreError::io(operation, e),
+        };
+        let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+        tmp_name.push(".creating");
+        let tmp = path.with_file_name(tmp_name);
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("removing a stale partial store beside it", e));
+            }
+            _ => {}
+        }
+        drop(Self::open_with(&tmp.display().to_string(), |b| {
+            b.create(&tmp)
+        })?);
+        // A hard link never replaces a store another process created in the meantime; a
+        // rename is the fallback on file systems without hard links.
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Err(_) if path.exists() => {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Err(_) => {
+                std::fs::rename(&tmp, path).map_err(|e| io("moving the new store into place", e))?
+            }
+        }
+        // The new name must survive a power cut too; where a directory cannot be synced the
+        // file is still complete, only perhaps not yet named.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+
+    /// Opens the database `create` makes, checks or writes the format marker, and starts the
+    /// committer.
+    ///
+    /// A panic inside redb (it trusts files it wrote and may panic on one damaged outside of
+    /// it) is reported as [`OpenError::Corrupt`].
+    fn open_with(
+        label: &str,
+        create: impl FnOnce(&redb::Builder) -> Result<Database, DatabaseError>,
+    ) -> Result<FileStore, OpenError> {
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            let db = create(&Database::builder()).map_err(|e| open_error(label, e))?;
+            init_or_check_format(&db, label)?;
+            Ok::<_, OpenError>(db)
+        }));
+        let db = match opened {
+            Ok(result) => Arc::new(result?),
+            Err(panic) => {
+                return Err(OpenError::Corrupt {
+                    path: label.to_owned(),
+                    reason: format!("redb panicked while opening it: {}", panic_text(&*panic)),
+                });
+            }
+        };
+        let leases = Arc::new(Leases::default());
+        let committer =
+            Committer::spawn(db.clone(), leases.clone()).map_err(|e| OpenError::Storage {
+                path: label.to_owned(),
+                source: e,
+            })?;
+        Ok(FileStore {
+            label: label.to_owned(),
+            db: RwLock::new(Some(db)),
+            committer,
+            leases,
+        })
+    }
+
+    fn reader(&self) -> Result<ReadTransaction, StoreError> {
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        let db = guard.as_ref().ok_or(StoreError::Closed)?;
+        db.begin_read().ctx("starting a read")
+    }
+
+    /// Takes the database out, so that reads fail with `Closed` and it closes once the
+    /// committer has let go of it too.
+    fn take(&self) -> Option<Arc<Database>> {
+        self.db.write().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Maps a redb error to a [`StoreError`] for `operation`, keeping a device error matchable.
+pub(crate) fn failed(operation: &'static str, e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Io(io) => StoreError::io(operation, io),
+        other => StoreError::backend(operation, other),
+    }
+}
+
+/// Names the operation a redb call was part of.
+pub(crate) trait Context<T> {
+    fn ctx(self, operation: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<redb::Error>> Context<T> for Result<T, E> {
+    fn ctx(self, operation: &'static str) -> Result<T, StoreError> {
+        self.map_err(|e| failed(operation, e))
+    }
+}
+
+fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    crate::codec::from_bytes(bytes).map_err(|e| StoreError::Codec(CodecError::decoding(what(), e)))
+}
+
+fn open_error(label: &str, e: DatabaseError) -> OpenError {
+    let path = label.to_owned();
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyOpen { path },
+        DatabaseError::UpgradeRequired(v) => OpenError::NotAStore {
+            path,
+            reason: format!("it is a redb file in the old file format {v}"),
+        },
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            OpenError::NotAStore {
+                path,
+                reason: format!("it is not a redb database ({io})"),
+            }
+        }
+        DatabaseError::Storage(StorageError::Corrupted(reason)) => {
+            OpenError::Corrupt { path, reason }
+        }
+        other => OpenError::Storage {
+            path,
+            source: failed("opening the database", other),
+        },
+    }
+}
+
+fn init_or_check_format(db: &Database, label: &str) -> Result<(), OpenError> {
+    let storage = |source| OpenError::Storage {
+        path: label.to_owned(),
+        source,
+    };
+    let txn = db
+        .begin_write()
+        .ctx("initialising the store")
+        .map_err(storage)?;
+    let tables: Vec<String> = txn
+        .list_tables()
+        .ctx("initialising the store")
+        .map_err(storage)?
+        .map(|t| t.name().to_owned())
+        .collect();
+    if tables.is_empty() {
+        txn.open_table(META)
+            .ctx("initialising the store")
+            .map_err(storage)?
+            .insert(FORMAT_KEY, FORMAT)
+            .ctx("initialising the store")
+            .map_err(storage)?;
+    } else {
+        let found = if tables.iter().any(|t| t == META.name()) {
+            let meta = txn
+                .open_table(META)
+                .ctx("initialising the store")
+                .map_err(storage)?;
+            meta.get(FORMAT_KEY)
+                .ctx("initialising the store")
+                .map_err(storage)?
+                .map(|v| v.value().to_owned())
+        } else {
+            None
+        };
+        match found {
+            Some(f) if f == FORMAT => {}
+            Some(f) => {
+                return Err(OpenError::NotAStore {
+                    path: label.to_owned(),
+                    reason: format!("its format marker is `{f}`, this library reads `{FORMAT}`"),
+                });
+            }
+            None => {
+                return Err(OpenError::NotAStore {
+                    path: label.to_owned(),
+                    reason: format!(
+                        "it is a redb database without the format marker (tables: {})",
+                        tables.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    // Creating every table up front lets readers assume they exist.
+    (|| {
+        txn.open_table(RUNS)?;
+        txn.open_table(READY)?;
+        txn.open_table(TIMERS)?;
+        txn.open_table(WAITS)?;
+        txn.open_table(INBOX)?;
+        txn.open_table(DEDUPE)?;
+        txn.open_table(TRACE)?;
+        Ok::<_, redb::TableError>(())
+    })()
+    .ctx("initialising the store")
+    .map_err(storage)?;
+    txn.commit().ctx("initialising the store").map_err(storage)
+}
+
+impl Store for FileStore {
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(RUNS).ctx("claiming due timers")?;
+        let Some(bytes) = table.get(run_id).ctx("claiming due timers")? else {
+            return Ok(None);
+        };
+        decode(bytes.value(), || format!("the record of run `{run_id}`")).map(Some)
+    }
+
+    fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(RUNS).ctx("claiming due timers")?;
+        let mut out = Vec::new();
+        for row in table.iter().ctx("claiming due timers")? {
+            let (k, v) = row.ctx("claiming due timers")?;
+            let rec = decode(v.value(), || format!("the record of run `{}`", k.value()))?;
+            out.push((k.value().to_owned(), rec));
+        }
+        Ok(out)
+    }
+
+    fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(INBOX).ctx("claiming due timers")?;
+        let mut out = Vec::new();
+        for entry in table
+            .range((run_id, 0)..=(run_id, u64::MAX))
+            .ctx("claiming due timers")?
+        {
+            let (k, v) = entry.ctx("claiming due timers")?;
+            let e = decode(v.value(), || format!("a buffered signal of run `{run_id}`"))?;
+            out.push((k.value().1, e));
+        }
+        Ok(out)
+    }
+
+    fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(DEDUPE).ctx("claiming due timers")?;
+        Ok(table
+            .get((run_id, key))
+            .ctx("claiming due timers")?
+            .is_some())
+    }
+
+    fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(TRACE).ctx("claiming due timers")?;
+        table
+            .range((run_id, 0)..=(run_id, u64::MAX))
+            .ctx("claiming due timers")?
+            .map(|e| {
+                let (_, v) = e.ctx("claiming due timers")?;
+                decode(v.value(), || format!("a trace event of run `{run_id}`"))
+            })
+            .collect()
+    }
+
+    fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(TRACE).ctx("claiming due timers")?;
+        let Some(last) = table
+            .range((run_id, 0)..=(run_id, u64::MAX))
+            .ctx("claiming due timers")?
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let (_, v) = last.ctx("claiming due timers")?;
+        decode(v.value(), || format!("a trace event of run `{run_id}`")).map(Some)
+    }
+
+    fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(WAITS).ctx("claiming due timers")?;
+        table
+            .iter()
+            .ctx("claiming due timers")?
+            .map(|e| {
+                let (k, v) = e.ctx("claiming due timers")?;
+                decode(v.value(), || {
+                    format!("the pending wait of run `{}`", k.value())
+                })
+            })
+            .collect()
+    }
+
+    fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(READY).ctx("claiming due timers")?;
+        let mut rows = self.leases.rows();
+        let mut out = Vec::new();
+        for row in table.iter().ctx("claiming due timers")? {
+            if out.len() >= claim.limit {
+                break;
+            }
+            let (k, v) = row.ctx("claiming due timers")?;
+            let run_id = k.value();
+            if let Some(lease) = Leases::grant(&mut rows, &self.leases.next_token, run_id, claim) {
+                out.push(ReadyRun {
+                    run_id: run_id.to_owned(),
+                    workflow: v.value().to_owned(),
+                    lease,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn claim_timers(&self, claim: &Claim<'_>, due_by_ms: u64) -> Result<Vec<DueTimer>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(TIMERS).ctx("claiming due timers")?;
+        let mut rows = self.leases.rows();
+        let mut out = Vec::new();
+        for row in table.iter().ctx("claiming due timers")? {
+            if out.len() >= claim.limit {
+                break;
+            }
+            let (k, v) = row.ctx("claiming due timers")?;
+            let (deadline_ms, run_id) = k.value();
+            if deadline_ms > due_by_ms {
+                break;
+            }
+            let (seq, workflow) = v.value();
+            if let Some(lease) = Leases::grant(&mut rows, &self.leases.next_token, run_id, claim) {
+                out.push(DueTimer {
+                    deadline_ms,
+                    run_id: run_id.to_owned(),
+                    seq,
+                    workflow: workflow.to_owned(),
+                    lease,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
+        let mut rows = self.leases.rows();
+        match rows.get_mut(&lease.run_id) {
+            Some(row) if row.token == lease.token => {
+                row.expires_ms = now_ms.saturating_add(lease_ms);
+                Ok(Lease::new(
+                    lease.run_id.clone(),
+                    row.owner.clone(),
+                    row.token,
+                    row.expires_ms,
+                ))
+            }
+            _ => Err(StoreError::NotOwner {
+                run_id: lease.run_id.clone(),
+            }),
+        }
+    }
+
+    fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut rows = self.leases.rows();
+        if Leases::holds(&rows, &lease.run_id, lease.token) {
+            rows.remove(&lease.run_id);
+        }
+        Ok(())
+    }
+
+    fn commit(&self, checkpoint: CheckpointWrite) -> Acknowledgement {
+        match Job::encode(checkpoint) {
+            Ok(job) => self.committer.commit(job),
+            Err(e) => Acknowledgement::ready(Err(e)),
+        }
+    }
+
+    fn commit_count(&self) -> u64 {
+        self.committer.commits()
+    }
+
+    fn close(&self) -> Acknowledgement {
+        self.committer.stop(self.take())
+    }
+
+    fn close_blocking(&self) {
+        drop(self.committer.stop(self.take()));
+        self.committer.join();
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        self.close_blocking();
+    }
+}
+
+/// The index rows of a command, as the tables hold them.
+pub(crate) fn index_of(cmd: &Command) -> Index {
+    match cmd {
+        // A step in backoff is indexed by its timer, so that a restart re-arms it.
+        Command::Step {
+            not_before_ms: Some(deadline_ms),
+            ..
+        } => Index::Timer(*deadline_ms),
+        Command::Step { .. } => Index::Ready,
+        Command::Wait { deadline_ms, .. } => Index::Wait(*deadline_ms),
+        Command::Sleep { deadline_ms } => Index::Timer(*deadline_ms),
+    }
+}
+
+/// Which index rows a suspended run has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Index {
+    /// A `ready` row.
+    Ready,
+    /// A `timers` row at this deadline.
+    Timer(u64),
+    /// A `timers` row at this deadline and a `waits` row.
+    Wait(u64),
+}
+
+/// Whether a record's inbox goes with this checkpoint: a finished run accepts no signal, but
+/// a parked one may be revived and keeps what it had buffered.
+pub(crate) fn clears_inbox(rec: &RunRecord) -> bool {
+    rec.is_finished() && !matches!(rec.status, RunStatus::Incompatible { .. })
+}

@@ -1,0 +1,353 @@
+//! The storage seam: everything the engine asks of persistence, as one trait.
+//!
+//! The engine drives runs; a [`Store`] keeps them. The engine reads run records, a run's inbox,
+//! its trace, dedupe rows and the list of pending waits; it claims ready runs and due timers;
+//! and it hands over one [`CheckpointWrite`] per checkpoint, which the store makes durable and
+//! acknowledges. The store owns everything about the layout: its tables, the index rows
+//! derived from each record (which runs must execute a step, which timers are armed, which
+//! runs wait for a signal), the numbering of inbox and trace entries, batching several
+//! checkpoints into one durable transaction, opening and recovery.
+//!
+//! One backend ships with the crate: [`FileStore`], an embedded database file locked to one
+//! process (also in memory, or on a [`MemoryDisk`] that outlives it, for tests).
+//! [`EngineBuilder::open_store`](crate::EngineBuilder::open_store) opens an engine over any
+//! store.
+//!
+//! # Writing a storage backend
+//!
+//! 1. Implement [`Store`]. Reads return records and rows as they were last acknowledged.
+//!    [`Store::commit`] applies one [`CheckpointWrite`] atomically: its [`RunWrite`] replaces
+//!    the run's record, the index rows of [`RunWrite::previous`] go and those of
+//!    [`RunRecord::indexed_command`] come (a `Step` without a backoff is ready to execute; a
+//!    `Step` with `not_before_ms`, a `Wait` and a `Sleep` are timers at their deadline; a
+//!    `Wait` is also a [`PendingWait`]), a finished run that is not parked as incompatible
+//!    loses its inbox, a buffered signal gets the next inbox index, consumed ones go, trace
+//!    events are numbered on from the run's last one. Acknowledge only once it is durable.
+//! 2. Check [`Fence`]s: refuse a checkpoint written under a lease that is no longer the run's
+//!    current one with [`StoreError::NotOwner`], writing nothing of it.
+//! 3. Keep the cause of a failure: [`StoreError::io`] for a device error (a full disk stays
+//!    matchable by its [`std::io::ErrorKind`]), [`StoreError::backend`] for anything else.
+//! 4. Open, create and migrate the store in the backend's own constructor, and report what
+//!    is wrong with an [`OpenError`](crate::OpenError).
+//! 5. Pass [`crate::testing::conformance`] with a harness that opens your store.
+//!
+//! # Ownership: claims, leases, fences
+//!
+//! A backend shared by several worker processes must make sure two of them never drive the
+//! same run at once. The seam expresses that with leases: [`Store::claim_ready`] and
+//! [`Store::claim_timers`] hand out runs together with a [`Lease`] (an owner, a token, an
+//! expiry); a lease is renewed with [`Store::renew`] and given back with [`Store::release`];
+//! once it lapses another owner may claim the run, which makes the old lease stale. A
+//! checkpoint written under a lease names it in its [`Fence`], and the store refuses it with
+//! [`StoreError::NotOwner`] when the lease is no longer the run's current one, so a worker that
+//! stalled past its lease never overwrites a newer state. A backend owned by one process, like
+//! [`FileStore`], grants every claim that no live lease of another owner blocks.
+
+mod file;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+pub use self::file::{FileStore, MemoryDisk};
+pub use crate::error::StoreError;
+use crate::model::Command;
+pub use crate::trace::TraceEvent;
+pub use crate::types::{InboxEntry, PendingWait, RunRecord};
+
+/// Persistence for an engine: reads, claims, and durable checkpoint commits.
+///
+/// Every method may be called from any thread; none may block for long except where noted
+/// (reads are expected to be quick; [`Store::commit`] returns at once and acknowledges later).
+/// An implementation must pass [`crate::testing::conformance`].
+pub trait Store: Send + Sync + 'static {
+    /// The run's record, if the run exists.
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`] after [`Store::close`], or a read or decode failure.
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Every run record, in run id order. An operations call: it reads the whole store.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError>;
+
+    /// The run's buffered signals with their inbox indexes, oldest first.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError>;
+
+    /// Whether the run has accepted a signal with this de-duplication key.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError>;
+
+    /// The run's trace, in order.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError>;
+
+    /// The last event of the run's trace.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError>;
+
+    /// Every wait for a signal, in run id order.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError>;
+
+    /// Claims up to `claim.limit` runs whose next step must be executed, in run id order,
+    /// skipping runs under a live lease of another owner. Each granted run comes with a lease
+    /// for `claim.owner` that lasts `claim.lease_ms` from `claim.now_ms`.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError>;
+
+    /// Claims up to `claim.limit` timers due at or before `due_by_ms`, earliest deadline first
+    /// (ties in run id order), with the same lease rules as [`Store::claim_ready`].
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn claim_timers(&self, claim: &Claim<'_>, due_by_ms: u64) -> Result<Vec<DueTimer>, StoreError>;
+
+    /// Extends a lease to `lease_ms` from `now_ms`, keeping its token.
+    ///
+    /// # Errors
+    /// [`StoreError::NotOwner`] if another owner has claimed the run since.
+    fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError>;
+
+    /// Gives a lease back, so that any owner may claim the run at once. Releasing a stale lease
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Makes one checkpoint durable. The returned [`Acknowledgement`] resolves once it is
+    /// durable, or with the error that prevented it, in which case nothing of it was written.
+    /// Checkpoints committed while others are being written may share one durable transaction
+    /// (group commit); each is still acknowledged, or refused, on its own.
+    fn commit(&self, checkpoint: CheckpointWrite) -> Acknowledgement;
+
+    /// How many durable write transactions the store has made since it was opened.
+    fn commit_count(&self) -> u64;
+
+    /// Commits what is queued, then releases the store (a file lock, connections). Later calls
+    /// fail with [`StoreError::Closed`]. Resolves once the store is released.
+    fn close(&self) -> Acknowledgement;
+
+    /// [`Store::close`] for a context that cannot await (a destructor); blocks until done.
+    fn close_blocking(&self);
+}
+
+/// Who asks for runs, for how long, and how many at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim<'a> {
+    /// The claiming worker's identity, unique among the store's users.
+    pub owner: &'a str,
+    /// The caller's clock, milliseconds since the Unix epoch; a backend shared by several
+    /// machines may use its own clock instead.
+    pub now_ms: u64,
+    /// How long granted leases last.
+    pub lease_ms: u64,
+    /// The most runs to grant.
+    pub limit: usize,
+}
+
+/// The right to drive one run until `expires_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The leased run.
+    pub run_id: String,
+    /// Who holds it.
+    pub owner: String,
+    /// Distinguishes this grant from every other grant of the same run.
+    pub token: u64,
+    /// When it lapses, milliseconds since the Unix epoch.
+    pub expires_ms: u64,
+}
+
+impl Lease {
+    /// A lease as a backend grants it.
+    pub fn new(
+        run_id: impl Into<String>,
+        owner: impl Into<String>,
+        token: u64,
+        expires_ms: u64,
+    ) -> Self {
+        Self {
+            run_id: run_id.into(),
+            owner: owner.into(),
+            token,
+            expires_ms,
+        }
+    }
+
+    /// The fence a checkpoint written under this lease carries.
+    pub fn fence(&self) -> Fence {
+        Fence::Lease(self.token)
+    }
+}
+
+/// A run whose next step must be executed, as claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadyRun {
+    /// The run.
+    pub run_id: String,
+    /// Its workflow.
+    pub workflow: String,
+    /// The lease granted with it.
+    pub lease: Lease,
+}
+
+/// An armed timer (a wait's deadline, a sleep's end, or a step's backoff), as claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DueTimer {
+    /// When it fires, milliseconds since the Unix epoch.
+    pub deadline_ms: u64,
+    /// The run.
+    pub run_id: String,
+    /// The checkpoint that armed it; a run that moved on since makes the timer stale.
+    pub seq: u64,
+    /// The run's workflow.
+    pub workflow: String,
+    /// The lease granted with it.
+    pub lease: Lease,
+}
+
+/// What a checkpoint's writer claims about its right to write the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Fence {
+    /// No lease: the caller is the only writer of the store (a single-process engine). A
+    /// backend shared by several processes may refuse such a write.
+    #[default]
+    Exclusive,
+    /// Written under the lease with this token; refused unless that lease is still the run's
+    /// current one.
+    Lease(u64),
+}
+
+/// One checkpoint of one run: everything a commit writes for it.
+///
+/// The store derives the index rows from `run`: the rows of `previous` go, the rows of the
+/// record's [`RunRecord::indexed_command`] come (a step to execute, a timer, a wait), and a run
+/// that finished (other than by being parked as incompatible) has its inbox cleared.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CheckpointWrite {
+    /// The run.
+    pub run_id: String,
+    /// The writer's right to write it.
+    pub fence: Fence,
+    /// The run's new record, when this checkpoint moves the run.
+    pub run: Option<RunWrite>,
+    /// A signal to append to the inbox; the store gives it the next inbox index.
+    pub buffer: Option<InboxEntry>,
+    /// Inbox entries consumed by this checkpoint, by index.
+    pub consumed: Vec<u64>,
+    /// A de-duplication key accepted now, with the time, milliseconds since the Unix epoch.
+    pub dedupe: Option<(String, u64)>,
+    /// Trace events to append; the store numbers them on from the run's last event (their
+    /// `seq` as given is replaced).
+    pub trace: Vec<TraceEvent>,
+}
+
+impl CheckpointWrite {
+    /// A checkpoint of `run_id` that writes nothing yet.
+    pub fn new(run_id: impl Into<String>) -> Self {
+        Self {
+            run_id: run_id.into(),
+            fence: Fence::Exclusive,
+            run: None,
+            buffer: None,
+            consumed: Vec::new(),
+            dedupe: None,
+            trace: Vec::new(),
+        }
+    }
+}
+
+/// A run's new record, with what it was suspended on before, so the store can drop the index
+/// rows of that command.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RunWrite {
+    /// The record to store.
+    pub record: RunRecord,
+    /// The pending command of the record this one replaces; `None` for a new run.
+    pub previous: Option<Command>,
+}
+
+impl RunWrite {
+    /// A record replacing one that was suspended on `previous`.
+    pub fn new(record: RunRecord, previous: Option<Command>) -> Self {
+        Self { record, previous }
+    }
+}
+
+/// The answer to [`Store::commit`] or [`Store::close`]: a future that resolves once the store
+/// has done it, or with the reason it could not.
+///
+/// A backend answers at once with [`Acknowledgement::ready`] or later through the
+/// [`Acknowledger`] of [`Acknowledgement::channel`]; dropping that acknowledger unanswered
+/// resolves the acknowledgement with [`StoreError::Closed`].
+#[derive(Debug)]
+#[must_use = "an acknowledgement does nothing unless awaited"]
+pub struct Acknowledgement(Ack);
+
+#[derive(Debug)]
+enum Ack {
+    Ready(Option<Result<(), StoreError>>),
+    Waiting(oneshot::Receiver<Result<(), StoreError>>),
+}
+
+/// Answers one [`Acknowledgement`].
+#[derive(Debug)]
+pub struct Acknowledger(oneshot::Sender<Result<(), StoreError>>);
+
+impl Acknowledger {
+    /// Resolves the acknowledgement; nothing happens if nobody awaits it any more.
+    pub fn acknowledge(self, result: Result<(), StoreError>) {
+        let _ = self.0.send(result);
+    }
+}
+
+impl Acknowledgement {
+    /// An acknowledgement that is already answered.
+    pub fn ready(result: Result<(), StoreError>) -> Self {
+        Self(Ack::Ready(Some(result)))
+    }
+
+    /// An acknowledgement to answer later, with the means to answer it.
+    pub fn channel() -> (Acknowledger, Acknowledgement) {
+        let (tx, rx) = oneshot::channel();
+        (Acknowledger(tx), Acknowledgement(Ack::Waiting(rx)))
+    }
+}
+
+impl Future for Acknowledgement {
+    type Output = Result<(), StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            Ack::Ready(result) => Poll::Ready(result.take().unwrap_or(Err(StoreError::Closed))),
+            Ack::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|answer| answer.unwrap_or(Err(StoreError::Closed))),
+        }
+    }
+}

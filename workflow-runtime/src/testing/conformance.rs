@@ -1,0 +1,596 @@
+//! The conformance suite of the storage seam: one set of tests, written against the
+//! [`Store`] trait, that every backend must pass.
+//!
+//! A backend provides a [`Harness`] that opens its store (the same store every time: opening
+//! it again after dropping the last instance without [`Store::close`] is a restart after a
+//! crash), and instantiates the suite with [`store_conformance!`](crate::store_conformance):
+//!
+//! ```
+//! use workflow_runtime::store::{FileStore, MemoryDisk};
+//! use workflow_runtime::testing::conformance::Harness;
+//!
+//! /// The embedded store on a memory disk that outlives each store instance.
+//! #[derive(Default)]
+//! struct OnMemoryDisk(MemoryDisk);
+//!
+//! impl Harness for OnMemoryDisk {
+//!     type Store = FileStore;
+//!     fn open(&self) -> FileStore {
+//!         FileStore::open_disk(self.0.clone()).expect("the store opens")
+//!     }
+//! }
+//!
+//! workflow_runtime::store_conformance!(memory_disk, OnMemoryDisk::default());
+//! # fn main() {}
+//! ```
+//!
+//! Every test runs on its own fresh harness and uses the store's time only through the
+//! `now_ms` values it passes, so none depends on the machine's speed.
+
+use std::future::Future;
+
+use serde_json::json;
+
+use crate::model::Command;
+use crate::store::{
+    CheckpointWrite, Claim, Fence, InboxEntry, RunWrite, Store, StoreError, TraceEvent,
+};
+use crate::trace::TraceKind;
+use crate::types::{RunRecord, RunStatus};
+
+/// Opens the store under test.
+pub trait Harness {
+    /// The backend.
+    type Store: Store;
+
+    /// Opens the harness's store: empty the first time, and the same store, with everything
+    /// it acknowledged, every later time. The suite drops every instance before it opens the
+    /// next one.
+    fn open(&self) -> Self::Store;
+}
+
+/// Runs one test of the suite on a fresh harness, on a runtime of its own.
+///
+/// # Panics
+/// When the test fails.
+pub fn run<H, F, Fut>(harness: H, test: F)
+where
+    H: Harness,
+    F: FnOnce(H) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime for the conformance test")
+        .block_on(test(harness));
+}
+
+/// Instantiates every test of the conformance suite for a backend, as `#[test]` functions in a
+/// module named `$name`; `$harness` is evaluated once per test and must give a fresh store.
+#[macro_export]
+macro_rules! store_conformance {
+    ($name:ident, $harness:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::store_conformance!(@tests $harness;
+                acknowledged_commits_are_durable,
+                index_rows_follow_the_record,
+                timers_come_in_deadline_order,
+                the_inbox_keeps_arrival_order,
+                dedupe_keys_are_remembered,
+                the_trace_is_numbered_in_order,
+                claims_grant_each_run_to_one_owner_at_a_time,
+                commits_under_a_stale_lease_are_refused,
+                concurrent_commits_are_acknowledged_one_by_one,
+                a_reopened_store_keeps_everything_acknowledged,
+                a_closed_store_refuses_work,
+            );
+        }
+    };
+    (@tests $harness:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::testing::conformance::run($harness, |h| async move {
+                    $crate::testing::conformance::$test(&h).await
+                });
+            }
+        )*
+    };
+}
+
+fn step(name: &str) -> Command {
+    Command::Step {
+        name: name.to_owned(),
+        input: json!({ "n": 1 }),
+        retry: None,
+        attempt: 1,
+        not_before_ms: None,
+    }
+}
+
+fn wait(name: &str, deadline_ms: u64) -> Command {
+    Command::Wait {
+        name: name.to_owned(),
+        deadline_ms,
+        metadata: json!({ "for": name }),
+    }
+}
+
+fn sleep(deadline_ms: u64) -> Command {
+    Command::Sleep { deadline_ms }
+}
+
+/// A record of workflow `wf` at `seq`, suspended on `pending`.
+fn record(seq: u64, pending: Option<Command>) -> RunRecord {
+    let mut rec = RunRecord::new("wf", json!({ "Step": seq }), 1_000);
+    rec.seq = seq;
+    rec.status = match &pending {
+        Some(Command::Wait {
+            name, deadline_ms, ..
+        }) => RunStatus::Waiting {
+            signal: name.clone(),
+            wait_id: seq.to_string(),
+            deadline_ms: *deadline_ms,
+        },
+        Some(Command::Sleep { deadline_ms }) => RunStatus::Sleeping {
+            until_ms: *deadline_ms,
+        },
+        Some(_) => RunStatus::Running,
+        None => RunStatus::Completed,
+    };
+    if pending.is_none() {
+        rec.output = Some(json!({ "Ok": seq }));
+    }
+    rec.pending = pending;
+    rec
+}
+
+fn event(kind: TraceKind) -> TraceEvent {
+    TraceEvent {
+        seq: 0,
+        at_ms: 1_000,
+        checkpoint: 0,
+        kind,
+    }
+}
+
+/// A checkpoint that moves `run` from `previous` to `rec`, with one trace event.
+fn moves(run: &str, rec: RunRecord, previous: Option<Command>) -> CheckpointWrite {
+    let mut cp = CheckpointWrite::new(run);
+    cp.trace.push(event(TraceKind::Woke { until_ms: rec.seq }));
+    cp.run = Some(RunWrite::new(rec, previous));
+    cp
+}
+
+async fn commit(store: &impl Store, cp: CheckpointWrite) {
+    let run = cp.run_id.clone();
+    if let Err(e) = store.commit(cp).await {
+        panic!("the checkpoint of `{run}` was not acknowledged: {e}");
+    }
+}
+
+fn claim(owner: &str, now_ms: u64) -> Claim<'_> {
+    Claim {
+        owner,
+        now_ms,
+        lease_ms: 1_000,
+        limit: usize::MAX,
+    }
+}
+
+fn ready_ids(store: &impl Store) -> Vec<String> {
+    let claimed = store.claim_ready(&claim("reader", 0)).expect("claim_ready");
+    for r in &claimed {
+        store.release(&r.lease).expect("release");
+    }
+    claimed.into_iter().map(|r| r.run_id).collect()
+}
+
+fn timers(store: &impl Store, due_by_ms: u64) -> Vec<(u64, String, u64)> {
+    let claimed = store
+        .claim_timers(&claim("reader", 0), due_by_ms)
+        .expect("claim_timers");
+    for t in &claimed {
+        store.release(&t.lease).expect("release");
+    }
+    claimed
+        .into_iter()
+        .map(|t| (t.deadline_ms, t.run_id, t.seq))
+        .collect()
+}
+
+/// An acknowledged checkpoint is readable at once and after a reopen; the store counts its
+/// durable transactions.
+pub async fn acknowledged_commits_are_durable<H: Harness>(h: &H) {
+    let rec = record(1, Some(step("charge")));
+    {
+        let store = h.open();
+        assert_eq!(store.run("r1").expect("read"), None);
+        let before = store.commit_count();
+        commit(&store, moves("r1", rec.clone(), None)).await;
+        assert!(store.commit_count() > before, "the commit was not counted");
+        assert_eq!(store.run("r1").expect("read"), Some(rec.clone()));
+        store.close().await.expect("close");
+    }
+    let store = h.open();
+    assert_eq!(store.run("r1").expect("read"), Some(rec.clone()));
+    let runs = store.runs().expect("runs");
+    assert_eq!(runs, vec![("r1".to_owned(), rec)]);
+    assert_eq!(store.trace("r1").expect("trace").len(), 1);
+}
+
+/// The store keeps the index rows of each record: a step to run is ready, a wait has a timer
+/// and a pending-wait row, a sleep and a step in backoff have a timer, a finished run has none.
+pub async fn index_rows_follow_the_record<H: Harness>(h: &H) {
+    let store = h.open();
+    let s = step("charge");
+    commit(&store, moves("r1", record(1, Some(s.clone())), None)).await;
+    assert_eq!(ready_ids(&store), ["r1"]);
+    assert_eq!(timers(&store, u64::MAX), []);
+    assert!(store.pending_waits().expect("waits").is_empty());
+
+    // The step's result arrives and the run waits for a signal.
+    let w = wait("approval", 5_000);
+    commit(&store, moves("r1", record(2, Some(w.clone())), Some(s))).await;
+    assert!(ready_ids(&store).is_empty(), "a waiting run is not ready");
+    assert_eq!(timers(&store, u64::MAX), [(5_000, "r1".to_owned(), 2)]);
+    let waits = store.pending_waits().expect("waits");
+    assert_eq!(waits.len(), 1);
+    assert_eq!(
+        (
+            waits[0].run_id.as_str(),
+            waits[0].workflow.as_str(),
+            waits[0].wait_id.as_str(),
+            waits[0].signal.as_str(),
+            waits[0].deadline_ms
+        ),
+        ("r1", "wf", "2", "approval", 5_000)
+    );
+    assert_eq!(waits[0].metadata, json!({ "for": "approval" }));
+
+    // The wait is answered and the run sleeps.
+    let z = sleep(9_000);
+    commit(&store, moves("r1", record(3, Some(z.clone())), Some(w))).await;
+    assert_eq!(timers(&store, u64::MAX), [(9_000, "r1".to_owned(), 3)]);
+    assert!(store.pending_waits().expect("waits").is_empty());
+
+    // A step in backoff is indexed by its timer, not as ready.
+    let backoff = Command::Step {
+        name: "charge".to_owned(),
+        input: json!(null),
+        retry: None,
+        attempt: 2,
+        not_before_ms: Some(7_000),
+    };
+    commit(
+        &store,
+        moves("r1", record(4, Some(backoff.clone())), Some(z)),
+    )
+    .await;
+    assert!(ready_ids(&store).is_empty());
+    assert_eq!(timers(&store, u64::MAX), [(7_000, "r1".to_owned(), 4)]);
+
+    // The run finishes: nothing is left to index.
+    commit(&store, moves("r1", record(5, None), Some(backoff))).await;
+    assert!(ready_ids(&store).is_empty());
+    assert_eq!(timers(&store, u64::MAX), []);
+
+    // A step that schedules the next step stays ready.
+    let first = step("a");
+    commit(&store, moves("r2", record(1, Some(first.clone())), None)).await;
+    commit(&store, moves("r2", record(2, Some(step("b"))), Some(first))).await;
+    assert_eq!(ready_ids(&store), ["r2"]);
+}
+
+/// Due timers come earliest deadline first (ties in run id order), only up to `due_by_ms`,
+/// and at most `limit` of them.
+pub async fn timers_come_in_deadline_order<H: Harness>(h: &H) {
+    let store = h.open();
+    for (run, deadline) in [("d", 30), ("c", 10), ("b", 20), ("a", 10), ("e", 40)] {
+        commit(&store, moves(run, record(1, Some(sleep(deadline))), None)).await;
+    }
+    let due: Vec<(u64, String)> = timers(&store, 25)
+        .into_iter()
+        .map(|(d, r, _)| (d, r))
+        .collect();
+    assert_eq!(
+        due,
+        [
+            (10, "a".to_owned()),
+            (10, "c".to_owned()),
+            (20, "b".to_owned())
+        ]
+    );
+    let mut first_two = claim("limited", 0);
+    first_two.limit = 2;
+    let got = store.claim_timers(&first_two, u64::MAX).expect("claim");
+    let got: Vec<&str> = got.iter().map(|t| t.run_id.as_str()).collect();
+    assert_eq!(got, ["a", "c"]);
+}
+
+/// Buffered signals come back in the order they arrived, consumed ones are gone, and a
+/// finished run's inbox is cleared while a parked run keeps its own.
+pub async fn the_inbox_keeps_arrival_order<H: Harness>(h: &H) {
+    let store = h.open();
+    let w = wait("other", 50_000);
+    commit(&store, moves("r1", record(1, Some(w.clone())), None)).await;
+    commit(&store, moves("r2", record(1, Some(w.clone())), None)).await;
+    for (i, name) in ["b", "a", "c"].into_iter().enumerate() {
+        let mut cp = CheckpointWrite::new("r1");
+        cp.buffer = Some(InboxEntry::new(name, json!(i), Some(format!("k{i}"))));
+        commit(&store, cp).await;
+    }
+    let inbox = store.inbox("r1").expect("inbox");
+    let names: Vec<&str> = inbox.iter().map(|(_, e)| e.name.as_str()).collect();
+    assert_eq!(names, ["b", "a", "c"]);
+    assert_eq!(inbox[1].1.payload, json!(1));
+    assert_eq!(inbox[1].1.dedupe_key.as_deref(), Some("k1"));
+    assert!(
+        store.inbox("r2").expect("inbox").is_empty(),
+        "inboxes are per run"
+    );
+
+    // Consuming the middle one keeps the order of the rest, and a new one comes last.
+    let mut cp = CheckpointWrite::new("r1");
+    cp.consumed.push(inbox[1].0);
+    commit(&store, cp).await;
+    let mut cp = CheckpointWrite::new("r1");
+    cp.buffer = Some(InboxEntry::new("d", json!(3), None));
+    commit(&store, cp).await;
+    let names: Vec<String> = store
+        .inbox("r1")
+        .expect("inbox")
+        .into_iter()
+        .map(|(_, e)| e.name)
+        .collect();
+    assert_eq!(names, ["b", "c", "d"]);
+
+    // A run parked as incompatible keeps its inbox; a finished one loses it.
+    let mut cp = CheckpointWrite::new("r2");
+    cp.buffer = Some(InboxEntry::new("x", json!(0), None));
+    commit(&store, cp).await;
+    let mut parked = record(1, Some(w.clone()));
+    parked.status = RunStatus::Incompatible {
+        reason: "test".to_owned(),
+    };
+    commit(&store, moves("r2", parked, Some(w.clone()))).await;
+    assert_eq!(store.inbox("r2").expect("inbox").len(), 1);
+    assert_eq!(
+        timers(&store, u64::MAX).len(),
+        1,
+        "only r1 is still indexed"
+    );
+    commit(&store, moves("r1", record(2, None), Some(w))).await;
+    assert!(store.inbox("r1").expect("inbox").is_empty());
+}
+
+/// An accepted de-duplication key is remembered per run, across a reopen.
+pub async fn dedupe_keys_are_remembered<H: Harness>(h: &H) {
+    {
+        let store = h.open();
+        commit(&store, moves("r1", record(1, Some(wait("s", 9))), None)).await;
+        assert!(!store.has_dedupe("r1", "key-1").expect("dedupe"));
+        let mut cp = CheckpointWrite::new("r1");
+        cp.dedupe = Some(("key-1".to_owned(), 1_234));
+        commit(&store, cp).await;
+        assert!(store.has_dedupe("r1", "key-1").expect("dedupe"));
+    }
+    let store = h.open();
+    assert!(store.has_dedupe("r1", "key-1").expect("dedupe"));
+    assert!(!store.has_dedupe("r1", "key-2").expect("dedupe"));
+    assert!(!store.has_dedupe("r2", "key-1").expect("dedupe"));
+}
+
+/// Trace events are numbered by the store from 0 without gaps, across checkpoints, whatever
+/// `seq` the writer gave them.
+pub async fn the_trace_is_numbered_in_order<H: Harness>(h: &H) {
+    let store = h.open();
+    assert!(store.trace("r1").expect("trace").is_empty());
+    assert_eq!(store.last_trace("r1").expect("trace"), None);
+    let mut cp = moves("r1", record(1, Some(sleep(5))), None);
+    cp.trace.push(event(TraceKind::Revived));
+    commit(&store, cp).await;
+    let mut cp = CheckpointWrite::new("r1");
+    let mut late = event(TraceKind::SleepStarted { until_ms: 77 });
+    late.seq = 99;
+    cp.trace.push(late);
+    commit(&store, cp).await;
+    let trace = store.trace("r1").expect("trace");
+    let seqs: Vec<u64> = trace.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    assert_eq!(trace[1].kind, TraceKind::Revived);
+    let last = store.last_trace("r1").expect("trace").expect("an event");
+    assert_eq!(
+        (last.seq, last.kind),
+        (2, TraceKind::SleepStarted { until_ms: 77 })
+    );
+}
+
+/// A run is granted to one owner at a time: another owner's claim skips it until the lease
+/// lapses or is released; the holder's own claim extends it; a lease taken over cannot be
+/// renewed.
+pub async fn claims_grant_each_run_to_one_owner_at_a_time<H: Harness>(h: &H) {
+    let store = h.open();
+    commit(&store, moves("r1", record(1, Some(step("s"))), None)).await;
+    commit(&store, moves("r2", record(1, Some(sleep(100))), None)).await;
+
+    let a = store.claim_ready(&claim("a", 0)).expect("claim");
+    assert_eq!(a.len(), 1);
+    let lease_a = a[0].lease.clone();
+    assert_eq!(
+        (lease_a.run_id.as_str(), lease_a.owner.as_str()),
+        ("r1", "a")
+    );
+    assert_eq!(lease_a.expires_ms, 1_000);
+    assert!(
+        store
+            .claim_ready(&claim("b", 500))
+            .expect("claim")
+            .is_empty()
+    );
+    let again = store.claim_ready(&claim("a", 500)).expect("claim");
+    assert_eq!(
+        again[0].lease.token, lease_a.token,
+        "the holder keeps its lease"
+    );
+    let renewed = store.renew(&lease_a, 900, 1_000).expect("renew");
+    assert_eq!((renewed.token, renewed.expires_ms), (lease_a.token, 1_900));
+
+    // Timers follow the same rule, per run.
+    let t = store.claim_timers(&claim("a", 0), 100).expect("claim");
+    assert_eq!(t.len(), 1);
+    assert!(
+        store
+            .claim_timers(&claim("b", 50), 100)
+            .expect("claim")
+            .is_empty()
+    );
+
+    // The lease lapses: another owner takes the run over, and the old lease is stale.
+    let b = store.claim_ready(&claim("b", 2_000)).expect("claim");
+    assert_eq!(b.len(), 1);
+    assert_ne!(b[0].lease.token, lease_a.token);
+    assert!(matches!(
+        store.renew(&lease_a, 2_000, 1_000),
+        Err(StoreError::NotOwner { run_id }) if run_id == "r1"
+    ));
+    // Releasing a stale lease changes nothing; releasing the current one frees the run.
+    store.release(&lease_a).expect("release");
+    assert!(
+        store
+            .claim_ready(&claim("c", 2_100))
+            .expect("claim")
+            .is_empty()
+    );
+    store.release(&b[0].lease).expect("release");
+    assert_eq!(
+        store.claim_ready(&claim("c", 2_100)).expect("claim").len(),
+        1
+    );
+}
+
+/// A checkpoint written under a lease that is no longer the run's current one is refused with
+/// [`StoreError::NotOwner`] and writes nothing, even when it shares a group commit with others.
+pub async fn commits_under_a_stale_lease_are_refused<H: Harness>(h: &H) {
+    let store = h.open();
+    let s = step("s");
+    commit(&store, moves("r1", record(1, Some(s.clone())), None)).await;
+    commit(&store, moves("r2", record(1, Some(s.clone())), None)).await;
+    let a = store.claim_ready(&claim("a", 0)).expect("claim");
+    let lease_a = a
+        .iter()
+        .find(|r| r.run_id == "r1")
+        .expect("r1")
+        .lease
+        .clone();
+
+    let mut cp = moves("r1", record(2, Some(sleep(10))), Some(s.clone()));
+    cp.fence = lease_a.fence();
+    commit(&store, cp).await;
+    let moved = store.run("r1").expect("read");
+
+    let b = store
+        .claim_timers(&claim("b", 5_000), u64::MAX)
+        .expect("claim");
+    assert_eq!(b.len(), 1, "the lapsed lease lets b take r1 over");
+    let trace_before = store.trace("r1").expect("trace");
+
+    // The stale writer and a healthy one commit at the same time.
+    let mut stale = moves("r1", record(3, None), Some(sleep(10)));
+    stale.fence = lease_a.fence();
+    stale.dedupe = Some(("stale".to_owned(), 1));
+    let mut healthy = moves("r2", record(2, None), Some(s));
+    healthy.fence = Fence::Exclusive;
+    let (stale, healthy) = (store.commit(stale), store.commit(healthy));
+    assert!(matches!(
+        stale.await,
+        Err(StoreError::NotOwner { run_id }) if run_id == "r1"
+    ));
+    healthy
+        .await
+        .expect("the other checkpoint of the group is acknowledged");
+    assert_eq!(store.run("r1").expect("read"), moved, "nothing was written");
+    assert_eq!(store.trace("r1").expect("trace"), trace_before);
+    assert!(!store.has_dedupe("r1", "stale").expect("dedupe"));
+    assert!(store.run("r2").expect("read").expect("r2").is_finished());
+
+    // The new owner writes.
+    let mut cp = moves("r1", record(3, None), Some(sleep(10)));
+    cp.fence = b[0].lease.fence();
+    commit(&store, cp).await;
+    assert!(store.run("r1").expect("read").expect("r1").is_finished());
+}
+
+/// Many checkpoints committed at once are each acknowledged, and each is durable.
+pub async fn concurrent_commits_are_acknowledged_one_by_one<H: Harness>(h: &H) {
+    let store = h.open();
+    let acks: Vec<_> = (0..64)
+        .map(|i| {
+            let mut cp = moves(&format!("r{i:02}"), record(1, Some(sleep(i))), None);
+            cp.dedupe = Some((format!("k{i}"), i));
+            store.commit(cp)
+        })
+        .collect();
+    for (i, ack) in acks.into_iter().enumerate() {
+        ack.await
+            .unwrap_or_else(|e| panic!("checkpoint {i} was not acknowledged: {e}"));
+    }
+    assert_eq!(store.runs().expect("runs").len(), 64);
+    assert_eq!(timers(&store, u64::MAX).len(), 64);
+    assert!(store.has_dedupe("r63", "k63").expect("dedupe"));
+}
+
+/// Dropping the store without closing it (a crash) loses nothing acknowledged: records,
+/// index rows, inbox, dedupe keys and traces are all there after a reopen.
+pub async fn a_reopened_store_keeps_everything_acknowledged<H: Harness>(h: &H) {
+    let s = step("s");
+    {
+        let store = h.open();
+        commit(&store, moves("r1", record(1, Some(s.clone())), None)).await;
+        commit(
+            &store,
+            moves("r2", record(1, Some(wait("go", 4_000))), None),
+        )
+        .await;
+        let mut cp = CheckpointWrite::new("r2");
+        cp.buffer = Some(InboxEntry::new("early", json!(true), Some("k".to_owned())));
+        cp.dedupe = Some(("k".to_owned(), 5));
+        commit(&store, cp).await;
+        commit(&store, moves("r3", record(1, Some(s.clone())), None)).await;
+        commit(&store, moves("r3", record(2, None), Some(s))).await;
+        // No close: the instance just goes away.
+    }
+    let store = h.open();
+    assert_eq!(ready_ids(&store), ["r1"]);
+    assert_eq!(timers(&store, u64::MAX), [(4_000, "r2".to_owned(), 1)]);
+    assert_eq!(store.pending_waits().expect("waits").len(), 1);
+    assert_eq!(store.inbox("r2").expect("inbox").len(), 1);
+    assert!(store.has_dedupe("r2", "k").expect("dedupe"));
+    assert!(store.run("r3").expect("read").expect("r3").is_finished());
+    assert_eq!(store.trace("r3").expect("trace").len(), 2);
+    // Claims work on the reopened store, whoever held leases before.
+    let claimed = store.claim_ready(&claim("new-owner", 0)).expect("claim");
+    assert_eq!(claimed.len(), 1);
+}
+
+/// After [`Store::close`] every read and commit fails with [`StoreError::Closed`].
+pub async fn a_closed_store_refuses_work<H: Harness>(h: &H) {
+    let store = h.open();
+    commit(&store, moves("r1", record(1, Some(sleep(5))), None)).await;
+    store.close().await.expect("close");
+    assert!(matches!(store.run("r1"), Err(StoreError::Closed)));
+    assert!(matches!(store.inbox("r1"), Err(StoreError::Closed)));
+    assert!(matches!(
+        store.commit(moves("r2", record(1, None), None)).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        store.claim_ready(&claim("a", 0)),
+        Err(StoreError::Closed)
+    ));
+}
