@@ -235,7 +235,7 @@ impl Gen {
                 }
                 return;
             }
-            let compound = matches!(kind, 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17);
+            let compound = matches!(kind, 9..=17);
             if compound && !nested {
                 continue;
             }

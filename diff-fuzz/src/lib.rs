@@ -130,7 +130,7 @@ impl Twin {
     ) -> Result<T, WaitError> {
         let mut log = self.log();
         let r = splitmix(&mut log.rng);
-        if r % 2 == 0 {
+        if r.is_multiple_of(2) {
             let payload = (r >> 8) % 100;
             log.outside.push(Outside::Signal(name.to_owned(), payload));
             Ok(serde_json::from_value(json!(payload)).expect("a u64 payload"))
@@ -188,16 +188,18 @@ where
         .start(w, "diff", input.clone())
         .await
         .map_err(|e| format!("start: {e}"))?;
-    for (pos, action) in script.actions().iter().enumerate() {
-        match action {
-            workflow_runtime::testing::ScriptAction::Signal { name, payload, .. } => {
-                let signal = workflow_runtime::Signal::new(name.as_str(), payload.clone())
+    let outside = twin.log().outside.clone();
+    for (pos, o) in outside.iter().enumerate() {
+        match o {
+            Outside::Signal(name, payload) => {
+                // The crash test's own default key, so both runs send the same signals.
+                let signal = workflow_runtime::Signal::new(name.as_str(), json!(payload))
                     .dedupe_key(format!("script-{pos}"));
                 te.send("diff", signal)
                     .await
                     .map_err(|e| format!("signal {pos}: {e}"))?;
             }
-            workflow_runtime::testing::ScriptAction::Advance(by) => te.advance(*by).await,
+            Outside::Sleep(by) | Outside::Timeout(by) => te.advance(*by).await,
         }
     }
     let got = tokio::time::timeout(Duration::from_secs(60), run.result())
