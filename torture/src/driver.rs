@@ -37,6 +37,14 @@ pub struct Config {
     pub stall: Duration,
     /// Print each kill to stderr.
     pub verbose: bool,
+    /// Power-loss mode: workers open the store through [`PowerLossDisk`](workflow_runtime::testing::PowerLossDisk), so every death loses
+    /// the unsynced writes, and about two lives in three end in a power cut at a store
+    /// operation (mid-commit included) that writes a torn, reordered part of them.
+    pub power_loss: bool,
+    /// With `power_loss`, workers whose disk acknowledges syncs it did not make: the check
+    /// must then report lost work. Proves the check is not blind to power loss; never set it
+    /// when measuring the engine.
+    pub lying_sync: bool,
     /// Run workers whose ledger does not de-duplicate, as if the steps ignored their
     /// idempotency keys: the check must then report doubled effects. Proves the check is not
     /// blind; never set it when measuring the engine.
@@ -56,12 +64,66 @@ pub struct Kills {
     pub after_commit: usize,
     /// The worker killed itself after an effect and before its step's checkpoint.
     pub after_effect: usize,
+    /// The power-loss layer cut the power at a store operation.
+    pub power_cut: usize,
 }
 
 impl Kills {
     /// Every kill.
     pub fn total(&self) -> usize {
-        self.random + self.startup + self.before_commit + self.after_commit + self.after_effect
+        self.random
+            + self.startup
+            + self.before_commit
+            + self.after_commit
+            + self.after_effect
+            + self.power_cut
+    }
+}
+
+/// What the power cuts at a store operation let reach the file, read back from the workers'
+/// log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CutStats {
+    /// Cuts that lost every unsynced write.
+    pub lose_all: usize,
+    /// Cuts that wrote the oldest unsynced writes, in order, up to a point.
+    pub prefix: usize,
+    /// Cuts that wrote a random subset of them in a random order.
+    pub shuffled: usize,
+    /// Cuts that tore one write (only a prefix of it, at a sector, reached the file).
+    pub torn: usize,
+    /// Unsynced writes at the cuts, and how many of them reached the file.
+    pub pending_writes: usize,
+    /// See `pending_writes`.
+    pub applied_writes: usize,
+}
+
+impl CutStats {
+    /// Tallies the `power cut: CutReport { .. }` lines of a worker log.
+    pub fn from_log(log: &str) -> CutStats {
+        let mut stats = CutStats::default();
+        let number = |line: &str, field: &str| -> usize {
+            line.split(field)
+                .nth(1)
+                .and_then(|rest| rest.split([',', ' ']).find(|w| !w.is_empty()))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        for line in log.lines().filter(|l| l.starts_with("power cut: ")) {
+            if line.contains("mode: LoseAll") {
+                stats.lose_all += 1;
+            } else if line.contains("mode: Prefix") {
+                stats.prefix += 1;
+            } else if line.contains("mode: Shuffled") {
+                stats.shuffled += 1;
+            }
+            if line.contains("torn: Some") {
+                stats.torn += 1;
+            }
+            stats.pending_writes += number(line, "pending: ");
+            stats.applied_writes += number(line, "applied: ");
+        }
+        stats
     }
 }
 
@@ -105,6 +167,8 @@ pub struct Report {
     pub deduplicated: usize,
     /// Signals.
     pub signals: SignalStats,
+    /// What the power cuts at a store operation wrote (power-loss mode).
+    pub cuts: CutStats,
     /// Everything that went wrong; empty when the engine kept every promise.
     pub violations: Vec<String>,
     /// Wall time of the whole run, the check included.
@@ -118,13 +182,14 @@ impl fmt::Display for Report {
         writeln!(f, "seed {}: {} runs", self.seed, self.runs)?;
         writeln!(
             f,
-            "kills survived: {} (random {}, during startup {}, before commit {}, after commit {}, after effect {}) over {} worker lives",
+            "kills survived: {} (random {}, during startup {}, before commit {}, after commit {}, after effect {}, power cuts at a store operation {}) over {} worker lives",
             k.total(),
             k.random,
             k.startup,
             k.before_commit,
             k.after_commit,
             k.after_effect,
+            k.power_cut,
             self.lives
         )?;
         writeln!(
@@ -142,6 +207,14 @@ impl fmt::Display for Report {
             "signals: {} sent ({} re-sent after a kill): {} delivered, {} buffered early, {} duplicates refused, {} refused as late",
             s.sent, s.resent, s.delivered, s.buffered, s.duplicate, s.finished
         )?;
+        let c = &self.cuts;
+        if k.power_cut > 0 {
+            writeln!(
+                f,
+                "power cuts: {} lost every unsynced write, {} wrote a prefix of them, {} a shuffled subset, {} tore a write; {} of {} unsynced writes reached the file",
+                c.lose_all, c.prefix, c.shuffled, c.torn, c.applied_writes, c.pending_writes
+            )?;
+        }
         writeln!(f, "elapsed: {:.1} s", self.elapsed.as_secs_f64())?;
         write!(f, "violations: {}", self.violations.len())?;
         for v in self.violations.iter().take(50) {
@@ -252,6 +325,10 @@ pub fn drive(cfg: &Config) -> Result<Report, String> {
         failed_starts: 0,
     };
     d.run(&rx)?;
+    if cfg.power_loss {
+        let log = std::fs::read_to_string(cfg.dir.join("worker.log")).unwrap_or_default();
+        d.report.cuts = CutStats::from_log(&log);
+    }
     if let Err(e) = check::check(&cfg.dir, &d.plans, &mut d.report) {
         d.report.violations.push(format!("the check failed: {e}"));
     }
@@ -277,7 +354,11 @@ impl Driver<'_> {
                     let status = life.child.wait().map_err(|e| e.to_string())?;
                     self.died_by_itself(&life, status);
                     self.requeue();
-                    self.failed_starts = if life.ready {
+                    // Dying at its own planned fault while opening (a power cut during
+                    // recovery) is a kill survived, not a worker that cannot start.
+                    let planned =
+                        matches!(life.plan, KillPlan::Exact(..)) && status.signal() == Some(9);
+                    self.failed_starts = if life.ready || planned {
                         0
                     } else {
                         self.failed_starts + 1
@@ -361,6 +442,12 @@ impl Driver<'_> {
         if self.cfg.forget_keys {
             cmd.arg("--forget-keys");
         }
+        if self.cfg.power_loss {
+            cmd.arg("--power-loss");
+        }
+        if self.cfg.lying_sync {
+            cmd.arg("--lying-sync");
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.cfg.worker.display()))?;
@@ -401,6 +488,11 @@ impl Driver<'_> {
         let startup = if self.lives == 1 { 2 } else { 8 };
         if rng.chance(1, startup) {
             return KillPlan::Startup(Duration::from_millis(rng.range(0, 40)));
+        }
+        if self.cfg.power_loss && rng.chance(2, 3) {
+            // A group commit makes a handful of store operations (page writes, then one sync);
+            // aim anywhere in the next few commits, mid-commit included.
+            return KillPlan::Exact(Fault::PowerCut(rng.range(1, 6 * gap)), 4 * gap);
         }
         if self.cfg.exact_faults && rng.chance(1, 2) {
             let fault = match rng.range(0, 2) {
@@ -668,6 +760,7 @@ impl Driver<'_> {
                     Fault::BeforeCommit(_) => kills.before_commit += 1,
                     Fault::AfterCommit(_) => kills.after_commit += 1,
                     Fault::AfterEffect(_) => kills.after_effect += 1,
+                    Fault::PowerCut(_) => kills.power_cut += 1,
                 }
                 if self.cfg.verbose {
                     eprintln!(

@@ -9,6 +9,9 @@
 //! - `after-effect:N`: the N-th effect of this life is durable in the ledger, and the process
 //!   dies before the step reports back, so the step's checkpoint never happens and the step
 //!   runs again after the restart.
+//! - `power-cut:N`: in power-loss mode ([`PowerLossDisk`](workflow_runtime::testing::PowerLossDisk)), the power goes just before the
+//!   store's N-th write, resize or sync of this life: part of the unsynced writes reaches the
+//!   file (reordered, one possibly torn), the rest is lost, and the process dies.
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,6 +28,8 @@ pub enum Fault {
     AfterCommit(u64),
     /// Just after the N-th effect reached the ledger, before its step's checkpoint.
     AfterEffect(u64),
+    /// Just before the store's N-th I/O operation, as a power cut ([`PowerLossDisk`](workflow_runtime::testing::PowerLossDisk)).
+    PowerCut(u64),
 }
 
 impl Fault {
@@ -34,6 +39,7 @@ impl Fault {
             Fault::BeforeCommit(_) => "before-commit",
             Fault::AfterCommit(_) => "after-commit",
             Fault::AfterEffect(_) => "after-effect",
+            Fault::PowerCut(_) => "power-cut",
         }
     }
 
@@ -43,7 +49,7 @@ impl Fault {
         let moment = match self {
             Fault::BeforeCommit(n) => Some((n, CrashMoment::BeforeCommit)),
             Fault::AfterCommit(n) => Some((n, CrashMoment::AfterCommit)),
-            Fault::AfterEffect(_) => None,
+            Fault::AfterEffect(_) | Fault::PowerCut(_) => None,
         };
         if let Some((n, moment)) = moment {
             let point = self.point();
@@ -63,7 +69,10 @@ impl Fault {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (Fault::BeforeCommit(n) | Fault::AfterCommit(n) | Fault::AfterEffect(n)) = self;
+        let (Fault::BeforeCommit(n)
+        | Fault::AfterCommit(n)
+        | Fault::AfterEffect(n)
+        | Fault::PowerCut(n)) = self;
         write!(f, "{}:{n}", self.point())
     }
 }
@@ -72,7 +81,11 @@ impl FromStr for Fault {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("`{s}`: expected before-commit:N, after-commit:N or after-effect:N");
+        let bad = || {
+            format!(
+                "`{s}`: expected before-commit:N, after-commit:N, after-effect:N or power-cut:N"
+            )
+        };
         let (point, n) = s.split_once(':').ok_or_else(bad)?;
         let n: u64 = n.parse().map_err(|_| bad())?;
         if n == 0 {
@@ -82,6 +95,7 @@ impl FromStr for Fault {
             "before-commit" => Ok(Fault::BeforeCommit(n)),
             "after-commit" => Ok(Fault::AfterCommit(n)),
             "after-effect" => Ok(Fault::AfterEffect(n)),
+            "power-cut" => Ok(Fault::PowerCut(n)),
             _ => Err(bad()),
         }
     }

@@ -16,8 +16,8 @@ use torture::fault::Fault;
 use torture::worker::{self, WorkerArgs};
 use torture::{Config, drive};
 
-const USAGE: &str = "usage: torture [--runs N] [--kills N] [--seed N] [--exact-faults] [--window N] [--dir PATH] [--keep] [--quiet]
-       torture worker --dir PATH --seed N --runs N [--fault before-commit:N|after-commit:N|after-effect:N] [--forget-keys]";
+const USAGE: &str = "usage: torture [--runs N] [--kills N] [--seed N] [--exact-faults] [--power-loss] [--window N] [--dir PATH] [--keep] [--quiet]
+       torture worker --dir PATH --seed N --runs N [--fault before-commit:N|after-commit:N|after-effect:N|power-cut:N] [--forget-keys] [--power-loss [--lying-sync]]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,11 +52,21 @@ fn parse_worker(args: &[String]) -> Result<WorkerArgs, String> {
         runs: 0,
         fault: None,
         forget_keys: false,
+        power_loss: false,
+        lying_sync: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "--forget-keys" {
             w.forget_keys = true;
+            continue;
+        }
+        if flag == "--power-loss" {
+            w.power_loss = true;
+            continue;
+        }
+        if flag == "--lying-sync" {
+            w.lying_sync = true;
             continue;
         }
         let v = value(&mut it, flag)?;
@@ -93,6 +103,8 @@ fn torture(args: &[String]) -> ExitCode {
         stall: Duration::from_secs(60),
         verbose: true,
         forget_keys: false,
+        power_loss: false,
+        lying_sync: false,
     };
     let mut keep = false;
     let parsed = (|| -> Result<(), String> {
@@ -100,6 +112,7 @@ fn torture(args: &[String]) -> ExitCode {
         while let Some(flag) = it.next() {
             match flag.as_str() {
                 "--exact-faults" => cfg.exact_faults = true,
+                "--power-loss" => cfg.power_loss = true,
                 "--keep" => keep = true,
                 "--quiet" => cfg.verbose = false,
                 "--runs" => cfg.runs = number(value(&mut it, flag)?, flag)?,
@@ -140,10 +153,10 @@ fn torture(args: &[String]) -> ExitCode {
         cfg.seed,
         cfg.runs,
         cfg.kills,
-        if cfg.exact_faults {
-            " (random and exact points)"
-        } else {
-            ""
+        match (cfg.exact_faults, cfg.power_loss) {
+            (_, true) => " (power cuts: random, at exact points, and at store operations)",
+            (true, false) => " (random and exact points)",
+            (false, false) => "",
         },
         cfg.dir.display()
     );

@@ -18,9 +18,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use workflow_runtime::prelude::*;
+use workflow_runtime::store::FileStore;
+use workflow_runtime::testing::PowerLossDisk;
 use workflow_runtime::{EngineError, ResultError, Signal, SignalError, SignalOutcome};
 
-use crate::fault::Fault;
+use crate::fault::{Fault, kill_self};
 use crate::flows::{batch, order, reminder};
 use crate::ledger;
 use crate::workload::{self, RunPlan, Spec};
@@ -41,6 +43,12 @@ pub struct WorkerArgs {
     pub fault: Option<Fault>,
     /// Break the ledger's de-duplication ([`ledger::forget_keys`]).
     pub forget_keys: bool,
+    /// Open the store through the power-loss layer ([`PowerLossDisk`](workflow_runtime::testing::PowerLossDisk)): only synced writes
+    /// survive a death, and a `power-cut` fault tears and reorders the unsynced ones.
+    pub power_loss: bool,
+    /// With `power_loss`, a disk that acknowledges syncs it did not make (the check's blind
+    /// spot test).
+    pub lying_sync: bool,
 }
 
 /// Runs a worker until its input ends (or a fault kills it).
@@ -69,10 +77,14 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
         fault.arm();
         builder = builder.instrument(fault.hooks());
     }
-    let engine = builder
-        .open(args.dir.join(STORE))
-        .await
-        .map_err(|e| format!("open: {e}"))?;
+    let engine = if args.power_loss {
+        let disk = power_loss_disk(args).await?;
+        let store = FileStore::open_power_loss(disk).map_err(|e| format!("open: {e}"))?;
+        builder.open_store(store).await
+    } else {
+        builder.open(args.dir.join(STORE)).await
+    }
+    .map_err(|e| format!("open: {e}"))?;
     let plans = Arc::new(workload::plan(args.seed, args.runs));
     println!("ready {}", std::process::id());
 
@@ -94,6 +106,34 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
     }
     engine.shutdown().await;
     Ok(())
+}
+
+/// The store file through the power-loss layer. The file is created first by a plain open,
+/// which makes it complete before linking it into place: the layer models the loss of
+/// unsynced data, not of file system metadata.
+async fn power_loss_disk(args: &WorkerArgs) -> Result<PowerLossDisk, String> {
+    let path = args.dir.join(STORE);
+    if !path.exists() {
+        Engine::open(&path)
+            .await
+            .map_err(|e| format!("creating the store: {e}"))?
+            .shutdown()
+            .await;
+    }
+    let cut_at = match args.fault {
+        Some(Fault::PowerCut(n)) => n,
+        _ => 0,
+    };
+    let disk = PowerLossDisk::open(&path, args.seed, cut_at, |report| {
+        eprintln!("power cut: {report:?}");
+        kill_self("power-cut");
+    })
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(if args.lying_sync {
+        disk.lying_about_sync()
+    } else {
+        disk
+    })
 }
 
 async fn handle(engine: &Engine, plans: &[RunPlan], line: &str) -> Result<(), String> {

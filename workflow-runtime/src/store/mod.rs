@@ -51,7 +51,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-pub use self::file::{FileStore, MemoryDisk};
+pub use self::file::{CutMode, CutReport, FileStore, MemoryDisk, PowerLossDisk};
 pub use crate::error::StoreError;
 use crate::model::Command;
 pub use crate::trace::TraceEvent;

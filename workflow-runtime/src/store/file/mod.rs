@@ -20,6 +20,7 @@
 
 mod committer;
 mod memory;
+mod power;
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -36,6 +37,7 @@ use serde::de::DeserializeOwned;
 
 use self::committer::{Committer, Job};
 pub use self::memory::MemoryDisk;
+pub use self::power::{CutMode, CutReport, PowerLossDisk};
 use super::{
     Acknowledgement, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease, PendingWait, ReadyRun,
     RunRecord, Store, StoreError, TraceEvent,
@@ -172,6 +174,17 @@ impl FileStore {
     /// As [`FileStore::open`].
     pub fn open_disk(disk: MemoryDisk) -> Result<FileStore, OpenError> {
         Self::open_with("<memory disk>", |b| b.create_with_backend(disk))
+    }
+
+    /// Opens a store through a [`PowerLossDisk`], a test instrument that loses every write not
+    /// yet synced when the process dies and can cut the power at a chosen store operation (the
+    /// crash torture's power-loss mode). The file must exist: create it with
+    /// [`FileStore::open`] first.
+    ///
+    /// # Errors
+    /// As [`FileStore::open`].
+    pub fn open_power_loss(disk: PowerLossDisk) -> Result<FileStore, OpenError> {
+        Self::open_with("<power-loss disk>", |b| b.create_with_backend(disk))
     }
 
     /// Creates the store under a temporary name beside `path` and links it into place once it

@@ -1,0 +1,307 @@
+//! A storage layer that loses power: the store file holds only what was synced, plus, at a
+//! simulated power cut, whatever part of the unsynced writes the seed decides reached the
+//! platter.
+//!
+//! A process killed with SIGKILL loses nothing the kernel already holds, so a kill never tests
+//! the one thing durability is about. This layer keeps every write since the last
+//! `sync_data` in memory and writes it to the file only when redb syncs; reads see the
+//! unsynced writes, as they would through the page cache. A kill at any moment then loses
+//! every unsynced write, which is a power cut of the simplest kind. At its chosen
+//! operation, [`PowerLossDisk`] cuts the power itself, harder: a seeded subset of the
+//! unsynced writes reaches the file, in a shuffled order, one of them possibly torn (only a
+//! prefix of it written, cut at a 512-byte sector), and the process dies with SIGKILL before
+//! the operation runs.
+//!
+//! What it does not model: the file system's own metadata (the store file is created, and
+//! linked into place, before this layer is used), and a disk that lies about `fsync` unless
+//! told to ([`PowerLossDisk::lying_about_sync`], which the torture uses to prove its check is
+//! not blind). It is a test instrument, used by the crash torture's power-loss mode through
+//! [`FileStore::open_power_loss`](super::FileStore::open_power_loss).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::StorageBackend;
+
+/// How the unsynced writes fare at a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutMode {
+    /// None of them reaches the file.
+    LoseAll,
+    /// The oldest ones, in order, up to a point.
+    Prefix,
+    /// A random subset, in a random order (the disk reorders).
+    Shuffled,
+}
+
+/// What a power cut wrote; printed to the worker's log for the reproduction of a violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutReport {
+    /// How the unsynced writes fared.
+    pub mode: CutMode,
+    /// Unsynced writes when the power went.
+    pub pending: usize,
+    /// How many of them reached the file (a torn one counts).
+    pub applied: usize,
+    /// Bytes of the torn write that reached the file, out of its length.
+    pub torn: Option<(usize, usize)>,
+}
+
+struct State {
+    file: File,
+    /// The length the file has, synced writes and set_len calls included.
+    len: u64,
+    /// Writes since the last sync, oldest first.
+    pending: Vec<(u64, Vec<u8>)>,
+    rng: Rng,
+}
+
+/// A redb storage backend over a file that loses its unsynced writes at a power cut.
+pub struct PowerLossDisk {
+    state: Mutex<State>,
+    /// Operations (write, set_len, sync) so far.
+    ops: AtomicU64,
+    /// Cut the power just before this operation (counting from 1); 0 never.
+    cut_at: u64,
+    /// Called after the cut has written what reaches the file: it must not return (the
+    /// worker kills its own process there).
+    on_cut: Box<dyn Fn(&CutReport) + Send + Sync>,
+    /// A disk that lies: `sync_data` returns at once and the writes stay unsynced until every
+    /// eighth sync. Only for proving that the check sees lost acknowledged data.
+    lying_sync: bool,
+    syncs: AtomicU64,
+}
+
+impl std::fmt::Debug for PowerLossDisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PowerLossDisk")
+            .field("ops", &self.ops.load(Ordering::Relaxed))
+            .field("cut_at", &self.cut_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PowerLossDisk {
+    /// Opens `path` (which must exist) through the layer. The power goes just before the
+    /// `cut_at`-th write, set_len or sync (never when 0); `seed` decides what of the unsynced
+    /// writes survives; `on_cut` runs then and must end the process.
+    ///
+    /// # Errors
+    /// If the file cannot be opened.
+    pub fn open(
+        path: &Path,
+        seed: u64,
+        cut_at: u64,
+        on_cut: impl Fn(&CutReport) + Send + Sync + 'static,
+    ) -> io::Result<PowerLossDisk> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let len = file.metadata()?.len();
+        Ok(PowerLossDisk {
+            state: Mutex::new(State {
+                file,
+                len,
+                pending: Vec::new(),
+                // Each life has its own cut point, hence its own draw.
+                rng: Rng::new(seed ^ 0x0090_77E4 ^ cut_at.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            }),
+            ops: AtomicU64::new(0),
+            cut_at,
+            on_cut: Box::new(on_cut),
+            lying_sync: false,
+            syncs: AtomicU64::new(0),
+        })
+    }
+
+    /// Makes the disk lie about `sync_data` (see the field); the torture's check must then
+    /// report acknowledged work as lost.
+    #[must_use]
+    pub fn lying_about_sync(mut self) -> Self {
+        self.lying_sync = true;
+        self
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts an operation, and cuts the power if this is the chosen one.
+    fn operation(&self, state: &mut State) -> io::Result<()> {
+        let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.cut_at {
+            let report = cut(state)?;
+            (self.on_cut)(&report);
+        }
+        Ok(())
+    }
+}
+
+/// Writes the part of the unsynced writes that survives the cut, and makes it durable, so the
+/// next life finds exactly that.
+fn cut(state: &mut State) -> io::Result<CutReport> {
+    let pending = std::mem::take(&mut state.pending);
+    let total = pending.len();
+    let rng = &mut state.rng;
+    let mode = match rng.range(0, 2) {
+        0 => CutMode::LoseAll,
+        1 => CutMode::Prefix,
+        _ => CutMode::Shuffled,
+    };
+    let mut chosen: Vec<(u64, Vec<u8>)> = match mode {
+        CutMode::LoseAll => Vec::new(),
+        CutMode::Prefix => {
+            let keep = rng.range(0, total as u64) as usize;
+            pending.into_iter().take(keep).collect()
+        }
+        CutMode::Shuffled => {
+            let mut kept: Vec<_> = pending.into_iter().filter(|_| rng.chance(1, 2)).collect();
+            for i in (1..kept.len()).rev() {
+                let j = rng.range(0, i as u64) as usize;
+                kept.swap(i, j);
+            }
+            kept
+        }
+    };
+    let mut torn = None;
+    if let Some(last) = chosen.last_mut()
+        && last.1.len() > 512
+        && rng.chance(1, 2)
+    {
+        let sectors = (last.1.len() / 512) as u64;
+        let keep = rng.range(1, sectors.max(1)) as usize * 512;
+        let keep = keep.min(last.1.len() - 1);
+        torn = Some((keep, last.1.len()));
+        last.1.truncate(keep);
+    }
+    let applied = chosen.len();
+    for (offset, data) in &chosen {
+        state.file.write_all_at(data, *offset)?;
+    }
+    state.file.sync_data()?;
+    Ok(CutReport {
+        mode,
+        pending: total,
+        applied,
+        torn,
+    })
+}
+
+impl StorageBackend for PowerLossDisk {
+    fn len(&self) -> Result<u64, io::Error> {
+        Ok(self.state().len)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        let state = self.state();
+        let end = offset + out.len() as u64;
+        if end > state.len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("read of {end} bytes past the end ({})", state.len),
+            ));
+        }
+        // What the file holds: synced bytes. Bytes past its end but inside `len` were made by an
+        // unsynced set_len and read as zeros.
+        out.fill(0);
+        let file_len = state.file.metadata()?.len();
+        // A shrink not yet synced hides what lies past the logical end.
+        let file_len = file_len.min(state.len);
+        if offset < file_len {
+            let n = (file_len - offset).min(out.len() as u64) as usize;
+            state.file.read_exact_at(&mut out[..n], offset)?;
+        }
+        // Then the unsynced writes, oldest first, as the page cache would show them.
+        for (at, data) in &state.pending {
+            let w_end = at + data.len() as u64;
+            if *at >= end || w_end <= offset {
+                continue;
+            }
+            let from = offset.max(*at);
+            let to = end.min(w_end);
+            out[(from - offset) as usize..(to - offset) as usize]
+                .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        let mut state = self.state();
+        self.operation(&mut state)?;
+        // Like a write, a new length reaches the file at the next sync: a shrink drops the
+        // pending writes past the end, a growth reads as zeros until written.
+        if len < state.len {
+            state.pending.retain_mut(|(at, data)| {
+                if *at >= len {
+                    return false;
+                }
+                data.truncate((len - *at).min(data.len() as u64) as usize);
+                true
+            });
+        }
+        state.len = len;
+        Ok(())
+    }
+
+    fn sync_data(&self) -> Result<(), io::Error> {
+        let mut state = self.state();
+        self.operation(&mut state)?;
+        if self.lying_sync && self.syncs.fetch_add(1, Ordering::SeqCst) % 8 != 7 {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut state.pending);
+        for (offset, data) in &pending {
+            state.file.write_all_at(data, *offset)?;
+        }
+        let len = state.len;
+        if state.file.metadata()?.len() != len {
+            state.file.set_len(len)?;
+        }
+        state.file.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        let mut state = self.state();
+        self.operation(&mut state)?;
+        let end = offset + data.len() as u64;
+        if end > state.len {
+            state.len = end;
+        }
+        state.pending.push((offset, data.to_vec()));
+        Ok(())
+    }
+}
+
+/// SplitMix64: enough randomness to pick what survives a cut, reproducibly from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+
+    /// True with probability `num / den`.
+    fn chance(&mut self, num: u64, den: u64) -> bool {
+        self.next_u64() % den < num
+    }
+}
