@@ -279,3 +279,40 @@ fn the_numbered_hints_apply_as_written() {
     assert_eq!(run.states, ["One", "One2", "One3", "OneA"]);
     assert_eq!(run.output, Ok(2));
 }
+
+/// `#[state]` on the two statements the collision hint points at but that begin with
+/// something else: an assignment (the parser hangs its attribute on the assigned place) and a
+/// `while` whose condition suspends (the name is the condition's). Both were refused or
+/// passed through to rustc before; the differential fuzzer found them.
+#[workflow]
+async fn named_assign_and_while(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    let mut v = ctx.step(one, n).await?;
+    #[state(Again)]
+    v = ctx.step(one, v).await?;
+    let mut i: u64 = 0;
+    while ctx.step(below, (i, 2)).await? {
+        i += 1;
+    }
+    #[state(Second)]
+    while ctx.step(below, (i, 3)).await? {
+        i += 1;
+    }
+    Ok(v + i)
+}
+
+#[function]
+async fn below(a: u64, b: u64) -> Result<bool, StepError> {
+    Ok(a < b)
+}
+
+#[test]
+fn state_names_on_an_assignment_and_on_a_suspending_while() {
+    let run = drive(named_assign_and_while, 1, vec![]);
+    assert_eq!(
+        run.states,
+        [
+            "One", "Again", "Below", "Below", "Below", "Second", "Second"
+        ]
+    );
+    assert_eq!(run.output, Ok(6));
+}

@@ -241,7 +241,7 @@ impl Lowerer {
         let mut last_diverges = false;
         for i in 0..n {
             let mut stmt = stmts[i].clone();
-            let label = self.take_label(&mut stmt);
+            let mut label = self.take_label(&mut stmt);
             let is_last = i + 1 == n;
             if !stmt_suspends(&stmt, &self.ctx) {
                 if let Some(l) = label {
@@ -326,6 +326,12 @@ impl Lowerer {
                 self.blocks[resume].nodes = nodes;
                 return out;
             }
+            // A `while` whose condition suspends begins each iteration with that suspension:
+            // the name is the condition's.
+            let while_label = match &stmt {
+                Stmt::Expr(Expr::While(w), _) if expr_suspends(&w.cond, &self.ctx) => label.take(),
+                _ => None,
+            };
             if let Some(l) = &label {
                 self.err(
                     l.span(),
@@ -397,7 +403,7 @@ impl Lowerer {
                     out.push(node);
                 }
                 Expr::Loop(l) => self.lower_loop(l, None, scope, after, &mut out),
-                Expr::While(w) => self.lower_while(w, scope, after, &mut out),
+                Expr::While(w) => self.lower_while(w, while_label, scope, after, &mut out),
                 Expr::ForLoop(f) => self.lower_for(f, scope, after, &mut out),
                 Expr::Block(b) if b.label.is_none() => {
                     let mut bscope = self.nested(scope);
@@ -442,6 +448,7 @@ impl Lowerer {
     fn lower_while(
         &mut self,
         mut w: syn::ExprWhile,
+        state: Option<syn::Ident>,
         scope: &Scope,
         after: Cont,
         out: &mut Vec<Node>,
@@ -467,7 +474,8 @@ impl Lowerer {
             }
             let span = w.while_token.span;
             let (cond, body) = (&w.cond, &w.body);
-            let test: Stmt = parse_quote_spanned!(span=> if #cond #body else { break; });
+            let state = state.map(|s| quote!(#[state(#s)]));
+            let test: Stmt = parse_quote_spanned!(span=> #state if #cond #body else { break; });
             let l = syn::ExprLoop {
                 attrs: w.attrs,
                 label: w.label,
@@ -1008,12 +1016,18 @@ impl Lowerer {
     }
 
     fn take_label(&mut self, stmt: &mut Stmt) -> Option<syn::Ident> {
+        let is_state = |a: &syn::Attribute| a.path().is_ident("state");
         let attrs = match stmt {
             Stmt::Local(l) => &mut l.attrs,
+            // The parser attaches the outer attributes of `#[state(X)] v = ..;` to its
+            // leftmost operand, `v`.
+            Stmt::Expr(Expr::Assign(a), _) if !a.attrs.iter().any(is_state) => {
+                leftmost_attrs(&mut a.left)?
+            }
             Stmt::Expr(e, _) => expr_attrs(e)?,
             _ => return None,
         };
-        let pos = attrs.iter().position(|a| a.path().is_ident("state"))?;
+        let pos = attrs.iter().position(is_state)?;
         let attr = attrs.remove(pos);
         match attr.parse_args::<syn::Ident>() {
             Ok(i) => Some(i),
@@ -1232,6 +1246,16 @@ fn expr_attrs(e: &mut Expr) -> Option<&mut Vec<syn::Attribute>> {
         Expr::Break(x) => &mut x.attrs,
         _ => return None,
     })
+}
+
+/// The attributes of the leftmost operand of an assignment's place (`v`, `v.f`, `v[i]`).
+fn leftmost_attrs(e: &mut Expr) -> Option<&mut Vec<syn::Attribute>> {
+    match e {
+        Expr::Field(f) => leftmost_attrs(&mut f.base),
+        Expr::Index(i) => leftmost_attrs(&mut i.expr),
+        Expr::Path(p) => Some(&mut p.attrs),
+        _ => None,
+    }
 }
 
 /// The jump placeholder, replaced by the move into the target block's variant at expansion.
