@@ -492,14 +492,14 @@ impl Store for FileStore {
 
     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(READY).ctx("claiming due timers")?;
+        let table = txn.open_table(READY).ctx("claiming ready runs")?;
         let mut rows = self.leases.rows();
         let mut out = Vec::new();
-        for row in table.iter().ctx("claiming due timers")? {
+        for row in table.iter().ctx("claiming ready runs")? {
             if out.len() >= claim.limit {
                 break;
             }
-            let (k, v) = row.ctx("claiming due timers")?;
+            let (k, v) = row.ctx("claiming ready runs")?;
             let run_id = k.value();
             if let Some(lease) = Leases::grant(&mut rows, &self.leases.next_token, run_id, claim) {
                 out.push(ReadyRun {
