@@ -12,7 +12,7 @@ use examples::refund::agent::dollars;
 use examples::refund::api::{
     DecisionRequest, DecisionResult, PendingReview, ReviewStatus, describe_outcome, escape_text,
 };
-use examples::refund::auth::{Role, issue_token};
+use examples::refund::auth::{Role, issue_token, random_token};
 use examples::refund::client::{Client, ClientError};
 use examples::refund::domain::DecisionStatus;
 use examples::refund::server::{ServeOptions, serve};
@@ -20,7 +20,8 @@ use examples::refund::worker::{Worker, wait_until};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use workflow_runtime::{RunStatus, format_time_ms};
+use workflow_admin::client::Client as AdminClient;
+use workflow_runtime::{RunPage, RunStatus, format_time_ms};
 
 const DEFAULT_DATA_DIR: &str = "refund-review-data";
 
@@ -424,6 +425,56 @@ fn demo() -> Result<(), String> {
     result
 }
 
+/// The runs waiting for a refund decision, as a table, through the mounted admin API.
+fn waiting_table(admin: &AdminClient) -> Result<Vec<String>, String> {
+    let page = admin
+        .get("/runs?waiting_for=refund_decision")
+        .map_err(|e| e.to_string())?;
+    let page: RunPage = serde_json::from_value(page).map_err(|e| e.to_string())?;
+    let rows: Vec<[String; 5]> = page
+        .runs
+        .iter()
+        .map(|r| {
+            let (status, deadline) = match &r.status {
+                RunStatus::Waiting {
+                    signal,
+                    deadline_ms,
+                    ..
+                } => (
+                    format!("waiting ({})", escape_text(signal)),
+                    format_time_ms(*deadline_ms),
+                ),
+                other => (escape_text(&other.to_string()), String::new()),
+            };
+            [
+                escape_text(&r.run_id),
+                format!("{} v{}", escape_text(&r.workflow), r.version),
+                status,
+                format_time_ms(r.updated_ms),
+                deadline,
+            ]
+        })
+        .collect();
+    let header = ["RUN", "WORKFLOW", "STATUS", "SINCE", "DECIDE BY"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    Ok(std::iter::once(&header)
+        .chain(&rows)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect())
+}
+
 fn refused(r: Result<impl std::fmt::Debug, ClientError>) -> Result<String, String> {
     match r {
         Err(ClientError::Api {
@@ -463,7 +514,10 @@ fn demo_in(dir: &Path) -> Result<(), String> {
         "0. Tokens issued (stored hashed): ana and bob are reviewers (up to $100.00), max is a manager"
     );
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut worker = Worker::spawn(&exe, dir, &[])?;
+    // The operators' token for the admin API the worker mounts under /admin.
+    let admin_token = random_token("adm_")?;
+    let worker_env = [("REFUND_REVIEW_ADMIN_TOKEN", admin_token.as_str())];
+    let mut worker = Worker::spawn(&exe, dir, &worker_env)?;
     println!(
         "1. Worker started (refund_review serve, pid {}) on {}",
         worker.pid(),
@@ -488,7 +542,7 @@ fn demo_in(dir: &Path) -> Result<(), String> {
     worker.kill9();
     println!("\n4. kill -9 {pid}: the worker died while the review was waiting (no shutdown ran)");
 
-    let worker = Worker::spawn(&exe, dir, &[])?;
+    let worker = Worker::spawn(&exe, dir, &worker_env)?;
     let anonymous = worker.client();
     let ana = worker.client().with_token(ana_token);
     let max = worker.client().with_token(max_token);
@@ -503,6 +557,14 @@ fn demo_in(dir: &Path) -> Result<(), String> {
         "   {run} resumed from its checkpoint: {}",
         status_line(&status.status)
     );
+    let admin = AdminClient::new(&format!("{}/admin", worker.addr()), &admin_token);
+    println!(
+        "   Operations: the reviews waiting for a decision, from the admin API mounted at \
+         /admin (GET /admin/runs?waiting_for=refund_decision):"
+    );
+    for line in waiting_table(&admin)? {
+        println!("     {line}");
+    }
 
     println!(
         "\n6. An approval without a token: {}",

@@ -332,6 +332,8 @@ fn the_no_argument_demo_runs_and_exits_zero() {
         "signal duplicate, no second redraft",
         "signal duplicate, nothing changes",
         "1 refund(s) paid",
+        "GET /admin/runs?waiting_for=refund_decision",
+        "review-T-1001  refund_review v1  waiting (refund_decision)",
     ] {
         assert!(stdout.contains(expected), "`{expected}` missing:\n{stdout}");
     }

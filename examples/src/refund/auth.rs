@@ -86,13 +86,7 @@ pub fn issue_token(
     validate_id("reviewer id", reviewer_id)?;
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("cannot read random bytes: {e}"))?;
-    let token: String = std::iter::once("rr_".to_owned())
-        .chain(bytes.iter().map(|b| format!("{b:02x}")))
-        .collect();
+    let token = random_token("rr_")?;
     let cred = Credential {
         reviewer_id: reviewer_id.to_owned(),
         role,
@@ -114,6 +108,20 @@ pub fn issue_token(
         .and_then(|()| file.sync_data())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(token)
+}
+
+/// `prefix` and 32 random bytes from the operating system, in hex.
+///
+/// # Errors
+/// If the system's random source cannot be read.
+pub fn random_token(prefix: &str) -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read random bytes: {e}"))?;
+    Ok(std::iter::once(prefix.to_owned())
+        .chain(bytes.iter().map(|b| format!("{b:02x}")))
+        .collect())
 }
 
 /// The credential a bearer token belongs to, if any.

@@ -12,6 +12,11 @@
 //! | `GET /ledger`                   | the payment ledger and the step-execution ledger           |
 //! | `GET /whoami`                   | [`WhoAmI`]: the token's reviewer, role and limit           |
 //! | `GET /inbox`                    | the reviewer inbox web page (it asks for the token)        |
+//! | `/admin/...`                    | the operators' admin API and console ([`workflow_admin`])  |
+//!
+//! The admin API is mounted under `/admin` only when the server listens on a loopback address.
+//! It has its own bearer token, not a reviewer's: `REFUND_REVIEW_ADMIN_TOKEN` (at least 16
+//! bytes), or one generated at start and printed on stderr.
 //!
 //! Errors answer [`ErrorBody`] (`{"error": "<one line>", "current"?: ..}`) with 400 (malformed
 //! JSON or URL), 401 (no or unknown token), 403 (over the approval limit, four eyes, a foreign
@@ -292,6 +297,17 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         .open(store_path(&opts.data_dir))
         .await
         .map_err(|e| e.to_string())?;
+    // Operations (cancel, terminate, purge) over a network would need TLS in front of them,
+    // which this example does not set up.
+    let admin = if opts.addr.ip().is_loopback() {
+        Some(admin_token()?)
+    } else {
+        eprintln!(
+            "the admin API is not mounted: {} is not a loopback address",
+            opts.addr
+        );
+        None
+    };
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
@@ -306,7 +322,12 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         data_dir: opts.data_dir.clone(),
         starts: tokio::sync::Mutex::new(()),
     });
-    let result = axum::serve(listener, router(app))
+    let mut routes = router(app);
+    if let Some(token) = admin {
+        let config = workflow_admin::AdminConfig::new(token);
+        routes = routes.nest("/admin", workflow_admin::router(engine.clone(), config));
+    }
+    let result = axum::serve(listener, routes)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -314,6 +335,23 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         .map_err(|e| e.to_string());
     engine.shutdown().await;
     result
+}
+
+/// The admin API's token: `REFUND_REVIEW_ADMIN_TOKEN`, or a fresh one printed on stderr (stdout
+/// carries only the address, which the demo and the tests read).
+fn admin_token() -> Result<String, String> {
+    match std::env::var("REFUND_REVIEW_ADMIN_TOKEN") {
+        Ok(t) if t.len() >= 16 => Ok(t),
+        Ok(_) => Err("REFUND_REVIEW_ADMIN_TOKEN must be at least 16 bytes long".to_owned()),
+        Err(_) => {
+            let t = super::auth::random_token("adm_")?;
+            eprintln!(
+                "admin API on /admin (console: /admin/console), token for this run: {t} \
+                 (set REFUND_REVIEW_ADMIN_TOKEN to choose one)"
+            );
+            Ok(t)
+        }
+    }
 }
 
 fn router(app: Arc<App>) -> Router {

@@ -52,6 +52,11 @@ pub fn as_reviewer(w: &Worker, dir: &tempfile::TempDir, reviewer: &str, role: Ro
     w.client().with_token(token)
 }
 
+/// A fresh reviewer token for `reviewer`.
+pub fn issue(dir: &tempfile::TempDir, reviewer: &str) -> String {
+    issue_token(dir.path(), reviewer, Role::Reviewer, None).expect("a token")
+}
+
 /// A manager's client: approves any amount.
 pub fn manager(w: &Worker, dir: &tempfile::TempDir, reviewer: &str) -> Client {
     as_reviewer(w, dir, reviewer, Role::Manager)
