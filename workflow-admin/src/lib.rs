@@ -45,6 +45,7 @@ use serde_json::{Value, json};
 use workflow_runtime::{Engine, EngineError, OpsError, RunFilter, Signal, SignalError};
 
 pub mod client;
+pub mod diagram;
 
 /// The address [`serve`] binds by default: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7070";
@@ -463,19 +464,48 @@ async fn workflows(State(app): State<App>) -> Answer {
     ok(app.engine.workflows())
 }
 
-async fn diagram(State(app): State<App>, Path(name): Path<String>) -> Answer {
-    match app.engine.diagram(&name) {
-        Some(text) => Ok((
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            text.to_owned(),
-        )
-            .into_response()),
-        None => Err(ApiError::new(
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct DiagramQuery {
+    /// `mermaid` (the default), `dot` or `svg`.
+    format: Option<String>,
+    /// For `svg`: the state to highlight, as a run's `state_name` gives it.
+    current: Option<String>,
+}
+
+async fn diagram(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    q: Result<Query<DiagramQuery>, QueryRejection>,
+) -> Answer {
+    let q = query(q, "diagram")?;
+    let Some(text) = app.engine.diagram(&name) else {
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_workflow",
             format!("workflow `{name}` is not registered"),
-        )),
-    }
+        ));
+    };
+    let graph = || {
+        diagram::StateGraph::from_mermaid(text).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "diagram",
+                format!("the diagram of `{name}` cannot be read: {e}"),
+            )
+        })
+    };
+    let (content_type, body) = match q.format.as_deref().unwrap_or("mermaid") {
+        "mermaid" => ("text/plain; charset=utf-8", text.to_owned()),
+        "dot" => ("text/vnd.graphviz; charset=utf-8", graph()?.dot(&name)),
+        "svg" => ("image/svg+xml", graph()?.svg(q.current.as_deref())),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown diagram format `{other}`: use mermaid, dot or svg"
+            )));
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 async fn metrics(State(app): State<App>) -> Answer {

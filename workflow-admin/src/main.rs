@@ -108,11 +108,28 @@ enum Command {
         #[arg(long, conflicts_with = "run_id")]
         older_than_secs: Option<u64>,
     },
-    /// Print a workflow's state diagram (Mermaid).
+    /// Print a workflow's state diagram (Mermaid, Graphviz DOT or SVG).
     Diagram {
         /// The workflow's name.
         workflow: String,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = DiagramFormat::Mermaid)]
+        format: DiagramFormat,
+        /// With `--format svg`: highlight this state (a run's `state_name`, as `show` prints it).
+        #[arg(long)]
+        current: Option<String>,
     },
+}
+
+/// How `diagram` prints the graph.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DiagramFormat {
+    /// Mermaid `stateDiagram-v2` text.
+    Mermaid,
+    /// Graphviz DOT (`| dot -Tpng > diagram.png`).
+    Dot,
+    /// A standalone SVG picture.
+    Svg,
 }
 
 fn main() -> ExitCode {
@@ -222,8 +239,25 @@ fn run(client: &Client, command: Command, as_json: bool) -> Result<String, Clien
                 });
             }
         },
-        Command::Diagram { workflow } => {
-            return client.get_text(&format!("/workflows/{}/diagram", segment(&workflow)));
+        Command::Diagram {
+            workflow,
+            format,
+            current,
+        } => {
+            let format = match format {
+                DiagramFormat::Mermaid => "mermaid",
+                DiagramFormat::Dot => "dot",
+                DiagramFormat::Svg => "svg",
+            };
+            let mut path = format!("/workflows/{}/diagram?format={format}", segment(&workflow));
+            if let Some(c) = current {
+                path.push_str(&format!("&current={}", segment(&c)));
+            }
+            let mut text = client.get_text(&path)?;
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            return Ok(text);
         }
     };
     Ok(if as_json {

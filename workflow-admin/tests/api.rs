@@ -134,6 +134,19 @@ async fn every_action_works_over_http() {
     let (status, diagram) = get(b, "/workflows/order/diagram").await;
     assert_eq!(status, 200);
     assert!(diagram.as_str().unwrap().starts_with("stateDiagram-v2"));
+    let (status, dot) = get(b, "/workflows/order/diagram?format=dot").await;
+    assert_eq!(status, 200);
+    let dot = dot.as_str().unwrap();
+    assert!(dot.starts_with("digraph \"order\" {"), "{dot}");
+    assert!(dot.contains("__start -> \"Start\";"), "{dot}");
+    let (status, svg) = get(b, "/workflows/order/diagram?format=svg&current=Start").await;
+    assert_eq!(status, 200);
+    let svg = svg.as_str().unwrap();
+    assert!(svg.starts_with("<svg "), "{svg}");
+    assert!(
+        svg.contains("class=\"state current\" data-state=\"Start\""),
+        "{svg}"
+    );
     let (status, metrics) = get(b, "/metrics").await;
     assert_eq!(status, 200);
     let text = metrics.as_str().unwrap();
@@ -163,6 +176,11 @@ async fn errors_are_json_with_proper_codes() {
             get(b, "/workflows/nope/diagram").await,
             404,
             "unknown_workflow",
+        ),
+        (
+            get(b, "/workflows/order/diagram?format=png").await,
+            400,
+            "bad_request",
         ),
         (post(b, "/runs/a/retry", json!({})).await, 409, "not_failed"),
         (

@@ -85,6 +85,25 @@ async fn every_subcommand_works() {
         "{}",
         out.stdout
     );
+    let out = cli(b, &["diagram", "order", "--format", "dot"]).await;
+    assert!(
+        out.stdout.starts_with("digraph \"order\" {\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with("}\n"), "{}", out.stdout);
+    let out = cli(
+        b,
+        &["diagram", "order", "--format", "svg", "--current", "Start"],
+    )
+    .await;
+    assert!(out.stdout.starts_with("<svg "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("data-state=\"Start\" data-current=\"true\""),
+        "{}",
+        out.stdout
+    );
     s.engine.shutdown().await;
 }
 

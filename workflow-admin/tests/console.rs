@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{TOKEN, serve};
+use support::{TOKEN, order, serve};
 use workflow_runtime::RunStatus;
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -137,6 +137,26 @@ impl Browser {
         .to_owned()
     }
 
+    fn attribute(&self, element: &str, name: &str) -> Option<String> {
+        self.call(
+            "GET",
+            &self.session(&format!("/element/{element}/attribute/{name}")),
+            None,
+        )
+        .as_str()
+        .map(str::to_owned)
+    }
+
+    fn count(&self, css: &str) -> usize {
+        self.call(
+            "POST",
+            &self.session("/elements"),
+            Some(json!({ "using": "css selector", "value": css })),
+        )
+        .as_array()
+        .map_or(0, Vec::len)
+    }
+
     fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css);
         self.call(
@@ -205,8 +225,8 @@ fn an_operator_finds_and_cancels_a_run_in_the_console() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let served = rt.block_on(async {
         let s = serve().await;
-        s.engine.start(support::order, "order-a", 10).await.unwrap();
-        s.engine.start(support::order, "order-b", 13).await.unwrap();
+        s.engine.start(order, "order-a", 10).await.unwrap();
+        s.engine.start(order, "order-b", 13).await.unwrap();
         s.engine.signal("order-b", "approve", true).await.unwrap();
         workflow_runtime::testing::settle(&s.engine).await;
         s
@@ -237,8 +257,25 @@ fn an_operator_finds_and_cancels_a_run_in_the_console() {
     browser.wait_text("#run-status", "waiting (approve)");
     let wait = browser.wait_text("#run-wait", "approve");
     assert!(wait.contains("\"amount\": 10"), "{wait}");
-    // The diagram's current state is the wait, highlighted.
-    browser.wait_text("#run-diagram .current", "wait approve");
+    // The diagram is drawn (one box per state of the workflow), and the one highlighted is
+    // the state the run is stored in: the wait.
+    let states = order::MERMAID.lines().filter(|l| l.contains(": ")).count();
+    browser.wait("the diagram to be drawn", || {
+        (browser.count("#run-diagram svg g.state") == states).then_some(())
+    });
+    assert_eq!(browser.count("#run-diagram svg g.state.current"), 1);
+    let node = browser.find("#run-diagram svg g.state.current");
+    let waiting_state = served.engine.state_name("order-a").unwrap();
+    assert_eq!(
+        browser.attribute(&node, "data-state").as_deref(),
+        Some(waiting_state.as_str())
+    );
+    assert!(
+        order::MERMAID.contains(&format!("{waiting_state}: wait approve")),
+        "{waiting_state} is not the wait in\n{}",
+        order::MERMAID
+    );
+    browser.wait_text("#run-diagram svg g.state.current", "wait approve");
     browser.wait_text("#run-trace", "wait_started");
 
     browser.click("#do-cancel");
