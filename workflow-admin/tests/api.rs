@@ -159,6 +159,23 @@ async fn every_action_works_over_http() {
         text.contains("# TYPE workflow_transitions_total counter"),
         "{text}"
     );
+    // The commit latency histogram: one observation per checkpoint, in every bucket line.
+    let checkpoints = text
+        .lines()
+        .find_map(|l| l.strip_prefix("workflow_checkpoints_total "))
+        .expect("the checkpoint counter");
+    assert_ne!(checkpoints, "0", "{text}");
+    for line in [
+        "# TYPE workflow_checkpoint_commit_seconds histogram".to_owned(),
+        format!("workflow_checkpoint_commit_seconds_bucket{{le=\"+Inf\"}} {checkpoints}"),
+        format!("workflow_checkpoint_commit_seconds_count {checkpoints}"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "`{line}` missing:\n{text}");
+    }
+    assert!(
+        text.contains("workflow_checkpoint_commit_seconds_bucket{le=\"0.001\"} "),
+        "{text}"
+    );
     s.engine.shutdown().await;
 }
 

@@ -160,9 +160,9 @@ pub mod __private;
 pub use authoring::{SleepPoint, StepFn, StepPoint, WaitPoint};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, IncompatibleRun, MAX_PAGE, Metrics,
-    PendingWait, Retention, RunDetail, RunFilter, RunHandle, RunPage, RunStatus, RunSummary,
-    Signal, SignalOutcome, VersionSummary,
+    COMMIT_LATENCY_BUCKETS, DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, Histogram,
+    IncompatibleRun, MAX_PAGE, Metrics, PendingWait, Retention, RunDetail, RunFilter, RunHandle,
+    RunPage, RunStatus, RunSummary, Signal, SignalOutcome, VersionSummary,
 };
 pub use error::{
     CodecError, EngineError, OpenError, OpsError, ResultError, SignalError, StartError, StoreError,

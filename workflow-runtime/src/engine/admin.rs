@@ -555,34 +555,123 @@ impl Inner {
     }
 }
 
+/// The upper bounds, in seconds, of the commit latency histogram's buckets (`+Inf` follows):
+/// from a tenth of a millisecond (a checkpoint in memory) to seconds (a slow disk under load).
+pub const COMMIT_LATENCY_BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The metric names, as both the `metrics` facade and [`Metrics::prometheus`] use them.
+mod names {
+    pub(super) const TRANSITIONS: &str = "workflow_transitions_total";
+    pub(super) const CHECKPOINTS: &str = "workflow_checkpoints_total";
+    pub(super) const STORE_COMMITS: &str = "workflow_store_commits_total";
+    pub(super) const STEP_ATTEMPTS: &str = "workflow_step_attempts_total";
+    pub(super) const STEP_FAILURES: &str = "workflow_step_failures_total";
+    pub(super) const COMMIT_SECONDS: &str = "workflow_checkpoint_commit_seconds";
+    pub(super) const RUNS: &str = "workflow_runs";
+}
+
 /// The engine's counters since it was opened.
+///
+/// Each one is also reported through the `metrics` facade as it moves, so an application that
+/// installs a recorder (a Prometheus exporter, StatsD, ...) gets them in its own pipeline; the
+/// engine keeps its own copy because a facade cannot be read back, and the admin API answers
+/// from that copy without needing a global recorder.
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     transitions: AtomicU64,
     commits: AtomicU64,
     step_attempts: AtomicU64,
     step_failures: AtomicU64,
+    commit_latency: LatencyHistogram,
 }
 
 impl Counters {
-    pub(super) fn committed(&self, moved: bool) {
+    /// A checkpoint is durable; `moved` when it moved the run; `took` from handing it to the
+    /// store to the store's acknowledgement (group commit waits included).
+    pub(super) fn committed(&self, moved: bool, took: Duration) {
         self.commits.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::CHECKPOINTS).increment(1);
         if moved {
             self.transitions.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(names::TRANSITIONS).increment(1);
         }
+        self.commit_latency.record(took);
+        metrics::histogram!(names::COMMIT_SECONDS).record(took.as_secs_f64());
     }
 
     pub(super) fn step_attempt(&self) {
         self.step_attempts.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::STEP_ATTEMPTS).increment(1);
     }
 
     pub(super) fn step_failure(&self) {
         self.step_failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::STEP_FAILURES).increment(1);
     }
 }
 
+/// Fixed buckets of atomic counts: recording is two additions, no lock.
+#[derive(Debug)]
+struct LatencyHistogram {
+    /// Counts per bucket, not cumulative; the last is `+Inf`.
+    buckets: [AtomicU64; COMMIT_LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LatencyHistogram {
+    fn record(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let i = COMMIT_LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(COMMIT_LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Histogram {
+        let mut seen = 0;
+        let mut buckets = Vec::with_capacity(COMMIT_LATENCY_BUCKETS.len());
+        for (bound, n) in COMMIT_LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            seen += n.load(Ordering::Relaxed);
+            buckets.push((*bound, seen));
+        }
+        let count = seen + self.buckets[COMMIT_LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        Histogram {
+            buckets,
+            count,
+            sum_seconds: Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64(),
+        }
+    }
+}
+
+/// A histogram as Prometheus shows one: cumulative counts per upper bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Histogram {
+    /// `(upper bound, observations at most that)`, bounds ascending; the `+Inf` bucket is
+    /// [`Histogram::count`].
+    pub buckets: Vec<(f64, u64)>,
+    /// Observations.
+    pub count: u64,
+    /// The sum of the observations.
+    pub sum_seconds: f64,
+}
+
 /// A snapshot of the engine's metrics (see [`Engine::metrics`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Metrics {
     /// Checkpoints that moved a run (a transition, a failure, a cancellation...), since open.
@@ -595,37 +684,40 @@ pub struct Metrics {
     pub step_attempts: u64,
     /// Step attempts that failed (retried or not).
     pub step_failures: u64,
+    /// How long checkpoints took from being handed to the store until they were durable, in
+    /// seconds (buckets [`COMMIT_LATENCY_BUCKETS`]).
+    pub commit_latency: Histogram,
     /// Stored runs by status kind ([`RunStatus::kind`]), every kind present.
     pub runs_by_status: BTreeMap<String, u64>,
 }
 
 impl Metrics {
-    /// The metrics in the Prometheus text exposition format.
+    /// The metrics in the Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
         let counters = [
             (
-                "workflow_transitions_total",
+                names::TRANSITIONS,
                 "Checkpoints that moved a run.",
                 self.transitions,
             ),
             (
-                "workflow_checkpoints_total",
+                names::CHECKPOINTS,
                 "Checkpoints committed.",
                 self.checkpoints,
             ),
             (
-                "workflow_store_commits_total",
+                names::STORE_COMMITS,
                 "Durable store transactions.",
                 self.store_commits,
             ),
             (
-                "workflow_step_attempts_total",
+                names::STEP_ATTEMPTS,
                 "Step attempts started.",
                 self.step_attempts,
             ),
             (
-                "workflow_step_failures_total",
+                names::STEP_FAILURES,
                 "Step attempts that failed.",
                 self.step_failures,
             ),
@@ -636,12 +728,26 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
+        let h = &self.commit_latency;
+        let name = names::COMMIT_SECONDS;
         let _ = writeln!(
             out,
-            "# HELP workflow_runs Stored runs by status.\n# TYPE workflow_runs gauge"
+            "# HELP {name} Time from handing a checkpoint to the store until it is durable.\n\
+             # TYPE {name} histogram"
+        );
+        for (bound, n) in &h.buckets {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum {}", h.sum_seconds);
+        let _ = writeln!(out, "{name}_count {}", h.count);
+        let name = names::RUNS;
+        let _ = writeln!(
+            out,
+            "# HELP {name} Stored runs by status.\n# TYPE {name} gauge"
         );
         for (status, n) in &self.runs_by_status {
-            let _ = writeln!(out, "workflow_runs{{status=\"{status}\"}} {n}");
+            let _ = writeln!(out, "{name}{{status=\"{status}\"}} {n}");
         }
         out
     }
@@ -664,6 +770,10 @@ impl Engine {
                 .entry(inner.status_of(&rec).kind().to_owned())
                 .or_default() += 1;
         }
+        // Gauges of a scan: the facade sees them as fresh as the last snapshot taken.
+        for (status, n) in &runs_by_status {
+            metrics::gauge!(names::RUNS, "status" => status.clone()).set(*n as f64);
+        }
         let c = &inner.counters;
         Ok(Metrics {
             transitions: c.transitions.load(Ordering::Relaxed),
@@ -671,6 +781,7 @@ impl Engine {
             store_commits: inner.store.commit_count(),
             step_attempts: c.step_attempts.load(Ordering::Relaxed),
             step_failures: c.step_failures.load(Ordering::Relaxed),
+            commit_latency: c.commit_latency.snapshot(),
             runs_by_status,
         })
     }

@@ -36,7 +36,10 @@ use crate::timers::Timers;
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::RunRecord;
 
-pub use self::admin::{MAX_PAGE, Metrics, Retention, RunDetail, RunFilter, RunPage, RunSummary};
+pub use self::admin::{
+    COMMIT_LATENCY_BUCKETS, Histogram, MAX_PAGE, Metrics, Retention, RunDetail, RunFilter, RunPage,
+    RunSummary,
+};
 pub use self::handle::RunHandle;
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
@@ -664,7 +667,10 @@ impl Inner {
             false => None,
         };
         let (write, effects) = cp.finish();
+        // Wall time, not the engine's clock: a test clock stands still while the disk works.
+        let began = std::time::Instant::now();
         self.store.commit(write).await?;
+        let took = began.elapsed();
         if crash == Some(CrashMoment::AfterCommit) {
             self.crash(CrashMoment::AfterCommit);
             return Err(StoreError::Closed);
@@ -675,7 +681,7 @@ impl Inner {
         if let (Some(i), Some(snapshot)) = (&self.instrument, snapshot) {
             i.committed(&snapshot);
         }
-        self.counters.committed(effects.is_some());
+        self.counters.committed(effects.is_some(), took);
         if let Some(effects) = effects {
             self.apply(effects);
         }
