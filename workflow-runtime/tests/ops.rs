@@ -555,3 +555,79 @@ async fn a_crash_during_purge_leaves_the_run_whole_or_gone() {
         engine.shutdown().await;
     }
 }
+
+/// Waits for `first`, then for `second`.
+#[workflow]
+async fn two_waits(ctx: &mut WorkflowContext) -> Result<(), WorkflowError> {
+    ctx.wait_for_signal::<bool>("first", Duration::from_secs(3600), ())
+        .await?;
+    ctx.wait_for_signal::<bool>("second", Duration::from_secs(3600), ())
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_by_waited_signal_agrees_with_a_scan_page_by_page() {
+    let te = TestEngine::builder()
+        .register(order)
+        .register(two_waits)
+        .build()
+        .await;
+    for i in 0..7 {
+        te.start(two_waits, &format!("w-{i}"), ()).await.unwrap();
+    }
+    te.start(order, "o-1", 5).await.unwrap();
+    te.run_until_idle().await;
+    for i in [1, 3, 4] {
+        te.signal(&format!("w-{i}"), "first", true).await.unwrap();
+    }
+    te.signal("w-4", "second", true).await.unwrap();
+    te.engine().terminate("w-6", "test").await.unwrap();
+    te.run_until_idle().await;
+    let engine = te.engine();
+
+    // What a scan of every run says: runs whose status waits for the signal.
+    let scanned = |signal: &str| -> Vec<String> {
+        engine
+            .runs(&RunFilter::default())
+            .unwrap()
+            .runs
+            .into_iter()
+            .filter(|r| matches!(&r.status, RunStatus::Waiting { signal: s, .. } if s == signal))
+            .map(|r| r.run_id)
+            .collect()
+    };
+    // The same question through `waiting_for`, two runs a page.
+    let paged = |signal: &str, workflow: Option<&str>| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = engine
+                .runs(&RunFilter {
+                    waiting_for: Some(signal.into()),
+                    workflow: workflow.map(str::to_owned),
+                    after: after.take(),
+                    limit: Some(2),
+                    ..RunFilter::default()
+                })
+                .unwrap();
+            assert!(page.runs.len() <= 2);
+            out.extend(page.runs.into_iter().map(|r| r.run_id));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return out,
+            }
+        }
+    };
+    assert_eq!(paged("first", None), ["w-0", "w-2", "w-5"]);
+    assert_eq!(paged("first", None), scanned("first"));
+    assert_eq!(paged("second", None), ["w-1", "w-3"]);
+    assert_eq!(paged("second", None), scanned("second"));
+    assert_eq!(paged("go", None), ["o-1"]);
+    assert_eq!(paged("go", None), scanned("go"));
+    // The other filters still apply to the runs the index gives.
+    assert!(paged("go", Some("two_waits")).is_empty());
+    assert_eq!(paged("second", Some("two_waits")), ["w-1", "w-3"]);
+    assert!(paged("nobody", None).is_empty());
+    te.shutdown().await;
+}

@@ -225,7 +225,9 @@ impl Engine {
 
     /// One page of the runs that match `filter`, in run id order.
     ///
-    /// Reads every run record: meant for operators, not for a request path.
+    /// Reads every run record, except with [`RunFilter::waiting_for`], which reads the store's
+    /// index of waits and only the records of the runs in it: meant for operators, not for a
+    /// request path.
     ///
     /// # Errors
     /// [`OpsError::Invalid`] for an unknown status kind or a zero limit, or a storage error.
@@ -247,18 +249,21 @@ impl Engine {
                 reason: format!("{limit} is not between 1 and {MAX_PAGE}"),
             });
         }
-        let mut runs = Vec::new();
-        let mut next = None;
-        for (run_id, rec) in inner.store.runs()? {
+        let mut page = RunPage {
+            runs: Vec::new(),
+            next: None,
+        };
+        // Adds a run that matches; false once the page is full (and `next` set).
+        let mut take = |run_id: String, rec: RunRecord| -> bool {
             let status = inner.status_of(&rec);
             if !matches(filter, &run_id, &rec, &status) {
-                continue;
+                return true;
             }
-            if runs.len() == limit {
-                next = runs.last().map(|r: &RunSummary| r.run_id.clone());
-                break;
+            if page.runs.len() == limit {
+                page.next = page.runs.last().map(|r| r.run_id.clone());
+                return false;
             }
-            runs.push(RunSummary {
+            page.runs.push(RunSummary {
                 run_id,
                 workflow: rec.workflow,
                 version: rec.version,
@@ -266,8 +271,40 @@ impl Engine {
                 created_ms: rec.created_ms,
                 updated_ms: rec.updated_ms,
             });
+            true
+        };
+        match &filter.waiting_for {
+            // Every waiting run has a row in the store's waits index, so "who waits for this
+            // signal" reads the waits and their runs, not every run stored. Each record is
+            // still checked against the whole filter, as the scan does.
+            Some(signal) => {
+                let mut ids: Vec<String> = inner
+                    .store
+                    .pending_waits()?
+                    .into_iter()
+                    .filter(|w| w.signal == *signal)
+                    .filter(|w| filter.after.as_ref().is_none_or(|a| w.run_id > *a))
+                    .map(|w| w.run_id)
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                for run_id in ids {
+                    if let Some(rec) = inner.store.run(&run_id)?
+                        && !take(run_id, rec)
+                    {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for (run_id, rec) in inner.store.runs()? {
+                    if !take(run_id, rec) {
+                        break;
+                    }
+                }
+            }
         }
-        Ok(RunPage { runs, next })
+        Ok(page)
     }
 
     /// Cancels a run: its workflow sees the cancellation at its current suspension point, as
