@@ -209,7 +209,7 @@ impl Layout {
         }
         let left_margin = 20.0 + LANE * (left.len() as f64 + 1.0);
         let width = left_margin + box_w + 60.0 + LANE * (right.len() as f64 + 1.0) + 20.0;
-        let height = TOP + ROW * g.states.len().max(1) as f64 + 10.0;
+        let height = TOP + ROW * g.states.len().saturating_sub(1) as f64 + BOX_H + 16.0;
         Self {
             left: left_margin,
             box_w,
