@@ -31,7 +31,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, Refused, StoreError};
 use crate::model::{Command, Workflow};
 use crate::step::DataMap;
-use crate::store::{Claim, FileStore, Store};
+use crate::store::{FileStore, Store};
 use crate::timers::Timers;
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::RunRecord;
@@ -732,27 +732,16 @@ impl Inner {
     /// stored deadlines. Reads only the `ready` and `timers` indexes, not every run.
     async fn resume(&self, workflow: Option<&str>) -> Result<(), StoreError> {
         let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.registry().contains(w);
-        // This engine is its store's only user: it claims every ready run and every armed
-        // timer (they are kept in its timer task), and gives each lease back at once, since
-        // its own writes are `Fence::Exclusive`.
-        let claim = Claim {
-            owner: OWNER,
-            now_ms: self.clock.now_ms(),
-            lease_ms: u64::MAX,
-            limit: usize::MAX,
-        };
-        let (ready, timers) = (
-            self.store.claim_ready(&claim)?,
-            self.store.claim_timers(&claim, u64::MAX)?,
-        );
+        // This engine is its store's only user (its writes are `Fence::Exclusive`): it reads the
+        // ready runs and every armed timer without claiming them, since a lease per parked run
+        // would only cost memory in proportion to the store.
+        let (ready, timers) = (self.store.ready()?, self.store.timers(u64::MAX)?);
         for run in ready {
-            self.store.release(&run.lease)?;
             if wanted(&run.workflow) {
                 self.resume_step(&run.run_id).await?;
             }
         }
         for t in timers {
-            self.store.release(&t.lease)?;
             if wanted(&t.workflow) {
                 self.timers.arm(t.deadline_ms, t.run_id, t.seq);
             }
@@ -830,9 +819,6 @@ impl Inner {
         }
     }
 }
-
-/// The owner this engine claims runs as: it is its store's only user.
-const OWNER: &str = "this-process";
 
 /// Reports a failure of background work (a step completion or a timer), which has no caller to
 /// return it to. The run stays at its last checkpoint and is retried when the store is next

@@ -107,6 +107,23 @@ pub trait Store: Send + Sync + 'static {
     /// As [`Store::run`].
     fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError>;
 
+    /// Every run whose next step must be executed, in run id order, without claiming any.
+    /// This is how an engine that is its store's only user ([`Fence::Exclusive`]) finds the
+    /// runs to resume at open: it needs no lease, and holding one per run would cost memory
+    /// proportional to the store. Engines sharing a store claim with [`Store::claim_ready`].
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError>;
+
+    /// Every armed timer due at or before `due_by_ms`, earliest deadline first (ties in run id
+    /// order), without claiming any: the read an exclusive engine re-arms its timers from at
+    /// open (see [`Store::ready`]).
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError>;
+
     /// Claims up to `claim.limit` runs whose next step must be executed, in run id order,
     /// skipping runs under a live lease of another owner. Each granted run comes with a lease
     /// for `claim.owner` that lasts `claim.lease_ms` from `claim.now_ms`.
@@ -199,6 +216,57 @@ impl Lease {
     /// The fence a checkpoint written under this lease carries.
     pub fn fence(&self) -> Fence {
         Fence::Lease(self.token)
+    }
+}
+
+/// A run whose next step must be executed, as read by [`Store::ready`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadyEntry {
+    /// The run.
+    pub run_id: String,
+    /// Its workflow.
+    pub workflow: String,
+}
+
+impl ReadyEntry {
+    /// A ready run as a backend reads it.
+    pub fn new(run_id: impl Into<String>, workflow: impl Into<String>) -> Self {
+        Self {
+            run_id: run_id.into(),
+            workflow: workflow.into(),
+        }
+    }
+}
+
+/// An armed timer, as read by [`Store::timers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ArmedTimer {
+    /// When it fires, milliseconds since the Unix epoch.
+    pub deadline_ms: u64,
+    /// The run.
+    pub run_id: String,
+    /// The checkpoint that armed it; a run that moved on since makes the timer stale.
+    pub seq: u64,
+    /// The run's workflow.
+    pub workflow: String,
+}
+
+impl ArmedTimer {
+    /// A timer as a backend reads it.
+    pub fn new(
+        deadline_ms: u64,
+        run_id: impl Into<String>,
+        seq: u64,
+        workflow: impl Into<String>,
+    ) -> Self {
+        Self {
+            deadline_ms,
+            run_id: run_id.into(),
+            seq,
+            workflow: workflow.into(),
+        }
     }
 }
 

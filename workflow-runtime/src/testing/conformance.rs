@@ -84,6 +84,7 @@ macro_rules! store_conformance {
                 dedupe_keys_are_remembered,
                 the_trace_is_numbered_in_order,
                 claims_grant_each_run_to_one_owner_at_a_time,
+                reads_claim_nothing,
                 commits_under_a_stale_lease_are_refused,
                 concurrent_commits_are_acknowledged_one_by_one,
                 a_reopened_store_keeps_everything_acknowledged,
@@ -184,25 +185,62 @@ fn claim(owner: &str, now_ms: u64) -> Claim<'_> {
     }
 }
 
+/// The ready runs, read without a claim; a claim by a fresh owner must grant the same runs.
 fn ready_ids(store: &impl Store) -> Vec<String> {
+    let read: Vec<String> = store
+        .ready()
+        .expect("ready")
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
     let claimed = store.claim_ready(&claim("reader", 0)).expect("claim_ready");
     for r in &claimed {
         store.release(&r.lease).expect("release");
     }
-    claimed.into_iter().map(|r| r.run_id).collect()
+    let claimed: Vec<String> = claimed.into_iter().map(|r| r.run_id).collect();
+    assert_eq!(read, claimed, "`ready` and `claim_ready` disagree");
+    read
 }
 
+/// The timers due by `due_by_ms`, read without a claim; a claim must grant the same ones.
 fn timers(store: &impl Store, due_by_ms: u64) -> Vec<(u64, String, u64)> {
+    let read: Vec<(u64, String, u64)> = store
+        .timers(due_by_ms)
+        .expect("timers")
+        .into_iter()
+        .map(|t| (t.deadline_ms, t.run_id, t.seq))
+        .collect();
     let claimed = store
         .claim_timers(&claim("reader", 0), due_by_ms)
         .expect("claim_timers");
     for t in &claimed {
         store.release(&t.lease).expect("release");
     }
-    claimed
+    let claimed: Vec<(u64, String, u64)> = claimed
         .into_iter()
         .map(|t| (t.deadline_ms, t.run_id, t.seq))
-        .collect()
+        .collect();
+    assert_eq!(read, claimed, "`timers` and `claim_timers` disagree");
+    read
+}
+
+/// Reading the ready runs and timers claims nothing: another owner's claim right after gets
+/// them all.
+pub async fn reads_claim_nothing<H: Harness>(h: &H) {
+    let store = h.open();
+    commit(&store, moves("r1", record(1, Some(step("s"))), None)).await;
+    commit(&store, moves("r2", record(1, Some(sleep(100))), None)).await;
+    assert_eq!(store.ready().expect("ready").len(), 1);
+    assert_eq!(store.timers(u64::MAX).expect("timers").len(), 1);
+    assert!(store.timers(99).expect("timers").is_empty());
+    assert_eq!(store.claim_ready(&claim("b", 0)).expect("claim").len(), 1);
+    assert_eq!(
+        store
+            .claim_timers(&claim("b", 0), u64::MAX)
+            .expect("claim")
+            .len(),
+        1
+    );
 }
 
 /// An acknowledged checkpoint is readable at once and after a reopen; the store counts its

@@ -39,8 +39,8 @@ use self::committer::{Committer, Job};
 pub use self::memory::MemoryDisk;
 pub use self::power::{CutMode, CutReport, PowerLossDisk};
 use super::{
-    Acknowledgement, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease, PendingWait, ReadyRun,
-    RunRecord, Store, StoreError, TraceEvent,
+    Acknowledgement, ArmedTimer, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease, PendingWait,
+    ReadyEntry, ReadyRun, RunRecord, Store, StoreError, TraceEvent,
 };
 use crate::error::{CodecError, OpenError};
 use crate::model::Command;
@@ -405,8 +405,8 @@ fn init_or_check_format(db: &Database, label: &str) -> Result<(), OpenError> {
 impl Store for FileStore {
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(RUNS).ctx("claiming due timers")?;
-        let Some(bytes) = table.get(run_id).ctx("claiming due timers")? else {
+        let table = txn.open_table(RUNS).ctx("reading a run")?;
+        let Some(bytes) = table.get(run_id).ctx("reading a run")? else {
             return Ok(None);
         };
         decode(bytes.value(), || format!("the record of run `{run_id}`")).map(Some)
@@ -414,10 +414,10 @@ impl Store for FileStore {
 
     fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(RUNS).ctx("claiming due timers")?;
+        let table = txn.open_table(RUNS).ctx("reading the runs")?;
         let mut out = Vec::new();
-        for row in table.iter().ctx("claiming due timers")? {
-            let (k, v) = row.ctx("claiming due timers")?;
+        for row in table.iter().ctx("reading the runs")? {
+            let (k, v) = row.ctx("reading the runs")?;
             let rec = decode(v.value(), || format!("the record of run `{}`", k.value()))?;
             out.push((k.value().to_owned(), rec));
         }
@@ -426,13 +426,15 @@ impl Store for FileStore {
 
     fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(INBOX).ctx("claiming due timers")?;
+        let table = txn
+            .open_table(INBOX)
+            .ctx("reading a run's buffered signals")?;
         let mut out = Vec::new();
         for entry in table
             .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("claiming due timers")?
+            .ctx("reading a run's buffered signals")?
         {
-            let (k, v) = entry.ctx("claiming due timers")?;
+            let (k, v) = entry.ctx("reading a run's buffered signals")?;
             let e = decode(v.value(), || format!("a buffered signal of run `{run_id}`"))?;
             out.push((k.value().1, e));
         }
@@ -441,21 +443,23 @@ impl Store for FileStore {
 
     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(DEDUPE).ctx("claiming due timers")?;
+        let table = txn
+            .open_table(DEDUPE)
+            .ctx("reading a run's applied signals")?;
         Ok(table
             .get((run_id, key))
-            .ctx("claiming due timers")?
+            .ctx("reading a run's applied signals")?
             .is_some())
     }
 
     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(TRACE).ctx("claiming due timers")?;
+        let table = txn.open_table(TRACE).ctx("reading a run's trace")?;
         table
             .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("claiming due timers")?
+            .ctx("reading a run's trace")?
             .map(|e| {
-                let (_, v) = e.ctx("claiming due timers")?;
+                let (_, v) = e.ctx("reading a run's trace")?;
                 decode(v.value(), || format!("a trace event of run `{run_id}`"))
             })
             .collect()
@@ -463,31 +467,60 @@ impl Store for FileStore {
 
     fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(TRACE).ctx("claiming due timers")?;
+        let table = txn.open_table(TRACE).ctx("reading a run's trace")?;
         let Some(last) = table
             .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("claiming due timers")?
+            .ctx("reading a run's trace")?
             .next_back()
         else {
             return Ok(None);
         };
-        let (_, v) = last.ctx("claiming due timers")?;
+        let (_, v) = last.ctx("reading a run's trace")?;
         decode(v.value(), || format!("a trace event of run `{run_id}`")).map(Some)
     }
 
     fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(WAITS).ctx("claiming due timers")?;
+        let table = txn.open_table(WAITS).ctx("reading the pending waits")?;
         table
             .iter()
-            .ctx("claiming due timers")?
+            .ctx("reading the pending waits")?
             .map(|e| {
-                let (k, v) = e.ctx("claiming due timers")?;
+                let (k, v) = e.ctx("reading the pending waits")?;
                 decode(v.value(), || {
                     format!("the pending wait of run `{}`", k.value())
                 })
             })
             .collect()
+    }
+
+    fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(READY).ctx("reading the ready runs")?;
+        table
+            .iter()
+            .ctx("reading the ready runs")?
+            .map(|row| {
+                let (k, v) = row.ctx("reading the ready runs")?;
+                Ok(ReadyEntry::new(k.value(), v.value()))
+            })
+            .collect()
+    }
+
+    fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
+        let txn = self.reader()?;
+        let table = txn.open_table(TIMERS).ctx("reading the armed timers")?;
+        let mut out = Vec::new();
+        for row in table.iter().ctx("reading the armed timers")? {
+            let (k, v) = row.ctx("reading the armed timers")?;
+            let (deadline_ms, run_id) = k.value();
+            if deadline_ms > due_by_ms {
+                break;
+            }
+            let (seq, workflow) = v.value();
+            out.push(ArmedTimer::new(deadline_ms, run_id, seq, workflow));
+        }
+        Ok(out)
     }
 
     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
