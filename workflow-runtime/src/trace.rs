@@ -316,12 +316,14 @@ impl TraceKind {
             *text = ERASED.to_owned();
         }
         match self {
-            TraceKind::SignalBuffered { dedupe_key, .. }
-            | TraceKind::SignalReceived { dedupe_key, .. } => {
-                if dedupe_key.is_some() {
-                    *dedupe_key = Some(ERASED.to_owned());
-                }
+            TraceKind::SignalBuffered {
+                dedupe_key: Some(key),
+                ..
             }
+            | TraceKind::SignalReceived {
+                dedupe_key: Some(key),
+                ..
+            } => *key = ERASED.to_owned(),
             TraceKind::SignalDuplicate { dedupe_key, .. } => *dedupe_key = ERASED.to_owned(),
             _ => {}
         }
