@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use workflow_runtime::payload::{ChaChaCodec, SealError};
 use workflow_runtime::prelude::*;
+use workflow_runtime::testing::TestEngine;
 use workflow_runtime::{OpsError, ResultError, StoreError, TraceKind};
 
 const CARD: &str = "4111-2222-3333-4444";
@@ -408,4 +409,88 @@ async fn erasure_leaves_status_and_times_and_refuses_open_runs() {
             .await,
         Err(OpsError::Invalid { .. })
     ));
+}
+
+/// The provided cipher, counting what it seals and opens.
+#[derive(Clone)]
+struct Counting {
+    inner: ChaChaCodec,
+    sealed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl workflow_runtime::payload::PayloadCodec for Counting {
+    fn encode(&self, context: &[u8], plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.sealed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.encode(context, plain)
+    }
+
+    fn decode(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.decode(context, sealed)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_every_commit_with_the_codec_on_keeps_the_outcome() {
+    use std::sync::atomic::Ordering;
+    use workflow_runtime::testing::{Script, crash_test};
+    let counting = Counting {
+        inner: codec("crash", 3),
+        sealed: Default::default(),
+        opened: Default::default(),
+    };
+    let report = crash_test(
+        TestEngine::builder()
+            .register(checkout)
+            .payload_codec(counting.clone()),
+        checkout,
+        order("crash"),
+        Script::new().signal("approval", approval()),
+    )
+    .await;
+    report.assert_ok();
+    assert!(report.commits >= 3, "{}", report.commits);
+    // Every crashed engine was restarted on its sealed store and read it back.
+    assert!(counting.sealed.load(Ordering::SeqCst) > 0);
+    assert!(counting.opened.load(Ordering::SeqCst) > 0);
+    // The outcome is the typed output, compared across crashes by value; the trace lines of
+    // the report are redacted.
+    assert_eq!(
+        report.outcome.as_ref().unwrap(),
+        &json!({ "Ok": { "$secret": format!("charged 1250 to {CARD} ({})", NAME.len()) } })
+    );
+    shows_no_secret("the report's trace", &report.trace.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_engine_keeps_its_codec_across_a_restart() {
+    let mut te = TestEngine::builder()
+        .register(checkout)
+        .payload_codec(codec("t", 4))
+        .build()
+        .await;
+    te.start(checkout, "t-1", order(NOTE)).await.unwrap();
+    te.restart().await;
+    te.signal("t-1", "approval", approval()).await.unwrap();
+    let out = te
+        .engine()
+        .handle(checkout, "t-1")
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.expose().contains(CARD));
+    for planted in [CARD, NAME, NOTE] {
+        assert!(!te.disk().contains(planted.as_bytes()), "{planted}");
+    }
+
+    // The control: the same run without a codec leaves its payloads in the bytes.
+    let plain = TestEngine::builder().register(checkout).build().await;
+    plain.start(checkout, "t-1", order(NOTE)).await.unwrap();
+    plain.engine().shutdown().await;
+    assert!(plain.disk().contains(CARD.as_bytes()));
 }

@@ -234,6 +234,11 @@ impl EngineBuilder {
         self
     }
 
+    pub(crate) fn payload_codec_shared(mut self, codec: Arc<dyn PayloadCodec>) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
     /// Instruments the engine for tests: step doubles, an observer of commits, a simulated
     /// crash, bounded waits (see [`Instrument`] and [`crate::testing::Hooks`]).
     ///
