@@ -12,9 +12,11 @@
 //! still has it after a restart. The rewrite is one walk over values that are already built,
 //! on paths that build them anyway; the state itself is not touched.
 //!
-//! A caller that sends JSON without the Rust types (an HTTP client signalling a run) marks a
-//! secret the same way, `{"$secret": "4242-..."}`: a [`Secret`] field refuses a bare value, so
-//! a client that forgets the marker gets a clear error instead of a secret in the trace.
+//! A [`Secret`] also decodes from a bare value, so that marking a field of a type already held
+//! in stored states is a compatible change: runs parked by the old code decode, and their next
+//! checkpoint stores the marker. The other side of that: a caller that sends JSON without the
+//! Rust types (an HTTP client signalling a run) must mark a secret itself,
+//! `{"$secret": "4242-..."}`, because a trace records a signal's payload as it was sent.
 
 use std::fmt;
 
@@ -95,19 +97,12 @@ impl<T: Serialize> Serialize for Secret<T> {
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Secret<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        let Value::Object(mut map) = value else {
-            return Err(de::Error::custom(format!(
-                "a secret must be sent as {{\"{SECRET_KEY}\": value}} (its value is withheld)"
-            )));
-        };
-        let inner = match map.remove(SECRET_KEY) {
-            Some(inner) if map.is_empty() => inner,
-            _ => {
-                return Err(de::Error::custom(format!(
-                    "a secret must be sent as {{\"{SECRET_KEY}\": value}} (its value is withheld)"
-                )));
+        let inner = match Value::deserialize(deserializer)? {
+            Value::Object(mut map) if map.len() == 1 && map.contains_key(SECRET_KEY) => {
+                map.remove(SECRET_KEY).unwrap_or_default()
             }
+            // A value stored before the field was marked.
+            bare => bare,
         };
         // The inner decoder's message may quote the value ("invalid type: string \"4242..\""),
         // and such a message reaches traces and callers; it is replaced by one that does not.
@@ -140,6 +135,34 @@ pub fn redact(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// Replaces every [`Secret`] marker object in `value` with the value it marks, in place: for
+/// JSON that leaves the process on purpose (a request to a payment provider or a language
+/// model), never for anything stored or logged.
+///
+/// ```
+/// use workflow_runtime::secret::reveal;
+/// use serde_json::json;
+///
+/// let mut v = json!({ "card": { "$secret": "4242" }, "amount": 500 });
+/// reveal(&mut v);
+/// assert_eq!(v, json!({ "card": "4242", "amount": 500 }));
+/// ```
+pub fn reveal(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.len() == 1 && map.contains_key(SECRET_KEY) {
+                let inner = map.remove(SECRET_KEY).unwrap_or_default();
+                *value = inner;
+                reveal(value);
+            } else {
+                map.values_mut().for_each(reveal);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(reveal),
         _ => {}
     }
 }
@@ -194,16 +217,20 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_value_is_refused_without_quoting_it() {
-        let e = serde_json::from_value::<Payment>(json!({"card": "4242-9999", "amount": 5}))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("$secret"), "{e}");
-        assert!(!e.contains("4242-9999"), "{e}");
-        let e = serde_json::from_value::<Secret<u64>>(json!({"$secret": "4242-9999"}))
-            .unwrap_err()
-            .to_string();
-        assert!(!e.contains("4242-9999"), "{e}");
+    fn a_value_stored_before_it_was_marked_still_decodes() {
+        let p: Payment = serde_json::from_value(json!({"card": "4242-9999", "amount": 5})).unwrap();
+        assert_eq!(p.card.expose(), "4242-9999");
+    }
+
+    #[test]
+    fn a_secret_that_does_not_decode_is_not_quoted() {
+        for bad in [json!({"$secret": "4242-9999"}), json!("4242-9999")] {
+            let e = serde_json::from_value::<Secret<u64>>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(!e.contains("4242-9999"), "{e}");
+            assert!(e.contains("withheld"), "{e}");
+        }
     }
 
     #[test]
