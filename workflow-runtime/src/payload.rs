@@ -106,6 +106,54 @@ pub enum SealError {
     },
 }
 
+/// Seals one JSON payload of run `run_id` into its stored form, `{"$sealed": "<base64>"}`, as
+/// the engine does for every payload it stores (for tools that write or inspect a store).
+///
+/// # Errors
+/// As [`PayloadCodec::encode`].
+pub fn seal_json(
+    codec: &dyn PayloadCodec,
+    run_id: &str,
+    value: &Value,
+) -> Result<Value, SealError> {
+    // Encoding a `Value` cannot fail.
+    let plain = serde_json::to_vec(value).unwrap_or_default();
+    let sealed = codec.encode(run_id.as_bytes(), &plain)?;
+    let mut map = serde_json::Map::with_capacity(1);
+    map.insert(
+        SEALED_KEY.to_owned(),
+        Value::String(base64::encode(&sealed)),
+    );
+    Ok(Value::Object(map))
+}
+
+/// Opens a payload of run `run_id` sealed by [`seal_json`]; a value that is not sealed is
+/// returned as it is.
+///
+/// # Errors
+/// As [`PayloadCodec::decode`], or [`SealError::Malformed`] for a sealed form that is not
+/// base64 or does not open to JSON.
+pub fn open_json(
+    codec: &dyn PayloadCodec,
+    run_id: &str,
+    value: &Value,
+) -> Result<Value, SealError> {
+    let text = match value {
+        Value::Object(map) if map.len() == 1 => match map.get(SEALED_KEY) {
+            Some(Value::String(text)) => text,
+            _ => return Ok(value.clone()),
+        },
+        _ => return Ok(value.clone()),
+    };
+    let sealed = base64::decode(text).ok_or_else(|| SealError::Malformed {
+        reason: "it is not base64".to_owned(),
+    })?;
+    let plain = codec.decode(run_id.as_bytes(), &sealed)?;
+    serde_json::from_slice(&plain).map_err(|e| SealError::Malformed {
+        reason: format!("it opens to bytes that are not JSON: {e}"),
+    })
+}
+
 /// Applies the codec to everything a run stores. Always installed: without a codec it only
 /// refuses sealed payloads, so that a store written with a codec is never read as plain data.
 pub(crate) struct PayloadStore {
@@ -144,37 +192,18 @@ impl Sealer<'_> {
         let Some(codec) = self.codec else {
             return Ok(());
         };
-        // Encoding a `Value` cannot fail.
-        let plain = serde_json::to_vec(value).unwrap_or_default();
-        let sealed = codec
-            .encode(self.run_id.as_bytes(), &plain)
-            .map_err(|e| self.error(what, e))?;
-        let mut map = serde_json::Map::with_capacity(1);
-        map.insert(
-            SEALED_KEY.to_owned(),
-            Value::String(base64::encode(&sealed)),
-        );
-        *value = Value::Object(map);
+        *value = seal_json(codec, self.run_id, value).map_err(|e| self.error(what, e))?;
         Ok(())
     }
 
     fn open_value(&self, value: &mut Value, what: &str) -> Result<(), StoreError> {
-        let text = match value {
-            Value::Object(map) if map.len() == 1 => match map.get(SEALED_KEY) {
-                Some(Value::String(text)) => text,
-                _ => return Ok(()),
-            },
-            _ => return Ok(()),
-        };
-        let plain = self.open_bytes(text, what)?;
-        *value = serde_json::from_slice(&plain).map_err(|e| {
-            self.error(
-                what,
-                SealError::Malformed {
-                    reason: format!("it opens to bytes that are not JSON: {e}"),
-                },
-            )
-        })?;
+        if !matches!(value, Value::Object(map) if map.len() == 1 && map.contains_key(SEALED_KEY)) {
+            return Ok(());
+        }
+        let codec = self
+            .codec
+            .ok_or_else(|| self.error(what, SealError::NoCodec))?;
+        *value = open_json(codec, self.run_id, value).map_err(|e| self.error(what, e))?;
         Ok(())
     }
 
@@ -403,6 +432,18 @@ fn seal_checkpoint(sealer: &Sealer<'_>, cp: &mut CheckpointWrite) -> Result<(), 
 mod base64 {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+    const INVALID: u8 = 0xff;
+    /// Each byte's value in the alphabet, or `INVALID`.
+    const DECODE: [u8; 256] = {
+        let mut table = [INVALID; 256];
+        let mut i = 0;
+        while i < 64 {
+            table[ALPHABET[i] as usize] = i as u8;
+            i += 1;
+        }
+        table
+    };
+
     pub(super) fn encode(bytes: &[u8]) -> String {
         let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
         for chunk in bytes.chunks(3) {
@@ -437,8 +478,11 @@ mod base64 {
             }
             let mut n = 0u32;
             for &c in &chunk[..4 - pad] {
-                let v = ALPHABET.iter().position(|&a| a == c)?;
-                n = (n << 6) | v as u32;
+                let v = DECODE[usize::from(c)];
+                if v == INVALID {
+                    return None;
+                }
+                n = (n << 6) | u32::from(v);
             }
             n <<= 6 * pad as u32;
             let full = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
