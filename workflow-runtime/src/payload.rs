@@ -10,7 +10,7 @@
 //! ids, workflow names and versions, statuses without their texts, deadlines, sequence
 //! numbers, step and signal names, de-duplication keys and timings.
 //!
-//! The transformation sits between the engine and any [`Store`](crate::store::Store), field by
+//! The transformation sits between the engine and any [`Store`], field by
 //! field rather than on whole rows, for that reason: a backend keeps indexing the fields it
 //! needs, and a new backend gets encryption without doing anything. A sealed payload is stored
 //! as `{"$sealed": "<base64>"}` (a text as `"$sealed:<base64>"`); the codec's bytes are bound
@@ -18,16 +18,16 @@
 //!
 //! An engine without a codec that reads a sealed payload, or an engine whose codec does not
 //! hold the payload's key, fails that read with
-//! [`StoreError::Sealed`](crate::StoreError::Sealed) and writes nothing: the run stays as
+//! [`StoreError::Sealed`] and writes nothing: the run stays as
 //! stored until an engine with the right key opens it. Nothing is ever decoded into a wrong
 //! value: the provided cipher is authenticated.
 //!
 //! # The provided cipher
 //!
-//! With the crate feature `encryption`, [`ChaChaCodec`] seals with XChaCha20-Poly1305 (a
+//! With the crate feature `encryption`, `ChaChaCodec` seals with XChaCha20-Poly1305 (a
 //! random 192-bit nonce per payload) under keys identified by id: new payloads use the
 //! current key, and payloads sealed under an older key still decode as long as that key is
-//! given with [`ChaChaCodec::with_old_key`], so keys rotate while runs are parked.
+//! given with `ChaChaCodec::with_old_key`, so keys rotate while runs are parked.
 
 use std::sync::Arc;
 

@@ -222,7 +222,7 @@ impl EngineBuilder {
     /// Seals every stored payload with `codec` (encryption at rest): states, outputs, step
     /// inputs, wait metadata, buffered signals and every payload and message of the trace, on
     /// their way to the store, and opens them on their way back (see [`crate::payload`]). With
-    /// the crate feature `encryption`, [`ChaChaCodec`](crate::payload::ChaChaCodec) is an
+    /// the crate feature `encryption`, `payload::ChaChaCodec` is an
     /// authenticated cipher with key ids and rotation.
     ///
     /// A store written with a codec must be opened with one that holds its keys: a payload
