@@ -268,3 +268,71 @@ async fn without_encryption_the_review_state_holds_the_name_but_no_trace_does() 
     assert_none_in("the traces", &traces, &REFUND_SECRETS);
     engine.shutdown().await;
 }
+
+const ROTATED_KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// A worker with its store encrypted is killed with SIGKILL after it paid and before the
+/// payment was checkpointed; it restarts with a rotated key (the old one given as old) and the
+/// refund step runs again under the same idempotency key: paid once. A restart with the old key
+/// missing cannot read the parked review and says so.
+#[test]
+fn an_encrypted_worker_killed_mid_payment_restarts_with_a_rotated_key_and_pays_once() {
+    use examples::refund::keys::{KEY_ID_ENV, OLD_KEYS_ENV};
+    use examples::refund::ledger::PaymentEvent;
+
+    let dir = tempfile::tempdir().unwrap();
+    let first = [
+        (KEY_ENV, REFUND_KEY_HEX),
+        (KEY_ID_ENV, "k1"),
+        ("REFUND_REVIEW_FAULT", "after_payment"),
+    ];
+    let run = "review-T-1002";
+    let mut w = common::spawn(&dir, &first);
+    let c = common::manager(&w, &dir, "rev-1");
+    c.start("T-1002", None).unwrap();
+    let p = common::wait_pending(&c, run);
+    c.decide(run, &common::approve(&p)).unwrap();
+    let status = w
+        .wait_exit(std::time::Duration::from_secs(30))
+        .expect("the fault point killed the worker");
+    assert!(!status.success());
+    drop(w);
+
+    // Only the new key: the review was parked under k1 with its refund step to run again, so
+    // the worker cannot resume it; it refuses to start, naming the missing key, and changes
+    // nothing.
+    let old_keys = format!("k1={REFUND_KEY_HEX}");
+    let out = Command::new(common::exe())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env(KEY_ENV, ROTATED_KEY_HEX)
+        .env(KEY_ID_ENV, "k2")
+        .env_remove(OLD_KEYS_ENV)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("sealed with key `k1`, which this engine was not given"),
+        "{stderr}"
+    );
+
+    let rotated = [
+        (KEY_ENV, ROTATED_KEY_HEX),
+        (KEY_ID_ENV, "k2"),
+        (OLD_KEYS_ENV, old_keys.as_str()),
+    ];
+    let w = common::spawn(&dir, &rotated);
+    let c = common::manager(&w, &dir, "rev-1");
+    common::wait_outcome(&c, run);
+    let l = common::ledgers(&c);
+    let events: Vec<PaymentEvent> = l.payments.iter().map(|p| p.event).collect();
+    assert_eq!(events, [PaymentEvent::Paid, PaymentEvent::DuplicateRefused]);
+    assert_eq!(l.refunds_paid(), 1);
+    drop(w);
+
+    let bytes = std::fs::read(store_path(dir.path())).unwrap();
+    for planted in ["Grace Hopper", "came a week late"] {
+        assert!(!holds(&bytes, planted), "the store file holds `{planted}`");
+    }
+}
