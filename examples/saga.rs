@@ -3,11 +3,23 @@
 //!
 //! `cargo run --example saga` places four orders on an engine over a store file in a temporary
 //! directory and prints, for each, the outcome, what the outside systems did, and the trace.
+//!
+//! The card numbers and addresses are [`Secret`]s: the traces print `<redacted>` in their
+//! place. The store file is encrypted at rest with [`ChaChaCodec`] under the key in
+//! `SAGA_KEY` (64 hex digits), or a fixed demo key if it is unset; `SAGA_PLAIN=1` turns the
+//! encryption off (the traces stay redacted; the state in the file then holds the values).
+//! `SAGA_DIR=<dir>` keeps the store there instead of removing it at the end.
 
 use std::process::ExitCode;
 
 use examples::saga::{Order, effects, place_order};
-use workflow_runtime::Engine;
+use workflow_runtime::payload::ChaChaCodec;
+use workflow_runtime::{Engine, Secret};
+
+/// The id of the demo key. A real deployment keeps its keys in a secret manager, never in code.
+pub const DEMO_KEY_ID: &str = "saga-demo-1";
+/// The demo key, for a demo only.
+pub const DEMO_KEY: [u8; 32] = *b"saga demo key: never use for it!";
 
 fn order(id: &str, sku: &str, card: &str, address: &str, what: &str) -> (Order, String) {
     let order = Order {
@@ -15,8 +27,8 @@ fn order(id: &str, sku: &str, card: &str, address: &str, what: &str) -> (Order, 
         sku: sku.to_owned(),
         quantity: 2,
         total_cents: 4_000,
-        card: card.to_owned(),
-        address: address.to_owned(),
+        card: Secret::new(card.to_owned()),
+        address: Secret::new(address.to_owned()),
     };
     (order, what.to_owned())
 }
@@ -33,12 +45,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("workflow-saga-{}", std::process::id()));
+    let kept = std::env::var_os("SAGA_DIR").map(std::path::PathBuf::from);
+    let dir = kept.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("workflow-saga-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir)?;
-    let engine = Engine::builder()
-        .register(place_order)
-        .open(dir.join("saga.redb"))
-        .await?;
+    let mut builder = Engine::builder().register(place_order);
+    if std::env::var_os("SAGA_PLAIN").is_none() {
+        let key = match std::env::var("SAGA_KEY") {
+            Ok(hex) => ChaChaCodec::key_from_hex(&hex).ok_or("SAGA_KEY is not 64 hex digits")?,
+            Err(_) => DEMO_KEY,
+        };
+        builder = builder.payload_codec(ChaChaCodec::new(DEMO_KEY_ID, key));
+    }
+    let engine = builder.open(dir.join("saga.redb")).await?;
     let orders = [
         order(
             "ORD-1",
@@ -83,7 +103,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!();
     }
     engine.shutdown().await;
-    std::fs::remove_dir_all(&dir)?;
+    if kept.is_none() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     println!(
         "Done: retryable failures were retried after durable backoffs; permanent ones were undone in reverse order."
     );

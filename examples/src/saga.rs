@@ -34,10 +34,11 @@ pub struct Order {
     pub quantity: u32,
     /// What to charge, in cents.
     pub total_cents: u64,
-    /// The card number.
-    pub card: String,
-    /// Where to ship.
-    pub address: String,
+    /// The card number: a [`Secret`], so that traces, log lines and the operations API show
+    /// `<redacted>` instead (the run's state keeps it, for the charge after a restart).
+    pub card: Secret<String>,
+    /// Where to ship: personal data, a [`Secret`] too.
+    pub address: Secret<String>,
 }
 
 /// Stock set aside for an order.
@@ -164,9 +165,10 @@ pub async fn reserve_stock(ctx: StepContext, order: Order) -> Result<Reservation
 pub async fn charge_card(
     ctx: StepContext,
     order_id: String,
-    card: String,
+    card: Secret<String>,
     amount_cents: u64,
 ) -> Result<Payment, StepError> {
+    let card = card.expose();
     if card.ends_with("0002") {
         return Err(StepError::permanent("card declined")
             .with_details(serde_json::json!({ "code": "do_not_honor" })));
@@ -188,12 +190,14 @@ pub async fn charge_card(
 pub async fn ship_parcel(
     ctx: StepContext,
     order_id: String,
-    address: String,
+    address: Secret<String>,
 ) -> Result<Shipment, StepError> {
+    let address = address.expose();
     if address.contains("Atlantis") {
-        return Err(StepError::permanent(format!(
-            "the carrier cannot deliver to `{address}`"
-        )));
+        // The message reaches the trace and the outcome: it names no personal data.
+        return Err(StepError::permanent(
+            "the carrier cannot deliver to the order's address",
+        ));
     }
     let tracking = once(
         &ctx.idempotency_key(),

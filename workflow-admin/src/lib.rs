@@ -114,6 +114,8 @@ pub fn router(engine: Engine, config: AdminConfig) -> Router {
         .route("/runs/{id}/retry", post(retry))
         .route("/runs/{id}/purge", post(purge_one))
         .route("/purge", post(purge_ended))
+        .route("/runs/{id}/erase", post(erase_one))
+        .route("/erase", post(erase_prefix))
         .route("/waits", get(waits))
         .route("/versions", get(versions))
         .route("/incompatible", get(incompatible))
@@ -194,6 +196,7 @@ impl From<OpsError> for ApiError {
             OpsError::NotFailed { .. } => (StatusCode::CONFLICT, "not_failed"),
             OpsError::NothingToRetry { .. } => (StatusCode::CONFLICT, "nothing_to_retry"),
             OpsError::NotPurgeable { .. } => (StatusCode::CONFLICT, "not_purgeable"),
+            OpsError::NotErasable { .. } => (StatusCode::CONFLICT, "not_erasable"),
             OpsError::Incompatible { .. } => (StatusCode::CONFLICT, "incompatible"),
             OpsError::NotRegistered { .. } => (StatusCode::CONFLICT, "not_registered"),
             OpsError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
@@ -425,6 +428,25 @@ async fn retry(State(app): State<App>, Path(id): Path<String>) -> Answer {
 async fn purge_one(State(app): State<App>, Path(id): Path<String>) -> Answer {
     app.engine.purge(&id).await?;
     ok(json!({ "run_id": id, "purged": true }))
+}
+
+/// Erases an ended run's payloads (`Engine::erase`).
+async fn erase_one(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    app.engine.erase(&id).await?;
+    ok(json!({ "run_id": id, "erased": true }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EraseBody {
+    prefix: String,
+}
+
+/// Erases every run whose id starts with a prefix (`Engine::erase_prefix`): all or none.
+async fn erase_prefix(State(app): State<App>, bytes: Bytes) -> Answer {
+    let b: EraseBody = body(&bytes)?;
+    let erased = app.engine.erase_prefix(&b.prefix).await?;
+    ok(json!({ "erased": erased }))
 }
 
 #[derive(Deserialize)]

@@ -108,6 +108,15 @@ enum Command {
         #[arg(long, conflicts_with = "run_id")]
         older_than_secs: Option<u64>,
     },
+    /// Erase an ended run's payloads (data protection), or those of every run whose id
+    /// starts with a prefix; status and times remain.
+    Erase {
+        /// The run to erase.
+        run_id: Option<String>,
+        /// Erase every run whose id starts with this instead (all must have ended).
+        #[arg(long, conflicts_with = "run_id")]
+        prefix: Option<String>,
+    },
     /// Print a workflow's state diagram (Mermaid, Graphviz DOT or SVG).
     Diagram {
         /// The workflow's name.
@@ -236,6 +245,25 @@ fn run(client: &Client, command: Command, as_json: bool) -> Result<String, Clien
                     status: 0,
                     code: "usage".to_owned(),
                     message: "name a run, or give --older-than-secs".to_owned(),
+                });
+            }
+        },
+        Command::Erase { run_id, prefix } => match (run_id, prefix) {
+            (Some(id), _) => (
+                client.post(&format!("/runs/{}/erase", segment(&id)), &json!({}))?,
+                |v| format!("erased {}\n", v["run_id"].as_str().unwrap_or("?")),
+            ),
+            (None, Some(prefix)) => (client.post("/erase", &json!({ "prefix": prefix }))?, |v| {
+                format!(
+                    "erased {} run(s)\n",
+                    v["erased"].as_array().map_or(0, Vec::len)
+                )
+            }),
+            (None, None) => {
+                return Err(ClientError::Api {
+                    status: 0,
+                    code: "usage".to_owned(),
+                    message: "name a run, or give --prefix".to_owned(),
                 });
             }
         },

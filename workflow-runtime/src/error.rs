@@ -124,6 +124,14 @@ pub enum EngineError {
     /// The engine was shut down.
     #[error("the engine has been shut down")]
     ShutDown,
+    /// The run ended, and an operator has since erased its payloads, its output with them.
+    #[error("run `{run_id}` ended ({status}) and its payloads were erased")]
+    Erased {
+        /// The run.
+        run_id: String,
+        /// Its final status, without its texts.
+        status: RunStatus,
+    },
     /// An operator cancelled or terminated the run.
     #[error("run `{run_id}` was stopped by an operator ({status})")]
     Stopped {
@@ -427,6 +435,14 @@ pub enum ResultError {
         /// The run id asked for.
         run_id: String,
     },
+    /// The run ended, and an operator has since erased its payloads, its output with them.
+    #[error("run `{run_id}` ended ({status}) and its payloads were erased")]
+    Erased {
+        /// The run.
+        run_id: String,
+        /// Its final status, without its texts.
+        status: RunStatus,
+    },
     /// The run failed without producing an output (a panic, or an engine-level failure).
     #[error("run `{run_id}` failed: {message}")]
     RunFailed {
@@ -474,6 +490,7 @@ pub enum ResultError {
 
 from_family!(ResultError:
     UnknownRun { run_id },
+    Erased { run_id, status },
     Stopped { run_id, status },
     RunFailed { run_id, message },
     Incompatible { run_id, reason },
@@ -617,6 +634,17 @@ pub enum StoreError {
     /// A stored value or a value to store could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// A stored payload could not be sealed or opened by the engine's payload codec (a
+    /// missing or wrong key, or an encrypted store opened without a codec); nothing was
+    /// written, and the run stays as stored.
+    #[error("{what} could not be sealed or opened: {source}")]
+    Sealed {
+        /// Which payload, of which run.
+        what: String,
+        /// Why.
+        #[source]
+        source: crate::payload::SealError,
+    },
     /// A purge named a run that has not ended for good (it is open, or parked as
     /// incompatible); nothing was removed.
     #[error("run `{run_id}` has not ended, so it cannot be purged")]
@@ -742,6 +770,18 @@ pub enum OpsError {
     NothingToRetry {
         /// The run.
         run_id: String,
+    },
+    /// Only a run that ended (completed, failed, cancelled, terminated) can be erased; an
+    /// open run or one parked as incompatible keeps its payloads. Nothing was erased.
+    #[error(
+        "run `{run_id}` has not ended ({status}), so its payloads cannot be erased; \
+         cancel or terminate it first"
+    )]
+    NotErasable {
+        /// The run.
+        run_id: String,
+        /// Its status.
+        status: RunStatus,
     },
     /// Only a run that ended (completed, failed, cancelled, terminated) can be purged; an open
     /// run or one parked as incompatible stays.

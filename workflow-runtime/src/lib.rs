@@ -144,7 +144,9 @@ mod codec;
 mod engine;
 mod error;
 mod model;
+pub mod payload;
 mod retry;
+pub mod secret;
 mod step;
 pub mod store;
 mod telemetry;
@@ -169,6 +171,7 @@ pub use error::{
 };
 pub use model::{WaitError, Workflow, WorkflowContext, WorkflowError, WorkflowOutput};
 pub use retry::{PolicyError, RetryPolicy};
+pub use secret::Secret;
 pub use step::{Function, Persist, StepContext, StepError, StepErrorKind};
 pub use trace::{TraceEvent, TraceKind, format_time_ms};
 pub use types::Cancellation;
@@ -197,7 +200,7 @@ pub use workflow_macros::{function, workflow};
 pub mod prelude {
     pub use crate::{
         Engine, EngineBuilder, EngineError, Function, ManualClock, PendingWait, RetryPolicy,
-        RunHandle, RunStatus, Signal, SignalOutcome, StepContext, StepError, StepErrorKind,
+        RunHandle, RunStatus, Secret, Signal, SignalOutcome, StepContext, StepError, StepErrorKind,
         TraceEvent, WaitError, Workflow, WorkflowContext, WorkflowError, function, workflow,
     };
     pub use serde_json::json;

@@ -83,7 +83,8 @@ fn level(kind: &TraceKind) -> Level {
         | TraceKind::CancelRequested { .. }
         | TraceKind::Cancelled { .. }
         | TraceKind::Terminated { .. }
-        | TraceKind::Retried { .. } => Level::INFO,
+        | TraceKind::Retried { .. }
+        | TraceKind::Erased => Level::INFO,
         _ => Level::DEBUG,
     }
 }

@@ -225,6 +225,9 @@ pub enum TraceKind {
         /// The step that runs again.
         step: String,
     },
+    /// An operator erased the ended run's payloads (`Engine::erase`): the events before this
+    /// one keep their names and times, without their payloads and messages.
+    Erased,
 }
 
 impl TraceKind {
@@ -255,6 +258,81 @@ impl TraceKind {
             TraceKind::Cancelled { .. } => "cancelled",
             TraceKind::Terminated { .. } => "terminated",
             TraceKind::Retried { .. } => "retried",
+            TraceKind::Erased => "erased",
+        }
+    }
+}
+
+/// What an erased run's texts (failure message, reasons, de-duplication keys) read.
+pub(crate) const ERASED: &str = "<erased>";
+
+impl TraceKind {
+    /// Every JSON payload the event carries (inputs, outputs, signal payloads, metadata, states,
+    /// error details), mutably, so that they can be redacted or transformed in one place.
+    pub(crate) fn payloads_mut(&mut self) -> Vec<&mut Value> {
+        match self {
+            TraceKind::Started { input, .. } | TraceKind::StepScheduled { input, .. } => {
+                vec![input]
+            }
+            TraceKind::StepCompleted { result, .. } => match result {
+                Ok(out) => vec![out],
+                Err(e) => e.details.iter_mut().collect(),
+            },
+            TraceKind::StepAttemptFailed { error, .. } => error.details.iter_mut().collect(),
+            TraceKind::WaitStarted { metadata, .. } => vec![metadata],
+            TraceKind::SignalBuffered { payload, .. }
+            | TraceKind::SignalReceived { payload, .. }
+            | TraceKind::SignalRejected { payload, .. } => vec![payload],
+            TraceKind::Completed { output } => vec![output],
+            TraceKind::Imported { state } => vec![state],
+            TraceKind::Cancelled { output, .. } => output.iter_mut().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Every free text the event carries that may quote data (error messages, reasons).
+    pub(crate) fn texts_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            TraceKind::StepCompleted { result: Err(e), .. } => vec![&mut e.message],
+            TraceKind::StepAttemptFailed { error, .. } => vec![&mut error.message],
+            TraceKind::SignalRejected { message, .. } | TraceKind::Failed { message } => {
+                vec![message]
+            }
+            TraceKind::Incompatible { reason }
+            | TraceKind::CancelRequested { reason }
+            | TraceKind::Cancelled { reason, .. }
+            | TraceKind::Terminated { reason } => vec![reason],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Drops the event's payloads, messages and de-duplication keys, keeping what it was and
+    /// the names it carries (steps, signals, waits): what an erased run's trace keeps.
+    pub(crate) fn erase(&mut self) {
+        for payload in self.payloads_mut() {
+            *payload = Value::Null;
+        }
+        for text in self.texts_mut() {
+            *text = ERASED.to_owned();
+        }
+        match self {
+            TraceKind::SignalBuffered {
+                dedupe_key: Some(key),
+                ..
+            }
+            | TraceKind::SignalReceived {
+                dedupe_key: Some(key),
+                ..
+            } => *key = ERASED.to_owned(),
+            TraceKind::SignalDuplicate { dedupe_key, .. } => *dedupe_key = ERASED.to_owned(),
+            _ => {}
+        }
+    }
+
+    /// Replaces every [`Secret`](crate::Secret) in the event's payloads with the placeholder.
+    pub(crate) fn redact(&mut self) {
+        for payload in self.payloads_mut() {
+            crate::secret::redact(payload);
         }
     }
 }
@@ -377,6 +455,7 @@ impl fmt::Display for TraceEvent {
             }
             TraceKind::Terminated { reason } => write!(f, "terminated: {reason}"),
             TraceKind::Retried { step } => write!(f, "retried from step {step}"),
+            TraceKind::Erased => f.write_str("erased"),
             TraceKind::Imported { state } => write!(f, "imported state={}", short(state)),
             TraceKind::Migrated {
                 from_version,

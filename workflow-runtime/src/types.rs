@@ -289,6 +289,10 @@ pub struct RunRecord {
     /// from there (`Engine::retry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Command>,
+    /// When an operator erased the run's payloads (`Engine::erase`), milliseconds since the
+    /// Unix epoch: its state, output and texts are gone, its status kind and times remain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_ms: Option<u64>,
 }
 
 /// An operator's request to cancel a run, as kept in its record.
@@ -332,6 +336,7 @@ impl RunRecord {
             updated_ms: now_ms,
             cancel: None,
             ended_at: None,
+            erased_ms: None,
         }
     }
 
@@ -352,6 +357,28 @@ impl RunRecord {
     /// as incompatible (a parked run waits for code that fits it).
     pub fn is_purgeable(&self) -> bool {
         self.is_finished() && !matches!(self.status, RunStatus::Incompatible { .. })
+    }
+
+    /// The record an erasure leaves: status kind and times, without the state, output,
+    /// pending command or any text that may quote data.
+    pub(crate) fn erased(mut self, now_ms: u64) -> Self {
+        let erased = || crate::trace::ERASED.to_owned();
+        self.state = Value::Null;
+        self.output = None;
+        self.pending = None;
+        self.ended_at = None;
+        match &mut self.status {
+            RunStatus::Failed { message } => *message = erased(),
+            RunStatus::Cancelled { reason } | RunStatus::Terminated { reason } => {
+                *reason = erased();
+            }
+            _ => {}
+        }
+        if let Some(cancel) = &mut self.cancel {
+            cancel.reason = erased();
+        }
+        self.erased_ms = Some(now_ms);
+        self
     }
 
     /// The command the run waits on and must be indexed under: `None` once finished.

@@ -163,14 +163,14 @@ mod tests {
             order_total_cents: 10_000,
             reason,
             days_since_delivery: days,
-            message: String::new(),
+            message: String::new().into(),
         }
     }
 
     fn customer(tier: Tier, refunded: u64) -> Customer {
         Customer {
             id: "C-1".into(),
-            name: "Ada".into(),
+            name: "Ada".to_owned().into(),
             tier,
             refunds_last_year_cents: refunded,
         }

@@ -1,6 +1,7 @@
 //! The business objects of the scenario.
 
 use serde::{Deserialize, Serialize};
+use workflow_runtime::Secret;
 
 /// Why the customer asks for money back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,8 +32,9 @@ pub struct Ticket {
     pub reason: RefundReason,
     /// Days between delivery and the ticket.
     pub days_since_delivery: u32,
-    /// The customer's message.
-    pub message: String,
+    /// The customer's message: free text that may name people and places, so a [`Secret`]
+    /// (traces and the operations API show `<redacted>`).
+    pub message: Secret<String>,
 }
 
 /// Loyalty tier of a customer.
@@ -50,8 +52,8 @@ pub enum Tier {
 pub struct Customer {
     /// Customer id, like `C-42`.
     pub id: String,
-    /// Display name.
-    pub name: String,
+    /// Display name: personal data, a [`Secret`].
+    pub name: Secret<String>,
     /// Loyalty tier.
     pub tier: Tier,
     /// Refunds paid to this customer in the last year, in cents.

@@ -112,11 +112,13 @@ impl OpenAiAgent {
                       object and nothing else: {\"amount_cents\": <whole number of cents, at most \
                       the order total>, \"rule\": <short kebab-case policy name>, \"rationale\": \
                       <one or two sentences a reviewer can check>}.";
-        let user = json!({
+        let mut user = json!({
             "ticket": ticket,
             "customer": customer,
             "reviewer_notes": notes,
         });
+        // The model needs the customer's words and name; only stored copies are marked.
+        workflow_runtime::secret::reveal(&mut user);
         json!([
             { "role": "system", "content": system },
             { "role": "user", "content": user.to_string() },

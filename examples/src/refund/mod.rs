@@ -8,6 +8,7 @@ pub mod client;
 pub mod clock;
 pub mod domain;
 pub mod fault;
+pub mod keys;
 pub mod ledger;
 pub mod llm;
 pub mod server;

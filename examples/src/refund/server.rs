@@ -53,7 +53,7 @@ use super::auth::{Credential, Role, authenticate};
 use super::clock::OffsetClock;
 use super::domain::{Decision, DecisionStatus, RefundOutcome};
 use super::ledger::{PaymentEntry, PaymentEvent, StepExecution, read_entries};
-use super::services::find_ticket;
+use super::services::{find_customer, find_ticket};
 use super::{Services, refund_review, tickets};
 
 /// The name of the signal carrying a reviewer's decision.
@@ -290,10 +290,14 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", opts.data_dir.display()))?;
     let services = Services::from_env(&opts.data_dir)?;
     let clock = OffsetClock::from_env()?;
-    let engine = Engine::builder()
+    let mut builder = Engine::builder()
         .register(refund_review)
         .data(services)
-        .clock(clock)
+        .clock(clock);
+    if let Some(codec) = super::keys::codec_from_env()? {
+        builder = builder.payload_codec(codec);
+    }
+    let engine = builder
         .open(store_path(&opts.data_dir))
         .await
         .map_err(|e| e.to_string())?;
@@ -579,7 +583,10 @@ fn pending_review(
         wait_id: wait.wait_id,
         draft,
         ticket_id,
-        customer: text("customer"),
+        // The name is not in the metadata (it would be traced): the helpdesk's record has it.
+        // Reviews drafted before the name was kept out carry it as they were stored.
+        customer: find_customer(&text("customer_id"))
+            .map_or_else(|| text("customer"), |c| c.name.into_inner()),
         amount_cents: m["amount_cents"].as_u64().unwrap_or(0),
         order_total_cents,
         rule: text("rule"),

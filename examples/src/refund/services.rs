@@ -65,7 +65,7 @@ pub(crate) fn find_ticket(id: &str) -> Option<Ticket> {
         order_total_cents: total,
         reason,
         days_since_delivery: days,
-        message: message.to_owned(),
+        message: message.to_owned().into(),
     };
     Some(match n {
         1001 => fixed(
@@ -132,7 +132,7 @@ pub(crate) fn find_customer(id: &str) -> Option<Customer> {
     };
     Some(Customer {
         id: id.to_owned(),
-        name: name.to_owned(),
+        name: name.to_owned().into(),
         tier,
         refunds_last_year_cents: refunded,
     })

@@ -96,7 +96,8 @@ pub async fn refund_review(
                 Duration::from_secs(7 * 86_400),
                 json!({
                     "ticket_id": ticket.id,
-                    "customer": customer.name,
+                    // The customer's id, not the name: metadata is traced and listed as is.
+                    "customer_id": customer.id,
                     "amount_cents": rec.amount_cents,
                     "order_total_cents": ticket.order_total_cents,
                     "rule": rec.rule,

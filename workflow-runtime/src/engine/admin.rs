@@ -172,14 +172,26 @@ impl Engine {
     pub fn inspect(&self, run_id: &str) -> Result<RunDetail, OpsError> {
         let inner = &self.inner;
         inner.check_open()?;
-        let rec = inner.record(run_id).map_err(|_| unknown(run_id))?;
+        let rec = inner.store.run(run_id)?.ok_or_else(|| unknown(run_id))?;
         let status = inner.status_of(&rec);
-        let pending = if rec.is_finished() {
+        let mut pending = if rec.is_finished() {
             None
         } else {
             rec.pending.clone()
         };
-        let state_name = match &rec.state {
+        // An operations view: secrets show as the placeholder (the state keeps them).
+        match &mut pending {
+            Some(Command::Step { input, .. }) => crate::secret::redact(input),
+            Some(Command::Wait { metadata, .. }) => crate::secret::redact(metadata),
+            _ => {}
+        }
+        let mut state = rec.state;
+        crate::secret::redact(&mut state);
+        let mut output = rec.output;
+        if let Some(output) = &mut output {
+            crate::secret::redact(output);
+        }
+        let state_name = match &state {
             serde_json::Value::String(s) => Some(s.clone()),
             serde_json::Value::Object(m) if m.len() == 1 => m.keys().next().cloned(),
             _ => None,
@@ -190,9 +202,9 @@ impl Engine {
             version: rec.version,
             status,
             state_name,
-            state: rec.state,
+            state,
             pending,
-            output: rec.output,
+            output,
             seq: rec.seq,
             created_ms: rec.created_ms,
             updated_ms: rec.updated_ms,
@@ -394,7 +406,7 @@ impl Engine {
         let inner = &self.inner;
         inner.check_open()?;
         let _lock = inner.lock_run(run_id).await;
-        let rec = inner.record(run_id).map_err(|_| unknown(run_id))?;
+        let rec = inner.store.run(run_id)?.ok_or_else(|| unknown(run_id))?;
         if !matches!(rec.status, RunStatus::Failed { .. }) {
             return Err(OpsError::NotFailed {
                 run_id: run_id.to_owned(),
@@ -436,7 +448,7 @@ impl Engine {
     pub async fn purge(&self, run_id: &str) -> Result<(), OpsError> {
         let inner = &self.inner;
         inner.check_open()?;
-        let rec = inner.record(run_id).map_err(|_| unknown(run_id))?;
+        let rec = inner.store.run(run_id)?.ok_or_else(|| unknown(run_id))?;
         if !rec.is_purgeable() {
             return Err(OpsError::NotPurgeable {
                 run_id: run_id.to_owned(),
@@ -445,13 +457,69 @@ impl Engine {
         }
         // Checked again under the run's lock, where the purge happens.
         if inner.commit_purges(vec![run_id.to_owned()]).await? == 0 {
-            let rec = inner.record(run_id).map_err(|_| unknown(run_id))?;
+            let rec = inner.store.run(run_id)?.ok_or_else(|| unknown(run_id))?;
             return Err(OpsError::NotPurgeable {
                 run_id: run_id.to_owned(),
                 status: rec.status,
             });
         }
         Ok(())
+    }
+
+    /// Erases an ended run's payloads (a data-protection request), keeping only its status
+    /// kind, its times and the shape of its trace: its state, output, step inputs and outputs,
+    /// signal payloads, wait metadata, failure message, operators' reasons and de-duplication
+    /// keys are removed, in one durable transaction, and a final `erased` event is traced.
+    /// [`RunHandle::result`](crate::RunHandle::result) then answers
+    /// [`ResultError::Erased`](crate::ResultError::Erased). Erasing an erased run changes
+    /// nothing.
+    ///
+    /// What stays: the run id, the workflow's name and version, the status kind, the times,
+    /// and the names of the steps, signals and waits in the trace. Bytes the store freed are
+    /// not overwritten at once (see the README's "Sensitive data").
+    ///
+    /// # Errors
+    /// [`OpsError::UnknownRun`], [`OpsError::NotErasable`] for a run that has not ended (or
+    /// is parked as incompatible), or a storage error (then nothing was erased).
+    pub async fn erase(&self, run_id: &str) -> Result<(), OpsError> {
+        self.inner.check_open()?;
+        self.inner.erase(run_id).await
+    }
+
+    /// Erases every run whose id starts with `prefix` (the runs of one customer, when run ids
+    /// begin with a customer key such as `cust-42/`), as [`Engine::erase`]; returns their ids.
+    /// Refuses, erasing none, if any of them has not ended.
+    ///
+    /// # Errors
+    /// [`OpsError::Invalid`] for an empty prefix, [`OpsError::NotErasable`] naming the first
+    /// open run, or a storage error (then the runs before it in id order were erased).
+    pub async fn erase_prefix(&self, prefix: &str) -> Result<Vec<String>, OpsError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        if prefix.is_empty() {
+            return Err(OpsError::Invalid {
+                what: "prefix".to_owned(),
+                reason: "an empty prefix would erase every run; name the key".to_owned(),
+            });
+        }
+        let matching: Vec<(String, RunRecord)> = inner
+            .store
+            .runs()?
+            .into_iter()
+            .filter(|(id, _)| id.starts_with(prefix))
+            .collect();
+        if let Some((run_id, rec)) = matching.iter().find(|(_, rec)| !rec.is_purgeable()) {
+            return Err(OpsError::NotErasable {
+                run_id: run_id.clone(),
+                status: rec.status.clone(),
+            });
+        }
+        let mut erased = Vec::with_capacity(matching.len());
+        for (run_id, _) in matching {
+            inner.erase(&run_id).await?;
+            erased.push(run_id);
+        }
+        Ok(erased)
     }
 
     /// Purges up to `batch` runs that ended at least `max_age` ago (on the engine's clock),
@@ -473,9 +541,45 @@ fn unknown(run_id: &str) -> OpsError {
 }
 
 impl Inner {
+    /// Rewrites an ended run and its trace without their payloads, under the run's lock.
+    async fn erase(&self, run_id: &str) -> Result<(), OpsError> {
+        let _lock = self.lock_run(run_id).await;
+        let rec = self.store.run(run_id)?.ok_or_else(|| unknown(run_id))?;
+        if !rec.is_purgeable() {
+            return Err(OpsError::NotErasable {
+                run_id: run_id.to_owned(),
+                status: rec.status,
+            });
+        }
+        if rec.erased_ms.is_some() {
+            return Ok(());
+        }
+        let now_ms = self.clock.now_ms();
+        let mut trace = self.store.trace(run_id)?;
+        for event in &mut trace {
+            event.kind.erase();
+        }
+        let checkpoint = rec.seq;
+        trace.push(crate::trace::TraceEvent {
+            seq: 0,
+            at_ms: now_ms,
+            checkpoint,
+            kind: TraceKind::Erased,
+        });
+        let mut write = CheckpointWrite::purging(run_id);
+        write.run = Some(crate::store::RunWrite::new(rec.erased(now_ms), None));
+        write.trace = trace;
+        if *self.shutdown.borrow() {
+            return Err(OpsError::ShutDown);
+        }
+        self.store.commit(write).await?;
+        tracing::info!(run_id, "erased the payloads of run `{run_id}`");
+        Ok(())
+    }
+
     /// The record of a run that has not ended yet.
     fn open_record(&self, run_id: &str) -> Result<RunRecord, OpsError> {
-        let rec = self.record(run_id).map_err(|_| unknown(run_id))?;
+        let rec = self.store.run(run_id)?.ok_or_else(|| unknown(run_id))?;
         if rec.is_finished() && !matches!(rec.status, RunStatus::Incompatible { .. }) {
             return Err(OpsError::RunFinished {
                 run_id: run_id.to_owned(),

@@ -171,7 +171,9 @@ impl Checkpoint {
 
     /// Appends a trace event, stamped with the current checkpoint seq.
     /// The store numbers the events when it commits them.
-    pub(super) fn trace(&mut self, kind: TraceKind) {
+    pub(super) fn trace(&mut self, mut kind: TraceKind) {
+        // Every event passes here before it reaches the store, a log line or a test observer.
+        kind.redact();
         self.write.trace.push(TraceEvent {
             seq: 0,
             at_ms: self.now_ms,

@@ -163,9 +163,12 @@ impl<W: Workflow> Driver for Typed<W> {
 fn complete<W: Workflow>(out: &W::Output) -> Advanced {
     match codec::to_value(out) {
         Ok(output) => {
+            // The message is shown (status, trace, errors): a secret in the error stays hidden.
             let failure = (!out.is_success()).then(|| match &output {
-                Value::Object(m) if m.len() == 1 && m.contains_key("Err") => m["Err"].to_string(),
-                other => other.to_string(),
+                Value::Object(m) if m.len() == 1 && m.contains_key("Err") => {
+                    crate::secret::redacted(&m["Err"]).to_string()
+                }
+                other => crate::secret::redacted(other).to_string(),
             });
             Advanced::Complete { output, failure }
         }

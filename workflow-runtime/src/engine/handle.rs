@@ -121,6 +121,12 @@ impl<W: Workflow> RunHandle<W> {
                     run_id: self.run_id.clone(),
                 })?;
             let run_id = || self.run_id.clone();
+            if rec.erased_ms.is_some() {
+                return Err(ResultError::Erased {
+                    run_id: run_id(),
+                    status: rec.status,
+                });
+            }
             match (inner.status_of(&rec), rec.output) {
                 (RunStatus::Completed | RunStatus::Failed { .. }, Some(output)) => {
                     return codec::from_value(output).map_err(|e| {

@@ -30,6 +30,7 @@ use self::hooks::{Busy, CrashMoment, Instrument};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, Refused, StoreError};
 use crate::model::{Command, Workflow};
+use crate::payload::{PayloadCodec, PayloadStore};
 use crate::step::DataMap;
 use crate::store::{FileStore, Store};
 use crate::timers::Timers;
@@ -101,6 +102,7 @@ pub struct EngineBuilder {
     max_payload: usize,
     retention: Option<admin::Retention>,
     data: DataMap,
+    codec: Option<Arc<dyn PayloadCodec>>,
 }
 
 /// The default of [`EngineBuilder::max_payload_bytes`]: 1 MiB.
@@ -124,6 +126,7 @@ impl Default for EngineBuilder {
             max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
             retention: None,
             data: DataMap::default(),
+            codec: None,
         }
     }
 }
@@ -219,6 +222,26 @@ impl EngineBuilder {
         self
     }
 
+    /// Seals every stored payload with `codec` (encryption at rest): states, outputs, step
+    /// inputs, wait metadata, buffered signals and every payload and message of the trace, on
+    /// their way to the store, and opens them on their way back (see [`crate::payload`]). With
+    /// the crate feature `encryption`, `payload::ChaChaCodec` is an
+    /// authenticated cipher with key ids and rotation.
+    ///
+    /// A store written with a codec must be opened with one that holds its keys: a payload
+    /// that does not open fails the call that reads it with
+    /// [`StoreError::Sealed`](crate::StoreError::Sealed), and the run stays as stored.
+    #[must_use]
+    pub fn payload_codec(mut self, codec: impl PayloadCodec) -> Self {
+        self.codec = Some(Arc::new(codec));
+        self
+    }
+
+    pub(crate) fn payload_codec_shared(mut self, codec: Arc<dyn PayloadCodec>) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
     /// Instruments the engine for tests: step doubles, an observer of commits, a simulated
     /// crash, bounded waits (see [`Instrument`] and [`crate::testing::Hooks`]).
     ///
@@ -272,6 +295,8 @@ impl EngineBuilder {
     }
 
     async fn start(self, store: Arc<dyn Store>) -> Result<Engine, EngineError> {
+        // Installed without a codec too, so that a sealed store is refused rather than misread.
+        let store: Arc<dyn Store> = Arc::new(PayloadStore::new(store, self.codec));
         let mut registry = Registry::default();
         for d in self.drivers {
             registry.add(d);
@@ -385,7 +410,11 @@ impl Engine {
     /// # Errors
     /// A storage error.
     pub fn pending(&self) -> Result<Vec<PendingWait>, EngineError> {
-        Ok(self.inner.store.pending_waits()?)
+        let mut waits = self.inner.store.pending_waits()?;
+        for wait in &mut waits {
+            crate::secret::redact(&mut wait.metadata);
+        }
+        Ok(waits)
     }
 
     /// The run's trace, oldest event first.
@@ -393,7 +422,11 @@ impl Engine {
     /// # Errors
     /// [`EngineError::UnknownRun`], or a storage error.
     pub fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, EngineError> {
-        let trace = self.inner.store.trace(run_id)?;
+        let mut trace = self.inner.store.trace(run_id)?;
+        // Events are redacted as they are recorded; this also covers a store written before.
+        for event in &mut trace {
+            event.kind.redact();
+        }
         // Every run's trace starts with its creation, so only an empty one needs a second look.
         if trace.is_empty() && self.inner.store.run(run_id)?.is_none() {
             return Err(EngineError::UnknownRun {

@@ -30,7 +30,9 @@
 //! 4. Open, create and migrate the store in the backend's own constructor, and report what
 //!    is wrong with an [`OpenError`](crate::OpenError).
 //! 5. Purge: a [`CheckpointWrite`] with [`CheckpointWrite::purge`] set removes an ended run
-//!    and every row of it, atomically, and is refused for a run that has not ended.
+//!    and every row of it, atomically, and is refused for a run that has not ended. With a
+//!    [`CheckpointWrite::run`] too, the removed run is written anew from it and its trace, in
+//!    the same transaction.
 //! 6. Pass [`crate::testing::conformance`] with a harness that opens your store.
 //!
 //! # Ownership: claims, leases, fences
@@ -339,6 +341,10 @@ pub struct CheckpointWrite {
     /// [`StoreError::NotPurgeable`] unless the stored run has ended for good
     /// ([`RunRecord::is_purgeable`]); purging a run that does not exist changes nothing. Its id
     /// may then be used by a new run, whose trace and inbox start afresh.
+    ///
+    /// With `run` set too, the purge replaces the run: everything of it goes, then `run` and
+    /// `trace` are written as for a new run, in the same transaction (an erasure,
+    /// `Engine::erase`, rewrites an ended run and its trace without their payloads).
     pub purge: bool,
 }
 

@@ -90,6 +90,7 @@ macro_rules! store_conformance {
                 a_reopened_store_keeps_everything_acknowledged,
                 a_closed_store_refuses_work,
                 purge_removes_an_ended_run_and_nothing_else,
+                a_purge_with_a_record_replaces_the_run,
             );
         }
     };
@@ -683,4 +684,53 @@ pub async fn purge_removes_an_ended_run_and_nothing_else<H: Harness>(h: &H) {
     commit(&store, moves("r2", record(1, Some(sleep(5))), None)).await;
     let trace = store.trace("r2").expect("trace");
     assert_eq!(trace.iter().map(|e| e.seq).collect::<Vec<_>>(), [0]);
+}
+
+/// A purge that carries a record and a trace (an erasure) replaces an ended run in one
+/// transaction: its old trace, inbox and dedupe rows go, the new record and trace (numbered
+/// from 0) stay, durably; an open run is refused, writing nothing.
+pub async fn a_purge_with_a_record_replaces_the_run<H: Harness>(h: &H) {
+    let replacing = |rec: RunRecord| {
+        let mut cp = CheckpointWrite::purging("r3");
+        cp.run = Some(RunWrite::new(rec, None));
+        cp.trace.push(event(TraceKind::Revived));
+        cp
+    };
+    {
+        let store = h.open();
+        let mut cp = moves("r3", record(1, Some(wait("s", 9))), None);
+        cp.dedupe = Some(("key".to_owned(), 1));
+        commit(&store, cp).await;
+        match store.commit(replacing(record(2, None))).await {
+            Err(StoreError::NotPurgeable { run_id }) => assert_eq!(run_id, "r3"),
+            other => panic!("an open run was not refused: {other:?}"),
+        }
+        assert_eq!(store.run("r3").expect("run").map(|r| r.seq), Some(1));
+        assert_eq!(store.pending_waits().expect("waits").len(), 1);
+
+        commit(&store, moves("r3", record(2, None), Some(wait("s", 9)))).await;
+        commit(&store, moves("r3", record(2, None), None)).await;
+        assert_eq!(store.trace("r3").expect("trace").len(), 3);
+        let mut replaced = record(2, None);
+        replaced.state = json!(null);
+        replaced.output = None;
+        commit(&store, replacing(replaced)).await;
+    }
+    let store = h.open();
+    let rec = store
+        .run("r3")
+        .expect("run")
+        .expect("the run is replaced, not gone");
+    assert_eq!((rec.state, rec.output, rec.seq), (json!(null), None, 2));
+    let trace = store.trace("r3").expect("trace");
+    assert_eq!(
+        trace
+            .iter()
+            .map(|e| (e.seq, e.kind.clone()))
+            .collect::<Vec<_>>(),
+        [(0, TraceKind::Revived)]
+    );
+    assert!(!store.has_dedupe("r3", "key").expect("dedupe"));
+    assert!(store.pending_waits().expect("waits").is_empty());
+    assert!(ready_ids(&store).is_empty());
 }

@@ -123,6 +123,8 @@ struct Setup {
     doubles: HashMap<String, StepDouble>,
     /// The steps' dependencies (`EngineBuilder::data`).
     data: DataMap,
+    /// The payload codec (`EngineBuilder::payload_codec`).
+    codec: Option<Arc<dyn crate::payload::PayloadCodec>>,
 }
 
 /// Configures a [`TestEngine`].
@@ -235,6 +237,15 @@ impl TestEngineBuilder {
         self
     }
 
+    /// Seals every stored payload with `codec`, as
+    /// [`EngineBuilder::payload_codec`] does; kept across restarts and in every engine a
+    /// [`crash_test`] builds from this builder.
+    #[must_use]
+    pub fn payload_codec(mut self, codec: impl crate::payload::PayloadCodec) -> Self {
+        self.setup.codec = Some(Arc::new(codec));
+        self
+    }
+
     /// Starts the manual clock at this time (milliseconds since the Unix epoch); the default is
     /// 2026-01-01T00:00:00Z.
     #[must_use]
@@ -309,6 +320,9 @@ async fn open(
         .instrument(hooks.clone());
     for register in &setup.workflows {
         builder = register(builder);
+    }
+    if let Some(codec) = &setup.codec {
+        builder = builder.payload_codec_shared(codec.clone());
     }
     let store = FileStore::open_disk(memory.clone()).expect("an in-memory store opens");
     let engine = builder
@@ -390,6 +404,11 @@ impl TestEngine {
     /// The engine, for everything this wrapper does not cover.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The in-memory storage the engine runs on (to look at what it holds).
+    pub fn disk(&self) -> &MemoryDisk {
+        &self.memory
     }
 
     /// The manual clock.

@@ -324,7 +324,11 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
             // A purged run leaves no `ready` row behind; an earlier job of this group may
             // have planned one.
             ready_net.insert(run_id, None);
-            continue;
+            // A purge with a record replaces the run (an erasure): it is written anew below,
+            // its trace numbered from 0.
+            if job.record.is_none() {
+                continue;
+            }
         }
         match job.unindex {
             Some(Index::Ready) => {

@@ -21,6 +21,12 @@ impl MemoryDisk {
         Self::default()
     }
 
+    /// Whether the stored bytes contain `needle` anywhere (live rows, free pages, the
+    /// header): what a test that plants a secret looks for.
+    pub fn contains(&self, needle: &[u8]) -> bool {
+        !needle.is_empty() && self.bytes().windows(needle.len()).any(|w| w == needle)
+    }
+
     /// While `fail` is set, every write, resize and sync fails as a full disk does; reads go on.
     pub fn fail_writes(&self, fail: bool) {
         self.failing.store(fail, Ordering::SeqCst);
