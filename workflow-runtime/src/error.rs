@@ -822,3 +822,158 @@ fn quoted_list(names: &[String]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
     quoted.join(", ")
 }
+
+/// A signal payload that does not decode into the type its wait expects.
+///
+/// [`Workflow::check_signal`](crate::Workflow::check_signal) returns it for the waits a
+/// workflow names literally; [`Engine::send`](crate::Engine::send) turns it into
+/// [`SignalError::PayloadMismatch`] and leaves the run as it was. The decoder's own error is the
+/// [`source`](std::error::Error::source).
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::PayloadError;
+///
+/// let e = PayloadError::check::<u64>(&serde_json::json!("ten")).unwrap_err();
+/// assert_eq!(e.to_string(), "the payload does not decode into `u64`");
+/// assert!(std::error::Error::source(&e).is_some());
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the payload does not decode into `{expected}`")]
+pub struct PayloadError {
+    expected: &'static str,
+    #[source]
+    source: Arc<serde_json::Error>,
+}
+
+/// Errors compare by what they say: the type expected and the decoder's message.
+impl PartialEq for PayloadError {
+    fn eq(&self, other: &Self) -> bool {
+        self.expected == other.expected && self.source.to_string() == other.source.to_string()
+    }
+}
+
+impl PayloadError {
+    /// Checks that `payload` decodes into `T`.
+    ///
+    /// # Errors
+    /// The payload does not decode into `T`; the error names `T` and keeps the decoder's error.
+    pub fn check<T: serde::de::DeserializeOwned>(payload: &serde_json::Value) -> Result<(), Self> {
+        T::deserialize(payload)
+            .map(drop)
+            .map_err(Self::decoding::<T>)
+    }
+
+    /// The decoder's refusal to produce a `T`.
+    pub(crate) fn decoding<T>(source: serde_json::Error) -> Self {
+        PayloadError {
+            expected: std::any::type_name::<T>(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// The name of the type the payload was expected to decode into.
+    ///
+    /// ```
+    /// # use workflow_runtime::PayloadError;
+    /// let e = PayloadError::check::<bool>(&serde_json::json!(3)).unwrap_err();
+    /// assert_eq!(e.expected(), "bool");
+    /// ```
+    pub fn expected(&self) -> &'static str {
+        self.expected
+    }
+}
+
+/// Why a stored state could not be migrated to a newer version of its workflow.
+///
+/// `#[workflow(migrate_from = ..)]` migrations produce it when the old state does not decode,
+/// when the user's `TryFrom` refuses it, or when the new state does not encode; the run is then
+/// parked as incompatible with its state untouched. A hand-written migration builds one with
+/// [`MigrationError::new`] or, to keep the cause, [`MigrationError::with_source`].
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::MigrationError;
+///
+/// let bad: Result<u64, _> = "x".parse::<u64>();
+/// let e = MigrationError::with_source("the amount is not a number", bad.unwrap_err());
+/// assert_eq!(e.to_string(), "the amount is not a number");
+/// assert_eq!(
+///     std::error::Error::source(&e).map(ToString::to_string).as_deref(),
+///     Some("invalid digit found in string")
+/// );
+/// assert!(std::error::Error::source(&MigrationError::new("refused")).is_none());
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct MigrationError {
+    message: String,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl MigrationError {
+    /// An error with this message and no underlying cause.
+    ///
+    /// ```
+    /// # use workflow_runtime::MigrationError;
+    /// assert_eq!(MigrationError::new("no v1 state has a draft").message(), "no v1 state has a draft");
+    /// ```
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error with this message, caused by `source`.
+    ///
+    /// ```
+    /// # use workflow_runtime::MigrationError;
+    /// let cause = serde_json::from_str::<u64>("{}").unwrap_err();
+    /// let e = MigrationError::with_source("the v1 state does not decode", cause);
+    /// assert!(std::error::Error::source(&e).is_some());
+    /// ```
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// The message, without the cause.
+    ///
+    /// ```
+    /// # use workflow_runtime::MigrationError;
+    /// assert_eq!(MigrationError::new("refused").message(), "refused");
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Errors compare by what they say: message and source message.
+impl PartialEq for MigrationError {
+    fn eq(&self, other: &Self) -> bool {
+        let source = |e: &Self| e.source.as_ref().map(ToString::to_string);
+        self.message == other.message && source(self) == source(other)
+    }
+}
+
+/// An error and its causes as one line, `error: cause: cause`, for the places that keep a reason
+/// as text (a parked run's reason, a refused signal's message).
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -165,7 +165,8 @@ pub use engine::{
     Signal, SignalOutcome, VersionSummary,
 };
 pub use error::{
-    CodecError, EngineError, OpenError, OpsError, ResultError, SignalError, StartError, StoreError,
+    CodecError, EngineError, MigrationError, OpenError, OpsError, PayloadError, ResultError,
+    SignalError, StartError, StoreError,
 };
 pub use model::{WaitError, Workflow, WorkflowContext, WorkflowError, WorkflowOutput};
 pub use retry::{PolicyError, RetryPolicy};

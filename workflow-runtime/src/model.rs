@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::{MigrationError, PayloadError};
 use crate::retry::RetryPolicy;
 use crate::step::{Persist, StepEntry, StepError};
 
@@ -288,28 +289,9 @@ impl WorkflowContext {
         self.seq
     }
 
-    #[doc(hidden)]
-    pub fn __wait_command<M: serde::Serialize>(
-        &self,
-        name: impl Into<String>,
-        timeout: Duration,
-        metadata: M,
-    ) -> Command {
-        Command::Wait {
-            name: name.into(),
-            deadline_ms: self.deadline(timeout),
-            metadata: serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
-        }
-    }
-
-    #[doc(hidden)]
-    pub fn __sleep_command(&self, duration: Duration) -> Command {
-        Command::Sleep {
-            deadline_ms: self.deadline(duration),
-        }
-    }
-
-    fn deadline(&self, d: Duration) -> u64 {
+    /// The absolute deadline `d` from this transition's time, in milliseconds since the Unix
+    /// epoch; saturates rather than wrapping for an absurd duration.
+    pub(crate) fn deadline(&self, d: Duration) -> u64 {
         self.now_ms
             .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
@@ -329,7 +311,7 @@ pub struct Migration {
     /// The layout fingerprint it produces.
     pub to_layout: u64,
     /// The conversion, on stored JSON.
-    pub migrate: fn(Value) -> Result<Value, String>,
+    pub migrate: fn(Value) -> Result<Value, MigrationError>,
 }
 
 impl std::fmt::Debug for Migration {
@@ -366,7 +348,7 @@ impl Migration {
     }
 
     /// Puts a stored state through a chain of migrations.
-    pub(crate) fn apply_all(plan: &[Migration], mut state: Value) -> Result<Value, String> {
+    pub(crate) fn apply_all(plan: &[Migration], mut state: Value) -> Result<Value, MigrationError> {
         for m in plan {
             state = (m.migrate)(state)?;
         }
@@ -435,7 +417,7 @@ pub trait Workflow: Copy + Send + Sync + 'static {
     const SIGNALS: Option<&'static [&'static str]> = None;
     /// Checks a payload against the type waited for under `name`, when the workflow names the
     /// signal literally; `None` when no wait has that name.
-    fn check_signal(name: &str, payload: &Value) -> Option<Result<(), String>>;
+    fn check_signal(name: &str, payload: &Value) -> Option<Result<(), PayloadError>>;
     /// The name of the state's variant.
     fn variant_name(state: &Self::State) -> &'static str;
     /// The migrations that bring older versions' states to this one, newest first

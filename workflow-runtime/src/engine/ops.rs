@@ -244,7 +244,7 @@ impl Engine {
                 Driven::Moved => SignalOutcome::Delivered,
             }
         } else {
-            if let Some(Err(message)) = d.check_signal(&name, &payload) {
+            if let Some(message) = d.refuse_payload(&name, &payload) {
                 return Err(mismatch(message));
             }
             cp.buffer(InboxEntry::new(

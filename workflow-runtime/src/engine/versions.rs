@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::Checkpoint;
 use super::driver::Driver;
 use super::{Engine, Inner, RunStatus};
-use crate::error::{EngineError, StartError, StoreError};
+use crate::error::{EngineError, StartError, StoreError, with_causes};
 use crate::model::Migration;
 use crate::types::RunRecord;
 
@@ -281,7 +281,8 @@ impl Engine {
                     }
                 };
                 let mut cp = Checkpoint::load(run_id, inner.clock.now_ms(), rec);
-                cp.migrate(&plan).map_err(incompatible)?;
+                cp.migrate(&plan)
+                    .map_err(|e| incompatible(with_causes(&e)))?;
                 d.decodes(cp.state())
                     .map_err(|e| incompatible(format!("the stored state does not decode: {e}")))?;
                 if parked {
@@ -319,7 +320,8 @@ impl Inner {
                 let mut cp = Checkpoint::load(run_id, self.clock.now_ms(), rec);
                 match cp.migrate(&plan) {
                     Ok(()) => Ok(Ok((d, cp))),
-                    Err(reason) => {
+                    Err(e) => {
+                        let reason = with_causes(&e);
                         // A refused migration leaves the loaded state as it was: park the run
                         // with it intact.
                         cp.park_with(reason.clone());

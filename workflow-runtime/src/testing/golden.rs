@@ -185,9 +185,10 @@ fn check_migrations<W: Workflow>(path: &Path) -> Result<usize, String> {
     for cp in &file.checkpoints {
         let state = Migration::apply_all(&plan, cp.state.clone()).map_err(|e| {
             format!(
-                "the state `{}` of {} does not migrate: {e}",
+                "the state `{}` of {} does not migrate: {}",
                 cp.variant,
-                path.display()
+                path.display(),
+                crate::error::with_causes(&e)
             )
         })?;
         serde_json::from_value::<W::State>(state).map_err(|e| {
