@@ -15,6 +15,37 @@ use crate::types::RunStatus;
 /// their cause as the [`source`](std::error::Error::source).
 ///
 /// Every variant reads as one sentence and names the run, signal, workflow or file involved.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// async fn approve(
+///     engine: &Engine,
+///     run_id: &str,
+/// ) -> Result<Result<bool, WorkflowError>, EngineError> {
+///     // `?` converts a SignalError and a ResultError alike.
+///     engine.signal(run_id, "approve", true).await?;
+///     Ok(engine.handle(approval, run_id)?.result().await?)
+/// }
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// assert_eq!(approve(&engine, "r-1").await?, Ok(true));
+/// match approve(&engine, "r-2").await {
+///     Err(EngineError::UnknownRun { run_id }) => assert_eq!(run_id, "r-2"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
@@ -207,6 +238,31 @@ macro_rules! from_family {
 
 /// Why [`Engine::start`](crate::Engine::start) did not start (or find) a run; nothing was
 /// created.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::StartError;
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// match engine.start(approval, "bad\nid", 10).await {
+///     Err(StartError::InvalidName { what, .. }) => assert_eq!(what, "run id"),
+///     other => panic!("{other:?}"),
+/// }
+/// engine.start(approval, "r-1", 10).await?;
+/// let e = engine.start(approval, "r-1", 11).await.unwrap_err();
+/// assert_eq!(e.to_string(), "run `r-1` already exists with a different input");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
@@ -293,6 +349,40 @@ from_family!(StartError:
 
 /// Why [`Engine::send`](crate::Engine::send) refused a signal or could not record it; the run
 /// is as it was.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::SignalError;
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// match engine.signal("r-1", "aprove", true).await {
+///     Err(SignalError::UnknownSignal { signal, expected, .. }) => {
+///         assert_eq!((signal.as_str(), expected), ("aprove", vec!["approve".to_owned()]));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(matches!(
+///     engine.signal("nope", "approve", true).await,
+///     Err(SignalError::UnknownRun { .. })
+/// ));
+/// engine.signal("r-1", "approve", true).await?;
+/// assert!(matches!(
+///     engine.signal("r-1", "approve", true).await,
+///     Err(SignalError::RunFinished { status: RunStatus::Completed, .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignalError {
@@ -418,6 +508,30 @@ from_family!(SignalError:
     Codec, Storage);
 
 /// Why [`RunHandle::result`](crate::RunHandle::result) has no output to return.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::ResultError;
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// let run = engine.start(approval, "r-1", 10).await?;
+/// engine.terminate("r-1", "a duplicate request").await?;
+/// match run.result().await {
+///     Err(ResultError::Stopped { status, .. }) => assert_eq!(status.kind(), "terminated"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResultError {
@@ -526,6 +640,22 @@ impl From<StoreError> for EngineError {
 
 impl EngineError {
     /// The storage error at the root of this one, if the store failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{EngineError, StoreError};
+    ///
+    /// fn disk_full(e: &EngineError) -> bool {
+    ///     e.storage().and_then(StoreError::io_kind) == Some(std::io::ErrorKind::StorageFull)
+    /// }
+    /// let full = EngineError::Storage(StoreError::io(
+    ///     "committing a checkpoint",
+    ///     std::io::Error::from(std::io::ErrorKind::StorageFull),
+    /// ));
+    /// assert!(disk_full(&full));
+    /// assert!(!disk_full(&EngineError::ShutDown));
+    /// ```
     pub fn storage(&self) -> Option<&StoreError> {
         match self {
             EngineError::Storage(e) | EngineError::Open(OpenError::Storage { source: e, .. }) => {
@@ -537,6 +667,27 @@ impl EngineError {
 }
 
 /// Why a store could not be opened.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// use workflow_runtime::OpenError;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("notes.txt");
+/// std::fs::write(&path, "not a database")?;
+/// match Engine::open(&path).await {
+///     Err(EngineError::Open(OpenError::NotAStore { reason, .. })) => println!("refused: {reason}"),
+///     other => panic!("{other:?}"),
+/// }
+/// // The file is untouched.
+/// assert_eq!(std::fs::read_to_string(&path)?, "not a database");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -638,6 +789,15 @@ impl PartialEq for StoreError {
 
 impl StoreError {
     /// The kind of the device error at the root of this one, if the device failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StoreError;
+    /// let e = StoreError::io("writing a checkpoint", std::io::Error::from(std::io::ErrorKind::StorageFull));
+    /// assert_eq!(e.io_kind(), Some(std::io::ErrorKind::StorageFull));
+    /// assert_eq!(StoreError::Closed.io_kind(), None);
+    /// ```
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         match self {
             StoreError::Io { source, .. } => Some(source.kind()),
@@ -646,6 +806,15 @@ impl StoreError {
     }
 
     /// A device failure while doing `operation`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StoreError;
+    /// let e = StoreError::io("committing a checkpoint", std::io::Error::other("the device is gone"));
+    /// assert!(e.to_string().starts_with("the storage device failed while committing a checkpoint"));
+    /// assert!(std::error::Error::source(&e).is_some());
+    /// ```
     pub fn io(operation: &'static str, source: std::io::Error) -> Self {
         StoreError::Io {
             operation,
@@ -654,6 +823,17 @@ impl StoreError {
     }
 
     /// A backend failure while doing `operation`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StoreError;
+    /// // A backend keeps its own error as the source.
+    /// let cause = std::fmt::Error;
+    /// let e = StoreError::backend("reading a run", cause);
+    /// assert_eq!(e.to_string(), "the storage backend failed while reading a run");
+    /// assert_eq!(e.io_kind(), None);
+    /// ```
     pub fn backend(
         operation: &'static str,
         source: impl std::error::Error + Send + Sync + 'static,
@@ -666,6 +846,35 @@ impl StoreError {
 }
 
 /// A value that could not be encoded to, or decoded from, its stored JSON form.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::SignalError;
+/// struct NotJson;
+/// impl serde::Serialize for NotJson {
+///     fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+///         Err(serde::ser::Error::custom("no JSON form"))
+///     }
+/// }
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// match engine.signal("r-1", "approve", NotJson).await {
+///     Err(SignalError::Codec(e)) => assert_eq!(e.what(), "the payload of signal `approve`"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{what} could not be {}", if *.encoding { "encoded" } else { "decoded" })]
 pub struct CodecError {
@@ -702,6 +911,36 @@ impl CodecError {
     }
 
     /// What could not be encoded or decoded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::SignalError;
+    /// struct NotJson;
+    /// impl serde::Serialize for NotJson {
+    ///     fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+    ///         Err(serde::ser::Error::custom("no JSON form"))
+    ///     }
+    /// }
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// // Refused before anything is read: the run need not exist.
+    /// let Err(SignalError::Codec(e)) = engine.signal("any", "approve", NotJson).await else {
+    ///     panic!("the payload has no JSON form");
+    /// };
+    /// assert_eq!(e.what(), "the payload of signal `approve`");
+    /// assert_eq!(e.to_string(), "the payload of signal `approve` could not be encoded");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn what(&self) -> &str {
         &self.what
     }
@@ -711,6 +950,31 @@ impl CodecError {
 /// [`Engine::terminate`](crate::Engine::terminate), [`Engine::retry`](crate::Engine::retry),
 /// [`Engine::purge`](crate::Engine::purge), [`Engine::runs`](crate::Engine::runs)) refused or
 /// could not record its change; the run is as it was.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::{OpsError, RunFilter};
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// let bad = RunFilter { status: Some("stuck".into()), ..RunFilter::default() };
+/// match engine.runs(&bad) {
+///     Err(OpsError::Invalid { what, .. }) => assert_eq!(what, "status filter"),
+///     other => panic!("{other:?}"),
+/// }
+/// engine.start(approval, "r-1", 10).await?;
+/// assert!(matches!(engine.retry("r-1").await, Err(OpsError::NotFailed { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpsError {

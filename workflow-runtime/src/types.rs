@@ -210,7 +210,7 @@ pub struct Signal {
 
 impl Signal {
     /// A signal with this name and payload. A payload that cannot be encoded as JSON is
-    /// reported by `Engine::send` as `EngineError::Encode`.
+    /// reported by `Engine::send` as `SignalError::Codec`.
     pub fn new(name: impl Into<String>, payload: impl Serialize) -> Self {
         let name = name.into();
         Self {
