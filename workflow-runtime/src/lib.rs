@@ -122,7 +122,10 @@
 //! ```
 //!
 //! [`EngineError`] is the umbrella every family converts into, variant for variant, for `?`.
-//! Every error enum, and every public enum that can grow, is `#[non_exhaustive]`.
+//! Every error enum, and every public enum that can grow, is `#[non_exhaustive]`. Where
+//! generated code meets the engine, a payload that does not fit its wait is a [`PayloadError`]
+//! and a refused `migrate_from` conversion a [`MigrationError`]; no public function returns
+//! `Result<_, String>`.
 //!
 //! # Writing a storage backend
 //!

@@ -149,6 +149,20 @@ impl FileStore {
     /// [`OpenError::AlreadyOpen`] if another process or engine holds the file,
     /// [`OpenError::NotAStore`] or [`OpenError::Corrupt`] for a file that is not a healthy
     /// store, [`OpenError::Storage`] for I/O failures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::OpenError;
+    /// use workflow_runtime::store::FileStore;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("shop.db");
+    /// let store = FileStore::open(&path)?;
+    /// // The file is locked to its first opener.
+    /// assert!(matches!(FileStore::open(&path), Err(OpenError::AlreadyOpen { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<FileStore, OpenError> {
         let path = path.as_ref();
         if !path.exists() {
@@ -161,6 +175,14 @@ impl FileStore {
     ///
     /// # Errors
     /// [`OpenError::Storage`] if it cannot be initialised.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::{FileStore, Store};
+    /// let store = FileStore::open_memory().expect("memory is always there");
+    /// assert!(store.runs().expect("readable").is_empty());
+    /// ```
     pub fn open_memory() -> Result<FileStore, OpenError> {
         Self::open_with("<in-memory store>", |b| {
             b.create_with_backend(InMemoryBackend::new())
@@ -172,6 +194,17 @@ impl FileStore {
     ///
     /// # Errors
     /// As [`FileStore::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::{FileStore, MemoryDisk, Store};
+    /// let disk = MemoryDisk::new();
+    /// let first = FileStore::open_disk(disk.clone()).expect("a new store");
+    /// first.close_blocking();
+    /// // Opened again on the same bytes, as a restarted process would.
+    /// let again = FileStore::open_disk(disk).expect("the same store");
+    /// ```
     pub fn open_disk(disk: MemoryDisk) -> Result<FileStore, OpenError> {
         Self::open_with("<memory disk>", |b| b.create_with_backend(disk))
     }
@@ -183,6 +216,19 @@ impl FileStore {
     ///
     /// # Errors
     /// As [`FileStore::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::{FileStore, PowerLossDisk};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("torture.db");
+    /// drop(FileStore::open(&path)?);
+    /// let disk = PowerLossDisk::open(&path, 42, 0, |_| unreachable!("cut_at 0 never cuts"))?;
+    /// let store = FileStore::open_power_loss(disk)?;
+    /// # Ok(()) }
+    /// ```
     pub fn open_power_loss(disk: PowerLossDisk) -> Result<FileStore, OpenError> {
         Self::open_with("<power-loss disk>", |b| b.create_with_backend(disk))
     }
@@ -405,8 +451,8 @@ fn init_or_check_format(db: &Database, label: &str) -> Result<(), OpenError> {
 impl Store for FileStore {
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(RUNS).ctx("claiming due timers")?;
-        let Some(bytes) = table.get(run_id).ctx("claiming due timers")? else {
+        let table = txn.open_table(RUNS).ctx("reading a run")?;
+        let Some(bytes) = table.get(run_id).ctx("reading a run")? else {
             return Ok(None);
         };
         decode(bytes.value(), || format!("the record of run `{run_id}`")).map(Some)
@@ -414,10 +460,10 @@ impl Store for FileStore {
 
     fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(RUNS).ctx("claiming due timers")?;
+        let table = txn.open_table(RUNS).ctx("reading every run")?;
         let mut out = Vec::new();
-        for row in table.iter().ctx("claiming due timers")? {
-            let (k, v) = row.ctx("claiming due timers")?;
+        for row in table.iter().ctx("reading every run")? {
+            let (k, v) = row.ctx("reading every run")?;
             let rec = decode(v.value(), || format!("the record of run `{}`", k.value()))?;
             out.push((k.value().to_owned(), rec));
         }
@@ -426,13 +472,13 @@ impl Store for FileStore {
 
     fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(INBOX).ctx("claiming due timers")?;
+        let table = txn.open_table(INBOX).ctx("reading a run's inbox")?;
         let mut out = Vec::new();
         for entry in table
             .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("claiming due timers")?
+            .ctx("reading a run's inbox")?
         {
-            let (k, v) = entry.ctx("claiming due timers")?;
+            let (k, v) = entry.ctx("reading a run's inbox")?;
             let e = decode(v.value(), || format!("a buffered signal of run `{run_id}`"))?;
             out.push((k.value().1, e));
         }
@@ -441,21 +487,21 @@ impl Store for FileStore {
 
     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(DEDUPE).ctx("claiming due timers")?;
+        let table = txn.open_table(DEDUPE).ctx("reading a dedupe key")?;
         Ok(table
             .get((run_id, key))
-            .ctx("claiming due timers")?
+            .ctx("reading a dedupe key")?
             .is_some())
     }
 
     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(TRACE).ctx("claiming due timers")?;
+        let table = txn.open_table(TRACE).ctx("reading a run's trace")?;
         table
             .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("claiming due timers")?
+            .ctx("reading a run's trace")?
             .map(|e| {
-                let (_, v) = e.ctx("claiming due timers")?;
+                let (_, v) = e.ctx("reading a run's trace")?;
                 decode(v.value(), || format!("a trace event of run `{run_id}`"))
             })
             .collect()
@@ -463,26 +509,26 @@ impl Store for FileStore {
 
     fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(TRACE).ctx("claiming due timers")?;
+        let table = txn.open_table(TRACE).ctx("reading a run's trace")?;
         let Some(last) = table
             .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("claiming due timers")?
+            .ctx("reading a run's trace")?
             .next_back()
         else {
             return Ok(None);
         };
-        let (_, v) = last.ctx("claiming due timers")?;
+        let (_, v) = last.ctx("reading a run's trace")?;
         decode(v.value(), || format!("a trace event of run `{run_id}`")).map(Some)
     }
 
     fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(WAITS).ctx("claiming due timers")?;
+        let table = txn.open_table(WAITS).ctx("reading the pending waits")?;
         table
             .iter()
-            .ctx("claiming due timers")?
+            .ctx("reading the pending waits")?
             .map(|e| {
-                let (k, v) = e.ctx("claiming due timers")?;
+                let (k, v) = e.ctx("reading the pending waits")?;
                 decode(v.value(), || {
                     format!("the pending wait of run `{}`", k.value())
                 })
