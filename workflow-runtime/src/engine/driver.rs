@@ -173,11 +173,21 @@ fn complete<W: Workflow>(out: &W::Output) -> Advanced {
     }
 }
 
+/// Why a run could not be given its start state; the run is created failed with this message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartFailure {
+    /// The start state has no JSON form.
+    #[error("the start state could not be encoded: {0}")]
+    Encode(serde_json::Error),
+    /// `W::start` panicked; the panic's message.
+    #[error("workflow panicked: {0}")]
+    Panicked(String),
+}
+
 /// Runs `W::start` on a typed input, catching a panic.
-pub(crate) fn start_state<W: Workflow>(input: W::Input) -> Result<Value, String> {
+pub(crate) fn start_state<W: Workflow>(input: W::Input) -> Result<Value, StartFailure> {
     match catch_unwind(AssertUnwindSafe(|| W::start(input))) {
-        Ok(state) => codec::to_value(&state)
-            .map_err(|e| format!("the start state could not be encoded: {e}")),
-        Err(panic) => Err(format!("workflow panicked: {}", panic_text(&*panic))),
+        Ok(state) => codec::to_value(&state).map_err(StartFailure::Encode),
+        Err(panic) => Err(StartFailure::Panicked(panic_text(&*panic))),
     }
 }

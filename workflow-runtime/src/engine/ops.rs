@@ -87,7 +87,7 @@ impl Engine {
         let now = inner.clock.now_ms();
         let (state, panicked) = match start_state::<W>(input) {
             Ok(state) => (state, None),
-            Err(message) => (Value::Null, Some(message)),
+            Err(failure) => (Value::Null, Some(failure.to_string())),
         };
         let rec = new_record::<W>(state, input_hash, now);
         let mut cp = Checkpoint::create(&run_id, now, rec);
