@@ -1123,6 +1123,14 @@ impl PayloadError {
     ///
     /// # Errors
     /// The payload does not decode into `T`; the error names `T` and keeps the decoder's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::PayloadError;
+    /// assert!(PayloadError::check::<u64>(&serde_json::json!(7)).is_ok());
+    /// assert!(PayloadError::check::<u64>(&serde_json::json!("seven")).is_err());
+    /// ```
     pub fn check<T: serde::de::DeserializeOwned>(payload: &serde_json::Value) -> Result<(), Self> {
         T::deserialize(payload)
             .map(drop)

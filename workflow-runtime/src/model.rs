@@ -330,6 +330,15 @@ pub struct WorkflowError {
 
 impl WorkflowError {
     /// An error with the given message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::WorkflowError;
+    /// let e = WorkflowError::new("no carrier accepts the parcel");
+    /// assert_eq!(e.to_string(), "no carrier accepts the parcel");
+    /// assert!(e.details.is_none());
+    /// ```
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),

@@ -257,6 +257,15 @@ impl RetryPolicy {
     }
 
     /// Lets attempts run as long as they take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::RetryPolicy;
+    /// let p = RetryPolicy::new().timeout(Duration::from_secs(5)).no_timeout();
+    /// assert_eq!(p.timeout, None);
+    /// ```
     #[must_use]
     pub const fn no_timeout(mut self) -> Self {
         self.timeout = None;

@@ -275,6 +275,14 @@ pub struct Signal {
 impl Signal {
     /// A signal with this name and payload. A payload that cannot be encoded as JSON is
     /// reported by `Engine::send` as `SignalError::Codec`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::Signal;
+    /// let s = Signal::new("refund_decision", serde_json::json!({ "approved": true }));
+    /// assert_eq!(s.name(), "refund_decision");
+    /// ```
     pub fn new(name: impl Into<String>, payload: impl Serialize) -> Self {
         let name = name.into();
         Self {

@@ -285,6 +285,14 @@ pub struct Lease {
 
 impl Lease {
     /// A lease as a backend grants it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::Lease;
+    /// let lease = Lease::new("order-1", "worker-2", 41, 90_000);
+    /// assert_eq!((lease.token, lease.expires_ms), (41, 90_000));
+    /// ```
     pub fn new(
         run_id: impl Into<String>,
         owner: impl Into<String>,
