@@ -1,7 +1,7 @@
 //! The workflows and steps of the torture workload.
 //!
-//! Every effect goes through [`effect`] or [`flaky`], which record it in the durable
-//! [ledger](crate::ledger) under the step's idempotency key. Nothing here depends on timing:
+//! Every effect goes through [`effect()`] or [`flaky()`], which record it in the durable
+//! [ledger] under the step's idempotency key. Nothing here depends on timing:
 //! waits that are answered have an hour-long timeout, waits that time out wait for a signal
 //! nobody sends, so a run ends the same way however often its worker dies.
 
@@ -10,12 +10,12 @@ use workflow_runtime::prelude::*;
 
 use crate::ledger;
 
-/// The signal an [`order`] waits for, once per item (the workflows spell signal names as
+/// The signal an [`order`](const@order) waits for, once per item (the workflows spell signal names as
 /// literals, which name their states).
 pub const ITEM: &str = "item";
-/// The signal a [`reminder`] waits for after its pings.
+/// The signal a [`reminder`](const@reminder) waits for after its pings.
 pub const ANSWER: &str = "answer";
-/// The signal a [`reminder`]'s pings wait for; the driver never sends it, so every ping times
+/// The signal a [`reminder`](const@reminder)'s pings wait for; the driver never sends it, so every ping times
 /// out.
 pub const PING: &str = "ping";
 
@@ -57,7 +57,7 @@ pub fn effect_value(tag: &str) -> u64 {
     hash % 1_000
 }
 
-/// The input of an [`order`].
+/// The input of an [`order`](const@order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderInput {
     /// The run id, which prefixes every effect's tag.
@@ -66,11 +66,11 @@ pub struct OrderInput {
     pub items: u32,
     /// The sleep between the reservation and the first item.
     pub nap_ms: u64,
-    /// How the final charge fails (see [`flaky`]).
+    /// How the final charge fails (see [`flaky()`]).
     pub flaky_fails: u32,
 }
 
-/// How an [`order`] ended.
+/// How an [`order`](const@order) ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderOutcome {
     /// The item payloads, in the order the waits consumed them.
@@ -122,7 +122,7 @@ pub async fn order(
     })
 }
 
-/// The input of a [`reminder`].
+/// The input of a [`reminder`](const@reminder).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReminderInput {
     /// The run id, which prefixes every effect's tag.
@@ -135,7 +135,7 @@ pub struct ReminderInput {
     pub answered: bool,
 }
 
-/// How a [`reminder`] ended.
+/// How a [`reminder`](const@reminder) ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReminderOutcome {
     /// The answer, if one was waited for.
@@ -199,7 +199,7 @@ pub async fn reminder(
     })
 }
 
-/// The input of a [`batch`].
+/// The input of a [`batch`](const@batch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchInput {
     /// The run id, which prefixes every effect's tag.
@@ -208,11 +208,11 @@ pub struct BatchInput {
     pub steps: u32,
     /// The sleep after every second effect.
     pub nap_ms: u64,
-    /// How the final flaky step fails (see [`flaky`]).
+    /// How the final flaky step fails (see [`flaky()`]).
     pub flaky_fails: u32,
 }
 
-/// How a [`batch`] ended.
+/// How a [`batch`](const@batch) ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchOutcome {
     /// The sum of every effect's value.

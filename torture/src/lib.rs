@@ -4,7 +4,7 @@
 //! A [driver](driver::drive) runs a seeded [workload](workload::plan) of runs of three
 //! [workflows](flows) (effects recorded in a durable [ledger] under their idempotency keys,
 //! signal waits with and without timeouts, sleeps, loops, retried flaky steps) in a
-//! [worker](worker) process, kills that process with SIGKILL at seeded moments (at random, or
+//! [worker] process, kills that process with SIGKILL at seeded moments (at random, or
 //! at an exact [fault] point: before a commit, after a commit, after an effect and before its
 //! checkpoint), restarts it on the same directory and re-sends every start and signal it did
 //! not acknowledge, duplicates and early signals included. At the end, the [check] compares

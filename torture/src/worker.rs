@@ -43,7 +43,7 @@ pub struct WorkerArgs {
     pub fault: Option<Fault>,
     /// Break the ledger's de-duplication ([`ledger::forget_keys`]).
     pub forget_keys: bool,
-    /// Open the store through the power-loss layer ([`PowerLossDisk`](workflow_runtime::testing::PowerLossDisk)): only synced writes
+    /// Open the store through the power-loss layer ([`PowerLossDisk`]): only synced writes
     /// survive a death, and a `power-cut` fault tears and reorders the unsynced ones.
     pub power_loss: bool,
     /// With `power_loss`, a disk that acknowledges syncs it did not make (the check's blind

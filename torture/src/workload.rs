@@ -57,11 +57,11 @@ impl Rng {
 /// What a run is started with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Spec {
-    /// An [`order`](crate::flows::order).
+    /// An [`order`](const@crate::flows::order).
     Order(OrderInput),
-    /// A [`reminder`](crate::flows::reminder).
+    /// A [`reminder`](const@crate::flows::reminder).
     Reminder(ReminderInput),
-    /// A [`batch`](crate::flows::batch).
+    /// A [`batch`](const@crate::flows::batch).
     Batch(BatchInput),
 }
 

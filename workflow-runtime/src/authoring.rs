@@ -25,6 +25,34 @@ use crate::step::{StepContext, StepError};
 ///
 /// Implemented for every such function; the `Marker` parameter only keeps the implementations
 /// for different parameter lists apart, and is inferred.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// // Steps of every shape `ctx.step` accepts: no input, one, several (as a tuple), with a context.
+/// #[function]
+/// async fn ping() -> Result<(), StepError> {
+///     Ok(())
+/// }
+/// #[function]
+/// async fn add(a: u64, b: u64) -> Result<u64, StepError> {
+///     Ok(a + b)
+/// }
+/// #[function]
+/// async fn key(ctx: StepContext, n: u64) -> Result<String, StepError> {
+///     Ok(format!("{n}@{}", ctx.idempotency_key()))
+/// }
+///
+/// #[workflow]
+/// async fn shapes(ctx: &mut WorkflowContext) -> Result<String, WorkflowError> {
+///     ctx.step(ping, ()).await?;
+///     let sum = ctx.step(add, (2, 3)).await?;
+///     Ok(ctx.step(key, sum).await?)
+/// }
+/// # fn main() {}
+/// ```
 pub trait StepFn<Input, Marker> {
     /// The `T` of the step's `Result<T, E>`: what `ctx.step(..).await?` gives.
     type Output;
@@ -64,6 +92,24 @@ step_fn!((A, B, C, D, E2, F, G, H); A, B, C, D, E2, F, G, H);
 
 /// What [`WorkflowContext::step`] returns: a step call to await, optionally with
 /// [`StepPoint::retry`] first.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[function]
+/// async fn charge(cents: u64) -> Result<String, StepError> {
+///     Ok(format!("paid {cents}"))
+/// }
+///
+/// #[workflow]
+/// async fn pay(ctx: &mut WorkflowContext, cents: u64) -> Result<String, WorkflowError> {
+///     let patient = RetryPolicy::new().max_attempts(10).initial_backoff(Duration::from_secs(5));
+///     Ok(ctx.step(charge, cents).retry(patient).await?)
+/// }
+/// # fn main() {}
+/// ```
 #[must_use = "a step runs only where it is awaited: `ctx.step(f, input).await`"]
 pub struct StepPoint<T> {
     output: PhantomData<fn() -> T>,
@@ -116,6 +162,23 @@ impl<T> IntoFuture for StepPoint<T> {
 }
 
 /// What [`WorkflowContext::wait_for_signal`] returns: a wait to await.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow]
+/// async fn review(ctx: &mut WorkflowContext, ticket: String) -> Result<bool, WorkflowError> {
+///     let meta = json!({ "ticket": ticket });
+///     match ctx.wait_for_signal::<bool>("verdict", Duration::from_secs(7 * 86_400), meta).await {
+///         Ok(verdict) => Ok(verdict),
+///         Err(WaitError::TimedOut) => Ok(false),
+///         Err(e) => Err(e.into()),
+///     }
+/// }
+/// # fn main() {}
+/// ```
 #[must_use = "a wait happens only where it is awaited: `ctx.wait_for_signal::<T>(..).await`"]
 pub struct WaitPoint<T> {
     payload: PhantomData<fn() -> T>,
@@ -137,6 +200,20 @@ impl<T> IntoFuture for WaitPoint<T> {
 }
 
 /// What [`WorkflowContext::sleep`] returns: a durable timer to await.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow]
+/// async fn remind(ctx: &mut WorkflowContext, days: u64) -> Result<(), WorkflowError> {
+///     // A durable timer: a restart in between does not shorten or repeat it.
+///     ctx.sleep(Duration::from_secs(days * 86_400)).await;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
 #[must_use = "a sleep happens only where it is awaited: `ctx.sleep(duration).await`"]
 #[derive(Debug)]
 pub struct SleepPoint {

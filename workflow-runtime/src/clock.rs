@@ -77,6 +77,13 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock standing at `start_ms` milliseconds since the Unix epoch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{Clock, ManualClock};
+    /// assert_eq!(ManualClock::new(1_000).now_ms(), 1_000);
+    /// ```
     pub fn new(start_ms: u64) -> Self {
         Self {
             now: Arc::new(AtomicU64::new(start_ms)),
@@ -85,6 +92,27 @@ impl ManualClock {
     }
 
     /// Moves the clock forward and fires every timer that became due.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let clock = ManualClock::new(0);
+    /// let engine = Engine::builder().register(approval).clock(clock.clone()).open_in_memory().await?;
+    /// let run = engine.start(approval, "r-1", 10).await?;
+    /// clock.advance(Duration::from_secs(60)); // the wait's deadline
+    /// assert!(run.result().await?.is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         self.now.fetch_add(by, Ordering::SeqCst);
@@ -93,6 +121,17 @@ impl ManualClock {
     }
 
     /// Sets the clock to an absolute time (never backwards).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{Clock, ManualClock};
+    /// let clock = ManualClock::new(1_000);
+    /// clock.set_ms(60_000);
+    /// assert_eq!(clock.now_ms(), 60_000);
+    /// clock.set_ms(0); // never backwards
+    /// assert_eq!(clock.now_ms(), 60_000);
+    /// ```
     pub fn set_ms(&self, ms: u64) {
         self.now.fetch_max(ms, Ordering::SeqCst);
         self.notify.notify_waiters();

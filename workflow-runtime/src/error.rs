@@ -15,6 +15,37 @@ use crate::types::RunStatus;
 /// their cause as the [`source`](std::error::Error::source).
 ///
 /// Every variant reads as one sentence and names the run, signal, workflow or file involved.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// async fn approve(
+///     engine: &Engine,
+///     run_id: &str,
+/// ) -> Result<Result<bool, WorkflowError>, EngineError> {
+///     // `?` converts a SignalError and a ResultError alike.
+///     engine.signal(run_id, "approve", true).await?;
+///     Ok(engine.handle(approval, run_id)?.result().await?)
+/// }
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// assert_eq!(approve(&engine, "r-1").await?, Ok(true));
+/// match approve(&engine, "r-2").await {
+///     Err(EngineError::UnknownRun { run_id }) => assert_eq!(run_id, "r-2"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
@@ -215,6 +246,31 @@ macro_rules! from_family {
 
 /// Why [`Engine::start`](crate::Engine::start) did not start (or find) a run; nothing was
 /// created.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::StartError;
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// match engine.start(approval, "bad\nid", 10).await {
+///     Err(StartError::InvalidName { what, .. }) => assert_eq!(what, "run id"),
+///     other => panic!("{other:?}"),
+/// }
+/// engine.start(approval, "r-1", 10).await?;
+/// let e = engine.start(approval, "r-1", 11).await.unwrap_err();
+/// assert_eq!(e.to_string(), "run `r-1` already exists with a different input");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
@@ -301,6 +357,40 @@ from_family!(StartError:
 
 /// Why [`Engine::send`](crate::Engine::send) refused a signal or could not record it; the run
 /// is as it was.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::SignalError;
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// match engine.signal("r-1", "aprove", true).await {
+///     Err(SignalError::UnknownSignal { signal, expected, .. }) => {
+///         assert_eq!((signal.as_str(), expected), ("aprove", vec!["approve".to_owned()]));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(matches!(
+///     engine.signal("nope", "approve", true).await,
+///     Err(SignalError::UnknownRun { .. })
+/// ));
+/// engine.signal("r-1", "approve", true).await?;
+/// assert!(matches!(
+///     engine.signal("r-1", "approve", true).await,
+///     Err(SignalError::RunFinished { status: RunStatus::Completed, .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignalError {
@@ -426,6 +516,30 @@ from_family!(SignalError:
     Codec, Storage);
 
 /// Why [`RunHandle::result`](crate::RunHandle::result) has no output to return.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::ResultError;
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// let run = engine.start(approval, "r-1", 10).await?;
+/// engine.terminate("r-1", "a duplicate request").await?;
+/// match run.result().await {
+///     Err(ResultError::Stopped { status, .. }) => assert_eq!(status.kind(), "terminated"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResultError {
@@ -543,6 +657,22 @@ impl From<StoreError> for EngineError {
 
 impl EngineError {
     /// The storage error at the root of this one, if the store failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{EngineError, StoreError};
+    ///
+    /// fn disk_full(e: &EngineError) -> bool {
+    ///     e.storage().and_then(StoreError::io_kind) == Some(std::io::ErrorKind::StorageFull)
+    /// }
+    /// let full = EngineError::Storage(StoreError::io(
+    ///     "committing a checkpoint",
+    ///     std::io::Error::from(std::io::ErrorKind::StorageFull),
+    /// ));
+    /// assert!(disk_full(&full));
+    /// assert!(!disk_full(&EngineError::ShutDown));
+    /// ```
     pub fn storage(&self) -> Option<&StoreError> {
         match self {
             EngineError::Storage(e) | EngineError::Open(OpenError::Storage { source: e, .. }) => {
@@ -554,6 +684,27 @@ impl EngineError {
 }
 
 /// Why a store could not be opened.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// use workflow_runtime::OpenError;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("notes.txt");
+/// std::fs::write(&path, "not a database")?;
+/// match Engine::open(&path).await {
+///     Err(EngineError::Open(OpenError::NotAStore { reason, .. })) => println!("refused: {reason}"),
+///     other => panic!("{other:?}"),
+/// }
+/// // The file is untouched.
+/// assert_eq!(std::fs::read_to_string(&path)?, "not a database");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -666,6 +817,15 @@ impl PartialEq for StoreError {
 
 impl StoreError {
     /// The kind of the device error at the root of this one, if the device failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StoreError;
+    /// let e = StoreError::io("writing a checkpoint", std::io::Error::from(std::io::ErrorKind::StorageFull));
+    /// assert_eq!(e.io_kind(), Some(std::io::ErrorKind::StorageFull));
+    /// assert_eq!(StoreError::Closed.io_kind(), None);
+    /// ```
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         match self {
             StoreError::Io { source, .. } => Some(source.kind()),
@@ -674,6 +834,15 @@ impl StoreError {
     }
 
     /// A device failure while doing `operation`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StoreError;
+    /// let e = StoreError::io("committing a checkpoint", std::io::Error::other("the device is gone"));
+    /// assert!(e.to_string().starts_with("the storage device failed while committing a checkpoint"));
+    /// assert!(std::error::Error::source(&e).is_some());
+    /// ```
     pub fn io(operation: &'static str, source: std::io::Error) -> Self {
         StoreError::Io {
             operation,
@@ -682,6 +851,17 @@ impl StoreError {
     }
 
     /// A backend failure while doing `operation`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StoreError;
+    /// // A backend keeps its own error as the source.
+    /// let cause = std::fmt::Error;
+    /// let e = StoreError::backend("reading a run", cause);
+    /// assert_eq!(e.to_string(), "the storage backend failed while reading a run");
+    /// assert_eq!(e.io_kind(), None);
+    /// ```
     pub fn backend(
         operation: &'static str,
         source: impl std::error::Error + Send + Sync + 'static,
@@ -694,6 +874,35 @@ impl StoreError {
 }
 
 /// A value that could not be encoded to, or decoded from, its stored JSON form.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::SignalError;
+/// struct NotJson;
+/// impl serde::Serialize for NotJson {
+///     fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+///         Err(serde::ser::Error::custom("no JSON form"))
+///     }
+/// }
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// match engine.signal("r-1", "approve", NotJson).await {
+///     Err(SignalError::Codec(e)) => assert_eq!(e.what(), "the payload of signal `approve`"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{what} could not be {}", if *.encoding { "encoded" } else { "decoded" })]
 pub struct CodecError {
@@ -730,6 +939,36 @@ impl CodecError {
     }
 
     /// What could not be encoded or decoded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::SignalError;
+    /// struct NotJson;
+    /// impl serde::Serialize for NotJson {
+    ///     fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+    ///         Err(serde::ser::Error::custom("no JSON form"))
+    ///     }
+    /// }
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// // Refused before anything is read: the run need not exist.
+    /// let Err(SignalError::Codec(e)) = engine.signal("any", "approve", NotJson).await else {
+    ///     panic!("the payload has no JSON form");
+    /// };
+    /// assert_eq!(e.what(), "the payload of signal `approve`");
+    /// assert_eq!(e.to_string(), "the payload of signal `approve` could not be encoded");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn what(&self) -> &str {
         &self.what
     }
@@ -739,6 +978,31 @@ impl CodecError {
 /// [`Engine::terminate`](crate::Engine::terminate), [`Engine::retry`](crate::Engine::retry),
 /// [`Engine::purge`](crate::Engine::purge), [`Engine::runs`](crate::Engine::runs)) refused or
 /// could not record its change; the run is as it was.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::{OpsError, RunFilter};
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// let bad = RunFilter { status: Some("stuck".into()), ..RunFilter::default() };
+/// match engine.runs(&bad) {
+///     Err(OpsError::Invalid { what, .. }) => assert_eq!(what, "status filter"),
+///     other => panic!("{other:?}"),
+/// }
+/// engine.start(approval, "r-1", 10).await?;
+/// assert!(matches!(engine.retry("r-1").await, Err(OpsError::NotFailed { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpsError {
@@ -861,4 +1125,167 @@ fn quoted_list(names: &[String]) -> String {
     }
     let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
     quoted.join(", ")
+}
+
+/// A signal payload that does not decode into the type its wait expects.
+///
+/// [`Workflow::check_signal`](crate::Workflow::check_signal) returns it for the waits a
+/// workflow names literally; [`Engine::send`](crate::Engine::send) turns it into
+/// [`SignalError::PayloadMismatch`] and leaves the run as it was. The decoder's own error is the
+/// [`source`](std::error::Error::source).
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::PayloadError;
+///
+/// let e = PayloadError::check::<u64>(&serde_json::json!("ten")).unwrap_err();
+/// assert_eq!(e.to_string(), "the payload does not decode into `u64`");
+/// assert!(std::error::Error::source(&e).is_some());
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the payload does not decode into `{expected}`")]
+pub struct PayloadError {
+    expected: &'static str,
+    #[source]
+    source: Arc<serde_json::Error>,
+}
+
+/// Errors compare by what they say: the type expected and the decoder's message.
+impl PartialEq for PayloadError {
+    fn eq(&self, other: &Self) -> bool {
+        self.expected == other.expected && self.source.to_string() == other.source.to_string()
+    }
+}
+
+impl PayloadError {
+    /// Checks that `payload` decodes into `T`.
+    ///
+    /// # Errors
+    /// The payload does not decode into `T`; the error names `T` and keeps the decoder's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::PayloadError;
+    /// assert!(PayloadError::check::<u64>(&serde_json::json!(7)).is_ok());
+    /// assert!(PayloadError::check::<u64>(&serde_json::json!("seven")).is_err());
+    /// ```
+    pub fn check<T: serde::de::DeserializeOwned>(payload: &serde_json::Value) -> Result<(), Self> {
+        T::deserialize(payload)
+            .map(drop)
+            .map_err(Self::decoding::<T>)
+    }
+
+    /// The decoder's refusal to produce a `T`.
+    pub(crate) fn decoding<T>(source: serde_json::Error) -> Self {
+        PayloadError {
+            expected: std::any::type_name::<T>(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// The name of the type the payload was expected to decode into.
+    ///
+    /// ```
+    /// # use workflow_runtime::PayloadError;
+    /// let e = PayloadError::check::<bool>(&serde_json::json!(3)).unwrap_err();
+    /// assert_eq!(e.expected(), "bool");
+    /// ```
+    pub fn expected(&self) -> &'static str {
+        self.expected
+    }
+}
+
+/// Why a stored state could not be migrated to a newer version of its workflow.
+///
+/// `#[workflow(migrate_from = ..)]` migrations produce it when the old state does not decode,
+/// when the user's `TryFrom` refuses it, or when the new state does not encode; the run is then
+/// parked as incompatible with its state untouched. A hand-written migration builds one with
+/// [`MigrationError::new`] or, to keep the cause, [`MigrationError::with_source`].
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::MigrationError;
+///
+/// let bad: Result<u64, _> = "x".parse::<u64>();
+/// let e = MigrationError::with_source("the amount is not a number", bad.unwrap_err());
+/// assert_eq!(e.to_string(), "the amount is not a number");
+/// assert_eq!(
+///     std::error::Error::source(&e).map(ToString::to_string).as_deref(),
+///     Some("invalid digit found in string")
+/// );
+/// assert!(std::error::Error::source(&MigrationError::new("refused")).is_none());
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct MigrationError {
+    message: String,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl MigrationError {
+    /// An error with this message and no underlying cause.
+    ///
+    /// ```
+    /// # use workflow_runtime::MigrationError;
+    /// assert_eq!(MigrationError::new("no v1 state has a draft").message(), "no v1 state has a draft");
+    /// ```
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error with this message, caused by `source`.
+    ///
+    /// ```
+    /// # use workflow_runtime::MigrationError;
+    /// let cause = serde_json::from_str::<u64>("{}").unwrap_err();
+    /// let e = MigrationError::with_source("the v1 state does not decode", cause);
+    /// assert!(std::error::Error::source(&e).is_some());
+    /// ```
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// The message, without the cause.
+    ///
+    /// ```
+    /// # use workflow_runtime::MigrationError;
+    /// assert_eq!(MigrationError::new("refused").message(), "refused");
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Errors compare by what they say: message and source message.
+impl PartialEq for MigrationError {
+    fn eq(&self, other: &Self) -> bool {
+        let source = |e: &Self| e.source.as_ref().map(ToString::to_string);
+        self.message == other.message && source(self) == source(other)
+    }
+}
+
+/// An error and its causes as one line, `error: cause: cause`, for the places that keep a reason
+/// as text (a parked run's reason, a refused signal's message).
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

@@ -122,7 +122,10 @@
 //! ```
 //!
 //! [`EngineError`] is the umbrella every family converts into, variant for variant, for `?`.
-//! Every error enum, and every public enum that can grow, is `#[non_exhaustive]`.
+//! Every error enum, and every public enum that can grow, is `#[non_exhaustive]`. Where
+//! generated code meets the engine, a payload that does not fit its wait is a [`PayloadError`]
+//! and a refused `migrate_from` conversion a [`MigrationError`]; no public function returns
+//! `Result<_, String>`.
 //!
 //! # Writing a storage backend
 //!
@@ -167,7 +170,8 @@ pub use engine::{
     RunPage, RunStatus, RunSummary, Signal, SignalOutcome, VersionSummary,
 };
 pub use error::{
-    CodecError, EngineError, OpenError, OpsError, ResultError, SignalError, StartError, StoreError,
+    CodecError, EngineError, MigrationError, OpenError, OpsError, PayloadError, ResultError,
+    SignalError, StartError, StoreError,
 };
 pub use model::{WaitError, Workflow, WorkflowContext, WorkflowError, WorkflowOutput};
 pub use retry::{PolicyError, RetryPolicy};

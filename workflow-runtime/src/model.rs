@@ -6,10 +6,45 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::{MigrationError, PayloadError};
 use crate::retry::RetryPolicy;
 use crate::step::{Persist, StepEntry, StepError};
 
 /// What woke a run up; the input of one transition.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::{Command, Event, Transition};
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// // Drive the transition function by hand, no engine involved.
+/// let mut ctx = WorkflowContext::new("o-1", 0, 1);
+/// let Transition::Suspend(waiting, _) = checkout::advance(checkout::State::Start { amount: 40 }, Event::Start, &mut ctx) else {
+///     panic!("the workflow waits first");
+/// };
+/// let Transition::Suspend(charging, Command::Step { name, .. }) =
+///     checkout::advance(waiting, Event::signal(true), &mut ctx)
+/// else {
+///     panic!("then it charges");
+/// };
+/// assert_eq!(name, "charge");
+/// let done = checkout::advance(charging, Event::step_ok::<charge>("r-40".into()), &mut ctx);
+/// assert!(matches!(done, Transition::Complete(Ok(ref r)) if r == "r-40"));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
@@ -35,6 +70,29 @@ impl Event {
     ///
     /// # Panics
     /// If the value cannot be encoded as JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::{Command, Event, Transition};
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// let ev = Event::step_ok::<charge>("receipt-1".to_owned());
+    /// assert_eq!(ev, Event::StepDone(Ok(json!("receipt-1"))));
+    /// # }
+    /// ```
     pub fn step_ok<F: crate::Function>(output: F::Output) -> Self {
         Event::StepDone(Ok(
             serde_json::to_value(output).expect("step output encodes as JSON")
@@ -42,6 +100,31 @@ impl Event {
     }
 
     /// A failed step completion.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::{Command, Event, Transition};
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// let mut ctx = WorkflowContext::new("o-1", 0, 2);
+    /// let charging = checkout::State::Charge {};
+    /// let out = checkout::advance(charging, Event::step_err(StepError::permanent("declined")), &mut ctx);
+    /// assert!(matches!(out, Transition::Complete(Err(ref e)) if e.message == "declined"));
+    /// # }
+    /// ```
     pub fn step_err(error: StepError) -> Self {
         Event::StepDone(Err(error))
     }
@@ -50,12 +133,62 @@ impl Event {
     ///
     /// # Panics
     /// If the value cannot be encoded as JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::{Command, Event, Transition};
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// assert_eq!(Event::signal(true), Event::Signal(json!(true)));
+    /// # }
+    /// ```
     pub fn signal<T: serde::Serialize>(payload: T) -> Self {
         Event::Signal(serde_json::to_value(payload).expect("signal payload encodes as JSON"))
     }
 }
 
 /// What a suspended run waits for; stored in the checkpoint next to the state.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::{Command, Event, Transition};
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// let mut ctx = WorkflowContext::new("o-1", 1_000, 1);
+/// match checkout::advance(checkout::State::Start { amount: 40 }, Event::Start, &mut ctx) {
+///     Transition::Suspend(_, Command::Wait { name, deadline_ms, .. }) => {
+///         assert_eq!((name.as_str(), deadline_ms), ("confirm", 1_000 + 3_600_000));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -105,6 +238,34 @@ fn is_first_attempt(attempt: &u32) -> bool {
 }
 
 /// The result of one call to a workflow's transition function.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::{Command, Event, Transition};
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// let mut ctx = WorkflowContext::new("o-1", 0, 1);
+/// let Transition::Suspend(waiting, _) = checkout::advance(checkout::State::Start { amount: 40 }, Event::Start, &mut ctx) else {
+///     panic!("the workflow waits first");
+/// };
+/// // A payload of the wrong type is refused; the state stays as it was.
+/// let refused = checkout::advance(waiting, Event::signal("yes"), &mut ctx);
+/// assert!(matches!(refused, Transition::Reject(ref m) if m.contains("does not decode into `bool`")));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition<S, O> {
     /// The run stopped at a suspension point: checkpoint the state and carry out the command.
@@ -169,6 +330,15 @@ pub struct WorkflowError {
 
 impl WorkflowError {
     /// An error with the given message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::WorkflowError;
+    /// let e = WorkflowError::new("no carrier accepts the parcel");
+    /// assert_eq!(e.to_string(), "no carrier accepts the parcel");
+    /// assert!(e.details.is_none());
+    /// ```
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
@@ -260,6 +430,14 @@ pub struct WorkflowContext {
 
 impl WorkflowContext {
     /// A context for one transition; the engine builds it, tests driving `advance` may too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("o-1", 1_000, 4);
+    /// assert_eq!((ctx.run_id(), ctx.now_millis(), ctx.seq()), ("o-1", 1_000, 4));
+    /// ```
     pub fn new(run_id: impl Into<String>, now_ms: u64, seq: u64) -> Self {
         Self {
             run_id: run_id.into(),
@@ -269,47 +447,58 @@ impl WorkflowContext {
     }
 
     /// The run's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::WorkflowContext;
+    /// assert_eq!(WorkflowContext::new("o-1", 0, 1).run_id(), "o-1");
+    /// ```
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
 
     /// The engine clock's time when this transition started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use workflow_runtime::WorkflowContext;
+    /// let ctx = WorkflowContext::new("o-1", 1_500, 1);
+    /// assert_eq!(ctx.now(), UNIX_EPOCH + Duration::from_millis(1_500));
+    /// ```
     pub fn now(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.now_ms)
     }
 
     /// [`WorkflowContext::now`] as milliseconds since the Unix epoch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::WorkflowContext;
+    /// assert_eq!(WorkflowContext::new("o-1", 1_500, 1).now_millis(), 1_500);
+    /// ```
     pub fn now_millis(&self) -> u64 {
         self.now_ms
     }
 
     /// The sequence number of the checkpoint this transition will write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::WorkflowContext;
+    /// assert_eq!(WorkflowContext::new("o-1", 0, 7).seq(), 7);
+    /// ```
     pub fn seq(&self) -> u64 {
         self.seq
     }
 
-    #[doc(hidden)]
-    pub fn __wait_command<M: serde::Serialize>(
-        &self,
-        name: impl Into<String>,
-        timeout: Duration,
-        metadata: M,
-    ) -> Command {
-        Command::Wait {
-            name: name.into(),
-            deadline_ms: self.deadline(timeout),
-            metadata: serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
-        }
-    }
-
-    #[doc(hidden)]
-    pub fn __sleep_command(&self, duration: Duration) -> Command {
-        Command::Sleep {
-            deadline_ms: self.deadline(duration),
-        }
-    }
-
-    fn deadline(&self, d: Duration) -> u64 {
+    /// The absolute deadline `d` from this transition's time, in milliseconds since the Unix
+    /// epoch; saturates rather than wrapping for an absurd duration.
+    pub(crate) fn deadline(&self, d: Duration) -> u64 {
         self.now_ms
             .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
@@ -318,6 +507,49 @@ impl WorkflowContext {
 /// One typed migration between two versions of a workflow, as `#[workflow(migrate_from = ..)]`
 /// declares it; `migrate` decodes the old state, converts it with the user's `TryFrom`, and
 /// encodes the new one.
+///
+/// # Examples
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use workflow_runtime::prelude::*;
+///
+/// #[workflow(name = "order", version = 1)]
+/// async fn order_v1(ctx: &mut WorkflowContext, cents: u64) -> Result<u64, WorkflowError> {
+///     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(60), ()).await?;
+///     Ok(if ok { cents } else { 0 })
+/// }
+///
+/// // v2 keeps the amount in euros; runs waiting in v1 are converted when the engine loads them.
+/// #[workflow(name = "order", version = 2, migrate_from = order_v1)]
+/// async fn order_v2(ctx: &mut WorkflowContext, euros: f64) -> Result<u64, WorkflowError> {
+///     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(60), ()).await?;
+///     Ok(if ok { (euros * 100.0) as u64 } else { 0 })
+/// }
+///
+/// impl TryFrom<order_v1::State> for order_v2::State {
+///     type Error = String;
+///     fn try_from(old: order_v1::State) -> Result<Self, String> {
+///         match old {
+///             order_v1::State::AwaitingConfirm { cents } => {
+///                 Ok(order_v2::State::AwaitingConfirm { euros: cents as f64 / 100.0 })
+///             }
+///             other => Err(format!("no v2 state for {other:?}")),
+///         }
+///     }
+/// }
+///
+/// # fn main() {
+/// let chain = <order_v2::Def as Workflow>::migrations();
+/// assert_eq!((chain[0].from_version, chain[0].to_version), (1, 2));
+/// let v1_state = serde_json::to_value(order_v1::State::AwaitingConfirm { cents: 250 }).unwrap();
+/// let v2_state = (chain[0].migrate)(v1_state).unwrap();
+/// assert_eq!(v2_state, json!({ "AwaitingConfirm": { "euros": 2.5 } }));
+/// // A state the conversion refuses gives a MigrationError; the run would be parked, untouched.
+/// let refused = (chain[0].migrate)(json!("Start")).unwrap_err();
+/// assert!(refused.message().starts_with("the v1 state does not decode") || refused.message().starts_with("the migration from v1 to v2 refused"));
+/// # }
+/// ```
 #[derive(Clone, Copy)]
 pub struct Migration {
     /// The version it migrates from.
@@ -329,7 +561,7 @@ pub struct Migration {
     /// The layout fingerprint it produces.
     pub to_layout: u64,
     /// The conversion, on stored JSON.
-    pub migrate: fn(Value) -> Result<Value, String>,
+    pub migrate: fn(Value) -> Result<Value, MigrationError>,
 }
 
 impl std::fmt::Debug for Migration {
@@ -366,7 +598,7 @@ impl Migration {
     }
 
     /// Puts a stored state through a chain of migrations.
-    pub(crate) fn apply_all(plan: &[Migration], mut state: Value) -> Result<Value, String> {
+    pub(crate) fn apply_all(plan: &[Migration], mut state: Value) -> Result<Value, MigrationError> {
         for m in plan {
             state = (m.migrate)(state)?;
         }
@@ -435,7 +667,7 @@ pub trait Workflow: Copy + Send + Sync + 'static {
     const SIGNALS: Option<&'static [&'static str]> = None;
     /// Checks a payload against the type waited for under `name`, when the workflow names the
     /// signal literally; `None` when no wait has that name.
-    fn check_signal(name: &str, payload: &Value) -> Option<Result<(), String>>;
+    fn check_signal(name: &str, payload: &Value) -> Option<Result<(), PayloadError>>;
     /// The name of the state's variant.
     fn variant_name(state: &Self::State) -> &'static str;
     /// The migrations that bring older versions' states to this one, newest first

@@ -1,12 +1,14 @@
 //! Support code for what `#[workflow]` and `#[function]` expand to. Not a public API.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::codec::{FNV_OFFSET, fnv1a, mix};
+pub use crate::error::{MigrationError, PayloadError};
 pub use crate::model::{
     Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput,
 };
@@ -50,17 +52,68 @@ pub fn step_command_retry<F: Function>(input: F::Input, policy: RetryPolicy) -> 
     cmd
 }
 
-fn unexpected(expected: &str, got: Option<Event>) -> String {
-    match got {
-        Some(ev) => format!("expected {expected}, got {ev:?}"),
-        None => format!("expected {expected}, got no event"),
+/// Builds the command that waits for signal `name` until `timeout` after the transition's
+/// time (`ctx.wait_for_signal(name, timeout, metadata)`).
+///
+/// # Panics
+/// If the metadata cannot be encoded as JSON (the engine fails the run with the message).
+pub fn wait_command<M: Serialize>(
+    ctx: &WorkflowContext,
+    name: impl Into<String>,
+    timeout: Duration,
+    metadata: M,
+) -> Command {
+    Command::Wait {
+        name: name.into(),
+        deadline_ms: ctx.deadline(timeout),
+        metadata: serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
+    }
+}
+
+/// Builds the command that sleeps for `duration` from the transition's time
+/// (`ctx.sleep(duration)`).
+pub fn sleep_command(ctx: &WorkflowContext, duration: Duration) -> Command {
+    Command::Sleep {
+        deadline_ms: ctx.deadline(duration),
+    }
+}
+
+/// Why a transition refused its event; the state is unchanged and the refusal's text becomes
+/// [`Transition::Reject`]'s message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The event is not the kind the state waits for.
+    #[error("expected {expected}, got {}", got.as_ref().map_or_else(|| "no event".to_owned(), |ev| format!("{ev:?}")))]
+    Unexpected {
+        /// What the state waits for.
+        expected: String,
+        /// The event that came instead.
+        got: Option<Event>,
+    },
+    /// The signal's payload does not decode into the waited type.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+}
+
+impl Rejection {
+    /// The refusal as [`Transition::Reject`] carries it: the message and its causes.
+    pub fn into_message(self) -> String {
+        crate::error::with_causes(&self)
+    }
+}
+
+fn unexpected(expected: &str, got: Option<Event>) -> Rejection {
+    Rejection::Unexpected {
+        expected: expected.to_owned(),
+        got,
     }
 }
 
 /// Takes the completion of step `F`; `Err` rejects the event.
 pub fn take_step<F: Function>(
     ev: &mut Option<Event>,
-) -> Result<Result<F::Output, StepError>, String> {
+) -> Result<Result<F::Output, StepError>, Rejection> {
     match ev.take() {
         Some(Event::StepDone(Ok(v))) => Ok(serde_json::from_value(v).map_err(|e| {
             StepError::permanent(format!(
@@ -80,14 +133,11 @@ pub fn take_step<F: Function>(
 /// Takes a signal payload or a timeout; `Err` rejects the event (wrong payload shape).
 pub fn take_signal<T: DeserializeOwned>(
     ev: &mut Option<Event>,
-) -> Result<Result<T, WaitError>, String> {
+) -> Result<Result<T, WaitError>, Rejection> {
     match ev.take() {
         Some(Event::Signal(v)) => match serde_json::from_value::<T>(v) {
             Ok(t) => Ok(Ok(t)),
-            Err(e) => Err(format!(
-                "the payload does not decode into `{}`: {e}",
-                std::any::type_name::<T>()
-            )),
+            Err(e) => Err(Rejection::Payload(PayloadError::decoding::<T>(e))),
         },
         Some(Event::TimedOut) => Ok(Err(WaitError::TimedOut)),
         Some(Event::Cancelled { .. }) => Ok(Err(WaitError::Cancelled)),
@@ -96,7 +146,7 @@ pub fn take_signal<T: DeserializeOwned>(
 }
 
 /// Takes the end of a sleep; `Err` rejects the event.
-pub fn take_wake(ev: &mut Option<Event>) -> Result<(), String> {
+pub fn take_wake(ev: &mut Option<Event>) -> Result<(), Rejection> {
     match ev.take() {
         Some(Event::Woke) => Ok(()),
         other => Err(unexpected("the end of a sleep", other)),
@@ -104,7 +154,7 @@ pub fn take_wake(ev: &mut Option<Event>) -> Result<(), String> {
 }
 
 /// Takes the start event; `Err` rejects the event.
-pub fn take_start(ev: &mut Option<Event>) -> Result<(), String> {
+pub fn take_start(ev: &mut Option<Event>) -> Result<(), Rejection> {
     match ev.take() {
         Some(Event::Start) => Ok(()),
         other => Err(unexpected("the start of the run", other)),
@@ -112,13 +162,11 @@ pub fn take_start(ev: &mut Option<Event>) -> Result<(), String> {
 }
 
 /// Checks that a payload decodes into `T`.
-pub fn check_payload<T: DeserializeOwned>(payload: &Value) -> Result<(), String> {
-    T::deserialize(payload).map(drop).map_err(|e| {
-        format!(
-            "the payload does not decode into `{}`: {e}",
-            std::any::type_name::<T>()
-        )
-    })
+///
+/// # Errors
+/// The payload does not decode into `T`.
+pub fn check_payload<T: DeserializeOwned>(payload: &Value) -> Result<(), PayloadError> {
+    PayloadError::check::<T>(payload)
 }
 
 /// The value of a body that ends in a statement that never completes; never called.
@@ -150,21 +198,24 @@ pub const fn same_str(a: &str, b: &str) -> bool {
 ///
 /// # Errors
 /// The old state does not decode, the conversion refuses it, or the new state does not encode.
-pub fn migrate_state<Old: Workflow, New: Workflow>(old: Value) -> Result<Value, String>
+pub fn migrate_state<Old: Workflow, New: Workflow>(old: Value) -> Result<Value, MigrationError>
 where
     New::State: TryFrom<Old::State>,
     <New::State as TryFrom<Old::State>>::Error: std::fmt::Display,
 {
-    let old: Old::State = serde_json::from_value(old)
-        .map_err(|e| format!("the v{} state does not decode: {e}", Old::VERSION))?;
+    let old: Old::State = serde_json::from_value(old).map_err(|e| {
+        MigrationError::with_source(format!("the v{} state does not decode", Old::VERSION), e)
+    })?;
+    // The conversion's error is only `Display`, so its text joins the message.
     let new = New::State::try_from(old).map_err(|e| {
-        format!(
+        MigrationError::new(format!(
             "the migration from v{} to v{} refused the state: {e}",
             Old::VERSION,
             New::VERSION
-        )
+        ))
     })?;
-    serde_json::to_value(new).map_err(|e| format!("the migrated state does not encode: {e}"))
+    serde_json::to_value(new)
+        .map_err(|e| MigrationError::with_source("the migrated state does not encode", e))
 }
 
 /// Compile-time check that a type can be stored.

@@ -80,6 +80,17 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The policy of a `#[function]` without retry arguments: 3 attempts, waiting 1 s and then
     /// 2 s (doubling, at most 60 s), no jitter, no per-attempt timeout, panics not retried.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::RetryPolicy;
+    /// let p = RetryPolicy::DEFAULT;
+    /// assert_eq!(p.max_attempts, 3);
+    /// assert_eq!(p.backoff(1, "key"), Duration::from_secs(1));
+    /// assert_eq!(p.backoff(2, "key"), Duration::from_secs(2));
+    /// ```
     pub const DEFAULT: RetryPolicy = RetryPolicy {
         max_attempts: 3,
         initial_backoff: Duration::from_secs(1),
@@ -91,9 +102,23 @@ impl RetryPolicy {
     };
 
     /// One attempt only: the first error reaches the workflow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{RetryPolicy, StepError};
+    /// assert!(!RetryPolicy::NO_RETRY.retries(1, &StepError::retryable("timeout")));
+    /// ```
     pub const NO_RETRY: RetryPolicy = Self::DEFAULT.max_attempts(1);
 
     /// [`RetryPolicy::DEFAULT`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::RetryPolicy;
+    /// assert_eq!(RetryPolicy::new(), RetryPolicy::DEFAULT);
+    /// ```
     pub const fn new() -> Self {
         Self::DEFAULT
     }
@@ -102,6 +127,14 @@ impl RetryPolicy {
     ///
     /// # Panics
     /// If `n` is 0 (a compile error in a `const`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::RetryPolicy;
+    /// const FIVE: RetryPolicy = RetryPolicy::new().max_attempts(5);
+    /// assert_eq!(FIVE.max_attempts, 5);
+    /// ```
     #[must_use]
     pub const fn max_attempts(mut self, n: u32) -> Self {
         assert!(n >= 1, "`max_attempts` must be at least 1");
@@ -110,6 +143,15 @@ impl RetryPolicy {
     }
 
     /// Sets the wait before the second attempt; raises `max_backoff` to it if that was lower.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::RetryPolicy;
+    /// let p = RetryPolicy::new().initial_backoff(Duration::from_millis(200));
+    /// assert_eq!(p.backoff(1, "key"), Duration::from_millis(200));
+    /// ```
     #[must_use]
     pub const fn initial_backoff(mut self, d: Duration) -> Self {
         self.initial_backoff = d;
@@ -123,6 +165,15 @@ impl RetryPolicy {
     ///
     /// # Panics
     /// If `d` is shorter than `initial_backoff` (a compile error in a `const`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::RetryPolicy;
+    /// let p = RetryPolicy::new().max_attempts(10).max_backoff(Duration::from_secs(5));
+    /// assert_eq!(p.backoff(9, "key"), Duration::from_secs(5));
+    /// ```
     #[must_use]
     pub const fn max_backoff(mut self, d: Duration) -> Self {
         assert!(
@@ -137,6 +188,15 @@ impl RetryPolicy {
     ///
     /// # Panics
     /// If `m` is below 1.0 or not finite (a compile error in a `const`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::RetryPolicy;
+    /// let p = RetryPolicy::new().multiplier(3.0);
+    /// assert_eq!(p.backoff(2, "key"), Duration::from_secs(3));
+    /// ```
     #[must_use]
     pub const fn multiplier(mut self, m: f64) -> Self {
         assert!(
@@ -151,6 +211,18 @@ impl RetryPolicy {
     ///
     /// # Panics
     /// If `fraction` is outside 0.0..=1.0 (a compile error in a `const`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::RetryPolicy;
+    /// let p = RetryPolicy::new().jitter(0.5);
+    /// let wait = p.backoff(1, "order-17/charge#1");
+    /// assert!(wait >= Duration::from_millis(500) && wait <= Duration::from_millis(1_500));
+    /// // The same invocation always computes the same wait.
+    /// assert_eq!(wait, p.backoff(1, "order-17/charge#1"));
+    /// ```
     #[must_use]
     pub const fn jitter(mut self, fraction: f64) -> Self {
         assert!(
@@ -165,6 +237,15 @@ impl RetryPolicy {
     ///
     /// # Panics
     /// If `d` is shorter than a millisecond (a compile error in a `const`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::RetryPolicy;
+    /// let p = RetryPolicy::new().timeout(Duration::from_secs(30));
+    /// assert_eq!(p.timeout, Some(Duration::from_secs(30)));
+    /// ```
     #[must_use]
     pub const fn timeout(mut self, d: Duration) -> Self {
         assert!(
@@ -176,6 +257,15 @@ impl RetryPolicy {
     }
 
     /// Lets attempts run as long as they take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::RetryPolicy;
+    /// let p = RetryPolicy::new().timeout(Duration::from_secs(5)).no_timeout();
+    /// assert_eq!(p.timeout, None);
+    /// ```
     #[must_use]
     pub const fn no_timeout(mut self) -> Self {
         self.timeout = None;
@@ -183,6 +273,13 @@ impl RetryPolicy {
     }
 
     /// Sets whether a panicking attempt is retried (by default it is a permanent error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::RetryPolicy;
+    /// assert!(RetryPolicy::new().retry_panics(true).retry_panics);
+    /// ```
     #[must_use]
     pub const fn retry_panics(mut self, retry: bool) -> Self {
         self.retry_panics = retry;
@@ -194,6 +291,15 @@ impl RetryPolicy {
     ///
     /// # Errors
     /// The first rule broken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::RetryPolicy;
+    /// let mut p = RetryPolicy::DEFAULT;
+    /// p.multiplier = 0.5;
+    /// assert_eq!(p.check().unwrap_err().rule(), "`multiplier` must be a finite number of at least 1.0");
+    /// ```
     pub fn check(&self) -> Result<(), PolicyError> {
         if self.max_attempts == 0 {
             return Err(PolicyError {
@@ -224,6 +330,16 @@ impl RetryPolicy {
     }
 
     /// Whether attempt number `attempt` (from 1), failing with `error`, is tried again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{RetryPolicy, StepError};
+    /// let p = RetryPolicy::DEFAULT; // 3 attempts
+    /// assert!(p.retries(2, &StepError::retryable("the provider timed out")));
+    /// assert!(!p.retries(3, &StepError::retryable("the provider timed out")));
+    /// assert!(!p.retries(1, &StepError::permanent("card declined")));
+    /// ```
     pub fn retries(&self, attempt: u32, error: &StepError) -> bool {
         error.is_retryable() && attempt < self.max_attempts
     }
@@ -233,6 +349,16 @@ impl RetryPolicy {
     /// The jitter is drawn from a hash of `key` (the step's idempotency key) and the attempt,
     /// so that runs failing together spread out, while the same invocation always computes the
     /// same wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::RetryPolicy;
+    /// let p = RetryPolicy::DEFAULT;
+    /// let waits: Vec<Duration> = (1..=3).map(|a| p.backoff(a, "key")).collect();
+    /// assert_eq!(waits, [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)]);
+    /// ```
     pub fn backoff(&self, attempt: u32, key: &str) -> Duration {
         let initial = self.initial_backoff.as_secs_f64() * 1000.0;
         let max = (self.max_backoff.as_secs_f64() * 1000.0).max(initial);
@@ -297,6 +423,17 @@ mod opt_millis {
 }
 
 /// A [`RetryPolicy`] rule broken by a policy whose fields were set directly.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::RetryPolicy;
+/// let mut p = RetryPolicy::DEFAULT;
+/// p.timeout = Some(Duration::ZERO);
+/// let e = p.check().unwrap_err();
+/// assert_eq!(e.to_string(), "`timeout` must be at least one millisecond");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{rule}")]
 pub struct PolicyError {
@@ -305,6 +442,15 @@ pub struct PolicyError {
 
 impl PolicyError {
     /// The rule, as one sentence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::RetryPolicy;
+    /// let mut p = RetryPolicy::DEFAULT;
+    /// p.jitter = 2.0;
+    /// assert_eq!(p.check().unwrap_err().rule(), "`jitter` must be between 0.0 and 1.0");
+    /// ```
     pub fn rule(&self) -> &'static str {
         self.rule
     }

@@ -98,6 +98,14 @@ pub struct StepError {
 
 impl StepError {
     /// A retryable error with the given message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepError;
+    /// let e = StepError::retryable("the provider answered 503");
+    /// assert!(e.is_retryable());
+    /// ```
     pub fn retryable(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
@@ -107,6 +115,14 @@ impl StepError {
     }
 
     /// A permanent error with the given message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepError;
+    /// let e = StepError::permanent("card declined");
+    /// assert!(!e.is_retryable());
+    /// ```
     pub fn permanent(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
@@ -116,6 +132,15 @@ impl StepError {
     }
 
     /// The error a step pending at a cancellation resolves with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepError;
+    /// let e = StepError::cancelled("withdrawn");
+    /// assert!(e.is_cancelled());
+    /// assert_eq!(e.message, "the run was cancelled: withdrawn");
+    /// ```
     pub fn cancelled(reason: impl Into<String>) -> Self {
         Self {
             message: format!("the run was cancelled: {}", reason.into()),
@@ -125,11 +150,27 @@ impl StepError {
     }
 
     /// Whether the step resolved this way because the run was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepError;
+    /// assert!(!StepError::retryable("timeout").is_cancelled());
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.kind == StepErrorKind::Cancelled
     }
 
     /// Attaches structured details.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use workflow_runtime::StepError;
+    /// let e = StepError::permanent("refused").with_details(json!({ "code": "insufficient_funds" }));
+    /// assert_eq!(e.details.unwrap()["code"], "insufficient_funds");
+    /// ```
     #[must_use]
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
@@ -137,6 +178,13 @@ impl StepError {
     }
 
     /// Whether trying again may help.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepError;
+    /// assert!(StepError::from("a string error is retryable".to_owned()).is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         self.kind == StepErrorKind::Retryable
     }
@@ -346,22 +394,58 @@ impl StepContext {
     }
 
     /// The run this invocation belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepContext;
+    /// assert_eq!(StepContext::new("order-1", "charge", 3, 1).run_id(), "order-1");
+    /// ```
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
 
     /// The step's name (the function's name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepContext;
+    /// assert_eq!(StepContext::new("order-1", "charge", 3, 1).step_name(), "charge");
+    /// ```
     pub fn step_name(&self) -> &str {
         &self.step
     }
 
     /// The step's position in the run: the sequence number of the checkpoint that scheduled it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepContext;
+    /// assert_eq!(StepContext::new("order-1", "charge", 3, 1).position(), 3);
+    /// ```
     pub fn position(&self) -> u64 {
         self.position
     }
 
     /// Which attempt this is, starting at 1. A step that is re-run after a restart (its attempt
     /// never reported back) sees the same number again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// #[function(max_attempts = 3)]
+    /// async fn flaky(ctx: StepContext) -> Result<u32, StepError> {
+    ///     if ctx.attempt() < 3 {
+    ///         return Err(StepError::retryable("not yet"));
+    ///     }
+    ///     Ok(ctx.attempt())
+    /// }
+    /// # fn main() {}
+    /// ```
     pub fn attempt(&self) -> u32 {
         self.attempt
     }

@@ -52,6 +52,33 @@ pub struct TraceEvent {
 }
 
 /// What a [`TraceEvent`] records.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::TraceKind;
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// engine.signal("r-1", "approve", true).await?;
+/// for event in engine.trace("r-1")? {
+///     match event.kind {
+///         TraceKind::WaitStarted { signal, .. } => println!("waiting for {signal}"),
+///         TraceKind::SignalReceived { signal, .. } => println!("got {signal}"),
+///         other => println!("{}", other.name()),
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -233,6 +260,26 @@ pub enum TraceKind {
 impl TraceKind {
     /// The event's name as stored (`started`, `step_completed`, `cancel_requested`, ...); trace
     /// filters match on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// let names: Vec<&str> = engine.trace("r-1")?.iter().map(|e| e.kind.name()).collect();
+    /// assert_eq!(names, ["started", "wait_started"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn name(&self) -> &'static str {
         match self {
             TraceKind::Started { .. } => "started",

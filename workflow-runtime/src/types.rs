@@ -12,6 +12,31 @@ use crate::model::Command;
 use crate::trace::format_time_ms;
 
 /// Where a run stands.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// let text = match engine.status("r-1")? {
+///     RunStatus::Waiting { signal, wait_id, .. } => format!("waiting for {signal} (wait {wait_id})"),
+///     RunStatus::Completed => "done".to_owned(),
+///     RunStatus::Failed { message } => format!("failed: {message}"),
+///     other => other.to_string(),
+/// };
+/// assert_eq!(text, "waiting for approve (wait 1)");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -72,6 +97,14 @@ impl RunStatus {
     /// The status's name without its details, as used by run filters (`running`, `waiting`,
     /// `retrying`, `sleeping`, `completed`, `failed`, `incompatible`, `cancelled`,
     /// `terminated`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::RunStatus;
+    /// assert_eq!(RunStatus::Completed.kind(), "completed");
+    /// assert_eq!(RunStatus::Failed { message: "boom".into() }.kind(), "failed");
+    /// ```
     pub fn kind(&self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -87,6 +120,13 @@ impl RunStatus {
     }
 
     /// Every value [`RunStatus::kind`] returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::RunStatus;
+    /// assert!(RunStatus::KINDS.contains(&RunStatus::Running.kind()));
+    /// ```
     pub const KINDS: [&'static str; 9] = [
         "running",
         "waiting",
@@ -135,6 +175,30 @@ impl fmt::Display for RunStatus {
 }
 
 /// A run waiting for a signal, as listed by `Engine::pending`.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 250).await?;
+/// for wait in engine.pending()? {
+///     // Answer exactly this wait: a late answer to an earlier wait is dropped as stale.
+///     let answer = Signal::new(&wait.signal, wait.metadata["amount"].as_u64() < Some(500))
+///         .for_wait(&wait.wait_id);
+///     assert_eq!(engine.send(&wait.run_id, answer).await?, SignalOutcome::Delivered);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingWait {
     /// The run.
@@ -210,7 +274,15 @@ pub struct Signal {
 
 impl Signal {
     /// A signal with this name and payload. A payload that cannot be encoded as JSON is
-    /// reported by `Engine::send` as `EngineError::Encode`.
+    /// reported by `Engine::send` as `SignalError::Codec`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::Signal;
+    /// let s = Signal::new("refund_decision", serde_json::json!({ "approved": true }));
+    /// assert_eq!(s.name(), "refund_decision");
+    /// ```
     pub fn new(name: impl Into<String>, payload: impl Serialize) -> Self {
         let name = name.into();
         Self {
@@ -224,6 +296,13 @@ impl Signal {
 
     /// A key that makes re-sending safe: a second signal with the same key for the same run
     /// is reported as [`SignalOutcome::Duplicate`] and changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::Signal;
+    /// let s = Signal::new("approve", true).dedupe_key("webhook-delivery-4411");
+    /// ```
     #[must_use]
     pub fn dedupe_key(mut self, key: impl Into<String>) -> Self {
         self.dedupe_key = Some(key.into());
@@ -233,6 +312,13 @@ impl Signal {
     /// Addresses the signal to one wait (an id from `Engine::pending` or `RunStatus::Waiting`):
     /// if that wait is over, the signal is [`SignalOutcome::Stale`] instead of being buffered
     /// for a later wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::Signal;
+    /// let s = Signal::new("approve", true).for_wait("3");
+    /// ```
     #[must_use]
     pub fn for_wait(mut self, wait_id: impl Into<String>) -> Self {
         self.wait_id = Some(wait_id.into());
@@ -240,6 +326,13 @@ impl Signal {
     }
 
     /// The signal's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::Signal;
+    /// assert_eq!(Signal::new("approve", true).name(), "approve");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -253,6 +346,25 @@ pub(crate) const ENVELOPE_FORMAT: u32 = 1;
 /// A backend stores it as it is given (serde) and reads four things from it: `status`
 /// (through [`RunRecord::is_finished`]), `pending`, `seq` and `workflow`, from which it keeps
 /// its indexes (runs ready to execute a step, timers, waits) up to date.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::*;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use serde_json::json;
+/// let store = FileStore::open_memory()?;
+/// let mut write = CheckpointWrite::new("r-1");
+/// write.run = Some(RunWrite::new(RunRecord::new("checkout", json!("Start"), 5), None));
+/// store.commit(write).await?;
+/// let rec = store.run("r-1")?.expect("committed");
+/// assert_eq!((rec.workflow.as_str(), rec.seq, rec.created_ms), ("checkout", 0, 5));
+/// assert!(!rec.is_finished());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RunRecord {
@@ -296,6 +408,14 @@ pub struct RunRecord {
 }
 
 /// An operator's request to cancel a run, as kept in its record.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::Cancellation;
+/// let c = Cancellation::new("the customer withdrew the request");
+/// assert!(!c.delivered);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Cancellation {
@@ -308,6 +428,13 @@ pub struct Cancellation {
 
 impl Cancellation {
     /// A cancellation the workflow has not seen yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::Cancellation;
+    /// assert_eq!(Cancellation::new("withdrawn").reason, "withdrawn");
+    /// ```
     pub fn new(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
@@ -319,6 +446,14 @@ impl Cancellation {
 impl RunRecord {
     /// A record of workflow `workflow` at checkpoint 0 with this state, for tests of a
     /// storage backend and for the engine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{RunStatus, store::RunRecord};
+    /// let rec = RunRecord::new("checkout", serde_json::json!("Start"), 0);
+    /// assert_eq!((rec.seq, rec.status), (0, RunStatus::Running));
+    /// ```
     pub fn new(workflow: impl Into<String>, state: Value, now_ms: u64) -> Self {
         Self {
             format: ENVELOPE_FORMAT,
@@ -342,6 +477,16 @@ impl RunRecord {
 
     /// Whether the run will never move again (completed, failed, cancelled, terminated, or
     /// parked as incompatible).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{RunStatus, store::RunRecord};
+    /// let mut rec = RunRecord::new("checkout", serde_json::json!("Start"), 0);
+    /// assert!(!rec.is_finished());
+    /// rec.status = RunStatus::Incompatible { reason: "layout changed".into() };
+    /// assert!(rec.is_finished() && !rec.is_purgeable());
+    /// ```
     pub fn is_finished(&self) -> bool {
         matches!(
             self.status,
@@ -355,6 +500,15 @@ impl RunRecord {
 
     /// Whether the run has ended for good and may be purged: finished, and not merely parked
     /// as incompatible (a parked run waits for code that fits it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{RunStatus, store::RunRecord};
+    /// let mut rec = RunRecord::new("checkout", serde_json::json!("Start"), 0);
+    /// rec.status = RunStatus::Completed;
+    /// assert!(rec.is_purgeable());
+    /// ```
     pub fn is_purgeable(&self) -> bool {
         self.is_finished() && !matches!(self.status, RunStatus::Incompatible { .. })
     }
@@ -382,6 +536,16 @@ impl RunRecord {
     }
 
     /// The command the run waits on and must be indexed under: `None` once finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::{RunStatus, store::RunRecord};
+    /// let mut rec = RunRecord::new("checkout", serde_json::json!("Start"), 0);
+    /// assert!(rec.indexed_command().is_none()); // nothing pending yet
+    /// rec.status = RunStatus::Completed;
+    /// assert!(rec.indexed_command().is_none());
+    /// ```
     pub fn indexed_command(&self) -> Option<&Command> {
         if self.is_finished() {
             None
@@ -392,6 +556,26 @@ impl RunRecord {
 }
 
 /// A signal that arrived before a wait for it, kept in the run's inbox.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::*;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use serde_json::json;
+/// let store = FileStore::open_memory()?;
+/// for n in 1..=2 {
+///     let mut write = CheckpointWrite::new("r-1");
+///     write.buffer = Some(InboxEntry::new("note", json!(n), None));
+///     store.commit(write).await?;
+/// }
+/// let inbox = store.inbox("r-1")?;
+/// assert_eq!(inbox.iter().map(|(_, e)| e.payload.clone()).collect::<Vec<_>>(), [json!(1), json!(2)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct InboxEntry {
@@ -405,6 +589,14 @@ pub struct InboxEntry {
 
 impl InboxEntry {
     /// A buffered signal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::InboxEntry;
+    /// let e = InboxEntry::new("approve", serde_json::json!(true), Some("k-1".into()));
+    /// assert_eq!(e.dedupe_key.as_deref(), Some("k-1"));
+    /// ```
     pub fn new(name: impl Into<String>, payload: Value, dedupe_key: Option<String>) -> Self {
         Self {
             name: name.into(),

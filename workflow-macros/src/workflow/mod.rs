@@ -150,7 +150,7 @@ fn stub(func: &ItemFn, sig: Option<&Signature>, errors: &[syn::Error]) -> TokenS
                 fn steps() -> ::std::vec::Vec<#krate::StepEntry> {
                     ::std::vec::Vec::new()
                 }
-                fn check_signal(_: &str, _: &#krate::serde_json::Value) -> ::core::option::Option<::core::result::Result<(), ::std::string::String>> {
+                fn check_signal(_: &str, _: &#krate::serde_json::Value) -> ::core::option::Option<::core::result::Result<(), #krate::PayloadError>> {
                     ::core::option::Option::None
                 }
                 fn variant_name(state: &State) -> &'static str {
@@ -608,11 +608,11 @@ impl Codegen<'_> {
             } => {
                 let (name, timeout, metadata) =
                     (self.expr(name), self.expr(timeout), self.expr(metadata));
-                quote_spanned!(span=> #ctx.__wait_command(#name, #timeout, #metadata))
+                quote_spanned!(span=> #krate::wait_command(&*#ctx, #name, #timeout, #metadata))
             }
             SuspensionKind::Sleep { duration } => {
                 let duration = self.expr(duration);
-                quote_spanned!(span=> #ctx.__sleep_command(#duration))
+                quote_spanned!(span=> #krate::sleep_command(&*#ctx, #duration))
             }
         }
     }
@@ -697,7 +697,7 @@ impl Codegen<'_> {
         quote! {
             let #bind = match #take {
                 ::core::result::Result::Ok(__wf_v) => __wf_v,
-                ::core::result::Result::Err(__wf_m) => return #krate::Transition::Reject(__wf_m),
+                ::core::result::Result::Err(__wf_m) => return #krate::Transition::Reject(__wf_m.into_message()),
             };
         }
     }
@@ -941,7 +941,7 @@ impl Codegen<'_> {
                     fn check_signal(
                         name: &str,
                         payload: &#krate::serde_json::Value,
-                    ) -> ::core::option::Option<::core::result::Result<(), ::std::string::String>> {
+                    ) -> ::core::option::Option<::core::result::Result<(), #krate::PayloadError>> {
                         #(#signals)*
                         let _ = (name, payload);
                         ::core::option::Option::None

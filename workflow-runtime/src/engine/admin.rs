@@ -21,6 +21,13 @@ use crate::trace::TraceKind;
 use crate::types::{RunRecord, RunStatus};
 
 /// The most runs one [`Engine::runs`] page holds.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::{MAX_PAGE, RunFilter};
+/// let widest = RunFilter { limit: Some(MAX_PAGE), ..RunFilter::default() };
+/// ```
 pub const MAX_PAGE: usize = 1000;
 
 /// Which runs [`Engine::runs`] lists; every field left `None` matches everything.
@@ -55,6 +62,29 @@ pub struct RunFilter {
 }
 
 /// One run as listed by [`Engine::runs`].
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::RunFilter;
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// let page = engine.runs(&RunFilter::default())?;
+/// let summary = &page.runs[0];
+/// assert_eq!((summary.run_id.as_str(), summary.workflow.as_str()), ("r-1", "approval"));
+/// assert_eq!(summary.status.kind(), "waiting");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RunSummary {
@@ -73,6 +103,27 @@ pub struct RunSummary {
 }
 
 /// Everything stored about one run, as [`Engine::inspect`] returns it.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// let detail = engine.inspect("r-1")?;
+/// assert_eq!(detail.state_name.as_deref(), Some("AwaitingApprove"));
+/// assert!(detail.output.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RunDetail {
@@ -101,6 +152,39 @@ pub struct RunDetail {
 }
 
 /// A page of runs, in run id order.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::RunFilter;
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// for id in ["a", "b", "c"] {
+///     engine.start(approval, id, 10).await?;
+/// }
+/// // Two pages of two: follow `next` until it is `None`.
+/// let mut filter = RunFilter { limit: Some(2), ..RunFilter::default() };
+/// let mut ids = Vec::new();
+/// loop {
+///     let page = engine.runs(&filter)?;
+///     ids.extend(page.runs.into_iter().map(|r| r.run_id));
+///     match page.next {
+///         Some(after) => filter.after = Some(after),
+///         None => break,
+///     }
+/// }
+/// assert_eq!(ids, ["a", "b", "c"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RunPage {
@@ -113,6 +197,15 @@ pub struct RunPage {
 /// When ended runs are purged by the engine itself (see [`EngineBuilder::retention`]).
 ///
 /// [`EngineBuilder::retention`]: crate::EngineBuilder::retention
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::Retention;
+/// let policy = Retention::new(Duration::from_secs(30 * 24 * 3600));
+/// assert_eq!((policy.every, policy.batch), (Duration::from_secs(60), 256));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Retention {
@@ -128,6 +221,15 @@ pub struct Retention {
 impl Retention {
     /// Purges runs that ended at least `max_age` ago, looking every minute, 256 runs per
     /// batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::Retention;
+    /// let month = Retention::new(Duration::from_secs(30 * 24 * 3600));
+    /// assert_eq!(month.max_age.as_secs(), 2_592_000);
+    /// ```
     pub fn new(max_age: Duration) -> Self {
         Self {
             max_age,
@@ -137,6 +239,15 @@ impl Retention {
     }
 
     /// Looks this often instead of every minute.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::Retention;
+    /// let hourly = Retention::new(Duration::from_secs(86_400)).every(Duration::from_secs(3_600));
+    /// assert_eq!(hourly.every.as_secs(), 3_600);
+    /// ```
     #[must_use]
     pub fn every(mut self, every: Duration) -> Self {
         self.every = every;
@@ -144,6 +255,15 @@ impl Retention {
     }
 
     /// Purges at most this many runs per batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::Retention;
+    /// let small = Retention::new(Duration::from_secs(86_400)).batch(50);
+    /// assert_eq!(small.batch, 50);
+    /// ```
     #[must_use]
     pub fn batch(mut self, batch: usize) -> Self {
         self.batch = batch;
@@ -169,6 +289,29 @@ impl Engine {
     ///
     /// # Errors
     /// [`OpsError::UnknownRun`], or a storage error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::OpsError;
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// let detail = engine.inspect("r-1")?;
+    /// assert_eq!(detail.workflow, "approval");
+    /// assert!(matches!(detail.status, RunStatus::Waiting { .. }));
+    /// assert!(matches!(engine.inspect("nope"), Err(OpsError::UnknownRun { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn inspect(&self, run_id: &str) -> Result<RunDetail, OpsError> {
         let inner = &self.inner;
         inner.check_open()?;
@@ -212,12 +355,50 @@ impl Engine {
     }
 
     /// The names of the registered workflows, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// assert_eq!(engine.workflows(), ["approval"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn workflows(&self) -> Vec<&'static str> {
         self.inner.registry().names()
     }
 
     /// The state graph of the newest registered version of `workflow`, as Mermaid text
     /// ([`Workflow::MERMAID`](crate::Workflow::MERMAID)); `None` if it is not registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let mermaid = engine.diagram("approval").expect("registered");
+    /// assert!(mermaid.starts_with("stateDiagram-v2"));
+    /// assert_eq!(engine.diagram("unknown"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn diagram(&self, workflow: &str) -> Option<&'static str> {
         self.inner.driver(workflow).map(|d| d.mermaid())
     }
@@ -225,6 +406,26 @@ impl Engine {
     /// The name of the state variant a run is stored in (`Start`, or the variant of its
     /// suspension point), as the nodes of [`Engine::diagram`] name it; `None` for an unknown
     /// run or a state that is not a stored variant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// assert_eq!(engine.state_name("r-1").as_deref(), Some("AwaitingApprove"));
+    /// assert_eq!(engine.state_name("nope"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn state_name(&self, run_id: &str) -> Option<String> {
         let rec = self.inner.store.run(run_id).ok()??;
         // The state is stored as serde's externally tagged enum: `"Unit"` or `{"Variant": ..}`.
@@ -243,6 +444,32 @@ impl Engine {
     ///
     /// # Errors
     /// [`OpsError::Invalid`] for an unknown status kind or a zero limit, or a storage error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::RunFilter;
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// let waiting = RunFilter {
+    ///     waiting_for: Some("approve".into()),
+    ///     ..RunFilter::default()
+    /// };
+    /// assert_eq!(engine.runs(&waiting)?.runs.len(), 1);
+    /// let failed = RunFilter { status: Some("failed".into()), ..RunFilter::default() };
+    /// assert!(engine.runs(&failed)?.runs.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn runs(&self, filter: &RunFilter) -> Result<RunPage, OpsError> {
         let inner = &self.inner;
         inner.check_open()?;
@@ -337,6 +564,30 @@ impl Engine {
     /// [`OpsError::UnknownRun`], [`OpsError::RunFinished`], [`OpsError::NotRegistered`] or
     /// [`OpsError::Incompatible`] (the workflow's code must run; terminate such a run), or a
     /// storage error (then nothing changed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let run = engine.start(approval, "r-1", 10).await?;
+    /// let status = engine.cancel("r-1", "the customer withdrew the request").await?;
+    /// assert_eq!(status.kind(), "cancelled");
+    /// assert_eq!(
+    ///     run.status()?,
+    ///     RunStatus::Cancelled { reason: "the customer withdrew the request".into() }
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn cancel(&self, run_id: &str, reason: &str) -> Result<RunStatus, OpsError> {
         let inner = &self.inner;
         inner.check_open()?;
@@ -376,6 +627,30 @@ impl Engine {
     /// # Errors
     /// [`OpsError::UnknownRun`], [`OpsError::RunFinished`], or a storage error (then nothing
     /// changed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::OpsError;
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// engine.terminate("r-1", "opened by mistake").await?;
+    /// assert_eq!(engine.status("r-1")?.kind(), "terminated");
+    /// // An ended run cannot be ended again.
+    /// let again = engine.terminate("r-1", "twice").await;
+    /// assert!(matches!(again, Err(OpsError::RunFinished { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn terminate(&self, run_id: &str, reason: &str) -> Result<(), OpsError> {
         let inner = &self.inner;
         inner.check_open()?;
@@ -402,6 +677,39 @@ impl Engine {
     /// # Errors
     /// [`OpsError::UnknownRun`], [`OpsError::NotFailed`], [`OpsError::NothingToRetry`],
     /// [`OpsError::NotRegistered`], [`OpsError::Incompatible`], or a storage error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use std::sync::atomic::{AtomicBool, Ordering};
+    /// # static DOWN: AtomicBool = AtomicBool::new(true);
+    /// # #[function]
+    /// # async fn charge(cents: u64) -> Result<u64, StepError> {
+    /// #     if DOWN.load(Ordering::SeqCst) {
+    /// #         return Err(StepError::permanent("the provider is down"));
+    /// #     }
+    /// #     Ok(cents)
+    /// # }
+    /// # #[workflow]
+    /// # async fn pay(ctx: &mut WorkflowContext, cents: u64) -> Result<u64, WorkflowError> {
+    /// #     Ok(ctx.step(charge, cents).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(pay).open_in_memory().await?;
+    /// let run = engine.start(pay, "p-1", 300).await?;
+    /// assert!(run.result().await?.is_err());
+    /// assert_eq!(run.status()?.kind(), "failed");
+    ///
+    /// // The provider is back: run the failed step again.
+    /// DOWN.store(false, Ordering::SeqCst);
+    /// engine.retry("p-1").await?;
+    /// assert_eq!(run.result().await?, Ok(300));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn retry(&self, run_id: &str) -> Result<(), OpsError> {
         let inner = &self.inner;
         inner.check_open()?;
@@ -445,6 +753,30 @@ impl Engine {
     /// # Errors
     /// [`OpsError::UnknownRun`], [`OpsError::NotPurgeable`], or a storage error (then nothing
     /// was removed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::OpsError;
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// // An open run stays.
+    /// assert!(matches!(engine.purge("r-1").await, Err(OpsError::NotPurgeable { .. })));
+    /// engine.signal("r-1", "approve", true).await?;
+    /// engine.purge("r-1").await?;
+    /// assert!(matches!(engine.status("r-1"), Err(EngineError::UnknownRun { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn purge(&self, run_id: &str) -> Result<(), OpsError> {
         let inner = &self.inner;
         inner.check_open()?;
@@ -529,6 +861,37 @@ impl Engine {
     /// # Errors
     /// [`OpsError::Invalid`] for a zero batch, or a storage error (then none of the batch was
     /// removed, or, if the store committed them separately, some were).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// for id in ["a", "b", "c"] {
+    ///     engine.start(approval, id, 10).await?;
+    ///     engine.signal(id, "approve", true).await?;
+    /// }
+    /// // Work through the backlog two runs per transaction.
+    /// let mut purged = 0;
+    /// loop {
+    ///     let n = engine.purge_ended(Duration::ZERO, 2).await?;
+    ///     purged += n;
+    ///     if n < 2 {
+    ///         break;
+    ///     }
+    /// }
+    /// assert_eq!(purged, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn purge_ended(&self, max_age: Duration, batch: usize) -> Result<usize, OpsError> {
         self.inner.purge_ended(max_age, batch).await
     }
@@ -812,6 +1175,27 @@ pub struct Histogram {
 }
 
 /// A snapshot of the engine's metrics (see [`Engine::metrics`]).
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// let m = engine.metrics()?;
+/// assert_eq!(m.runs_by_status["waiting"], 1);
+/// assert!(m.checkpoints >= 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Metrics {
@@ -834,6 +1218,26 @@ pub struct Metrics {
 
 impl Metrics {
     /// The metrics in the Prometheus text exposition format (version 0.0.4).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// let text = engine.metrics()?.prometheus();
+    /// assert!(text.contains("workflow_runs{status=\"waiting\"} 1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
         let counters = [
@@ -899,6 +1303,27 @@ impl Engine {
     ///
     /// # Errors
     /// A storage error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// let m = engine.metrics()?;
+    /// assert_eq!(m.runs_by_status["waiting"], 1);
+    /// assert_eq!(m.step_attempts, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn metrics(&self) -> Result<Metrics, OpsError> {
         let inner = &self.inner;
         inner.check_open()?;

@@ -120,7 +120,10 @@ impl Checkpoint {
     ///
     /// # Errors
     /// The first migration's refusal; the state is then as it was.
-    pub(super) fn migrate(&mut self, plan: &[crate::model::Migration]) -> Result<(), String> {
+    pub(super) fn migrate(
+        &mut self,
+        plan: &[crate::model::Migration],
+    ) -> Result<(), crate::error::MigrationError> {
         let state = crate::model::Migration::apply_all(plan, self.rec.state.clone())?;
         for m in plan {
             self.trace(TraceKind::Migrated {

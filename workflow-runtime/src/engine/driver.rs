@@ -7,6 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde_json::Value;
 
 use crate::codec;
+use crate::error::with_causes;
 use crate::model::{
     Command, Event, Migration, Transition, Workflow, WorkflowContext, WorkflowOutput,
 };
@@ -41,13 +42,15 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Runs `W::advance` on a stored state; never panics.
     fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced;
     fn step(&self, name: &str) -> Option<StepEntry>;
-    fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>>;
+    /// Why a payload for the wait named `name` is refused, if the workflow names that wait
+    /// literally and the payload does not fit it (or the check panicked).
+    fn refuse_payload(&self, name: &str, payload: &Value) -> Option<String>;
     /// `W::SIGNALS`: the names waited on, `None` if some are computed.
     fn signals(&self) -> Option<&'static [&'static str]>;
     /// The migrations into this version.
     fn migrations(&self) -> Vec<Migration>;
     /// Whether a stored state decodes into this version's state.
-    fn decodes(&self, state: &Value) -> Result<(), String>;
+    fn decodes(&self, state: &Value) -> Result<(), serde_json::Error>;
 
     /// Why a stored run must not be decoded with this code, if it must not.
     fn incompatibility(&self, rec: &RunRecord) -> Option<String> {
@@ -140,22 +143,19 @@ impl<W: Workflow> Driver for Typed<W> {
         W::SIGNALS
     }
 
-    fn check_signal(&self, name: &str, payload: &Value) -> Option<Result<(), String>> {
-        catch_unwind(AssertUnwindSafe(|| W::check_signal(name, payload))).unwrap_or_else(|p| {
-            Some(Err(format!(
-                "the payload check panicked: {}",
-                panic_text(&*p)
-            )))
-        })
+    fn refuse_payload(&self, name: &str, payload: &Value) -> Option<String> {
+        match catch_unwind(AssertUnwindSafe(|| W::check_signal(name, payload))) {
+            Ok(Some(Err(e))) => Some(with_causes(&e)),
+            Ok(Some(Ok(())) | None) => None,
+            Err(p) => Some(format!("the payload check panicked: {}", panic_text(&*p))),
+        }
     }
     fn migrations(&self) -> Vec<Migration> {
         W::migrations()
     }
 
-    fn decodes(&self, state: &Value) -> Result<(), String> {
-        codec::from_value_ref::<W::State>(state)
-            .map(drop)
-            .map_err(|e| e.to_string())
+    fn decodes(&self, state: &Value) -> Result<(), serde_json::Error> {
+        codec::from_value_ref::<W::State>(state).map(drop)
     }
 }
 
@@ -176,11 +176,21 @@ fn complete<W: Workflow>(out: &W::Output) -> Advanced {
     }
 }
 
+/// Why a run could not be given its start state; the run is created failed with this message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartFailure {
+    /// The start state has no JSON form.
+    #[error("the start state could not be encoded: {0}")]
+    Encode(serde_json::Error),
+    /// `W::start` panicked; the panic's message.
+    #[error("workflow panicked: {0}")]
+    Panicked(String),
+}
+
 /// Runs `W::start` on a typed input, catching a panic.
-pub(crate) fn start_state<W: Workflow>(input: W::Input) -> Result<Value, String> {
+pub(crate) fn start_state<W: Workflow>(input: W::Input) -> Result<Value, StartFailure> {
     match catch_unwind(AssertUnwindSafe(|| W::start(input))) {
-        Ok(state) => codec::to_value(&state)
-            .map_err(|e| format!("the start state could not be encoded: {e}")),
-        Err(panic) => Err(format!("workflow panicked: {}", panic_text(&*panic))),
+        Ok(state) => codec::to_value(&state).map_err(StartFailure::Encode),
+        Err(panic) => Err(StartFailure::Panicked(panic_text(&*panic))),
     }
 }

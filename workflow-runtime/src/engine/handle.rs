@@ -66,6 +66,25 @@ impl<W: Workflow> RunHandle<W> {
     }
 
     /// The run's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let run = engine.start(approval, "r-1", 10).await?;
+    /// assert_eq!(run.run_id(), "r-1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
@@ -74,6 +93,28 @@ impl<W: Workflow> RunHandle<W> {
     ///
     /// # Errors
     /// As [`Engine::status`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let run = engine.start(approval, "r-1", 10).await?;
+    /// match run.status()? {
+    ///     RunStatus::Waiting { signal, deadline_ms, .. } => println!("waits for {signal} until {deadline_ms}"),
+    ///     other => println!("{other}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn status(&self) -> Result<RunStatus, EngineError> {
         self.engine.status(&self.run_id)
     }
@@ -87,6 +128,32 @@ impl<W: Workflow> RunHandle<W> {
     /// [`ResultError::NotRegistered`] if its workflow is not registered here,
     /// [`ResultError::ShutDown`] if the engine shuts down first, [`ResultError::Codec`] if the
     /// output does not decode, or [`ResultError::Storage`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::ResultError;
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let run = engine.start(approval, "r-1", 10).await?;
+    /// engine.signal("r-1", "approve", false).await?;
+    /// match run.result().await {
+    ///     Ok(Ok(approved)) => assert!(!approved),
+    ///     Ok(Err(workflow_error)) => println!("the workflow returned an error: {workflow_error}"),
+    ///     Err(ResultError::Stopped { status, .. }) => println!("stopped by an operator: {status}"),
+    ///     Err(e) => return Err(e.into()),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn result(&self) -> Result<W::Output, ResultError> {
         let Some(bound) = self.engine.inner.wait_bound() else {
             return self.wait_for_end().await;

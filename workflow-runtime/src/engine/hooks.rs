@@ -15,9 +15,46 @@ use crate::step::{StepContext, StepFuture};
 use crate::types::RunStatus;
 
 /// A step implementation with its types erased: a test double.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::testing::{Hooks, Instrument, StepDouble};
+/// let mut hooks = Hooks::default();
+/// // Answers every call with its input: the JSON in, the JSON out.
+/// hooks.replace_step("echo", |_ctx, input| Box::pin(async move { Ok(input) }));
+/// let double: Option<StepDouble> = hooks.step_double("echo");
+/// assert!(double.is_some());
+/// ```
 pub type StepDouble = Arc<dyn Fn(StepContext, Value) -> StepFuture<Value> + Send + Sync>;
 
 /// A checkpoint as it was committed, handed to the observer after the commit is durable.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::{Arc, Mutex};
+/// use workflow_runtime::testing::Hooks;
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let mut hooks = Hooks::default();
+/// let log = seen.clone();
+/// hooks.observe(move |cp| log.lock().unwrap().push((cp.seq, cp.status.kind())));
+/// let engine = Engine::builder().register(approval).instrument(hooks).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// engine.signal("r-1", "approve", true).await?;
+/// assert_eq!(seen.lock().unwrap().last(), Some(&(2, "completed")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommittedCheckpoint {
     /// The run.
@@ -39,6 +76,29 @@ pub struct CommittedCheckpoint {
 }
 
 /// When a simulated crash happens relative to its commit.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::testing::{CrashMoment, Hooks};
+/// let mut hooks = Hooks::default();
+/// // The first commit (the run's start) becomes durable, then the "process" dies.
+/// hooks.crash_at(1, CrashMoment::AfterCommit);
+/// let engine = Engine::builder().register(approval).instrument(hooks.clone()).open_in_memory().await?;
+/// let _ = engine.start(approval, "r-1", 10).await;
+/// assert!(hooks.crashed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -64,6 +124,40 @@ impl fmt::Display for CrashMoment {
 /// Given to [`EngineBuilder::instrument`](crate::EngineBuilder::instrument); an engine without
 /// one pays a single branch per commit. [`crate::testing::Hooks`] implements it for
 /// [`crate::testing::TestEngine`], [`crate::testing::crash_test`] and crash-torture workers.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use workflow_runtime::testing::{CommittedCheckpoint, Instrument};
+///
+/// /// Counts the checkpoints that wrote a run's record.
+/// #[derive(Default)]
+/// struct Count(AtomicU64);
+///
+/// impl Instrument for Count {
+///     fn observes(&self) -> bool {
+///         true
+///     }
+///     fn committed(&self, _: &CommittedCheckpoint) {
+///         self.0.fetch_add(1, Ordering::SeqCst);
+///     }
+/// }
+///
+/// let engine = Engine::builder().register(approval).instrument(Count::default()).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub trait Instrument: Send + Sync + 'static {
     /// A double to run instead of the step named `step`, if any.
     fn step_double(&self, _step: &str) -> Option<StepDouble> {

@@ -95,6 +95,27 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Configures and opens an [`Engine`].
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder()
+///     .register(approval)
+///     .max_payload_bytes(64 * 1024)
+///     .open_in_memory()
+///     .await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub struct EngineBuilder {
     drivers: Vec<Arc<dyn Driver>>,
     clock: Arc<dyn Clock>,
@@ -106,6 +127,12 @@ pub struct EngineBuilder {
 }
 
 /// The default of [`EngineBuilder::max_payload_bytes`]: 1 MiB.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(workflow_runtime::DEFAULT_MAX_PAYLOAD_BYTES, 1024 * 1024);
+/// ```
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
 impl std::fmt::Debug for EngineBuilder {
@@ -134,6 +161,24 @@ impl Default for EngineBuilder {
 impl EngineBuilder {
     /// Registers a workflow, so that its runs can be started and its in-flight runs resume when
     /// the engine opens. A later registration under the same name replaces an earlier one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// assert_eq!(engine.workflows(), ["approval"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
     pub fn register<W: Workflow>(mut self, _workflow: W) -> Self {
         self.drivers.push(Arc::new(Typed::<W>::new()));
@@ -142,6 +187,28 @@ impl EngineBuilder {
 
     /// Uses this clock for deadlines and trace times instead of the system clock; tests pass a
     /// [`ManualClock`](crate::ManualClock) to move time by hand.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let clock = ManualClock::new(0);
+    /// let engine = Engine::builder().register(approval).clock(clock.clone()).open_in_memory().await?;
+    /// let run = engine.start(approval, "r-1", 10).await?;
+    /// // A minute later by the manual clock, the wait times out.
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(run.result().await?, Err(WorkflowError::new("timed out waiting for a signal")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -153,6 +220,27 @@ impl EngineBuilder {
     /// belong in external storage with a reference in the workflow. A larger input or signal is
     /// refused with [`EngineError::TooLarge`] and changes nothing; a larger step output fails
     /// the step permanently, and the workflow receives that error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::SignalError;
+    /// let engine = Engine::builder().register(approval).max_payload_bytes(16).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// let refused = engine.signal("r-1", "approve", "a payload well over sixteen bytes").await;
+    /// assert!(matches!(refused, Err(SignalError::TooLarge { limit: 16, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
     pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload = bytes;
@@ -163,6 +251,29 @@ impl EngineBuilder {
     /// the policy's age, with their trace, inbox and dedupe keys, in bounded batches, from a
     /// background task; open runs and runs parked as incompatible are never purged. Without
     /// it, nothing is ever removed except by [`Engine::purge`] and [`Engine::purge_ended`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::Retention;
+    /// let week = Duration::from_secs(7 * 24 * 3600);
+    /// let engine = Engine::builder()
+    ///     .register(approval)
+    ///     .retention(Retention::new(week).every(Duration::from_secs(3600)).batch(500))
+    ///     .open_in_memory()
+    ///     .await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = Some(retention);
@@ -211,6 +322,38 @@ impl EngineBuilder {
     }
 
     /// As [`EngineBuilder::data`], for a value the application shares with other code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// use std::sync::Arc;
+    ///
+    /// struct Prices(Vec<u64>);
+    ///
+    /// #[function]
+    /// async fn price(ctx: StepContext, item: usize) -> Result<u64, StepError> {
+    ///     Ok(ctx.data::<Prices>()?.0[item])
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn quote(ctx: &mut WorkflowContext, item: usize) -> Result<u64, WorkflowError> {
+    ///     Ok(ctx.step(price, item).await?)
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let prices = Arc::new(Prices(vec![250, 400]));
+    /// let engine = Engine::builder()
+    ///     .register(quote)
+    ///     .data_shared(prices.clone())
+    ///     .open_in_memory()
+    ///     .await?;
+    /// assert_eq!(engine.start(quote, "q-1", 1).await?.result().await?, Ok(400));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
     pub fn data_shared<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
         self.data.insert(value);
@@ -267,6 +410,31 @@ impl EngineBuilder {
     /// another engine holds the file, [`OpenError::NotAStore`](crate::OpenError::NotAStore) or
     /// [`OpenError::Corrupt`](crate::OpenError::Corrupt) for a file that is not a healthy store,
     /// [`OpenError::Storage`](crate::OpenError::Storage) for I/O failures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("shop.db");
+    /// let engine = Engine::builder().register(approval).open(&path).await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// engine.shutdown().await;
+    ///
+    /// // Reopened, the run is still waiting.
+    /// let engine = Engine::builder().register(approval).open(&path).await?;
+    /// assert_eq!(engine.pending()?[0].run_id, "r-1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, EngineError> {
         let path = path.as_ref().to_owned();
         let opened = match tokio::task::spawn_blocking(move || FileStore::open(&path)).await {
@@ -281,6 +449,24 @@ impl EngineBuilder {
     ///
     /// # Errors
     /// [`EngineError::Open`] if the store cannot be initialised.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// assert!(engine.pending()?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn open_in_memory(self) -> Result<Engine, EngineError> {
         self.open_store(FileStore::open_memory()?).await
     }
@@ -290,6 +476,25 @@ impl EngineBuilder {
     ///
     /// # Errors
     /// A storage error while reading the runs to resume.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::store::FileStore;
+    /// let store = FileStore::open_memory()?;
+    /// let engine = Engine::builder().register(approval).open_store(store).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn open_store(self, store: impl Store) -> Result<Engine, EngineError> {
         self.start(Arc::new(store)).await
     }
@@ -347,6 +552,23 @@ impl EngineBuilder {
 
 impl Engine {
     /// A builder: register workflows, pick a clock, then open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn builder() -> EngineBuilder {
         EngineBuilder::default()
     }
@@ -355,6 +577,25 @@ impl Engine {
     ///
     /// # Errors
     /// As [`EngineBuilder::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let engine = Engine::open(dir.path().join("ops.db")).await?;
+    /// assert!(engine.workflows().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Engine, EngineError> {
         Self::builder().open(path).await
     }
@@ -363,6 +604,26 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::ShutDown`], or a storage error while reading the runs to resume.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let engine = Engine::open(dir.path().join("shop.db")).await?;
+    /// engine.register(approval).await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn register<W: Workflow>(&self, _workflow: W) -> Result<(), EngineError> {
         self.inner.check_open()?;
         let driver: Arc<dyn Driver> = Arc::new(Typed::<W>::new());
@@ -379,6 +640,28 @@ impl Engine {
     /// # Errors
     /// [`EngineError::UnknownRun`] if there is no such run, [`EngineError::Conflict`] if it
     /// belongs to another workflow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// // Later, perhaps in another request handler: attach to the run by its id.
+    /// let run = engine.handle(approval, "r-1")?;
+    /// engine.signal("r-1", "approve", true).await?;
+    /// assert_eq!(run.result().await?, Ok(true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn handle<W: Workflow>(
         &self,
         _workflow: W,
@@ -400,6 +683,26 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::UnknownRun`], or a storage error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// assert!(matches!(engine.status("r-1")?, RunStatus::Waiting { .. }));
+    /// assert!(matches!(engine.status("r-2"), Err(EngineError::UnknownRun { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn status(&self, run_id: &str) -> Result<RunStatus, EngineError> {
         let rec = self.inner.record(run_id)?;
         Ok(self.inner.status_of(&rec))
@@ -409,6 +712,28 @@ impl Engine {
     ///
     /// # Errors
     /// A storage error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 120).await?;
+    /// let waits = engine.pending()?;
+    /// assert_eq!(waits.len(), 1);
+    /// assert_eq!((waits[0].run_id.as_str(), waits[0].signal.as_str()), ("r-1", "approve"));
+    /// assert_eq!(waits[0].metadata, json!({ "amount": 120 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn pending(&self) -> Result<Vec<PendingWait>, EngineError> {
         let mut waits = self.inner.store.pending_waits()?;
         for wait in &mut waits {
@@ -421,6 +746,29 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::UnknownRun`], or a storage error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let run = engine.start(approval, "r-1", 10).await?;
+    /// engine.signal("r-1", "approve", true).await?;
+    /// run.result().await?;
+    /// let kinds: Vec<&str> = engine.trace("r-1")?.iter().map(|e| e.kind.name()).collect();
+    /// assert_eq!(kinds.first(), Some(&"started"));
+    /// assert_eq!(kinds.last(), Some(&"completed"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, EngineError> {
         let mut trace = self.inner.store.trace(run_id)?;
         // Events are redacted as they are recorded; this also covers a store written before.
@@ -441,6 +789,25 @@ impl Engine {
     ///
     /// Steps still running are abandoned; they run again when the store is next opened. Every
     /// later call on this engine or its clones fails with [`EngineError::ShutDown`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.shutdown().await;
+    /// assert!(matches!(engine.status("r-1"), Err(EngineError::ShutDown)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn shutdown(&self) {
         self.inner.begin_shutdown();
         if self.inner.take_store() {
@@ -451,6 +818,26 @@ impl Engine {
 
     /// How many durable write transactions the store has made since it was opened; group
     /// commit puts the checkpoints of several runs into one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let before = engine.commit_count();
+    /// engine.start(approval, "r-1", 10).await?;
+    /// assert!(engine.commit_count() > before);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn commit_count(&self) -> u64 {
         self.inner.store.commit_count()
     }

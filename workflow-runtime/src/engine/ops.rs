@@ -24,6 +24,31 @@ impl Engine {
     /// [`StartError::InvalidName`] or [`StartError::TooLarge`] for a refused id or input,
     /// [`StartError::Codec`] if the input cannot be encoded, or [`StartError::Storage`] (then
     /// nothing was created).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::StartError;
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let run = engine.start(approval, "refund-17", 120).await?;
+    /// // Starting again with the same id and input finds the same run.
+    /// let again = engine.start(approval, "refund-17", 120).await?;
+    /// assert_eq!(again.run_id(), run.run_id());
+    /// // Another input under the same id is a conflict; nothing changes.
+    /// let clash = engine.start(approval, "refund-17", 999).await;
+    /// assert!(matches!(clash, Err(StartError::Conflict { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn start<W: Workflow>(
         &self,
         _workflow: W,
@@ -62,7 +87,7 @@ impl Engine {
         let now = inner.clock.now_ms();
         let (state, panicked) = match start_state::<W>(input) {
             Ok(state) => (state, None),
-            Err(message) => (Value::Null, Some(message)),
+            Err(failure) => (Value::Null, Some(failure.to_string())),
         };
         let rec = new_record::<W>(state, input_hash, now);
         let mut cp = Checkpoint::create(&run_id, now, rec);
@@ -123,6 +148,26 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// let run = engine.start(approval, "r-1", 10).await?;
+    /// assert_eq!(engine.signal("r-1", "approve", true).await?, SignalOutcome::Delivered);
+    /// assert_eq!(run.result().await?, Ok(true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn signal(
         &self,
         run_id: &str,
@@ -150,6 +195,37 @@ impl Engine {
     /// into the waited type (the run is untouched); [`SignalError::NotRegistered`] or
     /// [`SignalError::Incompatible`] if the run cannot be driven by the registered code;
     /// [`SignalError::Storage`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::SignalError;
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    ///
+    /// // A typo is refused with the names the workflow does wait for.
+    /// let typo = engine.send("r-1", Signal::new("aprove", true)).await;
+    /// assert!(matches!(typo, Err(SignalError::UnknownSignal { ref expected, .. }) if expected == &["approve"]));
+    /// // So is a payload of the wrong type, and the run keeps waiting.
+    /// let wrong = engine.send("r-1", Signal::new("approve", "yes")).await;
+    /// assert!(matches!(wrong, Err(SignalError::PayloadMismatch { .. })));
+    ///
+    /// // A dedupe key makes re-sending safe.
+    /// let decision = Signal::new("approve", true).dedupe_key("ticket-8812");
+    /// assert_eq!(engine.send("r-1", decision.clone()).await?, SignalOutcome::Delivered);
+    /// assert_eq!(engine.send("r-1", decision).await?, SignalOutcome::Duplicate);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, SignalError> {
         let inner = &self.inner;
         inner.check_open()?;
@@ -244,7 +320,7 @@ impl Engine {
                 Driven::Moved => SignalOutcome::Delivered,
             }
         } else {
-            if let Some(Err(message)) = d.check_signal(&name, &payload) {
+            if let Some(message) = d.refuse_payload(&name, &payload) {
                 return Err(mismatch(message));
             }
             cp.buffer(InboxEntry::new(

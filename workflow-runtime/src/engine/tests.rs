@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::__private::take_wake;
+use crate::__private::{sleep_command, take_wake};
 use crate::model::{Event, Transition};
 use crate::step::StepEntry;
 use crate::store::{FileStore, MemoryDisk};
@@ -45,11 +45,11 @@ impl Workflow for Nap {
         match state {
             NapState::Start { minutes } => Transition::Suspend(
                 NapState::Sleeping {},
-                ctx.__sleep_command(Duration::from_secs(minutes * 60)),
+                sleep_command(ctx, Duration::from_secs(minutes * 60)),
             ),
             NapState::Sleeping {} => match take_wake(&mut Some(ev)) {
                 Ok(()) => Transition::Complete(Ok(())),
-                Err(m) => Transition::Reject(m),
+                Err(m) => Transition::Reject(m.into_message()),
             },
         }
     }
@@ -58,7 +58,7 @@ impl Workflow for Nap {
         Vec::new()
     }
 
-    fn check_signal(_: &str, _: &Value) -> Option<Result<(), String>> {
+    fn check_signal(_: &str, _: &Value) -> Option<Result<(), crate::PayloadError>> {
         None
     }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::Checkpoint;
 use super::driver::Driver;
 use super::{Engine, Inner, RunStatus};
-use crate::error::{EngineError, StartError, StoreError};
+use crate::error::{EngineError, StartError, StoreError, with_causes};
 use crate::model::Migration;
 use crate::types::RunRecord;
 
@@ -158,6 +158,29 @@ impl Registry {
 }
 
 /// Runs of one workflow version in the store.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// let versions = engine.versions()?;
+/// assert_eq!(versions.len(), 1);
+/// let v = &versions[0];
+/// assert_eq!((v.workflow.as_str(), v.version, v.in_flight), ("approval", 1, 1));
+/// assert_eq!(v.handled_by, "current");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionSummary {
     /// The workflow's stored name.
@@ -178,6 +201,29 @@ pub struct VersionSummary {
 }
 
 /// A run the registered code cannot drive.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let engine = Engine::builder().register(approval).open_in_memory().await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// // A run checkpointed by code that no longer fits would be listed here, with the reason.
+/// for run in engine.incompatible_runs()? {
+///     println!("{} ({} v{}): {}", run.run_id, run.workflow, run.version, run.reason);
+/// }
+/// assert!(engine.incompatible_runs()?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncompatibleRun {
     /// The run.
@@ -196,6 +242,27 @@ impl Engine {
     ///
     /// # Errors
     /// A storage error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// for v in engine.versions()? {
+    ///     println!("{} v{}: {} in flight, {}", v.workflow, v.version, v.in_flight, v.handled_by);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn versions(&self) -> Result<Vec<VersionSummary>, EngineError> {
         let runs = self.inner.store.runs()?;
         let mut out: BTreeMap<(String, u32, u64), VersionSummary> = BTreeMap::new();
@@ -237,6 +304,24 @@ impl Engine {
     ///
     /// # Errors
     /// A storage error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// assert!(engine.incompatible_runs()?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn incompatible_runs(&self) -> Result<Vec<IncompatibleRun>, EngineError> {
         let mut out = Vec::new();
         for (run_id, rec) in self.inner.store.runs()? {
@@ -258,6 +343,34 @@ impl Engine {
     /// # Errors
     /// [`EngineError::UnknownRun`]; [`EngineError::Incompatible`] with the reason if the
     /// registered code still does not fit (the run stays parked, untouched).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(approval).open_in_memory().await?;
+    /// engine.start(approval, "r-1", 10).await?;
+    /// // After deploying code that fits each parked run, take them all back.
+    /// for run in engine.incompatible_runs()? {
+    ///     match engine.retry_incompatible(&run.run_id).await {
+    ///         Ok(status) => println!("{}: {status}", run.run_id),
+    ///         Err(EngineError::Incompatible { reason, .. }) => println!("still parked: {reason}"),
+    ///         Err(e) => return Err(e.into()),
+    ///     }
+    /// }
+    /// // A run that fits the registered code just continues.
+    /// assert_eq!(engine.retry_incompatible("r-1").await?.kind(), "waiting");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn retry_incompatible(&self, run_id: &str) -> Result<RunStatus, EngineError> {
         let inner = &self.inner;
         inner.check_open()?;
@@ -281,7 +394,8 @@ impl Engine {
                     }
                 };
                 let mut cp = Checkpoint::load(run_id, inner.clock.now_ms(), rec);
-                cp.migrate(&plan).map_err(incompatible)?;
+                cp.migrate(&plan)
+                    .map_err(|e| incompatible(with_causes(&e)))?;
                 d.decodes(cp.state())
                     .map_err(|e| incompatible(format!("the stored state does not decode: {e}")))?;
                 if parked {
@@ -319,7 +433,8 @@ impl Inner {
                 let mut cp = Checkpoint::load(run_id, self.clock.now_ms(), rec);
                 match cp.migrate(&plan) {
                     Ok(()) => Ok(Ok((d, cp))),
-                    Err(reason) => {
+                    Err(e) => {
+                        let reason = with_causes(&e);
                         // A refused migration leaves the loaded state as it was: park the run
                         // with it intact.
                         cp.park_with(reason.clone());

@@ -66,6 +66,77 @@ pub use crate::types::{InboxEntry, PendingWait, RunRecord};
 /// Every method may be called from any thread; none may block for long except where noted
 /// (reads are expected to be quick; [`Store::commit`] returns at once and acknowledges later).
 /// An implementation must pass [`crate::testing::conformance`].
+///
+/// # Examples
+///
+/// A backend that wraps another and counts the checkpoints it commits; a real backend implements each method against its own database the same way, and passes [`crate::testing::conformance`].
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use workflow_runtime::store::*;
+///
+/// struct Counting<S> {
+///     inner: S,
+///     checkpoints: AtomicU64,
+/// }
+///
+/// impl<S: Store> Store for Counting<S> {
+///     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+///         self.inner.run(run_id)
+///     }
+///     fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
+///         self.inner.runs()
+///     }
+///     fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
+///         self.inner.inbox(run_id)
+///     }
+///     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
+///         self.inner.has_dedupe(run_id, key)
+///     }
+///     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
+///         self.inner.trace(run_id)
+///     }
+///     fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
+///         self.inner.last_trace(run_id)
+///     }
+///     fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
+///         self.inner.pending_waits()
+///     }
+///     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
+///         self.inner.claim_ready(claim)
+///     }
+///     fn claim_timers(&self, claim: &Claim<'_>, due_by_ms: u64) -> Result<Vec<DueTimer>, StoreError> {
+///         self.inner.claim_timers(claim, due_by_ms)
+///     }
+///     fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
+///         self.inner.renew(lease, now_ms, lease_ms)
+///     }
+///     fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+///         self.inner.release(lease)
+///     }
+///     fn commit(&self, checkpoint: CheckpointWrite) -> Acknowledgement {
+///         self.checkpoints.fetch_add(1, Ordering::Relaxed);
+///         self.inner.commit(checkpoint)
+///     }
+///     fn commit_count(&self) -> u64 {
+///         self.inner.commit_count()
+///     }
+///     fn close(&self) -> Acknowledgement {
+///         self.inner.close()
+///     }
+///     fn close_blocking(&self) {
+///         self.inner.close_blocking()
+///     }
+/// }
+///
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let store = Counting { inner: FileStore::open_memory()?, checkpoints: AtomicU64::new(0) };
+/// let engine = workflow_runtime::Engine::builder().open_store(store).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub trait Store: Send + Sync + 'static {
     /// The run's record, if the run exists.
     ///
@@ -172,6 +243,22 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Who asks for runs, for how long, and how many at most.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::*;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = FileStore::open_memory()?;
+/// let claim = Claim { owner: "worker-1", now_ms: 1_000, lease_ms: 30_000, limit: 64 };
+/// for ready in store.claim_ready(&claim)? {
+///     println!("{} is mine until {}", ready.run_id, ready.lease.expires_ms);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim<'a> {
     /// The claiming worker's identity, unique among the store's users.
@@ -186,6 +273,22 @@ pub struct Claim<'a> {
 }
 
 /// The right to drive one run until `expires_ms`.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::*;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let lease = Lease::new("order-1", "worker-1", 7, 31_000);
+/// // A checkpoint written under it names it, so the store can refuse it once it is stale.
+/// let mut write = CheckpointWrite::new("order-1");
+/// write.fence = lease.fence();
+/// assert_eq!(write.fence, Fence::Lease(7));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Lease {
@@ -201,6 +304,14 @@ pub struct Lease {
 
 impl Lease {
     /// A lease as a backend grants it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::Lease;
+    /// let lease = Lease::new("order-1", "worker-2", 41, 90_000);
+    /// assert_eq!((lease.token, lease.expires_ms), (41, 90_000));
+    /// ```
     pub fn new(
         run_id: impl Into<String>,
         owner: impl Into<String>,
@@ -216,6 +327,13 @@ impl Lease {
     }
 
     /// The fence a checkpoint written under this lease carries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::{Fence, Lease};
+    /// assert_eq!(Lease::new("r", "w", 3, 0).fence(), Fence::Lease(3));
+    /// ```
     pub fn fence(&self) -> Fence {
         Fence::Lease(self.token)
     }
@@ -273,6 +391,21 @@ impl ArmedTimer {
 }
 
 /// A run whose next step must be executed, as claimed.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::*;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = FileStore::open_memory()?;
+/// let claim = Claim { owner: "worker-1", now_ms: 0, lease_ms: 1_000, limit: 10 };
+/// let ready: Vec<ReadyRun> = store.claim_ready(&claim)?;
+/// assert!(ready.is_empty()); // a fresh store has no run to drive
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReadyRun {
@@ -285,6 +418,22 @@ pub struct ReadyRun {
 }
 
 /// An armed timer (a wait's deadline, a sleep's end, or a step's backoff), as claimed.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::*;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = FileStore::open_memory()?;
+/// let claim = Claim { owner: "worker-1", now_ms: 5_000, lease_ms: 1_000, limit: 10 };
+/// for timer in store.claim_timers(&claim, 5_000)? {
+///     println!("{} fires at {} (armed by checkpoint {})", timer.run_id, timer.deadline_ms, timer.seq);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DueTimer {
@@ -301,6 +450,14 @@ pub struct DueTimer {
 }
 
 /// What a checkpoint's writer claims about its right to write the run.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::store::{CheckpointWrite, Fence};
+/// // A single-process engine writes without a lease.
+/// assert_eq!(CheckpointWrite::new("r-1").fence, Fence::Exclusive);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Fence {
@@ -318,6 +475,26 @@ pub enum Fence {
 /// The store derives the index rows from `run`: the rows of `previous` go, the rows of the
 /// record's [`RunRecord::indexed_command`] come (a step to execute, a timer, a wait), and a run
 /// that finished (other than by being parked as incompatible) has its inbox cleared.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::*;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use serde_json::json;
+/// let store = FileStore::open_memory()?;
+/// let record = RunRecord::new("checkout", json!("Start"), 1_000);
+/// let mut write = CheckpointWrite::new("order-1");
+/// write.run = Some(RunWrite::new(record, None));
+/// write.buffer = Some(InboxEntry::new("confirm", json!(true), None));
+/// store.commit(write).await?;
+/// assert_eq!(store.run("order-1")?.unwrap().workflow, "checkout");
+/// assert_eq!(store.inbox("order-1")?.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CheckpointWrite {
@@ -350,6 +527,14 @@ pub struct CheckpointWrite {
 
 impl CheckpointWrite {
     /// A checkpoint of `run_id` that writes nothing yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::CheckpointWrite;
+    /// let write = CheckpointWrite::new("order-1");
+    /// assert!(write.run.is_none() && write.trace.is_empty() && !write.purge);
+    /// ```
     pub fn new(run_id: impl Into<String>) -> Self {
         Self {
             run_id: run_id.into(),
@@ -364,6 +549,20 @@ impl CheckpointWrite {
     }
 
     /// A checkpoint that purges `run_id` (see [`CheckpointWrite::purge`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::store::*;
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = FileStore::open_memory()?;
+    /// // Purging a run that does not exist changes nothing.
+    /// store.commit(CheckpointWrite::purging("gone")).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn purging(run_id: impl Into<String>) -> Self {
         let mut write = Self::new(run_id);
         write.purge = true;
@@ -373,6 +572,15 @@ impl CheckpointWrite {
 
 /// A run's new record, with what it was suspended on before, so the store can drop the index
 /// rows of that command.
+///
+/// # Examples
+///
+/// ```
+/// use serde_json::json;
+/// use workflow_runtime::store::{RunRecord, RunWrite};
+/// let first = RunWrite::new(RunRecord::new("checkout", json!("Start"), 0), None);
+/// assert!(first.previous.is_none());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RunWrite {
@@ -384,6 +592,15 @@ pub struct RunWrite {
 
 impl RunWrite {
     /// A record replacing one that was suspended on `previous`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use workflow_runtime::store::{RunRecord, RunWrite};
+    /// let write = RunWrite::new(RunRecord::new("checkout", json!("Start"), 0), None);
+    /// assert_eq!(write.record.seq, 0);
+    /// ```
     pub fn new(record: RunRecord, previous: Option<Command>) -> Self {
         Self { record, previous }
     }
@@ -395,6 +612,21 @@ impl RunWrite {
 /// A backend answers at once with [`Acknowledgement::ready`] or later through the
 /// [`Acknowledger`] of [`Acknowledgement::channel`]; dropping that acknowledger unanswered
 /// resolves the acknowledgement with [`StoreError::Closed`].
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::*;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let (acknowledger, acknowledgement) = Acknowledgement::channel();
+/// // A backend's writer thread answers once the write is durable.
+/// std::thread::spawn(move || acknowledger.acknowledge(Ok(())));
+/// acknowledgement.await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug)]
 #[must_use = "an acknowledgement does nothing unless awaited"]
 pub struct Acknowledgement(Ack);
@@ -406,11 +638,43 @@ enum Ack {
 }
 
 /// Answers one [`Acknowledgement`].
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::*;
+/// # fn main() {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let (acknowledger, acknowledgement) = Acknowledgement::channel();
+/// acknowledger.acknowledge(Err(StoreError::NotOwner { run_id: "r-1".into() }));
+/// assert!(matches!(acknowledgement.await, Err(StoreError::NotOwner { .. })));
+/// // Dropped unanswered, it answers `Closed`.
+/// let (acknowledger, acknowledgement) = Acknowledgement::channel();
+/// drop(acknowledger);
+/// assert!(matches!(acknowledgement.await, Err(StoreError::Closed)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Acknowledger(oneshot::Sender<Result<(), StoreError>>);
 
 impl Acknowledger {
     /// Resolves the acknowledgement; nothing happens if nobody awaits it any more.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::store::*;
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let (acknowledger, acknowledgement) = Acknowledgement::channel();
+    /// acknowledger.acknowledge(Ok(()));
+    /// assert!(acknowledgement.await.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn acknowledge(self, result: Result<(), StoreError>) {
         let _ = self.0.send(result);
     }
@@ -418,11 +682,39 @@ impl Acknowledger {
 
 impl Acknowledgement {
     /// An acknowledgement that is already answered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::store::*;
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // A backend that refuses work after closing answers at once.
+    /// let refused = Acknowledgement::ready(Err(StoreError::Closed));
+    /// assert!(matches!(refused.await, Err(StoreError::Closed)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn ready(result: Result<(), StoreError>) -> Self {
         Self(Ack::Ready(Some(result)))
     }
 
     /// An acknowledgement to answer later, with the means to answer it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::store::*;
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let (acknowledger, acknowledgement) = Acknowledgement::channel();
+    /// tokio::spawn(async move { acknowledger.acknowledge(Ok(())) });
+    /// acknowledgement.await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn channel() -> (Acknowledger, Acknowledgement) {
         let (tx, rx) = oneshot::channel();
         (Acknowledger(tx), Acknowledgement(Ack::Waiting(rx)))

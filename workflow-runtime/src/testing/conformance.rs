@@ -39,6 +39,27 @@ use crate::trace::TraceKind;
 use crate::types::{RunRecord, RunStatus};
 
 /// Opens the store under test.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::store::FileStore;
+/// use workflow_runtime::testing::conformance::{self, Harness};
+///
+/// /// A fresh file in a directory of its own; reopening it is a restart.
+/// struct OnFile(tempfile::TempDir);
+///
+/// impl Harness for OnFile {
+///     type Store = FileStore;
+///     fn open(&self) -> FileStore {
+///         FileStore::open(self.0.path().join("store.db")).expect("the store opens")
+///     }
+/// }
+///
+/// conformance::run(OnFile(tempfile::tempdir().unwrap()), |h| async move {
+///     conformance::a_reopened_store_keeps_everything_acknowledged(&h).await
+/// });
+/// ```
 pub trait Harness {
     /// The backend.
     type Store: Store;
@@ -53,6 +74,25 @@ pub trait Harness {
 ///
 /// # Panics
 /// When the test fails.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// // One test of the suite, as `store_conformance!` runs each.
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::the_inbox_keeps_arrival_order(&h).await
+/// });
+/// ```
 pub fn run<H, F, Fut>(harness: H, test: F)
 where
     H: Harness,
@@ -69,6 +109,27 @@ where
 
 /// Instantiates every test of the conformance suite for a backend, as `#[test]` functions in a
 /// module named `$name`; `$harness` is evaluated once per test and must give a fresh store.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::store::FileStore;
+/// use workflow_runtime::testing::conformance::Harness;
+///
+/// /// A fresh file in a directory of its own; reopening it is a restart.
+/// struct OnFile(tempfile::TempDir);
+///
+/// impl Harness for OnFile {
+///     type Store = FileStore;
+///     fn open(&self) -> FileStore {
+///         FileStore::open(self.0.path().join("store.db")).expect("the store opens")
+///     }
+/// }
+///
+/// // In a test file: one `#[test]` per test of the suite, in `mod on_file`, each on a new harness.
+/// workflow_runtime::store_conformance!(on_file, OnFile(tempfile::tempdir().expect("a temp dir")));
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! store_conformance {
     ($name:ident, $harness:expr) => {
@@ -246,6 +307,24 @@ pub async fn reads_claim_nothing<H: Harness>(h: &H) {
 
 /// An acknowledged checkpoint is readable at once and after a reopen; the store counts its
 /// durable transactions.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::acknowledged_commits_are_durable(&h).await
+/// });
+/// ```
 pub async fn acknowledged_commits_are_durable<H: Harness>(h: &H) {
     let rec = record(1, Some(step("charge")));
     {
@@ -266,6 +345,24 @@ pub async fn acknowledged_commits_are_durable<H: Harness>(h: &H) {
 
 /// The store keeps the index rows of each record: a step to run is ready, a wait has a timer
 /// and a pending-wait row, a sleep and a step in backoff have a timer, a finished run has none.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::index_rows_follow_the_record(&h).await
+/// });
+/// ```
 pub async fn index_rows_follow_the_record<H: Harness>(h: &H) {
     let store = h.open();
     let s = step("charge");
@@ -329,6 +426,24 @@ pub async fn index_rows_follow_the_record<H: Harness>(h: &H) {
 
 /// Due timers come earliest deadline first (ties in run id order), only up to `due_by_ms`,
 /// and at most `limit` of them.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::timers_come_in_deadline_order(&h).await
+/// });
+/// ```
 pub async fn timers_come_in_deadline_order<H: Harness>(h: &H) {
     let store = h.open();
     for (run, deadline) in [("d", 30), ("c", 10), ("b", 20), ("a", 10), ("e", 40)] {
@@ -355,6 +470,24 @@ pub async fn timers_come_in_deadline_order<H: Harness>(h: &H) {
 
 /// Buffered signals come back in the order they arrived, consumed ones are gone, and a
 /// finished run's inbox is cleared while a parked run keeps its own.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::the_inbox_keeps_arrival_order(&h).await
+/// });
+/// ```
 pub async fn the_inbox_keeps_arrival_order<H: Harness>(h: &H) {
     let store = h.open();
     let w = wait("other", 50_000);
@@ -410,6 +543,24 @@ pub async fn the_inbox_keeps_arrival_order<H: Harness>(h: &H) {
 }
 
 /// An accepted de-duplication key is remembered per run, across a reopen.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::dedupe_keys_are_remembered(&h).await
+/// });
+/// ```
 pub async fn dedupe_keys_are_remembered<H: Harness>(h: &H) {
     {
         let store = h.open();
@@ -428,6 +579,24 @@ pub async fn dedupe_keys_are_remembered<H: Harness>(h: &H) {
 
 /// Trace events are numbered by the store from 0 without gaps, across checkpoints, whatever
 /// `seq` the writer gave them.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::the_trace_is_numbered_in_order(&h).await
+/// });
+/// ```
 pub async fn the_trace_is_numbered_in_order<H: Harness>(h: &H) {
     let store = h.open();
     assert!(store.trace("r1").expect("trace").is_empty());
@@ -454,6 +623,24 @@ pub async fn the_trace_is_numbered_in_order<H: Harness>(h: &H) {
 /// A run is granted to one owner at a time: another owner's claim skips it until the lease
 /// lapses or is released; the holder's own claim extends it; a lease taken over cannot be
 /// renewed.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::claims_grant_each_run_to_one_owner_at_a_time(&h).await
+/// });
+/// ```
 pub async fn claims_grant_each_run_to_one_owner_at_a_time<H: Harness>(h: &H) {
     let store = h.open();
     commit(&store, moves("r1", record(1, Some(step("s"))), None)).await;
@@ -516,6 +703,24 @@ pub async fn claims_grant_each_run_to_one_owner_at_a_time<H: Harness>(h: &H) {
 
 /// A checkpoint written under a lease that is no longer the run's current one is refused with
 /// [`StoreError::NotOwner`] and writes nothing, even when it shares a group commit with others.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::commits_under_a_stale_lease_are_refused(&h).await
+/// });
+/// ```
 pub async fn commits_under_a_stale_lease_are_refused<H: Harness>(h: &H) {
     let store = h.open();
     let s = step("s");
@@ -567,6 +772,24 @@ pub async fn commits_under_a_stale_lease_are_refused<H: Harness>(h: &H) {
 }
 
 /// Many checkpoints committed at once are each acknowledged, and each is durable.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::concurrent_commits_are_acknowledged_one_by_one(&h).await
+/// });
+/// ```
 pub async fn concurrent_commits_are_acknowledged_one_by_one<H: Harness>(h: &H) {
     let store = h.open();
     let acks: Vec<_> = (0..64)
@@ -587,6 +810,24 @@ pub async fn concurrent_commits_are_acknowledged_one_by_one<H: Harness>(h: &H) {
 
 /// Dropping the store without closing it (a crash) loses nothing acknowledged: records,
 /// index rows, inbox, dedupe keys and traces are all there after a reopen.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::a_reopened_store_keeps_everything_acknowledged(&h).await
+/// });
+/// ```
 pub async fn a_reopened_store_keeps_everything_acknowledged<H: Harness>(h: &H) {
     let s = step("s");
     {
@@ -619,6 +860,24 @@ pub async fn a_reopened_store_keeps_everything_acknowledged<H: Harness>(h: &H) {
 }
 
 /// After [`Store::close`] every read and commit fails with [`StoreError::Closed`].
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::a_closed_store_refuses_work(&h).await
+/// });
+/// ```
 pub async fn a_closed_store_refuses_work<H: Harness>(h: &H) {
     let store = h.open();
     commit(&store, moves("r1", record(1, Some(sleep(5))), None)).await;
@@ -639,6 +898,24 @@ pub async fn a_closed_store_refuses_work<H: Harness>(h: &H) {
 /// nothing of any other run (not even one whose id starts with the purged one); it refuses an
 /// open run, writing nothing; purging a missing run changes nothing; the id can be used again,
 /// its trace numbered from 0.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::purge_removes_an_ended_run_and_nothing_else(&h).await
+/// });
+/// ```
 pub async fn purge_removes_an_ended_run_and_nothing_else<H: Harness>(h: &H) {
     {
         let store = h.open();

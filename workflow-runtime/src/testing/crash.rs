@@ -15,6 +15,15 @@ use crate::{OpsError, RunStatus, Signal, SignalError, StartError, Workflow};
 const RUN: &str = "crash-test";
 
 /// One thing that happens to a run from outside.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::testing::{Script, ScriptAction};
+/// let script = Script::new().advance(Duration::from_secs(60)).cancel("withdrawn");
+/// assert!(matches!(script.actions()[0], ScriptAction::Advance(d) if d.as_secs() == 60));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub enum ScriptAction {
@@ -38,6 +47,18 @@ pub enum ScriptAction {
 }
 
 /// What happens to a run, in order, after it starts.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::testing::Script;
+/// let script = Script::new()
+///     .signal("confirm", true)
+///     .advance(Duration::from_secs(3_600))
+///     .signal_keyed("note", "late", "note-1");
+/// assert_eq!(script.actions().len(), 3);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Script {
     actions: Vec<ScriptAction>,
@@ -45,6 +66,13 @@ pub struct Script {
 
 impl Script {
     /// An empty script.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Script;
+    /// assert!(Script::new().actions().is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -53,6 +81,13 @@ impl Script {
     ///
     /// # Panics
     /// If the payload does not encode as JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Script;
+    /// let script = Script::new().signal("confirm", true);
+    /// ```
     #[must_use]
     pub fn signal(mut self, name: &str, payload: impl Serialize) -> Self {
         let payload = serde_json::to_value(payload).expect("a script payload encodes as JSON");
@@ -68,6 +103,16 @@ impl Script {
     ///
     /// # Panics
     /// If the payload does not encode as JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Script;
+    /// // The same decision delivered twice by a retrying client: the key makes it count once.
+    /// let script = Script::new()
+    ///     .signal_keyed("confirm", true, "click-1")
+    ///     .signal_keyed("confirm", true, "click-1");
+    /// ```
     #[must_use]
     pub fn signal_keyed(mut self, name: &str, payload: impl Serialize, dedupe_key: &str) -> Self {
         let payload = serde_json::to_value(payload).expect("a script payload encodes as JSON");
@@ -80,6 +125,14 @@ impl Script {
     }
 
     /// Then the clock moves forward.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::testing::Script;
+    /// let script = Script::new().advance(Duration::from_secs(7 * 24 * 3600));
+    /// ```
     #[must_use]
     pub fn advance(mut self, by: Duration) -> Self {
         self.actions.push(ScriptAction::Advance(by));
@@ -87,6 +140,13 @@ impl Script {
     }
 
     /// Then an operator cancels the run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Script;
+    /// let script = Script::new().cancel("the customer withdrew the request");
+    /// ```
     #[must_use]
     pub fn cancel(mut self, reason: &str) -> Self {
         self.actions.push(ScriptAction::Cancel {
@@ -96,12 +156,50 @@ impl Script {
     }
 
     /// The actions, in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::{Script, ScriptAction};
+    /// let script = Script::new().signal("confirm", true);
+    /// assert!(matches!(&script.actions()[0], ScriptAction::Signal { name, .. } if name == "confirm"));
+    /// ```
     pub fn actions(&self) -> &[ScriptAction] {
         &self.actions
     }
 }
 
 /// One simulated crash and what the run did after it.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::testing::{Script, crash_test};
+/// let report = crash_test(TestEngine::builder().register(checkout), checkout, 40, Script::new().signal("confirm", true)).await;
+/// for case in &report.cases {
+///     println!("crash {} commit {}: {:?}", case.moment, case.commit, case.outcome);
+/// }
+/// assert!(report.cases.iter().all(|c| c.outcome == report.outcome));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct CrashCase {
     /// The commit the crash was placed at, counting from 1.
@@ -120,6 +218,34 @@ pub struct CrashCase {
 }
 
 /// What [`crash_test`] found.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::testing::{Script, crash_test};
+/// let report = crash_test(TestEngine::builder().register(checkout), checkout, 40, Script::new().signal("confirm", true)).await;
+/// assert!(report.is_ok(), "{:?}", report.violations);
+/// assert_eq!(report.cases.len() as u64, 2 * report.commits);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct CrashReport {
     /// The workflow's name.
@@ -140,6 +266,34 @@ pub struct CrashReport {
 
 impl CrashReport {
     /// Whether every crash led to the crash-free outcome with no new step invocation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::testing::{Script, crash_test};
+    /// let script = Script::new().signal("confirm", false);
+    /// let report = crash_test(TestEngine::builder().register(checkout), checkout, 40, script).await;
+    /// assert!(report.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn is_ok(&self) -> bool {
         self.violations.is_empty()
     }
@@ -148,6 +302,34 @@ impl CrashReport {
     ///
     /// # Panics
     /// When a crash changed the outcome, lost the run or made a step run under a new key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::testing::{Script, crash_test};
+    /// crash_test(TestEngine::builder().register(checkout), checkout, 40, Script::new().signal("confirm", true))
+    ///     .await
+    ///     .assert_ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn assert_ok(&self) {
         assert!(self.is_ok(), "{self}");
     }
@@ -287,6 +469,37 @@ fn keys_of(te: &TestEngine) -> BTreeMap<String, usize> {
 ///
 /// # Panics
 /// If the crash-free run itself does not finish: the report would mean nothing.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::testing::{Script, crash_test};
+/// let builder = TestEngine::builder()
+///     .register(checkout)
+///     .replace::<charge>(|ctx, amount| Ok(format!("{amount} under {}", ctx.idempotency_key())));
+/// let script = Script::new().signal("confirm", true);
+/// let report = crash_test(builder, checkout, 40, script).await;
+/// report.assert_ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub async fn crash_test<W: Workflow>(
     builder: TestEngineBuilder,
     workflow: W,

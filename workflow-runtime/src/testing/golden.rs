@@ -33,14 +33,66 @@ use super::CommittedCheckpoint;
 use crate::model::{Command, Migration, Workflow};
 
 /// The environment variable that asks tests to record their golden files again.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::testing::golden;
+/// // `WORKFLOW_GOLDEN_UPDATE=1 cargo test` records every golden file again.
+/// assert_eq!(golden::UPDATE_ENV, "WORKFLOW_GOLDEN_UPDATE");
+/// ```
 pub const UPDATE_ENV: &str = "WORKFLOW_GOLDEN_UPDATE";
 
 /// Whether [`UPDATE_ENV`] is set to `1`.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::testing::golden;
+/// if golden::update_requested() {
+///     println!("recording golden files");
+/// }
+/// ```
 pub fn update_requested() -> bool {
     std::env::var(UPDATE_ENV).is_ok_and(|v| v == "1")
 }
 
 /// A golden file.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::testing::golden::{self, GoldenFile};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("checkout.json");
+/// let te = TestEngine::builder().register(checkout).build().await;
+/// te.start(checkout, "o-1", 40).await?;
+/// te.signal("o-1", "confirm", true).await?;
+/// golden::write(checkout, &path, &te.checkpoints("o-1"))?;
+/// let file: GoldenFile = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+/// assert_eq!((file.workflow.as_str(), file.version), ("checkout", 1));
+/// let variants: Vec<&str> = file.checkpoints.iter().map(|c| c.variant.as_str()).collect();
+/// assert_eq!(variants, ["AwaitingConfirm", "Charge"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GoldenFile {
     /// The workflow's stored name.
@@ -54,6 +106,39 @@ pub struct GoldenFile {
 }
 
 /// A stored state in a golden file.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::testing::golden::{self, GoldenFile};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("checkout.json");
+/// let te = TestEngine::builder().register(checkout).build().await;
+/// te.start(checkout, "o-1", 40).await?;
+/// golden::write(checkout, &path, &te.checkpoints("o-1"))?;
+/// let file: GoldenFile = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+/// let waiting = &file.checkpoints[0];
+/// assert_eq!(waiting.state, json!({ "AwaitingConfirm": { "amount": 40 } }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GoldenCheckpoint {
     /// The variant's name.
@@ -71,6 +156,38 @@ pub struct GoldenCheckpoint {
 ///
 /// # Errors
 /// If the file cannot be written.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::testing::golden;
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("golden/checkout.json");
+/// let te = TestEngine::builder().register(checkout).build().await;
+/// te.start(checkout, "o-1", 40).await?;
+/// te.signal("o-1", "confirm", true).await?;
+/// golden::write(checkout, &path, &te.checkpoints("o-1"))?;
+/// assert!(path.exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub fn write<W: Workflow>(
     _workflow: W,
     path: impl AsRef<Path>,
@@ -108,6 +225,41 @@ pub fn write<W: Workflow>(
 ///
 /// # Errors
 /// A message naming the file, what differs and what to do.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::testing::golden;
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("checkout.json");
+/// let te = TestEngine::builder().register(checkout).build().await;
+/// te.start(checkout, "o-1", 40).await?;
+/// te.signal("o-1", "confirm", true).await?;
+/// golden::write(checkout, &path, &te.checkpoints("o-1"))?;
+/// assert_eq!(golden::check(checkout, &path)?, 2);
+/// // A missing file says how to record it.
+/// let missing = golden::check(checkout, dir.path().join("none.json")).unwrap_err();
+/// assert!(missing.message().contains("WORKFLOW_GOLDEN_UPDATE=1"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub fn check<W: Workflow>(_workflow: W, path: impl AsRef<Path>) -> Result<usize, GoldenError> {
     check_states::<W>(path.as_ref()).map_err(GoldenError::new)
 }
@@ -158,6 +310,20 @@ fn check_states<W: Workflow>(path: &Path) -> Result<usize, String> {
 ///
 /// # Errors
 /// A message naming the file, the state and the failing migration.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use workflow_runtime::prelude::*;
+/// use workflow_runtime::testing::golden;
+/// # #[workflow(name = "order", version = 2)]
+/// # async fn order_v2(ctx: &mut WorkflowContext) -> Result<(), WorkflowError> { Ok(()) }
+/// # fn main() {
+/// // The states v1 recorded (kept since v1 shipped) must migrate into v2's.
+/// let migrated = golden::check_migration(order_v2, "tests/golden/order-v1.json").unwrap();
+/// println!("{migrated} v1 states migrate");
+/// # }
+/// ```
 pub fn check_migration<W: Workflow>(
     _workflow: W,
     path: impl AsRef<Path>,
@@ -185,9 +351,10 @@ fn check_migrations<W: Workflow>(path: &Path) -> Result<usize, String> {
     for cp in &file.checkpoints {
         let state = Migration::apply_all(&plan, cp.state.clone()).map_err(|e| {
             format!(
-                "the state `{}` of {} does not migrate: {e}",
+                "the state `{}` of {} does not migrate: {}",
                 cp.variant,
-                path.display()
+                path.display(),
+                crate::error::with_causes(&e)
             )
         })?;
         serde_json::from_value::<W::State>(state).map_err(|e| {
@@ -217,6 +384,19 @@ fn load(path: &Path) -> Result<GoldenFile, String> {
 
 /// Why a golden file does not fit the current code: a message naming the file, what differs
 /// and what to do.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+/// use workflow_runtime::testing::golden;
+/// # #[workflow]
+/// # async fn nap(ctx: &mut WorkflowContext) -> Result<(), WorkflowError> { Ok(()) }
+/// # fn main() {
+/// let e = golden::check(nap, "/nonexistent/nap.json").unwrap_err();
+/// assert!(e.to_string().starts_with("cannot read the golden file /nonexistent/nap.json"));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct GoldenError {
@@ -229,6 +409,19 @@ impl GoldenError {
     }
 
     /// The message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    /// use workflow_runtime::testing::golden;
+    /// # #[workflow]
+    /// # async fn nap(ctx: &mut WorkflowContext) -> Result<(), WorkflowError> { Ok(()) }
+    /// # fn main() {
+    /// let e = golden::check(nap, "/nonexistent/nap.json").unwrap_err();
+    /// assert_eq!(e.message(), e.to_string());
+    /// # }
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -238,6 +431,39 @@ impl GoldenError {
 ///
 /// # Panics
 /// When the check fails.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::testing::golden;
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("checkout.json");
+/// if golden::update_requested() || !path.exists() {
+///     let te = TestEngine::builder().register(checkout).build().await;
+///     te.start(checkout, "o-1", 40).await?;
+///     golden::write(checkout, &path, &te.checkpoints("o-1"))?;
+/// }
+/// golden::assert_matches(checkout, &path);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub fn assert_matches<W: Workflow>(workflow: W, path: impl AsRef<Path>) {
     if let Err(e) = check(workflow, path) {
         panic!("{e}");

@@ -89,6 +89,37 @@ use crate::{
 };
 
 /// One step invocation as a test engine saw it.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let te = TestEngine::builder().register(checkout).build().await;
+/// te.start(checkout, "o-1", 40).await?;
+/// te.signal("o-1", "confirm", true).await?;
+/// let call = &te.step_calls()[0];
+/// assert_eq!((call.step.as_str(), call.attempt), ("charge", 1));
+/// assert_eq!(call.input, json!(40));
+/// assert_eq!(call.result, Ok(json!("receipt-40")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepCall {
     /// The run.
@@ -128,6 +159,37 @@ struct Setup {
 }
 
 /// Configures a [`TestEngine`].
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let te = TestEngine::builder()
+///     .register(checkout)
+///     .replace::<charge>(|_ctx, amount| Ok(format!("fake-{amount}")))
+///     .start_at_ms(1_700_000_000_000)
+///     .build()
+///     .await;
+/// assert_eq!(te.now_ms(), 1_700_000_000_000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct TestEngineBuilder {
     setup: Setup,
@@ -146,6 +208,32 @@ impl std::fmt::Debug for TestEngineBuilder {
 
 impl TestEngineBuilder {
     /// Registers a workflow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// assert_eq!(te.engine().workflows(), ["checkout"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
     pub fn register<W: Workflow>(mut self, workflow: W) -> Self {
         self.setup
@@ -163,6 +251,38 @@ impl TestEngineBuilder {
 
     /// Replaces the step `F` with `double` for this engine: the workflow calls `double` with
     /// the step's typed input wherever it calls `F`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder()
+    ///     .register(checkout)
+    ///     .replace::<charge>(|_ctx, _amount| Err(StepError::permanent("card declined")))
+    ///     .build()
+    ///     .await;
+    /// let run = te.start(checkout, "o-1", 40).await?;
+    /// te.signal("o-1", "confirm", true).await?;
+    /// assert_eq!(run.result().await?, Err(WorkflowError::new("card declined")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
     pub fn replace<F: Function>(
         self,
@@ -176,6 +296,42 @@ impl TestEngineBuilder {
     }
 
     /// Replaces the step `F` with an async `double` (one that waits, or fails after a delay).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder()
+    ///     .register(checkout)
+    ///     .replace_async::<charge, _>(|ctx, amount| async move {
+    ///         // A double may await, and sees the real step's context.
+    ///         tokio::task::yield_now().await;
+    ///         Ok(format!("{amount} under {}", ctx.idempotency_key()))
+    ///     })
+    ///     .build()
+    ///     .await;
+    /// let run = te.start(checkout, "o-1", 40).await?;
+    /// te.signal("o-1", "confirm", true).await?;
+    /// assert!(run.result().await?.unwrap().starts_with("40 under "));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
     pub fn replace_async<F: Function, Fut>(
         mut self,
@@ -248,6 +404,34 @@ impl TestEngineBuilder {
 
     /// Starts the manual clock at this time (milliseconds since the Unix epoch); the default is
     /// 2026-01-01T00:00:00Z.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).start_at_ms(0).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// // The wait's deadline is an hour after the clock's start.
+    /// assert_eq!(te.engine().pending()?[0].deadline_ms, 3_600_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     #[must_use]
     pub fn start_at_ms(mut self, ms: u64) -> Self {
         self.start_ms = ms;
@@ -263,6 +447,33 @@ impl TestEngineBuilder {
     ///
     /// # Panics
     /// If the in-memory store cannot be created (it always can).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// let run = te.start(checkout, "o-1", 40).await?;
+    /// assert!(matches!(run.status()?, RunStatus::Waiting { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn build(self) -> TestEngine {
         let memory = MemoryDisk::default();
         let clock = ManualClock::new(self.start_ms);
@@ -339,6 +550,37 @@ async fn open(
 /// # Panics
 /// When the engine's [`Instrument`] bounds waits ([`Hooks::bound_waits`]) and the engine is
 /// still busy once the bound has passed; the message says what it was busy with.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// use workflow_runtime::testing::{Hooks, settle};
+/// # #[workflow]
+/// # async fn nap(ctx: &mut WorkflowContext) -> Result<(), WorkflowError> {
+/// #     ctx.sleep(Duration::from_secs(60)).await;
+/// #     Ok(())
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let clock = ManualClock::new(0);
+/// let mut hooks = Hooks::default();
+/// hooks.bound_waits(Duration::from_secs(60));
+/// let engine = Engine::builder()
+///     .register(nap)
+///     .clock(clock.clone())
+///     .instrument(hooks)
+///     .open_in_memory()
+///     .await?;
+/// engine.start(nap, "n-1", ()).await?;
+/// clock.advance(Duration::from_secs(60));
+/// // Everything that came due has happened once `settle` returns.
+/// settle(&engine).await;
+/// assert_eq!(engine.status("n-1")?, RunStatus::Completed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub async fn settle(engine: &Engine) {
     engine.settle_bounded().await;
 }
@@ -363,6 +605,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// An engine for tests: in-memory storage, a manual clock, step doubles, and a log of every
 /// checkpoint and step call. Every method that changes something returns once the engine is
 /// idle again (no step running, no timer due), so a test reads like a story.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # use workflow_runtime::testing::TestEngine;
+/// # #[function]
+/// # async fn charge(amount: u64) -> Result<String, StepError> {
+/// #     Ok(format!("receipt-{amount}"))
+/// # }
+/// # #[workflow]
+/// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+/// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+/// #     if ok != Ok(true) {
+/// #         return Ok("cancelled".into());
+/// #     }
+/// #     Ok(ctx.step(charge, amount).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let te = TestEngine::builder().register(checkout).build().await;
+/// let run = te.start(checkout, "o-1", 40).await?;
+/// te.advance(Duration::from_secs(3_600)).await;
+/// assert_eq!(run.result().await?, Ok("cancelled".to_owned()));
+/// assert_eq!(te.calls_of::<charge>("o-1"), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub struct TestEngine {
     engine: Engine,
     /// The current engine's instrumentation (each restart installs a new one).
@@ -383,6 +654,31 @@ impl std::fmt::Debug for TestEngine {
 
 impl TestEngine {
     /// A builder: register workflows and replace steps, then build.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn builder() -> TestEngineBuilder {
         TestEngineBuilder {
             setup: Setup::default(),
@@ -402,6 +698,33 @@ impl TestEngine {
     }
 
     /// The engine, for everything this wrapper does not cover.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// assert_eq!(te.engine().pending()?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -412,11 +735,66 @@ impl TestEngine {
     }
 
     /// The manual clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// let before = te.now_ms();
+    /// // Moving the clock directly fires nothing by itself; `TestEngine::advance` also runs until idle.
+    /// te.clock().advance(Duration::from_secs(5));
+    /// assert_eq!(te.now_ms(), before + 5_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn clock(&self) -> &ManualClock {
         &self.clock
     }
 
     /// The clock's time, milliseconds since the Unix epoch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).start_at_ms(42).build().await;
+    /// assert_eq!(te.now_ms(), 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn now_ms(&self) -> u64 {
         crate::Clock::now_ms(&self.clock)
     }
@@ -425,6 +803,34 @@ impl TestEngine {
     ///
     /// # Errors
     /// As [`Engine::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// let run = te.start(checkout, "o-1", 40).await?;
+    /// // It has already run up to its wait.
+    /// assert_eq!(te.engine().state_name("o-1").as_deref(), Some("AwaitingConfirm"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn start<W: Workflow>(
         &self,
         workflow: W,
@@ -440,6 +846,35 @@ impl TestEngine {
     ///
     /// # Errors
     /// As [`Engine::signal`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// let run = te.start(checkout, "o-1", 40).await?;
+    /// assert_eq!(te.signal("o-1", "confirm", true).await?, SignalOutcome::Delivered);
+    /// // The step ran before `signal` returned.
+    /// assert_eq!(te.calls_of::<charge>("o-1"), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn signal(
         &self,
         run_id: &str,
@@ -455,6 +890,35 @@ impl TestEngine {
     ///
     /// # Errors
     /// As [`Engine::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// let confirm = Signal::new("confirm", true).dedupe_key("click-1");
+    /// assert_eq!(te.send("o-1", confirm.clone()).await?, SignalOutcome::Delivered);
+    /// assert_eq!(te.send("o-1", confirm).await?, SignalOutcome::Duplicate);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, SignalError> {
         let outcome = self.engine.send(run_id, signal).await;
         self.run_until_idle().await;
@@ -462,6 +926,36 @@ impl TestEngine {
     }
 
     /// Moves the clock forward, fires every timer that came due and runs until idle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// let run = te.start(checkout, "o-1", 40).await?;
+    /// te.advance(Duration::from_secs(3_599)).await;
+    /// assert!(matches!(run.status()?, RunStatus::Waiting { .. }));
+    /// te.advance(Duration::from_secs(1)).await;
+    /// assert_eq!(run.status()?, RunStatus::Completed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn advance(&self, by: Duration) {
         self.clock.advance(by);
         self.run_until_idle().await;
@@ -473,12 +967,73 @@ impl TestEngine {
     /// When the engine is still busy after 120 s (`WORKFLOW_TEST_WAIT_SECS` changes it), with
     /// what it was busy with: a hang fails the test instead of stalling the suite. Waiting for
     /// a run's result on a test engine is bounded the same way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// // Signalled through the engine itself, the step may still be running...
+    /// te.engine().signal("o-1", "confirm", true).await?;
+    /// // ...until the engine is idle.
+    /// te.run_until_idle().await;
+    /// assert_eq!(te.calls_of::<charge>("o-1"), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn run_until_idle(&self) {
         self.engine.settle_bounded().await;
     }
 
     /// Every checkpoint `run_id` wrote, oldest first, since this test engine was built
     /// (restarts included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// te.signal("o-1", "confirm", true).await?;
+    /// let states: Vec<String> = te.checkpoints("o-1").iter().map(|c| c.variant()).collect();
+    /// assert_eq!(states, ["AwaitingConfirm", "Charge", "Charge"]);
+    /// assert_eq!(te.checkpoints("o-1").last().unwrap().status, RunStatus::Completed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn checkpoints(&self, run_id: &str) -> Vec<CommittedCheckpoint> {
         lock(&self.log)
             .checkpoints
@@ -489,11 +1044,69 @@ impl TestEngine {
     }
 
     /// Every step call, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// te.signal("o-1", "confirm", true).await?;
+    /// let keys: Vec<String> = te.step_calls().into_iter().map(|c| c.idempotency_key).collect();
+    /// assert_eq!(keys.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn step_calls(&self) -> Vec<StepCall> {
         lock(&self.log).steps.clone()
     }
 
     /// How many times the step `F` was called for `run_id`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// te.signal("o-1", "confirm", true).await?;
+    /// assert_eq!(te.calls_of::<charge>("o-1"), 1);
+    /// assert_eq!(te.calls_of::<charge>("o-2"), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn calls_of<F: Function>(&self, run_id: &str) -> usize {
         lock(&self.log)
             .steps
@@ -504,6 +1117,37 @@ impl TestEngine {
 
     /// Closes the engine and opens a new one on the same store and clock, as a restarted
     /// process would; in-flight steps run again, timers are re-armed. Runs until idle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let mut te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// // The process dies and comes back: the run still waits, durably.
+    /// te.restart().await;
+    /// te.signal("o-1", "confirm", true).await?;
+    /// let run = te.engine().handle(checkout, "o-1")?;
+    /// assert_eq!(run.result().await?, Ok("receipt-40".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn restart(&mut self) {
         self.engine.shutdown().await;
         (self.engine, self.hooks) =
@@ -514,6 +1158,52 @@ impl TestEngine {
     /// Closes the engine and opens one with other workflows registered on the same store and
     /// clock, as deploying new code does; in-flight runs resume on what fits them. Doubles and
     /// dependencies (`data`) given before stay unless the new builder replaces them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// # #[workflow(name = "checkout", version = 2, migrate_from = checkout)]
+    /// # async fn checkout_v2(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(7_200), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # impl TryFrom<checkout::State> for checkout_v2::State {
+    /// #     type Error = String;
+    /// #     fn try_from(old: checkout::State) -> Result<Self, String> {
+    /// #         serde_json::from_value(serde_json::to_value(old).map_err(|e| e.to_string())?)
+    /// #             .map_err(|e| e.to_string())
+    /// #     }
+    /// # }
+    /// let mut te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// // Deploy v2 next to v1: the waiting run migrates and finishes on the new code.
+    /// te.swap(|b| b.register(checkout).register(checkout_v2)).await;
+    /// te.signal("o-1", "confirm", true).await?;
+    /// let run = te.engine().handle(checkout_v2, "o-1")?;
+    /// assert_eq!(run.result().await?, Ok("receipt-40".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn swap(&mut self, register: impl FnOnce(TestEngineBuilder) -> TestEngineBuilder) {
         let builder = register(TestEngineBuilder {
             setup: Setup::default(),
@@ -540,6 +1230,37 @@ impl TestEngine {
     /// # Errors
     /// [`EngineError::Conflict`] if the run id exists, [`EngineError::NotRegistered`], or
     /// [`EngineError::RunFinished`] if the checkpoint is a finished run's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// let waiting = te.checkpoints("o-1")[0].clone();
+    /// // A second run placed at the first one's wait.
+    /// let copy = te.resume_from(checkout, "o-2", &waiting).await?;
+    /// te.signal("o-2", "confirm", true).await?;
+    /// assert_eq!(copy.result().await?, Ok("receipt-40".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn resume_from<W: Workflow>(
         &self,
         workflow: W,
@@ -573,6 +1294,35 @@ impl TestEngine {
     ///
     /// # Errors
     /// As [`TestEngine::resume_from`], and [`EngineError::Codec`] if the state does not encode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// // A run built by hand, waiting for the charge of 99.
+    /// let state = checkout::State::Charge {};
+    /// let run = te.resume_state(checkout, "o-9", state, te.awaiting_step::<charge>(99)).await?;
+    /// assert_eq!(run.result().await?, Ok("receipt-99".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn resume_state<W: Workflow>(
         &self,
         workflow: W,
@@ -594,11 +1344,68 @@ impl TestEngine {
     ///
     /// # Panics
     /// If the input does not encode as JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::testing::Command;
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// assert!(matches!(te.awaiting_step::<charge>(99), Command::Step { ref name, .. } if name == "charge"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn awaiting_step<F: Function>(&self, input: F::Input) -> Command {
         crate::__private::step_command::<F>(input)
     }
 
     /// What a state waiting `timeout` (from now) for the signal `name` is suspended on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// let state = checkout::State::AwaitingConfirm { amount: 5 };
+    /// let wait = te.awaiting_signal("confirm", Duration::from_secs(60), json!(null));
+    /// let run = te.resume_state(checkout, "o-5", state, wait).await?;
+    /// te.advance(Duration::from_secs(60)).await;
+    /// assert_eq!(run.result().await?, Ok("cancelled".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn awaiting_signal(&self, name: &str, timeout: Duration, metadata: Value) -> Command {
         Command::Wait {
             name: name.to_owned(),
@@ -608,6 +1415,33 @@ impl TestEngine {
     }
 
     /// What a state sleeping for `duration` (from now) is suspended on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::testing::Command;
+    /// let te = TestEngine::builder().register(checkout).start_at_ms(0).build().await;
+    /// assert!(matches!(te.sleeping(Duration::from_secs(2)), Command::Sleep { deadline_ms: 2_000, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn sleeping(&self, duration: Duration) -> Command {
         Command::Sleep {
             deadline_ms: self.now_ms().saturating_add(millis(duration)),
@@ -615,6 +1449,34 @@ impl TestEngine {
     }
 
     /// Shuts the engine down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// let engine = te.engine().clone();
+    /// te.shutdown().await;
+    /// assert!(matches!(engine.status("o-1"), Err(EngineError::ShutDown)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub async fn shutdown(self) {
         self.engine.shutdown().await;
     }
@@ -629,6 +1491,34 @@ impl CommittedCheckpoint {
     ///
     /// # Errors
     /// The decoding error, when the stored state does not fit `W::State`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// let state = te.checkpoints("o-1")[0].decode(checkout)?;
+    /// assert!(matches!(state, checkout::State::AwaitingConfirm { amount: 40 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn decode<W: Workflow>(&self, _workflow: W) -> Result<W::State, CodecError> {
         crate::codec::from_value_ref(&self.state).map_err(|e| {
             CodecError::decoding(
@@ -642,6 +1532,33 @@ impl CommittedCheckpoint {
     }
 
     /// The name of the state's variant, read from the stored JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # #[function]
+    /// # async fn charge(amount: u64) -> Result<String, StepError> {
+    /// #     Ok(format!("receipt-{amount}"))
+    /// # }
+    /// # #[workflow]
+    /// # async fn checkout(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    /// #     let ok = ctx.wait_for_signal::<bool>("confirm", Duration::from_secs(3_600), ()).await;
+    /// #     if ok != Ok(true) {
+    /// #         return Ok("cancelled".into());
+    /// #     }
+    /// #     Ok(ctx.step(charge, amount).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().register(checkout).build().await;
+    /// te.start(checkout, "o-1", 40).await?;
+    /// assert_eq!(te.checkpoints("o-1")[0].variant(), "AwaitingConfirm");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn variant(&self) -> String {
         variant_of(&self.state)
     }

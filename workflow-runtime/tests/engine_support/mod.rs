@@ -12,7 +12,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use workflow_runtime::__private::{StepEntry, StepFuture, Transition};
 use workflow_runtime::__private::{
-    check_payload, step_command, take_signal, take_start, take_step, take_wake,
+    check_payload, sleep_command, step_command, take_signal, take_start, take_step, take_wake,
+    wait_command,
 };
 use workflow_runtime::prelude::*;
 
@@ -174,13 +175,13 @@ pub mod pipeline {
             match state {
                 State::Start { n } => {
                     if let Err(m) = take_start(&mut ev) {
-                        return Transition::Reject(m);
+                        return Transition::Reject(m.into_message());
                     }
                     Transition::Suspend(State::Double { n }, step_command::<double>(n))
                 }
                 State::Double { n } => {
                     let a = match take_step::<double>(&mut ev) {
-                        Err(m) => return Transition::Reject(m),
+                        Err(m) => return Transition::Reject(m.into_message()),
                         Ok(Err(e)) => return Transition::Complete(Err(e.into())),
                         Ok(Ok(a)) => a,
                     };
@@ -191,7 +192,7 @@ pub mod pipeline {
                     Transition::Suspend(State::Add {}, step_command::<add>((a, 1)))
                 }
                 State::Add {} => match take_step::<add>(&mut ev) {
-                    Err(m) => Transition::Reject(m),
+                    Err(m) => Transition::Reject(m.into_message()),
                     Ok(Err(e)) => Transition::Complete(Err(e.into())),
                     Ok(Ok(b)) => Transition::Complete(Ok(b)),
                 },
@@ -202,7 +203,10 @@ pub mod pipeline {
             vec![StepEntry::of::<double>(), StepEntry::of::<add>()]
         }
 
-        fn check_signal(_name: &str, _payload: &Value) -> Option<Result<(), String>> {
+        fn check_signal(
+            _name: &str,
+            _payload: &Value,
+        ) -> Option<Result<(), workflow_runtime::PayloadError>> {
             None
         }
 
@@ -278,7 +282,8 @@ pub mod approval {
     pub struct Def;
 
     fn wait(ctx: &WorkflowContext, ticket: &str, amount: u64) -> Command {
-        ctx.__wait_command(
+        wait_command(
+            ctx,
             "decision",
             WEEK,
             json!({"ticket": ticket, "amount": amount}),
@@ -290,14 +295,14 @@ pub mod approval {
         match state {
             State::Start { ticket } => {
                 if let Err(m) = take_start(&mut ev) {
-                    return Transition::Reject(m);
+                    return Transition::Reject(m.into_message());
                 }
                 let cmd = step_command::<prepare>(ticket.clone());
                 Transition::Suspend(State::Prepare { ticket }, cmd)
             }
             State::Prepare { ticket } => {
                 let amount = match take_step::<prepare>(&mut ev) {
-                    Err(m) => return Transition::Reject(m),
+                    Err(m) => return Transition::Reject(m.into_message()),
                     Ok(Err(e)) => return Transition::Complete(Err(e.into())),
                     Ok(Ok(a)) => a,
                 };
@@ -306,7 +311,7 @@ pub mod approval {
             }
             State::AwaitingDecision { ticket, amount } => {
                 let decision = match take_signal::<Decision>(&mut ev) {
-                    Err(m) => return Transition::Reject(m),
+                    Err(m) => return Transition::Reject(m.into_message()),
                     Ok(Err(WaitError::TimedOut)) => {
                         return Transition::Complete(Ok(Outcome::TimedOut));
                     }
@@ -330,7 +335,7 @@ pub mod approval {
                 }
             }
             State::RecordEffect {} => match take_step::<record_effect>(&mut ev) {
-                Err(m) => Transition::Reject(m),
+                Err(m) => Transition::Reject(m.into_message()),
                 Ok(Err(e)) => Transition::Complete(Err(e.into())),
                 Ok(Ok(receipt)) => Transition::Complete(Ok(Outcome::Refunded { receipt })),
             },
@@ -360,7 +365,10 @@ pub mod approval {
             vec![StepEntry::of::<prepare>(), StepEntry::of::<record_effect>()]
         }
 
-        fn check_signal(name: &str, payload: &Value) -> Option<Result<(), String>> {
+        fn check_signal(
+            name: &str,
+            payload: &Value,
+        ) -> Option<Result<(), workflow_runtime::PayloadError>> {
             match name {
                 "decision" => Some(check_payload::<Decision>(payload)),
                 _ => None,
@@ -403,7 +411,10 @@ pub mod approval {
             Def::steps()
         }
 
-        fn check_signal(_name: &str, _payload: &Value) -> Option<Result<(), String>> {
+        fn check_signal(
+            _name: &str,
+            _payload: &Value,
+        ) -> Option<Result<(), workflow_runtime::PayloadError>> {
             None
         }
 
@@ -437,7 +448,10 @@ pub mod approval {
             Def::steps()
         }
 
-        fn check_signal(name: &str, payload: &Value) -> Option<Result<(), String>> {
+        fn check_signal(
+            name: &str,
+            payload: &Value,
+        ) -> Option<Result<(), workflow_runtime::PayloadError>> {
             Def::check_signal(name, payload)
         }
 
@@ -481,7 +495,10 @@ pub mod liar {
             Vec::new()
         }
 
-        fn check_signal(_name: &str, _payload: &Value) -> Option<Result<(), String>> {
+        fn check_signal(
+            _name: &str,
+            _payload: &Value,
+        ) -> Option<Result<(), workflow_runtime::PayloadError>> {
             None
         }
 
@@ -528,13 +545,13 @@ pub mod nap {
             match state {
                 State::Start { minutes } => {
                     if let Err(m) = take_start(&mut ev) {
-                        return Transition::Reject(m);
+                        return Transition::Reject(m.into_message());
                     }
-                    let cmd = ctx.__sleep_command(Duration::from_secs(minutes * 60));
+                    let cmd = sleep_command(ctx, Duration::from_secs(minutes * 60));
                     Transition::Suspend(State::Sleeping {}, cmd)
                 }
                 State::Sleeping {} => match take_wake(&mut ev) {
-                    Err(m) => Transition::Reject(m),
+                    Err(m) => Transition::Reject(m.into_message()),
                     Ok(()) => Transition::Complete(Ok(ctx.now_millis())),
                 },
             }
@@ -544,7 +561,10 @@ pub mod nap {
             Vec::new()
         }
 
-        fn check_signal(_name: &str, _payload: &Value) -> Option<Result<(), String>> {
+        fn check_signal(
+            _name: &str,
+            _payload: &Value,
+        ) -> Option<Result<(), workflow_runtime::PayloadError>> {
             None
         }
 
@@ -600,7 +620,7 @@ pub mod single {
             match state {
                 State::Start { kind, key } => {
                     if let Err(m) = take_start(&mut ev) {
-                        return Transition::Reject(m);
+                        return Transition::Reject(m.into_message());
                     }
                     let cmd = match kind {
                         StepKind::SlowOnce => step_command::<slow_once>(key),
@@ -610,7 +630,7 @@ pub mod single {
                 }
                 // Both steps output a `String`.
                 State::Running {} => match take_step::<slow_once>(&mut ev) {
-                    Err(m) => Transition::Reject(m),
+                    Err(m) => Transition::Reject(m.into_message()),
                     Ok(Err(e)) => Transition::Complete(Err(e.into())),
                     Ok(Ok(out)) => Transition::Complete(Ok(out)),
                 },
@@ -621,7 +641,10 @@ pub mod single {
             vec![StepEntry::of::<slow_once>(), StepEntry::of::<boom>()]
         }
 
-        fn check_signal(_name: &str, _payload: &Value) -> Option<Result<(), String>> {
+        fn check_signal(
+            _name: &str,
+            _payload: &Value,
+        ) -> Option<Result<(), workflow_runtime::PayloadError>> {
             None
         }
 

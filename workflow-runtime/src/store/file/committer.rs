@@ -305,14 +305,83 @@ fn write(db: &Database, jobs: &[&Job]) -> Result<(), StoreError> {
     txn.commit().ctx("committing a checkpoint")
 }
 
+type Bytes<'t, K> = redb::Table<'t, K, &'static [u8]>;
+/// `(deadline_ms, run id)` to `(seq, workflow)`.
+type TimerTable<'t> = redb::Table<'t, (u64, &'static str), (u64, &'static str)>;
+
+/// The tables of one write transaction, each opened when a checkpoint first touches it. A
+/// table opened for writing costs two catalog lookups and a staged root update at commit even
+/// when nothing in it changed, and a step-to-step checkpoint touches only `runs` and `trace`.
+struct Tables<'t> {
+    txn: &'t WriteTransaction,
+    runs: Option<Bytes<'t, &'static str>>,
+    ready: Option<redb::Table<'t, &'static str, &'static str>>,
+    timers: Option<TimerTable<'t>>,
+    waits: Option<Bytes<'t, &'static str>>,
+    inbox: Option<Bytes<'t, (&'static str, u64)>>,
+    dedupe: Option<redb::Table<'t, (&'static str, &'static str), u64>>,
+    trace: Option<Bytes<'t, (&'static str, u64)>>,
+}
+
+/// The table in `slot`, opened on first use.
+fn opened<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
+    slot: &'s mut Option<redb::Table<'t, K, V>>,
+    txn: &'t WriteTransaction,
+    definition: redb::TableDefinition<'static, K, V>,
+) -> Result<&'s mut redb::Table<'t, K, V>, StoreError> {
+    if slot.is_none() {
+        *slot = Some(txn.open_table(definition).ctx("writing a checkpoint")?);
+    }
+    Ok(slot.as_mut().expect("the table was opened just above"))
+}
+
+impl<'t> Tables<'t> {
+    fn new(txn: &'t WriteTransaction) -> Self {
+        Tables {
+            txn,
+            runs: None,
+            ready: None,
+            timers: None,
+            waits: None,
+            inbox: None,
+            dedupe: None,
+            trace: None,
+        }
+    }
+
+    fn runs(&mut self) -> Result<&mut Bytes<'t, &'static str>, StoreError> {
+        opened(&mut self.runs, self.txn, RUNS)
+    }
+
+    fn ready(&mut self) -> Result<&mut redb::Table<'t, &'static str, &'static str>, StoreError> {
+        opened(&mut self.ready, self.txn, READY)
+    }
+
+    fn timers(&mut self) -> Result<&mut TimerTable<'t>, StoreError> {
+        opened(&mut self.timers, self.txn, TIMERS)
+    }
+
+    fn waits(&mut self) -> Result<&mut Bytes<'t, &'static str>, StoreError> {
+        opened(&mut self.waits, self.txn, WAITS)
+    }
+
+    fn inbox(&mut self) -> Result<&mut Bytes<'t, (&'static str, u64)>, StoreError> {
+        opened(&mut self.inbox, self.txn, INBOX)
+    }
+
+    fn dedupe(
+        &mut self,
+    ) -> Result<&mut redb::Table<'t, (&'static str, &'static str), u64>, StoreError> {
+        opened(&mut self.dedupe, self.txn, DEDUPE)
+    }
+
+    fn trace(&mut self) -> Result<&mut Bytes<'t, (&'static str, u64)>, StoreError> {
+        opened(&mut self.trace, self.txn, TRACE)
+    }
+}
+
 fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
-    let mut runs = txn.open_table(RUNS).ctx("writing a checkpoint")?;
-    let mut ready = txn.open_table(READY).ctx("writing a checkpoint")?;
-    let mut timers = txn.open_table(TIMERS).ctx("writing a checkpoint")?;
-    let mut waits = txn.open_table(WAITS).ctx("writing a checkpoint")?;
-    let mut inbox = txn.open_table(INBOX).ctx("writing a checkpoint")?;
-    let mut dedupe = txn.open_table(DEDUPE).ctx("writing a checkpoint")?;
-    let mut trace = txn.open_table(TRACE).ctx("writing a checkpoint")?;
+    let mut t = Tables::new(txn);
     // The last write to each `ready` row. A step that schedules the next step deletes and
     // re-inserts the same row; applying only the net effect, and skipping a row that already
     // holds it, keeps that table out of the commit (each table written costs pages per fsync).
@@ -320,7 +389,7 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
     for job in jobs {
         let run_id = job.run_id.as_str();
         if job.purge {
-            purge(&mut runs, &mut inbox, &mut dedupe, &mut trace, run_id)?;
+            purge(&mut t, run_id)?;
             // A purged run leaves no `ready` row behind; an earlier job of this group may
             // have planned one.
             ready_net.insert(run_id, None);
@@ -335,15 +404,15 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
                 ready_net.insert(run_id, None);
             }
             Some(Index::Timer(deadline_ms)) => {
-                timers
+                t.timers()?
                     .remove((deadline_ms, run_id))
                     .ctx("writing a checkpoint")?;
             }
             Some(Index::Wait(deadline_ms)) => {
-                timers
+                t.timers()?
                     .remove((deadline_ms, run_id))
                     .ctx("writing a checkpoint")?;
-                waits.remove(run_id).ctx("writing a checkpoint")?;
+                t.waits()?.remove(run_id).ctx("writing a checkpoint")?;
             }
             None => {}
         }
@@ -352,18 +421,19 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
                 ready_net.insert(run_id, Some(job.workflow.as_str()));
             }
             Some(Index::Timer(deadline_ms) | Index::Wait(deadline_ms)) => {
-                timers
+                t.timers()?
                     .insert((deadline_ms, run_id), (job.seq, job.workflow.as_str()))
                     .ctx("writing a checkpoint")?;
             }
             None => {}
         }
         if let Some(wait) = &job.wait {
-            waits
+            t.waits()?
                 .insert(run_id, wait.as_slice())
                 .ctx("writing a checkpoint")?;
         }
         if job.clear_inbox {
+            let inbox = t.inbox()?;
             let indexes = inbox
                 .range((run_id, 0)..=(run_id, u64::MAX))
                 .ctx("writing a checkpoint")?
@@ -375,25 +445,31 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
             }
         }
         if let Some(record) = &job.record {
-            runs.insert(run_id, record.as_slice())
+            t.runs()?
+                .insert(run_id, record.as_slice())
                 .ctx("writing a checkpoint")?;
         }
-        for index in &job.consumed {
-            inbox.remove((run_id, *index)).ctx("writing a checkpoint")?;
+        if !job.consumed.is_empty() {
+            let inbox = t.inbox()?;
+            for index in &job.consumed {
+                inbox.remove((run_id, *index)).ctx("writing a checkpoint")?;
+            }
         }
         if let Some(entry) = &job.buffer {
-            let next = next_index(&inbox, run_id).ctx("writing a checkpoint")?;
+            let inbox = t.inbox()?;
+            let next = next_index(inbox, run_id).ctx("writing a checkpoint")?;
             inbox
                 .insert((run_id, next), entry.as_slice())
                 .ctx("writing a checkpoint")?;
         }
         if let Some((key, at_ms)) = &job.dedupe {
-            dedupe
+            t.dedupe()?
                 .insert((run_id, key.as_str()), *at_ms)
                 .ctx("writing a checkpoint")?;
         }
         if !job.trace.is_empty() {
-            let first = next_index(&trace, run_id).ctx("writing a checkpoint")?;
+            let trace = t.trace()?;
+            let first = next_index(trace, run_id).ctx("writing a checkpoint")?;
             for (seq, event) in (first..).zip(&job.trace) {
                 let numbered = Numbered {
                     seq,
@@ -413,19 +489,24 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
             }
         }
     }
+    if ready_net.is_empty() {
+        return Ok(());
+    }
+    let ready = t.ready()?;
     for (run_id, workflow) in ready_net {
-        let stored = ready
-            .get(run_id)
-            .ctx("writing a checkpoint")?
-            .map(|v| v.value().to_owned());
+        // Compared in place: reading the row into a `String` would allocate per checkpoint.
+        let holds = {
+            let stored = ready.get(run_id).ctx("writing a checkpoint")?;
+            stored.as_ref().map(|v| v.value()) == workflow
+        };
         match workflow {
-            Some(wf) if stored.as_deref() != Some(wf) => {
+            _ if holds => {}
+            Some(wf) => {
                 ready.insert(run_id, wf).ctx("writing a checkpoint")?;
             }
-            None if stored.is_some() => {
+            None => {
                 ready.remove(run_id).ctx("writing a checkpoint")?;
             }
-            _ => {}
         }
     }
     Ok(())
@@ -433,13 +514,8 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
 
 /// Removes an ended run: its record, trace, inbox and dedupe rows. An ended run has no index
 /// rows (only open runs are indexed), and refusing an open one keeps it that way.
-fn purge<'t>(
-    runs: &mut redb::Table<'t, &'static str, &'static [u8]>,
-    inbox: &mut redb::Table<'t, (&'static str, u64), &'static [u8]>,
-    dedupe: &mut redb::Table<'t, (&'static str, &'static str), u64>,
-    trace: &mut redb::Table<'t, (&'static str, u64), &'static [u8]>,
-    run_id: &str,
-) -> Result<(), StoreError> {
+fn purge(t: &mut Tables<'_>, run_id: &str) -> Result<(), StoreError> {
+    let runs = t.runs()?;
     let Some(stored) = runs.get(run_id).ctx("purging a run")? else {
         return Ok(());
     };
@@ -456,7 +532,8 @@ fn purge<'t>(
         });
     }
     runs.remove(run_id).ctx("purging a run")?;
-    for table in [inbox, trace] {
+    for trace_rows in [false, true] {
+        let table = if trace_rows { t.trace()? } else { t.inbox()? };
         let keys = table
             .range((run_id, 0)..=(run_id, u64::MAX))
             .ctx("purging a run")?
@@ -467,6 +544,7 @@ fn purge<'t>(
             table.remove((run_id, key)).ctx("purging a run")?;
         }
     }
+    let dedupe = t.dedupe()?;
     let keys = dedupe
         .range((run_id, "")..)
         .ctx("purging a run")?

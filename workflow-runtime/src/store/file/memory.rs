@@ -9,6 +9,30 @@ use std::sync::{Arc, RwLock};
 /// Shared in-memory storage for a [`FileStore`](super::FileStore) (see
 /// [`FileStore::open_disk`](super::FileStore::open_disk)); clones share the bytes and the fault
 /// switch.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::store::{FileStore, MemoryDisk};
+/// let disk = MemoryDisk::new();
+/// let engine = Engine::builder().register(approval).open_store(FileStore::open_disk(disk.clone())?).await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// engine.shutdown().await;
+/// // A "restart" on the same bytes: the run is still there.
+/// let engine = Engine::builder().register(approval).open_store(FileStore::open_disk(disk)?).await?;
+/// assert_eq!(engine.pending()?.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct MemoryDisk {
     bytes: Arc<RwLock<Vec<u8>>>,
@@ -17,6 +41,13 @@ pub struct MemoryDisk {
 
 impl MemoryDisk {
     /// An empty disk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::{FileStore, MemoryDisk};
+    /// let store = FileStore::open_disk(MemoryDisk::new()).expect("an empty disk takes a new store");
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -28,6 +59,34 @@ impl MemoryDisk {
     }
 
     /// While `fail` is set, every write, resize and sync fails as a full disk does; reads go on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::StartError;
+    /// use workflow_runtime::store::{FileStore, MemoryDisk};
+    /// let disk = MemoryDisk::new();
+    /// let engine = Engine::builder().register(approval).open_store(FileStore::open_disk(disk.clone())?).await?;
+    /// disk.fail_writes(true);
+    /// match engine.start(approval, "r-1", 10).await {
+    ///     Err(StartError::Storage(e)) => assert_eq!(e.io_kind(), Some(std::io::ErrorKind::StorageFull)),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// disk.fail_writes(false);
+    /// // Nothing of the refused start was kept.
+    /// assert!(matches!(engine.status("r-1"), Err(EngineError::UnknownRun { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
     pub fn fail_writes(&self, fail: bool) {
         self.failing.store(fail, Ordering::SeqCst);
     }

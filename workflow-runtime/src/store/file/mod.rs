@@ -149,6 +149,20 @@ impl FileStore {
     /// [`OpenError::AlreadyOpen`] if another process or engine holds the file,
     /// [`OpenError::NotAStore`] or [`OpenError::Corrupt`] for a file that is not a healthy
     /// store, [`OpenError::Storage`] for I/O failures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::OpenError;
+    /// use workflow_runtime::store::FileStore;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("shop.db");
+    /// let store = FileStore::open(&path)?;
+    /// // The file is locked to its first opener.
+    /// assert!(matches!(FileStore::open(&path), Err(OpenError::AlreadyOpen { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<FileStore, OpenError> {
         let path = path.as_ref();
         if !path.exists() {
@@ -161,6 +175,14 @@ impl FileStore {
     ///
     /// # Errors
     /// [`OpenError::Storage`] if it cannot be initialised.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::{FileStore, Store};
+    /// let store = FileStore::open_memory().expect("memory is always there");
+    /// assert!(store.runs().expect("readable").is_empty());
+    /// ```
     pub fn open_memory() -> Result<FileStore, OpenError> {
         Self::open_with("<in-memory store>", |b| {
             b.create_with_backend(InMemoryBackend::new())
@@ -172,6 +194,17 @@ impl FileStore {
     ///
     /// # Errors
     /// As [`FileStore::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::{FileStore, MemoryDisk, Store};
+    /// let disk = MemoryDisk::new();
+    /// let first = FileStore::open_disk(disk.clone()).expect("a new store");
+    /// first.close_blocking();
+    /// // Opened again on the same bytes, as a restarted process would.
+    /// let again = FileStore::open_disk(disk).expect("the same store");
+    /// ```
     pub fn open_disk(disk: MemoryDisk) -> Result<FileStore, OpenError> {
         Self::open_with("<memory disk>", |b| b.create_with_backend(disk))
     }
@@ -183,6 +216,19 @@ impl FileStore {
     ///
     /// # Errors
     /// As [`FileStore::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::{FileStore, PowerLossDisk};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("torture.db");
+    /// drop(FileStore::open(&path)?);
+    /// let disk = PowerLossDisk::open(&path, 42, 0, |_| unreachable!("cut_at 0 never cuts"))?;
+    /// let store = FileStore::open_power_loss(disk)?;
+    /// # Ok(()) }
+    /// ```
     pub fn open_power_loss(disk: PowerLossDisk) -> Result<FileStore, OpenError> {
         Self::open_with("<power-loss disk>", |b| b.create_with_backend(disk))
     }
@@ -414,10 +460,10 @@ impl Store for FileStore {
 
     fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
         let txn = self.reader()?;
-        let table = txn.open_table(RUNS).ctx("reading the runs")?;
+        let table = txn.open_table(RUNS).ctx("reading every run")?;
         let mut out = Vec::new();
-        for row in table.iter().ctx("reading the runs")? {
-            let (k, v) = row.ctx("reading the runs")?;
+        for row in table.iter().ctx("reading every run")? {
+            let (k, v) = row.ctx("reading every run")?;
             let rec = decode(v.value(), || format!("the record of run `{}`", k.value()))?;
             out.push((k.value().to_owned(), rec));
         }
@@ -426,15 +472,13 @@ impl Store for FileStore {
 
     fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
         let txn = self.reader()?;
-        let table = txn
-            .open_table(INBOX)
-            .ctx("reading a run's buffered signals")?;
+        let table = txn.open_table(INBOX).ctx("reading a run's inbox")?;
         let mut out = Vec::new();
         for entry in table
             .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("reading a run's buffered signals")?
+            .ctx("reading a run's inbox")?
         {
-            let (k, v) = entry.ctx("reading a run's buffered signals")?;
+            let (k, v) = entry.ctx("reading a run's inbox")?;
             let e = decode(v.value(), || format!("a buffered signal of run `{run_id}`"))?;
             out.push((k.value().1, e));
         }
@@ -443,12 +487,10 @@ impl Store for FileStore {
 
     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
         let txn = self.reader()?;
-        let table = txn
-            .open_table(DEDUPE)
-            .ctx("reading a run's applied signals")?;
+        let table = txn.open_table(DEDUPE).ctx("reading a dedupe key")?;
         Ok(table
             .get((run_id, key))
-            .ctx("reading a run's applied signals")?
+            .ctx("reading a dedupe key")?
             .is_some())
     }
 

@@ -28,6 +28,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redb::StorageBackend;
 
 /// How the unsynced writes fare at a power cut.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::store::{CutMode, CutReport};
+/// fn describe(report: &CutReport) -> String {
+///     match report.mode {
+///         CutMode::LoseAll => "every unsynced write was lost".to_owned(),
+///         CutMode::Prefix => format!("{} of {} unsynced writes survived, in order", report.applied, report.pending),
+///         CutMode::Shuffled => format!("{} of {} unsynced writes survived, reordered", report.applied, report.pending),
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CutMode {
     /// None of them reaches the file.
@@ -39,6 +52,20 @@ pub enum CutMode {
 }
 
 /// What a power cut wrote; printed to the worker's log for the reproduction of a violation.
+///
+/// # Examples
+///
+/// ```no_run
+/// use workflow_runtime::store::{FileStore, PowerLossDisk};
+/// # fn demo(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+/// // The power goes at the 40th store operation; the worker logs what reached the file and dies.
+/// let disk = PowerLossDisk::open(path, 7, 40, |report| {
+///     eprintln!("power cut: {report:?}");
+///     std::process::abort();
+/// })?;
+/// let store = FileStore::open_power_loss(disk)?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CutReport {
     /// How the unsynced writes fared.
@@ -61,6 +88,30 @@ struct State {
 }
 
 /// A redb storage backend over a file that loses its unsynced writes at a power cut.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::prelude::*;
+/// # #[workflow]
+/// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+/// #     let meta = json!({ "amount": amount });
+/// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+/// # }
+/// # fn main() {
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use workflow_runtime::store::{FileStore, PowerLossDisk};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("torture.db");
+/// drop(FileStore::open(&path)?); // the file must exist
+/// // `cut_at` 0: the power never goes; writes are held until each sync, as a disk cache would.
+/// let disk = PowerLossDisk::open(&path, 1, 0, |_| unreachable!("no cut"))?;
+/// let engine = Engine::builder().register(approval).open_store(FileStore::open_power_loss(disk)?).await?;
+/// engine.start(approval, "r-1", 10).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 pub struct PowerLossDisk {
     state: Mutex<State>,
     /// Operations (write, set_len, sync) so far.
@@ -92,6 +143,20 @@ impl PowerLossDisk {
     ///
     /// # Errors
     /// If the file cannot be opened.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use workflow_runtime::store::{FileStore, PowerLossDisk};
+    /// # fn demo(path: &std::path::Path, seed: u64, cut_at: u64) -> Result<(), Box<dyn std::error::Error>> {
+    /// let disk = PowerLossDisk::open(path, seed, cut_at, |report| {
+    ///     eprintln!("{report:?}");
+    ///     // Must not return: the process dies with whatever reached the file.
+    ///     std::process::abort();
+    /// })?;
+    /// let store = FileStore::open_power_loss(disk)?;
+    /// # Ok(()) }
+    /// ```
     pub fn open(
         path: &Path,
         seed: u64,
@@ -118,6 +183,20 @@ impl PowerLossDisk {
 
     /// Makes the disk lie about `sync_data` (see the field); the torture's check must then
     /// report acknowledged work as lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::store::{FileStore, PowerLossDisk};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("liar.db");
+    /// drop(FileStore::open(&path)?);
+    /// // For proving that a check notices lost acknowledged writes.
+    /// let disk = PowerLossDisk::open(&path, 1, 0, |_| unreachable!("no cut"))?.lying_about_sync();
+    /// let store = FileStore::open_power_loss(disk)?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn lying_about_sync(mut self) -> Self {
         self.lying_sync = true;
