@@ -48,6 +48,7 @@
 
 mod commit;
 mod schema;
+pub mod testing;
 
 use std::future::Future;
 use std::pin::Pin;
