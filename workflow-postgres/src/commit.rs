@@ -185,7 +185,13 @@ pub(crate) async fn run(
     // `recv_many` returns everything queued, up to the limit, as soon as one is there: no
     // fixed delay for a lone checkpoint, one transaction for many under load.
     while rx.recv_many(&mut jobs, 4096).await > 0 {
-        commit_group(&mut client, &statements, std::mem::take(&mut jobs), &commits).await;
+        commit_group(
+            &mut client,
+            &statements,
+            std::mem::take(&mut jobs),
+            &commits,
+        )
+        .await;
     }
 }
 

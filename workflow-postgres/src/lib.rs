@@ -60,15 +60,15 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_postgres::{Client, Config, NoTls, Statement};
+use workflow_runtime::store::InboxEntry;
 use workflow_runtime::store::{
     Acknowledgement, Acknowledger, ArmedTimer, CheckpointWrite, Claim, DueTimer, Lease,
     PendingWait, ReadyEntry, ReadyRun, RunRecord, Store, StoreError, TraceEvent,
 };
-use workflow_runtime::store::InboxEntry;
 use workflow_runtime::{CodecError, OpenError};
 
-pub use crate::schema::SCHEMA_VERSION;
 use crate::commit::{Job, WriteStatements};
+pub use crate::schema::SCHEMA_VERSION;
 
 /// A [`Store`] on a PostgreSQL database, shareable by several processes.
 pub struct PgStore {
@@ -149,9 +149,7 @@ impl Reader {
                 .prepare("SELECT idx, event FROM trace WHERE run_id = $1 ORDER BY idx")
                 .await?,
             last_trace: client
-                .prepare(
-                    "SELECT idx, event FROM trace WHERE run_id = $1 ORDER BY idx DESC LIMIT 1",
-                )
+                .prepare("SELECT idx, event FROM trace WHERE run_id = $1 ORDER BY idx DESC LIMIT 1")
                 .await?,
             pending_waits: client
                 .prepare("SELECT wait FROM runs WHERE wait IS NOT NULL ORDER BY run_id")
@@ -223,12 +221,9 @@ impl PgStore {
     /// [`OpenError::NotDurable`] for a server that could lose acknowledged commits,
     /// [`OpenError::Storage`] for a bad URL or a connection or SQL failure.
     pub fn open(url: &str) -> Result<PgStore, OpenError> {
-        let config: Config = url.parse().map_err(|e| {
-            storage(
-                "<postgres url>",
-                backend("parsing the connection URL", e),
-            )
-        })?;
+        let config: Config = url
+            .parse()
+            .map_err(|e| storage("<postgres url>", backend("parsing the connection URL", e)))?;
         let label = label_of(&config);
         let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(1);
         let (reads_tx, reads_rx) = mpsc::unbounded_channel();
@@ -356,7 +351,10 @@ pub(crate) fn from_db(x: i64) -> u64 {
     u64::try_from(x).unwrap_or(0)
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: impl FnOnce() -> String) -> Result<T, StoreError> {
+fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Codec(CodecError::decoding(what(), e)))
 }
 
@@ -454,7 +452,11 @@ impl Store for PgStore {
         let run_id = run_id.to_owned();
         self.call(move |r| async move {
             let op = "reading a run";
-            let row = r.client.query_opt(&r.run, &[&run_id]).await.map_err(pg(op))?;
+            let row = r
+                .client
+                .query_opt(&r.run, &[&run_id])
+                .await
+                .map_err(pg(op))?;
             row.map(|row| {
                 decode(row.get::<_, &[u8]>(0), || {
                     format!("the record of run `{run_id}`")
@@ -466,7 +468,11 @@ impl Store for PgStore {
 
     fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
         self.call(move |r| async move {
-            let rows = r.client.query(&r.runs, &[]).await.map_err(pg("reading the runs"))?;
+            let rows = r
+                .client
+                .query(&r.runs, &[])
+                .await
+                .map_err(pg("reading the runs"))?;
             rows.iter()
                 .map(|row| {
                     let run_id: String = row.get(0);

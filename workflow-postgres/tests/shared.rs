@@ -7,9 +7,9 @@ use std::sync::{Arc, Barrier};
 use serde_json::json;
 use workflow_postgres::testing::TestCluster;
 use workflow_postgres::{PgStore, SCHEMA_VERSION};
+use workflow_runtime::store::RunRecord;
 use workflow_runtime::store::{CheckpointWrite, Claim, RunWrite, Store, StoreError};
 use workflow_runtime::{OpenError, RunStatus};
-use workflow_runtime::store::RunRecord;
 
 /// A run at `seq` whose next step must be executed (built through the record's stored form:
 /// the command type is the engine's own).
@@ -83,7 +83,10 @@ fn each_ready_run_is_claimed_by_exactly_one_worker() {
                         cp.fence = run.lease.fence();
                         cp.run = Some(RunWrite::new(finished_record(2), None));
                         block_on(store.commit(cp)).unwrap_or_else(|e| {
-                            panic!("{owner} could not finish {} under its lease: {e}", run.run_id)
+                            panic!(
+                                "{owner} could not finish {} under its lease: {e}",
+                                run.run_id
+                            )
                         });
                         done.push(run.run_id);
                     }
@@ -154,7 +157,8 @@ fn a_lapsed_lease_is_taken_over_and_the_old_holder_is_fenced() {
         a.renew(&old, 1_100, 1_000),
         Err(StoreError::NotOwner { .. })
     ));
-    a.release(&old).expect("releasing a stale lease is harmless");
+    a.release(&old)
+        .expect("releasing a stale lease is harmless");
     assert!(
         a.claim_ready(&claim("a", 1_100)).expect("claim").is_empty(),
         "the stale release did not free the run"
