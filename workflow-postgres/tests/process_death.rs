@@ -1,0 +1,116 @@
+//! A real process death: a child process commits checkpoints on a [`PgStore`], several in
+//! flight at once (group commit), printing each one the store acknowledged; the parent kills
+//! it with SIGKILL mid-stream, then checks from a fresh store that every acknowledged
+//! checkpoint is there whole (record, index row, dedupe key, trace).
+//!
+//! One binary plays both parts (`harness = false`): with `PG_DEATH_CHILD_URL` set it is the
+//! child.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+use workflow_postgres::PgStore;
+use workflow_postgres::testing::TestCluster;
+use workflow_runtime::store::{CheckpointWrite, RunRecord, RunWrite, Store, TraceEvent};
+use workflow_runtime::TraceKind;
+
+const CHILD: &str = "PG_DEATH_CHILD_URL";
+/// The parent kills the child once it has seen this many acknowledgements.
+const KILL_AFTER: usize = 120;
+
+fn main() {
+    match std::env::var(CHILD) {
+        Ok(url) => child(&url),
+        Err(_) => parent(),
+    }
+}
+
+fn checkpoint(i: u64) -> CheckpointWrite {
+    let mut value = serde_json::to_value(RunRecord::new("wf", json!({ "i": i }), 1_000))
+        .expect("a record encodes");
+    value["seq"] = json!(1);
+    value["pending"] = json!({
+        "kind": "step", "name": "charge", "input": null, "retry": null, "attempt": 1,
+        "not_before_ms": null
+    });
+    let record: RunRecord = serde_json::from_value(value).expect("a record decodes");
+    let mut cp = CheckpointWrite::new(format!("r{i:06}"));
+    cp.run = Some(RunWrite::new(record, None));
+    cp.dedupe = Some((format!("key-{i}"), i));
+    cp.trace.push(TraceEvent {
+        seq: 0,
+        at_ms: 1_000,
+        checkpoint: 1,
+        kind: TraceKind::Woke { until_ms: i },
+    });
+    cp
+}
+
+/// Commits forever, eight at a time, printing `ack N` for each acknowledged checkpoint.
+fn child(url: &str) {
+    let store = PgStore::open(url).expect("the child's store opens");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let mut out = std::io::stdout().lock();
+    for batch in 0u64.. {
+        let acks: Vec<_> = (0..8)
+            .map(|k| (batch * 8 + k, store.commit(checkpoint(batch * 8 + k))))
+            .collect();
+        for (i, ack) in acks {
+            runtime.block_on(ack).expect("acknowledged");
+            writeln!(out, "ack {i}").expect("stdout");
+            out.flush().expect("stdout");
+        }
+    }
+}
+
+fn parent() {
+    let url = TestCluster::shared().create_database();
+    let mut child = Command::new(std::env::current_exe().expect("this binary"))
+        .env(CHILD, &url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the child starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("the child's stdout")).lines();
+    let mut acked = Vec::new();
+    while acked.len() < KILL_AFTER {
+        let line = lines
+            .next()
+            .expect("the child died before it was killed")
+            .expect("a line");
+        acked.push(parse(&line));
+    }
+    child.kill().expect("SIGKILL");
+    // Whatever the child printed before it died was acknowledged too.
+    acked.extend(lines.map_while(Result::ok).map(|line| parse(&line)));
+    let status = child.wait().expect("the child is reaped");
+    assert!(!status.success(), "the child was killed: {status}");
+
+    let store = PgStore::open(&url).expect("the store reopens");
+    for i in &acked {
+        let run = format!("r{i:06}");
+        let rec = store
+            .run(&run)
+            .expect("read")
+            .unwrap_or_else(|| panic!("acknowledged run {run} is missing"));
+        assert_eq!(rec.state, json!({ "i": i }));
+        assert!(store.has_dedupe(&run, &format!("key-{i}")).expect("dedupe"));
+        assert_eq!(store.trace(&run).expect("trace").len(), 1);
+    }
+    let ready = store.ready().expect("ready").len();
+    let stored = store.runs().expect("runs").len();
+    assert_eq!(ready, stored, "every stored run has its index row");
+    assert!(stored >= acked.len());
+    println!(
+        "process_death: {} checkpoints acknowledged before SIGKILL, all present ({stored} stored)",
+        acked.len()
+    );
+}
+
+fn parse(line: &str) -> u64 {
+    line.strip_prefix("ack ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected child output: {line}"))
+}
