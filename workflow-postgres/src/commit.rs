@@ -99,6 +99,7 @@ impl Job {
 
 /// The write connection's prepared statements.
 pub(crate) struct WriteStatements {
+    serialize: Statement,
     fences: Statement,
     purgeable: Statement,
     purge: Statement,
@@ -113,6 +114,16 @@ pub(crate) struct WriteStatements {
 impl WriteStatements {
     pub(crate) async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
         Ok(WriteStatements {
+            // A transaction-scoped lock per run written, taken in run id order: inbox and trace
+            // rows are numbered from the run's last one, so two processes writing one run (a
+            // worker and a web front end buffering a signal) must take turns. A hash
+            // collision only makes two runs take turns too.
+            serialize: client
+                .prepare(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(id, 0))
+                     FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS id ORDER BY id) ids",
+                )
+                .await?,
             // Sorted, so that two committers lock the rows they share in the same order.
             fences: client
                 .prepare(
@@ -246,6 +257,10 @@ async fn write(
 ) -> Result<Vec<bool>, StoreError> {
     let op = "committing a checkpoint";
     let txn = client.transaction().await.map_err(|e| backend(op, e))?;
+    let written: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
+    txn.execute(&st.serialize, &[&written])
+        .await
+        .map_err(|e| backend(op, e))?;
     let mut leased: Vec<&str> = jobs
         .iter()
         .filter(|job| matches!(job.fence, Fence::Lease(_)))

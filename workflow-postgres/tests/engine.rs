@@ -43,7 +43,12 @@ async fn engine_on(url: &str) -> Engine {
 
 async fn waiting(engine: &Engine, run: &str) {
     for _ in 0..2_000 {
-        if engine.pending().expect("pending").iter().any(|w| w.run_id == run) {
+        if engine
+            .pending()
+            .expect("pending")
+            .iter()
+            .any(|w| w.run_id == run)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -60,7 +65,10 @@ async fn a_workflow_runs_to_completion_and_a_parked_run_survives_a_restart() {
         .await
         .expect("start");
     waiting(&engine, "pay-1").await;
-    engine.signal("pay-1", "confirm", true).await.expect("signal");
+    engine
+        .signal("pay-1", "confirm", true)
+        .await
+        .expect("signal");
     let out = run.result().await.expect("a result").expect("paid");
     assert!(out.ends_with(": 250"), "{out}");
     assert_eq!(CHARGES.load(Ordering::SeqCst), 1);
@@ -86,7 +94,10 @@ async fn a_workflow_runs_to_completion_and_a_parked_run_survives_a_restart() {
         RunStatus::Completed
     );
     waiting(&engine, "pay-2").await;
-    engine.signal("pay-2", "confirm", true).await.expect("signal");
+    engine
+        .signal("pay-2", "confirm", true)
+        .await
+        .expect("signal");
     for _ in 0..2_000 {
         if engine.status("pay-2").expect("status") == RunStatus::Completed {
             break;

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 use workflow_postgres::PgStore;
 use workflow_postgres::testing::TestCluster;
-use workflow_runtime::store::{CheckpointWrite, RunRecord, RunWrite, Store, TraceEvent};
 use workflow_runtime::TraceKind;
+use workflow_runtime::store::{CheckpointWrite, RunRecord, RunWrite, Store, TraceEvent};
 
 const CHILD: &str = "PG_DEATH_CHILD_URL";
 /// The parent kills the child once it has seen this many acknowledgements.
