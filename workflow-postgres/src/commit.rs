@@ -3,11 +3,14 @@
 //! own.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 
 use tokio::sync::mpsc;
-use tokio_postgres::{Client, Statement, Transaction};
+use tokio_postgres::{Client, Row, Statement, Transaction};
 use workflow_runtime::CodecError;
 use workflow_runtime::store::{Acknowledger, CheckpointWrite, Fence, Indexed, StoreError};
 
@@ -250,7 +253,180 @@ async fn commit_group(
 
 /// Writes the group in one transaction, leaving out every checkpoint whose fence fails;
 /// returns which were written. Nothing is written when it fails.
+///
+/// The statements are pipelined: one round trip to the server for a group without leases
+/// (`BEGIN`, the run locks, every write and `COMMIT` sent at once), two with leases (the fence
+/// check must answer before the writes are chosen). A failed statement aborts the transaction,
+/// and the `COMMIT` sent behind it then rolls it back.
 async fn write(
+    client: &mut Client,
+    st: &WriteStatements,
+    jobs: &[&Job],
+) -> Result<Vec<bool>, StoreError> {
+    if jobs.iter().any(|job| job.purge) {
+        return write_in_turns(client, st, jobs).await;
+    }
+    let op = "committing a checkpoint";
+    let client: &Client = client;
+    let written: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
+    let mut leased: Vec<&str> = jobs
+        .iter()
+        .filter(|job| matches!(job.fence, Fence::Lease(_)))
+        .map(|job| job.run_id.as_str())
+        .collect();
+    leased.sort_unstable();
+    leased.dedup();
+    let mut first: Vec<Pending<'_>> = vec![
+        Box::pin(async move { client.batch_execute("BEGIN").await.map(|()| Vec::new()) }),
+        Box::pin(async {
+            client
+                .execute(&st.serialize, &[&written])
+                .await
+                .map(|_| Vec::new())
+        }),
+    ];
+    let accepted: Vec<bool> = if leased.is_empty() {
+        vec![true; jobs.len()]
+    } else {
+        first.push(Box::pin(async {
+            client.query(&st.fences, &[&leased]).await
+        }));
+        let rows = match pipeline(first).await {
+            Ok(mut answers) => answers.pop().unwrap_or_default(),
+            Err(e) => {
+                // The transaction is open (and aborted): end it before the next group.
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(backend(op, e));
+            }
+        };
+        first = Vec::new();
+        let current: HashMap<String, Option<i64>> =
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        jobs.iter()
+            .map(|job| match job.fence {
+                Fence::Lease(token) => {
+                    current.get(&job.run_id).copied().flatten() == Some(to_db(token))
+                }
+                _ => true,
+            })
+            .collect()
+    };
+    let mut writes = first;
+    for (job, ok) in jobs.iter().zip(&accepted) {
+        if *ok {
+            statements(client, st, job, &mut writes);
+        }
+    }
+    writes.push(Box::pin(async move {
+        client.batch_execute("COMMIT").await.map(|()| Vec::new())
+    }));
+    pipeline(writes).await.map_err(|e| backend(op, e))?;
+    Ok(accepted)
+}
+
+/// A statement in flight, answering with its rows (none for a write).
+type Pending<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a>>;
+
+/// Awaits every statement, polling them in order each time: tokio-postgres sends a request at
+/// its future's first poll, so the server receives them in this order, back to back. Answers
+/// the first error (the later ones only say that the transaction is aborted), or every answer.
+async fn pipeline(mut pending: Vec<Pending<'_>>) -> Result<Vec<Vec<Row>>, tokio_postgres::Error> {
+    let mut answers: Vec<Option<Result<Vec<Row>, tokio_postgres::Error>>> =
+        pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, answer) in pending.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(result) => *answer = Some(result),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    answers.into_iter().flatten().collect()
+}
+
+/// The statements of one checkpoint, in the order [`apply`] runs them.
+fn statements<'a>(
+    client: &'a Client,
+    st: &'a WriteStatements,
+    job: &'a Job,
+    out: &mut Vec<Pending<'a>>,
+) {
+    let run_id = &job.run_id;
+    if job.clear_inbox {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.clear_inbox, &[run_id])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if let Some(row) = &job.row {
+        out.push(Box::pin(async move {
+            client
+                .execute(
+                    &st.upsert,
+                    &[
+                        run_id,
+                        &row.workflow,
+                        &row.seq,
+                        &row.record,
+                        &row.purgeable,
+                        &row.ready,
+                        &row.timer_ms,
+                        &row.wait,
+                    ],
+                )
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if !job.consumed.is_empty() {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.consume, &[run_id, &job.consumed])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if let Some(entry) = &job.buffer {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.buffer, &[run_id, entry])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if let Some((key, at_ms)) = &job.dedupe {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.dedupe, &[run_id, key, at_ms])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if !job.trace.is_empty() {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.trace, &[run_id, &job.trace])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+}
+
+/// [`write`] one statement at a time, for a group with a purge (it must read the run before it
+/// decides, and a refused purge fails the transaction); purges are rare.
+async fn write_in_turns(
     client: &mut Client,
     st: &WriteStatements,
     jobs: &[&Job],

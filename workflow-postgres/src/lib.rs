@@ -20,7 +20,8 @@
 //!
 //! Commits are grouped, as in the embedded store: every checkpoint queued while a transaction
 //! is being committed goes into the next transaction, and each is acknowledged, or refused, on
-//! its own once that transaction is durable (`synchronous_commit = on`).
+//! its own once that transaction is durable (`synchronous_commit = on`). The statements of a
+//! group are pipelined: one round trip to the server without leases, two with them.
 //!
 //! # Leases and fences
 //!
