@@ -328,11 +328,23 @@ fn label_of(config: &Config) -> String {
     format!("postgres {host}:{port}/{db}")
 }
 
-pub(crate) fn backend(
-    operation: &'static str,
-    e: impl std::error::Error + Send + Sync + 'static,
-) -> StoreError {
-    StoreError::backend(operation, e)
+/// A client or server error, kept as the store's cause with what the server said in its
+/// message (the client's own says only "db error").
+pub(crate) fn backend(operation: &'static str, e: tokio_postgres::Error) -> StoreError {
+    let message = match e.as_db_error() {
+        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
+        None => e.to_string(),
+    };
+    StoreError::backend(operation, PgError { message, source: e })
+}
+
+/// What PostgreSQL or its client reported.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct PgError {
+    message: String,
+    #[source]
+    source: tokio_postgres::Error,
 }
 
 pub(crate) fn storage(label: &str, source: StoreError) -> OpenError {

@@ -267,3 +267,42 @@ fn concurrent_writers_of_one_run_take_turns() {
     assert_eq!(trace.len(), 2 * per_writer as usize);
     assert!(trace.iter().enumerate().all(|(i, e)| e.seq == i as u64));
 }
+
+/// A checkpoint the server refuses (text with a NUL byte, which PostgreSQL cannot store) fails
+/// on its own with the server's reason, writing nothing; the checkpoints grouped with it are
+/// acknowledged and stored.
+#[test]
+fn a_refused_checkpoint_fails_alone_in_its_group() {
+    let url = TestCluster::shared().create_database();
+    let store = PgStore::open(&url).expect("open");
+    let acks: Vec<_> = (0..12)
+        .map(|i| {
+            let mut rec = ready_record(1);
+            if i == 5 {
+                rec.workflow = "bad\0name".to_owned();
+            }
+            let mut cp = CheckpointWrite::new(format!("r{i:02}"));
+            cp.run = Some(RunWrite::new(rec, None));
+            cp.dedupe = Some((format!("k{i}"), 1));
+            store.commit(cp)
+        })
+        .collect();
+    for (i, ack) in acks.into_iter().enumerate() {
+        let result = block_on(ack);
+        if i == 5 {
+            let e = result.expect_err("the server refuses a NUL byte");
+            assert!(matches!(e, StoreError::Backend { .. }), "{e:?}");
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            assert!(
+                cause.is_some_and(|c| c.contains("0x00")),
+                "the server's reason is kept: {e:?}"
+            );
+        } else {
+            result.unwrap_or_else(|e| panic!("checkpoint {i} was not acknowledged: {e}"));
+        }
+    }
+    assert_eq!(store.run("r05").expect("read"), None);
+    assert!(!store.has_dedupe("r05", "k5").expect("dedupe"));
+    assert_eq!(store.runs().expect("runs").len(), 11);
+    assert!(store.has_dedupe("r11", "k11").expect("dedupe"));
+}
