@@ -45,7 +45,9 @@
 //! # Not yet
 //!
 //! A connection lost (server restart, network) is not re-established: the store's calls fail
-//! with [`StoreError::Backend`] until it is reopened.
+//! with [`StoreError::Backend`] until it is reopened. A connection lost while a `COMMIT` was in
+//! flight is reported as a failed commit although the server may have committed it. Lease
+//! expiries are on the claimant's clock ([`Claim::now_ms`]).
 
 mod commit;
 mod schema;
