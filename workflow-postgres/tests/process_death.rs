@@ -3,8 +3,12 @@
 //! it with SIGKILL mid-stream, then checks from a fresh store that every acknowledged
 //! checkpoint is there whole (record, index row, dedupe key, trace).
 //!
-//! One binary plays both parts (`harness = false`): with `PG_DEATH_CHILD_URL` set it is the
-//! child.
+//! A stalled process: a child claims a run and is stopped with SIGSTOP; its lease lapses, the
+//! parent takes the run over and moves it on; resumed with SIGCONT, the child's checkpoint
+//! under its old lease is refused and the parent's state stands.
+//!
+//! One binary plays both parts (`harness = false`): with `PG_DEATH_CHILD_URL` set it is a
+//! child (`PG_DEATH_CHILD_ROLE` says which).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -13,16 +17,23 @@ use serde_json::json;
 use workflow_postgres::PgStore;
 use workflow_postgres::testing::TestCluster;
 use workflow_runtime::TraceKind;
-use workflow_runtime::store::{CheckpointWrite, RunRecord, RunWrite, Store, TraceEvent};
+use workflow_runtime::store::{
+    CheckpointWrite, Claim, RunRecord, RunWrite, Store, StoreError, TraceEvent,
+};
 
 const CHILD: &str = "PG_DEATH_CHILD_URL";
+const ROLE: &str = "PG_DEATH_CHILD_ROLE";
 /// The parent kills the child once it has seen this many acknowledgements.
 const KILL_AFTER: usize = 120;
 
 fn main() {
-    match std::env::var(CHILD) {
-        Ok(url) => child(&url),
-        Err(_) => parent(),
+    match (std::env::var(CHILD), std::env::var(ROLE).as_deref()) {
+        (Ok(url), Ok("stalled")) => stalled_child(&url),
+        (Ok(url), _) => child(&url),
+        (Err(_), _) => {
+            killed_mid_commit();
+            stalled_past_its_lease();
+        }
     }
 }
 
@@ -66,7 +77,7 @@ fn child(url: &str) {
     }
 }
 
-fn parent() {
+fn killed_mid_commit() {
     let url = TestCluster::shared().create_database();
     let mut child = Command::new(std::env::current_exe().expect("this binary"))
         .env(CHILD, &url)
@@ -113,4 +124,102 @@ fn parse(line: &str) -> u64 {
     line.strip_prefix("ack ")
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected child output: {line}"))
+}
+
+/// Claims `r000000` for 1 s from time 0, says so, waits for a line on stdin, then tries to
+/// finish the run under that lease and says how it went.
+fn stalled_child(url: &str) {
+    let store = PgStore::open(url).expect("the child's store opens");
+    let claim = Claim {
+        owner: "stalled",
+        now_ms: 0,
+        lease_ms: 1_000,
+        limit: 1,
+    };
+    let claimed = store.claim_ready(&claim).expect("claim");
+    assert_eq!(claimed.len(), 1, "the child claims the run");
+    println!("claimed {}", claimed[0].lease.token);
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("stdin");
+    let mut cp = CheckpointWrite::new("r000000");
+    cp.fence = claimed[0].lease.fence();
+    cp.run = Some(RunWrite::new(
+        RunRecord::new("wf", json!("stalled child"), 1_000),
+        None,
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    match runtime.block_on(store.commit(cp)) {
+        Ok(()) => println!("committed"),
+        Err(StoreError::NotOwner { .. }) => println!("refused"),
+        Err(e) => println!("failed {e}"),
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{sig}");
+}
+
+fn stalled_past_its_lease() {
+    let url = TestCluster::shared().create_database();
+    let store = PgStore::open(&url).expect("open");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime
+        .block_on(store.commit(checkpoint(0)))
+        .expect("the run starts");
+    let mut child = Command::new(std::env::current_exe().expect("this binary"))
+        .env(CHILD, &url)
+        .env(ROLE, "stalled")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the child starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let claimed = lines.next().expect("a line").expect("a line");
+    assert!(claimed.starts_with("claimed "), "{claimed}");
+    signal(&child, "STOP");
+
+    // The lease (1 s from time 0) has lapsed at time 2 s: this process takes the run over.
+    let claim = Claim {
+        owner: "healthy",
+        now_ms: 2_000,
+        lease_ms: 1_000,
+        limit: 1,
+    };
+    let taken = store.claim_ready(&claim).expect("claim");
+    assert_eq!(taken.len(), 1, "the lapsed lease is taken over");
+    let mut cp = CheckpointWrite::new("r000000");
+    cp.fence = taken[0].lease.fence();
+    cp.run = Some(RunWrite::new(
+        RunRecord::new("wf", json!("healthy worker"), 1_000),
+        None,
+    ));
+    runtime
+        .block_on(store.commit(cp))
+        .expect("the new holder writes");
+
+    signal(&child, "CONT");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "go").expect("wake the child");
+    drop(stdin);
+    let outcome = lines.next().expect("a line").expect("a line");
+    assert!(child.wait().expect("the child ends").success());
+    assert_eq!(outcome, "refused", "the stalled child's checkpoint");
+    let rec = store.run("r000000").expect("read").expect("the run");
+    assert_eq!(
+        rec.state,
+        json!("healthy worker"),
+        "the new holder's state stands"
+    );
+    println!(
+        "process_death: a process stalled past its lease (SIGSTOP, SIGCONT) committed nothing"
+    );
 }
