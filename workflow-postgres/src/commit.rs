@@ -14,7 +14,7 @@ use tokio_postgres::{Client, Row, Statement, Transaction};
 use workflow_runtime::CodecError;
 use workflow_runtime::store::{Acknowledger, CheckpointWrite, Fence, Indexed, StoreError};
 
-use crate::{backend, to_db};
+use crate::{Reconnect, backend, to_db};
 
 /// One checkpoint, encoded on the caller's thread, with its index columns derived.
 pub(crate) struct Job {
@@ -190,8 +190,9 @@ impl WriteStatements {
 
 /// Commits groups until the channel closes, then returns once what was queued is committed.
 pub(crate) async fn run(
+    reconnect: Arc<Reconnect>,
     mut client: Client,
-    statements: WriteStatements,
+    mut statements: WriteStatements,
     mut rx: mpsc::UnboundedReceiver<(Job, Acknowledger)>,
     commits: Arc<AtomicU64>,
 ) {
@@ -199,6 +200,17 @@ pub(crate) async fn run(
     // `recv_many` returns everything queued, up to the limit, as soon as one is there: no
     // fixed delay for a lone checkpoint, one transaction for many under load.
     while rx.recv_many(&mut jobs, 4096).await > 0 {
+        if client.is_closed() {
+            match reconnect.writer().await {
+                Ok((fresh, prepared)) => (client, statements) = (fresh, prepared),
+                Err(e) => {
+                    for (_, ack) in jobs.drain(..) {
+                        ack.acknowledge(Err(e.clone()));
+                    }
+                    continue;
+                }
+            }
+        }
         commit_group(
             &mut client,
             &statements,

@@ -42,11 +42,12 @@
 //! `full_page_writes` must be `on`, and each connection sets `synchronous_commit = on`.
 //! Otherwise the open fails with [`OpenError::NotDurable`].
 //!
-//! # Not yet
+//! # Connections and clocks
 //!
-//! A connection lost (server restart, network) is not re-established: the store's calls fail
-//! with [`StoreError::Backend`] until it is reopened. A connection lost while a `COMMIT` was in
-//! flight is reported as a failed commit although the server may have committed it. Lease
+//! A connection lost (server restart, network) is opened again by the next read or commit
+//! after the loss was noticed; the calls in flight on it fail with [`StoreError::Backend`] and
+//! are not retried. A connection lost while a `COMMIT` was in flight is reported as a failed
+//! commit although the server may have committed it. Lease
 //! expiries are on the claimant's clock ([`Claim::now_ms`]).
 
 mod commit;
@@ -434,17 +435,32 @@ fn serve(
                 return;
             }
         };
+        let reconnect = Arc::new(Reconnect {
+            config,
+            label: label.to_owned(),
+        });
         let committer = tokio::spawn(commit::run(
+            reconnect.clone(),
             writer,
             statements,
             commits,
             commit_count.clone(),
         ));
+        let mut reader = reader;
         let mut in_flight = JoinSet::new();
         loop {
             tokio::select! {
                 job = reads.recv() => match job {
                     Some(job) => {
+                        if reader.client.is_closed() {
+                            // The server restarted or the network failed: reads in flight on
+                            // the old connection fail; this one gets a new connection if the
+                            // server answers, or fails too.
+                            match reconnect.reader().await {
+                                Ok(fresh) => reader = Arc::new(fresh),
+                                Err(e) => tracing::warn!(database = %label, "reconnecting: {e}"),
+                            }
+                        }
                         in_flight.spawn(job(reader.clone()));
                     }
                     None => break,
@@ -456,6 +472,40 @@ fn serve(
         // The committer commits what is queued before it ends.
         let _ = committer.await;
     });
+}
+
+/// How to open a connection again once the server dropped one.
+pub(crate) struct Reconnect {
+    config: Config,
+    label: String,
+}
+
+impl Reconnect {
+    async fn reader(&self) -> Result<Reader, StoreError> {
+        let client = connect(&self.config, &self.label)
+            .await
+            .map_err(reconnect_error)?;
+        Reader::prepare(client)
+            .await
+            .map_err(|e| backend("preparing the store's statements", e))
+    }
+
+    pub(crate) async fn writer(&self) -> Result<(Client, WriteStatements), StoreError> {
+        let client = connect(&self.config, &self.label)
+            .await
+            .map_err(reconnect_error)?;
+        let statements = WriteStatements::prepare(&client)
+            .await
+            .map_err(|e| backend("preparing the store's statements", e))?;
+        Ok((client, statements))
+    }
+}
+
+fn reconnect_error(e: OpenError) -> StoreError {
+    match e {
+        OpenError::Storage { source, .. } => source,
+        other => StoreError::backend("reconnecting to the server", other),
+    }
 }
 
 fn pg(operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {

@@ -306,3 +306,52 @@ fn a_refused_checkpoint_fails_alone_in_its_group() {
     assert_eq!(store.runs().expect("runs").len(), 11);
     assert!(store.has_dedupe("r11", "k11").expect("dedupe"));
 }
+
+/// The server drops the store's connections (as a restart or a network failure does): calls in
+/// flight when that is noticed fail, later ones connect again, and nothing acknowledged is
+/// lost.
+#[test]
+fn the_store_reconnects_after_the_server_drops_its_connections() {
+    let cluster = TestCluster::shared();
+    let url = cluster.create_database();
+    let db = url.rsplit_once('/').expect("a database name").1.to_owned();
+    let store = PgStore::open(&url).expect("open");
+    start(&store, "r1");
+    cluster
+        .execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+        ))
+        .expect("terminate the store's connections");
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(20));
+    let read = (0..250).find_map(|_| match store.run("r1") {
+        Ok(found) => Some(found),
+        Err(_) => {
+            pause();
+            None
+        }
+    });
+    assert!(
+        read.expect("the store reads again").is_some(),
+        "the acknowledged run is there"
+    );
+    let committed = (0..250).any(|_| {
+        let mut cp = CheckpointWrite::new("r2");
+        cp.run = Some(RunWrite::new(ready_record(1), None));
+        let ok = block_on(store.commit(cp)).is_ok();
+        if !ok {
+            pause();
+        }
+        ok
+    });
+    assert!(committed, "the store commits again");
+    assert_eq!(
+        store
+            .ready()
+            .expect("ready")
+            .iter()
+            .map(|r| r.run_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r1", "r2"]
+    );
+}
