@@ -730,6 +730,33 @@ pub enum OpenError {
         /// What the storage layer reported.
         reason: String,
     },
+    /// The store was written by a newer version of this library (its schema is newer than
+    /// the code): nothing was changed; upgrade the library to open it.
+    #[error(
+        "store {path} has schema version {found}, newer than version {supported}, the newest \
+         this library knows; upgrade the library to open it"
+    )]
+    SchemaTooNew {
+        /// The store's path or name.
+        path: String,
+        /// The schema version found in the store.
+        found: u32,
+        /// The newest schema version this library reads.
+        supported: u32,
+    },
+    /// The store's server is configured so that an acknowledged commit could be lost in a
+    /// power cut (a setting such as `fsync` is off); the store refuses to run on it.
+    #[error("store {path} is not durable: {setting} is `{value}`, and it must be `{required}`")]
+    NotDurable {
+        /// The store's path or name.
+        path: String,
+        /// The server setting at fault.
+        setting: String,
+        /// Its value.
+        value: String,
+        /// The value the store requires.
+        required: String,
+    },
     /// Reading or initialising the store failed.
     #[error("store {path} could not be opened")]
     Storage {
@@ -922,7 +949,8 @@ impl PartialEq for CodecError {
 }
 
 impl CodecError {
-    pub(crate) fn encoding(what: impl Into<String>, source: serde_json::Error) -> Self {
+    /// `what` could not be encoded: for storage backends outside this crate.
+    pub fn encoding(what: impl Into<String>, source: serde_json::Error) -> Self {
         Self {
             what: what.into(),
             encoding: true,
@@ -930,7 +958,8 @@ impl CodecError {
         }
     }
 
-    pub(crate) fn decoding(what: impl Into<String>, source: serde_json::Error) -> Self {
+    /// A stored `what` could not be decoded: for storage backends outside this crate.
+    pub fn decoding(what: impl Into<String>, source: serde_json::Error) -> Self {
         Self {
             what: what.into(),
             encoding: false,

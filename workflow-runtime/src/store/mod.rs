@@ -417,6 +417,17 @@ pub struct ReadyRun {
     pub lease: Lease,
 }
 
+impl ReadyRun {
+    /// A claimed run as a backend grants it.
+    pub fn new(run_id: impl Into<String>, workflow: impl Into<String>, lease: Lease) -> Self {
+        Self {
+            run_id: run_id.into(),
+            workflow: workflow.into(),
+            lease,
+        }
+    }
+}
+
 /// An armed timer (a wait's deadline, a sleep's end, or a step's backoff), as claimed.
 ///
 /// # Examples
@@ -447,6 +458,19 @@ pub struct DueTimer {
     pub workflow: String,
     /// The lease granted with it.
     pub lease: Lease,
+}
+
+impl DueTimer {
+    /// A claimed timer as a backend grants it.
+    pub fn new(timer: ArmedTimer, lease: Lease) -> Self {
+        Self {
+            deadline_ms: timer.deadline_ms,
+            run_id: timer.run_id,
+            seq: timer.seq,
+            workflow: timer.workflow,
+            lease,
+        }
+    }
 }
 
 /// What a checkpoint's writer claims about its right to write the run.
@@ -730,6 +754,55 @@ impl Future for Acknowledgement {
             Ack::Waiting(rx) => Pin::new(rx)
                 .poll(cx)
                 .map(|answer| answer.unwrap_or(Err(StoreError::Closed))),
+        }
+    }
+}
+
+/// The index rows a run's record has, as every backend derives them (see "Writing a storage
+/// backend" above): for a backend outside this crate, which cannot read [`Command`]s.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Indexed {
+    /// A step must be executed: the run is ready.
+    Ready,
+    /// A timer at this deadline, milliseconds since the Unix epoch: a sleep's end or a step's
+    /// backoff.
+    Timer(u64),
+    /// A wait for a signal: a timer at its deadline, and this pending wait.
+    Wait(PendingWait),
+}
+
+impl Indexed {
+    /// The index rows of run `run_id` whose record is `record`; `None` once it has finished.
+    pub fn of(run_id: &str, record: &RunRecord) -> Option<Indexed> {
+        Some(match record.indexed_command()? {
+            Command::Step {
+                not_before_ms: Some(deadline_ms),
+                ..
+            } => Indexed::Timer(*deadline_ms),
+            Command::Step { .. } => Indexed::Ready,
+            Command::Sleep { deadline_ms } => Indexed::Timer(*deadline_ms),
+            Command::Wait {
+                name,
+                deadline_ms,
+                metadata,
+            } => Indexed::Wait(PendingWait {
+                run_id: run_id.to_owned(),
+                workflow: record.workflow.clone(),
+                wait_id: record.seq.to_string(),
+                signal: name.clone(),
+                metadata: metadata.clone(),
+                deadline_ms: *deadline_ms,
+            }),
+        })
+    }
+
+    /// When its timer fires, if it has one.
+    pub fn deadline_ms(&self) -> Option<u64> {
+        match self {
+            Indexed::Ready => None,
+            Indexed::Timer(deadline_ms) => Some(*deadline_ms),
+            Indexed::Wait(wait) => Some(wait.deadline_ms),
         }
     }
 }

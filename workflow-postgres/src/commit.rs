@@ -1,0 +1,551 @@
+//! Group commit on the write connection: every transaction carries all the checkpoints that
+//! were queued while the previous one was being committed, each acknowledged or refused on its
+//! own.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, Row, Statement, Transaction};
+use workflow_runtime::CodecError;
+use workflow_runtime::store::{Acknowledger, CheckpointWrite, Fence, Indexed, StoreError};
+
+use crate::{Reconnect, backend, to_db};
+
+/// One checkpoint, encoded on the caller's thread, with its index columns derived.
+pub(crate) struct Job {
+    run_id: String,
+    fence: Fence,
+    purge: bool,
+    row: Option<RunRow>,
+    clear_inbox: bool,
+    consumed: Vec<i64>,
+    buffer: Option<Vec<u8>>,
+    dedupe: Option<(String, i64)>,
+    trace: Vec<Vec<u8>>,
+}
+
+/// The `runs` row a checkpoint writes (lease columns aside).
+struct RunRow {
+    workflow: String,
+    seq: i64,
+    record: Vec<u8>,
+    purgeable: bool,
+    ready: bool,
+    timer_ms: Option<i64>,
+    wait: Option<Vec<u8>>,
+}
+
+impl Job {
+    /// Encodes a checkpoint; an encoding error reaches the caller before anything is queued.
+    pub(crate) fn encode(cp: CheckpointWrite) -> Result<Job, StoreError> {
+        let run_id = cp.run_id;
+        let encode = |what: &str, e| {
+            StoreError::Codec(CodecError::encoding(
+                format!("the {what} of run `{run_id}`"),
+                e,
+            ))
+        };
+        // The index columns follow from the new record alone: `previous` names the rows the
+        // embedded store must delete, and here every record write overwrites them.
+        let row = match &cp.run {
+            Some(write) => {
+                let rec = &write.record;
+                let indexed = Indexed::of(&run_id, rec);
+                let wait = match &indexed {
+                    Some(Indexed::Wait(wait)) => {
+                        Some(serde_json::to_vec(wait).map_err(|e| encode("pending wait", e))?)
+                    }
+                    _ => None,
+                };
+                Some(RunRow {
+                    workflow: rec.workflow.clone(),
+                    seq: to_db(rec.seq),
+                    record: serde_json::to_vec(rec).map_err(|e| encode("record", e))?,
+                    purgeable: rec.is_purgeable(),
+                    ready: matches!(indexed, Some(Indexed::Ready)),
+                    timer_ms: indexed.as_ref().and_then(Indexed::deadline_ms).map(to_db),
+                    wait,
+                })
+            }
+            None => None,
+        };
+        let buffer = cp
+            .buffer
+            .as_ref()
+            .map(|entry| serde_json::to_vec(entry).map_err(|e| encode("buffered signal", e)))
+            .transpose()?;
+        let trace = cp
+            .trace
+            .iter()
+            .map(|event| serde_json::to_vec(event).map_err(|e| encode("trace event", e)))
+            .collect::<Result<_, _>>()?;
+        Ok(Job {
+            fence: cp.fence,
+            purge: cp.purge,
+            // A finished run accepts no signal; one parked as incompatible may be revived and
+            // keeps what it had buffered: exactly the purgeable ones lose their inbox.
+            clear_inbox: row.as_ref().is_some_and(|r| r.purgeable),
+            row,
+            consumed: cp.consumed.into_iter().map(to_db).collect(),
+            buffer,
+            dedupe: cp.dedupe.map(|(key, at_ms)| (key, to_db(at_ms))),
+            trace,
+            run_id,
+        })
+    }
+}
+
+/// The write connection's prepared statements.
+pub(crate) struct WriteStatements {
+    serialize: Statement,
+    fences: Statement,
+    purgeable: Statement,
+    purge: Statement,
+    upsert: Statement,
+    clear_inbox: Statement,
+    consume: Statement,
+    buffer: Statement,
+    dedupe: Statement,
+    trace: Statement,
+}
+
+impl WriteStatements {
+    pub(crate) async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        Ok(WriteStatements {
+            // A transaction-scoped lock per run written, taken in run id order: inbox and trace
+            // rows are numbered from the run's last one, so two processes writing one run (a
+            // worker and a web front end buffering a signal) must take turns. A hash
+            // collision only makes two runs take turns too.
+            serialize: client
+                .prepare(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(id, 0))
+                     FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS id ORDER BY id) ids",
+                )
+                .await?,
+            // Sorted, so that two committers lock the rows they share in the same order.
+            fences: client
+                .prepare(
+                    "SELECT run_id, lease_token FROM runs WHERE run_id = ANY($1::text[])
+                     ORDER BY run_id FOR UPDATE",
+                )
+                .await?,
+            purgeable: client
+                .prepare("SELECT purgeable FROM runs WHERE run_id = $1 FOR UPDATE")
+                .await?,
+            purge: client
+                .prepare(
+                    "WITH i AS (DELETE FROM inbox WHERE run_id = $1),
+                          t AS (DELETE FROM trace WHERE run_id = $1),
+                          d AS (DELETE FROM dedupe WHERE run_id = $1)
+                     DELETE FROM runs WHERE run_id = $1",
+                )
+                .await?,
+            upsert: client
+                .prepare(
+                    "INSERT INTO runs (run_id, workflow, seq, record, purgeable, ready, timer_ms,
+                                       wait)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (run_id) DO UPDATE SET
+                         workflow = EXCLUDED.workflow, seq = EXCLUDED.seq,
+                         record = EXCLUDED.record, purgeable = EXCLUDED.purgeable,
+                         ready = EXCLUDED.ready, timer_ms = EXCLUDED.timer_ms,
+                         wait = EXCLUDED.wait",
+                )
+                .await?,
+            clear_inbox: client
+                .prepare("DELETE FROM inbox WHERE run_id = $1")
+                .await?,
+            consume: client
+                .prepare("DELETE FROM inbox WHERE run_id = $1 AND idx = ANY($2::bigint[])")
+                .await?,
+            buffer: client
+                .prepare(
+                    "INSERT INTO inbox (run_id, idx, entry)
+                     SELECT $1, COALESCE(MAX(idx) + 1, 0), $2 FROM inbox WHERE run_id = $1",
+                )
+                .await?,
+            dedupe: client
+                .prepare(
+                    "INSERT INTO dedupe (run_id, key, at_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (run_id, key) DO UPDATE SET at_ms = EXCLUDED.at_ms",
+                )
+                .await?,
+            trace: client
+                .prepare(
+                    "INSERT INTO trace (run_id, idx, event)
+                     SELECT $1, n.next + t.ord - 1, t.event
+                     FROM (SELECT COALESCE(MAX(idx) + 1, 0) AS next FROM trace
+                           WHERE run_id = $1) n,
+                          unnest($2::bytea[]) WITH ORDINALITY AS t(event, ord)",
+                )
+                .await?,
+        })
+    }
+}
+
+/// Commits groups until the channel closes, then returns once what was queued is committed.
+pub(crate) async fn run(
+    reconnect: Arc<Reconnect>,
+    mut client: Client,
+    mut statements: WriteStatements,
+    mut rx: mpsc::UnboundedReceiver<(Job, Acknowledger)>,
+    commits: Arc<AtomicU64>,
+) {
+    let mut jobs = Vec::new();
+    // `recv_many` returns everything queued, up to the limit, as soon as one is there: no
+    // fixed delay for a lone checkpoint, one transaction for many under load.
+    while rx.recv_many(&mut jobs, 4096).await > 0 {
+        if client.is_closed() {
+            match reconnect.writer().await {
+                Ok((fresh, prepared)) => (client, statements) = (fresh, prepared),
+                Err(e) => {
+                    for (_, ack) in jobs.drain(..) {
+                        ack.acknowledge(Err(e.clone()));
+                    }
+                    continue;
+                }
+            }
+        }
+        commit_group(
+            &mut client,
+            &statements,
+            std::mem::take(&mut jobs),
+            &commits,
+        )
+        .await;
+    }
+}
+
+async fn commit_group(
+    client: &mut Client,
+    st: &WriteStatements,
+    jobs: Vec<(Job, Acknowledger)>,
+    commits: &AtomicU64,
+) {
+    let group: Vec<&Job> = jobs.iter().map(|(job, _)| job).collect();
+    match write(client, st, &group).await {
+        Ok(accepted) => {
+            if accepted.iter().any(|a| *a) {
+                commits.fetch_add(1, Ordering::Relaxed);
+            }
+            for ((job, ack), accepted) in jobs.into_iter().zip(accepted) {
+                ack.acknowledge(if accepted {
+                    Ok(())
+                } else {
+                    Err(StoreError::NotOwner { run_id: job.run_id })
+                });
+            }
+        }
+        Err(e) if jobs.len() == 1 => {
+            let (_, ack) = jobs.into_iter().next().expect("one job");
+            ack.acknowledge(Err(e));
+        }
+        Err(_) => {
+            // One bad checkpoint (a purge of an open run, a value the server refuses) must not
+            // fail the others it happened to be grouped with: retry each on its own.
+            for (job, ack) in jobs {
+                let result = match write(client, st, &[&job]).await {
+                    Ok(accepted) if accepted[0] => {
+                        commits.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Ok(_) => Err(StoreError::NotOwner { run_id: job.run_id }),
+                    Err(e) => Err(e),
+                };
+                ack.acknowledge(result);
+            }
+        }
+    }
+}
+
+/// Writes the group in one transaction, leaving out every checkpoint whose fence fails;
+/// returns which were written. Nothing is written when it fails.
+///
+/// The statements are pipelined: one round trip to the server for a group without leases
+/// (`BEGIN`, the run locks, every write and `COMMIT` sent at once), two with leases (the fence
+/// check must answer before the writes are chosen). A failed statement aborts the transaction,
+/// and the `COMMIT` sent behind it then rolls it back.
+async fn write(
+    client: &mut Client,
+    st: &WriteStatements,
+    jobs: &[&Job],
+) -> Result<Vec<bool>, StoreError> {
+    if jobs.iter().any(|job| job.purge) {
+        return write_in_turns(client, st, jobs).await;
+    }
+    let op = "committing a checkpoint";
+    let client: &Client = client;
+    let written: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
+    let mut leased: Vec<&str> = jobs
+        .iter()
+        .filter(|job| matches!(job.fence, Fence::Lease(_)))
+        .map(|job| job.run_id.as_str())
+        .collect();
+    leased.sort_unstable();
+    leased.dedup();
+    let mut first: Vec<Pending<'_>> = vec![
+        Box::pin(async move { client.batch_execute("BEGIN").await.map(|()| Vec::new()) }),
+        Box::pin(async {
+            client
+                .execute(&st.serialize, &[&written])
+                .await
+                .map(|_| Vec::new())
+        }),
+    ];
+    let accepted: Vec<bool> = if leased.is_empty() {
+        vec![true; jobs.len()]
+    } else {
+        first.push(Box::pin(async {
+            client.query(&st.fences, &[&leased]).await
+        }));
+        let rows = match pipeline(first).await {
+            Ok(mut answers) => answers.pop().unwrap_or_default(),
+            Err(e) => {
+                // The transaction is open (and aborted): end it before the next group.
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(backend(op, e));
+            }
+        };
+        first = Vec::new();
+        let current: HashMap<String, Option<i64>> =
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        jobs.iter()
+            .map(|job| match job.fence {
+                Fence::Lease(token) => {
+                    current.get(&job.run_id).copied().flatten() == Some(to_db(token))
+                }
+                _ => true,
+            })
+            .collect()
+    };
+    let mut writes = first;
+    for (job, ok) in jobs.iter().zip(&accepted) {
+        if *ok {
+            statements(client, st, job, &mut writes);
+        }
+    }
+    writes.push(Box::pin(async move {
+        client.batch_execute("COMMIT").await.map(|()| Vec::new())
+    }));
+    pipeline(writes).await.map_err(|e| backend(op, e))?;
+    Ok(accepted)
+}
+
+/// A statement in flight, answering with its rows (none for a write).
+type Pending<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a>>;
+
+/// Awaits every statement, polling them in order each time: tokio-postgres sends a request at
+/// its future's first poll, so the server receives them in this order, back to back. Answers
+/// the first error (the later ones only say that the transaction is aborted), or every answer.
+async fn pipeline(mut pending: Vec<Pending<'_>>) -> Result<Vec<Vec<Row>>, tokio_postgres::Error> {
+    let mut answers: Vec<Option<Result<Vec<Row>, tokio_postgres::Error>>> =
+        pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, answer) in pending.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(result) => *answer = Some(result),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    answers.into_iter().flatten().collect()
+}
+
+/// The statements of one checkpoint, in the order [`apply`] runs them.
+fn statements<'a>(
+    client: &'a Client,
+    st: &'a WriteStatements,
+    job: &'a Job,
+    out: &mut Vec<Pending<'a>>,
+) {
+    let run_id = &job.run_id;
+    if job.clear_inbox {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.clear_inbox, &[run_id])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if let Some(row) = &job.row {
+        out.push(Box::pin(async move {
+            client
+                .execute(
+                    &st.upsert,
+                    &[
+                        run_id,
+                        &row.workflow,
+                        &row.seq,
+                        &row.record,
+                        &row.purgeable,
+                        &row.ready,
+                        &row.timer_ms,
+                        &row.wait,
+                    ],
+                )
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if !job.consumed.is_empty() {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.consume, &[run_id, &job.consumed])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if let Some(entry) = &job.buffer {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.buffer, &[run_id, entry])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if let Some((key, at_ms)) = &job.dedupe {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.dedupe, &[run_id, key, at_ms])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+    if !job.trace.is_empty() {
+        out.push(Box::pin(async move {
+            client
+                .execute(&st.trace, &[run_id, &job.trace])
+                .await
+                .map(|_| Vec::new())
+        }));
+    }
+}
+
+/// [`write`] one statement at a time, for a group with a purge (it must read the run before it
+/// decides, and a refused purge fails the transaction); purges are rare.
+async fn write_in_turns(
+    client: &mut Client,
+    st: &WriteStatements,
+    jobs: &[&Job],
+) -> Result<Vec<bool>, StoreError> {
+    let op = "committing a checkpoint";
+    let txn = client.transaction().await.map_err(|e| backend(op, e))?;
+    let written: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
+    txn.execute(&st.serialize, &[&written])
+        .await
+        .map_err(|e| backend(op, e))?;
+    let mut leased: Vec<&str> = jobs
+        .iter()
+        .filter(|job| matches!(job.fence, Fence::Lease(_)))
+        .map(|job| job.run_id.as_str())
+        .collect();
+    let mut current: HashMap<String, Option<i64>> = HashMap::new();
+    if !leased.is_empty() {
+        leased.sort_unstable();
+        leased.dedup();
+        // The rows stay locked until the commit, so no claim can take a run over between
+        // this check and the write.
+        for row in txn
+            .query(&st.fences, &[&leased])
+            .await
+            .map_err(|e| backend(op, e))?
+        {
+            current.insert(row.get(0), row.get(1));
+        }
+    }
+    let mut accepted = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let ok = match job.fence {
+            Fence::Lease(token) => {
+                current.get(&job.run_id).copied().flatten() == Some(to_db(token))
+            }
+            _ => true,
+        };
+        if ok {
+            apply(&txn, st, job).await?;
+        }
+        accepted.push(ok);
+    }
+    txn.commit().await.map_err(|e| backend(op, e))?;
+    Ok(accepted)
+}
+
+async fn apply(txn: &Transaction<'_>, st: &WriteStatements, job: &Job) -> Result<(), StoreError> {
+    let op = "writing a checkpoint";
+    let e = |e| backend(op, e);
+    let run_id = &job.run_id;
+    if job.purge {
+        let row = txn
+            .query_opt(&st.purgeable, &[run_id])
+            .await
+            .map_err(|e| backend("purging a run", e))?;
+        match row.map(|row| row.get::<_, bool>(0)) {
+            None => {}
+            Some(false) => {
+                return Err(StoreError::NotPurgeable {
+                    run_id: run_id.clone(),
+                });
+            }
+            Some(true) => {
+                txn.execute(&st.purge, &[run_id])
+                    .await
+                    .map_err(|e| backend("purging a run", e))?;
+            }
+        }
+        return Ok(());
+    }
+    if job.clear_inbox {
+        txn.execute(&st.clear_inbox, &[run_id]).await.map_err(e)?;
+    }
+    if let Some(row) = &job.row {
+        txn.execute(
+            &st.upsert,
+            &[
+                run_id,
+                &row.workflow,
+                &row.seq,
+                &row.record,
+                &row.purgeable,
+                &row.ready,
+                &row.timer_ms,
+                &row.wait,
+            ],
+        )
+        .await
+        .map_err(e)?;
+    }
+    if !job.consumed.is_empty() {
+        txn.execute(&st.consume, &[run_id, &job.consumed])
+            .await
+            .map_err(e)?;
+    }
+    if let Some(entry) = &job.buffer {
+        txn.execute(&st.buffer, &[run_id, entry]).await.map_err(e)?;
+    }
+    if let Some((key, at_ms)) = &job.dedupe {
+        txn.execute(&st.dedupe, &[run_id, key, at_ms])
+            .await
+            .map_err(e)?;
+    }
+    if !job.trace.is_empty() {
+        txn.execute(&st.trace, &[run_id, &job.trace])
+            .await
+            .map_err(e)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,811 @@
+//! A PostgreSQL backend for `workflow-runtime`: [`PgStore`] implements the storage seam
+//! ([`Store`]) on one PostgreSQL database, which several worker processes may share.
+//!
+//! ```no_run
+//! use workflow_postgres::PgStore;
+//!
+//! let store = PgStore::open("postgres://app@127.0.0.1:5432/workflows")?;
+//! # Ok::<(), workflow_runtime::OpenError>(())
+//! ```
+//!
+//! # How it works
+//!
+//! The seam's reads are synchronous while the client is async, so a store owns one thread
+//! (`workflow-postgres`) that runs a current-thread tokio runtime and two connections: one for
+//! reads, claims and leases, one for commits. A synchronous caller hands its request to that
+//! thread and blocks on a reply channel; concurrent reads are pipelined on the read connection.
+//! The cost of a read is two thread hand-offs plus one round trip to the server, against a
+//! memory-mapped page read for the embedded store: tens to hundreds of microseconds on a local
+//! server. The thread never runs user code.
+//!
+//! Commits are grouped, as in the embedded store: every checkpoint queued while a transaction
+//! is being committed goes into the next transaction, and each is acknowledged, or refused, on
+//! its own once that transaction is durable (`synchronous_commit = on`). The statements of a
+//! group are pipelined: one round trip to the server without leases, two with them.
+//!
+//! # Leases and fences
+//!
+//! Claims are one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)` statement, so concurrent
+//! claimants never get the same run and never wait for each other. A lease lives in the run's
+//! row (owner, token from a sequence, expiry on the claimant's clock). A checkpoint written
+//! under [`Fence::Lease`](workflow_runtime::store::Fence::Lease) locks its run's row in the commit transaction and is refused with
+//! [`StoreError::NotOwner`], writing nothing, unless the token is still the run's lease; the
+//! lock keeps a claim from slipping in between that check and the commit.
+//!
+//! [`Fence::Exclusive`](workflow_runtime::store::Fence::Exclusive) is accepted without a check: the writer declares that nobody else
+//! drives that run (the single-process engine today, or a process that only buffers signals or
+//! starts runs). Engines sharing a database must claim and write under leases.
+//!
+//! # Durability
+//!
+//! Opening checks that the server keeps acknowledged commits through a power cut: `fsync` and
+//! `full_page_writes` must be `on`, and each connection sets `synchronous_commit = on`.
+//! Otherwise the open fails with [`OpenError::NotDurable`].
+//!
+//! # Connections and clocks
+//!
+//! A connection lost (server restart, network) is opened again by the next read or commit
+//! after the loss was noticed; the calls in flight on it fail with [`StoreError::Backend`] and
+//! are not retried. A connection lost while a `COMMIT` was in flight is reported as a failed
+//! commit although the server may have committed it. Lease
+//! expiries are on the claimant's clock ([`Claim::now_ms`]).
+
+mod commit;
+mod schema;
+pub mod testing;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_postgres::{Client, Config, NoTls, Statement};
+use workflow_runtime::store::InboxEntry;
+use workflow_runtime::store::{
+    Acknowledgement, Acknowledger, ArmedTimer, CheckpointWrite, Claim, DueTimer, Lease,
+    PendingWait, ReadyEntry, ReadyRun, RunRecord, Store, StoreError, TraceEvent,
+};
+use workflow_runtime::{CodecError, OpenError};
+
+use crate::commit::{Job, WriteStatements};
+pub use crate::schema::SCHEMA_VERSION;
+
+/// A [`Store`] on a PostgreSQL database, shareable by several processes.
+pub struct PgStore {
+    label: String,
+    reads: Mutex<Option<mpsc::UnboundedSender<ReadJob>>>,
+    commits: Mutex<Option<mpsc::UnboundedSender<(Job, Acknowledger)>>>,
+    commit_count: Arc<AtomicU64>,
+    exit: Arc<Exit>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("database", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A read, run on the store's thread with the read connection.
+type ReadJob = Box<dyn FnOnce(Arc<Reader>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// The read connection and its prepared statements.
+struct Reader {
+    client: Client,
+    run: Statement,
+    runs: Statement,
+    inbox: Statement,
+    has_dedupe: Statement,
+    trace: Statement,
+    last_trace: Statement,
+    pending_waits: Statement,
+    ready: Statement,
+    timers: Statement,
+    claim_ready: Statement,
+    claim_timers: Statement,
+    renew: Statement,
+    release: Statement,
+}
+
+impl Reader {
+    async fn prepare(client: Client) -> Result<Reader, tokio_postgres::Error> {
+        // A run is claimable unless another owner's lease is live; the holder's own claim keeps
+        // its token and extends the lease.
+        const GRANT: &str = "
+            UPDATE runs r SET
+                lease_token = CASE WHEN r.lease_owner = $1 THEN r.lease_token
+                                   ELSE nextval('lease_tokens') END,
+                lease_expires_ms = CASE WHEN r.lease_owner = $1
+                                        THEN GREATEST(r.lease_expires_ms, $3) ELSE $3 END,
+                lease_owner = $1
+            FROM c WHERE r.run_id = c.run_id
+            RETURNING r.run_id, r.workflow, r.lease_token, r.lease_expires_ms, r.timer_ms, r.seq";
+        const CLAIMABLE: &str =
+            "(lease_owner IS NULL OR lease_owner = $1 OR lease_expires_ms <= $2)";
+        let claim_ready = format!(
+            "WITH c AS (SELECT run_id FROM runs WHERE ready AND {CLAIMABLE}
+                        ORDER BY run_id LIMIT $4 FOR UPDATE SKIP LOCKED) {GRANT}"
+        );
+        let claim_timers = format!(
+            "WITH c AS (SELECT run_id FROM runs WHERE timer_ms <= $5 AND {CLAIMABLE}
+                        ORDER BY timer_ms, run_id LIMIT $4 FOR UPDATE SKIP LOCKED) {GRANT}"
+        );
+        Ok(Reader {
+            run: client
+                .prepare("SELECT record FROM runs WHERE run_id = $1")
+                .await?,
+            runs: client
+                .prepare("SELECT run_id, record FROM runs ORDER BY run_id")
+                .await?,
+            inbox: client
+                .prepare("SELECT idx, entry FROM inbox WHERE run_id = $1 ORDER BY idx")
+                .await?,
+            has_dedupe: client
+                .prepare("SELECT EXISTS (SELECT 1 FROM dedupe WHERE run_id = $1 AND key = $2)")
+                .await?,
+            trace: client
+                .prepare("SELECT idx, event FROM trace WHERE run_id = $1 ORDER BY idx")
+                .await?,
+            last_trace: client
+                .prepare("SELECT idx, event FROM trace WHERE run_id = $1 ORDER BY idx DESC LIMIT 1")
+                .await?,
+            pending_waits: client
+                .prepare("SELECT wait FROM runs WHERE wait IS NOT NULL ORDER BY run_id")
+                .await?,
+            ready: client
+                .prepare("SELECT run_id, workflow FROM runs WHERE ready ORDER BY run_id")
+                .await?,
+            timers: client
+                .prepare(
+                    "SELECT timer_ms, run_id, seq, workflow FROM runs WHERE timer_ms <= $1
+                     ORDER BY timer_ms, run_id",
+                )
+                .await?,
+            claim_ready: client.prepare(&claim_ready).await?,
+            claim_timers: client.prepare(&claim_timers).await?,
+            renew: client
+                .prepare(
+                    "UPDATE runs SET lease_expires_ms = $3 WHERE run_id = $1 AND lease_token = $2
+                     RETURNING lease_owner, lease_expires_ms",
+                )
+                .await?,
+            release: client
+                .prepare(
+                    "UPDATE runs SET lease_owner = NULL, lease_token = NULL,
+                     lease_expires_ms = NULL WHERE run_id = $1 AND lease_token = $2",
+                )
+                .await?,
+            client,
+        })
+    }
+}
+
+/// Who waits for the store's thread to end.
+#[derive(Default)]
+struct Exit {
+    state: Mutex<(bool, Vec<Acknowledger>)>,
+}
+
+impl Exit {
+    fn finished(&self) {
+        let waiters = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.0 = true;
+            std::mem::take(&mut state.1)
+        };
+        for ack in waiters {
+            ack.acknowledge(Ok(()));
+        }
+    }
+
+    fn wait(&self) -> Acknowledgement {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 {
+            return Acknowledgement::ready(Ok(()));
+        }
+        let (ack, done) = Acknowledgement::channel();
+        state.1.push(ack);
+        done
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database`,
+    /// or the `key=value` form), creates or migrates its schema and checks that the server is
+    /// durable. Blocking: call it from `tokio::task::spawn_blocking` in async code.
+    ///
+    /// # Errors
+    /// [`OpenError::SchemaTooNew`] for a database written by a newer version of this library,
+    /// [`OpenError::NotDurable`] for a server that could lose acknowledged commits,
+    /// [`OpenError::Storage`] for a bad URL or a connection or SQL failure.
+    pub fn open(url: &str) -> Result<PgStore, OpenError> {
+        let config: Config = url
+            .parse()
+            .map_err(|e| storage("<postgres url>", backend("parsing the connection URL", e)))?;
+        let label = label_of(&config);
+        let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(1);
+        let (reads_tx, reads_rx) = mpsc::unbounded_channel();
+        let (commits_tx, commits_rx) = mpsc::unbounded_channel();
+        let commit_count = Arc::new(AtomicU64::new(0));
+        let exit = Arc::new(Exit::default());
+        let thread = {
+            let thread_label = label.clone();
+            let commit_count = commit_count.clone();
+            let exit = exit.clone();
+            std::thread::Builder::new()
+                .name("workflow-postgres".to_owned())
+                .spawn(move || {
+                    serve(
+                        config,
+                        &thread_label,
+                        opened_tx,
+                        reads_rx,
+                        commits_rx,
+                        &commit_count,
+                    );
+                    exit.finished();
+                })
+                .map_err(|e| storage(&label, StoreError::io("starting the store's thread", e)))?
+        };
+        let opened = opened_rx.recv().unwrap_or_else(|_| {
+            Err(storage(
+                &label,
+                StoreError::backend("opening the store", ThreadEnded),
+            ))
+        });
+        if let Err(e) = opened {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Ok(PgStore {
+            label,
+            reads: Mutex::new(Some(reads_tx)),
+            commits: Mutex::new(Some(commits_tx)),
+            commit_count,
+            exit,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The database this store is connected to, as `host:port/database`.
+    pub fn database(&self) -> &str {
+        &self.label
+    }
+
+    /// Runs `read` on the store's thread and blocks until it answers.
+    fn call<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Reader>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job: ReadJob = Box::new(move |reader| {
+            Box::pin(async move {
+                let _ = tx.send(read(reader).await);
+            })
+        });
+        {
+            let reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            let sender = reads.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        rx.recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    fn stop(&self) {
+        self.reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.commits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// The store's thread ended before it reported how the open went (it panicked).
+#[derive(Debug, thiserror::Error)]
+#[error("the store's thread ended while opening")]
+struct ThreadEnded;
+
+fn label_of(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("postgres {host}:{port}/{db}")
+}
+
+/// A client or server error, kept as the store's cause with what the server said in its
+/// message (the client's own says only "db error").
+pub(crate) fn backend(operation: &'static str, e: tokio_postgres::Error) -> StoreError {
+    let message = match e.as_db_error() {
+        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
+        None => e.to_string(),
+    };
+    StoreError::backend(operation, PgError { message, source: e })
+}
+
+/// What PostgreSQL or its client reported.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct PgError {
+    message: String,
+    #[source]
+    source: tokio_postgres::Error,
+}
+
+pub(crate) fn storage(label: &str, source: StoreError) -> OpenError {
+    OpenError::Storage {
+        path: label.to_owned(),
+        source,
+    }
+}
+
+/// A `u64` as PostgreSQL's `bigint`: times beyond `i64::MAX` saturate.
+pub(crate) fn to_db(x: u64) -> i64 {
+    i64::try_from(x).unwrap_or(i64::MAX)
+}
+
+/// A stored `bigint` as a `u64`; the store never writes a negative one.
+pub(crate) fn from_db(x: i64) -> u64 {
+    u64::try_from(x).unwrap_or(0)
+}
+
+fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Codec(CodecError::decoding(what(), e)))
+}
+
+/// Connects one connection and drives it on the current runtime.
+async fn connect(config: &Config, label: &str) -> Result<Client, OpenError> {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| storage(label, backend("connecting to the server", e)))?;
+    let database = label.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::error!(%database, "the connection to PostgreSQL failed: {e}");
+        }
+    });
+    schema::require_durability(&client, label).await?;
+    Ok(client)
+}
+
+/// The store's thread: opens, then serves reads and commits until both channels close.
+fn serve(
+    config: Config,
+    label: &str,
+    opened: std::sync::mpsc::SyncSender<Result<(), OpenError>>,
+    mut reads: mpsc::UnboundedReceiver<ReadJob>,
+    commits: mpsc::UnboundedReceiver<(Job, Acknowledger)>,
+    commit_count: &Arc<AtomicU64>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = opened.send(Err(storage(
+                label,
+                StoreError::io("starting the store's runtime", e),
+            )));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let setup = async {
+            let mut writer = connect(&config, label).await?;
+            schema::migrate(&mut writer, label).await?;
+            let reader = connect(&config, label).await?;
+            let reader = Reader::prepare(reader)
+                .await
+                .map_err(|e| storage(label, backend("preparing the store's statements", e)))?;
+            let statements = WriteStatements::prepare(&writer)
+                .await
+                .map_err(|e| storage(label, backend("preparing the store's statements", e)))?;
+            Ok::<_, OpenError>((writer, statements, Arc::new(reader)))
+        };
+        let (writer, statements, reader) = match setup.await {
+            Ok(opened_parts) => {
+                let _ = opened.send(Ok(()));
+                opened_parts
+            }
+            Err(e) => {
+                let _ = opened.send(Err(e));
+                return;
+            }
+        };
+        let reconnect = Arc::new(Reconnect {
+            config,
+            label: label.to_owned(),
+        });
+        let committer = tokio::spawn(commit::run(
+            reconnect.clone(),
+            writer,
+            statements,
+            commits,
+            commit_count.clone(),
+        ));
+        let mut reader = reader;
+        let mut in_flight = JoinSet::new();
+        loop {
+            tokio::select! {
+                job = reads.recv() => match job {
+                    Some(job) => {
+                        if reader.client.is_closed() {
+                            // The server restarted or the network failed: reads in flight on
+                            // the old connection fail; this one gets a new connection if the
+                            // server answers, or fails too.
+                            match reconnect.reader().await {
+                                Ok(fresh) => reader = Arc::new(fresh),
+                                Err(e) => tracing::warn!(database = %label, "reconnecting: {e}"),
+                            }
+                        }
+                        in_flight.spawn(job(reader.clone()));
+                    }
+                    None => break,
+                },
+                Some(_) = in_flight.join_next() => {}
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
+        // The committer commits what is queued before it ends.
+        let _ = committer.await;
+    });
+}
+
+/// How to open a connection again once the server dropped one.
+pub(crate) struct Reconnect {
+    config: Config,
+    label: String,
+}
+
+impl Reconnect {
+    async fn reader(&self) -> Result<Reader, StoreError> {
+        let client = connect(&self.config, &self.label)
+            .await
+            .map_err(reconnect_error)?;
+        Reader::prepare(client)
+            .await
+            .map_err(|e| backend("preparing the store's statements", e))
+    }
+
+    pub(crate) async fn writer(&self) -> Result<(Client, WriteStatements), StoreError> {
+        let client = connect(&self.config, &self.label)
+            .await
+            .map_err(reconnect_error)?;
+        let statements = WriteStatements::prepare(&client)
+            .await
+            .map_err(|e| backend("preparing the store's statements", e))?;
+        Ok((client, statements))
+    }
+}
+
+fn reconnect_error(e: OpenError) -> StoreError {
+    match e {
+        OpenError::Storage { source, .. } => source,
+        other => StoreError::backend("reconnecting to the server", other),
+    }
+}
+
+fn pg(operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    move |e| backend(operation, e)
+}
+
+impl Store for PgStore {
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.call(move |r| async move {
+            let op = "reading a run";
+            let row = r
+                .client
+                .query_opt(&r.run, &[&run_id])
+                .await
+                .map_err(pg(op))?;
+            row.map(|row| {
+                decode(row.get::<_, &[u8]>(0), || {
+                    format!("the record of run `{run_id}`")
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.runs, &[])
+                .await
+                .map_err(pg("reading the runs"))?;
+            rows.iter()
+                .map(|row| {
+                    let run_id: String = row.get(0);
+                    let rec = decode(row.get::<_, &[u8]>(1), || {
+                        format!("the record of run `{run_id}`")
+                    })?;
+                    Ok((run_id, rec))
+                })
+                .collect()
+        })
+    }
+
+    fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.inbox, &[&run_id])
+                .await
+                .map_err(pg("reading a run's buffered signals"))?;
+            rows.iter()
+                .map(|row| {
+                    let entry = decode(row.get::<_, &[u8]>(1), || {
+                        format!("a buffered signal of run `{run_id}`")
+                    })?;
+                    Ok((from_db(row.get(0)), entry))
+                })
+                .collect()
+        })
+    }
+
+    fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
+        let (run_id, key) = (run_id.to_owned(), key.to_owned());
+        self.call(move |r| async move {
+            let row = r
+                .client
+                .query_one(&r.has_dedupe, &[&run_id, &key])
+                .await
+                .map_err(pg("reading a run's applied signals"))?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.trace, &[&run_id])
+                .await
+                .map_err(pg("reading a run's trace"))?;
+            rows.iter().map(|row| trace_event(row, &run_id)).collect()
+        })
+    }
+
+    fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.call(move |r| async move {
+            let row = r
+                .client
+                .query_opt(&r.last_trace, &[&run_id])
+                .await
+                .map_err(pg("reading a run's trace"))?;
+            row.map(|row| trace_event(&row, &run_id)).transpose()
+        })
+    }
+
+    fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.pending_waits, &[])
+                .await
+                .map_err(pg("reading the pending waits"))?;
+            rows.iter()
+                .map(|row| decode(row.get::<_, &[u8]>(0), || "a pending wait".to_owned()))
+                .collect()
+        })
+    }
+
+    fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError> {
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.ready, &[])
+                .await
+                .map_err(pg("reading the ready runs"))?;
+            Ok(rows
+                .iter()
+                .map(|row| ReadyEntry::new(row.get::<_, String>(0), row.get::<_, String>(1)))
+                .collect())
+        })
+    }
+
+    fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.timers, &[&to_db(due_by_ms)])
+                .await
+                .map_err(pg("reading the armed timers"))?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    ArmedTimer::new(
+                        from_db(row.get(0)),
+                        row.get::<_, String>(1),
+                        from_db(row.get(2)),
+                        row.get::<_, String>(3),
+                    )
+                })
+                .collect())
+        })
+    }
+
+    fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
+        let owner = claim.owner.to_owned();
+        let (now, expires) = (
+            to_db(claim.now_ms),
+            to_db(claim.now_ms.saturating_add(claim.lease_ms)),
+        );
+        let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.claim_ready, &[&owner, &now, &expires, &limit])
+                .await
+                .map_err(pg("claiming ready runs"))?;
+            let mut out: Vec<ReadyRun> = rows
+                .iter()
+                .map(|row| {
+                    let run_id: String = row.get(0);
+                    let lease = Lease::new(
+                        run_id.clone(),
+                        owner.clone(),
+                        from_db(row.get(2)),
+                        from_db(row.get(3)),
+                    );
+                    ReadyRun::new(run_id, row.get::<_, String>(1), lease)
+                })
+                .collect();
+            // `RETURNING` keeps no order.
+            out.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+            Ok(out)
+        })
+    }
+
+    fn claim_timers(&self, claim: &Claim<'_>, due_by_ms: u64) -> Result<Vec<DueTimer>, StoreError> {
+        let owner = claim.owner.to_owned();
+        let (now, expires) = (
+            to_db(claim.now_ms),
+            to_db(claim.now_ms.saturating_add(claim.lease_ms)),
+        );
+        let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
+        let due_by = to_db(due_by_ms);
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.claim_timers, &[&owner, &now, &expires, &limit, &due_by])
+                .await
+                .map_err(pg("claiming due timers"))?;
+            let mut out: Vec<DueTimer> = rows
+                .iter()
+                .map(|row| {
+                    let run_id: String = row.get(0);
+                    let lease = Lease::new(
+                        run_id.clone(),
+                        owner.clone(),
+                        from_db(row.get(2)),
+                        from_db(row.get(3)),
+                    );
+                    let timer = ArmedTimer::new(
+                        from_db(row.get(4)),
+                        run_id,
+                        from_db(row.get(5)),
+                        row.get::<_, String>(1),
+                    );
+                    DueTimer::new(timer, lease)
+                })
+                .collect();
+            out.sort_by(|a, b| (a.deadline_ms, &a.run_id).cmp(&(b.deadline_ms, &b.run_id)));
+            Ok(out)
+        })
+    }
+
+    fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
+        let lease = lease.clone();
+        let expires = to_db(now_ms.saturating_add(lease_ms));
+        self.call(move |r| async move {
+            let row = r
+                .client
+                .query_opt(&r.renew, &[&lease.run_id, &to_db(lease.token), &expires])
+                .await
+                .map_err(pg("renewing a lease"))?;
+            match row {
+                Some(row) => Ok(Lease::new(
+                    lease.run_id,
+                    row.get::<_, String>(0),
+                    lease.token,
+                    from_db(row.get(1)),
+                )),
+                None => Err(StoreError::NotOwner {
+                    run_id: lease.run_id,
+                }),
+            }
+        })
+    }
+
+    fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let (run_id, token) = (lease.run_id.clone(), to_db(lease.token));
+        self.call(move |r| async move {
+            r.client
+                .execute(&r.release, &[&run_id, &token])
+                .await
+                .map_err(pg("releasing a lease"))?;
+            Ok(())
+        })
+    }
+
+    fn commit(&self, checkpoint: CheckpointWrite) -> Acknowledgement {
+        let job = match Job::encode(checkpoint) {
+            Ok(job) => job,
+            Err(e) => return Acknowledgement::ready(Err(e)),
+        };
+        let (ack, done) = Acknowledgement::channel();
+        let commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        match commits.as_ref() {
+            // A send to a stopped thread drops the acknowledger, which answers `Closed`.
+            Some(tx) => drop(tx.send((job, ack))),
+            None => ack.acknowledge(Err(StoreError::Closed)),
+        }
+        done
+    }
+
+    fn commit_count(&self) -> u64 {
+        self.commit_count.load(Ordering::Relaxed)
+    }
+
+    fn close(&self) -> Acknowledgement {
+        self.stop();
+        self.exit.wait()
+    }
+
+    fn close_blocking(&self) {
+        self.stop();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            // The thread runs no user code; a panic there has nobody left to report to.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.close_blocking();
+    }
+}
+
+fn trace_event(row: &tokio_postgres::Row, run_id: &str) -> Result<TraceEvent, StoreError> {
+    let mut event: TraceEvent = decode(row.get::<_, &[u8]>(1), || {
+        format!("a trace event of run `{run_id}`")
+    })?;
+    // The row's index is the event's number; the body keeps whatever the writer gave.
+    event.seq = from_db(row.get(0));
+    Ok(event)
+}
