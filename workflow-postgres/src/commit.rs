@@ -507,7 +507,11 @@ async fn apply(txn: &Transaction<'_>, st: &WriteStatements, job: &Job) -> Result
                     .map_err(|e| backend("purging a run", e))?;
             }
         }
-        return Ok(());
+        // A purge with a record replaces the run (an erasure): the rest of the checkpoint is
+        // written as for a new run, in the same transaction.
+        if job.row.is_none() {
+            return Ok(());
+        }
     }
     if job.clear_inbox {
         txn.execute(&st.clear_inbox, &[run_id]).await.map_err(e)?;
