@@ -4,6 +4,9 @@
 
 mod function;
 mod hash;
+mod runtime;
+#[cfg(test)]
+mod snapshots;
 mod workflow;
 
 use proc_macro::TokenStream;
