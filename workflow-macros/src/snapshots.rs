@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
+/// A macro's expansion function.
+type Expand = fn(TokenStream, TokenStream) -> TokenStream;
+
 /// (snapshot name, input file relative to this crate, the items to expand; empty: all).
 const SNAPSHOTS: &[(&str, &str, &[&str])] = &[
     (
@@ -37,9 +40,7 @@ fn crate_dir() -> PathBuf {
 }
 
 /// The macro attribute on `f`, removed from it, with the macro's expansion function.
-fn take_macro(
-    f: &mut syn::ItemFn,
-) -> Option<(TokenStream, fn(TokenStream, TokenStream) -> TokenStream)> {
+fn take_macro(f: &mut syn::ItemFn) -> Option<(TokenStream, Expand)> {
     let pos = f
         .attrs
         .iter()
@@ -49,7 +50,7 @@ fn take_macro(
         syn::Meta::List(l) => l.tokens.clone(),
         _ => TokenStream::new(),
     };
-    let expand: fn(TokenStream, TokenStream) -> TokenStream = if attr.path().is_ident("workflow") {
+    let expand: Expand = if attr.path().is_ident("workflow") {
         crate::workflow::expand
     } else {
         crate::function::expand
@@ -120,10 +121,7 @@ fn expansions_match_their_snapshots() {
                 .lines()
                 .zip(actual.lines())
                 .position(|(a, b)| a != b)
-                .map_or_else(
-                    || expected.lines().count().min(actual.lines().count()),
-                    |i| i,
-                )
+                .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()))
                 + 1;
             stale.push(format!("{name} (first difference on line {line})"));
         }

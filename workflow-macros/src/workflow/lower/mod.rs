@@ -250,7 +250,7 @@ impl Lowerer {
         let mut last_diverges = false;
         for i in 0..n {
             let mut stmt = stmts[i].clone();
-            let mut label = self.take_label(&mut stmt);
+            let label = self.take_label(&mut stmt);
             let is_last = i + 1 == n;
             if !stmt_suspends(&stmt, &self.ctx) {
                 if let Some(l) = label {
@@ -274,162 +274,11 @@ impl Lowerer {
                 out.push(Node::Stmt(stmt));
                 continue;
             }
-            // A suspension point evaluated first in its statement: suspend here, and continue
-            // the statement (with the suspension's value in `__wf_sN`) in the resume block.
-            let tmp_index = self.susps.len();
-            let tmp = format_ident!("__wf_s{}", tmp_index);
-            let tmp_expr: Expr = parse_quote!(#tmp);
-            if let Some(slot) = first_evaluated(&mut stmt, &self.ctx) {
-                let expr = std::mem::replace(slot, tmp_expr);
-                let Some(Ok(susp)) = as_suspension(&expr, &self.ctx) else {
-                    // Malformed calls were reported by the body scan.
-                    out.push(Node::FallOff {
-                        span: expr.span(),
-                        diverges: true,
-                    });
-                    return out;
-                };
-                if let SuspensionKind::Step { func, .. } = &susp.kind
-                    && let Some(local) = func.get_ident()
-                    && scope.contains(&local.to_string())
-                {
-                    self.err(
-                        local.span(),
-                        format!(
-                            "`ctx.step` must name a `#[function]` directly, and `{local}` is a \
-                             local of the workflow; write the step's name: `{ctx}.step(my_step, \
-                             input)`",
-                            ctx = self.ctx
-                        ),
-                    );
-                }
-                let susp = self.rewrite_susp(susp);
-                let resume = self.new_block(
-                    BlockKind::Resume(tmp_index),
-                    format_ident!("__Unnamed"),
-                    scope.clone(),
-                );
-                self.name_site(resume, &susp, label.as_ref(), binding_of(&stmt));
-                // What follows a wait is told apart by the signal it waited for.
-                let after = match &susp.kind {
-                    SuspensionKind::Wait { name, .. } => {
-                        signal_name(name).map(|s| format!("After{}", upper_camel(&s)))
-                    }
-                    _ => None,
-                };
-                let (full_ty, ok_ty) = self.susp_types(&susp);
-                self.susps.push(SuspInfo {
-                    susp,
-                    tmp,
-                    full_ty,
-                    ok_ty,
-                });
-                out.push(Node::Suspend {
-                    susp: tmp_index,
-                    resume,
-                });
-                let mut rest = vec![stmt];
-                rest.extend(stmts[i + 1..].iter().cloned());
-                let mut rscope = scope.clone();
-                let nodes = self.qualified(after, |lw| lw.lower_stmts(rest, &mut rscope, cont));
-                self.blocks[resume].nodes = nodes;
-                return out;
-            }
-            // A `while` whose condition suspends begins each iteration with that suspension:
-            // the name is the condition's.
-            let while_label = match &stmt {
-                Stmt::Expr(Expr::While(w), _) if expr_suspends(&w.cond, &self.ctx) => label.take(),
-                _ => None,
-            };
-            if let Some(l) = &label {
-                self.err(
-                    l.span(),
-                    "`#[state(..)]` names the suspension point a statement begins with; put it on \
-                     the statement that suspends",
-                );
-            }
-            if let Stmt::Local(local) = &stmt
-                && let Some(init) = &local.init
-                && self.produces_value(&init.expr)
-            {
-                let Stmt::Local(mut local) = stmt else {
-                    unreachable!("matched above")
-                };
-                let init = local.init.as_mut().expect("matched above");
-                if !matches!(&*init.expr, Expr::Loop(_)) {
-                    // `let v = if c { A; a } else { b };` is lowered as the loop
-                    // `'l: loop { if c { A; break 'l a } else { break 'l b } }`.
-                    let label = syn::Lifetime::new(
-                        &format!("'__wf_let{}", self.loop_values.len()),
-                        Span::call_site(),
-                    );
-                    let mut value = (*init.expr).clone();
-                    break_tails(&mut value, &label);
-                    *init.expr = parse_quote!(#label: loop { #value });
-                }
-                let rest = stmts[i + 1..].to_vec();
-                self.lower_value_loop(local, rest, scope, cont, &mut out);
-                return out;
-            }
-            let Stmt::Expr(expr, semi) = stmt else {
-                self.not_first(&stmt);
-                out.push(Node::FallOff {
-                    span: stmt.span(),
-                    diverges: true,
-                });
-                return out;
-            };
-            let tail_value = is_last && semi.is_none() && matches!(cont, Cont::FnEnd);
-            // The rest of the list goes into a join block; it is lowered after the structure
-            // so that blocks and loop cursors are numbered in source order.
-            let mut rest_into = None;
-            let after = if tail_value {
-                Cont::FnEnd
-            } else if is_last {
-                match cont {
-                    Cont::Jump(j) => Cont::Jump(j),
-                    Cont::FnEnd => {
-                        let j = self.new_join(scope);
-                        self.blocks[j].nodes = vec![Node::FallOff {
-                            span: self.fn_end,
-                            diverges: false,
-                        }];
-                        Cont::Jump(j)
-                    }
-                }
+            let rest = stmts[i + 1..].to_vec();
+            if first_evaluated(&mut stmt, &self.ctx).is_some() {
+                self.lower_suspend_first(stmt, label, rest, scope, cont, &mut out);
             } else {
-                let j = self.new_join(scope);
-                rest_into = Some((j, scope.clone()));
-                Cont::Jump(j)
-            };
-            match expr {
-                Expr::If(e) => {
-                    let node = self.lower_if(e, scope, after);
-                    out.push(node);
-                }
-                Expr::Match(m) => {
-                    let node = self.lower_match(m, scope, after);
-                    out.push(node);
-                }
-                Expr::Loop(l) => self.lower_loop(l, None, scope, after, &mut out),
-                Expr::While(w) => self.lower_while(w, while_label, scope, after, &mut out),
-                Expr::ForLoop(f) => self.lower_for(f, scope, after, &mut out),
-                Expr::Block(b) if b.label.is_none() => {
-                    let mut bscope = self.nested(scope);
-                    let nodes = self.lower_stmts(b.block.stmts, &mut bscope, after);
-                    out.push(Node::Scope(nodes));
-                }
-                other => {
-                    self.not_first(&Stmt::Expr(other, semi));
-                    out.push(Node::FallOff {
-                        span: self.fn_end,
-                        diverges: true,
-                    });
-                }
-            }
-            if let Some((j, mut jscope)) = rest_into {
-                let nodes = self.lower_stmts(stmts[i + 1..].to_vec(), &mut jscope, cont);
-                self.blocks[j].nodes = nodes;
+                self.lower_suspending(stmt, label, is_last, rest, scope, cont, &mut out);
             }
             return out;
         }
@@ -447,6 +296,187 @@ impl Lowerer {
             },
         });
         out
+    }
+
+    /// A statement that begins with a suspension point: suspend there, and continue the
+    /// statement (with the suspension's value in `__wf_sN`) and the `rest` in the resume block.
+    fn lower_suspend_first(
+        &mut self,
+        mut stmt: Stmt,
+        label: Option<syn::Ident>,
+        rest: Vec<Stmt>,
+        scope: &Scope,
+        cont: Cont,
+        out: &mut Vec<Node>,
+    ) {
+        let tmp_index = self.susps.len();
+        let tmp = format_ident!("__wf_s{}", tmp_index);
+        let tmp_expr: Expr = parse_quote!(#tmp);
+        let Some(slot) = first_evaluated(&mut stmt, &self.ctx) else {
+            unreachable!("checked by the caller")
+        };
+        let expr = std::mem::replace(slot, tmp_expr);
+        let Some(Ok(susp)) = as_suspension(&expr, &self.ctx) else {
+            // Malformed calls were reported by the body scan.
+            out.push(Node::FallOff {
+                span: expr.span(),
+                diverges: true,
+            });
+            return;
+        };
+        if let SuspensionKind::Step { func, .. } = &susp.kind
+            && let Some(local) = func.get_ident()
+            && scope.contains(&local.to_string())
+        {
+            self.err(
+                local.span(),
+                format!(
+                    "`ctx.step` must name a `#[function]` directly, and `{local}` is a \
+                         local of the workflow; write the step's name: `{ctx}.step(my_step, \
+                         input)`",
+                    ctx = self.ctx
+                ),
+            );
+        }
+        let susp = self.rewrite_susp(susp);
+        let resume = self.new_block(
+            BlockKind::Resume(tmp_index),
+            format_ident!("__Unnamed"),
+            scope.clone(),
+        );
+        self.name_site(resume, &susp, label.as_ref(), binding_of(&stmt));
+        // What follows a wait is told apart by the signal it waited for.
+        let after = match &susp.kind {
+            SuspensionKind::Wait { name, .. } => {
+                signal_name(name).map(|s| format!("After{}", upper_camel(&s)))
+            }
+            _ => None,
+        };
+        let (full_ty, ok_ty) = self.susp_types(&susp);
+        self.susps.push(SuspInfo {
+            susp,
+            tmp,
+            full_ty,
+            ok_ty,
+        });
+        out.push(Node::Suspend {
+            susp: tmp_index,
+            resume,
+        });
+        let rest = std::iter::once(stmt).chain(rest).collect();
+        let mut rscope = scope.clone();
+        let nodes = self.qualified(after, |lw| lw.lower_stmts(rest, &mut rscope, cont));
+        self.blocks[resume].nodes = nodes;
+    }
+
+    /// A statement that suspends inside: a `let` whose value suspends, or an `if`, `match`,
+    /// loop or block whose body does; the `rest` follows in a join block.
+    #[allow(clippy::too_many_arguments)]
+    fn lower_suspending(
+        &mut self,
+        stmt: Stmt,
+        mut label: Option<syn::Ident>,
+        is_last: bool,
+        rest: Vec<Stmt>,
+        scope: &mut Scope,
+        cont: Cont,
+        out: &mut Vec<Node>,
+    ) {
+        // A `while` whose condition suspends begins each iteration with that suspension:
+        // the name is the condition's.
+        let while_label = match &stmt {
+            Stmt::Expr(Expr::While(w), _) if expr_suspends(&w.cond, &self.ctx) => label.take(),
+            _ => None,
+        };
+        if let Some(l) = &label {
+            self.err(
+                l.span(),
+                "`#[state(..)]` names the suspension point a statement begins with; put it on \
+                 the statement that suspends",
+            );
+        }
+        if let Stmt::Local(local) = &stmt
+            && let Some(init) = &local.init
+            && self.produces_value(&init.expr)
+        {
+            let Stmt::Local(mut local) = stmt else {
+                unreachable!("matched above")
+            };
+            let init = local.init.as_mut().expect("matched above");
+            if !matches!(&*init.expr, Expr::Loop(_)) {
+                // `let v = if c { A; a } else { b };` is lowered as the loop
+                // `'l: loop { if c { A; break 'l a } else { break 'l b } }`.
+                let label = syn::Lifetime::new(
+                    &format!("'__wf_let{}", self.loop_values.len()),
+                    Span::call_site(),
+                );
+                let mut value = (*init.expr).clone();
+                break_tails(&mut value, &label);
+                *init.expr = parse_quote!(#label: loop { #value });
+            }
+            self.lower_value_loop(local, rest, scope, cont, out);
+            return;
+        }
+        let Stmt::Expr(expr, semi) = stmt else {
+            self.not_first(&stmt);
+            out.push(Node::FallOff {
+                span: stmt.span(),
+                diverges: true,
+            });
+            return;
+        };
+        let tail_value = is_last && semi.is_none() && matches!(cont, Cont::FnEnd);
+        // The rest of the list goes into a join block; it is lowered after the structure
+        // so that blocks and loop cursors are numbered in source order.
+        let mut rest_into = None;
+        let after = if tail_value {
+            Cont::FnEnd
+        } else if is_last {
+            match cont {
+                Cont::Jump(j) => Cont::Jump(j),
+                Cont::FnEnd => {
+                    let j = self.new_join(scope);
+                    self.blocks[j].nodes = vec![Node::FallOff {
+                        span: self.fn_end,
+                        diverges: false,
+                    }];
+                    Cont::Jump(j)
+                }
+            }
+        } else {
+            let j = self.new_join(scope);
+            rest_into = Some((j, scope.clone()));
+            Cont::Jump(j)
+        };
+        match expr {
+            Expr::If(e) => {
+                let node = self.lower_if(e, scope, after);
+                out.push(node);
+            }
+            Expr::Match(m) => {
+                let node = self.lower_match(m, scope, after);
+                out.push(node);
+            }
+            Expr::Loop(l) => self.lower_loop(l, None, scope, after, out),
+            Expr::While(w) => self.lower_while(w, while_label, scope, after, out),
+            Expr::ForLoop(f) => self.lower_for(f, scope, after, out),
+            Expr::Block(b) if b.label.is_none() => {
+                let mut bscope = self.nested(scope);
+                let nodes = self.lower_stmts(b.block.stmts, &mut bscope, after);
+                out.push(Node::Scope(nodes));
+            }
+            other => {
+                self.not_first(&Stmt::Expr(other, semi));
+                out.push(Node::FallOff {
+                    span: self.fn_end,
+                    diverges: true,
+                });
+            }
+        }
+        if let Some((j, mut jscope)) = rest_into {
+            let nodes = self.lower_stmts(rest, &mut jscope, cont);
+            self.blocks[j].nodes = nodes;
+        }
     }
 
     /// `SameAs(x)` becomes the type of the binding `x` means in `scope` (already resolved
