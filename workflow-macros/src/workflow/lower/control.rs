@@ -355,68 +355,8 @@ impl Lowerer {
         let cursor = format_ident!("__wf_for{}", self.for_count);
         self.for_count += 1;
         let iter = (*f.expr).clone();
-        let (cursor_ty, elem_ty, init) = match &iter {
-            Expr::Range(r) if r.start.is_some() && r.end.is_some() => {
-                let (start, end) = (
-                    r.start.as_deref().expect("checked"),
-                    r.end.as_deref().expect("checked"),
-                );
-                let inclusive = matches!(r.limits, syn::RangeLimits::Closed(_));
-                let idx = [start, end].into_iter().find_map(|b| {
-                    match self.resolve(vars::infer(b), scope) {
-                        TyInfo::Known(t) => Some(t),
-                        _ => None,
-                    }
-                });
-                let Some(idx) = idx else {
-                    self.err(
-                        iter.span(),
-                        "cannot determine the integer type of this range, which a suspending `for` \
-                         loop holds across suspension points; give a bound a type: `0u32..n` or \
-                         `0..n as u64`",
-                    );
-                    return;
-                };
-                let (start, end) = (
-                    self.rewrite_expr(start.clone()),
-                    self.rewrite_expr(end.clone()),
-                );
-                (
-                    quote!(#krate::RangeCursor<#idx>),
-                    idx.clone(),
-                    quote!(#krate::RangeCursor::<#idx>::new(#start, #end, #inclusive)),
-                )
-            }
-            other => {
-                let ty = match self.resolve(vars::infer(other), scope) {
-                    TyInfo::Known(t) => t,
-                    TyInfo::Reference => {
-                        self.err(
-                            other.span(),
-                            "a `for` loop that suspends must own what it iterates, because the \
-                             remaining items are stored in the checkpoint; iterate a clone: \
-                             `for x in items.clone()`",
-                        );
-                        return;
-                    }
-                    _ => {
-                        self.err(
-                            other.span(),
-                            "cannot determine the type of the collection this suspending `for` \
-                             loop iterates; bind it to a local with a type first: `let items: \
-                             Vec<Item> = ..;` and write `for item in items`",
-                        );
-                        return;
-                    }
-                };
-                let elem = quote!(<#ty as ::core::iter::IntoIterator>::Item);
-                let iter = self.rewrite_expr(other.clone());
-                (
-                    quote!(::std::collections::VecDeque<#elem>),
-                    elem,
-                    quote!(#krate::vec_cursor(#iter)),
-                )
-            }
+        let Some((cursor_ty, elem_ty, init)) = self.for_cursor(&iter, scope) else {
+            return;
         };
         out.push(Node::Stmt(
             parse_quote!(let mut #cursor: #cursor_ty = #init;),
@@ -476,6 +416,80 @@ impl Lowerer {
         self.loops.pop();
         self.blocks[head].nodes = nodes;
         out.push(Node::Jump(head));
+    }
+
+    /// The cursor a suspending `for` holds across its suspension points: its type, the
+    /// element type and its initialiser. A bounded integer range becomes a `RangeCursor`, a
+    /// collection of known type a `VecDeque` of its items.
+    fn for_cursor(
+        &mut self,
+        iter: &Expr,
+        scope: &Scope,
+    ) -> Option<(TokenStream, TokenStream, TokenStream)> {
+        let krate = self.krate.clone();
+        match iter {
+            Expr::Range(r) if r.start.is_some() && r.end.is_some() => {
+                let (start, end) = (
+                    r.start.as_deref().expect("checked"),
+                    r.end.as_deref().expect("checked"),
+                );
+                let inclusive = matches!(r.limits, syn::RangeLimits::Closed(_));
+                let idx = [start, end].into_iter().find_map(|b| {
+                    match self.resolve(vars::infer(b), scope) {
+                        TyInfo::Known(t) => Some(t),
+                        _ => None,
+                    }
+                });
+                let Some(idx) = idx else {
+                    self.err(
+                        iter.span(),
+                        "cannot determine the integer type of this range, which a suspending `for` \
+                         loop holds across suspension points; give a bound a type: `0u32..n` or \
+                         `0..n as u64`",
+                    );
+                    return None;
+                };
+                let (start, end) = (
+                    self.rewrite_expr(start.clone()),
+                    self.rewrite_expr(end.clone()),
+                );
+                Some((
+                    quote!(#krate::RangeCursor<#idx>),
+                    idx.clone(),
+                    quote!(#krate::RangeCursor::<#idx>::new(#start, #end, #inclusive)),
+                ))
+            }
+            other => {
+                let ty = match self.resolve(vars::infer(other), scope) {
+                    TyInfo::Known(t) => t,
+                    TyInfo::Reference => {
+                        self.err(
+                            other.span(),
+                            "a `for` loop that suspends must own what it iterates, because the \
+                             remaining items are stored in the checkpoint; iterate a clone: \
+                             `for x in items.clone()`",
+                        );
+                        return None;
+                    }
+                    _ => {
+                        self.err(
+                            other.span(),
+                            "cannot determine the type of the collection this suspending `for` \
+                             loop iterates; bind it to a local with a type first: `let items: \
+                             Vec<Item> = ..;` and write `for item in items`",
+                        );
+                        return None;
+                    }
+                };
+                let elem = quote!(<#ty as ::core::iter::IntoIterator>::Item);
+                let iter = self.rewrite_expr(other.clone());
+                Some((
+                    quote!(::std::collections::VecDeque<#elem>),
+                    elem,
+                    quote!(#krate::vec_cursor(#iter)),
+                ))
+            }
+        }
     }
 }
 
