@@ -10,7 +10,7 @@ mod platform {
     pub use workflow_runtime as durable;
 }
 
-use platform::durable::{StepError, WorkflowContext, WorkflowError, function, workflow};
+use platform::durable::prelude::*;
 
 #[function(crate = crate::platform::durable)]
 async fn double(x: u32) -> Result<u32, StepError> {
@@ -26,9 +26,10 @@ async fn describe(total: u32, note: String) -> Result<String, StepError> {
 async fn reexported(ctx: &mut WorkflowContext, x: u32) -> Result<String, WorkflowError> {
     let mut total = 0u32;
     for i in 0..x {
-        total += ctx.step(double, i).await?;
+        let d = ctx.step(double, i).await?;
+        total += d;
     }
-    let note = ctx
+    let note: String = ctx
         .wait_for_signal::<String>("note", std::time::Duration::from_secs(60), json!({}))
         .await
         .unwrap_or_else(|_| "none".to_owned());

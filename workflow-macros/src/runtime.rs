@@ -92,9 +92,10 @@ fn substitute(tokens: TokenStream, with: &TokenStream) -> TokenStream {
 pub(crate) fn parse_crate_arg(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
     let value = meta.value()?;
     // `crate = "path"` as serde spells it, or a bare path.
+    let hint = "`crate` is the path the runtime is reached by, like `crate = my_app::durable`";
     if value.peek(syn::LitStr) {
         let lit: syn::LitStr = value.parse()?;
-        return lit.parse();
+        return lit.parse().map_err(|_| syn::Error::new(lit.span(), hint));
     }
-    value.parse()
+    value.parse().map_err(|e| syn::Error::new(e.span(), hint))
 }
