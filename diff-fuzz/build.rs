@@ -1,6 +1,6 @@
 //! Writes the generated workflows into `OUT_DIR/programs.rs`.
 //!
-//! `DIFF_FUZZ_SEED` (default 1) picks the batch, `DIFF_FUZZ_PROGRAMS` (default 60, to keep the CI build short; 200 builds in about 4.5 min) its size;
+//! `DIFF_FUZZ_SEED` (default 1) picks the batch, `DIFF_FUZZ_PROGRAMS` (default 200) its size;
 //! changing either regenerates and rebuilds the crate.
 
 #[path = "src/generator.rs"]
@@ -19,7 +19,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn main() {
     println!("cargo:rerun-if-changed=src/generator.rs");
     let seed = env_u64("DIFF_FUZZ_SEED", 1);
-    let programs = env_u64("DIFF_FUZZ_PROGRAMS", 60);
+    let programs = env_u64("DIFF_FUZZ_PROGRAMS", 200);
     let source = generator::batch(seed, programs as usize);
     let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("programs.rs");

@@ -10,7 +10,7 @@
 //!
 //! The generated batch is compiled into the test `tests/differential.rs` (only once: the
 //! library holds the steps and the harness). `DIFF_FUZZ_SEED` picks the batch (default 1) and
-//! `DIFF_FUZZ_PROGRAMS` its size (default 60 in `cargo test`, to keep the CI build short);
+//! `DIFF_FUZZ_PROGRAMS` its size (default 200, also in `cargo test --workspace`);
 //! `scripts/diff-fuzz-long` runs many batches of 200.
 
 use std::future::Future;

@@ -4,6 +4,9 @@
 
 mod function;
 mod hash;
+mod runtime;
+#[cfg(test)]
+mod snapshots;
 mod workflow;
 
 use proc_macro::TokenStream;
@@ -25,6 +28,9 @@ use proc_macro::TokenStream;
 /// `timeout = "30s"` (per attempt) and `retry_panics = true`. Durations are strings of whole
 /// numbers with units (`ms`, `s`, `m`, `h`, `d`, combinable: `"1m30s"`). A value out of range
 /// is a compile error at the argument. The policy is not part of the stored layout.
+///
+/// `crate = path::to::runtime` names the runtime for a crate that reaches it through a
+/// re-export (default `::workflow_runtime`).
 #[proc_macro_attribute]
 pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
     function::expand(attr.into(), item.into()).into()
@@ -44,7 +50,9 @@ pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// still needed after it. Name one explicitly with `#[state(Name)]` on its statement.
 ///
 /// Arguments: `name = "stored_name"` (default: the function's name), `version = N`
-/// (default 1).
+/// (default 1), `migrate_from = previous_version` and `crate = path::to::runtime` for a crate
+/// that reaches the runtime through a re-export (default `::workflow_runtime`; the layout
+/// fingerprint does not depend on it).
 #[proc_macro_attribute]
 pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
     workflow::expand(attr.into(), item.into()).into()

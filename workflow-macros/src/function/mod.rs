@@ -6,16 +6,17 @@ use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type};
 
 use crate::hash::Fingerprint;
+use crate::runtime::Runtime;
 
 mod retry;
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors: Vec<syn::Error> = Vec::new();
-    let retry = match retry::parse(attr) {
-        Ok(r) => r,
+    let (retry, runtime) = match retry::parse(attr) {
+        Ok(r) => (r.policy, r.krate.map_or_else(Runtime::default, Runtime::at)),
         Err(e) => {
             errors.push(e);
-            None
+            (None, Runtime::default())
         }
     };
     let func: ItemFn = match syn::parse2(item.clone()) {
@@ -30,7 +31,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     match expand_fn(&func, retry.as_ref()) {
-        Ok(ts) if errors.is_empty() => ts,
+        Ok(ts) if errors.is_empty() => runtime.render(ts),
         Ok(_) => with_errors(errors, &func),
         Err(mut e) => {
             errors.append(&mut e);
@@ -169,7 +170,7 @@ fn expand_fn(func: &ItemFn, retry: Option<&TokenStream>) -> Result<TokenStream, 
     let output = output.expect("checked above");
     let name = &sig.ident;
     let vis = &func.vis;
-    let krate = quote!(::workflow_runtime::__private);
+    let krate = crate::runtime::rt();
     let names: Vec<_> = inputs.iter().map(|(n, _)| format_ident!("{}", n)).collect();
     let tys: Vec<_> = inputs.iter().map(|(_, t)| *t).collect();
     let (input_ty, destructure) = match tys.len() {

@@ -12,7 +12,8 @@ const DEFAULT_INITIAL_BACKOFF_MS: u64 = 1_000;
 
 const EXPECTED: &str = "expected `max_attempts = N`, `initial_backoff = \"1s\"`, \
                         `max_backoff = \"1m\"`, `multiplier = 2.0`, `jitter = 0.2`, \
-                        `timeout = \"30s\"` or `retry_panics = true`";
+                        `timeout = \"30s\"`, `retry_panics = true` or \
+                        `crate = path::to::workflow_runtime`";
 
 #[derive(Default)]
 struct Args {
@@ -25,13 +26,26 @@ struct Args {
     retry_panics: Option<(bool, Span)>,
 }
 
-/// Parses the attribute's arguments into the expression of the step's `RetryPolicy`; `None`
-/// when there are none (the step keeps the default).
-pub(super) fn parse(attr: TokenStream) -> syn::Result<Option<TokenStream>> {
+/// The parsed arguments of `#[function(..)]`.
+pub(super) struct Parsed {
+    /// The expression of the step's `RetryPolicy`; `None` when no retry argument is given
+    /// (the step keeps the default).
+    pub(super) policy: Option<TokenStream>,
+    /// `crate = path`: where the runtime is reached.
+    pub(super) krate: Option<syn::Path>,
+}
+
+/// Parses the attribute's arguments.
+pub(super) fn parse(attr: TokenStream) -> syn::Result<Parsed> {
+    let mut krate = None;
     if attr.is_empty() {
-        return Ok(None);
+        return Ok(Parsed {
+            policy: None,
+            krate,
+        });
     }
     let mut args = Args::default();
+    let mut any_retry = false;
     let parser = syn::meta::parser(|meta| {
         let key = meta
             .path
@@ -39,6 +53,14 @@ pub(super) fn parse(attr: TokenStream) -> syn::Result<Option<TokenStream>> {
             .map(ToString::to_string)
             .unwrap_or_default();
         let twice = || meta.error(format!("`{key}` is given twice"));
+        if key == "crate" {
+            if krate.is_some() {
+                return Err(twice());
+            }
+            krate = Some(crate::runtime::parse_crate_arg(&meta)?);
+            return Ok(());
+        }
+        any_retry = true;
         match key.as_str() {
             "max_attempts" => {
                 if args.max_attempts.is_some() {
@@ -166,12 +188,15 @@ pub(super) fn parse(attr: TokenStream) -> syn::Result<Option<TokenStream>> {
             ));
         }
     }
-    Ok(Some(args.expand()))
+    Ok(Parsed {
+        policy: any_retry.then(|| args.expand()),
+        krate,
+    })
 }
 
 impl Args {
     fn expand(&self) -> TokenStream {
-        let krate = quote!(::workflow_runtime::__private);
+        let krate = crate::runtime::rt();
         let ms = |v: u64, span: Span| {
             let v = Literal::u64_suffixed(v);
             quote_spanned!(span=> ::core::time::Duration::from_millis(#v))

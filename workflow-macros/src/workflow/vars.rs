@@ -236,9 +236,10 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
         // `let (a, b) = ctx.step(pair, ()).await?;` takes each element's type from the tuple's.
         Pat::Tuple(tuple) if tuple.elems.len() <= 6 => match from_init() {
             TyInfo::Known(t) => {
+                let rt = crate::runtime::rt();
                 let elems = (0..tuple.elems.len()).map(|i| {
                     let assoc = quote::format_ident!("E{}", i);
-                    TyInfo::Known(quote!(<#t as ::workflow_runtime::__private::Elems>::#assoc))
+                    TyInfo::Known(quote!(<#t as #rt::Elems>::#assoc))
                 });
                 tuple_decls(tuple, elems.collect())
             }
@@ -305,7 +306,7 @@ pub(crate) fn typed_pattern_decls(pat: &Pat, ty: &TyInfo) -> Vec<Decl> {
     let TyInfo::Known(t) = ty else {
         return pattern_decls(pat);
     };
-    let private = quote!(::workflow_runtime::__private);
+    let private = crate::runtime::rt();
     match pat {
         Pat::Ident(pi) if is_binding(&pi.ident) => {
             let own = if pi.by_ref.is_some() {
