@@ -303,6 +303,7 @@ impl EngineBuilder {
                 data: self.data,
                 busy,
                 counters: admin::Counters::default(),
+                recovery: Mutex::default(),
             }
         });
         let engine = Engine {
@@ -487,6 +488,15 @@ pub(crate) struct Inner {
     busy: Arc<Busy>,
     /// Counters for [`Engine::metrics`].
     counters: admin::Counters,
+    /// Recovery from device failures of the store.
+    recovery: Mutex<Recovery>,
+}
+
+/// Whether a recovery task runs, and how many device failures were seen.
+#[derive(Default)]
+struct Recovery {
+    running: bool,
+    failures: u64,
 }
 
 /// A run's lock and how many parties hold or await it.
@@ -664,7 +674,12 @@ impl Inner {
             false => None,
         };
         let (write, effects) = cp.finish();
-        self.store.commit(write).await?;
+        if let Err(e) = self.store.commit(write).await {
+            if e.is_device_failure() {
+                self.store_failed();
+            }
+            return Err(e);
+        }
         if crash == Some(CrashMoment::AfterCommit) {
             self.crash(CrashMoment::AfterCommit);
             return Err(StoreError::Closed);
@@ -816,6 +831,61 @@ impl Inner {
         self.commit(cp).await
     }
 
+    /// Notes that a commit failed because the store's device did, and starts the recovery
+    /// task unless it runs.
+    ///
+    /// The run whose commit failed stays at its last acknowledged checkpoint, but nothing in
+    /// memory will drive it again: a step's result, a timer's firing are gone. And when the
+    /// device failed while syncing, the refused commit may be on the disk after all, with no
+    /// step launched or timer armed for it. So once the store takes writes again, the engine
+    /// resumes every run from what the store holds, as if it had just been opened.
+    fn store_failed(&self) {
+        let mut recovery = lock(&self.recovery);
+        recovery.failures += 1;
+        if recovery.running {
+            return;
+        }
+        recovery.running = true;
+        tokio::spawn(Inner::recover(self.me.clone()));
+    }
+
+    /// Probes the store with a backoff until it takes writes again, then resumes every run
+    /// from the store, until no device failure happened during a resume.
+    async fn recover(me: Weak<Inner>) {
+        const FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+        const MAX: std::time::Duration = std::time::Duration::from_secs(1);
+        let mut backoff = FIRST;
+        loop {
+            tokio::time::sleep(backoff).await;
+            let Some(inner) = me.upgrade() else { return };
+            if *inner.shutdown.borrow() {
+                lock(&inner.recovery).running = false;
+                return;
+            }
+            let seen = lock(&inner.recovery).failures;
+            let resumed = match inner.store.probe_writes().await {
+                Ok(()) => inner.resume(None).await,
+                Err(e) => Err(e),
+            };
+            match resumed {
+                Ok(()) => {
+                    let mut recovery = lock(&inner.recovery);
+                    if recovery.failures == seen {
+                        recovery.running = false;
+                        tracing::info!("the store recovered; every run resumed from it");
+                        return;
+                    }
+                    // Another commit failed meanwhile: its run may have been left behind.
+                    backoff = FIRST;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "the store does not take writes yet");
+                    backoff = (backoff * 2).min(MAX);
+                }
+            }
+        }
+    }
+
     /// Refuses new calls and stops timers and steps, once; whoever waits for a result is
     /// woken by the same signal.
     fn begin_shutdown(&self) {
@@ -829,8 +899,9 @@ impl Inner {
 const OWNER: &str = "this-process";
 
 /// Reports a failure of background work (a step completion or a timer), which has no caller to
-/// return it to. The run stays at its last checkpoint and is retried when the store is next
-/// opened.
+/// return it to. The run stays at its last checkpoint; after a device failure the engine
+/// resumes it once the store takes writes again (`Inner::store_failed`), otherwise it is
+/// retried when the store is next opened.
 fn report(run_id: &str, what: &str, e: &StoreError) {
     if !matches!(e, StoreError::Closed) {
         tracing::error!(run_id, error = %e, "{what} of run `{run_id}` was not recorded: {e}");

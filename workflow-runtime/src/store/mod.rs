@@ -25,8 +25,10 @@
 //!    events are numbered on from the run's last one. Acknowledge only once it is durable.
 //! 2. Check [`Fence`]s: refuse a checkpoint written under a lease that is no longer the run's
 //!    current one with [`StoreError::NotOwner`], writing nothing of it.
-//! 3. Keep the cause of a failure: [`StoreError::io`] for a device error (a full disk stays
-//!    matchable by its [`std::io::ErrorKind`]), [`StoreError::backend`] for anything else.
+//! 3. Keep the cause of a failure: [`StoreError::io`] for a device error (it makes a full disk
+//!    a [`StoreError::NoSpace`]), [`StoreError::backend`] for anything else. After a device
+//!    failure, accept writes again once the device does, reopening what must be reopened, and
+//!    never acknowledge a commit whose sync failed; see [`Store::probe_writes`].
 //! 4. Open, create and migrate the store in the backend's own constructor, and report what
 //!    is wrong with an [`OpenError`](crate::OpenError).
 //! 5. Purge: a [`CheckpointWrite`] with [`CheckpointWrite::purge`] set removes an ended run
@@ -53,7 +55,9 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-pub use self::file::{CutMode, CutReport, FileStore, MemoryDisk, PowerLossDisk};
+pub use self::file::{
+    CutMode, CutReport, DiskFault, DiskFaults, FileStore, MemoryDisk, PowerLossDisk,
+};
 pub use crate::error::StoreError;
 use crate::model::Command;
 pub use crate::trace::TraceEvent;
@@ -143,6 +147,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many durable write transactions the store has made since it was opened.
     fn commit_count(&self) -> u64;
+
+    /// Resolves once the store has checked that it accepts writes: at once when it knows of no
+    /// failure, else after one attempt to recover from the device failure that stopped its
+    /// writes (reopening what it must), with the error that still prevents them if that
+    /// attempt failed. The engine calls it, with a backoff, after a commit failed because the
+    /// device did, and re-reads its runs once it succeeds. The default answers `Ok` at once,
+    /// for a backend that recovers by itself inside each commit.
+    fn probe_writes(&self) -> Acknowledgement {
+        Acknowledgement::ready(Ok(()))
+    }
 
     /// Commits what is queued, then releases the store (a file lock, connections). Later calls
     /// fail with [`StoreError::Closed`]. Resolves once the store is released.

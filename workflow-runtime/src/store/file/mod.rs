@@ -5,6 +5,11 @@
 //! rows are derived here from each checkpoint's record, on the caller's thread, so that the
 //! committer thread only writes.
 //!
+//! After a device failure redb refuses every later write (`PreviousIo`), so the committer
+//! recovers by itself: it rewrites the file from what reads show, syncs it, and opens the
+//! database again in the slot the readers share (see `committer::recover`). Reads go on from the
+//! old database until then.
+//!
 //! | table    | key                        | value                                   |
 //! |----------|----------------------------|-----------------------------------------|
 //! | `meta`   | `&str`                     | `&str`: the format marker               |
@@ -23,21 +28,23 @@ mod memory;
 mod power;
 
 use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use redb::backends::InMemoryBackend;
 use redb::{
-    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, StorageError,
-    TableDefinition, TableHandle,
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend,
+    StorageError, TableDefinition, TableHandle,
 };
 use serde::de::DeserializeOwned;
 
 use self::committer::{Committer, Job};
 pub use self::memory::MemoryDisk;
-pub use self::power::{CutMode, CutReport, PowerLossDisk};
+pub use self::power::{CutMode, CutReport, DiskFault, DiskFaults, PowerLossDisk};
 use super::{
     Acknowledgement, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease, PendingWait, ReadyRun,
     RunRecord, Store, StoreError, TraceEvent,
@@ -72,9 +79,136 @@ const FORMAT: &str = "workflow-runtime store v1";
 /// ```
 pub struct FileStore {
     label: String,
-    db: RwLock<Option<Arc<Database>>>,
+    shared: Arc<Shared>,
     committer: Committer,
     leases: Arc<Leases>,
+}
+
+/// What the readers share with the committer: the open database, which the committer replaces
+/// when it reopens it after a device failure.
+pub(crate) struct Shared {
+    db: RwLock<Option<Arc<Database>>>,
+    /// Set by `close`: reads fail with `Closed` from then on, while the committer still
+    /// finishes what was queued.
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn slot(&self) -> std::sync::RwLockWriteGuard<'_, Option<Arc<Database>>> {
+        self.db.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How to open the store's database again, for a store that can be reopened (not a fresh
+/// in-memory one).
+pub(crate) struct Source {
+    label: String,
+    /// The store's bytes, for rewriting them in place.
+    bytes: Box<dyn Fn() -> io::Result<Box<dyn StorageBackend>> + Send + Sync>,
+    /// Opens the database.
+    open: Box<OpenFn>,
+}
+
+type OpenFn = dyn Fn(&redb::Builder) -> Result<Database, DatabaseError> + Send + Sync;
+
+impl Source {
+    fn of(
+        label: &str,
+        bytes: impl Fn() -> io::Result<Box<dyn StorageBackend>> + Send + Sync + 'static,
+        open: impl Fn(&redb::Builder) -> Result<Database, DatabaseError> + Send + Sync + 'static,
+    ) -> Source {
+        Source {
+            label: label.to_owned(),
+            bytes: Box::new(bytes),
+            open: Box::new(open),
+        }
+    }
+
+    /// Rewrites every byte of the store as reads show it and syncs, the first page (redb's
+    /// header, which names the live commit) last.
+    ///
+    /// After a failed `fsync`, Linux may mark the pages it failed to write clean: reads keep
+    /// showing them while the disk holds something else, and a later successful `fsync` does
+    /// not write them. A database reopened on top of those pages would build new commits on
+    /// data that is not on the disk. Written again and synced, what reads show is what the disk
+    /// holds; the body goes first, so that a power cut in between leaves the old header, to
+    /// which the rewritten pages are free space.
+    pub(crate) fn rewrite(&self) -> io::Result<()> {
+        const HEADER: u64 = 4096;
+        const CHUNK: u64 = 1 << 20;
+        let bytes = (self.bytes)()?;
+        let len = bytes.len()?;
+        let head = len.min(HEADER);
+        let mut buf = vec![0; CHUNK.min(len) as usize];
+        let mut at = head;
+        while at < len {
+            let n = (len - at).min(CHUNK) as usize;
+            bytes.read(at, &mut buf[..n])?;
+            bytes.write(at, &buf[..n])?;
+            at += n as u64;
+        }
+        bytes.sync_data()?;
+        if head > 0 {
+            bytes.read(0, &mut buf[..head as usize])?;
+            bytes.write(0, &buf[..head as usize])?;
+            bytes.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Opens the database again and checks its format marker.
+    pub(crate) fn reopen(&self) -> Result<Database, StoreError> {
+        open_db(&self.label, |b| (self.open)(b)).map_err(|e| match e {
+            OpenError::Storage { source, .. } => source,
+            other => StoreError::backend("reopening the store after a device failure", other),
+        })
+    }
+}
+
+/// The store file itself, for [`Source::rewrite`].
+struct PlainFile(std::fs::File);
+
+impl std::fmt::Debug for PlainFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlainFile")
+    }
+}
+
+impl StorageBackend for PlainFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.0.read_exact_at(out, offset)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write_all_at(data, offset)
+    }
+}
+
+/// A read transaction, holding the database slot so that the committer does not swap the
+/// database while the read is under way.
+pub(crate) struct Reading<'a> {
+    txn: ReadTransaction,
+    _slot: RwLockReadGuard<'a, Option<Arc<Database>>>,
+}
+
+impl std::ops::Deref for Reading<'_> {
+    type Target = ReadTransaction;
+
+    fn deref(&self) -> &ReadTransaction {
+        &self.txn
+    }
 }
 
 impl std::fmt::Debug for FileStore {
@@ -154,7 +288,20 @@ impl FileStore {
         if !path.exists() {
             Self::create_file(path)?;
         }
-        Self::open_with(&path.display().to_string(), |b| b.create(path))
+        let label = path.display().to_string();
+        let (p, q): (PathBuf, PathBuf) = (path.to_owned(), path.to_owned());
+        let source = Source::of(
+            &label,
+            move || {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&p)?;
+                Ok(Box::new(PlainFile(file)) as Box<dyn StorageBackend>)
+            },
+            move |b| b.create(&q),
+        );
+        Self::open_with(&label, |b| b.create(path), Some(source))
     }
 
     /// A fresh store in memory, gone when closed.
@@ -162,9 +309,11 @@ impl FileStore {
     /// # Errors
     /// [`OpenError::Storage`] if it cannot be initialised.
     pub fn open_memory() -> Result<FileStore, OpenError> {
-        Self::open_with("<in-memory store>", |b| {
-            b.create_with_backend(InMemoryBackend::new())
-        })
+        Self::open_with(
+            "<in-memory store>",
+            |b| b.create_with_backend(InMemoryBackend::new()),
+            None,
+        )
     }
 
     /// Opens or creates a store on a [`MemoryDisk`], whose bytes outlive the store: closing
@@ -173,7 +322,21 @@ impl FileStore {
     /// # Errors
     /// As [`FileStore::open`].
     pub fn open_disk(disk: MemoryDisk) -> Result<FileStore, OpenError> {
-        Self::open_with("<memory disk>", |b| b.create_with_backend(disk))
+        Self::open_backend("<memory disk>", disk)
+    }
+
+    /// Opens a backend whose clones share its bytes, so that the committer can open it again.
+    fn open_backend(
+        label: &str,
+        disk: impl StorageBackend + Clone,
+    ) -> Result<FileStore, OpenError> {
+        let (bytes, again) = (disk.clone(), disk.clone());
+        let source = Source::of(
+            label,
+            move || Ok(Box::new(bytes.clone()) as Box<dyn StorageBackend>),
+            move |b| b.create_with_backend(again.clone()),
+        );
+        Self::open_with(label, |b| b.create_with_backend(disk), Some(source))
     }
 
     /// Opens a store through a [`PowerLossDisk`], a test instrument that loses every write not
@@ -184,7 +347,7 @@ impl FileStore {
     /// # Errors
     /// As [`FileStore::open`].
     pub fn open_power_loss(disk: PowerLossDisk) -> Result<FileStore, OpenError> {
-        Self::open_with("<power-loss disk>", |b| b.create_with_backend(disk))
+        Self::open_backend("<power-loss disk>", disk)
     }
 
     /// Creates the store under a temporary name beside `path` and links it into place once it
@@ -206,9 +369,11 @@ impl FileStore {
             }
             _ => {}
         }
-        drop(Self::open_with(&tmp.display().to_string(), |b| {
-            b.create(&tmp)
-        })?);
+        drop(Self::open_with(
+            &tmp.display().to_string(),
+            |b| b.create(&tmp),
+            None,
+        )?);
         // A hard link never replaces a store another process created in the meantime; a
         // rename is the fallback on file systems without hard links.
         match std::fs::hard_link(&tmp, path) {
@@ -231,52 +396,75 @@ impl FileStore {
     }
 
     /// Opens the database `create` makes, checks or writes the format marker, and starts the
-    /// committer.
-    ///
-    /// A panic inside redb (it trusts files it wrote and may panic on one damaged outside of
-    /// it) is reported as [`OpenError::Corrupt`].
+    /// committer, which reopens the database through `source` after a device failure.
     fn open_with(
         label: &str,
         create: impl FnOnce(&redb::Builder) -> Result<Database, DatabaseError>,
+        source: Option<Source>,
     ) -> Result<FileStore, OpenError> {
-        let opened = catch_unwind(AssertUnwindSafe(|| {
-            let db = create(&Database::builder()).map_err(|e| open_error(label, e))?;
-            init_or_check_format(&db, label)?;
-            Ok::<_, OpenError>(db)
-        }));
-        let db = match opened {
-            Ok(result) => Arc::new(result?),
-            Err(panic) => {
-                return Err(OpenError::Corrupt {
-                    path: label.to_owned(),
-                    reason: format!("redb panicked while opening it: {}", panic_text(&*panic)),
-                });
-            }
-        };
+        let db = Arc::new(open_db(label, create)?);
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(db.clone())),
+            closed: AtomicBool::new(false),
+        });
         let leases = Arc::new(Leases::default());
         let committer =
-            Committer::spawn(db.clone(), leases.clone()).map_err(|e| OpenError::Storage {
-                path: label.to_owned(),
-                source: e,
+            Committer::spawn(db, shared.clone(), source, leases.clone()).map_err(|e| {
+                OpenError::Storage {
+                    path: label.to_owned(),
+                    source: e,
+                }
             })?;
         Ok(FileStore {
             label: label.to_owned(),
-            db: RwLock::new(Some(db)),
+            shared,
             committer,
             leases,
         })
     }
 
-    fn reader(&self) -> Result<ReadTransaction, StoreError> {
-        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
-        let db = guard.as_ref().ok_or(StoreError::Closed)?;
-        db.begin_read().ctx("starting a read")
+    fn reader(&self) -> Result<Reading<'_>, StoreError> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        let slot = self.shared.db.read().unwrap_or_else(|e| e.into_inner());
+        // Empty only while a reopen after a device failure has not succeeded yet.
+        let db = slot.as_ref().ok_or_else(|| {
+            StoreError::io(
+                "starting a read",
+                io::Error::other("the store is being reopened after a device failure"),
+            )
+        })?;
+        let txn = db.begin_read().ctx("starting a read")?;
+        Ok(Reading { txn, _slot: slot })
     }
 
-    /// Takes the database out, so that reads fail with `Closed` and it closes once the
-    /// committer has let go of it too.
-    fn take(&self) -> Option<Arc<Database>> {
-        self.db.write().unwrap_or_else(|e| e.into_inner()).take()
+    /// Makes reads fail with `Closed`; the committer closes the database once it has
+    /// committed what was queued.
+    fn close_reads(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Opens the database `create` makes and checks or writes the format marker.
+///
+/// A panic inside redb (it trusts files it wrote and may panic on one damaged outside of it) is
+/// reported as [`OpenError::Corrupt`].
+fn open_db(
+    label: &str,
+    create: impl FnOnce(&redb::Builder) -> Result<Database, DatabaseError>,
+) -> Result<Database, OpenError> {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        let db = create(&Database::builder()).map_err(|e| open_error(label, e))?;
+        init_or_check_format(&db, label)?;
+        Ok::<_, OpenError>(db)
+    }));
+    match opened {
+        Ok(result) => result,
+        Err(panic) => Err(OpenError::Corrupt {
+            path: label.to_owned(),
+            reason: format!("redb panicked while opening it: {}", panic_text(&*panic)),
+        }),
     }
 }
 
@@ -284,6 +472,12 @@ impl FileStore {
 pub(crate) fn failed(operation: &'static str, e: impl Into<redb::Error>) -> StoreError {
     match e.into() {
         redb::Error::Io(io) => StoreError::io(operation, io),
+        // The database refuses writes after an earlier device failure until it is reopened:
+        // a device failure too, so that the committer recovers.
+        redb::Error::PreviousIo => StoreError::io(
+            operation,
+            io::Error::other("an earlier write to the device failed"),
+        ),
         other => StoreError::backend(operation, other),
     }
 }
@@ -577,12 +771,18 @@ impl Store for FileStore {
         self.committer.commits()
     }
 
+    fn probe_writes(&self) -> Acknowledgement {
+        self.committer.probe()
+    }
+
     fn close(&self) -> Acknowledgement {
-        self.committer.stop(self.take())
+        self.close_reads();
+        self.committer.stop()
     }
 
     fn close_blocking(&self) {
-        drop(self.committer.stop(self.take()));
+        self.close_reads();
+        drop(self.committer.stop());
         self.committer.join();
     }
 }

@@ -12,6 +12,13 @@
 //! prefix of it written, cut at a 512-byte sector), and the process dies with SIGKILL before
 //! the operation runs.
 //!
+//! It also fails the way a device does, from a chosen operation on ([`DiskFaults`]): a full disk
+//! refuses every write and resize with `StorageFull` until space returns; a failing device
+//! refuses every sync with an I/O error, and loses the writes since the last sync the way Linux
+//! does after a failed writeback: each reached the disk or not (the seed decides), and the page
+//! cache keeps showing all of them, marked clean, so that no later sync writes them. Clones
+//! share the file, the page cache and the faults, so the store can open the disk again.
+//!
 //! What it does not model: the file system's own metadata (the store file is created, and
 //! linked into place, before this layer is used), and a disk that lies about `fsync` unless
 //! told to ([`PowerLossDisk::lying_about_sync`], which the torture uses to prove its check is
@@ -22,8 +29,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use redb::StorageBackend;
 
@@ -57,11 +64,101 @@ struct State {
     len: u64,
     /// Writes since the last sync, oldest first.
     pending: Vec<(u64, Vec<u8>)>,
+    /// Writes a failed sync lost: reads still show them (the page cache marked them clean),
+    /// the disk may not hold them, and no sync writes them. Patched by later synced writes.
+    stale: Vec<(u64, Vec<u8>)>,
     rng: Rng,
 }
 
-/// A redb storage backend over a file that loses its unsynced writes at a power cut.
-pub struct PowerLossDisk {
+/// A fault of the device, see [`DiskFaults`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFault {
+    /// No space left: every write and resize fails with `StorageFull`; syncs succeed.
+    NoSpace,
+    /// Every sync fails with an I/O error and loses the writes it was to make durable (see the
+    /// module's documentation).
+    FailingSync,
+}
+
+/// The fault switch of a [`PowerLossDisk`], shared by its clones.
+#[derive(Debug, Clone, Default)]
+pub struct DiskFaults(Arc<Faults>);
+
+#[derive(Debug, Default)]
+struct Faults {
+    /// The fault and the operation (counted from 1) it starts at.
+    armed: Mutex<Option<(DiskFault, u64)>>,
+    ops: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl DiskFaults {
+    /// Starts `fault` now.
+    pub fn start(&self, fault: DiskFault) {
+        self.start_after(fault, 0);
+    }
+
+    /// Starts `fault` at the `ops`-th write, resize or sync from now (at the next one for 0 or
+    /// 1).
+    pub fn start_after(&self, fault: DiskFault, ops: u64) {
+        let at = self.0.ops.load(Ordering::SeqCst) + ops.max(1);
+        *self.armed() = Some((fault, at));
+    }
+
+    /// Ends the fault: space returns, the device heals.
+    pub fn clear(&self) {
+        *self.armed() = None;
+    }
+
+    /// The fault in force now, if any (not one scheduled for later).
+    pub fn active(&self) -> Option<DiskFault> {
+        let now = self.0.ops.load(Ordering::SeqCst) + 1;
+        self.armed().filter(|(_, at)| *at <= now).map(|(f, _)| f)
+    }
+
+    /// Whether a fault is in force or scheduled.
+    pub fn armed_fault(&self) -> Option<DiskFault> {
+        self.armed().map(|(f, _)| f)
+    }
+
+    /// How many operations failed because of a fault.
+    pub fn failed_operations(&self) -> u64 {
+        self.0.failed.load(Ordering::SeqCst)
+    }
+
+    fn armed(&self) -> std::sync::MutexGuard<'_, Option<(DiskFault, u64)>> {
+        self.0
+            .armed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts an operation; the fault in force for it, if any.
+    fn tick(&self) -> Option<DiskFault> {
+        let n = self.0.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        self.armed().filter(|(_, at)| *at <= n).map(|(f, _)| f)
+    }
+
+    fn fail(&self, fault: DiskFault) -> io::Error {
+        self.0.failed.fetch_add(1, Ordering::SeqCst);
+        match fault {
+            DiskFault::NoSpace => io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device (simulated)",
+            ),
+            DiskFault::FailingSync => {
+                io::Error::other("input/output error during sync (simulated)")
+            }
+        }
+    }
+}
+
+/// A redb storage backend over a file that loses its unsynced writes at a power cut, and can
+/// fill up or fail its syncs ([`PowerLossDisk::faults`]). Clones share everything.
+#[derive(Clone)]
+pub struct PowerLossDisk(Arc<Disk>);
+
+struct Disk {
     state: Mutex<State>,
     /// Operations (write, set_len, sync) so far.
     ops: AtomicU64,
@@ -74,13 +171,14 @@ pub struct PowerLossDisk {
     /// eighth sync. Only for proving that the check sees lost acknowledged data.
     lying_sync: bool,
     syncs: AtomicU64,
+    faults: DiskFaults,
 }
 
 impl std::fmt::Debug for PowerLossDisk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PowerLossDisk")
-            .field("ops", &self.ops.load(Ordering::Relaxed))
-            .field("cut_at", &self.cut_at)
+            .field("ops", &self.0.ops.load(Ordering::Relaxed))
+            .field("cut_at", &self.0.cut_at)
             .finish_non_exhaustive()
     }
 }
@@ -100,11 +198,12 @@ impl PowerLossDisk {
     ) -> io::Result<PowerLossDisk> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
-        Ok(PowerLossDisk {
+        Ok(PowerLossDisk(Arc::new(Disk {
             state: Mutex::new(State {
                 file,
                 len,
                 pending: Vec::new(),
+                stale: Vec::new(),
                 // Each life has its own cut point, hence its own draw.
                 rng: Rng::new(seed ^ 0x0090_77E4 ^ cut_at.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             }),
@@ -113,37 +212,78 @@ impl PowerLossDisk {
             on_cut: Box::new(on_cut),
             lying_sync: false,
             syncs: AtomicU64::new(0),
-        })
+            faults: DiskFaults::default(),
+        })))
     }
 
     /// Makes the disk lie about `sync_data` (see the field); the torture's check must then
-    /// report acknowledged work as lost.
+    /// report acknowledged work as lost. Call it before cloning the disk.
+    ///
+    /// # Panics
+    /// If the disk has been cloned already.
     #[must_use]
     pub fn lying_about_sync(mut self) -> Self {
-        self.lying_sync = true;
+        Arc::get_mut(&mut self.0)
+            .expect("lying_about_sync is set before the disk is shared")
+            .lying_sync = true;
         self
     }
 
+    /// The switch that makes this disk (and its clones) full, or fail its syncs.
+    pub fn faults(&self) -> DiskFaults {
+        self.0.faults.clone()
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
+        self.0
+            .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts an operation, and cuts the power if this is the chosen one.
-    fn operation(&self, state: &mut State) -> io::Result<()> {
-        let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.cut_at {
+    /// Counts an operation, and cuts the power if this is the chosen one; the device fault in
+    /// force for it, if any.
+    fn operation(&self, state: &mut State) -> io::Result<Option<DiskFault>> {
+        let n = self.0.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.0.cut_at {
             let report = cut(state)?;
-            (self.on_cut)(&report);
+            (self.0.on_cut)(&report);
         }
-        Ok(())
+        Ok(self.0.faults.tick())
     }
+}
+
+/// Overlays `writes` on `out`, which holds the bytes from `offset` on.
+fn overlay(out: &mut [u8], offset: u64, writes: &[(u64, Vec<u8>)]) {
+    let end = offset + out.len() as u64;
+    for (at, data) in writes {
+        let w_end = at + data.len() as u64;
+        if *at >= end || w_end <= offset {
+            continue;
+        }
+        let from = offset.max(*at);
+        let to = end.min(w_end);
+        out[(from - offset) as usize..(to - offset) as usize]
+            .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+    }
+}
+
+/// Truncates writes to `len`, dropping those past it.
+fn truncate(writes: &mut Vec<(u64, Vec<u8>)>, len: u64) {
+    writes.retain_mut(|(at, data)| {
+        if *at >= len {
+            return false;
+        }
+        data.truncate((len - *at).min(data.len() as u64) as usize);
+        true
+    });
 }
 
 /// Writes the part of the unsynced writes that survives the cut, and makes it durable, so the
 /// next life finds exactly that.
 fn cut(state: &mut State) -> io::Result<CutReport> {
+    // The page cache goes with the power.
+    state.stale.clear();
     let pending = std::mem::take(&mut state.pending);
     let total = pending.len();
     let rng = &mut state.rng;
@@ -215,33 +355,23 @@ impl StorageBackend for PowerLossDisk {
             let n = (file_len - offset).min(out.len() as u64) as usize;
             state.file.read_exact_at(&mut out[..n], offset)?;
         }
-        // Then the unsynced writes, oldest first, as the page cache would show them.
-        for (at, data) in &state.pending {
-            let w_end = at + data.len() as u64;
-            if *at >= end || w_end <= offset {
-                continue;
-            }
-            let from = offset.max(*at);
-            let to = end.min(w_end);
-            out[(from - offset) as usize..(to - offset) as usize]
-                .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
-        }
+        // Then what a failed sync left in the page cache, then the unsynced writes, oldest
+        // first, as the page cache would show them.
+        overlay(out, offset, &state.stale);
+        overlay(out, offset, &state.pending);
         Ok(())
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
         let mut state = self.state();
-        self.operation(&mut state)?;
+        if let Some(DiskFault::NoSpace) = self.operation(&mut state)? {
+            return Err(self.0.faults.fail(DiskFault::NoSpace));
+        }
         // Like a write, a new length reaches the file at the next sync: a shrink drops the
         // pending writes past the end, a growth reads as zeros until written.
         if len < state.len {
-            state.pending.retain_mut(|(at, data)| {
-                if *at >= len {
-                    return false;
-                }
-                data.truncate((len - *at).min(data.len() as u64) as usize);
-                true
-            });
+            truncate(&mut state.pending, len);
+            truncate(&mut state.stale, len);
         }
         state.len = len;
         Ok(())
@@ -249,13 +379,27 @@ impl StorageBackend for PowerLossDisk {
 
     fn sync_data(&self) -> Result<(), io::Error> {
         let mut state = self.state();
-        self.operation(&mut state)?;
-        if self.lying_sync && self.syncs.fetch_add(1, Ordering::SeqCst) % 8 != 7 {
+        if let Some(DiskFault::FailingSync) = self.operation(&mut state)? {
+            // Each write reached the disk or not; all of them stay in the page cache, clean.
+            let pending = std::mem::take(&mut state.pending);
+            for (offset, data) in &pending {
+                if state.rng.chance(1, 2) {
+                    state.file.write_all_at(data, *offset)?;
+                }
+            }
+            state.stale.extend(pending);
+            return Err(self.0.faults.fail(DiskFault::FailingSync));
+        }
+        if self.0.lying_sync && self.0.syncs.fetch_add(1, Ordering::SeqCst) % 8 != 7 {
             return Ok(());
         }
         let pending = std::mem::take(&mut state.pending);
         for (offset, data) in &pending {
             state.file.write_all_at(data, *offset)?;
+        }
+        // What is now on the disk is also what the page cache shows.
+        for (at, data) in &mut state.stale {
+            overlay(data, *at, &pending);
         }
         let len = state.len;
         if state.file.metadata()?.len() != len {
@@ -266,7 +410,9 @@ impl StorageBackend for PowerLossDisk {
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
         let mut state = self.state();
-        self.operation(&mut state)?;
+        if let Some(DiskFault::NoSpace) = self.operation(&mut state)? {
+            return Err(self.0.faults.fail(DiskFault::NoSpace));
+        }
         let end = offset + data.len() as u64;
         if end > state.len {
             state.len = end;
