@@ -509,6 +509,9 @@ struct Recovery {
 struct RunMutex {
     mutex: Arc<tokio::sync::Mutex<()>>,
     users: usize,
+    /// The store's epoch when the current holder took the lock, before it read anything: its
+    /// checkpoint carries it, so that a store reopened since refuses it.
+    epoch: u64,
 }
 
 /// Holds a run's lock; forgets the lock when nobody else wants it.
@@ -623,6 +626,10 @@ impl Inner {
             run_id: run_id.to_owned(),
         };
         let guard = mutex.lock_owned().await;
+        let epoch = self.store.epoch();
+        if let Some(entry) = lock(&self.locks).get_mut(run_id) {
+            entry.epoch = epoch;
+        }
         RunLock {
             _interest: interest,
             guard: Some(guard),
@@ -673,7 +680,9 @@ impl Inner {
             }
             false => None,
         };
-        let (write, effects) = cp.finish();
+        let (mut write, effects) = cp.finish();
+        // Every commit happens under its run's lock, whose holder noted the epoch.
+        write.epoch = lock(&self.locks).get(&write.run_id).map(|e| e.epoch);
         if let Err(e) = self.store.commit(write).await {
             if e.is_device_failure() {
                 self.store_failed();
@@ -869,6 +878,11 @@ impl Inner {
             };
             match resumed {
                 Ok(()) => {
+                    // A run may have ended by a commit whose answer was an error (its sync
+                    // failed, yet it reached the disk): whoever waits for a result looks again.
+                    for waiter in lock(&inner.waiters).values() {
+                        waiter.notify_waiters();
+                    }
                     let mut recovery = lock(&inner.recovery);
                     if recovery.failures == seen {
                         recovery.running = false;

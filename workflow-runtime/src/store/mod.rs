@@ -158,6 +158,13 @@ pub trait Store: Send + Sync + 'static {
         Acknowledgement::ready(Ok(()))
     }
 
+    /// A number that changes whenever the store's contents may have changed other than by
+    /// acknowledged commits: when it reopened itself after a device failure. See
+    /// [`CheckpointWrite::epoch`]. The default, for a store that never does, is 0.
+    fn epoch(&self) -> u64 {
+        0
+    }
+
     /// Commits what is queued, then releases the store (a file lock, connections). Later calls
     /// fail with [`StoreError::Closed`]. Resolves once the store is released.
     fn close(&self) -> Acknowledgement;
@@ -286,6 +293,12 @@ pub struct CheckpointWrite {
     /// ([`RunRecord::is_purgeable`]); purging a run that does not exist changes nothing. Its id
     /// may then be used by a new run, whose trace and inbox start afresh.
     pub purge: bool,
+    /// The store's [`Store::epoch`] when the writer began reading what this checkpoint was
+    /// computed from. A store whose epoch has moved on since refuses it with a device error
+    /// ([`StoreError::is_device_failure`]), writing nothing: after a recovery the store may
+    /// hold what the writer could not see (a commit refused because its sync failed, which
+    /// reached the disk after all). `None` skips the check.
+    pub epoch: Option<u64>,
 }
 
 impl CheckpointWrite {
@@ -300,6 +313,7 @@ impl CheckpointWrite {
             dedupe: None,
             trace: Vec::new(),
             purge: false,
+            epoch: None,
         }
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct Job {
     trace: Vec<TraceEvent>,
     /// Remove the run and everything of it instead.
     purge: bool,
+    /// The store's epoch the checkpoint was computed in.
+    epoch: Option<u64>,
 }
 
 impl Job {
@@ -59,6 +61,7 @@ impl Job {
             dedupe,
             trace,
             purge,
+            epoch,
         } = cp;
         let encode = |what: &str, e| {
             StoreError::Codec(CodecError::encoding(
@@ -80,6 +83,7 @@ impl Job {
             dedupe,
             trace,
             purge,
+            epoch,
             run_id: String::new(),
         };
         if let Some(write) = run {
@@ -343,6 +347,9 @@ impl Writer {
             Ok(db) => {
                 let db = Arc::new(db);
                 *slot = Some(db.clone());
+                // Under the slot's lock: a reader that sees the new database sees the new
+                // epoch too.
+                self.shared.epoch.fetch_add(1, Ordering::SeqCst);
                 drop(slot);
                 self.db = Some(db);
                 tracing::info!("the store accepts writes again after a device failure");
@@ -387,7 +394,18 @@ impl Writer {
         let leases = self.leases.clone();
         let rows = leases.rows();
         let mut accepted = Vec::with_capacity(jobs.len());
+        let epoch = self.shared.epoch.load(Ordering::SeqCst);
         for (job, ack) in jobs {
+            if job.epoch.is_some_and(|e| e != epoch) {
+                ack.acknowledge(Err(StoreError::io(
+                    "committing a checkpoint",
+                    std::io::Error::other(
+                        "the store was reopened after a device failure while this checkpoint \
+                         was being prepared; nothing of it was written",
+                    ),
+                )));
+                continue;
+            }
             match job.fence {
                 Fence::Lease(token) if !Leases::holds(&rows, &job.run_id, token) => {
                     ack.acknowledge(Err(StoreError::NotOwner { run_id: job.run_id }));

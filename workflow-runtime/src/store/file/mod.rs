@@ -91,6 +91,8 @@ pub(crate) struct Shared {
     /// Set by `close`: reads fail with `Closed` from then on, while the committer still
     /// finishes what was queued.
     closed: AtomicBool,
+    /// How many times the committer reopened the database ([`Store::epoch`]).
+    pub(crate) epoch: AtomicU64,
 }
 
 impl Shared {
@@ -406,6 +408,7 @@ impl FileStore {
         let shared = Arc::new(Shared {
             db: RwLock::new(Some(db.clone())),
             closed: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
         });
         let leases = Arc::new(Leases::default());
         let committer =
@@ -773,6 +776,12 @@ impl Store for FileStore {
 
     fn probe_writes(&self) -> Acknowledgement {
         self.committer.probe()
+    }
+
+    fn epoch(&self) -> u64 {
+        // Read under the slot's lock, which the reopen holds while it moves the epoch.
+        let _slot = self.shared.db.read().unwrap_or_else(|e| e.into_inner());
+        self.shared.epoch.load(Ordering::SeqCst)
     }
 
     fn close(&self) -> Acknowledgement {
