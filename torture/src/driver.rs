@@ -148,7 +148,7 @@ pub struct OutageStats {
     pub healed: usize,
     /// Starts and signals the worker refused with the device's error (then sent again).
     pub refused: usize,
-    /// Store operations that failed, from the workers' log.
+    /// Store operations that failed in the outages that healed, from the workers' log.
     pub failed_operations: usize,
 }
 
@@ -247,7 +247,7 @@ impl fmt::Display for Report {
         if o.no_space + o.failing_sync > 0 {
             writeln!(
                 f,
-                "device outages: {} ({} no space, {} failing syncs), {} healed with the worker alive and resumed without a restart; {} store operations failed; {} starts and signals refused with the device's error",
+                "device outages: {} ({} no space, {} failing syncs), {} healed with the worker alive and resumed without a restart ({} store operations failed in those); {} starts and signals refused with the device's error",
                 o.no_space + o.failing_sync,
                 o.no_space,
                 o.failing_sync,
@@ -548,7 +548,8 @@ impl Driver<'_> {
     }
 
     /// Full-disk mode: in three lives in four the device fails at a seeded store operation for
-    /// a seeded while; in one of those in four the driver kills the worker during the outage.
+    /// a seeded while, and again after as many operations once healed; in one of those lives
+    /// in three the driver kills the worker during its first outage.
     fn outage_plan(&mut self) -> (Option<Outage>, Option<Duration>) {
         if !self.cfg.full_disk || self.finished() {
             return (None, None);
@@ -569,7 +570,7 @@ impl Driver<'_> {
             after_ops: rng.range(1, 4 * gap),
             for_ms: rng.range(10, 400),
         };
-        let kill = (self.report.kills.total() < self.cfg.kills && rng.chance(1, 4))
+        let kill = (self.report.kills.total() < self.cfg.kills && rng.chance(1, 3))
             .then(|| Duration::from_millis(rng.range(0, outage.for_ms)));
         (Some(outage), kill)
     }

@@ -60,7 +60,8 @@ pub struct WorkerArgs {
 }
 
 /// A device failure: `fault` from the `after_ops`-th store operation of the life on, for
-/// `for_ms` milliseconds once it has started. Written `no-space:OPS:MS` or `failing-sync:OPS:MS`.
+/// `for_ms` milliseconds once it has started; then again `after_ops` operations after it
+/// healed, with the other fault, and so on. Written `no-space:OPS:MS` or `failing-sync:OPS:MS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outage {
     /// What fails.
@@ -150,20 +151,30 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
     .map_err(|e| format!("open: {e}"))?;
     let plans = Arc::new(workload::plan(args.seed, args.runs));
     println!("ready {}", std::process::id());
-    if let (Some(outage), Some(faults)) = (args.outage, faults) {
-        faults.start_after(outage.fault, outage.after_ops);
+    if let (Some(first), Some(faults)) = (args.outage, faults) {
+        // The outage recurs for the whole life, the two faults taking turns, so that a long
+        // life heals many times.
         tokio::spawn(async move {
-            while faults.active().is_none() {
-                tokio::time::sleep(Duration::from_millis(2)).await;
+            let mut outage = first;
+            loop {
+                let failed_before = faults.failed_operations();
+                faults.start_after(outage.fault, outage.after_ops);
+                while faults.active().is_none() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                println!("outage {outage}");
+                tokio::time::sleep(Duration::from_millis(outage.for_ms)).await;
+                faults.clear();
+                eprintln!(
+                    "outage healed: {outage}, {} store operations failed",
+                    faults.failed_operations() - failed_before
+                );
+                println!("healed");
+                outage.fault = match outage.fault {
+                    DiskFault::NoSpace => DiskFault::FailingSync,
+                    _ => DiskFault::NoSpace,
+                };
             }
-            println!("outage {outage}");
-            tokio::time::sleep(Duration::from_millis(outage.for_ms)).await;
-            faults.clear();
-            eprintln!(
-                "outage healed: {outage}, {} store operations failed",
-                faults.failed_operations()
-            );
-            println!("healed");
         });
     }
 

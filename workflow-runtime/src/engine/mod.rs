@@ -840,6 +840,37 @@ impl Inner {
         self.commit(cp).await
     }
 
+    /// Makes sure an answer given from reads alone (a start of a run that exists, a signal to a
+    /// run that has ended) rests on acknowledged state.
+    ///
+    /// After a device failure, reads may show a checkpoint whose commit was refused because
+    /// its sync failed: the page cache holds it, the disk may not. It becomes durable when the
+    /// store recovers (it rewrites what the cache shows) and is lost if the process dies first.
+    /// So once the store has had a device failure, such an answer waits for an empty commit
+    /// under the run's lock: refused while the device fails, and refused if the store was
+    /// reopened since the reads (its epoch moved), it succeeds only when what was read is
+    /// durable. Before any device failure reads show only acknowledged state, and nothing is
+    /// written.
+    ///
+    /// `locked` says the caller holds the run's lock, whose epoch the commit then carries.
+    /// Without it the commit is a plain barrier, which is enough for an answer that needs no
+    /// later write: it succeeds only once the store has recovered, by rewriting what the
+    /// page cache shows, or never had to.
+    async fn confirm(&self, run_id: &str, locked: bool) -> Result<(), StoreError> {
+        if self.store.epoch() == 0 {
+            return Ok(());
+        }
+        let mut write = crate::store::CheckpointWrite::new(run_id);
+        if locked {
+            write.epoch = lock(&self.locks).get(run_id).map(|e| e.epoch);
+        }
+        let result = self.store.commit(write).await;
+        if result.as_ref().is_err_and(StoreError::is_device_failure) {
+            self.store_failed();
+        }
+        result
+    }
+
     /// Notes that a commit failed because the store's device did, and starts the recovery
     /// task unless it runs.
     ///

@@ -373,10 +373,29 @@ impl Writer {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
+    /// After a write failed on the device: refuses writes until [`Writer::recover`] succeeds,
+    /// and hands the readers a read view of the store.
+    ///
+    /// redb fails every later access to a database whose device failed, reads of pages it has
+    /// not cached included, so the readers cannot stay on it. The view is a second database
+    /// over the same bytes whose own writes (the recovery an open makes) stay in memory.
     fn failed_device(&mut self, e: &StoreError) {
         tracing::warn!(error = %e, "a write to the store failed; it refuses writes until the device recovers");
         self.broken = Some(e.clone());
         self.backoff = FIRST_BACKOFF;
+        let view = self.source.as_ref().map(Source::read_view);
+        let shared = self.shared.clone();
+        let mut slot = shared.slot();
+        self.db = None;
+        close(slot.take());
+        match view {
+            Some(Ok(view)) => *slot = Some(Arc::new(view)),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "no read view of the store; reads fail until it recovers");
+            }
+            None => {}
+        }
+        shared.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     fn commit_group(&mut self, jobs: Vec<(Job, Acknowledger)>) {
@@ -419,6 +438,7 @@ impl Writer {
         let group: Vec<&Job> = accepted.iter().map(|(job, _)| job).collect();
         // The clock is read only when someone listens at debug level.
         let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+        let mut device = None;
         match write(&db, &group) {
             Ok(()) => {
                 if let Some(started) = started {
@@ -438,10 +458,10 @@ impl Writer {
             Err(e) if e.is_device_failure() => {
                 // The device, not a checkpoint: every one of the group gets the same error, and
                 // nothing is written until the store recovers.
-                self.failed_device(&e);
                 for (_, ack) in accepted {
                     ack.acknowledge(Err(e.clone()));
                 }
+                device = Some(e);
             }
             Err(e) if accepted.len() == 1 => {
                 let (_, ack) = accepted.into_iter().next().expect("one job");
@@ -451,7 +471,7 @@ impl Writer {
                 // One bad checkpoint (say, a value over redb's size limit) must not fail the
                 // others it happened to be grouped with: retry each on its own.
                 for (job, ack) in accepted {
-                    let result = match &self.broken {
+                    let result = match &device {
                         Some(e) => Err(e.clone()),
                         None => write(&db, &[&job]),
                     };
@@ -459,14 +479,20 @@ impl Writer {
                         Ok(()) => {
                             self.commits.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(e) if e.is_device_failure() && self.broken.is_none() => {
-                            self.failed_device(e);
+                        Err(e) if e.is_device_failure() && device.is_none() => {
+                            device = Some(e.clone());
                         }
                         Err(_) => {}
                     }
                     ack.acknowledge(result);
                 }
             }
+        }
+        // Readers take the database slot, then the leases (claims); the slot is taken here
+        // only once the leases are let go.
+        drop(rows);
+        if let Some(e) = device {
+            self.failed_device(&e);
         }
     }
 }

@@ -158,12 +158,105 @@ impl Source {
         Ok(())
     }
 
+    /// A database over the store's bytes that never writes to them: what an open writes stays
+    /// in memory. For the readers while the device fails.
+    pub(crate) fn read_view(&self) -> Result<Database, StoreError> {
+        let base = (self.bytes)().map_err(|e| StoreError::io("opening a read view", e))?;
+        let len = base
+            .len()
+            .map_err(|e| StoreError::io("opening a read view", e))?;
+        let view = ReadView {
+            base,
+            local: Mutex::new(Local {
+                len,
+                writes: Vec::new(),
+            }),
+        };
+        open_db(&self.label, |b| b.create_with_backend(view)).map_err(|e| match e {
+            OpenError::Storage { source, .. } => source,
+            other => StoreError::backend("opening a read view", other),
+        })
+    }
+
     /// Opens the database again and checks its format marker.
     pub(crate) fn reopen(&self) -> Result<Database, StoreError> {
         open_db(&self.label, |b| (self.open)(b)).map_err(|e| match e {
             OpenError::Storage { source, .. } => source,
             other => StoreError::backend("reopening the store after a device failure", other),
         })
+    }
+}
+
+/// The store's bytes, read-only, with writes kept in memory on top: see [`Source::read_view`].
+struct ReadView {
+    base: Box<dyn StorageBackend>,
+    local: Mutex<Local>,
+}
+
+struct Local {
+    len: u64,
+    /// Writes, oldest first; an open writes little.
+    writes: Vec<(u64, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ReadView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadView")
+    }
+}
+
+impl ReadView {
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl StorageBackend for ReadView {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.local().len)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let local = self.local();
+        let end = offset + out.len() as u64;
+        if end > local.len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of the read view",
+            ));
+        }
+        out.fill(0);
+        let base_len = self.base.len()?.min(local.len);
+        if offset < base_len {
+            let n = (base_len - offset).min(out.len() as u64) as usize;
+            self.base.read(offset, &mut out[..n])?;
+        }
+        for (at, data) in &local.writes {
+            let w_end = at + data.len() as u64;
+            if *at >= end || w_end <= offset {
+                continue;
+            }
+            let (from, to) = (offset.max(*at), end.min(w_end));
+            out[(from - offset) as usize..(to - offset) as usize]
+                .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.local().len = len;
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut local = self.local();
+        local.len = local.len.max(offset + data.len() as u64);
+        local.writes.push((offset, data.to_vec()));
+        Ok(())
     }
 }
 
@@ -442,6 +535,35 @@ impl FileStore {
         Ok(Reading { txn, _slot: slot })
     }
 
+    /// Runs a read. One that fails on the device is tried again from the database the
+    /// committer swaps in next (after a failed write, a read view: redb fails every read of a
+    /// database whose device failed, except from its cache; after a recovery, the reopened
+    /// database), as long as swaps follow within a second.
+    fn read<T>(
+        &self,
+        mut f: impl FnMut(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut waited = 0;
+        loop {
+            let epoch = self.shared.epoch.load(Ordering::SeqCst);
+            let result = {
+                let reading = self.reader()?;
+                f(&reading)
+            };
+            match result {
+                Err(e) if e.is_device_failure() && waited < 1_000 => {
+                    // The swap follows the failed write at once; the bound keeps a read view
+                    // that failed itself from holding the caller for long.
+                    while self.shared.epoch.load(Ordering::SeqCst) == epoch && waited < 1_000 {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        waited += 1;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Makes reads fail with `Closed`; the committer closes the database once it has
     /// committed what was queued.
     fn close_reads(&self) {
@@ -601,140 +723,150 @@ fn init_or_check_format(db: &Database, label: &str) -> Result<(), OpenError> {
 
 impl Store for FileStore {
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(RUNS).ctx("claiming due timers")?;
-        let Some(bytes) = table.get(run_id).ctx("claiming due timers")? else {
-            return Ok(None);
-        };
-        decode(bytes.value(), || format!("the record of run `{run_id}`")).map(Some)
+        self.read(|txn| {
+            let table = txn.open_table(RUNS).ctx("reading the store")?;
+            let Some(bytes) = table.get(run_id).ctx("reading the store")? else {
+                return Ok(None);
+            };
+            decode(bytes.value(), || format!("the record of run `{run_id}`")).map(Some)
+        })
     }
 
     fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(RUNS).ctx("claiming due timers")?;
-        let mut out = Vec::new();
-        for row in table.iter().ctx("claiming due timers")? {
-            let (k, v) = row.ctx("claiming due timers")?;
-            let rec = decode(v.value(), || format!("the record of run `{}`", k.value()))?;
-            out.push((k.value().to_owned(), rec));
-        }
-        Ok(out)
+        self.read(|txn| {
+            let table = txn.open_table(RUNS).ctx("reading the store")?;
+            let mut out = Vec::new();
+            for row in table.iter().ctx("reading the store")? {
+                let (k, v) = row.ctx("reading the store")?;
+                let rec = decode(v.value(), || format!("the record of run `{}`", k.value()))?;
+                out.push((k.value().to_owned(), rec));
+            }
+            Ok(out)
+        })
     }
 
     fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(INBOX).ctx("claiming due timers")?;
-        let mut out = Vec::new();
-        for entry in table
-            .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("claiming due timers")?
-        {
-            let (k, v) = entry.ctx("claiming due timers")?;
-            let e = decode(v.value(), || format!("a buffered signal of run `{run_id}`"))?;
-            out.push((k.value().1, e));
-        }
-        Ok(out)
+        self.read(|txn| {
+            let table = txn.open_table(INBOX).ctx("reading the store")?;
+            let mut out = Vec::new();
+            for entry in table
+                .range((run_id, 0)..=(run_id, u64::MAX))
+                .ctx("reading the store")?
+            {
+                let (k, v) = entry.ctx("reading the store")?;
+                let e = decode(v.value(), || format!("a buffered signal of run `{run_id}`"))?;
+                out.push((k.value().1, e));
+            }
+            Ok(out)
+        })
     }
 
     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(DEDUPE).ctx("claiming due timers")?;
-        Ok(table
-            .get((run_id, key))
-            .ctx("claiming due timers")?
-            .is_some())
+        self.read(|txn| {
+            let table = txn.open_table(DEDUPE).ctx("reading the store")?;
+            Ok(table.get((run_id, key)).ctx("reading the store")?.is_some())
+        })
     }
 
     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(TRACE).ctx("claiming due timers")?;
-        table
-            .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("claiming due timers")?
-            .map(|e| {
-                let (_, v) = e.ctx("claiming due timers")?;
-                decode(v.value(), || format!("a trace event of run `{run_id}`"))
-            })
-            .collect()
+        self.read(|txn| {
+            let table = txn.open_table(TRACE).ctx("reading the store")?;
+            table
+                .range((run_id, 0)..=(run_id, u64::MAX))
+                .ctx("reading the store")?
+                .map(|e| {
+                    let (_, v) = e.ctx("reading the store")?;
+                    decode(v.value(), || format!("a trace event of run `{run_id}`"))
+                })
+                .collect()
+        })
     }
 
     fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(TRACE).ctx("claiming due timers")?;
-        let Some(last) = table
-            .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("claiming due timers")?
-            .next_back()
-        else {
-            return Ok(None);
-        };
-        let (_, v) = last.ctx("claiming due timers")?;
-        decode(v.value(), || format!("a trace event of run `{run_id}`")).map(Some)
+        self.read(|txn| {
+            let table = txn.open_table(TRACE).ctx("reading the store")?;
+            let Some(last) = table
+                .range((run_id, 0)..=(run_id, u64::MAX))
+                .ctx("reading the store")?
+                .next_back()
+            else {
+                return Ok(None);
+            };
+            let (_, v) = last.ctx("reading the store")?;
+            decode(v.value(), || format!("a trace event of run `{run_id}`")).map(Some)
+        })
     }
 
     fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(WAITS).ctx("claiming due timers")?;
-        table
-            .iter()
-            .ctx("claiming due timers")?
-            .map(|e| {
-                let (k, v) = e.ctx("claiming due timers")?;
-                decode(v.value(), || {
-                    format!("the pending wait of run `{}`", k.value())
+        self.read(|txn| {
+            let table = txn.open_table(WAITS).ctx("reading the store")?;
+            table
+                .iter()
+                .ctx("reading the store")?
+                .map(|e| {
+                    let (k, v) = e.ctx("reading the store")?;
+                    decode(v.value(), || {
+                        format!("the pending wait of run `{}`", k.value())
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(READY).ctx("claiming ready runs")?;
-        let mut rows = self.leases.rows();
-        let mut out = Vec::new();
-        for row in table.iter().ctx("claiming ready runs")? {
-            if out.len() >= claim.limit {
-                break;
+        self.read(|txn| {
+            let table = txn.open_table(READY).ctx("claiming ready runs")?;
+            let mut rows = self.leases.rows();
+            let mut out = Vec::new();
+            for row in table.iter().ctx("claiming ready runs")? {
+                if out.len() >= claim.limit {
+                    break;
+                }
+                let (k, v) = row.ctx("claiming ready runs")?;
+                let run_id = k.value();
+                if let Some(lease) =
+                    Leases::grant(&mut rows, &self.leases.next_token, run_id, claim)
+                {
+                    out.push(ReadyRun {
+                        run_id: run_id.to_owned(),
+                        workflow: v.value().to_owned(),
+                        lease,
+                    });
+                }
             }
-            let (k, v) = row.ctx("claiming ready runs")?;
-            let run_id = k.value();
-            if let Some(lease) = Leases::grant(&mut rows, &self.leases.next_token, run_id, claim) {
-                out.push(ReadyRun {
-                    run_id: run_id.to_owned(),
-                    workflow: v.value().to_owned(),
-                    lease,
-                });
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn claim_timers(&self, claim: &Claim<'_>, due_by_ms: u64) -> Result<Vec<DueTimer>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(TIMERS).ctx("claiming due timers")?;
-        let mut rows = self.leases.rows();
-        let mut out = Vec::new();
-        for row in table.iter().ctx("claiming due timers")? {
-            if out.len() >= claim.limit {
-                break;
+        self.read(|txn| {
+            let table = txn.open_table(TIMERS).ctx("claiming due timers")?;
+            let mut rows = self.leases.rows();
+            let mut out = Vec::new();
+            for row in table.iter().ctx("claiming due timers")? {
+                if out.len() >= claim.limit {
+                    break;
+                }
+                let (k, v) = row.ctx("claiming due timers")?;
+                let (deadline_ms, run_id) = k.value();
+                if deadline_ms > due_by_ms {
+                    break;
+                }
+                let (seq, workflow) = v.value();
+                if let Some(lease) =
+                    Leases::grant(&mut rows, &self.leases.next_token, run_id, claim)
+                {
+                    out.push(DueTimer {
+                        deadline_ms,
+                        run_id: run_id.to_owned(),
+                        seq,
+                        workflow: workflow.to_owned(),
+                        lease,
+                    });
+                }
             }
-            let (k, v) = row.ctx("claiming due timers")?;
-            let (deadline_ms, run_id) = k.value();
-            if deadline_ms > due_by_ms {
-                break;
-            }
-            let (seq, workflow) = v.value();
-            if let Some(lease) = Leases::grant(&mut rows, &self.leases.next_token, run_id, claim) {
-                out.push(DueTimer {
-                    deadline_ms,
-                    run_id: run_id.to_owned(),
-                    seq,
-                    workflow: workflow.to_owned(),
-                    lease,
-                });
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
