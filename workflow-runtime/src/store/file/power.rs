@@ -25,12 +25,16 @@
 //! not blind). It is a test instrument, used by the crash torture's power-loss mode through
 //! [`FileStore::open_power_loss`](super::FileStore::open_power_loss).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// The page size of the simulated page cache.
+const PAGE: u64 = 4096;
 
 use redb::StorageBackend;
 
@@ -64,9 +68,10 @@ struct State {
     len: u64,
     /// Writes since the last sync, oldest first.
     pending: Vec<(u64, Vec<u8>)>,
-    /// Writes a failed sync lost: reads still show them (the page cache marked them clean),
-    /// the disk may not hold them, and no sync writes them. Patched by later synced writes.
-    stale: Vec<(u64, Vec<u8>)>,
+    /// Pages a failed sync lost, by offset, as the page cache shows them: reads still see them
+    /// (the cache marked them clean), the disk may not hold them, and no sync writes them.
+    /// Patched by later synced writes. Whole pages, so that repeated failures do not pile up.
+    stale: BTreeMap<u64, Vec<u8>>,
     rng: Rng,
 }
 
@@ -203,7 +208,7 @@ impl PowerLossDisk {
                 file,
                 len,
                 pending: Vec::new(),
-                stale: Vec::new(),
+                stale: BTreeMap::new(),
                 // Each life has its own cut point, hence its own draw.
                 rng: Rng::new(seed ^ 0x0090_77E4 ^ cut_at.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             }),
@@ -266,6 +271,45 @@ fn overlay(out: &mut [u8], offset: u64, writes: &[(u64, Vec<u8>)]) {
         out[(from - offset) as usize..(to - offset) as usize]
             .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
     }
+}
+
+/// Overlays the cached pages on `out`, which holds the bytes from `offset` on.
+fn overlay_pages(out: &mut [u8], offset: u64, pages: &BTreeMap<u64, Vec<u8>>) {
+    let end = offset + out.len() as u64;
+    for (at, data) in pages.range(offset - offset % PAGE..end) {
+        let w_end = at + data.len() as u64;
+        if w_end <= offset {
+            continue;
+        }
+        let from = offset.max(*at);
+        let to = end.min(w_end);
+        out[(from - offset) as usize..(to - offset) as usize]
+            .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+    }
+}
+
+/// What a read at `offset` sees: the synced bytes, then the stale pages, then the unsynced
+/// writes, oldest first, as the page cache would show them.
+fn view(state: &State, offset: u64, out: &mut [u8]) -> io::Result<()> {
+    let end = offset + out.len() as u64;
+    if end > state.len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("read of {end} bytes past the end ({})", state.len),
+        ));
+    }
+    // Bytes past the file's end but inside `len` were made by an unsynced set_len and read as
+    // zeros.
+    out.fill(0);
+    // A shrink not yet synced hides what lies past the logical end.
+    let file_len = state.file.metadata()?.len().min(state.len);
+    if offset < file_len {
+        let n = (file_len - offset).min(out.len() as u64) as usize;
+        state.file.read_exact_at(&mut out[..n], offset)?;
+    }
+    overlay_pages(out, offset, &state.stale);
+    overlay(out, offset, &state.pending);
+    Ok(())
 }
 
 /// Truncates writes to `len`, dropping those past it.
@@ -337,29 +381,7 @@ impl StorageBackend for PowerLossDisk {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        let state = self.state();
-        let end = offset + out.len() as u64;
-        if end > state.len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("read of {end} bytes past the end ({})", state.len),
-            ));
-        }
-        // What the file holds: synced bytes. Bytes past its end but inside `len` were made by an
-        // unsynced set_len and read as zeros.
-        out.fill(0);
-        let file_len = state.file.metadata()?.len();
-        // A shrink not yet synced hides what lies past the logical end.
-        let file_len = file_len.min(state.len);
-        if offset < file_len {
-            let n = (file_len - offset).min(out.len() as u64) as usize;
-            state.file.read_exact_at(&mut out[..n], offset)?;
-        }
-        // Then what a failed sync left in the page cache, then the unsynced writes, oldest
-        // first, as the page cache would show them.
-        overlay(out, offset, &state.stale);
-        overlay(out, offset, &state.pending);
-        Ok(())
+        view(&self.state(), offset, out)
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
@@ -371,7 +393,10 @@ impl StorageBackend for PowerLossDisk {
         // pending writes past the end, a growth reads as zeros until written.
         if len < state.len {
             truncate(&mut state.pending, len);
-            truncate(&mut state.stale, len);
+            state.stale.retain(|at, _| *at < len);
+            if let Some((at, page)) = state.stale.iter_mut().next_back() {
+                page.truncate((len - at).min(page.len() as u64) as usize);
+            }
         }
         state.len = len;
         Ok(())
@@ -380,14 +405,29 @@ impl StorageBackend for PowerLossDisk {
     fn sync_data(&self) -> Result<(), io::Error> {
         let mut state = self.state();
         if let Some(DiskFault::FailingSync) = self.operation(&mut state)? {
-            // Each write reached the disk or not; all of them stay in the page cache, clean.
+            // All of them stay in the page cache, clean: the pages they touched, as shown now.
+            let touched: BTreeSet<u64> = state
+                .pending
+                .iter()
+                .flat_map(|(at, data)| {
+                    let end = at + data.len() as u64;
+                    (at - at % PAGE..end).step_by(PAGE as usize)
+                })
+                .collect();
+            let mut cached = Vec::with_capacity(touched.len());
+            for page in touched.into_iter().filter(|p| *p < state.len) {
+                let mut bytes = vec![0; (state.len - page).min(PAGE) as usize];
+                view(&state, page, &mut bytes)?;
+                cached.push((page, bytes));
+            }
+            // Each write reached the disk or not.
             let pending = std::mem::take(&mut state.pending);
             for (offset, data) in &pending {
                 if state.rng.chance(1, 2) {
                     state.file.write_all_at(data, *offset)?;
                 }
             }
-            state.stale.extend(pending);
+            state.stale.extend(cached);
             return Err(self.0.faults.fail(DiskFault::FailingSync));
         }
         if self.0.lying_sync && self.0.syncs.fetch_add(1, Ordering::SeqCst) % 8 != 7 {
@@ -400,6 +440,21 @@ impl StorageBackend for PowerLossDisk {
         // What is now on the disk is also what the page cache shows.
         for (at, data) in &mut state.stale {
             overlay(data, *at, &pending);
+        }
+        // A stale page that the synced writes made whole on the disk is no longer stale.
+        let file = &state.file;
+        let mut on_disk = Vec::new();
+        for (w_at, w) in &pending {
+            let w_end = w_at + w.len() as u64;
+            for (at, data) in state.stale.range(w_at - w_at % PAGE..w_end) {
+                let mut disk = vec![0; data.len()];
+                if file.read_exact_at(&mut disk, *at).is_ok() && disk == *data {
+                    on_disk.push(*at);
+                }
+            }
+        }
+        for at in on_disk {
+            state.stale.remove(&at);
         }
         let len = state.len;
         if state.file.metadata()?.len() != len {
