@@ -157,7 +157,7 @@ pub struct OutageStats {
 pub struct SignalStats {
     /// Signals sent, re-sends included.
     pub sent: usize,
-    /// Re-sends of a signal whose answer a kill swallowed.
+    /// Re-sends of a signal whose answer a kill swallowed, or that a failing device refused.
     pub resent: usize,
     /// Answered `delivered`: a wait consumed it at once.
     pub delivered: usize,
@@ -232,7 +232,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "signals: {} sent ({} re-sent after a kill): {} delivered, {} buffered early, {} duplicates refused, {} refused as late",
+            "signals: {} sent ({} re-sent after a kill or a refusal): {} delivered, {} buffered early, {} duplicates refused, {} refused as late",
             s.sent, s.resent, s.delivered, s.buffered, s.duplicate, s.finished
         )?;
         let c = &self.cuts;
