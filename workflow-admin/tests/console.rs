@@ -146,9 +146,19 @@ impl Browser {
         );
     }
 
+    /// Clicks the element matching `css`. The page re-renders after every load, so an element
+    /// found a moment ago may be gone by the click: WebDriver then answers "stale element
+    /// reference" and the click is retried on the element that replaced it.
     fn click(&self, css: &str) {
-        let el = self.find(css);
-        self.call("POST", &self.session(&format!("/element/{el}/click")), None);
+        self.wait(&format!("a click on `{css}`"), || {
+            let el = self.find(css);
+            let v = self.call("POST", &self.session(&format!("/element/{el}/click")), None);
+            match v["error"].as_str() {
+                None => Some(()),
+                Some("stale element reference" | "element not interactable") => None,
+                Some(e) => panic!("clicking `{css}` failed: {e}: {}", v["message"]),
+            }
+        });
     }
 
     /// Answers the page's `prompt` with `text`, once it is open.
