@@ -567,7 +567,7 @@ impl Driver<'_> {
         let outage = Outage {
             fault,
             // A commit is a handful of store operations.
-            after_ops: rng.range(gap / 2 + 1, 4 * gap),
+            after_ops: rng.range(2 * gap, 8 * gap),
             for_ms: rng.range(10, 400),
         };
         let kill = (self.report.kills.total() < self.cfg.kills && rng.chance(1, 3))
