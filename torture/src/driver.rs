@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::check;
 use crate::fault::Fault;
+use crate::worker::Outage;
 use crate::workload::{self, PlannedSignal, Rng, Role, RunPlan};
+use workflow_runtime::testing::DiskFault;
 
 /// What a torture run does.
 #[derive(Debug, Clone)]
@@ -45,6 +47,11 @@ pub struct Config {
     /// must then report lost work. Proves the check is not blind to power loss; never set it
     /// when measuring the engine.
     pub lying_sync: bool,
+    /// Full-disk mode (implies `power_loss`): in most lives the device fails at a seeded store
+    /// operation (no space, or syncs that fail and lose their writes) for a seeded while and
+    /// then heals; the worker must refuse what it cannot commit with the device's error and
+    /// resume by itself afterwards. Some lives are killed during the outage.
+    pub full_disk: bool,
     /// Run workers whose ledger does not de-duplicate, as if the steps ignored their
     /// idempotency keys: the check must then report doubled effects. Proves the check is not
     /// blind; never set it when measuring the engine.
@@ -66,6 +73,8 @@ pub struct Kills {
     pub after_effect: usize,
     /// The power-loss layer cut the power at a store operation.
     pub power_cut: usize,
+    /// SIGKILL from the driver while the device was failing (full-disk mode).
+    pub during_outage: usize,
 }
 
 impl Kills {
@@ -77,6 +86,7 @@ impl Kills {
             + self.after_commit
             + self.after_effect
             + self.power_cut
+            + self.during_outage
     }
 }
 
@@ -127,12 +137,27 @@ impl CutStats {
     }
 }
 
+/// The device failures of full-disk mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutageStats {
+    /// Outages in which the device had no space.
+    pub no_space: usize,
+    /// Outages in which every sync failed and lost its writes.
+    pub failing_sync: usize,
+    /// Outages that ended with the worker alive, which then had to resume by itself.
+    pub healed: usize,
+    /// Starts and signals the worker refused with the device's error (then sent again).
+    pub refused: usize,
+    /// Store operations that failed in the outages that healed, from the workers' log.
+    pub failed_operations: usize,
+}
+
 /// The signals the driver sent and what became of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SignalStats {
     /// Signals sent, re-sends included.
     pub sent: usize,
-    /// Re-sends of a signal whose answer a kill swallowed.
+    /// Re-sends of a signal whose answer a kill swallowed, or that a failing device refused.
     pub resent: usize,
     /// Answered `delivered`: a wait consumed it at once.
     pub delivered: usize,
@@ -169,6 +194,8 @@ pub struct Report {
     pub signals: SignalStats,
     /// What the power cuts at a store operation wrote (power-loss mode).
     pub cuts: CutStats,
+    /// The device failures (full-disk mode).
+    pub outages: OutageStats,
     /// Everything that went wrong; empty when the engine kept every promise.
     pub violations: Vec<String>,
     /// Wall time of the whole run, the check included.
@@ -182,7 +209,7 @@ impl fmt::Display for Report {
         writeln!(f, "seed {}: {} runs", self.seed, self.runs)?;
         writeln!(
             f,
-            "kills survived: {} (random {}, during startup {}, before commit {}, after commit {}, after effect {}, power cuts at a store operation {}) over {} worker lives",
+            "kills survived: {} (random {}, during startup {}, before commit {}, after commit {}, after effect {}, power cuts at a store operation {}, during a device outage {}) over {} worker lives",
             k.total(),
             k.random,
             k.startup,
@@ -190,6 +217,7 @@ impl fmt::Display for Report {
             k.after_commit,
             k.after_effect,
             k.power_cut,
+            k.during_outage,
             self.lives
         )?;
         writeln!(
@@ -204,7 +232,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "signals: {} sent ({} re-sent after a kill): {} delivered, {} buffered early, {} duplicates refused, {} refused as late",
+            "signals: {} sent ({} re-sent after a kill or a refusal): {} delivered, {} buffered early, {} duplicates refused, {} refused as late",
             s.sent, s.resent, s.delivered, s.buffered, s.duplicate, s.finished
         )?;
         let c = &self.cuts;
@@ -213,6 +241,19 @@ impl fmt::Display for Report {
                 f,
                 "power cuts: {} lost every unsynced write, {} wrote a prefix of them, {} a shuffled subset, {} tore a write; {} of {} unsynced writes reached the file",
                 c.lose_all, c.prefix, c.shuffled, c.torn, c.applied_writes, c.pending_writes
+            )?;
+        }
+        let o = &self.outages;
+        if o.no_space + o.failing_sync > 0 {
+            writeln!(
+                f,
+                "device outages: {} ({} no space, {} failing syncs), {} healed with the worker alive and resumed without a restart ({} store operations failed in those); {} starts and signals refused with the device's error",
+                o.no_space + o.failing_sync,
+                o.no_space,
+                o.failing_sync,
+                o.healed,
+                o.failed_operations,
+                o.refused
             )?;
         }
         writeln!(f, "elapsed: {:.1} s", self.elapsed.as_secs_f64())?;
@@ -271,6 +312,12 @@ struct Life {
     ready: bool,
     events: u64,
     kill_at: Option<Instant>,
+    /// Kill this long after the device starts failing (full-disk mode).
+    kill_in_outage: Option<Duration>,
+    /// The device is failing now.
+    in_outage: bool,
+    /// The pending kill is the one during the outage.
+    outage_kill: bool,
 }
 
 enum Msg {
@@ -292,6 +339,8 @@ struct Driver<'a> {
     lives: u64,
     /// Workers in a row that died by themselves before they were ready.
     failed_starts: u32,
+    /// Starts refused by a failing device, to send again at the time given.
+    retry_starts: Vec<(usize, Instant)>,
 }
 
 /// Runs the whole torture: the workload under kills, then the check.
@@ -323,11 +372,24 @@ pub fn drive(cfg: &Config) -> Result<Report, String> {
         tx,
         lives: 0,
         failed_starts: 0,
+        retry_starts: Vec::new(),
     };
     d.run(&rx)?;
     if cfg.power_loss {
         let log = std::fs::read_to_string(cfg.dir.join("worker.log")).unwrap_or_default();
         d.report.cuts = CutStats::from_log(&log);
+        d.report.outages.failed_operations = log
+            .lines()
+            .filter_map(|l| l.strip_prefix("outage healed: "))
+            .filter_map(|l| {
+                l.split(", ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum();
     }
     if let Err(e) = check::check(&cfg.dir, &d.plans, &mut d.report) {
         d.report.violations.push(format!("the check failed: {e}"));
@@ -448,6 +510,10 @@ impl Driver<'_> {
         if self.cfg.lying_sync {
             cmd.arg("--lying-sync");
         }
+        let (outage, kill_in_outage) = self.outage_plan();
+        if let Some(outage) = outage {
+            cmd.args(["--outage", &outage.to_string()]);
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.cfg.worker.display()))?;
@@ -475,7 +541,38 @@ impl Driver<'_> {
                 KillPlan::Startup(after) => Some(spawned + after),
                 _ => None,
             },
+            kill_in_outage,
+            in_outage: false,
+            outage_kill: false,
         })
+    }
+
+    /// Full-disk mode: in three lives in four the device fails at a seeded store operation for
+    /// a seeded while, and again after as many operations once healed; in one of those lives
+    /// in three the driver kills the worker during its first outage.
+    fn outage_plan(&mut self) -> (Option<Outage>, Option<Duration>) {
+        if !self.cfg.full_disk || self.finished() {
+            return (None, None);
+        }
+        let gap = self.gap;
+        let rng = &mut self.rng;
+        if !rng.chance(3, 4) {
+            return (None, None);
+        }
+        let fault = if rng.chance(1, 2) {
+            DiskFault::NoSpace
+        } else {
+            DiskFault::FailingSync
+        };
+        let outage = Outage {
+            fault,
+            // A commit is a handful of store operations.
+            after_ops: rng.range(2 * gap, 8 * gap),
+            for_ms: rng.range(10, 400),
+        };
+        let kill = (self.report.kills.total() < self.cfg.kills && rng.chance(1, 3))
+            .then(|| Duration::from_millis(rng.range(0, outage.for_ms)));
+        (Some(outage), kill)
     }
 
     fn kill_plan(&mut self) -> KillPlan {
@@ -489,7 +586,9 @@ impl Driver<'_> {
         if rng.chance(1, startup) {
             return KillPlan::Startup(Duration::from_millis(rng.range(0, 40)));
         }
-        if self.cfg.power_loss && rng.chance(2, 3) {
+        // Full-disk mode leaves more lives to the outages.
+        let cuts = if self.cfg.full_disk { 1 } else { 2 };
+        if self.cfg.power_loss && rng.chance(cuts, 3) {
             // A group commit makes a handful of store operations (page writes, then one sync);
             // aim anywhere in the next few commits, mid-commit included.
             return KillPlan::Exact(Fault::PowerCut(rng.range(1, 6 * gap)), 4 * gap);
@@ -542,6 +641,17 @@ impl Driver<'_> {
             .zip(&self.plans)
             .filter(|(r, p)| r.start_sent && !(r.done && r.next == p.signals.len()))
             .count();
+        let now = Instant::now();
+        let due: Vec<usize> = self
+            .retry_starts
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        self.retry_starts.retain(|(_, at)| *at > now);
+        for i in due {
+            self.request(life, Request::Start(i));
+        }
         for _ in active..self.cfg.window {
             if self.next_run == self.plans.len() {
                 break;
@@ -591,6 +701,24 @@ impl Driver<'_> {
                     None => self.violation(format!("answer to an unknown request: `{line}`")),
                 }
             }
+            ["outage", spec] => {
+                match spec.parse::<Outage>().map(|o| o.fault) {
+                    Ok(DiskFault::NoSpace) => self.report.outages.no_space += 1,
+                    Ok(_) => self.report.outages.failing_sync += 1,
+                    Err(e) => self.violation(format!("unreadable worker line `{line}`: {e}")),
+                }
+                life.in_outage = true;
+                if let Some(after) = life.kill_in_outage
+                    && life.kill_at.is_none()
+                {
+                    life.kill_at = Some(Instant::now() + after);
+                    life.outage_kill = true;
+                }
+            }
+            ["healed"] => {
+                self.report.outages.healed += 1;
+                life.in_outage = false;
+            }
             ["done", index] => {
                 self.event(life);
                 if let Ok(i) = index.parse::<usize>()
@@ -630,6 +758,13 @@ impl Driver<'_> {
     }
 
     fn on_started(&mut self, i: usize, answer: &str) {
+        if answer.starts_with("refused ") && self.cfg.full_disk {
+            // Nothing acknowledged: the caller tries again, as a client of a full disk would.
+            self.report.outages.refused += 1;
+            self.retry_starts
+                .push((i, Instant::now() + Duration::from_millis(10)));
+            return;
+        }
         if answer != "ok" {
             let run = &self.plans[i].run_id;
             self.violation(format!("{run}: start refused: {answer}"));
@@ -648,6 +783,16 @@ impl Driver<'_> {
     fn on_signal(&mut self, i: usize, req: u64, answer: &str) {
         let r = &self.runs[i];
         if r.inflight != Some(req) {
+            return;
+        }
+        if answer.starts_with("refused ") && self.cfg.full_disk {
+            // Sent again; a refusal whose sync failed may have been stored after all, so the
+            // re-send counts as one (`duplicate` and `finished` are then fair answers).
+            self.report.outages.refused += 1;
+            let r = &mut self.runs[i];
+            r.inflight = None;
+            r.resend = true;
+            r.ready_at = Some(Instant::now() + Duration::from_millis(10));
             return;
         }
         let s: &PlannedSignal = &self.plans[i].signals[r.next];
@@ -716,6 +861,10 @@ impl Driver<'_> {
         life.child.wait().map_err(|e| e.to_string())?;
         let kills = &mut self.report.kills;
         let how = match life.plan {
+            _ if life.outage_kill && life.in_outage => {
+                kills.during_outage += 1;
+                "during a device outage"
+            }
             KillPlan::Startup(_) if !life.ready => {
                 kills.startup += 1;
                 "during startup"

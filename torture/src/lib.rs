@@ -23,4 +23,4 @@ pub mod ledger;
 pub mod worker;
 pub mod workload;
 
-pub use driver::{Config, CutStats, Kills, Report, SignalStats, drive};
+pub use driver::{Config, CutStats, Kills, OutageStats, Report, SignalStats, drive};

@@ -16,8 +16,8 @@ use torture::fault::Fault;
 use torture::worker::{self, WorkerArgs};
 use torture::{Config, drive};
 
-const USAGE: &str = "usage: torture [--runs N] [--kills N] [--seed N] [--exact-faults] [--power-loss] [--window N] [--dir PATH] [--keep] [--quiet]
-       torture worker --dir PATH --seed N --runs N [--fault before-commit:N|after-commit:N|after-effect:N|power-cut:N] [--forget-keys] [--power-loss [--lying-sync]]";
+const USAGE: &str = "usage: torture [--runs N] [--kills N] [--seed N] [--exact-faults] [--power-loss] [--full-disk] [--window N] [--dir PATH] [--keep] [--quiet]
+       torture worker --dir PATH --seed N --runs N [--fault before-commit:N|after-commit:N|after-effect:N|power-cut:N] [--forget-keys] [--power-loss [--lying-sync] [--outage no-space|failing-sync:OPS:MS]]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,6 +54,7 @@ fn parse_worker(args: &[String]) -> Result<WorkerArgs, String> {
         forget_keys: false,
         power_loss: false,
         lying_sync: false,
+        outage: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -75,6 +76,7 @@ fn parse_worker(args: &[String]) -> Result<WorkerArgs, String> {
             "--seed" => w.seed = number(v, flag)?,
             "--runs" => w.runs = number(v, flag)?,
             "--fault" => w.fault = Some(v.parse::<Fault>()?),
+            "--outage" => w.outage = Some(v.parse::<worker::Outage>()?),
             _ => return Err(format!("unknown argument `{flag}`\n{USAGE}")),
         }
     }
@@ -105,6 +107,7 @@ fn torture(args: &[String]) -> ExitCode {
         forget_keys: false,
         power_loss: false,
         lying_sync: false,
+        full_disk: false,
     };
     let mut keep = false;
     let parsed = (|| -> Result<(), String> {
@@ -113,6 +116,11 @@ fn torture(args: &[String]) -> ExitCode {
             match flag.as_str() {
                 "--exact-faults" => cfg.exact_faults = true,
                 "--power-loss" => cfg.power_loss = true,
+                // Device failures need the layer that injects them.
+                "--full-disk" => {
+                    cfg.full_disk = true;
+                    cfg.power_loss = true;
+                }
                 "--keep" => keep = true,
                 "--quiet" => cfg.verbose = false,
                 "--runs" => cfg.runs = number(value(&mut it, flag)?, flag)?,
@@ -154,6 +162,9 @@ fn torture(args: &[String]) -> ExitCode {
         cfg.runs,
         cfg.kills,
         match (cfg.exact_faults, cfg.power_loss) {
+            (_, true) if cfg.full_disk => {
+                " (full disks and failing syncs, then recovery without a restart; power cuts: random, at exact points, and at store operations)"
+            }
             (_, true) => " (power cuts: random, at exact points, and at store operations)",
             (true, false) => " (random and exact points)",
             (false, false) => "",

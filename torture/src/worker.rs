@@ -9,17 +9,23 @@
 //!                                                 | ack <req> error <message>
 //! ```
 //!
+//! A request the store refused because its device failed (`--outage`) is answered
+//! `ack <req> refused no-space|io`.
+//!
 //! Once open, the worker prints `ready <pid>`; after every successful `start` it watches the
-//! run and prints `done <index>` when it finishes (at once if it already had). End of input
-//! shuts the engine down cleanly.
+//! run and prints `done <index>` when it finishes (at once if it already had). With `--outage`,
+//! it prints `outage <fault>` when the device starts failing and `healed` when it is made to
+//! work again. End of input shuts the engine down cleanly.
 
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::time::Duration;
 use workflow_runtime::prelude::*;
-use workflow_runtime::store::FileStore;
-use workflow_runtime::testing::PowerLossDisk;
+
+use workflow_runtime::store::{FileStore, StoreError};
+use workflow_runtime::testing::{DiskFault, PowerLossDisk};
 use workflow_runtime::{EngineError, ResultError, Signal, SignalError, SignalOutcome};
 
 use crate::fault::{Fault, kill_self};
@@ -49,6 +55,62 @@ pub struct WorkerArgs {
     /// With `power_loss`, a disk that acknowledges syncs it did not make (the check's blind
     /// spot test).
     pub lying_sync: bool,
+    /// With `power_loss`, a device failure in this life (full-disk mode).
+    pub outage: Option<Outage>,
+}
+
+/// A device failure: `fault` from the `after_ops`-th store operation of the life on, for
+/// `for_ms` milliseconds once it has started; then again `after_ops` operations after it
+/// healed, with the other fault, and so on. Written `no-space:OPS:MS` or `failing-sync:OPS:MS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    /// What fails.
+    pub fault: DiskFault,
+    /// When it starts, in store operations (writes, resizes, syncs) from the open.
+    pub after_ops: u64,
+    /// How long it lasts once started.
+    pub for_ms: u64,
+}
+
+impl std::fmt::Display for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.fault {
+            DiskFault::NoSpace => "no-space",
+            _ => "failing-sync",
+        };
+        write!(f, "{kind}:{}:{}", self.after_ops, self.for_ms)
+    }
+}
+
+impl std::str::FromStr for Outage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not an outage (no-space|failing-sync:OPS:MS)");
+        let mut parts = s.split(':');
+        let fault = match parts.next() {
+            Some("no-space") => DiskFault::NoSpace,
+            Some("failing-sync") => DiskFault::FailingSync,
+            _ => return Err(bad()),
+        };
+        let mut number =
+            || -> Result<u64, String> { parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad) };
+        let (after_ops, for_ms) = (number()?, number()?);
+        Ok(Outage {
+            fault,
+            after_ops,
+            for_ms,
+        })
+    }
+}
+
+/// How a refusal by a failing device is answered: `no-space` or `io`.
+fn refusal(e: &StoreError) -> Option<&'static str> {
+    match e {
+        StoreError::NoSpace { .. } => Some("no-space"),
+        StoreError::Io { .. } => Some("io"),
+        _ => None,
+    }
 }
 
 /// Runs a worker until its input ends (or a fault kills it).
@@ -77,8 +139,10 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
         fault.arm();
         builder = builder.instrument(fault.hooks());
     }
+    let mut faults = None;
     let engine = if args.power_loss {
         let disk = power_loss_disk(args).await?;
+        faults = Some(disk.faults());
         let store = FileStore::open_power_loss(disk).map_err(|e| format!("open: {e}"))?;
         builder.open_store(store).await
     } else {
@@ -87,6 +151,32 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
     .map_err(|e| format!("open: {e}"))?;
     let plans = Arc::new(workload::plan(args.seed, args.runs));
     println!("ready {}", std::process::id());
+    if let (Some(first), Some(faults)) = (args.outage, faults) {
+        // The outage recurs for the whole life, the two faults taking turns, so that a long
+        // life heals many times.
+        tokio::spawn(async move {
+            let mut outage = first;
+            loop {
+                let failed_before = faults.failed_operations();
+                faults.start_after(outage.fault, outage.after_ops);
+                while faults.active().is_none() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                println!("outage {outage}");
+                tokio::time::sleep(Duration::from_millis(outage.for_ms)).await;
+                faults.clear();
+                eprintln!(
+                    "outage healed: {outage}, {} store operations failed",
+                    faults.failed_operations() - failed_before
+                );
+                println!("healed");
+                outage.fault = match outage.fault {
+                    DiskFault::NoSpace => DiskFault::FailingSync,
+                    _ => DiskFault::NoSpace,
+                };
+            }
+        });
+    }
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
@@ -147,7 +237,10 @@ async fn handle(engine: &Engine, plans: &[RunPlan], line: &str) -> Result<(), St
             let plan = plan(index)?;
             let answer = match start(engine, plan).await {
                 Ok(()) => "ok".to_owned(),
-                Err(e) => format!("error {}", one_line(&e.to_string())),
+                Err(e) => match e.storage().and_then(refusal) {
+                    Some(kind) => format!("refused {kind}"),
+                    None => format!("error {}", one_line(&e.to_string())),
+                },
             };
             println!("ack {req} {answer}");
             Ok(())
@@ -163,6 +256,9 @@ async fn handle(engine: &Engine, plans: &[RunPlan], line: &str) -> Result<(), St
                 Ok(SignalOutcome::Stale) => "stale".to_owned(),
                 Ok(other) => format!("error an outcome this worker does not know: {other:?}"),
                 Err(SignalError::RunFinished { .. }) => "finished".to_owned(),
+                Err(SignalError::Storage(e)) if refusal(&e).is_some() => {
+                    format!("refused {}", refusal(&e).unwrap_or_default())
+                }
                 Err(e) => format!("error {}", one_line(&e.to_string())),
             };
             println!("ack {req} {answer}");

@@ -768,14 +768,17 @@ pub enum OpenError {
     },
 }
 
-/// Why the store failed an operation. Nothing of a refused commit was written.
+/// Why the store failed an operation. Nothing of a refused commit was written, with one
+/// exception: a commit refused with [`StoreError::Io`] because the device failed to sync may
+/// have reached the disk after all (a failed `fsync` leaves that unknown), so the engine
+/// reloads runs from the store after such a failure instead of trusting either outcome.
 ///
 /// A full disk is matchable:
 ///
 /// ```
 /// # use workflow_runtime::store::StoreError;
 /// fn is_full(e: &StoreError) -> bool {
-///     e.io_kind() == Some(std::io::ErrorKind::StorageFull)
+///     matches!(e, StoreError::NoSpace { .. })
 /// }
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
@@ -794,6 +797,17 @@ pub enum StoreError {
     /// The storage device failed.
     #[error("the storage device failed while {operation} ({})", source.kind())]
     Io {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The device's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The device is out of space (or over a quota): nothing of the refused commit was
+    /// written. The store keeps serving reads and, once space returns, accepts writes again by
+    /// itself.
+    #[error("the storage device is full while {operation} ({})", source.kind())]
+    NoSpace {
         /// What the store was doing.
         operation: &'static str,
         /// The device's error.
@@ -855,12 +869,22 @@ impl StoreError {
     /// ```
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         match self {
-            StoreError::Io { source, .. } => Some(source.kind()),
+            StoreError::Io { source, .. } | StoreError::NoSpace { source, .. } => {
+                Some(source.kind())
+            }
             _ => None,
         }
     }
 
-    /// A device failure while doing `operation`.
+    /// Whether the device failed ([`StoreError::Io`] or [`StoreError::NoSpace`]): the store
+    /// may need to recover before it accepts writes again, and a commit refused this way while
+    /// the device was syncing may have reached the disk after all.
+    pub fn is_device_failure(&self) -> bool {
+        matches!(self, StoreError::Io { .. } | StoreError::NoSpace { .. })
+    }
+
+    /// A device failure while doing `operation`: [`StoreError::NoSpace`] for a full device or
+    /// an exceeded quota, [`StoreError::Io`] otherwise.
     ///
     /// # Examples
     ///
@@ -871,9 +895,12 @@ impl StoreError {
     /// assert!(std::error::Error::source(&e).is_some());
     /// ```
     pub fn io(operation: &'static str, source: std::io::Error) -> Self {
-        StoreError::Io {
-            operation,
-            source: Arc::new(source),
+        let source = Arc::new(source);
+        match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                StoreError::NoSpace { operation, source }
+            }
+            _ => StoreError::Io { operation, source },
         }
     }
 

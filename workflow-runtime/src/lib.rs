@@ -107,13 +107,14 @@
 //! [`source`](std::error::Error::source), so a full disk is matchable:
 //!
 //! ```
+//! use workflow_runtime::store::StoreError;
 //! use workflow_runtime::{SignalError, SignalOutcome};
 //!
 //! fn describe(answer: Result<SignalOutcome, SignalError>) -> String {
 //!     match answer {
 //!         Ok(outcome) => format!("{outcome:?}"),
 //!         Err(SignalError::RunFinished { status, .. }) => format!("too late: {status}"),
-//!         Err(SignalError::Storage(e)) if e.io_kind() == Some(std::io::ErrorKind::StorageFull) => {
+//!         Err(SignalError::Storage(StoreError::NoSpace { .. })) => {
 //!             "the disk is full; nothing was recorded".to_owned()
 //!         }
 //!         Err(e) => e.to_string(),

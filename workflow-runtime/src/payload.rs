@@ -375,6 +375,14 @@ impl Store for PayloadStore {
         Ok(waits)
     }
 
+    fn probe_writes(&self) -> Acknowledgement {
+        self.inner.probe_writes()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.inner.epoch()
+    }
+
     fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError> {
         self.inner.ready()
     }

@@ -188,6 +188,21 @@ impl<W: Workflow> RunHandle<W> {
                     run_id: self.run_id.clone(),
                 })?;
             let run_id = || self.run_id.clone();
+            // An ended run's answer must rest on acknowledged state (see `Inner::confirm`);
+            // while the device fails, the answer waits for the store to recover.
+            if rec.is_finished()
+                && let Err(e) = inner.confirm(&self.run_id, false).await
+            {
+                if !e.is_device_failure() {
+                    return Err(e.into());
+                }
+                tokio::select! {
+                    () = &mut notified => {}
+                    () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                    _ = shutdown.wait_for(|down| *down) => return Err(ResultError::ShutDown),
+                }
+                continue;
+            }
             if rec.erased_ms.is_some() {
                 return Err(ResultError::Erased {
                     run_id: run_id(),

@@ -536,6 +536,7 @@ impl EngineBuilder {
                 data: self.data,
                 busy,
                 counters: admin::Counters::default(),
+                recovery: Mutex::default(),
             }
         });
         let engine = Engine {
@@ -910,6 +911,15 @@ pub(crate) struct Inner {
     busy: Arc<Busy>,
     /// Counters for [`Engine::metrics`].
     counters: admin::Counters,
+    /// Recovery from device failures of the store.
+    recovery: Mutex<Recovery>,
+}
+
+/// Whether a recovery task runs, and how many device failures were seen.
+#[derive(Default)]
+struct Recovery {
+    running: bool,
+    failures: u64,
 }
 
 /// A run's lock and how many parties hold or await it.
@@ -922,6 +932,9 @@ pub(crate) struct Inner {
 struct RunMutex {
     mutex: Arc<tokio::sync::Mutex<()>>,
     users: usize,
+    /// The store's epoch when the current holder took the lock, before it read anything: its
+    /// checkpoint carries it, so that a store reopened since refuses it.
+    epoch: u64,
 }
 
 /// Holds a run's lock; forgets the lock when nobody else wants it.
@@ -1036,6 +1049,10 @@ impl Inner {
             run_id: run_id.to_owned(),
         };
         let guard = mutex.lock_owned().await;
+        let epoch = self.store.epoch();
+        if let Some(entry) = lock(&self.locks).get_mut(run_id) {
+            entry.epoch = epoch;
+        }
         RunLock {
             _interest: interest,
             guard: Some(guard),
@@ -1086,10 +1103,17 @@ impl Inner {
             }
             false => None,
         };
-        let (write, effects) = cp.finish();
+        let (mut write, effects) = cp.finish();
+        // Every commit happens under its run's lock, whose holder noted the epoch.
+        write.epoch = lock(&self.locks).get(&write.run_id).map(|e| e.epoch);
         // Wall time, not the engine's clock: a test clock stands still while the disk works.
         let began = std::time::Instant::now();
-        self.store.commit(write).await?;
+        if let Err(e) = self.store.commit(write).await {
+            if e.is_device_failure() {
+                self.store_failed();
+            }
+            return Err(e);
+        }
         let took = began.elapsed();
         if crash == Some(CrashMoment::AfterCommit) {
             self.crash(CrashMoment::AfterCommit);
@@ -1231,6 +1255,97 @@ impl Inner {
         self.commit(cp).await
     }
 
+    /// Makes sure an answer given from reads alone (a start of a run that exists, a signal to a
+    /// run that has ended) rests on acknowledged state.
+    ///
+    /// After a device failure, reads may show a checkpoint whose commit was refused because
+    /// its sync failed: the page cache holds it, the disk may not. It becomes durable when the
+    /// store recovers (it rewrites what the cache shows) and is lost if the process dies first.
+    /// So once the store has had a device failure, such an answer waits for an empty commit
+    /// under the run's lock: refused while the device fails, and refused if the store was
+    /// reopened since the reads (its epoch moved), it succeeds only when what was read is
+    /// durable. Before any device failure reads show only acknowledged state, and nothing is
+    /// written.
+    ///
+    /// `locked` says the caller holds the run's lock, whose epoch the commit then carries.
+    /// Without it the commit is a plain barrier, which is enough for an answer that needs no
+    /// later write: it succeeds only once the store has recovered, by rewriting what the
+    /// page cache shows, or never had to.
+    async fn confirm(&self, run_id: &str, locked: bool) -> Result<(), StoreError> {
+        if self.store.epoch() == 0 {
+            return Ok(());
+        }
+        let mut write = crate::store::CheckpointWrite::new(run_id);
+        if locked {
+            write.epoch = lock(&self.locks).get(run_id).map(|e| e.epoch);
+        }
+        let result = self.store.commit(write).await;
+        if result.as_ref().is_err_and(StoreError::is_device_failure) {
+            self.store_failed();
+        }
+        result
+    }
+
+    /// Notes that a commit failed because the store's device did, and starts the recovery
+    /// task unless it runs.
+    ///
+    /// The run whose commit failed stays at its last acknowledged checkpoint, but nothing in
+    /// memory will drive it again: a step's result, a timer's firing are gone. And when the
+    /// device failed while syncing, the refused commit may be on the disk after all, with no
+    /// step launched or timer armed for it. So once the store takes writes again, the engine
+    /// resumes every run from what the store holds, as if it had just been opened.
+    fn store_failed(&self) {
+        let mut recovery = lock(&self.recovery);
+        recovery.failures += 1;
+        if recovery.running {
+            return;
+        }
+        recovery.running = true;
+        tokio::spawn(Inner::recover(self.me.clone()));
+    }
+
+    /// Probes the store with a backoff until it takes writes again, then resumes every run
+    /// from the store, until no device failure happened during a resume.
+    async fn recover(me: Weak<Inner>) {
+        const FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+        const MAX: std::time::Duration = std::time::Duration::from_secs(1);
+        let mut backoff = FIRST;
+        loop {
+            tokio::time::sleep(backoff).await;
+            let Some(inner) = me.upgrade() else { return };
+            if *inner.shutdown.borrow() {
+                lock(&inner.recovery).running = false;
+                return;
+            }
+            let seen = lock(&inner.recovery).failures;
+            let resumed = match inner.store.probe_writes().await {
+                Ok(()) => inner.resume(None).await,
+                Err(e) => Err(e),
+            };
+            match resumed {
+                Ok(()) => {
+                    // A run may have ended by a commit whose answer was an error (its sync
+                    // failed, yet it reached the disk): whoever waits for a result looks again.
+                    for waiter in lock(&inner.waiters).values() {
+                        waiter.notify_waiters();
+                    }
+                    let mut recovery = lock(&inner.recovery);
+                    if recovery.failures == seen {
+                        recovery.running = false;
+                        tracing::info!("the store recovered; every run resumed from it");
+                        return;
+                    }
+                    // Another commit failed meanwhile: its run may have been left behind.
+                    backoff = FIRST;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "the store does not take writes yet");
+                    backoff = (backoff * 2).min(MAX);
+                }
+            }
+        }
+    }
+
     /// Refuses new calls and stops timers and steps, once; whoever waits for a result is
     /// woken by the same signal.
     fn begin_shutdown(&self) {
@@ -1241,8 +1356,9 @@ impl Inner {
 }
 
 /// Reports a failure of background work (a step completion or a timer), which has no caller to
-/// return it to. The run stays at its last checkpoint and is retried when the store is next
-/// opened.
+/// return it to. The run stays at its last checkpoint; after a device failure the engine
+/// resumes it once the store takes writes again (`Inner::store_failed`), otherwise it is
+/// retried when the store is next opened.
 fn report(run_id: &str, what: &str, e: &StoreError) {
     if !matches!(e, StoreError::Closed) {
         tracing::error!(run_id, error = %e, "{what} of run `{run_id}` was not recorded: {e}");

@@ -69,6 +69,7 @@ impl Engine {
 
         let _lock = inner.lock_run(&run_id).await;
         if let Some(rec) = inner.store.run(&run_id)? {
+            inner.confirm(&run_id, true).await?;
             if rec.workflow != W::NAME {
                 return Err(StartError::Conflict {
                     reason: format!("for workflow `{}`, not `{}`", rec.workflow, W::NAME),
@@ -263,6 +264,7 @@ impl Engine {
             return Ok(SignalOutcome::Duplicate);
         }
         if rec.is_finished() {
+            inner.confirm(run_id, true).await?;
             return Err(match rec.status {
                 RunStatus::Incompatible { reason } => SignalError::Incompatible {
                     run_id: run(),
@@ -283,6 +285,7 @@ impl Engine {
             && let Some(outcome) =
                 check_addressed(run_id, &rec, waiting_for.as_deref(), wanted, &name)?
         {
+            inner.confirm(run_id, true).await?;
             return Ok(outcome);
         }
         let workflow = rec.workflow.clone();

@@ -97,8 +97,8 @@ async fn a_failed_commit_is_returned_and_nothing_is_acknowledged() {
         EngineError::UnknownRun { run_id } if run_id == "during"
     ));
 
-    // A timer whose commit fails leaves the run at its last checkpoint (the store refuses
-    // further writes after an I/O error until it is reopened).
+    // A timer whose commit fails leaves the run at its last checkpoint while the disk fails
+    // (the engine drives it again once the store takes writes: tests/tests/disk_faults.rs).
     clock.advance(Duration::from_secs(3600));
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(engine.status("before").unwrap(), before);

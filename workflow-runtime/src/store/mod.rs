@@ -25,8 +25,10 @@
 //!    events are numbered on from the run's last one. Acknowledge only once it is durable.
 //! 2. Check [`Fence`]s: refuse a checkpoint written under a lease that is no longer the run's
 //!    current one with [`StoreError::NotOwner`], writing nothing of it.
-//! 3. Keep the cause of a failure: [`StoreError::io`] for a device error (a full disk stays
-//!    matchable by its [`std::io::ErrorKind`]), [`StoreError::backend`] for anything else.
+//! 3. Keep the cause of a failure: [`StoreError::io`] for a device error (it makes a full disk
+//!    a [`StoreError::NoSpace`]), [`StoreError::backend`] for anything else. After a device
+//!    failure, accept writes again once the device does, reopening what must be reopened, and
+//!    never acknowledge a commit whose sync failed; see [`Store::probe_writes`].
 //! 4. Open, create and migrate the store in the backend's own constructor, and report what
 //!    is wrong with an [`OpenError`](crate::OpenError).
 //! 5. Purge: a [`CheckpointWrite`] with [`CheckpointWrite::purge`] set removes an ended run
@@ -55,7 +57,9 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-pub use self::file::{CutMode, CutReport, FileStore, MemoryDisk, PowerLossDisk};
+pub use self::file::{
+    CutMode, CutReport, DiskFault, DiskFaults, FileStore, MemoryDisk, PowerLossDisk,
+};
 pub use crate::error::StoreError;
 use crate::model::Command;
 pub use crate::trace::TraceEvent;
@@ -233,6 +237,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many durable write transactions the store has made since it was opened.
     fn commit_count(&self) -> u64;
+
+    /// Resolves once the store has checked that it accepts writes: at once when it knows of no
+    /// failure, else after one attempt to recover from the device failure that stopped its
+    /// writes (reopening what it must), with the error that still prevents them if that
+    /// attempt failed. The engine calls it, with a backoff, after a commit failed because the
+    /// device did, and re-reads its runs once it succeeds. The default answers `Ok` at once,
+    /// for a backend that recovers by itself inside each commit.
+    fn probe_writes(&self) -> Acknowledgement {
+        Acknowledgement::ready(Ok(()))
+    }
+
+    /// A number that changes whenever the store's contents may have changed other than by
+    /// acknowledged commits: when it reopened itself after a device failure. See
+    /// [`CheckpointWrite::epoch`]. The default, for a store that never does, is 0.
+    fn epoch(&self) -> u64 {
+        0
+    }
 
     /// Commits what is queued, then releases the store (a file lock, connections). Later calls
     /// fail with [`StoreError::Closed`]. Resolves once the store is released.
@@ -547,6 +568,12 @@ pub struct CheckpointWrite {
     /// `trace` are written as for a new run, in the same transaction (an erasure,
     /// `Engine::erase`, rewrites an ended run and its trace without their payloads).
     pub purge: bool,
+    /// The store's [`Store::epoch`] when the writer began reading what this checkpoint was
+    /// computed from. A store whose epoch has moved on since refuses it with a device error
+    /// ([`StoreError::is_device_failure`]), writing nothing: after a recovery the store may
+    /// hold what the writer could not see (a commit refused because its sync failed, which
+    /// reached the disk after all). `None` skips the check.
+    pub epoch: Option<u64>,
 }
 
 impl CheckpointWrite {
@@ -569,6 +596,7 @@ impl CheckpointWrite {
             dedupe: None,
             trace: Vec::new(),
             purge: false,
+            epoch: None,
         }
     }
 

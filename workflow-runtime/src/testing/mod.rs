@@ -82,7 +82,7 @@ use crate::error::CodecError;
 pub use crate::model::{Command, Event, Transition};
 use crate::step::DataMap;
 use crate::store::FileStore;
-pub use crate::store::{CutMode, CutReport, MemoryDisk, PowerLossDisk};
+pub use crate::store::{CutMode, CutReport, DiskFault, DiskFaults, MemoryDisk, PowerLossDisk};
 use crate::{
     Engine, EngineBuilder, EngineError, Function, RunHandle, Signal, SignalError, SignalOutcome,
     StartError, StepContext, StepError, Workflow,

@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::{
-    Context, DEDUPE, INBOX, Index, Leases, READY, RUNS, TIMERS, TRACE, WAITS, clears_inbox,
-    index_of,
+    Context, DEDUPE, INBOX, Index, Leases, READY, RUNS, Shared, Source, TIMERS, TRACE, WAITS,
+    clears_inbox, index_of,
 };
 use crate::codec;
 use crate::error::CodecError;
@@ -45,6 +45,8 @@ pub(crate) struct Job {
     trace: Vec<TraceEvent>,
     /// Remove the run and everything of it instead.
     purge: bool,
+    /// The store's epoch the checkpoint was computed in.
+    epoch: Option<u64>,
 }
 
 impl Job {
@@ -59,6 +61,7 @@ impl Job {
             dedupe,
             trace,
             purge,
+            epoch,
         } = cp;
         let encode = |what: &str, e| {
             StoreError::Codec(CodecError::encoding(
@@ -80,6 +83,7 @@ impl Job {
             dedupe,
             trace,
             purge,
+            epoch,
             run_id: String::new(),
         };
         if let Some(write) = run {
@@ -122,7 +126,9 @@ impl Job {
 #[allow(clippy::large_enum_variant)]
 enum Msg {
     Commit(Job, Acknowledger),
-    Stop(Option<Arc<Database>>, Acknowledger),
+    /// Asks whether writes are accepted, recovering first if they were not.
+    Probe(Acknowledger),
+    Stop(Acknowledger),
 }
 
 /// The handle to the committer thread.
@@ -130,33 +136,64 @@ pub(crate) struct Committer {
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     commits: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
+/// The first pause between two recoveries while the device keeps failing; it doubles up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
 impl Committer {
-    /// Starts the thread; it holds `db` until stopped.
-    pub(crate) fn spawn(db: Arc<Database>, leases: Arc<Leases>) -> Result<Committer, StoreError> {
+    /// Starts the thread, which writes to `db` and, after a device failure, reopens the
+    /// database through `source` into the slot it shares with the readers.
+    pub(crate) fn spawn(
+        db: Arc<Database>,
+        shared: Arc<Shared>,
+        source: Option<Source>,
+        leases: Arc<Leases>,
+    ) -> Result<Committer, StoreError> {
         let (tx, rx) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
-        let counter = commits.clone();
+        let mut writer = Writer {
+            db: Some(db),
+            shared: shared.clone(),
+            source,
+            leases,
+            commits: commits.clone(),
+            broken: None,
+            backoff: FIRST_BACKOFF,
+        };
         let thread = std::thread::Builder::new()
             .name("workflow-committer".to_owned())
-            .spawn(move || run(db, &rx, &leases, &counter))
+            .spawn(move || writer.run(&rx))
             .map_err(|e| StoreError::io("starting the committer thread", e))?;
         Ok(Committer {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             commits,
+            shared,
         })
     }
 
     /// Queues `job`; the acknowledgement resolves once it is committed, or with the error that
-    /// prevented it (then nothing of it was written).
+    /// prevented it (then nothing of it was written, unless the device failed to sync).
     pub(crate) fn commit(&self, job: Job) -> Acknowledgement {
+        self.send(|ack| Msg::Commit(job, ack))
+    }
+
+    /// Resolves once the committer has checked that writes are accepted: at once if no device
+    /// failure is outstanding, else after one attempt to recover.
+    pub(crate) fn probe(&self) -> Acknowledgement {
+        self.send(Msg::Probe)
+    }
+
+    fn send(&self, msg: impl FnOnce(Acknowledger) -> Msg) -> Acknowledgement {
         let (ack, done) = Acknowledgement::channel();
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match tx.as_ref() {
             // A send to a stopped thread drops the acknowledger, which answers `Closed`.
-            Some(tx) => drop(tx.send(Msg::Commit(job, ack))),
+            Some(tx) => drop(tx.send(msg(ack))),
             None => ack.acknowledge(Err(StoreError::Closed)),
         }
         done
@@ -167,21 +204,24 @@ impl Committer {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Commits what is queued, then stops the thread, which lets go of its database reference
-    /// and closes `db` if that was the last other one. Resolves once that is done.
-    pub(crate) fn stop(&self, db: Option<Arc<Database>>) -> Acknowledgement {
+    /// Commits what is queued, then stops the thread, which closes the database. Resolves once
+    /// that is done.
+    pub(crate) fn stop(&self) -> Acknowledgement {
         let (ack, done) = Acknowledgement::channel();
         // Dropping the sender too makes later commits fail fast with `Closed`.
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         match tx {
             Some(tx) => {
-                if let Err(mpsc::SendError(Msg::Stop(db, ack))) = tx.send(Msg::Stop(db, ack)) {
-                    close(db);
+                if let Err(mpsc::SendError(
+                    Msg::Stop(ack) | Msg::Commit(_, ack) | Msg::Probe(ack),
+                )) = tx.send(Msg::Stop(ack))
+                {
+                    close(self.shared.slot().take());
                     ack.acknowledge(Ok(()));
                 }
             }
             None => {
-                close(db);
+                close(self.shared.slot().take());
                 ack.acknowledge(Ok(()));
             }
         }
@@ -211,88 +251,248 @@ fn close(db: Option<Arc<Database>>) {
     }
 }
 
-fn run(db: Arc<Database>, rx: &mpsc::Receiver<Msg>, leases: &Leases, commits: &AtomicU64) {
-    let mut stop = None;
-    while stop.is_none() {
-        let Ok(first) = rx.recv() else { break };
-        let mut jobs = Vec::new();
-        for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-            match msg {
-                Msg::Commit(job, ack) => jobs.push((job, ack)),
-                Msg::Stop(db, ack) => {
-                    stop = Some((db, ack));
-                    break;
-                }
-            }
-        }
-        commit_group(&db, jobs, leases, commits);
-    }
-    drop(db);
-    // Whatever is still queued arrived after the stop; its acknowledgers drop with the
-    // channel and answer `Closed`.
-    if let Some((db, ack)) = stop {
-        close(db);
-        ack.acknowledge(Ok(()));
-    }
+/// The committer thread's state.
+struct Writer {
+    /// The database written to; `None` only while a reopen has not succeeded.
+    db: Option<Arc<Database>>,
+    shared: Arc<Shared>,
+    source: Option<Source>,
+    leases: Arc<Leases>,
+    commits: Arc<AtomicU64>,
+    /// The device failure that stopped writes, until a recovery succeeds.
+    broken: Option<StoreError>,
+    backoff: Duration,
 }
 
-fn commit_group(
-    db: &Database,
-    jobs: Vec<(Job, Acknowledger)>,
-    leases: &Leases,
-    commits: &AtomicU64,
-) {
-    if jobs.is_empty() {
-        return;
-    }
-    // Held until the group is durable, so that no claim slips in between checking a fence and
-    // writing under it.
-    let rows = leases.rows();
-    let mut accepted = Vec::with_capacity(jobs.len());
-    for (job, ack) in jobs {
-        match job.fence {
-            Fence::Lease(token) if !Leases::holds(&rows, &job.run_id, token) => {
-                ack.acknowledge(Err(StoreError::NotOwner { run_id: job.run_id }));
-            }
-            _ => accepted.push((job, ack)),
-        }
-    }
-    if accepted.is_empty() {
-        return;
-    }
-    let group: Vec<&Job> = accepted.iter().map(|(job, _)| job).collect();
-    // The clock is read only when someone listens at debug level.
-    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
-    match write(db, &group) {
-        Ok(()) => {
-            if let Some(started) = started {
-                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                tracing::debug!(
-                    checkpoints = accepted.len(),
-                    latency_us = micros,
-                    "committed {} checkpoint(s) in one durable transaction",
-                    accepted.len()
-                );
-            }
-            commits.fetch_add(1, Ordering::Relaxed);
-            for (_, ack) in accepted {
-                ack.acknowledge(Ok(()));
-            }
-        }
-        Err(e) if accepted.len() == 1 => {
-            let (_, ack) = accepted.into_iter().next().expect("one job");
-            ack.acknowledge(Err(e));
-        }
-        Err(_) => {
-            // One bad checkpoint (say, a value over redb's size limit) must not fail the others
-            // it happened to be grouped with: retry each on its own.
-            for (job, ack) in accepted {
-                let result = write(db, &[&job]);
-                if result.is_ok() {
-                    commits.fetch_add(1, Ordering::Relaxed);
+impl Writer {
+    fn run(&mut self, rx: &mpsc::Receiver<Msg>) {
+        let mut stop = None;
+        while stop.is_none() {
+            // While broken, the thread wakes up by itself to retry, so that writes resume when
+            // the device recovers even if nobody writes or asks.
+            let first = match &self.broken {
+                None => match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+                Some(_) => match rx.recv_timeout(self.backoff) {
+                    Ok(msg) => msg,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.recover();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            let mut jobs = Vec::new();
+            let mut probes = Vec::new();
+            for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                match msg {
+                    Msg::Commit(job, ack) => jobs.push((job, ack)),
+                    Msg::Probe(ack) => probes.push(ack),
+                    Msg::Stop(ack) => {
+                        stop = Some(ack);
+                        break;
+                    }
                 }
-                ack.acknowledge(result);
             }
+            if self.broken.is_some() && !(jobs.is_empty() && probes.is_empty()) {
+                self.recover();
+            }
+            match self.broken.clone() {
+                // One clear error for every waiting caller: nothing of theirs was written.
+                Some(e) => {
+                    for (_, ack) in jobs {
+                        ack.acknowledge(Err(e.clone()));
+                    }
+                }
+                None => self.commit_group(jobs),
+            }
+            for ack in probes {
+                ack.acknowledge(self.broken.clone().map_or(Ok(()), Err));
+            }
+        }
+        self.db = None;
+        close(self.shared.slot().take());
+        // Whatever is still queued arrived after the stop; its acknowledgers drop with the
+        // channel and answer `Closed`.
+        if let Some(ack) = stop {
+            ack.acknowledge(Ok(()));
+        }
+    }
+
+    /// After a device failure: checks that the device takes writes again by rewriting the
+    /// store in place and syncing it ([`Source::rewrite`], which also makes sure that what a
+    /// failed sync left in the page cache is on the disk), then swaps in a freshly opened
+    /// database, which recovers from what the file holds. Until then the readers keep the
+    /// old database, which still reads.
+    fn recover(&mut self) {
+        let Some(source) = &self.source else {
+            return;
+        };
+        if let Err(e) = source.rewrite() {
+            self.still_broken(StoreError::io(
+                "rewriting the store after a device failure",
+                e,
+            ));
+            return;
+        }
+        // The old database must be closed before the file is opened again (it holds the
+        // file's lock); readers wait for the swap rather than see it closed.
+        let shared = self.shared.clone();
+        let mut slot = shared.slot();
+        self.db = None;
+        close(slot.take());
+        match source.reopen() {
+            Ok(db) => {
+                let db = Arc::new(db);
+                *slot = Some(db.clone());
+                // Under the slot's lock: a reader that sees the new database sees the new
+                // epoch too.
+                self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+                drop(slot);
+                self.db = Some(db);
+                tracing::info!("the store accepts writes again after a device failure");
+                self.broken = None;
+                self.backoff = FIRST_BACKOFF;
+            }
+            Err(e) => {
+                drop(slot);
+                self.still_broken(e);
+            }
+        }
+    }
+
+    fn still_broken(&mut self, e: StoreError) {
+        tracing::debug!(error = %e, "the store could not recover from a device failure yet");
+        // A failure of the recovery that is not the device's own (say, a file another process
+        // locked) is still reported as the device failure callers can act on.
+        if e.is_device_failure() {
+            self.broken = Some(e);
+        }
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// After a write failed on the device: refuses writes until [`Writer::recover`] succeeds,
+    /// and hands the readers a read view of the store.
+    ///
+    /// redb fails every later access to a database whose device failed, reads of pages it has
+    /// not cached included, so the readers cannot stay on it. The view is a second database
+    /// over the same bytes whose own writes (the recovery an open makes) stay in memory.
+    fn failed_device(&mut self, e: &StoreError) {
+        tracing::warn!(error = %e, "a write to the store failed; it refuses writes until the device recovers");
+        self.broken = Some(e.clone());
+        self.backoff = FIRST_BACKOFF;
+        let view = self.source.as_ref().map(Source::read_view);
+        let shared = self.shared.clone();
+        let mut slot = shared.slot();
+        self.db = None;
+        close(slot.take());
+        match view {
+            Some(Ok(view)) => *slot = Some(Arc::new(view)),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "no read view of the store; reads fail until it recovers");
+            }
+            None => {}
+        }
+        shared.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn commit_group(&mut self, jobs: Vec<(Job, Acknowledger)>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let Some(db) = self.db.clone() else {
+            for (_, ack) in jobs {
+                ack.acknowledge(Err(StoreError::Closed));
+            }
+            return;
+        };
+        // Held until the group is durable, so that no claim slips in between checking a fence
+        // and writing under it.
+        let leases = self.leases.clone();
+        let rows = leases.rows();
+        let mut accepted = Vec::with_capacity(jobs.len());
+        let epoch = self.shared.epoch.load(Ordering::SeqCst);
+        for (job, ack) in jobs {
+            if job.epoch.is_some_and(|e| e != epoch) {
+                ack.acknowledge(Err(StoreError::io(
+                    "committing a checkpoint",
+                    std::io::Error::other(
+                        "the store was reopened after a device failure while this checkpoint \
+                         was being prepared; nothing of it was written",
+                    ),
+                )));
+                continue;
+            }
+            match job.fence {
+                Fence::Lease(token) if !Leases::holds(&rows, &job.run_id, token) => {
+                    ack.acknowledge(Err(StoreError::NotOwner { run_id: job.run_id }));
+                }
+                _ => accepted.push((job, ack)),
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let group: Vec<&Job> = accepted.iter().map(|(job, _)| job).collect();
+        // The clock is read only when someone listens at debug level.
+        let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+        let mut device = None;
+        match write(&db, &group) {
+            Ok(()) => {
+                if let Some(started) = started {
+                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    tracing::debug!(
+                        checkpoints = accepted.len(),
+                        latency_us = micros,
+                        "committed {} checkpoint(s) in one durable transaction",
+                        accepted.len()
+                    );
+                }
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                for (_, ack) in accepted {
+                    ack.acknowledge(Ok(()));
+                }
+            }
+            Err(e) if e.is_device_failure() => {
+                // The device, not a checkpoint: every one of the group gets the same error, and
+                // nothing is written until the store recovers.
+                for (_, ack) in accepted {
+                    ack.acknowledge(Err(e.clone()));
+                }
+                device = Some(e);
+            }
+            Err(e) if accepted.len() == 1 => {
+                let (_, ack) = accepted.into_iter().next().expect("one job");
+                ack.acknowledge(Err(e));
+            }
+            Err(_) => {
+                // One bad checkpoint (say, a value over redb's size limit) must not fail the
+                // others it happened to be grouped with: retry each on its own.
+                for (job, ack) in accepted {
+                    let result = match &device {
+                        Some(e) => Err(e.clone()),
+                        None => write(&db, &[&job]),
+                    };
+                    match &result {
+                        Ok(()) => {
+                            self.commits.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) if e.is_device_failure() && device.is_none() => {
+                            device = Some(e.clone());
+                        }
+                        Err(_) => {}
+                    }
+                    ack.acknowledge(result);
+                }
+            }
+        }
+        // Readers take the database slot, then the leases (claims); the slot is taken here
+        // only once the leases are let go.
+        drop(rows);
+        if let Some(e) = device {
+            self.failed_device(&e);
         }
     }
 }

@@ -5,6 +5,11 @@
 //! rows are derived here from each checkpoint's record, on the caller's thread, so that the
 //! committer thread only writes.
 //!
+//! After a device failure redb refuses every later write (`PreviousIo`), so the committer
+//! recovers by itself: it rewrites the file from what reads show, syncs it, and opens the
+//! database again in the slot the readers share (see `committer::recover`). Reads go on from the
+//! old database until then.
+//!
 //! | table    | key                        | value                                   |
 //! |----------|----------------------------|-----------------------------------------|
 //! | `meta`   | `&str`                     | `&str`: the format marker               |
@@ -23,21 +28,23 @@ mod memory;
 mod power;
 
 use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use redb::backends::InMemoryBackend;
 use redb::{
-    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, StorageError,
-    TableDefinition, TableHandle,
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend,
+    StorageError, TableDefinition, TableHandle,
 };
 use serde::de::DeserializeOwned;
 
 use self::committer::{Committer, Job};
 pub use self::memory::MemoryDisk;
-pub use self::power::{CutMode, CutReport, PowerLossDisk};
+pub use self::power::{CutMode, CutReport, DiskFault, DiskFaults, PowerLossDisk};
 use super::{
     Acknowledgement, ArmedTimer, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease, PendingWait,
     ReadyEntry, ReadyRun, RunRecord, Store, StoreError, TraceEvent,
@@ -72,9 +79,231 @@ const FORMAT: &str = "workflow-runtime store v1";
 /// ```
 pub struct FileStore {
     label: String,
-    db: RwLock<Option<Arc<Database>>>,
+    shared: Arc<Shared>,
     committer: Committer,
     leases: Arc<Leases>,
+}
+
+/// What the readers share with the committer: the open database, which the committer replaces
+/// when it reopens it after a device failure.
+pub(crate) struct Shared {
+    db: RwLock<Option<Arc<Database>>>,
+    /// Set by `close`: reads fail with `Closed` from then on, while the committer still
+    /// finishes what was queued.
+    closed: AtomicBool,
+    /// How many times the committer reopened the database ([`Store::epoch`]).
+    pub(crate) epoch: AtomicU64,
+}
+
+impl Shared {
+    fn slot(&self) -> std::sync::RwLockWriteGuard<'_, Option<Arc<Database>>> {
+        self.db.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How to open the store's database again, for a store that can be reopened (not a fresh
+/// in-memory one).
+pub(crate) struct Source {
+    label: String,
+    /// The store's bytes, for rewriting them in place.
+    bytes: Box<dyn Fn() -> io::Result<Box<dyn StorageBackend>> + Send + Sync>,
+    /// Opens the database.
+    open: Box<OpenFn>,
+}
+
+type OpenFn = dyn Fn(&redb::Builder) -> Result<Database, DatabaseError> + Send + Sync;
+
+impl Source {
+    fn of(
+        label: &str,
+        bytes: impl Fn() -> io::Result<Box<dyn StorageBackend>> + Send + Sync + 'static,
+        open: impl Fn(&redb::Builder) -> Result<Database, DatabaseError> + Send + Sync + 'static,
+    ) -> Source {
+        Source {
+            label: label.to_owned(),
+            bytes: Box::new(bytes),
+            open: Box::new(open),
+        }
+    }
+
+    /// Rewrites every byte of the store as reads show it and syncs, the first page (redb's
+    /// header, which names the live commit) last.
+    ///
+    /// After a failed `fsync`, Linux may mark the pages it failed to write clean: reads keep
+    /// showing them while the disk holds something else, and a later successful `fsync` does
+    /// not write them. A database reopened on top of those pages would build new commits on
+    /// data that is not on the disk. Written again and synced, what reads show is what the disk
+    /// holds; the body goes first, so that a power cut in between leaves the old header, to
+    /// which the rewritten pages are free space.
+    pub(crate) fn rewrite(&self) -> io::Result<()> {
+        const HEADER: u64 = 4096;
+        const CHUNK: u64 = 1 << 20;
+        let bytes = (self.bytes)()?;
+        let len = bytes.len()?;
+        let head = len.min(HEADER);
+        let mut buf = vec![0; CHUNK.min(len) as usize];
+        let mut at = head;
+        while at < len {
+            let n = (len - at).min(CHUNK) as usize;
+            bytes.read(at, &mut buf[..n])?;
+            bytes.write(at, &buf[..n])?;
+            at += n as u64;
+        }
+        bytes.sync_data()?;
+        if head > 0 {
+            bytes.read(0, &mut buf[..head as usize])?;
+            bytes.write(0, &buf[..head as usize])?;
+            bytes.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// A database over the store's bytes that never writes to them: what an open writes stays
+    /// in memory. For the readers while the device fails.
+    pub(crate) fn read_view(&self) -> Result<Database, StoreError> {
+        let base = (self.bytes)().map_err(|e| StoreError::io("opening a read view", e))?;
+        let len = base
+            .len()
+            .map_err(|e| StoreError::io("opening a read view", e))?;
+        let view = ReadView {
+            base,
+            local: Mutex::new(Local {
+                len,
+                writes: Vec::new(),
+            }),
+        };
+        open_db(&self.label, |b| b.create_with_backend(view)).map_err(|e| match e {
+            OpenError::Storage { source, .. } => source,
+            other => StoreError::backend("opening a read view", other),
+        })
+    }
+
+    /// Opens the database again and checks its format marker.
+    pub(crate) fn reopen(&self) -> Result<Database, StoreError> {
+        open_db(&self.label, |b| (self.open)(b)).map_err(|e| match e {
+            OpenError::Storage { source, .. } => source,
+            other => StoreError::backend("reopening the store after a device failure", other),
+        })
+    }
+}
+
+/// The store's bytes, read-only, with writes kept in memory on top: see [`Source::read_view`].
+struct ReadView {
+    base: Box<dyn StorageBackend>,
+    local: Mutex<Local>,
+}
+
+struct Local {
+    len: u64,
+    /// Writes, oldest first; an open writes little.
+    writes: Vec<(u64, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ReadView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadView")
+    }
+}
+
+impl ReadView {
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl StorageBackend for ReadView {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.local().len)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let local = self.local();
+        let end = offset + out.len() as u64;
+        if end > local.len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of the read view",
+            ));
+        }
+        out.fill(0);
+        let base_len = self.base.len()?.min(local.len);
+        if offset < base_len {
+            let n = (base_len - offset).min(out.len() as u64) as usize;
+            self.base.read(offset, &mut out[..n])?;
+        }
+        for (at, data) in &local.writes {
+            let w_end = at + data.len() as u64;
+            if *at >= end || w_end <= offset {
+                continue;
+            }
+            let (from, to) = (offset.max(*at), end.min(w_end));
+            out[(from - offset) as usize..(to - offset) as usize]
+                .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.local().len = len;
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut local = self.local();
+        local.len = local.len.max(offset + data.len() as u64);
+        local.writes.push((offset, data.to_vec()));
+        Ok(())
+    }
+}
+
+/// The store file itself, for [`Source::rewrite`].
+struct PlainFile(std::fs::File);
+
+impl std::fmt::Debug for PlainFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlainFile")
+    }
+}
+
+impl StorageBackend for PlainFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.0.read_exact_at(out, offset)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write_all_at(data, offset)
+    }
+}
+
+/// A read transaction, holding the database slot so that the committer does not swap the
+/// database while the read is under way.
+pub(crate) struct Reading<'a> {
+    txn: ReadTransaction,
+    _slot: RwLockReadGuard<'a, Option<Arc<Database>>>,
+}
+
+impl std::ops::Deref for Reading<'_> {
+    type Target = ReadTransaction;
+
+    fn deref(&self) -> &ReadTransaction {
+        &self.txn
+    }
 }
 
 impl std::fmt::Debug for FileStore {
@@ -168,7 +397,20 @@ impl FileStore {
         if !path.exists() {
             Self::create_file(path)?;
         }
-        Self::open_with(&path.display().to_string(), |b| b.create(path))
+        let label = path.display().to_string();
+        let (p, q): (PathBuf, PathBuf) = (path.to_owned(), path.to_owned());
+        let source = Source::of(
+            &label,
+            move || {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&p)?;
+                Ok(Box::new(PlainFile(file)) as Box<dyn StorageBackend>)
+            },
+            move |b| b.create(&q),
+        );
+        Self::open_with(&label, |b| b.create(path), Some(source))
     }
 
     /// A fresh store in memory, gone when closed.
@@ -184,9 +426,11 @@ impl FileStore {
     /// assert!(store.runs().expect("readable").is_empty());
     /// ```
     pub fn open_memory() -> Result<FileStore, OpenError> {
-        Self::open_with("<in-memory store>", |b| {
-            b.create_with_backend(InMemoryBackend::new())
-        })
+        Self::open_with(
+            "<in-memory store>",
+            |b| b.create_with_backend(InMemoryBackend::new()),
+            None,
+        )
     }
 
     /// Opens or creates a store on a [`MemoryDisk`], whose bytes outlive the store: closing
@@ -206,7 +450,21 @@ impl FileStore {
     /// let again = FileStore::open_disk(disk).expect("the same store");
     /// ```
     pub fn open_disk(disk: MemoryDisk) -> Result<FileStore, OpenError> {
-        Self::open_with("<memory disk>", |b| b.create_with_backend(disk))
+        Self::open_backend("<memory disk>", disk)
+    }
+
+    /// Opens a backend whose clones share its bytes, so that the committer can open it again.
+    fn open_backend(
+        label: &str,
+        disk: impl StorageBackend + Clone,
+    ) -> Result<FileStore, OpenError> {
+        let (bytes, again) = (disk.clone(), disk.clone());
+        let source = Source::of(
+            label,
+            move || Ok(Box::new(bytes.clone()) as Box<dyn StorageBackend>),
+            move |b| b.create_with_backend(again.clone()),
+        );
+        Self::open_with(label, |b| b.create_with_backend(disk), Some(source))
     }
 
     /// Opens a store through a [`PowerLossDisk`], a test instrument that loses every write not
@@ -230,7 +488,7 @@ impl FileStore {
     /// # Ok(()) }
     /// ```
     pub fn open_power_loss(disk: PowerLossDisk) -> Result<FileStore, OpenError> {
-        Self::open_with("<power-loss disk>", |b| b.create_with_backend(disk))
+        Self::open_backend("<power-loss disk>", disk)
     }
 
     /// Creates the store under a temporary name beside `path` and links it into place once it
@@ -252,9 +510,11 @@ impl FileStore {
             }
             _ => {}
         }
-        drop(Self::open_with(&tmp.display().to_string(), |b| {
-            b.create(&tmp)
-        })?);
+        drop(Self::open_with(
+            &tmp.display().to_string(),
+            |b| b.create(&tmp),
+            None,
+        )?);
         // A hard link never replaces a store another process created in the meantime; a
         // rename is the fallback on file systems without hard links.
         match std::fs::hard_link(&tmp, path) {
@@ -277,52 +537,105 @@ impl FileStore {
     }
 
     /// Opens the database `create` makes, checks or writes the format marker, and starts the
-    /// committer.
-    ///
-    /// A panic inside redb (it trusts files it wrote and may panic on one damaged outside of
-    /// it) is reported as [`OpenError::Corrupt`].
+    /// committer, which reopens the database through `source` after a device failure.
     fn open_with(
         label: &str,
         create: impl FnOnce(&redb::Builder) -> Result<Database, DatabaseError>,
+        source: Option<Source>,
     ) -> Result<FileStore, OpenError> {
-        let opened = catch_unwind(AssertUnwindSafe(|| {
-            let db = create(&Database::builder()).map_err(|e| open_error(label, e))?;
-            init_or_check_format(&db, label)?;
-            Ok::<_, OpenError>(db)
-        }));
-        let db = match opened {
-            Ok(result) => Arc::new(result?),
-            Err(panic) => {
-                return Err(OpenError::Corrupt {
-                    path: label.to_owned(),
-                    reason: format!("redb panicked while opening it: {}", panic_text(&*panic)),
-                });
-            }
-        };
+        let db = Arc::new(open_db(label, create)?);
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(db.clone())),
+            closed: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+        });
         let leases = Arc::new(Leases::default());
         let committer =
-            Committer::spawn(db.clone(), leases.clone()).map_err(|e| OpenError::Storage {
-                path: label.to_owned(),
-                source: e,
+            Committer::spawn(db, shared.clone(), source, leases.clone()).map_err(|e| {
+                OpenError::Storage {
+                    path: label.to_owned(),
+                    source: e,
+                }
             })?;
         Ok(FileStore {
             label: label.to_owned(),
-            db: RwLock::new(Some(db)),
+            shared,
             committer,
             leases,
         })
     }
 
-    fn reader(&self) -> Result<ReadTransaction, StoreError> {
-        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
-        let db = guard.as_ref().ok_or(StoreError::Closed)?;
-        db.begin_read().ctx("starting a read")
+    fn reader(&self) -> Result<Reading<'_>, StoreError> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        let slot = self.shared.db.read().unwrap_or_else(|e| e.into_inner());
+        // Empty only while a reopen after a device failure has not succeeded yet.
+        let db = slot.as_ref().ok_or_else(|| {
+            StoreError::io(
+                "starting a read",
+                io::Error::other("the store is being reopened after a device failure"),
+            )
+        })?;
+        let txn = db.begin_read().ctx("starting a read")?;
+        Ok(Reading { txn, _slot: slot })
     }
 
-    /// Takes the database out, so that reads fail with `Closed` and it closes once the
-    /// committer has let go of it too.
-    fn take(&self) -> Option<Arc<Database>> {
-        self.db.write().unwrap_or_else(|e| e.into_inner()).take()
+    /// Runs a read. One that fails on the device is tried again from the database the
+    /// committer swaps in next (after a failed write, a read view: redb fails every read of a
+    /// database whose device failed, except from its cache; after a recovery, the reopened
+    /// database), as long as swaps follow within a second.
+    fn read<T>(
+        &self,
+        mut f: impl FnMut(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut waited = 0;
+        loop {
+            let epoch = self.shared.epoch.load(Ordering::SeqCst);
+            let result = {
+                let reading = self.reader()?;
+                f(&reading)
+            };
+            match result {
+                Err(e) if e.is_device_failure() && waited < 1_000 => {
+                    // The swap follows the failed write at once; the bound keeps a read view
+                    // that failed itself from holding the caller for long.
+                    while self.shared.epoch.load(Ordering::SeqCst) == epoch && waited < 1_000 {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        waited += 1;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Makes reads fail with `Closed`; the committer closes the database once it has
+    /// committed what was queued.
+    fn close_reads(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Opens the database `create` makes and checks or writes the format marker.
+///
+/// A panic inside redb (it trusts files it wrote and may panic on one damaged outside of it) is
+/// reported as [`OpenError::Corrupt`].
+fn open_db(
+    label: &str,
+    create: impl FnOnce(&redb::Builder) -> Result<Database, DatabaseError>,
+) -> Result<Database, OpenError> {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        let db = create(&Database::builder()).map_err(|e| open_error(label, e))?;
+        init_or_check_format(&db, label)?;
+        Ok::<_, OpenError>(db)
+    }));
+    match opened {
+        Ok(result) => result,
+        Err(panic) => Err(OpenError::Corrupt {
+            path: label.to_owned(),
+            reason: format!("redb panicked while opening it: {}", panic_text(&*panic)),
+        }),
     }
 }
 
@@ -330,6 +643,12 @@ impl FileStore {
 pub(crate) fn failed(operation: &'static str, e: impl Into<redb::Error>) -> StoreError {
     match e.into() {
         redb::Error::Io(io) => StoreError::io(operation, io),
+        // The database refuses writes after an earlier device failure until it is reopened:
+        // a device failure too, so that the committer recovers.
+        redb::Error::PreviousIo => StoreError::io(
+            operation,
+            io::Error::other("an earlier write to the device failed"),
+        ),
         other => StoreError::backend(operation, other),
     }
 }
@@ -450,169 +769,181 @@ fn init_or_check_format(db: &Database, label: &str) -> Result<(), OpenError> {
 
 impl Store for FileStore {
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(RUNS).ctx("reading a run")?;
-        let Some(bytes) = table.get(run_id).ctx("reading a run")? else {
-            return Ok(None);
-        };
-        decode(bytes.value(), || format!("the record of run `{run_id}`")).map(Some)
+        self.read(|txn| {
+            let table = txn.open_table(RUNS).ctx("reading the store")?;
+            let Some(bytes) = table.get(run_id).ctx("reading the store")? else {
+                return Ok(None);
+            };
+            decode(bytes.value(), || format!("the record of run `{run_id}`")).map(Some)
+        })
     }
 
     fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(RUNS).ctx("reading every run")?;
-        let mut out = Vec::new();
-        for row in table.iter().ctx("reading every run")? {
-            let (k, v) = row.ctx("reading every run")?;
-            let rec = decode(v.value(), || format!("the record of run `{}`", k.value()))?;
-            out.push((k.value().to_owned(), rec));
-        }
-        Ok(out)
+        self.read(|txn| {
+            let table = txn.open_table(RUNS).ctx("reading the store")?;
+            let mut out = Vec::new();
+            for row in table.iter().ctx("reading the store")? {
+                let (k, v) = row.ctx("reading the store")?;
+                let rec = decode(v.value(), || format!("the record of run `{}`", k.value()))?;
+                out.push((k.value().to_owned(), rec));
+            }
+            Ok(out)
+        })
     }
 
     fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(INBOX).ctx("reading a run's inbox")?;
-        let mut out = Vec::new();
-        for entry in table
-            .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("reading a run's inbox")?
-        {
-            let (k, v) = entry.ctx("reading a run's inbox")?;
-            let e = decode(v.value(), || format!("a buffered signal of run `{run_id}`"))?;
-            out.push((k.value().1, e));
-        }
-        Ok(out)
+        self.read(|txn| {
+            let table = txn.open_table(INBOX).ctx("reading the store")?;
+            let mut out = Vec::new();
+            for entry in table
+                .range((run_id, 0)..=(run_id, u64::MAX))
+                .ctx("reading the store")?
+            {
+                let (k, v) = entry.ctx("reading the store")?;
+                let e = decode(v.value(), || format!("a buffered signal of run `{run_id}`"))?;
+                out.push((k.value().1, e));
+            }
+            Ok(out)
+        })
     }
 
     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(DEDUPE).ctx("reading a dedupe key")?;
-        Ok(table
-            .get((run_id, key))
-            .ctx("reading a dedupe key")?
-            .is_some())
+        self.read(|txn| {
+            let table = txn.open_table(DEDUPE).ctx("reading the store")?;
+            Ok(table.get((run_id, key)).ctx("reading the store")?.is_some())
+        })
     }
 
     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(TRACE).ctx("reading a run's trace")?;
-        table
-            .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("reading a run's trace")?
-            .map(|e| {
-                let (_, v) = e.ctx("reading a run's trace")?;
-                decode(v.value(), || format!("a trace event of run `{run_id}`"))
-            })
-            .collect()
+        self.read(|txn| {
+            let table = txn.open_table(TRACE).ctx("reading the store")?;
+            table
+                .range((run_id, 0)..=(run_id, u64::MAX))
+                .ctx("reading the store")?
+                .map(|e| {
+                    let (_, v) = e.ctx("reading the store")?;
+                    decode(v.value(), || format!("a trace event of run `{run_id}`"))
+                })
+                .collect()
+        })
     }
 
     fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(TRACE).ctx("reading a run's trace")?;
-        let Some(last) = table
-            .range((run_id, 0)..=(run_id, u64::MAX))
-            .ctx("reading a run's trace")?
-            .next_back()
-        else {
-            return Ok(None);
-        };
-        let (_, v) = last.ctx("reading a run's trace")?;
-        decode(v.value(), || format!("a trace event of run `{run_id}`")).map(Some)
+        self.read(|txn| {
+            let table = txn.open_table(TRACE).ctx("reading the store")?;
+            let Some(last) = table
+                .range((run_id, 0)..=(run_id, u64::MAX))
+                .ctx("reading the store")?
+                .next_back()
+            else {
+                return Ok(None);
+            };
+            let (_, v) = last.ctx("reading the store")?;
+            decode(v.value(), || format!("a trace event of run `{run_id}`")).map(Some)
+        })
     }
 
     fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(WAITS).ctx("reading the pending waits")?;
-        table
-            .iter()
-            .ctx("reading the pending waits")?
-            .map(|e| {
-                let (k, v) = e.ctx("reading the pending waits")?;
-                decode(v.value(), || {
-                    format!("the pending wait of run `{}`", k.value())
+        self.read(|txn| {
+            let table = txn.open_table(WAITS).ctx("reading the store")?;
+            table
+                .iter()
+                .ctx("reading the store")?
+                .map(|e| {
+                    let (k, v) = e.ctx("reading the store")?;
+                    decode(v.value(), || {
+                        format!("the pending wait of run `{}`", k.value())
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(READY).ctx("reading the ready runs")?;
-        table
-            .iter()
-            .ctx("reading the ready runs")?
-            .map(|row| {
-                let (k, v) = row.ctx("reading the ready runs")?;
-                Ok(ReadyEntry::new(k.value(), v.value()))
-            })
-            .collect()
+        self.read(|txn| {
+            let table = txn.open_table(READY).ctx("reading the ready runs")?;
+            table
+                .iter()
+                .ctx("reading the ready runs")?
+                .map(|row| {
+                    let (k, v) = row.ctx("reading the ready runs")?;
+                    Ok(ReadyEntry::new(k.value(), v.value()))
+                })
+                .collect()
+        })
     }
 
     fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(TIMERS).ctx("reading the armed timers")?;
-        let mut out = Vec::new();
-        for row in table.iter().ctx("reading the armed timers")? {
-            let (k, v) = row.ctx("reading the armed timers")?;
-            let (deadline_ms, run_id) = k.value();
-            if deadline_ms > due_by_ms {
-                break;
+        self.read(|txn| {
+            let table = txn.open_table(TIMERS).ctx("reading the armed timers")?;
+            let mut out = Vec::new();
+            for row in table.iter().ctx("reading the armed timers")? {
+                let (k, v) = row.ctx("reading the armed timers")?;
+                let (deadline_ms, run_id) = k.value();
+                if deadline_ms > due_by_ms {
+                    break;
+                }
+                let (seq, workflow) = v.value();
+                out.push(ArmedTimer::new(deadline_ms, run_id, seq, workflow));
             }
-            let (seq, workflow) = v.value();
-            out.push(ArmedTimer::new(deadline_ms, run_id, seq, workflow));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(READY).ctx("claiming ready runs")?;
-        let mut rows = self.leases.rows();
-        let mut out = Vec::new();
-        for row in table.iter().ctx("claiming ready runs")? {
-            if out.len() >= claim.limit {
-                break;
+        self.read(|txn| {
+            let table = txn.open_table(READY).ctx("claiming ready runs")?;
+            let mut rows = self.leases.rows();
+            let mut out = Vec::new();
+            for row in table.iter().ctx("claiming ready runs")? {
+                if out.len() >= claim.limit {
+                    break;
+                }
+                let (k, v) = row.ctx("claiming ready runs")?;
+                let run_id = k.value();
+                if let Some(lease) =
+                    Leases::grant(&mut rows, &self.leases.next_token, run_id, claim)
+                {
+                    out.push(ReadyRun {
+                        run_id: run_id.to_owned(),
+                        workflow: v.value().to_owned(),
+                        lease,
+                    });
+                }
             }
-            let (k, v) = row.ctx("claiming ready runs")?;
-            let run_id = k.value();
-            if let Some(lease) = Leases::grant(&mut rows, &self.leases.next_token, run_id, claim) {
-                out.push(ReadyRun {
-                    run_id: run_id.to_owned(),
-                    workflow: v.value().to_owned(),
-                    lease,
-                });
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn claim_timers(&self, claim: &Claim<'_>, due_by_ms: u64) -> Result<Vec<DueTimer>, StoreError> {
-        let txn = self.reader()?;
-        let table = txn.open_table(TIMERS).ctx("claiming due timers")?;
-        let mut rows = self.leases.rows();
-        let mut out = Vec::new();
-        for row in table.iter().ctx("claiming due timers")? {
-            if out.len() >= claim.limit {
-                break;
+        self.read(|txn| {
+            let table = txn.open_table(TIMERS).ctx("claiming due timers")?;
+            let mut rows = self.leases.rows();
+            let mut out = Vec::new();
+            for row in table.iter().ctx("claiming due timers")? {
+                if out.len() >= claim.limit {
+                    break;
+                }
+                let (k, v) = row.ctx("claiming due timers")?;
+                let (deadline_ms, run_id) = k.value();
+                if deadline_ms > due_by_ms {
+                    break;
+                }
+                let (seq, workflow) = v.value();
+                if let Some(lease) =
+                    Leases::grant(&mut rows, &self.leases.next_token, run_id, claim)
+                {
+                    out.push(DueTimer {
+                        deadline_ms,
+                        run_id: run_id.to_owned(),
+                        seq,
+                        workflow: workflow.to_owned(),
+                        lease,
+                    });
+                }
             }
-            let (k, v) = row.ctx("claiming due timers")?;
-            let (deadline_ms, run_id) = k.value();
-            if deadline_ms > due_by_ms {
-                break;
-            }
-            let (seq, workflow) = v.value();
-            if let Some(lease) = Leases::grant(&mut rows, &self.leases.next_token, run_id, claim) {
-                out.push(DueTimer {
-                    deadline_ms,
-                    run_id: run_id.to_owned(),
-                    seq,
-                    workflow: workflow.to_owned(),
-                    lease,
-                });
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
@@ -652,12 +983,24 @@ impl Store for FileStore {
         self.committer.commits()
     }
 
+    fn probe_writes(&self) -> Acknowledgement {
+        self.committer.probe()
+    }
+
+    fn epoch(&self) -> u64 {
+        // Read under the slot's lock, which the reopen holds while it moves the epoch.
+        let _slot = self.shared.db.read().unwrap_or_else(|e| e.into_inner());
+        self.shared.epoch.load(Ordering::SeqCst)
+    }
+
     fn close(&self) -> Acknowledgement {
-        self.committer.stop(self.take())
+        self.close_reads();
+        self.committer.stop()
     }
 
     fn close_blocking(&self) {
-        drop(self.committer.stop(self.take()));
+        self.close_reads();
+        drop(self.committer.stop());
         self.committer.join();
     }
 }

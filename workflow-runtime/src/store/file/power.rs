@@ -12,18 +12,29 @@
 //! prefix of it written, cut at a 512-byte sector), and the process dies with SIGKILL before
 //! the operation runs.
 //!
+//! It also fails the way a device does, from a chosen operation on ([`DiskFaults`]): a full disk
+//! refuses every write and resize with `StorageFull` until space returns; a failing device
+//! refuses every sync with an I/O error, and loses the writes since the last sync the way Linux
+//! does after a failed writeback: each reached the disk or not (the seed decides), and the page
+//! cache keeps showing all of them, marked clean, so that no later sync writes them. Clones
+//! share the file, the page cache and the faults, so the store can open the disk again.
+//!
 //! What it does not model: the file system's own metadata (the store file is created, and
 //! linked into place, before this layer is used), and a disk that lies about `fsync` unless
 //! told to ([`PowerLossDisk::lying_about_sync`], which the torture uses to prove its check is
 //! not blind). It is a test instrument, used by the crash torture's power-loss mode through
 //! [`FileStore::open_power_loss`](super::FileStore::open_power_loss).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The page size of the simulated page cache.
+const PAGE: u64 = 4096;
 
 use redb::StorageBackend;
 
@@ -84,10 +95,98 @@ struct State {
     len: u64,
     /// Writes since the last sync, oldest first.
     pending: Vec<(u64, Vec<u8>)>,
+    /// Pages a failed sync lost, by offset, as the page cache shows them: reads still see them
+    /// (the cache marked them clean), the disk may not hold them, and no sync writes them.
+    /// Patched by later synced writes. Whole pages, so that repeated failures do not pile up.
+    stale: BTreeMap<u64, Vec<u8>>,
     rng: Rng,
 }
 
-/// A redb storage backend over a file that loses its unsynced writes at a power cut.
+/// A fault of the device, see [`DiskFaults`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFault {
+    /// No space left: every write and resize fails with `StorageFull`; syncs succeed.
+    NoSpace,
+    /// Every sync fails with an I/O error and loses the writes it was to make durable (see the
+    /// module's documentation).
+    FailingSync,
+}
+
+/// The fault switch of a [`PowerLossDisk`], shared by its clones.
+#[derive(Debug, Clone, Default)]
+pub struct DiskFaults(Arc<Faults>);
+
+#[derive(Debug, Default)]
+struct Faults {
+    /// The fault and the operation (counted from 1) it starts at.
+    armed: Mutex<Option<(DiskFault, u64)>>,
+    ops: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl DiskFaults {
+    /// Starts `fault` now.
+    pub fn start(&self, fault: DiskFault) {
+        self.start_after(fault, 0);
+    }
+
+    /// Starts `fault` at the `ops`-th write, resize or sync from now (at the next one for 0 or
+    /// 1).
+    pub fn start_after(&self, fault: DiskFault, ops: u64) {
+        let at = self.0.ops.load(Ordering::SeqCst) + ops.max(1);
+        *self.armed() = Some((fault, at));
+    }
+
+    /// Ends the fault: space returns, the device heals.
+    pub fn clear(&self) {
+        *self.armed() = None;
+    }
+
+    /// The fault in force now, if any (not one scheduled for later).
+    pub fn active(&self) -> Option<DiskFault> {
+        let now = self.0.ops.load(Ordering::SeqCst) + 1;
+        self.armed().filter(|(_, at)| *at <= now).map(|(f, _)| f)
+    }
+
+    /// Whether a fault is in force or scheduled.
+    pub fn armed_fault(&self) -> Option<DiskFault> {
+        self.armed().map(|(f, _)| f)
+    }
+
+    /// How many operations failed because of a fault.
+    pub fn failed_operations(&self) -> u64 {
+        self.0.failed.load(Ordering::SeqCst)
+    }
+
+    fn armed(&self) -> std::sync::MutexGuard<'_, Option<(DiskFault, u64)>> {
+        self.0
+            .armed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts an operation; the fault in force for it, if any.
+    fn tick(&self) -> Option<DiskFault> {
+        let n = self.0.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        self.armed().filter(|(_, at)| *at <= n).map(|(f, _)| f)
+    }
+
+    fn fail(&self, fault: DiskFault) -> io::Error {
+        self.0.failed.fetch_add(1, Ordering::SeqCst);
+        match fault {
+            DiskFault::NoSpace => io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device (simulated)",
+            ),
+            DiskFault::FailingSync => {
+                io::Error::other("input/output error during sync (simulated)")
+            }
+        }
+    }
+}
+
+/// A redb storage backend over a file that loses its unsynced writes at a power cut, and can
+/// fill up or fail its syncs ([`PowerLossDisk::faults`]). Clones share everything.
 ///
 /// # Examples
 ///
@@ -112,7 +211,10 @@ struct State {
 /// # }).unwrap();
 /// # }
 /// ```
-pub struct PowerLossDisk {
+#[derive(Clone)]
+pub struct PowerLossDisk(Arc<Disk>);
+
+struct Disk {
     state: Mutex<State>,
     /// Operations (write, set_len, sync) so far.
     ops: AtomicU64,
@@ -125,13 +227,14 @@ pub struct PowerLossDisk {
     /// eighth sync. Only for proving that the check sees lost acknowledged data.
     lying_sync: bool,
     syncs: AtomicU64,
+    faults: DiskFaults,
 }
 
 impl std::fmt::Debug for PowerLossDisk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PowerLossDisk")
-            .field("ops", &self.ops.load(Ordering::Relaxed))
-            .field("cut_at", &self.cut_at)
+            .field("ops", &self.0.ops.load(Ordering::Relaxed))
+            .field("cut_at", &self.0.cut_at)
             .finish_non_exhaustive()
     }
 }
@@ -165,11 +268,12 @@ impl PowerLossDisk {
     ) -> io::Result<PowerLossDisk> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
-        Ok(PowerLossDisk {
+        Ok(PowerLossDisk(Arc::new(Disk {
             state: Mutex::new(State {
                 file,
                 len,
                 pending: Vec::new(),
+                stale: BTreeMap::new(),
                 // Each life has its own cut point, hence its own draw.
                 rng: Rng::new(seed ^ 0x0090_77E4 ^ cut_at.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             }),
@@ -178,11 +282,15 @@ impl PowerLossDisk {
             on_cut: Box::new(on_cut),
             lying_sync: false,
             syncs: AtomicU64::new(0),
-        })
+            faults: DiskFaults::default(),
+        })))
     }
 
     /// Makes the disk lie about `sync_data` (see the field); the torture's check must then
-    /// report acknowledged work as lost.
+    /// report acknowledged work as lost. Call it before cloning the disk.
+    ///
+    /// # Panics
+    /// If the disk has been cloned already.
     ///
     /// # Examples
     ///
@@ -199,30 +307,106 @@ impl PowerLossDisk {
     /// ```
     #[must_use]
     pub fn lying_about_sync(mut self) -> Self {
-        self.lying_sync = true;
+        Arc::get_mut(&mut self.0)
+            .expect("lying_about_sync is set before the disk is shared")
+            .lying_sync = true;
         self
     }
 
+    /// The switch that makes this disk (and its clones) full, or fail its syncs.
+    pub fn faults(&self) -> DiskFaults {
+        self.0.faults.clone()
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
+        self.0
+            .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts an operation, and cuts the power if this is the chosen one.
-    fn operation(&self, state: &mut State) -> io::Result<()> {
-        let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.cut_at {
+    /// Counts an operation, and cuts the power if this is the chosen one; the device fault in
+    /// force for it, if any.
+    fn operation(&self, state: &mut State) -> io::Result<Option<DiskFault>> {
+        let n = self.0.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.0.cut_at {
             let report = cut(state)?;
-            (self.on_cut)(&report);
+            (self.0.on_cut)(&report);
         }
-        Ok(())
+        Ok(self.0.faults.tick())
     }
+}
+
+/// Overlays `writes` on `out`, which holds the bytes from `offset` on.
+fn overlay(out: &mut [u8], offset: u64, writes: &[(u64, Vec<u8>)]) {
+    let end = offset + out.len() as u64;
+    for (at, data) in writes {
+        let w_end = at + data.len() as u64;
+        if *at >= end || w_end <= offset {
+            continue;
+        }
+        let from = offset.max(*at);
+        let to = end.min(w_end);
+        out[(from - offset) as usize..(to - offset) as usize]
+            .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+    }
+}
+
+/// Overlays the cached pages on `out`, which holds the bytes from `offset` on.
+fn overlay_pages(out: &mut [u8], offset: u64, pages: &BTreeMap<u64, Vec<u8>>) {
+    let end = offset + out.len() as u64;
+    for (at, data) in pages.range(offset - offset % PAGE..end) {
+        let w_end = at + data.len() as u64;
+        if w_end <= offset {
+            continue;
+        }
+        let from = offset.max(*at);
+        let to = end.min(w_end);
+        out[(from - offset) as usize..(to - offset) as usize]
+            .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+    }
+}
+
+/// What a read at `offset` sees: the synced bytes, then the stale pages, then the unsynced
+/// writes, oldest first, as the page cache would show them.
+fn view(state: &State, offset: u64, out: &mut [u8]) -> io::Result<()> {
+    let end = offset + out.len() as u64;
+    if end > state.len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("read of {end} bytes past the end ({})", state.len),
+        ));
+    }
+    // Bytes past the file's end but inside `len` were made by an unsynced set_len and read as
+    // zeros.
+    out.fill(0);
+    // A shrink not yet synced hides what lies past the logical end.
+    let file_len = state.file.metadata()?.len().min(state.len);
+    if offset < file_len {
+        let n = (file_len - offset).min(out.len() as u64) as usize;
+        state.file.read_exact_at(&mut out[..n], offset)?;
+    }
+    overlay_pages(out, offset, &state.stale);
+    overlay(out, offset, &state.pending);
+    Ok(())
+}
+
+/// Truncates writes to `len`, dropping those past it.
+fn truncate(writes: &mut Vec<(u64, Vec<u8>)>, len: u64) {
+    writes.retain_mut(|(at, data)| {
+        if *at >= len {
+            return false;
+        }
+        data.truncate((len - *at).min(data.len() as u64) as usize);
+        true
+    });
 }
 
 /// Writes the part of the unsynced writes that survives the cut, and makes it durable, so the
 /// next life finds exactly that.
 fn cut(state: &mut State) -> io::Result<CutReport> {
+    // The page cache goes with the power.
+    state.stale.clear();
     let pending = std::mem::take(&mut state.pending);
     let total = pending.len();
     let rng = &mut state.rng;
@@ -276,51 +460,22 @@ impl StorageBackend for PowerLossDisk {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        let state = self.state();
-        let end = offset + out.len() as u64;
-        if end > state.len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("read of {end} bytes past the end ({})", state.len),
-            ));
-        }
-        // What the file holds: synced bytes. Bytes past its end but inside `len` were made by an
-        // unsynced set_len and read as zeros.
-        out.fill(0);
-        let file_len = state.file.metadata()?.len();
-        // A shrink not yet synced hides what lies past the logical end.
-        let file_len = file_len.min(state.len);
-        if offset < file_len {
-            let n = (file_len - offset).min(out.len() as u64) as usize;
-            state.file.read_exact_at(&mut out[..n], offset)?;
-        }
-        // Then the unsynced writes, oldest first, as the page cache would show them.
-        for (at, data) in &state.pending {
-            let w_end = at + data.len() as u64;
-            if *at >= end || w_end <= offset {
-                continue;
-            }
-            let from = offset.max(*at);
-            let to = end.min(w_end);
-            out[(from - offset) as usize..(to - offset) as usize]
-                .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
-        }
-        Ok(())
+        view(&self.state(), offset, out)
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
         let mut state = self.state();
-        self.operation(&mut state)?;
+        if let Some(DiskFault::NoSpace) = self.operation(&mut state)? {
+            return Err(self.0.faults.fail(DiskFault::NoSpace));
+        }
         // Like a write, a new length reaches the file at the next sync: a shrink drops the
         // pending writes past the end, a growth reads as zeros until written.
         if len < state.len {
-            state.pending.retain_mut(|(at, data)| {
-                if *at >= len {
-                    return false;
-                }
-                data.truncate((len - *at).min(data.len() as u64) as usize);
-                true
-            });
+            truncate(&mut state.pending, len);
+            state.stale.retain(|at, _| *at < len);
+            if let Some((at, page)) = state.stale.iter_mut().next_back() {
+                page.truncate((len - at).min(page.len() as u64) as usize);
+            }
         }
         state.len = len;
         Ok(())
@@ -328,13 +483,57 @@ impl StorageBackend for PowerLossDisk {
 
     fn sync_data(&self) -> Result<(), io::Error> {
         let mut state = self.state();
-        self.operation(&mut state)?;
-        if self.lying_sync && self.syncs.fetch_add(1, Ordering::SeqCst) % 8 != 7 {
+        if let Some(DiskFault::FailingSync) = self.operation(&mut state)? {
+            // All of them stay in the page cache, clean: the pages they touched, as shown now.
+            let touched: BTreeSet<u64> = state
+                .pending
+                .iter()
+                .flat_map(|(at, data)| {
+                    let end = at + data.len() as u64;
+                    (at - at % PAGE..end).step_by(PAGE as usize)
+                })
+                .collect();
+            let mut cached = Vec::with_capacity(touched.len());
+            for page in touched.into_iter().filter(|p| *p < state.len) {
+                let mut bytes = vec![0; (state.len - page).min(PAGE) as usize];
+                view(&state, page, &mut bytes)?;
+                cached.push((page, bytes));
+            }
+            // Each write reached the disk or not.
+            let pending = std::mem::take(&mut state.pending);
+            for (offset, data) in &pending {
+                if state.rng.chance(1, 2) {
+                    state.file.write_all_at(data, *offset)?;
+                }
+            }
+            state.stale.extend(cached);
+            return Err(self.0.faults.fail(DiskFault::FailingSync));
+        }
+        if self.0.lying_sync && self.0.syncs.fetch_add(1, Ordering::SeqCst) % 8 != 7 {
             return Ok(());
         }
         let pending = std::mem::take(&mut state.pending);
         for (offset, data) in &pending {
             state.file.write_all_at(data, *offset)?;
+        }
+        // What is now on the disk is also what the page cache shows.
+        for (at, data) in &mut state.stale {
+            overlay(data, *at, &pending);
+        }
+        // A stale page that the synced writes made whole on the disk is no longer stale.
+        let file = &state.file;
+        let mut on_disk = Vec::new();
+        for (w_at, w) in &pending {
+            let w_end = w_at + w.len() as u64;
+            for (at, data) in state.stale.range(w_at - w_at % PAGE..w_end) {
+                let mut disk = vec![0; data.len()];
+                if file.read_exact_at(&mut disk, *at).is_ok() && disk == *data {
+                    on_disk.push(*at);
+                }
+            }
+        }
+        for at in on_disk {
+            state.stale.remove(&at);
         }
         let len = state.len;
         if state.file.metadata()?.len() != len {
@@ -345,7 +544,9 @@ impl StorageBackend for PowerLossDisk {
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
         let mut state = self.state();
-        self.operation(&mut state)?;
+        if let Some(DiskFault::NoSpace) = self.operation(&mut state)? {
+            return Err(self.0.faults.fail(DiskFault::NoSpace));
+        }
         let end = offset + data.len() as u64;
         if end > state.len {
             state.len = end;
