@@ -106,6 +106,12 @@ pub use crate::types::{InboxEntry, PendingWait, RunRecord};
 ///     fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
 ///         self.inner.pending_waits()
 ///     }
+///     fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError> {
+///         self.inner.ready()
+///     }
+///     fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
+///         self.inner.timers(due_by_ms)
+///     }
 ///     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
 ///         self.inner.claim_ready(claim)
 ///     }
