@@ -407,6 +407,18 @@ impl Store for PayloadStore {
         self.inner.release(lease)
     }
 
+    fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        self.inner.claim_run(claim, run_id)
+    }
+
+    fn announce(&self, run_id: &str) -> Result<(), StoreError> {
+        self.inner.announce(run_id)
+    }
+
+    fn wait_for_work(&self, poll: std::time::Duration) -> crate::store::WorkWait<'_> {
+        self.inner.wait_for_work(poll)
+    }
+
     fn commit(&self, mut checkpoint: CheckpointWrite) -> Acknowledgement {
         if self.codec.is_some() {
             let run_id = std::mem::take(&mut checkpoint.run_id);

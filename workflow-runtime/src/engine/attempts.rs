@@ -79,6 +79,7 @@ impl Inner {
         if let Some(at) = *not_before_ms
             && at > self.clock.now_ms()
         {
+            self.note_armed(run_id);
             self.timers.arm(at, run_id.to_owned(), position);
             return;
         }
@@ -212,13 +213,16 @@ impl Inner {
         }
         // Only now: until the result is recorded, a timer of this step must find the attempt
         // running rather than start it again.
-        let mut steps = lock(&self.steps);
-        if steps
-            .get(run_id)
-            .is_some_and(|r| r.position == position && r.attempt == attempt)
         {
-            steps.remove(run_id);
+            let mut steps = lock(&self.steps);
+            if steps
+                .get(run_id)
+                .is_some_and(|r| r.position == position && r.attempt == attempt)
+            {
+                steps.remove(run_id);
+            }
         }
+        self.shared_idle(run_id).await;
     }
 
     /// Commits an attempt's end: the next attempt after a backoff, or the result for the

@@ -139,6 +139,16 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Whether this checkpoint creates its run.
+    pub(super) fn creates(&self) -> bool {
+        self.before.is_none()
+    }
+
+    /// Marks a buffered signal as consumed by this checkpoint.
+    pub(super) fn consume(&mut self, index: u64) {
+        self.write.consumed.push(index);
+    }
+
     /// The loaded state.
     pub(super) fn state(&self) -> &Value {
         &self.rec.state

@@ -235,15 +235,23 @@ impl<W: Workflow> RunHandle<W> {
                     });
                 }
                 // Nothing in this engine would ever move it.
-                _ if !inner.registry().contains(&rec.workflow) => {
+                _ if !inner.registry().contains(&rec.workflow) && inner.result_poll().is_none() => {
                     return Err(ResultError::NotRegistered {
                         workflow: rec.workflow,
                     });
                 }
                 _ => {}
             }
+            // Shared with other workers, the run may end elsewhere: read it again now and then.
+            let poll = inner.result_poll();
             tokio::select! {
                 () = &mut notified => {}
+                () = async {
+                    match poll {
+                        Some(every) => tokio::time::sleep(every).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
                 _ = shutdown.wait_for(|down| *down) => return Err(ResultError::ShutDown),
             }
         }

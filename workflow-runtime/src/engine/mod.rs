@@ -12,6 +12,7 @@ mod driver;
 mod handle;
 pub(crate) mod hooks;
 mod ops;
+mod shared;
 #[cfg(test)]
 mod tests;
 mod versions;
@@ -42,6 +43,7 @@ pub use self::admin::{
     RunSummary,
 };
 pub use self::handle::RunHandle;
+pub use self::shared::LeaseSettings;
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
 pub use crate::types::{PendingWait, RunStatus, Signal, SignalOutcome};
@@ -79,6 +81,7 @@ impl Drop for CloseOnDrop {
         // Dropping the last engine without `shutdown` must still release the file, so that the
         // same path can be reopened at once.
         self.0.begin_shutdown();
+        self.0.release_all();
         if self.0.take_store() {
             self.0.store.close_blocking();
         }
@@ -124,6 +127,7 @@ pub struct EngineBuilder {
     retention: Option<admin::Retention>,
     data: DataMap,
     codec: Option<Arc<dyn PayloadCodec>>,
+    shared: Option<LeaseSettings>,
 }
 
 /// The default of [`EngineBuilder::max_payload_bytes`]: 1 MiB.
@@ -154,6 +158,7 @@ impl Default for EngineBuilder {
             retention: None,
             data: DataMap::default(),
             codec: None,
+            shared: None,
         }
     }
 }
@@ -537,6 +542,7 @@ impl EngineBuilder {
                 busy,
                 counters: admin::Counters::default(),
                 recovery: Mutex::default(),
+                shared: self.shared.map(shared::Shared::new),
             }
         });
         let engine = Engine {
@@ -544,6 +550,7 @@ impl EngineBuilder {
             inner,
         };
         engine.inner.resume(None).await?;
+        engine.inner.start_shared();
         if let Some(retention) = self.retention {
             tokio::spawn(Inner::retain(Arc::downgrade(&engine.inner), retention));
         }
@@ -811,6 +818,7 @@ impl Engine {
     /// ```
     pub async fn shutdown(&self) {
         self.inner.begin_shutdown();
+        self.inner.release_all();
         if self.inner.take_store() {
             // Closing only fails when the store is already closed.
             let _ = self.inner.store.close().await;
@@ -913,6 +921,9 @@ pub(crate) struct Inner {
     counters: admin::Counters,
     /// Recovery from device failures of the store.
     recovery: Mutex<Recovery>,
+    /// Leases and claims when the store is shared with other workers; `None` for the only
+    /// writer of its store.
+    shared: Option<Arc<shared::Shared>>,
 }
 
 /// Whether a recovery task runs, and how many device failures were seen.
@@ -945,6 +956,8 @@ struct RunLock<'a> {
 
 impl Drop for RunLock<'_> {
     fn drop(&mut self) {
+        // Still under the lock: a lease given back here cannot race an operation on the run.
+        self._interest.inner.settle(&self._interest.run_id);
         // Released before the interest ends, so a waiter never finds the entry gone while the
         // lock is still held.
         drop(self.guard.take());
@@ -1053,6 +1066,7 @@ impl Inner {
         if let Some(entry) = lock(&self.locks).get_mut(run_id) {
             entry.epoch = epoch;
         }
+        self.acquire(run_id);
         RunLock {
             _interest: interest,
             guard: Some(guard),
@@ -1103,16 +1117,24 @@ impl Inner {
             }
             false => None,
         };
+        let creates = cp.creates();
         let (mut write, effects) = cp.finish();
+        let announce;
+        (write.fence, announce) = self.fence(&write, creates)?;
         // Every commit happens under its run's lock, whose holder noted the epoch.
         write.epoch = lock(&self.locks).get(&write.run_id).map(|e| e.epoch);
+        let run_id = write.run_id.clone();
         // Wall time, not the engine's clock: a test clock stands still while the disk works.
         let began = std::time::Instant::now();
         if let Err(e) = self.store.commit(write).await {
             if e.is_device_failure() {
                 self.store_failed();
             }
+            self.commit_failed(&run_id, &e);
             return Err(e);
+        }
+        if announce {
+            self.announce(&run_id);
         }
         let took = began.elapsed();
         if crash == Some(CrashMoment::AfterCommit) {
@@ -1157,10 +1179,14 @@ impl Inner {
         }
         match fx.start {
             Some(cmd @ Command::Step { .. }) => {
-                self.launch_step(&fx.run_id, &fx.workflow, fx.seq, &cmd);
+                if self.may_drive(&fx.run_id, &fx.workflow) {
+                    self.launch_step(&fx.run_id, &fx.workflow, fx.seq, &cmd);
+                }
             }
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms }) => {
-                self.timers.arm(deadline_ms, fx.run_id.clone(), fx.seq);
+                if !self.park(&fx.run_id, deadline_ms, fx.seq) {
+                    self.timers.arm(deadline_ms, fx.run_id.clone(), fx.seq);
+                }
             }
             None => {}
         }
@@ -1175,6 +1201,9 @@ impl Inner {
     /// due to execute a step get it spawned, waits and sleeps get their timers re-armed from the
     /// stored deadlines. Reads only the `ready` and `timers` indexes, not every run.
     async fn resume(&self, workflow: Option<&str>) -> Result<(), StoreError> {
+        if self.resume_shared() {
+            return Ok(());
+        }
         let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.registry().contains(w);
         // This engine is its store's only user (its writes are `Fence::Exclusive`): it reads the
         // ready runs and every armed timer without claiming them, since a lease per parked run

@@ -1,10 +1,12 @@
 //! What moves a run: starting it, signals and timers (step attempts run in `attempts`).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 
 use super::checkpoint::{Checkpoint, Driven, Incoming};
-use super::driver::start_state;
+use super::driver::{Typed, start_state};
 use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, check_name, report};
 use crate::codec::{self, FNV_OFFSET, fnv1a};
 use crate::error::{CodecError, SignalError, StartError, StoreError};
@@ -58,9 +60,18 @@ impl Engine {
         let inner = &self.inner;
         inner.check_open()?;
         let run_id = run_id.into();
-        let d = inner
+        let d = match inner
             .registry()
-            .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
+            .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)
+        {
+            Ok(d) => d,
+            // A process sharing the store may start runs that only other workers drive: the
+            // first transition needs the workflow's code, which the caller has.
+            Err(StartError::NotRegistered { .. }) if inner.shared.is_some() => {
+                Arc::new(Typed::<W>::new())
+            }
+            Err(e) => return Err(e),
+        };
         check_name("run id", &run_id)?;
         let input_json = codec::to_value(&input)
             .map_err(|e| CodecError::encoding(format!("the input of run `{run_id}`"), e))?;
@@ -288,6 +299,11 @@ impl Engine {
             inner.confirm(run_id, true).await?;
             return Ok(outcome);
         }
+        if inner.must_buffer(run_id, &rec.workflow) {
+            return inner
+                .send_buffered(run_id, rec, name, payload, dedupe_key)
+                .await;
+        }
         let workflow = rec.workflow.clone();
         let (d, mut cp) = match inner.prepare(run_id, rec).await? {
             Ok(ready) => ready,
@@ -408,6 +424,7 @@ impl Inner {
     /// A timer came due: time out the wait or end the sleep it belongs to, if the run is still
     /// suspended there, or cut off a step's attempt or end its backoff.
     pub(super) async fn on_timer(&self, run_id: String, seq: u64) {
+        self.note_fired(&run_id);
         if let Err(e) = self.fire(&run_id, seq).await {
             report(&run_id, "a timer", &e);
         }

@@ -54,6 +54,7 @@ mod file;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -235,6 +236,45 @@ pub trait Store: Send + Sync + 'static {
     /// As [`Store::run`].
     fn release(&self, lease: &Lease) -> Result<(), StoreError>;
 
+    /// Claims one run by id, whatever it is suspended on, unless another owner's live lease
+    /// holds it; `None` when it is held or does not exist. A worker of a shared store uses it
+    /// to take a run that another process woke ([`Store::announce`]): a signal buffered for a
+    /// parked wait, a run just started. `claim.limit` is ignored.
+    ///
+    /// The default answers `None` (no run is ever claimed this way): a store used by one
+    /// engine alone never needs it.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        let _ = (claim, run_id);
+        Ok(None)
+    }
+
+    /// Tells the other processes sharing the store that run `run_id` has work no lease covers
+    /// yet (it was just started, or a signal was buffered for it by a process that does not
+    /// drive it), once what made that work is durable. Their [`Store::wait_for_work`] returns
+    /// it. A hint only: workers also poll. The default does nothing.
+    ///
+    /// # Errors
+    /// A backend failure; the work is still found by polling.
+    fn announce(&self, run_id: &str) -> Result<(), StoreError> {
+        let _ = run_id;
+        Ok(())
+    }
+
+    /// Resolves with the runs announced by other processes ([`Store::announce`]) since the
+    /// last call, as soon as there is one, or after `poll` with none: a shared engine's
+    /// poller waits here between two claim rounds. A backend with notifications (PostgreSQL's
+    /// LISTEN/NOTIFY) resolves early; the default just sleeps `poll`, so that polling alone
+    /// finds the work.
+    fn wait_for_work(&self, poll: Duration) -> WorkWait<'_> {
+        Box::pin(async move {
+            tokio::time::sleep(poll).await;
+            Wakeups::default()
+        })
+    }
+
     /// Makes one checkpoint durable. The returned [`Acknowledgement`] resolves once it is
     /// durable, or with the error that prevented it, in which case nothing of it was written.
     /// Checkpoints committed while others are being written may share one durable transaction
@@ -267,6 +307,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// [`Store::close`] for a context that cannot await (a destructor); blocks until done.
     fn close_blocking(&self);
+}
+
+/// What [`Store::wait_for_work`] answers with.
+pub type WorkWait<'a> = Pin<Box<dyn Future<Output = Wakeups> + Send + 'a>>;
+
+/// Runs other processes announced ([`Store::announce`]), as [`Store::wait_for_work`] hands
+/// them over.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::store::Wakeups;
+/// let none = Wakeups::default();
+/// assert!(none.runs.is_empty() && !none.lost);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Wakeups {
+    /// The announced runs, oldest first; a run may appear more than once.
+    pub runs: Vec<String>,
+    /// Set when announcements may have been missed since the last call (the backend lost
+    /// its notification channel and opened it again): the caller should look for work it
+    /// was not told about.
+    pub lost: bool,
+}
+
+impl Wakeups {
+    /// Wake-ups as a backend hands them over.
+    pub fn new(runs: Vec<String>, lost: bool) -> Self {
+        Self { runs, lost }
+    }
 }
 
 /// Who asks for runs, for how long, and how many at most.

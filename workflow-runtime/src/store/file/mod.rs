@@ -946,6 +946,19 @@ impl Store for FileStore {
         })
     }
 
+    fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        if self.run(run_id)?.is_none() {
+            return Ok(None);
+        }
+        let mut rows = self.leases.rows();
+        Ok(Leases::grant(
+            &mut rows,
+            &self.leases.next_token,
+            run_id,
+            claim,
+        ))
+    }
+
     fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
         let mut rows = self.leases.rows();
         match rows.get_mut(&lease.run_id) {

@@ -1,0 +1,765 @@
+//! Shared mode: several engines, in several processes, drive the runs of one store.
+//!
+//! An engine opened with [`EngineBuilder::shared`] drives a run only while it holds the run's
+//! lease ([`Store::claim_ready`], [`Store::claim_timers`], [`Store::claim_run`]), writes every
+//! checkpoint of it under that lease ([`Fence::Lease`]), renews the leases of the runs it
+//! drives from a background task, and gives a lease back once the run parks on a wait or a
+//! sleep that is not due soon, or ends. A commit refused with [`StoreError::NotOwner`], or a
+//! renewal refused the same way, means another worker took the run over: this engine stops
+//! the run's step and forgets the run.
+//!
+//! Work is found by a poller: every [`LeaseSettings::poll_every`] (earlier when the store
+//! reports an announcement, see [`Store::wait_for_work`]) it claims ready runs and timers due
+//! before the next round. A process that does not drive a run (it does not register its
+//! workflow, or another worker holds its lease) still starts runs and sends signals: a start is
+//! written as a new run, a signal is buffered in the run's inbox, and the store announces the
+//! run ([`Store::announce`]) so that a worker claims it and delivers the signal.
+//!
+//! The single-process default never reaches this module: without `shared`, every hook below
+//! returns at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::checkpoint::{Checkpoint, Driven, Incoming};
+use super::versions::Resolution;
+use super::{Engine, EngineBuilder, Inner, lock, report};
+use crate::error::{SignalError, StoreError};
+use crate::model::{Command, Event};
+use crate::store::{CheckpointWrite, Claim, Fence, InboxEntry, Lease};
+use crate::trace::TraceKind;
+use crate::types::{RunRecord, SignalOutcome};
+
+/// How an engine sharing its store with other worker processes holds runs; see
+/// [`EngineBuilder::shared`].
+///
+/// A lease must outlast the longest pause of a worker that is still healthy (a garbage
+/// collection, a slow disk, a step that blocks its thread): a worker paused past it loses the
+/// run to another worker, and its late checkpoint is refused. A shorter lease hands the runs of
+/// a dead worker over sooner.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::LeaseSettings;
+/// let settings = LeaseSettings::new(Duration::from_secs(10))
+///     .poll_every(Duration::from_millis(250))
+///     .owner("worker-a");
+/// assert_eq!(settings.renew_every, Duration::from_millis(3_333));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseSettings {
+    /// How long a lease lasts without renewal: how soon another worker takes over the runs of
+    /// a worker that died or stalled. Default 30 s.
+    pub lease: Duration,
+    /// How often the leases of the runs being driven are renewed; must be well under `lease`.
+    /// Default a third of `lease`.
+    pub renew_every: Duration,
+    /// How often the store is polled for ready runs and due timers when no announcement comes
+    /// earlier. Default 1 s.
+    pub poll_every: Duration,
+    /// The most runs this engine claims per round (a bound on the steps it runs at once).
+    /// Default 256.
+    pub max_runs: usize,
+    /// This worker's name among the store's users; must be unique. Default: the process id and
+    /// the time the engine opened.
+    pub owner: Option<String>,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(30))
+    }
+}
+
+impl LeaseSettings {
+    /// Leases of `lease`, renewed every third of it; the other settings at their defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workflow_runtime::LeaseSettings;
+    /// let settings = LeaseSettings::new(Duration::from_secs(3));
+    /// assert_eq!(settings.renew_every, Duration::from_secs(1));
+    /// ```
+    pub fn new(lease: Duration) -> Self {
+        Self {
+            lease,
+            renew_every: lease / 3,
+            poll_every: Duration::from_secs(1),
+            max_runs: 256,
+            owner: None,
+        }
+    }
+
+    /// Sets [`LeaseSettings::renew_every`].
+    #[must_use]
+    pub fn renew_every(mut self, every: Duration) -> Self {
+        self.renew_every = every;
+        self
+    }
+
+    /// Sets [`LeaseSettings::poll_every`].
+    #[must_use]
+    pub fn poll_every(mut self, every: Duration) -> Self {
+        self.poll_every = every;
+        self
+    }
+
+    /// Sets [`LeaseSettings::max_runs`].
+    #[must_use]
+    pub fn max_runs(mut self, runs: usize) -> Self {
+        self.max_runs = runs.max(1);
+        self
+    }
+
+    /// Sets [`LeaseSettings::owner`].
+    #[must_use]
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+}
+
+impl EngineBuilder {
+    /// Shares the store with other engines, in this process or others (a store several
+    /// processes open, such as PostgreSQL): the engine drives a run only under its lease,
+    /// claims ready runs and due timers by polling (and on the store's announcements), renews
+    /// the leases of the runs it drives, and stops driving a run whose lease another worker
+    /// took over. A process that registers no workflows claims nothing: it starts runs and
+    /// sends signals, which a worker picks up. See [`LeaseSettings`].
+    ///
+    /// In this mode a signal to a run that this engine cannot claim at once is buffered in the
+    /// run's inbox ([`SignalOutcome::Buffered`]) and delivered by the worker that claims the
+    /// run; [`RunHandle::result`](crate::RunHandle::result) re-reads the store every
+    /// [`LeaseSettings::poll_every`], since another worker may end the run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext, amount: u64) -> Result<bool, WorkflowError> {
+    /// #     let meta = json!({ "amount": amount });
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), meta).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use workflow_runtime::LeaseSettings;
+    /// let engine = Engine::builder()
+    ///     .register(approval)
+    ///     .shared(LeaseSettings::new(Duration::from_secs(10)).poll_every(Duration::from_millis(50)))
+    ///     .open_in_memory()
+    ///     .await?;
+    /// let run = engine.start(approval, "r-1", 10).await?;
+    /// engine.signal("r-1", "approve", true).await?;
+    /// assert_eq!(run.result().await?, Ok(true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn shared(mut self, settings: LeaseSettings) -> Self {
+        self.shared = Some(settings);
+        self
+    }
+}
+
+impl Engine {
+    /// This engine's name as a lease owner, when it shares its store
+    /// ([`EngineBuilder::shared`]).
+    pub fn worker_id(&self) -> Option<&str> {
+        self.inner.shared.as_ref().map(|s| s.owner.as_str())
+    }
+}
+
+/// The leases and pending work of an engine in shared mode.
+pub(super) struct Shared {
+    settings: LeaseSettings,
+    owner: String,
+    /// The leases held, by run.
+    leases: Mutex<HashMap<String, Lease>>,
+    /// Runs whose due timer is armed here: their lease is kept until it fires.
+    armed: Mutex<HashSet<String>>,
+    /// Announced runs to claim, with the rounds tried so far.
+    wakes: Mutex<HashMap<String, u32>>,
+    /// Wakes the poller before its interval ends.
+    kick: Notify,
+}
+
+impl Shared {
+    pub(super) fn new(settings: LeaseSettings) -> Arc<Shared> {
+        let owner = settings.owner.clone().unwrap_or_else(|| {
+            format!(
+                "worker-{}-{}",
+                std::process::id(),
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            )
+        });
+        Arc::new(Shared {
+            settings,
+            owner,
+            leases: Mutex::default(),
+            armed: Mutex::default(),
+            wakes: Mutex::default(),
+            kick: Notify::new(),
+        })
+    }
+
+    fn lease_ms(&self) -> u64 {
+        millis(self.settings.lease)
+    }
+
+    fn claim(&self, limit: usize) -> Claim<'_> {
+        Claim {
+            owner: &self.owner,
+            now_ms: wall_ms(),
+            lease_ms: self.lease_ms(),
+            limit,
+        }
+    }
+
+    fn hold(&self, lease: Lease) {
+        lock(&self.leases).insert(lease.run_id.clone(), lease);
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Leases are between processes, so they run on the wall clock even when the engine's clock is
+/// a test's manual one.
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| millis(d))
+}
+
+/// How many rounds an announced run is tried while another worker holds it: it may be about
+/// to park on the wait the buffered signal is for, having read the inbox just before.
+const WAKE_ROUNDS: u32 = 64;
+
+/// Every this many rounds (and whenever announcements may have been lost), the poller looks
+/// for waits whose signal sits in the inbox without an announcement.
+const SWEEP_ROUNDS: u64 = 60;
+
+impl Inner {
+    /// Starts the poller and the renewer.
+    pub(super) fn start_shared(self: &Arc<Self>) {
+        if self.shared.is_some() {
+            tokio::spawn(poll(Arc::downgrade(self)));
+            tokio::spawn(renew(Arc::downgrade(self)));
+        }
+    }
+
+    /// Shared mode: asks the poller for a round at once instead of resuming from unclaimed
+    /// reads. Returns whether it did.
+    pub(super) fn resume_shared(&self) -> bool {
+        match &self.shared {
+            Some(sh) => {
+                sh.kick.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Under the run's lock: claims the run unless its lease is held here already. A process
+    /// that registers no workflow never claims.
+    pub(super) fn acquire(&self, run_id: &str) {
+        let Some(sh) = &self.shared else { return };
+        if lock(&sh.leases).contains_key(run_id) || self.registry().names().is_empty() {
+            return;
+        }
+        match self.store.claim_run(&sh.claim(1), run_id) {
+            Ok(Some(lease)) => sh.hold(lease),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(run_id, error = %e, "claiming a run"),
+        }
+    }
+
+    /// Whether this engine runs a step or holds an armed timer for the run.
+    fn busy_with(&self, run_id: &str) -> bool {
+        let Some(sh) = &self.shared else { return false };
+        lock(&self.steps).contains_key(run_id) || lock(&sh.armed).contains(run_id)
+    }
+
+    /// Releasing the run's lock: gives the lease back unless the run still needs this engine
+    /// (a step runs, a due timer is armed).
+    pub(super) fn settle(&self, run_id: &str) {
+        let Some(sh) = &self.shared else { return };
+        if self.busy_with(run_id) {
+            return;
+        }
+        let lease = lock(&sh.leases).remove(run_id);
+        if let Some(lease) = lease
+            && let Err(e) = self.store.release(&lease)
+        {
+            // It lapses by itself.
+            tracing::debug!(run_id, error = %e, "releasing a lease");
+        }
+    }
+
+    /// After a step's attempt ended: gives the lease back if nothing else keeps it.
+    pub(super) async fn shared_idle(&self, run_id: &str) {
+        let held = self
+            .shared
+            .as_ref()
+            .is_some_and(|sh| lock(&sh.leases).contains_key(run_id));
+        if held {
+            // Taking the lock and dropping it settles.
+            drop(self.lock_run(run_id).await);
+        }
+    }
+
+    /// The fence of a checkpoint, and whether to announce the run once it is durable. A
+    /// record write of an existing run needs the run's lease; a new run, a purge of an ended
+    /// run and a write that leaves the record alone (a buffered signal, a trace event) do not.
+    pub(super) fn fence(
+        &self,
+        write: &CheckpointWrite,
+        creates: bool,
+    ) -> Result<(Fence, bool), StoreError> {
+        let Some(sh) = &self.shared else {
+            return Ok((Fence::Exclusive, false));
+        };
+        if let Some(lease) = lock(&sh.leases).get(&write.run_id) {
+            return Ok((lease.fence(), false));
+        }
+        if write.run.is_some() && !creates && !write.purge {
+            return Err(StoreError::NotOwner {
+                run_id: write.run_id.clone(),
+            });
+        }
+        let announce = match &write.run {
+            Some(run) if creates => !self.registry().contains(&run.record.workflow),
+            _ => write.buffer.is_some(),
+        };
+        Ok((Fence::Exclusive, announce))
+    }
+
+    /// Tells the other workers about a run this engine will not drive.
+    pub(super) fn announce(&self, run_id: &str) {
+        if let Err(e) = self.store.announce(run_id) {
+            tracing::debug!(run_id, error = %e, "announcing a run (polling finds it)");
+        }
+    }
+
+    /// A commit failed. Refused for a lost lease: forget the run. Failed otherwise (the
+    /// connection was lost, perhaps during `COMMIT`): the outcome is unknown, so the run is
+    /// read again once the store answers, and continues from what it holds.
+    pub(super) fn commit_failed(&self, run_id: &str, e: &StoreError) {
+        match e {
+            StoreError::NotOwner { .. } => self.lost(run_id),
+            StoreError::Backend { .. } => {
+                tokio::spawn(reattend(self.me.clone(), run_id.to_owned()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Another worker owns the run now: stop its step and forget it.
+    fn lost(&self, run_id: &str) {
+        let Some(sh) = &self.shared else { return };
+        tracing::info!(run_id, owner = %sh.owner, "lost the lease of run `{run_id}` to another worker");
+        lock(&sh.leases).remove(run_id);
+        lock(&sh.armed).remove(run_id);
+        if let Some(step) = lock(&self.steps).remove(run_id) {
+            step.abort();
+        }
+    }
+
+    /// Whether this engine may drive the run now: always in exclusive mode; in shared mode if
+    /// it registers the workflow and holds (or can take) the lease.
+    pub(super) fn may_drive(&self, run_id: &str, workflow: &str) -> bool {
+        let Some(sh) = &self.shared else { return true };
+        if !self.registry().contains(workflow) {
+            return false;
+        }
+        if lock(&sh.leases).contains_key(run_id) {
+            return true;
+        }
+        match self.store.claim_run(&sh.claim(1), run_id) {
+            Ok(Some(lease)) => {
+                sh.hold(lease);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::debug!(run_id, error = %e, "claiming a run");
+                false
+            }
+        }
+    }
+
+    /// A wait or sleep was committed: shared mode arms its timer only when it is due before
+    /// the next round (keeping the lease), else leaves it to whichever worker claims it then.
+    /// Returns whether it handled the timer.
+    pub(super) fn park(&self, run_id: &str, deadline_ms: u64, seq: u64) -> bool {
+        let Some(sh) = &self.shared else { return false };
+        let soon = self.clock.now_ms() + millis(sh.settings.poll_every);
+        if deadline_ms <= soon && lock(&sh.leases).contains_key(run_id) {
+            lock(&sh.armed).insert(run_id.to_owned());
+            self.timers.arm(deadline_ms, run_id.to_owned(), seq);
+        }
+        true
+    }
+
+    /// A step's backoff timer is armed here: keep the lease until it fires.
+    pub(super) fn note_armed(&self, run_id: &str) {
+        if let Some(sh) = &self.shared {
+            lock(&sh.armed).insert(run_id.to_owned());
+        }
+    }
+
+    /// A timer fired: the lease no longer waits for it.
+    pub(super) fn note_fired(&self, run_id: &str) {
+        if let Some(sh) = &self.shared {
+            lock(&sh.armed).remove(run_id);
+        }
+    }
+
+    /// Shared mode, for `send`: whether the signal must be buffered rather than delivered,
+    /// because this engine cannot drive the run (another worker holds it, or its workflow is
+    /// not registered here).
+    pub(super) fn must_buffer(&self, run_id: &str, workflow: &str) -> bool {
+        let Some(sh) = &self.shared else { return false };
+        !self.registry().contains(workflow) || !lock(&sh.leases).contains_key(run_id)
+    }
+
+    /// Buffers a signal for a run this engine does not drive, and announces the run.
+    pub(super) async fn send_buffered(
+        &self,
+        run_id: &str,
+        rec: RunRecord,
+        name: String,
+        payload: Value,
+        dedupe_key: Option<String>,
+    ) -> Result<SignalOutcome, SignalError> {
+        if let Some(d) = self.driver(&rec.workflow)
+            && let Some(message) = d.refuse_payload(&name, &payload)
+        {
+            return Err(SignalError::PayloadMismatch {
+                run_id: run_id.to_owned(),
+                signal: name,
+                message,
+            });
+        }
+        let mut cp = Checkpoint::load(run_id, self.clock.now_ms(), rec);
+        cp.buffer(InboxEntry::new(
+            name.clone(),
+            payload.clone(),
+            dedupe_key.clone(),
+        ));
+        cp.trace(TraceKind::SignalBuffered {
+            signal: name,
+            payload,
+            dedupe_key: dedupe_key.clone(),
+        });
+        if let Some(key) = dedupe_key {
+            cp.dedupe(key);
+        }
+        self.commit(cp).await?;
+        Ok(SignalOutcome::Buffered)
+    }
+
+    /// Carries out what a claimed run is suspended on: delivers a buffered signal its wait
+    /// is for, runs its step, arms a timer that is due soon. Under the run's lock.
+    async fn attend(&self, run_id: &str) -> Result<(), StoreError> {
+        let _lock = self.lock_run(run_id).await;
+        // A signal whose payload the workflow refuses is dropped with a trace event, and the
+        // next buffered one is offered.
+        for _ in 0..64 {
+            let Some(rec) = self.store.run(run_id)? else {
+                return Ok(());
+            };
+            if !self.deliver_buffered(run_id, rec).await? {
+                break;
+            }
+        }
+        if let Some(rec) = self.store.run(run_id)? {
+            self.drive_pending(run_id, &rec);
+        }
+        Ok(())
+    }
+
+    /// Delivers the first buffered signal the run's wait is for; whether one was there.
+    async fn deliver_buffered(&self, run_id: &str, rec: RunRecord) -> Result<bool, StoreError> {
+        let Some(Command::Wait { name, .. }) = &rec.pending else {
+            return Ok(false);
+        };
+        if rec.is_finished() || !self.may_drive(run_id, &rec.workflow) {
+            return Ok(false);
+        }
+        let inbox = self.store.inbox(run_id)?;
+        let Some((index, entry)) = inbox.into_iter().find(|(_, e)| e.name == *name) else {
+            return Ok(false);
+        };
+        let Ok((d, mut cp)) = self.prepare(run_id, rec).await? else {
+            return Ok(false);
+        };
+        cp.consume(index);
+        let incoming = Incoming {
+            name: entry.name.clone(),
+            payload: entry.payload.clone(),
+            dedupe_key: entry.dedupe_key.clone(),
+        };
+        match cp.drive(&*d, &*self.store, Event::Signal(entry.payload.clone()), Some(incoming))? {
+            Driven::Refused(message) => {
+                cp.trace(TraceKind::SignalRejected {
+                    signal: entry.name,
+                    payload: entry.payload,
+                    message,
+                });
+            }
+            Driven::Moved | Driven::Parked(_) => {}
+        }
+        self.commit(cp).await?;
+        Ok(true)
+    }
+
+    /// Starts what the stored run is suspended on, if this engine may drive it.
+    fn drive_pending(&self, run_id: &str, rec: &RunRecord) {
+        if rec.is_finished() {
+            if let Some(n) = lock(&self.waiters).get(run_id) {
+                n.notify_waiters();
+            }
+            return;
+        }
+        if !self.may_drive(run_id, &rec.workflow) {
+            return;
+        }
+        if !matches!(
+            self.registry().resolve(rec),
+            Resolution::Ready(_) | Resolution::Migrate(..)
+        ) {
+            return;
+        }
+        match &rec.pending {
+            Some(cmd @ Command::Step { .. }) => {
+                self.launch_step(run_id, &rec.workflow, rec.seq, cmd);
+            }
+            Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms }) => {
+                if !self.park(run_id, *deadline_ms, rec.seq) {
+                    self.timers.arm(*deadline_ms, run_id.to_owned(), rec.seq);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// One round of the poller: announced runs, ready runs, due timers.
+    async fn claim_round(self: &Arc<Self>, sweep: bool) -> Result<(), StoreError> {
+        let Some(sh) = self.shared.clone() else {
+            return Ok(());
+        };
+        if self.registry().names().is_empty() {
+            return Ok(());
+        }
+        if sweep {
+            for wait in self.store.pending_waits()? {
+                if self.registry().contains(&wait.workflow)
+                    && self
+                        .store
+                        .inbox(&wait.run_id)?
+                        .iter()
+                        .any(|(_, e)| e.name == wait.signal)
+                {
+                    lock(&sh.wakes).entry(wait.run_id).or_insert(0);
+                }
+            }
+        }
+        let woken: Vec<String> = lock(&sh.wakes).keys().cloned().collect();
+        for run_id in woken {
+            match self.store.claim_run(&sh.claim(1), &run_id)? {
+                Some(lease) => {
+                    lock(&sh.wakes).remove(&run_id);
+                    sh.hold(lease);
+                    self.spawn_attend(run_id);
+                }
+                None => {
+                    let mut wakes = lock(&sh.wakes);
+                    if let Some(rounds) = wakes.get_mut(&run_id) {
+                        *rounds += 1;
+                        if *rounds > WAKE_ROUNDS {
+                            wakes.remove(&run_id);
+                        }
+                    }
+                }
+            }
+        }
+        let limit = sh.settings.max_runs;
+        for ready in self.store.claim_ready(&sh.claim(limit))? {
+            if !self.registry().contains(&ready.workflow) {
+                let _ = self.store.release(&ready.lease);
+                continue;
+            }
+            let run_id = ready.run_id.clone();
+            sh.hold(ready.lease);
+            if !lock(&self.steps).contains_key(&run_id) {
+                self.spawn_attend(run_id);
+            }
+        }
+        let due_by = self.clock.now_ms() + millis(sh.settings.poll_every);
+        for timer in self.store.claim_timers(&sh.claim(limit), due_by)? {
+            if !self.registry().contains(&timer.workflow) {
+                let _ = self.store.release(&timer.lease);
+                continue;
+            }
+            sh.hold(timer.lease);
+            lock(&sh.armed).insert(timer.run_id.clone());
+            self.timers.arm(timer.deadline_ms, timer.run_id, timer.seq);
+        }
+        Ok(())
+    }
+
+    fn spawn_attend(self: &Arc<Self>, run_id: String) {
+        let inner = self.clone();
+        let busy = self.busy.guard();
+        tokio::spawn(async move {
+            if let Err(e) = inner.attend(&run_id).await {
+                report(&run_id, "a claimed run", &e);
+            }
+            drop(busy);
+        });
+    }
+
+    /// Gives every lease back (a clean shutdown), so that other workers take the runs over at
+    /// once instead of after the lease time.
+    pub(super) fn release_all(&self) {
+        let Some(sh) = &self.shared else { return };
+        let leases: Vec<Lease> = lock(&sh.leases).drain().map(|(_, l)| l).collect();
+        for lease in leases {
+            let _ = self.store.release(&lease);
+        }
+    }
+
+    /// Shared mode: how long `RunHandle::result` waits before reading the run again, since
+    /// another worker may end it without this engine hearing of it.
+    pub(super) fn result_poll(&self) -> Option<Duration> {
+        self.shared.as_ref().map(|sh| sh.settings.poll_every)
+    }
+}
+
+/// The poller: claim rounds, between which it waits for announcements or the interval.
+async fn poll(me: Weak<Inner>) {
+    let mut rounds: u64 = 0;
+    let mut sweep = true;
+    loop {
+        let Some(inner) = me.upgrade() else { return };
+        if *inner.shutdown.borrow() {
+            return;
+        }
+        let Some(sh) = inner.shared.clone() else {
+            return;
+        };
+        rounds += 1;
+        if let Err(e) = inner.claim_round(sweep || rounds % SWEEP_ROUNDS == 0).await {
+            tracing::warn!(error = %e, "claiming work from the shared store");
+        } else {
+            sweep = false;
+        }
+        let store = inner.store.clone();
+        let mut shutdown = inner.shutdown.subscribe();
+        let workers = !inner.registry().names().is_empty();
+        drop(inner);
+        tokio::select! {
+            woken = store.wait_for_work(sh.settings.poll_every) => {
+                sweep |= woken.lost;
+                if workers {
+                    let mut wakes = lock(&sh.wakes);
+                    for run_id in woken.runs {
+                        wakes.entry(run_id).or_insert(0);
+                    }
+                }
+            }
+            () = sh.kick.notified() => {}
+            _ = shutdown.wait_for(|down| *down) => return,
+        }
+    }
+}
+
+/// The renewer: extends the leases of the runs being driven, gives back the ones nothing
+/// needs any more, and forgets the ones another worker took.
+async fn renew(me: Weak<Inner>) {
+    loop {
+        let (every, mut shutdown) = {
+            let Some(inner) = me.upgrade() else { return };
+            let Some(sh) = &inner.shared else { return };
+            (sh.settings.renew_every, inner.shutdown.subscribe())
+        };
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|down| *down) => return,
+        }
+        let Some(inner) = me.upgrade() else { return };
+        let Some(sh) = inner.shared.clone() else {
+            return;
+        };
+        let held: Vec<Lease> = lock(&sh.leases).values().cloned().collect();
+        for lease in held {
+            let run_id = lease.run_id.clone();
+            let locked = lock(&inner.locks).contains_key(&run_id);
+            if !locked && !inner.busy_with(&run_id) {
+                let idle = inner.clone();
+                tokio::spawn(async move { idle.shared_idle(&run_id).await });
+                continue;
+            }
+            match inner.store.renew(&lease, wall_ms(), sh.lease_ms()) {
+                Ok(renewed) => {
+                    let mut leases = lock(&sh.leases);
+                    if let Some(l) = leases.get_mut(&run_id)
+                        && l.token == renewed.token
+                    {
+                        *l = renewed;
+                    }
+                }
+                Err(StoreError::NotOwner { .. }) => {
+                    let still = lock(&sh.leases)
+                        .get(&run_id)
+                        .is_some_and(|l| l.token == lease.token);
+                    if still {
+                        inner.lost(&run_id);
+                    }
+                }
+                Err(e) => tracing::warn!(run_id, error = %e, "renewing a lease"),
+            }
+        }
+    }
+}
+
+/// After a commit whose outcome is unknown: reads the run once the store answers, and
+/// continues from what it holds (a step whose result was committed is not run again; one
+/// whose result was lost runs again, at least once as always).
+async fn reattend(me: Weak<Inner>, run_id: String) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        tokio::time::sleep(backoff).await;
+        let Some(inner) = me.upgrade() else { return };
+        if *inner.shutdown.borrow() {
+            return;
+        }
+        let _lock = inner.lock_run(&run_id).await;
+        match inner.store.run(&run_id) {
+            Ok(None) => return,
+            Ok(Some(rec)) => {
+                inner.drive_pending(&run_id, &rec);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(run_id, error = %e, "reading a run after a failed commit");
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
