@@ -51,6 +51,7 @@
 //! expiries are on the claimant's clock ([`Claim::now_ms`]).
 
 mod commit;
+mod listen;
 mod schema;
 pub mod testing;
 
@@ -67,11 +68,12 @@ use tokio_postgres::{Client, Config, NoTls, Statement};
 use workflow_runtime::store::InboxEntry;
 use workflow_runtime::store::{
     Acknowledgement, Acknowledger, ArmedTimer, CheckpointWrite, Claim, DueTimer, Lease,
-    PendingWait, ReadyEntry, ReadyRun, RunRecord, Store, StoreError, TraceEvent,
+    PendingWait, ReadyEntry, ReadyRun, RunRecord, Store, StoreError, TraceEvent, WorkWait,
 };
 use workflow_runtime::{CodecError, OpenError};
 
 use crate::commit::{Job, WriteStatements};
+pub use crate::listen::CHANNEL;
 pub use crate::schema::SCHEMA_VERSION;
 
 /// A [`Store`] on a PostgreSQL database, shareable by several processes.
@@ -82,6 +84,7 @@ pub struct PgStore {
     commit_count: Arc<AtomicU64>,
     exit: Arc<Exit>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    wakeups: Arc<listen::Inbox>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -109,6 +112,8 @@ struct Reader {
     timers: Statement,
     claim_ready: Statement,
     claim_timers: Statement,
+    claim_run: Statement,
+    announce: Statement,
     renew: Statement,
     release: Statement,
 }
@@ -131,6 +136,10 @@ impl Reader {
         let claim_ready = format!(
             "WITH c AS (SELECT run_id FROM runs WHERE ready AND {CLAIMABLE}
                         ORDER BY run_id LIMIT $4 FOR UPDATE SKIP LOCKED) {GRANT}"
+        );
+        let claim_run = format!(
+            "WITH c AS (SELECT run_id FROM runs WHERE run_id = $4 AND {CLAIMABLE}
+                        FOR UPDATE) {GRANT}"
         );
         let claim_timers = format!(
             "WITH c AS (SELECT run_id FROM runs WHERE timer_ms <= $5 AND {CLAIMABLE}
@@ -169,6 +178,10 @@ impl Reader {
                 .await?,
             claim_ready: client.prepare(&claim_ready).await?,
             claim_timers: client.prepare(&claim_timers).await?,
+            claim_run: client.prepare(&claim_run).await?,
+            announce: client
+                .prepare(&format!("SELECT pg_notify('{CHANNEL}', $1)"))
+                .await?,
             renew: client
                 .prepare(
                     "UPDATE runs SET lease_expires_ms = $3 WHERE run_id = $1 AND lease_token = $2
@@ -234,7 +247,9 @@ impl PgStore {
         let (commits_tx, commits_rx) = mpsc::unbounded_channel();
         let commit_count = Arc::new(AtomicU64::new(0));
         let exit = Arc::new(Exit::default());
+        let wakeups = Arc::new(listen::Inbox::default());
         let thread = {
+            let wakeups = wakeups.clone();
             let thread_label = label.clone();
             let commit_count = commit_count.clone();
             let exit = exit.clone();
@@ -248,6 +263,7 @@ impl PgStore {
                         reads_rx,
                         commits_rx,
                         &commit_count,
+                        wakeups,
                     );
                     exit.finished();
                 })
@@ -270,6 +286,7 @@ impl PgStore {
             commit_count,
             exit,
             thread: Mutex::new(Some(thread)),
+            wakeups,
         })
     }
 
@@ -398,6 +415,7 @@ fn serve(
     mut reads: mpsc::UnboundedReceiver<ReadJob>,
     commits: mpsc::UnboundedReceiver<(Job, Acknowledger)>,
     commit_count: &Arc<AtomicU64>,
+    wakeups: Arc<listen::Inbox>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -439,6 +457,8 @@ fn serve(
             config,
             label: label.to_owned(),
         });
+        // Ends with the runtime, when the store closes.
+        tokio::spawn(listen::run(reconnect.clone(), wakeups));
         let committer = tokio::spawn(commit::run(
             reconnect.clone(),
             writer,
@@ -476,8 +496,8 @@ fn serve(
 
 /// How to open a connection again once the server dropped one.
 pub(crate) struct Reconnect {
-    config: Config,
-    label: String,
+    pub(crate) config: Config,
+    pub(crate) label: String,
 }
 
 impl Reconnect {
@@ -755,6 +775,38 @@ impl Store for PgStore {
                 .map_err(pg("releasing a lease"))?;
             Ok(())
         })
+    }
+
+    fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        let owner = claim.owner.to_owned();
+        let (now, expires) = (
+            to_db(claim.now_ms),
+            to_db(claim.now_ms.saturating_add(claim.lease_ms)),
+        );
+        let run_id = run_id.to_owned();
+        self.call(move |r| async move {
+            let row = r
+                .client
+                .query_opt(&r.claim_run, &[&owner, &now, &expires, &run_id])
+                .await
+                .map_err(pg("claiming a run"))?;
+            Ok(row.map(|row| Lease::new(run_id, owner, from_db(row.get(2)), from_db(row.get(3)))))
+        })
+    }
+
+    fn announce(&self, run_id: &str) -> Result<(), StoreError> {
+        let run_id = run_id.to_owned();
+        self.call(move |r| async move {
+            r.client
+                .execute(&r.announce, &[&run_id])
+                .await
+                .map_err(pg("announcing a run"))?;
+            Ok(())
+        })
+    }
+
+    fn wait_for_work(&self, poll: std::time::Duration) -> WorkWait<'_> {
+        Box::pin(self.wakeups.wait(poll))
     }
 
     fn commit(&self, checkpoint: CheckpointWrite) -> Acknowledgement {
