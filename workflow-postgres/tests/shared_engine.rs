@@ -1,0 +1,534 @@
+//! Engines in shared mode over one PostgreSQL database, in one process: two workers share the
+//! runs a front end (an engine that registers no workflow) starts and signals; a connection
+//! lost during `COMMIT` (the server ends the session inside the commit) and an acknowledgement
+//! lost after a commit both leave the run to continue from what is stored, each effect once.
+//! The process-level tests (SIGKILL, SIGSTOP) are in `workers.rs`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use workflow_postgres::PgStore;
+use workflow_postgres::testing::{TestCluster, execute};
+use workflow_runtime::LeaseSettings;
+use workflow_runtime::prelude::*;
+use workflow_runtime::store::{
+    Acknowledgement, ArmedTimer, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease,
+    ReadyEntry, ReadyRun, RunRecord, Store, StoreError, TraceEvent, WorkWait,
+};
+
+/// Which engine a step ran on.
+struct WorkerName(&'static str);
+
+/// One execution of a step: its idempotency key, its worker, when it ran.
+#[derive(Debug, Clone)]
+struct Attempt {
+    key: String,
+    worker: &'static str,
+    began: Instant,
+    ended: Instant,
+}
+
+/// Every step execution, and the effects applied once per key (the external system's view).
+#[derive(Default)]
+struct Ledger {
+    attempts: Mutex<Vec<Attempt>>,
+    effects: Mutex<HashMap<String, u32>>,
+}
+
+fn ledger() -> &'static Ledger {
+    static LEDGER: std::sync::OnceLock<Ledger> = std::sync::OnceLock::new();
+    LEDGER.get_or_init(Ledger::default)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Order {
+    id: u64,
+    cents: u64,
+}
+
+async fn effect(ctx: &StepContext, what: &str) -> Result<(), StepError> {
+    let worker = ctx.data::<WorkerName>()?.0;
+    let key = ctx.idempotency_key();
+    let began = Instant::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    *ledger()
+        .effects
+        .lock()
+        .unwrap()
+        .entry(format!("{what}:{key}"))
+        .or_default() += 1;
+    ledger().attempts.lock().unwrap().push(Attempt {
+        key,
+        worker,
+        began,
+        ended: Instant::now(),
+    });
+    Ok(())
+}
+
+#[function]
+async fn reserve(ctx: StepContext, order: Order) -> Result<u64, StepError> {
+    effect(&ctx, "reserve").await?;
+    Ok(order.cents)
+}
+
+#[function]
+async fn ship(ctx: StepContext, order: Order) -> Result<String, StepError> {
+    effect(&ctx, "ship").await?;
+    Ok(format!("shipped #{} ({} cents)", order.id, order.cents))
+}
+
+#[workflow]
+async fn fulfil(ctx: &mut WorkflowContext, order: Order) -> Result<String, WorkflowError> {
+    let reserved = ctx.step(reserve, order.clone()).await?;
+    let go = ctx
+        .wait_for_signal::<bool>("ship", Duration::from_secs(3_600), reserved)
+        .await?;
+    if !go {
+        return Ok("held".to_owned());
+    }
+    Ok(ctx.step(ship, order).await?)
+}
+
+fn settings(owner: &str) -> LeaseSettings {
+    LeaseSettings::new(Duration::from_secs(5))
+        .poll_every(Duration::from_millis(50))
+        .owner(owner)
+}
+
+async fn open(url: &str) -> PgStore {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || PgStore::open(&url))
+        .await
+        .expect("the open thread")
+        .expect("the store opens")
+}
+
+async fn worker(url: &str, name: &'static str) -> Engine {
+    let store = open(url).await;
+    Engine::builder()
+        .register(fulfil)
+        .data(WorkerName(name))
+        .shared(settings(name))
+        .open_store(store)
+        .await
+        .expect("the worker opens")
+}
+
+async fn front_end(url: &str) -> Engine {
+    Engine::builder()
+        .shared(settings("front"))
+        .open_store(open(url).await)
+        .await
+        .expect("the front end opens")
+}
+
+async fn until_waiting(engine: &Engine, runs: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let waiting: Vec<String> = engine
+            .pending()
+            .expect("pending")
+            .into_iter()
+            .map(|w| w.run_id)
+            .collect();
+        if runs.iter().all(|r| waiting.contains(r)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "runs never all waited: {waiting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn attempts_of(prefix: &str) -> Vec<Attempt> {
+    ledger()
+        .attempts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.key.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
+/// No two executions of one step overlap in time on different workers.
+fn assert_no_overlap(attempts: &[Attempt]) {
+    for (i, a) in attempts.iter().enumerate() {
+        for b in &attempts[i + 1..] {
+            if a.key == b.key && a.worker != b.worker {
+                assert!(
+                    a.ended <= b.began || b.ended <= a.began,
+                    "step {} ran on {} and {} at once",
+                    a.key,
+                    a.worker,
+                    b.worker
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_share_the_runs_a_front_end_starts_and_signals() {
+    let url = TestCluster::shared().create_database();
+    let a = worker(&url, "a").await;
+    let b = worker(&url, "b").await;
+    let front = front_end(&url).await;
+    assert_eq!(a.worker_id(), Some("a"));
+
+    let runs: Vec<String> = (0..16).map(|i| format!("share-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 100 * i as u64,
+        };
+        front.start(fulfil, run, order).await.expect("start");
+    }
+    until_waiting(&front, &runs).await;
+    for run in &runs {
+        let outcome = front
+            .send(run, Signal::new("ship", true).dedupe_key(format!("ship-{run}")))
+            .await
+            .expect("signal");
+        assert_eq!(outcome, SignalOutcome::Buffered, "the front end drives nothing");
+    }
+    for (i, run) in runs.iter().enumerate() {
+        let out = front
+            .handle(fulfil, run)
+            .expect("handle")
+            .result()
+            .await
+            .expect("a result");
+        assert_eq!(
+            out,
+            Ok(format!("shipped #{i} ({} cents)", 100 * i)),
+            "run {run}"
+        );
+    }
+    let attempts = attempts_of("share-");
+    assert_no_overlap(&attempts);
+    let effects = ledger().effects.lock().unwrap().clone();
+    for run in &runs {
+        for what in ["reserve", "ship"] {
+            assert!(
+                effects
+                    .iter()
+                    .any(|(k, n)| k.starts_with(&format!("{what}:{run}:")) && *n >= 1),
+                "{what} of {run} never ran: {effects:?}"
+            );
+        }
+    }
+    front.shutdown().await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A deferred trigger on the trace table ends the committing session inside `COMMIT` for the
+/// first `kills` commits that write a trace event: the client sees its connection drop with
+/// the commit's outcome unknown (here: rolled back).
+fn kill_commits(url: &str, kills: u64) {
+    execute(
+        url,
+        &format!(
+            "CREATE SEQUENCE commit_kills;
+             CREATE FUNCTION kill_in_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF nextval('commit_kills') <= {kills} THEN
+                     PERFORM pg_terminate_backend(pg_backend_pid());
+                     PERFORM pg_sleep(5);
+                 END IF;
+                 RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER kill_in_commit AFTER INSERT ON trace
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kill_in_commit();"
+        ),
+    )
+    .expect("the trigger installs");
+}
+
+async fn start_until_accepted(engine: &Engine, run: &str, order: Order) {
+    for _ in 0..50 {
+        match engine.start(fulfil, run, order.clone()).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing_free_note(&format!("start of {run} failed ({e}); trying again"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    panic!("run {run} was never started");
+}
+
+async fn signal_until_accepted(engine: &Engine, run: &str) {
+    for _ in 0..50 {
+        let signal = Signal::new("ship", true).dedupe_key(format!("ship-{run}"));
+        match engine.send(run, signal).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing_free_note(&format!("signal to {run} failed ({e}); trying again"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    panic!("run {run} never took its signal");
+}
+
+fn tracing_free_note(message: &str) {
+    eprintln!("{message}");
+}
+
+async fn finish_all(engine: &Engine, runs: &[String]) {
+    for (i, run) in runs.iter().enumerate() {
+        let out = engine
+            .handle(fulfil, run)
+            .expect("handle")
+            .result()
+            .await
+            .expect("a result");
+        assert_eq!(out, Ok(format!("shipped #{i} ({} cents)", 10 * i)), "{run}");
+    }
+}
+
+fn assert_each_effect_once(prefix: &str, runs: usize) {
+    let effects = ledger().effects.lock().unwrap().clone();
+    let mine: Vec<(&String, &u32)> = effects
+        .iter()
+        .filter(|(k, _)| k.contains(prefix))
+        .collect();
+    // One reserve and one ship per run, each under one idempotency key.
+    assert_eq!(mine.len(), 2 * runs, "{mine:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_during_commit_leaves_the_run_to_continue_from_the_store() {
+    let url = TestCluster::shared().create_database();
+    let engine = worker(&url, "c").await;
+    kill_commits(&url, 6);
+    let runs: Vec<String> = (0..8).map(|i| format!("lost-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 10 * i as u64,
+        };
+        start_until_accepted(&engine, run, order).await;
+    }
+    until_waiting(&engine, &runs).await;
+    for run in &runs {
+        signal_until_accepted(&engine, run).await;
+    }
+    finish_all(&engine, &runs).await;
+    assert_each_effect_once("lost-", runs.len());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let row = client
+        .query_one("SELECT last_value FROM commit_kills", &[])
+        .await
+        .expect("the kill count");
+    assert!(
+        row.get::<_, i64>(0) > 6,
+        "every planned kill happened inside a commit"
+    );
+    engine.shutdown().await;
+}
+
+/// A store whose every `nth` commit is made durable and then reported failed, as when the
+/// connection drops after the server committed and before its answer arrived.
+struct LosingAcks<S> {
+    inner: S,
+    nth: u64,
+    commits: AtomicU64,
+    lost: AtomicU64,
+}
+
+impl<S: Store> Store for LosingAcks<S> {
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.inner.run(run_id)
+    }
+    fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
+        self.inner.runs()
+    }
+    fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
+        self.inner.inbox(run_id)
+    }
+    fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
+        self.inner.has_dedupe(run_id, key)
+    }
+    fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
+        self.inner.trace(run_id)
+    }
+    fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
+        self.inner.last_trace(run_id)
+    }
+    fn pending_waits(&self) -> Result<Vec<workflow_runtime::store::PendingWait>, StoreError> {
+        self.inner.pending_waits()
+    }
+    fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError> {
+        self.inner.ready()
+    }
+    fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
+        self.inner.timers(due_by_ms)
+    }
+    fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
+        self.inner.claim_ready(claim)
+    }
+    fn claim_timers(&self, claim: &Claim<'_>, due_by_ms: u64) -> Result<Vec<DueTimer>, StoreError> {
+        self.inner.claim_timers(claim, due_by_ms)
+    }
+    fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        self.inner.claim_run(claim, run_id)
+    }
+    fn announce(&self, run_id: &str) -> Result<(), StoreError> {
+        self.inner.announce(run_id)
+    }
+    fn wait_for_work(&self, poll: Duration) -> WorkWait<'_> {
+        self.inner.wait_for_work(poll)
+    }
+    fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
+        self.inner.renew(lease, now_ms, lease_ms)
+    }
+    fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.inner.release(lease)
+    }
+    fn commit(&self, checkpoint: CheckpointWrite) -> Acknowledgement {
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        let writes_run = checkpoint.run.is_some();
+        let durable = self.inner.commit(checkpoint);
+        if n % self.nth != 0 || !writes_run {
+            return durable;
+        }
+        let (ack, answer) = Acknowledgement::channel();
+        self.lost.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let result = durable.await;
+            ack.acknowledge(match result {
+                Ok(()) => Err(StoreError::backend(
+                    "committing a checkpoint",
+                    std::io::Error::other("the connection closed before the server answered"),
+                )),
+                Err(e) => Err(e),
+            });
+        });
+        answer
+    }
+    fn commit_count(&self) -> u64 {
+        self.inner.commit_count()
+    }
+    fn close(&self) -> Acknowledgement {
+        self.inner.close()
+    }
+    fn close_blocking(&self) {
+        self.inner.close_blocking()
+    }
+}
+
+/// Lets the test keep a handle on the store the engine owns.
+struct Shared<S>(Arc<S>);
+
+impl<S: Store> Store for Shared<S> {
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.0.run(run_id)
+    }
+    fn runs(&self) -> Result<Vec<(String, RunRecord)>, StoreError> {
+        self.0.runs()
+    }
+    fn inbox(&self, run_id: &str) -> Result<Vec<(u64, InboxEntry)>, StoreError> {
+        self.0.inbox(run_id)
+    }
+    fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
+        self.0.has_dedupe(run_id, key)
+    }
+    fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
+        self.0.trace(run_id)
+    }
+    fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
+        self.0.last_trace(run_id)
+    }
+    fn pending_waits(&self) -> Result<Vec<workflow_runtime::store::PendingWait>, StoreError> {
+        self.0.pending_waits()
+    }
+    fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError> {
+        self.0.ready()
+    }
+    fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
+        self.0.timers(due_by_ms)
+    }
+    fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
+        self.0.claim_ready(claim)
+    }
+    fn claim_timers(&self, claim: &Claim<'_>, due_by_ms: u64) -> Result<Vec<DueTimer>, StoreError> {
+        self.0.claim_timers(claim, due_by_ms)
+    }
+    fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        self.0.claim_run(claim, run_id)
+    }
+    fn announce(&self, run_id: &str) -> Result<(), StoreError> {
+        self.0.announce(run_id)
+    }
+    fn wait_for_work(&self, poll: Duration) -> WorkWait<'_> {
+        self.0.wait_for_work(poll)
+    }
+    fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
+        self.0.renew(lease, now_ms, lease_ms)
+    }
+    fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.0.release(lease)
+    }
+    fn commit(&self, checkpoint: CheckpointWrite) -> Acknowledgement {
+        self.0.commit(checkpoint)
+    }
+    fn commit_count(&self) -> u64 {
+        self.0.commit_count()
+    }
+    fn close(&self) -> Acknowledgement {
+        self.0.close()
+    }
+    fn close_blocking(&self) {
+        self.0.close_blocking()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_acknowledgement_lost_after_the_commit_is_not_done_twice() {
+    let url = TestCluster::shared().create_database();
+    let store = Arc::new(LosingAcks {
+        inner: open(&url).await,
+        nth: 3,
+        commits: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+    });
+    let engine = Engine::builder()
+        .register(fulfil)
+        .data(WorkerName("d"))
+        .shared(settings("d"))
+        .open_store(Shared(store.clone()))
+        .await
+        .expect("the engine opens");
+    let runs: Vec<String> = (0..8).map(|i| format!("acked-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 10 * i as u64,
+        };
+        start_until_accepted(&engine, run, order).await;
+    }
+    until_waiting(&engine, &runs).await;
+    for run in &runs {
+        signal_until_accepted(&engine, run).await;
+    }
+    finish_all(&engine, &runs).await;
+    assert_each_effect_once("acked-", runs.len());
+    assert!(store.lost.load(Ordering::SeqCst) > 0, "no acknowledgement was lost");
+    // Every commit here did land: a step whose result was committed, acknowledged or not,
+    // never ran again.
+    let attempts = attempts_of("acked-");
+    assert_eq!(attempts.len(), 2 * runs.len(), "{attempts:?}");
+    engine.shutdown().await;
+}
