@@ -50,7 +50,7 @@ use crate::types::{RunRecord, SignalOutcome};
 /// let settings = LeaseSettings::new(Duration::from_secs(10))
 ///     .poll_every(Duration::from_millis(250))
 ///     .owner("worker-a");
-/// assert_eq!(settings.renew_every, Duration::from_millis(3_333));
+/// assert_eq!(settings.renew_every, Duration::from_secs(10) / 3);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

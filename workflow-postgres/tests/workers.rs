@@ -1,0 +1,454 @@
+//! Worker processes sharing one PostgreSQL database, with real process deaths and stalls.
+//!
+//! Each worker is this binary started again (`PG_WORKER_URL` set): an engine in shared mode
+//! whose step records, in tables of the same database, when it began (`begun`), when it ended
+//! and on which worker (`attempts`), and its effect once per idempotency key (`effects`). The
+//! test process itself is the front end: it registers no workflow, starts the runs and sends
+//! the signals, which the workers pick up.
+//!
+//! - two workers never run one step at the same time (no overlap in `attempts`);
+//! - a worker killed with SIGKILL mid-step has its run finished by the other;
+//! - a worker stopped with SIGSTOP past its lease and resumed with SIGCONT commits nothing:
+//!   its late step result is refused, and the run's outcome is the other worker's.
+//!
+//! Bounded waits are generous (a minute); nothing asserts how fast.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use workflow_postgres::PgStore;
+use workflow_postgres::testing::{TestCluster, execute};
+use workflow_runtime::prelude::*;
+use workflow_runtime::{LeaseSettings, TraceKind};
+
+const URL: &str = "PG_WORKER_URL";
+const NAME: &str = "PG_WORKER_NAME";
+/// The lease of every worker; the stall test stops a worker for several times this.
+const LEASE: Duration = Duration::from_secs(2);
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct WorkerName(String);
+
+struct Db(tokio_postgres::Client);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn db_error(e: tokio_postgres::Error) -> StepError {
+    StepError::retryable(format!("ledger: {e}"))
+}
+
+/// Records its attempt and its effect, sleeps `slow_ms` in between, and answers with the name
+/// of the worker it ran on.
+#[function]
+async fn work(ctx: StepContext, slow_ms: u64) -> Result<String, StepError> {
+    let db = ctx.data::<Db>()?;
+    let worker = ctx.data::<WorkerName>()?.0.clone();
+    let key = ctx.idempotency_key();
+    let began = now_ms();
+    db.0.execute(
+        "INSERT INTO begun (key, worker, at_ms) VALUES ($1, $2, $3)",
+        &[&key, &worker, &began],
+    )
+    .await
+    .map_err(db_error)?;
+    tokio::time::sleep(Duration::from_millis(slow_ms)).await;
+    db.0.execute(
+        "INSERT INTO effects (key, worker) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&key, &worker],
+    )
+    .await
+    .map_err(db_error)?;
+    db.0.execute(
+        "INSERT INTO attempts (key, worker, began_ms, ended_ms) VALUES ($1, $2, $3, $4)",
+        &[&key, &worker, &began, &now_ms()],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(worker)
+}
+
+#[workflow]
+async fn job(ctx: &mut WorkflowContext, slow_ms: u64) -> Result<String, WorkflowError> {
+    let first = ctx.step(work, slow_ms).await?;
+    let go = ctx
+        .wait_for_signal::<bool>("go", Duration::from_secs(3_600), ())
+        .await?;
+    if !go {
+        return Ok(first);
+    }
+    let second = ctx.step(work, 20).await?;
+    Ok(format!("{first}+{second}"))
+}
+
+fn settings(owner: &str) -> LeaseSettings {
+    LeaseSettings::new(LEASE)
+        .renew_every(Duration::from_millis(400))
+        .poll_every(Duration::from_millis(50))
+        .owner(owner)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn main() {
+    if let (Ok(url), Ok(name)) = (std::env::var(URL), std::env::var(NAME)) {
+        worker(&url, name);
+        return;
+    }
+    two_workers_never_run_one_step_at_once();
+    a_killed_worker_has_its_run_finished_by_another();
+    a_stalled_worker_commits_nothing_after_it_resumes();
+    println!("workers: 3 scenarios passed");
+}
+
+/// The worker process: serves until its standard input closes.
+fn worker(url: &str, name: String) {
+    runtime().block_on(async move {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("the ledger connects");
+        tokio::spawn(connection);
+        let store = {
+            let url = url.to_owned();
+            tokio::task::spawn_blocking(move || PgStore::open(&url))
+                .await
+                .expect("the open thread")
+                .expect("the store opens")
+        };
+        let engine = Engine::builder()
+            .register(job)
+            .data(WorkerName(name.clone()))
+            .data(Db(client))
+            .shared(settings(&name))
+            .open_store(store)
+            .await
+            .expect("the worker's engine opens");
+        println!("ready");
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                line.clear();
+            }
+        })
+        .await
+        .expect("stdin");
+        engine.shutdown().await;
+    });
+}
+
+struct Worker {
+    name: String,
+    child: Child,
+}
+
+impl Worker {
+    fn spawn(url: &str, name: &str) -> Worker {
+        let mut child = Command::new(std::env::current_exe().expect("this binary"))
+            .env(URL, url)
+            .env(NAME, name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the worker starts");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("the worker reports");
+        assert_eq!(line.trim(), "ready", "worker {name} did not open");
+        Worker {
+            name: name.to_owned(),
+            child,
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{sig} {}", self.name);
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let status = self.child.wait().expect("the worker is reaped");
+        assert!(!status.success(), "{} was killed: {status}", self.name);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh database with the workers' ledger tables.
+fn database() -> String {
+    let url = TestCluster::shared().create_database();
+    execute(
+        &url,
+        "CREATE TABLE begun (key text, worker text, at_ms bigint);
+         CREATE TABLE attempts (key text, worker text, began_ms bigint, ended_ms bigint);
+         CREATE TABLE effects (key text PRIMARY KEY, worker text);",
+    )
+    .expect("the ledger tables");
+    url
+}
+
+/// Rows of a query on the test database, as strings.
+fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(connection);
+            let rows = client.simple_query(&sql).await.expect("query");
+            rows.into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|i| row.get(i).unwrap_or("").to_owned())
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect()
+        })
+    })
+    .join()
+    .expect("the query thread")
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn front_end(url: &str) -> Engine {
+    let store = {
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || PgStore::open(&url))
+            .await
+            .expect("the open thread")
+            .expect("the store opens")
+    };
+    Engine::builder()
+        .shared(settings("front"))
+        .open_store(store)
+        .await
+        .expect("the front end opens")
+}
+
+async fn result_of(front: &Engine, run: &str) -> String {
+    let handle = front.handle(job, run).expect("a handle");
+    tokio::time::timeout(PATIENCE, handle.result())
+        .await
+        .unwrap_or_else(|_| panic!("run {run} did not finish"))
+        .expect("a result")
+        .expect("the run succeeded")
+}
+
+async fn until_waiting(front: &Engine, run: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while !front
+        .pending()
+        .expect("pending")
+        .iter()
+        .any(|w| w.run_id == run)
+    {
+        assert!(Instant::now() < deadline, "{run} never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every step key's attempts, on different workers, never overlap in time.
+fn assert_no_overlap(url: &str) -> usize {
+    let rows = query(
+        url,
+        "SELECT a.key, a.worker, b.worker FROM attempts a JOIN attempts b
+         ON a.key = b.key AND a.worker < b.worker
+         WHERE a.began_ms < b.ended_ms AND b.began_ms < a.ended_ms",
+    );
+    assert!(rows.is_empty(), "steps ran on two workers at once: {rows:?}");
+    query(url, "SELECT count(*) FROM attempts")[0][0]
+        .parse()
+        .expect("a count")
+}
+
+fn two_workers_never_run_one_step_at_once() {
+    let url = database();
+    let a = Worker::spawn(&url, "a");
+    let b = Worker::spawn(&url, "b");
+    runtime().block_on(async {
+        let front = front_end(&url).await;
+        let runs: Vec<String> = (0..12).map(|i| format!("pair-{i}")).collect();
+        for run in &runs {
+            front.start(job, run, 150).await.expect("start");
+        }
+        for run in &runs {
+            until_waiting(&front, run).await;
+            let outcome = front
+                .send(run, Signal::new("go", true).dedupe_key(format!("go-{run}")))
+                .await
+                .expect("the signal is accepted");
+            assert_eq!(outcome, SignalOutcome::Buffered);
+        }
+        for run in &runs {
+            let out = result_of(&front, run).await;
+            assert!(
+                out.split('+').all(|w| w == "a" || w == "b"),
+                "{run}: {out}"
+            );
+        }
+        front.shutdown().await;
+    });
+    let attempts = assert_no_overlap(&url);
+    assert!(attempts >= 24, "every step ran: {attempts}");
+    let effects = query(&url, "SELECT count(*) FROM effects")[0][0].clone();
+    assert_eq!(effects, "24", "each effect once");
+    let by_worker = query(
+        &url,
+        "SELECT worker, count(*) FROM attempts GROUP BY worker ORDER BY worker",
+    );
+    println!("two workers: attempts by worker {by_worker:?}");
+    drop((a, b));
+}
+
+/// Waits for the first step of `run` to begin, and answers on which worker.
+fn begun_on(url: &str, run: &str) -> String {
+    let mut worker = String::new();
+    wait_until(&format!("the first step of {run} begins"), || {
+        let rows = query(
+            url,
+            &format!("SELECT worker FROM begun WHERE key LIKE '{run}:%' ORDER BY at_ms LIMIT 1"),
+        );
+        match rows.first() {
+            Some(row) => {
+                worker = row[0].clone();
+                true
+            }
+            None => false,
+        }
+    });
+    worker
+}
+
+fn a_killed_worker_has_its_run_finished_by_another() {
+    let url = database();
+    let mut workers = vec![Worker::spawn(&url, "a"), Worker::spawn(&url, "b")];
+    runtime().block_on(async {
+        let front = front_end(&url).await;
+        front.start(job, "killed-1", 5_000).await.expect("start");
+        let victim = begun_on(&url, "killed-1");
+        let at = workers
+            .iter()
+            .position(|w| w.name == victim)
+            .expect("a worker of ours");
+        workers.remove(at).kill();
+        until_waiting(&front, "killed-1").await;
+        front
+            .signal("killed-1", "go", true)
+            .await
+            .expect("the signal is accepted");
+        let out = result_of(&front, "killed-1").await;
+        let survivor = &workers[0].name;
+        assert_eq!(out, format!("{survivor}+{survivor}"), "the survivor finished it");
+        front.shutdown().await;
+    });
+    assert_no_overlap(&url);
+    let effects = query(&url, "SELECT count(*) FROM effects")[0][0].clone();
+    assert_eq!(effects, "2", "each effect once");
+}
+
+fn a_stalled_worker_commits_nothing_after_it_resumes() {
+    let url = database();
+    let workers = [Worker::spawn(&url, "a"), Worker::spawn(&url, "b")];
+    runtime().block_on(async {
+        let front = front_end(&url).await;
+        front.start(job, "stalled-1", 3_000).await.expect("start");
+        let stalled_name = begun_on(&url, "stalled-1");
+        let stalled = workers
+            .iter()
+            .find(|w| w.name == stalled_name)
+            .expect("a worker of ours");
+        let other = workers
+            .iter()
+            .find(|w| w.name != stalled_name)
+            .expect("the other worker");
+        stalled.signal("STOP");
+        // The other worker takes the run over once the lease lapses and runs the step again;
+        // the run then waits for its signal.
+        until_waiting(&front, "stalled-1").await;
+        stalled.signal("CONT");
+        // The stalled step wakes, finishes and records its attempt; its result is refused.
+        let url2 = url.clone();
+        let stalled_key = stalled_name.clone();
+        tokio::task::spawn_blocking(move || {
+            wait_until("the stalled attempt ends", || {
+                !query(
+                    &url2,
+                    &format!(
+                        "SELECT 1 FROM attempts WHERE key LIKE 'stalled-1:%' AND worker = '{stalled_key}'"
+                    ),
+                )
+                .is_empty()
+            });
+        })
+        .await
+        .expect("the wait");
+        // Give its refused commit time to be tried, then move the run on.
+        tokio::time::sleep(LEASE).await;
+        front
+            .signal("stalled-1", "go", true)
+            .await
+            .expect("the signal is accepted");
+        let out = result_of(&front, "stalled-1").await;
+        assert!(
+            out.starts_with(&format!("{}+", other.name)),
+            "the first step's committed result is the other worker's: {out}"
+        );
+        let completions = front
+            .trace("stalled-1")
+            .expect("trace")
+            .into_iter()
+            .filter(|e| matches!(e.kind, TraceKind::StepCompleted { .. }))
+            .count();
+        assert_eq!(completions, 2, "one completion per step, none from the stalled worker");
+        front.shutdown().await;
+    });
+    assert_no_overlap_except(&url, "stalled-1");
+}
+
+/// The stalled worker's attempt overlaps the other's in wall time (it was frozen, not
+/// stopped: no lease can stop a frozen process), which is why its result is fenced; every
+/// other step of the run still never overlaps.
+fn assert_no_overlap_except(url: &str, run: &str) {
+    let rows = query(
+        url,
+        &format!(
+            "SELECT a.key FROM attempts a JOIN attempts b
+             ON a.key = b.key AND a.worker < b.worker
+             WHERE a.began_ms < b.ended_ms AND b.began_ms < a.ended_ms
+               AND a.key NOT LIKE '{run}:work:1'"
+        ),
+    );
+    assert!(rows.is_empty(), "steps ran on two workers at once: {rows:?}");
+    let effects = query(url, "SELECT count(*) FROM effects")[0][0].clone();
+    assert_eq!(effects, "2", "each effect once");
+}
