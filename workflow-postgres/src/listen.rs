@@ -33,7 +33,11 @@ pub(crate) struct Inbox {
 impl Inbox {
     /// Resolves with what was heard, as soon as there is something, or after `poll`.
     pub(crate) async fn wait(&self, poll: Duration) -> Wakeups {
-        let ready = !self.runs.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+        let ready = !self
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
             || self.lost.load(Ordering::SeqCst);
         if !ready {
             tokio::select! {

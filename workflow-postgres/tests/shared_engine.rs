@@ -15,8 +15,8 @@ use workflow_postgres::testing::{TestCluster, execute};
 use workflow_runtime::LeaseSettings;
 use workflow_runtime::prelude::*;
 use workflow_runtime::store::{
-    Acknowledgement, ArmedTimer, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease,
-    ReadyEntry, ReadyRun, RunRecord, Store, StoreError, TraceEvent, WorkWait,
+    Acknowledgement, ArmedTimer, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease, ReadyEntry,
+    ReadyRun, RunRecord, Store, StoreError, TraceEvent, WorkWait,
 };
 
 /// Which engine a step ran on.
@@ -193,10 +193,17 @@ async fn workers_share_the_runs_a_front_end_starts_and_signals() {
     until_waiting(&front, &runs).await;
     for run in &runs {
         let outcome = front
-            .send(run, Signal::new("ship", true).dedupe_key(format!("ship-{run}")))
+            .send(
+                run,
+                Signal::new("ship", true).dedupe_key(format!("ship-{run}")),
+            )
             .await
             .expect("signal");
-        assert_eq!(outcome, SignalOutcome::Buffered, "the front end drives nothing");
+        assert_eq!(
+            outcome,
+            SignalOutcome::Buffered,
+            "the front end drives nothing"
+        );
     }
     for (i, run) in runs.iter().enumerate() {
         let out = front
@@ -298,10 +305,7 @@ async fn finish_all(engine: &Engine, runs: &[String]) {
 
 fn assert_each_effect_once(prefix: &str, runs: usize) {
     let effects = ledger().effects.lock().unwrap().clone();
-    let mine: Vec<(&String, &u32)> = effects
-        .iter()
-        .filter(|(k, _)| k.contains(prefix))
-        .collect();
+    let mine: Vec<(&String, &u32)> = effects.iter().filter(|(k, _)| k.contains(prefix)).collect();
     // One reserve and one ship per run, each under one idempotency key.
     assert_eq!(mine.len(), 2 * runs, "{mine:?}");
 }
@@ -528,10 +532,90 @@ async fn a_commit_acknowledgement_lost_after_the_commit_is_not_done_twice() {
     }
     finish_all(&engine, &runs).await;
     assert_each_effect_once("acked-", runs.len());
-    assert!(store.lost.load(Ordering::SeqCst) > 0, "no acknowledgement was lost");
+    assert!(
+        store.lost.load(Ordering::SeqCst) > 0,
+        "no acknowledgement was lost"
+    );
     // Every commit here did land: a step whose result was committed, acknowledged or not,
     // never ran again.
     let attempts = attempts_of("acked-");
     assert_eq!(attempts.len(), 2 * runs.len(), "{attempts:?}");
+    engine.shutdown().await;
+}
+
+static STALLING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Slow on its first attempt only, and says when that one began.
+#[function]
+async fn slow_once(ctx: StepContext, n: u64) -> Result<u64, StepError> {
+    if !STALLING.swap(true, Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    }
+    effect(&ctx, "slow").await?;
+    Ok(n * 2)
+}
+
+#[workflow]
+async fn doubled(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    Ok(ctx.step(slow_once, n).await?)
+}
+
+/// A worker whose lease was taken over while its step ran: the step's result is refused, the
+/// worker forgets the run, and once the new holder lets go the run is claimed again and
+/// finishes; its trace records one completion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_result_under_a_lost_lease_is_refused_and_the_run_forgotten() {
+    let url = TestCluster::shared().create_database();
+    let engine = Engine::builder()
+        .register(doubled)
+        .data(WorkerName("e"))
+        .shared(
+            LeaseSettings::new(Duration::from_secs(30))
+                .poll_every(Duration::from_millis(50))
+                .owner("e"),
+        )
+        .open_store(open(&url).await)
+        .await
+        .expect("the engine opens");
+    let run = engine.start(doubled, "stolen-1", 21).await.expect("start");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !STALLING.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the step never began");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Another worker takes the run over as if the lease had lapsed: its clock is far ahead.
+    let thief = open(&url).await;
+    let claim = Claim {
+        owner: "thief",
+        now_ms: 1 << 50,
+        lease_ms: 60_000,
+        limit: 1,
+    };
+    let lease = thief
+        .claim_run(&claim, "stolen-1")
+        .expect("claim")
+        .expect("the lapsed run is granted");
+    // The first attempt ends and its result is refused: the run stays where it was.
+    while attempts_of("stolen-1:").is_empty() {
+        assert!(Instant::now() < deadline, "the step never ended");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rec = thief.run("stolen-1").expect("read").expect("the run");
+    assert!(
+        !rec.is_finished(),
+        "a refused result moved the run: {:?}",
+        rec.status
+    );
+    thief.release(&lease).expect("release");
+    assert_eq!(run.result().await.expect("a result"), Ok(42));
+    assert_eq!(attempts_of("stolen-1:").len(), 2, "the step ran again");
+    let completions = engine
+        .trace("stolen-1")
+        .expect("trace")
+        .into_iter()
+        .filter(|e| matches!(e.kind, workflow_runtime::TraceKind::StepCompleted { .. }))
+        .count();
+    assert_eq!(completions, 1);
     engine.shutdown().await;
 }

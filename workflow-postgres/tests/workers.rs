@@ -285,7 +285,10 @@ fn assert_no_overlap(url: &str) -> usize {
          ON a.key = b.key AND a.worker < b.worker
          WHERE a.began_ms < b.ended_ms AND b.began_ms < a.ended_ms",
     );
-    assert!(rows.is_empty(), "steps ran on two workers at once: {rows:?}");
+    assert!(
+        rows.is_empty(),
+        "steps ran on two workers at once: {rows:?}"
+    );
     query(url, "SELECT count(*) FROM attempts")[0][0]
         .parse()
         .expect("a count")
@@ -311,10 +314,7 @@ fn two_workers_never_run_one_step_at_once() {
         }
         for run in &runs {
             let out = result_of(&front, run).await;
-            assert!(
-                out.split('+').all(|w| w == "a" || w == "b"),
-                "{run}: {out}"
-            );
+            assert!(out.split('+').all(|w| w == "a" || w == "b"), "{run}: {out}");
         }
         front.shutdown().await;
     });
@@ -368,7 +368,11 @@ fn a_killed_worker_has_its_run_finished_by_another() {
             .expect("the signal is accepted");
         let out = result_of(&front, "killed-1").await;
         let survivor = &workers[0].name;
-        assert_eq!(out, format!("{survivor}+{survivor}"), "the survivor finished it");
+        assert_eq!(
+            out,
+            format!("{survivor}+{survivor}"),
+            "the survivor finished it"
+        );
         front.shutdown().await;
     });
     assert_no_overlap(&url);
@@ -396,24 +400,25 @@ fn a_stalled_worker_commits_nothing_after_it_resumes() {
         // the run then waits for its signal.
         until_waiting(&front, "stalled-1").await;
         stalled.signal("CONT");
-        // The stalled step wakes, finishes and records its attempt; its result is refused.
-        let url2 = url.clone();
-        let stalled_key = stalled_name.clone();
-        tokio::task::spawn_blocking(move || {
-            wait_until("the stalled attempt ends", || {
-                !query(
-                    &url2,
-                    &format!(
-                        "SELECT 1 FROM attempts WHERE key LIKE 'stalled-1:%' AND worker = '{stalled_key}'"
-                    ),
-                )
-                .is_empty()
-            });
-        })
-        .await
-        .expect("the wait");
-        // Give its refused commit time to be tried, then move the run on.
-        tokio::time::sleep(LEASE).await;
+        // Resumed, the stalled worker either finds at its next renewal that the lease is gone
+        // and stops the step, or its step ends first and its result is refused. Either way it
+        // commits nothing; give it a few lease times to try.
+        tokio::time::sleep(LEASE * 3).await;
+        let ended = query(
+            &url,
+            &format!(
+                "SELECT count(*) FROM attempts WHERE key LIKE 'stalled-1:%' AND worker = '{stalled_name}'"
+            ),
+        )[0][0]
+            .clone();
+        println!(
+            "stalled worker: {} after SIGCONT",
+            if ended == "0" {
+                "its renewal found the lease lost and stopped the step"
+            } else {
+                "its step ended and the result was refused"
+            }
+        );
         front
             .signal("stalled-1", "go", true)
             .await
@@ -448,7 +453,10 @@ fn assert_no_overlap_except(url: &str, run: &str) {
                AND a.key NOT LIKE '{run}:work:1'"
         ),
     );
-    assert!(rows.is_empty(), "steps ran on two workers at once: {rows:?}");
+    assert!(
+        rows.is_empty(),
+        "steps ran on two workers at once: {rows:?}"
+    );
     let effects = query(url, "SELECT count(*) FROM effects")[0][0].clone();
     assert_eq!(effects, "2", "each effect once");
 }

@@ -167,8 +167,8 @@ pub use authoring::{SleepPoint, StepFn, StepPoint, WaitPoint};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     COMMIT_LATENCY_BUCKETS, DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, Histogram,
-    IncompatibleRun, LeaseSettings, MAX_PAGE, Metrics, PendingWait, Retention, RunDetail, RunFilter, RunHandle,
-    RunPage, RunStatus, RunSummary, Signal, SignalOutcome, VersionSummary,
+    IncompatibleRun, LeaseSettings, MAX_PAGE, Metrics, PendingWait, Retention, RunDetail,
+    RunFilter, RunHandle, RunPage, RunStatus, RunSummary, Signal, SignalOutcome, VersionSummary,
 };
 pub use error::{
     CodecError, EngineError, MigrationError, OpenError, OpsError, PayloadError, ResultError,

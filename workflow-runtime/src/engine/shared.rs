@@ -514,7 +514,12 @@ impl Inner {
             payload: entry.payload.clone(),
             dedupe_key: entry.dedupe_key.clone(),
         };
-        match cp.drive(&*d, &*self.store, Event::Signal(entry.payload.clone()), Some(incoming))? {
+        match cp.drive(
+            &*d,
+            &*self.store,
+            Event::Signal(entry.payload.clone()),
+            Some(incoming),
+        )? {
             Driven::Refused(message) => {
                 cp.trace(TraceKind::SignalRejected {
                     signal: entry.name,
