@@ -408,7 +408,7 @@ impl<S: Store> Store for LosingAcks<S> {
         let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
         let writes_run = checkpoint.run.is_some();
         let durable = self.inner.commit(checkpoint);
-        if n % self.nth != 0 || !writes_run {
+        if !n.is_multiple_of(self.nth) || !writes_run {
             return durable;
         }
         let (ack, answer) = Acknowledgement::channel();

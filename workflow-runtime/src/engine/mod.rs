@@ -1178,17 +1178,17 @@ impl Inner {
             self.timers.cancel(deadline, fx.run_id.clone());
         }
         match fx.start {
-            Some(cmd @ Command::Step { .. }) => {
-                if self.may_drive(&fx.run_id, &fx.workflow) {
-                    self.launch_step(&fx.run_id, &fx.workflow, fx.seq, &cmd);
-                }
+            // Shared with other workers, only a run whose lease this engine holds is driven
+            // here, and a long wait is left to whichever worker claims its timer.
+            Some(cmd @ Command::Step { .. }) if self.may_drive(&fx.run_id, &fx.workflow) => {
+                self.launch_step(&fx.run_id, &fx.workflow, fx.seq, &cmd);
             }
-            Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms }) => {
-                if !self.park(&fx.run_id, deadline_ms, fx.seq) {
-                    self.timers.arm(deadline_ms, fx.run_id.clone(), fx.seq);
-                }
+            Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
+                if !self.park(&fx.run_id, deadline_ms, fx.seq) =>
+            {
+                self.timers.arm(deadline_ms, fx.run_id.clone(), fx.seq);
             }
-            None => {}
+            _ => {}
         }
         if fx.finished
             && let Some(n) = lock(&self.waiters).get(&fx.run_id)

@@ -242,7 +242,7 @@ fn millis(d: Duration) -> u64 {
 fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| millis(d))
+        .map_or(0, millis)
 }
 
 /// How many rounds an announced run is tried while another worker holds it: it may be about
@@ -554,12 +554,12 @@ impl Inner {
             Some(cmd @ Command::Step { .. }) => {
                 self.launch_step(run_id, &rec.workflow, rec.seq, cmd);
             }
-            Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms }) => {
-                if !self.park(run_id, *deadline_ms, rec.seq) {
-                    self.timers.arm(*deadline_ms, run_id.to_owned(), rec.seq);
-                }
+            Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
+                if !self.park(run_id, *deadline_ms, rec.seq) =>
+            {
+                self.timers.arm(*deadline_ms, run_id.to_owned(), rec.seq);
             }
-            None => {}
+            _ => {}
         }
     }
 
@@ -669,7 +669,10 @@ async fn poll(me: Weak<Inner>) {
             return;
         };
         rounds += 1;
-        if let Err(e) = inner.claim_round(sweep || rounds % SWEEP_ROUNDS == 0).await {
+        if let Err(e) = inner
+            .claim_round(sweep || rounds.is_multiple_of(SWEEP_ROUNDS))
+            .await
+        {
             tracing::warn!(error = %e, "claiming work from the shared store");
         } else {
             sweep = false;
