@@ -22,11 +22,34 @@ use crate::workload::{RunPlan, expected};
 /// # Errors
 /// If the store or the ledger cannot be read at all.
 pub fn check(dir: &Path, plans: &[RunPlan], report: &mut Report) -> Result<(), String> {
+    check_in(dir, None, plans, report)
+}
+
+/// [`check`] for multi-worker mode: the runs are in the PostgreSQL database at `url`, the
+/// ledger in `dir`.
+///
+/// # Errors
+/// As [`check`].
+pub fn check_shared(
+    dir: &Path,
+    url: &str,
+    plans: &[RunPlan],
+    report: &mut Report,
+) -> Result<(), String> {
+    check_in(dir, Some(url), plans, report)
+}
+
+fn check_in(
+    dir: &Path,
+    url: Option<&str>,
+    plans: &[RunPlan],
+    report: &mut Report,
+) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let traces = rt.block_on(read_traces(dir, plans))?;
+    let traces = rt.block_on(read_traces(dir, url, plans))?;
     let mut expected_effects: HashSet<String> = HashSet::new();
     for (plan, trace) in plans.iter().zip(&traces) {
         let want = expected(plan);
@@ -51,10 +74,19 @@ pub fn check(dir: &Path, plans: &[RunPlan], report: &mut Report) -> Result<(), S
 /// Every run's status and trace, `None` for a run missing from the store.
 type Runs = Vec<Option<(RunStatus, Vec<TraceEvent>)>>;
 
-async fn read_traces(dir: &Path, plans: &[RunPlan]) -> Result<Runs, String> {
-    let engine = Engine::open(dir.join(STORE))
-        .await
-        .map_err(|e| format!("opening the store for the check: {e}"))?;
+async fn read_traces(dir: &Path, url: Option<&str>, plans: &[RunPlan]) -> Result<Runs, String> {
+    let engine = match url {
+        None => Engine::open(dir.join(STORE)).await,
+        Some(url) => {
+            let url = url.to_owned();
+            let store = tokio::task::spawn_blocking(move || workflow_postgres::PgStore::open(&url))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("opening the database for the check: {e}"))?;
+            Engine::builder().open_store(store).await
+        }
+    }
+    .map_err(|e| format!("opening the store for the check: {e}"))?;
     let mut out = Vec::with_capacity(plans.len());
     for plan in plans {
         // Unfinished runs of a workflow this engine does not know report `Incompatible`;

@@ -196,6 +196,13 @@ pub struct Report {
     pub cuts: CutStats,
     /// The device failures (full-disk mode).
     pub outages: OutageStats,
+    /// Multi-worker mode: worker processes running at once.
+    pub workers: usize,
+    /// Multi-worker mode: times the database server was stopped at once and started again.
+    pub database_restarts: usize,
+    /// Multi-worker mode: starts and signals answered with an error (the database was down,
+    /// or the run moved to another worker meanwhile) and sent again.
+    pub retried_requests: usize,
     /// Everything that went wrong; empty when the engine kept every promise.
     pub violations: Vec<String>,
     /// Wall time of the whole run, the check included.
@@ -241,6 +248,13 @@ impl fmt::Display for Report {
                 f,
                 "power cuts: {} lost every unsynced write, {} wrote a prefix of them, {} a shuffled subset, {} tore a write; {} of {} unsynced writes reached the file",
                 c.lose_all, c.prefix, c.shuffled, c.torn, c.applied_writes, c.pending_writes
+            )?;
+        }
+        if self.workers > 0 {
+            writeln!(
+                f,
+                "shared database: {} workers at once, {} database restarts, {} starts and signals answered with an error and sent again",
+                self.workers, self.database_restarts, self.retried_requests
             )?;
         }
         let o = &self.outages;

@@ -48,6 +48,9 @@ struct Ledger {
     file: File,
     path: PathBuf,
     done: HashMap<String, u64>,
+    /// Shared by several worker processes ([`install_shared`]): how far this process has read
+    /// the file.
+    shared: Option<u64>,
 }
 
 /// Set by [`forget_keys`].
@@ -82,11 +85,77 @@ pub fn install(dir: &Path) -> io::Result<()> {
         }
     }
     let file = OpenOptions::new().create(true).append(true).open(&path)?;
-    let opened = Ledger { file, path, done };
+    let opened = Ledger {
+        file,
+        path,
+        done,
+        shared: None,
+    };
     if ledger().set(Mutex::new(opened)).is_err() {
         return Err(io::Error::other("the ledger is already installed"));
     }
     Ok(())
+}
+
+/// Opens the ledger in `dir` for this process's steps, shared with other worker processes
+/// running at the same time: every request takes an exclusive lock on the file, reads what the
+/// others appended since, then appends its own line, so that a key is applied once across all
+/// of them. A torn last line (its writer died inside `write`, releasing the lock) is cut off
+/// by the next request.
+///
+/// # Errors
+/// If the file cannot be opened.
+pub fn install_shared(dir: &Path) -> io::Result<()> {
+    let path = dir.join(FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&path)?;
+    let opened = Ledger {
+        file,
+        path,
+        done: HashMap::new(),
+        shared: Some(0),
+    };
+    if ledger().set(Mutex::new(opened)).is_err() {
+        return Err(io::Error::other("the ledger is already installed"));
+    }
+    Ok(())
+}
+
+impl Ledger {
+    /// Under the file lock: reads the lines other processes appended since this one last
+    /// looked, and cuts off a torn last line.
+    fn catch_up(&mut self) -> io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Some(pos) = self.shared else {
+            return Ok(());
+        };
+        let mut reader = File::open(&self.path)?;
+        reader.seek(SeekFrom::Start(pos))?;
+        let mut tail = Vec::new();
+        reader.read_to_end(&mut tail)?;
+        let mut good = 0;
+        for line in tail.split_inclusive(|b| *b == b'\n') {
+            if !line.ends_with(b"\n") {
+                break;
+            }
+            let entry: Entry = serde_json::from_slice(&line[..line.len() - 1])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if entry.event == Event::Applied {
+                self.done.insert(entry.key, entry.value);
+            }
+            good += line.len();
+        }
+        let good_end = pos + good as u64;
+        if good < tail.len() {
+            self.file.set_len(good_end)?;
+            self.file.sync_all()?;
+        }
+        self.shared = Some(good_end);
+        Ok(())
+    }
 }
 
 /// Reads every entry of the ledger at `path` (none if it is missing). With `repair`, a torn
@@ -151,6 +220,21 @@ fn apply_blocking(key: &str, tag: &str) -> Result<u64, StepError> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let ledger = &mut *guard;
+    if ledger.shared.is_some() {
+        ledger
+            .file
+            .lock()
+            .and_then(|()| ledger.catch_up())
+            .map_err(|e| StepError::retryable(format!("ledger {}: {e}", ledger.path.display())))?;
+    }
+    let result = apply_locked(ledger, key, tag);
+    if ledger.shared.is_some() {
+        let _ = ledger.file.unlock();
+    }
+    result
+}
+
+fn apply_locked(ledger: &mut Ledger, key: &str, tag: &str) -> Result<u64, StepError> {
     let known = ledger
         .done
         .get(key)
@@ -172,6 +256,9 @@ fn apply_blocking(key: &str, tag: &str) -> Result<u64, StepError> {
         .write_all(&line)
         .and_then(|()| ledger.file.sync_data())
         .map_err(|e| StepError::retryable(format!("ledger {}: {e}", ledger.path.display())))?;
+    if let Some(pos) = &mut ledger.shared {
+        *pos += line.len() as u64;
+    }
     if event == Event::Applied {
         ledger.done.insert(key.to_owned(), value);
         // The effect is durable and its step has not reported back: the window where a crash

@@ -20,7 +20,9 @@ pub mod driver;
 pub mod fault;
 pub mod flows;
 pub mod ledger;
+pub mod multi;
 pub mod worker;
 pub mod workload;
 
 pub use driver::{Config, CutStats, Kills, OutageStats, Report, SignalStats, drive};
+pub use multi::{MultiConfig, drive_multi};

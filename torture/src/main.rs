@@ -1,8 +1,11 @@
 //! `torture`: the crash-torture driver, and (as `torture worker ..`) the worker it kills.
 //!
 //! ```text
-//! torture [--runs N] [--kills N] [--seed N] [--exact-faults] [--window N] [--dir PATH] [--keep] [--quiet]
+//! torture [--runs N] [--kills N] [--seed N] [--exact-faults] [--workers N] [--window N] [--dir PATH] [--keep] [--quiet]
 //! ```
+//!
+//! With `--workers N`, N worker processes share one PostgreSQL database (a throwaway cluster,
+//! restarted once mid-run) and are killed at random; see `torture::multi`.
 //!
 //! Prints kills survived, runs, transitions and violations, and exits with 1 on any violation
 //! (2 on a usage or setup error). The data directory (a fresh one under the system's temporary
@@ -14,9 +17,9 @@ use std::time::Duration;
 
 use torture::fault::Fault;
 use torture::worker::{self, WorkerArgs};
-use torture::{Config, drive};
+use torture::{Config, MultiConfig, drive, drive_multi};
 
-const USAGE: &str = "usage: torture [--runs N] [--kills N] [--seed N] [--exact-faults] [--power-loss] [--full-disk] [--window N] [--dir PATH] [--keep] [--quiet]
+const USAGE: &str = "usage: torture [--runs N] [--kills N] [--seed N] [--exact-faults] [--power-loss] [--full-disk] [--workers N] [--window N] [--dir PATH] [--keep] [--quiet]
        torture worker --dir PATH --seed N --runs N [--fault before-commit:N|after-commit:N|after-effect:N|power-cut:N] [--forget-keys] [--power-loss [--lying-sync] [--outage no-space|failing-sync:OPS:MS]]";
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn parse_worker(args: &[String]) -> Result<WorkerArgs, String> {
         power_loss: false,
         lying_sync: false,
         outage: None,
+        pg: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -77,6 +81,14 @@ fn parse_worker(args: &[String]) -> Result<WorkerArgs, String> {
             "--runs" => w.runs = number(v, flag)?,
             "--fault" => w.fault = Some(v.parse::<Fault>()?),
             "--outage" => w.outage = Some(v.parse::<worker::Outage>()?),
+            "--pg" => {
+                let name = w.pg.take().map(|(_, n)| n).unwrap_or_default();
+                w.pg = Some((v.clone(), name));
+            }
+            "--name" => {
+                let url = w.pg.take().map(|(u, _)| u).unwrap_or_default();
+                w.pg = Some((url, v.clone()));
+            }
             _ => return Err(format!("unknown argument `{flag}`\n{USAGE}")),
         }
     }
@@ -110,6 +122,7 @@ fn torture(args: &[String]) -> ExitCode {
         full_disk: false,
     };
     let mut keep = false;
+    let mut workers = 0usize;
     let parsed = (|| -> Result<(), String> {
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -127,6 +140,7 @@ fn torture(args: &[String]) -> ExitCode {
                 "--kills" => cfg.kills = number(value(&mut it, flag)?, flag)?,
                 "--seed" => cfg.seed = number(value(&mut it, flag)?, flag)?,
                 "--window" => cfg.window = number(value(&mut it, flag)?, flag)?,
+                "--workers" => workers = number(value(&mut it, flag)?, flag)?,
                 "--dir" => cfg.dir = PathBuf::from(value(&mut it, flag)?),
                 "-h" | "--help" => return Err(String::new()),
                 _ => return Err(format!("unknown argument `{flag}`\n{USAGE}")),
@@ -171,7 +185,26 @@ fn torture(args: &[String]) -> ExitCode {
         },
         cfg.dir.display()
     );
-    match drive(&cfg) {
+    let driven = if workers > 0 {
+        eprintln!(
+            "torture: {workers} workers on one PostgreSQL database, random SIGKILLs, one database restart"
+        );
+        drive_multi(&MultiConfig {
+            seed: cfg.seed,
+            runs: cfg.runs,
+            kills: cfg.kills,
+            workers,
+            window: cfg.window,
+            restart_database: true,
+            dir: cfg.dir.clone(),
+            worker: cfg.worker.clone(),
+            stall: cfg.stall,
+            verbose: cfg.verbose,
+        })
+    } else {
+        drive(&cfg)
+    };
+    match driven {
         Ok(report) => {
             println!("{report}");
             if report.violations.is_empty() {

@@ -26,7 +26,9 @@ use workflow_runtime::prelude::*;
 
 use workflow_runtime::store::{FileStore, StoreError};
 use workflow_runtime::testing::{DiskFault, PowerLossDisk};
-use workflow_runtime::{EngineError, ResultError, Signal, SignalError, SignalOutcome};
+use workflow_runtime::{
+    EngineError, LeaseSettings, ResultError, Signal, SignalError, SignalOutcome,
+};
 
 use crate::fault::{Fault, kill_self};
 use crate::flows::{batch, order, reminder};
@@ -57,6 +59,17 @@ pub struct WorkerArgs {
     pub lying_sync: bool,
     /// With `power_loss`, a device failure in this life (full-disk mode).
     pub outage: Option<Outage>,
+    /// Multi-worker mode: the PostgreSQL database the workers share (the store and the
+    /// ledger's lock stay beside it in `dir`), and this worker's name.
+    pub pg: Option<(String, String)>,
+}
+
+/// The leases of multi-worker mode: short, so that a killed worker's runs move on soon.
+pub fn lease_settings(name: &str) -> LeaseSettings {
+    LeaseSettings::new(Duration::from_secs(2))
+        .renew_every(Duration::from_millis(500))
+        .poll_every(Duration::from_millis(50))
+        .owner(name)
 }
 
 /// A device failure: `fault` from the `after_ops`-th store operation of the life on, for
@@ -127,7 +140,11 @@ pub fn run(args: &WorkerArgs) -> Result<(), String> {
 }
 
 async fn serve(args: &WorkerArgs) -> Result<(), String> {
-    ledger::install(&args.dir).map_err(|e| format!("ledger: {e}"))?;
+    if args.pg.is_some() {
+        ledger::install_shared(&args.dir).map_err(|e| format!("ledger: {e}"))?;
+    } else {
+        ledger::install(&args.dir).map_err(|e| format!("ledger: {e}"))?;
+    }
     if args.forget_keys {
         ledger::forget_keys();
     }
@@ -140,7 +157,24 @@ async fn serve(args: &WorkerArgs) -> Result<(), String> {
         builder = builder.instrument(fault.hooks());
     }
     let mut faults = None;
-    let engine = if args.power_loss {
+    let engine = if let Some((url, name)) = &args.pg {
+        // The database may be restarting (the torture stops it once): wait for it, as a
+        // deployed worker would.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let store = loop {
+            let url = url.clone();
+            let opened =
+                tokio::task::spawn_blocking(move || workflow_postgres::PgStore::open(&url))
+                    .await
+                    .map_err(|e| format!("open: {e}"))?;
+            match opened {
+                Ok(store) => break store,
+                Err(e) if std::time::Instant::now() > deadline => return Err(format!("open: {e}")),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        builder.shared(lease_settings(name)).open_store(store).await
+    } else if args.power_loss {
         let disk = power_loss_disk(args).await?;
         faults = Some(disk.faults());
         let store = FileStore::open_power_loss(disk).map_err(|e| format!("open: {e}"))?;
@@ -276,18 +310,30 @@ async fn start(engine: &Engine, plan: &RunPlan) -> Result<(), EngineError> {
     match plan.spec.clone() {
         Spec::Order(input) => {
             let run = engine.start(order, id, input).await?;
-            tokio::spawn(async move { finished(index, run.result().await.map(drop)) });
+            tokio::spawn(async move { finished(index, wait_end(run).await) });
         }
         Spec::Reminder(input) => {
             let run = engine.start(reminder, id, input).await?;
-            tokio::spawn(async move { finished(index, run.result().await.map(drop)) });
+            tokio::spawn(async move { finished(index, wait_end(run).await) });
         }
         Spec::Batch(input) => {
             let run = engine.start(batch, id, input).await?;
-            tokio::spawn(async move { finished(index, run.result().await.map(drop)) });
+            tokio::spawn(async move { finished(index, wait_end(run).await) });
         }
     }
     Ok(())
+}
+
+/// Waits for the run's end; a storage error (the shared database restarting) is waited out.
+async fn wait_end<W: workflow_runtime::Workflow>(
+    run: workflow_runtime::RunHandle<W>,
+) -> Result<(), ResultError> {
+    loop {
+        match run.result().await {
+            Err(ResultError::Storage(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => return other.map(drop),
+        }
+    }
 }
 
 fn finished(index: usize, result: Result<(), ResultError>) {

@@ -133,6 +133,41 @@ impl TestCluster {
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`: no checkpoint,
+    /// connections dropped), keeping its data; [`TestCluster::resume`] starts it again.
+    ///
+    /// # Errors
+    /// When the script fails.
+    pub fn halt(&self) -> io::Result<()> {
+        self.script_command("halt")
+    }
+
+    /// Starts a halted server again on the same port; it recovers from its write-ahead log.
+    ///
+    /// # Errors
+    /// When the script fails.
+    pub fn resume(&self) -> io::Result<()> {
+        self.script_command("resume")
+    }
+
+    fn script_command(&self, command: &str) -> io::Result<()> {
+        let status = Command::new(&self.script)
+            .arg(command)
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "{} {command} {} failed ({status})",
+                self.script.display(),
+                self.dir.display()
+            )))
+        }
+    }
 }
 
 /// Runs SQL on the database at `url` on a thread of its own (so that it works inside an async

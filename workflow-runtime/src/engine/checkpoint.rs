@@ -144,11 +144,6 @@ impl Checkpoint {
         self.before.is_none()
     }
 
-    /// Marks a buffered signal as consumed by this checkpoint.
-    pub(super) fn consume(&mut self, index: u64) {
-        self.write.consumed.push(index);
-    }
-
     /// The loaded state.
     pub(super) fn state(&self) -> &Value {
         &self.rec.state
@@ -230,13 +225,43 @@ impl Checkpoint {
         &mut self,
         d: &dyn Driver,
         store: &dyn Store,
+        event: Event,
+        signal: Option<Incoming>,
+    ) -> Result<Driven, StoreError> {
+        self.drive_from(d, store, event, signal, false)
+    }
+
+    /// Delivers the buffered signal at inbox `index` to the wait the run is suspended on, as
+    /// [`Checkpoint::drive`] does with a buffered signal after a transition: a refusal drops
+    /// it with a trace event.
+    pub(super) fn drive_buffered(
+        &mut self,
+        d: &dyn Driver,
+        store: &dyn Store,
+        index: u64,
+        entry: InboxEntry,
+    ) -> Result<Driven, StoreError> {
+        self.write.consumed.push(index);
+        let event = Event::Signal(entry.payload.clone());
+        let signal = Incoming {
+            name: entry.name,
+            payload: entry.payload,
+            dedupe_key: entry.dedupe_key,
+        };
+        self.drive_from(d, store, event, Some(signal), true)
+    }
+
+    fn drive_from(
+        &mut self,
+        d: &dyn Driver,
+        store: &dyn Store,
         mut event: Event,
         mut signal: Option<Incoming>,
+        mut from_inbox: bool,
     ) -> Result<Driven, StoreError> {
         self.touched = true;
         // The envelope names the code that wrote its latest checkpoint.
         self.rec.body_hash = d.body_hash();
-        let mut from_inbox = false;
         let mut inbox: Option<Vec<(u64, InboxEntry)>> = None;
         loop {
             let seq = self.rec.seq + 1;

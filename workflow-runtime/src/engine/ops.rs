@@ -299,7 +299,7 @@ impl Engine {
             inner.confirm(run_id, true).await?;
             return Ok(outcome);
         }
-        if inner.must_buffer(run_id, &rec.workflow) {
+        if inner.must_buffer(run_id, &rec.workflow, &name)? {
             return inner
                 .send_buffered(run_id, rec, name, payload, dedupe_key)
                 .await;

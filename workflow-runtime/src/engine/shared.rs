@@ -25,11 +25,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use super::checkpoint::{Checkpoint, Driven, Incoming};
+use super::checkpoint::Checkpoint;
 use super::versions::Resolution;
 use super::{Engine, EngineBuilder, Inner, lock, report};
 use crate::error::{SignalError, StoreError};
-use crate::model::{Command, Event};
+use crate::model::Command;
 use crate::store::{CheckpointWrite, Claim, Fence, InboxEntry, Lease};
 use crate::trace::TraceKind;
 use crate::types::{RunRecord, SignalOutcome};
@@ -431,10 +431,25 @@ impl Inner {
 
     /// Shared mode, for `send`: whether the signal must be buffered rather than delivered,
     /// because this engine cannot drive the run (another worker holds it, or its workflow is
-    /// not registered here).
-    pub(super) fn must_buffer(&self, run_id: &str, workflow: &str) -> bool {
-        let Some(sh) = &self.shared else { return false };
-        !self.registry().contains(workflow) || !lock(&sh.leases).contains_key(run_id)
+    /// not registered here), or because signals of the same name buffered by other processes
+    /// wait in the inbox: they go first, in the order they were accepted.
+    pub(super) fn must_buffer(
+        &self,
+        run_id: &str,
+        workflow: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(sh) = &self.shared else {
+            return Ok(false);
+        };
+        if !self.registry().contains(workflow) || !lock(&sh.leases).contains_key(run_id) {
+            return Ok(true);
+        }
+        Ok(self
+            .store
+            .inbox(run_id)?
+            .iter()
+            .any(|(_, e)| e.name == name))
     }
 
     /// Buffers a signal for a run this engine does not drive, and announces the run.
@@ -470,6 +485,22 @@ impl Inner {
             cp.dedupe(key);
         }
         self.commit(cp).await?;
+        // Holding the run, deliver what its wait can take now, oldest first; otherwise the
+        // commit announced the run to the worker that will.
+        let held = self
+            .shared
+            .as_ref()
+            .is_some_and(|sh| lock(&sh.leases).contains_key(run_id));
+        if held {
+            for _ in 0..64 {
+                let Some(rec) = self.store.run(run_id)? else {
+                    break;
+                };
+                if !self.deliver_buffered(run_id, rec).await? {
+                    break;
+                }
+            }
+        }
         Ok(SignalOutcome::Buffered)
     }
 
@@ -508,27 +539,8 @@ impl Inner {
         let Ok((d, mut cp)) = self.prepare(run_id, rec).await? else {
             return Ok(false);
         };
-        cp.consume(index);
-        let incoming = Incoming {
-            name: entry.name.clone(),
-            payload: entry.payload.clone(),
-            dedupe_key: entry.dedupe_key.clone(),
-        };
-        match cp.drive(
-            &*d,
-            &*self.store,
-            Event::Signal(entry.payload.clone()),
-            Some(incoming),
-        )? {
-            Driven::Refused(message) => {
-                cp.trace(TraceKind::SignalRejected {
-                    signal: entry.name,
-                    payload: entry.payload,
-                    message,
-                });
-            }
-            Driven::Moved | Driven::Parked(_) => {}
-        }
+        // A refusal is traced and the signal dropped, as for any buffered signal.
+        cp.drive_buffered(&*d, &*self.store, index, entry)?;
         self.commit(cp).await?;
         Ok(true)
     }
