@@ -120,3 +120,31 @@ fn device_outages_are_survived_without_a_restart() {
     assert!(report.outages.healed > 0, "{report}");
     assert!(report.outages.refused > 0, "{report}");
 }
+
+/// Three worker processes in shared mode on one PostgreSQL database (a cluster of the test's
+/// own), workers killed at random and the database server stopped at once and started again
+/// mid-run: every run finishes with its crash-free outcome, every effect once, no
+/// acknowledged signal lost. The long run is
+/// `cargo run --release -p torture -- --workers 3 --runs 400 --kills 40 --seed 7`.
+#[test]
+fn three_workers_on_one_database_survive_kills_and_a_database_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = torture::MultiConfig {
+        seed: 9,
+        runs: 60,
+        kills: 5,
+        workers: 3,
+        window: 16,
+        restart_database: true,
+        dir: dir.path().join("data"),
+        worker: PathBuf::from(env!("CARGO_BIN_EXE_torture")),
+        stall: Duration::from_secs(60),
+        verbose: false,
+    };
+    let report = torture::drive_multi(&cfg).unwrap();
+    println!("{report}");
+    assert!(report.violations.is_empty(), "{report}");
+    assert!(report.kills.random > 0, "{report}");
+    assert_eq!(report.database_restarts, 1, "{report}");
+    assert!(report.transitions > 300, "{report}");
+}
