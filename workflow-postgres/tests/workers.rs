@@ -87,7 +87,7 @@ async fn job(ctx: &mut WorkflowContext, slow_ms: u64) -> Result<String, Workflow
 
 fn settings(owner: &str) -> LeaseSettings {
     LeaseSettings::new(LEASE)
-        .renew_every(Duration::from_millis(400))
+        .renew_every(Duration::from_millis(250))
         .poll_every(Duration::from_millis(50))
         .owner(owner)
 }
