@@ -36,6 +36,15 @@
 //! drives that run (the single-process engine today, or a process that only buffers signals or
 //! starts runs). Engines sharing a database must claim and write under leases.
 //!
+//! # Several workers
+//!
+//! Engines opened with `EngineBuilder::shared` on the same database share its runs: they claim
+//! ready runs and due timers in rounds, a run by id with [`Store::claim_run`] when another
+//! process announced it ([`Store::announce`], a `NOTIFY` on [`CHANNEL`]), and wait between
+//! rounds on [`Store::wait_for_work`], which a third connection listening on that channel
+//! ends early. A process that registers no workflow (a web front end) starts runs and buffers
+//! signals with `Fence::Exclusive` writes that leave alone what a lease guards.
+//!
 //! # Durability
 //!
 //! Opening checks that the server keeps acknowledged commits through a power cut: `fsync` and
@@ -47,7 +56,9 @@
 //! A connection lost (server restart, network) is opened again by the next read or commit
 //! after the loss was noticed; the calls in flight on it fail with [`StoreError::Backend`] and
 //! are not retried. A connection lost while a `COMMIT` was in flight is reported as a failed
-//! commit although the server may have committed it. Lease
+//! commit although the server may have committed it; an engine in shared mode
+//! (`EngineBuilder::shared`) takes such a failure as an unknown outcome and reads the run
+//! again once the server answers. Lease
 //! expiries are on the claimant's clock ([`Claim::now_ms`]).
 
 mod commit;

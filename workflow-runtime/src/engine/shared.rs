@@ -355,10 +355,15 @@ impl Inner {
         }
     }
 
-    /// A commit failed. Refused for a lost lease: forget the run. Failed otherwise (the
-    /// connection was lost, perhaps during `COMMIT`): the outcome is unknown, so the run is
-    /// read again once the store answers, and continues from what it holds.
+    /// Shared mode, a commit failed. Refused for a lost lease: forget the run. Failed
+    /// otherwise (the connection was lost, perhaps during `COMMIT`): the outcome is unknown,
+    /// so the run is read again once the store answers, and continues from what it holds. (A
+    /// single-process engine keeps its behaviour: a device failure resumes every run once
+    /// the store recovers, anything else waits for the next open.)
     pub(super) fn commit_failed(&self, run_id: &str, e: &StoreError) {
+        if self.shared.is_none() {
+            return;
+        }
         match e {
             StoreError::NotOwner { .. } => self.lost(run_id),
             StoreError::Backend { .. } => {
