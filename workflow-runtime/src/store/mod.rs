@@ -125,6 +125,15 @@ pub use crate::types::{InboxEntry, PendingWait, RunRecord};
 ///     fn release(&self, lease: &Lease) -> Result<(), StoreError> {
 ///         self.inner.release(lease)
 ///     }
+///     fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+///         self.inner.claim_run(claim, run_id)
+///     }
+///     fn announce(&self, run_id: &str) -> Result<(), StoreError> {
+///         self.inner.announce(run_id)
+///     }
+///     fn wait_for_work(&self, poll: std::time::Duration) -> WorkWait<'_> {
+///         self.inner.wait_for_work(poll)
+///     }
 ///     fn commit(&self, checkpoint: CheckpointWrite) -> Acknowledgement {
 ///         self.checkpoints.fetch_add(1, Ordering::Relaxed);
 ///         self.inner.commit(checkpoint)
@@ -241,8 +250,9 @@ pub trait Store: Send + Sync + 'static {
     /// to take a run that another process woke ([`Store::announce`]): a signal buffered for a
     /// parked wait, a run just started. `claim.limit` is ignored.
     ///
-    /// The default answers `None` (no run is ever claimed this way): a store used by one
-    /// engine alone never needs it.
+    /// The default answers `None` (no run is ever claimed this way), which only an engine that
+    /// is its store's only user can live with; the conformance suite requires a real one
+    /// ([`crate::testing::conformance::a_run_is_claimed_by_id`]).
     ///
     /// # Errors
     /// As [`Store::run`].

@@ -147,6 +147,7 @@ macro_rules! store_conformance {
                 claims_grant_each_run_to_one_owner_at_a_time,
                 reads_claim_nothing,
                 commits_under_a_stale_lease_are_refused,
+                a_run_is_claimed_by_id,
                 concurrent_commits_are_acknowledged_one_by_one,
                 a_reopened_store_keeps_everything_acknowledged,
                 a_closed_store_refuses_work,
@@ -618,6 +619,79 @@ pub async fn the_trace_is_numbered_in_order<H: Harness>(h: &H) {
         (last.seq, last.kind),
         (2, TraceKind::SleepStarted { until_ms: 77 })
     );
+}
+
+/// [`Store::claim_run`] grants one run, whatever it is suspended on, under the same rules as
+/// the other claims: not while another owner's lease is live, the holder's own claim keeps its
+/// token, a lapsed lease is taken over (and commits under it are refused); a missing run is
+/// not granted.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::a_run_is_claimed_by_id(&h).await
+/// });
+/// ```
+pub async fn a_run_is_claimed_by_id<H: Harness>(h: &H) {
+    let store = h.open();
+    commit(
+        &store,
+        moves("r1", record(1, Some(wait("go", 5_000))), None),
+    )
+    .await;
+    assert_eq!(
+        store.claim_run(&claim("a", 0), "missing").expect("claim"),
+        None
+    );
+    let lease_a = store
+        .claim_run(&claim("a", 0), "r1")
+        .expect("claim")
+        .expect("a parked run is granted by id");
+    assert_eq!(
+        (
+            lease_a.run_id.as_str(),
+            lease_a.owner.as_str(),
+            lease_a.expires_ms
+        ),
+        ("r1", "a", 1_000)
+    );
+    assert_eq!(
+        store.claim_run(&claim("b", 500), "r1").expect("claim"),
+        None
+    );
+    let again = store
+        .claim_run(&claim("a", 500), "r1")
+        .expect("claim")
+        .expect("the holder claims again");
+    assert_eq!(again.token, lease_a.token, "the holder keeps its lease");
+    let mut write = moves("r1", record(2, Some(step("s"))), Some(wait("go", 5_000)));
+    write.fence = lease_a.fence();
+    commit(&store, write).await;
+
+    // The lease lapses: another owner takes the run over, and the old lease is stale.
+    let lease_b = store
+        .claim_run(&claim("b", 2_000), "r1")
+        .expect("claim")
+        .expect("a lapsed lease is taken over");
+    assert_ne!(lease_b.token, lease_a.token);
+    let mut stale = moves("r1", record(3, None), Some(step("s")));
+    stale.fence = lease_a.fence();
+    assert!(matches!(
+        store.commit(stale).await,
+        Err(StoreError::NotOwner { run_id }) if run_id == "r1"
+    ));
+    assert_eq!(store.run("r1").expect("read").expect("r1").seq, 2);
 }
 
 /// A run is granted to one owner at a time: another owner's claim skips it until the lease
