@@ -1123,18 +1123,21 @@ impl Inner {
         (write.fence, announce) = self.fence(&write, creates)?;
         // Every commit happens under its run's lock, whose holder noted the epoch.
         write.epoch = lock(&self.locks).get(&write.run_id).map(|e| e.epoch);
-        let run_id = write.run_id.clone();
+        // Kept only when the store is shared: what follows the commit needs the id then.
+        let shared_run = self.shared.as_ref().map(|_| write.run_id.clone());
         // Wall time, not the engine's clock: a test clock stands still while the disk works.
         let began = std::time::Instant::now();
         if let Err(e) = self.store.commit(write).await {
             if e.is_device_failure() {
                 self.store_failed();
             }
-            self.commit_failed(&run_id, &e);
+            if let Some(run_id) = &shared_run {
+                self.commit_failed(run_id, &e);
+            }
             return Err(e);
         }
-        if announce {
-            self.announce(&run_id);
+        if announce && let Some(run_id) = &shared_run {
+            self.announce(run_id);
         }
         let took = began.elapsed();
         if crash == Some(CrashMoment::AfterCommit) {
