@@ -381,3 +381,90 @@ async fn settle(acks: Vec<super::Acknowledgement>) -> Result<(), CopyError> {
     }
     first
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::FileStore;
+
+    async fn commit(store: &FileStore, write: CheckpointWrite) {
+        store.commit(write).await.expect("the commit");
+    }
+
+    fn buffering(run_id: &str, name: &str) -> CheckpointWrite {
+        let mut write = CheckpointWrite::new(run_id);
+        write.buffer = Some(InboxEntry::new(name, json!(name), None));
+        write
+    }
+
+    fn creating(run_id: &str, state: &str) -> CheckpointWrite {
+        let mut write = CheckpointWrite::new(run_id);
+        write.run = Some(RunWrite::new(
+            RunRecord::new("wf", json!(state), 1_000),
+            None,
+        ));
+        write
+    }
+
+    /// A copy interrupted after some of a run's buffered signals were written, before its
+    /// record: the next copy writes only the missing ones.
+    #[tokio::test]
+    async fn an_interrupted_copy_is_completed_without_duplicates() {
+        let from = FileStore::open_memory().expect("a store");
+        commit(&from, creating("w", "Start")).await;
+        for name in ["a", "b", "c"] {
+            commit(&from, buffering("w", name)).await;
+        }
+        let to = FileStore::open_memory().expect("a store");
+        commit(&to, buffering("w", "a")).await;
+        let report = copy_runs(&from, &to, CopyOptions::default())
+            .await
+            .expect("the copy");
+        assert_eq!((report.copied, report.inbox_entries), (1, 2));
+        let names: Vec<String> = to
+            .inbox("w")
+            .expect("inbox")
+            .into_iter()
+            .map(|(_, e)| e.name)
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    /// A run both stores hold differently stops the copy and stays as it was.
+    #[tokio::test]
+    async fn a_run_that_differs_is_left_alone() {
+        let from = FileStore::open_memory().expect("a store");
+        let to = FileStore::open_memory().expect("a store");
+        commit(&from, creating("r", "Start")).await;
+        commit(&to, creating("r", "Elsewhere")).await;
+        match copy_runs(&from, &to, CopyOptions::default().allow_non_empty(true)).await {
+            Err(CopyError::Differs { run_id, what }) => {
+                assert_eq!((run_id.as_str(), what), ("r", "record"));
+            }
+            other => panic!("the copy went on: {other:?}"),
+        }
+        let kept = to.run("r").expect("run").expect("the run");
+        assert_eq!(kept.state, json!("Elsewhere"));
+    }
+
+    /// Leftover signals that are not a prefix of the source's mean the destination holds
+    /// something else under that id: refused.
+    #[tokio::test]
+    async fn leftover_signals_that_do_not_match_are_refused() {
+        let from = FileStore::open_memory().expect("a store");
+        commit(&from, creating("w", "Start")).await;
+        commit(&from, buffering("w", "a")).await;
+        let to = FileStore::open_memory().expect("a store");
+        commit(&to, buffering("w", "z")).await;
+        assert!(matches!(
+            copy_runs(&from, &to, CopyOptions::default()).await,
+            Err(CopyError::Differs {
+                what: "buffered signals",
+                ..
+            })
+        ));
+        assert!(to.run("w").expect("run").is_none());
+    }
+}
