@@ -3,7 +3,7 @@
 //! without the moves, each effect once: a run waiting for a signal gets it after the move, a
 //! sleeping run's timer fires, a signal buffered before the move is consumed after it, a
 //! dedupe key accepted before the move still refuses a re-sent signal, and ended runs keep
-//! their results and traces.
+//! their results and traces. A source on which a worker holds a live lease is refused.
 
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use workflow_postgres::PgStore;
 use workflow_postgres::testing::TestCluster;
 use workflow_runtime::prelude::*;
-use workflow_runtime::store::{FileStore, Store};
+use workflow_runtime::store::{Claim, FileStore, Store};
 use workflow_runtime::{ManualClock, Signal, SignalOutcome};
 
 /// Every effect, as `effect run-id`; each must appear once.
@@ -222,6 +222,43 @@ async fn parked_runs_move_to_postgres_and_back_and_finish_there() {
     until(&engine, "remind-2", "asleep", sleeping).await;
     engine.shutdown().await;
     drop(engine);
+
+    // A worker holding a live lease on the source is driving runs: the copy is refused until
+    // the lease is given back (or lapses).
+    let (holder, lease) = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = PgStore::open(&url).expect("the store opens");
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis() as u64;
+            let claim = Claim {
+                owner: "worker-elsewhere",
+                now_ms,
+                lease_ms: 3_600_000,
+                limit: 1,
+            };
+            let timer = store
+                .claim_timers(&claim, u64::MAX)
+                .expect("claim")
+                .pop()
+                .expect("a timer to claim");
+            (store, timer.lease)
+        })
+        .await
+        .expect("the claim thread")
+    };
+    let leased = migrate(&url, &format!("file:{}", last.display()), &[]);
+    assert!(
+        !leased.status.success(),
+        "a source with a live lease was copied"
+    );
+    let refused = String::from_utf8_lossy(&leased.stderr);
+    assert!(refused.contains("leased by a live worker"), "{refused}");
+    assert!(!last.exists(), "nothing was created for the refused copy");
+    holder.release(&lease).expect("release");
+    holder.close().await.expect("close");
 
     // Back to the embedded store, where the last parked runs finish.
     let back = succeeded(&migrate(&url, &format!("file:{}", last.display()), &[]));

@@ -6,7 +6,8 @@
 //! workflow-migrate --from postgres://app@db.internal/workflows --to file:shop-back.db
 //! ```
 //!
-//! Stop every engine on both stores first. The source is only read. A destination that holds
+//! Stop every engine on both stores first (a PostgreSQL source on which a worker holds a live
+//! lease is refused). The source is only read. A destination that holds
 //! runs is refused unless `--allow-non-empty` is given; with it, runs already there and
 //! identical are skipped (so an interrupted copy is resumed by running the command again), and
 //! a run that differs stops the copy, overwriting nothing.
@@ -92,6 +93,9 @@ impl Opened {
             Ok((Opened::File(store), format!("file {path}")))
         } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
             let store = PgStore::open(spec).map_err(|e| chain(&e))?;
+            if source {
+                refuse_live_leases(spec)?;
+            }
             let label = store.database().to_owned();
             Ok((Opened::Postgres(store), label))
         } else {
@@ -107,6 +111,44 @@ impl Opened {
             Opened::Postgres(store) => store,
         }
     }
+}
+
+/// Refuses a PostgreSQL source on which a worker holds a live lease: it is driving runs, which
+/// would be copied as they were when read while they move on in the source.
+fn refuse_live_leases(url: &str) -> Result<(), String> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting a runtime: {e}"))?;
+    let row = runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let driver = tokio::spawn(connection);
+        let row = client
+            .query_one(
+                "SELECT count(*), min(lease_owner), max(lease_expires_ms) FROM runs
+                 WHERE lease_owner IS NOT NULL AND lease_expires_ms > $1",
+                &[&now_ms],
+            )
+            .await;
+        drop(client);
+        let _ = driver.await;
+        row
+    });
+    let row = row.map_err(|e| format!("checking the source's leases: {}", chain(&e)))?;
+    let leased: i64 = row.get(0);
+    if leased > 0 {
+        let owner: String = row.get(1);
+        let until: i64 = row.get(2);
+        return Err(format!(
+            "the source has {leased} run(s) leased by a live worker (`{owner}`, among others \
+             maybe), the last lease until {until} ms since the Unix epoch: stop every worker \
+             first, then run this again once their leases have lapsed"
+        ));
+    }
+    Ok(())
 }
 
 /// An error with its causes, one per line.
