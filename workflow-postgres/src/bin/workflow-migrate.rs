@@ -18,7 +18,7 @@ use workflow_postgres::PgStore;
 use workflow_runtime::store::{CopyOptions, FileStore, Store, copy_runs};
 
 const USAGE: &str = "\
-usage: workflow-migrate --from STORE --to STORE [--allow-non-empty]
+usage: workflow-migrate --from STORE --to STORE [--allow-non-empty] [--batch N]
 
 Copies every run (state, pending waits and timers, buffered signals, dedupe keys, traces,
 results of ended runs) from one store into another. Stop every engine on both stores first.
@@ -32,6 +32,7 @@ options:
   --to STORE           the store to write
   --allow-non-empty    write into a destination that already holds runs: identical runs are
                        skipped, a run that differs stops the copy (resumes an interrupted copy)
+  --batch N            runs written per round of commits (default 256)
   -h, --help           print this help
 ";
 
@@ -39,10 +40,11 @@ struct Args {
     from: String,
     to: String,
     allow_non_empty: bool,
+    batch: Option<usize>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let (mut from, mut to, mut allow_non_empty) = (None, None, false);
+    let (mut from, mut to, mut allow_non_empty, mut batch) = (None, None, false, None);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => {
@@ -53,6 +55,15 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--allow-non-empty" => allow_non_empty = true,
+            "--batch" => {
+                let value = inline
+                    .or_else(|| args.next())
+                    .ok_or("`--batch` needs a number of runs")?;
+                match value.parse::<usize>() {
+                    Ok(n) if n > 0 => batch = Some(n),
+                    _ => return Err(format!("`--batch {value}`: expected a number above 0")),
+                }
+            }
             "--from" | "--to" => {
                 let value = inline.or_else(|| args.next()).ok_or_else(|| {
                     format!("`{flag}` needs a store (file:PATH or postgres://...)")
@@ -69,6 +80,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         from: from.ok_or("`--from` is missing")?,
         to: to.ok_or("`--to` is missing")?,
         allow_non_empty,
+        batch,
     }))
 }
 
@@ -193,7 +205,10 @@ fn migrate(args: &Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("starting a runtime: {e}"))?;
-    let options = CopyOptions::default().allow_non_empty(args.allow_non_empty);
+    let mut options = CopyOptions::default().allow_non_empty(args.allow_non_empty);
+    if let Some(batch) = args.batch {
+        options = options.batch(batch);
+    }
     let copied = runtime.block_on(copy_runs(from.store(), to.store(), options));
     // Closing commits nothing new (every copy was acknowledged) but releases the file lock and
     // the connections before the process reports.
