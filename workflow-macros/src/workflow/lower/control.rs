@@ -340,18 +340,7 @@ impl Lowerer {
         out: &mut Vec<Node>,
     ) {
         let krate = self.krate.clone();
-        let var = match &*f.pat {
-            Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => Some(pi.ident.clone()),
-            Pat::Wild(_) => None,
-            other => {
-                self.err(
-                    other.span(),
-                    "a `for` loop that suspends takes a single name as its pattern; destructure \
-                     inside the body: `for item in items { let (a, b) = item; .. }`",
-                );
-                None
-            }
-        };
+        let var = self.for_var(&f.pat);
         let cursor = format_ident!("__wf_for{}", self.for_count);
         self.for_count += 1;
         let iter = (*f.expr).clone();
@@ -376,26 +365,7 @@ impl Lowerer {
         let label = f.label.as_ref().map(|l| l.name.ident.to_string());
         let qual = label.as_deref().map(upper_camel);
         let mut hscope = self.nested(scope);
-        let bind: Pat = match &var {
-            Some(v) => {
-                self.declare(
-                    Decl {
-                        ident: v.clone(),
-                        ty: TyInfo::Known(elem_ty),
-                        kind: DeclKind::ForVar,
-                        shadows: false,
-                        level: 0,
-                    },
-                    &mut hscope,
-                );
-                let m = match &*f.pat {
-                    Pat::Ident(pi) => pi.mutability,
-                    _ => None,
-                };
-                parse_quote!(#m #v)
-            }
-            None => parse_quote!(_),
-        };
+        let bind = self.bind_for_var(&f.pat, var, elem_ty, &mut hscope);
         let jump = jump_expr(exit);
         let mut nodes = vec![Node::Stmt(parse_quote! {
             let #bind = match #krate::ForCursor::next_item(&mut #cursor) {
@@ -416,6 +386,50 @@ impl Lowerer {
         self.loops.pop();
         self.blocks[head].nodes = nodes;
         out.push(Node::Jump(head));
+    }
+
+    /// The name a suspending `for` binds each item to (`None` for `_`).
+    fn for_var(&mut self, pat: &Pat) -> Option<syn::Ident> {
+        match pat {
+            Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => Some(pi.ident.clone()),
+            Pat::Wild(_) => None,
+            other => {
+                self.err(
+                    other.span(),
+                    "a `for` loop that suspends takes a single name as its pattern; destructure \
+                     inside the body: `for item in items { let (a, b) = item; .. }`",
+                );
+                None
+            }
+        }
+    }
+
+    /// Declares the loop variable in the body's scope; the pattern that binds each item.
+    fn bind_for_var(
+        &mut self,
+        pat: &Pat,
+        var: Option<syn::Ident>,
+        elem_ty: TokenStream,
+        hscope: &mut Scope,
+    ) -> Pat {
+        let Some(v) = var else {
+            return parse_quote!(_);
+        };
+        self.declare(
+            Decl {
+                ident: v.clone(),
+                ty: TyInfo::Known(elem_ty),
+                kind: DeclKind::ForVar,
+                shadows: false,
+                level: 0,
+            },
+            hscope,
+        );
+        let m = match pat {
+            Pat::Ident(pi) => pi.mutability,
+            _ => None,
+        };
+        parse_quote!(#m #v)
     }
 
     /// The cursor a suspending `for` holds across its suspension points: its type, the

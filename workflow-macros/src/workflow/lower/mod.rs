@@ -395,28 +395,13 @@ impl Lowerer {
                  the statement that suspends",
             );
         }
-        if let Stmt::Local(local) = &stmt
-            && let Some(init) = &local.init
-            && self.produces_value(&init.expr)
-        {
-            let Stmt::Local(mut local) = stmt else {
-                unreachable!("matched above")
-            };
-            let init = local.init.as_mut().expect("matched above");
-            if !matches!(&*init.expr, Expr::Loop(_)) {
-                // `let v = if c { A; a } else { b };` is lowered as the loop
-                // `'l: loop { if c { A; break 'l a } else { break 'l b } }`.
-                let label = syn::Lifetime::new(
-                    &format!("'__wf_let{}", self.loop_values.len()),
-                    Span::call_site(),
-                );
-                let mut value = (*init.expr).clone();
-                break_tails(&mut value, &label);
-                *init.expr = parse_quote!(#label: loop { #value });
+        let stmt = match self.value_loop(stmt) {
+            Ok(local) => {
+                self.lower_value_loop(local, rest, scope, cont, out);
+                return;
             }
-            self.lower_value_loop(local, rest, scope, cont, out);
-            return;
-        }
+            Err(stmt) => stmt,
+        };
         let Stmt::Expr(expr, semi) = stmt else {
             self.not_first(&stmt);
             out.push(Node::FallOff {
@@ -428,26 +413,77 @@ impl Lowerer {
         let tail_value = is_last && semi.is_none() && matches!(cont, Cont::FnEnd);
         // The rest of the list goes into a join block; it is lowered after the structure
         // so that blocks and loop cursors are numbered in source order.
-        let mut rest_into = None;
-        let after = if tail_value {
-            Cont::FnEnd
-        } else if is_last {
-            match cont {
-                Cont::Jump(j) => Cont::Jump(j),
-                Cont::FnEnd => {
-                    let j = self.new_join(scope);
-                    self.blocks[j].nodes = vec![Node::FallOff {
-                        span: self.fn_end,
-                        diverges: false,
-                    }];
-                    Cont::Jump(j)
-                }
-            }
-        } else {
-            let j = self.new_join(scope);
-            rest_into = Some((j, scope.clone()));
-            Cont::Jump(j)
+        let (after, rest_into) = self.after_structure(tail_value, is_last, scope, cont);
+        self.lower_structure(expr, semi, while_label, scope, after, out);
+        if let Some((j, mut jscope)) = rest_into {
+            let nodes = self.lower_stmts(rest, &mut jscope, cont);
+            self.blocks[j].nodes = nodes;
+        }
+    }
+
+    /// A `let` whose value suspends, as the `let v = loop` it is lowered as; any other
+    /// statement back unchanged.
+    fn value_loop(&mut self, stmt: Stmt) -> Result<syn::Local, Stmt> {
+        let Stmt::Local(mut local) = stmt else {
+            return Err(stmt);
         };
+        let Some(init) = local.init.as_mut().filter(|i| self.produces_value(&i.expr)) else {
+            return Err(Stmt::Local(local));
+        };
+        if !matches!(&*init.expr, Expr::Loop(_)) {
+            // `let v = if c { A; a } else { b };` is lowered as the loop
+            // `'l: loop { if c { A; break 'l a } else { break 'l b } }`.
+            let label = syn::Lifetime::new(
+                &format!("'__wf_let{}", self.loop_values.len()),
+                Span::call_site(),
+            );
+            let mut value = (*init.expr).clone();
+            break_tails(&mut value, &label);
+            *init.expr = parse_quote!(#label: loop { #value });
+        }
+        Ok(local)
+    }
+
+    /// Where control goes after a suspending structure: the function's end for a tail value,
+    /// else a join block, which holds the statements after it when there are any.
+    fn after_structure(
+        &mut self,
+        tail_value: bool,
+        is_last: bool,
+        scope: &Scope,
+        cont: Cont,
+    ) -> (Cont, Option<(usize, Scope)>) {
+        if tail_value {
+            return (Cont::FnEnd, None);
+        }
+        if !is_last {
+            let j = self.new_join(scope);
+            return (Cont::Jump(j), Some((j, scope.clone())));
+        }
+        let after = match cont {
+            Cont::Jump(j) => Cont::Jump(j),
+            Cont::FnEnd => {
+                let j = self.new_join(scope);
+                self.blocks[j].nodes = vec![Node::FallOff {
+                    span: self.fn_end,
+                    diverges: false,
+                }];
+                Cont::Jump(j)
+            }
+        };
+        (after, None)
+    }
+
+    /// An `if`, `match`, loop or block whose body suspends, continuing at `after`.
+    fn lower_structure(
+        &mut self,
+        expr: Expr,
+        semi: Option<syn::Token![;]>,
+        while_label: Option<syn::Ident>,
+        scope: &mut Scope,
+        after: Cont,
+        out: &mut Vec<Node>,
+    ) {
         match expr {
             Expr::If(e) => {
                 let node = self.lower_if(e, scope, after);
@@ -472,10 +508,6 @@ impl Lowerer {
                     diverges: true,
                 });
             }
-        }
-        if let Some((j, mut jscope)) = rest_into {
-            let nodes = self.lower_stmts(rest, &mut jscope, cont);
-            self.blocks[j].nodes = nodes;
         }
     }
 
