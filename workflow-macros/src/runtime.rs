@@ -1,11 +1,11 @@
 //! The one place that spells the runtime's path.
 //!
-//! Every stage writes the runtime's hidden support module as the placeholder [`RT`]
-//! (`__wf_rt::Transition`, `<T as __wf_rt::Function>::Output`); the expansion hands its
-//! finished tokens to [`Runtime::render`], which substitutes the path chosen by the `crate =
-//! path` argument (default `::workflow_runtime`). The analysis stages thus never depend on how
-//! the user reaches the runtime, and fingerprints hash the canonical spelling, so re-exporting
-//! the runtime does not change a workflow's stored layout hash.
+//! Only the expansion stages name the runtime: the analysis of `#[workflow]` hands them IR
+//! (`workflow::ir`), which they render, writing the runtime's hidden support module as the
+//! placeholder [`RT`] (`__wf_rt::Transition`, `<T as __wf_rt::Function>::Output`). The
+//! finished tokens go through [`Runtime::render`], which substitutes the path chosen by the
+//! `crate = path` argument (default `::workflow_runtime`). Fingerprints hash the canonical
+//! spelling, so re-exporting the runtime does not change a workflow's stored layout hash.
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote};

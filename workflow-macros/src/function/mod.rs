@@ -79,7 +79,7 @@ struct Step<'a> {
     output: Type,
 }
 
-fn expand_fn(func: &ItemFn, retry: Option<&TokenStream>) -> Result<TokenStream, Vec<syn::Error>> {
+fn expand_fn(func: &ItemFn, retry: Option<&retry::Args>) -> Result<TokenStream, Vec<syn::Error>> {
     let mut errors = Vec::new();
     let sig = &func.sig;
     check_header(sig, &mut errors);
@@ -203,7 +203,7 @@ fn step_output(sig: &syn::Signature, errors: &mut Vec<syn::Error>) -> Option<Typ
 }
 
 /// The function unchanged, the struct of its name and its `Function` impl.
-fn emit(func: &ItemFn, step: &Step<'_>, retry: Option<&TokenStream>) -> TokenStream {
+fn emit(func: &ItemFn, step: &Step<'_>, retry: Option<&retry::Args>) -> TokenStream {
     let Step {
         inputs,
         has_ctx,
@@ -239,7 +239,9 @@ fn emit(func: &ItemFn, step: &Step<'_>, retry: Option<&TokenStream>) -> TokenStr
     );
     // Not part of SIG_HASH: a retry policy is not stored state, so changing it keeps parked
     // runs compatible.
-    let retry_const = retry.map(|policy| quote! { const RETRY: #krate::RetryPolicy = #policy; });
+    let retry_const = retry
+        .map(retry::Args::render)
+        .map(|policy| quote! { const RETRY: #krate::RetryPolicy = #policy; });
     let input_assert = quote_spanned! {input_ty.span()=> type Input = #input_ty; };
     let output_assert = quote_spanned! {output.span()=> type Output = #output; };
     quote! {

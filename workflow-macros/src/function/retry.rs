@@ -16,8 +16,9 @@ const EXPECTED: &str = "expected `max_attempts = N`, `initial_backoff = \"1s\"`,
                         `timeout = \"30s\"`, `retry_panics = true` or \
                         `crate = path::to::workflow_runtime`";
 
+/// The retry arguments given, each with the span of its value.
 #[derive(Default)]
-struct Args {
+pub(super) struct Args {
     max_attempts: Option<(u32, Span)>,
     initial_backoff: Option<(u64, Span)>,
     max_backoff: Option<(u64, Span)>,
@@ -29,9 +30,8 @@ struct Args {
 
 /// The parsed arguments of `#[function(..)]`.
 pub(super) struct Parsed {
-    /// The expression of the step's `RetryPolicy`; `None` when no retry argument is given
-    /// (the step keeps the default).
-    pub(super) policy: Option<TokenStream>,
+    /// The retry arguments; `None` when none is given (the step keeps the default).
+    pub(super) policy: Option<Args>,
     /// `crate = path`: where the runtime is reached.
     pub(super) krate: Option<syn::Path>,
 }
@@ -66,7 +66,7 @@ pub(super) fn parse(attr: TokenStream) -> syn::Result<Parsed> {
     syn::parse::Parser::parse2(parser, attr)?;
     args.check_backoffs()?;
     Ok(Parsed {
-        policy: any_retry.then(|| args.expand()),
+        policy: any_retry.then_some(args),
         krate,
     })
 }
@@ -210,7 +210,8 @@ fn retry_panics(e: &Expr) -> syn::Result<bool> {
 }
 
 impl Args {
-    fn expand(&self) -> TokenStream {
+    /// The expression of the step's `RetryPolicy`, for the expansion.
+    pub(super) fn render(&self) -> TokenStream {
         let krate = crate::runtime::rt();
         let ms = |v: u64, span: Span| {
             let v = Literal::u64_suffixed(v);

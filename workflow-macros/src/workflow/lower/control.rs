@@ -2,6 +2,7 @@
 //! `if`, `match` and `for`.
 
 use super::*;
+use crate::workflow::ir::{self, Part};
 
 impl Lowerer {
     /// A `while` whose body or condition suspends. A suspending condition is evaluated at
@@ -339,7 +340,6 @@ impl Lowerer {
         after: Cont,
         out: &mut Vec<Node>,
     ) {
-        let krate = self.krate.clone();
         let var = self.for_var(&f.pat);
         let cursor = format_ident!("__wf_for{}", self.for_count);
         self.for_count += 1;
@@ -347,9 +347,11 @@ impl Lowerer {
         let Some((cursor_ty, elem_ty, init)) = self.for_cursor(&iter, scope) else {
             return;
         };
-        out.push(Node::Stmt(
-            parse_quote!(let mut #cursor: #cursor_ty = #init;),
-        ));
+        out.push(Node::ForCursor {
+            cursor: cursor.clone(),
+            ty: cursor_ty.clone(),
+            init,
+        });
         self.declare(
             Decl {
                 ident: cursor.clone(),
@@ -367,8 +369,9 @@ impl Lowerer {
         let mut hscope = self.nested(scope);
         let bind = self.bind_for_var(&f.pat, var, elem_ty, &mut hscope);
         let jump = jump_expr(exit);
+        let next = ir::next_item(&cursor);
         let mut nodes = vec![Node::Stmt(parse_quote! {
-            let #bind = match #krate::ForCursor::next_item(&mut #cursor) {
+            let #bind = match #next {
                 ::core::option::Option::Some(__wf_item) => __wf_item,
                 ::core::option::Option::None => #jump,
             };
@@ -409,7 +412,7 @@ impl Lowerer {
         &mut self,
         pat: &Pat,
         var: Option<syn::Ident>,
-        elem_ty: TokenStream,
+        elem_ty: Ty,
         hscope: &mut Scope,
     ) -> Pat {
         let Some(v) = var else {
@@ -435,12 +438,7 @@ impl Lowerer {
     /// The cursor a suspending `for` holds across its suspension points: its type, the
     /// element type and its initialiser. A bounded integer range becomes a `RangeCursor`, a
     /// collection of known type a `VecDeque` of its items.
-    fn for_cursor(
-        &mut self,
-        iter: &Expr,
-        scope: &Scope,
-    ) -> Option<(TokenStream, TokenStream, TokenStream)> {
-        let krate = self.krate.clone();
+    fn for_cursor(&mut self, iter: &Expr, scope: &Scope) -> Option<(Ty, Ty, CursorInit)> {
         match iter {
             Expr::Range(r) if r.start.is_some() && r.end.is_some() => {
                 let (start, end) = (
@@ -468,9 +466,14 @@ impl Lowerer {
                     self.rewrite_expr(end.clone()),
                 );
                 Some((
-                    quote!(#krate::RangeCursor<#idx>),
+                    Ty::RangeCursor(Box::new(idx.clone())),
                     idx.clone(),
-                    quote!(#krate::RangeCursor::<#idx>::new(#start, #end, #inclusive)),
+                    CursorInit::Range {
+                        idx,
+                        start: Box::new(start),
+                        end: Box::new(end),
+                        inclusive,
+                    },
                 ))
             }
             other => {
@@ -495,12 +498,12 @@ impl Lowerer {
                         return None;
                     }
                 };
-                let elem = quote!(<#ty as ::core::iter::IntoIterator>::Item);
+                let elem = ty.part(Part::Item);
                 let iter = self.rewrite_expr(other.clone());
                 Some((
-                    quote!(::std::collections::VecDeque<#elem>),
+                    Ty::ItemsCursor(Box::new(elem.clone())),
                     elem,
-                    quote!(#krate::vec_cursor(#iter)),
+                    CursorInit::Items(iter),
                 ))
             }
         }

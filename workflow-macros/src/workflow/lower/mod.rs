@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::Span;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Expr, Pat, Stmt, parse_quote, parse_quote_spanned};
 
+use super::ir::{CursorInit, Ty};
 use super::names::{self, Site};
 use super::suspend::{Suspension, SuspensionKind, as_suspension, expr_suspends, stmt_suspends};
 mod control;
@@ -62,6 +63,12 @@ pub(crate) enum Node {
         arms: Vec<(Pat, Vec<Node>)>,
     },
     Scope(Vec<Node>),
+    /// `let mut cursor: Type = ..;`, the cursor of a suspending `for` loop.
+    ForCursor {
+        cursor: syn::Ident,
+        ty: Ty,
+        init: CursorInit,
+    },
     Complete(Expr),
     /// The end of the body without a tail expression.
     FallOff {
@@ -74,9 +81,9 @@ pub(crate) struct SuspInfo {
     pub(crate) susp: Suspension,
     pub(crate) tmp: syn::Ident,
     /// The type of `ctx.x(..).await`.
-    pub(crate) full_ty: TokenStream,
+    pub(crate) full_ty: Ty,
     /// The type of `ctx.x(..).await?`.
-    pub(crate) ok_ty: Option<TokenStream>,
+    pub(crate) ok_ty: Option<Ty>,
 }
 
 #[derive(Clone)]
@@ -107,7 +114,6 @@ enum Cont {
 
 pub(crate) struct Lowerer {
     pub(crate) ctx: String,
-    pub(crate) krate: TokenStream,
     pub(crate) blocks: Vec<Block>,
     pub(crate) susps: Vec<SuspInfo>,
     pub(crate) decls: BTreeMap<String, Vec<Decl>>,
@@ -130,7 +136,6 @@ impl Lowerer {
     pub(crate) fn new(ctx: String, fn_end: Span) -> Self {
         Self {
             ctx,
-            krate: crate::runtime::rt(),
             blocks: Vec::new(),
             susps: Vec::new(),
             decls: BTreeMap::new(),
@@ -153,7 +158,7 @@ impl Lowerer {
             self.declare(
                 Decl {
                     ident: ident.clone(),
-                    ty: TyInfo::Known(quote!(#ty)),
+                    ty: TyInfo::Known(Ty::Written(quote!(#ty))),
                     kind: DeclKind::Param,
                     shadows: false,
                     level: 0,
@@ -400,7 +405,7 @@ impl Lowerer {
                 self.lower_value_loop(local, rest, scope, cont, out);
                 return;
             }
-            Err(stmt) => stmt,
+            Err(stmt) => *stmt,
         };
         let Stmt::Expr(expr, semi) = stmt else {
             self.not_first(&stmt);
@@ -423,12 +428,12 @@ impl Lowerer {
 
     /// A `let` whose value suspends, as the `let v = loop` it is lowered as; any other
     /// statement back unchanged.
-    fn value_loop(&mut self, stmt: Stmt) -> Result<syn::Local, Stmt> {
+    fn value_loop(&mut self, stmt: Stmt) -> Result<syn::Local, Box<Stmt>> {
         let Stmt::Local(mut local) = stmt else {
-            return Err(stmt);
+            return Err(Box::new(stmt));
         };
         let Some(init) = local.init.as_mut().filter(|i| self.produces_value(&i.expr)) else {
-            return Err(Stmt::Local(local));
+            return Err(Box::new(Stmt::Local(local)));
         };
         if !matches!(&*init.expr, Expr::Loop(_)) {
             // `let v = if c { A; a } else { b };` is lowered as the loop
@@ -522,21 +527,16 @@ impl Lowerer {
         }
     }
 
-    pub(super) fn susp_types(&self, susp: &Suspension) -> (TokenStream, Option<TokenStream>) {
-        let krate = &self.krate;
+    pub(super) fn susp_types(&self, susp: &Suspension) -> (Ty, Option<Ty>) {
         match &susp.kind {
-            SuspensionKind::Step { func, .. } => {
-                let out = quote_spanned!(func.span()=> <#func as #krate::Function>::Output);
-                (
-                    quote!(::core::result::Result<#out, #krate::StepError>),
-                    Some(out),
-                )
-            }
-            SuspensionKind::Wait { ty, .. } => (
-                quote!(::core::result::Result<#ty, #krate::WaitError>),
-                Some(quote!(#ty)),
+            SuspensionKind::Step { func, .. } => (
+                Ty::StepResult(func.clone()),
+                Some(Ty::StepOutput(func.clone())),
             ),
-            SuspensionKind::Sleep { .. } => (quote!(()), None),
+            SuspensionKind::Wait { ty, .. } => {
+                (Ty::WaitResult(quote!(#ty)), Some(Ty::Written(quote!(#ty))))
+            }
+            SuspensionKind::Sleep { .. } => (Ty::Written(quote!(())), None),
         }
     }
 }

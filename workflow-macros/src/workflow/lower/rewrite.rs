@@ -2,6 +2,7 @@
 //! `continue` become transitions and jumps.
 
 use super::*;
+use crate::workflow::ir;
 
 impl Lowerer {
     pub(super) fn rewriter(&mut self) -> Rewriter<'_> {
@@ -12,7 +13,6 @@ impl Lowerer {
             depth: 0,
             inner_labels: Vec::new(),
             errors: &mut self.errors,
-            krate: self.krate.clone(),
         }
     }
 
@@ -74,7 +74,6 @@ pub(super) struct Rewriter<'a> {
     depth: usize,
     inner_labels: Vec<String>,
     errors: &'a mut Vec<syn::Error>,
-    krate: TokenStream,
 }
 
 impl Rewriter<'_> {
@@ -116,26 +115,26 @@ impl Rewriter<'_> {
         if let Some(inner) = &mut r.expr {
             self.visit_expr_mut(inner);
         }
-        let krate = self.krate.clone();
         let span = r.return_token.span;
         let inner = r.expr.take().map_or_else(|| quote!(()), |b| quote!(#b));
-        *e = parse_quote_spanned!(span=> return #krate::Transition::Complete(#inner));
+        *e = ir::complete(span, &inner);
     }
 
     /// `x?` completes the run with the error converted, as `?` would return it.
     fn rewrite_try(&mut self, e: &mut Expr) {
         let Expr::Try(t) = e else { return };
         self.visit_expr_mut(&mut t.expr);
-        let krate = self.krate.clone();
         let span = t.question_token.span;
         let inner = &t.expr;
+        let error = quote_spanned!(span=>
+            ::core::result::Result::Err(::core::convert::From::from(__wf_e)),
+        );
+        let complete = ir::complete(span, &error);
         *e = parse_quote_spanned! {span=>
             match #inner {
                 ::core::result::Result::Ok(__wf_v) => __wf_v,
                 ::core::result::Result::Err(__wf_e) => {
-                    return #krate::Transition::Complete(
-                        ::core::result::Result::Err(::core::convert::From::from(__wf_e)),
-                    );
+                    #complete;
                 }
             }
         };
