@@ -368,6 +368,9 @@ impl<S: Store> Store for LosingAcks<S> {
     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
         self.inner.has_dedupe(run_id, key)
     }
+    fn dedupe_keys(&self, run_id: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.dedupe_keys(run_id)
+    }
     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
         self.inner.trace(run_id)
     }
@@ -451,6 +454,9 @@ impl<S: Store> Store for Shared<S> {
     }
     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
         self.0.has_dedupe(run_id, key)
+    }
+    fn dedupe_keys(&self, run_id: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        self.0.dedupe_keys(run_id)
     }
     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
         self.0.trace(run_id)
