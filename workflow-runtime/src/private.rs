@@ -63,11 +63,44 @@ pub fn wait_command<M: Serialize>(
     timeout: Duration,
     metadata: M,
 ) -> Command {
-    Command::Wait {
-        name: name.into(),
-        deadline_ms: ctx.deadline(timeout),
-        metadata: serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
+    Command::wait(
+        name,
+        ctx.deadline(timeout),
+        serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
+    )
+}
+
+/// Builds the command that waits for whichever of the signals `names` arrives first, until
+/// `timeout` after the transition's time (`ctx.wait_for_any::<T>([..], timeout, metadata)`).
+///
+/// # Panics
+/// If the metadata cannot be encoded as JSON, or `T` is an enum without a variant for one of
+/// the names (the engine fails the run with the message).
+pub fn wait_any_command<T: DeserializeOwned, M: Serialize>(
+    ctx: &WorkflowContext,
+    names: &[&str],
+    timeout: Duration,
+    metadata: M,
+) -> Command {
+    if let Err(e) = crate::signals::check_variants::<T>(names) {
+        panic!("{e}");
     }
+    Command::wait_any(
+        names,
+        ctx.deadline(timeout),
+        serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
+    )
+}
+
+/// Checks that the payload of signal `name` decodes into `T`'s variant for it, the way a wait
+/// on several signals receives it (`{ name: payload }`).
+///
+/// # Errors
+/// The payload does not decode into that variant.
+pub fn check_tagged<T: DeserializeOwned>(name: &str, payload: &Value) -> Result<(), PayloadError> {
+    let mut tagged = serde_json::Map::new();
+    tagged.insert(name.to_owned(), payload.clone());
+    PayloadError::check::<T>(&Value::Object(tagged))
 }
 
 /// Builds the command that sleeps for `duration` from the transition's time

@@ -87,6 +87,10 @@ fn label(block: &Block, susps: &[SuspInfo]) -> String {
             _ => "wait".to_owned(),
         },
         SuspensionKind::Sleep { .. } => "sleep".to_owned(),
+        SuspensionKind::WaitAny { names, .. } => {
+            let names: Vec<String> = names.iter().map(syn::LitStr::value).collect();
+            format!("wait {}", names.join(" | "))
+        }
     };
     // Mermaid labels end at a quote or a newline.
     text.replace(['"', '\n'], " ")

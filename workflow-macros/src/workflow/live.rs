@@ -25,6 +25,9 @@ fn susp_uses(info: &SuspInfo) -> Uses {
             ..
         } => vec![name, timeout, metadata],
         SuspensionKind::Sleep { duration } => vec![duration],
+        SuspensionKind::WaitAny {
+            timeout, metadata, ..
+        } => vec![timeout, metadata],
     };
     for e in exprs {
         let x = Uses::of_expr(e);

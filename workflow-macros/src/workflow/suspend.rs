@@ -29,9 +29,17 @@ pub(crate) enum SuspensionKind {
     Sleep {
         duration: Box<Expr>,
     },
+    /// `ctx.wait_for_any::<T>(["a", "b"], timeout, metadata)`: the first of several signals.
+    WaitAny {
+        ty: Box<Type>,
+        /// The signal names, literal so that the engine knows them.
+        names: Vec<syn::LitStr>,
+        timeout: Box<Expr>,
+        metadata: Box<Expr>,
+    },
 }
 
-const METHODS: [&str; 3] = ["step", "wait_for_signal", "sleep"];
+const METHODS: [&str; 4] = ["step", "wait_for_signal", "wait_for_any", "sleep"];
 
 fn is_ctx(expr: &Expr, ctx: &str) -> bool {
     matches!(expr, Expr::Path(p) if p.qself.is_none() && p.path.is_ident(ctx))
@@ -191,6 +199,7 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
                 metadata: Box::new(args[2].clone()),
             }
         }
+        "wait_for_any" => parse_wait_any(call, &args)?,
         _ => {
             arity(call, 1, "ctx.sleep(duration)")?;
             SuspensionKind::Sleep {
@@ -199,6 +208,63 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
         }
     };
     Ok(Suspension { kind, span })
+}
+
+// Input:  ctx.wait_for_any::<Review>(["approve", "reject"], timeout, metadata)
+// Output: SuspensionKind::WaitAny with the names read from the array literal.
+fn parse_wait_any(call: &ExprMethodCall, args: &[&Expr]) -> syn::Result<SuspensionKind> {
+    const SHAPE: &str = "ctx.wait_for_any::<T>([\"name\", ..], timeout, metadata)";
+    arity(call, 3, SHAPE)?;
+    let ty = call.turbofish.as_ref().and_then(|t| match t.args.first() {
+        Some(GenericArgument::Type(ty)) if t.args.len() == 1 => Some(ty.clone()),
+        _ => None,
+    });
+    let Some(ty) = ty else {
+        return Err(syn::Error::new(
+            call.method.span(),
+            "name the enum the signals decode into: `ctx.wait_for_any::<Review>([\"approve\", \
+             \"reject\"], timeout, metadata)`, with one variant per signal name",
+        ));
+    };
+    let list = match args[0] {
+        Expr::Reference(r) => &*r.expr,
+        other => other,
+    };
+    let names_hint = "list the signal names as an array of string literals: \
+                      `[\"approve\", \"reject\"]`; the engine checks sent names against them";
+    let Expr::Array(array) = list else {
+        return Err(syn::Error::new_spanned(args[0], names_hint));
+    };
+    let mut names: Vec<syn::LitStr> = Vec::new();
+    for elem in &array.elems {
+        let Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) = elem
+        else {
+            return Err(syn::Error::new_spanned(elem, names_hint));
+        };
+        if names.iter().any(|n| n.value() == s.value()) {
+            return Err(syn::Error::new_spanned(
+                s,
+                format!("the signal `{}` is listed twice", s.value()),
+            ));
+        }
+        names.push(s.clone());
+    }
+    if names.len() < 2 {
+        return Err(syn::Error::new_spanned(
+            args[0],
+            "`wait_for_any` waits for one of several signals and needs at least two names; \
+             for one, write `ctx.wait_for_signal::<T>(name, timeout, metadata)`",
+        ));
+    }
+    Ok(SuspensionKind::WaitAny {
+        ty: Box::new(ty),
+        names,
+        timeout: Box::new(args[1].clone()),
+        metadata: Box::new(args[2].clone()),
+    })
 }
 
 struct Find<'a> {
@@ -313,8 +379,8 @@ impl<'ast> Visit<'ast> for Scan<'_> {
                     return;
                 }
                 let msg = format!(
-                    "only `{ctx}.step(..)`, `{ctx}.wait_for_signal::<T>(..)` and `{ctx}.sleep(..)` \
-                     can be awaited in a workflow; move other async work into a `#[function]` step and \
+                    "only `{ctx}.step(..)`, `{ctx}.wait_for_signal::<T>(..)`, \
+                     `{ctx}.wait_for_any::<T>(..)` and `{ctx}.sleep(..)` can be awaited in a workflow; move other async work into a `#[function]` step and \
                      call it with `{ctx}.step(..)`",
                     ctx = self.ctx
                 );

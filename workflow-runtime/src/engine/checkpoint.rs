@@ -276,19 +276,21 @@ impl Checkpoint {
             }
             // Still waiting (a new wait, or one whose buffered signal was refused): a buffered
             // signal with the wait's name satisfies it within this same checkpoint.
-            let Some(Command::Wait { name, .. }) = &self.rec.pending else {
+            let Some(wait @ Command::Wait { .. }) = &self.rec.pending else {
                 return Ok(Driven::Moved);
             };
             if inbox.is_none() {
                 inbox = Some(store.inbox(&self.run_id)?);
             }
             let buffered = inbox.as_mut().expect("loaded above");
-            let Some(pos) = buffered.iter().position(|(_, e)| e.name == *name) else {
+            // The oldest buffered signal that answers the wait; on a wait for several names,
+            // the others stay buffered for later waits.
+            let Some(pos) = buffered.iter().position(|(_, e)| wait.waits_for(&e.name)) else {
                 return Ok(Driven::Moved);
             };
             let (index, entry) = buffered.remove(pos);
             self.write.consumed.push(index);
-            event = Event::Signal(entry.payload.clone());
+            event = wait.signal_event(&entry.name, entry.payload.clone());
             signal = Some(Incoming {
                 name: entry.name,
                 payload: entry.payload,
@@ -319,9 +321,10 @@ impl Checkpoint {
                 cancel.delivered = true;
                 (Event::Cancelled { reason }, format!("step {name}"))
             }
-            Command::Wait { name, .. } => {
+            wait @ Command::Wait { .. } => {
                 cancel.delivered = true;
-                (Event::Cancelled { reason }, format!("wait {name}"))
+                let names = wait.signal_names().join("|");
+                (Event::Cancelled { reason }, format!("wait {names}"))
             }
             Command::Sleep { .. } => (Event::Woke, "sleep".to_owned()),
         };
@@ -403,17 +406,19 @@ impl Checkpoint {
                 });
             }
             Command::Wait {
-                name,
                 deadline_ms,
                 metadata,
+                ..
             } => {
+                // A wait on several signals shows as `approve|reject|cancel`.
+                let signal = cmd.signal_names().join("|");
                 self.rec.status = RunStatus::Waiting {
-                    signal: name.clone(),
+                    signal: signal.clone(),
                     wait_id: seq.to_string(),
                     deadline_ms: *deadline_ms,
                 };
                 self.trace(TraceKind::WaitStarted {
-                    signal: name.clone(),
+                    signal,
                     wait_id: seq.to_string(),
                     metadata: metadata.clone(),
                     deadline_ms: *deadline_ms,

@@ -820,6 +820,7 @@ impl Indexed {
                 name,
                 deadline_ms,
                 metadata,
+                any_of,
             } => Indexed::Wait(PendingWait {
                 run_id: run_id.to_owned(),
                 workflow: record.workflow.clone(),
@@ -827,6 +828,7 @@ impl Indexed {
                 signal: name.clone(),
                 metadata: metadata.clone(),
                 deadline_ms: *deadline_ms,
+                any_of: any_of.clone(),
             }),
         })
     }

@@ -1407,11 +1407,11 @@ impl TestEngine {
     /// # }
     /// ```
     pub fn awaiting_signal(&self, name: &str, timeout: Duration, metadata: Value) -> Command {
-        Command::Wait {
-            name: name.to_owned(),
-            deadline_ms: self.now_ms().saturating_add(millis(timeout)),
+        Command::wait(
+            name,
+            self.now_ms().saturating_add(millis(timeout)),
             metadata,
-        }
+        )
     }
 
     /// What a state sleeping for `duration` (from now) is suspended on.

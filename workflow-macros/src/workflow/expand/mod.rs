@@ -150,6 +150,15 @@ impl Codegen<'_> {
                 let duration = self.expr(duration);
                 quote_spanned!(span=> #krate::sleep_command(&*#ctx, #duration))
             }
+            SuspensionKind::WaitAny {
+                ty,
+                names,
+                timeout,
+                metadata,
+            } => {
+                let (timeout, metadata) = (self.expr(timeout), self.expr(metadata));
+                quote_spanned!(span=> #krate::wait_any_command::<#ty, _>(&*#ctx, &[#(#names),*], #timeout, #metadata))
+            }
         }
     }
 
@@ -216,7 +225,7 @@ impl Codegen<'_> {
                     SuspensionKind::Step { func, .. } => {
                         quote!(#krate::take_step::<#func>(&mut __wf_ev))
                     }
-                    SuspensionKind::Wait { ty, .. } => {
+                    SuspensionKind::Wait { ty, .. } | SuspensionKind::WaitAny { ty, .. } => {
                         quote!(#krate::take_signal::<#ty>(&mut __wf_ev))
                     }
                     SuspensionKind::Sleep { .. } => quote!(#krate::take_wake(&mut __wf_ev)),
@@ -255,6 +264,13 @@ impl Codegen<'_> {
                     format!("Waiting for the signal {}.", quote!(#name))
                 }
                 SuspensionKind::Sleep { .. } => "Sleeping until a durable timer fires.".to_owned(),
+                SuspensionKind::WaitAny { names, .. } => {
+                    let names: Vec<String> = names.iter().map(syn::LitStr::value).collect();
+                    format!(
+                        "Waiting for the first of the signals `{}`.",
+                        names.join("`, `")
+                    )
+                }
             },
         }
     }

@@ -505,6 +505,10 @@ impl Lowerer {
                 Some(quote!(#ty)),
             ),
             SuspensionKind::Sleep { .. } => (quote!(()), None),
+            SuspensionKind::WaitAny { ty, .. } => (
+                quote!(::core::result::Result<#ty, #krate::WaitError>),
+                Some(quote!(#ty)),
+            ),
         }
     }
 }

@@ -43,6 +43,10 @@ impl Lowerer {
                 }
             },
             (None, SuspensionKind::Sleep { .. }) => ("Sleeping".to_owned(), susp.span),
+            // Named after the enum the signals decode into: `AwaitingReview`.
+            (None, SuspensionKind::WaitAny { ty, .. }) => {
+                (format!("Awaiting{}", type_stem(ty)), susp.span)
+            }
         };
         let quals = binding
             .into_iter()
@@ -104,6 +108,18 @@ impl Lowerer {
                 None
             }
         }
+    }
+}
+
+/// The last identifier of a type's path (`review::Event` gives `Event`), or `Signals`.
+fn type_stem(ty: &syn::Type) -> String {
+    match ty {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map_or_else(|| "Signals".to_owned(), |s| s.ident.to_string()),
+        _ => "Signals".to_owned(),
     }
 }
 

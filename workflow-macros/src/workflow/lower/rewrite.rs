@@ -46,6 +46,12 @@ impl Lowerer {
                 self.rewriter().visit_expr_mut(metadata);
             }
             SuspensionKind::Sleep { duration } => self.rewriter().visit_expr_mut(duration),
+            SuspensionKind::WaitAny {
+                timeout, metadata, ..
+            } => {
+                self.rewriter().visit_expr_mut(timeout);
+                self.rewriter().visit_expr_mut(metadata);
+            }
         }
         susp
     }
