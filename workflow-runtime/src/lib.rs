@@ -169,7 +169,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     COMMIT_LATENCY_BUCKETS, DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, Histogram,
     IncompatibleRun, MAX_PAGE, Metrics, PendingWait, Retention, RunDetail, RunFilter, RunHandle,
-    RunPage, RunStatus, RunSummary, Signal, SignalOutcome, VersionSummary,
+    RunPage, RunStatus, RunSummary, Signal, SignalOutcome, SignalWithStartError, VersionSummary,
 };
 pub use error::{
     CodecError, EngineError, MigrationError, OpenError, OpsError, PayloadError, ResultError,

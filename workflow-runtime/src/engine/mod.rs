@@ -15,6 +15,7 @@ mod ops;
 #[cfg(test)]
 mod tests;
 mod versions;
+mod with_start;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,6 +45,7 @@ pub use self::admin::{
 pub use self::handle::RunHandle;
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
+pub use self::with_start::SignalWithStartError;
 pub use crate::types::{PendingWait, RunStatus, Signal, SignalOutcome};
 
 /// A durable workflow engine over one store (a database file by default; see

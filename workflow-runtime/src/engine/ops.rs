@@ -352,7 +352,7 @@ impl Inner {
     /// Refuses a signal name that no registered version of `workflow` waits on, so that a
     /// mistyped name fails the call instead of waiting in the inbox forever. The name the run
     /// waits on now (`answers`) is always accepted.
-    fn check_signal_name(
+    pub(super) fn check_signal_name(
         &self,
         run_id: &str,
         workflow: &str,
@@ -450,7 +450,7 @@ impl Inner {
 }
 
 /// The envelope of a run of `W` that has not made its first transition yet.
-fn new_record<W: Workflow>(state: Value, input_hash: u64, now: u64) -> RunRecord {
+pub(super) fn new_record<W: Workflow>(state: Value, input_hash: u64, now: u64) -> RunRecord {
     let mut rec = RunRecord::new(W::NAME, state, now);
     rec.version = W::VERSION;
     rec.layout_hash = W::LAYOUT_HASH;
