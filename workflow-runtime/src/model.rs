@@ -58,6 +58,8 @@ pub enum Event {
     TimedOut,
     /// The pending sleep's deadline passed.
     Woke,
+    /// Every step of the pending batch finished: their results, in the batch's order.
+    BatchDone(Vec<Result<Value, StepError>>),
     /// An operator cancelled the run at its pending step or wait (`Engine::cancel`).
     Cancelled {
         /// The operator's reason.
@@ -232,6 +234,55 @@ pub enum Command {
         /// Absolute deadline, milliseconds since the Unix epoch.
         deadline_ms: u64,
     },
+    /// Run several steps at once (`ctx.join`, `ctx.fan_out`); each result is stored here as
+    /// it arrives, and the workflow continues once all are in.
+    Batch {
+        /// The steps, in the order the workflow receives their results.
+        items: Vec<BatchItem>,
+        /// How many may run at the same time; 0 for no bound.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        limit: u32,
+    },
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One step of a [`Command::Batch`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The step's `Function::NAME`.
+    pub name: String,
+    /// The step's input as JSON.
+    pub input: Value,
+    /// The policy chosen for this call, `None` for the step's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// The step's result once it is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Result<Value, StepError>>,
+}
+
+impl BatchItem {
+    /// An item that runs step `name` with `input`, no result yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::BatchItem;
+    /// let item = BatchItem::new("load_ticket", serde_json::json!("T-1"));
+    /// assert!(item.result.is_none());
+    /// ```
+    pub fn new(name: impl Into<String>, input: Value) -> Self {
+        Self {
+            name: name.into(),
+            input,
+            retry: None,
+            result: None,
+        }
+    }
 }
 
 impl Command {

@@ -28,6 +28,8 @@ fn susp_uses(info: &SuspInfo) -> Uses {
         SuspensionKind::WaitAny {
             timeout, metadata, ..
         } => vec![timeout, metadata],
+        SuspensionKind::Join { steps, .. } => steps.iter().map(|(_, input)| input).collect(),
+        SuspensionKind::FanOut { items, limit, .. } => vec![items, limit],
     };
     for e in exprs {
         let x = Uses::of_expr(e);

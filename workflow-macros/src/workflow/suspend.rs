@@ -29,6 +29,20 @@ pub(crate) enum SuspensionKind {
     Sleep {
         duration: Box<Expr>,
     },
+    /// `ctx.join((f, x), (g, y))` (first error) or `ctx.join_all(..)` (each result): several
+    /// different steps at once.
+    Join {
+        steps: Vec<(Path, Expr)>,
+        all: bool,
+    },
+    /// `ctx.fan_out(f, items, limit)` (first error) or `ctx.fan_out_all(..)` (each result):
+    /// one step per item, at most `limit` at a time.
+    FanOut {
+        func: Path,
+        items: Box<Expr>,
+        limit: Box<Expr>,
+        all: bool,
+    },
     /// `ctx.wait_for_any::<T>(["a", "b"], timeout, metadata)`: the first of several signals.
     WaitAny {
         ty: Box<Type>,
@@ -39,7 +53,16 @@ pub(crate) enum SuspensionKind {
     },
 }
 
-const METHODS: [&str; 4] = ["step", "wait_for_signal", "wait_for_any", "sleep"];
+const METHODS: [&str; 8] = [
+    "step",
+    "wait_for_signal",
+    "wait_for_any",
+    "sleep",
+    "join",
+    "join_all",
+    "fan_out",
+    "fan_out_all",
+];
 
 fn is_ctx(expr: &Expr, ctx: &str) -> bool {
     matches!(expr, Expr::Path(p) if p.qself.is_none() && p.path.is_ident(ctx))
@@ -200,6 +223,18 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
             }
         }
         "wait_for_any" => parse_wait_any(call, &args)?,
+        "join" | "join_all" => parse_join(call, &args)?,
+        "fan_out" | "fan_out_all" => {
+            let shape = format!("ctx.{}(function, items, limit)", call.method);
+            arity(call, 3, &shape)?;
+            no_turbofish(call)?;
+            SuspensionKind::FanOut {
+                func: step_path(args[0], &call.method)?,
+                items: Box::new(args[1].clone()),
+                limit: Box::new(args[2].clone()),
+                all: call.method == "fan_out_all",
+            }
+        }
         _ => {
             arity(call, 1, "ctx.sleep(duration)")?;
             SuspensionKind::Sleep {
@@ -208,6 +243,57 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
         }
     };
     Ok(Suspension { kind, span })
+}
+
+fn no_turbofish(call: &ExprMethodCall) -> syn::Result<()> {
+    match &call.turbofish {
+        Some(t) => Err(syn::Error::new_spanned(
+            t,
+            format!("`ctx.{}` takes no type arguments", call.method),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn step_path(e: &Expr, method: &syn::Ident) -> syn::Result<Path> {
+    match e {
+        Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "each step of `ctx.{method}` must name a `#[function]` directly, like \
+                 `load_ticket`"
+            ),
+        )),
+    }
+}
+
+// Input:  ctx.join((load_ticket, id), (load_customer, cid))
+// Output: SuspensionKind::Join with each (function, input) pair.
+fn parse_join(call: &ExprMethodCall, args: &[&Expr]) -> syn::Result<SuspensionKind> {
+    no_turbofish(call)?;
+    let hint = format!(
+        "`ctx.{}` takes two or more `(function, input)` pairs: `ctx.{}((load_ticket, id), \
+         (load_customer, customer_id))`",
+        call.method, call.method
+    );
+    if args.len() < 2 {
+        return Err(syn::Error::new(call.method.span(), hint));
+    }
+    let mut steps = Vec::new();
+    for arg in args {
+        let Expr::Tuple(t) = arg else {
+            return Err(syn::Error::new_spanned(arg, hint));
+        };
+        if t.elems.len() != 2 {
+            return Err(syn::Error::new_spanned(arg, hint));
+        }
+        steps.push((step_path(&t.elems[0], &call.method)?, t.elems[1].clone()));
+    }
+    Ok(SuspensionKind::Join {
+        steps,
+        all: call.method == "join_all",
+    })
 }
 
 // Input:  ctx.wait_for_any::<Review>(["approve", "reject"], timeout, metadata)

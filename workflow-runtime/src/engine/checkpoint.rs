@@ -274,6 +274,13 @@ impl Checkpoint {
                 event = next;
                 continue;
             }
+            // A batch with nothing to run (an empty fan-out) is over at once.
+            if let Some(Command::Batch { items, .. }) = &self.rec.pending
+                && let Some(results) = items.iter().map(|i| i.result.clone()).collect()
+            {
+                event = Event::BatchDone(results);
+                continue;
+            }
             // Still waiting (a new wait, or one whose buffered signal was refused): a buffered
             // signal with the wait's name satisfies it within this same checkpoint.
             let Some(wait @ Command::Wait { .. }) = &self.rec.pending else {
@@ -327,6 +334,13 @@ impl Checkpoint {
                 (Event::Cancelled { reason }, format!("wait {names}"))
             }
             Command::Sleep { .. } => (Event::Woke, "sleep".to_owned()),
+            Command::Batch { items, .. } => {
+                cancel.delivered = true;
+                (
+                    Event::Cancelled { reason },
+                    format!("batch of {}", items.len()),
+                )
+            }
         };
         self.trace(TraceKind::CancelDelivered { at });
         Some(event)
@@ -432,8 +446,58 @@ impl Checkpoint {
                     until_ms: *deadline_ms,
                 });
             }
+            Command::Batch { items, .. } => {
+                self.rec.status = RunStatus::Running;
+                // One branch per item in the trace, each with its own idempotency key.
+                for (index, item) in items.iter().enumerate() {
+                    let key = StepContext::new(self.run_id.as_str(), item.name.as_str(), seq, 1)
+                        .with_item(index)
+                        .idempotency_key();
+                    self.trace(TraceKind::StepScheduled {
+                        step: item.name.clone(),
+                        input: item.input.clone(),
+                        idempotency_key: key,
+                    });
+                }
+            }
         }
         self.rec.pending = Some(cmd);
+    }
+
+    /// Stores the results of batch items that arrived (`(index, result)`) in the pending
+    /// batch, and hands the workflow every result once all are in. Results for another
+    /// batch are ignored by the caller.
+    pub(super) fn batch_results(
+        &mut self,
+        d: &dyn Driver,
+        store: &dyn Store,
+        results: Vec<(usize, String, Result<Value, crate::step::StepError>, u64)>,
+    ) -> Result<(), StoreError> {
+        let Some(Command::Batch { items, .. }) = &mut self.rec.pending else {
+            return Ok(());
+        };
+        let mut completed = Vec::new();
+        for (index, name, result, duration_ms) in results {
+            let Some(item) = items.get_mut(index).filter(|i| i.result.is_none()) else {
+                continue;
+            };
+            item.result = Some(result.clone());
+            completed.push(TraceKind::StepCompleted {
+                step: name,
+                result,
+                duration_ms,
+                attempt: 1,
+            });
+        }
+        let all: Option<Vec<_>> = items.iter().map(|i| i.result.clone()).collect();
+        self.touched = true;
+        for kind in completed {
+            self.trace(kind);
+        }
+        if let Some(results) = all {
+            self.drive(d, store, Event::BatchDone(results), None)?;
+        }
+        Ok(())
     }
 
     /// Schedules the next attempt of the pending step after a retryable failure: state and seq
@@ -547,6 +611,6 @@ impl Checkpoint {
 pub(super) fn deadline(cmd: &Command) -> Option<u64> {
     match cmd {
         Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms } => Some(*deadline_ms),
-        Command::Step { .. } => None,
+        Command::Step { .. } | Command::Batch { .. } => None,
     }
 }

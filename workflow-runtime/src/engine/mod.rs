@@ -7,6 +7,7 @@
 
 mod admin;
 mod attempts;
+mod batch;
 mod checkpoint;
 mod driver;
 mod handle;
@@ -530,6 +531,7 @@ impl EngineBuilder {
                 registry: RwLock::new(registry),
                 locks: Mutex::default(),
                 steps: Mutex::default(),
+                batches: batch::Batches::default(),
                 waiters: Mutex::default(),
                 shutdown: watch::Sender::new(false),
                 store_open: AtomicBool::new(true),
@@ -899,6 +901,8 @@ pub(crate) struct Inner {
     locks: Mutex<HashMap<String, RunMutex>>,
     /// The attempt of a step running for each run.
     steps: Mutex<HashMap<String, RunningStep>>,
+    /// The batches of steps running, and their results waiting for a commit.
+    batches: batch::Batches,
     /// Runs someone awaits the result of.
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     /// Set once the engine refuses calls: shut down, or stopped by a simulated crash.
@@ -1151,6 +1155,7 @@ impl Inner {
         for (_, step) in lock(&self.steps).drain() {
             step.abort();
         }
+        self.batches.abort_all();
     }
 
     fn apply(&self, fx: Effects) {
@@ -1160,6 +1165,9 @@ impl Inner {
         match fx.start {
             Some(cmd @ Command::Step { .. }) => {
                 self.launch_step(&fx.run_id, &fx.workflow, fx.seq, &cmd);
+            }
+            Some(cmd @ Command::Batch { .. }) => {
+                self.launch_batch(&fx.run_id, &fx.workflow, fx.seq, &cmd);
             }
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms }) => {
                 self.timers.arm(deadline_ms, fx.run_id.clone(), fx.seq);
@@ -1200,7 +1208,7 @@ impl Inner {
         let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
         };
-        let Some(cmd @ Command::Step { .. }) = rec.pending.clone() else {
+        let Some(cmd @ (Command::Step { .. } | Command::Batch { .. })) = rec.pending.clone() else {
             return Ok(());
         };
         if rec.is_finished() {
@@ -1212,6 +1220,7 @@ impl Inner {
         match resolution {
             versions::Resolution::Ready(_) | versions::Resolution::Migrate(..) => {
                 self.launch_step(run_id, &rec.workflow, rec.seq, &cmd);
+                self.launch_batch(run_id, &rec.workflow, rec.seq, &cmd);
                 Ok(())
             }
             versions::Resolution::Incompatible(reason) => {
@@ -1225,7 +1234,9 @@ impl Inner {
     async fn resume_run(&self, run_id: &str) -> Result<(), EngineError> {
         let rec = self.record(run_id)?;
         match rec.pending {
-            Some(Command::Step { .. }) => Ok(self.resume_step(run_id).await?),
+            Some(Command::Step { .. } | Command::Batch { .. }) => {
+                Ok(self.resume_step(run_id).await?)
+            }
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !rec.is_finished() =>
             {

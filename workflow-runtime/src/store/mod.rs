@@ -814,7 +814,7 @@ impl Indexed {
                 not_before_ms: Some(deadline_ms),
                 ..
             } => Indexed::Timer(*deadline_ms),
-            Command::Step { .. } => Indexed::Ready,
+            Command::Step { .. } | Command::Batch { .. } => Indexed::Ready,
             Command::Sleep { deadline_ms } => Indexed::Timer(*deadline_ms),
             Command::Wait {
                 name,

@@ -79,7 +79,7 @@ pub use crate::engine::hooks::{CommittedCheckpoint, CrashMoment, Instrument, Ste
 use crate::error::CodecError;
 /// The transition function's vocabulary, for tests that drive `name::advance` by hand or
 /// check what a checkpoint waits for.
-pub use crate::model::{Command, Event, Transition};
+pub use crate::model::{BatchItem, Command, Event, Transition};
 use crate::step::DataMap;
 use crate::store::FileStore;
 pub use crate::store::{CutMode, CutReport, DiskFault, DiskFaults, MemoryDisk, PowerLossDisk};

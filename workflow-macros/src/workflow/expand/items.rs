@@ -136,6 +136,14 @@ impl Codegen<'_> {
                     }
                 }
                 SuspensionKind::Sleep { .. } => {}
+                SuspensionKind::Join { steps: pairs, .. } => {
+                    for (func, _) in pairs {
+                        steps.insert(quote!(#func).to_string(), func);
+                    }
+                }
+                SuspensionKind::FanOut { func, .. } => {
+                    steps.insert(quote!(#func).to_string(), func);
+                }
                 SuspensionKind::WaitAny { ty, names, .. } => {
                     for s in names {
                         signals.push(quote!(if name == #s { __wf_check(#krate::check_tagged::<#ty>(name, payload)); }));

@@ -509,6 +509,37 @@ impl Lowerer {
                 quote!(::core::result::Result<#ty, #krate::WaitError>),
                 Some(quote!(#ty)),
             ),
+            SuspensionKind::Join { steps, all } => {
+                let outs: Vec<TokenStream> = steps
+                    .iter()
+                    .map(|(f, _)| quote_spanned!(f.span()=> <#f as #krate::Function>::Output))
+                    .collect();
+                if *all {
+                    (
+                        quote!((#(::core::result::Result<#outs, #krate::StepError>,)*)),
+                        None,
+                    )
+                } else {
+                    (
+                        quote!(::core::result::Result<(#(#outs,)*), #krate::StepError>),
+                        Some(quote!((#(#outs,)*))),
+                    )
+                }
+            }
+            SuspensionKind::FanOut { func, all, .. } => {
+                let out = quote_spanned!(func.span()=> <#func as #krate::Function>::Output);
+                if *all {
+                    (
+                        quote!(::std::vec::Vec<::core::result::Result<#out, #krate::StepError>>),
+                        None,
+                    )
+                } else {
+                    (
+                        quote!(::core::result::Result<::std::vec::Vec<#out>, #krate::StepError>),
+                        Some(quote!(::std::vec::Vec<#out>)),
+                    )
+                }
+            }
         }
     }
 }

@@ -43,6 +43,18 @@ impl Lowerer {
                 }
             },
             (None, SuspensionKind::Sleep { .. }) => ("Sleeping".to_owned(), susp.span),
+            // `LoadTicketAndLoadCustomer`; `FanOutReviewLine`.
+            (None, SuspensionKind::Join { steps, .. }) => {
+                let names: Vec<String> = steps
+                    .iter()
+                    .map(|(f, _)| upper_camel(&last_ident(f)))
+                    .collect();
+                (names.join("And"), susp.span)
+            }
+            (None, SuspensionKind::FanOut { func, .. }) => (
+                format!("FanOut{}", upper_camel(&last_ident(func))),
+                susp.span,
+            ),
             // Named after the enum the signals decode into: `AwaitingReview`.
             (None, SuspensionKind::WaitAny { ty, .. }) => {
                 (format!("Awaiting{}", type_stem(ty)), susp.span)
@@ -109,6 +121,14 @@ impl Lowerer {
             }
         }
     }
+}
+
+/// The last identifier of a path.
+pub(crate) fn last_ident(p: &syn::Path) -> String {
+    p.segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default()
 }
 
 /// The last identifier of a type's path (`review::Event` gives `Event`), or `Signals`.
