@@ -80,11 +80,28 @@ impl Inner {
         for (index, item) in todo {
             let run = self.prepare_item(run_id, workflow, position, index, &item);
             let gate = gate.clone();
+            let weak = self.me.clone();
+            let run_id = run_id.to_owned();
             set.spawn(async move {
-                let Ok(_permit) = gate.acquire_owned().await else {
+                let Ok(permit) = gate.acquire_owned().await else {
                     return;
                 };
-                run.await;
+                let Some(done) = run.await else {
+                    return;
+                };
+                // The next item may start while this result waits for its commit: results
+                // that arrive meanwhile share the next one.
+                drop(permit);
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                lock(&inner.batches.queued)
+                    .entry(run_id.clone())
+                    .or_default()
+                    .push(done);
+                if let Err(e) = inner.flush_batch(&run_id).await {
+                    report(&run_id, "a batch result", &e);
+                }
             });
         }
         let busy = self.busy.guard();
@@ -95,7 +112,7 @@ impl Inner {
         running.insert(run_id.to_owned(), (position, task.abort_handle()));
     }
 
-    /// The future that runs one item, with its retries, and queues its result.
+    /// The future that runs one item, with its retries; `None` if the engine went away.
     fn prepare_item(
         &self,
         run_id: &str,
@@ -103,7 +120,7 @@ impl Inner {
         position: u64,
         index: usize,
         item: &BatchItem,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    ) -> impl Future<Output = Option<Finished>> + Send + 'static {
         let name = item.name.clone();
         let input = item.input.clone();
         let double = self.instrument.as_ref().and_then(|i| i.step_double(&name));
@@ -113,7 +130,6 @@ impl Inner {
             .or_else(|| entry.map(|e| e.retry))
             .unwrap_or_default();
         let missing = format!("workflow `{workflow}` has no step named `{name}`");
-        let weak = self.me.clone();
         let clock = self.clock.clone();
         let data = self.data.clone();
         let run = run_id.to_owned();
@@ -142,7 +158,7 @@ impl Inner {
                         })
                     }
                     // Aborted with the engine: nothing to record.
-                    Err(_) => return,
+                    Err(_) => return None,
                 };
                 match outcome {
                     Err(e) if policy.retries(attempt, &e) => {
@@ -153,23 +169,13 @@ impl Inner {
                 }
             };
             let duration_ms = clock.now_ms().saturating_sub(started_ms);
-            let Some(inner) = weak.upgrade() else {
-                return;
-            };
-            let done = Finished {
+            Some(Finished {
                 position,
                 index,
                 name,
                 result,
                 duration_ms,
-            };
-            lock(&inner.batches.queued)
-                .entry(run.clone())
-                .or_default()
-                .push(done);
-            if let Err(e) = inner.flush_batch(&run).await {
-                report(&run, "a batch result", &e);
-            }
+            })
         }
     }
 
