@@ -33,9 +33,8 @@ pub async fn load_customer_for_ticket(
     ctx.data::<Services>()?.steps.record(&ctx)?;
     let ticket = find_ticket(&ticket_id)
         .ok_or_else(|| StepError::permanent(format!("ticket `{ticket_id}` not found")))?;
-    find_customer(&ticket.customer_id).ok_or_else(|| {
-        StepError::permanent(format!("customer `{}` not found", ticket.customer_id))
-    })
+    find_customer(&ticket.customer_id)
+        .ok_or_else(|| StepError::permanent(format!("customer `{}` not found", ticket.customer_id)))
 }
 
 /// Asks the agent for a refund recommendation, with the reviewer's notes on a redraft.

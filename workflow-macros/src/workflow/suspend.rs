@@ -465,8 +465,9 @@ impl<'ast> Visit<'ast> for Scan<'_> {
                     return;
                 }
                 let msg = format!(
-                    "only `{ctx}.step(..)`, `{ctx}.wait_for_signal::<T>(..)`, \
-                     `{ctx}.wait_for_any::<T>(..)` and `{ctx}.sleep(..)` can be awaited in a workflow; move other async work into a `#[function]` step and \
+                    "only `{ctx}.step(..)`, `{ctx}.join(..)`, `{ctx}.fan_out(..)`, \
+                     `{ctx}.wait_for_signal::<T>(..)`, `{ctx}.wait_for_any::<T>(..)` and \
+                     `{ctx}.sleep(..)` (and their `_all` forms) can be awaited in a workflow; move other async work into a `#[function]` step and \
                      call it with `{ctx}.step(..)`",
                     ctx = self.ctx
                 );

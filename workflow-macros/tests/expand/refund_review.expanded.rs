@@ -13,15 +13,15 @@ pub async fn load_ticket(
 ///Step metadata for [`load_ticket()`]: lets `ctx.step(load_ticket, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct load_ticket {}
-impl ::workflow_runtime::__private::Function for load_ticket {
+impl ::workflow_runtime::__private::v1::Function for load_ticket {
     const NAME: &'static str = "load_ticket";
     const SIG_HASH: u64 = 4131161341935801390u64;
     type Input = String;
     type Output = Ticket;
     fn call(
-        __wf_ctx: ::workflow_runtime::__private::StepContext,
+        __wf_ctx: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let ticket_id = __wf_input;
         ::std::boxed::Box::pin(async move {
             load_ticket(__wf_ctx, ticket_id).await.map_err(::core::convert::Into::into)
@@ -46,10 +46,10 @@ pub async fn draft_refund_recommendation(
 ///Step metadata for [`draft_refund_recommendation()`]: lets `ctx.step(draft_refund_recommendation, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct draft_refund_recommendation {}
-impl ::workflow_runtime::__private::Function for draft_refund_recommendation {
+impl ::workflow_runtime::__private::v1::Function for draft_refund_recommendation {
     const NAME: &'static str = "draft_refund_recommendation";
     const SIG_HASH: u64 = 11901322226724258593u64;
-    const RETRY: ::workflow_runtime::__private::RetryPolicy = ::workflow_runtime::__private::RetryPolicy::DEFAULT
+    const RETRY: ::workflow_runtime::__private::v1::RetryPolicy = ::workflow_runtime::__private::v1::RetryPolicy::DEFAULT
         .max_attempts(4u32)
         .initial_backoff(::core::time::Duration::from_millis(2000u64))
         .jitter(0.2f64)
@@ -57,9 +57,9 @@ impl ::workflow_runtime::__private::Function for draft_refund_recommendation {
     type Input = (Ticket, Customer, Option<String>);
     type Output = Recommendation;
     fn call(
-        __wf_ctx: ::workflow_runtime::__private::StepContext,
+        __wf_ctx: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let (ticket, customer, reviewer_notes) = __wf_input;
         ::std::boxed::Box::pin(async move {
             draft_refund_recommendation(__wf_ctx, ticket, customer, reviewer_notes)
@@ -88,10 +88,10 @@ pub async fn issue_refund_once(
 ///Step metadata for [`issue_refund_once()`]: lets `ctx.step(issue_refund_once, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct issue_refund_once {}
-impl ::workflow_runtime::__private::Function for issue_refund_once {
+impl ::workflow_runtime::__private::v1::Function for issue_refund_once {
     const NAME: &'static str = "issue_refund_once";
     const SIG_HASH: u64 = 12247247245054341657u64;
-    const RETRY: ::workflow_runtime::__private::RetryPolicy = ::workflow_runtime::__private::RetryPolicy::DEFAULT
+    const RETRY: ::workflow_runtime::__private::v1::RetryPolicy = ::workflow_runtime::__private::v1::RetryPolicy::DEFAULT
         .max_attempts(5u32)
         .initial_backoff(::core::time::Duration::from_millis(1000u64))
         .max_backoff(::core::time::Duration::from_millis(60000u64))
@@ -99,9 +99,9 @@ impl ::workflow_runtime::__private::Function for issue_refund_once {
     type Input = (String, u64);
     type Output = RefundReceipt;
     fn call(
-        __wf_ctx: ::workflow_runtime::__private::StepContext,
+        __wf_ctx: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let (ticket_id, amount_cents) = __wf_input;
         ::std::boxed::Box::pin(async move {
             issue_refund_once(__wf_ctx, ticket_id, amount_cents)
@@ -112,6 +112,8 @@ impl ::workflow_runtime::__private::Function for issue_refund_once {
 }
 /// Reviews a refund request: draft, wait up to 7 days for a human decision, pay once on
 /// approval, redraft on request-changes, stop on rejection or timeout.
+///
+/// Version 2 loads the ticket and its customer in parallel.
 #[allow(non_upper_case_globals)]
 pub const refund_review: refund_review::Def = refund_review::Def;
 ///The state machine compiled from the `refund_review` workflow.
@@ -123,7 +125,7 @@ pub mod refund_review {
     #[allow(unused_imports)]
     use super::issue_refund_once;
     #[allow(unused_imports)]
-    use super::load_customer;
+    use super::load_customer_for_ticket;
     #[allow(unused_imports)]
     use super::load_ticket;
     #[allow(unused_imports)]
@@ -133,61 +135,74 @@ pub mod refund_review {
     mod __wf_not_functions {
         pub struct draft_refund_recommendation {}
         pub struct issue_refund_once {}
-        pub struct load_customer {}
+        pub struct load_customer_for_ticket {}
         pub struct load_ticket {}
     }
-    const _: () = ::workflow_runtime::__private::assert_persist::<String>();
+    const _: () = ::workflow_runtime::__private::v1::assert_persist::<String>();
     ///Where a run of `refund_review` stands: one variant per suspension point, holding the locals still needed after it.
     #[derive(
         ::core::fmt::Debug,
         ::core::clone::Clone,
-        ::workflow_runtime::__private::serde::Serialize,
-        ::workflow_runtime::__private::serde::Deserialize
+        ::workflow_runtime::__private::v1::serde::Serialize,
+        ::workflow_runtime::__private::v1::serde::Deserialize
     )]
-    #[serde(crate = "::workflow_runtime::__private::serde")]
+    #[serde(crate = "::workflow_runtime::__private::v1::serde")]
     pub enum State {
         ///The run has been created and not yet started.
         Start {
             ///The local `ticket_id`.
             ticket_id: String,
         },
-        ///Waiting for the result of the step `load_ticket`.
-        LoadTicket {},
-        ///Waiting for the result of the step `load_customer`.
-        LoadCustomer {
-            ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::Function>::Output,
-        },
+        ///Waiting for the steps `load_ticket`, `load_customer_for_ticket`, run in parallel.
+        LoadTicketAndLoadCustomerForTicket {},
         ///A loop head or branch join; never stored.
         #[doc(hidden)]
         #[serde(skip)]
-        __Block4 {
+        __Block3 {
             ///The local `customer`.
-            customer: <load_customer as ::workflow_runtime::__private::Function>::Output,
+            customer: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E1,
             ///The local `notes`.
             notes: Option<String>,
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::Function>::Output,
+            ticket: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E0,
         },
         ///Waiting for the result of the step `draft_refund_recommendation`.
         DraftRefundRecommendation {
             ///The local `customer`.
-            customer: <load_customer as ::workflow_runtime::__private::Function>::Output,
+            customer: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E1,
             ///The local `notes`.
             notes: Option<String>,
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::Function>::Output,
+            ticket: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E0,
         },
         ///Waiting for the signal "refund_decision".
         AwaitingRefundDecision {
             ///The local `customer`.
-            customer: <load_customer as ::workflow_runtime::__private::Function>::Output,
+            customer: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E1,
             ///The local `notes`.
             notes: Option<String>,
             ///The local `recommended`.
             recommended: u64,
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::Function>::Output,
+            ticket: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E0,
         },
         ///Waiting for the result of the step `issue_refund_once`.
         IssueRefundOnce {
@@ -197,7 +212,7 @@ pub mod refund_review {
     }
     /// The workflow's state graph as a Mermaid `stateDiagram-v2`: one node per
     /// stored state, labelled with what the run waits on there.
-    pub const MERMAID: &str = "stateDiagram-v2\n    Start: start\n    LoadTicket: step load_ticket\n    LoadCustomer: step load_customer\n    DraftRefundRecommendation: step draft_refund_recommendation\n    AwaitingRefundDecision: wait refund_decision\n    IssueRefundOnce: step issue_refund_once\n    [*] --> Start\n    Start --> LoadTicket\n    LoadTicket --> LoadCustomer\n    LoadTicket --> [*]\n    LoadCustomer --> DraftRefundRecommendation\n    LoadCustomer --> [*]\n    DraftRefundRecommendation --> AwaitingRefundDecision\n    DraftRefundRecommendation --> [*]\n    AwaitingRefundDecision --> DraftRefundRecommendation\n    AwaitingRefundDecision --> IssueRefundOnce\n    AwaitingRefundDecision --> [*]\n    IssueRefundOnce --> [*]\n";
+    pub const MERMAID: &str = "stateDiagram-v2\n    Start: start\n    LoadTicketAndLoadCustomerForTicket: steps load_ticket + load_customer_for_ticket in parallel\n    DraftRefundRecommendation: step draft_refund_recommendation\n    AwaitingRefundDecision: wait refund_decision\n    IssueRefundOnce: step issue_refund_once\n    [*] --> Start\n    Start --> LoadTicketAndLoadCustomerForTicket\n    LoadTicketAndLoadCustomerForTicket --> DraftRefundRecommendation\n    LoadTicketAndLoadCustomerForTicket --> [*]\n    DraftRefundRecommendation --> AwaitingRefundDecision\n    DraftRefundRecommendation --> [*]\n    AwaitingRefundDecision --> DraftRefundRecommendation\n    AwaitingRefundDecision --> IssueRefundOnce\n    AwaitingRefundDecision --> [*]\n    IssueRefundOnce --> [*]\n";
     ///The `refund_review` workflow as a value; `refund_review` is a constant of this type.
     #[derive(
         ::core::fmt::Debug,
@@ -206,19 +221,19 @@ pub mod refund_review {
         ::core::default::Default
     )]
     pub struct Def;
-    impl ::workflow_runtime::__private::Workflow for Def {
+    impl ::workflow_runtime::__private::v1::Workflow for Def {
         const NAME: &'static str = "refund_review";
-        const VERSION: u32 = 1u32;
-        const LAYOUT_HASH: u64 = ::workflow_runtime::__private::mix(
-            17308397256811172960u64,
+        const VERSION: u32 = 2u32;
+        const LAYOUT_HASH: u64 = ::workflow_runtime::__private::v1::mix(
+            9514435017744524044u64,
             &[
-                <draft_refund_recommendation as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <issue_refund_once as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <load_customer as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <load_ticket as ::workflow_runtime::__private::Function>::SIG_HASH,
+                <draft_refund_recommendation as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <issue_refund_once as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
             ],
         );
-        const BODY_HASH: u64 = 14917208564023012333u64;
+        const BODY_HASH: u64 = 16298291860074323058u64;
         const MERMAID: &'static str = MERMAID;
         const SIGNALS: ::core::option::Option<&'static [&'static str]> = ::core::option::Option::Some(
             &["refund_decision"],
@@ -232,34 +247,35 @@ pub mod refund_review {
         }
         fn advance(
             state: State,
-            event: ::workflow_runtime::__private::Event,
-            ctx: &mut ::workflow_runtime::__private::WorkflowContext,
-        ) -> ::workflow_runtime::__private::Transition<
+            event: ::workflow_runtime::__private::v1::Event,
+            ctx: &mut ::workflow_runtime::__private::v1::WorkflowContext,
+        ) -> ::workflow_runtime::__private::v1::Transition<
             State,
             Result<RefundOutcome, WorkflowError>,
         > {
             advance(state, event, ctx)
         }
-        fn steps() -> ::std::vec::Vec<::workflow_runtime::__private::StepEntry> {
+        fn steps() -> ::std::vec::Vec<::workflow_runtime::__private::v1::StepEntry> {
             ::std::vec![
-                ::workflow_runtime::__private::StepEntry::of:: <
+                ::workflow_runtime::__private::v1::StepEntry::of:: <
                 draft_refund_recommendation > (),
-                ::workflow_runtime::__private::StepEntry::of:: < issue_refund_once > (),
-                ::workflow_runtime::__private::StepEntry::of:: < load_customer > (),
-                ::workflow_runtime::__private::StepEntry::of:: < load_ticket > ()
+                ::workflow_runtime::__private::v1::StepEntry::of:: < issue_refund_once >
+                (), ::workflow_runtime::__private::v1::StepEntry::of:: <
+                load_customer_for_ticket > (),
+                ::workflow_runtime::__private::v1::StepEntry::of:: < load_ticket > ()
             ]
         }
         fn check_signal(
             name: &str,
-            payload: &::workflow_runtime::__private::serde_json::Value,
+            payload: &::workflow_runtime::__private::v1::serde_json::Value,
         ) -> ::core::option::Option<
-            ::core::result::Result<(), ::workflow_runtime::__private::PayloadError>,
+            ::core::result::Result<(), ::workflow_runtime::__private::v1::PayloadError>,
         > {
             let mut __wf_verdict = ::core::option::Option::None;
             let mut __wf_check = |
                 r: ::core::result::Result<
                     (),
-                    ::workflow_runtime::__private::PayloadError,
+                    ::workflow_runtime::__private::v1::PayloadError,
                 >|
             {
                 if !::core::matches!(
@@ -271,7 +287,7 @@ pub mod refund_review {
             };
             if name == "refund_decision" {
                 __wf_check(
-                    ::workflow_runtime::__private::check_payload::<Decision>(payload),
+                    ::workflow_runtime::__private::v1::check_payload::<Decision>(payload),
                 );
             }
             let _ = (name, payload, &mut __wf_check);
@@ -280,8 +296,9 @@ pub mod refund_review {
         fn variant_name(state: &State) -> &'static str {
             match state {
                 State::Start { .. } => ::core::stringify!(Start),
-                State::LoadTicket { .. } => ::core::stringify!(LoadTicket),
-                State::LoadCustomer { .. } => ::core::stringify!(LoadCustomer),
+                State::LoadTicketAndLoadCustomerForTicket { .. } => {
+                    ::core::stringify!(LoadTicketAndLoadCustomerForTicket)
+                }
                 State::DraftRefundRecommendation { .. } => {
                     ::core::stringify!(DraftRefundRecommendation)
                 }
@@ -307,9 +324,9 @@ pub mod refund_review {
     )]
     pub fn advance(
         __wf_state_in: State,
-        __wf_event: ::workflow_runtime::__private::Event,
-        ctx: &mut ::workflow_runtime::__private::WorkflowContext,
-    ) -> ::workflow_runtime::__private::Transition<
+        __wf_event: ::workflow_runtime::__private::v1::Event,
+        ctx: &mut ::workflow_runtime::__private::v1::WorkflowContext,
+    ) -> ::workflow_runtime::__private::v1::Transition<
         State,
         Result<RefundOutcome, WorkflowError>,
     > {
@@ -318,74 +335,69 @@ pub mod refund_review {
         '__wf_dispatch: loop {
             match __wf_state {
                 State::Start { mut ticket_id } => {
-                    let () = match ::workflow_runtime::__private::take_start(
+                    let () = match ::workflow_runtime::__private::v1::take_start(
                             &mut __wf_ev,
                         )
                         .map(|()| ())
                     {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
-                            load_ticket,
-                        >(ticket_id);
-                        return ::workflow_runtime::__private::Transition::Suspend(
-                            State::LoadTicket {},
+                        let __wf_cmd = ::workflow_runtime::__private::v1::batch_command(
+                            ::std::vec![
+                                ::workflow_runtime::__private::v1::batch_item:: <
+                                load_ticket > (ticket_id.clone()),
+                                ::workflow_runtime::__private::v1::batch_item:: <
+                                load_customer_for_ticket > (ticket_id)
+                            ],
+                            0,
+                        );
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
+                            State::LoadTicketAndLoadCustomerForTicket {
+                            },
                             __wf_cmd,
                         );
                     }
                 }
-                State::LoadTicket {} => {
-                    let __wf_s0 = match ::workflow_runtime::__private::take_step::<
-                        load_ticket,
-                    >(&mut __wf_ev) {
-                        ::core::result::Result::Ok(__wf_v) => __wf_v,
-                        ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
-                                __wf_m.into_message(),
+                State::LoadTicketAndLoadCustomerForTicket {} => {
+                    let __wf_s0 = match ::workflow_runtime::__private::v1::take_batch(
+                            &mut __wf_ev,
+                            2usize,
+                        )
+                        .map(|mut __wf_r| {
+                            let __wf_t = (
+                                ::workflow_runtime::__private::v1::next_result::<
+                                    load_ticket,
+                                >(&mut __wf_r),
+                                ::workflow_runtime::__private::v1::next_result::<
+                                    load_customer_for_ticket,
+                                >(&mut __wf_r),
                             );
-                        }
-                    };
-                    let ticket = match __wf_s0 {
-                        ::core::result::Result::Ok(__wf_v) => __wf_v,
-                        ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
-                                ::core::result::Result::Err(
-                                    ::core::convert::From::from(__wf_e),
+                            (move || -> ::core::result::Result<
+                                (
+                                    <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                                    <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
                                 ),
-                            );
-                        }
-                    };
+                                ::workflow_runtime::__private::v1::StepError,
+                            > { ::core::result::Result::Ok((__wf_t.0?, __wf_t.1?)) })()
+                        })
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
-                            load_customer,
-                        >(ticket.customer_id.clone());
-                        return ::workflow_runtime::__private::Transition::Suspend(
-                            State::LoadCustomer { ticket },
-                            __wf_cmd,
-                        );
-                    }
-                }
-                State::LoadCustomer { mut ticket } => {
-                    let __wf_s1 = match ::workflow_runtime::__private::take_step::<
-                        load_customer,
-                    >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
-                    let customer = match __wf_s1 {
+                    let (ticket, customer) = match __wf_s0 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -394,7 +406,7 @@ pub mod refund_review {
                     };
                     let mut notes: Option<String> = None;
                     {
-                        __wf_state = State::__Block4 {
+                        __wf_state = State::__Block3 {
                             customer,
                             notes,
                             ticket,
@@ -402,11 +414,11 @@ pub mod refund_review {
                         continue '__wf_dispatch;
                     }
                 }
-                State::__Block4 { mut customer, mut notes, mut ticket } => {
-                    let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                State::__Block3 { mut customer, mut notes, mut ticket } => {
+                    let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                         draft_refund_recommendation,
                     >((ticket.clone(), customer.clone(), notes.clone()));
-                    return ::workflow_runtime::__private::Transition::Suspend(
+                    return ::workflow_runtime::__private::v1::Transition::Suspend(
                         State::DraftRefundRecommendation {
                             customer,
                             notes,
@@ -420,20 +432,20 @@ pub mod refund_review {
                     mut notes,
                     mut ticket,
                 } => {
-                    let __wf_s2 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s1 = match ::workflow_runtime::__private::v1::take_step::<
                         draft_refund_recommendation,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
-                    let rec = match __wf_s2 {
+                    let rec = match __wf_s1 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -442,7 +454,7 @@ pub mod refund_review {
                     };
                     let recommended: u64 = rec.amount_cents;
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::wait_command(
+                        let __wf_cmd = ::workflow_runtime::__private::v1::wait_command(
                             &*ctx,
                             "refund_decision",
                             Duration::from_secs(7 * 86_400),
@@ -453,7 +465,7 @@ pub mod refund_review {
                                 rec.rationale, }
                             ),
                         );
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::AwaitingRefundDecision {
                                 customer,
                                 notes,
@@ -470,25 +482,25 @@ pub mod refund_review {
                     mut recommended,
                     mut ticket,
                 } => {
-                    let __wf_s3 = match ::workflow_runtime::__private::take_signal::<
+                    let __wf_s2 = match ::workflow_runtime::__private::v1::take_signal::<
                         Decision,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
-                    let decision: Decision = match __wf_s3 {
+                    let decision: Decision = match __wf_s2 {
                         Ok(d) => d,
                         Err(WaitError::TimedOut) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 Ok(RefundOutcome::TimedOut),
                             );
                         }
                         Err(cancelled @ WaitError::Cancelled) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 Err(cancelled.into()),
                             );
                         }
@@ -500,30 +512,30 @@ pub mod refund_review {
                                 .unwrap_or(recommended)
                                 .min(ticket.order_total_cents);
                             {
-                                let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                                let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                                     issue_refund_once,
                                 >((ticket.id.clone(), amount));
-                                return ::workflow_runtime::__private::Transition::Suspend(
+                                return ::workflow_runtime::__private::v1::Transition::Suspend(
                                     State::IssueRefundOnce { decision },
                                     __wf_cmd,
                                 );
                             }
                         }
                         DecisionStatus::Rejected => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 Ok(RefundOutcome::NotApproved {
                                     reason: decision.reason,
                                     reviewer_id: decision.reviewer_id,
                                 }),
                             );
-                            return ::workflow_runtime::__private::Transition::Complete(
-                                ::workflow_runtime::__private::fell_off(),
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
+                                ::workflow_runtime::__private::v1::fell_off(),
                             );
                         }
                         DecisionStatus::RequestChanges => {
                             notes = Some(decision.reason);
                             {
-                                __wf_state = State::__Block4 {
+                                __wf_state = State::__Block3 {
                                     customer,
                                     notes,
                                     ticket,
@@ -534,35 +546,35 @@ pub mod refund_review {
                     }
                 }
                 State::IssueRefundOnce { mut decision } => {
-                    let __wf_s4 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s3 = match ::workflow_runtime::__private::v1::take_step::<
                         issue_refund_once,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
-                    let receipt = match __wf_s4 {
+                    let receipt = match __wf_s3 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
                             );
                         }
                     };
-                    return ::workflow_runtime::__private::Transition::Complete(
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
                         Ok(RefundOutcome::Refunded {
                             receipt_id: receipt.receipt_id,
                             amount_cents: receipt.amount_cents,
                             reviewer_id: decision.reviewer_id,
                         }),
                     );
-                    return ::workflow_runtime::__private::Transition::Complete(
-                        ::workflow_runtime::__private::fell_off(),
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
+                        ::workflow_runtime::__private::v1::fell_off(),
                     );
                 }
             }
