@@ -164,7 +164,7 @@ mod types;
 #[path = "private/mod.rs"]
 pub mod __private;
 
-pub use authoring::{SleepPoint, StepFn, StepPoint, WaitPoint};
+pub use authoring::{FanOutAllPoint, FanOutPoint, SleepPoint, StepFn, StepPoint, WaitPoint};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     COMMIT_LATENCY_BUCKETS, DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, Histogram,

@@ -543,8 +543,12 @@ impl<T: Persist, E: Persist> WorkflowOutput for Result<T, E> {
 }
 
 /// What workflow code sees of the engine between suspension points, and what it suspends
-/// through: [`step`](WorkflowContext::step), [`wait_for_signal`](WorkflowContext::wait_for_signal)
-/// and [`sleep`](WorkflowContext::sleep).
+/// through: [`step`](WorkflowContext::step), [`wait_for_signal`](WorkflowContext::wait_for_signal),
+/// [`wait_for_any`](WorkflowContext::wait_for_any), [`sleep`](WorkflowContext::sleep) and the
+/// parallel forms [`fan_out`](WorkflowContext::fan_out) and
+/// [`fan_out_all`](WorkflowContext::fan_out_all), plus `ctx.join((f, x), (g, y), ..)` and
+/// `ctx.join_all(..)`, which the `#[workflow]` macro recognises for any number of steps (see
+/// the README, "Parallel steps").
 ///
 /// Code between suspension points may run again after a crash, so it reads time from the
 /// context, not from the system clock: the context's time is the transition's.
