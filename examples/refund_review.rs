@@ -652,7 +652,7 @@ fn demo_in(dir: &Path) -> Result<(), String> {
     }
     let counts: Vec<String> = [
         "load_ticket",
-        "load_customer",
+        "load_customer_for_ticket",
         "draft_refund_recommendation",
         "issue_refund_once",
     ]

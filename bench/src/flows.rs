@@ -263,3 +263,22 @@ pub(crate) async fn refund_like(
         });
     }
 }
+
+/// Fan-out: `items` no-op steps at once, at most `limit` at a time (0: no bound).
+#[workflow]
+pub(crate) async fn fan_out(
+    ctx: &mut WorkflowContext,
+    items: u64,
+    limit: usize,
+) -> Result<usize, WorkflowError> {
+    let done = ctx
+        .fan_out(noop_item, (0..items).collect::<Vec<u64>>(), limit)
+        .await?;
+    Ok(done.len())
+}
+
+/// Does nothing with its item.
+#[function]
+async fn noop_item(_item: u64) -> Result<(), StepError> {
+    Ok(())
+}

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p bench -- all          # every workload, then a Markdown table
-//! cargo run --release -p bench -- w1           # or one: floor, shapes, w1, w2, w3, w4, codec
+//! cargo run --release -p bench -- w1           # or one: floor, shapes, w1, w2, w3, w4, codec, fanout
 //! cargo run --release -p bench -- w3 --parked 20000 --reps 3
 //! cargo run --release -p bench -- pg           # W1-W3 on PostgreSQL (starts a throwaway server)
 //! ```
@@ -19,6 +19,7 @@
 //! the server binaries that `scripts/pg-test-cluster` finds or installs).
 
 mod codec;
+mod fanout;
 mod floor;
 mod flows;
 mod pg;
@@ -32,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use stats::Row;
 
-const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w4|codec|pg> [--reps N] [--dir PATH] \
+const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w4|codec|fanout|pg> [--reps N] [--dir PATH] \
                      [--parked N] [--signalled N] [--ks 10,1000,10000]";
 
 struct Opts {
@@ -89,8 +90,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    const WORKLOADS: [&str; 9] = [
-        "all", "floor", "shapes", "w1", "w2", "w3", "w4", "codec", "pg",
+    const WORKLOADS: [&str; 10] = [
+        "all", "floor", "shapes", "w1", "w2", "w3", "w4", "codec", "fanout", "pg",
     ];
     if !WORKLOADS.contains(&cmd.as_str()) {
         eprintln!("unknown workload `{cmd}`\n{USAGE}");
@@ -160,6 +161,10 @@ fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
     {
         println!("codec: the refund-like state and envelope");
         rows.extend(rt.block_on(codec::run(dir, o.reps, l)));
+    }
+    if wants("fanout") {
+        println!("fan-out: one run, 1000 no-op steps at once");
+        rows.extend(rt.block_on(fanout::run(dir, o.reps)));
     }
     rows
 }

@@ -2,13 +2,19 @@
 //! path, and golden checkpoints that fail `cargo test` when a stored state stops fitting.
 
 use examples::refund::domain::{Decision, DecisionStatus};
-use examples::refund::{Services, refund_review};
+use examples::refund::{Services, refund_review, refund_review_v1};
 use workflow_runtime::prelude::*;
 use workflow_runtime::testing::{Script, TestEngine, TestEngineBuilder, crash_test, golden};
 
-const GOLDEN: &str = concat!(
+/// Recorded from version 1 (sequential loads); version 1 stays registered so that its runs
+/// drain, and its stored states must keep fitting it.
+const GOLDEN_V1: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/golden/refund_review-v1.json"
+);
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/refund_review-v2.json"
 );
 
 /// A test engine whose steps talk to ledgers in a temporary directory.
@@ -96,4 +102,5 @@ async fn stored_refund_states_still_fit_the_code() {
         te.shutdown().await;
     }
     golden::assert_matches(refund_review, GOLDEN);
+    golden::assert_matches(refund_review_v1, GOLDEN_V1);
 }

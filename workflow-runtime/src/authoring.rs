@@ -229,6 +229,84 @@ impl IntoFuture for SleepPoint {
     }
 }
 
+/// What [`WorkflowContext::fan_out`] returns: a batch of steps to await.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[function]
+/// async fn double(n: u64) -> Result<u64, StepError> {
+///     Ok(n * 2)
+/// }
+///
+/// #[workflow]
+/// async fn doubles(ctx: &mut WorkflowContext, ns: Vec<u64>) -> Result<Vec<u64>, WorkflowError> {
+///     Ok(ctx.fan_out(double, ns, 8).await?)
+/// }
+/// # fn main() {}
+/// ```
+#[must_use = "a fan-out happens only where it is awaited: `ctx.fan_out(f, items, limit).await`"]
+pub struct FanOutPoint<T> {
+    output: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for FanOutPoint<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FanOutPoint")
+    }
+}
+
+impl<T> IntoFuture for FanOutPoint<T> {
+    type Output = Result<Vec<T>, StepError>;
+    type IntoFuture = Ready<Result<Vec<T>, StepError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        outside("fan_out")
+    }
+}
+
+/// What [`WorkflowContext::fan_out_all`] returns: a batch of steps to await, each result on
+/// its own.
+///
+/// # Examples
+///
+/// ```
+/// use workflow_runtime::prelude::*;
+///
+/// #[function]
+/// async fn double(n: u64) -> Result<u64, StepError> {
+///     Ok(n * 2)
+/// }
+///
+/// #[workflow]
+/// async fn doubles(ctx: &mut WorkflowContext, ns: Vec<u64>) -> Result<usize, WorkflowError> {
+///     let results = ctx.fan_out_all(double, ns, 0).await;
+///     Ok(results.into_iter().filter(Result::is_ok).count())
+/// }
+/// # fn main() {}
+/// ```
+#[must_use = "a fan-out happens only where it is awaited: `ctx.fan_out_all(f, items, limit).await`"]
+pub struct FanOutAllPoint<T> {
+    output: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for FanOutAllPoint<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FanOutAllPoint")
+    }
+}
+
+impl<T> IntoFuture for FanOutAllPoint<T> {
+    type Output = Vec<Result<T, StepError>>;
+    type IntoFuture = Ready<Vec<Result<T, StepError>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        outside("fan_out_all")
+    }
+}
+
 /// A wait or a sleep awaited outside a workflow body: there is no value to give and no error
 /// channel to report it on, and going on as if it had waited would be wrong.
 fn outside<T>(method: &str) -> T {
@@ -346,6 +424,169 @@ impl WorkflowContext {
         let _ = (name, timeout, metadata);
         WaitPoint {
             payload: PhantomData,
+        }
+    }
+
+    /// Waits for whichever of several signals arrives first, for at most `timeout`, and gives
+    /// it as the variant of the enum `T` that stands for it. `T` is an enum the workflow
+    /// declares, deriving serde's `Deserialize` in its default (externally tagged) form, with
+    /// one variant per name, as serde names them (`#[serde(rename_all = "snake_case")]` maps
+    /// `Approve` to `"approve"`); the variant holds the signal's payload.
+    ///
+    /// The names are a literal array, so the engine knows them: a signal of any other name is
+    /// refused, as with [`wait_for_signal`](WorkflowContext::wait_for_signal). Signals of the
+    /// listed names that arrived earlier are buffered, and the oldest of them answers the wait
+    /// at once; the others stay buffered for later waits. [`Engine::pending`](crate::Engine::pending)
+    /// lists the wait with its first name as `signal` and every name in `any_of`.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Serialize, Deserialize)]
+    /// #[serde(rename_all = "snake_case")]
+    /// enum Review {
+    ///     Approve { amount: u64 },
+    ///     Reject { reason: String },
+    ///     CustomerCancelled,
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn refund(ctx: &mut WorkflowContext, amount: u64) -> Result<String, WorkflowError> {
+    ///     let review = ctx
+    ///         .wait_for_any::<Review>(["approve", "reject", "customer_cancelled"], Duration::from_secs(86_400), json!({ "amount": amount }))
+    ///         .await;
+    ///     Ok(match review {
+    ///         Ok(Review::Approve { amount }) => format!("refund {amount}"),
+    ///         Ok(Review::Reject { reason }) => format!("rejected: {reason}"),
+    ///         Ok(Review::CustomerCancelled) => "withdrawn".to_owned(),
+    ///         Err(WaitError::TimedOut) => "nobody answered".to_owned(),
+    ///         Err(WaitError::Cancelled) => "cancelled by an operator".to_owned(),
+    ///     })
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(refund).open_in_memory().await?;
+    /// let run = engine.start(refund, "t-9", 120).await?;
+    /// assert_eq!(engine.pending()?[0].any_of, ["approve", "reject", "customer_cancelled"]);
+    /// engine.signal("t-9", "reject", json!({ "reason": "duplicate" })).await?;
+    /// assert_eq!(run.result().await?, Ok("rejected: duplicate".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`WaitError::TimedOut`] when the deadline passes before any of the signals arrives.
+    ///
+    /// # Panics
+    /// Awaited outside a `#[workflow]` body, where nothing can checkpoint the wait. Inside one,
+    /// a name without a variant of `T` fails the run when the wait begins, with a message
+    /// naming the name and `T`'s variants.
+    pub fn wait_for_any<T: DeserializeOwned>(
+        &mut self,
+        names: impl AsRef<[&'static str]>,
+        timeout: Duration,
+        metadata: impl Serialize,
+    ) -> WaitPoint<T> {
+        let _ = (names.as_ref(), timeout, metadata);
+        WaitPoint {
+            payload: PhantomData,
+        }
+    }
+
+    /// Runs the step `step` once per item of `items`, at most `limit` at a time (0: no
+    /// bound), and gives their outputs in the order of the items, or the error of the first
+    /// item (in item order) that failed. Each result is checkpointed as it arrives, in groups
+    /// when several arrive during one commit; after a crash only the items without a result
+    /// run again, under the same idempotency keys (`StepContext::item` tells them apart).
+    ///
+    /// Several different steps at once: `ctx.join((load_ticket, id), (load_customer, cid))`
+    /// gives a tuple of outputs (`ctx.join_all` a tuple of results).
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// #[function]
+    /// async fn summarize(doc: String) -> Result<usize, StepError> {
+    ///     Ok(doc.len())
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn digest(ctx: &mut WorkflowContext, docs: Vec<String>) -> Result<usize, WorkflowError> {
+    ///     let lengths = ctx.fan_out(summarize, docs, 4).await?;
+    ///     Ok(lengths.iter().sum())
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(digest).open_in_memory().await?;
+    /// let run = engine.start(digest, "d-1", vec!["ab".into(), "cde".into()]).await?;
+    /// assert_eq!(run.result().await?, Ok(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The error of the first failed item, in item order (every item runs to its end).
+    ///
+    /// # Panics
+    /// Awaited outside a `#[workflow]` body, where nothing can checkpoint the batch.
+    pub fn fan_out<F, I>(&mut self, step: F, items: I, limit: usize) -> FanOutPoint<F::Output>
+    where
+        F: crate::Function,
+        I: IntoIterator<Item = F::Input>,
+    {
+        let _ = (step, items.into_iter(), limit);
+        FanOutPoint {
+            output: PhantomData,
+        }
+    }
+
+    /// As [`fan_out`](WorkflowContext::fan_out), but gives every item's result on its own,
+    /// in item order.
+    ///
+    /// ```
+    /// use workflow_runtime::prelude::*;
+    ///
+    /// #[function(max_attempts = 1)]
+    /// async fn check(n: u32) -> Result<u32, StepError> {
+    ///     if n == 0 { Err(StepError::permanent("zero")) } else { Ok(n) }
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn checks(ctx: &mut WorkflowContext, ns: Vec<u32>) -> Result<usize, WorkflowError> {
+    ///     let results = ctx.fan_out_all(check, ns, 0).await;
+    ///     Ok(results.iter().filter(|r| r.is_err()).count())
+    /// }
+    ///
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().register(checks).open_in_memory().await?;
+    /// let run = engine.start(checks, "c-1", vec![1, 0, 2]).await?;
+    /// assert_eq!(run.result().await?, Ok(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// Awaited outside a `#[workflow]` body, where nothing can checkpoint the batch.
+    pub fn fan_out_all<F, I>(
+        &mut self,
+        step: F,
+        items: I,
+        limit: usize,
+    ) -> FanOutAllPoint<F::Output>
+    where
+        F: crate::Function,
+        I: IntoIterator<Item = F::Input>,
+    {
+        let _ = (step, items.into_iter(), limit);
+        FanOutAllPoint {
+            output: PhantomData,
         }
     }
 

@@ -151,6 +151,7 @@ mod model;
 pub mod payload;
 mod retry;
 pub mod secret;
+mod signals;
 mod step;
 pub mod store;
 mod telemetry;
@@ -163,12 +164,13 @@ mod types;
 #[path = "private/mod.rs"]
 pub mod __private;
 
-pub use authoring::{SleepPoint, StepFn, StepPoint, WaitPoint};
+pub use authoring::{FanOutAllPoint, FanOutPoint, SleepPoint, StepFn, StepPoint, WaitPoint};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     COMMIT_LATENCY_BUCKETS, DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, Histogram,
     IncompatibleRun, LeaseSettings, MAX_PAGE, Metrics, PendingWait, Retention, RunDetail,
-    RunFilter, RunHandle, RunPage, RunStatus, RunSummary, Signal, SignalOutcome, VersionSummary,
+    RunFilter, RunHandle, RunPage, RunStatus, RunSummary, Signal, SignalOutcome,
+    SignalWithStartError, VersionSummary,
 };
 pub use error::{
     CodecError, EngineError, MigrationError, OpenError, OpsError, PayloadError, ResultError,
@@ -177,6 +179,7 @@ pub use error::{
 pub use model::{WaitError, Workflow, WorkflowContext, WorkflowError, WorkflowOutput};
 pub use retry::{PolicyError, RetryPolicy};
 pub use secret::Secret;
+pub use signals::VariantsError;
 pub use step::{Function, Persist, StepContext, StepError, StepErrorKind};
 pub use trace::{TraceEvent, TraceKind, format_time_ms};
 pub use types::Cancellation;

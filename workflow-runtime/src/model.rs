@@ -58,6 +58,8 @@ pub enum Event {
     TimedOut,
     /// The pending sleep's deadline passed.
     Woke,
+    /// Every step of the pending batch finished: their results, in the batch's order.
+    BatchDone(Vec<Result<Value, StepError>>),
     /// An operator cancelled the run at its pending step or wait (`Engine::cancel`).
     Cancelled {
         /// The operator's reason.
@@ -220,12 +222,156 @@ pub enum Command {
         deadline_ms: u64,
         /// Caller-supplied metadata shown by `Engine::pending`.
         metadata: Value,
+        /// For a wait on several signals (`ctx.wait_for_any`): every name that satisfies it,
+        /// `name` first; empty for a wait on `name` alone. The first of them to arrive wins,
+        /// and its payload reaches the workflow as `{ name: payload }`, serde's form of the
+        /// enum variant that stands for the signal.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        any_of: Vec<String>,
     },
     /// Sleep until the absolute deadline.
     Sleep {
         /// Absolute deadline, milliseconds since the Unix epoch.
         deadline_ms: u64,
     },
+    /// Run several steps at once (`ctx.join`, `ctx.fan_out`); each result is stored here as
+    /// it arrives, and the workflow continues once all are in.
+    Batch {
+        /// The steps, in the order the workflow receives their results.
+        items: Vec<BatchItem>,
+        /// How many may run at the same time; 0 for no bound.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        limit: u32,
+    },
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One step of a [`Command::Batch`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The step's `Function::NAME`.
+    pub name: String,
+    /// The step's input as JSON.
+    pub input: Value,
+    /// The policy chosen for this call, `None` for the step's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// The step's result once it is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Result<Value, StepError>>,
+}
+
+impl BatchItem {
+    /// An item that runs step `name` with `input`, no result yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::BatchItem;
+    /// let item = BatchItem::new("load_ticket", serde_json::json!("T-1"));
+    /// assert!(item.result.is_none());
+    /// ```
+    pub fn new(name: impl Into<String>, input: Value) -> Self {
+        Self {
+            name: name.into(),
+            input,
+            retry: None,
+            result: None,
+        }
+    }
+}
+
+impl Command {
+    /// Whether this command is a wait that a signal named `signal` satisfies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Command;
+    /// let wait = Command::wait_any(&["approve", "reject"], 60_000, serde_json::Value::Null);
+    /// assert!(wait.waits_for("reject"));
+    /// assert!(!wait.waits_for("cancel"));
+    /// ```
+    pub fn waits_for(&self, signal: &str) -> bool {
+        match self {
+            Command::Wait { name, any_of, .. } if any_of.is_empty() => name == signal,
+            Command::Wait { any_of, .. } => any_of.iter().any(|n| n == signal),
+            _ => false,
+        }
+    }
+
+    /// The names a wait is satisfied by (one for a plain wait); empty for a step or a sleep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Command;
+    /// let wait = Command::wait_any(&["approve", "reject"], 60_000, serde_json::Value::Null);
+    /// assert_eq!(wait.signal_names(), ["approve", "reject"]);
+    /// ```
+    pub fn signal_names(&self) -> Vec<String> {
+        match self {
+            Command::Wait { name, any_of, .. } if any_of.is_empty() => vec![name.clone()],
+            Command::Wait { any_of, .. } => any_of.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A wait for the signal `name` until `deadline_ms`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Command;
+    /// assert!(Command::wait("approve", 1_000, serde_json::Value::Null).waits_for("approve"));
+    /// ```
+    pub fn wait(name: impl Into<String>, deadline_ms: u64, metadata: Value) -> Self {
+        Command::Wait {
+            name: name.into(),
+            deadline_ms,
+            metadata,
+            any_of: Vec::new(),
+        }
+    }
+
+    /// A wait that the first of the signals `names` satisfies, until `deadline_ms`.
+    ///
+    /// # Panics
+    /// If `names` is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::testing::Command;
+    /// let wait = Command::wait_any(&["approve", "reject"], 1_000, serde_json::Value::Null);
+    /// assert!(wait.waits_for("approve"));
+    /// ```
+    pub fn wait_any(names: &[&str], deadline_ms: u64, metadata: Value) -> Self {
+        assert!(!names.is_empty(), "a wait needs at least one signal name");
+        Command::Wait {
+            name: names[0].to_owned(),
+            deadline_ms,
+            metadata,
+            any_of: names.iter().map(|&n| n.to_owned()).collect(),
+        }
+    }
+
+    /// The event that delivers the signal `signal` with `payload` to this wait: the payload
+    /// itself for a plain wait, `{ signal: payload }` for a wait on several names.
+    pub(crate) fn signal_event(&self, signal: &str, payload: Value) -> Event {
+        match self {
+            Command::Wait { any_of, .. } if !any_of.is_empty() => {
+                let mut tagged = serde_json::Map::new();
+                tagged.insert(signal.to_owned(), payload);
+                Event::Signal(Value::Object(tagged))
+            }
+            _ => Event::Signal(payload),
+        }
+    }
 }
 
 fn first_attempt() -> u32 {
@@ -397,8 +543,12 @@ impl<T: Persist, E: Persist> WorkflowOutput for Result<T, E> {
 }
 
 /// What workflow code sees of the engine between suspension points, and what it suspends
-/// through: [`step`](WorkflowContext::step), [`wait_for_signal`](WorkflowContext::wait_for_signal)
-/// and [`sleep`](WorkflowContext::sleep).
+/// through: [`step`](WorkflowContext::step), [`wait_for_signal`](WorkflowContext::wait_for_signal),
+/// [`wait_for_any`](WorkflowContext::wait_for_any), [`sleep`](WorkflowContext::sleep) and the
+/// parallel forms [`fan_out`](WorkflowContext::fan_out) and
+/// [`fan_out_all`](WorkflowContext::fan_out_all), plus `ctx.join((f, x), (g, y), ..)` and
+/// `ctx.join_all(..)`, which the `#[workflow]` macro recognises for any number of steps (see
+/// the README, "Parallel steps").
 ///
 /// Code between suspension points may run again after a crash, so it reads time from the
 /// context, not from the system clock: the context's time is the transition's.

@@ -268,6 +268,14 @@ impl Sealer<'_> {
                 Command::Step { input, .. } => value(self, input, "the step input")?,
                 Command::Wait { metadata, .. } => value(self, metadata, "the wait metadata")?,
                 Command::Sleep { .. } => {}
+                Command::Batch { items, .. } => {
+                    for item in items {
+                        value(self, &mut item.input, "a batch step input")?;
+                        if let Some(Ok(output)) = &mut item.result {
+                            value(self, output, "a batch step output")?;
+                        }
+                    }
+                }
             }
         }
         match &mut rec.status {

@@ -287,6 +287,8 @@ pub struct StepContext {
     step: String,
     position: u64,
     attempt: u32,
+    /// The step's index in a batch (`ctx.join`, `ctx.fan_out`), which shares its position.
+    item: Option<usize>,
     data: DataMap,
 }
 
@@ -294,8 +296,19 @@ impl PartialEq for StepContext {
     // Two contexts of the same invocation are equal whatever dependencies they carry:
     // dependencies are services, not part of what identifies an attempt.
     fn eq(&self, other: &Self) -> bool {
-        (&self.run_id, &self.step, self.position, self.attempt)
-            == (&other.run_id, &other.step, other.position, other.attempt)
+        (
+            &self.run_id,
+            &self.step,
+            self.position,
+            self.attempt,
+            self.item,
+        ) == (
+            &other.run_id,
+            &other.step,
+            other.position,
+            other.attempt,
+            other.item,
+        )
     }
 }
 
@@ -332,8 +345,38 @@ impl StepContext {
             step: step.into(),
             position,
             attempt,
+            item: None,
             data: DataMap::default(),
         }
+    }
+
+    /// The context of the step at `index` in a batch (`ctx.join`, `ctx.fan_out`): the
+    /// steps of a batch share a position, and the index keeps their idempotency keys apart.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepContext;
+    /// let ctx = StepContext::new("order-1", "review", 3, 1).with_item(2);
+    /// assert_eq!(ctx.idempotency_key(), "order-1:review:3.2");
+    /// assert_eq!(ctx.item(), Some(2));
+    /// ```
+    #[must_use]
+    pub fn with_item(mut self, index: usize) -> Self {
+        self.item = Some(index);
+        self
+    }
+
+    /// The step's index in its batch, `None` for a step called alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_runtime::StepContext;
+    /// assert_eq!(StepContext::new("order-1", "charge", 3, 1).item(), None);
+    /// ```
+    pub fn item(&self) -> Option<usize> {
+        self.item
     }
 
     /// Adds a dependency that [`StepContext::data`] returns, replacing one of the same type;
@@ -461,7 +504,10 @@ impl StepContext {
     /// assert_eq!(first.idempotency_key(), retry.idempotency_key());
     /// ```
     pub fn idempotency_key(&self) -> String {
-        format!("{}:{}:{}", self.run_id, self.step, self.position)
+        match self.item {
+            None => format!("{}:{}:{}", self.run_id, self.step, self.position),
+            Some(i) => format!("{}:{}:{}.{i}", self.run_id, self.step, self.position),
+        }
     }
 }
 

@@ -213,6 +213,10 @@ pub struct PendingWait {
     pub metadata: Value,
     /// When the wait times out, milliseconds since the Unix epoch.
     pub deadline_ms: u64,
+    /// For a wait on several signals (`ctx.wait_for_any`): every name that answers it,
+    /// `signal` first; empty when `signal` is the only one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any_of: Vec<String>,
 }
 
 /// What happened to a signal.

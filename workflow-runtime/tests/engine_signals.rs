@@ -35,6 +35,7 @@ async fn a_waiting_run_is_listed_and_a_signal_completes_it() {
             signal: "decision".into(),
             metadata: json!({"ticket": "T-17", "amount": 40}),
             deadline_ms: deadline,
+            any_of: Vec::new(),
         }]
     );
 

@@ -19,6 +19,6 @@ mod workflow;
 
 pub use services::Services;
 pub use workflow::{
-    draft_refund_recommendation, issue_refund_once, load_customer, load_ticket, refund_key,
-    refund_review,
+    draft_refund_recommendation, issue_refund_once, load_customer, load_customer_for_ticket,
+    load_ticket, refund_key, refund_review, refund_review_v1,
 };

@@ -54,7 +54,7 @@ use super::clock::OffsetClock;
 use super::domain::{Decision, DecisionStatus, RefundOutcome};
 use super::ledger::{PaymentEntry, PaymentEvent, StepExecution, read_entries};
 use super::services::{find_customer, find_ticket};
-use super::{Services, refund_review, tickets};
+use super::{Services, refund_review, refund_review_v1, tickets};
 
 /// The name of the signal carrying a reviewer's decision.
 pub const DECISION_SIGNAL: &str = "refund_decision";
@@ -291,6 +291,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     let services = Services::from_env(&opts.data_dir)?;
     let clock = OffsetClock::from_env()?;
     let mut builder = Engine::builder()
+        .register(refund_review_v1)
         .register(refund_review)
         .data(services)
         .clock(clock);

@@ -95,6 +95,28 @@ fn label(block: &Block, susps: &[SuspInfo]) -> String {
             _ => "wait".to_owned(),
         },
         SuspensionKind::Sleep { .. } => "sleep".to_owned(),
+        SuspensionKind::Join { steps, .. } => {
+            let names: Vec<String> = steps
+                .iter()
+                .map(|(f, _)| {
+                    f.segments
+                        .last()
+                        .map_or_else(String::new, |s| s.ident.to_string())
+                })
+                .collect();
+            format!("steps {} in parallel", names.join(" + "))
+        }
+        SuspensionKind::FanOut { func, .. } => {
+            let name = func
+                .segments
+                .last()
+                .map_or_else(String::new, |s| s.ident.to_string());
+            format!("fan-out of step {name}")
+        }
+        SuspensionKind::WaitAny { names, .. } => {
+            let names: Vec<String> = names.iter().map(syn::LitStr::value).collect();
+            format!("wait {}", names.join(" | "))
+        }
     };
     // Mermaid labels end at a quote or a newline.
     text.replace(['"', '\n'], " ")

@@ -19,6 +19,12 @@ pub(crate) enum Ty {
     StepResult(syn::Path),
     /// The result of a wait for a signal of this payload type.
     WaitResult(TokenStream),
+    /// `Result<T, StepError>` for the first-error forms of `ctx.join` and `ctx.fan_out`.
+    StepResultOf(Box<Ty>),
+    /// A tuple of these types (the outputs or results of `ctx.join`).
+    Tuple(Vec<Ty>),
+    /// A `Vec` of this type (the outputs or results of `ctx.fan_out`).
+    Vec(Box<Ty>),
     /// A part of another type (a tuple's element, what `Some`/`Ok`/`Err` hold, an iterator's
     /// item).
     Part(Box<Ty>, Part),

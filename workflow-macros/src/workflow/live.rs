@@ -25,6 +25,11 @@ fn susp_uses(info: &SuspInfo) -> Uses {
             ..
         } => vec![name, timeout, metadata],
         SuspensionKind::Sleep { duration } => vec![duration],
+        SuspensionKind::WaitAny {
+            timeout, metadata, ..
+        } => vec![timeout, metadata],
+        SuspensionKind::Join { steps, .. } => steps.iter().map(|(_, input)| input).collect(),
+        SuspensionKind::FanOut { items, limit, .. } => vec![items, limit],
     };
     for e in exprs {
         let x = Uses::of_expr(e);

@@ -29,9 +29,40 @@ pub(crate) enum SuspensionKind {
     Sleep {
         duration: Box<Expr>,
     },
+    /// `ctx.join((f, x), (g, y))` (first error) or `ctx.join_all(..)` (each result): several
+    /// different steps at once.
+    Join {
+        steps: Vec<(Path, Expr)>,
+        all: bool,
+    },
+    /// `ctx.fan_out(f, items, limit)` (first error) or `ctx.fan_out_all(..)` (each result):
+    /// one step per item, at most `limit` at a time.
+    FanOut {
+        func: Path,
+        items: Box<Expr>,
+        limit: Box<Expr>,
+        all: bool,
+    },
+    /// `ctx.wait_for_any::<T>(["a", "b"], timeout, metadata)`: the first of several signals.
+    WaitAny {
+        ty: Box<Type>,
+        /// The signal names, literal so that the engine knows them.
+        names: Vec<syn::LitStr>,
+        timeout: Box<Expr>,
+        metadata: Box<Expr>,
+    },
 }
 
-const METHODS: [&str; 3] = ["step", "wait_for_signal", "sleep"];
+const METHODS: [&str; 8] = [
+    "step",
+    "wait_for_signal",
+    "wait_for_any",
+    "sleep",
+    "join",
+    "join_all",
+    "fan_out",
+    "fan_out_all",
+];
 
 fn is_ctx(expr: &Expr, ctx: &str) -> bool {
     matches!(expr, Expr::Path(p) if p.qself.is_none() && p.path.is_ident(ctx))
@@ -191,6 +222,19 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
                 metadata: Box::new(args[2].clone()),
             }
         }
+        "wait_for_any" => parse_wait_any(call, &args)?,
+        "join" | "join_all" => parse_join(call, &args)?,
+        "fan_out" | "fan_out_all" => {
+            let shape = format!("ctx.{}(function, items, limit)", call.method);
+            arity(call, 3, &shape)?;
+            no_turbofish(call)?;
+            SuspensionKind::FanOut {
+                func: step_path(args[0], &call.method)?,
+                items: Box::new(args[1].clone()),
+                limit: Box::new(args[2].clone()),
+                all: call.method == "fan_out_all",
+            }
+        }
         _ => {
             arity(call, 1, "ctx.sleep(duration)")?;
             SuspensionKind::Sleep {
@@ -199,6 +243,114 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
         }
     };
     Ok(Suspension { kind, span })
+}
+
+fn no_turbofish(call: &ExprMethodCall) -> syn::Result<()> {
+    match &call.turbofish {
+        Some(t) => Err(syn::Error::new_spanned(
+            t,
+            format!("`ctx.{}` takes no type arguments", call.method),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn step_path(e: &Expr, method: &syn::Ident) -> syn::Result<Path> {
+    match e {
+        Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "each step of `ctx.{method}` must name a `#[function]` directly, like \
+                 `load_ticket`"
+            ),
+        )),
+    }
+}
+
+// Input:  ctx.join((load_ticket, id), (load_customer, cid))
+// Output: SuspensionKind::Join with each (function, input) pair.
+fn parse_join(call: &ExprMethodCall, args: &[&Expr]) -> syn::Result<SuspensionKind> {
+    no_turbofish(call)?;
+    let hint = format!(
+        "`ctx.{}` takes two or more `(function, input)` pairs: `ctx.{}((load_ticket, id), \
+         (load_customer, customer_id))`",
+        call.method, call.method
+    );
+    if args.len() < 2 {
+        return Err(syn::Error::new(call.method.span(), hint));
+    }
+    let mut steps = Vec::new();
+    for arg in args {
+        let Expr::Tuple(t) = arg else {
+            return Err(syn::Error::new_spanned(arg, hint));
+        };
+        if t.elems.len() != 2 {
+            return Err(syn::Error::new_spanned(arg, hint));
+        }
+        steps.push((step_path(&t.elems[0], &call.method)?, t.elems[1].clone()));
+    }
+    Ok(SuspensionKind::Join {
+        steps,
+        all: call.method == "join_all",
+    })
+}
+
+// Input:  ctx.wait_for_any::<Review>(["approve", "reject"], timeout, metadata)
+// Output: SuspensionKind::WaitAny with the names read from the array literal.
+fn parse_wait_any(call: &ExprMethodCall, args: &[&Expr]) -> syn::Result<SuspensionKind> {
+    const SHAPE: &str = "ctx.wait_for_any::<T>([\"name\", ..], timeout, metadata)";
+    arity(call, 3, SHAPE)?;
+    let ty = call.turbofish.as_ref().and_then(|t| match t.args.first() {
+        Some(GenericArgument::Type(ty)) if t.args.len() == 1 => Some(ty.clone()),
+        _ => None,
+    });
+    let Some(ty) = ty else {
+        return Err(syn::Error::new(
+            call.method.span(),
+            "name the enum the signals decode into: `ctx.wait_for_any::<Review>([\"approve\", \
+             \"reject\"], timeout, metadata)`, with one variant per signal name",
+        ));
+    };
+    let list = match args[0] {
+        Expr::Reference(r) => &*r.expr,
+        other => other,
+    };
+    let names_hint = "list the signal names as an array of string literals: \
+                      `[\"approve\", \"reject\"]`; the engine checks sent names against them";
+    let Expr::Array(array) = list else {
+        return Err(syn::Error::new_spanned(args[0], names_hint));
+    };
+    let mut names: Vec<syn::LitStr> = Vec::new();
+    for elem in &array.elems {
+        let Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) = elem
+        else {
+            return Err(syn::Error::new_spanned(elem, names_hint));
+        };
+        if names.iter().any(|n| n.value() == s.value()) {
+            return Err(syn::Error::new_spanned(
+                s,
+                format!("the signal `{}` is listed twice", s.value()),
+            ));
+        }
+        names.push(s.clone());
+    }
+    if names.len() < 2 {
+        return Err(syn::Error::new_spanned(
+            args[0],
+            "`wait_for_any` waits for one of several signals and needs at least two names; \
+             for one, write `ctx.wait_for_signal::<T>(name, timeout, metadata)`",
+        ));
+    }
+    Ok(SuspensionKind::WaitAny {
+        ty: Box::new(ty),
+        names,
+        timeout: Box::new(args[1].clone()),
+        metadata: Box::new(args[2].clone()),
+    })
 }
 
 struct Find<'a> {
@@ -313,8 +465,9 @@ impl<'ast> Visit<'ast> for Scan<'_> {
                     return;
                 }
                 let msg = format!(
-                    "only `{ctx}.step(..)`, `{ctx}.wait_for_signal::<T>(..)` and `{ctx}.sleep(..)` \
-                     can be awaited in a workflow; move other async work into a `#[function]` step and \
+                    "only `{ctx}.step(..)`, `{ctx}.join(..)`, `{ctx}.fan_out(..)`, \
+                     `{ctx}.wait_for_signal::<T>(..)`, `{ctx}.wait_for_any::<T>(..)` and \
+                     `{ctx}.sleep(..)` (and their `_all` forms) can be awaited in a workflow; move other async work into a `#[function]` step and \
                      call it with `{ctx}.step(..)`",
                     ctx = self.ctx
                 );

@@ -389,13 +389,27 @@ pub mod kitchen_sink {
         ) -> ::core::option::Option<
             ::core::result::Result<(), ::workflow_runtime::__private::v1::PayloadError>,
         > {
+            let mut __wf_verdict = ::core::option::Option::None;
+            let mut __wf_check = |
+                r: ::core::result::Result<
+                    (),
+                    ::workflow_runtime::__private::v1::PayloadError,
+                >|
+            {
+                if !::core::matches!(
+                    __wf_verdict,
+                    ::core::option::Option::Some(::core::result::Result::Ok(()))
+                ) {
+                    __wf_verdict = ::core::option::Option::Some(r);
+                }
+            };
             if name == "bonus" {
-                return ::core::option::Option::Some(
+                __wf_check(
                     ::workflow_runtime::__private::v1::check_payload::<u64>(payload),
                 );
             }
-            let _ = (name, payload);
-            ::core::option::Option::None
+            let _ = (name, payload, &mut __wf_check);
+            __wf_verdict
         }
         fn variant_name(state: &State) -> &'static str {
             match state {

@@ -118,8 +118,22 @@ mod reexported {
                 crate::platform::durable::__private::v1::PayloadError,
             >,
         > {
-            let _ = (name, payload);
-            ::core::option::Option::None
+            let mut __wf_verdict = ::core::option::Option::None;
+            let mut __wf_check = |
+                r: ::core::result::Result<
+                    (),
+                    crate::platform::durable::__private::v1::PayloadError,
+                >|
+            {
+                if !::core::matches!(
+                    __wf_verdict,
+                    ::core::option::Option::Some(::core::result::Result::Ok(()))
+                ) {
+                    __wf_verdict = ::core::option::Option::Some(r);
+                }
+            };
+            let _ = (name, payload, &mut __wf_check);
+            __wf_verdict
         }
         fn variant_name(state: &State) -> &'static str {
             match state {

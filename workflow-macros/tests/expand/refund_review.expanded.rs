@@ -112,6 +112,8 @@ impl ::workflow_runtime::__private::v1::Function for issue_refund_once {
 }
 /// Reviews a refund request: draft, wait up to 7 days for a human decision, pay once on
 /// approval, redraft on request-changes, stop on rejection or timeout.
+///
+/// Version 2 loads the ticket and its customer in parallel.
 #[allow(non_upper_case_globals)]
 pub const refund_review: refund_review::Def = refund_review::Def;
 ///The state machine compiled from the `refund_review` workflow.
@@ -123,7 +125,7 @@ pub mod refund_review {
     #[allow(unused_imports)]
     use super::issue_refund_once;
     #[allow(unused_imports)]
-    use super::load_customer;
+    use super::load_customer_for_ticket;
     #[allow(unused_imports)]
     use super::load_ticket;
     #[allow(unused_imports)]
@@ -133,7 +135,7 @@ pub mod refund_review {
     mod __wf_not_functions {
         pub struct draft_refund_recommendation {}
         pub struct issue_refund_once {}
-        pub struct load_customer {}
+        pub struct load_customer_for_ticket {}
         pub struct load_ticket {}
     }
     const _: () = ::workflow_runtime::__private::v1::assert_persist::<String>();
@@ -151,43 +153,56 @@ pub mod refund_review {
             ///The local `ticket_id`.
             ticket_id: String,
         },
-        ///Waiting for the result of the step `load_ticket`.
-        LoadTicket {},
-        ///Waiting for the result of the step `load_customer`.
-        LoadCustomer {
-            ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
-        },
+        ///Waiting for the steps `load_ticket`, `load_customer_for_ticket`, run in parallel.
+        LoadTicketAndLoadCustomerForTicket {},
         ///A loop head or branch join; never stored.
         #[doc(hidden)]
         #[serde(skip)]
-        __Block4 {
+        __Block3 {
             ///The local `customer`.
-            customer: <load_customer as ::workflow_runtime::__private::v1::Function>::Output,
+            customer: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E1,
             ///The local `notes`.
             notes: Option<String>,
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ticket: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E0,
         },
         ///Waiting for the result of the step `draft_refund_recommendation`.
         DraftRefundRecommendation {
             ///The local `customer`.
-            customer: <load_customer as ::workflow_runtime::__private::v1::Function>::Output,
+            customer: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E1,
             ///The local `notes`.
             notes: Option<String>,
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ticket: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E0,
         },
         ///Waiting for the signal "refund_decision".
         AwaitingRefundDecision {
             ///The local `customer`.
-            customer: <load_customer as ::workflow_runtime::__private::v1::Function>::Output,
+            customer: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E1,
             ///The local `notes`.
             notes: Option<String>,
             ///The local `recommended`.
             recommended: u64,
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ticket: <(
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+            ) as ::workflow_runtime::__private::v1::Elems>::E0,
         },
         ///Waiting for the result of the step `issue_refund_once`.
         IssueRefundOnce {
@@ -197,7 +212,7 @@ pub mod refund_review {
     }
     /// The workflow's state graph as a Mermaid `stateDiagram-v2`: one node per
     /// stored state, labelled with what the run waits on there.
-    pub const MERMAID: &str = "stateDiagram-v2\n    Start: start\n    LoadTicket: step load_ticket\n    LoadCustomer: step load_customer\n    DraftRefundRecommendation: step draft_refund_recommendation\n    AwaitingRefundDecision: wait refund_decision\n    IssueRefundOnce: step issue_refund_once\n    [*] --> Start\n    Start --> LoadTicket\n    LoadTicket --> LoadCustomer\n    LoadTicket --> [*]\n    LoadCustomer --> DraftRefundRecommendation\n    LoadCustomer --> [*]\n    DraftRefundRecommendation --> AwaitingRefundDecision\n    DraftRefundRecommendation --> [*]\n    AwaitingRefundDecision --> DraftRefundRecommendation\n    AwaitingRefundDecision --> IssueRefundOnce\n    AwaitingRefundDecision --> [*]\n    IssueRefundOnce --> [*]\n";
+    pub const MERMAID: &str = "stateDiagram-v2\n    Start: start\n    LoadTicketAndLoadCustomerForTicket: steps load_ticket + load_customer_for_ticket in parallel\n    DraftRefundRecommendation: step draft_refund_recommendation\n    AwaitingRefundDecision: wait refund_decision\n    IssueRefundOnce: step issue_refund_once\n    [*] --> Start\n    Start --> LoadTicketAndLoadCustomerForTicket\n    LoadTicketAndLoadCustomerForTicket --> DraftRefundRecommendation\n    LoadTicketAndLoadCustomerForTicket --> [*]\n    DraftRefundRecommendation --> AwaitingRefundDecision\n    DraftRefundRecommendation --> [*]\n    AwaitingRefundDecision --> DraftRefundRecommendation\n    AwaitingRefundDecision --> IssueRefundOnce\n    AwaitingRefundDecision --> [*]\n    IssueRefundOnce --> [*]\n";
     ///The `refund_review` workflow as a value; `refund_review` is a constant of this type.
     #[derive(
         ::core::fmt::Debug,
@@ -208,17 +223,17 @@ pub mod refund_review {
     pub struct Def;
     impl ::workflow_runtime::__private::v1::Workflow for Def {
         const NAME: &'static str = "refund_review";
-        const VERSION: u32 = 1u32;
+        const VERSION: u32 = 2u32;
         const LAYOUT_HASH: u64 = ::workflow_runtime::__private::v1::mix(
-            17308397256811172960u64,
+            9514435017744524044u64,
             &[
                 <draft_refund_recommendation as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
                 <issue_refund_once as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
-                <load_customer as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
                 <load_ticket as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
             ],
         );
-        const BODY_HASH: u64 = 14917208564023012333u64;
+        const BODY_HASH: u64 = 16298291860074323058u64;
         const MERMAID: &'static str = MERMAID;
         const SIGNALS: ::core::option::Option<&'static [&'static str]> = ::core::option::Option::Some(
             &["refund_decision"],
@@ -245,8 +260,9 @@ pub mod refund_review {
                 ::workflow_runtime::__private::v1::StepEntry::of:: <
                 draft_refund_recommendation > (),
                 ::workflow_runtime::__private::v1::StepEntry::of:: < issue_refund_once >
-                (), ::workflow_runtime::__private::v1::StepEntry::of:: < load_customer >
-                (), ::workflow_runtime::__private::v1::StepEntry::of:: < load_ticket > ()
+                (), ::workflow_runtime::__private::v1::StepEntry::of:: <
+                load_customer_for_ticket > (),
+                ::workflow_runtime::__private::v1::StepEntry::of:: < load_ticket > ()
             ]
         }
         fn check_signal(
@@ -255,19 +271,34 @@ pub mod refund_review {
         ) -> ::core::option::Option<
             ::core::result::Result<(), ::workflow_runtime::__private::v1::PayloadError>,
         > {
+            let mut __wf_verdict = ::core::option::Option::None;
+            let mut __wf_check = |
+                r: ::core::result::Result<
+                    (),
+                    ::workflow_runtime::__private::v1::PayloadError,
+                >|
+            {
+                if !::core::matches!(
+                    __wf_verdict,
+                    ::core::option::Option::Some(::core::result::Result::Ok(()))
+                ) {
+                    __wf_verdict = ::core::option::Option::Some(r);
+                }
+            };
             if name == "refund_decision" {
-                return ::core::option::Option::Some(
+                __wf_check(
                     ::workflow_runtime::__private::v1::check_payload::<Decision>(payload),
                 );
             }
-            let _ = (name, payload);
-            ::core::option::Option::None
+            let _ = (name, payload, &mut __wf_check);
+            __wf_verdict
         }
         fn variant_name(state: &State) -> &'static str {
             match state {
                 State::Start { .. } => ::core::stringify!(Start),
-                State::LoadTicket { .. } => ::core::stringify!(LoadTicket),
-                State::LoadCustomer { .. } => ::core::stringify!(LoadCustomer),
+                State::LoadTicketAndLoadCustomerForTicket { .. } => {
+                    ::core::stringify!(LoadTicketAndLoadCustomerForTicket)
+                }
                 State::DraftRefundRecommendation { .. } => {
                     ::core::stringify!(DraftRefundRecommendation)
                 }
@@ -317,50 +348,45 @@ pub mod refund_review {
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
-                            load_ticket,
-                        >(ticket_id);
+                        let __wf_cmd = ::workflow_runtime::__private::v1::batch_command(
+                            ::std::vec![
+                                ::workflow_runtime::__private::v1::batch_item:: <
+                                load_ticket > (ticket_id.clone()),
+                                ::workflow_runtime::__private::v1::batch_item:: <
+                                load_customer_for_ticket > (ticket_id)
+                            ],
+                            0,
+                        );
                         return ::workflow_runtime::__private::v1::Transition::Suspend(
-                            State::LoadTicket {},
+                            State::LoadTicketAndLoadCustomerForTicket {
+                            },
                             __wf_cmd,
                         );
                     }
                 }
-                State::LoadTicket {} => {
-                    let __wf_s0 = match ::workflow_runtime::__private::v1::take_step::<
-                        load_ticket,
-                    >(&mut __wf_ev) {
-                        ::core::result::Result::Ok(__wf_v) => __wf_v,
-                        ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::v1::Transition::Reject(
-                                __wf_m.into_message(),
+                State::LoadTicketAndLoadCustomerForTicket {} => {
+                    let __wf_s0 = match ::workflow_runtime::__private::v1::take_batch(
+                            &mut __wf_ev,
+                            2usize,
+                        )
+                        .map(|mut __wf_r| {
+                            let __wf_t = (
+                                ::workflow_runtime::__private::v1::next_result::<
+                                    load_ticket,
+                                >(&mut __wf_r),
+                                ::workflow_runtime::__private::v1::next_result::<
+                                    load_customer_for_ticket,
+                                >(&mut __wf_r),
                             );
-                        }
-                    };
-                    let ticket = match __wf_s0 {
-                        ::core::result::Result::Ok(__wf_v) => __wf_v,
-                        ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::v1::Transition::Complete(
-                                ::core::result::Result::Err(
-                                    ::core::convert::From::from(__wf_e),
+                            (move || -> ::core::result::Result<
+                                (
+                                    <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
+                                    <load_customer_for_ticket as ::workflow_runtime::__private::v1::Function>::Output,
                                 ),
-                            );
-                        }
-                    };
+                                ::workflow_runtime::__private::v1::StepError,
+                            > { ::core::result::Result::Ok((__wf_t.0?, __wf_t.1?)) })()
+                        })
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
-                            load_customer,
-                        >(ticket.customer_id.clone());
-                        return ::workflow_runtime::__private::v1::Transition::Suspend(
-                            State::LoadCustomer { ticket },
-                            __wf_cmd,
-                        );
-                    }
-                }
-                State::LoadCustomer { mut ticket } => {
-                    let __wf_s1 = match ::workflow_runtime::__private::v1::take_step::<
-                        load_customer,
-                    >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
                             return ::workflow_runtime::__private::v1::Transition::Reject(
@@ -368,7 +394,7 @@ pub mod refund_review {
                             );
                         }
                     };
-                    let customer = match __wf_s1 {
+                    let (ticket, customer) = match __wf_s0 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
                             return ::workflow_runtime::__private::v1::Transition::Complete(
@@ -380,7 +406,7 @@ pub mod refund_review {
                     };
                     let mut notes: Option<String> = None;
                     {
-                        __wf_state = State::__Block4 {
+                        __wf_state = State::__Block3 {
                             customer,
                             notes,
                             ticket,
@@ -388,7 +414,7 @@ pub mod refund_review {
                         continue '__wf_dispatch;
                     }
                 }
-                State::__Block4 { mut customer, mut notes, mut ticket } => {
+                State::__Block3 { mut customer, mut notes, mut ticket } => {
                     let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                         draft_refund_recommendation,
                     >((ticket.clone(), customer.clone(), notes.clone()));
@@ -406,7 +432,7 @@ pub mod refund_review {
                     mut notes,
                     mut ticket,
                 } => {
-                    let __wf_s2 = match ::workflow_runtime::__private::v1::take_step::<
+                    let __wf_s1 = match ::workflow_runtime::__private::v1::take_step::<
                         draft_refund_recommendation,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
@@ -416,7 +442,7 @@ pub mod refund_review {
                             );
                         }
                     };
-                    let rec = match __wf_s2 {
+                    let rec = match __wf_s1 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
                             return ::workflow_runtime::__private::v1::Transition::Complete(
@@ -456,7 +482,7 @@ pub mod refund_review {
                     mut recommended,
                     mut ticket,
                 } => {
-                    let __wf_s3 = match ::workflow_runtime::__private::v1::take_signal::<
+                    let __wf_s2 = match ::workflow_runtime::__private::v1::take_signal::<
                         Decision,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
@@ -466,7 +492,7 @@ pub mod refund_review {
                             );
                         }
                     };
-                    let decision: Decision = match __wf_s3 {
+                    let decision: Decision = match __wf_s2 {
                         Ok(d) => d,
                         Err(WaitError::TimedOut) => {
                             return ::workflow_runtime::__private::v1::Transition::Complete(
@@ -509,7 +535,7 @@ pub mod refund_review {
                         DecisionStatus::RequestChanges => {
                             notes = Some(decision.reason);
                             {
-                                __wf_state = State::__Block4 {
+                                __wf_state = State::__Block3 {
                                     customer,
                                     notes,
                                     ticket,
@@ -520,7 +546,7 @@ pub mod refund_review {
                     }
                 }
                 State::IssueRefundOnce { mut decision } => {
-                    let __wf_s4 = match ::workflow_runtime::__private::v1::take_step::<
+                    let __wf_s3 = match ::workflow_runtime::__private::v1::take_step::<
                         issue_refund_once,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
@@ -530,7 +556,7 @@ pub mod refund_review {
                             );
                         }
                     };
-                    let receipt = match __wf_s4 {
+                    let receipt = match __wf_s3 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
                             return ::workflow_runtime::__private::v1::Transition::Complete(

@@ -309,21 +309,30 @@ impl Checkpoint {
                 event = next;
                 continue;
             }
+            // A batch with nothing to run (an empty fan-out) is over at once.
+            if let Some(Command::Batch { items, .. }) = &self.rec.pending
+                && let Some(results) = items.iter().map(|i| i.result.clone()).collect()
+            {
+                event = Event::BatchDone(results);
+                continue;
+            }
             // Still waiting (a new wait, or one whose buffered signal was refused): a buffered
             // signal with the wait's name satisfies it within this same checkpoint.
-            let Some(Command::Wait { name, .. }) = &self.rec.pending else {
+            let Some(wait @ Command::Wait { .. }) = &self.rec.pending else {
                 return Ok(Driven::Moved);
             };
             if inbox.is_none() {
                 inbox = Some(store.inbox(&self.run_id)?);
             }
             let buffered = inbox.as_mut().expect("loaded above");
-            let Some(pos) = buffered.iter().position(|(_, e)| e.name == *name) else {
+            // The oldest buffered signal that answers the wait; on a wait for several names,
+            // the others stay buffered for later waits.
+            let Some(pos) = buffered.iter().position(|(_, e)| wait.waits_for(&e.name)) else {
                 return Ok(Driven::Moved);
             };
             let (index, entry) = buffered.remove(pos);
             self.write.consumed.push(index);
-            event = Event::Signal(entry.payload.clone());
+            event = wait.signal_event(&entry.name, entry.payload.clone());
             signal = Some(Incoming {
                 name: entry.name,
                 payload: entry.payload,
@@ -354,11 +363,19 @@ impl Checkpoint {
                 cancel.delivered = true;
                 (Event::Cancelled { reason }, format!("step {name}"))
             }
-            Command::Wait { name, .. } => {
+            wait @ Command::Wait { .. } => {
                 cancel.delivered = true;
-                (Event::Cancelled { reason }, format!("wait {name}"))
+                let names = wait.signal_names().join("|");
+                (Event::Cancelled { reason }, format!("wait {names}"))
             }
             Command::Sleep { .. } => (Event::Woke, "sleep".to_owned()),
+            Command::Batch { items, .. } => {
+                cancel.delivered = true;
+                (
+                    Event::Cancelled { reason },
+                    format!("batch of {}", items.len()),
+                )
+            }
         };
         self.trace(TraceKind::CancelDelivered { at });
         Some(event)
@@ -438,17 +455,19 @@ impl Checkpoint {
                 });
             }
             Command::Wait {
-                name,
                 deadline_ms,
                 metadata,
+                ..
             } => {
+                // A wait on several signals shows as `approve|reject|cancel`.
+                let signal = cmd.signal_names().join("|");
                 self.rec.status = RunStatus::Waiting {
-                    signal: name.clone(),
+                    signal: signal.clone(),
                     wait_id: seq.to_string(),
                     deadline_ms: *deadline_ms,
                 };
                 self.trace(TraceKind::WaitStarted {
-                    signal: name.clone(),
+                    signal,
                     wait_id: seq.to_string(),
                     metadata: metadata.clone(),
                     deadline_ms: *deadline_ms,
@@ -462,8 +481,58 @@ impl Checkpoint {
                     until_ms: *deadline_ms,
                 });
             }
+            Command::Batch { items, .. } => {
+                self.rec.status = RunStatus::Running;
+                // One branch per item in the trace, each with its own idempotency key.
+                for (index, item) in items.iter().enumerate() {
+                    let key = StepContext::new(self.run_id.as_str(), item.name.as_str(), seq, 1)
+                        .with_item(index)
+                        .idempotency_key();
+                    self.trace(TraceKind::StepScheduled {
+                        step: item.name.clone(),
+                        input: item.input.clone(),
+                        idempotency_key: key,
+                    });
+                }
+            }
         }
         self.rec.pending = Some(cmd);
+    }
+
+    /// Stores the results of batch items that arrived (`(index, result)`) in the pending
+    /// batch, and hands the workflow every result once all are in. Results for another
+    /// batch are ignored by the caller.
+    pub(super) fn batch_results(
+        &mut self,
+        d: &dyn Driver,
+        store: &dyn Store,
+        results: Vec<(usize, String, Result<Value, crate::step::StepError>, u64)>,
+    ) -> Result<(), StoreError> {
+        let Some(Command::Batch { items, .. }) = &mut self.rec.pending else {
+            return Ok(());
+        };
+        let mut completed = Vec::new();
+        for (index, name, result, duration_ms) in results {
+            let Some(item) = items.get_mut(index).filter(|i| i.result.is_none()) else {
+                continue;
+            };
+            item.result = Some(result.clone());
+            completed.push(TraceKind::StepCompleted {
+                step: name,
+                result,
+                duration_ms,
+                attempt: 1,
+            });
+        }
+        let all: Option<Vec<_>> = items.iter().map(|i| i.result.clone()).collect();
+        self.touched = true;
+        for kind in completed {
+            self.trace(kind);
+        }
+        if let Some(results) = all {
+            self.drive(d, store, Event::BatchDone(results), None)?;
+        }
+        Ok(())
     }
 
     /// Schedules the next attempt of the pending step after a retryable failure: state and seq
@@ -577,6 +646,6 @@ impl Checkpoint {
 pub(super) fn deadline(cmd: &Command) -> Option<u64> {
     match cmd {
         Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms } => Some(*deadline_ms),
-        Command::Step { .. } => None,
+        Command::Step { .. } | Command::Batch { .. } => None,
     }
 }

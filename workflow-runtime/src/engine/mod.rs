@@ -7,6 +7,7 @@
 
 mod admin;
 mod attempts;
+mod batch;
 mod checkpoint;
 mod driver;
 mod handle;
@@ -16,6 +17,7 @@ mod shared;
 #[cfg(test)]
 mod tests;
 mod versions;
+mod with_start;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -46,6 +48,7 @@ pub use self::handle::RunHandle;
 pub use self::shared::LeaseSettings;
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
+pub use self::with_start::SignalWithStartError;
 pub use crate::types::{PendingWait, RunStatus, Signal, SignalOutcome};
 
 /// A durable workflow engine over one store (a database file by default; see
@@ -533,6 +536,7 @@ impl EngineBuilder {
                 registry: RwLock::new(registry),
                 locks: Mutex::default(),
                 steps: Mutex::default(),
+                batches: batch::Batches::default(),
                 waiters: Mutex::default(),
                 shutdown: watch::Sender::new(false),
                 store_open: AtomicBool::new(true),
@@ -905,6 +909,8 @@ pub(crate) struct Inner {
     locks: Mutex<HashMap<String, RunMutex>>,
     /// The attempt of a step running for each run.
     steps: Mutex<HashMap<String, RunningStep>>,
+    /// The batches of steps running, and their results waiting for a commit.
+    batches: batch::Batches,
     /// Runs someone awaits the result of.
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     /// Set once the engine refuses calls: shut down, or stopped by a simulated crash.
@@ -1174,6 +1180,7 @@ impl Inner {
         for (_, step) in lock(&self.steps).drain() {
             step.abort();
         }
+        self.batches.abort_all();
     }
 
     fn apply(&self, fx: Effects) {
@@ -1185,6 +1192,9 @@ impl Inner {
             // here, and a long wait is left to whichever worker claims its timer.
             Some(cmd @ Command::Step { .. }) if self.may_drive(&fx.run_id, &fx.workflow) => {
                 self.launch_step(&fx.run_id, &fx.workflow, fx.seq, &cmd);
+            }
+            Some(cmd @ Command::Batch { .. }) if self.may_drive(&fx.run_id, &fx.workflow) => {
+                self.launch_batch(&fx.run_id, &fx.workflow, fx.seq, &cmd);
             }
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !self.park(&fx.run_id, deadline_ms, fx.seq) =>
@@ -1230,7 +1240,7 @@ impl Inner {
         let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
         };
-        let Some(cmd @ Command::Step { .. }) = rec.pending.clone() else {
+        let Some(cmd @ (Command::Step { .. } | Command::Batch { .. })) = rec.pending.clone() else {
             return Ok(());
         };
         if rec.is_finished() {
@@ -1242,6 +1252,7 @@ impl Inner {
         match resolution {
             versions::Resolution::Ready(_) | versions::Resolution::Migrate(..) => {
                 self.launch_step(run_id, &rec.workflow, rec.seq, &cmd);
+                self.launch_batch(run_id, &rec.workflow, rec.seq, &cmd);
                 Ok(())
             }
             versions::Resolution::Incompatible(reason) => {
@@ -1255,7 +1266,9 @@ impl Inner {
     async fn resume_run(&self, run_id: &str) -> Result<(), EngineError> {
         let rec = self.record(run_id)?;
         match rec.pending {
-            Some(Command::Step { .. }) => Ok(self.resume_step(run_id).await?),
+            Some(Command::Step { .. } | Command::Batch { .. }) => {
+                Ok(self.resume_step(run_id).await?)
+            }
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !rec.is_finished() =>
             {

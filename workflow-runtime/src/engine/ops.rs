@@ -287,14 +287,15 @@ impl Engine {
                 },
             });
         }
-        let waiting_for = match &rec.pending {
-            Some(Command::Wait { name, .. }) => Some(name.clone()),
-            _ => None,
-        };
-        inner.check_signal_name(run_id, &rec.workflow, waiting_for.as_deref(), &name)?;
+        // The wait the run is suspended on, if any: it is what a signal is delivered to.
+        let wait = rec
+            .pending
+            .clone()
+            .filter(|c| matches!(c, Command::Wait { .. }));
+        let answers = wait.as_ref().is_some_and(|w| w.waits_for(&name));
+        inner.check_signal_name(run_id, &rec.workflow, answers, &name)?;
         if let Some(wanted) = wait_id
-            && let Some(outcome) =
-                check_addressed(run_id, &rec, waiting_for.as_deref(), wanted, &name)?
+            && let Some(outcome) = check_addressed(run_id, &rec, wait.as_ref(), wanted, &name)?
         {
             inner.confirm(run_id, true).await?;
             return Ok(outcome);
@@ -321,13 +322,14 @@ impl Engine {
             message,
         };
 
-        let outcome = if waiting_for.as_deref() == Some(name.as_str()) {
+        let outcome = if let Some(wait) = wait.filter(|_| answers) {
             let incoming = Incoming {
                 name: name.clone(),
                 payload: payload.clone(),
                 dedupe_key: dedupe_key.clone(),
             };
-            match cp.drive(&*d, store, Event::Signal(payload), Some(incoming))? {
+            let event = wait.signal_event(&name, payload);
+            match cp.drive(&*d, store, event, Some(incoming))? {
                 Driven::Refused(message) => return Err(mismatch(message)),
                 Driven::Parked(reason) => {
                     inner.commit(cp).await?;
@@ -365,18 +367,18 @@ impl Engine {
 impl Inner {
     /// Refuses a signal name that no registered version of `workflow` waits on, so that a
     /// mistyped name fails the call instead of waiting in the inbox forever. The name the run
-    /// waits on now is always accepted.
-    fn check_signal_name(
+    /// waits on now (`answers`) is always accepted.
+    pub(super) fn check_signal_name(
         &self,
         run_id: &str,
         workflow: &str,
-        waiting_for: Option<&str>,
+        answers: bool,
         name: &str,
     ) -> Result<(), SignalError> {
         let Some(known) = self.registry().signal_names(workflow) else {
             return Ok(());
         };
-        if waiting_for == Some(name) || known.contains(&name) {
+        if answers || known.contains(&name) {
             return Ok(());
         }
         Err(SignalError::UnknownSignal {
@@ -393,21 +395,21 @@ impl Inner {
 fn check_addressed(
     run_id: &str,
     rec: &RunRecord,
-    waiting_for: Option<&str>,
+    wait: Option<&Command>,
     wanted: String,
     name: &str,
 ) -> Result<Option<SignalOutcome>, SignalError> {
     // A wait's id is the seq of the checkpoint that began it, so ids below the current seq
     // name waits that are over.
-    match waiting_for {
-        Some(expected) if wanted == rec.seq.to_string() => {
-            if expected == name {
+    match wait {
+        Some(wait) if wanted == rec.seq.to_string() => {
+            if wait.waits_for(name) {
                 Ok(None)
             } else {
                 Err(SignalError::WrongSignal {
                     run_id: run_id.to_owned(),
                     wait_id: wanted,
-                    expected: expected.to_owned(),
+                    expected: wait.signal_names().join("|"),
                     signal: name.to_owned(),
                 })
             }
@@ -440,10 +442,10 @@ impl Inner {
         }
         let (event, kind) = match &rec.pending {
             Some(Command::Step { .. }) => return self.on_step_timer(run_id, rec).await,
-            Some(Command::Wait { name, .. }) => (
+            Some(wait @ Command::Wait { .. }) => (
                 Event::TimedOut,
                 TraceKind::TimedOut {
-                    signal: name.clone(),
+                    signal: wait.signal_names().join("|"),
                     wait_id: seq.to_string(),
                 },
             ),
@@ -465,7 +467,7 @@ impl Inner {
 }
 
 /// The envelope of a run of `W` that has not made its first transition yet.
-fn new_record<W: Workflow>(state: Value, input_hash: u64, now: u64) -> RunRecord {
+pub(super) fn new_record<W: Workflow>(state: Value, input_hash: u64, now: u64) -> RunRecord {
     let mut rec = RunRecord::new(W::NAME, state, now);
     rec.version = W::VERSION;
     rec.layout_hash = W::LAYOUT_HASH;

@@ -291,7 +291,9 @@ impl Inner {
     /// Whether this engine runs a step or holds an armed timer for the run.
     fn busy_with(&self, run_id: &str) -> bool {
         let Some(sh) = &self.shared else { return false };
-        lock(&self.steps).contains_key(run_id) || lock(&sh.armed).contains(run_id)
+        lock(&self.steps).contains_key(run_id)
+            || self.batches.runs(run_id)
+            || lock(&sh.armed).contains(run_id)
     }
 
     /// Releasing the run's lock: gives the lease back unless the run still needs this engine
@@ -382,6 +384,7 @@ impl Inner {
         if let Some(step) = lock(&self.steps).remove(run_id) {
             step.abort();
         }
+        self.batches.abort(run_id);
     }
 
     /// Whether this engine may drive the run now: always in exclusive mode; in shared mode if
@@ -571,6 +574,9 @@ impl Inner {
             Some(cmd @ Command::Step { .. }) => {
                 self.launch_step(run_id, &rec.workflow, rec.seq, cmd);
             }
+            Some(cmd @ Command::Batch { .. }) => {
+                self.launch_batch(run_id, &rec.workflow, rec.seq, cmd);
+            }
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !self.park(run_id, *deadline_ms, rec.seq) =>
             {
@@ -628,7 +634,7 @@ impl Inner {
             }
             let run_id = ready.run_id.clone();
             sh.hold(ready.lease);
-            if !lock(&self.steps).contains_key(&run_id) {
+            if !self.busy_with(&run_id) {
                 self.spawn_attend(run_id);
             }
         }

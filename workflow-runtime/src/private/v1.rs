@@ -11,7 +11,8 @@ use serde_json::Value;
 pub use crate::codec::{FNV_OFFSET, fnv1a, mix};
 pub use crate::error::{MigrationError, PayloadError};
 pub use crate::model::{
-    Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext, WorkflowOutput,
+    BatchItem, Command, Event, Migration, Transition, WaitError, Workflow, WorkflowContext,
+    WorkflowOutput,
 };
 pub use crate::retry::RetryPolicy;
 pub use crate::step::{Function, Persist, StepContext, StepError};
@@ -64,11 +65,135 @@ pub fn wait_command<M: Serialize>(
     timeout: Duration,
     metadata: M,
 ) -> Command {
-    Command::Wait {
-        name: name.into(),
-        deadline_ms: ctx.deadline(timeout),
-        metadata: serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
+    Command::wait(
+        name,
+        ctx.deadline(timeout),
+        serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
+    )
+}
+
+/// Builds the command that waits for whichever of the signals `names` arrives first, until
+/// `timeout` after the transition's time (`ctx.wait_for_any::<T>([..], timeout, metadata)`).
+///
+/// # Panics
+/// If the metadata cannot be encoded as JSON, or `T` is an enum without a variant for one of
+/// the names (the engine fails the run with the message).
+pub fn wait_any_command<T: DeserializeOwned, M: Serialize>(
+    ctx: &WorkflowContext,
+    names: &[&str],
+    timeout: Duration,
+    metadata: M,
+) -> Command {
+    if let Err(e) = crate::signals::check_variants::<T>(names) {
+        panic!("{e}");
     }
+    Command::wait_any(
+        names,
+        ctx.deadline(timeout),
+        serde_json::to_value(metadata).expect("signal metadata encodes as JSON"),
+    )
+}
+
+/// Checks that the payload of signal `name` decodes into `T`'s variant for it, the way a wait
+/// on several signals receives it (`{ name: payload }`).
+///
+/// # Errors
+/// The payload does not decode into that variant.
+pub fn check_tagged<T: DeserializeOwned>(name: &str, payload: &Value) -> Result<(), PayloadError> {
+    let mut tagged = serde_json::Map::new();
+    tagged.insert(name.to_owned(), payload.clone());
+    PayloadError::check::<T>(&Value::Object(tagged))
+}
+
+/// One step of a batch: step `F` with `input`.
+///
+/// # Panics
+/// If the input cannot be encoded as JSON (the engine fails the run with the message).
+pub fn batch_item<F: Function>(input: F::Input) -> BatchItem {
+    match serde_json::to_value(input) {
+        Ok(input) => BatchItem::new(F::NAME, input),
+        Err(e) => panic!("the input of step `{}` could not be encoded: {e}", F::NAME),
+    }
+}
+
+/// The batch of `ctx.fan_out(f, items, limit)`: step `F` once per item, at most `limit` at a
+/// time (0: no bound).
+pub fn fan_out_command<F: Function, I: IntoIterator<Item = F::Input>>(
+    items: I,
+    limit: usize,
+) -> Command {
+    batch_command(items.into_iter().map(batch_item::<F>).collect(), limit)
+}
+
+/// The batch of `ctx.join(..)` or `ctx.fan_out(..)`.
+pub fn batch_command(items: Vec<BatchItem>, limit: usize) -> Command {
+    Command::Batch {
+        items,
+        limit: u32::try_from(limit).unwrap_or(u32::MAX),
+    }
+}
+
+/// Takes the results of a batch of `n` steps; a cancellation gives each the cancellation
+/// error. `Err` rejects the event.
+pub fn take_batch(
+    ev: &mut Option<Event>,
+    n: usize,
+) -> Result<VecDeque<Result<Value, StepError>>, Rejection> {
+    match ev.take() {
+        Some(Event::BatchDone(results)) if results.len() == n => Ok(results.into()),
+        Some(Event::Cancelled { reason }) => Ok((0..n)
+            .map(|_| Err(StepError::cancelled(reason.clone())))
+            .collect()),
+        other => Err(unexpected(&format!("the results of {n} steps"), other)),
+    }
+}
+
+/// Takes the results of a fan-out, however many; a cancellation gives one cancellation error,
+/// so that neither form of the fan-out mistakes it for success. `Err` rejects the event.
+pub fn take_fan_out(
+    ev: &mut Option<Event>,
+) -> Result<VecDeque<Result<Value, StepError>>, Rejection> {
+    match ev.take() {
+        Some(Event::BatchDone(results)) => Ok(results.into()),
+        Some(Event::Cancelled { reason }) => Ok([Err(StepError::cancelled(reason))].into()),
+        other => Err(unexpected("the results of a fan-out", other)),
+    }
+}
+
+/// The next result of a batch, decoded as step `F`'s output.
+pub fn next_result<F: Function>(
+    results: &mut VecDeque<Result<Value, StepError>>,
+) -> Result<F::Output, StepError> {
+    match results.pop_front() {
+        Some(Ok(v)) => serde_json::from_value(v).map_err(|e| {
+            StepError::permanent(format!(
+                "the output of step `{}` could not be decoded: {e}",
+                F::NAME
+            ))
+        }),
+        Some(Err(e)) => Err(e),
+        None => Err(StepError::permanent(format!(
+            "the batch has no result for step `{}`",
+            F::NAME
+        ))),
+    }
+}
+
+/// Every result of a fan-out of step `F`, in the order of its items.
+pub fn fan_out_results<F: Function>(
+    mut results: VecDeque<Result<Value, StepError>>,
+) -> Vec<Result<F::Output, StepError>> {
+    (0..results.len())
+        .map(|_| next_result::<F>(&mut results))
+        .collect()
+}
+
+/// The outputs of a fan-out, or the error of its first failed item (in item order).
+///
+/// # Errors
+/// The first failed item's error.
+pub fn first_error<T>(results: Vec<Result<T, StepError>>) -> Result<Vec<T>, StepError> {
+    results.into_iter().collect()
 }
 
 /// Builds the command that sleeps for `duration` from the transition's time

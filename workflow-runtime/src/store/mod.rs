@@ -909,12 +909,13 @@ impl Indexed {
                 not_before_ms: Some(deadline_ms),
                 ..
             } => Indexed::Timer(*deadline_ms),
-            Command::Step { .. } => Indexed::Ready,
+            Command::Step { .. } | Command::Batch { .. } => Indexed::Ready,
             Command::Sleep { deadline_ms } => Indexed::Timer(*deadline_ms),
             Command::Wait {
                 name,
                 deadline_ms,
                 metadata,
+                any_of,
             } => Indexed::Wait(PendingWait {
                 run_id: run_id.to_owned(),
                 workflow: record.workflow.clone(),
@@ -922,6 +923,7 @@ impl Indexed {
                 signal: name.clone(),
                 metadata: metadata.clone(),
                 deadline_ms: *deadline_ms,
+                any_of: any_of.clone(),
             }),
         })
     }

@@ -181,11 +181,7 @@ fn step(name: &str) -> Command {
 }
 
 fn wait(name: &str, deadline_ms: u64) -> Command {
-    Command::Wait {
-        name: name.to_owned(),
-        deadline_ms,
-        metadata: json!({ "for": name }),
-    }
+    Command::wait(name, deadline_ms, json!({ "for": name }))
 }
 
 fn sleep(deadline_ms: u64) -> Command {

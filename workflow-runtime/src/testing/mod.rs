@@ -79,7 +79,7 @@ pub use crate::engine::hooks::{CommittedCheckpoint, CrashMoment, Instrument, Ste
 use crate::error::CodecError;
 /// The transition function's vocabulary, for tests that drive `name::advance` by hand or
 /// check what a checkpoint waits for.
-pub use crate::model::{Command, Event, Transition};
+pub use crate::model::{BatchItem, Command, Event, Transition};
 use crate::step::DataMap;
 use crate::store::FileStore;
 pub use crate::store::{CutMode, CutReport, DiskFault, DiskFaults, MemoryDisk, PowerLossDisk};
@@ -438,7 +438,33 @@ impl TestEngineBuilder {
         self
     }
 
-    pub(crate) fn crash_at(mut self, commit: u64, moment: CrashMoment) -> Self {
+    /// Makes the engine stop as if the process died at its `commit`-th commit (counting from
+    /// 1, since the last restart), just before or just after it is durable; then
+    /// [`TestEngine::crashed`] is true and [`TestEngine::restart`] reopens the same store. For
+    /// crash tests of operations [`crash_test`] does not script.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::prelude::*;
+    /// # use workflow_runtime::testing::{CrashMoment, TestEngine};
+    /// # #[workflow]
+    /// # async fn approval(ctx: &mut WorkflowContext) -> Result<bool, WorkflowError> {
+    /// #     Ok(ctx.wait_for_signal::<bool>("approve", Duration::from_secs(60), ()).await?)
+    /// # }
+    /// # fn main() {
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let mut te = TestEngine::builder().register(approval).crash_at(1, CrashMoment::AfterCommit).build().await;
+    /// assert!(te.engine().start(approval, "a-1", ()).await.is_err());
+    /// assert!(te.crashed());
+    /// te.restart().await;
+    /// assert!(matches!(te.engine().status("a-1")?, RunStatus::Waiting { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn crash_at(mut self, commit: u64, moment: CrashMoment) -> Self {
         self.crash = Some((commit, moment));
         self
     }
@@ -688,12 +714,32 @@ impl TestEngine {
     }
 
     /// How many commits the current engine began (since the last restart).
-    pub(crate) fn commits_begun(&self) -> u64 {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let te = TestEngine::builder().build().await;
+    /// assert_eq!(te.commits_begun(), 0);
+    /// # });
+    /// ```
+    pub fn commits_begun(&self) -> u64 {
         self.hooks.commits_begun()
     }
 
-    /// Whether the current engine stopped at its simulated crash.
-    pub(crate) fn crashed(&self) -> bool {
+    /// Whether the current engine stopped at its simulated crash
+    /// ([`TestEngineBuilder::crash_at`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use workflow_runtime::testing::TestEngine;
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// assert!(!TestEngine::builder().build().await.crashed());
+    /// # });
+    /// ```
+    pub fn crashed(&self) -> bool {
         self.hooks.crashed()
     }
 
@@ -1407,11 +1453,11 @@ impl TestEngine {
     /// # }
     /// ```
     pub fn awaiting_signal(&self, name: &str, timeout: Duration, metadata: Value) -> Command {
-        Command::Wait {
-            name: name.to_owned(),
-            deadline_ms: self.now_ms().saturating_add(millis(timeout)),
+        Command::wait(
+            name,
+            self.now_ms().saturating_add(millis(timeout)),
             metadata,
-        }
+        )
     }
 
     /// What a state sleeping for `duration` (from now) is suspended on.

@@ -127,7 +127,7 @@ impl Codegen<'_> {
                         ..
                     }) = &**name
                     {
-                        signals.push(quote!(if name == #s { return ::core::option::Option::Some(#krate::check_payload::<#ty>(payload)); }));
+                        signals.push(quote!(if name == #s { __wf_check(#krate::check_payload::<#ty>(payload)); }));
                         if let Some(names) = &mut signal_names {
                             names.insert(s.value());
                         }
@@ -136,6 +136,22 @@ impl Codegen<'_> {
                     }
                 }
                 SuspensionKind::Sleep { .. } => {}
+                SuspensionKind::Join { steps: pairs, .. } => {
+                    for (func, _) in pairs {
+                        steps.insert(quote!(#func).to_string(), func);
+                    }
+                }
+                SuspensionKind::FanOut { func, .. } => {
+                    steps.insert(quote!(#func).to_string(), func);
+                }
+                SuspensionKind::WaitAny { ty, names, .. } => {
+                    for s in names {
+                        signals.push(quote!(if name == #s { __wf_check(#krate::check_tagged::<#ty>(name, payload)); }));
+                        if let Some(known) = &mut signal_names {
+                            known.insert(s.value());
+                        }
+                    }
+                }
             }
         }
         let signal_names = match signal_names {
@@ -241,9 +257,16 @@ impl Codegen<'_> {
                     name: &str,
                     payload: &#krate::serde_json::Value,
                 ) -> ::core::option::Option<::core::result::Result<(), #krate::PayloadError>> {
+                    // A name waited on with several types accepts a payload that fits one.
+                    let mut __wf_verdict = ::core::option::Option::None;
+                    let mut __wf_check = |r: ::core::result::Result<(), #krate::PayloadError>| {
+                        if !::core::matches!(__wf_verdict, ::core::option::Option::Some(::core::result::Result::Ok(()))) {
+                            __wf_verdict = ::core::option::Option::Some(r);
+                        }
+                    };
                     #(#signals)*
-                    let _ = (name, payload);
-                    ::core::option::Option::None
+                    let _ = (name, payload, &mut __wf_check);
+                    __wf_verdict
                 }
 
                 fn variant_name(state: &State) -> &'static str {

@@ -158,6 +158,31 @@ impl Codegen<'_> {
                 let duration = self.expr(duration);
                 quote_spanned!(span=> #krate::sleep_command(&*#ctx, #duration))
             }
+            SuspensionKind::Join { steps, .. } => {
+                let items = steps.iter().map(|(f, input)| {
+                    let input = self.expr(input);
+                    quote_spanned!(f.span()=> #krate::batch_item::<#f>(#input))
+                });
+                quote_spanned!(span=> #krate::batch_command(::std::vec![#(#items),*], 0))
+            }
+            SuspensionKind::FanOut {
+                func, items, limit, ..
+            } => {
+                let (items, limit) = (self.expr(items), self.expr(limit));
+                let limit_span = limit.span();
+                let limit =
+                    quote_spanned!(limit_span=> { let __wf_limit: usize = #limit; __wf_limit });
+                quote_spanned!(span=> #krate::fan_out_command::<#func, _>(#items, #limit))
+            }
+            SuspensionKind::WaitAny {
+                ty,
+                names,
+                timeout,
+                metadata,
+            } => {
+                let (timeout, metadata) = (self.expr(timeout), self.expr(metadata));
+                quote_spanned!(span=> #krate::wait_any_command::<#ty, _>(&*#ctx, &[#(#names),*], #timeout, #metadata))
+            }
         }
     }
 
@@ -234,10 +259,37 @@ impl Codegen<'_> {
                     SuspensionKind::Step { func, .. } => {
                         quote!(#krate::take_step::<#func>(&mut __wf_ev))
                     }
-                    SuspensionKind::Wait { ty, .. } => {
+                    SuspensionKind::Wait { ty, .. } | SuspensionKind::WaitAny { ty, .. } => {
                         quote!(#krate::take_signal::<#ty>(&mut __wf_ev))
                     }
                     SuspensionKind::Sleep { .. } => quote!(#krate::take_wake(&mut __wf_ev)),
+                    SuspensionKind::Join { steps, all } => {
+                        let n = steps.len();
+                        let funcs: Vec<&syn::Path> = steps.iter().map(|(f, _)| f).collect();
+                        let each = quote!((#(#krate::next_result::<#funcs>(&mut __wf_r),)*));
+                        if *all {
+                            quote!(#krate::take_batch(&mut __wf_ev, #n).map(|mut __wf_r| #each))
+                        } else {
+                            let idx = (0..n).map(syn::Index::from);
+                            let outs = funcs
+                                .iter()
+                                .map(|f| quote!(<#f as #krate::Function>::Output));
+                            quote!(#krate::take_batch(&mut __wf_ev, #n).map(|mut __wf_r| {
+                                let __wf_t = #each;
+                                (move || -> ::core::result::Result<(#(#outs,)*), #krate::StepError> {
+                                    ::core::result::Result::Ok((#(__wf_t.#idx?,)*))
+                                })()
+                            }))
+                        }
+                    }
+                    SuspensionKind::FanOut { func, all, .. } => {
+                        let take = quote!(#krate::take_fan_out(&mut __wf_ev).map(#krate::fan_out_results::<#func>));
+                        if *all {
+                            take
+                        } else {
+                            quote!(#take.map(#krate::first_error))
+                        }
+                    }
                 }
             }
         };
@@ -273,6 +325,24 @@ impl Codegen<'_> {
                     format!("Waiting for the signal {}.", quote!(#name))
                 }
                 SuspensionKind::Sleep { .. } => "Sleeping until a durable timer fires.".to_owned(),
+                SuspensionKind::Join { steps, .. } => {
+                    let names: Vec<String> =
+                        steps.iter().map(|(f, _)| quote!(#f).to_string()).collect();
+                    format!(
+                        "Waiting for the steps `{}`, run in parallel.",
+                        names.join("`, `")
+                    )
+                }
+                SuspensionKind::FanOut { func, .. } => {
+                    format!("Waiting for the fan-out of the step `{}`.", quote!(#func))
+                }
+                SuspensionKind::WaitAny { names, .. } => {
+                    let names: Vec<String> = names.iter().map(syn::LitStr::value).collect();
+                    format!(
+                        "Waiting for the first of the signals `{}`.",
+                        names.join("`, `")
+                    )
+                }
             },
         }
     }

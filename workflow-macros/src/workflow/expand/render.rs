@@ -20,6 +20,18 @@ pub(super) fn ty(t: &Ty) -> TokenStream {
             quote!(::core::result::Result<#out, #rt::StepError>)
         }
         Ty::WaitResult(payload) => quote!(::core::result::Result<#payload, #rt::WaitError>),
+        Ty::StepResultOf(t) => {
+            let t = ty(t);
+            quote!(::core::result::Result<#t, #rt::StepError>)
+        }
+        Ty::Tuple(elems) => {
+            let elems = elems.iter().map(ty);
+            quote!((#(#elems,)*))
+        }
+        Ty::Vec(t) => {
+            let t = ty(t);
+            quote!(::std::vec::Vec<#t>)
+        }
         Ty::Part(of, part) => {
             let of = ty(of);
             match part {

@@ -533,10 +533,27 @@ impl Lowerer {
                 Ty::StepResult(func.clone()),
                 Some(Ty::StepOutput(func.clone())),
             ),
-            SuspensionKind::Wait { ty, .. } => {
+            SuspensionKind::Wait { ty, .. } | SuspensionKind::WaitAny { ty, .. } => {
                 (Ty::WaitResult(quote!(#ty)), Some(Ty::Written(quote!(#ty))))
             }
             SuspensionKind::Sleep { .. } => (Ty::Written(quote!(())), None),
+            SuspensionKind::Join { steps, all } => {
+                let funcs = steps.iter().map(|(f, _)| f.clone());
+                if *all {
+                    (Ty::Tuple(funcs.map(Ty::StepResult).collect()), None)
+                } else {
+                    let outs = Ty::Tuple(funcs.map(Ty::StepOutput).collect());
+                    (Ty::StepResultOf(Box::new(outs.clone())), Some(outs))
+                }
+            }
+            SuspensionKind::FanOut { func, all, .. } => {
+                if *all {
+                    (Ty::Vec(Box::new(Ty::StepResult(func.clone()))), None)
+                } else {
+                    let outs = Ty::Vec(Box::new(Ty::StepOutput(func.clone())));
+                    (Ty::StepResultOf(Box::new(outs.clone())), Some(outs))
+                }
+            }
         }
     }
 }

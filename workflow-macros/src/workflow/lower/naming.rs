@@ -43,6 +43,22 @@ impl Lowerer {
                 }
             },
             (None, SuspensionKind::Sleep { .. }) => ("Sleeping".to_owned(), susp.span),
+            // `LoadTicketAndLoadCustomer`; `FanOutReviewLine`.
+            (None, SuspensionKind::Join { steps, .. }) => {
+                let names: Vec<String> = steps
+                    .iter()
+                    .map(|(f, _)| upper_camel(&last_ident(f)))
+                    .collect();
+                (names.join("And"), susp.span)
+            }
+            (None, SuspensionKind::FanOut { func, .. }) => (
+                format!("FanOut{}", upper_camel(&last_ident(func))),
+                susp.span,
+            ),
+            // Named after the enum the signals decode into: `AwaitingReview`.
+            (None, SuspensionKind::WaitAny { ty, .. }) => {
+                (format!("Awaiting{}", type_stem(ty)), susp.span)
+            }
         };
         let quals = binding
             .into_iter()
@@ -104,6 +120,26 @@ impl Lowerer {
                 None
             }
         }
+    }
+}
+
+/// The last identifier of a path.
+pub(crate) fn last_ident(p: &syn::Path) -> String {
+    p.segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default()
+}
+
+/// The last identifier of a type's path (`review::Event` gives `Event`), or `Signals`.
+fn type_stem(ty: &syn::Type) -> String {
+    match ty {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map_or_else(|| "Signals".to_owned(), |s| s.ident.to_string()),
+        _ => "Signals".to_owned(),
     }
 }
 

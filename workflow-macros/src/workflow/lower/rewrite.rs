@@ -46,6 +46,21 @@ impl Lowerer {
                 self.rewriter().visit_expr_mut(metadata);
             }
             SuspensionKind::Sleep { duration } => self.rewriter().visit_expr_mut(duration),
+            SuspensionKind::WaitAny {
+                timeout, metadata, ..
+            } => {
+                self.rewriter().visit_expr_mut(timeout);
+                self.rewriter().visit_expr_mut(metadata);
+            }
+            SuspensionKind::Join { steps, .. } => {
+                for (_, input) in steps {
+                    self.rewriter().visit_expr_mut(input);
+                }
+            }
+            SuspensionKind::FanOut { items, limit, .. } => {
+                self.rewriter().visit_expr_mut(items);
+                self.rewriter().visit_expr_mut(limit);
+            }
         }
         susp
     }

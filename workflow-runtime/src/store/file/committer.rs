@@ -95,6 +95,7 @@ impl Job {
                     name,
                     deadline_ms,
                     metadata,
+                    any_of,
                 } = cmd
                 {
                     let wait = PendingWait {
@@ -104,6 +105,7 @@ impl Job {
                         signal: name.clone(),
                         metadata: metadata.clone(),
                         deadline_ms: *deadline_ms,
+                        any_of: any_of.clone(),
                     };
                     job.wait = Some(codec::to_bytes(&wait).map_err(|e| encode("pending wait", e))?);
                 }

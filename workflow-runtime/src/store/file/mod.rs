@@ -1049,7 +1049,7 @@ pub(crate) fn index_of(cmd: &Command) -> Index {
             not_before_ms: Some(deadline_ms),
             ..
         } => Index::Timer(*deadline_ms),
-        Command::Step { .. } => Index::Ready,
+        Command::Step { .. } | Command::Batch { .. } => Index::Ready,
         Command::Wait { deadline_ms, .. } => Index::Wait(*deadline_ms),
         Command::Sleep { deadline_ms } => Index::Timer(*deadline_ms),
     }
