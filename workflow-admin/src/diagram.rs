@@ -8,6 +8,28 @@
 
 use std::fmt::Write as _;
 
+/// Why a Mermaid state diagram could not be read: one line that is neither a state
+/// (`Name: label`) nor an edge (`A --> B`), or that names a state with characters a generated
+/// state name never has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line} of the diagram: {problem}")]
+#[non_exhaustive]
+pub struct DiagramError {
+    /// The offending line, counting from 1.
+    pub line: usize,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl DiagramError {
+    fn new(index: usize, problem: String) -> Self {
+        Self {
+            line: index + 1,
+            problem,
+        }
+    }
+}
+
 /// One stored state of a workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
@@ -40,8 +62,21 @@ impl StateGraph {
     /// workflow written by hand, without the macro) is an empty graph.
     ///
     /// # Errors
-    /// A line that is neither a state (`Name: label`) nor an edge (`A --> B`).
-    pub fn from_mermaid(text: &str) -> Result<Self, String> {
+    /// [`DiagramError`] for a line that is neither a state (`Name: label`) nor an edge
+    /// (`A --> B`), or whose state name is not an identifier.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workflow_admin::diagram::{End, StateGraph};
+    /// let g = StateGraph::from_mermaid("stateDiagram-v2\n[*] --> Draft\nDraft: step draft\nDraft --> [*]\n")?;
+    /// assert_eq!(g.states[0].label, "step draft");
+    /// assert_eq!(g.edges[0], (End::Terminal, End::State(0)));
+    /// let err = StateGraph::from_mermaid("what is this").unwrap_err();
+    /// assert_eq!(err.line, 1);
+    /// # Ok::<(), workflow_admin::diagram::DiagramError>(())
+    /// ```
+    pub fn from_mermaid(text: &str) -> Result<Self, DiagramError> {
         let mut graph = Self::default();
         for (n, raw) in text.lines().enumerate() {
             let line = raw.trim();
@@ -64,13 +99,16 @@ impl StateGraph {
                     }),
                 }
             } else {
-                return Err(format!("line {}: not a state or an edge: `{line}`", n + 1));
+                return Err(DiagramError::new(
+                    n,
+                    format!("`{line}` is neither a state nor an edge"),
+                ));
             }
         }
         Ok(graph)
     }
 
-    fn end(&mut self, name: &str, line: usize) -> Result<End, String> {
+    fn end(&mut self, name: &str, line: usize) -> Result<End, DiagramError> {
         if name == "[*]" {
             return Ok(End::Terminal);
         }
@@ -126,11 +164,14 @@ impl StateGraph {
     }
 }
 
-fn check_name(name: &str, line: usize) -> Result<(), String> {
+fn check_name(name: &str, line: usize) -> Result<(), DiagramError> {
     if !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_') {
         Ok(())
     } else {
-        Err(format!("line {}: `{name}` is not a state name", line + 1))
+        Err(DiagramError::new(
+            line,
+            format!("`{name}` is not a state name"),
+        ))
     }
 }
 
@@ -403,8 +444,16 @@ stateDiagram-v2
     #[test]
     fn a_line_that_is_neither_state_nor_edge_is_refused() {
         let e = StateGraph::from_mermaid("stateDiagram-v2\n    what is this\n").unwrap_err();
-        assert!(e.contains("line 2"), "{e}");
-        assert!(StateGraph::from_mermaid("A --> <b>\n").is_err());
+        assert_eq!(e.line, 2);
+        assert_eq!(
+            e.to_string(),
+            "line 2 of the diagram: `what is this` is neither a state nor an edge"
+        );
+        let e = StateGraph::from_mermaid("A --> <b>\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1 of the diagram: `<b>` is not a state name"
+        );
         assert_eq!(StateGraph::from_mermaid("").unwrap(), StateGraph::default());
     }
 

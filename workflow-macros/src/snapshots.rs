@@ -148,11 +148,19 @@ fn the_crate_argument_renders_every_runtime_path() {
     let default = crate::workflow::expand(TokenStream::new(), body.clone()).to_string();
     let args: TokenStream = syn::parse_quote!(crate = my_app::durable);
     let reexported = crate::workflow::expand(args, body).to_string();
-    assert!(default.contains(":: workflow_runtime :: __private"));
+    assert!(default.contains(":: workflow_runtime :: __private :: v1 ::"));
+    // Every support path names the version (see `runtime::SUPPORT_VERSION`).
+    for out in [&default, &reexported] {
+        assert_eq!(
+            out.matches("__private ::").count(),
+            out.matches("__private :: v1 ::").count(),
+            "{out}"
+        );
+    }
     assert!(!reexported.contains("workflow_runtime"), "{reexported}");
     assert!(!reexported.contains("__wf_rt"), "{reexported}");
-    assert!(reexported.contains("my_app :: durable :: __private :: Transition"));
-    assert!(reexported.contains("\"my_app::durable::__private::serde\""));
+    assert!(reexported.contains("my_app :: durable :: __private :: v1 :: Transition"));
+    assert!(reexported.contains("\"my_app::durable::__private::v1::serde\""));
     let layout = |s: &str| {
         let at = s.find("LAYOUT_HASH : u64 =").expect("a layout hash");
         s[at..at + 120].split(',').next().map(str::to_owned)
@@ -173,7 +181,7 @@ fn the_crate_argument_renders_every_runtime_path() {
         "{out}"
     );
     assert!(
-        out.contains("my_app :: durable :: __private :: RetryPolicy"),
+        out.contains("my_app :: durable :: __private :: v1 :: RetryPolicy"),
         "{out}"
     );
 }

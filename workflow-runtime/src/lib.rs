@@ -160,7 +160,7 @@ mod trace;
 mod types;
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private;
 
 pub use authoring::{SleepPoint, StepFn, StepPoint, WaitPoint};

@@ -72,9 +72,32 @@ pub(crate) fn result_parts(ty: &Type) -> Option<(&Type, &Type)> {
     Some((ok, err))
 }
 
-fn expand_fn(func: &ItemFn, retry: Option<&TokenStream>) -> Result<TokenStream, Vec<syn::Error>> {
+/// What the step's signature declares, once checked.
+struct Step<'a> {
+    inputs: Vec<(&'a syn::Ident, &'a Type)>,
+    has_ctx: bool,
+    output: Type,
+}
+
+fn expand_fn(func: &ItemFn, retry: Option<&retry::Args>) -> Result<TokenStream, Vec<syn::Error>> {
     let mut errors = Vec::new();
     let sig = &func.sig;
+    check_header(sig, &mut errors);
+    let (inputs, has_ctx) = step_params(sig, &mut errors);
+    let output = step_output(sig, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let step = Step {
+        inputs,
+        has_ctx,
+        output: output.expect("checked above"),
+    };
+    Ok(emit(func, &step, retry))
+}
+
+/// `async`, not generic, no `where` clause.
+fn check_header(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new(
             sig.fn_token.span(),
@@ -94,6 +117,14 @@ fn expand_fn(func: &ItemFn, retry: Option<&TokenStream>) -> Result<TokenStream, 
             "a `#[function]` step cannot have a `where` clause",
         ));
     }
+}
+
+/// The step's input parameters (after an optional leading `StepContext`), and whether it takes
+/// the context.
+fn step_params<'a>(
+    sig: &'a syn::Signature,
+    errors: &mut Vec<syn::Error>,
+) -> (Vec<(&'a syn::Ident, &'a Type)>, bool) {
     let mut inputs: Vec<(&syn::Ident, &Type)> = Vec::new();
     let mut has_ctx = false;
     for (i, arg) in sig.inputs.iter().enumerate() {
@@ -144,7 +175,12 @@ fn expand_fn(func: &ItemFn, retry: Option<&TokenStream>) -> Result<TokenStream, 
             }
         }
     }
-    let output = match &sig.output {
+    (inputs, has_ctx)
+}
+
+/// `T` of the step's `Result<T, E>`.
+fn step_output(sig: &syn::Signature, errors: &mut Vec<syn::Error>) -> Option<Type> {
+    match &sig.output {
         ReturnType::Type(_, ty) => match result_parts(ty) {
             Some((ok, _)) => Some(ok.clone()),
             None => {
@@ -163,11 +199,18 @@ fn expand_fn(func: &ItemFn, retry: Option<&TokenStream>) -> Result<TokenStream, 
             ));
             None
         }
-    };
-    if !errors.is_empty() {
-        return Err(errors);
     }
-    let output = output.expect("checked above");
+}
+
+/// The function unchanged, the struct of its name and its `Function` impl.
+fn emit(func: &ItemFn, step: &Step<'_>, retry: Option<&retry::Args>) -> TokenStream {
+    let Step {
+        inputs,
+        has_ctx,
+        output,
+    } = step;
+    let has_ctx = *has_ctx;
+    let sig = &func.sig;
     let name = &sig.ident;
     let vis = &func.vis;
     let krate = crate::runtime::rt();
@@ -196,10 +239,12 @@ fn expand_fn(func: &ItemFn, retry: Option<&TokenStream>) -> Result<TokenStream, 
     );
     // Not part of SIG_HASH: a retry policy is not stored state, so changing it keeps parked
     // runs compatible.
-    let retry_const = retry.map(|policy| quote! { const RETRY: #krate::RetryPolicy = #policy; });
+    let retry_const = retry
+        .map(retry::Args::render)
+        .map(|policy| quote! { const RETRY: #krate::RetryPolicy = #policy; });
     let input_assert = quote_spanned! {input_ty.span()=> type Input = #input_ty; };
     let output_assert = quote_spanned! {output.span()=> type Output = #output; };
-    Ok(quote! {
+    quote! {
         #func
 
         #[doc = #doc]
@@ -219,5 +264,5 @@ fn expand_fn(func: &ItemFn, retry: Option<&TokenStream>) -> Result<TokenStream, 
                 })
             }
         }
-    })
+    }
 }

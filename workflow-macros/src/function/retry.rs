@@ -3,6 +3,7 @@
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
+use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Expr, Lit, UnOp};
 
@@ -15,8 +16,9 @@ const EXPECTED: &str = "expected `max_attempts = N`, `initial_backoff = \"1s\"`,
                         `timeout = \"30s\"`, `retry_panics = true` or \
                         `crate = path::to::workflow_runtime`";
 
+/// The retry arguments given, each with the span of its value.
 #[derive(Default)]
-struct Args {
+pub(super) struct Args {
     max_attempts: Option<(u32, Span)>,
     initial_backoff: Option<(u64, Span)>,
     max_backoff: Option<(u64, Span)>,
@@ -28,9 +30,8 @@ struct Args {
 
 /// The parsed arguments of `#[function(..)]`.
 pub(super) struct Parsed {
-    /// The expression of the step's `RetryPolicy`; `None` when no retry argument is given
-    /// (the step keeps the default).
-    pub(super) policy: Option<TokenStream>,
+    /// The retry arguments; `None` when none is given (the step keeps the default).
+    pub(super) policy: Option<Args>,
     /// `crate = path`: where the runtime is reached.
     pub(super) krate: Option<syn::Path>,
 }
@@ -52,127 +53,66 @@ pub(super) fn parse(attr: TokenStream) -> syn::Result<Parsed> {
             .get_ident()
             .map(ToString::to_string)
             .unwrap_or_default();
-        let twice = || meta.error(format!("`{key}` is given twice"));
         if key == "crate" {
             if krate.is_some() {
-                return Err(twice());
+                return Err(twice(&meta, &key));
             }
             krate = Some(crate::runtime::parse_crate_arg(&meta)?);
             return Ok(());
         }
         any_retry = true;
-        match key.as_str() {
-            "max_attempts" => {
-                if args.max_attempts.is_some() {
-                    return Err(twice());
-                }
-                let e: Expr = meta.value()?.parse()?;
-                let n = match number(&e) {
-                    Some(Number::Int(n)) => u32::try_from(n).ok().filter(|n| *n >= 1),
-                    _ => None,
-                };
-                let n = n.ok_or_else(|| {
-                    syn::Error::new_spanned(
-                        &e,
-                        "`max_attempts` is the number of attempts in total, a whole number of at \
-                         least 1 (1: never retry), like `max_attempts = 5`",
-                    )
-                })?;
-                args.max_attempts = Some((n, e.span()));
-            }
-            "initial_backoff" | "max_backoff" | "timeout" => {
-                let slot = match key.as_str() {
-                    "initial_backoff" => &mut args.initial_backoff,
-                    "max_backoff" => &mut args.max_backoff,
-                    _ => &mut args.timeout,
-                };
-                if slot.is_some() {
-                    return Err(twice());
-                }
-                let e: Expr = meta.value()?.parse()?;
-                let ms = match &e {
-                    Expr::Lit(syn::ExprLit {
-                        lit: Lit::Str(s), ..
-                    }) => parse_duration(&s.value()).map_err(|why| {
-                        syn::Error::new(s.span(), format!("`{key}`: {why}; {DURATION_HINT}"))
-                    })?,
-                    other => {
-                        return Err(syn::Error::new_spanned(
-                            other,
-                            format!("`{key}` is a duration in a string, {DURATION_HINT}"),
-                        ));
-                    }
-                };
-                if key == "timeout" && ms == 0 {
-                    return Err(syn::Error::new_spanned(
-                        &e,
-                        "`timeout` must be at least one millisecond; leave it out to let attempts \
-                         run as long as they take",
-                    ));
-                }
-                *slot = Some((ms, e.span()));
-            }
-            "multiplier" => {
-                if args.multiplier.is_some() {
-                    return Err(twice());
-                }
-                let e: Expr = meta.value()?.parse()?;
-                let m = number(&e)
-                    .map(Number::as_f64)
-                    .filter(|m| m.is_finite() && *m >= 1.0)
-                    .ok_or_else(|| {
-                        syn::Error::new_spanned(
-                            &e,
-                            "`multiplier` is the factor by which the wait grows after each \
-                             failed attempt, a number of at least 1.0, like `multiplier = 2.0`",
-                        )
-                    })?;
-                args.multiplier = Some((m, e.span()));
-            }
-            "jitter" => {
-                if args.jitter.is_some() {
-                    return Err(twice());
-                }
-                let e: Expr = meta.value()?.parse()?;
-                let j = number(&e)
-                    .map(Number::as_f64)
-                    .filter(|j| (0.0..=1.0).contains(j))
-                    .ok_or_else(|| {
-                        syn::Error::new_spanned(
-                            &e,
-                            "`jitter` is the fraction by which a wait may be shortened at random, \
-                             a number from 0.0 to 1.0, like `jitter = 0.2`",
-                        )
-                    })?;
-                args.jitter = Some((j, e.span()));
-            }
-            "retry_panics" => {
-                if args.retry_panics.is_some() {
-                    return Err(twice());
-                }
-                let e: Expr = meta.value()?.parse()?;
-                let b = match &e {
-                    Expr::Lit(syn::ExprLit {
-                        lit: Lit::Bool(b), ..
-                    }) => b.value,
-                    other => {
-                        return Err(syn::Error::new_spanned(
-                            other,
-                            "`retry_panics` is `true` or `false`",
-                        ));
-                    }
-                };
-                args.retry_panics = Some((b, e.span()));
-            }
-            _ => {
-                return Err(meta.error(format!("unknown `#[function]` argument; {EXPECTED}")));
-            }
-        }
-        Ok(())
+        args.parse_arg(&key, &meta)
     });
     syn::parse::Parser::parse2(parser, attr)?;
-    if let Some((max, span)) = args.max_backoff {
-        let (initial, given) = match args.initial_backoff {
+    args.check_backoffs()?;
+    Ok(Parsed {
+        policy: any_retry.then_some(args),
+        krate,
+    })
+}
+
+fn twice(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Error {
+    meta.error(format!("`{key}` is given twice"))
+}
+
+/// Fills `slot` with the value `parse` reads, refusing a second value for the same key.
+fn once<T>(
+    slot: &mut Option<(T, Span)>,
+    key: &str,
+    meta: &ParseNestedMeta<'_>,
+    parse: impl FnOnce(&Expr) -> syn::Result<T>,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(twice(meta, key));
+    }
+    let e: Expr = meta.value()?.parse()?;
+    *slot = Some((parse(&e)?, e.span()));
+    Ok(())
+}
+
+impl Args {
+    /// One retry argument, `key = value`.
+    fn parse_arg(&mut self, key: &str, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        match key {
+            "max_attempts" => once(&mut self.max_attempts, key, meta, max_attempts),
+            "initial_backoff" => once(&mut self.initial_backoff, key, meta, |e| {
+                duration_ms(key, e)
+            }),
+            "max_backoff" => once(&mut self.max_backoff, key, meta, |e| duration_ms(key, e)),
+            "timeout" => once(&mut self.timeout, key, meta, timeout_ms),
+            "multiplier" => once(&mut self.multiplier, key, meta, multiplier),
+            "jitter" => once(&mut self.jitter, key, meta, jitter),
+            "retry_panics" => once(&mut self.retry_panics, key, meta, retry_panics),
+            _ => Err(meta.error(format!("unknown `#[function]` argument; {EXPECTED}"))),
+        }
+    }
+
+    /// `max_backoff` may not be below `initial_backoff` (given or default).
+    fn check_backoffs(&self) -> syn::Result<()> {
+        let Some((max, span)) = self.max_backoff else {
+            return Ok(());
+        };
+        let (initial, given) = match self.initial_backoff {
             Some((ms, _)) => (ms, ""),
             None => (DEFAULT_INITIAL_BACKOFF_MS, ", the default"),
         };
@@ -187,15 +127,91 @@ pub(super) fn parse(attr: TokenStream) -> syn::Result<Parsed> {
                 ),
             ));
         }
+        Ok(())
     }
-    Ok(Parsed {
-        policy: any_retry.then(|| args.expand()),
-        krate,
+}
+
+fn max_attempts(e: &Expr) -> syn::Result<u32> {
+    let n = match number(e) {
+        Some(Number::Int(n)) => u32::try_from(n).ok().filter(|n| *n >= 1),
+        _ => None,
+    };
+    n.ok_or_else(|| {
+        syn::Error::new_spanned(
+            e,
+            "`max_attempts` is the number of attempts in total, a whole number of at \
+             least 1 (1: never retry), like `max_attempts = 5`",
+        )
     })
 }
 
+/// A duration argument (`initial_backoff`, `max_backoff`, `timeout`) in milliseconds.
+fn duration_ms(key: &str, e: &Expr) -> syn::Result<u64> {
+    match e {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => parse_duration(&s.value())
+            .map_err(|why| syn::Error::new(s.span(), format!("`{key}`: {why}; {DURATION_HINT}"))),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{key}` is a duration in a string, {DURATION_HINT}"),
+        )),
+    }
+}
+
+fn timeout_ms(e: &Expr) -> syn::Result<u64> {
+    let ms = duration_ms("timeout", e)?;
+    if ms == 0 {
+        return Err(syn::Error::new_spanned(
+            e,
+            "`timeout` must be at least one millisecond; leave it out to let attempts \
+             run as long as they take",
+        ));
+    }
+    Ok(ms)
+}
+
+fn multiplier(e: &Expr) -> syn::Result<f64> {
+    number(e)
+        .map(Number::as_f64)
+        .filter(|m| m.is_finite() && *m >= 1.0)
+        .ok_or_else(|| {
+            syn::Error::new_spanned(
+                e,
+                "`multiplier` is the factor by which the wait grows after each \
+                 failed attempt, a number of at least 1.0, like `multiplier = 2.0`",
+            )
+        })
+}
+
+fn jitter(e: &Expr) -> syn::Result<f64> {
+    number(e)
+        .map(Number::as_f64)
+        .filter(|j| (0.0..=1.0).contains(j))
+        .ok_or_else(|| {
+            syn::Error::new_spanned(
+                e,
+                "`jitter` is the fraction by which a wait may be shortened at random, \
+                 a number from 0.0 to 1.0, like `jitter = 0.2`",
+            )
+        })
+}
+
+fn retry_panics(e: &Expr) -> syn::Result<bool> {
+    match e {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(b.value),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`retry_panics` is `true` or `false`",
+        )),
+    }
+}
+
 impl Args {
-    fn expand(&self) -> TokenStream {
+    /// The expression of the step's `RetryPolicy`, for the expansion.
+    pub(super) fn render(&self) -> TokenStream {
         let krate = crate::runtime::rt();
         let ms = |v: u64, span: Span| {
             let v = Literal::u64_suffixed(v);

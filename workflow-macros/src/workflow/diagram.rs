@@ -9,6 +9,7 @@ use std::fmt::Write;
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
 
+use super::ir;
 use super::lower::{Block, BlockKind, Node, SuspInfo};
 use super::suspend::SuspensionKind;
 use super::vars::Uses;
@@ -25,7 +26,8 @@ struct Exits {
 fn may_return(tokens: TokenStream) -> bool {
     tokens.into_iter().any(|t| match t {
         TokenTree::Punct(p) => p.as_char() == '?',
-        TokenTree::Ident(i) => i == "return",
+        // The rewritten `return x` and `?` complete the run through the reserved call.
+        TokenTree::Ident(i) => i == "return" || i == ir::COMPLETE,
         TokenTree::Group(g) => may_return(g.stream()),
         TokenTree::Literal(_) => false,
     })
@@ -58,6 +60,12 @@ fn exits(nodes: &[Node], out: &mut Exits) {
                 }
             }
             Node::Scope(inner) => exits(inner, out),
+            Node::ForCursor { init, .. } => {
+                for e in init.exprs() {
+                    out.jumps.extend(Uses::of_expr(e).jumps);
+                    out.ends |= may_return(e.to_token_stream());
+                }
+            }
             Node::Complete(_) => out.ends = true,
             Node::FallOff { diverges, .. } => out.ends |= !diverges,
         }

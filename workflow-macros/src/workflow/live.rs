@@ -84,6 +84,13 @@ fn live_nodes(nodes: &[Node], fields: &Fields, susps: &[SuspInfo]) -> BTreeSet<S
                 l
             }
             Node::Scope(inner) => live_nodes(inner, fields, susps),
+            Node::ForCursor { cursor, init, .. } => {
+                live.remove(&cursor.to_string());
+                for e in init.exprs() {
+                    live.extend(with_jumps(Uses::of_expr(e), fields));
+                }
+                live
+            }
             Node::Complete(e) => with_jumps(Uses::of_expr(e), fields),
             Node::FallOff { .. } => BTreeSet::new(),
         };
@@ -150,6 +157,11 @@ pub(crate) fn reachable(blocks: &[Block]) -> Vec<bool> {
                     }
                 }
                 Node::Scope(inner) => targets(inner, out),
+                Node::ForCursor { init, .. } => {
+                    for e in init.exprs() {
+                        out.extend(Uses::of_expr(e).jumps);
+                    }
+                }
                 Node::Complete(e) => out.extend(Uses::of_expr(e).jumps),
                 Node::FallOff { .. } => {}
             }

@@ -3,6 +3,7 @@
 mod args;
 mod diagram;
 mod expand;
+mod ir;
 mod live;
 mod lower;
 mod names;

@@ -28,6 +28,23 @@ pub(super) struct Signature {
 pub(super) fn check_signature(func: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signature> {
     let sig = &func.sig;
     let n = errors.len();
+    check_header(sig, errors);
+    let mut inputs = sig.inputs.iter();
+    let ctx = ctx_param(inputs.next(), sig, errors);
+    let params = stored_params(inputs, errors);
+    let output = output_type(sig, errors);
+    if errors.len() > n {
+        return None;
+    }
+    Some(Signature {
+        ctx: ctx?,
+        params,
+        output: output?,
+    })
+}
+
+/// `async`, and no generics.
+fn check_header(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new(
             sig.fn_token.span(),
@@ -40,8 +57,15 @@ pub(super) fn check_signature(func: &ItemFn, errors: &mut Vec<syn::Error>) -> Op
             "a `#[workflow]` cannot be generic: its state enum is stored and must name concrete types",
         ));
     }
-    let mut inputs = sig.inputs.iter();
-    let ctx = match inputs.next() {
+}
+
+/// The name of the context parameter, which comes first.
+fn ctx_param(
+    first: Option<&FnArg>,
+    sig: &syn::Signature,
+    errors: &mut Vec<syn::Error>,
+) -> Option<syn::Ident> {
+    match first {
         Some(FnArg::Typed(pt)) if is_ctx_param(&pt.ty) => match &*pt.pat {
             Pat::Ident(pi) => Some(pi.ident.clone()),
             other => {
@@ -74,7 +98,14 @@ pub(super) fn check_signature(func: &ItemFn, errors: &mut Vec<syn::Error>) -> Op
             ));
             None
         }
-    };
+    }
+}
+
+/// The parameters after the context, which the first checkpoint stores: owned, plainly named.
+fn stored_params<'a>(
+    inputs: impl Iterator<Item = &'a FnArg>,
+    errors: &mut Vec<syn::Error>,
+) -> Vec<(syn::Ident, Type)> {
     let mut params = Vec::new();
     for arg in inputs {
         match arg {
@@ -102,7 +133,12 @@ pub(super) fn check_signature(func: &ItemFn, errors: &mut Vec<syn::Error>) -> Op
             )),
         }
     }
-    let output = match &sig.output {
+    params
+}
+
+/// The return type, a `Result`.
+fn output_type(sig: &syn::Signature, errors: &mut Vec<syn::Error>) -> Option<Type> {
+    match &sig.output {
         ReturnType::Type(_, ty) if result_parts(ty).is_some() => Some((**ty).clone()),
         ReturnType::Type(_, ty) => {
             errors.push(syn::Error::new_spanned(
@@ -118,15 +154,7 @@ pub(super) fn check_signature(func: &ItemFn, errors: &mut Vec<syn::Error>) -> Op
             ));
             None
         }
-    };
-    if errors.len() > n {
-        return None;
     }
-    Some(Signature {
-        ctx: ctx?,
-        params,
-        output: output?,
-    })
 }
 
 pub(super) fn is_ctx_param(ty: &Type) -> bool {

@@ -2,8 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proc_macro2::TokenStream;
-
+use super::ir::Ty;
 use super::live;
 use super::lower::{BlockKind, Lowerer};
 use super::names;
@@ -18,7 +17,7 @@ pub(super) fn field_types(
     fields: &live::Fields,
     reachable: &[bool],
     errors: &mut Vec<syn::Error>,
-) -> BTreeMap<(usize, String), TokenStream> {
+) -> BTreeMap<(usize, String), Ty> {
     let mut types = BTreeMap::new();
     let mut reported = BTreeSet::new();
     for (i, b) in lw.blocks.iter().enumerate() {
@@ -59,7 +58,7 @@ pub(super) fn held_type(
     decl: &vars::Decl,
     decls: &[vars::Decl],
     state: &str,
-) -> Result<Option<TokenStream>, syn::Error> {
+) -> Result<Option<Ty>, syn::Error> {
     // A binding in a nested block that shadows an outer one of the same name while the outer
     // one may still be needed (after the block, or at a `continue`) would be restored from the
     // wrong value, since fields are stored by name.

@@ -7,18 +7,27 @@ use quote::quote;
 use syn::visit::Visit;
 use syn::{Expr, Lit, Pat, Type};
 
+use super::ir::{Part, Ty};
+
 /// The placeholder the lowering leaves where control jumps to another block.
 pub(crate) const JUMP_MACRO: &str = "__wf_jump";
 
 /// What a binding's type is known to be.
 #[derive(Clone)]
 pub(crate) enum TyInfo {
-    Known(TokenStream),
+    Known(Ty),
     /// The same type as another binding (`let y = x;`, `let y = x.clone();`).
     SameAs(String),
     /// A reference: never allowed across a suspension point.
     Reference,
     Unknown,
+}
+
+impl TyInfo {
+    /// A type the runtime has no part in.
+    pub(crate) fn written(tokens: TokenStream) -> Self {
+        TyInfo::Known(Ty::Written(tokens))
+    }
 }
 
 /// How a name was bound, for the diagnostics about held locals.
@@ -236,11 +245,7 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
         // `let (a, b) = ctx.step(pair, ()).await?;` takes each element's type from the tuple's.
         Pat::Tuple(tuple) if tuple.elems.len() <= 6 => match from_init() {
             TyInfo::Known(t) => {
-                let rt = crate::runtime::rt();
-                let elems = (0..tuple.elems.len()).map(|i| {
-                    let assoc = quote::format_ident!("E{}", i);
-                    TyInfo::Known(quote!(<#t as #rt::Elems>::#assoc))
-                });
+                let elems = (0..tuple.elems.len()).map(|i| TyInfo::Known(t.part(Part::Elem(i))));
                 tuple_decls(tuple, elems.collect())
             }
             _ => pattern_decls(pat),
@@ -261,7 +266,7 @@ pub(crate) fn let_bindings(pat: &Pat, init: Option<&Expr>, init_ty: Option<TyInf
 pub(crate) fn written_type(ty: &Type) -> TyInfo {
     match ty {
         Type::Reference(_) => TyInfo::Reference,
-        t => TyInfo::Known(quote!(#t)),
+        t => TyInfo::written(quote!(#t)),
     }
 }
 
@@ -306,7 +311,6 @@ pub(crate) fn typed_pattern_decls(pat: &Pat, ty: &TyInfo) -> Vec<Decl> {
     let TyInfo::Known(t) = ty else {
         return pattern_decls(pat);
     };
-    let private = crate::runtime::rt();
     match pat {
         Pat::Ident(pi) if is_binding(&pi.ident) => {
             let own = if pi.by_ref.is_some() {
@@ -328,9 +332,9 @@ pub(crate) fn typed_pattern_decls(pat: &Pat, ty: &TyInfo) -> Vec<Decl> {
                 .map(|s| s.ident.to_string())
                 .as_deref()
             {
-                Some("Some") => quote!(<#t as #private::OptionParts>::Some),
-                Some("Ok") => quote!(<#t as #private::ResultParts>::Ok),
-                Some("Err") => quote!(<#t as #private::ResultParts>::Err),
+                Some("Some") => t.part(Part::Some),
+                Some("Ok") => t.part(Part::Ok),
+                Some("Err") => t.part(Part::Err),
                 _ => return pattern_decls(pat),
             };
             typed_pattern_decls(&ts.elems[0], &TyInfo::Known(inner))
@@ -340,8 +344,7 @@ pub(crate) fn typed_pattern_decls(pat: &Pat, ty: &TyInfo) -> Vec<Decl> {
         {
             let mut out = Vec::new();
             for (i, elem) in tuple.elems.iter().enumerate() {
-                let assoc = quote::format_ident!("E{}", i);
-                let elem_ty = TyInfo::Known(quote!(<#t as #private::Elems>::#assoc));
+                let elem_ty = TyInfo::Known(t.part(Part::Elem(i)));
                 out.extend(typed_pattern_decls(elem, &elem_ty));
             }
             out
@@ -391,7 +394,7 @@ pub(crate) fn pattern_decls(pat: &Pat) -> Vec<Decl> {
 }
 
 fn lit_type(lit: &Lit) -> TyInfo {
-    let known = |s: &str| TyInfo::Known(s.parse().expect("a primitive type name"));
+    let known = |s: &str| TyInfo::written(s.parse().expect("a primitive type name"));
     match lit {
         Lit::Int(i) if !i.suffix().is_empty() => known(i.suffix()),
         Lit::Float(f) if !f.suffix().is_empty() => known(f.suffix()),
@@ -419,7 +422,7 @@ pub(crate) fn infer(e: &Expr) -> TyInfo {
         Expr::Group(g) => infer(&g.expr),
         Expr::Cast(c) => {
             let t = &c.ty;
-            TyInfo::Known(quote!(#t))
+            TyInfo::written(quote!(#t))
         }
         Expr::Reference(_) => TyInfo::Reference,
         Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => infer(&u.expr),
@@ -429,27 +432,27 @@ pub(crate) fn infer(e: &Expr) -> TyInfo {
         },
         Expr::Struct(s) if s.qself.is_none() && !s.path.is_ident("Self") => {
             let p = &s.path;
-            TyInfo::Known(quote!(#p))
+            TyInfo::written(quote!(#p))
         }
         Expr::Macro(m) if m.mac.path.is_ident("format") => {
-            TyInfo::Known(quote!(::std::string::String))
+            TyInfo::written(quote!(::std::string::String))
         }
         Expr::Call(c) => match &*c.func {
             Expr::Path(p)
                 if path_is(&p.path, &["String", "new"])
                     || path_is(&p.path, &["String", "from"]) =>
             {
-                TyInfo::Known(quote!(::std::string::String))
+                TyInfo::written(quote!(::std::string::String))
             }
             _ => TyInfo::Unknown,
         },
         Expr::MethodCall(m) => {
             let method = m.method.to_string();
             match method.as_str() {
-                "to_string" => TyInfo::Known(quote!(::std::string::String)),
+                "to_string" => TyInfo::written(quote!(::std::string::String)),
                 "to_owned" | "into" if matches!(&*m.receiver, Expr::Lit(l) if matches!(l.lit, Lit::Str(_))) => {
                     if method == "to_owned" {
-                        TyInfo::Known(quote!(::std::string::String))
+                        TyInfo::written(quote!(::std::string::String))
                     } else {
                         TyInfo::Unknown
                     }
@@ -458,9 +461,9 @@ pub(crate) fn infer(e: &Expr) -> TyInfo {
                     TyInfo::Reference => TyInfo::Unknown,
                     other => other,
                 },
-                "len" | "count" => TyInfo::Known(quote!(usize)),
+                "len" | "count" => TyInfo::written(quote!(usize)),
                 "is_empty" | "is_some" | "is_none" | "is_ok" | "is_err" | "contains"
-                | "starts_with" | "ends_with" => TyInfo::Known(quote!(bool)),
+                | "starts_with" | "ends_with" => TyInfo::written(quote!(bool)),
                 _ => TyInfo::Unknown,
             }
         }

@@ -8,15 +8,15 @@ pub async fn add(a: u64, b: u64) -> Result<u64, StepError> {
 ///Step metadata for [`add()`]: lets `ctx.step(add, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct add {}
-impl ::workflow_runtime::__private::Function for add {
+impl ::workflow_runtime::__private::v1::Function for add {
     const NAME: &'static str = "add";
     const SIG_HASH: u64 = 385783864409864980u64;
     type Input = (u64, u64);
     type Output = u64;
     fn call(
-        _: ::workflow_runtime::__private::StepContext,
+        _: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let (a, b) = __wf_input;
         ::std::boxed::Box::pin(async move {
             add(a, b).await.map_err(::core::convert::Into::into)
@@ -30,18 +30,18 @@ pub async fn shout(text: String) -> Result<String, StepError> {
 ///Step metadata for [`shout()`]: lets `ctx.step(shout, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct shout {}
-impl ::workflow_runtime::__private::Function for shout {
+impl ::workflow_runtime::__private::v1::Function for shout {
     const NAME: &'static str = "shout";
     const SIG_HASH: u64 = 5020671586250456177u64;
-    const RETRY: ::workflow_runtime::__private::RetryPolicy = ::workflow_runtime::__private::RetryPolicy::DEFAULT
+    const RETRY: ::workflow_runtime::__private::v1::RetryPolicy = ::workflow_runtime::__private::v1::RetryPolicy::DEFAULT
         .max_attempts(2u32)
         .initial_backoff(::core::time::Duration::from_millis(10u64));
     type Input = String;
     type Output = String;
     fn call(
-        _: ::workflow_runtime::__private::StepContext,
+        _: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let text = __wf_input;
         ::std::boxed::Box::pin(async move {
             shout(text).await.map_err(::core::convert::Into::into)
@@ -55,15 +55,15 @@ pub async fn check(fail: bool) -> Result<u64, StepError> {
 ///Step metadata for [`check()`]: lets `ctx.step(check, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct check {}
-impl ::workflow_runtime::__private::Function for check {
+impl ::workflow_runtime::__private::v1::Function for check {
     const NAME: &'static str = "check";
     const SIG_HASH: u64 = 16880723944675852516u64;
     type Input = bool;
     type Output = u64;
     fn call(
-        _: ::workflow_runtime::__private::StepContext,
+        _: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let fail = __wf_input;
         ::std::boxed::Box::pin(async move {
             check(fail).await.map_err(::core::convert::Into::into)
@@ -77,15 +77,15 @@ pub async fn has_more(cursor: u64) -> Result<bool, StepError> {
 ///Step metadata for [`has_more()`]: lets `ctx.step(has_more, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct has_more {}
-impl ::workflow_runtime::__private::Function for has_more {
+impl ::workflow_runtime::__private::v1::Function for has_more {
     const NAME: &'static str = "has_more";
     const SIG_HASH: u64 = 7489765376958180683u64;
     type Input = u64;
     type Output = bool;
     fn call(
-        _: ::workflow_runtime::__private::StepContext,
+        _: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let cursor = __wf_input;
         ::std::boxed::Box::pin(async move {
             has_more(cursor).await.map_err(::core::convert::Into::into)
@@ -121,17 +121,17 @@ pub mod every_construct {
         pub struct has_more {}
         pub struct shout {}
     }
-    const _: () = ::workflow_runtime::__private::assert_persist::<String>();
-    const _: () = ::workflow_runtime::__private::assert_persist::<u64>();
-    const _: () = ::workflow_runtime::__private::assert_persist::<Vec<String>>();
+    const _: () = ::workflow_runtime::__private::v1::assert_persist::<String>();
+    const _: () = ::workflow_runtime::__private::v1::assert_persist::<u64>();
+    const _: () = ::workflow_runtime::__private::v1::assert_persist::<Vec<String>>();
     ///Where a run of `every_construct` stands: one variant per suspension point, holding the locals still needed after it.
     #[derive(
         ::core::fmt::Debug,
         ::core::clone::Clone,
-        ::workflow_runtime::__private::serde::Serialize,
-        ::workflow_runtime::__private::serde::Deserialize
+        ::workflow_runtime::__private::v1::serde::Serialize,
+        ::workflow_runtime::__private::v1::serde::Deserialize
     )]
-    #[serde(crate = "::workflow_runtime::__private::serde")]
+    #[serde(crate = "::workflow_runtime::__private::v1::serde")]
     pub enum State {
         ///The run has been created and not yet started.
         Start {
@@ -167,7 +167,7 @@ pub mod every_construct {
         #[serde(skip)]
         __Block3 {
             ///The local `__wf_for0`.
-            __wf_for0: ::workflow_runtime::__private::RangeCursor<u64>,
+            __wf_for0: ::workflow_runtime::__private::v1::RangeCursor<u64>,
             ///The local `n`.
             n: u64,
             ///The local `name`.
@@ -180,7 +180,7 @@ pub mod every_construct {
         ///Waiting for the result of the step `add`.
         AddTotal {
             ///The local `__wf_for0`.
-            __wf_for0: ::workflow_runtime::__private::RangeCursor<u64>,
+            __wf_for0: ::workflow_runtime::__private::v1::RangeCursor<u64>,
             ///The local `n`.
             n: u64,
             ///The local `name`.
@@ -366,7 +366,7 @@ pub mod every_construct {
         #[serde(skip)]
         __Block16 {
             ///The local `__wf_loop0`.
-            __wf_loop0: <add as ::workflow_runtime::__private::Function>::Output,
+            __wf_loop0: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `cursor`.
             cursor: u64,
             ///The local `hits`.
@@ -415,9 +415,9 @@ pub mod every_construct {
         #[serde(skip)]
         __Block19 {
             ///The local `__wf_loop1`.
-            __wf_loop1: <add as ::workflow_runtime::__private::Function>::Output,
+            __wf_loop1: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `bonus`.
-            bonus: <add as ::workflow_runtime::__private::Function>::Output,
+            bonus: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `cursor`.
             cursor: u64,
             ///The local `hits`.
@@ -436,7 +436,7 @@ pub mod every_construct {
         #[serde(skip)]
         __Block20 {
             ///The local `bonus`.
-            bonus: <add as ::workflow_runtime::__private::Function>::Output,
+            bonus: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `cursor`.
             cursor: u64,
             ///The local `hits`.
@@ -453,7 +453,7 @@ pub mod every_construct {
         ///Waiting for the result of the step `add`.
         AddV {
             ///The local `bonus`.
-            bonus: <add as ::workflow_runtime::__private::Function>::Output,
+            bonus: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `cursor`.
             cursor: u64,
             ///The local `hits`.
@@ -470,11 +470,11 @@ pub mod every_construct {
         ///Waiting for the result of the step `check`.
         Check {
             ///The local `bonus`.
-            bonus: <add as ::workflow_runtime::__private::Function>::Output,
+            bonus: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `cursor`.
             cursor: u64,
             ///The local `first_big`.
-            first_big: <add as ::workflow_runtime::__private::Function>::Output,
+            first_big: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `hits`.
             hits: u64,
             ///The local `joined`.
@@ -490,15 +490,15 @@ pub mod every_construct {
         __Block23 {
             ///The local `__wf_loop2`.
             __wf_loop2: <::core::result::Result<
-                <check as ::workflow_runtime::__private::Function>::Output,
-                ::workflow_runtime::__private::StepError,
-            > as ::workflow_runtime::__private::ResultParts>::Ok,
+                <check as ::workflow_runtime::__private::v1::Function>::Output,
+                ::workflow_runtime::__private::v1::StepError,
+            > as ::workflow_runtime::__private::v1::ResultParts>::Ok,
             ///The local `bonus`.
-            bonus: <add as ::workflow_runtime::__private::Function>::Output,
+            bonus: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `cursor`.
             cursor: u64,
             ///The local `first_big`.
-            first_big: <add as ::workflow_runtime::__private::Function>::Output,
+            first_big: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `hits`.
             hits: u64,
             ///The local `joined`.
@@ -512,18 +512,18 @@ pub mod every_construct {
         SleepingErr {
             ///The local `e`.
             e: <::core::result::Result<
-                <check as ::workflow_runtime::__private::Function>::Output,
-                ::workflow_runtime::__private::StepError,
-            > as ::workflow_runtime::__private::ResultParts>::Err,
+                <check as ::workflow_runtime::__private::v1::Function>::Output,
+                ::workflow_runtime::__private::v1::StepError,
+            > as ::workflow_runtime::__private::v1::ResultParts>::Err,
         },
         ///Waiting for the result of the step `shout`.
         ShoutRetried {
             ///The local `bonus`.
-            bonus: <add as ::workflow_runtime::__private::Function>::Output,
+            bonus: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `cursor`.
             cursor: u64,
             ///The local `first_big`.
-            first_big: <add as ::workflow_runtime::__private::Function>::Output,
+            first_big: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `hits`.
             hits: u64,
             ///The local `joined`.
@@ -532,20 +532,20 @@ pub mod every_construct {
             name: ::std::string::String,
             ///The local `outcome`.
             outcome: <::core::result::Result<
-                <check as ::workflow_runtime::__private::Function>::Output,
-                ::workflow_runtime::__private::StepError,
-            > as ::workflow_runtime::__private::ResultParts>::Ok,
+                <check as ::workflow_runtime::__private::v1::Function>::Output,
+                ::workflow_runtime::__private::v1::StepError,
+            > as ::workflow_runtime::__private::v1::ResultParts>::Ok,
             ///The local `total`.
             total: u64,
         },
         ///Sleeping until a durable timer fires.
         Sleeping {
             ///The local `bonus`.
-            bonus: <add as ::workflow_runtime::__private::Function>::Output,
+            bonus: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `cursor`.
             cursor: u64,
             ///The local `first_big`.
-            first_big: <add as ::workflow_runtime::__private::Function>::Output,
+            first_big: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `hits`.
             hits: u64,
             ///The local `joined`.
@@ -554,22 +554,22 @@ pub mod every_construct {
             name: ::std::string::String,
             ///The local `outcome`.
             outcome: <::core::result::Result<
-                <check as ::workflow_runtime::__private::Function>::Output,
-                ::workflow_runtime::__private::StepError,
-            > as ::workflow_runtime::__private::ResultParts>::Ok,
+                <check as ::workflow_runtime::__private::v1::Function>::Output,
+                ::workflow_runtime::__private::v1::StepError,
+            > as ::workflow_runtime::__private::v1::ResultParts>::Ok,
             ///The local `retried`.
-            retried: <shout as ::workflow_runtime::__private::Function>::Output,
+            retried: <shout as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `total`.
             total: u64,
         },
         ///Waiting for the signal "extra".
         AwaitingExtra {
             ///The local `bonus`.
-            bonus: <add as ::workflow_runtime::__private::Function>::Output,
+            bonus: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `cursor`.
             cursor: u64,
             ///The local `first_big`.
-            first_big: <add as ::workflow_runtime::__private::Function>::Output,
+            first_big: <add as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `hits`.
             hits: u64,
             ///The local `joined`.
@@ -578,11 +578,11 @@ pub mod every_construct {
             name: ::std::string::String,
             ///The local `outcome`.
             outcome: <::core::result::Result<
-                <check as ::workflow_runtime::__private::Function>::Output,
-                ::workflow_runtime::__private::StepError,
-            > as ::workflow_runtime::__private::ResultParts>::Ok,
+                <check as ::workflow_runtime::__private::v1::Function>::Output,
+                ::workflow_runtime::__private::v1::StepError,
+            > as ::workflow_runtime::__private::v1::ResultParts>::Ok,
             ///The local `retried`.
-            retried: <shout as ::workflow_runtime::__private::Function>::Output,
+            retried: <shout as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `total`.
             total: u64,
         },
@@ -598,16 +598,16 @@ pub mod every_construct {
         ::core::default::Default
     )]
     pub struct Def;
-    impl ::workflow_runtime::__private::Workflow for Def {
+    impl ::workflow_runtime::__private::v1::Workflow for Def {
         const NAME: &'static str = "every_construct";
         const VERSION: u32 = 3u32;
-        const LAYOUT_HASH: u64 = ::workflow_runtime::__private::mix(
+        const LAYOUT_HASH: u64 = ::workflow_runtime::__private::v1::mix(
             6311512784650858443u64,
             &[
-                <add as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <check as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <has_more as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <shout as ::workflow_runtime::__private::Function>::SIG_HASH,
+                <add as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <check as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <has_more as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <shout as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
             ],
         );
         const BODY_HASH: u64 = 14029285922238349742u64;
@@ -624,31 +624,31 @@ pub mod every_construct {
         }
         fn advance(
             state: State,
-            event: ::workflow_runtime::__private::Event,
-            ctx: &mut ::workflow_runtime::__private::WorkflowContext,
-        ) -> ::workflow_runtime::__private::Transition<
+            event: ::workflow_runtime::__private::v1::Event,
+            ctx: &mut ::workflow_runtime::__private::v1::WorkflowContext,
+        ) -> ::workflow_runtime::__private::v1::Transition<
             State,
             Result<String, WorkflowError>,
         > {
             advance(state, event, ctx)
         }
-        fn steps() -> ::std::vec::Vec<::workflow_runtime::__private::StepEntry> {
+        fn steps() -> ::std::vec::Vec<::workflow_runtime::__private::v1::StepEntry> {
             ::std::vec![
-                ::workflow_runtime::__private::StepEntry::of:: < add > (),
-                ::workflow_runtime::__private::StepEntry::of:: < check > (),
-                ::workflow_runtime::__private::StepEntry::of:: < has_more > (),
-                ::workflow_runtime::__private::StepEntry::of:: < shout > ()
+                ::workflow_runtime::__private::v1::StepEntry::of:: < add > (),
+                ::workflow_runtime::__private::v1::StepEntry::of:: < check > (),
+                ::workflow_runtime::__private::v1::StepEntry::of:: < has_more > (),
+                ::workflow_runtime::__private::v1::StepEntry::of:: < shout > ()
             ]
         }
         fn check_signal(
             name: &str,
-            payload: &::workflow_runtime::__private::serde_json::Value,
+            payload: &::workflow_runtime::__private::v1::serde_json::Value,
         ) -> ::core::option::Option<
-            ::core::result::Result<(), ::workflow_runtime::__private::PayloadError>,
+            ::core::result::Result<(), ::workflow_runtime::__private::v1::PayloadError>,
         > {
             if name == "extra" {
                 return ::core::option::Option::Some(
-                    ::workflow_runtime::__private::check_payload::<u64>(payload),
+                    ::workflow_runtime::__private::v1::check_payload::<u64>(payload),
                 );
             }
             let _ = (name, payload);
@@ -689,9 +689,9 @@ pub mod every_construct {
     )]
     pub fn advance(
         __wf_state_in: State,
-        __wf_event: ::workflow_runtime::__private::Event,
-        ctx: &mut ::workflow_runtime::__private::WorkflowContext,
-    ) -> ::workflow_runtime::__private::Transition<
+        __wf_event: ::workflow_runtime::__private::v1::Event,
+        ctx: &mut ::workflow_runtime::__private::v1::WorkflowContext,
+    ) -> ::workflow_runtime::__private::v1::Transition<
         State,
         Result<String, WorkflowError>,
     > {
@@ -700,35 +700,35 @@ pub mod every_construct {
         '__wf_dispatch: loop {
             match __wf_state {
                 State::Start { mut name, mut n, mut words } => {
-                    let () = match ::workflow_runtime::__private::take_start(
+                    let () = match ::workflow_runtime::__private::v1::take_start(
                             &mut __wf_ev,
                         )
                         .map(|()| ())
                     {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             shout,
                         >(name);
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::ShoutName { n, words },
                             __wf_cmd,
                         );
                     }
                 }
                 State::ShoutName { mut n, mut words } => {
-                    let __wf_s0 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s0 = match ::workflow_runtime::__private::v1::take_step::<
                         shout,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -736,7 +736,7 @@ pub mod every_construct {
                     let name = match __wf_s0 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -745,7 +745,9 @@ pub mod every_construct {
                     };
                     let name = format!("{name}!");
                     let mut total: u64 = 0;
-                    let mut __wf_for0: ::workflow_runtime::__private::RangeCursor<u64> = ::workflow_runtime::__private::RangeCursor::<
+                    let mut __wf_for0: ::workflow_runtime::__private::v1::RangeCursor<
+                        u64,
+                    > = ::workflow_runtime::__private::v1::RangeCursor::<
                         u64,
                     >::new(0, n, false);
                     {
@@ -763,7 +765,7 @@ pub mod every_construct {
                     let mut joined = String::new();
                     let mut __wf_for1: ::std::collections::VecDeque<
                         <Vec<String> as ::core::iter::IntoIterator>::Item,
-                    > = ::workflow_runtime::__private::vec_cursor(words);
+                    > = ::workflow_runtime::__private::v1::vec_cursor(words);
                     {
                         __wf_state = State::__Block6 {
                             __wf_for1,
@@ -782,7 +784,7 @@ pub mod every_construct {
                     mut total,
                     mut words,
                 } => {
-                    let i = match ::workflow_runtime::__private::ForCursor::next_item(
+                    let i = match ::workflow_runtime::__private::v1::ForCursor::next_item(
                         &mut __wf_for0,
                     ) {
                         ::core::option::Option::Some(__wf_item) => __wf_item,
@@ -797,10 +799,10 @@ pub mod every_construct {
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             add,
                         >((total, i));
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::AddTotal {
                                 __wf_for0,
                                 n,
@@ -819,12 +821,12 @@ pub mod every_construct {
                     mut total,
                     mut words,
                 } => {
-                    let __wf_s1 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s1 = match ::workflow_runtime::__private::v1::take_step::<
                         add,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -832,7 +834,7 @@ pub mod every_construct {
                     total = match __wf_s1 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -870,7 +872,7 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let w = match ::workflow_runtime::__private::ForCursor::next_item(
+                    let w = match ::workflow_runtime::__private::v1::ForCursor::next_item(
                         &mut __wf_for1,
                     ) {
                         ::core::option::Option::Some(__wf_item) => __wf_item,
@@ -885,10 +887,10 @@ pub mod every_construct {
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             shout,
                         >(w);
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::ShoutLoud {
                                 __wf_for1,
                                 joined,
@@ -907,12 +909,12 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_s2 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s2 = match ::workflow_runtime::__private::v1::take_step::<
                         shout,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -920,7 +922,7 @@ pub mod every_construct {
                     let loud = match __wf_s2 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -966,10 +968,10 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                    let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                         has_more,
                     >(cursor);
-                    return ::workflow_runtime::__private::Transition::Suspend(
+                    return ::workflow_runtime::__private::v1::Transition::Suspend(
                         State::HasMore {
                             cursor,
                             joined,
@@ -987,12 +989,12 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_s3 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s3 = match ::workflow_runtime::__private::v1::take_step::<
                         has_more,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1000,7 +1002,7 @@ pub mod every_construct {
                     if match __wf_s3 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -1008,10 +1010,10 @@ pub mod every_construct {
                         }
                     } {
                         {
-                            let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                            let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                                 add,
                             >((cursor, 1));
-                            return ::workflow_runtime::__private::Transition::Suspend(
+                            return ::workflow_runtime::__private::v1::Transition::Suspend(
                                 State::AddCursor {
                                     cursor,
                                     joined,
@@ -1033,8 +1035,8 @@ pub mod every_construct {
                             };
                             continue '__wf_dispatch;
                         };
-                        return ::workflow_runtime::__private::Transition::Complete(
-                            ::workflow_runtime::__private::fell_off(),
+                        return ::workflow_runtime::__private::v1::Transition::Complete(
+                            ::workflow_runtime::__private::v1::fell_off(),
                         );
                     }
                 }
@@ -1045,12 +1047,12 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_s4 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s4 = match ::workflow_runtime::__private::v1::take_step::<
                         add,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1058,7 +1060,7 @@ pub mod every_construct {
                     cursor = match __wf_s4 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -1086,10 +1088,10 @@ pub mod every_construct {
                 } => {
                     if total > 3 {
                         {
-                            let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                            let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                                 add,
                             >((total, 100));
-                            return ::workflow_runtime::__private::Transition::Suspend(
+                            return ::workflow_runtime::__private::v1::Transition::Suspend(
                                 State::AddBigBonus {
                                     cursor,
                                     hits,
@@ -1103,10 +1105,10 @@ pub mod every_construct {
                         }
                     } else {
                         {
-                            let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                            let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                                 add,
                             >((total, 1));
-                            return ::workflow_runtime::__private::Transition::Suspend(
+                            return ::workflow_runtime::__private::v1::Transition::Suspend(
                                 State::AddSmallBonus {
                                     cursor,
                                     hits,
@@ -1151,10 +1153,10 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                    let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                         add,
                     >((j, 1));
-                    return ::workflow_runtime::__private::Transition::Suspend(
+                    return ::workflow_runtime::__private::v1::Transition::Suspend(
                         State::Inner {
                             cursor,
                             hits,
@@ -1176,12 +1178,12 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_s5 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s5 = match ::workflow_runtime::__private::v1::take_step::<
                         add,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1189,7 +1191,7 @@ pub mod every_construct {
                     let stepped = match __wf_s5 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -1282,12 +1284,12 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_s6 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s6 = match ::workflow_runtime::__private::v1::take_step::<
                         add,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1296,7 +1298,7 @@ pub mod every_construct {
                         let __wf_loop0 = match __wf_s6 {
                             ::core::result::Result::Ok(__wf_v) => __wf_v,
                             ::core::result::Result::Err(__wf_e) => {
-                                return ::workflow_runtime::__private::Transition::Complete(
+                                return ::workflow_runtime::__private::v1::Transition::Complete(
                                     ::core::result::Result::Err(
                                         ::core::convert::From::from(__wf_e),
                                     ),
@@ -1316,8 +1318,8 @@ pub mod every_construct {
                             continue '__wf_dispatch;
                         }
                     };
-                    return ::workflow_runtime::__private::Transition::Complete(
-                        ::workflow_runtime::__private::fell_off(),
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
+                        ::workflow_runtime::__private::v1::fell_off(),
                     );
                 }
                 State::AddSmallBonus {
@@ -1328,12 +1330,12 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_s7 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s7 = match ::workflow_runtime::__private::v1::take_step::<
                         add,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1342,7 +1344,7 @@ pub mod every_construct {
                         let __wf_loop0 = match __wf_s7 {
                             ::core::result::Result::Ok(__wf_v) => __wf_v,
                             ::core::result::Result::Err(__wf_e) => {
-                                return ::workflow_runtime::__private::Transition::Complete(
+                                return ::workflow_runtime::__private::v1::Transition::Complete(
                                     ::core::result::Result::Err(
                                         ::core::convert::From::from(__wf_e),
                                     ),
@@ -1362,8 +1364,8 @@ pub mod every_construct {
                             continue '__wf_dispatch;
                         }
                     };
-                    return ::workflow_runtime::__private::Transition::Complete(
-                        ::workflow_runtime::__private::fell_off(),
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
+                        ::workflow_runtime::__private::v1::fell_off(),
                     );
                 }
                 State::__Block19 {
@@ -1378,10 +1380,10 @@ pub mod every_construct {
                 } => {
                     let first_big = __wf_loop1;
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             check,
                         >(n > 10);
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::Check {
                                 bonus,
                                 cursor,
@@ -1404,10 +1406,10 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                    let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                         add,
                     >((hits, 10));
-                    return ::workflow_runtime::__private::Transition::Suspend(
+                    return ::workflow_runtime::__private::v1::Transition::Suspend(
                         State::AddV {
                             bonus,
                             cursor,
@@ -1429,12 +1431,12 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_s8 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s8 = match ::workflow_runtime::__private::v1::take_step::<
                         add,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1442,7 +1444,7 @@ pub mod every_construct {
                     let v = match __wf_s8 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -1489,12 +1491,12 @@ pub mod every_construct {
                     mut name,
                     mut total,
                 } => {
-                    let __wf_s9 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s9 = match ::workflow_runtime::__private::v1::take_step::<
                         check,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1518,16 +1520,16 @@ pub mod every_construct {
                                         continue '__wf_dispatch;
                                     }
                                 };
-                                return ::workflow_runtime::__private::Transition::Complete(
-                                    ::workflow_runtime::__private::fell_off(),
+                                return ::workflow_runtime::__private::v1::Transition::Complete(
+                                    ::workflow_runtime::__private::v1::fell_off(),
                                 );
                             }
                             Err(e) => {
-                                let __wf_cmd = ::workflow_runtime::__private::sleep_command(
+                                let __wf_cmd = ::workflow_runtime::__private::v1::sleep_command(
                                     &*ctx,
                                     Duration::from_secs(1),
                                 );
-                                return ::workflow_runtime::__private::Transition::Suspend(
+                                return ::workflow_runtime::__private::v1::Transition::Suspend(
                                     State::SleepingErr { e },
                                     __wf_cmd,
                                 );
@@ -1547,17 +1549,17 @@ pub mod every_construct {
                 } => {
                     let outcome = __wf_loop2;
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command_retry::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command_retry::<
                             shout,
                         >(
                             "again".to_owned(),
                             {
-                                let __wf_policy: ::workflow_runtime::__private::RetryPolicy = RetryPolicy::DEFAULT
+                                let __wf_policy: ::workflow_runtime::__private::v1::RetryPolicy = RetryPolicy::DEFAULT
                                     .max_attempts(5);
                                 __wf_policy
                             },
                         );
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::ShoutRetried {
                                 bonus,
                                 cursor,
@@ -1573,22 +1575,22 @@ pub mod every_construct {
                     }
                 }
                 State::SleepingErr { mut e } => {
-                    let __wf_s10 = match ::workflow_runtime::__private::take_wake(
+                    let __wf_s10 = match ::workflow_runtime::__private::v1::take_wake(
                         &mut __wf_ev,
                     ) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     __wf_s10;
-                    return ::workflow_runtime::__private::Transition::Complete(
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
                         Err(WorkflowError::new(e.message)),
                     );
-                    return ::workflow_runtime::__private::Transition::Complete(
-                        ::workflow_runtime::__private::fell_off(),
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
+                        ::workflow_runtime::__private::v1::fell_off(),
                     );
                 }
                 State::ShoutRetried {
@@ -1601,12 +1603,12 @@ pub mod every_construct {
                     mut outcome,
                     mut total,
                 } => {
-                    let __wf_s11 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s11 = match ::workflow_runtime::__private::v1::take_step::<
                         shout,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1614,7 +1616,7 @@ pub mod every_construct {
                     let retried = match __wf_s11 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -1622,11 +1624,11 @@ pub mod every_construct {
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::sleep_command(
+                        let __wf_cmd = ::workflow_runtime::__private::v1::sleep_command(
                             &*ctx,
                             Duration::from_secs(60),
                         );
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::Sleeping {
                                 bonus,
                                 cursor,
@@ -1653,25 +1655,25 @@ pub mod every_construct {
                     mut retried,
                     mut total,
                 } => {
-                    let __wf_s12 = match ::workflow_runtime::__private::take_wake(
+                    let __wf_s12 = match ::workflow_runtime::__private::v1::take_wake(
                         &mut __wf_ev,
                     ) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     __wf_s12;
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::wait_command(
+                        let __wf_cmd = ::workflow_runtime::__private::v1::wait_command(
                             &*ctx,
                             "extra",
                             Duration::from_secs(10),
                             json!({ "total" : total }),
                         );
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::AwaitingExtra {
                                 bonus,
                                 cursor,
@@ -1698,18 +1700,18 @@ pub mod every_construct {
                     mut retried,
                     mut total,
                 } => {
-                    let __wf_s13 = match ::workflow_runtime::__private::take_signal::<
+                    let __wf_s13 = match ::workflow_runtime::__private::v1::take_signal::<
                         u64,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     let extra = __wf_s13.unwrap_or(0);
-                    return ::workflow_runtime::__private::Transition::Complete(
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
                         Ok(
                             format!(
                                 "{name}|{total}|{joined}|{cursor}|{hits}|{bonus}|{first_big}|{outcome}|{retried}|{extra}"

@@ -26,16 +26,16 @@ pub mod kitchen_sink {
         pub struct fail_if {}
         pub struct nothing {}
     }
-    const _: () = ::workflow_runtime::__private::assert_persist::<u64>();
-    const _: () = ::workflow_runtime::__private::assert_persist::<Vec<String>>();
+    const _: () = ::workflow_runtime::__private::v1::assert_persist::<u64>();
+    const _: () = ::workflow_runtime::__private::v1::assert_persist::<Vec<String>>();
     ///Where a run of `kitchen_sink` stands: one variant per suspension point, holding the locals still needed after it.
     #[derive(
         ::core::fmt::Debug,
         ::core::clone::Clone,
-        ::workflow_runtime::__private::serde::Serialize,
-        ::workflow_runtime::__private::serde::Deserialize
+        ::workflow_runtime::__private::v1::serde::Serialize,
+        ::workflow_runtime::__private::v1::serde::Deserialize
     )]
-    #[serde(crate = "::workflow_runtime::__private::serde")]
+    #[serde(crate = "::workflow_runtime::__private::v1::serde")]
     pub enum State {
         ///The run has been created and not yet started.
         Start {
@@ -65,7 +65,7 @@ pub mod kitchen_sink {
         #[serde(skip)]
         __Block3 {
             ///The local `__wf_for0`.
-            __wf_for0: ::workflow_runtime::__private::RangeCursor<u64>,
+            __wf_for0: ::workflow_runtime::__private::v1::RangeCursor<u64>,
             ///The local `total`.
             total: u64,
             ///The local `words`.
@@ -74,7 +74,7 @@ pub mod kitchen_sink {
         ///Waiting for the result of the step `add`.
         Add {
             ///The local `__wf_for0`.
-            __wf_for0: ::workflow_runtime::__private::RangeCursor<u64>,
+            __wf_for0: ::workflow_runtime::__private::v1::RangeCursor<u64>,
             ///The local `total`.
             total: u64,
             ///The local `words`.
@@ -341,16 +341,16 @@ pub mod kitchen_sink {
         ::core::default::Default
     )]
     pub struct Def;
-    impl ::workflow_runtime::__private::Workflow for Def {
+    impl ::workflow_runtime::__private::v1::Workflow for Def {
         const NAME: &'static str = "kitchen_sink";
         const VERSION: u32 = 1u32;
-        const LAYOUT_HASH: u64 = ::workflow_runtime::__private::mix(
+        const LAYOUT_HASH: u64 = ::workflow_runtime::__private::v1::mix(
             8995090482245164597u64,
             &[
-                <add as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <echo as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <fail_if as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <nothing as ::workflow_runtime::__private::Function>::SIG_HASH,
+                <add as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <echo as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <fail_if as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <nothing as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
             ],
         );
         const BODY_HASH: u64 = 8018788606606704987u64;
@@ -367,31 +367,31 @@ pub mod kitchen_sink {
         }
         fn advance(
             state: State,
-            event: ::workflow_runtime::__private::Event,
-            ctx: &mut ::workflow_runtime::__private::WorkflowContext,
-        ) -> ::workflow_runtime::__private::Transition<
+            event: ::workflow_runtime::__private::v1::Event,
+            ctx: &mut ::workflow_runtime::__private::v1::WorkflowContext,
+        ) -> ::workflow_runtime::__private::v1::Transition<
             State,
             Result<String, WorkflowError>,
         > {
             advance(state, event, ctx)
         }
-        fn steps() -> ::std::vec::Vec<::workflow_runtime::__private::StepEntry> {
+        fn steps() -> ::std::vec::Vec<::workflow_runtime::__private::v1::StepEntry> {
             ::std::vec![
-                ::workflow_runtime::__private::StepEntry::of:: < add > (),
-                ::workflow_runtime::__private::StepEntry::of:: < echo > (),
-                ::workflow_runtime::__private::StepEntry::of:: < fail_if > (),
-                ::workflow_runtime::__private::StepEntry::of:: < nothing > ()
+                ::workflow_runtime::__private::v1::StepEntry::of:: < add > (),
+                ::workflow_runtime::__private::v1::StepEntry::of:: < echo > (),
+                ::workflow_runtime::__private::v1::StepEntry::of:: < fail_if > (),
+                ::workflow_runtime::__private::v1::StepEntry::of:: < nothing > ()
             ]
         }
         fn check_signal(
             name: &str,
-            payload: &::workflow_runtime::__private::serde_json::Value,
+            payload: &::workflow_runtime::__private::v1::serde_json::Value,
         ) -> ::core::option::Option<
-            ::core::result::Result<(), ::workflow_runtime::__private::PayloadError>,
+            ::core::result::Result<(), ::workflow_runtime::__private::v1::PayloadError>,
         > {
             if name == "bonus" {
                 return ::core::option::Option::Some(
-                    ::workflow_runtime::__private::check_payload::<u64>(payload),
+                    ::workflow_runtime::__private::v1::check_payload::<u64>(payload),
                 );
             }
             let _ = (name, payload);
@@ -430,9 +430,9 @@ pub mod kitchen_sink {
     )]
     pub fn advance(
         __wf_state_in: State,
-        __wf_event: ::workflow_runtime::__private::Event,
-        ctx: &mut ::workflow_runtime::__private::WorkflowContext,
-    ) -> ::workflow_runtime::__private::Transition<
+        __wf_event: ::workflow_runtime::__private::v1::Event,
+        ctx: &mut ::workflow_runtime::__private::v1::WorkflowContext,
+    ) -> ::workflow_runtime::__private::v1::Transition<
         State,
         Result<String, WorkflowError>,
     > {
@@ -441,35 +441,35 @@ pub mod kitchen_sink {
         '__wf_dispatch: loop {
             match __wf_state {
                 State::Start { mut n, mut words } => {
-                    let () = match ::workflow_runtime::__private::take_start(
+                    let () = match ::workflow_runtime::__private::v1::take_start(
                             &mut __wf_ev,
                         )
                         .map(|()| ())
                     {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             nothing,
                         >(());
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::Nothing { n, words },
                             __wf_cmd,
                         );
                     }
                 }
                 State::Nothing { mut n, mut words } => {
-                    let __wf_s0 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s0 = match ::workflow_runtime::__private::v1::take_step::<
                         nothing,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -477,7 +477,7 @@ pub mod kitchen_sink {
                     match __wf_s0 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -485,7 +485,9 @@ pub mod kitchen_sink {
                         }
                     };
                     let mut total: u64 = 0;
-                    let mut __wf_for0: ::workflow_runtime::__private::RangeCursor<u64> = ::workflow_runtime::__private::RangeCursor::<
+                    let mut __wf_for0: ::workflow_runtime::__private::v1::RangeCursor<
+                        u64,
+                    > = ::workflow_runtime::__private::v1::RangeCursor::<
                         u64,
                     >::new(0, n, false);
                     {
@@ -501,7 +503,7 @@ pub mod kitchen_sink {
                     let mut joined = String::new();
                     let mut __wf_for1: ::std::collections::VecDeque<
                         <Vec<String> as ::core::iter::IntoIterator>::Item,
-                    > = ::workflow_runtime::__private::vec_cursor(words);
+                    > = ::workflow_runtime::__private::v1::vec_cursor(words);
                     {
                         __wf_state = State::__Block6 {
                             __wf_for1,
@@ -512,7 +514,7 @@ pub mod kitchen_sink {
                     }
                 }
                 State::__Block3 { mut __wf_for0, mut total, mut words } => {
-                    let i = match ::workflow_runtime::__private::ForCursor::next_item(
+                    let i = match ::workflow_runtime::__private::v1::ForCursor::next_item(
                         &mut __wf_for0,
                     ) {
                         ::core::option::Option::Some(__wf_item) => __wf_item,
@@ -522,10 +524,10 @@ pub mod kitchen_sink {
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             add,
                         >((total, i));
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::Add {
                                 __wf_for0,
                                 total,
@@ -536,12 +538,12 @@ pub mod kitchen_sink {
                     }
                 }
                 State::Add { mut __wf_for0, mut total, mut words } => {
-                    let __wf_s1 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s1 = match ::workflow_runtime::__private::v1::take_step::<
                         add,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -549,7 +551,7 @@ pub mod kitchen_sink {
                     total = match __wf_s1 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -577,7 +579,7 @@ pub mod kitchen_sink {
                     }
                 }
                 State::__Block6 { mut __wf_for1, mut joined, mut total } => {
-                    let w = match ::workflow_runtime::__private::ForCursor::next_item(
+                    let w = match ::workflow_runtime::__private::v1::ForCursor::next_item(
                         &mut __wf_for1,
                     ) {
                         ::core::option::Option::Some(__wf_item) => __wf_item,
@@ -587,10 +589,10 @@ pub mod kitchen_sink {
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             echo,
                         >(w);
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::Echo {
                                 __wf_for1,
                                 joined,
@@ -601,12 +603,12 @@ pub mod kitchen_sink {
                     }
                 }
                 State::Echo { mut __wf_for1, mut joined, mut total } => {
-                    let __wf_s2 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s2 = match ::workflow_runtime::__private::v1::take_step::<
                         echo,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -614,7 +616,7 @@ pub mod kitchen_sink {
                     let e = match __wf_s2 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -646,10 +648,10 @@ pub mod kitchen_sink {
                 State::__Block9 { mut joined, mut k, mut total } => {
                     if k < 3 {
                         {
-                            let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                            let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                                 add,
                             >((k, 1));
-                            return ::workflow_runtime::__private::Transition::Suspend(
+                            return ::workflow_runtime::__private::v1::Transition::Suspend(
                                 State::Increment {
                                     joined,
                                     k,
@@ -670,12 +672,12 @@ pub mod kitchen_sink {
                     }
                 }
                 State::Increment { mut joined, mut k, mut total } => {
-                    let __wf_s3 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s3 = match ::workflow_runtime::__private::v1::take_step::<
                         add,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -683,7 +685,7 @@ pub mod kitchen_sink {
                     let next = match __wf_s3 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -704,10 +706,10 @@ pub mod kitchen_sink {
                     let mut parity = String::new();
                     if total % 2 == 0 {
                         {
-                            let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                            let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                                 echo,
                             >("even".to_string());
-                            return ::workflow_runtime::__private::Transition::Suspend(
+                            return ::workflow_runtime::__private::v1::Transition::Suspend(
                                 State::EchoEven {
                                     hits,
                                     joined,
@@ -720,10 +722,10 @@ pub mod kitchen_sink {
                         }
                     } else {
                         {
-                            let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                            let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                                 echo,
                             >("odd".to_string());
-                            return ::workflow_runtime::__private::Transition::Suspend(
+                            return ::workflow_runtime::__private::v1::Transition::Suspend(
                                 State::EchoOdd {
                                     hits,
                                     joined,
@@ -750,10 +752,10 @@ pub mod kitchen_sink {
                     }
                 }
                 State::__Block13 { mut hits, mut j, mut joined, mut k, mut total } => {
-                    let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                    let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                         add,
                     >((j, 1));
-                    return ::workflow_runtime::__private::Transition::Suspend(
+                    return ::workflow_runtime::__private::v1::Transition::Suspend(
                         State::Inner {
                             hits,
                             j,
@@ -765,12 +767,12 @@ pub mod kitchen_sink {
                     );
                 }
                 State::Inner { mut hits, mut j, mut joined, mut k, mut total } => {
-                    let __wf_s4 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s4 = match ::workflow_runtime::__private::v1::take_step::<
                         add,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -778,7 +780,7 @@ pub mod kitchen_sink {
                     let stepped = match __wf_s4 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -839,10 +841,10 @@ pub mod kitchen_sink {
                     mut parity,
                     mut total,
                 } => {
-                    let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                    let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                         fail_if,
                     >(false);
-                    return ::workflow_runtime::__private::Transition::Suspend(
+                    return ::workflow_runtime::__private::v1::Transition::Suspend(
                         State::FailIf {
                             hits,
                             joined,
@@ -860,12 +862,12 @@ pub mod kitchen_sink {
                     mut parity,
                     mut total,
                 } => {
-                    let __wf_s5 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s5 = match ::workflow_runtime::__private::v1::take_step::<
                         echo,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -873,7 +875,7 @@ pub mod kitchen_sink {
                     let p = match __wf_s5 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -899,12 +901,12 @@ pub mod kitchen_sink {
                     mut parity,
                     mut total,
                 } => {
-                    let __wf_s6 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s6 = match ::workflow_runtime::__private::v1::take_step::<
                         echo,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -912,7 +914,7 @@ pub mod kitchen_sink {
                     let p = match __wf_s6 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -932,12 +934,12 @@ pub mod kitchen_sink {
                     }
                 }
                 State::FailIf { mut hits, mut joined, mut k, mut parity, mut total } => {
-                    let __wf_s7 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s7 = match ::workflow_runtime::__private::v1::take_step::<
                         fail_if,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -947,10 +949,10 @@ pub mod kitchen_sink {
                         Err(e) => format!("err {e}"),
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             fail_if,
                         >(true);
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::FailOnPurpose {
                                 hits,
                                 joined,
@@ -971,30 +973,30 @@ pub mod kitchen_sink {
                     mut parity,
                     mut total,
                 } => {
-                    let __wf_s8 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s8 = match ::workflow_runtime::__private::v1::take_step::<
                         fail_if,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     match __wf_s8 {
                         Ok(_) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 Err(WorkflowError::new("should have failed")),
                             );
-                            return ::workflow_runtime::__private::Transition::Complete(
-                                ::workflow_runtime::__private::fell_off(),
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
+                                ::workflow_runtime::__private::v1::fell_off(),
                             );
                         }
                         Err(e) => {
-                            let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                            let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                                 echo,
                             >(e.message);
-                            return ::workflow_runtime::__private::Transition::Suspend(
+                            return ::workflow_runtime::__private::v1::Transition::Suspend(
                                 State::EchoError {
                                     hits,
                                     joined,
@@ -1016,11 +1018,11 @@ pub mod kitchen_sink {
                     mut parity,
                     mut total,
                 } => {
-                    let __wf_cmd = ::workflow_runtime::__private::sleep_command(
+                    let __wf_cmd = ::workflow_runtime::__private::v1::sleep_command(
                         &*ctx,
                         Duration::from_secs(60),
                     );
-                    return ::workflow_runtime::__private::Transition::Suspend(
+                    return ::workflow_runtime::__private::v1::Transition::Suspend(
                         State::Sleeping {
                             hits,
                             joined,
@@ -1040,12 +1042,12 @@ pub mod kitchen_sink {
                     mut parity,
                     mut total,
                 } => {
-                    let __wf_s9 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s9 = match ::workflow_runtime::__private::v1::take_step::<
                         echo,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1053,7 +1055,7 @@ pub mod kitchen_sink {
                     let again: String = match __wf_s9 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -1081,25 +1083,25 @@ pub mod kitchen_sink {
                     mut parity,
                     mut total,
                 } => {
-                    let __wf_s10 = match ::workflow_runtime::__private::take_wake(
+                    let __wf_s10 = match ::workflow_runtime::__private::v1::take_wake(
                         &mut __wf_ev,
                     ) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     __wf_s10;
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::wait_command(
+                        let __wf_cmd = ::workflow_runtime::__private::v1::wait_command(
                             &*ctx,
                             "bonus",
                             Duration::from_secs(10),
                             json!({ "total" : total }),
                         );
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::AwaitingBonus {
                                 hits,
                                 joined,
@@ -1120,12 +1122,12 @@ pub mod kitchen_sink {
                     mut parity,
                     mut total,
                 } => {
-                    let __wf_s11 = match ::workflow_runtime::__private::take_signal::<
+                    let __wf_s11 = match ::workflow_runtime::__private::v1::take_signal::<
                         u64,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -1135,11 +1137,11 @@ pub mod kitchen_sink {
                     let double = |x: u64| x * 2;
                     let doubled = double(total + bonus);
                     if doubled > 1_000_000 {
-                        return ::workflow_runtime::__private::Transition::Complete(
+                        return ::workflow_runtime::__private::v1::Transition::Complete(
                             Ok("huge".into()),
                         );
                     }
-                    return ::workflow_runtime::__private::Transition::Complete(
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
                         Ok(
                             format!(
                                 "{total}|{joined}|{k}|{hits}|{parity}|{msg}|{doubled}"

@@ -7,17 +7,17 @@ async fn double(x: u32) -> Result<u32, StepError> {
 ///Step metadata for [`double()`]: lets `ctx.step(double, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 struct double {}
-impl crate::platform::durable::__private::Function for double {
+impl crate::platform::durable::__private::v1::Function for double {
     const NAME: &'static str = "double";
     const SIG_HASH: u64 = 14622403651488000532u64;
-    const RETRY: crate::platform::durable::__private::RetryPolicy = crate::platform::durable::__private::RetryPolicy::DEFAULT
+    const RETRY: crate::platform::durable::__private::v1::RetryPolicy = crate::platform::durable::__private::v1::RetryPolicy::DEFAULT
         .max_attempts(2u32);
     type Input = u32;
     type Output = u32;
     fn call(
-        _: crate::platform::durable::__private::StepContext,
+        _: crate::platform::durable::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> crate::platform::durable::__private::StepFuture<Self::Output> {
+    ) -> crate::platform::durable::__private::v1::StepFuture<Self::Output> {
         let x = __wf_input;
         ::std::boxed::Box::pin(async move {
             double(x).await.map_err(::core::convert::Into::into)
@@ -39,15 +39,15 @@ mod reexported {
     mod __wf_not_functions {
         pub struct double {}
     }
-    const _: () = crate::platform::durable::__private::assert_persist::<u32>();
+    const _: () = crate::platform::durable::__private::v1::assert_persist::<u32>();
     ///Where a run of `reexported` stands: one variant per suspension point, holding the locals still needed after it.
     #[derive(
         ::core::fmt::Debug,
         ::core::clone::Clone,
-        crate::platform::durable::__private::serde::Serialize,
-        crate::platform::durable::__private::serde::Deserialize
+        crate::platform::durable::__private::v1::serde::Serialize,
+        crate::platform::durable::__private::v1::serde::Deserialize
     )]
-    #[serde(crate = "crate::platform::durable::__private::serde")]
+    #[serde(crate = "crate::platform::durable::__private::v1::serde")]
     pub(super) enum State {
         ///The run has been created and not yet started.
         Start {
@@ -59,7 +59,7 @@ mod reexported {
         ///Sleeping until a durable timer fires.
         Sleeping {
             ///The local `d`.
-            d: <double as crate::platform::durable::__private::Function>::Output,
+            d: <double as crate::platform::durable::__private::v1::Function>::Output,
         },
     }
     /// The workflow's state graph as a Mermaid `stateDiagram-v2`: one node per
@@ -73,12 +73,12 @@ mod reexported {
         ::core::default::Default
     )]
     pub(super) struct Def;
-    impl crate::platform::durable::__private::Workflow for Def {
+    impl crate::platform::durable::__private::v1::Workflow for Def {
         const NAME: &'static str = "reexported";
         const VERSION: u32 = 1u32;
-        const LAYOUT_HASH: u64 = crate::platform::durable::__private::mix(
+        const LAYOUT_HASH: u64 = crate::platform::durable::__private::v1::mix(
             3585756542670420396u64,
-            &[<double as crate::platform::durable::__private::Function>::SIG_HASH],
+            &[<double as crate::platform::durable::__private::v1::Function>::SIG_HASH],
         );
         const BODY_HASH: u64 = 15011730040209192182u64;
         const MERMAID: &'static str = MERMAID;
@@ -94,24 +94,29 @@ mod reexported {
         }
         fn advance(
             state: State,
-            event: crate::platform::durable::__private::Event,
-            ctx: &mut crate::platform::durable::__private::WorkflowContext,
-        ) -> crate::platform::durable::__private::Transition<
+            event: crate::platform::durable::__private::v1::Event,
+            ctx: &mut crate::platform::durable::__private::v1::WorkflowContext,
+        ) -> crate::platform::durable::__private::v1::Transition<
             State,
             Result<u32, WorkflowError>,
         > {
             advance(state, event, ctx)
         }
-        fn steps() -> ::std::vec::Vec<crate::platform::durable::__private::StepEntry> {
+        fn steps() -> ::std::vec::Vec<
+            crate::platform::durable::__private::v1::StepEntry,
+        > {
             ::std::vec![
-                crate ::platform::durable::__private::StepEntry::of:: < double > ()
+                crate ::platform::durable::__private::v1::StepEntry::of:: < double > ()
             ]
         }
         fn check_signal(
             name: &str,
-            payload: &crate::platform::durable::__private::serde_json::Value,
+            payload: &crate::platform::durable::__private::v1::serde_json::Value,
         ) -> ::core::option::Option<
-            ::core::result::Result<(), crate::platform::durable::__private::PayloadError>,
+            ::core::result::Result<
+                (),
+                crate::platform::durable::__private::v1::PayloadError,
+            >,
         > {
             let _ = (name, payload);
             ::core::option::Option::None
@@ -139,9 +144,9 @@ mod reexported {
     )]
     pub(super) fn advance(
         __wf_state_in: State,
-        __wf_event: crate::platform::durable::__private::Event,
-        ctx: &mut crate::platform::durable::__private::WorkflowContext,
-    ) -> crate::platform::durable::__private::Transition<
+        __wf_event: crate::platform::durable::__private::v1::Event,
+        ctx: &mut crate::platform::durable::__private::v1::WorkflowContext,
+    ) -> crate::platform::durable::__private::v1::Transition<
         State,
         Result<u32, WorkflowError>,
     > {
@@ -150,35 +155,35 @@ mod reexported {
         '__wf_dispatch: loop {
             match __wf_state {
                 State::Start { mut x } => {
-                    let () = match crate::platform::durable::__private::take_start(
+                    let () = match crate::platform::durable::__private::v1::take_start(
                             &mut __wf_ev,
                         )
                         .map(|()| ())
                     {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return crate::platform::durable::__private::Transition::Reject(
+                            return crate::platform::durable::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     {
-                        let __wf_cmd = crate::platform::durable::__private::step_command::<
+                        let __wf_cmd = crate::platform::durable::__private::v1::step_command::<
                             double,
                         >(x);
-                        return crate::platform::durable::__private::Transition::Suspend(
+                        return crate::platform::durable::__private::v1::Transition::Suspend(
                             State::Double {},
                             __wf_cmd,
                         );
                     }
                 }
                 State::Double {} => {
-                    let __wf_s0 = match crate::platform::durable::__private::take_step::<
+                    let __wf_s0 = match crate::platform::durable::__private::v1::take_step::<
                         double,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return crate::platform::durable::__private::Transition::Reject(
+                            return crate::platform::durable::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -186,7 +191,7 @@ mod reexported {
                     let d = match __wf_s0 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return crate::platform::durable::__private::Transition::Complete(
+                            return crate::platform::durable::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -194,29 +199,29 @@ mod reexported {
                         }
                     };
                     {
-                        let __wf_cmd = crate::platform::durable::__private::sleep_command(
+                        let __wf_cmd = crate::platform::durable::__private::v1::sleep_command(
                             &*ctx,
                             std::time::Duration::from_secs(1),
                         );
-                        return crate::platform::durable::__private::Transition::Suspend(
+                        return crate::platform::durable::__private::v1::Transition::Suspend(
                             State::Sleeping { d },
                             __wf_cmd,
                         );
                     }
                 }
                 State::Sleeping { mut d } => {
-                    let __wf_s1 = match crate::platform::durable::__private::take_wake(
+                    let __wf_s1 = match crate::platform::durable::__private::v1::take_wake(
                         &mut __wf_ev,
                     ) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return crate::platform::durable::__private::Transition::Reject(
+                            return crate::platform::durable::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     __wf_s1;
-                    return crate::platform::durable::__private::Transition::Complete(
+                    return crate::platform::durable::__private::v1::Transition::Complete(
                         Ok(d),
                     );
                 }

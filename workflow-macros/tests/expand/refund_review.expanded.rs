@@ -13,15 +13,15 @@ pub async fn load_ticket(
 ///Step metadata for [`load_ticket()`]: lets `ctx.step(load_ticket, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct load_ticket {}
-impl ::workflow_runtime::__private::Function for load_ticket {
+impl ::workflow_runtime::__private::v1::Function for load_ticket {
     const NAME: &'static str = "load_ticket";
     const SIG_HASH: u64 = 4131161341935801390u64;
     type Input = String;
     type Output = Ticket;
     fn call(
-        __wf_ctx: ::workflow_runtime::__private::StepContext,
+        __wf_ctx: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let ticket_id = __wf_input;
         ::std::boxed::Box::pin(async move {
             load_ticket(__wf_ctx, ticket_id).await.map_err(::core::convert::Into::into)
@@ -46,10 +46,10 @@ pub async fn draft_refund_recommendation(
 ///Step metadata for [`draft_refund_recommendation()`]: lets `ctx.step(draft_refund_recommendation, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct draft_refund_recommendation {}
-impl ::workflow_runtime::__private::Function for draft_refund_recommendation {
+impl ::workflow_runtime::__private::v1::Function for draft_refund_recommendation {
     const NAME: &'static str = "draft_refund_recommendation";
     const SIG_HASH: u64 = 11901322226724258593u64;
-    const RETRY: ::workflow_runtime::__private::RetryPolicy = ::workflow_runtime::__private::RetryPolicy::DEFAULT
+    const RETRY: ::workflow_runtime::__private::v1::RetryPolicy = ::workflow_runtime::__private::v1::RetryPolicy::DEFAULT
         .max_attempts(4u32)
         .initial_backoff(::core::time::Duration::from_millis(2000u64))
         .jitter(0.2f64)
@@ -57,9 +57,9 @@ impl ::workflow_runtime::__private::Function for draft_refund_recommendation {
     type Input = (Ticket, Customer, Option<String>);
     type Output = Recommendation;
     fn call(
-        __wf_ctx: ::workflow_runtime::__private::StepContext,
+        __wf_ctx: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let (ticket, customer, reviewer_notes) = __wf_input;
         ::std::boxed::Box::pin(async move {
             draft_refund_recommendation(__wf_ctx, ticket, customer, reviewer_notes)
@@ -88,10 +88,10 @@ pub async fn issue_refund_once(
 ///Step metadata for [`issue_refund_once()`]: lets `ctx.step(issue_refund_once, ..)` in a `#[workflow]` name the step's input and output types.
 #[allow(non_camel_case_types)]
 pub struct issue_refund_once {}
-impl ::workflow_runtime::__private::Function for issue_refund_once {
+impl ::workflow_runtime::__private::v1::Function for issue_refund_once {
     const NAME: &'static str = "issue_refund_once";
     const SIG_HASH: u64 = 12247247245054341657u64;
-    const RETRY: ::workflow_runtime::__private::RetryPolicy = ::workflow_runtime::__private::RetryPolicy::DEFAULT
+    const RETRY: ::workflow_runtime::__private::v1::RetryPolicy = ::workflow_runtime::__private::v1::RetryPolicy::DEFAULT
         .max_attempts(5u32)
         .initial_backoff(::core::time::Duration::from_millis(1000u64))
         .max_backoff(::core::time::Duration::from_millis(60000u64))
@@ -99,9 +99,9 @@ impl ::workflow_runtime::__private::Function for issue_refund_once {
     type Input = (String, u64);
     type Output = RefundReceipt;
     fn call(
-        __wf_ctx: ::workflow_runtime::__private::StepContext,
+        __wf_ctx: ::workflow_runtime::__private::v1::StepContext,
         __wf_input: Self::Input,
-    ) -> ::workflow_runtime::__private::StepFuture<Self::Output> {
+    ) -> ::workflow_runtime::__private::v1::StepFuture<Self::Output> {
         let (ticket_id, amount_cents) = __wf_input;
         ::std::boxed::Box::pin(async move {
             issue_refund_once(__wf_ctx, ticket_id, amount_cents)
@@ -136,15 +136,15 @@ pub mod refund_review {
         pub struct load_customer {}
         pub struct load_ticket {}
     }
-    const _: () = ::workflow_runtime::__private::assert_persist::<String>();
+    const _: () = ::workflow_runtime::__private::v1::assert_persist::<String>();
     ///Where a run of `refund_review` stands: one variant per suspension point, holding the locals still needed after it.
     #[derive(
         ::core::fmt::Debug,
         ::core::clone::Clone,
-        ::workflow_runtime::__private::serde::Serialize,
-        ::workflow_runtime::__private::serde::Deserialize
+        ::workflow_runtime::__private::v1::serde::Serialize,
+        ::workflow_runtime::__private::v1::serde::Deserialize
     )]
-    #[serde(crate = "::workflow_runtime::__private::serde")]
+    #[serde(crate = "::workflow_runtime::__private::v1::serde")]
     pub enum State {
         ///The run has been created and not yet started.
         Start {
@@ -156,38 +156,38 @@ pub mod refund_review {
         ///Waiting for the result of the step `load_customer`.
         LoadCustomer {
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::Function>::Output,
+            ticket: <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
         },
         ///A loop head or branch join; never stored.
         #[doc(hidden)]
         #[serde(skip)]
         __Block4 {
             ///The local `customer`.
-            customer: <load_customer as ::workflow_runtime::__private::Function>::Output,
+            customer: <load_customer as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `notes`.
             notes: Option<String>,
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::Function>::Output,
+            ticket: <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
         },
         ///Waiting for the result of the step `draft_refund_recommendation`.
         DraftRefundRecommendation {
             ///The local `customer`.
-            customer: <load_customer as ::workflow_runtime::__private::Function>::Output,
+            customer: <load_customer as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `notes`.
             notes: Option<String>,
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::Function>::Output,
+            ticket: <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
         },
         ///Waiting for the signal "refund_decision".
         AwaitingRefundDecision {
             ///The local `customer`.
-            customer: <load_customer as ::workflow_runtime::__private::Function>::Output,
+            customer: <load_customer as ::workflow_runtime::__private::v1::Function>::Output,
             ///The local `notes`.
             notes: Option<String>,
             ///The local `recommended`.
             recommended: u64,
             ///The local `ticket`.
-            ticket: <load_ticket as ::workflow_runtime::__private::Function>::Output,
+            ticket: <load_ticket as ::workflow_runtime::__private::v1::Function>::Output,
         },
         ///Waiting for the result of the step `issue_refund_once`.
         IssueRefundOnce {
@@ -206,16 +206,16 @@ pub mod refund_review {
         ::core::default::Default
     )]
     pub struct Def;
-    impl ::workflow_runtime::__private::Workflow for Def {
+    impl ::workflow_runtime::__private::v1::Workflow for Def {
         const NAME: &'static str = "refund_review";
         const VERSION: u32 = 1u32;
-        const LAYOUT_HASH: u64 = ::workflow_runtime::__private::mix(
+        const LAYOUT_HASH: u64 = ::workflow_runtime::__private::v1::mix(
             17308397256811172960u64,
             &[
-                <draft_refund_recommendation as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <issue_refund_once as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <load_customer as ::workflow_runtime::__private::Function>::SIG_HASH,
-                <load_ticket as ::workflow_runtime::__private::Function>::SIG_HASH,
+                <draft_refund_recommendation as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <issue_refund_once as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <load_customer as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
+                <load_ticket as ::workflow_runtime::__private::v1::Function>::SIG_HASH,
             ],
         );
         const BODY_HASH: u64 = 14917208564023012333u64;
@@ -232,32 +232,32 @@ pub mod refund_review {
         }
         fn advance(
             state: State,
-            event: ::workflow_runtime::__private::Event,
-            ctx: &mut ::workflow_runtime::__private::WorkflowContext,
-        ) -> ::workflow_runtime::__private::Transition<
+            event: ::workflow_runtime::__private::v1::Event,
+            ctx: &mut ::workflow_runtime::__private::v1::WorkflowContext,
+        ) -> ::workflow_runtime::__private::v1::Transition<
             State,
             Result<RefundOutcome, WorkflowError>,
         > {
             advance(state, event, ctx)
         }
-        fn steps() -> ::std::vec::Vec<::workflow_runtime::__private::StepEntry> {
+        fn steps() -> ::std::vec::Vec<::workflow_runtime::__private::v1::StepEntry> {
             ::std::vec![
-                ::workflow_runtime::__private::StepEntry::of:: <
+                ::workflow_runtime::__private::v1::StepEntry::of:: <
                 draft_refund_recommendation > (),
-                ::workflow_runtime::__private::StepEntry::of:: < issue_refund_once > (),
-                ::workflow_runtime::__private::StepEntry::of:: < load_customer > (),
-                ::workflow_runtime::__private::StepEntry::of:: < load_ticket > ()
+                ::workflow_runtime::__private::v1::StepEntry::of:: < issue_refund_once >
+                (), ::workflow_runtime::__private::v1::StepEntry::of:: < load_customer >
+                (), ::workflow_runtime::__private::v1::StepEntry::of:: < load_ticket > ()
             ]
         }
         fn check_signal(
             name: &str,
-            payload: &::workflow_runtime::__private::serde_json::Value,
+            payload: &::workflow_runtime::__private::v1::serde_json::Value,
         ) -> ::core::option::Option<
-            ::core::result::Result<(), ::workflow_runtime::__private::PayloadError>,
+            ::core::result::Result<(), ::workflow_runtime::__private::v1::PayloadError>,
         > {
             if name == "refund_decision" {
                 return ::core::option::Option::Some(
-                    ::workflow_runtime::__private::check_payload::<Decision>(payload),
+                    ::workflow_runtime::__private::v1::check_payload::<Decision>(payload),
                 );
             }
             let _ = (name, payload);
@@ -293,9 +293,9 @@ pub mod refund_review {
     )]
     pub fn advance(
         __wf_state_in: State,
-        __wf_event: ::workflow_runtime::__private::Event,
-        ctx: &mut ::workflow_runtime::__private::WorkflowContext,
-    ) -> ::workflow_runtime::__private::Transition<
+        __wf_event: ::workflow_runtime::__private::v1::Event,
+        ctx: &mut ::workflow_runtime::__private::v1::WorkflowContext,
+    ) -> ::workflow_runtime::__private::v1::Transition<
         State,
         Result<RefundOutcome, WorkflowError>,
     > {
@@ -304,35 +304,35 @@ pub mod refund_review {
         '__wf_dispatch: loop {
             match __wf_state {
                 State::Start { mut ticket_id } => {
-                    let () = match ::workflow_runtime::__private::take_start(
+                    let () = match ::workflow_runtime::__private::v1::take_start(
                             &mut __wf_ev,
                         )
                         .map(|()| ())
                     {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             load_ticket,
                         >(ticket_id);
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::LoadTicket {},
                             __wf_cmd,
                         );
                     }
                 }
                 State::LoadTicket {} => {
-                    let __wf_s0 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s0 = match ::workflow_runtime::__private::v1::take_step::<
                         load_ticket,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -340,7 +340,7 @@ pub mod refund_review {
                     let ticket = match __wf_s0 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -348,22 +348,22 @@ pub mod refund_review {
                         }
                     };
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                        let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                             load_customer,
                         >(ticket.customer_id.clone());
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::LoadCustomer { ticket },
                             __wf_cmd,
                         );
                     }
                 }
                 State::LoadCustomer { mut ticket } => {
-                    let __wf_s1 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s1 = match ::workflow_runtime::__private::v1::take_step::<
                         load_customer,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -371,7 +371,7 @@ pub mod refund_review {
                     let customer = match __wf_s1 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -389,10 +389,10 @@ pub mod refund_review {
                     }
                 }
                 State::__Block4 { mut customer, mut notes, mut ticket } => {
-                    let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                    let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                         draft_refund_recommendation,
                     >((ticket.clone(), customer.clone(), notes.clone()));
-                    return ::workflow_runtime::__private::Transition::Suspend(
+                    return ::workflow_runtime::__private::v1::Transition::Suspend(
                         State::DraftRefundRecommendation {
                             customer,
                             notes,
@@ -406,12 +406,12 @@ pub mod refund_review {
                     mut notes,
                     mut ticket,
                 } => {
-                    let __wf_s2 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s2 = match ::workflow_runtime::__private::v1::take_step::<
                         draft_refund_recommendation,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -419,7 +419,7 @@ pub mod refund_review {
                     let rec = match __wf_s2 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
@@ -428,7 +428,7 @@ pub mod refund_review {
                     };
                     let recommended: u64 = rec.amount_cents;
                     {
-                        let __wf_cmd = ::workflow_runtime::__private::wait_command(
+                        let __wf_cmd = ::workflow_runtime::__private::v1::wait_command(
                             &*ctx,
                             "refund_decision",
                             Duration::from_secs(7 * 86_400),
@@ -439,7 +439,7 @@ pub mod refund_review {
                                 rec.rationale, }
                             ),
                         );
-                        return ::workflow_runtime::__private::Transition::Suspend(
+                        return ::workflow_runtime::__private::v1::Transition::Suspend(
                             State::AwaitingRefundDecision {
                                 customer,
                                 notes,
@@ -456,12 +456,12 @@ pub mod refund_review {
                     mut recommended,
                     mut ticket,
                 } => {
-                    let __wf_s3 = match ::workflow_runtime::__private::take_signal::<
+                    let __wf_s3 = match ::workflow_runtime::__private::v1::take_signal::<
                         Decision,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -469,12 +469,12 @@ pub mod refund_review {
                     let decision: Decision = match __wf_s3 {
                         Ok(d) => d,
                         Err(WaitError::TimedOut) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 Ok(RefundOutcome::TimedOut),
                             );
                         }
                         Err(cancelled @ WaitError::Cancelled) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 Err(cancelled.into()),
                             );
                         }
@@ -486,24 +486,24 @@ pub mod refund_review {
                                 .unwrap_or(recommended)
                                 .min(ticket.order_total_cents);
                             {
-                                let __wf_cmd = ::workflow_runtime::__private::step_command::<
+                                let __wf_cmd = ::workflow_runtime::__private::v1::step_command::<
                                     issue_refund_once,
                                 >((ticket.id.clone(), amount));
-                                return ::workflow_runtime::__private::Transition::Suspend(
+                                return ::workflow_runtime::__private::v1::Transition::Suspend(
                                     State::IssueRefundOnce { decision },
                                     __wf_cmd,
                                 );
                             }
                         }
                         DecisionStatus::Rejected => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 Ok(RefundOutcome::NotApproved {
                                     reason: decision.reason,
                                     reviewer_id: decision.reviewer_id,
                                 }),
                             );
-                            return ::workflow_runtime::__private::Transition::Complete(
-                                ::workflow_runtime::__private::fell_off(),
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
+                                ::workflow_runtime::__private::v1::fell_off(),
                             );
                         }
                         DecisionStatus::RequestChanges => {
@@ -520,12 +520,12 @@ pub mod refund_review {
                     }
                 }
                 State::IssueRefundOnce { mut decision } => {
-                    let __wf_s4 = match ::workflow_runtime::__private::take_step::<
+                    let __wf_s4 = match ::workflow_runtime::__private::v1::take_step::<
                         issue_refund_once,
                     >(&mut __wf_ev) {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_m) => {
-                            return ::workflow_runtime::__private::Transition::Reject(
+                            return ::workflow_runtime::__private::v1::Transition::Reject(
                                 __wf_m.into_message(),
                             );
                         }
@@ -533,22 +533,22 @@ pub mod refund_review {
                     let receipt = match __wf_s4 {
                         ::core::result::Result::Ok(__wf_v) => __wf_v,
                         ::core::result::Result::Err(__wf_e) => {
-                            return ::workflow_runtime::__private::Transition::Complete(
+                            return ::workflow_runtime::__private::v1::Transition::Complete(
                                 ::core::result::Result::Err(
                                     ::core::convert::From::from(__wf_e),
                                 ),
                             );
                         }
                     };
-                    return ::workflow_runtime::__private::Transition::Complete(
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
                         Ok(RefundOutcome::Refunded {
                             receipt_id: receipt.receipt_id,
                             amount_cents: receipt.amount_cents,
                             reviewer_id: decision.reviewer_id,
                         }),
                     );
-                    return ::workflow_runtime::__private::Transition::Complete(
-                        ::workflow_runtime::__private::fell_off(),
+                    return ::workflow_runtime::__private::v1::Transition::Complete(
+                        ::workflow_runtime::__private::v1::fell_off(),
                     );
                 }
             }

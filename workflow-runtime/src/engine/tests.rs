@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::__private::{sleep_command, take_wake};
+use crate::__private::v1::{sleep_command, take_wake};
 use crate::model::{Event, Transition};
 use crate::step::StepEntry;
 use crate::store::{FileStore, MemoryDisk};

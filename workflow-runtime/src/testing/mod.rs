@@ -1372,7 +1372,7 @@ impl TestEngine {
     /// # }
     /// ```
     pub fn awaiting_step<F: Function>(&self, input: F::Input) -> Command {
-        crate::__private::step_command::<F>(input)
+        crate::__private::v1::step_command::<F>(input)
     }
 
     /// What a state waiting `timeout` (from now) for the signal `name` is suspended on.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
-use workflow_runtime::__private::{StepEntry, StepFuture, Transition};
-use workflow_runtime::__private::{
+use workflow_runtime::__private::v1::{StepEntry, StepFuture, Transition};
+use workflow_runtime::__private::v1::{
     check_payload, sleep_command, step_command, take_signal, take_start, take_step, take_wake,
     wait_command,
 };
@@ -714,4 +714,4 @@ pub fn event_names(engine: &Engine, run_id: &str) -> Vec<String> {
 }
 
 pub use serde_json::Value;
-use workflow_runtime::__private::{Command, Event};
+use workflow_runtime::__private::v1::{Command, Event};

@@ -3,6 +3,7 @@
 //! impl.
 
 mod items;
+mod render;
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use syn::visit_mut::VisitMut;
 use syn::{Expr, ItemFn};
 
 use super::args::Args;
+use super::ir::Ty;
 use super::live;
 use super::lower::{Block, BlockKind, Lowerer, Node, SuspInfo};
 use super::signature::Signature;
@@ -27,7 +29,7 @@ pub(super) struct Codegen<'a> {
     pub(super) lw: &'a Lowerer,
     pub(super) fields: &'a live::Fields,
     pub(super) reachable: &'a [bool],
-    pub(super) types: &'a BTreeMap<(usize, String), TokenStream>,
+    pub(super) types: &'a BTreeMap<(usize, String), Ty>,
     pub(super) krate: TokenStream,
 }
 
@@ -53,10 +55,11 @@ impl Codegen<'_> {
                 .expect("a parameter");
             return quote!(#t);
         }
-        self.types
+        let ty = self
+            .types
             .get(&(block, name.to_owned()))
-            .cloned()
-            .expect("types were checked")
+            .expect("types were checked");
+        render::ty(ty)
     }
 
     fn move_into(&self, block: usize) -> TokenStream {
@@ -102,6 +105,11 @@ impl Codegen<'_> {
                     return;
                 }
                 syn::visit_mut::visit_expr_mut(self, e);
+                if let Expr::Call(call) = e
+                    && let Some(op) = render::op(call)
+                {
+                    *e = op;
+                }
             }
             fn visit_item_mut(&mut self, _: &mut syn::Item) {}
         }
@@ -175,6 +183,9 @@ impl Codegen<'_> {
                 Node::Match { expr, arms } => {
                     let expr = self.expr(expr);
                     let arms = arms.iter().map(|(pat, body)| {
+                        // A guard is verbatim code too.
+                        let mut pat = pat.clone();
+                        self.jumps().visit_pat_mut(&mut pat);
                         let body = self.nodes(body);
                         quote!(#pat => { #body })
                     });
@@ -183,6 +194,13 @@ impl Codegen<'_> {
                 Node::Scope(inner) => {
                     let inner = self.nodes(inner);
                     quote!({ #inner })
+                }
+                Node::ForCursor { cursor, ty, init } => {
+                    let ty = render::ty(ty);
+                    let exprs: Vec<TokenStream> =
+                        init.exprs().into_iter().map(|e| self.expr(e)).collect();
+                    let init = render::cursor_init(init, &exprs);
+                    quote!(let mut #cursor: #ty = #init;)
                 }
                 Node::Complete(e) => {
                     let e = self.expr(e);

@@ -2,6 +2,7 @@
 //! `if`, `match` and `for`.
 
 use super::*;
+use crate::workflow::ir::{self, Part};
 
 impl Lowerer {
     /// A `while` whose body or condition suspends. A suspending condition is evaluated at
@@ -339,28 +340,18 @@ impl Lowerer {
         after: Cont,
         out: &mut Vec<Node>,
     ) {
-        let krate = self.krate.clone();
-        let var = match &*f.pat {
-            Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => Some(pi.ident.clone()),
-            Pat::Wild(_) => None,
-            other => {
-                self.err(
-                    other.span(),
-                    "a `for` loop that suspends takes a single name as its pattern; destructure \
-                     inside the body: `for item in items { let (a, b) = item; .. }`",
-                );
-                None
-            }
-        };
+        let var = self.for_var(&f.pat);
         let cursor = format_ident!("__wf_for{}", self.for_count);
         self.for_count += 1;
         let iter = (*f.expr).clone();
         let Some((cursor_ty, elem_ty, init)) = self.for_cursor(&iter, scope) else {
             return;
         };
-        out.push(Node::Stmt(
-            parse_quote!(let mut #cursor: #cursor_ty = #init;),
-        ));
+        out.push(Node::ForCursor {
+            cursor: cursor.clone(),
+            ty: cursor_ty.clone(),
+            init,
+        });
         self.declare(
             Decl {
                 ident: cursor.clone(),
@@ -376,29 +367,11 @@ impl Lowerer {
         let label = f.label.as_ref().map(|l| l.name.ident.to_string());
         let qual = label.as_deref().map(upper_camel);
         let mut hscope = self.nested(scope);
-        let bind: Pat = match &var {
-            Some(v) => {
-                self.declare(
-                    Decl {
-                        ident: v.clone(),
-                        ty: TyInfo::Known(elem_ty),
-                        kind: DeclKind::ForVar,
-                        shadows: false,
-                        level: 0,
-                    },
-                    &mut hscope,
-                );
-                let m = match &*f.pat {
-                    Pat::Ident(pi) => pi.mutability,
-                    _ => None,
-                };
-                parse_quote!(#m #v)
-            }
-            None => parse_quote!(_),
-        };
+        let bind = self.bind_for_var(&f.pat, var, elem_ty, &mut hscope);
         let jump = jump_expr(exit);
+        let next = ir::next_item(&cursor);
         let mut nodes = vec![Node::Stmt(parse_quote! {
-            let #bind = match #krate::ForCursor::next_item(&mut #cursor) {
+            let #bind = match #next {
                 ::core::option::Option::Some(__wf_item) => __wf_item,
                 ::core::option::Option::None => #jump,
             };
@@ -418,15 +391,54 @@ impl Lowerer {
         out.push(Node::Jump(head));
     }
 
+    /// The name a suspending `for` binds each item to (`None` for `_`).
+    fn for_var(&mut self, pat: &Pat) -> Option<syn::Ident> {
+        match pat {
+            Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => Some(pi.ident.clone()),
+            Pat::Wild(_) => None,
+            other => {
+                self.err(
+                    other.span(),
+                    "a `for` loop that suspends takes a single name as its pattern; destructure \
+                     inside the body: `for item in items { let (a, b) = item; .. }`",
+                );
+                None
+            }
+        }
+    }
+
+    /// Declares the loop variable in the body's scope; the pattern that binds each item.
+    fn bind_for_var(
+        &mut self,
+        pat: &Pat,
+        var: Option<syn::Ident>,
+        elem_ty: Ty,
+        hscope: &mut Scope,
+    ) -> Pat {
+        let Some(v) = var else {
+            return parse_quote!(_);
+        };
+        self.declare(
+            Decl {
+                ident: v.clone(),
+                ty: TyInfo::Known(elem_ty),
+                kind: DeclKind::ForVar,
+                shadows: false,
+                level: 0,
+            },
+            hscope,
+        );
+        let m = match pat {
+            Pat::Ident(pi) => pi.mutability,
+            _ => None,
+        };
+        parse_quote!(#m #v)
+    }
+
     /// The cursor a suspending `for` holds across its suspension points: its type, the
     /// element type and its initialiser. A bounded integer range becomes a `RangeCursor`, a
     /// collection of known type a `VecDeque` of its items.
-    fn for_cursor(
-        &mut self,
-        iter: &Expr,
-        scope: &Scope,
-    ) -> Option<(TokenStream, TokenStream, TokenStream)> {
-        let krate = self.krate.clone();
+    fn for_cursor(&mut self, iter: &Expr, scope: &Scope) -> Option<(Ty, Ty, CursorInit)> {
         match iter {
             Expr::Range(r) if r.start.is_some() && r.end.is_some() => {
                 let (start, end) = (
@@ -454,9 +466,14 @@ impl Lowerer {
                     self.rewrite_expr(end.clone()),
                 );
                 Some((
-                    quote!(#krate::RangeCursor<#idx>),
+                    Ty::RangeCursor(Box::new(idx.clone())),
                     idx.clone(),
-                    quote!(#krate::RangeCursor::<#idx>::new(#start, #end, #inclusive)),
+                    CursorInit::Range {
+                        idx,
+                        start: Box::new(start),
+                        end: Box::new(end),
+                        inclusive,
+                    },
                 ))
             }
             other => {
@@ -481,12 +498,12 @@ impl Lowerer {
                         return None;
                     }
                 };
-                let elem = quote!(<#ty as ::core::iter::IntoIterator>::Item);
+                let elem = ty.part(Part::Item);
                 let iter = self.rewrite_expr(other.clone());
                 Some((
-                    quote!(::std::collections::VecDeque<#elem>),
+                    Ty::ItemsCursor(Box::new(elem.clone())),
                     elem,
-                    quote!(#krate::vec_cursor(#iter)),
+                    CursorInit::Items(iter),
                 ))
             }
         }

@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::Span;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Expr, Pat, Stmt, parse_quote, parse_quote_spanned};
 
+use super::ir::{CursorInit, Ty};
 use super::names::{self, Site};
 use super::suspend::{Suspension, SuspensionKind, as_suspension, expr_suspends, stmt_suspends};
 mod control;
@@ -62,6 +63,12 @@ pub(crate) enum Node {
         arms: Vec<(Pat, Vec<Node>)>,
     },
     Scope(Vec<Node>),
+    /// `let mut cursor: Type = ..;`, the cursor of a suspending `for` loop.
+    ForCursor {
+        cursor: syn::Ident,
+        ty: Ty,
+        init: CursorInit,
+    },
     Complete(Expr),
     /// The end of the body without a tail expression.
     FallOff {
@@ -74,9 +81,9 @@ pub(crate) struct SuspInfo {
     pub(crate) susp: Suspension,
     pub(crate) tmp: syn::Ident,
     /// The type of `ctx.x(..).await`.
-    pub(crate) full_ty: TokenStream,
+    pub(crate) full_ty: Ty,
     /// The type of `ctx.x(..).await?`.
-    pub(crate) ok_ty: Option<TokenStream>,
+    pub(crate) ok_ty: Option<Ty>,
 }
 
 #[derive(Clone)]
@@ -107,7 +114,6 @@ enum Cont {
 
 pub(crate) struct Lowerer {
     pub(crate) ctx: String,
-    pub(crate) krate: TokenStream,
     pub(crate) blocks: Vec<Block>,
     pub(crate) susps: Vec<SuspInfo>,
     pub(crate) decls: BTreeMap<String, Vec<Decl>>,
@@ -130,7 +136,6 @@ impl Lowerer {
     pub(crate) fn new(ctx: String, fn_end: Span) -> Self {
         Self {
             ctx,
-            krate: crate::runtime::rt(),
             blocks: Vec::new(),
             susps: Vec::new(),
             decls: BTreeMap::new(),
@@ -153,7 +158,7 @@ impl Lowerer {
             self.declare(
                 Decl {
                     ident: ident.clone(),
-                    ty: TyInfo::Known(quote!(#ty)),
+                    ty: TyInfo::Known(Ty::Written(quote!(#ty))),
                     kind: DeclKind::Param,
                     shadows: false,
                     level: 0,
@@ -395,28 +400,13 @@ impl Lowerer {
                  the statement that suspends",
             );
         }
-        if let Stmt::Local(local) = &stmt
-            && let Some(init) = &local.init
-            && self.produces_value(&init.expr)
-        {
-            let Stmt::Local(mut local) = stmt else {
-                unreachable!("matched above")
-            };
-            let init = local.init.as_mut().expect("matched above");
-            if !matches!(&*init.expr, Expr::Loop(_)) {
-                // `let v = if c { A; a } else { b };` is lowered as the loop
-                // `'l: loop { if c { A; break 'l a } else { break 'l b } }`.
-                let label = syn::Lifetime::new(
-                    &format!("'__wf_let{}", self.loop_values.len()),
-                    Span::call_site(),
-                );
-                let mut value = (*init.expr).clone();
-                break_tails(&mut value, &label);
-                *init.expr = parse_quote!(#label: loop { #value });
+        let stmt = match self.value_loop(stmt) {
+            Ok(local) => {
+                self.lower_value_loop(local, rest, scope, cont, out);
+                return;
             }
-            self.lower_value_loop(local, rest, scope, cont, out);
-            return;
-        }
+            Err(stmt) => *stmt,
+        };
         let Stmt::Expr(expr, semi) = stmt else {
             self.not_first(&stmt);
             out.push(Node::FallOff {
@@ -428,26 +418,77 @@ impl Lowerer {
         let tail_value = is_last && semi.is_none() && matches!(cont, Cont::FnEnd);
         // The rest of the list goes into a join block; it is lowered after the structure
         // so that blocks and loop cursors are numbered in source order.
-        let mut rest_into = None;
-        let after = if tail_value {
-            Cont::FnEnd
-        } else if is_last {
-            match cont {
-                Cont::Jump(j) => Cont::Jump(j),
-                Cont::FnEnd => {
-                    let j = self.new_join(scope);
-                    self.blocks[j].nodes = vec![Node::FallOff {
-                        span: self.fn_end,
-                        diverges: false,
-                    }];
-                    Cont::Jump(j)
-                }
-            }
-        } else {
-            let j = self.new_join(scope);
-            rest_into = Some((j, scope.clone()));
-            Cont::Jump(j)
+        let (after, rest_into) = self.after_structure(tail_value, is_last, scope, cont);
+        self.lower_structure(expr, semi, while_label, scope, after, out);
+        if let Some((j, mut jscope)) = rest_into {
+            let nodes = self.lower_stmts(rest, &mut jscope, cont);
+            self.blocks[j].nodes = nodes;
+        }
+    }
+
+    /// A `let` whose value suspends, as the `let v = loop` it is lowered as; any other
+    /// statement back unchanged.
+    fn value_loop(&mut self, stmt: Stmt) -> Result<syn::Local, Box<Stmt>> {
+        let Stmt::Local(mut local) = stmt else {
+            return Err(Box::new(stmt));
         };
+        let Some(init) = local.init.as_mut().filter(|i| self.produces_value(&i.expr)) else {
+            return Err(Box::new(Stmt::Local(local)));
+        };
+        if !matches!(&*init.expr, Expr::Loop(_)) {
+            // `let v = if c { A; a } else { b };` is lowered as the loop
+            // `'l: loop { if c { A; break 'l a } else { break 'l b } }`.
+            let label = syn::Lifetime::new(
+                &format!("'__wf_let{}", self.loop_values.len()),
+                Span::call_site(),
+            );
+            let mut value = (*init.expr).clone();
+            break_tails(&mut value, &label);
+            *init.expr = parse_quote!(#label: loop { #value });
+        }
+        Ok(local)
+    }
+
+    /// Where control goes after a suspending structure: the function's end for a tail value,
+    /// else a join block, which holds the statements after it when there are any.
+    fn after_structure(
+        &mut self,
+        tail_value: bool,
+        is_last: bool,
+        scope: &Scope,
+        cont: Cont,
+    ) -> (Cont, Option<(usize, Scope)>) {
+        if tail_value {
+            return (Cont::FnEnd, None);
+        }
+        if !is_last {
+            let j = self.new_join(scope);
+            return (Cont::Jump(j), Some((j, scope.clone())));
+        }
+        let after = match cont {
+            Cont::Jump(j) => Cont::Jump(j),
+            Cont::FnEnd => {
+                let j = self.new_join(scope);
+                self.blocks[j].nodes = vec![Node::FallOff {
+                    span: self.fn_end,
+                    diverges: false,
+                }];
+                Cont::Jump(j)
+            }
+        };
+        (after, None)
+    }
+
+    /// An `if`, `match`, loop or block whose body suspends, continuing at `after`.
+    fn lower_structure(
+        &mut self,
+        expr: Expr,
+        semi: Option<syn::Token![;]>,
+        while_label: Option<syn::Ident>,
+        scope: &mut Scope,
+        after: Cont,
+        out: &mut Vec<Node>,
+    ) {
         match expr {
             Expr::If(e) => {
                 let node = self.lower_if(e, scope, after);
@@ -473,10 +514,6 @@ impl Lowerer {
                 });
             }
         }
-        if let Some((j, mut jscope)) = rest_into {
-            let nodes = self.lower_stmts(rest, &mut jscope, cont);
-            self.blocks[j].nodes = nodes;
-        }
     }
 
     /// `SameAs(x)` becomes the type of the binding `x` means in `scope` (already resolved
@@ -490,21 +527,16 @@ impl Lowerer {
         }
     }
 
-    pub(super) fn susp_types(&self, susp: &Suspension) -> (TokenStream, Option<TokenStream>) {
-        let krate = &self.krate;
+    pub(super) fn susp_types(&self, susp: &Suspension) -> (Ty, Option<Ty>) {
         match &susp.kind {
-            SuspensionKind::Step { func, .. } => {
-                let out = quote_spanned!(func.span()=> <#func as #krate::Function>::Output);
-                (
-                    quote!(::core::result::Result<#out, #krate::StepError>),
-                    Some(out),
-                )
-            }
-            SuspensionKind::Wait { ty, .. } => (
-                quote!(::core::result::Result<#ty, #krate::WaitError>),
-                Some(quote!(#ty)),
+            SuspensionKind::Step { func, .. } => (
+                Ty::StepResult(func.clone()),
+                Some(Ty::StepOutput(func.clone())),
             ),
-            SuspensionKind::Sleep { .. } => (quote!(()), None),
+            SuspensionKind::Wait { ty, .. } => {
+                (Ty::WaitResult(quote!(#ty)), Some(Ty::Written(quote!(#ty))))
+            }
+            SuspensionKind::Sleep { .. } => (Ty::Written(quote!(())), None),
         }
     }
 }

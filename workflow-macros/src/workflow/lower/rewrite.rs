@@ -2,6 +2,7 @@
 //! `continue` become transitions and jumps.
 
 use super::*;
+use crate::workflow::ir;
 
 impl Lowerer {
     pub(super) fn rewriter(&mut self) -> Rewriter<'_> {
@@ -12,7 +13,6 @@ impl Lowerer {
             depth: 0,
             inner_labels: Vec::new(),
             errors: &mut self.errors,
-            krate: self.krate.clone(),
         }
     }
 
@@ -74,7 +74,6 @@ pub(super) struct Rewriter<'a> {
     depth: usize,
     inner_labels: Vec<String>,
     errors: &'a mut Vec<syn::Error>,
-    krate: TokenStream,
 }
 
 impl Rewriter<'_> {
@@ -109,74 +108,90 @@ impl Rewriter<'_> {
     }
 }
 
+impl Rewriter<'_> {
+    /// `return x` completes the run with `x`.
+    fn rewrite_return(&mut self, e: &mut Expr) {
+        let Expr::Return(r) = e else { return };
+        if let Some(inner) = &mut r.expr {
+            self.visit_expr_mut(inner);
+        }
+        let span = r.return_token.span;
+        let inner = r.expr.take().map_or_else(|| quote!(()), |b| quote!(#b));
+        *e = ir::complete(span, &inner);
+    }
+
+    /// `x?` completes the run with the error converted, as `?` would return it.
+    fn rewrite_try(&mut self, e: &mut Expr) {
+        let Expr::Try(t) = e else { return };
+        self.visit_expr_mut(&mut t.expr);
+        let span = t.question_token.span;
+        let inner = &t.expr;
+        let error = quote_spanned!(span=>
+            ::core::result::Result::Err(::core::convert::From::from(__wf_e)),
+        );
+        let complete = ir::complete(span, &error);
+        *e = parse_quote_spanned! {span=>
+            match #inner {
+                ::core::result::Result::Ok(__wf_v) => __wf_v,
+                ::core::result::Result::Err(__wf_e) => {
+                    #complete;
+                }
+            }
+        };
+    }
+
+    /// `break` of a lowered loop jumps to its exit, storing the value of a `let v = loop`.
+    fn rewrite_break(&mut self, e: &mut Expr) {
+        let Expr::Break(b) = e else { return };
+        let original = b.expr.as_deref().cloned();
+        if let Some(inner) = &mut b.expr {
+            self.visit_expr_mut(inner);
+        }
+        let Some(target) = self.target(b.label.as_ref()) else {
+            return;
+        };
+        let exit = target.exit;
+        let Some(slot) = target.value else {
+            if let Some(v) = &b.expr {
+                self.errors.push(syn::Error::new(
+                    v.span(),
+                    "`break` with a value cannot leave a loop that suspends; assign the \
+                     value to a local declared before the loop, then `break`",
+                ));
+            }
+            *e = jump_expr(exit);
+            return;
+        };
+        let tmp = &self.values[slot].tmp;
+        let jump = jump_expr(exit);
+        match (&b.expr, original) {
+            (Some(v), Some(original)) => {
+                self.breaks.push((slot, original));
+                *e = parse_quote!({
+                    let #tmp = #v;
+                    #jump
+                });
+            }
+            _ => {
+                self.errors.push(syn::Error::new(
+                    b.break_token.span,
+                    "this `loop` produces the value of a `let`, so its `break` \
+                     needs a value: `break value`",
+                ));
+                *e = jump;
+            }
+        }
+    }
+}
+
 impl VisitMut for Rewriter<'_> {
     fn visit_expr_mut(&mut self, e: &mut Expr) {
-        let krate = self.krate.clone();
         match e {
             // These have their own `return`, `?` and loops.
             Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) | Expr::TryBlock(_) => {}
-            Expr::Return(r) => {
-                if let Some(inner) = &mut r.expr {
-                    self.visit_expr_mut(inner);
-                }
-                let span = r.return_token.span;
-                let inner = r.expr.take().map_or_else(|| quote!(()), |b| quote!(#b));
-                *e = parse_quote_spanned!(span=> return #krate::Transition::Complete(#inner));
-            }
-            Expr::Try(t) => {
-                self.visit_expr_mut(&mut t.expr);
-                let span = t.question_token.span;
-                let inner = &t.expr;
-                *e = parse_quote_spanned! {span=>
-                    match #inner {
-                        ::core::result::Result::Ok(__wf_v) => __wf_v,
-                        ::core::result::Result::Err(__wf_e) => {
-                            return #krate::Transition::Complete(
-                                ::core::result::Result::Err(::core::convert::From::from(__wf_e)),
-                            );
-                        }
-                    }
-                };
-            }
-            Expr::Break(b) => {
-                let original = b.expr.as_deref().cloned();
-                if let Some(inner) = &mut b.expr {
-                    self.visit_expr_mut(inner);
-                }
-                if let Some(target) = self.target(b.label.as_ref()) {
-                    let exit = target.exit;
-                    if let Some(slot) = target.value {
-                        let tmp = &self.values[slot].tmp;
-                        let jump = jump_expr(exit);
-                        match (&b.expr, original) {
-                            (Some(v), Some(original)) => {
-                                self.breaks.push((slot, original));
-                                *e = parse_quote!({
-                                    let #tmp = #v;
-                                    #jump
-                                });
-                            }
-                            _ => {
-                                self.errors.push(syn::Error::new(
-                                    b.break_token.span,
-                                    "this `loop` produces the value of a `let`, so its `break` \
-                                     needs a value: `break value`",
-                                ));
-                                *e = jump;
-                            }
-                        }
-                        return;
-                    }
-                    if let Some(v) = &b.expr {
-                        self.errors.push(syn::Error::new(
-                            v.span(),
-                            "`break` with a value cannot leave a loop that suspends; assign the \
-                             value to a local declared before the loop, then `break`",
-                        ));
-                    }
-                    *e = jump_expr(exit);
-                }
-            }
+            Expr::Return(_) => self.rewrite_return(e),
+            Expr::Try(_) => self.rewrite_try(e),
+            Expr::Break(_) => self.rewrite_break(e),
             Expr::Continue(c) => {
                 if let Some(target) = self.target(c.label.as_ref()) {
                     *e = jump_expr(target.head);

@@ -1,4 +1,5 @@
-//! Support code for what `#[workflow]` and `#[function]` expand to. Not a public API.
+//! Version 1 of the support code for what `#[workflow]` and `#[function]` expand to. Not a
+//! public API; see the parent module for what may change here.
 
 use std::collections::VecDeque;
 use std::time::Duration;
