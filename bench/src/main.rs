@@ -5,6 +5,7 @@
 //! cargo run --release -p bench -- all          # every workload, then a Markdown table
 //! cargo run --release -p bench -- w1           # or one: floor, shapes, w1, w2, w3, w4, codec
 //! cargo run --release -p bench -- w3 --parked 20000 --reps 3
+//! cargo run --release -p bench -- pg           # W1-W3 on PostgreSQL (starts a throwaway server)
 //! ```
 //!
 //! Options: `--reps N` (repetitions whose median is reported, default 5), `--dir PATH` (where
@@ -14,11 +15,13 @@
 //! 10,1000,10000).
 //!
 //! Every store is committed at the engine's default durability: redb's `Immediate`, an fsync
-//! per commit.
+//! per commit; PostgreSQL with `synchronous_commit = on` (`pg` is not part of `all`: it needs
+//! the server binaries that `scripts/pg-test-cluster` finds or installs).
 
 mod codec;
 mod floor;
 mod flows;
+mod pg;
 mod stats;
 mod w1;
 mod w2;
@@ -29,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use stats::Row;
 
-const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w4|codec> [--reps N] [--dir PATH] \
+const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w4|codec|pg> [--reps N] [--dir PATH] \
                      [--parked N] [--signalled N] [--ks 10,1000,10000]";
 
 struct Opts {
@@ -86,7 +89,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    const WORKLOADS: [&str; 8] = ["all", "floor", "shapes", "w1", "w2", "w3", "w4", "codec"];
+    const WORKLOADS: [&str; 9] = [
+        "all", "floor", "shapes", "w1", "w2", "w3", "w4", "codec", "pg",
+    ];
     if !WORKLOADS.contains(&cmd.as_str()) {
         eprintln!("unknown workload `{cmd}`\n{USAGE}");
         std::process::exit(2);
@@ -106,6 +111,9 @@ fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
         .enable_all()
         .build()
         .expect("runtime");
+    if cmd == "pg" {
+        return rt.block_on(pg::run(o.reps, o.parked, o.signalled));
+    }
     let wants = |w: &str| cmd == "all" || cmd == w;
     let needs_latency = ["floor", "w4", "codec"].iter().any(|w| wants(w));
     let needs_throughput = ["floor", "w2", "w3"].iter().any(|w| wants(w));

@@ -28,6 +28,14 @@ async fn rep(dir: Option<&Path>, rep: usize) -> Vec<f64> {
         None => builder.open_in_memory().await,
     }
     .expect("open");
+    let latencies = step_latencies(&engine).await;
+    engine.shutdown().await;
+    latencies
+}
+
+/// The latency of every step of `RUNS` runs of `STEPS` steps, one run after another, on an
+/// engine that registers [`sequential`], whatever its store; microseconds.
+pub(crate) async fn step_latencies(engine: &Engine) -> Vec<f64> {
     let mut latencies = Vec::with_capacity(RUNS * STEPS as usize);
     for r in 0..RUNS {
         ticks().lock().expect("ticks").clear();
@@ -42,7 +50,6 @@ async fn rep(dir: Option<&Path>, rep: usize) -> Vec<f64> {
         marks.push(done);
         latencies.extend(marks.windows(2).map(|w| us(w[1] - w[0])));
     }
-    engine.shutdown().await;
     latencies
 }
 

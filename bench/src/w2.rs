@@ -10,19 +10,19 @@ use crate::floor::Throughput;
 use crate::flows::{ARRIVED, arrivals, fan_in};
 use crate::stats::{Row, cpu_ms, median};
 
-const RUNS: u64 = 1000;
+pub(crate) const RUNS: u64 = 1000;
 /// Durable transitions per run: the start (up to the first step), three step results (the
 /// third ends at the wait), the signal (up to the last step), the last step's result.
-const TRANSITIONS_PER_RUN: u64 = 6;
+pub(crate) const TRANSITIONS_PER_RUN: u64 = 6;
 
-struct Rep {
+pub(crate) struct Rep {
     /// From the first start to every run waiting.
-    to_waiting: Duration,
+    pub(crate) to_waiting: Duration,
     /// From the first signal to every run finished.
-    to_done: Duration,
-    commits: u64,
+    pub(crate) to_done: Duration,
+    pub(crate) commits: u64,
     /// CPU time of the whole process over both phases.
-    cpu_ms: f64,
+    pub(crate) cpu_ms: f64,
 }
 
 async fn rep(dir: &Path, rep: usize) -> Rep {
@@ -31,14 +31,25 @@ async fn rep(dir: &Path, rep: usize) -> Rep {
         .open(dir.join(format!("w2-{rep}.redb")))
         .await
         .expect("open");
+    let measured = measure(std::slice::from_ref(&engine)).await;
+    engine.shutdown().await;
+    measured
+}
+
+/// One repetition of W2 on engines that register [`fan_in`], whatever their store: runs are
+/// started and signalled round-robin through `engines` (one engine today; the engines of
+/// several workers sharing one database once they can), and awaited through the engine that
+/// started each. The caller shuts the engines down.
+pub(crate) async fn measure(engines: &[Engine]) -> Rep {
+    let engine = &engines[0];
     ARRIVED.store(0, Ordering::SeqCst);
-    let before = engine.commit_count();
+    let before: u64 = engines.iter().map(Engine::commit_count).sum();
     let cpu_before = cpu_ms();
 
     let t0 = Instant::now();
     let starts: Vec<_> = (0..RUNS)
         .map(|i| {
-            let engine = engine.clone();
+            let engine = engines[i as usize % engines.len()].clone();
             tokio::spawn(async move {
                 engine
                     .start(fan_in, format!("w2-{i}"), ())
@@ -68,8 +79,9 @@ async fn rep(dir: &Path, rep: usize) -> Rep {
     let t1 = Instant::now();
     let finishes: Vec<_> = handles
         .into_iter()
-        .map(|run| {
-            let engine = engine.clone();
+        .enumerate()
+        .map(|(i, run)| {
+            let engine = engines[i % engines.len()].clone();
             tokio::spawn(async move {
                 engine
                     .signal(run.run_id(), "go", 1_u64)
@@ -84,8 +96,7 @@ async fn rep(dir: &Path, rep: usize) -> Rep {
     }
     let to_done = t1.elapsed();
     let cpu_ms = cpu_ms() - cpu_before;
-    let commits = engine.commit_count() - before;
-    engine.shutdown().await;
+    let commits = engines.iter().map(Engine::commit_count).sum::<u64>() - before;
     Rep {
         to_waiting,
         to_done,

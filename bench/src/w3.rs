@@ -25,14 +25,14 @@ const TIMERS: TableDefinition<(u64, &str), (u64, &str)> = TableDefinition::new("
 /// How many starts are in flight while the parked runs are created.
 const CREATE_CONCURRENCY: usize = 1000;
 /// Durable transitions per signalled run: the signal (up to the step), the step's result.
-const TRANSITIONS_PER_SIGNAL: u64 = 2;
+pub(crate) const TRANSITIONS_PER_SIGNAL: u64 = 2;
 
 fn run_id(i: u64) -> String {
     format!("parked-{i:07}")
 }
 
 /// Runs `bench __child <args>` and returns the JSON it printed after `RESULT `.
-fn child(args: &[String]) -> Value {
+pub(crate) fn child(args: &[String]) -> Value {
     let out = Command::new(std::env::current_exe().expect("own path"))
         .arg("__child")
         .args(args)
@@ -53,9 +53,9 @@ fn child(args: &[String]) -> Value {
 }
 
 /// Starts a child that opens the store and says `READY`, then kills it with SIGKILL.
-fn open_and_kill(path: &Path) {
+pub(crate) fn open_and_kill(spec: &str) {
     let mut c = Command::new(std::env::current_exe().expect("own path"))
-        .args(["__child", "serve", &path.display().to_string()])
+        .args(["__child", "serve", spec])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -71,7 +71,7 @@ fn open_and_kill(path: &Path) {
     c.wait().expect("reap");
 }
 
-fn f(v: &Value, key: &str) -> f64 {
+pub(crate) fn f(v: &Value, key: &str) -> f64 {
     v[key]
         .as_f64()
         .unwrap_or_else(|| panic!("no `{key}` in {v}"))
@@ -137,12 +137,12 @@ pub(crate) fn run(
     let cycles = reps.min(usize::try_from(parked_runs / signalled.max(1)).unwrap_or(usize::MAX));
     for r in 0..cycles {
         // The floor first: redb alone opening a file whose writer was killed.
-        open_and_kill(&path);
+        open_and_kill(&p);
         let fl = child(&["floor-open".into(), p.clone()]);
         crash_floor_open_ms.push(f(&fl, "open_ms"));
         crash_floor_scan_ms.push(f(&fl, "open_scan_ms"));
         crash_floor_commit_ms.push(f(&fl, "first_commit_ms"));
-        open_and_kill(&path);
+        open_and_kill(&p);
         let from = r as u64 * signalled;
         let s = child(&[
             "signal".into(),
@@ -237,11 +237,13 @@ pub(crate) fn run(
     rows
 }
 
-/// The child side: `create PATH N`, `open PATH N`, `floor-open PATH`, `serve PATH`,
-/// `signal PATH FROM COUNT`. Prints `RESULT {json}`.
+/// The child side: `create STORE N`, `open STORE N`, `floor-open PATH`, `serve STORE`,
+/// `signal STORE FROM COUNT`, where STORE is a redb file's path or a `postgres://` URL (see
+/// [`open_engine`]); `pg-floor-open URL` is PostgreSQL's floor. Prints `RESULT {json}`.
 pub(crate) fn child_main(args: &[String]) {
     let mode = args.first().map_or("", String::as_str);
-    let path = PathBuf::from(args.get(1).expect("a store path"));
+    let spec = args.get(1).expect("a store path or URL").as_str();
+    let path = PathBuf::from(spec);
     let num = |i: usize| -> u64 {
         args.get(i)
             .and_then(|s| s.parse().ok())
@@ -249,6 +251,8 @@ pub(crate) fn child_main(args: &[String]) {
     };
     let result = if mode == "floor-open" {
         floor_open(&path)
+    } else if mode == "pg-floor-open" {
+        crate::pg::floor_open(spec)
     } else {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -256,10 +260,10 @@ pub(crate) fn child_main(args: &[String]) {
             .expect("runtime");
         rt.block_on(async {
             match mode {
-                "create" => create(&path, num(2)).await,
-                "open" => open(&path, num(2)).await,
-                "serve" => serve(&path).await,
-                "signal" => signal(&path, num(2), num(3)).await,
+                "create" => create(spec, num(2)).await,
+                "open" => open(spec, num(2)).await,
+                "serve" => serve(spec).await,
+                "signal" => signal(spec, num(2), num(3)).await,
                 other => panic!("unknown child mode `{other}`"),
             }
         })
@@ -267,12 +271,24 @@ pub(crate) fn child_main(args: &[String]) {
     println!("RESULT {result}");
 }
 
-async fn create(path: &Path, n: u64) -> Value {
-    let engine = Engine::builder()
-        .register(parked)
-        .open(path)
-        .await
-        .expect("open");
+/// An engine that registers [`parked`] on the store `spec` names: a PostgreSQL database for a
+/// `postgres://` URL, else a redb file at that path.
+pub(crate) async fn open_engine(spec: &str) -> Engine {
+    let builder = Engine::builder().register(parked);
+    if spec.starts_with("postgres://") {
+        let url = spec.to_owned();
+        let store = tokio::task::spawn_blocking(move || workflow_postgres::PgStore::open(&url))
+            .await
+            .expect("the open thread")
+            .expect("the PostgreSQL store opens");
+        builder.open_store(store).await.expect("open")
+    } else {
+        builder.open(spec).await.expect("open")
+    }
+}
+
+async fn create(spec: &str, n: u64) -> Value {
+    let engine = open_engine(spec).await;
     let slots = Arc::new(Semaphore::new(CREATE_CONCURRENCY));
     let t = Instant::now();
     let mut tasks = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
@@ -293,14 +309,10 @@ async fn create(path: &Path, n: u64) -> Value {
     json!({ "seconds": seconds, "commits": commits })
 }
 
-async fn open(path: &Path, expected: u64) -> Value {
+async fn open(spec: &str, expected: u64) -> Value {
     let rss_before_kib = rss_kib();
     let t = Instant::now();
-    let engine = Engine::builder()
-        .register(parked)
-        .open(path)
-        .await
-        .expect("open");
+    let engine = open_engine(spec).await;
     let open_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss_open_kib = rss_kib();
     // The timer task arms what `open` handed it in the background; let it finish.
@@ -352,26 +364,18 @@ fn floor_open(path: &Path) -> Value {
     })
 }
 
-async fn serve(path: &Path) -> Value {
-    let _engine = Engine::builder()
-        .register(parked)
-        .open(path)
-        .await
-        .expect("open");
+async fn serve(spec: &str) -> Value {
+    let _engine = open_engine(spec).await;
     println!("READY");
     // Waits to be killed; the result line is never printed.
     tokio::time::sleep(Duration::from_secs(3_600)).await;
     json!({})
 }
 
-async fn signal(path: &Path, from: u64, count: u64) -> Value {
+async fn signal(spec: &str, from: u64, count: u64) -> Value {
     let rss_before_kib = rss_kib();
     let t = Instant::now();
-    let engine = Engine::builder()
-        .register(parked)
-        .open(path)
-        .await
-        .expect("open");
+    let engine = open_engine(spec).await;
     let open_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss_open_kib = rss_kib();
     let before = engine.commit_count();

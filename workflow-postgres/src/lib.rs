@@ -102,6 +102,7 @@ struct Reader {
     runs: Statement,
     inbox: Statement,
     has_dedupe: Statement,
+    dedupe_keys: Statement,
     trace: Statement,
     last_trace: Statement,
     pending_waits: Statement,
@@ -148,6 +149,9 @@ impl Reader {
                 .await?,
             has_dedupe: client
                 .prepare("SELECT EXISTS (SELECT 1 FROM dedupe WHERE run_id = $1 AND key = $2)")
+                .await?,
+            dedupe_keys: client
+                .prepare("SELECT key, at_ms FROM dedupe WHERE run_id = $1 ORDER BY key")
                 .await?,
             trace: client
                 .prepare("SELECT idx, event FROM trace WHERE run_id = $1 ORDER BY idx")
@@ -578,6 +582,21 @@ impl Store for PgStore {
                 .await
                 .map_err(pg("reading a run's applied signals"))?;
             Ok(row.get(0))
+        })
+    }
+
+    fn dedupe_keys(&self, run_id: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.dedupe_keys, &[&run_id])
+                .await
+                .map_err(pg("reading a run's applied signals"))?;
+            Ok(rows
+                .iter()
+                .map(|row| (row.get::<_, String>(0), from_db(row.get(1))))
+                .collect())
         })
     }
 

@@ -345,6 +345,10 @@ impl Store for PayloadStore {
         self.inner.has_dedupe(run_id, key)
     }
 
+    fn dedupe_keys(&self, run_id: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.dedupe_keys(run_id)
+    }
+
     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
         let mut trace = self.inner.trace(run_id)?;
         let sealer = self.sealer(run_id);

@@ -49,6 +49,7 @@
 //! stalled past its lease never overwrites a newer state. A backend owned by one process, like
 //! [`FileStore`], grants every claim that no live lease of another owner blocks.
 
+mod copy;
 mod file;
 
 use std::future::Future;
@@ -57,6 +58,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
+pub use self::copy::{CopyError, CopyOptions, CopyReport, copy_runs};
 pub use self::file::{
     CutMode, CutReport, DiskFault, DiskFaults, FileStore, MemoryDisk, PowerLossDisk,
 };
@@ -96,6 +98,9 @@ pub use crate::types::{InboxEntry, PendingWait, RunRecord};
 ///     }
 ///     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
 ///         self.inner.has_dedupe(run_id, key)
+///     }
+///     fn dedupe_keys(&self, run_id: &str) -> Result<Vec<(String, u64)>, StoreError> {
+///         self.inner.dedupe_keys(run_id)
 ///     }
 ///     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
 ///         self.inner.trace(run_id)
@@ -171,6 +176,15 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// As [`Store::run`].
     fn has_dedupe(&self, run_id: &str, key: &str) -> Result<bool, StoreError>;
+
+    /// Every de-duplication key the run has accepted, with when it was accepted (milliseconds
+    /// since the Unix epoch), in key order (bytewise). An operations call: with
+    /// [`Store::runs`], [`Store::inbox`] and [`Store::trace`] it reads a run out whole, which
+    /// is how [`copy_runs`] moves runs between backends.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn dedupe_keys(&self, run_id: &str) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// The run's trace, in order.
     ///

@@ -152,6 +152,8 @@ macro_rules! store_conformance {
                 a_closed_store_refuses_work,
                 purge_removes_an_ended_run_and_nothing_else,
                 a_purge_with_a_record_replaces_the_run,
+                dedupe_keys_are_listed_per_run,
+                runs_are_copied_in_and_out_whole,
             );
         }
     };
@@ -1010,4 +1012,143 @@ pub async fn a_purge_with_a_record_replaces_the_run<H: Harness>(h: &H) {
     assert!(!store.has_dedupe("r3", "key").expect("dedupe"));
     assert!(store.pending_waits().expect("waits").is_empty());
     assert!(ready_ids(&store).is_empty());
+}
+
+/// [`Store::dedupe_keys`] lists a run's keys with their times, in key order, and no other
+/// run's (a run id that is a prefix of another's included), across a reopen.
+pub async fn dedupe_keys_are_listed_per_run<H: Harness>(h: &H) {
+    {
+        let store = h.open();
+        for run in ["r1", "r10", "r2"] {
+            commit(&store, moves(run, record(1, Some(wait("s", 9))), None)).await;
+        }
+        for (run, key, at_ms) in [("r1", "b", 2), ("r1", "a", 1), ("r10", "a", 3)] {
+            let mut cp = CheckpointWrite::new(run);
+            cp.dedupe = Some((key.to_owned(), at_ms));
+            commit(&store, cp).await;
+        }
+    }
+    let store = h.open();
+    let keys = |run: &str| store.dedupe_keys(run).expect("dedupe_keys");
+    assert_eq!(keys("r1"), [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+    assert_eq!(keys("r10"), [("a".to_owned(), 3)]);
+    assert!(keys("r2").is_empty());
+    assert!(keys("r3").is_empty());
+}
+
+/// [`copy_runs`](crate::store::copy_runs) moves every run into this store and out of it again
+/// without a difference: records, buffered signals, dedupe keys, traces, and the index rows
+/// the records imply (a ready run, timers, a pending wait); a second copy is refused unless
+/// allowed, and then writes nothing.
+pub async fn runs_are_copied_in_and_out_whole<H: Harness>(h: &H) {
+    use crate::store::{CopyError, CopyOptions, FileStore, copy_runs};
+
+    let source = FileStore::open_memory().expect("a memory store");
+    commit(&source, moves("ready", record(1, Some(step("s"))), None)).await;
+    commit(&source, moves("asleep", record(2, Some(sleep(500))), None)).await;
+    let mut cp = moves("waiting", record(3, Some(wait("approve", 900))), None);
+    cp.trace.push(event(TraceKind::Woke { until_ms: 7 }));
+    commit(&source, cp).await;
+    for (name, key) in [
+        ("note", Some("k-1")),
+        ("note", None),
+        ("other", Some("k-2")),
+    ] {
+        let mut cp = CheckpointWrite::new("waiting");
+        cp.buffer = Some(InboxEntry::new(
+            name,
+            json!({ "n": name }),
+            key.map(str::to_owned),
+        ));
+        cp.dedupe = key.map(|k| (k.to_owned(), 5));
+        commit(&source, cp).await;
+    }
+    // The first buffered signal was consumed: the inbox starts past index 0.
+    let mut cp = CheckpointWrite::new("waiting");
+    cp.consumed = vec![0];
+    commit(&source, cp).await;
+    commit(&source, moves("ended", record(4, None), None)).await;
+
+    let whole = |store: &dyn Store| {
+        let runs = store.runs().expect("runs");
+        let rows: Vec<_> = runs
+            .iter()
+            .map(|(run, _)| {
+                let inbox: Vec<InboxEntry> = store
+                    .inbox(run)
+                    .expect("inbox")
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .collect();
+                (
+                    inbox,
+                    store.dedupe_keys(run).expect("dedupe_keys"),
+                    store.trace(run).expect("trace"),
+                )
+            })
+            .collect();
+        let mut timers: Vec<(u64, String, u64)> = store
+            .timers(u64::MAX)
+            .expect("timers")
+            .into_iter()
+            .map(|t| (t.deadline_ms, t.run_id, t.seq))
+            .collect();
+        timers.sort();
+        let ready: Vec<String> = store
+            .ready()
+            .expect("ready")
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        (
+            runs,
+            rows,
+            timers,
+            ready,
+            store.pending_waits().expect("waits"),
+        )
+    };
+    let expected = whole(&source);
+    assert_eq!(expected.1[3].0.len(), 2, "two buffered signals remain");
+
+    {
+        let store = h.open();
+        let report = copy_runs(&source, &store, CopyOptions::default())
+            .await
+            .expect("the copy into this store");
+        assert_eq!(
+            (
+                report.copied,
+                report.ready,
+                report.on_timer,
+                report.waiting,
+                report.ended
+            ),
+            (4, 1, 1, 1, 1)
+        );
+        assert_eq!((report.inbox_entries, report.dedupe_keys), (2, 2));
+        match copy_runs(&source, &store, CopyOptions::default()).await {
+            Err(CopyError::NotEmpty { runs: 4 }) => {}
+            other => panic!("a second copy was not refused: {other:?}"),
+        }
+        let again = copy_runs(
+            &source,
+            &store,
+            CopyOptions::default().allow_non_empty(true),
+        )
+        .await
+        .expect("a repeated copy");
+        assert_eq!((again.copied, again.already_there), (0, 4));
+    }
+    let store = h.open();
+    assert!(
+        whole(&store) == expected,
+        "the copy reads differently from its source"
+    );
+    let back = FileStore::open_memory().expect("a memory store");
+    let report = copy_runs(&store, &back, CopyOptions::default().batch(1))
+        .await
+        .expect("the copy out of this store");
+    assert_eq!(report.copied, 4);
+    assert!(whole(&back) == expected, "the copy back reads differently");
 }

@@ -814,6 +814,23 @@ impl Store for FileStore {
         })
     }
 
+    fn dedupe_keys(&self, run_id: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(DEDUPE).ctx("reading the store")?;
+            let mut out = Vec::new();
+            // Keys sort by run id first, so the run's keys are one range from the empty key.
+            for entry in table.range((run_id, "")..).ctx("reading the store")? {
+                let (k, v) = entry.ctx("reading the store")?;
+                let (run, key) = k.value();
+                if run != run_id {
+                    break;
+                }
+                out.push((key.to_owned(), v.value()));
+            }
+            Ok(out)
+        })
+    }
+
     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
         self.read(|txn| {
             let table = txn.open_table(TRACE).ctx("reading the store")?;
