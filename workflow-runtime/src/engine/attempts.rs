@@ -185,7 +185,10 @@ impl Inner {
                     duration_ms,
                     deadline_ms,
                 };
-                inner.on_attempt_done(&run, done).await;
+                // Boxed: recording the result (reads, the drive, the commit) is the largest
+                // part of this future, and a task's future is copied as it is spawned and
+                // completed; boxed, it is allocated once and never moved.
+                Box::pin(inner.on_attempt_done(&run, done)).await;
             }
         });
         if let Some(deadline) = deadline_ms {

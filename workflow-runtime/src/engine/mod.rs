@@ -939,6 +939,21 @@ struct Recovery {
     failures: u64,
 }
 
+/// A commit handed to the store, and what to do once it is acknowledged. Kept small (the
+/// rarely present parts boxed): it lives in the future of every task that commits.
+struct Committing {
+    ack: crate::store::Acknowledgement,
+    crash: Option<CrashMoment>,
+    began: std::time::Instant,
+    reported: Option<Box<checkpoint::Reported>>,
+    snapshot: Option<Box<hooks::CommittedCheckpoint>>,
+    effects: Option<Box<checkpoint::Effects>>,
+    /// Shared mode: the run, for what follows a failed commit or an announcement.
+    shared_run: Option<String>,
+    /// Shared mode: announce the run to the other workers once the commit is durable.
+    announce: bool,
+}
+
 /// A run's lock and how many parties hold or await it.
 ///
 /// The count, not the `Arc`'s strong count, decides when the entry goes: a task aborted while
@@ -1098,7 +1113,60 @@ impl Inner {
     }
 
     /// Commits a checkpoint, then carries out what it started.
-    async fn commit(&self, cp: Checkpoint) -> Result<(), StoreError> {
+    ///
+    /// Not an `async fn`: everything before the store's acknowledgement runs here, at the call,
+    /// so that the returned future holds only what is left for after it. A future holding the
+    /// checkpoint itself (its record, its writes, the snapshot for an observer) across the
+    /// await grew to kilobytes, and every task that commits (a step attempt's, a signal's)
+    /// carried it: tokio copies a task's future several times when it spawns and completes
+    /// it, which cost more CPU per transition than the engine's own work (BENCHMARKS.md).
+    fn commit(&self, cp: Checkpoint) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
+        let begun = self.begin_commit(cp);
+        async move {
+            let Committing {
+                ack,
+                crash,
+                began,
+                reported,
+                snapshot,
+                effects,
+                shared_run,
+                announce,
+            } = begun?;
+            if let Err(e) = ack.await {
+                if e.is_device_failure() {
+                    self.store_failed();
+                }
+                if let Some(run_id) = &shared_run {
+                    self.commit_failed(run_id, &e);
+                }
+                return Err(e);
+            }
+            if announce && let Some(run_id) = &shared_run {
+                self.announce(run_id);
+            }
+            let took = began.elapsed();
+            if crash == Some(CrashMoment::AfterCommit) {
+                self.crash(CrashMoment::AfterCommit);
+                return Err(StoreError::Closed);
+            }
+            if let Some(reported) = reported {
+                reported.report();
+            }
+            if let (Some(i), Some(snapshot)) = (&self.instrument, snapshot) {
+                i.committed(&snapshot);
+            }
+            self.counters.committed(effects.is_some(), took);
+            if let Some(effects) = effects {
+                self.apply(*effects);
+            }
+            Ok(())
+        }
+    }
+
+    /// The part of [`Inner::commit`] before the store acknowledges: hooks, the copy of the
+    /// trace for a subscriber, and handing the write to the store.
+    fn begin_commit(&self, cp: Checkpoint) -> Result<Committing, StoreError> {
         if *self.shutdown.borrow() {
             return Err(StoreError::Closed);
         }
@@ -1106,7 +1174,11 @@ impl Inner {
             None => (None, None),
             Some(i) => (
                 i.commit_begins(),
-                if i.observes() { cp.snapshot() } else { None },
+                if i.observes() {
+                    cp.snapshot().map(Box::new)
+                } else {
+                    None
+                },
             ),
         };
         if crash == Some(CrashMoment::BeforeCommit) {
@@ -1119,7 +1191,7 @@ impl Inner {
         let reported = match crate::telemetry::wants_trace_events() {
             true => {
                 let next = self.store.last_trace(&cp.run_id)?.map_or(0, |e| e.seq + 1);
-                Some(cp.trace_events(next))
+                Some(Box::new(cp.trace_events(next)))
             }
             false => None,
         };
@@ -1131,36 +1203,17 @@ impl Inner {
         write.epoch = lock(&self.locks).get(&write.run_id).map(|e| e.epoch);
         // Kept only when the store is shared: what follows the commit needs the id then.
         let shared_run = self.shared.as_ref().map(|_| write.run_id.clone());
-        // Wall time, not the engine's clock: a test clock stands still while the disk works.
-        let began = std::time::Instant::now();
-        if let Err(e) = self.store.commit(write).await {
-            if e.is_device_failure() {
-                self.store_failed();
-            }
-            if let Some(run_id) = &shared_run {
-                self.commit_failed(run_id, &e);
-            }
-            return Err(e);
-        }
-        if announce && let Some(run_id) = &shared_run {
-            self.announce(run_id);
-        }
-        let took = began.elapsed();
-        if crash == Some(CrashMoment::AfterCommit) {
-            self.crash(CrashMoment::AfterCommit);
-            return Err(StoreError::Closed);
-        }
-        if let Some(reported) = reported {
-            reported.report();
-        }
-        if let (Some(i), Some(snapshot)) = (&self.instrument, snapshot) {
-            i.committed(&snapshot);
-        }
-        self.counters.committed(effects.is_some(), took);
-        if let Some(effects) = effects {
-            self.apply(effects);
-        }
-        Ok(())
+        Ok(Committing {
+            // Wall time, not the engine's clock: a test clock stands still while the disk works.
+            began: std::time::Instant::now(),
+            ack: self.store.commit(write),
+            crash,
+            reported,
+            snapshot,
+            effects: effects.map(Box::new),
+            shared_run,
+            announce,
+        })
     }
 
     /// Stops everything as a dying process would: no further commit, timer or step, and every

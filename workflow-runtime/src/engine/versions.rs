@@ -425,7 +425,9 @@ impl Inner {
         match resolution {
             Resolution::Unregistered => Ok(Err(None)),
             Resolution::Incompatible(reason) => {
-                self.note_incompatible(run_id, rec, reason.clone()).await?;
+                // Boxed, as is the parking below: rare paths whose futures would otherwise
+                // make every caller's future (a step's result, a signal) larger.
+                Box::pin(self.note_incompatible(run_id, rec, reason.clone())).await?;
                 Ok(Err(Some(reason)))
             }
             Resolution::Ready(d) => Ok(Ok((d, Checkpoint::load(run_id, self.clock.now_ms(), rec)))),
@@ -438,7 +440,7 @@ impl Inner {
                         // A refused migration leaves the loaded state as it was: park the run
                         // with it intact.
                         cp.park_with(reason.clone());
-                        self.commit(cp).await?;
+                        Box::pin(self.commit(cp)).await?;
                         Ok(Err(Some(reason)))
                     }
                 }
