@@ -334,8 +334,11 @@ struct Life {
     outage_kill: bool,
 }
 
-enum Msg {
+/// What a worker's stdout reader sends the driver.
+pub(crate) enum Msg {
+    /// One line the worker printed.
     Line(String),
+    /// The worker's stdout closed (it exited or was killed).
     Eof,
 }
 
@@ -533,15 +536,8 @@ impl Driver<'_> {
             .map_err(|e| format!("cannot start {}: {e}", self.cfg.worker.display()))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let stdin = child.stdin.take();
-        let (tx, id) = (self.tx.clone(), self.lives);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send((id, Msg::Line(line))).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send((id, Msg::Eof));
-        });
+        let id = self.lives;
+        forward_lines(stdout, self.tx.clone(), id);
         let spawned = Instant::now();
         Ok(Life {
             id,
@@ -971,4 +967,18 @@ impl Driver<'_> {
         self.drain(&mut life, rx);
         Ok(())
     }
+}
+
+/// Forwards a worker's stdout to the driver's channel line by line, tagged with the worker's
+/// life, then an end-of-file marker: the driver tells a worker's last words from a later
+/// life's first ones by that tag.
+pub(crate) fn forward_lines(stdout: std::process::ChildStdout, tx: Sender<(u64, Msg)>, life: u64) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send((life, Msg::Line(line))).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send((life, Msg::Eof));
+    });
 }

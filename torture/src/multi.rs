@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use workflow_postgres::testing::TestCluster;
 
 use crate::check;
-use crate::driver::Report;
+use crate::driver::{Msg, Report};
 use crate::workload::{self, Rng, Role, RunPlan};
 
 /// What a multi-worker torture run does.
@@ -78,11 +78,6 @@ struct Worker {
     child: Child,
     stdin: Option<ChildStdin>,
     ready: bool,
-}
-
-enum Msg {
-    Line(String),
-    Eof,
 }
 
 struct Multi<'a> {
@@ -186,15 +181,8 @@ impl Multi<'_> {
             .map_err(|e| format!("cannot start {}: {e}", self.cfg.worker.display()))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let stdin = child.stdin.take();
-        let (tx, life) = (self.tx.clone(), self.lives);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send((life, Msg::Line(line))).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send((life, Msg::Eof));
-        });
+        let life = self.lives;
+        crate::driver::forward_lines(stdout, self.tx.clone(), life);
         Ok(Worker {
             life,
             name: name.to_owned(),
