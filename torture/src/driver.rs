@@ -169,6 +169,35 @@ pub struct SignalStats {
     pub finished: usize,
 }
 
+impl SignalStats {
+    /// Counts one answer to a signal of `role` and says whether that answer is allowed.
+    /// `resent`: the signal is a re-send after a kill or a refusal swallowed the first answer.
+    pub(crate) fn judge(&mut self, role: Role, resent: bool, answer: &str) -> bool {
+        match answer {
+            "delivered" => {
+                self.delivered += 1;
+                role == Role::Original
+            }
+            "buffered" => {
+                self.buffered += 1;
+                role == Role::Original
+            }
+            // An original only after a kill swallowed its first answer: it was stored then.
+            "duplicate" => {
+                self.duplicate += 1;
+                role == Role::Duplicate || (role == Role::Original && resent)
+            }
+            // An original only if it was stored before a kill and the run then consumed it
+            // and finished; the check sees whether it did.
+            "finished" => {
+                self.finished += 1;
+                role == Role::Late || (role == Role::Original && resent)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What a torture run found.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -806,29 +835,7 @@ impl Driver<'_> {
             return;
         }
         let s: &PlannedSignal = &self.plans[i].signals[r.next];
-        let stats = &mut self.report.signals;
-        let ok = match answer {
-            "delivered" => {
-                stats.delivered += 1;
-                s.role == Role::Original
-            }
-            "buffered" => {
-                stats.buffered += 1;
-                s.role == Role::Original
-            }
-            // An original only after a kill swallowed its first answer: it was stored then.
-            "duplicate" => {
-                stats.duplicate += 1;
-                s.role == Role::Duplicate || (s.role == Role::Original && r.resend)
-            }
-            // An original only if it was stored before a kill and the run then consumed it
-            // and finished; the check sees whether it did.
-            "finished" => {
-                stats.finished += 1;
-                s.role == Role::Late || (s.role == Role::Original && r.resend)
-            }
-            _ => false,
-        };
+        let ok = self.report.signals.judge(s.role, r.resend, answer);
         if !ok {
             let what = format!(
                 "{}: {:?} signal `{}` key {} payload {} (re-sent: {}) answered `{answer}`",

@@ -512,26 +512,7 @@ impl Multi<'_> {
             return self.retry(i, &format!("signal `{}`", s.name), answer);
         }
         let resend = self.runs[i].resend;
-        let stats = &mut self.report.signals;
-        let ok = match answer {
-            "delivered" => {
-                stats.delivered += 1;
-                s.role == Role::Original
-            }
-            "buffered" => {
-                stats.buffered += 1;
-                s.role == Role::Original
-            }
-            "duplicate" => {
-                stats.duplicate += 1;
-                s.role == Role::Duplicate || (s.role == Role::Original && resend)
-            }
-            "finished" => {
-                stats.finished += 1;
-                s.role == Role::Late || (s.role == Role::Original && resend)
-            }
-            _ => false,
-        };
+        let ok = self.report.signals.judge(s.role, resend, answer);
         if !ok {
             let what = format!(
                 "{}: {:?} signal `{}` key {} payload {} (re-sent: {resend}) answered `{answer}`",
