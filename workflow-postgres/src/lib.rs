@@ -122,6 +122,7 @@ struct Reader {
     pending_waits: Statement,
     ready: Statement,
     timers: Statement,
+    timers_page: Statement,
     claim_ready: Statement,
     claim_timers: Statement,
     claim_run: Statement,
@@ -189,6 +190,15 @@ impl Reader {
                 .prepare(
                     "SELECT timer_ms, run_id, seq, workflow FROM runs WHERE timer_ms <= $1
                      ORDER BY timer_ms, run_id",
+                )
+                .await?,
+            // A row comparison, so that the page resumes inside a deadline shared by many runs;
+            // the `runs_timers` index answers it as a range.
+            timers_page: client
+                .prepare(
+                    "SELECT timer_ms, run_id, seq, workflow FROM runs
+                     WHERE timer_ms <= $1 AND (timer_ms, run_id) > ($2, $3)
+                     ORDER BY timer_ms, run_id LIMIT $4",
                 )
                 .await?,
             claim_ready: client.prepare(&claim_ready).await?,
@@ -687,6 +697,38 @@ impl Store for PgStore {
             let rows = r
                 .client
                 .query(&r.timers, &[&to_db(due_by_ms)])
+                .await
+                .map_err(pg("reading the armed timers"))?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    ArmedTimer::new(
+                        from_db(row.get(0)),
+                        row.get::<_, String>(1),
+                        from_db(row.get(2)),
+                        row.get::<_, String>(3),
+                    )
+                })
+                .collect())
+        })
+    }
+
+    fn timers_page(
+        &self,
+        after: Option<(u64, &str)>,
+        due_by_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ArmedTimer>, StoreError> {
+        // No key sorts before (-1, ''): deadlines are stored as non-negative numbers.
+        let (after_ms, after_run) = after.map_or((-1, String::new()), |(d, r)| (to_db(d), r.to_owned()));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(
+                    &r.timers_page,
+                    &[&to_db(due_by_ms), &after_ms, &after_run, &limit],
+                )
                 .await
                 .map_err(pg("reading the armed timers"))?;
             Ok(rows

@@ -386,6 +386,14 @@ impl<S: Store> Store for LosingAcks<S> {
     fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
         self.inner.timers(due_by_ms)
     }
+    fn timers_page(
+        &self,
+        after: Option<(u64, &str)>,
+        due_by_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ArmedTimer>, StoreError> {
+        self.inner.timers_page(after, due_by_ms, limit)
+    }
     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
         self.inner.claim_ready(claim)
     }
@@ -472,6 +480,14 @@ impl<S: Store> Store for Shared<S> {
     }
     fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
         self.0.timers(due_by_ms)
+    }
+    fn timers_page(
+        &self,
+        after: Option<(u64, &str)>,
+        due_by_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ArmedTimer>, StoreError> {
+        self.0.timers_page(after, due_by_ms, limit)
     }
     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
         self.0.claim_ready(claim)

@@ -403,6 +403,15 @@ impl Store for PayloadStore {
         self.inner.timers(due_by_ms)
     }
 
+    fn timers_page(
+        &self,
+        after: Option<(u64, &str)>,
+        due_by_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ArmedTimer>, StoreError> {
+        self.inner.timers_page(after, due_by_ms, limit)
+    }
+
     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
         self.inner.claim_ready(claim)
     }

@@ -80,7 +80,9 @@ impl Inner {
             && at > self.clock.now_ms()
         {
             self.note_armed(run_id);
-            self.timers.arm(at, run_id.to_owned(), position);
+            // Held whatever its distance: there is one per run retrying a step, and holding
+            // it keeps a retry independent of how far the timers have been paged in.
+            self.timers.arm_held(at, run_id.to_owned(), position);
             return;
         }
         // The workflow's choice for this call, else the step's own as registered now.
@@ -192,7 +194,8 @@ impl Inner {
             }
         });
         if let Some(deadline) = deadline_ms {
-            self.timers.arm(deadline, run_id.to_owned(), position);
+            // An attempt's timeout is not in the store's index.
+            self.timers.arm_held(deadline, run_id.to_owned(), position);
         }
         steps.insert(
             run_id.to_owned(),

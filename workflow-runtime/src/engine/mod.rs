@@ -36,7 +36,7 @@ use crate::model::{Command, Workflow};
 use crate::payload::{PayloadCodec, PayloadStore};
 use crate::step::DataMap;
 use crate::store::{FileStore, Store};
-use crate::timers::Timers;
+use crate::timers::{Pager, Timers};
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::RunRecord;
 
@@ -519,7 +519,20 @@ impl EngineBuilder {
         let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
             let weak = me.clone();
             let timer_busy = busy.clone();
-            let timers = Timers::spawn(clock.clone(), move |run_id, seq| {
+            // The only user of its store pages its timers in as they come due; a worker of a
+            // shared store holds the timers it claims.
+            let pager = self.shared.is_none().then(|| {
+                let (store, registered) = (store.clone(), me.clone());
+                Pager::new(
+                    Box::new(move |after, due_by, limit| store.timers_page(after, due_by, limit)),
+                    Box::new(move |workflow| {
+                        registered
+                            .upgrade()
+                            .is_some_and(|inner| inner.registry().contains(workflow))
+                    }),
+                )
+            });
+            let timers = Timers::spawn(clock.clone(), pager, move |run_id, seq| {
                 if let Some(inner) = weak.upgrade() {
                     let busy = timer_busy.guard();
                     tokio::spawn(async move {
@@ -1264,25 +1277,21 @@ impl Inner {
     }
 
     /// Resumes the in-flight runs of `workflow` (of every registered workflow for `None`): runs
-    /// due to execute a step get it spawned, waits and sleeps get their timers re-armed from the
-    /// stored deadlines. Reads only the `ready` and `timers` indexes, not every run.
+    /// due to execute a step get it spawned, waits and sleeps get their timers paged in from the
+    /// stored deadlines as they come due. Reads only the `ready` index, not every run.
     async fn resume(&self, workflow: Option<&str>) -> Result<(), StoreError> {
         if self.resume_shared() {
             return Ok(());
         }
         let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.registry().contains(w);
         // This engine is its store's only user (its writes are `Fence::Exclusive`): it reads the
-        // ready runs and every armed timer without claiming them, since a lease per parked run
-        // would only cost memory in proportion to the store.
-        let (ready, timers) = (self.store.ready()?, self.store.timers(u64::MAX)?);
-        for run in ready {
+        // ready runs without claiming them, since a lease per parked run would only cost memory
+        // in proportion to the store. Its timers stay in the store: the timer task pages in
+        // those due soon, from the start again now that the workflows or the store changed.
+        self.timers.reload();
+        for run in self.store.ready()? {
             if wanted(&run.workflow) {
                 self.resume_step(&run.run_id).await?;
-            }
-        }
-        for t in timers {
-            if wanted(&t.workflow) {
-                self.timers.arm(t.deadline_ms, t.run_id, t.seq);
             }
         }
         Ok(())

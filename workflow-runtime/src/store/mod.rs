@@ -118,6 +118,14 @@ pub use crate::types::{InboxEntry, PendingWait, RunRecord};
 ///     fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
 ///         self.inner.timers(due_by_ms)
 ///     }
+///     fn timers_page(
+///         &self,
+///         after: Option<(u64, &str)>,
+///         due_by_ms: u64,
+///         limit: usize,
+///     ) -> Result<Vec<ArmedTimer>, StoreError> {
+///         self.inner.timers_page(after, due_by_ms, limit)
+///     }
 ///     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError> {
 ///         self.inner.claim_ready(claim)
 ///     }
@@ -230,6 +238,43 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// As [`Store::run`].
     fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError>;
+
+    /// Up to `limit` armed timers due at or before `due_by_ms` that come after the timer keyed
+    /// `after` (a deadline and a run id; `None` for the start) in the order of
+    /// [`Store::timers`], earliest first, without claiming any. An exclusive engine pages its
+    /// timers in with it as time advances, so that the deadlines far ahead stay in the store
+    /// instead of memory; `after` is always the key of the last timer of the previous page.
+    ///
+    /// The default filters [`Store::timers`], which reads every timer due by `due_by_ms` on
+    /// each call: a backend over an ordered index should answer from a bounded range read
+    /// instead (the conformance suite checks the answers, not the cost:
+    /// [`crate::testing::conformance::timers_are_read_in_pages`]).
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn timers_page(
+        &self,
+        after: Option<(u64, &str)>,
+        due_by_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ArmedTimer>, StoreError> {
+        let all = self.timers(due_by_ms)?;
+        let start = match after {
+            None => 0,
+            // The exact key when it is still there (the backend's own order decides what
+            // follows it), else the first key after it bytewise.
+            Some((d, run)) => all
+                .iter()
+                .position(|t| t.deadline_ms == d && t.run_id == run)
+                .map(|i| i + 1)
+                .unwrap_or_else(|| {
+                    all.iter()
+                        .position(|t| (t.deadline_ms, t.run_id.as_str()) > (d, run))
+                        .unwrap_or(all.len())
+                }),
+        };
+        Ok(all.into_iter().skip(start).take(limit).collect())
+    }
 
     /// Claims up to `claim.limit` runs whose next step must be executed, in run id order,
     /// skipping runs under a live lease of another owner. Each granted run comes with a lease

@@ -141,6 +141,7 @@ macro_rules! store_conformance {
                 acknowledged_commits_are_durable,
                 index_rows_follow_the_record,
                 timers_come_in_deadline_order,
+                timers_are_read_in_pages,
                 the_inbox_keeps_arrival_order,
                 dedupe_keys_are_remembered,
                 the_trace_is_numbered_in_order,
@@ -465,6 +466,95 @@ pub async fn timers_come_in_deadline_order<H: Harness>(h: &H) {
     let got = store.claim_timers(&first_two, u64::MAX).expect("claim");
     let got: Vec<&str> = got.iter().map(|t| t.run_id.as_str()).collect();
     assert_eq!(got, ["a", "c"]);
+}
+
+/// [`Store::timers_page`] walks the timers in the order of [`Store::timers`], a page at a
+/// time, resuming inside a deadline that several runs share, stopping at the due bound, and
+/// claiming nothing; a timer armed behind the cursor is not read again, one armed ahead of it
+/// is.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::timers_are_read_in_pages(&h).await
+/// });
+/// ```
+pub async fn timers_are_read_in_pages<H: Harness>(h: &H) {
+    let store = h.open();
+    let armed = [
+        ("e", 40),
+        ("c", 10),
+        ("b", 20),
+        ("a", 10),
+        ("d", 10),
+        ("f", 50),
+    ];
+    for (run, deadline) in armed {
+        commit(&store, moves(run, record(1, Some(sleep(deadline))), None)).await;
+    }
+    let page = |after: Option<(u64, &str)>, due_by: u64, limit: usize| -> Vec<(u64, String)> {
+        store
+            .timers_page(after, due_by, limit)
+            .expect("timers_page")
+            .into_iter()
+            .map(|t| (t.deadline_ms, t.run_id))
+            .collect()
+    };
+    let key = |d: u64, r: &str| (d, r.to_owned());
+    assert_eq!(page(None, u64::MAX, 2), [key(10, "a"), key(10, "c")]);
+    // Resumes inside deadline 10, after the last key read.
+    assert_eq!(
+        page(Some((10, "c")), u64::MAX, 2),
+        [key(10, "d"), key(20, "b")]
+    );
+    // The due bound stops a page short of its limit.
+    assert_eq!(page(Some((20, "b")), 45, 10), [key(40, "e")]);
+    assert_eq!(page(Some((40, "e")), 45, 10), []);
+    assert_eq!(page(None, 5, 10), []);
+    // Walking the whole index a page at a time gives what one read gives.
+    let mut walked = Vec::new();
+    let mut after: Option<(u64, String)> = None;
+    loop {
+        let got = page(after.as_ref().map(|(d, r)| (*d, r.as_str())), u64::MAX, 4);
+        let Some(last) = got.last().cloned() else { break };
+        walked.extend(got);
+        after = Some(last);
+    }
+    let all: Vec<(u64, String)> = timers(&store, u64::MAX)
+        .into_iter()
+        .map(|(d, r, _)| (d, r))
+        .collect();
+    assert_eq!(walked, all);
+    assert_eq!(all.len(), armed.len());
+    // A timer armed behind the cursor is not read; one ahead of it is; a run that moved on
+    // leaves the pages.
+    commit(&store, moves("g", record(1, Some(sleep(15))), None)).await;
+    commit(&store, moves("h", record(1, Some(sleep(45))), None)).await;
+    commit(
+        &store,
+        moves("e", record(2, Some(step("next"))), Some(sleep(40))),
+    )
+    .await;
+    assert_eq!(
+        page(Some((20, "b")), u64::MAX, 10),
+        [key(45, "h"), key(50, "f")]
+    );
+    // Reading pages claims nothing.
+    let claimed = store
+        .claim_timers(&claim("other", 0), u64::MAX)
+        .expect("claim_timers");
+    assert_eq!(claimed.len(), all.len() + 1);
 }
 
 /// Buffered signals come back in the order they arrived, consumed ones are gone, and a

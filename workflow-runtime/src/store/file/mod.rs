@@ -29,6 +29,7 @@ mod power;
 
 use std::collections::HashMap;
 use std::io;
+use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -895,6 +896,36 @@ impl Store for FileStore {
             let table = txn.open_table(TIMERS).ctx("reading the armed timers")?;
             let mut out = Vec::new();
             for row in table.iter().ctx("reading the armed timers")? {
+                let (k, v) = row.ctx("reading the armed timers")?;
+                let (deadline_ms, run_id) = k.value();
+                if deadline_ms > due_by_ms {
+                    break;
+                }
+                let (seq, workflow) = v.value();
+                out.push(ArmedTimer::new(deadline_ms, run_id, seq, workflow));
+            }
+            Ok(out)
+        })
+    }
+
+    fn timers_page(
+        &self,
+        after: Option<(u64, &str)>,
+        due_by_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<ArmedTimer>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(TIMERS).ctx("reading the armed timers")?;
+            let rows = match after {
+                None => table.iter(),
+                Some(key) => table.range::<(u64, &str)>((Bound::Excluded(key), Bound::Unbounded)),
+            }
+            .ctx("reading the armed timers")?;
+            let mut out = Vec::new();
+            for row in rows {
+                if out.len() >= limit {
+                    break;
+                }
                 let (k, v) = row.ctx("reading the armed timers")?;
                 let (deadline_ms, run_id) = k.value();
                 if deadline_ms > due_by_ms {
