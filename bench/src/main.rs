@@ -5,6 +5,7 @@
 //! cargo run --release -p bench -- all          # every workload, then a Markdown table
 //! cargo run --release -p bench -- w1           # or one: floor, shapes, w1, w2, w3, w4, codec, fanout
 //! cargo run --release -p bench -- w3 --parked 20000 --reps 3
+//! cargo run --release -p bench -- w3scale      # W3's open at 10k, 100k and 1M parked runs
 //! cargo run --release -p bench -- pg           # W1-W3 on PostgreSQL (starts a throwaway server)
 //! ```
 //!
@@ -12,7 +13,8 @@
 //! the store files go, default the system temporary directory; put it on the disk you want to
 //! measure), `--parked N` (W3's parked runs, default 100000), `--signalled N` (W3's runs
 //! signalled after the restart, default 2000), `--ks A,B,C` (W4's history lengths, default
-//! 10,1000,10000).
+//! 10,1000,10000), `--scales A,B,C` (`w3scale`'s parked runs, default 10000,100000,1000000;
+//! not part of `all`: the million-run store takes a minute to create and 1.5 GB of disk).
 //!
 //! Every store is committed at the engine's default durability: redb's `Immediate`, an fsync
 //! per commit; PostgreSQL with `synchronous_commit = on` (`pg` is not part of `all`: it needs
@@ -33,8 +35,9 @@ use std::path::{Path, PathBuf};
 
 use stats::Row;
 
-const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w4|codec|fanout|pg> [--reps N] [--dir PATH] \
-                     [--parked N] [--signalled N] [--ks 10,1000,10000]";
+const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w3scale|w4|codec|fanout|pg> [--reps N] \
+                     [--dir PATH] [--parked N] [--signalled N] [--ks 10,1000,10000] \
+                     [--scales 10000,100000,1000000]";
 
 struct Opts {
     reps: usize,
@@ -42,6 +45,7 @@ struct Opts {
     parked: u64,
     signalled: u64,
     ks: Vec<u64>,
+    scales: Vec<u64>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -51,6 +55,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         parked: 100_000,
         signalled: 2_000,
         ks: vec![10, 1_000, 10_000],
+        scales: vec![10_000, 100_000, 1_000_000],
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -63,6 +68,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--signalled" => o.signalled = num(value)?,
             "--ks" => {
                 o.ks = value.split(',').map(num).collect::<Result<Vec<_>, _>>()?;
+            }
+            "--scales" => {
+                o.scales = value.split(',').map(num).collect::<Result<Vec<_>, _>>()?;
             }
             other => return Err(format!("unknown option `{other}`")),
         }
@@ -90,8 +98,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    const WORKLOADS: [&str; 10] = [
-        "all", "floor", "shapes", "w1", "w2", "w3", "w4", "codec", "fanout", "pg",
+    const WORKLOADS: [&str; 11] = [
+        "all", "floor", "shapes", "w1", "w2", "w3", "w3scale", "w4", "codec", "fanout", "pg",
     ];
     if !WORKLOADS.contains(&cmd.as_str()) {
         eprintln!("unknown workload `{cmd}`\n{USAGE}");
@@ -114,6 +122,13 @@ fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
         .expect("runtime");
     if cmd == "pg" {
         return rt.block_on(pg::run(o.reps, o.parked, o.signalled));
+    }
+    if cmd == "w3scale" {
+        println!(
+            "W3 at {:?} parked runs: clean reopen, time and memory",
+            o.scales
+        );
+        return w3::scale(dir, o.reps, &o.scales);
     }
     let wants = |w: &str| cmd == "all" || cmd == w;
     let needs_latency = ["floor", "w4", "codec"].iter().any(|w| wants(w));

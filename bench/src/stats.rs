@@ -47,11 +47,21 @@ pub(crate) fn fmt_us(us: f64) -> String {
 /// The resident set size of this process in KiB, from `/proc/self/status` (`VmRSS`); 0 where
 /// that file does not exist.
 pub(crate) fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// The process's peak resident memory so far (`VmHWM` in `/proc/self/status`), in KiB; 0 where
+/// there is no `/proc`.
+pub(crate) fn hwm_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)

@@ -720,7 +720,8 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<ArmedTimer>, StoreError> {
         // No key sorts before (-1, ''): deadlines are stored as non-negative numbers.
-        let (after_ms, after_run) = after.map_or((-1, String::new()), |(d, r)| (to_db(d), r.to_owned()));
+        let (after_ms, after_run) =
+            after.map_or((-1, String::new()), |(d, r)| (to_db(d), r.to_owned()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.call(move |r| async move {
             let rows = r

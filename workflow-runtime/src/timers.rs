@@ -54,6 +54,9 @@ enum Cmd {
     Reload,
     /// Answered once every timer due at the clock's current time has fired.
     Sync(oneshot::Sender<()>),
+    /// Answered with how many timers are held in memory.
+    #[cfg(test)]
+    Held(oneshot::Sender<usize>),
 }
 
 /// Reads a page of the store's timers: `(after, due_by_ms, limit)` as
@@ -100,7 +103,9 @@ impl Pager {
             None => true,
             // A full page: read on once memory runs low, or at once when what is unread may
             // already be due.
-            Some(t) if self.more => t <= now || (held < LOW_WATER && t < now.saturating_add(WINDOW_MS)),
+            Some(t) if self.more => {
+                t <= now || (held < LOW_WATER && t < now.saturating_add(WINDOW_MS))
+            }
             // Read up to its bound: read again once half the window has passed.
             Some(t) => t < now.saturating_add(WINDOW_MS / 2),
         }
@@ -219,6 +224,15 @@ impl Timers {
         }
     }
 
+    /// How many timers the task holds in memory, once every timer due now has fired.
+    #[cfg(test)]
+    pub(crate) async fn held(&self) -> usize {
+        self.sync().await;
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Held(tx));
+        rx.await.unwrap_or(0)
+    }
+
     /// Stops the task; a [`Timers::sync`] in progress or made later returns at once.
     pub(crate) fn stop(&self) {
         self.task.abort();
@@ -292,6 +306,10 @@ fn apply(
 ) {
     match cmd {
         Cmd::Sync(ack) => synced.push(ack),
+        #[cfg(test)]
+        Cmd::Held(ack) => {
+            let _ = ack.send(queue.len());
+        }
         Cmd::Arm {
             deadline_ms,
             run_id,
@@ -336,8 +354,71 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use super::Timers;
-    use crate::clock::{ManualClock, SystemClock};
+    use super::{PAGE, Pager, Timers, WINDOW_MS};
+    use crate::clock::{Clock, ManualClock, SystemClock};
+    use crate::store::ArmedTimer;
+
+    /// A sorted list standing in for the store's timers index, read the way
+    /// `Store::timers_page` reads it; counts the rows it hands out.
+    fn fake_store(
+        rows: Vec<(u64, String)>,
+        read: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> super::ReadPage {
+        Box::new(move |after, due_by, limit| {
+            let page: Vec<ArmedTimer> = rows
+                .iter()
+                .filter(|(d, r)| after.is_none_or(|a| (*d, r.as_str()) > a) && *d <= due_by)
+                .take(limit)
+                .map(|(d, r)| ArmedTimer::new(*d, r.clone(), 1, "wf"))
+                .collect();
+            read.fetch_add(page.len(), std::sync::atomic::Ordering::SeqCst);
+            Ok(page)
+        })
+    }
+
+    /// 100,000 timers a month away and a few due within the hour: only those due within the
+    /// window are ever held, and the far ones are read only once the clock nears them, a page
+    /// at a time, then all fire.
+    #[tokio::test]
+    async fn only_deadlines_due_soon_are_held() {
+        const FAR: u64 = 30 * 86_400_000;
+        let clock = Arc::new(ManualClock::new(0));
+        let mut rows: Vec<(u64, String)> = (0..100_000u64)
+            .map(|i| (FAR + (i % 1_000), format!("far-{i:06}")))
+            .collect();
+        rows.extend((0..10u64).map(|i| (i * 600_000 + 1, format!("near-{i}"))));
+        rows.sort();
+        let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = fired.clone();
+        let pager = Pager::new(fake_store(rows, read.clone()), Box::new(|_| true));
+        let timers = Timers::spawn(clock.clone(), Some(pager), move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        // Within the first window: the first near timer only.
+        assert_eq!(timers.held().await, 1);
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // An hour and a half on: the ten near ones fired, nothing far was read or held.
+        for _ in 0..9 {
+            clock.advance(Duration::from_millis(600_000));
+            timers.held().await;
+        }
+        clock.advance(Duration::from_millis(600_000));
+        assert_eq!(timers.held().await, 0);
+        assert_eq!(fired.load(std::sync::atomic::Ordering::SeqCst), 10);
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 10);
+        // A timer armed far ahead is left to the store.
+        timers.arm(FAR + 5_000, "armed-far".into(), 1);
+        assert_eq!(timers.held().await, 0);
+        // Near the far deadlines, at most a window's worth, bounded by pages, is held.
+        clock.advance(Duration::from_millis(FAR - clock.now_ms() - WINDOW_MS / 4));
+        let held = timers.held().await;
+        assert!(held > 0 && held <= 2 * PAGE, "{held} held");
+        clock.advance(Duration::from_millis(WINDOW_MS));
+        assert_eq!(timers.held().await, 0);
+        assert_eq!(fired.load(std::sync::atomic::Ordering::SeqCst), 100_010);
+        timers.stop();
+    }
 
     /// A stress test at the unit level: `sync` racing the task's abort must return, whichever
     /// side wins (the window is narrow here; `torture/tests/model.rs` reproduces it through the

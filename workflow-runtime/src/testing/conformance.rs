@@ -527,7 +527,9 @@ pub async fn timers_are_read_in_pages<H: Harness>(h: &H) {
     let mut after: Option<(u64, String)> = None;
     loop {
         let got = page(after.as_ref().map(|(d, r)| (*d, r.as_str())), u64::MAX, 4);
-        let Some(last) = got.last().cloned() else { break };
+        let Some(last) = got.last().cloned() else {
+            break;
+        };
         walked.extend(got);
         after = Some(last);
     }
