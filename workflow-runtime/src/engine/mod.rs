@@ -445,10 +445,21 @@ impl EngineBuilder {
     /// ```
     pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, EngineError> {
         let path = path.as_ref().to_owned();
-        let opened = match tokio::task::spawn_blocking(move || FileStore::open(&path)).await {
-            Ok(opened) => opened?,
-            // The open task panicked (or was cancelled by a runtime shutting down).
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let opened = if multi_thread {
+            // On the caller's thread, which a multi-threaded runtime allows to block: after a
+            // crash redb repairs the file by reading all of it into its cache, and the
+            // allocator of a fresh thread (a blocking pool's) grows its heap a page at a time,
+            // one system call per page: that made an open after kill -9 take a third longer
+            // than the same open on the thread of `block_on` (`BENCHMARKS.md`, issue 17).
+            tokio::task::block_in_place(|| FileStore::open(&path))?
+        } else {
+            match tokio::task::spawn_blocking(move || FileStore::open(&path)).await {
+                Ok(opened) => opened?,
+                // The open task panicked (or was cancelled by a runtime shutting down).
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
         };
         self.open_store(opened).await
     }
