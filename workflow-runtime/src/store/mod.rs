@@ -35,7 +35,10 @@
 //!    and every row of it, atomically, and is refused for a run that has not ended. With a
 //!    [`CheckpointWrite::run`] too, the removed run is written anew from it and its trace, in
 //!    the same transaction.
-//! 6. Pass [`crate::testing::conformance`] with a harness that opens your store.
+//! 6. Answer [`Store::timers_page`] from a range read of the timers in deadline order: an
+//!    engine that is its store's only user reads its timers a page at a time as they come due,
+//!    and the default (which filters [`Store::timers`]) reads every timer on each page.
+//! 7. Pass [`crate::testing::conformance`] with a harness that opens your store.
 //!
 //! # Ownership: claims, leases, fences
 //!
@@ -232,8 +235,8 @@ pub trait Store: Send + Sync + 'static {
     fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError>;
 
     /// Every armed timer due at or before `due_by_ms`, earliest deadline first (ties in run id
-    /// order), without claiming any: the read an exclusive engine re-arms its timers from at
-    /// open (see [`Store::ready`]).
+    /// order), without claiming any (see [`Store::ready`]). An exclusive engine reads its
+    /// timers a page at a time with [`Store::timers_page`] instead.
     ///
     /// # Errors
     /// As [`Store::run`].
