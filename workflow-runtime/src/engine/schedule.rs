@@ -690,10 +690,13 @@ impl Engine {
                 reason: "it has no tick after now".to_owned(),
             });
         }
-        cp.rec.state = codec::to_value(&wanted).map_err(|e| {
-            StartError::from(CodecError::encoding(format!("schedule `{id}`"), e))
-        })?;
-        set_next(&mut cp, if wanted.paused { None } else { next }, next.is_none());
+        cp.rec.state = codec::to_value(&wanted)
+            .map_err(|e| StartError::from(CodecError::encoding(format!("schedule `{id}`"), e)))?;
+        set_next(
+            &mut cp,
+            if wanted.paused { None } else { next },
+            next.is_none(),
+        );
         let rec = cp.rec.clone();
         inner.commit(cp).await?;
         Ok(info(&id, &wanted, &rec))
@@ -727,7 +730,8 @@ impl Engine {
         self.inner.check_open()?;
         let mut out = Vec::new();
         for (rid, rec) in self.inner.store.runs()? {
-            if rec.workflow != SCHEDULE_WORKFLOW || matches!(rec.status, RunStatus::Terminated { .. })
+            if rec.workflow != SCHEDULE_WORKFLOW
+                || matches!(rec.status, RunStatus::Terminated { .. })
             {
                 continue;
             }
@@ -909,8 +913,7 @@ impl Engine {
     fn live_schedule(&self, id: &str, rid: &str) -> Result<(RunRecord, Stored), ScheduleError> {
         let unknown = || ScheduleError::UnknownSchedule { id: id.to_owned() };
         let rec = self.inner.store.run(rid)?.ok_or_else(unknown)?;
-        if rec.workflow != SCHEDULE_WORKFLOW || matches!(rec.status, RunStatus::Terminated { .. })
-        {
+        if rec.workflow != SCHEDULE_WORKFLOW || matches!(rec.status, RunStatus::Terminated { .. }) {
             return Err(unknown());
         }
         let stored = decode(&rec)?;
@@ -1080,10 +1083,9 @@ impl Inner {
         for tick in to_start {
             let run_id = stored.run_for(&id, tick);
             let previous_runs = match (&stored.last_run, stored.overlap) {
-                (Some(prev), Overlap::Skip) if *prev != run_id => self
-                    .store
-                    .run(prev)?
-                    .is_some_and(|r| !r.is_finished()),
+                (Some(prev), Overlap::Skip) if *prev != run_id => {
+                    self.store.run(prev)?.is_some_and(|r| !r.is_finished())
+                }
                 _ => false,
             };
             let outcome = if previous_runs {
