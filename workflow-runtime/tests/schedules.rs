@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use workflow_runtime::prelude::*;
-use workflow_runtime::testing::settle;
+use workflow_runtime::testing::{CrashMoment, Hooks, settle};
 use workflow_runtime::{
     CatchUp, LeaseSettings, Overlap, Schedule, ScheduleError, StartError, TraceKind,
     schedule_run_id,
@@ -272,7 +272,7 @@ async fn a_tick_whose_run_exists_already_is_not_started_again() {
     advance(&engine, &clock, MINUTE).await;
     assert_eq!(engine.trace(&tick_run).unwrap(), trace_before);
     let info = engine.schedule_info("s").unwrap().unwrap();
-    assert_eq!((info.started, info.last_run), (0, Some(tick_run.clone())));
+    assert_eq!((info.started, info.last_run), (1, Some(tick_run.clone())));
     assert!(schedule_events(&engine, "s").iter().any(|k| matches!(
         k,
         TraceKind::ScheduleFired { outcome, run_id, .. } if outcome == "existed" && *run_id == tick_run
@@ -472,4 +472,72 @@ async fn an_engine_sharing_its_store_refuses_schedules() {
     let refused = engine.start_at(job, "r", 1, 0).await;
     assert_eq!(refused.unwrap_err(), ScheduleError::Shared);
     engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_catch_up_firing_crashed_at_each_of_its_commits_starts_the_latest_tick_exactly_once() {
+    // The firing after downtime commits three times: the decision, the run's start, the
+    // outcome with the next tick. Whichever of them the crash hits, before or after it is
+    // durable, the next open ends with the same single run.
+    for commit in 1..=3 {
+        for moment in [CrashMoment::BeforeCommit, CrashMoment::AfterCommit] {
+            let case = format!("crash {moment} commit {commit}");
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("crash.redb");
+            let clock = ManualClock::new(T0);
+            let engine = open(&path, &clock).await;
+            let every = Schedule::every(Duration::from_secs(60));
+            engine.schedule(job, "s", every, 3).await.unwrap();
+            engine.shutdown().await;
+            clock.advance(Duration::from_millis(10 * MINUTE + MINUTE / 2));
+
+            let mut hooks = Hooks::default();
+            hooks.crash_at(commit, moment);
+            let crashing = builder(&clock)
+                .instrument(hooks.clone())
+                .open(&path)
+                .await
+                .unwrap();
+            settle(&crashing).await;
+            assert!(hooks.crashed(), "{case}: the crash did not happen");
+            crashing.shutdown().await;
+
+            let engine = open(&path, &clock).await;
+            settle(&engine).await;
+            let tick = schedule_run_id("s", T0 + 10 * MINUTE);
+            assert_eq!(runs_of(&engine, "s"), [tick.clone()], "{case}");
+            let starts = engine
+                .trace(&tick)
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind.name() == "started")
+                .count();
+            assert_eq!(starts, 1, "{case}");
+            assert_eq!(
+                missed(&engine),
+                [(9, T0 + MINUTE, T0 + 9 * MINUTE)],
+                "{case}"
+            );
+            let fired: Vec<(u64, String)> = schedule_events(&engine, "s")
+                .into_iter()
+                .filter_map(|k| match k {
+                    TraceKind::ScheduleFired {
+                        tick_ms, outcome, ..
+                    } => Some((tick_ms, outcome)),
+                    _ => None,
+                })
+                .collect();
+            // The run was durable and the outcome not: the retried firing finds it.
+            let found = match moment {
+                CrashMoment::AfterCommit => commit == 2,
+                _ => commit == 3,
+            };
+            let outcome = if found { "existed" } else { "started" };
+            assert_eq!(fired, [(T0 + 10 * MINUTE, outcome.to_owned())], "{case}");
+            let info = engine.schedule_info("s").unwrap().unwrap();
+            assert_eq!((info.started, info.skipped), (1, 9), "{case}");
+            assert_eq!(info.next_ms, Some(T0 + 11 * MINUTE), "{case}");
+            engine.shutdown().await;
+        }
+    }
 }

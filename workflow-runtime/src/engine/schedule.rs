@@ -139,7 +139,9 @@ pub enum CatchUp {
     #[default]
     Latest,
     /// Start a run for each due tick, oldest first, but for the `max` latest ones only (a
-    /// `max` of 0 counts as 1).
+    /// `max` of 0 counts as 1). The runs of one firing are decided before any starts, so
+    /// with [`Overlap::Skip`] only the first of them starts: combine it with
+    /// [`Overlap::Allow`].
     All {
         /// The most runs one firing starts.
         max: u32,
@@ -352,7 +354,8 @@ pub struct ScheduleInfo {
     pub last_tick_ms: Option<u64>,
     /// The run it started last.
     pub last_run: Option<String>,
-    /// How many runs it has started.
+    /// How many runs it has started (a tick whose run was found under its id, started by a
+    /// firing that crashed before recording it, counts once).
     pub started: u64,
     /// How many ticks started no run: dropped by the catch-up policy, or skipped by the overlap
     /// policy.
@@ -423,6 +426,10 @@ struct Stored {
     started: u64,
     #[serde(default)]
     skipped: u64,
+    /// The ticks a firing decided to start, with their run ids, until their outcomes are
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    starting: Vec<(u64, String)>,
 }
 
 impl Stored {
@@ -628,6 +635,7 @@ impl Engine {
             last_run: None,
             started: 0,
             skipped: 0,
+            starting: Vec::new(),
         };
 
         let _lock = inner.lock_run(&rid).await;
@@ -655,6 +663,8 @@ impl Engine {
                     wanted.last_run = stored.last_run;
                     wanted.started = stored.started;
                     wanted.skipped = stored.skipped;
+                    // Ticks a firing decided to start before a crash still start.
+                    wanted.starting = stored.starting;
                 }
                 let mut cp = Checkpoint::load(&rid, now, rec);
                 cp.rec.seq += 1;
@@ -681,6 +691,10 @@ impl Engine {
                 spec: wanted.spec.describe(),
                 reason,
             })?;
+        let next = match wanted.starting.is_empty() {
+            true => next,
+            false => Some(now),
+        };
         if let Some(next) = next {
             // A tick's run id must be accepted when the tick comes.
             check_name("run id", &wanted.run_for(&id, next)).map_err(StartError::from)?;
@@ -945,6 +959,10 @@ fn set_next(cp: &mut Checkpoint, next: Option<u64>, done: bool) {
     }
 }
 
+fn encode(stored: &Stored) -> Result<Value, StoreError> {
+    codec::to_value(stored).map_err(|e| StoreError::backend("encoding a schedule record", e))
+}
+
 fn decode(rec: &RunRecord) -> Result<Stored, ScheduleError> {
     serde_json::from_value(rec.state.clone())
         .map_err(|e| ScheduleError::Storage(StoreError::backend("decoding a schedule record", e)))
@@ -1019,6 +1037,13 @@ fn due_ticks(spec: &Spec, first_ms: u64, now_ms: u64, keep: usize) -> Due {
 impl Inner {
     /// The timer of schedule record `rid` fired; called under its lock with its current record,
     /// which sleeps until the tick that is now due.
+    ///
+    /// In two commits when a run is to start: the first records the decision (which ticks
+    /// start, which were missed or overlapped) before anything starts, and arms a timer due at
+    /// once; the second, after the starts, records their outcomes and arms the next tick. A
+    /// crash between the two makes the next open start exactly the ticks decided (those
+    /// started already are found by their ids), so the catch-up policy's outcome does not
+    /// depend on when the process died.
     pub(super) async fn fire_schedule(&self, rid: &str, rec: RunRecord) -> Result<(), StoreError> {
         let Some(Command::Sleep { deadline_ms }) = rec.pending else {
             return Ok(());
@@ -1043,8 +1068,71 @@ impl Inner {
             return Ok(());
         };
         let now = self.clock.now_ms();
+        let mut cp = Checkpoint::load(rid, now, rec);
+        if stored.starting.is_empty() {
+            self.decide(&id, &mut stored, &mut cp, deadline_ms, now)?;
+            if !stored.starting.is_empty() {
+                cp.rec.seq += 1;
+                cp.rec.state = encode(&stored)?;
+                set_next(&mut cp, Some(now), false);
+                let rec = cp.rec.clone();
+                self.commit(cp).await?;
+                cp = Checkpoint::load(rid, now, rec);
+            }
+        }
+        for (tick_ms, run_id) in std::mem::take(&mut stored.starting) {
+            let outcome = match self
+                .start_untyped(&run_id, &*d, &stored.input, stored.input_hash)
+                .await?
+            {
+                Started::Created => {
+                    stored.started += 1;
+                    stored.last_run = Some(run_id.clone());
+                    "started".to_owned()
+                }
+                Started::Existed => {
+                    stored.started += 1;
+                    stored.last_run = Some(run_id.clone());
+                    "existed".to_owned()
+                }
+                Started::Refused(why) => {
+                    stored.skipped += 1;
+                    format!("failed: {why}")
+                }
+            };
+            cp.trace(TraceKind::ScheduleFired {
+                tick_ms,
+                run_id,
+                outcome,
+            });
+        }
+        let after = stored.last_tick_ms.unwrap_or(deadline_ms).max(now);
+        let next = match stored.spec.next_after(after) {
+            Ok(next) => next,
+            Err(reason) => {
+                tracing::error!(schedule = id, "schedule has no next tick: {reason}");
+                None
+            }
+        };
+        cp.rec.seq += 1;
+        cp.rec.state = encode(&stored)?;
+        set_next(&mut cp, next, next.is_none());
+        self.commit(cp).await
+    }
+
+    /// Decides what the ticks due from `deadline_ms` to `now` come to: which are dropped by the
+    /// catch-up policy and which by the overlap policy (traced now), and which start
+    /// (`stored.starting`).
+    fn decide(
+        &self,
+        id: &str,
+        stored: &mut Stored,
+        cp: &mut Checkpoint,
+        deadline_ms: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
         let keep = match stored.catch_up {
-            CatchUp::All { max } => usize::try_from(max).unwrap_or(usize::MAX),
+            CatchUp::All { max } => usize::try_from(max).unwrap_or(usize::MAX).max(1),
             CatchUp::Skip | CatchUp::Latest => 1,
         };
         // One tick more than may start, so that the last dropped one is known for the trace.
@@ -1060,8 +1148,6 @@ impl Inner {
             (_, CatchUp::All { .. }) => due.kept[due.kept.len().saturating_sub(keep)..].to_vec(),
         };
         let missed = due.count - to_start.len() as u64;
-
-        let mut cp = Checkpoint::load(rid, now, rec);
         if missed > 0 {
             let last_ms = match to_start.first() {
                 Some(first) => due
@@ -1080,56 +1166,27 @@ impl Inner {
             });
             stored.skipped += missed;
         }
-        for tick in to_start {
-            let run_id = stored.run_for(&id, tick);
-            let previous_runs = match (&stored.last_run, stored.overlap) {
-                (Some(prev), Overlap::Skip) if *prev != run_id => {
-                    self.store.run(prev)?.is_some_and(|r| !r.is_finished())
-                }
-                _ => false,
-            };
-            let outcome = if previous_runs {
+        let previous_runs = match (&stored.last_run, stored.overlap) {
+            (Some(prev), Overlap::Skip) => self.store.run(prev)?.is_some_and(|r| !r.is_finished()),
+            _ => false,
+        };
+        for tick_ms in to_start {
+            let run_id = stored.run_for(id, tick_ms);
+            // Under `Overlap::Skip`, of the ticks of one firing only the first may start, and
+            // only if the last run is over: the others would overlap it.
+            if previous_runs || (stored.overlap == Overlap::Skip && !stored.starting.is_empty()) {
                 stored.skipped += 1;
-                "overlap".to_owned()
+                cp.trace(TraceKind::ScheduleFired {
+                    tick_ms,
+                    run_id,
+                    outcome: "overlap".to_owned(),
+                });
             } else {
-                match self
-                    .start_untyped(&run_id, &*d, &stored.input, stored.input_hash)
-                    .await?
-                {
-                    Started::Created => {
-                        stored.started += 1;
-                        stored.last_run = Some(run_id.clone());
-                        "started".to_owned()
-                    }
-                    Started::Existed => {
-                        stored.last_run = Some(run_id.clone());
-                        "existed".to_owned()
-                    }
-                    Started::Refused(why) => {
-                        stored.skipped += 1;
-                        format!("failed: {why}")
-                    }
-                }
-            };
-            cp.trace(TraceKind::ScheduleFired {
-                tick_ms: tick,
-                run_id,
-                outcome,
-            });
+                stored.starting.push((tick_ms, run_id));
+            }
         }
         stored.last_tick_ms = Some(latest);
-        let next = match stored.spec.next_after(latest.max(now)) {
-            Ok(next) => next,
-            Err(reason) => {
-                tracing::error!(schedule = id, "schedule has no next tick: {reason}");
-                None
-            }
-        };
-        cp.rec.seq += 1;
-        cp.rec.state = codec::to_value(&stored)
-            .map_err(|e| StoreError::backend("encoding a schedule record", e))?;
-        set_next(&mut cp, next, next.is_none());
-        self.commit(cp).await
+        Ok(())
     }
 
     /// Starts run `run_id` of the workflow `d` drives with an input given as JSON, unless a run
