@@ -541,3 +541,31 @@ async fn a_catch_up_firing_crashed_at_each_of_its_commits_starts_the_latest_tick
         }
     }
 }
+
+#[tokio::test]
+async fn a_schedule_due_before_its_workflow_is_registered_fires_once_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.redb");
+    let clock = ManualClock::new(T0);
+    let engine = open(&path, &clock).await;
+    let every = Schedule::every(Duration::from_secs(60));
+    engine.schedule(job, "s", every, 6).await.unwrap();
+    engine.shutdown().await;
+    clock.advance(Duration::from_millis(2 * MINUTE + MINUTE / 2));
+
+    let engine = Engine::builder()
+        .clock(clock.clone())
+        .open(&path)
+        .await
+        .unwrap();
+    settle(&engine).await;
+    assert!(runs_of(&engine, "s").is_empty());
+    assert_eq!(engine.schedule_info("s").unwrap().unwrap().started, 0);
+    engine.register(job).await.unwrap();
+    settle(&engine).await;
+    assert_eq!(
+        runs_of(&engine, "s"),
+        [schedule_run_id("s", T0 + 2 * MINUTE)]
+    );
+    engine.shutdown().await;
+}
