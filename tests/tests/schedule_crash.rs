@@ -118,9 +118,11 @@ async fn read(path: &Path) -> Outcome {
         tick_of.insert(decided[1].as_str().unwrap().to_owned(), tick);
         pending.push(tick);
     }
-    let mut filter = RunFilter::default();
-    filter.workflow = Some("tick_job".to_owned());
-    filter.limit = Some(workflow_runtime::MAX_PAGE);
+    let mut filter = RunFilter {
+        workflow: Some("tick_job".to_owned()),
+        limit: Some(workflow_runtime::MAX_PAGE),
+        ..RunFilter::default()
+    };
     let mut runs = BTreeSet::new();
     loop {
         let page = engine.runs(&filter).unwrap();

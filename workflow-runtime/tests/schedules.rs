@@ -156,7 +156,7 @@ async fn overlap_skip_starts_nothing_while_the_last_run_goes_and_allow_starts_be
     advance(&engine, &clock, MINUTE).await;
     advance(&engine, &clock, MINUTE).await;
     let first = schedule_run_id("skip", T0 + MINUTE);
-    assert_eq!(runs_of(&engine, "skip"), [first.clone()]);
+    assert_eq!(runs_of(&engine, "skip"), std::slice::from_ref(&first));
     assert_eq!(runs_of(&engine, "allow").len(), 2);
     let info = engine.schedule_info("skip").unwrap().unwrap();
     assert_eq!((info.started, info.skipped), (1, 1));
@@ -505,7 +505,7 @@ async fn a_catch_up_firing_crashed_at_each_of_its_commits_starts_the_latest_tick
             let engine = open(&path, &clock).await;
             settle(&engine).await;
             let tick = schedule_run_id("s", T0 + 10 * MINUTE);
-            assert_eq!(runs_of(&engine, "s"), [tick.clone()], "{case}");
+            assert_eq!(runs_of(&engine, "s"), std::slice::from_ref(&tick), "{case}");
             let starts = engine
                 .trace(&tick)
                 .unwrap()
