@@ -307,6 +307,12 @@ async fn the_same_schedule_again_changes_nothing_and_another_definition_replaces
     assert_eq!(changed.next_ms, Some(T0 + 5 * MINUTE));
     assert_eq!(changed.spec, "every 300000 ms");
     assert_eq!(engine.schedules().unwrap().len(), 1);
+    let versions = engine.versions().unwrap();
+    let kind = versions
+        .iter()
+        .find(|v| v.workflow == workflow_runtime::SCHEDULE_WORKFLOW)
+        .unwrap();
+    assert_eq!((kind.in_flight, kind.handled_by.as_str()), (1, "the engine"));
     advance(&engine, &clock, 4 * MINUTE).await;
     let tick = schedule_run_id("s", T0 + 5 * MINUTE);
     let run = engine.handle(job, tick.as_str()).unwrap();
