@@ -312,7 +312,10 @@ async fn the_same_schedule_again_changes_nothing_and_another_definition_replaces
         .iter()
         .find(|v| v.workflow == workflow_runtime::SCHEDULE_WORKFLOW)
         .unwrap();
-    assert_eq!((kind.in_flight, kind.handled_by.as_str()), (1, "the engine"));
+    assert_eq!(
+        (kind.in_flight, kind.handled_by.as_str()),
+        (1, "the engine")
+    );
     advance(&engine, &clock, 4 * MINUTE).await;
     let tick = schedule_run_id("s", T0 + 5 * MINUTE);
     let run = engine.handle(job, tick.as_str()).unwrap();
