@@ -43,8 +43,9 @@ pub const SCHEDULE_WORKFLOW: &str = "@schedule";
 const RECORD_PREFIX: &str = "@schedule/";
 
 /// How many ticks one firing looks at, at most, to find the due ones of a cron schedule: about
-/// two years of a schedule that ticks every minute. The scan resumes from the last one looked
-/// at, so a longer outage is only caught up in several firings.
+/// two years of a schedule that ticks every minute. The next firing goes on from the last one
+/// looked at, so a longer outage is caught up in several firings (under `CatchUp::Latest`, one
+/// run per firing).
 const MAX_SCAN: u64 = 1_000_000;
 
 /// When a schedule's ticks come, as stored.
@@ -64,32 +65,22 @@ impl Spec {
     /// The first tick strictly after `after_ms`, or `None` when there is none (a one-shot that
     /// has passed, a cron expression without a date in the next four years).
     fn next_after(&self, after_ms: u64) -> Result<Option<u64>, String> {
-        match self {
+        Ok(self.ticker()?.next_after(after_ms))
+    }
+
+    /// The spec ready to compute ticks: a cron expression parsed once.
+    fn ticker(&self) -> Result<Ticker, String> {
+        Ok(match self {
+            Spec::Cron { expr } => Ticker::Cron(Box::new(parse_cron(expr)?)),
             Spec::Every {
                 every_ms,
                 offset_ms,
-            } => {
-                if after_ms < *offset_ms {
-                    return Ok(Some(*offset_ms));
-                }
-                let periods = (after_ms - offset_ms) / every_ms + 1;
-                Ok(periods
-                    .checked_mul(*every_ms)
-                    .and_then(|t| t.checked_add(*offset_ms)))
-            }
-            Spec::At { at_ms } => Ok((after_ms < *at_ms).then_some(*at_ms)),
-            Spec::Cron { expr } => {
-                let crontab = parse_cron(expr)?;
-                let after = i64::try_from(after_ms).map_err(|e| e.to_string())?;
-                let start =
-                    cronexpr::MakeTimestamp::from_millisecond(after).map_err(|e| e.to_string())?;
-                match crontab.find_next(start) {
-                    Ok(next) => Ok(u64::try_from(next.timestamp().as_millisecond()).ok()),
-                    // The crate looks four years ahead and reports when it found nothing.
-                    Err(_) => Ok(None),
-                }
-            }
-        }
+            } => Ticker::Every {
+                every_ms: *every_ms,
+                offset_ms: *offset_ms,
+            },
+            Spec::At { at_ms } => Ticker::At { at_ms: *at_ms },
+        })
     }
 
     fn describe(&self) -> String {
@@ -104,6 +95,40 @@ impl Spec {
                 offset_ms,
             } => format!("every {every_ms} ms from +{offset_ms} ms"),
             Spec::At { at_ms } => format!("once at {}", format_time_ms(*at_ms)),
+        }
+    }
+}
+
+/// Computes the ticks of a [`Spec`].
+enum Ticker {
+    Cron(Box<cronexpr::Crontab>),
+    Every { every_ms: u64, offset_ms: u64 },
+    At { at_ms: u64 },
+}
+
+impl Ticker {
+    fn next_after(&self, after_ms: u64) -> Option<u64> {
+        match self {
+            Ticker::Every {
+                every_ms,
+                offset_ms,
+            } => {
+                if after_ms < *offset_ms {
+                    return Some(*offset_ms);
+                }
+                let periods = (after_ms - offset_ms) / every_ms + 1;
+                periods
+                    .checked_mul(*every_ms)
+                    .and_then(|t| t.checked_add(*offset_ms))
+            }
+            Ticker::At { at_ms } => (after_ms < *at_ms).then_some(*at_ms),
+            Ticker::Cron(crontab) => {
+                let after = i64::try_from(after_ms).ok()?;
+                let start = cronexpr::MakeTimestamp::from_millisecond(after).ok()?;
+                // The crate looks four years ahead and reports an error when it found nothing.
+                let next = crontab.find_next(start).ok()?;
+                u64::try_from(next.timestamp().as_millisecond()).ok()
+            }
         }
     }
 }
@@ -430,6 +455,9 @@ struct Stored {
     /// recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     starting: Vec<(u64, String)>,
+    /// The last firing listed only part of the ticks due.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
 }
 
 impl Stored {
@@ -636,6 +664,7 @@ impl Engine {
             started: 0,
             skipped: 0,
             starting: Vec::new(),
+            truncated: false,
         };
 
         let _lock = inner.lock_run(&rid).await;
@@ -992,46 +1021,62 @@ struct Due {
     count: u64,
     first_ms: u64,
     kept: Vec<u64>,
+    /// More ticks were due than one firing looks at ([`MAX_SCAN`]); the next firing goes on
+    /// from the last one listed.
+    truncated: bool,
 }
 
 /// Lists the ticks from `first_ms` (the armed deadline, itself a tick) up to `now_ms`.
-fn due_ticks(spec: &Spec, first_ms: u64, now_ms: u64, keep: usize) -> Due {
+fn due_ticks(spec: &Spec, first_ms: u64, now_ms: u64, keep: usize) -> Result<Due, String> {
+    due_ticks_within(spec, first_ms, now_ms, keep, MAX_SCAN)
+}
+
+/// [`due_ticks`], looking at `max_scan` ticks at most.
+fn due_ticks_within(
+    spec: &Spec,
+    first_ms: u64,
+    now_ms: u64,
+    keep: usize,
+    max_scan: u64,
+) -> Result<Due, String> {
     let keep = keep.max(1);
-    if let Spec::Every { every_ms, .. } = spec {
+    let ticker = spec.ticker()?;
+    if let Ticker::Every { every_ms, .. } = ticker {
         // Evenly spaced: no need to walk them.
         let count = (now_ms.saturating_sub(first_ms)) / every_ms + 1;
         let kept_count = count.min(keep as u64);
         let kept = (count - kept_count..count)
             .map(|i| first_ms + i * every_ms)
             .collect();
-        return Due {
+        return Ok(Due {
             count,
             first_ms,
             kept,
-        };
+            truncated: false,
+        });
     }
     let mut kept = std::collections::VecDeque::with_capacity(keep);
     let mut count = 0;
+    let mut truncated = false;
     let mut tick = Some(first_ms);
     while let Some(t) = tick.filter(|t| *t <= now_ms) {
+        if count == max_scan {
+            truncated = true;
+            break;
+        }
         count += 1;
         if kept.len() == keep {
             kept.pop_front();
         }
         kept.push_back(t);
-        if count >= MAX_SCAN {
-            tracing::warn!(
-                "a schedule missed over {MAX_SCAN} ticks; the rest are caught up at its next firing"
-            );
-            break;
-        }
-        tick = spec.next_after(t).ok().flatten();
+        tick = ticker.next_after(t);
     }
-    Due {
+    Ok(Due {
         count,
         first_ms,
         kept: kept.into(),
-    }
+        truncated,
+    })
 }
 
 impl Inner {
@@ -1106,7 +1151,12 @@ impl Inner {
                 outcome,
             });
         }
-        let after = stored.last_tick_ms.unwrap_or(deadline_ms).max(now);
+        let handled = stored.last_tick_ms.unwrap_or(deadline_ms);
+        // After a truncated scan, the next firing is due at once and goes on from there.
+        let after = match std::mem::take(&mut stored.truncated) {
+            true => handled,
+            false => handled.max(now),
+        };
         let next = match stored.spec.next_after(after) {
             Ok(next) => next,
             Err(reason) => {
@@ -1136,10 +1186,27 @@ impl Inner {
             CatchUp::Skip | CatchUp::Latest => 1,
         };
         // One tick more than may start, so that the last dropped one is known for the trace.
-        let due = due_ticks(&stored.spec, deadline_ms, now, keep.saturating_add(1));
+        let due = match due_ticks(&stored.spec, deadline_ms, now, keep.saturating_add(1)) {
+            Ok(due) => due,
+            Err(reason) => {
+                tracing::error!(
+                    schedule = id,
+                    "the schedule's ticks cannot be computed: {reason}"
+                );
+                return Ok(());
+            }
+        };
         let Some(&latest) = due.kept.last() else {
             return Ok(());
         };
+        if due.truncated {
+            tracing::warn!(
+                schedule = id,
+                "over {MAX_SCAN} ticks of the schedule are due; this firing handles the first \
+                 {MAX_SCAN}, the next one goes on from there"
+            );
+            stored.truncated = true;
+        }
         let to_start: Vec<u64> = match (&stored.spec, stored.catch_up) {
             // A one-shot fires however late.
             (Spec::At { .. }, _) => vec![latest],
@@ -1234,5 +1301,74 @@ impl Inner {
         }
         self.commit(cp).await?;
         Ok(Started::Created)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z, a Thursday
+    const MINUTE: u64 = 60_000;
+
+    #[test]
+    fn interval_ticks_are_counted_without_walking_them() {
+        let spec = Spec::Every {
+            every_ms: MINUTE,
+            offset_ms: 0,
+        };
+        let due = due_ticks(&spec, T0, T0 + 10 * MINUTE + 5, 3).unwrap();
+        assert_eq!(due.count, 11);
+        assert_eq!(
+            due.kept,
+            [T0 + 8 * MINUTE, T0 + 9 * MINUTE, T0 + 10 * MINUTE]
+        );
+        assert!(!due.truncated);
+        let shifted = Spec::Every {
+            every_ms: 60 * MINUTE,
+            offset_ms: 5 * MINUTE,
+        };
+        assert_eq!(shifted.next_after(T0), Ok(Some(T0 + 5 * MINUTE)));
+        assert_eq!(
+            shifted.next_after(T0 + 5 * MINUTE),
+            Ok(Some(T0 + 65 * MINUTE))
+        );
+    }
+
+    #[test]
+    fn a_cron_scan_stops_at_its_bound_and_says_so() {
+        let spec = Spec::Cron {
+            expr: "* * * * *".to_owned(),
+        };
+        let due = due_ticks_within(&spec, T0, T0 + 60 * MINUTE, 2, 10).unwrap();
+        assert!(due.truncated);
+        assert_eq!(due.count, 10);
+        assert_eq!(due.kept, [T0 + 8 * MINUTE, T0 + 9 * MINUTE]);
+        let whole = due_ticks_within(&spec, T0, T0 + 60 * MINUTE, 2, 1_000).unwrap();
+        assert!(!whole.truncated);
+        assert_eq!(whole.count, 61);
+        assert_eq!(whole.kept, [T0 + 59 * MINUTE, T0 + 60 * MINUTE]);
+    }
+
+    #[test]
+    fn cron_ticks_follow_the_named_days_and_the_time_zone() {
+        let weekdays = Spec::Cron {
+            expr: "30 8 * * MON-FRI".to_owned(),
+        };
+        // Thursday 1 January, then Friday 2, then Monday 5.
+        let first = weekdays.next_after(T0).unwrap().unwrap();
+        assert_eq!(first, T0 + 8 * 60 * MINUTE + 30 * MINUTE);
+        let second = weekdays.next_after(first).unwrap().unwrap();
+        assert_eq!(second, first + 24 * 60 * MINUTE);
+        let third = weekdays.next_after(second).unwrap().unwrap();
+        assert_eq!(third, second + 3 * 24 * 60 * MINUTE);
+        // 02:30 in New York on 8 March 2026 does not exist (clocks go from 02:00 to 03:00).
+        let ny = Spec::Cron {
+            expr: "30 2 * * * America/New_York".to_owned(),
+        };
+        let march_7 = T0 + 65 * 24 * 60 * MINUTE; // 2026-03-07T00:00:00Z
+        let a = ny.next_after(march_7).unwrap().unwrap();
+        let b = ny.next_after(a).unwrap().unwrap();
+        assert!(b > a, "the schedule moves on past the gap");
     }
 }
