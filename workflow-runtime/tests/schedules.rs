@@ -578,3 +578,15 @@ async fn a_schedule_due_before_its_workflow_is_registered_fires_once_it_is() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn start_at_a_time_that_has_passed_starts_at_once() {
+    let clock = ManualClock::new(T0);
+    let engine = builder(&clock).open_in_memory().await.unwrap();
+    let info = engine.start_at(job, "late", 8, T0 - MINUTE).await.unwrap();
+    assert_eq!(info.next_ms, Some(T0 - MINUTE));
+    settle(&engine).await;
+    let run = engine.handle(job, "late").unwrap();
+    assert_eq!(run.result().await.unwrap(), Ok(8));
+    assert_eq!(engine.schedule_info("late").unwrap().unwrap().started, 1);
+}

@@ -576,7 +576,7 @@ impl Engine {
 
     /// Starts a run of `workflow` with id `run_id` and `input` at `at_ms` (milliseconds since
     /// the Unix epoch), durably: a one-shot schedule with the id `run_id`, which fires once
-    /// however late the engine comes back, then ends. Idempotent like [`Engine::start`]: the
+    /// however late the engine comes back (at once for a time that has passed), then ends. Idempotent like [`Engine::start`]: the
     /// same call again, before or after the start, changes nothing.
     ///
     /// # Errors
@@ -720,9 +720,11 @@ impl Engine {
                 spec: wanted.spec.describe(),
                 reason,
             })?;
-        let next = match wanted.starting.is_empty() {
-            true => next,
-            false => Some(now),
+        let next = match (&wanted.spec, wanted.last_tick_ms) {
+            _ if !wanted.starting.is_empty() => Some(now),
+            // A one-shot not fired yet fires, at once if its time has passed.
+            (Spec::At { at_ms }, None) => Some(*at_ms),
+            _ => next,
         };
         if let Some(next) = next {
             // A tick's run id must be accepted when the tick comes.
