@@ -229,7 +229,6 @@ impl From<ScheduleError> for ApiError {
         let (status, code) = match &e {
             ScheduleError::UnknownSchedule { .. } => (StatusCode::NOT_FOUND, "unknown_schedule"),
             ScheduleError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
-            ScheduleError::Shared => (StatusCode::CONFLICT, "shared"),
             ScheduleError::Storage(workflow_runtime::StoreError::Closed) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "shut_down")
             }

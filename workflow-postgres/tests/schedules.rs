@@ -90,3 +90,85 @@ async fn a_schedule_ticks_and_is_caught_up_after_downtime_on_postgres() {
     assert_eq!(info.next_ms, Some(T0 + 7 * MINUTE));
     engine.shutdown().await;
 }
+
+fn shared_settings(owner: &str) -> workflow_runtime::LeaseSettings {
+    workflow_runtime::LeaseSettings::new(Duration::from_secs(5))
+        .poll_every(Duration::from_millis(50))
+        .owner(owner)
+}
+
+async fn shared_worker(url: &str, owner: &str) -> Engine {
+    let url = url.to_owned();
+    let store = tokio::task::spawn_blocking(move || PgStore::open(&url))
+        .await
+        .expect("the open thread")
+        .expect("the store opens");
+    Engine::builder()
+        .register(job)
+        .shared(shared_settings(owner))
+        .open_store(store)
+        .await
+        .expect("the worker opens")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shared_workers_fire_each_tick_of_a_schedule_once() {
+    let url = TestCluster::shared().create_database();
+    let w1 = shared_worker(&url, "w1").await;
+    let w2 = shared_worker(&url, "w2").await;
+    let every_200ms = Schedule::every(Duration::from_millis(200)).overlap(Overlap::Allow);
+    w1.schedule(job, "s", every_200ms, 1).await.unwrap();
+    // Both workers poll for due timers; let several ticks pass (bounded, not a timing check).
+    for _ in 0..3_000 {
+        if w2.schedule_info("s").unwrap().unwrap().started >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    w1.shutdown().await;
+    w2.shutdown().await;
+
+    // Read what they left with an engine that registers nothing (it fires nothing).
+    let url2 = url.clone();
+    let store = tokio::task::spawn_blocking(move || PgStore::open(&url2))
+        .await
+        .unwrap()
+        .unwrap();
+    let reader = Engine::builder().open_store(store).await.unwrap();
+    let mut fired = Vec::new();
+    for event in reader.trace("@schedule/s").unwrap() {
+        if let TraceKind::ScheduleFired {
+            tick_ms,
+            run_id,
+            outcome,
+        } = event.kind
+        {
+            assert!(outcome == "started" || outcome == "existed", "{outcome}");
+            assert_eq!(run_id, schedule_run_id("s", tick_ms));
+            fired.push(run_id);
+        }
+    }
+    assert!(fired.len() >= 8, "{fired:?}");
+    let unique: std::collections::BTreeSet<&String> = fired.iter().collect();
+    assert_eq!(unique.len(), fired.len(), "a tick fired twice: {fired:?}");
+    let decided: Vec<String> = reader.inspect("@schedule/s").unwrap().state["starting"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| d[1].as_str().unwrap().to_owned())
+        .collect();
+    for run_id in runs(&reader) {
+        let starts = reader
+            .trace(&run_id)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind.name() == "started")
+            .count();
+        assert_eq!(starts, 1, "{run_id} started {starts} times");
+        assert!(
+            unique.contains(&run_id) || decided.contains(&run_id),
+            "{run_id} was started by no firing"
+        );
+    }
+    reader.shutdown().await;
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use workflow_runtime::prelude::*;
 use workflow_runtime::testing::{CrashMoment, Hooks, settle};
 use workflow_runtime::{
-    CatchUp, LeaseSettings, Overlap, Schedule, ScheduleError, StartError, TraceKind,
+    CatchUp, LeaseSettings, Overlap, RunStatus, Schedule, ScheduleError, StartError, TraceKind,
     schedule_run_id,
 };
 
@@ -466,20 +466,39 @@ async fn bad_schedules_are_refused_and_change_nothing() {
     assert!(engine.schedules().unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn an_engine_sharing_its_store_refuses_schedules() {
-    let engine = Engine::builder()
-        .register(job)
-        .shared(LeaseSettings::default())
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_sharing_its_store_claims_and_fires_a_schedule_like_any_timer() {
+    let clock = ManualClock::new(T0);
+    let settings = LeaseSettings::new(Duration::from_secs(5)).poll_every(Duration::from_millis(10));
+    let engine = builder(&clock)
+        .shared(settings)
         .open_in_memory()
         .await
         .unwrap();
-    let refused = engine
-        .schedule(job, "s", Schedule::every(Duration::from_secs(1)), 1)
-        .await;
-    assert_eq!(refused.unwrap_err(), ScheduleError::Shared);
-    let refused = engine.start_at(job, "r", 1, 0).await;
-    assert_eq!(refused.unwrap_err(), ScheduleError::Shared);
+    let every = Schedule::every(Duration::from_secs(60));
+    engine.schedule(job, "s", every, 4).await.unwrap();
+    clock.advance(Duration::from_millis(MINUTE));
+    let tick = schedule_run_id("s", T0 + MINUTE);
+    // The poller claims the due timer on its own time; this only bounds a hang.
+    for _ in 0..10_000 {
+        settle(&engine).await;
+        if engine
+            .status(&tick)
+            .is_ok_and(|s| s == RunStatus::Completed)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(engine.status(&tick).unwrap(), RunStatus::Completed);
+    for _ in 0..10_000 {
+        if engine.schedule_info("s").unwrap().unwrap().next_ms == Some(T0 + 2 * MINUTE) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let info = engine.schedule_info("s").unwrap().unwrap();
+    assert_eq!((info.started, info.next_ms), (1, Some(T0 + 2 * MINUTE)));
     engine.shutdown().await;
 }
 

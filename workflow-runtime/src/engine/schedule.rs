@@ -13,6 +13,10 @@
 //! only if no run has that id yet), then commits the schedule's progress with its next tick.
 //! A crash between a start and that commit fires the timer again at the next open; the derived
 //! ids make the retried firing find the runs it had started, so no tick starts twice.
+//!
+//! On a store shared by several workers, a schedule's timer is claimed like any other timer, by
+//! a worker that registers the workflow the schedule starts, and the firing's commits carry the
+//! lease of that claim.
 
 use std::time::Duration;
 
@@ -412,14 +416,6 @@ pub enum ScheduleError {
         /// The id.
         id: String,
     },
-    /// The engine shares its store with other workers, where schedules are not supported yet:
-    /// their timers are claimed by workers that register the workflow of the run they belong
-    /// to, and a schedule belongs to none.
-    #[error(
-        "schedules are not supported on an engine that shares its store with other workers \
-         (`EngineBuilder::shared`); create them from an engine that is its store's only user"
-    )]
-    Shared,
     /// The workflow, the id or the input was refused, as [`Engine::start`] refuses them, or
     /// the id belongs to a run that is not a schedule.
     #[error(transparent)]
@@ -532,8 +528,8 @@ impl Engine {
     /// a tick's run id would be refused; [`ScheduleError::Start`] with what [`Engine::start`]
     /// reports for the workflow, the id and the input, or with
     /// [`StartError::Conflict`] if the id belongs to something else;
-    /// [`ScheduleError::Shared`] on an engine sharing its store;
-    /// [`ScheduleError::Storage`].
+    /// [`ScheduleError::Storage`] (on an engine sharing its store, with
+    /// [`StoreError::NotOwner`] while another worker is firing the schedule: try again).
     ///
     /// # Examples
     ///
@@ -628,9 +624,6 @@ impl Engine {
     ) -> Result<ScheduleInfo, ScheduleError> {
         let inner = &self.inner;
         inner.check_open()?;
-        if inner.shared.is_some() {
-            return Err(ScheduleError::Shared);
-        }
         inner
             .registry()
             .for_start(W::NAME, W::VERSION, W::LAYOUT_HASH)?;
@@ -1082,6 +1075,17 @@ fn due_ticks_within(
 }
 
 impl Inner {
+    /// Shared mode: whether this worker registers the workflow schedule record `rid` starts,
+    /// so that it may claim the schedule's timer.
+    pub(super) fn fires_schedule(&self, rid: &str) -> bool {
+        match self.store.run(rid) {
+            Ok(Some(rec)) => {
+                decode(&rec).is_ok_and(|stored| self.registry().contains(&stored.workflow))
+            }
+            _ => false,
+        }
+    }
+
     /// The timer of schedule record `rid` fired; called under its lock with its current record,
     /// which sleeps until the tick that is now due.
     ///
