@@ -378,6 +378,12 @@ async fn start_at_starts_the_run_once_even_after_downtime_and_is_idempotent() {
     let clock = ManualClock::new(T0);
     let engine = open(&path, &clock).await;
     let at = T0 + 30 * MINUTE;
+    let info = engine
+        .start_at(job, "once-1", 9, at - MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(info.next_ms, Some(at - MINUTE));
+    // Before the start, another input and time replace the pending ones.
     let info = engine.start_at(job, "once-1", 4, at).await.unwrap();
     assert_eq!(info.next_ms, Some(at));
     engine.start_at(job, "once-1", 4, at).await.unwrap();
@@ -399,6 +405,14 @@ async fn start_at_starts_the_run_once_even_after_downtime_and_is_idempotent() {
     engine.start_at(job, "once-1", 4, at).await.unwrap();
     settle(&engine).await;
     assert_eq!(engine.trace("once-1").unwrap().len(), trace_len);
+    let other = engine.start_at(job, "once-1", 5, at).await;
+    assert!(
+        matches!(
+            other,
+            Err(ScheduleError::Start(StartError::Conflict { .. }))
+        ),
+        "{other:?}"
+    );
     engine.shutdown().await;
 }
 

@@ -572,11 +572,13 @@ impl Engine {
 
     /// Starts a run of `workflow` with id `run_id` and `input` at `at_ms` (milliseconds since
     /// the Unix epoch), durably: a one-shot schedule with the id `run_id`, which fires once
-    /// however late the engine comes back (at once for a time that has passed), then ends. Idempotent like [`Engine::start`]: the
-    /// same call again, before or after the start, changes nothing.
+    /// however late the engine comes back (at once for a time that has passed), then ends.
+    /// Idempotent like [`Engine::start`]: the same call again, before or after the start,
+    /// changes nothing; before the start, another input or time replaces the pending one.
     ///
     /// # Errors
-    /// As [`Engine::schedule`].
+    /// As [`Engine::schedule`]; [`StartError::Conflict`] for another input or time once the
+    /// run was started.
     ///
     /// # Examples
     ///
@@ -677,6 +679,15 @@ impl Engine {
                 if !deleted && stored.same_definition(&wanted) {
                     inner.confirm(&rid, true).await?;
                     return Ok(info(&id, &stored, &rec));
+                }
+                if !deleted && stored.run_id.is_some() && stored.last_tick_ms.is_some() {
+                    // A one-shot that fired has started its run: like `start`, another input
+                    // or time for the same run is a conflict.
+                    return Err(StartError::Conflict {
+                        run_id: stored.run_id.unwrap_or_default(),
+                        reason: "as started by `start_at` with another input or time".to_owned(),
+                    }
+                    .into());
                 }
                 if !deleted {
                     // The progress stays: ticks already handled are not due again.
