@@ -541,10 +541,14 @@ impl EngineBuilder {
                 let (store, registered) = (store.clone(), me.clone());
                 Pager::new(
                     Box::new(move |after, due_by, limit| store.timers_page(after, due_by, limit)),
+                    // A schedule's timer is driven whatever is registered (as in `resume`):
+                    // one whose workflow is missing fires again after `Engine::register`,
+                    // which reads the timers from the start.
                     Box::new(move |workflow| {
-                        registered
-                            .upgrade()
-                            .is_some_and(|inner| inner.registry().contains(workflow))
+                        workflow == SCHEDULE_WORKFLOW
+                            || registered
+                                .upgrade()
+                                .is_some_and(|inner| inner.registry().contains(workflow))
                     }),
                 )
             });
