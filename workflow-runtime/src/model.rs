@@ -60,6 +60,10 @@ pub enum Event {
     Woke,
     /// Every step of the pending batch finished: their results, in the batch's order.
     BatchDone(Vec<Result<Value, StepError>>),
+    /// Every child run of the pending [`Command::Children`] ended (or, for children started
+    /// detached, was created): their outcomes in the command's order. A detached child's
+    /// outcome is its run id, as a JSON string.
+    ChildrenDone(Vec<Result<Value, crate::ChildError>>),
     /// An operator cancelled the run at its pending step or wait (`Engine::cancel`).
     Cancelled {
         /// The operator's reason.
@@ -242,6 +246,18 @@ pub enum Command {
         /// How many may run at the same time; 0 for no bound.
         #[serde(default, skip_serializing_if = "is_zero")]
         limit: u32,
+    },
+    /// Start child runs of other registered workflows (`ctx.child`, `ctx.start_child`,
+    /// `ctx.fan_out_children`). The children are created in the same commit as the checkpoint
+    /// that suspends here; each outcome is stored here as its child ends, and the workflow
+    /// continues once all are in. Detached children are not awaited: the workflow continues
+    /// in that same checkpoint with their run ids.
+    Children {
+        /// The children, in the order the workflow receives their outcomes.
+        items: Vec<crate::ChildItem>,
+        /// Started detached: nothing awaits them, and cancelling the parent leaves them alone.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        detached: bool,
     },
 }
 

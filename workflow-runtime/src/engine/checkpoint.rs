@@ -60,6 +60,10 @@ pub(super) struct Effects {
     /// A command that is new with this checkpoint.
     pub(super) start: Option<Command>,
     pub(super) finished: bool,
+    /// The parent to tell, when a child run finished with this checkpoint.
+    pub(super) parent: Option<String>,
+    /// What to do for the child runs this checkpoint created.
+    pub(super) children: Vec<Effects>,
 }
 
 pub(super) struct Checkpoint {
@@ -73,6 +77,11 @@ pub(super) struct Checkpoint {
     touched: bool,
     /// The writes that are not derived from the run record (inbox, dedupe keys) and the trace.
     write: CheckpointWrite,
+    /// Child runs the run asked for in this checkpoint, not created yet (the engine creates
+    /// them in the same commit), with whether they are detached.
+    pub(super) spawn: Vec<(crate::ChildItem, bool)>,
+    /// What to do for the children created, once the commit is durable.
+    children: Vec<Effects>,
 }
 
 impl Checkpoint {
@@ -95,7 +104,16 @@ impl Checkpoint {
             before,
             touched: false,
             write: CheckpointWrite::new(run_id),
+            spawn: Vec::new(),
+            children: Vec::new(),
         }
+    }
+
+    /// Adds a child run's creation to this commit.
+    pub(super) fn create_child(&mut self, child: Checkpoint) {
+        let (write, effects) = child.finish();
+        self.write.others.push(write);
+        self.children.extend(effects);
     }
 
     /// The checkpoint as the observer sees it, when this checkpoint writes the run's envelope.
@@ -316,6 +334,29 @@ impl Checkpoint {
                 event = Event::BatchDone(results);
                 continue;
             }
+            // Detached children are not awaited: the workflow goes on with their run ids in
+            // this same checkpoint, which also creates them. Awaited children with every
+            // outcome in (an empty fan-out) are over at once too.
+            match &self.rec.pending {
+                Some(Command::Children {
+                    items,
+                    detached: true,
+                }) => {
+                    let ids = items
+                        .iter()
+                        .map(|i| Ok(Value::String(i.run_id.clone())))
+                        .collect();
+                    event = Event::ChildrenDone(ids);
+                    continue;
+                }
+                Some(Command::Children { items, .. }) => {
+                    if let Some(results) = items.iter().map(|i| i.result.clone()).collect() {
+                        event = Event::ChildrenDone(results);
+                        continue;
+                    }
+                }
+                _ => {}
+            }
             // Still waiting (a new wait, or one whose buffered signal was refused): a buffered
             // signal with the wait's name satisfies it within this same checkpoint.
             let Some(wait @ Command::Wait { .. }) = &self.rec.pending else {
@@ -376,6 +417,9 @@ impl Checkpoint {
                     format!("batch of {}", items.len()),
                 )
             }
+            // The engine cancels the awaited children instead; their outcomes reach the
+            // workflow, and the cancellation its next step or wait.
+            Command::Children { .. } => return None,
         };
         self.trace(TraceKind::CancelDelivered { at });
         Some(event)
@@ -481,6 +525,18 @@ impl Checkpoint {
                     until_ms: *deadline_ms,
                 });
             }
+            Command::Children { items, detached } => {
+                self.rec.status = RunStatus::Running;
+                for item in items.iter().filter(|i| i.result.is_none()) {
+                    self.trace(TraceKind::ChildStarted {
+                        workflow: item.workflow.clone(),
+                        child: item.run_id.clone(),
+                        input: item.input.clone(),
+                        detached: *detached,
+                    });
+                    self.spawn.push((item.clone(), *detached));
+                }
+            }
             Command::Batch { items, .. } => {
                 self.rec.status = RunStatus::Running;
                 // One branch per item in the trace, each with its own idempotency key.
@@ -531,6 +587,42 @@ impl Checkpoint {
         }
         if let Some(results) = all {
             self.drive(d, store, Event::BatchDone(results), None)?;
+        }
+        Ok(())
+    }
+
+    /// Stores the outcomes of awaited children that ended (`(index, outcome)`) in the pending
+    /// [`Command::Children`], and hands the workflow every outcome once all are in.
+    pub(super) fn child_results(
+        &mut self,
+        d: &dyn Driver,
+        store: &dyn Store,
+        results: Vec<(usize, Result<Value, crate::ChildError>)>,
+    ) -> Result<(), StoreError> {
+        let Some(Command::Children { items, .. }) = &mut self.rec.pending else {
+            return Ok(());
+        };
+        let mut ended = Vec::new();
+        for (index, result) in results {
+            let Some(item) = items.get_mut(index).filter(|i| i.result.is_none()) else {
+                continue;
+            };
+            item.result = Some(result.clone());
+            ended.push(TraceKind::ChildEnded {
+                child: item.run_id.clone(),
+                result,
+            });
+        }
+        if ended.is_empty() {
+            return Ok(());
+        }
+        let all: Option<Vec<_>> = items.iter().map(|i| i.result.clone()).collect();
+        self.touched = true;
+        for kind in ended {
+            self.trace(kind);
+        }
+        if let Some(results) = all {
+            self.drive(d, store, Event::ChildrenDone(results), None)?;
         }
         Ok(())
     }
@@ -635,6 +727,8 @@ impl Checkpoint {
                 cancel_timer: old.as_ref().and_then(deadline),
                 start: self.rec.indexed_command().cloned(),
                 finished: self.rec.is_finished(),
+                parent: self.rec.parent.clone().filter(|_| self.rec.is_purgeable()),
+                children: self.children,
             });
             self.write.run = Some(RunWrite::new(self.rec, old));
         }
@@ -646,6 +740,6 @@ impl Checkpoint {
 pub(super) fn deadline(cmd: &Command) -> Option<u64> {
     match cmd {
         Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms } => Some(*deadline_ms),
-        Command::Step { .. } | Command::Batch { .. } => None,
+        Command::Step { .. } | Command::Batch { .. } | Command::Children { .. } => None,
     }
 }
