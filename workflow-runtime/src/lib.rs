@@ -166,7 +166,9 @@ mod types;
 pub mod __private;
 
 pub use authoring::{FanOutAllPoint, FanOutPoint, SleepPoint, StepFn, StepPoint, WaitPoint};
-pub use children::{ChildError, ChildErrorKind, ChildItem};
+pub use children::{
+    ChildError, ChildErrorKind, ChildItem, ChildPoint, ChildrenPoint, StartChildPoint,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     COMMIT_LATENCY_BUCKETS, DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, Histogram,

@@ -564,7 +564,9 @@ impl<T: Persist, E: Persist> WorkflowOutput for Result<T, E> {
 /// parallel forms [`fan_out`](WorkflowContext::fan_out) and
 /// [`fan_out_all`](WorkflowContext::fan_out_all), plus `ctx.join((f, x), (g, y), ..)` and
 /// `ctx.join_all(..)`, which the `#[workflow]` macro recognises for any number of steps (see
-/// the README, "Parallel steps").
+/// the README, "Parallel steps"), and the child runs of other workflows:
+/// [`child`](WorkflowContext::child), [`start_child`](WorkflowContext::start_child) and
+/// [`fan_out_children`](WorkflowContext::fan_out_children).
 ///
 /// Code between suspension points may run again after a crash, so it reads time from the
 /// context, not from the system clock: the context's time is the transition's.
@@ -794,6 +796,11 @@ impl Migration {
 /// assert_eq!(describe(review), r#"review v2 waits for ["verdict"]"#);
 /// # }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a workflow",
+    label = "not a `#[workflow]`",
+    note = "`ctx.child(w, input)`, `ctx.start_child(w, input)` and `ctx.fan_out_children(w, items)` take the name of a `#[workflow] async fn` registered with the engine; a `#[function]` is a step, called with `ctx.step(f, input)`"
+)]
 pub trait Workflow: Copy + Send + Sync + 'static {
     /// The stored name of the workflow.
     const NAME: &'static str;
