@@ -377,3 +377,28 @@ async fn an_engine_sharing_its_store_refuses_children_with_a_clear_error() {
     assert!(engine.inspect("x-1/quote-1").is_err());
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_parent_cancels_its_children_across_a_crash_at_every_commit() {
+    // The reviews wait; the parent is cancelled, which cancels them, and their outcomes end
+    // the parent. A crash between the parent's cancellation and the children's leaves the
+    // parent to cancel them again when it is resumed.
+    let report = crash_test(
+        builder(),
+        order,
+        vec!["a".into(), "bb".into()],
+        Script::new().cancel("customer left"),
+    )
+    .await;
+    report.assert_ok();
+    // Both reviews' cancellations reached the parent; its next step saw its own.
+    let outcome = report.outcome.as_ref().unwrap();
+    assert_eq!(outcome["status"]["status"], "cancelled", "{outcome}");
+    let ended = report
+        .trace
+        .iter()
+        .filter(|l| l.contains("child_ended") && l.contains("Cancelled"))
+        .count();
+    assert_eq!(ended, 2, "{:#?}", report.trace);
+    assert!(report.commits > 6, "{}", report.commits);
+}
