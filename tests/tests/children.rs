@@ -402,3 +402,27 @@ async fn a_cancelled_parent_cancels_its_children_across_a_crash_at_every_commit(
     assert_eq!(ended, 2, "{:#?}", report.trace);
     assert!(report.commits > 6, "{}", report.commits);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_parent_and_its_children_end_in_one_commit() {
+    let te = builder().build().await;
+    te.start(order, "tt-1", vec!["a".into(), "bb".into()])
+        .await
+        .unwrap();
+    te.run_until_idle().await;
+    let before = te.engine().commit_count();
+    te.engine().terminate("tt-1", "fraud").await.unwrap();
+    te.run_until_idle().await;
+    // One commit ended the parent and both children.
+    assert_eq!(te.engine().commit_count() - before, 1);
+    for child in ["tt-1/line_review-1.0", "tt-1/line_review-1.1"] {
+        match te.engine().status(child).unwrap() {
+            RunStatus::Terminated { reason } => {
+                assert_eq!(reason, "its parent was terminated: fraud");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Nothing waits any more: the children's waits went with them.
+    assert!(te.engine().pending().unwrap().is_empty());
+}

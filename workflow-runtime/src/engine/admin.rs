@@ -919,9 +919,16 @@ impl Inner {
                 reason: reason.to_owned(),
             },
         );
+        // The awaited children end in the same commit, so a crash cannot leave them running
+        // for a parent that is gone; their own children are terminated after it.
+        let (_child_locks, grandchildren) = inner.terminate_with(&mut cp, reason, children).await?;
         inner.commit(cp).await?;
         drop(_lock);
-        inner.terminate_children(reason, children).await;
+        drop(_child_locks);
+        for (child, open) in grandchildren {
+            let why = format!("its parent `{child}` was terminated: {reason}");
+            inner.terminate_children(&why, open).await;
+        }
         Ok(())
     }
 }

@@ -264,6 +264,45 @@ impl Inner {
         }
     }
 
+    /// Adds the termination of each of `children` that has not ended to `parent`'s commit,
+    /// under their locks (returned, to hold until the commit is durable); gives the awaited
+    /// children of each, to terminate after it.
+    pub(super) async fn terminate_with(
+        &self,
+        parent: &mut Checkpoint,
+        reason: &str,
+        children: Vec<String>,
+    ) -> Result<(Vec<super::RunLock<'_>>, Vec<(String, Vec<String>)>), StoreError> {
+        let mut locks = Vec::new();
+        let mut grandchildren = Vec::new();
+        for child in children {
+            // Always parent before child, as everywhere: no lock order is reversed.
+            let lock = self.lock_run(&child).await;
+            let Some(rec) = self.store.run(&child)? else {
+                continue;
+            };
+            if rec.is_finished() && !matches!(rec.status, RunStatus::Incompatible { .. }) {
+                continue;
+            }
+            if let Some(step) = super::lock(&self.steps).remove(&child) {
+                step.abort();
+            }
+            self.batches.abort(&child);
+            grandchildren.push((child.clone(), self.open_children(&rec)));
+            let why = format!("its parent was terminated: {reason}");
+            let mut cp = Checkpoint::load(&child, parent.now_ms, rec);
+            cp.end(
+                RunStatus::Terminated {
+                    reason: why.clone(),
+                },
+                TraceKind::Terminated { reason: why },
+            );
+            parent.create_child(cp);
+            locks.push(lock);
+        }
+        Ok((locks, grandchildren))
+    }
+
     /// Terminates each of `children` with `reason` (their parent was terminated).
     pub(super) async fn terminate_children(&self, reason: &str, children: Vec<String>) {
         for child in children {
