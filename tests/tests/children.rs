@@ -85,8 +85,16 @@ async fn quotes(ctx: &mut WorkflowContext, skus: Vec<String>) -> Result<u64, Wor
     Ok(sum)
 }
 
+#[workflow]
+async fn nested(ctx: &mut WorkflowContext, sku: String) -> Result<String, WorkflowError> {
+    // The child's first transition starts a child of its own: three runs, one commit.
+    let inner = ctx.child(single, sku).await?;
+    Ok(format!("[{inner}]"))
+}
+
 fn builder() -> workflow_runtime::testing::TestEngineBuilder {
     TestEngine::builder()
+        .register(nested)
         .register(quote)
         .register(line_review)
         .register(single)
@@ -425,4 +433,27 @@ async fn a_terminated_parent_and_its_children_end_in_one_commit() {
     }
     // Nothing waits any more: the children's waits went with them.
     assert!(te.engine().pending().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grandchildren_are_created_with_their_parents() {
+    let te = builder().build().await;
+    let run = te.start(nested, "g-1", "abc".into()).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), Ok("[abc: 300]".to_owned()));
+    let grandchild = te.engine().inspect("g-1/single-1/quote-1").unwrap();
+    assert_eq!(grandchild.parent.as_deref(), Some("g-1/single-1"));
+    // Created in one commit: a crash at any commit leaves all three runs or none.
+    crash_test(builder(), nested, "abc".into(), Script::new())
+        .await
+        .assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_of_an_unregistered_workflow_is_an_error_at_once() {
+    let te = TestEngine::builder().register(single).build().await;
+    let run = te.start(single, "u-1", "abc".into()).await.unwrap();
+    let out = run.result().await.unwrap().unwrap();
+    assert!(out.starts_with("abc: Unavailable"), "{out}");
+    assert!(out.contains("workflow `quote` is not registered"), "{out}");
+    assert!(te.engine().inspect("u-1/quote-1").is_err());
 }

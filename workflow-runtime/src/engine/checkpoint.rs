@@ -111,8 +111,12 @@ impl Checkpoint {
 
     /// Adds a child run's creation to this commit.
     pub(super) fn create_child(&mut self, child: Checkpoint) {
-        let (write, effects) = child.finish();
+        let (mut write, effects) = child.finish();
+        // A child whose first transition starts children of its own: all of them are other
+        // writes of this one commit, side by side (a store takes no nested ones).
+        let nested = std::mem::take(&mut write.others);
         self.write.others.push(write);
+        self.write.others.extend(nested);
         self.children.extend(effects);
     }
 
