@@ -18,8 +18,9 @@
 //! 1. Implement [`Store`]. Reads return records and rows as they were last acknowledged.
 //!    [`Store::commit`] applies one [`CheckpointWrite`] atomically: its [`RunWrite`] replaces
 //!    the run's record, the index rows of [`RunWrite::previous`] go and those of
-//!    [`RunRecord::indexed_command`] come (a `Step` without a backoff is ready to execute; a
-//!    `Step` with `not_before_ms`, a `Wait` and a `Sleep` are timers at their deadline; a
+//!    [`RunRecord::indexed_command`] come (a `Step` without a backoff, a `Batch` and a
+//!    `Children` are ready to execute; a `Step` with `not_before_ms`, a `Wait` and a `Sleep`
+//!    are timers at their deadline; a
 //!    `Wait` is also a [`PendingWait`]), a finished run that is not parked as incompatible
 //!    loses its inbox, a buffered signal gets the next inbox index, consumed ones go, trace
 //!    events are numbered on from the run's last one; the writes of [`CheckpointWrite::others`]
