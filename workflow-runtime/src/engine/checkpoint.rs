@@ -22,11 +22,26 @@ pub(super) struct Reported {
     workflow: String,
     version: u32,
     events: Vec<TraceEvent>,
+    /// The events of the other runs the checkpoint writes (the child runs it creates).
+    others: Vec<Reported>,
 }
 
 impl Reported {
+    fn copy(&self) -> Reported {
+        Reported {
+            run_id: self.run_id.clone(),
+            workflow: self.workflow.clone(),
+            version: self.version,
+            events: self.events.clone(),
+            others: self.others.iter().map(Reported::copy).collect(),
+        }
+    }
+
     pub(super) fn report(&self) {
         telemetry::committed(&self.run_id, &self.workflow, self.version, &self.events);
+        for other in &self.others {
+            other.report();
+        }
     }
 }
 
@@ -82,6 +97,8 @@ pub(super) struct Checkpoint {
     pub(super) spawn: Vec<(crate::ChildItem, bool)>,
     /// What to do for the children created, once the commit is durable.
     children: Vec<Effects>,
+    /// The trace events of the other runs written, for a subscriber, when one listens.
+    child_reports: Vec<Reported>,
 }
 
 impl Checkpoint {
@@ -106,11 +123,19 @@ impl Checkpoint {
             write: CheckpointWrite::new(run_id),
             spawn: Vec::new(),
             children: Vec::new(),
+            child_reports: Vec::new(),
         }
     }
 
     /// Adds a child run's creation to this commit.
-    pub(super) fn create_child(&mut self, child: Checkpoint) {
+    /// `next_trace` numbers the child's trace events for a subscriber (the store's next
+    /// number for that run), when one listens.
+    pub(super) fn create_child(&mut self, mut child: Checkpoint, next_trace: Option<u64>) {
+        if let Some(next) = next_trace {
+            let mut reported = child.trace_events(next);
+            reported.others = std::mem::take(&mut child.child_reports);
+            self.child_reports.push(reported);
+        }
         let (mut write, effects) = child.finish();
         // A child whose first transition starts children of its own: all of them are other
         // writes of this one commit, side by side (a store takes no nested ones).
@@ -234,6 +259,7 @@ impl Checkpoint {
             workflow: self.rec.workflow.clone(),
             version: self.rec.version,
             events,
+            others: self.child_reports.iter().map(Reported::copy).collect(),
         }
     }
 

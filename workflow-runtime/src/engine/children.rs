@@ -162,7 +162,9 @@ impl Inner {
                 self.plan_children(&mut child)?;
             }
         }
-        cp.create_child(child);
+        // A new run's trace starts at 0.
+        let next = crate::telemetry::wants_trace_events().then_some(0);
+        cp.create_child(child, next);
         Ok(Ok(()))
     }
 
@@ -297,7 +299,11 @@ impl Inner {
                 },
                 TraceKind::Terminated { reason: why },
             );
-            parent.create_child(cp);
+            let next = match crate::telemetry::wants_trace_events() {
+                true => Some(self.store.last_trace(&child)?.map_or(0, |e| e.seq + 1)),
+                false => None,
+            };
+            parent.create_child(cp, next);
             locks.push(lock);
         }
         Ok((locks, grandchildren))
