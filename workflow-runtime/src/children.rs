@@ -150,8 +150,8 @@ pub(crate) fn derived_id(parent: &str, workflow: &str, seq: u64, index: Option<u
     }
 }
 
-/// What [`WorkflowContext::child`] returns: a child run to await for its output, or to give a
-/// run id with [`id`](ChildPoint::id) first.
+/// What [`WorkflowContext::child`](crate::WorkflowContext::child) returns: a child run to
+/// await for its output, or to give a run id with [`id`](ChildPoint::id) first.
 ///
 /// # Examples
 ///
@@ -200,8 +200,8 @@ impl<T> std::future::IntoFuture for ChildPoint<T> {
     }
 }
 
-/// What [`WorkflowContext::start_child`] returns: a detached child run to start, whose run id
-/// the `.await` gives.
+/// What [`WorkflowContext::start_child`](crate::WorkflowContext::start_child) returns: a
+/// detached child run to start, whose run id the `.await` gives.
 #[must_use = "a child run starts only where it is awaited: `ctx.start_child(w, input).await`"]
 #[derive(Debug)]
 pub struct StartChildPoint {
@@ -225,8 +225,8 @@ impl std::future::IntoFuture for StartChildPoint {
     }
 }
 
-/// What [`WorkflowContext::fan_out_children`] returns: child runs to await, each outcome on its
-/// own.
+/// What [`WorkflowContext::fan_out_children`](crate::WorkflowContext::fan_out_children)
+/// returns: child runs to await, each outcome on its own.
 #[must_use = "child runs start only where they are awaited: `ctx.fan_out_children(w, items).await`"]
 pub struct ChildrenPoint<T> {
     output: std::marker::PhantomData<fn() -> T>,
