@@ -86,7 +86,9 @@ fn level(kind: &TraceKind) -> Level {
         | TraceKind::Retried { .. }
         | TraceKind::Erased
         | TraceKind::ChildStarted { .. }
-        | TraceKind::ChildEnded { .. } => Level::INFO,
+        | TraceKind::ChildEnded { .. }
+        | TraceKind::ScheduleFired { .. }
+        | TraceKind::ScheduleMissed { .. } => Level::INFO,
         _ => Level::DEBUG,
     }
 }

@@ -280,6 +280,28 @@ pub enum TraceKind {
         /// The parent's run id.
         parent: String,
     },
+    /// A tick of a schedule came due (`Engine::schedule`, `Engine::start_at`); traced on the
+    /// schedule's own record.
+    ScheduleFired {
+        /// The tick, milliseconds since the Unix epoch.
+        tick_ms: u64,
+        /// The run the tick starts, whose id is derived from the schedule's id and the tick.
+        run_id: String,
+        /// What became of it: `started`; `existed` (a firing retried after a crash found its
+        /// run already started); `overlap` (not started: the schedule's previous run still
+        /// runs, under `Overlap::Skip`); `failed: <why>` (the input no longer decodes, or the
+        /// start was refused).
+        outcome: String,
+    },
+    /// Ticks that came due while no engine ran, dropped by the schedule's catch-up policy.
+    ScheduleMissed {
+        /// How many.
+        count: u64,
+        /// The first of them, milliseconds since the Unix epoch.
+        first_ms: u64,
+        /// The last of them, milliseconds since the Unix epoch.
+        last_ms: u64,
+    },
 }
 
 impl TraceKind {
@@ -334,6 +356,8 @@ impl TraceKind {
             TraceKind::ChildStarted { .. } => "child_started",
             TraceKind::ChildEnded { .. } => "child_ended",
             TraceKind::StartedByParent { .. } => "started_by_parent",
+            TraceKind::ScheduleFired { .. } => "schedule_fired",
+            TraceKind::ScheduleMissed { .. } => "schedule_missed",
         }
     }
 }
@@ -557,6 +581,25 @@ impl fmt::Display for TraceEvent {
                 ),
             },
             TraceKind::StartedByParent { parent } => write!(f, "started_by_parent {parent}"),
+            TraceKind::ScheduleFired {
+                tick_ms,
+                run_id,
+                outcome,
+            } => write!(
+                f,
+                "schedule_fired tick={} run={run_id}: {outcome}",
+                format_time_ms(*tick_ms)
+            ),
+            TraceKind::ScheduleMissed {
+                count,
+                first_ms,
+                last_ms,
+            } => write!(
+                f,
+                "schedule_missed {count} tick(s) from {} to {}",
+                format_time_ms(*first_ms),
+                format_time_ms(*last_ms)
+            ),
             TraceKind::Imported { state } => write!(f, "imported state={}", short(state)),
             TraceKind::Migrated {
                 from_version,

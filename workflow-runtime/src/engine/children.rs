@@ -132,7 +132,8 @@ impl Inner {
         }
         let now = cp.now_ms;
         let (state, failure) = match d.start_json(&item.input) {
-            Ok(state) => (state, None),
+            Ok(Ok(state)) => (state, None),
+            Ok(Err(failure)) => (Value::Null, Some(failure.to_string())),
             Err(message) => (Value::Null, Some(message)),
         };
         let mut rec = RunRecord::new(d.name(), state, now);

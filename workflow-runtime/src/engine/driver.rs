@@ -51,8 +51,9 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn migrations(&self) -> Vec<Migration>;
     /// Whether a stored state decodes into this version's state.
     fn decodes(&self, state: &Value) -> Result<(), serde_json::Error>;
-    /// The start state for an input given as JSON (a child run's), or why there is none.
-    fn start_json(&self, input: &Value) -> Result<Value, String>;
+    /// The start state for an input given as JSON (a schedule stores its input that way):
+    /// `Err` when the input does not decode into `W::Input`, else what [`start_state`] gives.
+    fn start_json(&self, input: &Value) -> Result<Result<Value, StartFailure>, String>;
 
     /// Why a stored run must not be decoded with this code, if it must not.
     fn incompatibility(&self, rec: &RunRecord) -> Option<String> {
@@ -160,14 +161,14 @@ impl<W: Workflow> Driver for Typed<W> {
         codec::from_value_ref::<W::State>(state).map(drop)
     }
 
-    fn start_json(&self, input: &Value) -> Result<Value, String> {
+    fn start_json(&self, input: &Value) -> Result<Result<Value, StartFailure>, String> {
         let input: W::Input = codec::from_value_ref(input).map_err(|e| {
             format!(
                 "the input does not decode into `{}`: {e}",
                 std::any::type_name::<W::Input>()
             )
         })?;
-        start_state::<W>(input).map_err(|e| e.to_string())
+        Ok(start_state::<W>(input))
     }
 }
 
