@@ -239,3 +239,109 @@ fn a_fan_out_and_a_join_under_kill9_rerun_only_unfinished_steps_and_apply_each_e
         exec.len()
     );
 }
+
+fn count(trace: &[TraceEvent], what: impl Fn(&TraceKind) -> bool) -> usize {
+    trace.iter().filter(|e| what(&e.kind)).count()
+}
+
+#[test]
+fn a_retried_webhook_across_kill9_starts_the_run_once_and_a_wait_for_any_leaves_the_other_name_buffered()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.redb");
+    let store_arg = store.display().to_string();
+    let dir_arg = dir.path().display().to_string();
+    let args = ["webhook", store_arg.as_str(), dir_arg.as_str()];
+    let approve = r#"sws approve evt-1 {"amount":5}"#;
+
+    // The webhook creates the run; its first step holds (no gate yet), so the signal waits in
+    // the inbox. Killed as soon as the call returned.
+    let mut w = Worker::spawn(&args);
+    w.wait_line("ready");
+    assert_eq!(w.send(approve), "Buffered");
+    w.kill9();
+    let after_first = trace(&store, "wh-1");
+    assert_eq!(
+        count(&after_first, |k| matches!(k, TraceKind::Started { .. })),
+        1
+    );
+
+    // The sender did not hear back and retries the same event; then another event comes.
+    let mut w = Worker::spawn(&args);
+    w.wait_line("ready");
+    assert_eq!(w.send(approve), "Duplicate");
+    assert_eq!(w.send(r#"sws reject evt-2 {"reason":"late"}"#), "Buffered");
+    w.kill9();
+
+    // The gate opens: the first wait takes one of the two buffered signals and the step that
+    // acts on it runs; killed once its effect is in the ledger, before or after its checkpoint.
+    let w = Worker::spawn(&args);
+    w.wait_line("ready");
+    std::fs::write(dir.path().join("gate"), "").unwrap();
+    let started = Instant::now();
+    while !ledger(dir.path(), "effects.log")
+        .iter()
+        .any(|(_, what)| what.starts_with("act on"))
+    {
+        assert!(started.elapsed() < HUNG, "the worker is stuck");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    w.kill9();
+
+    // The last life finishes the run: the second wait takes the name the first left.
+    let w = Worker::spawn(&args);
+    let output = w.wait_line("done ");
+    w.exit();
+    let expected: Result<Result<String, ()>, ()> = Ok(Ok(
+        r#"case wh-1: act on Approve { amount: 5 }; then Reject { reason: "late" }"#.to_owned(),
+    ));
+    assert_eq!(output, format!("{expected:?}"));
+
+    let trace = trace(&store, "wh-1");
+    assert_eq!(
+        count(&trace, |k| matches!(k, TraceKind::Started { .. })),
+        1,
+        "the run was created once"
+    );
+    assert_eq!(
+        count(&trace, |k| matches!(
+            k,
+            TraceKind::SignalReceived { signal, .. } if signal == "approve"
+        )),
+        1,
+        "the approval was delivered once"
+    );
+    assert_eq!(
+        count(&trace, |k| matches!(
+            k,
+            TraceKind::SignalDuplicate { dedupe_key, .. } if dedupe_key == "evt-1"
+        )),
+        1,
+        "the retried webhook was seen as a duplicate"
+    );
+    assert_eq!(
+        count(&trace, |k| matches!(
+            k,
+            TraceKind::SignalReceived { signal, from_inbox: true, .. } if signal == "reject"
+        )),
+        1,
+        "the rejection stayed buffered for the second wait"
+    );
+    let effects = ledger(dir.path(), "effects.log");
+    let acted: Vec<&String> = effects
+        .iter()
+        .map(|(_, w)| w)
+        .filter(|w| w.starts_with("act on"))
+        .collect();
+    assert_eq!(acted, ["act on Approve { amount: 5 }"], "acted on once");
+    let opened: BTreeSet<String> = ledger(dir.path(), "exec.log")
+        .into_iter()
+        .filter(|(_, w)| w == "open wh-1")
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        opened.len(),
+        1,
+        "the first step ran under one key: {opened:?}"
+    );
+}
