@@ -60,10 +60,14 @@ impl Worker {
     }
 
     fn send(&mut self, command: &str) -> String {
+        self.send_only(command);
+        self.wait_line("outcome ")
+    }
+
+    fn send_only(&mut self, command: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{command}").unwrap();
         stdin.flush().unwrap();
-        self.wait_line("outcome ")
     }
 
     fn finished(&mut self) -> bool {
@@ -266,17 +270,33 @@ fn a_retried_webhook_across_kill9_starts_the_run_once_and_a_wait_for_any_leaves_
         1
     );
 
-    // The sender did not hear back and retries the same event; then another event comes.
+    // The sender did not hear back and retries the same event; then another event comes, and
+    // the worker is killed while it handles that one (before or after its commit).
     let mut w = Worker::spawn(&args);
     w.wait_line("ready");
     assert_eq!(w.send(approve), "Duplicate");
-    assert_eq!(w.send(r#"sws reject evt-2 {"reason":"late"}"#), "Buffered");
+    let reject = r#"sws reject evt-2 {"reason":"late"}"#;
+    w.send_only(reject);
+    std::thread::sleep(Duration::from_micros(u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            % 3_000,
+    )));
     w.kill9();
 
-    // The gate opens: the first wait takes one of the two buffered signals and the step that
-    // acts on it runs; killed once its effect is in the ledger, before or after its checkpoint.
-    let w = Worker::spawn(&args);
+    // That one is retried too; then the gate opens: the first wait takes one of the two
+    // buffered signals and the step that acts on it runs; killed once its effect is in the
+    // ledger, before or after its checkpoint.
+    let mut w = Worker::spawn(&args);
     w.wait_line("ready");
+    let retried = w.send(reject);
+    println!("the rejection retried after the kill: {retried}");
+    assert!(
+        retried == "Buffered" || retried == "Duplicate",
+        "the retried rejection: {retried}"
+    );
     std::fs::write(dir.path().join("gate"), "").unwrap();
     let started = Instant::now();
     while !ledger(dir.path(), "effects.log")
@@ -318,6 +338,14 @@ fn a_retried_webhook_across_kill9_starts_the_run_once_and_a_wait_for_any_leaves_
         )),
         1,
         "the retried webhook was seen as a duplicate"
+    );
+    assert_eq!(
+        count(&trace, |k| matches!(
+            k,
+            TraceKind::SignalDuplicate { dedupe_key, .. } if dedupe_key == "evt-2"
+        )),
+        usize::from(retried == "Duplicate"),
+        "the retried rejection is a duplicate exactly when the first one was committed"
     );
     assert_eq!(
         count(&trace, |k| matches!(
