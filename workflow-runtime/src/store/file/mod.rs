@@ -84,6 +84,15 @@ pub struct FileStore {
     leases: Arc<Leases>,
 }
 
+/// How a store's commits are written.
+enum Writing {
+    /// By the committer thread, which reopens the database through the source, if any, after
+    /// a device failure.
+    Thread(Option<Source>),
+    /// On the caller's thread: a store in memory, whose commits wait for no device.
+    Inline,
+}
+
 /// What the readers share with the committer: the open database, which the committer replaces
 /// when it reopens it after a device failure.
 pub(crate) struct Shared {
@@ -410,7 +419,7 @@ impl FileStore {
             },
             move |b| b.create(&q),
         );
-        Self::open_with(&label, |b| b.create(path), Some(source))
+        Self::open_with(&label, |b| b.create(path), Writing::Thread(Some(source)))
     }
 
     /// A fresh store in memory, gone when closed.
@@ -429,7 +438,7 @@ impl FileStore {
         Self::open_with(
             "<in-memory store>",
             |b| b.create_with_backend(InMemoryBackend::new()),
-            None,
+            Writing::Inline,
         )
     }
 
@@ -464,7 +473,11 @@ impl FileStore {
             move || Ok(Box::new(bytes.clone()) as Box<dyn StorageBackend>),
             move |b| b.create_with_backend(again.clone()),
         );
-        Self::open_with(label, |b| b.create_with_backend(disk), Some(source))
+        Self::open_with(
+            label,
+            |b| b.create_with_backend(disk),
+            Writing::Thread(Some(source)),
+        )
     }
 
     /// Opens a store through a [`PowerLossDisk`], a test instrument that loses every write not
@@ -513,7 +526,7 @@ impl FileStore {
         drop(Self::open_with(
             &tmp.display().to_string(),
             |b| b.create(&tmp),
-            None,
+            Writing::Thread(None),
         )?);
         // A hard link never replaces a store another process created in the meantime; a
         // rename is the fallback on file systems without hard links.
@@ -541,7 +554,7 @@ impl FileStore {
     fn open_with(
         label: &str,
         create: impl FnOnce(&redb::Builder) -> Result<Database, DatabaseError>,
-        source: Option<Source>,
+        writing: Writing,
     ) -> Result<FileStore, OpenError> {
         let db = Arc::new(open_db(label, create)?);
         let shared = Arc::new(Shared {
@@ -550,13 +563,14 @@ impl FileStore {
             epoch: AtomicU64::new(0),
         });
         let leases = Arc::new(Leases::default());
-        let committer =
-            Committer::spawn(db, shared.clone(), source, leases.clone()).map_err(|e| {
-                OpenError::Storage {
+        let committer = match writing {
+            Writing::Inline => Committer::inline(db, shared.clone(), leases.clone()),
+            Writing::Thread(source) => Committer::spawn(db, shared.clone(), source, leases.clone())
+                .map_err(|e| OpenError::Storage {
                     path: label.to_owned(),
                     source: e,
-                }
-            })?;
+                })?,
+        };
         Ok(FileStore {
             label: label.to_owned(),
             shared,
