@@ -141,7 +141,7 @@ pub(crate) struct Committer {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The writer of an in-memory store, driven on the caller's thread (see
     /// [`Committer::inline`]); `None` inside once stopped.
-    inline: Option<Mutex<Option<Writer>>>,
+    inline: Option<Box<Mutex<Option<Writer>>>>,
     commits: Arc<AtomicU64>,
     shared: Arc<Shared>,
 }
@@ -217,7 +217,7 @@ impl Committer {
         Committer {
             tx: Mutex::new(None),
             thread: Mutex::new(None),
-            inline: Some(Mutex::new(Some(writer))),
+            inline: Some(Box::new(Mutex::new(Some(writer)))),
             commits,
             shared,
         }
