@@ -179,6 +179,7 @@ impl Committer {
             backoff: FIRST_BACKOFF,
             pin: None,
             lazy: None,
+            numbering: Numbering::default(),
         };
         let thread = std::thread::Builder::new()
             .name("workflow-committer".to_owned())
@@ -213,6 +214,7 @@ impl Committer {
             backoff: FIRST_BACKOFF,
             pin: None,
             lazy: Some(0),
+            numbering: Numbering::default(),
         };
         Committer {
             tx: Mutex::new(None),
@@ -338,6 +340,47 @@ struct Writer {
     /// An inline committer's commits since its last durable one (see [`Writer::durability`]);
     /// `None` for the committer thread, whose every commit is durable.
     lazy: Option<u32>,
+    /// The number the next trace event of a run gets, for the runs written lately.
+    ///
+    /// The write transaction would otherwise find it by seeking the run's last trace row at
+    /// every checkpoint (a B-tree descent, a tenth of the committer's work per transition).
+    /// This thread is the only writer of the trace table, so the numbers it wrote stay right;
+    /// they are taken in only after a commit succeeds, and all forgotten after any failed one
+    /// (a failed sync may or may not have left the rows on the disk).
+    numbering: Numbering,
+}
+
+/// See [`Writer::numbering`].
+#[derive(Default)]
+struct Numbering(HashMap<String, u64>);
+
+/// How many runs [`Numbering`] remembers before it starts over: a bound on its memory, well
+/// above the runs that move at once in a busy process.
+const NUMBERING_LIMIT: usize = 16_384;
+
+impl Numbering {
+    fn get(&self, run_id: &str) -> Option<u64> {
+        self.0.get(run_id).copied()
+    }
+
+    /// Takes in the numbers a successful commit left.
+    fn learn(&mut self, next: HashMap<&str, u64>) {
+        if self.0.len() + next.len() > NUMBERING_LIMIT {
+            self.0.clear();
+        }
+        for (run_id, n) in next {
+            match self.0.get_mut(run_id) {
+                Some(known) => *known = n,
+                None => {
+                    self.0.insert(run_id.to_owned(), n);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self) {
+        self.0.clear();
+    }
 }
 
 impl Writer {
@@ -570,8 +613,9 @@ impl Writer {
         let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
         let mut device = None;
         let durability = self.durability();
-        match write(&db, &group, durability) {
-            Ok(()) => {
+        match write(&db, &group, durability, &self.numbering) {
+            Ok(next) => {
+                self.numbering.learn(next);
                 if let Some(started) = started {
                     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     tracing::debug!(
@@ -592,6 +636,7 @@ impl Writer {
                 };
             }
             Err(e) if e.is_device_failure() => {
+                self.numbering.forget();
                 // The device, not a checkpoint: every one of the group gets the same error, and
                 // nothing is written until the store recovers.
                 for (_, ack) in accepted {
@@ -600,16 +645,28 @@ impl Writer {
                 device = Some(e);
             }
             Err(e) if accepted.len() == 1 => {
+                self.numbering.forget();
                 let (_, ack) = accepted.into_iter().next().expect("one job");
                 ack.acknowledge(Err(e));
             }
             Err(_) => {
+                self.numbering.forget();
                 // One bad checkpoint (say, a value over redb's size limit) must not fail the
                 // others it happened to be grouped with: retry each on its own.
                 for (job, ack) in accepted {
                     let result = match &device {
                         Some(e) => Err(e.clone()),
-                        None => write(&db, &[&job], durability),
+                        None => write(&db, &[&job], durability, &self.numbering),
+                    };
+                    let result = match result {
+                        Ok(next) => {
+                            self.numbering.learn(next);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            self.numbering.forget();
+                            Err(e)
+                        }
                     };
                     match &result {
                         Ok(()) => {
@@ -633,17 +690,24 @@ impl Writer {
     }
 }
 
-/// Writes several checkpoints in one transaction; blocking.
-fn write(db: &Database, jobs: &[&Job], durability: Durability) -> Result<(), StoreError> {
+/// Writes several checkpoints in one transaction; blocking. Returns the number of the next
+/// trace event of each run that got some, to be remembered once the commit succeeded.
+fn write<'j>(
+    db: &Database,
+    jobs: &[&'j Job],
+    durability: Durability,
+    known: &Numbering,
+) -> Result<HashMap<&'j str, u64>, StoreError> {
     let mut txn = db.begin_write().ctx("starting a write transaction")?;
     if matches!(durability, Durability::None) {
         txn.set_durability(durability).map_err(|e| {
             StoreError::io("starting a write transaction", std::io::Error::other(e))
         })?;
     }
-    apply(&txn, jobs)?;
+    let next = apply(&txn, jobs, known)?;
     // `Durability::Immediate` is redb's default: the commit returns after fsync.
-    txn.commit().ctx("committing a checkpoint")
+    txn.commit().ctx("committing a checkpoint")?;
+    Ok(next)
 }
 
 type Bytes<'t, K> = redb::Table<'t, K, &'static [u8]>;
@@ -721,8 +785,14 @@ impl<'t> Tables<'t> {
     }
 }
 
-fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
+fn apply<'j>(
+    txn: &WriteTransaction,
+    jobs: &[&'j Job],
+    known: &Numbering,
+) -> Result<HashMap<&'j str, u64>, StoreError> {
     let mut t = Tables::new(txn);
+    // The next trace number of each run this transaction wrote events for or purged.
+    let mut numbered: HashMap<&str, u64> = HashMap::new();
     // The last write to each `ready` row. A step that schedules the next step deletes and
     // re-inserts the same row; applying only the net effect, and skipping a row that already
     // holds it, keeps that table out of the commit (each table written costs pages per fsync).
@@ -731,6 +801,7 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
         let run_id = job.run_id.as_str();
         if job.purge {
             purge(&mut t, run_id)?;
+            numbered.insert(run_id, 0);
             // A purged run leaves no `ready` row behind; an earlier job of this group may
             // have planned one.
             ready_net.insert(run_id, None);
@@ -810,7 +881,11 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
         }
         if !job.trace.is_empty() {
             let trace = t.trace()?;
-            let first = next_index(trace, run_id).ctx("writing a checkpoint")?;
+            let first = match numbered.get(run_id).copied().or_else(|| known.get(run_id)) {
+                Some(n) => n,
+                None => next_index(trace, run_id).ctx("writing a checkpoint")?,
+            };
+            numbered.insert(run_id, first + job.trace.len() as u64);
             for (seq, event) in (first..).zip(&job.trace) {
                 let numbered = Numbered {
                     seq,
@@ -831,7 +906,7 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
         }
     }
     if ready_net.is_empty() {
-        return Ok(());
+        return Ok(numbered);
     }
     let ready = t.ready()?;
     for (run_id, workflow) in ready_net {
@@ -850,7 +925,7 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
             }
         }
     }
-    Ok(())
+    Ok(numbered)
 }
 
 /// Removes an ended run: its record, trace, inbox and dedupe rows. An ended run has no index
