@@ -172,6 +172,9 @@ pub use engine::{
     RunFilter, RunHandle, RunPage, RunStatus, RunSummary, Signal, SignalOutcome,
     SignalWithStartError, VersionSummary,
 };
+pub use engine::{
+    CatchUp, Overlap, SCHEDULE_WORKFLOW, Schedule, ScheduleError, ScheduleInfo, schedule_run_id,
+};
 pub use error::{
     CodecError, EngineError, MigrationError, OpenError, OpsError, PayloadError, ResultError,
     SignalError, StartError, StoreError,

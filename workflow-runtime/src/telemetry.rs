@@ -84,7 +84,9 @@ fn level(kind: &TraceKind) -> Level {
         | TraceKind::Cancelled { .. }
         | TraceKind::Terminated { .. }
         | TraceKind::Retried { .. }
-        | TraceKind::Erased => Level::INFO,
+        | TraceKind::Erased
+        | TraceKind::ScheduleFired { .. }
+        | TraceKind::ScheduleMissed { .. } => Level::INFO,
         _ => Level::DEBUG,
     }
 }

@@ -255,6 +255,28 @@ pub enum TraceKind {
     /// An operator erased the ended run's payloads (`Engine::erase`): the events before this
     /// one keep their names and times, without their payloads and messages.
     Erased,
+    /// A tick of a schedule came due (`Engine::schedule`, `Engine::start_at`); traced on the
+    /// schedule's own record.
+    ScheduleFired {
+        /// The tick, milliseconds since the Unix epoch.
+        tick_ms: u64,
+        /// The run the tick starts, whose id is derived from the schedule's id and the tick.
+        run_id: String,
+        /// What became of it: `started`; `existed` (a firing retried after a crash found its
+        /// run already started); `overlap` (not started: the schedule's previous run still
+        /// runs, under `Overlap::Skip`); `failed: <why>` (the input no longer decodes, or the
+        /// start was refused).
+        outcome: String,
+    },
+    /// Ticks that came due while no engine ran, dropped by the schedule's catch-up policy.
+    ScheduleMissed {
+        /// How many.
+        count: u64,
+        /// The first of them, milliseconds since the Unix epoch.
+        first_ms: u64,
+        /// The last of them, milliseconds since the Unix epoch.
+        last_ms: u64,
+    },
 }
 
 impl TraceKind {
@@ -306,6 +328,8 @@ impl TraceKind {
             TraceKind::Terminated { .. } => "terminated",
             TraceKind::Retried { .. } => "retried",
             TraceKind::Erased => "erased",
+            TraceKind::ScheduleFired { .. } => "schedule_fired",
+            TraceKind::ScheduleMissed { .. } => "schedule_missed",
         }
     }
 }
@@ -503,6 +527,25 @@ impl fmt::Display for TraceEvent {
             TraceKind::Terminated { reason } => write!(f, "terminated: {reason}"),
             TraceKind::Retried { step } => write!(f, "retried from step {step}"),
             TraceKind::Erased => f.write_str("erased"),
+            TraceKind::ScheduleFired {
+                tick_ms,
+                run_id,
+                outcome,
+            } => write!(
+                f,
+                "schedule_fired tick={} run={run_id}: {outcome}",
+                format_time_ms(*tick_ms)
+            ),
+            TraceKind::ScheduleMissed {
+                count,
+                first_ms,
+                last_ms,
+            } => write!(
+                f,
+                "schedule_missed {count} tick(s) from {} to {}",
+                format_time_ms(*first_ms),
+                format_time_ms(*last_ms)
+            ),
             TraceKind::Imported { state } => write!(f, "imported state={}", short(state)),
             TraceKind::Migrated {
                 from_version,

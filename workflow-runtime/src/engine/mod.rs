@@ -13,6 +13,7 @@ mod driver;
 mod handle;
 pub(crate) mod hooks;
 mod ops;
+mod schedule;
 mod shared;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,9 @@ pub use self::admin::{
     RunSummary,
 };
 pub use self::handle::RunHandle;
+pub use self::schedule::{
+    CatchUp, Overlap, SCHEDULE_WORKFLOW, Schedule, ScheduleError, ScheduleInfo, schedule_run_id,
+};
 pub use self::shared::LeaseSettings;
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
@@ -515,6 +519,7 @@ impl EngineBuilder {
             registry.add(d);
         }
         let clock = self.clock;
+        let opened_ms = clock.now_ms();
         let busy = Arc::new(Busy::default());
         let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
             let weak = me.clone();
@@ -548,6 +553,7 @@ impl EngineBuilder {
                 counters: admin::Counters::default(),
                 recovery: Mutex::default(),
                 shared: self.shared.map(shared::Shared::new),
+                opened_ms,
             }
         });
         let engine = Engine {
@@ -935,6 +941,9 @@ pub(crate) struct Inner {
     /// Leases and claims when the store is shared with other workers; `None` for the only
     /// writer of its store.
     shared: Option<Arc<shared::Shared>>,
+    /// When this engine opened its store, milliseconds since the Unix epoch: a schedule's tick
+    /// before it came due while no engine ran (`CatchUp::Skip` drops it).
+    opened_ms: u64,
 }
 
 /// Whether a recovery task runs, and how many device failures were seen.
@@ -1312,7 +1321,12 @@ impl Inner {
         if self.resume_shared() {
             return Ok(());
         }
-        let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.registry().contains(w);
+        // Schedules are re-armed with every registration too: one that came due while its
+        // workflow was not registered yet fires once it is.
+        let wanted = |w: &str| {
+            w == SCHEDULE_WORKFLOW
+                || (workflow.is_none_or(|x| x == w) && self.registry().contains(w))
+        };
         // This engine is its store's only user (its writes are `Fence::Exclusive`): it reads the
         // ready runs and every armed timer without claiming them, since a lease per parked run
         // would only cost memory in proportion to the store.
