@@ -1,9 +1,10 @@
 //! The embedded file backend: one redb database file, locked to one process.
 //!
 //! This directory is the only place that names redb. Reads go straight to the database (redb
-//! readers are concurrent); writes go through the group-commit thread of `committer`. Index
-//! rows are derived here from each checkpoint's record, on the caller's thread, so that the
-//! committer thread only writes.
+//! readers are concurrent); writes go through the group-commit thread of `committer` (for the
+//! store in memory, which waits for no device, the committer writes on the caller's thread
+//! instead). Index rows are derived here from each checkpoint's record, on the caller's thread,
+//! so that the committer only writes.
 //!
 //! After a device failure redb refuses every later write (`PreviousIo`), so the committer
 //! recovers by itself: it rewrites the file from what reads show, syncs it, and opens the
@@ -423,6 +424,10 @@ impl FileStore {
     }
 
     /// A fresh store in memory, gone when closed.
+    ///
+    /// Its commits are written on the caller's thread and acknowledged at once, with no group
+    /// commit: with no device to wait for, the hand-off to a thread would cost more than the
+    /// commit.
     ///
     /// # Errors
     /// [`OpenError::Storage`] if it cannot be initialised.
