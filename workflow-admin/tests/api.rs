@@ -180,6 +180,57 @@ async fn every_action_works_over_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_show_in_the_parent_trace_the_child_record_and_the_diagram() {
+    let s = serve().await;
+    let b = s.base.as_str();
+    s.engine
+        .start(support::basket, "k", vec![5, 6])
+        .await
+        .unwrap();
+    workflow_runtime::testing::settle(&s.engine).await;
+    let (status, started) = get(b, "/runs/k/trace?kind=child_started").await;
+    assert_eq!(status, 200, "{started}");
+    let children: Vec<&str> = started
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["child"].as_str().unwrap())
+        .collect();
+    assert_eq!(children, ["k/order-1.0", "k/order-1.1"]);
+    // A child's id holds a slash: encoded in the path, it names the run.
+    let (status, child) = get(b, "/runs/k%2Forder-1.0").await;
+    assert_eq!(status, 200, "{child}");
+    assert_eq!(child["parent"], "k");
+    let (_, parent) = get(b, "/runs/k").await;
+    assert_eq!(parent["state_name"], "ChildrenOrder");
+    assert_eq!(parent["pending"]["kind"], "children");
+    let (_, waits) = get(b, "/waits").await;
+    assert_eq!(waits.as_array().unwrap().len(), 2);
+    let (status, out) = post(
+        b,
+        "/runs/k%2Forder-1.0/signal",
+        json!({ "name": "approve", "payload": true }),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    let (status, out) = post(b, "/runs/k/cancel", json!({ "reason": "basket dropped" })).await;
+    assert_eq!(status, 200, "{out}");
+    workflow_runtime::testing::settle(&s.engine).await;
+    let (_, ended) = get(b, "/runs/k/trace?kind=child_ended").await;
+    assert_eq!(ended.as_array().unwrap().len(), 2, "{ended}");
+    let (_, child) = get(b, "/runs/k%2Forder-1.1").await;
+    assert_eq!(child["status"]["status"], "cancelled", "{child}");
+    let (_, dot) = call(
+        "GET",
+        format!("{b}/workflows/basket/diagram?format=dot"),
+        auth(),
+        None,
+    )
+    .await;
+    assert!(dot.contains("children order"), "{dot}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_json_with_proper_codes() {
     let s = serve().await;
     let b = s.base.as_str();

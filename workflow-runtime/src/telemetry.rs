@@ -85,6 +85,8 @@ fn level(kind: &TraceKind) -> Level {
         | TraceKind::Terminated { .. }
         | TraceKind::Retried { .. }
         | TraceKind::Erased
+        | TraceKind::ChildStarted { .. }
+        | TraceKind::ChildEnded { .. }
         | TraceKind::ScheduleFired { .. }
         | TraceKind::ScheduleMissed { .. } => Level::INFO,
         _ => Level::DEBUG,

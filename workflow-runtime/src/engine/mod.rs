@@ -9,6 +9,7 @@ mod admin;
 mod attempts;
 mod batch;
 mod checkpoint;
+mod children;
 mod driver;
 mod handle;
 pub(crate) mod hooks;
@@ -1137,8 +1138,17 @@ impl Inner {
     /// await grew to kilobytes, and every task that commits (a step attempt's, a signal's)
     /// carried it: tokio copies a task's future several times when it spawns and completes
     /// it, which cost more CPU per transition than the engine's own work (BENCHMARKS.md).
-    fn commit(&self, cp: Checkpoint) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
-        let begun = self.begin_commit(cp);
+    fn commit(
+        &self,
+        mut cp: Checkpoint,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
+        // The children a checkpoint asks for are created in its own commit.
+        let begun = match cp.spawn.is_empty() {
+            true => self.begin_commit(cp),
+            false => self
+                .plan_children(&mut cp)
+                .and_then(|()| self.begin_commit(cp)),
+        };
         async move {
             let Committing {
                 ack,
@@ -1287,7 +1297,13 @@ impl Inner {
         self.batches.abort_all();
     }
 
-    fn apply(&self, fx: Effects) {
+    fn apply(&self, mut fx: Effects) {
+        for child in std::mem::take(&mut fx.children) {
+            self.apply(child);
+        }
+        if let Some(parent) = &fx.parent {
+            self.wake_parent(parent);
+        }
         if let Some(deadline) = fx.cancel_timer {
             self.timers.cancel(deadline, fx.run_id.clone());
         }
@@ -1300,6 +1316,8 @@ impl Inner {
             Some(cmd @ Command::Batch { .. }) if self.may_drive(&fx.run_id, &fx.workflow) => {
                 self.launch_batch(&fx.run_id, &fx.workflow, fx.seq, &cmd);
             }
+            // A child adopted at its id may have ended before the parent asked for it.
+            Some(Command::Children { .. }) => self.wake_parent(&fx.run_id),
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !self.park(&fx.run_id, deadline_ms, fx.seq) =>
             {
@@ -1349,6 +1367,11 @@ impl Inner {
         let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
         };
+        if matches!(rec.pending, Some(Command::Children { .. })) && !rec.is_finished() {
+            // Under this run's lock: the outcomes are read by a task that takes it after.
+            self.wake_parent(run_id);
+            return Ok(());
+        }
         let Some(cmd @ (Command::Step { .. } | Command::Batch { .. })) = rec.pending.clone() else {
             return Ok(());
         };
@@ -1375,7 +1398,7 @@ impl Inner {
     async fn resume_run(&self, run_id: &str) -> Result<(), EngineError> {
         let rec = self.record(run_id)?;
         match rec.pending {
-            Some(Command::Step { .. } | Command::Batch { .. }) => {
+            Some(Command::Step { .. } | Command::Batch { .. } | Command::Children { .. }) => {
                 Ok(self.resume_step(run_id).await?)
             }
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
