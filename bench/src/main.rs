@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 
 use stats::Row;
 
-const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w3scale|w4|codec|fanout|pg> [--reps N] \
-                     [--dir PATH] [--parked N] [--signalled N] [--ks 10,1000,10000] \
+const USAGE: &str = "usage: bench <all|floor|shapes|w1|w1mem|w2|w3|w3scale|w4|codec|fanout|pg> \
+                     [--reps N] [--dir PATH] [--parked N] [--signalled N] [--ks 10,1000,10000] \
                      [--scales 10000,100000,1000000]";
 
 struct Opts {
@@ -98,8 +98,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    const WORKLOADS: [&str; 11] = [
-        "all", "floor", "shapes", "w1", "w2", "w3", "w3scale", "w4", "codec", "fanout", "pg",
+    const WORKLOADS: [&str; 12] = [
+        "all", "floor", "shapes", "w1", "w1mem", "w2", "w3", "w3scale", "w4", "codec", "fanout",
+        "pg",
     ];
     if !WORKLOADS.contains(&cmd.as_str()) {
         eprintln!("unknown workload `{cmd}`\n{USAGE}");
@@ -153,6 +154,12 @@ fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
     if wants("w1") {
         println!("W1: 200 runs one after another, 10 no-op steps each");
         rows.extend(rt.block_on(w1::run(dir, o.reps)));
+    }
+    if cmd == "w1mem" {
+        println!(
+            "W1 on the in-memory backend only: 200 runs one after another, 10 no-op steps each"
+        );
+        rows.extend(rt.block_on(w1::run_memory(o.reps)));
     }
     if wants("w2") {
         println!("W2: 1000 concurrent runs, 3 steps, a signal wait, 1 step");
