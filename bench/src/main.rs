@@ -6,13 +6,15 @@
 //! cargo run --release -p bench -- w1           # or one: floor, shapes, w1, w2, w3, w4, codec, fanout
 //! cargo run --release -p bench -- w3 --parked 20000 --reps 3
 //! cargo run --release -p bench -- pg           # W1-W3 on PostgreSQL (starts a throwaway server)
+//! cargo run --release -p bench -- pg --workers 3   # and W1, W2 with three worker processes
 //! ```
 //!
 //! Options: `--reps N` (repetitions whose median is reported, default 5), `--dir PATH` (where
 //! the store files go, default the system temporary directory; put it on the disk you want to
 //! measure), `--parked N` (W3's parked runs, default 100000), `--signalled N` (W3's runs
 //! signalled after the restart, default 2000), `--ks A,B,C` (W4's history lengths, default
-//! 10,1000,10000).
+//! 10,1000,10000), `--workers N` (`pg` only: W1 and W2 also with N worker processes sharing
+//! the database, default 1).
 //!
 //! Every store is committed at the engine's default durability: redb's `Immediate`, an fsync
 //! per commit; PostgreSQL with `synchronous_commit = on` (`pg` is not part of `all`: it needs
@@ -34,7 +36,7 @@ use std::path::{Path, PathBuf};
 use stats::Row;
 
 const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w4|codec|fanout|pg> [--reps N] [--dir PATH] \
-                     [--parked N] [--signalled N] [--ks 10,1000,10000]";
+                     [--parked N] [--signalled N] [--ks 10,1000,10000] [--workers N]";
 
 struct Opts {
     reps: usize,
@@ -42,6 +44,7 @@ struct Opts {
     parked: u64,
     signalled: u64,
     ks: Vec<u64>,
+    workers: usize,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -51,6 +54,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         parked: 100_000,
         signalled: 2_000,
         ks: vec![10, 1_000, 10_000],
+        workers: 1,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -61,6 +65,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--dir" => o.dir = PathBuf::from(value),
             "--parked" => o.parked = num(value)?,
             "--signalled" => o.signalled = num(value)?,
+            "--workers" => o.workers = usize::try_from(num(value)?.max(1)).unwrap_or(1),
             "--ks" => {
                 o.ks = value.split(',').map(num).collect::<Result<Vec<_>, _>>()?;
             }
@@ -81,6 +86,10 @@ fn main() {
     };
     if cmd == "__child" {
         w3::child_main(&args[1..]);
+        return;
+    }
+    if cmd == "__pg_worker" {
+        pg::worker_main(&args[1..]);
         return;
     }
     let opts = match parse(&args[1..]) {
@@ -113,7 +122,7 @@ fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
         .build()
         .expect("runtime");
     if cmd == "pg" {
-        return rt.block_on(pg::run(o.reps, o.parked, o.signalled));
+        return rt.block_on(pg::run(o.reps, o.parked, o.signalled, o.workers));
     }
     let wants = |w: &str| cmd == "all" || cmd == w;
     let needs_latency = ["floor", "w4", "codec"].iter().any(|w| wants(w));
