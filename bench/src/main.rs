@@ -14,7 +14,8 @@
 //! measure), `--parked N` (W3's parked runs, default 100000), `--signalled N` (W3's runs
 //! signalled after the restart, default 2000), `--ks A,B,C` (W4's history lengths, default
 //! 10,1000,10000), `--workers N` (`pg` only: W1 and W2 also with N worker processes sharing
-//! the database, default 1).
+//! the database, default 1), `--statements` (`pg` only: restarts the server with
+//! `pg_stat_statements` and prints what the workers ran in each shared W2 repetition).
 //!
 //! Every store is committed at the engine's default durability: redb's `Immediate`, an fsync
 //! per commit; PostgreSQL with `synchronous_commit = on` (`pg` is not part of `all`: it needs
@@ -36,7 +37,7 @@ use std::path::{Path, PathBuf};
 use stats::Row;
 
 const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w4|codec|fanout|pg> [--reps N] [--dir PATH] \
-                     [--parked N] [--signalled N] [--ks 10,1000,10000] [--workers N]";
+                     [--parked N] [--signalled N] [--ks 10,1000,10000] [--workers N] [--statements]";
 
 struct Opts {
     reps: usize,
@@ -45,6 +46,7 @@ struct Opts {
     signalled: u64,
     ks: Vec<u64>,
     workers: usize,
+    statements: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -55,9 +57,14 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         signalled: 2_000,
         ks: vec![10, 1_000, 10_000],
         workers: 1,
+        statements: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--statements" {
+            o.statements = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("`{flag}` needs a value"))?;
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("`{flag} {v}`: {e}"));
         match flag.as_str() {
@@ -122,7 +129,13 @@ fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
         .build()
         .expect("runtime");
     if cmd == "pg" {
-        return rt.block_on(pg::run(o.reps, o.parked, o.signalled, o.workers));
+        return rt.block_on(pg::run(
+            o.reps,
+            o.parked,
+            o.signalled,
+            o.workers,
+            o.statements,
+        ));
     }
     let wants = |w: &str| cmd == "all" || cmd == w;
     let needs_latency = ["floor", "w4", "codec"].iter().any(|w| wants(w));

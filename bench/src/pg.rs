@@ -158,13 +158,33 @@ async fn shutdown(engines: Vec<Engine>) {
     }
 }
 
+/// Whether `--statements` asked for the server's per-statement counts after each shared W2
+/// repetition (`pg_stat_statements`, loaded by restarting the cluster once).
+static STATEMENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Runs the floor, W1, W2 and W3 on a throwaway PostgreSQL server; W1 and W2 also with
 /// `workers` engines in shared mode when `workers > 1` (see the module docs).
-pub(crate) async fn run(reps: usize, parked_runs: u64, signalled: u64, workers: usize) -> Vec<Row> {
-    let cluster =
-        tokio::task::spawn_blocking(|| TestCluster::start().expect("a PostgreSQL cluster"))
-            .await
-            .expect("the cluster thread");
+pub(crate) async fn run(
+    reps: usize,
+    parked_runs: u64,
+    signalled: u64,
+    workers: usize,
+    statements: bool,
+) -> Vec<Row> {
+    STATEMENTS.store(statements, std::sync::atomic::Ordering::Relaxed);
+    let cluster = tokio::task::spawn_blocking(move || {
+        let cluster = TestCluster::start().expect("a PostgreSQL cluster");
+        if statements {
+            cluster
+                .execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+                .expect("preload pg_stat_statements");
+            cluster.halt().expect("stop the cluster");
+            cluster.resume().expect("restart the cluster");
+        }
+        cluster
+    })
+    .await
+    .expect("the cluster thread");
     println!(
         "PostgreSQL: {} (1 worker; {workers} in shared mode)",
         cluster.url()
@@ -719,17 +739,23 @@ pub(crate) fn worker_main(args: &[String]) {
                         .map(|run| {
                             let engine = engine.clone();
                             tokio::spawn(async move {
-                                engine
+                                let outcome = engine
                                     .signal(run.run_id(), "go", 1_u64)
                                     .await
                                     .expect("signal");
-                                run.result().await.expect("result").expect("ok")
+                                let out = run.result().await.expect("result").expect("ok");
+                                (out, outcome == workflow_runtime::SignalOutcome::Buffered)
                             })
                         })
                         .collect();
+                    let mut buffered = 0;
                     for f in finishes {
-                        assert_eq!(f.await.expect("finish task"), 1);
+                        let (out, was_buffered) = f.await.expect("finish task");
+                        assert_eq!(out, 1);
+                        buffered += usize::from(was_buffered);
                     }
+                    // A buffered signal waits for a claim round to be delivered.
+                    eprintln!("  worker {k}: {buffered} of its signals were buffered");
                     println!("DONE");
                 }
                 "stop" => break,
@@ -779,6 +805,16 @@ async fn w2_workers_rep(cluster: &TestCluster, n: usize) -> WorkersRep {
         .await
         .expect("connect the monitor");
     tokio::spawn(connection);
+    let statements = STATEMENTS.load(std::sync::atomic::Ordering::Relaxed);
+    if statements {
+        monitor
+            .batch_execute(
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+                 SELECT pg_stat_statements_reset()",
+            )
+            .await
+            .expect("pg_stat_statements");
+    }
     let counters_before = server_counters(&monitor).await;
     let (cpu0, server0, bench0) = (workers.cpu_ms(), server_cpu_ms(cluster), cpu_ms());
     let t0 = Instant::now();
@@ -816,6 +852,9 @@ async fn w2_workers_rep(cluster: &TestCluster, n: usize) -> WorkersRep {
     // The statistics views lag by up to a second; idle workers poll a few times meanwhile.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let counters_after = server_counters(&monitor).await;
+    if statements {
+        print_statements(&monitor, n).await;
+    }
     let commits = tokio::task::spawn_blocking(move || workers.stop())
         .await
         .expect("the workers thread");
@@ -830,6 +869,33 @@ async fn w2_workers_rep(cluster: &TestCluster, n: usize) -> WorkersRep {
             xacts: counters_after.xacts - counters_before.xacts,
             wal_syncs: counters_after.wal_syncs - counters_before.wal_syncs,
         },
+    }
+}
+
+/// The statements the workers ran most often during the repetition, with their time in the
+/// server (execution only: a commit's WAL flush is not in it).
+async fn print_statements(monitor: &Client, n: usize) {
+    let rows = monitor
+        .query(
+            "SELECT calls, total_exec_time, rows, query FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND query NOT LIKE '%pg_stat%'
+             ORDER BY calls DESC LIMIT 16",
+            &[],
+        )
+        .await
+        .expect("pg_stat_statements");
+    println!("    statements, {n} worker(s): calls, ms executing, rows, statement");
+    for row in rows {
+        let query: String = row.get(3);
+        let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        println!(
+            "    {:>7} {:>9.1} {:>7} {}",
+            row.get::<_, i64>(0),
+            row.get::<_, f64>(1),
+            row.get::<_, i64>(2),
+            query.chars().take(110).collect::<String>()
+        );
     }
 }
 

@@ -738,6 +738,8 @@ async fn renew(me: Weak<Inner>) {
             return;
         };
         let held: Vec<Lease> = lock(&sh.leases).values().cloned().collect();
+        let now = wall_ms();
+        let mut due = Vec::new();
         for lease in held {
             let run_id = lease.run_id.clone();
             let locked = lock(&inner.locks).contains_key(&run_id);
@@ -746,7 +748,33 @@ async fn renew(me: Weak<Inner>) {
                 tokio::spawn(async move { idle.shared_idle(&run_id).await });
                 continue;
             }
-            match inner.store.renew(&lease, wall_ms(), sh.lease_ms()) {
+            // A lease granted or renewed within the last half-interval keeps most of its time:
+            // renewing it too would cost a write (a WAL flush on a server) per run driven,
+            // each round, for nothing. It is renewed next round, with the lease less one and a
+            // half intervals left (half the lease at the default interval).
+            let fresh_until = lease
+                .expires_ms
+                .saturating_sub(sh.lease_ms())
+                .saturating_add(millis(sh.settings.renew_every) / 2);
+            if now >= fresh_until {
+                due.push(lease);
+            }
+        }
+        if due.is_empty() {
+            continue;
+        }
+        // One call for every lease due: a renewal per run, each waiting for its own round
+        // trip and flush, kept a runtime thread busy for seconds under load.
+        let answers = match inner.store.renew_all(&due, now, sh.lease_ms()) {
+            Ok(answers) => answers,
+            Err(e) => {
+                tracing::warn!(error = %e, leases = due.len(), "renewing leases");
+                continue;
+            }
+        };
+        for (lease, answer) in due.into_iter().zip(answers) {
+            let run_id = lease.run_id.clone();
+            match answer {
                 Ok(renewed) => {
                     let mut leases = lock(&sh.leases);
                     if let Some(l) = leases.get_mut(&run_id)
