@@ -632,3 +632,89 @@ async fn a_step_result_under_a_lost_lease_is_refused_and_the_run_forgotten() {
     assert_eq!(completions, 1);
     engine.shutdown().await;
 }
+
+/// An engine in the default (exclusive) mode over PostgreSQL: the only driver of its runs.
+async fn exclusive(store: impl Store + 'static) -> Engine {
+    Engine::builder()
+        .register(fulfil)
+        .data(WorkerName("x"))
+        .open_store(store)
+        .await
+        .expect("the engine opens")
+}
+
+/// Without a way to drive a run again after a commit whose outcome is unknown, the run would
+/// sit until the next open: the result never comes.
+async fn finish_all_in_time(engine: &Engine, runs: &[String]) {
+    tokio::time::timeout(Duration::from_secs(120), finish_all(engine, runs))
+        .await
+        .expect("every run finished without a restart");
+}
+
+/// The default mode, as shared mode above: a connection lost inside `COMMIT` leaves the
+/// outcome unknown; the engine reads the run again once the server answers and continues from
+/// what it holds (here the commit was rolled back, so the step runs again, effect once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_default_mode_a_connection_lost_during_commit_leaves_the_run_to_continue() {
+    let url = TestCluster::shared().create_database();
+    let engine = exclusive(open(&url).await).await;
+    kill_commits(&url, 6);
+    let runs: Vec<String> = (0..8).map(|i| format!("dropped-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 10 * i as u64,
+        };
+        start_until_accepted(&engine, run, order).await;
+    }
+    until_waiting(&engine, &runs).await;
+    for run in &runs {
+        signal_until_accepted(&engine, run).await;
+    }
+    finish_all_in_time(&engine, &runs).await;
+    assert_each_effect_once("dropped-", runs.len());
+    assert!(
+        attempts_of("dropped-").len() > 2 * runs.len(),
+        "no step result was lost"
+    );
+    engine.shutdown().await;
+}
+
+/// The default mode: an acknowledgement lost after the commit landed. The engine reads the run
+/// again and continues from the committed state: no step runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_default_mode_a_commit_acknowledgement_lost_is_not_done_twice() {
+    let url = TestCluster::shared().create_database();
+    let store = Arc::new(LosingAcks {
+        inner: open(&url).await,
+        nth: 3,
+        commits: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+    });
+    let engine = exclusive(Shared(store.clone())).await;
+    let runs: Vec<String> = (0..8).map(|i| format!("unanswered-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 10 * i as u64,
+        };
+        start_until_accepted(&engine, run, order).await;
+    }
+    until_waiting(&engine, &runs).await;
+    for run in &runs {
+        signal_until_accepted(&engine, run).await;
+    }
+    finish_all_in_time(&engine, &runs).await;
+    assert_each_effect_once("unanswered-", runs.len());
+    assert!(
+        store.lost.load(Ordering::SeqCst) > 0,
+        "no acknowledgement was lost"
+    );
+    let attempts = attempts_of("unanswered-");
+    assert_eq!(
+        attempts.len(),
+        2 * runs.len(),
+        "a step whose result was committed ran again: {attempts:?}"
+    );
+    engine.shutdown().await;
+}

@@ -357,17 +357,15 @@ impl Inner {
         }
     }
 
-    /// Shared mode, a commit failed. Refused for a lost lease: forget the run. Failed
-    /// otherwise (the connection was lost, perhaps during `COMMIT`): the outcome is unknown,
-    /// so the run is read again once the store answers, and continues from what it holds. (A
-    /// single-process engine keeps its behaviour: a device failure resumes every run once
-    /// the store recovers, anything else waits for the next open.)
+    /// A commit failed. Refused for a lost lease (shared mode): forget the run. Failed for
+    /// the backend (the connection to a database server was lost, perhaps during `COMMIT`),
+    /// in either mode: the outcome is unknown, so the run is read again once the store
+    /// answers, and continues from what it holds, instead of waiting for the next open with
+    /// nothing in memory to drive it (its step's result, its timer are gone). A device
+    /// failure of an embedded store has its own recovery, which resumes every run.
     pub(super) fn commit_failed(&self, run_id: &str, e: &StoreError) {
-        if self.shared.is_none() {
-            return;
-        }
         match e {
-            StoreError::NotOwner { .. } => self.lost(run_id),
+            StoreError::NotOwner { .. } if self.shared.is_some() => self.lost(run_id),
             StoreError::Backend { .. } => {
                 tokio::spawn(reattend(self.me.clone(), run_id.to_owned()));
             }
