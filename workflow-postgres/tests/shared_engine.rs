@@ -542,13 +542,16 @@ async fn a_commit_acknowledgement_lost_after_the_commit_is_not_done_twice() {
         store.lost.load(Ordering::SeqCst) > 0,
         "no acknowledgement was lost"
     );
-    // Every commit here did land, so the runs continued from what was stored. A step ran
-    // again at most once per lost acknowledgement (about one run in ten shows one such
-    // re-run, of a step whose result had been committed: its cause is not established yet).
+    // Every commit here did land, so the runs continued from what was stored and no step ran
+    // twice. (One run in four or five used to show a re-run of `ship`: the signal's commit
+    // lost its answer, the lock's release gave the lease back while the poller's claim, sent
+    // just before, re-granted the same token; the poller kept that token, the release then
+    // cleared it in the store, and the step's result was refused under it, so the step ran
+    // again. Leases granted outside the run's lock are no longer kept: see `claim_round`.)
     let attempts = attempts_of("acked-");
     let lost = usize::try_from(store.lost.load(Ordering::SeqCst)).expect("a count");
     assert!(
-        attempts.len() <= 2 * runs.len() + lost,
+        attempts.len() == 2 * runs.len(),
         "{} attempts for {} steps and {lost} lost acknowledgements: {attempts:?}",
         attempts.len(),
         2 * runs.len()

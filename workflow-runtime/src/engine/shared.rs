@@ -605,12 +605,17 @@ impl Inner {
                 }
             }
         }
+        // A lease granted here, outside the run's lock, is not taken into `leases`: the
+        // holder's own claim keeps its token, so a claim that reached the store just before
+        // a release of the same lease (sent by `settle`, under the run's lock, a moment
+        // earlier) would leave this engine holding a token the store no longer has. Its next
+        // commit would be refused, and the run's step, already done, would run again. The
+        // attending task takes the lease under the run's lock instead, after any release.
         let woken: Vec<String> = lock(&sh.wakes).keys().cloned().collect();
         for run_id in woken {
             match self.store.claim_run(&sh.claim(1), &run_id)? {
-                Some(lease) => {
+                Some(_) => {
                     lock(&sh.wakes).remove(&run_id);
-                    sh.hold(lease);
                     self.spawn_attend(run_id);
                 }
                 None => {
@@ -630,10 +635,8 @@ impl Inner {
                 let _ = self.store.release(&ready.lease);
                 continue;
             }
-            let run_id = ready.run_id.clone();
-            sh.hold(ready.lease);
-            if !self.busy_with(&run_id) {
-                self.spawn_attend(run_id);
+            if !self.busy_with(&ready.run_id) {
+                self.spawn_attend(ready.run_id);
             }
         }
         let due_by = self.clock.now_ms() + millis(sh.settings.poll_every);
@@ -642,7 +645,8 @@ impl Inner {
                 let _ = self.store.release(&timer.lease);
                 continue;
             }
-            sh.hold(timer.lease);
+            // The firing takes the lease under the run's lock (see above); the claim keeps other
+            // workers off the run until then, the timer being due within the lease.
             lock(&sh.armed).insert(timer.run_id.clone());
             self.timers.arm(timer.deadline_ms, timer.run_id, timer.seq);
         }
