@@ -12,12 +12,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use workflow_postgres::PgStore;
 use workflow_postgres::testing::{TestCluster, execute};
-use workflow_runtime::LeaseSettings;
 use workflow_runtime::prelude::*;
 use workflow_runtime::store::{
     Acknowledgement, ArmedTimer, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease, ReadyEntry,
     ReadyRun, RunRecord, Store, StoreError, TraceEvent, WorkWait,
 };
+use workflow_runtime::{LeaseSettings, OpsError};
 
 /// Which engine a step ran on.
 struct WorkerName(&'static str);
@@ -720,4 +720,101 @@ async fn in_the_default_mode_a_commit_acknowledgement_lost_is_not_done_twice() {
         "a step whose result was committed ran again: {attempts:?}"
     );
     engine.shutdown().await;
+}
+
+fn wall_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("in range")
+}
+
+/// The worker that parked a run gives its lease back just after the run is seen waiting.
+async fn claim_when_given_back(store: &PgStore, claim: &Claim<'_>, run_id: &str) -> Lease {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(lease) = store.claim_run(claim, run_id).expect("claim") {
+            return lease;
+        }
+        assert!(Instant::now() < deadline, "{run_id} stayed leased");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Operations that rewrite a run work from any process in shared mode: a front end that
+/// drives no workflow terminates a parked run (it takes the free lease for the operation), waits
+/// for a lease another worker holds to be given back or lapse, and answers with a clear error,
+/// changing nothing, when the holder keeps it longer than one lease time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_terminates_runs_that_workers_drive() {
+    let url = TestCluster::shared().create_database();
+    let a = worker(&url, "a").await;
+    let b = worker(&url, "b").await;
+    let front = front_end(&url).await;
+    let runs: Vec<String> = (0..3).map(|i| format!("ended-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 7,
+        };
+        front.start(fulfil, run, order).await.expect("start");
+    }
+    until_waiting(&front, &runs).await;
+
+    // Parked: nobody holds the lease.
+    front
+        .terminate("ended-0", "withdrawn")
+        .await
+        .expect("the front end terminates a parked run");
+    assert_eq!(
+        front.status("ended-0").expect("status").kind(),
+        "terminated"
+    );
+
+    // Held by another worker for a moment: the operation waits for it.
+    let holder = open(&url).await;
+    let brief = Claim {
+        owner: "holder",
+        now_ms: wall_ms(),
+        lease_ms: 1_500,
+        limit: 1,
+    };
+    claim_when_given_back(&holder, &brief, "ended-1").await;
+    front
+        .terminate("ended-1", "withdrawn")
+        .await
+        .expect("the operation waited for the lease");
+    assert_eq!(
+        front.status("ended-1").expect("status").kind(),
+        "terminated"
+    );
+
+    // Held for longer than the operation waits (the settings' lease, 5 s): refused, unchanged.
+    let long = Claim {
+        owner: "holder",
+        now_ms: wall_ms(),
+        lease_ms: 600_000,
+        limit: 1,
+    };
+    let lease = claim_when_given_back(&holder, &long, "ended-2").await;
+    let refused = front.terminate("ended-2", "withdrawn").await;
+    assert!(
+        matches!(&refused, Err(OpsError::LeasedElsewhere { run_id, .. }) if run_id == "ended-2"),
+        "{refused:?}"
+    );
+    let message = refused.expect_err("refused").to_string();
+    assert!(message.contains("another worker"), "{message}");
+    assert_eq!(front.status("ended-2").expect("status").kind(), "waiting");
+    holder.release(&lease).expect("release");
+    front
+        .terminate("ended-2", "withdrawn")
+        .await
+        .expect("once the lease is given back");
+
+    front.shutdown().await;
+    a.shutdown().await;
+    b.shutdown().await;
 }

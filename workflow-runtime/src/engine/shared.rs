@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use super::checkpoint::Checkpoint;
 use super::versions::Resolution;
 use super::{Engine, EngineBuilder, Inner, lock, report};
-use crate::error::{SignalError, StoreError};
+use crate::error::{OpsError, SignalError, StoreError};
 use crate::model::Command;
 use crate::store::{CheckpointWrite, Claim, Fence, InboxEntry, Lease};
 use crate::trace::TraceKind;
@@ -285,6 +285,38 @@ impl Inner {
             Ok(Some(lease)) => sh.hold(lease),
             Ok(None) => {}
             Err(e) => tracing::debug!(run_id, error = %e, "claiming a run"),
+        }
+    }
+
+    /// Shared mode, under the run's lock, for an operation that rewrites the run (cancel,
+    /// terminate, retry, erase): takes the run's lease, in a process that drives no workflow
+    /// too, waiting up to one lease time for the worker that drives the run to give it back
+    /// (it does once the run parks or its step ends; a dead worker's lapses). The lock's
+    /// release gives it back. An unknown run is left to the operation to report.
+    pub(super) async fn lease_for_op(&self, run_id: &str) -> Result<(), OpsError> {
+        let Some(sh) = &self.shared else {
+            return Ok(());
+        };
+        let began = std::time::Instant::now();
+        loop {
+            if lock(&sh.leases).contains_key(run_id) {
+                return Ok(());
+            }
+            if let Some(lease) = self.store.claim_run(&sh.claim(1), run_id)? {
+                sh.hold(lease);
+                return Ok(());
+            }
+            if self.store.run(run_id)?.is_none() {
+                return Ok(());
+            }
+            if began.elapsed() >= sh.settings.lease {
+                return Err(OpsError::LeasedElsewhere {
+                    run_id: run_id.to_owned(),
+                    waited_ms: millis(began.elapsed()),
+                });
+            }
+            let pause = sh.settings.poll_every.min(Duration::from_millis(100));
+            tokio::time::sleep(pause).await;
         }
     }
 
