@@ -33,6 +33,16 @@ async fn doubled(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError
     Ok(out)
 }
 
+#[workflow]
+async fn kid(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    Ok(n + 1)
+}
+
+#[workflow]
+async fn parent(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    Ok(ctx.child(kid, n).await?)
+}
+
 /// Everything the fmt layer writes, shared by the writers it makes.
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -118,4 +128,49 @@ fn spans_and_events_name_the_run_the_step_and_the_attempt() {
     );
     assert!(has(&["INFO", "kind=\"completed\""]), "{log}");
     assert!(has(&["DEBUG", "kind=\"step_scheduled\""]), "{log}");
+}
+
+#[test]
+fn a_child_created_in_its_parents_commit_is_reported_too() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(capture.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let engine = Engine::builder()
+                    .register(kid)
+                    .register(parent)
+                    .open_in_memory()
+                    .await
+                    .unwrap();
+                let run = engine.start(parent, "p-1", 1).await.unwrap();
+                assert_eq!(run.result().await.unwrap(), Ok(2));
+                engine.shutdown().await;
+            });
+    });
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let has = |needles: &[&str]| log.lines().any(|l| needles.iter().all(|n| l.contains(n)));
+    assert!(
+        has(&["INFO", "kind=\"child_started\"", "run_id=\"p-1\""]),
+        "{log}"
+    );
+    assert!(
+        has(&["INFO", "kind=\"started\"", "run_id=\"p-1/kid-1\""]),
+        "{log}"
+    );
+    assert!(
+        has(&["kind=\"started_by_parent\"", "run_id=\"p-1/kid-1\""]),
+        "{log}"
+    );
+    assert!(
+        has(&["INFO", "kind=\"child_ended\"", "run_id=\"p-1\""]),
+        "{log}"
+    );
 }

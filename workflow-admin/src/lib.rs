@@ -1,6 +1,7 @@
 //! An admin HTTP API for operating the runs of a [`workflow_runtime::Engine`]: list and filter
 //! runs, read a run's state, pending waits and trace, signal, cancel, terminate, retry and purge
-//! runs, read versions, incompatible runs, diagrams and metrics.
+//! runs, list, pause and resume schedules, read versions, incompatible runs, diagrams and
+//! metrics.
 //!
 //! The store is locked to the process that owns it, so operations run inside that process:
 //! mount [`router`] into the application's own axum `Router`, or [`serve`] it alone on a
@@ -42,7 +43,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use workflow_runtime::{Engine, EngineError, OpsError, RunFilter, Signal, SignalError};
+use workflow_runtime::{
+    Engine, EngineError, OpsError, RunFilter, ScheduleError, Signal, SignalError,
+};
 
 pub mod client;
 pub mod diagram;
@@ -117,6 +120,9 @@ pub fn router(engine: Engine, config: AdminConfig) -> Router {
         .route("/runs/{id}/erase", post(erase_one))
         .route("/erase", post(erase_prefix))
         .route("/waits", get(waits))
+        .route("/schedules", get(schedules))
+        .route("/schedules/{id}/pause", post(pause_schedule))
+        .route("/schedules/{id}/resume", post(resume_schedule))
         .route("/versions", get(versions))
         .route("/incompatible", get(incompatible))
         .route("/workflows", get(workflows))
@@ -215,6 +221,20 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownRun { .. } => (StatusCode::NOT_FOUND, "unknown_run"),
             EngineError::ShutDown => (StatusCode::SERVICE_UNAVAILABLE, "shut_down"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "engine"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<ScheduleError> for ApiError {
+    fn from(e: ScheduleError) -> Self {
+        let (status, code) = match &e {
+            ScheduleError::UnknownSchedule { .. } => (StatusCode::NOT_FOUND, "unknown_schedule"),
+            ScheduleError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+            ScheduleError::Storage(workflow_runtime::StoreError::Closed) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "shut_down")
+            }
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
         };
         Self::new(status, code, e.to_string())
     }
@@ -474,6 +494,18 @@ async fn purge_ended(State(app): State<App>, bytes: Bytes) -> Answer {
 
 async fn waits(State(app): State<App>) -> Answer {
     ok(app.engine.pending()?)
+}
+
+async fn schedules(State(app): State<App>) -> Answer {
+    ok(app.engine.schedules()?)
+}
+
+async fn pause_schedule(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(app.engine.pause_schedule(&id).await?)
+}
+
+async fn resume_schedule(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(app.engine.resume_schedule(&id).await?)
 }
 
 async fn versions(State(app): State<App>) -> Answer {

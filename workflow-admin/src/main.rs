@@ -117,6 +117,18 @@ enum Command {
         #[arg(long, conflicts_with = "run_id")]
         prefix: Option<String>,
     },
+    /// List the schedules: what they start, when, their policies and progress.
+    Schedules,
+    /// Pause a schedule: no tick fires until it is resumed.
+    PauseSchedule {
+        /// The schedule's id.
+        id: String,
+    },
+    /// Resume a paused schedule from its next tick.
+    ResumeSchedule {
+        /// The schedule's id.
+        id: String,
+    },
     /// Print a workflow's state diagram (Mermaid, Graphviz DOT or SVG).
     Diagram {
         /// The workflow's name.
@@ -267,6 +279,15 @@ fn run(client: &Client, command: Command, as_json: bool) -> Result<String, Clien
                 });
             }
         },
+        Command::Schedules => (client.get("/schedules")?, schedules_table),
+        Command::PauseSchedule { id } => (
+            client.post(&format!("/schedules/{}/pause", segment(&id)), &json!({}))?,
+            schedule_line,
+        ),
+        Command::ResumeSchedule { id } => (
+            client.post(&format!("/schedules/{}/resume", segment(&id)), &json!({}))?,
+            schedule_line,
+        ),
         Command::Diagram {
             workflow,
             format,
@@ -330,6 +351,37 @@ fn runs_table(v: &Value) -> String {
     }
     if let Some(next) = v["next"].as_str() {
         out.push_str(&format!("more: --after {next}\n"));
+    }
+    out
+}
+
+fn schedule_line(s: &Value) -> String {
+    let state = if s["paused"] == true {
+        "paused".to_owned()
+    } else {
+        match s["next_ms"].as_u64() {
+            Some(ms) => format!("next {}", workflow_runtime::format_time_ms(ms)),
+            None => "done".to_owned(),
+        }
+    };
+    format!(
+        "{:<20} {:<20} {:<28} {:<32} started {} skipped {}\n",
+        s["id"].as_str().unwrap_or("?"),
+        s["workflow"].as_str().unwrap_or("?"),
+        s["spec"].as_str().unwrap_or("?"),
+        state,
+        s["started"],
+        s["skipped"]
+    )
+}
+
+fn schedules_table(v: &Value) -> String {
+    let mut out = format!(
+        "{:<20} {:<20} {:<28} {:<32} PROGRESS\n",
+        "SCHEDULE", "WORKFLOW", "WHEN", "STATE"
+    );
+    for s in v.as_array().into_iter().flatten() {
+        out.push_str(&schedule_line(s));
     }
     out
 }

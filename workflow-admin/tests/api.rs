@@ -180,6 +180,57 @@ async fn every_action_works_over_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_show_in_the_parent_trace_the_child_record_and_the_diagram() {
+    let s = serve().await;
+    let b = s.base.as_str();
+    s.engine
+        .start(support::basket, "k", vec![5, 6])
+        .await
+        .unwrap();
+    workflow_runtime::testing::settle(&s.engine).await;
+    let (status, started) = get(b, "/runs/k/trace?kind=child_started").await;
+    assert_eq!(status, 200, "{started}");
+    let children: Vec<&str> = started
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["child"].as_str().unwrap())
+        .collect();
+    assert_eq!(children, ["k/order-1.0", "k/order-1.1"]);
+    // A child's id holds a slash: encoded in the path, it names the run.
+    let (status, child) = get(b, "/runs/k%2Forder-1.0").await;
+    assert_eq!(status, 200, "{child}");
+    assert_eq!(child["parent"], "k");
+    let (_, parent) = get(b, "/runs/k").await;
+    assert_eq!(parent["state_name"], "ChildrenOrder");
+    assert_eq!(parent["pending"]["kind"], "children");
+    let (_, waits) = get(b, "/waits").await;
+    assert_eq!(waits.as_array().unwrap().len(), 2);
+    let (status, out) = post(
+        b,
+        "/runs/k%2Forder-1.0/signal",
+        json!({ "name": "approve", "payload": true }),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    let (status, out) = post(b, "/runs/k/cancel", json!({ "reason": "basket dropped" })).await;
+    assert_eq!(status, 200, "{out}");
+    workflow_runtime::testing::settle(&s.engine).await;
+    let (_, ended) = get(b, "/runs/k/trace?kind=child_ended").await;
+    assert_eq!(ended.as_array().unwrap().len(), 2, "{ended}");
+    let (_, child) = get(b, "/runs/k%2Forder-1.1").await;
+    assert_eq!(child["status"]["status"], "cancelled", "{child}");
+    let (_, dot) = call(
+        "GET",
+        format!("{b}/workflows/basket/diagram?format=dot"),
+        auth(),
+        None,
+    )
+    .await;
+    assert!(dot.contains("children order"), "{dot}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_json_with_proper_codes() {
     let s = serve().await;
     let b = s.base.as_str();
@@ -328,4 +379,42 @@ fn the_default_address_is_loopback() {
         !format!("{config:?}").contains(TOKEN),
         "the token leaks into Debug"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_listed_paused_and_resumed_over_http() {
+    let s = serve().await;
+    let b = s.base.as_str();
+    let hourly = workflow_runtime::Schedule::every(std::time::Duration::from_secs(3600));
+    s.engine
+        .schedule(support::order, "hourly-order", hourly, 5)
+        .await
+        .unwrap();
+
+    let (status, list) = get(b, "/schedules").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list[0]["id"], "hourly-order");
+    assert_eq!(list[0]["workflow"], "order");
+    assert_eq!(list[0]["spec"], "every 3600000 ms");
+    assert_eq!(list[0]["catch_up"], json!({ "policy": "latest" }));
+    assert_eq!(list[0]["overlap"], "skip");
+    assert!(list[0]["next_ms"].as_u64().is_some());
+
+    let (status, paused) = post(b, "/schedules/hourly-order/pause", json!({})).await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(
+        (paused["paused"].clone(), paused["next_ms"].clone()),
+        (json!(true), Value::Null)
+    );
+    let (status, resumed) = post(b, "/schedules/hourly-order/resume", json!({})).await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(resumed["next_ms"], list[0]["next_ms"]);
+
+    let (status, err) = post(b, "/schedules/nope/pause", json!({})).await;
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(err["error"]["code"], "unknown_schedule");
+    // The schedule's record shows in the run listing under the internal kind.
+    let (_, runs) = get(b, "/runs?workflow=%40schedule").await;
+    assert_eq!(runs["runs"][0]["run_id"], "@schedule/hourly-order");
 }

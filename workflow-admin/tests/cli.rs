@@ -167,3 +167,37 @@ async fn every_subcommand_has_help() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_listed_paused_and_resumed_from_the_cli() {
+    let s = serve().await;
+    let b = s.base.as_str();
+    let daily = workflow_runtime::Schedule::cron("0 6 * * *").unwrap();
+    s.engine
+        .schedule(support::order, "daily", daily, 7)
+        .await
+        .unwrap();
+
+    let out = cli(b, &["schedules"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert!(lines[0].starts_with("SCHEDULE"), "{}", out.stdout);
+    assert!(lines[1].starts_with("daily"), "{}", out.stdout);
+    assert!(lines[1].contains("cron `0 6 * * *`"), "{}", out.stdout);
+    assert!(lines[1].contains("T06:00:00.000Z"), "{}", out.stdout);
+
+    let out = cli(b, &["pause-schedule", "daily"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("paused"), "{}", out.stdout);
+    assert!(s.engine.schedule_info("daily").unwrap().unwrap().paused);
+    let out = cli(b, &["resume-schedule", "daily"]).await;
+    assert!(out.stdout.contains("next "), "{}", out.stdout);
+    let out = cli(b, &["pause-schedule", "nope"]).await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("no schedule has the id `nope`"),
+        "{}",
+        out.stderr
+    );
+}

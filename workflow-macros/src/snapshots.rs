@@ -33,6 +33,11 @@ const SNAPSHOTS: &[(&str, &str, &[&str])] = &[
     ),
     ("every_construct", "tests/expand/every_construct.rs", &[]),
     ("reexport", "tests/expand/reexport.rs", &[]),
+    (
+        "order_review",
+        "../examples/src/order_review.rs",
+        &["line_review", "order_review"],
+    ),
 ];
 
 fn crate_dir() -> PathBuf {

@@ -27,6 +27,9 @@ pub(crate) struct Job {
     buffer: Option<Vec<u8>>,
     dedupe: Option<(String, i64)>,
     trace: Vec<Vec<u8>>,
+    /// Checkpoints of other runs written in the same transaction (the child runs a
+    /// checkpoint creates).
+    others: Vec<Job>,
 }
 
 /// The `runs` row a checkpoint writes (lease columns aside).
@@ -42,7 +45,20 @@ struct RunRow {
 
 impl Job {
     /// Encodes a checkpoint; an encoding error reaches the caller before anything is queued.
-    pub(crate) fn encode(cp: CheckpointWrite) -> Result<Job, StoreError> {
+    pub(crate) fn encode(mut cp: CheckpointWrite) -> Result<Job, StoreError> {
+        let others = std::mem::take(&mut cp.others)
+            .into_iter()
+            .map(|other| {
+                if other.others.is_empty() {
+                    Job::encode(other)
+                } else {
+                    Err(StoreError::backend(
+                        "committing a checkpoint",
+                        std::io::Error::other("a checkpoint's other writes cannot have their own"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let run_id = cp.run_id;
         let encode = |what: &str, e| {
             StoreError::Codec(CodecError::encoding(
@@ -96,6 +112,7 @@ impl Job {
             dedupe: cp.dedupe.map(|(key, at_ms)| (key, to_db(at_ms))),
             trace,
             run_id,
+            others,
         })
     }
 }
@@ -275,7 +292,8 @@ async fn write(
     st: &WriteStatements,
     jobs: &[&Job],
 ) -> Result<Vec<bool>, StoreError> {
-    if jobs.iter().any(|job| job.purge) {
+    // Purges and checkpoints that create other runs are rare: they take the plain path.
+    if jobs.iter().any(|job| job.purge || !job.others.is_empty()) {
         return write_in_turns(client, st, jobs).await;
     }
     let op = "committing a checkpoint";
@@ -445,12 +463,15 @@ async fn write_in_turns(
 ) -> Result<Vec<bool>, StoreError> {
     let op = "committing a checkpoint";
     let txn = client.transaction().await.map_err(|e| backend(op, e))?;
-    let written: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
+    let every = || {
+        jobs.iter()
+            .flat_map(|job| std::iter::once(*job).chain(&job.others))
+    };
+    let written: Vec<&str> = every().map(|job| job.run_id.as_str()).collect();
     txn.execute(&st.serialize, &[&written])
         .await
         .map_err(|e| backend(op, e))?;
-    let mut leased: Vec<&str> = jobs
-        .iter()
+    let mut leased: Vec<&str> = every()
         .filter(|job| matches!(job.fence, Fence::Lease(_)))
         .map(|job| job.run_id.as_str())
         .collect();
@@ -469,15 +490,18 @@ async fn write_in_turns(
         }
     }
     let mut accepted = Vec::with_capacity(jobs.len());
+    let fenced = |job: &Job| match job.fence {
+        Fence::Lease(token) => current.get(&job.run_id).copied().flatten() == Some(to_db(token)),
+        _ => true,
+    };
     for job in jobs {
-        let ok = match job.fence {
-            Fence::Lease(token) => {
-                current.get(&job.run_id).copied().flatten() == Some(to_db(token))
-            }
-            _ => true,
-        };
+        // A checkpoint and the runs it creates are written together or not at all.
+        let ok = fenced(job) && job.others.iter().all(fenced);
         if ok {
             apply(&txn, st, job).await?;
+            for other in &job.others {
+                apply(&txn, st, other).await?;
+            }
         }
         accepted.push(ok);
     }

@@ -143,6 +143,7 @@
 extern crate self as workflow_runtime;
 
 mod authoring;
+mod children;
 mod clock;
 mod codec;
 mod engine;
@@ -165,12 +166,18 @@ mod types;
 pub mod __private;
 
 pub use authoring::{FanOutAllPoint, FanOutPoint, SleepPoint, StepFn, StepPoint, WaitPoint};
+pub use children::{
+    ChildError, ChildErrorKind, ChildItem, ChildPoint, ChildrenPoint, StartChildPoint,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     COMMIT_LATENCY_BUCKETS, DEFAULT_MAX_PAYLOAD_BYTES, Engine, EngineBuilder, Histogram,
     IncompatibleRun, LeaseSettings, MAX_PAGE, Metrics, PendingWait, Retention, RunDetail,
     RunFilter, RunHandle, RunPage, RunStatus, RunSummary, Signal, SignalOutcome,
     SignalWithStartError, VersionSummary,
+};
+pub use engine::{
+    CatchUp, Overlap, SCHEDULE_WORKFLOW, Schedule, ScheduleError, ScheduleInfo, schedule_run_id,
 };
 pub use error::{
     CodecError, EngineError, MigrationError, OpenError, OpsError, PayloadError, ResultError,
@@ -207,9 +214,10 @@ pub use workflow_macros::{function, workflow};
 /// ```
 pub mod prelude {
     pub use crate::{
-        Engine, EngineBuilder, EngineError, Function, ManualClock, PendingWait, RetryPolicy,
-        RunHandle, RunStatus, Secret, Signal, SignalOutcome, StepContext, StepError, StepErrorKind,
-        TraceEvent, WaitError, Workflow, WorkflowContext, WorkflowError, function, workflow,
+        ChildError, ChildErrorKind, Engine, EngineBuilder, EngineError, Function, ManualClock,
+        PendingWait, RetryPolicy, RunHandle, RunStatus, Secret, Signal, SignalOutcome, StepContext,
+        StepError, StepErrorKind, TraceEvent, WaitError, Workflow, WorkflowContext, WorkflowError,
+        function, workflow,
     };
     pub use serde_json::json;
     pub use std::time::Duration;

@@ -60,6 +60,10 @@ pub enum Event {
     Woke,
     /// Every step of the pending batch finished: their results, in the batch's order.
     BatchDone(Vec<Result<Value, StepError>>),
+    /// Every child run of the pending [`Command::Children`] ended (or, for children started
+    /// detached, was created): their outcomes in the command's order. A detached child's
+    /// outcome is its run id, as a JSON string.
+    ChildrenDone(Vec<Result<Value, crate::ChildError>>),
     /// An operator cancelled the run at its pending step or wait (`Engine::cancel`).
     Cancelled {
         /// The operator's reason.
@@ -242,6 +246,18 @@ pub enum Command {
         /// How many may run at the same time; 0 for no bound.
         #[serde(default, skip_serializing_if = "is_zero")]
         limit: u32,
+    },
+    /// Start child runs of other registered workflows (`ctx.child`, `ctx.start_child`,
+    /// `ctx.fan_out_children`). The children are created in the same commit as the checkpoint
+    /// that suspends here; each outcome is stored here as its child ends, and the workflow
+    /// continues once all are in. Detached children are not awaited: the workflow continues
+    /// in that same checkpoint with their run ids.
+    Children {
+        /// The children, in the order the workflow receives their outcomes.
+        items: Vec<crate::ChildItem>,
+        /// Started detached: nothing awaits them, and cancelling the parent leaves them alone.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        detached: bool,
     },
 }
 
@@ -548,7 +564,9 @@ impl<T: Persist, E: Persist> WorkflowOutput for Result<T, E> {
 /// parallel forms [`fan_out`](WorkflowContext::fan_out) and
 /// [`fan_out_all`](WorkflowContext::fan_out_all), plus `ctx.join((f, x), (g, y), ..)` and
 /// `ctx.join_all(..)`, which the `#[workflow]` macro recognises for any number of steps (see
-/// the README, "Parallel steps").
+/// the README, "Parallel steps"), and the child runs of other workflows:
+/// [`child`](WorkflowContext::child), [`start_child`](WorkflowContext::start_child) and
+/// [`fan_out_children`](WorkflowContext::fan_out_children).
 ///
 /// Code between suspension points may run again after a crash, so it reads time from the
 /// context, not from the system clock: the context's time is the transition's.
@@ -778,6 +796,11 @@ impl Migration {
 /// assert_eq!(describe(review), r#"review v2 waits for ["verdict"]"#);
 /// # }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a workflow",
+    label = "not a `#[workflow]`",
+    note = "`ctx.child(w, input)`, `ctx.start_child(w, input)` and `ctx.fan_out_children(w, items)` take the name of a `#[workflow] async fn` registered with the engine; a `#[function]` is a step, called with `ctx.step(f, input)`"
+)]
 pub trait Workflow: Copy + Send + Sync + 'static {
     /// The stored name of the workflow.
     const NAME: &'static str;

@@ -276,6 +276,14 @@ impl Sealer<'_> {
                         }
                     }
                 }
+                Command::Children { items, .. } => {
+                    for item in items {
+                        value(self, &mut item.input, "a child's input")?;
+                        if let Some(Ok(output)) = &mut item.result {
+                            value(self, output, "a child's output")?;
+                        }
+                    }
+                }
             }
         }
         match &mut rec.status {

@@ -84,7 +84,11 @@ fn level(kind: &TraceKind) -> Level {
         | TraceKind::Cancelled { .. }
         | TraceKind::Terminated { .. }
         | TraceKind::Retried { .. }
-        | TraceKind::Erased => Level::INFO,
+        | TraceKind::Erased
+        | TraceKind::ChildStarted { .. }
+        | TraceKind::ChildEnded { .. }
+        | TraceKind::ScheduleFired { .. }
+        | TraceKind::ScheduleMissed { .. } => Level::INFO,
         _ => Level::DEBUG,
     }
 }

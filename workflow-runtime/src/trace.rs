@@ -255,6 +255,53 @@ pub enum TraceKind {
     /// An operator erased the ended run's payloads (`Engine::erase`): the events before this
     /// one keep their names and times, without their payloads and messages.
     Erased,
+    /// The run started a child run, in the same commit as this checkpoint (`ctx.child`,
+    /// `ctx.start_child`, `ctx.fan_out_children`).
+    ChildStarted {
+        /// The child's workflow.
+        workflow: String,
+        /// The child's run id.
+        child: String,
+        /// The child's input.
+        input: Value,
+        /// Whether the parent goes on without awaiting it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        detached: bool,
+    },
+    /// The outcome of an awaited child run reached this run.
+    ChildEnded {
+        /// The child's run id.
+        child: String,
+        /// Its output's `Ok` value, or why it gave none.
+        result: Result<Value, crate::ChildError>,
+    },
+    /// This run was started by another run, as its child.
+    StartedByParent {
+        /// The parent's run id.
+        parent: String,
+    },
+    /// A tick of a schedule came due (`Engine::schedule`, `Engine::start_at`); traced on the
+    /// schedule's own record.
+    ScheduleFired {
+        /// The tick, milliseconds since the Unix epoch.
+        tick_ms: u64,
+        /// The run the tick starts, whose id is derived from the schedule's id and the tick.
+        run_id: String,
+        /// What became of it: `started`; `existed` (a firing retried after a crash found its
+        /// run already started); `overlap` (not started: the schedule's previous run still
+        /// runs, under `Overlap::Skip`); `failed: <why>` (the input no longer decodes, or the
+        /// start was refused).
+        outcome: String,
+    },
+    /// Ticks that came due while no engine ran, dropped by the schedule's catch-up policy.
+    ScheduleMissed {
+        /// How many.
+        count: u64,
+        /// The first of them, milliseconds since the Unix epoch.
+        first_ms: u64,
+        /// The last of them, milliseconds since the Unix epoch.
+        last_ms: u64,
+    },
 }
 
 impl TraceKind {
@@ -306,6 +353,11 @@ impl TraceKind {
             TraceKind::Terminated { .. } => "terminated",
             TraceKind::Retried { .. } => "retried",
             TraceKind::Erased => "erased",
+            TraceKind::ChildStarted { .. } => "child_started",
+            TraceKind::ChildEnded { .. } => "child_ended",
+            TraceKind::StartedByParent { .. } => "started_by_parent",
+            TraceKind::ScheduleFired { .. } => "schedule_fired",
+            TraceKind::ScheduleMissed { .. } => "schedule_missed",
         }
     }
 }
@@ -333,6 +385,11 @@ impl TraceKind {
             TraceKind::Completed { output } => vec![output],
             TraceKind::Imported { state } => vec![state],
             TraceKind::Cancelled { output, .. } => output.iter_mut().collect(),
+            TraceKind::ChildStarted { input, .. } => vec![input],
+            TraceKind::ChildEnded { result, .. } => match result {
+                Ok(out) => vec![out],
+                Err(e) => e.error.iter_mut().collect(),
+            },
             _ => Vec::new(),
         }
     }
@@ -349,6 +406,7 @@ impl TraceKind {
             | TraceKind::CancelRequested { reason }
             | TraceKind::Cancelled { reason, .. }
             | TraceKind::Terminated { reason } => vec![reason],
+            TraceKind::ChildEnded { result: Err(e), .. } => vec![&mut e.message],
             _ => Vec::new(),
         }
     }
@@ -503,6 +561,45 @@ impl fmt::Display for TraceEvent {
             TraceKind::Terminated { reason } => write!(f, "terminated: {reason}"),
             TraceKind::Retried { step } => write!(f, "retried from step {step}"),
             TraceKind::Erased => f.write_str("erased"),
+            TraceKind::ChildStarted {
+                workflow,
+                child,
+                input,
+                detached,
+            } => write!(
+                f,
+                "child_started {workflow} run={child} input={}{}",
+                short(input),
+                if *detached { " detached" } else { "" }
+            ),
+            TraceKind::ChildEnded { child, result } => match result {
+                Ok(out) => write!(f, "child_ended run={child} ok={}", short(out)),
+                Err(e) => write!(
+                    f,
+                    "child_ended run={child} error={:?} ({:?})",
+                    e.message, e.kind
+                ),
+            },
+            TraceKind::StartedByParent { parent } => write!(f, "started_by_parent {parent}"),
+            TraceKind::ScheduleFired {
+                tick_ms,
+                run_id,
+                outcome,
+            } => write!(
+                f,
+                "schedule_fired tick={} run={run_id}: {outcome}",
+                format_time_ms(*tick_ms)
+            ),
+            TraceKind::ScheduleMissed {
+                count,
+                first_ms,
+                last_ms,
+            } => write!(
+                f,
+                "schedule_missed {count} tick(s) from {} to {}",
+                format_time_ms(*first_ms),
+                format_time_ms(*last_ms)
+            ),
             TraceKind::Imported { state } => write!(f, "imported state={}", short(state)),
             TraceKind::Migrated {
                 from_version,

@@ -409,6 +409,10 @@ pub struct RunRecord {
     /// Unix epoch: its state, output and texts are gone, its status kind and times remain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erased_ms: Option<u64>,
+    /// The run that started this one as its child (`ctx.child`), if one did: it is told when
+    /// this run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// An operator's request to cancel a run, as kept in its record.
@@ -476,6 +480,7 @@ impl RunRecord {
             cancel: None,
             ended_at: None,
             erased_ms: None,
+            parent: None,
         }
     }
 

@@ -41,6 +41,13 @@ pub async fn order(ctx: &mut WorkflowContext, amount: u64) -> Result<String, Wor
     Ok(receipt)
 }
 
+/// One child `order` per amount, all awaited: what the admin shows of children.
+#[workflow]
+pub async fn basket(ctx: &mut WorkflowContext, amounts: Vec<u64>) -> Result<usize, WorkflowError> {
+    let orders = ctx.fan_out_children(order, amounts).await;
+    Ok(orders.iter().filter(|o| o.is_ok()).count())
+}
+
 /// An engine in memory with the admin API served on a free loopback port.
 pub struct Served {
     pub engine: Engine,
@@ -51,6 +58,7 @@ pub struct Served {
 pub async fn serve() -> Served {
     let engine = Engine::builder()
         .register(order)
+        .register(basket)
         .open_in_memory()
         .await
         .unwrap();

@@ -117,6 +117,26 @@ fn label(block: &Block, susps: &[SuspInfo]) -> String {
             let names: Vec<String> = names.iter().map(syn::LitStr::value).collect();
             format!("wait {}", names.join(" | "))
         }
+        SuspensionKind::Child {
+            workflow, detached, ..
+        } => {
+            let name = workflow
+                .segments
+                .last()
+                .map_or_else(String::new, |s| s.ident.to_string());
+            if *detached {
+                format!("start child {name}")
+            } else {
+                format!("child {name}")
+            }
+        }
+        SuspensionKind::FanOutChildren { workflow, .. } => {
+            let name = workflow
+                .segments
+                .last()
+                .map_or_else(String::new, |s| s.ident.to_string());
+            format!("children {name}")
+        }
     };
     // Mermaid labels end at a quote or a newline.
     text.replace(['"', '\n'], " ")

@@ -17,6 +17,10 @@ pub(crate) enum Ty {
     StepOutput(syn::Path),
     /// The result of the step `F`: `ctx.step(f, x).await`.
     StepResult(syn::Path),
+    /// The `Ok` type of the output of the workflow this path names (`ctx.child(w, x).await?`).
+    ChildOutput(syn::Path),
+    /// `Result<T, ChildError>` for the child workflow this path names (`ctx.child(w, x).await`).
+    ChildResult(syn::Path),
     /// The result of a wait for a signal of this payload type.
     WaitResult(TokenStream),
     /// `Result<T, StepError>` for the first-error forms of `ctx.join` and `ctx.fan_out`.

@@ -30,6 +30,10 @@ fn susp_uses(info: &SuspInfo) -> Uses {
         } => vec![timeout, metadata],
         SuspensionKind::Join { steps, .. } => steps.iter().map(|(_, input)| input).collect(),
         SuspensionKind::FanOut { items, limit, .. } => vec![items, limit],
+        SuspensionKind::Child { input, id, .. } => {
+            std::iter::once(&**input).chain(id.as_deref()).collect()
+        }
+        SuspensionKind::FanOutChildren { items, .. } => vec![items],
     };
     for e in exprs {
         let x = Uses::of_expr(e);

@@ -43,6 +43,19 @@ pub(crate) enum SuspensionKind {
         limit: Box<Expr>,
         all: bool,
     },
+    /// `ctx.child(w, input)` (awaited) or `ctx.start_child(w, input)` (detached), with
+    /// `.id(run_id)` when the workflow gives the child's run id.
+    Child {
+        workflow: Path,
+        input: Box<Expr>,
+        id: Option<Box<Expr>>,
+        detached: bool,
+    },
+    /// `ctx.fan_out_children(w, items)`: one awaited child run per item.
+    FanOutChildren {
+        workflow: Path,
+        items: Box<Expr>,
+    },
     /// `ctx.wait_for_any::<T>(["a", "b"], timeout, metadata)`: the first of several signals.
     WaitAny {
         ty: Box<Type>,
@@ -53,8 +66,11 @@ pub(crate) enum SuspensionKind {
     },
 }
 
-const METHODS: [&str; 8] = [
+const METHODS: [&str; 11] = [
     "step",
+    "child",
+    "start_child",
+    "fan_out_children",
     "wait_for_signal",
     "wait_for_any",
     "sleep",
@@ -106,6 +122,10 @@ pub(crate) fn as_suspension(expr: &Expr, ctx: &str) -> Option<syn::Result<Suspen
         return Some(parsed);
     };
     Some(parsed.and_then(|mut susp| {
+        if let SuspensionKind::Child { id, .. } = &mut susp.kind {
+            *id = Some(child_option(call, option)?);
+            return Ok(susp);
+        }
         let step = matches!(susp.kind, SuspensionKind::Step { .. });
         if option.method != "retry" || !step {
             let what = if step {
@@ -223,6 +243,25 @@ fn parse_call(call: &ExprMethodCall, span: Span) -> syn::Result<Suspension> {
             }
         }
         "wait_for_any" => parse_wait_any(call, &args)?,
+        "child" | "start_child" => {
+            let shape = format!("ctx.{}(workflow, input)", call.method);
+            arity(call, 2, &shape)?;
+            no_turbofish(call)?;
+            SuspensionKind::Child {
+                workflow: workflow_path(args[0], &call.method)?,
+                input: Box::new(args[1].clone()),
+                id: None,
+                detached: call.method == "start_child",
+            }
+        }
+        "fan_out_children" => {
+            arity(call, 2, "ctx.fan_out_children(workflow, items)")?;
+            no_turbofish(call)?;
+            SuspensionKind::FanOutChildren {
+                workflow: workflow_path(args[0], &call.method)?,
+                items: Box::new(args[1].clone()),
+            }
+        }
         "join" | "join_all" => parse_join(call, &args)?,
         "fan_out" | "fan_out_all" => {
             let shape = format!("ctx.{}(function, items, limit)", call.method);
@@ -253,6 +292,41 @@ fn no_turbofish(call: &ExprMethodCall) -> syn::Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+fn workflow_path(e: &Expr, method: &syn::Ident) -> syn::Result<Path> {
+    match e {
+        Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "the first argument of `ctx.{method}` must name a `#[workflow]` directly, like \
+                 `ctx.{method}(line_review, item)`"
+            ),
+        )),
+    }
+}
+
+// Input:  ctx.child(review, x).id(format!("review-{n}"))
+// Output: the run id expression.
+fn child_option(call: &ExprMethodCall, option: &ExprMethodCall) -> syn::Result<Box<Expr>> {
+    if option.method != "id" {
+        return Err(syn::Error::new(
+            option.method.span(),
+            format!(
+                "`.{}(..)` is not an option of `ctx.{}`; the only one is `.id(run_id)`, which \
+                 gives the child's run id: `ctx.{}(workflow, input).id(run_id).await`",
+                option.method, call.method, call.method
+            ),
+        ));
+    }
+    if option.turbofish.is_some() || option.args.len() != 1 {
+        return Err(syn::Error::new(
+            option.method.span(),
+            "`.id` takes one argument, the child's run id: `.id(format!(\"review-{n}\"))`",
+        ));
+    }
+    Ok(Box::new(option.args[0].clone()))
 }
 
 fn step_path(e: &Expr, method: &syn::Ident) -> syn::Result<Path> {
@@ -466,7 +540,8 @@ impl<'ast> Visit<'ast> for Scan<'_> {
                 }
                 let msg = format!(
                     "only `{ctx}.step(..)`, `{ctx}.join(..)`, `{ctx}.fan_out(..)`, \
-                     `{ctx}.wait_for_signal::<T>(..)`, `{ctx}.wait_for_any::<T>(..)` and \
+                     `{ctx}.wait_for_signal::<T>(..)`, `{ctx}.wait_for_any::<T>(..)`, \
+                     `{ctx}.child(..)`, `{ctx}.start_child(..)`, `{ctx}.fan_out_children(..)` and \
                      `{ctx}.sleep(..)` (and their `_all` forms) can be awaited in a workflow; move other async work into a `#[function]` step and \
                      call it with `{ctx}.step(..)`",
                     ctx = self.ctx

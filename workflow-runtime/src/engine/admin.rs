@@ -149,6 +149,9 @@ pub struct RunDetail {
     pub created_ms: u64,
     /// When its latest checkpoint was written, milliseconds since the Unix epoch.
     pub updated_ms: u64,
+    /// The run that started this one as its awaited child, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// A page of runs, in run id order.
@@ -351,6 +354,7 @@ impl Engine {
             seq: rec.seq,
             created_ms: rec.created_ms,
             updated_ms: rec.updated_ms,
+            parent: rec.parent,
         })
     }
 
@@ -589,36 +593,7 @@ impl Engine {
     /// # }
     /// ```
     pub async fn cancel(&self, run_id: &str, reason: &str) -> Result<RunStatus, OpsError> {
-        let inner = &self.inner;
-        inner.check_open()?;
-        let _lock = inner.lock_run(run_id).await;
-        inner.lease_for_op(run_id).await?;
-        // Asked again (a client retrying after a lost answer): done already.
-        if let Some(rec) = inner.store.run(run_id)?
-            && rec.cancel.is_some()
-        {
-            return Ok(rec.status);
-        }
-        let rec = inner.open_record(run_id)?;
-        let workflow = rec.workflow.clone();
-        let (d, mut cp) = match inner.prepare(run_id, rec).await? {
-            Ok(ready) => ready,
-            Err(Some(reason)) => {
-                return Err(OpsError::Incompatible {
-                    run_id: run_id.to_owned(),
-                    reason,
-                });
-            }
-            Err(None) => return Err(OpsError::NotRegistered { workflow }),
-        };
-        inner.stop_step(run_id);
-        cp.request_cancel(reason);
-        if let Some(event) = cp.deliver_cancel() {
-            cp.drive(&*d, &*inner.store, event, None)?;
-        }
-        let status = cp.rec.status.clone();
-        inner.commit(cp).await?;
-        Ok(status)
+        self.inner.cancel_run(run_id, reason).await
     }
 
     /// Ends a run at once with [`RunStatus::Terminated`]: no further workflow code runs, a
@@ -653,22 +628,7 @@ impl Engine {
     /// # }
     /// ```
     pub async fn terminate(&self, run_id: &str, reason: &str) -> Result<(), OpsError> {
-        let inner = &self.inner;
-        inner.check_open()?;
-        let _lock = inner.lock_run(run_id).await;
-        inner.lease_for_op(run_id).await?;
-        let rec = inner.open_record(run_id)?;
-        inner.stop_step(run_id);
-        let mut cp = Checkpoint::load(run_id, inner.clock.now_ms(), rec);
-        cp.end(
-            RunStatus::Terminated {
-                reason: reason.to_owned(),
-            },
-            TraceKind::Terminated {
-                reason: reason.to_owned(),
-            },
-        );
-        Ok(inner.commit(cp).await?)
+        self.inner.terminate_run(run_id, reason).await
     }
 
     /// Takes a [`RunStatus::Failed`] run back to its last checkpoint and runs the step it
@@ -897,6 +857,82 @@ impl Engine {
     /// ```
     pub async fn purge_ended(&self, max_age: Duration, batch: usize) -> Result<usize, OpsError> {
         self.inner.purge_ended(max_age, batch).await
+    }
+}
+
+impl Inner {
+    /// [`Engine::cancel`]; the awaited children of a run suspended on them are cancelled
+    /// after it.
+    pub(super) async fn cancel_run(
+        &self,
+        run_id: &str,
+        reason: &str,
+    ) -> Result<RunStatus, OpsError> {
+        let inner = self;
+        inner.check_open()?;
+        let _lock = inner.lock_run(run_id).await;
+        inner.lease_for_op(run_id).await?;
+        // Asked again (a client retrying after a lost answer): done already.
+        if let Some(rec) = inner.store.run(run_id)?
+            && rec.cancel.is_some()
+        {
+            return Ok(rec.status);
+        }
+        let rec = inner.open_record(run_id)?;
+        let workflow = rec.workflow.clone();
+        let (d, mut cp) = match inner.prepare(run_id, rec).await? {
+            Ok(ready) => ready,
+            Err(Some(reason)) => {
+                return Err(OpsError::Incompatible {
+                    run_id: run_id.to_owned(),
+                    reason,
+                });
+            }
+            Err(None) => return Err(OpsError::NotRegistered { workflow }),
+        };
+        inner.stop_step(run_id);
+        cp.request_cancel(reason);
+        if let Some(event) = cp.deliver_cancel() {
+            cp.drive(&*d, &*inner.store, event, None)?;
+        }
+        let status = cp.rec.status.clone();
+        let children = inner.open_children(&cp.rec);
+        inner.commit(cp).await?;
+        drop(_lock);
+        inner.cancel_children(reason, children).await;
+        Ok(status)
+    }
+
+    /// [`Engine::terminate`]; the awaited children of a run suspended on them are terminated
+    /// after it.
+    pub(super) async fn terminate_run(&self, run_id: &str, reason: &str) -> Result<(), OpsError> {
+        let inner = self;
+        inner.check_open()?;
+        let _lock = inner.lock_run(run_id).await;
+        inner.lease_for_op(run_id).await?;
+        let rec = inner.open_record(run_id)?;
+        inner.stop_step(run_id);
+        let children = inner.open_children(&rec);
+        let mut cp = Checkpoint::load(run_id, inner.clock.now_ms(), rec);
+        cp.end(
+            RunStatus::Terminated {
+                reason: reason.to_owned(),
+            },
+            TraceKind::Terminated {
+                reason: reason.to_owned(),
+            },
+        );
+        // The awaited children end in the same commit, so a crash cannot leave them running
+        // for a parent that is gone; their own children are terminated after it.
+        let (_child_locks, grandchildren) = inner.terminate_with(&mut cp, reason, children).await?;
+        inner.commit(cp).await?;
+        drop(_lock);
+        drop(_child_locks);
+        for (child, open) in grandchildren {
+            let why = format!("its parent `{child}` was terminated: {reason}");
+            inner.terminate_children(&why, open).await;
+        }
+        Ok(())
     }
 }
 

@@ -22,11 +22,26 @@ pub(super) struct Reported {
     workflow: String,
     version: u32,
     events: Vec<TraceEvent>,
+    /// The events of the other runs the checkpoint writes (the child runs it creates).
+    others: Vec<Reported>,
 }
 
 impl Reported {
+    fn copy(&self) -> Reported {
+        Reported {
+            run_id: self.run_id.clone(),
+            workflow: self.workflow.clone(),
+            version: self.version,
+            events: self.events.clone(),
+            others: self.others.iter().map(Reported::copy).collect(),
+        }
+    }
+
     pub(super) fn report(&self) {
         telemetry::committed(&self.run_id, &self.workflow, self.version, &self.events);
+        for other in &self.others {
+            other.report();
+        }
     }
 }
 
@@ -60,6 +75,10 @@ pub(super) struct Effects {
     /// A command that is new with this checkpoint.
     pub(super) start: Option<Command>,
     pub(super) finished: bool,
+    /// The parent to tell, when a child run finished with this checkpoint.
+    pub(super) parent: Option<String>,
+    /// What to do for the child runs this checkpoint created.
+    pub(super) children: Vec<Effects>,
 }
 
 pub(super) struct Checkpoint {
@@ -73,6 +92,13 @@ pub(super) struct Checkpoint {
     touched: bool,
     /// The writes that are not derived from the run record (inbox, dedupe keys) and the trace.
     write: CheckpointWrite,
+    /// Child runs the run asked for in this checkpoint, not created yet (the engine creates
+    /// them in the same commit), with whether they are detached.
+    pub(super) spawn: Vec<(crate::ChildItem, bool)>,
+    /// What to do for the children created, once the commit is durable.
+    children: Vec<Effects>,
+    /// The trace events of the other runs written, for a subscriber, when one listens.
+    child_reports: Vec<Reported>,
 }
 
 impl Checkpoint {
@@ -95,7 +121,28 @@ impl Checkpoint {
             before,
             touched: false,
             write: CheckpointWrite::new(run_id),
+            spawn: Vec::new(),
+            children: Vec::new(),
+            child_reports: Vec::new(),
         }
+    }
+
+    /// Adds a child run's creation to this commit.
+    /// `next_trace` numbers the child's trace events for a subscriber (the store's next
+    /// number for that run), when one listens.
+    pub(super) fn create_child(&mut self, mut child: Checkpoint, next_trace: Option<u64>) {
+        if let Some(next) = next_trace {
+            let mut reported = child.trace_events(next);
+            reported.others = std::mem::take(&mut child.child_reports);
+            self.child_reports.push(reported);
+        }
+        let (mut write, effects) = child.finish();
+        // A child whose first transition starts children of its own: all of them are other
+        // writes of this one commit, side by side (a store takes no nested ones).
+        let nested = std::mem::take(&mut write.others);
+        self.write.others.push(write);
+        self.write.others.extend(nested);
+        self.children.extend(effects);
     }
 
     /// The checkpoint as the observer sees it, when this checkpoint writes the run's envelope.
@@ -212,6 +259,7 @@ impl Checkpoint {
             workflow: self.rec.workflow.clone(),
             version: self.rec.version,
             events,
+            others: self.child_reports.iter().map(Reported::copy).collect(),
         }
     }
 
@@ -316,6 +364,29 @@ impl Checkpoint {
                 event = Event::BatchDone(results);
                 continue;
             }
+            // Detached children are not awaited: the workflow goes on with their run ids in
+            // this same checkpoint, which also creates them. Awaited children with every
+            // outcome in (an empty fan-out) are over at once too.
+            match &self.rec.pending {
+                Some(Command::Children {
+                    items,
+                    detached: true,
+                }) => {
+                    let ids = items
+                        .iter()
+                        .map(|i| Ok(Value::String(i.run_id.clone())))
+                        .collect();
+                    event = Event::ChildrenDone(ids);
+                    continue;
+                }
+                Some(Command::Children { items, .. }) => {
+                    if let Some(results) = items.iter().map(|i| i.result.clone()).collect() {
+                        event = Event::ChildrenDone(results);
+                        continue;
+                    }
+                }
+                _ => {}
+            }
             // Still waiting (a new wait, or one whose buffered signal was refused): a buffered
             // signal with the wait's name satisfies it within this same checkpoint.
             let Some(wait @ Command::Wait { .. }) = &self.rec.pending else {
@@ -376,6 +447,9 @@ impl Checkpoint {
                     format!("batch of {}", items.len()),
                 )
             }
+            // The engine cancels the awaited children instead; their outcomes reach the
+            // workflow, and the cancellation its next step or wait.
+            Command::Children { .. } => return None,
         };
         self.trace(TraceKind::CancelDelivered { at });
         Some(event)
@@ -481,6 +555,18 @@ impl Checkpoint {
                     until_ms: *deadline_ms,
                 });
             }
+            Command::Children { items, detached } => {
+                self.rec.status = RunStatus::Running;
+                for item in items.iter().filter(|i| i.result.is_none()) {
+                    self.trace(TraceKind::ChildStarted {
+                        workflow: item.workflow.clone(),
+                        child: item.run_id.clone(),
+                        input: item.input.clone(),
+                        detached: *detached,
+                    });
+                    self.spawn.push((item.clone(), *detached));
+                }
+            }
             Command::Batch { items, .. } => {
                 self.rec.status = RunStatus::Running;
                 // One branch per item in the trace, each with its own idempotency key.
@@ -531,6 +617,42 @@ impl Checkpoint {
         }
         if let Some(results) = all {
             self.drive(d, store, Event::BatchDone(results), None)?;
+        }
+        Ok(())
+    }
+
+    /// Stores the outcomes of awaited children that ended (`(index, outcome)`) in the pending
+    /// [`Command::Children`], and hands the workflow every outcome once all are in.
+    pub(super) fn child_results(
+        &mut self,
+        d: &dyn Driver,
+        store: &dyn Store,
+        results: Vec<(usize, Result<Value, crate::ChildError>)>,
+    ) -> Result<(), StoreError> {
+        let Some(Command::Children { items, .. }) = &mut self.rec.pending else {
+            return Ok(());
+        };
+        let mut ended = Vec::new();
+        for (index, result) in results {
+            let Some(item) = items.get_mut(index).filter(|i| i.result.is_none()) else {
+                continue;
+            };
+            item.result = Some(result.clone());
+            ended.push(TraceKind::ChildEnded {
+                child: item.run_id.clone(),
+                result,
+            });
+        }
+        if ended.is_empty() {
+            return Ok(());
+        }
+        let all: Option<Vec<_>> = items.iter().map(|i| i.result.clone()).collect();
+        self.touched = true;
+        for kind in ended {
+            self.trace(kind);
+        }
+        if let Some(results) = all {
+            self.drive(d, store, Event::ChildrenDone(results), None)?;
         }
         Ok(())
     }
@@ -635,6 +757,8 @@ impl Checkpoint {
                 cancel_timer: old.as_ref().and_then(deadline),
                 start: self.rec.indexed_command().cloned(),
                 finished: self.rec.is_finished(),
+                parent: self.rec.parent.clone().filter(|_| self.rec.is_purgeable()),
+                children: self.children,
             });
             self.write.run = Some(RunWrite::new(self.rec, old));
         }
@@ -646,6 +770,6 @@ impl Checkpoint {
 pub(super) fn deadline(cmd: &Command) -> Option<u64> {
     match cmd {
         Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms } => Some(*deadline_ms),
-        Command::Step { .. } | Command::Batch { .. } => None,
+        Command::Step { .. } | Command::Batch { .. } | Command::Children { .. } => None,
     }
 }

@@ -51,6 +51,9 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn migrations(&self) -> Vec<Migration>;
     /// Whether a stored state decodes into this version's state.
     fn decodes(&self, state: &Value) -> Result<(), serde_json::Error>;
+    /// The start state for an input given as JSON (a schedule stores its input that way):
+    /// `Err` when the input does not decode into `W::Input`, else what [`start_state`] gives.
+    fn start_json(&self, input: &Value) -> Result<Result<Value, StartFailure>, String>;
 
     /// Why a stored run must not be decoded with this code, if it must not.
     fn incompatibility(&self, rec: &RunRecord) -> Option<String> {
@@ -156,6 +159,16 @@ impl<W: Workflow> Driver for Typed<W> {
 
     fn decodes(&self, state: &Value) -> Result<(), serde_json::Error> {
         codec::from_value_ref::<W::State>(state).map(drop)
+    }
+
+    fn start_json(&self, input: &Value) -> Result<Result<Value, StartFailure>, String> {
+        let input: W::Input = codec::from_value_ref(input).map_err(|e| {
+            format!(
+                "the input does not decode into `{}`: {e}",
+                std::any::type_name::<W::Input>()
+            )
+        })?;
+        Ok(start_state::<W>(input))
     }
 }
 

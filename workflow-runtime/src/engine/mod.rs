@@ -9,10 +9,12 @@ mod admin;
 mod attempts;
 mod batch;
 mod checkpoint;
+mod children;
 mod driver;
 mod handle;
 pub(crate) mod hooks;
 mod ops;
+mod schedule;
 mod shared;
 #[cfg(test)]
 mod tests;
@@ -45,6 +47,9 @@ pub use self::admin::{
     RunSummary,
 };
 pub use self::handle::RunHandle;
+pub use self::schedule::{
+    CatchUp, Overlap, SCHEDULE_WORKFLOW, Schedule, ScheduleError, ScheduleInfo, schedule_run_id,
+};
 pub use self::shared::LeaseSettings;
 use self::versions::Registry;
 pub use self::versions::{IncompatibleRun, VersionSummary};
@@ -515,6 +520,7 @@ impl EngineBuilder {
             registry.add(d);
         }
         let clock = self.clock;
+        let opened_ms = clock.now_ms();
         let busy = Arc::new(Busy::default());
         let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
             let weak = me.clone();
@@ -547,6 +553,7 @@ impl EngineBuilder {
                 counters: admin::Counters::default(),
                 recovery: Mutex::default(),
                 shared: self.shared.map(shared::Shared::new),
+                opened_ms,
             }
         });
         let engine = Engine {
@@ -930,6 +937,9 @@ pub(crate) struct Inner {
     /// Leases and claims when the store is shared with other workers; `None` for the only
     /// writer of its store.
     shared: Option<Arc<shared::Shared>>,
+    /// When this engine opened its store, milliseconds since the Unix epoch: a schedule's tick
+    /// before it came due while no engine ran (`CatchUp::Skip` drops it).
+    opened_ms: u64,
 }
 
 /// Whether a recovery task runs, and how many device failures were seen.
@@ -1120,8 +1130,17 @@ impl Inner {
     /// await grew to kilobytes, and every task that commits (a step attempt's, a signal's)
     /// carried it: tokio copies a task's future several times when it spawns and completes
     /// it, which cost more CPU per transition than the engine's own work (BENCHMARKS.md).
-    fn commit(&self, cp: Checkpoint) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
-        let begun = self.begin_commit(cp);
+    fn commit(
+        &self,
+        mut cp: Checkpoint,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
+        // The children a checkpoint asks for are created in its own commit.
+        let begun = match cp.spawn.is_empty() {
+            true => self.begin_commit(cp),
+            false => self
+                .plan_children(&mut cp)
+                .and_then(|()| self.begin_commit(cp)),
+        };
         async move {
             let Committing {
                 ack,
@@ -1241,7 +1260,13 @@ impl Inner {
         self.batches.abort_all();
     }
 
-    fn apply(&self, fx: Effects) {
+    fn apply(&self, mut fx: Effects) {
+        for child in std::mem::take(&mut fx.children) {
+            self.apply(child);
+        }
+        if let Some(parent) = &fx.parent {
+            self.wake_parent(parent);
+        }
         if let Some(deadline) = fx.cancel_timer {
             self.timers.cancel(deadline, fx.run_id.clone());
         }
@@ -1254,6 +1279,8 @@ impl Inner {
             Some(cmd @ Command::Batch { .. }) if self.may_drive(&fx.run_id, &fx.workflow) => {
                 self.launch_batch(&fx.run_id, &fx.workflow, fx.seq, &cmd);
             }
+            // A child adopted at its id may have ended before the parent asked for it.
+            Some(Command::Children { .. }) => self.wake_parent(&fx.run_id),
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !self.park(&fx.run_id, deadline_ms, fx.seq) =>
             {
@@ -1275,7 +1302,12 @@ impl Inner {
         if self.resume_shared() {
             return Ok(());
         }
-        let wanted = |w: &str| workflow.is_none_or(|x| x == w) && self.registry().contains(w);
+        // Schedules are re-armed with every registration too: one that came due while its
+        // workflow was not registered yet fires once it is.
+        let wanted = |w: &str| {
+            w == SCHEDULE_WORKFLOW
+                || (workflow.is_none_or(|x| x == w) && self.registry().contains(w))
+        };
         // This engine is its store's only user (its writes are `Fence::Exclusive`): it reads the
         // ready runs and every armed timer without claiming them, since a lease per parked run
         // would only cost memory in proportion to the store.
@@ -1298,6 +1330,11 @@ impl Inner {
         let Some(rec) = self.store.run(run_id)? else {
             return Ok(());
         };
+        if matches!(rec.pending, Some(Command::Children { .. })) && !rec.is_finished() {
+            // Under this run's lock: the outcomes are read by a task that takes it after.
+            self.wake_parent(run_id);
+            return Ok(());
+        }
         let Some(cmd @ (Command::Step { .. } | Command::Batch { .. })) = rec.pending.clone() else {
             return Ok(());
         };
@@ -1324,7 +1361,7 @@ impl Inner {
     async fn resume_run(&self, run_id: &str) -> Result<(), EngineError> {
         let rec = self.record(run_id)?;
         match rec.pending {
-            Some(Command::Step { .. } | Command::Batch { .. }) => {
+            Some(Command::Step { .. } | Command::Batch { .. } | Command::Children { .. }) => {
                 Ok(self.resume_step(run_id).await?)
             }
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })

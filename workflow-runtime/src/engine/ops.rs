@@ -440,6 +440,9 @@ impl Inner {
         if rec.is_finished() || rec.seq != seq {
             return Ok(());
         }
+        if rec.workflow == super::SCHEDULE_WORKFLOW {
+            return self.fire_schedule(run_id, rec).await;
+        }
         let (event, kind) = match &rec.pending {
             Some(Command::Step { .. }) => return self.on_step_timer(run_id, rec).await,
             Some(wait @ Command::Wait { .. }) => (

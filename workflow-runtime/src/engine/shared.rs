@@ -673,7 +673,13 @@ impl Inner {
         }
         let due_by = self.clock.now_ms() + millis(sh.settings.poll_every);
         for timer in self.store.claim_timers(&sh.claim(limit), due_by)? {
-            if !self.registry().contains(&timer.workflow) {
+            let ours = match timer.workflow == super::SCHEDULE_WORKFLOW {
+                // A schedule's timer belongs to no workflow: the worker that registers the
+                // workflow the schedule starts takes it, as it would a run's timer.
+                true => self.fires_schedule(&timer.run_id),
+                false => self.registry().contains(&timer.workflow),
+            };
+            if !ours {
                 let _ = self.store.release(&timer.lease);
                 continue;
             }

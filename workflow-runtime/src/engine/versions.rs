@@ -196,7 +196,7 @@ pub struct VersionSummary {
     /// Runs the registered code cannot drive (see [`Engine::incompatible_runs`]).
     pub incompatible: u64,
     /// How the registered code treats these runs: `current`, `migrates to vN`, `incompatible`
-    /// or `not registered`.
+    /// or `not registered`; `the engine` for schedules ([`crate::SCHEDULE_WORKFLOW`]).
     pub handled_by: String,
 }
 
@@ -283,6 +283,8 @@ impl Engine {
                     finished: 0,
                     incompatible: 0,
                     handled_by: match &resolution {
+                        // Schedules are the engine's own records, driven without a workflow.
+                        _ if rec.workflow == super::SCHEDULE_WORKFLOW => "the engine".to_owned(),
                         Resolution::Ready(_) => "current".to_owned(),
                         Resolution::Migrate(d, _) => format!("migrates to v{}", d.version()),
                         Resolution::Incompatible(_) => "incompatible".to_owned(),

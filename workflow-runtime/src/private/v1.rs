@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::children::{ChildError, ChildItem};
 pub use crate::codec::{FNV_OFFSET, fnv1a, mix};
 pub use crate::error::{MigrationError, PayloadError};
 pub use crate::model::{
@@ -194,6 +195,121 @@ pub fn fan_out_results<F: Function>(
 /// The first failed item's error.
 pub fn first_error<T>(results: Vec<Result<T, StepError>>) -> Result<Vec<T>, StepError> {
     results.into_iter().collect()
+}
+
+/// The command of `ctx.child(w, input)` (awaited) or `ctx.start_child(w, input)` (detached),
+/// with `.id(run_id)` when given, else a run id derived from the parent's and the checkpoint's.
+///
+/// # Panics
+/// If the input cannot be encoded as JSON (the engine fails the run with the message).
+pub fn child_command<W: Workflow>(
+    ctx: &WorkflowContext,
+    _workflow: W,
+    input: W::Input,
+    run_id: Option<String>,
+    detached: bool,
+) -> Command {
+    let run_id = run_id
+        .unwrap_or_else(|| crate::children::derived_id(ctx.run_id(), W::NAME, ctx.seq(), None));
+    Command::Children {
+        items: vec![child_item::<W>(input, run_id)],
+        detached,
+    }
+}
+
+/// The command of `ctx.fan_out_children(w, items)`: one awaited child of `W` per item, with
+/// run ids derived from the parent's, the checkpoint's and the item's position.
+pub fn fan_out_children_command<W: Workflow, I: IntoIterator<Item = W::Input>>(
+    ctx: &WorkflowContext,
+    _workflow: W,
+    items: I,
+) -> Command {
+    let items = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let id = crate::children::derived_id(ctx.run_id(), W::NAME, ctx.seq(), Some(i));
+            child_item::<W>(input, id)
+        })
+        .collect();
+    Command::Children {
+        items,
+        detached: false,
+    }
+}
+
+fn child_item<W: Workflow>(input: W::Input, run_id: String) -> crate::ChildItem {
+    match serde_json::to_value(input) {
+        Ok(input) => crate::ChildItem::new(W::NAME, run_id, input),
+        Err(e) => panic!(
+            "the input of child workflow `{}` could not be encoded: {e}",
+            W::NAME
+        ),
+    }
+}
+
+/// A run id given with `.id(..)`; a `String`, `&str` or anything `Display`.
+pub fn child_id(id: impl std::fmt::Display) -> Option<String> {
+    Some(id.to_string())
+}
+
+/// Takes the outcomes of the children of a [`Command::Children`]. `Err` rejects the event.
+pub fn take_children(
+    ev: &mut Option<Event>,
+) -> Result<VecDeque<Result<Value, crate::ChildError>>, Rejection> {
+    match ev.take() {
+        Some(Event::ChildrenDone(results)) => Ok(results.into()),
+        other => Err(unexpected("the outcomes of child runs", other)),
+    }
+}
+
+/// The next child outcome, decoded as the `Ok` type of `W`'s output.
+pub fn next_child<W: Workflow>(
+    results: &mut VecDeque<Result<Value, crate::ChildError>>,
+) -> Result<<W::Output as ResultParts>::Ok, crate::ChildError>
+where
+    <W::Output as ResultParts>::Ok: DeserializeOwned,
+    W::Output: ResultParts,
+{
+    match results.pop_front() {
+        Some(Ok(v)) => serde_json::from_value(v).map_err(|e| {
+            crate::ChildError::new(
+                "",
+                crate::ChildErrorKind::Failed,
+                format!(
+                    "the output of child workflow `{}` could not be decoded: {e}",
+                    W::NAME
+                ),
+            )
+        }),
+        Some(Err(e)) => Err(e),
+        None => Err(crate::ChildError::new(
+            "",
+            crate::ChildErrorKind::Unavailable,
+            format!("no outcome for a child of workflow `{}`", W::NAME),
+        )),
+    }
+}
+
+/// The run id of a detached child, as `ctx.start_child` returns it.
+pub fn next_child_id(results: &mut VecDeque<Result<Value, crate::ChildError>>) -> String {
+    match results.pop_front() {
+        Some(Ok(Value::String(id))) => id,
+        _ => String::new(),
+    }
+}
+
+/// Every outcome of `ctx.fan_out_children(w, items)`, in the order of its items.
+pub fn children_results<W: Workflow>(
+    mut results: VecDeque<Result<Value, crate::ChildError>>,
+) -> Vec<Result<<W::Output as ResultParts>::Ok, crate::ChildError>>
+where
+    <W::Output as ResultParts>::Ok: DeserializeOwned,
+    W::Output: ResultParts,
+{
+    (0..results.len())
+        .map(|_| next_child::<W>(&mut results))
+        .collect()
 }
 
 /// Builds the command that sleeps for `duration` from the transition's time

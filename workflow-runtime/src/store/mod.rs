@@ -18,11 +18,14 @@
 //! 1. Implement [`Store`]. Reads return records and rows as they were last acknowledged.
 //!    [`Store::commit`] applies one [`CheckpointWrite`] atomically: its [`RunWrite`] replaces
 //!    the run's record, the index rows of [`RunWrite::previous`] go and those of
-//!    [`RunRecord::indexed_command`] come (a `Step` without a backoff is ready to execute; a
-//!    `Step` with `not_before_ms`, a `Wait` and a `Sleep` are timers at their deadline; a
+//!    [`RunRecord::indexed_command`] come (a `Step` without a backoff, a `Batch` and a
+//!    `Children` are ready to execute; a `Step` with `not_before_ms`, a `Wait` and a `Sleep`
+//!    are timers at their deadline; a
 //!    `Wait` is also a [`PendingWait`]), a finished run that is not parked as incompatible
 //!    loses its inbox, a buffered signal gets the next inbox index, consumed ones go, trace
-//!    events are numbered on from the run's last one. Acknowledge only once it is durable.
+//!    events are numbered on from the run's last one; the writes of [`CheckpointWrite::others`]
+//!    are applied in the same transaction, each in the same way. Acknowledge only once it is
+//!    durable.
 //! 2. Check [`Fence`]s: refuse a checkpoint written under a lease that is no longer the run's
 //!    current one with [`StoreError::NotOwner`], writing nothing of it.
 //! 3. Keep the cause of a failure: [`StoreError::io`] for a device error (it makes a full disk
@@ -693,6 +696,13 @@ pub struct CheckpointWrite {
     /// hold what the writer could not see (a commit refused because its sync failed, which
     /// reached the disk after all). `None` skips the check.
     pub epoch: Option<u64>,
+    /// Checkpoints of other runs to make durable in the same transaction, all or nothing with
+    /// this one: the child runs a workflow starts (`ctx.child`), created atomically with the
+    /// parent's checkpoint that asks for them, so that a crash leaves either both or neither.
+    /// Each is applied as a checkpoint of its own (its fence checked, its index rows derived);
+    /// if one of them is refused, the whole write is refused. Nested `others` are not allowed
+    /// (a backend may refuse them). Empty for most checkpoints.
+    pub others: Vec<CheckpointWrite>,
 }
 
 impl CheckpointWrite {
@@ -716,6 +726,7 @@ impl CheckpointWrite {
             trace: Vec::new(),
             purge: false,
             epoch: None,
+            others: Vec::new(),
         }
     }
 
@@ -910,7 +921,8 @@ impl Future for Acknowledgement {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Indexed {
-    /// A step must be executed: the run is ready.
+    /// A step must be executed, or the run awaits child runs whose outcomes it reads when
+    /// resumed: the run is ready.
     Ready,
     /// A timer at this deadline, milliseconds since the Unix epoch: a sleep's end or a step's
     /// backoff.
@@ -927,7 +939,9 @@ impl Indexed {
                 not_before_ms: Some(deadline_ms),
                 ..
             } => Indexed::Timer(*deadline_ms),
-            Command::Step { .. } | Command::Batch { .. } => Indexed::Ready,
+            Command::Step { .. } | Command::Batch { .. } | Command::Children { .. } => {
+                Indexed::Ready
+            }
             Command::Sleep { deadline_ms } => Indexed::Timer(*deadline_ms),
             Command::Wait {
                 name,

@@ -155,6 +155,7 @@ macro_rules! store_conformance {
                 a_purge_with_a_record_replaces_the_run,
                 dedupe_keys_are_listed_per_run,
                 runs_are_copied_in_and_out_whole,
+                a_checkpoint_creates_other_runs_with_it,
             );
         }
     };
@@ -1221,4 +1222,84 @@ pub async fn runs_are_copied_in_and_out_whole<H: Harness>(h: &H) {
         .expect("the copy out of this store");
     assert_eq!(report.copied, 4);
     assert!(whole(&back) == expected, "the copy back reads differently");
+}
+
+/// A checkpoint's [`CheckpointWrite::others`] (the child runs a workflow starts) are written in
+/// the same transaction as the checkpoint, each with its index rows and trace; if one of them
+/// is refused (a stale fence), nothing of the checkpoint is written.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::a_checkpoint_creates_other_runs_with_it(&h).await
+/// });
+/// ```
+pub async fn a_checkpoint_creates_other_runs_with_it<H: Harness>(h: &H) {
+    use crate::children::ChildItem;
+    let children = |ids: &[&str]| Command::Children {
+        items: ids
+            .iter()
+            .map(|id| ChildItem::new("wf", *id, json!({ "n": 1 })))
+            .collect(),
+        detached: false,
+    };
+    {
+        let store = h.open();
+        commit(&store, moves("p", record(1, Some(step("s"))), None)).await;
+        let mut cp = moves(
+            "p",
+            record(2, Some(children(&["p/c-2.0", "p/c-2.1"]))),
+            Some(step("s")),
+        );
+        cp.others
+            .push(moves("p/c-2.0", record(1, Some(step("t"))), None));
+        cp.others
+            .push(moves("p/c-2.1", record(1, Some(wait("go", 9_000))), None));
+        commit(&store, cp).await;
+        assert_eq!(
+            ready_ids(&store),
+            ["p", "p/c-2.0"],
+            "a parent awaiting children is ready"
+        );
+        assert_eq!(timers(&store, u64::MAX), [(9_000, "p/c-2.1".to_owned(), 1)]);
+        assert_eq!(store.pending_waits().expect("waits").len(), 1);
+        assert_eq!(store.trace("p/c-2.0").expect("trace").len(), 1);
+        assert_eq!(store.trace("p/c-2.0").expect("trace")[0].seq, 0);
+        assert_eq!(store.trace("p").expect("trace").len(), 2);
+
+        // One refused write among the others refuses the whole checkpoint.
+        let mut cp = moves("q", record(1, Some(step("s"))), None);
+        cp.others
+            .push(moves("q/c", record(1, Some(step("t"))), None));
+        let mut stale = moves("q/d", record(1, Some(step("t"))), None);
+        stale.fence = Fence::Lease(u64::MAX);
+        cp.others.push(stale);
+        assert!(matches!(
+            store.commit(cp).await,
+            Err(StoreError::NotOwner { .. })
+        ));
+        for run in ["q", "q/c", "q/d"] {
+            assert!(store.run(run).expect("read").is_none(), "{run} was written");
+        }
+    }
+    // Durable, like any acknowledged write.
+    let store = h.open();
+    let child = store.run("p/c-2.1").expect("read").expect("the child");
+    assert_eq!(child.seq, 1);
+    assert!(matches!(
+        store.run("p").expect("read").expect("the parent").pending,
+        Some(Command::Children { .. })
+    ));
+    assert_eq!(ready_ids(&store), ["p", "p/c-2.0"]);
 }

@@ -450,9 +450,23 @@ async fn outcome<W: Workflow>(te: &TestEngine, workflow: W) -> Result<Value, Str
     serde_json::to_value(out).map_err(|e| e.to_string())
 }
 
+/// Every run in the engine's store: the run and the child runs it started.
+fn runs_of(te: &TestEngine) -> BTreeSet<String> {
+    let filter = crate::RunFilter {
+        limit: Some(crate::MAX_PAGE),
+        ..crate::RunFilter::default()
+    };
+    te.engine()
+        .runs(&filter)
+        .map(|page| page.runs.into_iter().map(|r| r.run_id).collect())
+        .unwrap_or_default()
+}
+
+/// The idempotency keys of every step call in the engine: the run's, and its child runs'
+/// (whose effects must happen once too).
 fn keys_of(te: &TestEngine) -> BTreeMap<String, usize> {
     let mut keys = BTreeMap::new();
-    for call in te.step_calls().into_iter().filter(|c| c.run_id == RUN) {
+    for call in te.step_calls() {
         *keys.entry(call.idempotency_key).or_insert(0) += 1;
     }
     keys
@@ -462,7 +476,9 @@ fn keys_of(te: &TestEngine) -> BTreeMap<String, usize> {
 /// run with a crash just before the commit and once with a crash just after it. Each crashed
 /// engine is restarted on the same store, the rest of the script is played, and the run must
 /// end with the crash-free outcome, without any step invocation under an idempotency key the
-/// crash-free run did not use (that would be a second, different effect).
+/// crash-free run did not use (that would be a second, different effect), and with the same
+/// runs in the store as the crash-free run (a child run started twice, or lost, shows there).
+/// The steps and runs counted are those of the run and of the child runs it starts.
 ///
 /// Steps run for real unless the builder replaces them; steps with outside effects should be
 /// replaced by doubles, or be idempotent on [`crate::StepContext::idempotency_key`].
@@ -524,6 +540,7 @@ where
     );
     let commits = reference.commits_begun();
     let ref_keys: BTreeSet<String> = keys_of(&reference).into_keys().collect();
+    let ref_runs = runs_of(&reference);
     reference.shutdown().await;
 
     let mut cases = Vec::new();
@@ -544,6 +561,12 @@ where
                     "{header}: the outcome differs\n  crash-free: {expected:?}\n  crashed:    {got:?}\n  crash-free trace:\n    {}\n  trace after the crash:\n    {}",
                     trace.join("\n    "),
                     case_trace.join("\n    ")
+                ));
+            }
+            let runs = runs_of(&te);
+            if runs != ref_runs {
+                violations.push(format!(
+                    "{header}: the store holds other runs than the crash-free run's (a child started twice, or lost)\n  crash-free: {ref_runs:?}\n  crashed:    {runs:?}"
                 ));
             }
             for key in keys.keys().filter(|k| !ref_keys.contains(*k)) {

@@ -74,11 +74,12 @@ use serde_json::Value;
 
 pub use self::crash::{CrashCase, CrashReport, Script, ScriptAction, crash_test};
 pub use self::hooks::Hooks;
+/// The transition function's vocabulary, for tests that drive `name::advance` by hand or
+/// check what a checkpoint waits for.
+pub use crate::children::ChildItem;
 use crate::clock::ManualClock;
 pub use crate::engine::hooks::{CommittedCheckpoint, CrashMoment, Instrument, StepDouble};
 use crate::error::CodecError;
-/// The transition function's vocabulary, for tests that drive `name::advance` by hand or
-/// check what a checkpoint waits for.
 pub use crate::model::{BatchItem, Command, Event, Transition};
 use crate::step::DataMap;
 use crate::store::FileStore;

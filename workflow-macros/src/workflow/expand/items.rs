@@ -135,7 +135,9 @@ impl Codegen<'_> {
                         signal_names = None;
                     }
                 }
-                SuspensionKind::Sleep { .. } => {}
+                SuspensionKind::Sleep { .. }
+                | SuspensionKind::Child { .. }
+                | SuspensionKind::FanOutChildren { .. } => {}
                 SuspensionKind::Join { steps: pairs, .. } => {
                     for (func, _) in pairs {
                         steps.insert(quote!(#func).to_string(), func);

@@ -174,6 +174,26 @@ impl Codegen<'_> {
                     quote_spanned!(limit_span=> { let __wf_limit: usize = #limit; __wf_limit });
                 quote_spanned!(span=> #krate::fan_out_command::<#func, _>(#items, #limit))
             }
+            SuspensionKind::Child {
+                workflow,
+                input,
+                id,
+                detached,
+            } => {
+                let input = self.expr(input);
+                let id = match id {
+                    Some(id) => {
+                        let id = self.expr(id);
+                        quote_spanned!(id.span()=> #krate::child_id(#id))
+                    }
+                    None => quote!(::core::option::Option::None),
+                };
+                quote_spanned!(span=> #krate::child_command(&*#ctx, #workflow, #input, #id, #detached))
+            }
+            SuspensionKind::FanOutChildren { workflow, items } => {
+                let items = self.expr(items);
+                quote_spanned!(span=> #krate::fan_out_children_command(&*#ctx, #workflow, #items))
+            }
             SuspensionKind::WaitAny {
                 ty,
                 names,
@@ -282,6 +302,21 @@ impl Codegen<'_> {
                             }))
                         }
                     }
+                    SuspensionKind::Child {
+                        workflow,
+                        detached: false,
+                        ..
+                    } => {
+                        let def = render::workflow_type(workflow);
+                        quote!(#krate::take_children(&mut __wf_ev).map(|mut __wf_r| #krate::next_child::<#def>(&mut __wf_r)))
+                    }
+                    SuspensionKind::Child { .. } => {
+                        quote!(#krate::take_children(&mut __wf_ev).map(|mut __wf_r| #krate::next_child_id(&mut __wf_r)))
+                    }
+                    SuspensionKind::FanOutChildren { workflow, .. } => {
+                        let def = render::workflow_type(workflow);
+                        quote!(#krate::take_children(&mut __wf_ev).map(#krate::children_results::<#def>))
+                    }
                     SuspensionKind::FanOut { func, all, .. } => {
                         let take = quote!(#krate::take_fan_out(&mut __wf_ev).map(#krate::fan_out_results::<#func>));
                         if *all {
@@ -335,6 +370,18 @@ impl Codegen<'_> {
                 }
                 SuspensionKind::FanOut { func, .. } => {
                     format!("Waiting for the fan-out of the step `{}`.", quote!(#func))
+                }
+                SuspensionKind::Child {
+                    workflow, detached, ..
+                } => {
+                    if *detached {
+                        format!("Starting a detached child run of `{}`.", quote!(#workflow))
+                    } else {
+                        format!("Waiting for a child run of `{}`.", quote!(#workflow))
+                    }
+                }
+                SuspensionKind::FanOutChildren { workflow, .. } => {
+                    format!("Waiting for the child runs of `{}`.", quote!(#workflow))
                 }
                 SuspensionKind::WaitAny { names, .. } => {
                     let names: Vec<String> = names.iter().map(syn::LitStr::value).collect();

@@ -19,6 +19,14 @@ pub(super) fn ty(t: &Ty) -> TokenStream {
             let out = ty(&Ty::StepOutput(func.clone()));
             quote!(::core::result::Result<#out, #rt::StepError>)
         }
+        Ty::ChildOutput(wf) => {
+            let def = workflow_type(wf);
+            quote_spanned!(wf.span()=> <<#def as #rt::Workflow>::Output as #rt::ResultParts>::Ok)
+        }
+        Ty::ChildResult(wf) => {
+            let out = ty(&Ty::ChildOutput(wf.clone()));
+            quote!(::core::result::Result<#out, #rt::ChildError>)
+        }
         Ty::WaitResult(payload) => quote!(::core::result::Result<#payload, #rt::WaitError>),
         Ty::StepResultOf(t) => {
             let t = ty(t);
@@ -54,6 +62,16 @@ pub(super) fn ty(t: &Ty) -> TokenStream {
             quote!(::std::collections::VecDeque<#item>)
         }
     }
+}
+
+/// The type `#[workflow]` defines for the workflow value `wf` names: `wf::Def`.
+pub(super) fn workflow_type(wf: &syn::Path) -> syn::Path {
+    let mut def = wf.clone();
+    def.segments.push(syn::PathSegment::from(format_ident!(
+        "Def",
+        span = wf.span()
+    )));
+    def
 }
 
 /// The initialiser of a `for` loop's cursor, its expressions already rendered.

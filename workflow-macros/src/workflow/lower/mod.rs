@@ -537,6 +537,18 @@ impl Lowerer {
                 (Ty::WaitResult(quote!(#ty)), Some(Ty::Written(quote!(#ty))))
             }
             SuspensionKind::Sleep { .. } => (Ty::Written(quote!(())), None),
+            SuspensionKind::Child {
+                workflow,
+                detached: false,
+                ..
+            } => (
+                Ty::ChildResult(workflow.clone()),
+                Some(Ty::ChildOutput(workflow.clone())),
+            ),
+            SuspensionKind::Child { .. } => (Ty::Written(quote!(::std::string::String)), None),
+            SuspensionKind::FanOutChildren { workflow, .. } => {
+                (Ty::Vec(Box::new(Ty::ChildResult(workflow.clone()))), None)
+            }
             SuspensionKind::Join { steps, all } => {
                 let funcs = steps.iter().map(|(f, _)| f.clone());
                 if *all {

@@ -55,6 +55,24 @@ impl Lowerer {
                 format!("FanOut{}", upper_camel(&last_ident(func))),
                 susp.span,
             ),
+            // `ChildLineReview`, `StartChildAudit`, `ChildrenLineReview`.
+            (
+                None,
+                SuspensionKind::Child {
+                    workflow, detached, ..
+                },
+            ) => (
+                format!(
+                    "{}{}",
+                    if *detached { "StartChild" } else { "Child" },
+                    upper_camel(&last_ident(workflow))
+                ),
+                susp.span,
+            ),
+            (None, SuspensionKind::FanOutChildren { workflow, .. }) => (
+                format!("Children{}", upper_camel(&last_ident(workflow))),
+                susp.span,
+            ),
             // Named after the enum the signals decode into: `AwaitingReview`.
             (None, SuspensionKind::WaitAny { ty, .. }) => {
                 (format!("Awaiting{}", type_stem(ty)), susp.span)

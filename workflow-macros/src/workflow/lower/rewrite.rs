@@ -61,6 +61,13 @@ impl Lowerer {
                 self.rewriter().visit_expr_mut(items);
                 self.rewriter().visit_expr_mut(limit);
             }
+            SuspensionKind::Child { input, id, .. } => {
+                self.rewriter().visit_expr_mut(input);
+                if let Some(id) = id {
+                    self.rewriter().visit_expr_mut(id);
+                }
+            }
+            SuspensionKind::FanOutChildren { items, .. } => self.rewriter().visit_expr_mut(items),
         }
         susp
     }

@@ -47,6 +47,8 @@ pub(crate) struct Job {
     purge: bool,
     /// The store's epoch the checkpoint was computed in.
     epoch: Option<u64>,
+    /// Checkpoints of other runs written in the same transaction (child runs).
+    others: Vec<Job>,
 }
 
 impl Job {
@@ -62,6 +64,7 @@ impl Job {
             trace,
             purge,
             epoch,
+            others,
         } = cp;
         let encode = |what: &str, e| {
             StoreError::Codec(CodecError::encoding(
@@ -85,7 +88,17 @@ impl Job {
             purge,
             epoch,
             run_id: String::new(),
+            others: Vec::new(),
         };
+        for other in others {
+            if !other.others.is_empty() {
+                return Err(StoreError::backend(
+                    "committing a checkpoint",
+                    std::io::Error::other("a checkpoint's other writes cannot have their own"),
+                ));
+            }
+            job.others.push(Job::encode(other)?);
+        }
         if let Some(write) = run {
             let rec = &write.record;
             job.unindex = write.previous.as_ref().map(index_of);
@@ -445,11 +458,13 @@ impl Writer {
                 )));
                 continue;
             }
-            match job.fence {
-                Fence::Lease(token) if !Leases::holds(&rows, &job.run_id, token) => {
-                    ack.acknowledge(Err(StoreError::NotOwner { run_id: job.run_id }));
-                }
-                _ => accepted.push((job, ack)),
+            let refused = std::iter::once(&job)
+                .chain(&job.others)
+                .find(|j| matches!(j.fence, Fence::Lease(token) if !Leases::holds(&rows, &j.run_id, token)))
+                .map(|j| j.run_id.clone());
+            match refused {
+                Some(run_id) => ack.acknowledge(Err(StoreError::NotOwner { run_id })),
+                None => accepted.push((job, ack)),
             }
         }
         if accepted.is_empty() {
@@ -615,7 +630,11 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
     // re-inserts the same row; applying only the net effect, and skipping a row that already
     // holds it, keeps that table out of the commit (each table written costs pages per fsync).
     let mut ready_net: HashMap<&str, Option<&str>> = HashMap::new();
-    for job in jobs {
+    // A checkpoint's other writes (its child runs) follow it, in the same transaction.
+    let all = jobs
+        .iter()
+        .flat_map(|job| std::iter::once(*job).chain(&job.others));
+    for job in all {
         let run_id = job.run_id.as_str();
         if job.purge {
             purge(&mut t, run_id)?;

@@ -1049,7 +1049,9 @@ pub(crate) fn index_of(cmd: &Command) -> Index {
             not_before_ms: Some(deadline_ms),
             ..
         } => Index::Timer(*deadline_ms),
-        Command::Step { .. } | Command::Batch { .. } => Index::Ready,
+        // A run awaiting children is looked at again at every open: their outcomes are read
+        // from their records.
+        Command::Step { .. } | Command::Batch { .. } | Command::Children { .. } => Index::Ready,
         Command::Wait { deadline_ms, .. } => Index::Wait(*deadline_ms),
         Command::Sleep { deadline_ms } => Index::Timer(*deadline_ms),
     }
