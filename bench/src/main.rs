@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use stats::Row;
 
-const USAGE: &str = "usage: bench <all|floor|shapes|w1|w2|w3|w4|codec|fanout|pg> [--reps N] [--dir PATH] \
+const USAGE: &str = "usage: bench <all|floor|shapes|w1|w1mem|w2|w3|w4|codec|fanout|pg> [--reps N] [--dir PATH] \
                      [--parked N] [--signalled N] [--ks 10,1000,10000] [--workers N] [--statements]";
 
 struct Opts {
@@ -106,8 +106,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    const WORKLOADS: [&str; 10] = [
-        "all", "floor", "shapes", "w1", "w2", "w3", "w4", "codec", "fanout", "pg",
+    const WORKLOADS: [&str; 11] = [
+        "all", "floor", "shapes", "w1", "w1mem", "w2", "w3", "w4", "codec", "fanout", "pg",
     ];
     if !WORKLOADS.contains(&cmd.as_str()) {
         eprintln!("unknown workload `{cmd}`\n{USAGE}");
@@ -160,6 +160,12 @@ fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
     if wants("w1") {
         println!("W1: 200 runs one after another, 10 no-op steps each");
         rows.extend(rt.block_on(w1::run(dir, o.reps)));
+    }
+    if cmd == "w1mem" {
+        println!(
+            "W1 on the in-memory backend only: 200 runs one after another, 10 no-op steps each"
+        );
+        rows.extend(rt.block_on(w1::run_memory(o.reps)));
     }
     if wants("w2") {
         println!("W2: 1000 concurrent runs, 3 steps, a signal wait, 1 step");

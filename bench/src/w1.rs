@@ -53,6 +53,22 @@ pub(crate) async fn step_latencies(engine: &Engine) -> Vec<f64> {
     latencies
 }
 
+/// W1 on the in-memory backend alone (`bench w1mem`): no disk and no floor, so that a profile
+/// of it (callgrind) holds only the engine's own work per step.
+pub(crate) async fn run_memory(reps: usize) -> Vec<Row> {
+    let mut memory_p50 = Vec::new();
+    for r in 0..reps {
+        let l = rep(None, r).await;
+        memory_p50.push(percentile(&l, 50.0));
+        println!("  w1 in memory rep {r}: p50 {}", fmt_us(memory_p50[r]));
+    }
+    vec![Row::info(
+        "W1",
+        "step latency p50, in-memory backend (no I/O)",
+        fmt_us(median(&memory_p50)),
+    )]
+}
+
 /// Runs W1 `reps` times and compares its p50 with the floor's single-commit p50.
 ///
 /// Each repetition measures the floor right before the workload, so that both see the same

@@ -975,6 +975,7 @@ impl Inner {
         if *self.shutdown.borrow() {
             return Err(OpsError::ShutDown);
         }
+        self.forget_hot(run_id);
         self.store.commit(write).await?;
         tracing::info!(run_id, "erased the payloads of run `{run_id}`");
         Ok(())
@@ -1024,7 +1025,10 @@ impl Inner {
         }
         let acks: Vec<_> = held
             .iter()
-            .map(|(run_id, _)| self.store.commit(CheckpointWrite::purging(*run_id)))
+            .map(|(run_id, _)| {
+                self.forget_hot(run_id);
+                self.store.commit(CheckpointWrite::purging(*run_id))
+            })
             .collect();
         let mut purged = 0;
         let mut failure: Option<StoreError> = None;

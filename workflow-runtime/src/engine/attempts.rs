@@ -240,8 +240,12 @@ impl Inner {
             ..
         } = done;
         let _lock = self.lock_run(run_id).await;
-        let Some(rec) = self.store.run(run_id)? else {
-            return Ok(());
+        let rec = match self.hot_record(run_id) {
+            Some(rec) => rec,
+            None => match self.store.run(run_id)? {
+                Some(rec) => rec,
+                None => return Ok(()),
+            },
         };
         let chosen = match &rec.pending {
             Some(Command::Step {

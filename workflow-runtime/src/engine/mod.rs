@@ -544,6 +544,7 @@ impl EngineBuilder {
                 steps: Mutex::default(),
                 batches: batch::Batches::default(),
                 waiters: Mutex::default(),
+                hot: Mutex::default(),
                 shutdown: watch::Sender::new(false),
                 store_open: AtomicBool::new(true),
                 instrument: self.instrument,
@@ -916,6 +917,10 @@ pub(crate) struct Inner {
     locks: Mutex<HashMap<String, RunMutex>>,
     /// The attempt of a step running for each run.
     steps: Mutex<HashMap<String, RunningStep>>,
+    /// The record of each run whose last commit by this engine scheduled a step, as committed,
+    /// with the store's epoch then: the step's result starts from it instead of reading the
+    /// store (see [`Inner::hot_record`]).
+    hot: Mutex<HashMap<String, (u64, RunRecord)>>,
     /// The batches of steps running, and their results waiting for a commit.
     batches: batch::Batches,
     /// Runs someone awaits the result of.
@@ -958,6 +963,9 @@ struct Committing {
     reported: Option<Box<checkpoint::Reported>>,
     snapshot: Option<Box<hooks::CommittedCheckpoint>>,
     effects: Option<Box<checkpoint::Effects>>,
+    /// The record as committed, when it schedules a step, with the store's epoch before the
+    /// commit: kept for the step's result ([`Inner::hot_record`]).
+    hot: Option<Box<(u64, RunRecord)>>,
     /// Shared mode: the run, for what follows a failed commit or an announcement.
     shared_run: Option<String>,
     /// Shared mode: announce the run to the other workers once the commit is durable.
@@ -1149,6 +1157,7 @@ impl Inner {
                 reported,
                 snapshot,
                 effects,
+                hot,
                 shared_run,
                 announce,
             } = begun?;
@@ -1181,6 +1190,9 @@ impl Inner {
                 i.committed(&snapshot);
             }
             self.counters.committed(effects.is_some(), took);
+            if let (Some(hot), Some(effects)) = (hot, &effects) {
+                lock(&self.hot).insert(effects.run_id.clone(), *hot);
+            }
             if let Some(effects) = effects {
                 self.apply(*effects);
             }
@@ -1221,6 +1233,16 @@ impl Inner {
         };
         let creates = cp.creates();
         let (mut write, effects) = cp.finish();
+        // Whatever this commit writes, a record kept from before it is stale from now on.
+        self.forget_hot(&write.run_id);
+        let hot = match (&effects, &write.run) {
+            (Some(fx), Some(run))
+                if self.shared.is_none() && matches!(fx.start, Some(Command::Step { .. })) =>
+            {
+                Some(Box::new((self.store.epoch(), run.record.clone())))
+            }
+            _ => None,
+        };
         let announce;
         (write.fence, announce) = self.fence(&write, creates)?;
         // Every commit happens under its run's lock, whose holder noted the epoch.
@@ -1235,9 +1257,29 @@ impl Inner {
             reported,
             snapshot,
             effects: effects.map(Box::new),
+            hot,
             shared_run,
             announce,
         })
+    }
+
+    /// The run's record as this engine last committed it, if that commit scheduled a step and
+    /// nothing was committed for the run since; taken, so that the step's result does not read
+    /// the store for what this engine wrote itself (a read transaction and a decode per step).
+    ///
+    /// Only an engine that is its store's only writer keeps them: every commit of a run passes
+    /// [`Inner::begin_commit`] or [`Inner::forget_hot`] first, and a record committed before
+    /// the store was reopened after a device failure is not trusted.
+    fn hot_record(&self, run_id: &str) -> Option<RunRecord> {
+        let (epoch, rec) = lock(&self.hot).remove(run_id)?;
+        (epoch == self.store.epoch()).then_some(rec)
+    }
+
+    /// Drops the kept record of a run about to be written.
+    fn forget_hot(&self, run_id: &str) {
+        if self.shared.is_none() {
+            lock(&self.hot).remove(run_id);
+        }
     }
 
     /// Stops everything as a dying process would: no further commit, timer or step, and every
@@ -1419,6 +1461,7 @@ impl Inner {
         if locked {
             write.epoch = lock(&self.locks).get(run_id).map(|e| e.epoch);
         }
+        self.forget_hot(run_id);
         let result = self.store.commit(write).await;
         if result.as_ref().is_err_and(StoreError::is_device_failure) {
             self.store_failed();

@@ -239,6 +239,14 @@ impl Engine {
     /// # }
     /// ```
     pub async fn send(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, SignalError> {
+        // Boxed: the delivery holds the loaded record and the checkpoint across its awaits
+        // (about 6 KB), and a caller that spawns a task per signal would have tokio copy all of
+        // it as the task is spawned and as it completes; boxed, it is allocated once, in place.
+        Box::pin(self.deliver(run_id, signal)).await
+    }
+
+    /// The body of [`Engine::send`].
+    async fn deliver(&self, run_id: &str, signal: Signal) -> Result<SignalOutcome, SignalError> {
         let inner = &self.inner;
         inner.check_open()?;
         let Signal {

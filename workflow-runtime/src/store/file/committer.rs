@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
+};
 
 use super::{
     Context, DEDUPE, INBOX, Index, Leases, READY, RUNS, Shared, Source, TIMERS, TRACE, WAITS,
@@ -146,10 +148,13 @@ enum Msg {
     Stop(Acknowledger),
 }
 
-/// The handle to the committer thread.
+/// The handle to the committer thread, or to the writer itself when commits run inline.
 pub(crate) struct Committer {
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The writer of an in-memory store, driven on the caller's thread (see
+    /// [`Committer::inline`]); `None` inside once stopped.
+    inline: Option<Box<Mutex<Option<Writer>>>>,
     commits: Arc<AtomicU64>,
     shared: Arc<Shared>,
 }
@@ -161,6 +166,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 /// How many commits the committer's own read transaction spans (see [`Writer::pin`]).
 const RECLAIM_EVERY: u32 = 8;
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// One commit in this many of an inline (in-memory) committer is durable (see
+/// [`Writer::durability`]).
+const DURABLE_EVERY: u32 = 64;
 
 impl Committer {
     /// Starts the thread, which writes to `db` and, after a device failure, reopens the
@@ -182,6 +191,8 @@ impl Committer {
             broken: None,
             backoff: FIRST_BACKOFF,
             pin: None,
+            lazy: None,
+            numbering: Numbering::default(),
         };
         let thread = std::thread::Builder::new()
             .name("workflow-committer".to_owned())
@@ -190,9 +201,41 @@ impl Committer {
         Ok(Committer {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            inline: None,
             commits,
             shared,
         })
+    }
+
+    /// A committer without a thread, for a store whose commits never wait for a device (redb's
+    /// in-memory backend): each commit is written on the caller's thread, under a lock, and is
+    /// acknowledged before the call returns.
+    ///
+    /// The thread exists to keep an fsync off the async runtime and to group the commits that
+    /// queue while one is being synced. Without an fsync there is nothing to keep off and
+    /// nothing to group, and the hand-off to the thread and the wake-up back cost more than
+    /// the commit itself (two cross-thread wake-ups per step, BENCHMARKS.md).
+    pub(crate) fn inline(db: Arc<Database>, shared: Arc<Shared>, leases: Arc<Leases>) -> Committer {
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            db: Some(db),
+            shared: shared.clone(),
+            source: None,
+            leases,
+            commits: commits.clone(),
+            broken: None,
+            backoff: FIRST_BACKOFF,
+            pin: None,
+            lazy: Some(0),
+            numbering: Numbering::default(),
+        };
+        Committer {
+            tx: Mutex::new(None),
+            thread: Mutex::new(None),
+            inline: Some(Box::new(Mutex::new(Some(writer)))),
+            commits,
+            shared,
+        }
     }
 
     /// Queues `job`; the acknowledgement resolves once it is committed, or with the error that
@@ -209,6 +252,18 @@ impl Committer {
 
     fn send(&self, msg: impl FnOnce(Acknowledger) -> Msg) -> Acknowledgement {
         let (ack, done) = Acknowledgement::channel();
+        if let Some(writer) = &self.inline {
+            let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
+            match writer.as_mut() {
+                Some(w) => {
+                    if w.handle(msg(ack)) {
+                        *writer = None;
+                    }
+                }
+                None => ack.acknowledge(Err(StoreError::Closed)),
+            }
+            return done;
+        }
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match tx.as_ref() {
             // A send to a stopped thread drops the acknowledger, which answers `Closed`.
@@ -226,6 +281,9 @@ impl Committer {
     /// Commits what is queued, then stops the thread, which closes the database. Resolves once
     /// that is done.
     pub(crate) fn stop(&self) -> Acknowledgement {
+        if self.inline.is_some() {
+            return self.send(Msg::Stop);
+        }
         let (ack, done) = Acknowledgement::channel();
         // Dropping the sender too makes later commits fail fast with `Closed`.
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -292,6 +350,50 @@ struct Writer {
     /// so that one commit in `RECLAIM_EVERY` frees what the others replaced. The file keeps
     /// that many commits' worth of replaced pages a little longer; nothing else changes.
     pin: Option<(ReadTransaction, u32)>,
+    /// An inline committer's commits since its last durable one (see [`Writer::durability`]);
+    /// `None` for the committer thread, whose every commit is durable.
+    lazy: Option<u32>,
+    /// The number the next trace event of a run gets, for the runs written lately.
+    ///
+    /// The write transaction would otherwise find it by seeking the run's last trace row at
+    /// every checkpoint (a B-tree descent, a tenth of the committer's work per transition).
+    /// This thread is the only writer of the trace table, so the numbers it wrote stay right;
+    /// they are taken in only after a commit succeeds, and all forgotten after any failed one
+    /// (a failed sync may or may not have left the rows on the disk).
+    numbering: Numbering,
+}
+
+/// See [`Writer::numbering`].
+#[derive(Default)]
+struct Numbering(HashMap<String, u64>);
+
+/// How many runs [`Numbering`] remembers before it starts over: a bound on its memory, well
+/// above the runs that move at once in a busy process.
+const NUMBERING_LIMIT: usize = 16_384;
+
+impl Numbering {
+    fn get(&self, run_id: &str) -> Option<u64> {
+        self.0.get(run_id).copied()
+    }
+
+    /// Takes in the numbers a successful commit left.
+    fn learn(&mut self, next: HashMap<&str, u64>) {
+        if self.0.len() + next.len() > NUMBERING_LIMIT {
+            self.0.clear();
+        }
+        for (run_id, n) in next {
+            match self.0.get_mut(run_id) {
+                Some(known) => *known = n,
+                None => {
+                    self.0.insert(run_id.to_owned(), n);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self) {
+        self.0.clear();
+    }
 }
 
 impl Writer {
@@ -326,30 +428,55 @@ impl Writer {
                     }
                 }
             }
-            if self.broken.is_some() && !(jobs.is_empty() && probes.is_empty()) {
-                self.recover();
-            }
-            match self.broken.clone() {
-                // One clear error for every waiting caller: nothing of theirs was written.
-                Some(e) => {
-                    for (_, ack) in jobs {
-                        ack.acknowledge(Err(e.clone()));
-                    }
-                }
-                None => self.commit_group(jobs),
-            }
-            for ack in probes {
-                ack.acknowledge(self.broken.clone().map_or(Ok(()), Err));
-            }
+            self.serve(jobs, probes);
         }
+        // Whatever is still queued arrived after the stop; its acknowledgers drop with the
+        // channel and answer `Closed`.
+        self.stop(stop);
+    }
+
+    /// Commits `jobs` as one group and answers `probes`, recovering first from a device
+    /// failure if anyone is waiting.
+    fn serve(&mut self, jobs: Vec<(Job, Acknowledger)>, probes: Vec<Acknowledger>) {
+        if self.broken.is_some() && !(jobs.is_empty() && probes.is_empty()) {
+            self.recover();
+        }
+        match self.broken.clone() {
+            // One clear error for every waiting caller: nothing of theirs was written.
+            Some(e) => {
+                for (_, ack) in jobs {
+                    ack.acknowledge(Err(e.clone()));
+                }
+            }
+            None => self.commit_group(jobs),
+        }
+        for ack in probes {
+            ack.acknowledge(self.broken.clone().map_or(Ok(()), Err));
+        }
+    }
+
+    /// Closes the database and answers the stop request, if there is one.
+    fn stop(&mut self, ack: Option<Acknowledger>) {
         self.pin = None;
         self.db = None;
         close(self.shared.slot().take());
-        // Whatever is still queued arrived after the stop; its acknowledgers drop with the
-        // channel and answer `Closed`.
-        if let Some(ack) = stop {
+        if let Some(ack) = ack {
             ack.acknowledge(Ok(()));
         }
+    }
+
+    /// One message, served on the caller's thread (an inline committer); whether it stopped
+    /// the writer.
+    fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Commit(job, ack) => self.serve(vec![(job, ack)], Vec::new()),
+            Msg::Probe(ack) => self.serve(Vec::new(), vec![ack]),
+            Msg::Stop(ack) => {
+                self.stop(Some(ack));
+                return true;
+            }
+        }
+        false
     }
 
     /// After a device failure: checks that the device takes writes again by rewriting the
@@ -431,6 +558,28 @@ impl Writer {
         shared.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// The durability of the next commit: always `Immediate` for the committer thread.
+    ///
+    /// An inline committer serves a store in memory, which nothing outlives, so a durable
+    /// commit buys nothing there, and it costs: redb's durable commit rewrites its freed-page
+    /// table and header at every commit, the larger part of a step's CPU on that backend
+    /// (callgrind, BENCHMARKS.md). Its commits are non-durable (visible to every later read
+    /// all the same), except one in [`DURABLE_EVERY`], which lets redb reuse the pages the
+    /// non-durable ones freed, so that memory does not grow with the number of commits.
+    fn durability(&mut self) -> Durability {
+        match &mut self.lazy {
+            None => Durability::Immediate,
+            Some(n) if *n + 1 >= DURABLE_EVERY => {
+                *n = 0;
+                Durability::Immediate
+            }
+            Some(n) => {
+                *n += 1;
+                Durability::None
+            }
+        }
+    }
+
     fn commit_group(&mut self, jobs: Vec<(Job, Acknowledger)>) {
         if jobs.is_empty() {
             return;
@@ -478,8 +627,10 @@ impl Writer {
         // The clock is read only when someone listens at debug level.
         let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
         let mut device = None;
-        match write(&db, &group) {
-            Ok(()) => {
+        let durability = self.durability();
+        match write(&db, &group, durability, &self.numbering) {
+            Ok(next) => {
+                self.numbering.learn(next);
                 if let Some(started) = started {
                     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     tracing::debug!(
@@ -500,6 +651,7 @@ impl Writer {
                 };
             }
             Err(e) if e.is_device_failure() => {
+                self.numbering.forget();
                 // The device, not a checkpoint: every one of the group gets the same error, and
                 // nothing is written until the store recovers.
                 for (_, ack) in accepted {
@@ -508,16 +660,28 @@ impl Writer {
                 device = Some(e);
             }
             Err(e) if accepted.len() == 1 => {
+                self.numbering.forget();
                 let (_, ack) = accepted.into_iter().next().expect("one job");
                 ack.acknowledge(Err(e));
             }
             Err(_) => {
+                self.numbering.forget();
                 // One bad checkpoint (say, a value over redb's size limit) must not fail the
                 // others it happened to be grouped with: retry each on its own.
                 for (job, ack) in accepted {
                     let result = match &device {
                         Some(e) => Err(e.clone()),
-                        None => write(&db, &[&job]),
+                        None => write(&db, &[&job], durability, &self.numbering),
+                    };
+                    let result = match result {
+                        Ok(next) => {
+                            self.numbering.learn(next);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            self.numbering.forget();
+                            Err(e)
+                        }
                     };
                     match &result {
                         Ok(()) => {
@@ -541,12 +705,24 @@ impl Writer {
     }
 }
 
-/// Writes several checkpoints in one durable transaction; blocking.
-fn write(db: &Database, jobs: &[&Job]) -> Result<(), StoreError> {
-    let txn = db.begin_write().ctx("starting a write transaction")?;
-    apply(&txn, jobs)?;
+/// Writes several checkpoints in one transaction; blocking. Returns the number of the next
+/// trace event of each run that got some, to be remembered once the commit succeeded.
+fn write<'j>(
+    db: &Database,
+    jobs: &[&'j Job],
+    durability: Durability,
+    known: &Numbering,
+) -> Result<HashMap<&'j str, u64>, StoreError> {
+    let mut txn = db.begin_write().ctx("starting a write transaction")?;
+    if matches!(durability, Durability::None) {
+        txn.set_durability(durability).map_err(|e| {
+            StoreError::io("starting a write transaction", std::io::Error::other(e))
+        })?;
+    }
+    let next = apply(&txn, jobs, known)?;
     // `Durability::Immediate` is redb's default: the commit returns after fsync.
-    txn.commit().ctx("committing a checkpoint")
+    txn.commit().ctx("committing a checkpoint")?;
+    Ok(next)
 }
 
 type Bytes<'t, K> = redb::Table<'t, K, &'static [u8]>;
@@ -624,8 +800,14 @@ impl<'t> Tables<'t> {
     }
 }
 
-fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
+fn apply<'j>(
+    txn: &WriteTransaction,
+    jobs: &[&'j Job],
+    known: &Numbering,
+) -> Result<HashMap<&'j str, u64>, StoreError> {
     let mut t = Tables::new(txn);
+    // The next trace number of each run this transaction wrote events for or purged.
+    let mut numbered: HashMap<&str, u64> = HashMap::new();
     // The last write to each `ready` row. A step that schedules the next step deletes and
     // re-inserts the same row; applying only the net effect, and skipping a row that already
     // holds it, keeps that table out of the commit (each table written costs pages per fsync).
@@ -638,6 +820,7 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
         let run_id = job.run_id.as_str();
         if job.purge {
             purge(&mut t, run_id)?;
+            numbered.insert(run_id, 0);
             // A purged run leaves no `ready` row behind; an earlier job of this group may
             // have planned one.
             ready_net.insert(run_id, None);
@@ -717,7 +900,11 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
         }
         if !job.trace.is_empty() {
             let trace = t.trace()?;
-            let first = next_index(trace, run_id).ctx("writing a checkpoint")?;
+            let first = match numbered.get(run_id).copied().or_else(|| known.get(run_id)) {
+                Some(n) => n,
+                None => next_index(trace, run_id).ctx("writing a checkpoint")?,
+            };
+            numbered.insert(run_id, first + job.trace.len() as u64);
             for (seq, event) in (first..).zip(&job.trace) {
                 let numbered = Numbered {
                     seq,
@@ -738,7 +925,7 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
         }
     }
     if ready_net.is_empty() {
-        return Ok(());
+        return Ok(numbered);
     }
     let ready = t.ready()?;
     for (run_id, workflow) in ready_net {
@@ -757,7 +944,7 @@ fn apply(txn: &WriteTransaction, jobs: &[&Job]) -> Result<(), StoreError> {
             }
         }
     }
-    Ok(())
+    Ok(numbered)
 }
 
 /// Removes an ended run: its record, trace, inbox and dedupe rows. An ended run has no index

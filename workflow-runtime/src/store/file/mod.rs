@@ -1,9 +1,10 @@
 //! The embedded file backend: one redb database file, locked to one process.
 //!
 //! This directory is the only place that names redb. Reads go straight to the database (redb
-//! readers are concurrent); writes go through the group-commit thread of `committer`. Index
-//! rows are derived here from each checkpoint's record, on the caller's thread, so that the
-//! committer thread only writes.
+//! readers are concurrent); writes go through the group-commit thread of `committer` (for the
+//! store in memory, which waits for no device, the committer writes on the caller's thread
+//! instead). Index rows are derived here from each checkpoint's record, on the caller's thread,
+//! so that the committer only writes.
 //!
 //! After a device failure redb refuses every later write (`PreviousIo`), so the committer
 //! recovers by itself: it rewrites the file from what reads show, syncs it, and opens the
@@ -82,6 +83,15 @@ pub struct FileStore {
     shared: Arc<Shared>,
     committer: Committer,
     leases: Arc<Leases>,
+}
+
+/// How a store's commits are written.
+enum Writing {
+    /// By the committer thread, which reopens the database through the source, if any, after
+    /// a device failure.
+    Thread(Option<Source>),
+    /// On the caller's thread: a store in memory, whose commits wait for no device.
+    Inline,
 }
 
 /// What the readers share with the committer: the open database, which the committer replaces
@@ -410,10 +420,14 @@ impl FileStore {
             },
             move |b| b.create(&q),
         );
-        Self::open_with(&label, |b| b.create(path), Some(source))
+        Self::open_with(&label, |b| b.create(path), Writing::Thread(Some(source)))
     }
 
     /// A fresh store in memory, gone when closed.
+    ///
+    /// Its commits are written on the caller's thread and acknowledged at once, with no group
+    /// commit: with no device to wait for, the hand-off to a thread would cost more than the
+    /// commit.
     ///
     /// # Errors
     /// [`OpenError::Storage`] if it cannot be initialised.
@@ -429,7 +443,7 @@ impl FileStore {
         Self::open_with(
             "<in-memory store>",
             |b| b.create_with_backend(InMemoryBackend::new()),
-            None,
+            Writing::Inline,
         )
     }
 
@@ -464,7 +478,11 @@ impl FileStore {
             move || Ok(Box::new(bytes.clone()) as Box<dyn StorageBackend>),
             move |b| b.create_with_backend(again.clone()),
         );
-        Self::open_with(label, |b| b.create_with_backend(disk), Some(source))
+        Self::open_with(
+            label,
+            |b| b.create_with_backend(disk),
+            Writing::Thread(Some(source)),
+        )
     }
 
     /// Opens a store through a [`PowerLossDisk`], a test instrument that loses every write not
@@ -513,7 +531,7 @@ impl FileStore {
         drop(Self::open_with(
             &tmp.display().to_string(),
             |b| b.create(&tmp),
-            None,
+            Writing::Thread(None),
         )?);
         // A hard link never replaces a store another process created in the meantime; a
         // rename is the fallback on file systems without hard links.
@@ -541,7 +559,7 @@ impl FileStore {
     fn open_with(
         label: &str,
         create: impl FnOnce(&redb::Builder) -> Result<Database, DatabaseError>,
-        source: Option<Source>,
+        writing: Writing,
     ) -> Result<FileStore, OpenError> {
         let db = Arc::new(open_db(label, create)?);
         let shared = Arc::new(Shared {
@@ -550,13 +568,14 @@ impl FileStore {
             epoch: AtomicU64::new(0),
         });
         let leases = Arc::new(Leases::default());
-        let committer =
-            Committer::spawn(db, shared.clone(), source, leases.clone()).map_err(|e| {
-                OpenError::Storage {
+        let committer = match writing {
+            Writing::Inline => Committer::inline(db, shared.clone(), leases.clone()),
+            Writing::Thread(source) => Committer::spawn(db, shared.clone(), source, leases.clone())
+                .map_err(|e| OpenError::Storage {
                     path: label.to_owned(),
                     source: e,
-                }
-            })?;
+                })?,
+        };
         Ok(FileStore {
             label: label.to_owned(),
             shared,
