@@ -7,6 +7,7 @@
 //! cargo run --release -p bench -- w3 --parked 20000 --reps 3
 //! cargo run --release -p bench -- w3scale      # W3's open at 10k, 100k and 1M parked runs
 //! cargo run --release -p bench -- pg           # W1-W3 on PostgreSQL (starts a throwaway server)
+//! cargo run --release -p bench -- pg --workers 3   # and W1, W2 with three worker processes
 //! ```
 //!
 //! Options: `--reps N` (repetitions whose median is reported, default 5), `--dir PATH` (where
@@ -14,7 +15,10 @@
 //! measure), `--parked N` (W3's parked runs, default 100000), `--signalled N` (W3's runs
 //! signalled after the restart, default 2000), `--ks A,B,C` (W4's history lengths, default
 //! 10,1000,10000), `--scales A,B,C` (`w3scale`'s parked runs, default 10000,100000,1000000;
-//! not part of `all`: the million-run store takes a minute to create and 1.5 GB of disk).
+//! not part of `all`: the million-run store takes a minute to create and 2 GB of disk),
+//! `--workers N` (`pg` only: W1 and W2 also with N worker processes sharing
+//! the database, default 1), `--statements` (`pg` only: restarts the server with
+//! `pg_stat_statements` and prints what the workers ran in each shared W2 repetition).
 //!
 //! Every store is committed at the engine's default durability: redb's `Immediate`, an fsync
 //! per commit; PostgreSQL with `synchronous_commit = on` (`pg` is not part of `all`: it needs
@@ -35,9 +39,9 @@ use std::path::{Path, PathBuf};
 
 use stats::Row;
 
-const USAGE: &str = "usage: bench <all|floor|shapes|w1|w1mem|w2|w3|w3scale|w4|codec|fanout|pg> \
-                     [--reps N] [--dir PATH] [--parked N] [--signalled N] [--ks 10,1000,10000] \
-                     [--scales 10000,100000,1000000]";
+const USAGE: &str = "usage: bench <all|floor|shapes|w1|w1mem|w2|w3|w3scale|w4|codec|fanout|pg> \\
+                     [--reps N] [--dir PATH] [--parked N] [--signalled N] [--ks 10,1000,10000] \\
+                     [--scales 10000,100000,1000000] [--workers N] [--statements]";
 
 struct Opts {
     reps: usize,
@@ -46,6 +50,8 @@ struct Opts {
     signalled: u64,
     ks: Vec<u64>,
     scales: Vec<u64>,
+    workers: usize,
+    statements: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -56,9 +62,15 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         signalled: 2_000,
         ks: vec![10, 1_000, 10_000],
         scales: vec![10_000, 100_000, 1_000_000],
+        workers: 1,
+        statements: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--statements" {
+            o.statements = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("`{flag}` needs a value"))?;
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("`{flag} {v}`: {e}"));
         match flag.as_str() {
@@ -66,6 +78,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--dir" => o.dir = PathBuf::from(value),
             "--parked" => o.parked = num(value)?,
             "--signalled" => o.signalled = num(value)?,
+            "--workers" => o.workers = usize::try_from(num(value)?.max(1)).unwrap_or(1),
             "--ks" => {
                 o.ks = value.split(',').map(num).collect::<Result<Vec<_>, _>>()?;
             }
@@ -89,6 +102,10 @@ fn main() {
     };
     if cmd == "__child" {
         w3::child_main(&args[1..]);
+        return;
+    }
+    if cmd == "__pg_worker" {
+        pg::worker_main(&args[1..]);
         return;
     }
     let opts = match parse(&args[1..]) {
@@ -122,7 +139,13 @@ fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
         .build()
         .expect("runtime");
     if cmd == "pg" {
-        return rt.block_on(pg::run(o.reps, o.parked, o.signalled));
+        return rt.block_on(pg::run(
+            o.reps,
+            o.parked,
+            o.signalled,
+            o.workers,
+            o.statements,
+        ));
     }
     if cmd == "w3scale" {
         println!(

@@ -9,31 +9,42 @@
 //!
 //! # Workers
 //!
-//! Every workload runs on [`WORKERS`] engine(s), each with its own [`PgStore`] (its own
-//! connections). Today that is one: an engine claims nothing and writes with
-//! `Fence::Exclusive`, so two engines on one database would drive the same runs. When the
-//! engine's shared mode lands (several workers claiming runs under leases), [`workers`] is the
-//! one place to change: open each engine in that mode, take the count from a `--workers`
-//! option, and W2 (which already spreads its starts and signals round-robin over the engines,
-//! see [`crate::w2::measure`]) measures three workers against one. Workers in one process
-//! share its cores, as three processes on this 2-core machine would; W3's children already
-//! run one engine per process.
+//! The single-worker rows run on one engine in the default (exclusive) mode in the bench's
+//! process, as they always did. `--workers N` adds the shared mode ([`LeaseSettings`]), with
+//! every worker a process of its own (`bench __pg_worker`, [`worker_main`]) holding its own
+//! [`PgStore`]: processes rather than engines in one process, because that is what the claim
+//! is about (several processes, their own connections and runtimes, meeting only in the
+//! database), and because engines in one process would share its runtime threads and hide
+//! the cost of the hand-offs between processes.
+//!
+//! - **W1, shared**: the bench's process is worker 0 and measures the step latency of its own
+//!   runs while the other `N - 1` workers poll the database; run before the exclusive W1 of
+//!   the same repetition, after the same floor.
+//! - **W2, shared**: with 1 and with `N` worker processes (the same harness, so the ratio is
+//!   the scaling): each worker starts and signals its share of the 1,000 runs (round-robin)
+//!   and drives what it holds; the bench watches the database and measures, per transition,
+//!   the workers' CPU, the server's CPU (its postmaster's children from `/proc`), the
+//!   server's transactions and WAL flushes (`pg_stat_database`, `pg_stat_wal`).
+//! - W3 measures one process's open and memory, so it stays single-worker.
 
-use std::time::Instant;
+use std::io::{BufRead, BufReader, Lines, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio_postgres::{Client, NoTls};
 use workflow_postgres::PgStore;
 use workflow_postgres::testing::TestCluster;
-use workflow_runtime::{Engine, EngineBuilder};
+use workflow_runtime::{Engine, EngineBuilder, LeaseSettings};
 
 use crate::floor::{Latency, Throughput};
-use crate::flows::{fan_in, sequential};
-use crate::stats::{self, Row, fmt_us, median, percentile};
+use crate::flows::{fan_in, sequential, ticks};
+use crate::stats::{self, Row, cpu_ms, fmt_us, median, percentile};
+use crate::w1::{RUNS as W1_RUNS, STEPS as W1_STEPS};
 use crate::w3::{TRANSITIONS_PER_SIGNAL, child, f, open_and_kill};
 
-/// Engines per workload; see the module docs for the step to three.
-pub(crate) const WORKERS: usize = 1;
+/// Engines of the single-worker workloads: one, in the default (exclusive) mode.
+const WORKERS: usize = 1;
 
 /// "One small row": as the redb floor's value, about the size of a short trace event.
 const VALUE: [u8; 100] = [b'x'; 100];
@@ -128,7 +139,7 @@ async fn floor_throughput(cluster: &TestCluster, reps: usize) -> Vec<Throughput>
 }
 
 /// The engines of one workload on the database at `url`; see the module docs.
-async fn workers(url: &str, builder: impl Fn() -> EngineBuilder) -> Vec<Engine> {
+async fn engines(url: &str, builder: impl Fn() -> EngineBuilder) -> Vec<Engine> {
     let mut engines = Vec::with_capacity(WORKERS);
     for _ in 0..WORKERS {
         let url = url.to_owned();
@@ -147,26 +158,64 @@ async fn shutdown(engines: Vec<Engine>) {
     }
 }
 
-/// Runs the floor, W1, W2 and W3 on a throwaway PostgreSQL server.
-pub(crate) async fn run(reps: usize, parked_runs: u64, signalled: u64) -> Vec<Row> {
-    let cluster =
-        tokio::task::spawn_blocking(|| TestCluster::start().expect("a PostgreSQL cluster"))
-            .await
-            .expect("the cluster thread");
-    println!("PostgreSQL: {} ({WORKERS} worker)", cluster.url());
+/// Whether `--statements` asked for the server's per-statement counts after each shared W2
+/// repetition (`pg_stat_statements`, loaded by restarting the cluster once).
+static STATEMENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs the floor, W1, W2 and W3 on a throwaway PostgreSQL server; W1 and W2 also with
+/// `workers` engines in shared mode when `workers > 1` (see the module docs).
+pub(crate) async fn run(
+    reps: usize,
+    parked_runs: u64,
+    signalled: u64,
+    workers: usize,
+    statements: bool,
+) -> Vec<Row> {
+    STATEMENTS.store(statements, std::sync::atomic::Ordering::Relaxed);
+    let cluster = tokio::task::spawn_blocking(move || {
+        let cluster = TestCluster::start().expect("a PostgreSQL cluster");
+        if statements {
+            cluster
+                .execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+                .expect("preload pg_stat_statements");
+            cluster.halt().expect("stop the cluster");
+            cluster.resume().expect("restart the cluster");
+        }
+        cluster
+    })
+    .await
+    .expect("the cluster thread");
+    println!(
+        "PostgreSQL: {} (1 worker; {workers} in shared mode)",
+        cluster.url()
+    );
 
     let mut rows = Vec::new();
     let mut floor_p50 = Vec::new();
     let mut floor_p99 = Vec::new();
     let mut p50 = Vec::new();
     let mut p99 = Vec::new();
+    let (mut shared_p50, mut shared_p99, mut shared_moved) = (Vec::new(), Vec::new(), 0);
     println!("W1 on PostgreSQL: 200 runs one after another, 10 no-op steps each");
     for r in 0..reps {
         let url = cluster.create_database();
         let floor = floor_latency_rep(&url).await;
         floor_p50.push(percentile(&floor, 50.0));
         floor_p99.push(percentile(&floor, 99.0));
-        let engines = workers(&url, || Engine::builder().register(sequential)).await;
+        if workers > 1 {
+            let (l, moved) = w1_shared(&cluster.create_database(), workers).await;
+            shared_p50.push(percentile(&l, 50.0));
+            shared_p99.push(percentile(&l, 99.0));
+            shared_moved += moved;
+            println!(
+                "  pg w1 shared, {workers} workers, rep {r}: {} steps, p50 {} p99 {} ({moved} \
+                 runs partly driven by another worker, not counted)",
+                l.len(),
+                fmt_us(shared_p50[r]),
+                fmt_us(shared_p99[r]),
+            );
+        }
+        let engines = engines(&url, || Engine::builder().register(sequential)).await;
         let l = crate::w1::step_latencies(&engines[0]).await;
         shutdown(engines).await;
         p50.push(percentile(&l, 50.0));
@@ -205,6 +254,32 @@ pub(crate) async fn run(reps: usize, parked_runs: u64, signalled: u64) -> Vec<Ro
         format!("{} (INSERT p99)", fmt_us(latency.p99_us)),
         p99 / latency.p99_us,
     ));
+    if workers > 1 {
+        let (p50, p99) = (median(&shared_p50), median(&shared_p99));
+        let ratio = p50 / latency.p50_us;
+        rows.push(
+            Row::info(
+                "PG W1",
+                &format!("step latency p50, shared mode, {workers} workers"),
+                fmt_us(p50),
+            )
+            .floor(format!("{} (INSERT p50)", fmt_us(latency.p50_us)), ratio)
+            .target("≤ 1.5× floor p50", ratio <= 1.5),
+        );
+        rows.push(
+            Row::info(
+                "PG W1",
+                &format!(
+                    "step latency p99, shared mode, {workers} workers ({shared_moved} runs moved)"
+                ),
+                fmt_us(p99),
+            )
+            .floor(
+                format!("{} (INSERT p99)", fmt_us(latency.p99_us)),
+                p99 / latency.p99_us,
+            ),
+        );
+    }
 
     println!("PostgreSQL floor: batched INSERTs, {reps} repetitions");
     let throughput = floor_throughput(&cluster, reps).await;
@@ -221,6 +296,22 @@ pub(crate) async fn run(reps: usize, parked_runs: u64, signalled: u64) -> Vec<Ro
 
     println!("W2 on PostgreSQL: 1000 concurrent runs, 3 steps, a signal wait, 1 step");
     rows.extend(w2(&cluster, reps, &throughput).await);
+    if workers > 1 {
+        println!("W2 on PostgreSQL, shared mode: 1 worker process, then {workers}");
+        let (one, one_rows) = w2_workers(&cluster, reps, 1).await;
+        let (many, many_rows) = w2_workers(&cluster, reps, workers).await;
+        rows.extend(one_rows);
+        rows.extend(many_rows);
+        let ratio = many / one;
+        rows.push(
+            Row::info(
+                "PG W2",
+                &format!("{workers} worker processes against 1 (shared mode)"),
+                format!("{ratio:.2}×"),
+            )
+            .target("≥ 2× when the database is not the bottleneck", ratio >= 2.0),
+        );
+    }
 
     println!(
         "W3 on PostgreSQL: {parked_runs} parked runs; clean reopen; kill -9, restart, {signalled} signalled"
@@ -240,7 +331,7 @@ async fn w2(cluster: &TestCluster, reps: usize, floor: &[Throughput]) -> Vec<Row
     let (mut tps, mut cpt, mut cpu_us) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..reps {
         let url = cluster.create_database();
-        let engines = workers(&url, || Engine::builder().register(fan_in)).await;
+        let engines = engines(&url, || Engine::builder().register(fan_in)).await;
         let x = measure(&engines).await;
         shutdown(engines).await;
         let total = (x.to_waiting + x.to_done).as_secs_f64();
@@ -426,4 +517,507 @@ pub(crate) fn floor_open(url: &str) -> Value {
         let rss_grown_kib = stats::rss_kib().saturating_sub(rss_before);
         json!({ "open_scan_ms": open_scan_ms, "rss_grown_kib": rss_grown_kib, "timers": n })
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several workers: one process per worker, each an engine in shared mode on one database.
+
+/// The lease settings of every shared-mode engine of the bench. The poll interval is on no
+/// measured path when every worker starts and signals its own runs (it only paces the search
+/// for runs nobody holds), so it is left at a quarter second: shorter polls cost server CPU
+/// that the workers' commits compete for on this machine.
+fn lease_settings() -> LeaseSettings {
+    LeaseSettings::new(Duration::from_secs(10)).poll_every(Duration::from_millis(250))
+}
+
+/// CPU time (user + system) of process `pid`, with that of its reaped children when
+/// `reaped` is set, in milliseconds; from `/proc/PID/stat` (USER_HZ ticks, 100 per second).
+fn proc_cpu_ms(pid: u32, reaped: bool) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // utime, stime, cutime, cstime are fields 14-17: the 12th-15th after the name.
+    let at = |i: usize| fields.get(i).copied().unwrap_or(0.0);
+    let own = at(11) + at(12);
+    (if reaped { own + at(13) + at(14) } else { own }) * 10.0
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The CPU the bench's PostgreSQL server has used so far, in milliseconds: the postmaster's
+/// own and its reaped children's, plus every live child's (its backends, the WAL writer, the
+/// checkpointer...). Other clusters on the machine are not counted: only this postmaster's
+/// children are.
+fn server_cpu_ms(cluster: &TestCluster) -> f64 {
+    let pid_file = cluster.dir().join("data/postmaster.pid");
+    let Some(postmaster) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.lines().next()?.trim().parse::<u32>().ok())
+    else {
+        return 0.0;
+    };
+    let mut ms = proc_cpu_ms(postmaster, true);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if parent_of(pid) == Some(postmaster) {
+                ms += proc_cpu_ms(pid, false);
+            }
+        }
+    }
+    ms
+}
+
+/// The server's own counters for the bench's database: transactions committed (every
+/// statement outside a transaction block counts: reads, claims, renewals as well as the
+/// engine's commits) and WAL flushes (`pg_stat_wal.wal_sync`, the fsyncs commits waited for).
+/// The statistics reach these views up to a second late, so the caller lets the server idle
+/// first.
+#[derive(Clone, Copy, Default)]
+struct ServerCounters {
+    xacts: i64,
+    wal_syncs: i64,
+}
+
+async fn server_counters(client: &Client) -> ServerCounters {
+    let row = client
+        .query_one(
+            "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+                    (SELECT wal_sync FROM pg_stat_wal)",
+            &[],
+        )
+        .await
+        .expect("the server's statistics");
+    ServerCounters {
+        xacts: row.get(0),
+        wal_syncs: row.get(1),
+    }
+}
+
+/// Worker processes of one repetition, spoken to line by line on their standard input and
+/// output (see [`worker_main`]).
+struct Workers {
+    children: Vec<(Child, ChildStdin, Lines<BufReader<ChildStdout>>)>,
+}
+
+impl Workers {
+    /// Starts `n` workers on the database at `url`, `index`es `first..first + n` of `of`, and
+    /// waits until each has opened its engine.
+    fn spawn(url: &str, first: usize, n: usize, of: usize) -> Workers {
+        let mut children = Vec::with_capacity(n);
+        for k in first..first + n {
+            let mut child = Command::new(std::env::current_exe().expect("own path"))
+                .args(["__pg_worker", url, &k.to_string(), &of.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn a worker process");
+            let stdin = child.stdin.take().expect("piped");
+            let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+            children.push((child, stdin, lines));
+        }
+        let mut workers = Workers { children };
+        workers.expect_all("READY");
+        workers
+    }
+
+    fn send_all(&mut self, command: &str) {
+        for (_, stdin, _) in &mut self.children {
+            writeln!(stdin, "{command}").expect("a worker's stdin");
+            stdin.flush().expect("a worker's stdin");
+        }
+    }
+
+    /// Waits for `word` from every worker, returning what followed it on each one's line.
+    fn expect_all(&mut self, word: &str) -> Vec<String> {
+        self.children
+            .iter_mut()
+            .map(|(_, _, lines)| {
+                loop {
+                    let line = lines
+                        .next()
+                        .expect("a worker exited early")
+                        .expect("a worker's stdout");
+                    if let Some(rest) = line.strip_prefix(word) {
+                        break rest.trim().to_owned();
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn cpu_ms(&self) -> f64 {
+        self.children
+            .iter()
+            .map(|(c, _, _)| proc_cpu_ms(c.id(), false))
+            .sum()
+    }
+
+    /// Shuts every worker down cleanly; the commits each made.
+    fn stop(mut self) -> u64 {
+        self.send_all("stop");
+        let commits = self
+            .expect_all("STOPPED")
+            .iter()
+            .map(|c| c.parse::<u64>().expect("a commit count"))
+            .sum();
+        for (mut child, stdin, _) in self.children {
+            drop(stdin);
+            child.wait().expect("reap a worker");
+        }
+        commits
+    }
+}
+
+/// The worker side, `__pg_worker URL K N`: an engine in shared mode that registers the bench's
+/// workflows, driven by lines on stdin. `start` starts the W2 runs `i` with `i % N == K`;
+/// `signal` signals them and waits for their results (`DONE`); `stop` shuts the engine down
+/// (`STOPPED <commits>`). Other workers' runs are driven here too whenever this engine claims
+/// them.
+pub(crate) fn worker_main(args: &[String]) {
+    let url = args.first().expect("a URL").clone();
+    let k: u64 = args.get(1).and_then(|s| s.parse().ok()).expect("K");
+    let n: u64 = args.get(2).and_then(|s| s.parse().ok()).expect("N");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let engine = shared_engine(&url, &format!("bench-worker-{k}")).await;
+        println!("READY");
+        // tokio's stdin is not among the features the workspace enables; a thread does it.
+        let (tx, mut commands) = tokio::sync::mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mine: Vec<u64> = (0..crate::w2::RUNS).filter(|i| i % n == k).collect();
+        let mut handles = Vec::new();
+        while let Some(line) = commands.recv().await {
+            match line.trim() {
+                "start" => {
+                    let starts: Vec<_> = mine
+                        .iter()
+                        .map(|i| {
+                            let engine = engine.clone();
+                            let id = format!("w2-{i}");
+                            tokio::spawn(async move {
+                                engine.start(fan_in, id, ()).await.expect("start")
+                            })
+                        })
+                        .collect();
+                    for s in starts {
+                        handles.push(s.await.expect("start task"));
+                    }
+                    println!("STARTED");
+                }
+                "signal" => {
+                    let finishes: Vec<_> = std::mem::take(&mut handles)
+                        .into_iter()
+                        .map(|run| {
+                            let engine = engine.clone();
+                            tokio::spawn(async move {
+                                let outcome = engine
+                                    .signal(run.run_id(), "go", 1_u64)
+                                    .await
+                                    .expect("signal");
+                                let out = run.result().await.expect("result").expect("ok");
+                                (out, outcome == workflow_runtime::SignalOutcome::Buffered)
+                            })
+                        })
+                        .collect();
+                    let mut buffered = 0;
+                    for f in finishes {
+                        let (out, was_buffered) = f.await.expect("finish task");
+                        assert_eq!(out, 1);
+                        buffered += usize::from(was_buffered);
+                    }
+                    // A buffered signal waits for a claim round to be delivered.
+                    eprintln!("  worker {k}: {buffered} of its signals were buffered");
+                    println!("DONE");
+                }
+                "stop" => break,
+                other => panic!("unknown worker command `{other}`"),
+            }
+        }
+        let commits = engine.commit_count();
+        engine.shutdown().await;
+        println!("STOPPED {commits}");
+    });
+}
+
+async fn shared_engine(url: &str, owner: &str) -> Engine {
+    let u = url.to_owned();
+    let store = tokio::task::spawn_blocking(move || PgStore::open(&u))
+        .await
+        .expect("the open thread")
+        .expect("the PostgreSQL store opens");
+    Engine::builder()
+        .register(fan_in)
+        .register(sequential)
+        .shared(lease_settings().owner(owner))
+        .open_store(store)
+        .await
+        .expect("open")
+}
+
+/// One repetition of W2 on `n` worker processes; see [`w2_workers`].
+struct WorkersRep {
+    to_waiting: Duration,
+    to_done: Duration,
+    commits: u64,
+    workers_cpu_ms: f64,
+    server_cpu_ms: f64,
+    bench_cpu_ms: f64,
+    server: ServerCounters,
+}
+
+async fn w2_workers_rep(cluster: &TestCluster, n: usize) -> WorkersRep {
+    use crate::w2::RUNS;
+    let url = cluster.create_database();
+    let u = url.clone();
+    let mut workers = tokio::task::spawn_blocking(move || Workers::spawn(&u, 0, n, n))
+        .await
+        .expect("the spawn thread");
+    let (monitor, connection) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .expect("connect the monitor");
+    tokio::spawn(connection);
+    let statements = STATEMENTS.load(std::sync::atomic::Ordering::Relaxed);
+    if statements {
+        monitor
+            .batch_execute(
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+                 SELECT pg_stat_statements_reset()",
+            )
+            .await
+            .expect("pg_stat_statements");
+    }
+    let counters_before = server_counters(&monitor).await;
+    let (cpu0, server0, bench0) = (workers.cpu_ms(), server_cpu_ms(cluster), cpu_ms());
+    let t0 = Instant::now();
+    workers.send_all("start");
+    // Every run is durably waiting once its wait column is set; the runs of one worker may be
+    // driven by another, so the database is asked rather than the workers.
+    loop {
+        let waiting: i64 = monitor
+            .query_one("SELECT count(*) FROM runs WHERE wait IS NOT NULL", &[])
+            .await
+            .expect("count the waits")
+            .get(0);
+        if waiting as u64 >= RUNS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let to_waiting = t0.elapsed();
+    let mut workers = tokio::task::spawn_blocking(move || {
+        workers.expect_all("STARTED");
+        workers
+    })
+    .await
+    .expect("the workers thread");
+    let t1 = Instant::now();
+    workers.send_all("signal");
+    let workers = tokio::task::spawn_blocking(move || {
+        workers.expect_all("DONE");
+        workers
+    })
+    .await
+    .expect("the workers thread");
+    let to_done = t1.elapsed();
+    let (cpu1, server1, bench1) = (workers.cpu_ms(), server_cpu_ms(cluster), cpu_ms());
+    // The statistics views lag by up to a second; idle workers poll a few times meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let counters_after = server_counters(&monitor).await;
+    if statements {
+        print_statements(&monitor, n).await;
+    }
+    let commits = tokio::task::spawn_blocking(move || workers.stop())
+        .await
+        .expect("the workers thread");
+    WorkersRep {
+        to_waiting,
+        to_done,
+        commits,
+        workers_cpu_ms: cpu1 - cpu0,
+        server_cpu_ms: server1 - server0,
+        bench_cpu_ms: bench1 - bench0,
+        server: ServerCounters {
+            xacts: counters_after.xacts - counters_before.xacts,
+            wal_syncs: counters_after.wal_syncs - counters_before.wal_syncs,
+        },
+    }
+}
+
+/// The statements the workers ran most often during the repetition, with their time in the
+/// server (execution only: a commit's WAL flush is not in it).
+async fn print_statements(monitor: &Client, n: usize) {
+    let rows = monitor
+        .query(
+            "SELECT calls, total_exec_time, rows, query FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND query NOT LIKE '%pg_stat%'
+             ORDER BY calls DESC LIMIT 16",
+            &[],
+        )
+        .await
+        .expect("pg_stat_statements");
+    println!("    statements, {n} worker(s): calls, ms executing, rows, statement");
+    for row in rows {
+        let query: String = row.get(3);
+        let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        println!(
+            "    {:>7} {:>9.1} {:>7} {}",
+            row.get::<_, i64>(0),
+            row.get::<_, f64>(1),
+            row.get::<_, i64>(2),
+            query.chars().take(110).collect::<String>()
+        );
+    }
+}
+
+/// W2 on `n` worker processes in shared mode, each starting and signalling its share of the
+/// runs (round-robin, as the in-process W2 spreads them over its engines) and driving whatever
+/// it holds; the bench process only watches the database. Returns the median transitions per
+/// second and the rows.
+async fn w2_workers(cluster: &TestCluster, reps: usize, n: usize) -> (f64, Vec<Row>) {
+    use crate::w2::{RUNS, TRANSITIONS_PER_RUN};
+    let transitions = (RUNS * TRANSITIONS_PER_RUN) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+    let (mut tps, mut cpt, mut worker_us, mut server_us, mut xpt, mut spt, mut busy) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for r in 0..reps {
+        let x = w2_workers_rep(cluster, n).await;
+        let total = (x.to_waiting + x.to_done).as_secs_f64();
+        tps.push(transitions / total);
+        cpt.push(x.commits as f64 / transitions);
+        worker_us.push(x.workers_cpu_ms * 1e3 / transitions);
+        server_us.push(x.server_cpu_ms * 1e3 / transitions);
+        xpt.push(x.server.xacts as f64 / transitions);
+        spt.push(x.server.wal_syncs as f64 / transitions);
+        let cpu = x.workers_cpu_ms + x.server_cpu_ms + x.bench_cpu_ms;
+        busy.push(cpu / (total * 1e3 * cores));
+        println!(
+            "  pg w2 {n} worker process(es) rep {r}: waiting after {:.0} ms, done {:.0} ms \
+             later; {:.0} transitions/s; {} engine commits ({:.1} transitions per commit); \
+             CPU per transition: workers {:.0} µs, server {:.0} µs, bench {:.0} µs; \
+             server transactions {} ({:.2} per transition), WAL flushes {} ({:.3} per \
+             transition); {:.0} % of {cores} cores busy with this run",
+            x.to_waiting.as_secs_f64() * 1e3,
+            x.to_done.as_secs_f64() * 1e3,
+            tps[r],
+            x.commits,
+            transitions / x.commits.max(1) as f64,
+            worker_us[r],
+            server_us[r],
+            x.bench_cpu_ms * 1e3 / transitions,
+            x.server.xacts,
+            xpt[r],
+            x.server.wal_syncs,
+            spt[r],
+            busy[r] * 100.0
+        );
+    }
+    let t = median(&tps);
+    let label = |what: &str| {
+        format!(
+            "{what}, {n} worker process{}",
+            if n == 1 { "" } else { "es" }
+        )
+    };
+    let rows = vec![
+        Row::info(
+            "PG W2",
+            &label("durable transitions per second"),
+            format!("{t:.0}"),
+        ),
+        Row::info(
+            "PG W2",
+            &label("engine commits per transition"),
+            format!("{:.4}", median(&cpt)),
+        ),
+        Row::info(
+            "PG W2",
+            &label("CPU per transition: workers / server"),
+            format!(
+                "{:.0} µs / {:.0} µs",
+                median(&worker_us),
+                median(&server_us)
+            ),
+        ),
+        Row::info(
+            "PG W2",
+            &label("server transactions / WAL flushes per transition"),
+            format!("{:.2} / {:.3}", median(&xpt), median(&spt)),
+        ),
+        Row::info(
+            "PG W2",
+            &label("share of the machine's cores busy with the run"),
+            format!("{:.0} %", median(&busy) * 100.0),
+        ),
+    ];
+    (t, rows)
+}
+
+/// W1 on an engine in shared mode in this process while `n - 1` worker processes poll the
+/// same database: the latency of each step, in microseconds, and how many runs another worker
+/// took over part of (their steps are not counted: their ticks were in another process).
+async fn w1_shared(url: &str, n: usize) -> (Vec<f64>, usize) {
+    let u = url.to_owned();
+    let others = tokio::task::spawn_blocking(move || Workers::spawn(&u, 1, n - 1, n))
+        .await
+        .expect("the spawn thread");
+    let engine = shared_engine(url, "bench-worker-0").await;
+    let (mut latencies, mut moved) = (Vec::new(), 0);
+    for r in 0..W1_RUNS {
+        ticks().lock().expect("ticks").clear();
+        let run = engine
+            .start(sequential, format!("w1-{r}"), W1_STEPS)
+            .await
+            .expect("start");
+        assert_eq!(run.result().await.expect("result"), Ok(W1_STEPS));
+        let done = Instant::now();
+        let mut marks = std::mem::take(&mut *ticks().lock().expect("ticks"));
+        if marks.len() != W1_STEPS as usize {
+            moved += 1;
+            continue;
+        }
+        marks.push(done);
+        latencies.extend(marks.windows(2).map(|w| stats::us(w[1] - w[0])));
+    }
+    engine.shutdown().await;
+    tokio::task::spawn_blocking(move || others.stop())
+        .await
+        .expect("the workers thread");
+    (latencies, moved)
 }

@@ -10,8 +10,8 @@ use crate::floor::{self, Latency};
 use crate::flows::{sequential, ticks};
 use crate::stats::{Row, fmt_us, median, percentile, us};
 
-const RUNS: usize = 200;
-const STEPS: u64 = 10;
+pub(crate) const RUNS: usize = 200;
+pub(crate) const STEPS: u64 = 10;
 
 /// One repetition: the latency of every step of every run, in microseconds.
 ///

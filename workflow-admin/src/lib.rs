@@ -207,6 +207,8 @@ impl From<OpsError> for ApiError {
             OpsError::NotRegistered { .. } => (StatusCode::CONFLICT, "not_registered"),
             OpsError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
             OpsError::ShutDown => (StatusCode::SERVICE_UNAVAILABLE, "shut_down"),
+            // Another worker kept the run past the wait: worth retrying later.
+            OpsError::LeasedElsewhere { .. } => (StatusCode::CONFLICT, "leased_elsewhere"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
         };
         Self::new(status, code, e.to_string())

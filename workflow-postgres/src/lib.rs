@@ -90,7 +90,7 @@ pub use crate::schema::SCHEMA_VERSION;
 /// A [`Store`] on a PostgreSQL database, shareable by several processes.
 pub struct PgStore {
     label: String,
-    reads: Mutex<Option<mpsc::UnboundedSender<ReadJob>>>,
+    reads: Mutex<Option<mpsc::UnboundedSender<Request>>>,
     commits: Mutex<Option<mpsc::UnboundedSender<(Job, Acknowledger)>>>,
     commit_count: Arc<AtomicU64>,
     exit: Arc<Exit>,
@@ -108,6 +108,15 @@ impl std::fmt::Debug for PgStore {
 
 /// A read, run on the store's thread with the read connection.
 type ReadJob = Box<dyn FnOnce(Arc<Reader>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// What the read connection is asked to do, in order.
+enum Request {
+    /// A read, claim or renewal, whose caller waits for its answer.
+    Read(ReadJob),
+    /// A lease given back, `(run_id, token)`: nobody waits for it, and the releases queued
+    /// together go to the server as one statement (see [`Store::release`] on [`PgStore`]).
+    Release(String, i64),
+}
 
 /// The read connection and its prepared statements.
 struct Reader {
@@ -128,6 +137,7 @@ struct Reader {
     claim_run: Statement,
     announce: Statement,
     renew: Statement,
+    renew_all: Statement,
     release: Statement,
 }
 
@@ -213,10 +223,20 @@ impl Reader {
                      RETURNING lease_owner, lease_expires_ms",
                 )
                 .await?,
+            renew_all: client
+                .prepare(
+                    "UPDATE runs r SET lease_expires_ms = $3
+                     FROM unnest($1::text[], $2::bigint[]) AS g(run_id, token)
+                     WHERE r.run_id = g.run_id AND r.lease_token = g.token
+                     RETURNING r.run_id, r.lease_owner, r.lease_expires_ms",
+                )
+                .await?,
             release: client
                 .prepare(
-                    "UPDATE runs SET lease_owner = NULL, lease_token = NULL,
-                     lease_expires_ms = NULL WHERE run_id = $1 AND lease_token = $2",
+                    "UPDATE runs r SET lease_owner = NULL, lease_token = NULL,
+                     lease_expires_ms = NULL
+                     FROM unnest($1::text[], $2::bigint[]) AS g(run_id, token)
+                     WHERE r.run_id = g.run_id AND r.lease_token = g.token",
                 )
                 .await?,
             client,
@@ -336,7 +356,9 @@ impl PgStore {
         {
             let reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
             let sender = reads.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(job).map_err(|_| StoreError::Closed)?;
+            sender
+                .send(Request::Read(job))
+                .map_err(|_| StoreError::Closed)?;
         }
         rx.recv().unwrap_or(Err(StoreError::Closed))
     }
@@ -437,7 +459,7 @@ fn serve(
     config: Config,
     label: &str,
     opened: std::sync::mpsc::SyncSender<Result<(), OpenError>>,
-    mut reads: mpsc::UnboundedReceiver<ReadJob>,
+    mut reads: mpsc::UnboundedReceiver<Request>,
     commits: mpsc::UnboundedReceiver<(Job, Acknowledger)>,
     commit_count: &Arc<AtomicU64>,
     wakeups: Arc<listen::Inbox>,
@@ -495,8 +517,8 @@ fn serve(
         let mut in_flight = JoinSet::new();
         loop {
             tokio::select! {
-                job = reads.recv() => match job {
-                    Some(job) => {
+                request = reads.recv() => match request {
+                    Some(request) => {
                         if reader.client.is_closed() {
                             // The server restarted or the network failed: reads in flight on
                             // the old connection fail; this one gets a new connection if the
@@ -506,7 +528,31 @@ fn serve(
                                 Err(e) => tracing::warn!(database = %label, "reconnecting: {e}"),
                             }
                         }
-                        in_flight.spawn(job(reader.clone()));
+                        // Everything queued now, in order: the releases between two reads go
+                        // to the server as one statement, sent before the read that followed
+                        // them (the connection runs statements in the order they are sent,
+                        // so a claim after a release finds the run released).
+                        let mut releases = (Vec::new(), Vec::new());
+                        let mut next = Some(request);
+                        while let Some(request) = next {
+                            match request {
+                                Request::Release(run_id, token) => {
+                                    releases.0.push(run_id);
+                                    releases.1.push(token);
+                                }
+                                Request::Read(job) => {
+                                    if !releases.0.is_empty() {
+                                        let batch = std::mem::take(&mut releases);
+                                        in_flight.spawn(release_all(reader.clone(), batch));
+                                    }
+                                    in_flight.spawn(job(reader.clone()));
+                                }
+                            }
+                            next = reads.try_recv().ok();
+                        }
+                        if !releases.0.is_empty() {
+                            in_flight.spawn(release_all(reader.clone(), releases));
+                        }
                     }
                     None => break,
                 },
@@ -517,6 +563,19 @@ fn serve(
         // The committer commits what is queued before it ends.
         let _ = committer.await;
     });
+}
+
+/// Gives back the leases `(run_ids, tokens)` in one statement. Nobody waits for it: a release
+/// that fails (the connection was lost) leaves the lease to lapse by itself, as a worker's
+/// death would.
+async fn release_all(reader: Arc<Reader>, (run_ids, tokens): (Vec<String>, Vec<i64>)) {
+    if let Err(e) = reader
+        .client
+        .execute(&reader.release, &[&run_ids, &tokens])
+        .await
+    {
+        tracing::debug!(error = %e, leases = run_ids.len(), "releasing leases (they lapse)");
+    }
 }
 
 /// How to open a connection again once the server dropped one.
@@ -839,15 +898,55 @@ impl Store for PgStore {
         })
     }
 
-    fn release(&self, lease: &Lease) -> Result<(), StoreError> {
-        let (run_id, token) = (lease.run_id.clone(), to_db(lease.token));
+    /// One statement for all: each renewal is a transaction and a WAL flush on the server.
+    fn renew_all(
+        &self,
+        leases: &[Lease],
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Vec<Result<Lease, StoreError>>, StoreError> {
+        let leases = leases.to_vec();
+        let expires = to_db(now_ms.saturating_add(lease_ms));
         self.call(move |r| async move {
-            r.client
-                .execute(&r.release, &[&run_id, &token])
+            let run_ids: Vec<&str> = leases.iter().map(|l| l.run_id.as_str()).collect();
+            let tokens: Vec<i64> = leases.iter().map(|l| to_db(l.token)).collect();
+            let rows = r
+                .client
+                .query(&r.renew_all, &[&run_ids, &tokens, &expires])
                 .await
-                .map_err(pg("releasing a lease"))?;
-            Ok(())
+                .map_err(pg("renewing leases"))?;
+            let mut renewed: std::collections::HashMap<String, (String, i64)> = rows
+                .into_iter()
+                .map(|row| (row.get(0), (row.get(1), row.get(2))))
+                .collect();
+            Ok(leases
+                .into_iter()
+                .map(|lease| match renewed.remove(&lease.run_id) {
+                    Some((owner, expires)) => Ok(Lease::new(
+                        lease.run_id,
+                        owner,
+                        lease.token,
+                        from_db(expires),
+                    )),
+                    None => Err(StoreError::NotOwner {
+                        run_id: lease.run_id,
+                    }),
+                })
+                .collect())
         })
+    }
+
+    /// Queues the release and returns: the store's thread sends every release queued
+    /// together as one statement, before any read, claim or renewal asked for after it. A
+    /// release costs a transaction and a WAL flush on the server; waiting for each one on its
+    /// own, one connection at a time, was most of what a worker in shared mode waited for
+    /// (BENCHMARKS.md, "PostgreSQL, three workers"). Other processes see the run released
+    /// once that statement commits, a moment later.
+    fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let request = Request::Release(lease.run_id.clone(), to_db(lease.token));
+        let reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+        let sender = reads.as_ref().ok_or(StoreError::Closed)?;
+        sender.send(request).map_err(|_| StoreError::Closed)
     }
 
     fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {

@@ -12,12 +12,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use workflow_postgres::PgStore;
 use workflow_postgres::testing::{TestCluster, execute};
-use workflow_runtime::LeaseSettings;
 use workflow_runtime::prelude::*;
 use workflow_runtime::store::{
     Acknowledgement, ArmedTimer, CheckpointWrite, Claim, DueTimer, InboxEntry, Lease, ReadyEntry,
     ReadyRun, RunRecord, Store, StoreError, TraceEvent, WorkWait,
 };
+use workflow_runtime::{LeaseSettings, OpsError};
 
 /// Which engine a step ran on.
 struct WorkerName(&'static str);
@@ -558,13 +558,16 @@ async fn a_commit_acknowledgement_lost_after_the_commit_is_not_done_twice() {
         store.lost.load(Ordering::SeqCst) > 0,
         "no acknowledgement was lost"
     );
-    // Every commit here did land, so the runs continued from what was stored. A step ran
-    // again at most once per lost acknowledgement (about one run in ten shows one such
-    // re-run, of a step whose result had been committed: its cause is not established yet).
+    // Every commit here did land, so the runs continued from what was stored and no step ran
+    // twice. (One run in four or five used to show a re-run of `ship`: the signal's commit
+    // lost its answer, the lock's release gave the lease back while the poller's claim, sent
+    // just before, re-granted the same token; the poller kept that token, the release then
+    // cleared it in the store, and the step's result was refused under it, so the step ran
+    // again. Leases granted outside the run's lock are no longer kept: see `claim_round`.)
     let attempts = attempts_of("acked-");
     let lost = usize::try_from(store.lost.load(Ordering::SeqCst)).expect("a count");
     assert!(
-        attempts.len() <= 2 * runs.len() + lost,
+        attempts.len() == 2 * runs.len(),
         "{} attempts for {} steps and {lost} lost acknowledgements: {attempts:?}",
         attempts.len(),
         2 * runs.len()
@@ -647,4 +650,187 @@ async fn a_step_result_under_a_lost_lease_is_refused_and_the_run_forgotten() {
         .count();
     assert_eq!(completions, 1);
     engine.shutdown().await;
+}
+
+/// An engine in the default (exclusive) mode over PostgreSQL: the only driver of its runs.
+async fn exclusive(store: impl Store + 'static) -> Engine {
+    Engine::builder()
+        .register(fulfil)
+        .data(WorkerName("x"))
+        .open_store(store)
+        .await
+        .expect("the engine opens")
+}
+
+/// Without a way to drive a run again after a commit whose outcome is unknown, the run would
+/// sit until the next open: the result never comes.
+async fn finish_all_in_time(engine: &Engine, runs: &[String]) {
+    tokio::time::timeout(Duration::from_secs(120), finish_all(engine, runs))
+        .await
+        .expect("every run finished without a restart");
+}
+
+/// The default mode, as shared mode above: a connection lost inside `COMMIT` leaves the
+/// outcome unknown; the engine reads the run again once the server answers and continues from
+/// what it holds (here the commit was rolled back, so the step runs again, effect once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_default_mode_a_connection_lost_during_commit_leaves_the_run_to_continue() {
+    let url = TestCluster::shared().create_database();
+    let engine = exclusive(open(&url).await).await;
+    kill_commits(&url, 6);
+    let runs: Vec<String> = (0..8).map(|i| format!("dropped-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 10 * i as u64,
+        };
+        start_until_accepted(&engine, run, order).await;
+    }
+    until_waiting(&engine, &runs).await;
+    for run in &runs {
+        signal_until_accepted(&engine, run).await;
+    }
+    finish_all_in_time(&engine, &runs).await;
+    assert_each_effect_once("dropped-", runs.len());
+    assert!(
+        attempts_of("dropped-").len() > 2 * runs.len(),
+        "no step result was lost"
+    );
+    engine.shutdown().await;
+}
+
+/// The default mode: an acknowledgement lost after the commit landed. The engine reads the run
+/// again and continues from the committed state: no step runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_default_mode_a_commit_acknowledgement_lost_is_not_done_twice() {
+    let url = TestCluster::shared().create_database();
+    let store = Arc::new(LosingAcks {
+        inner: open(&url).await,
+        nth: 3,
+        commits: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+    });
+    let engine = exclusive(Shared(store.clone())).await;
+    let runs: Vec<String> = (0..8).map(|i| format!("unanswered-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 10 * i as u64,
+        };
+        start_until_accepted(&engine, run, order).await;
+    }
+    until_waiting(&engine, &runs).await;
+    for run in &runs {
+        signal_until_accepted(&engine, run).await;
+    }
+    finish_all_in_time(&engine, &runs).await;
+    assert_each_effect_once("unanswered-", runs.len());
+    assert!(
+        store.lost.load(Ordering::SeqCst) > 0,
+        "no acknowledgement was lost"
+    );
+    let attempts = attempts_of("unanswered-");
+    assert_eq!(
+        attempts.len(),
+        2 * runs.len(),
+        "a step whose result was committed ran again: {attempts:?}"
+    );
+    engine.shutdown().await;
+}
+
+fn wall_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("in range")
+}
+
+/// The worker that parked a run gives its lease back just after the run is seen waiting.
+async fn claim_when_given_back(store: &PgStore, claim: &Claim<'_>, run_id: &str) -> Lease {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(lease) = store.claim_run(claim, run_id).expect("claim") {
+            return lease;
+        }
+        assert!(Instant::now() < deadline, "{run_id} stayed leased");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Operations that rewrite a run work from any process in shared mode: a front end that
+/// drives no workflow terminates a parked run (it takes the free lease for the operation), waits
+/// for a lease another worker holds to be given back or lapse, and answers with a clear error,
+/// changing nothing, when the holder keeps it longer than one lease time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_terminates_runs_that_workers_drive() {
+    let url = TestCluster::shared().create_database();
+    let a = worker(&url, "a").await;
+    let b = worker(&url, "b").await;
+    let front = front_end(&url).await;
+    let runs: Vec<String> = (0..3).map(|i| format!("ended-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 7,
+        };
+        front.start(fulfil, run, order).await.expect("start");
+    }
+    until_waiting(&front, &runs).await;
+
+    // Parked: nobody holds the lease.
+    front
+        .terminate("ended-0", "withdrawn")
+        .await
+        .expect("the front end terminates a parked run");
+    assert_eq!(
+        front.status("ended-0").expect("status").kind(),
+        "terminated"
+    );
+
+    // Held by another worker for a moment: the operation waits for it.
+    let holder = open(&url).await;
+    let brief = Claim {
+        owner: "holder",
+        now_ms: wall_ms(),
+        lease_ms: 1_500,
+        limit: 1,
+    };
+    claim_when_given_back(&holder, &brief, "ended-1").await;
+    front
+        .terminate("ended-1", "withdrawn")
+        .await
+        .expect("the operation waited for the lease");
+    assert_eq!(
+        front.status("ended-1").expect("status").kind(),
+        "terminated"
+    );
+
+    // Held for longer than the operation waits (the settings' lease, 5 s): refused, unchanged.
+    let long = Claim {
+        owner: "holder",
+        now_ms: wall_ms(),
+        lease_ms: 600_000,
+        limit: 1,
+    };
+    let lease = claim_when_given_back(&holder, &long, "ended-2").await;
+    let refused = front.terminate("ended-2", "withdrawn").await;
+    assert!(
+        matches!(&refused, Err(OpsError::LeasedElsewhere { run_id, .. }) if run_id == "ended-2"),
+        "{refused:?}"
+    );
+    let message = refused.expect_err("refused").to_string();
+    assert!(message.contains("another worker"), "{message}");
+    assert_eq!(front.status("ended-2").expect("status").kind(), "waiting");
+    holder.release(&lease).expect("release");
+    front
+        .terminate("ended-2", "withdrawn")
+        .await
+        .expect("once the lease is given back");
+
+    front.shutdown().await;
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -1147,6 +1147,18 @@ pub enum OpsError {
     /// The engine has been shut down.
     #[error("the engine has been shut down")]
     ShutDown,
+    /// Shared mode: another worker drives the run and kept its lease for as long as this
+    /// operation waited (one lease time); nothing was written.
+    #[error(
+        "run `{run_id}` is being driven by another worker, which kept its lease for the \
+         {waited_ms} ms this operation waited (a long step?); nothing was changed, try again"
+    )]
+    LeasedElsewhere {
+        /// The run.
+        run_id: String,
+        /// How long the operation waited for the lease, in milliseconds.
+        waited_ms: u64,
+    },
 }
 
 impl From<StoreError> for OpsError {

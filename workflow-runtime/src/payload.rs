@@ -432,6 +432,15 @@ impl Store for PayloadStore {
         self.inner.renew(lease, now_ms, lease_ms)
     }
 
+    fn renew_all(
+        &self,
+        leases: &[Lease],
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Vec<Result<Lease, StoreError>>, StoreError> {
+        self.inner.renew_all(leases, now_ms, lease_ms)
+    }
+
     fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release(lease)
     }

@@ -676,6 +676,7 @@ impl Engine {
         let inner = &self.inner;
         inner.check_open()?;
         let _lock = inner.lock_run(run_id).await;
+        inner.lease_for_op(run_id).await?;
         let rec = inner.store.run(run_id)?.ok_or_else(|| unknown(run_id))?;
         if !matches!(rec.status, RunStatus::Failed { .. }) {
             return Err(OpsError::NotFailed {
@@ -870,6 +871,7 @@ impl Inner {
         let inner = self;
         inner.check_open()?;
         let _lock = inner.lock_run(run_id).await;
+        inner.lease_for_op(run_id).await?;
         // Asked again (a client retrying after a lost answer): done already.
         if let Some(rec) = inner.store.run(run_id)?
             && rec.cancel.is_some()
@@ -907,6 +909,7 @@ impl Inner {
         let inner = self;
         inner.check_open()?;
         let _lock = inner.lock_run(run_id).await;
+        inner.lease_for_op(run_id).await?;
         let rec = inner.open_record(run_id)?;
         inner.stop_step(run_id);
         let children = inner.open_children(&rec);
@@ -943,6 +946,7 @@ impl Inner {
     /// Rewrites an ended run and its trace without their payloads, under the run's lock.
     async fn erase(&self, run_id: &str) -> Result<(), OpsError> {
         let _lock = self.lock_run(run_id).await;
+        self.lease_for_op(run_id).await?;
         let rec = self.store.run(run_id)?.ok_or_else(|| unknown(run_id))?;
         if !rec.is_purgeable() {
             return Err(OpsError::NotErasable {

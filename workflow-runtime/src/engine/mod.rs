@@ -1193,7 +1193,12 @@ impl Inner {
                 if e.is_device_failure() {
                     self.store_failed();
                 }
-                if let Some(run_id) = &shared_run {
+                // The run's id without a copy per commit: a write that touched the run carries
+                // it in its effects (shared mode keeps it anyway).
+                let run_id = shared_run
+                    .as_deref()
+                    .or(effects.as_ref().map(|fx| fx.run_id.as_str()));
+                if let Some(run_id) = run_id {
                     self.commit_failed(run_id, &e);
                 }
                 return Err(e);

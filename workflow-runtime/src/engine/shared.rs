@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use super::checkpoint::Checkpoint;
 use super::versions::Resolution;
 use super::{Engine, EngineBuilder, Inner, lock, report};
-use crate::error::{SignalError, StoreError};
+use crate::error::{OpsError, SignalError, StoreError};
 use crate::model::Command;
 use crate::store::{CheckpointWrite, Claim, Fence, InboxEntry, Lease};
 use crate::trace::TraceKind;
@@ -288,6 +288,38 @@ impl Inner {
         }
     }
 
+    /// Shared mode, under the run's lock, for an operation that rewrites the run (cancel,
+    /// terminate, retry, erase): takes the run's lease, in a process that drives no workflow
+    /// too, waiting up to one lease time for the worker that drives the run to give it back
+    /// (it does once the run parks or its step ends; a dead worker's lapses). The lock's
+    /// release gives it back. An unknown run is left to the operation to report.
+    pub(super) async fn lease_for_op(&self, run_id: &str) -> Result<(), OpsError> {
+        let Some(sh) = &self.shared else {
+            return Ok(());
+        };
+        let began = std::time::Instant::now();
+        loop {
+            if lock(&sh.leases).contains_key(run_id) {
+                return Ok(());
+            }
+            if let Some(lease) = self.store.claim_run(&sh.claim(1), run_id)? {
+                sh.hold(lease);
+                return Ok(());
+            }
+            if self.store.run(run_id)?.is_none() {
+                return Ok(());
+            }
+            if began.elapsed() >= sh.settings.lease {
+                return Err(OpsError::LeasedElsewhere {
+                    run_id: run_id.to_owned(),
+                    waited_ms: millis(began.elapsed()),
+                });
+            }
+            let pause = sh.settings.poll_every.min(Duration::from_millis(100));
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// Whether this engine runs a step or holds an armed timer for the run.
     fn busy_with(&self, run_id: &str) -> bool {
         let Some(sh) = &self.shared else { return false };
@@ -357,17 +389,15 @@ impl Inner {
         }
     }
 
-    /// Shared mode, a commit failed. Refused for a lost lease: forget the run. Failed
-    /// otherwise (the connection was lost, perhaps during `COMMIT`): the outcome is unknown,
-    /// so the run is read again once the store answers, and continues from what it holds. (A
-    /// single-process engine keeps its behaviour: a device failure resumes every run once
-    /// the store recovers, anything else waits for the next open.)
+    /// A commit failed. Refused for a lost lease (shared mode): forget the run. Failed for
+    /// the backend (the connection to a database server was lost, perhaps during `COMMIT`),
+    /// in either mode: the outcome is unknown, so the run is read again once the store
+    /// answers, and continues from what it holds, instead of waiting for the next open with
+    /// nothing in memory to drive it (its step's result, its timer are gone). A device
+    /// failure of an embedded store has its own recovery, which resumes every run.
     pub(super) fn commit_failed(&self, run_id: &str, e: &StoreError) {
-        if self.shared.is_none() {
-            return;
-        }
         match e {
-            StoreError::NotOwner { .. } => self.lost(run_id),
+            StoreError::NotOwner { .. } if self.shared.is_some() => self.lost(run_id),
             StoreError::Backend { .. } => {
                 tokio::spawn(reattend(self.me.clone(), run_id.to_owned()));
             }
@@ -607,12 +637,17 @@ impl Inner {
                 }
             }
         }
+        // A lease granted here, outside the run's lock, is not taken into `leases`: the
+        // holder's own claim keeps its token, so a claim that reached the store just before
+        // a release of the same lease (sent by `settle`, under the run's lock, a moment
+        // earlier) would leave this engine holding a token the store no longer has. Its next
+        // commit would be refused, and the run's step, already done, would run again. The
+        // attending task takes the lease under the run's lock instead, after any release.
         let woken: Vec<String> = lock(&sh.wakes).keys().cloned().collect();
         for run_id in woken {
             match self.store.claim_run(&sh.claim(1), &run_id)? {
-                Some(lease) => {
+                Some(_) => {
                     lock(&sh.wakes).remove(&run_id);
-                    sh.hold(lease);
                     self.spawn_attend(run_id);
                 }
                 None => {
@@ -632,10 +667,8 @@ impl Inner {
                 let _ = self.store.release(&ready.lease);
                 continue;
             }
-            let run_id = ready.run_id.clone();
-            sh.hold(ready.lease);
-            if !self.busy_with(&run_id) {
-                self.spawn_attend(run_id);
+            if !self.busy_with(&ready.run_id) {
+                self.spawn_attend(ready.run_id);
             }
         }
         let due_by = self.clock.now_ms() + millis(sh.settings.poll_every);
@@ -650,7 +683,8 @@ impl Inner {
                 let _ = self.store.release(&timer.lease);
                 continue;
             }
-            sh.hold(timer.lease);
+            // The firing takes the lease under the run's lock (see above); the claim keeps other
+            // workers off the run until then, the timer being due within the lease.
             lock(&sh.armed).insert(timer.run_id.clone());
             self.timers.arm(timer.deadline_ms, timer.run_id, timer.seq);
         }
@@ -744,6 +778,8 @@ async fn renew(me: Weak<Inner>) {
             return;
         };
         let held: Vec<Lease> = lock(&sh.leases).values().cloned().collect();
+        let now = wall_ms();
+        let mut due = Vec::new();
         for lease in held {
             let run_id = lease.run_id.clone();
             let locked = lock(&inner.locks).contains_key(&run_id);
@@ -752,7 +788,33 @@ async fn renew(me: Weak<Inner>) {
                 tokio::spawn(async move { idle.shared_idle(&run_id).await });
                 continue;
             }
-            match inner.store.renew(&lease, wall_ms(), sh.lease_ms()) {
+            // A lease granted or renewed within the last half-interval keeps most of its time:
+            // renewing it too would cost a write (a WAL flush on a server) per run driven,
+            // each round, for nothing. It is renewed next round, with the lease less one and a
+            // half intervals left (half the lease at the default interval).
+            let fresh_until = lease
+                .expires_ms
+                .saturating_sub(sh.lease_ms())
+                .saturating_add(millis(sh.settings.renew_every) / 2);
+            if now >= fresh_until {
+                due.push(lease);
+            }
+        }
+        if due.is_empty() {
+            continue;
+        }
+        // One call for every lease due: a renewal per run, each waiting for its own round
+        // trip and flush, kept a runtime thread busy for seconds under load.
+        let answers = match inner.store.renew_all(&due, now, sh.lease_ms()) {
+            Ok(answers) => answers,
+            Err(e) => {
+                tracing::warn!(error = %e, leases = due.len(), "renewing leases");
+                continue;
+            }
+        };
+        for (lease, answer) in due.into_iter().zip(answers) {
+            let run_id = lease.run_id.clone();
+            match answer {
                 Ok(renewed) => {
                     let mut leases = lock(&sh.leases);
                     if let Some(l) = leases.get_mut(&run_id)

@@ -303,6 +303,24 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::NotOwner`] if another owner has claimed the run since.
     fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError>;
 
+    /// Extends several leases at once, each as [`Store::renew`] would: one answer per lease,
+    /// in order. The default renews them one by one; a backend where every write is a round
+    /// trip and a flush (a database server) does them in one statement.
+    ///
+    /// # Errors
+    /// As [`Store::run`], when the call as a whole failed.
+    fn renew_all(
+        &self,
+        leases: &[Lease],
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Vec<Result<Lease, StoreError>>, StoreError> {
+        Ok(leases
+            .iter()
+            .map(|lease| self.renew(lease, now_ms, lease_ms))
+            .collect())
+    }
+
     /// Gives a lease back, so that any owner may claim the run at once. Releasing a stale lease
     /// changes nothing.
     ///
