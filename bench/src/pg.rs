@@ -25,7 +25,13 @@
 //!   and drives what it holds; the bench watches the database and measures, per transition,
 //!   the workers' CPU, the server's CPU (its postmaster's children from `/proc`), the
 //!   server's transactions and WAL flushes (`pg_stat_database`, `pg_stat_wal`).
-//! - W3 measures one process's open and memory, so it stays single-worker.
+//! - **W3, shared**: after the single-process W3 (same database, same parked runs), `N`
+//!   worker processes open on it at once: the time until every one is ready and each one's
+//!   resident memory beside workers opened on an empty database; then all `N` are killed with
+//!   SIGKILL, `N` new ones start (ready time again), and each signals its share of a fresh
+//!   slice of the parked runs and waits for their results. A shared worker holds no parked
+//!   run at open (it claims runs as they come due or are signalled), so neither figure should
+//!   grow with the parked runs.
 
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -38,7 +44,7 @@ use workflow_postgres::testing::TestCluster;
 use workflow_runtime::{Engine, EngineBuilder, LeaseSettings};
 
 use crate::floor::{Latency, Throughput};
-use crate::flows::{fan_in, sequential, ticks};
+use crate::flows::{fan_in, parked, sequential, ticks};
 use crate::stats::{self, Row, cpu_ms, fmt_us, median, percentile};
 use crate::w1::{RUNS as W1_RUNS, STEPS as W1_STEPS};
 use crate::w3::{TRANSITIONS_PER_SIGNAL, child, f, open_and_kill};
@@ -317,11 +323,25 @@ pub(crate) async fn run(
         "W3 on PostgreSQL: {parked_runs} parked runs; clean reopen; kill -9, restart, {signalled} signalled"
     );
     let url = cluster.create_database();
+    let u = url.clone();
     rows.extend(
-        tokio::task::spawn_blocking(move || w3(&url, reps, parked_runs, signalled))
+        tokio::task::spawn_blocking(move || w3(&u, reps, parked_runs, signalled))
             .await
             .expect("the W3 thread"),
     );
+    if workers > 1 {
+        println!(
+            "W3 on PostgreSQL, shared mode: {workers} worker processes on the same {parked_runs} parked runs"
+        );
+        let empty = cluster.create_database();
+        rows.extend(
+            tokio::task::spawn_blocking(move || {
+                w3_shared(&url, &empty, reps, workers, parked_runs, signalled)
+            })
+            .await
+            .expect("the shared W3 thread"),
+        );
+    }
     rows
 }
 
@@ -411,7 +431,7 @@ fn w3(url: &str, reps: usize, parked_runs: u64, signalled: u64) -> Vec<Row> {
         );
     }
     let (mut crash_open_ms, mut finish_ms, mut finish_tps) = (Vec::new(), Vec::new(), Vec::new());
-    let cycles = reps.min(usize::try_from(parked_runs / signalled.max(1)).unwrap_or(usize::MAX));
+    let cycles = w3_cycles(reps, parked_runs, signalled, 0);
     for r in 0..cycles {
         open_and_kill(&u);
         let from = r as u64 * signalled;
@@ -481,6 +501,109 @@ fn w3(url: &str, reps: usize, parked_runs: u64, signalled: u64) -> Vec<Row> {
             ),
         ),
     ]
+}
+
+/// How many slices of `signalled` runs W3 can signal in `reps` repetitions when the first
+/// `used` slices are taken.
+fn w3_cycles(reps: usize, parked_runs: u64, signalled: u64, used: usize) -> usize {
+    let slices = usize::try_from(parked_runs / signalled.max(1)).unwrap_or(usize::MAX);
+    reps.min(slices.saturating_sub(used))
+}
+
+/// W3 with `n` worker processes in shared mode on the database at `url`, whose parked runs
+/// [`w3`] created (and whose first slices it signalled); `empty` is a database without runs,
+/// for the workers' memory without parked runs.
+fn w3_shared(
+    url: &str,
+    empty: &str,
+    reps: usize,
+    n: usize,
+    parked_runs: u64,
+    signalled: u64,
+) -> Vec<Row> {
+    let used = w3_cycles(reps, parked_runs, signalled, 0);
+    let cycles = w3_cycles(reps, parked_runs, signalled, used);
+    let mut ready_ms = Vec::new();
+    let mut grown_b = Vec::new();
+    let mut crash_ready_ms = Vec::new();
+    let mut finish_ms = Vec::new();
+    let mut finish_tps = Vec::new();
+    for r in 0..reps {
+        let (_, base) = w3_open_workers(empty, n);
+        let base_kib = base.rss_kib();
+        base.kill();
+        let (ms, workers) = w3_open_workers(url, n);
+        let kib = workers.rss_kib();
+        ready_ms.push(ms);
+        grown_b.push((kib - base_kib) * 1024.0 / parked_runs as f64);
+        workers.kill();
+        println!(
+            "  pg w3 shared rep {r}: {n} workers ready in {ms:.1} ms, {:.1} MiB resident each \
+             ({:.1} MiB on an empty database); all killed with SIGKILL",
+            kib / n as f64 / 1024.0,
+            base_kib / n as f64 / 1024.0
+        );
+        if r < cycles {
+            let (ms, mut workers) = w3_open_workers(url, n);
+            crash_ready_ms.push(ms);
+            let from = (used + r) as u64 * signalled;
+            let t = Instant::now();
+            workers.send_all(&format!("w3signal {from} {signalled}"));
+            workers.expect_all("DONE");
+            let elapsed = t.elapsed().as_secs_f64() * 1e3;
+            finish_ms.push(elapsed);
+            let transitions = (signalled * TRANSITIONS_PER_SIGNAL) as f64;
+            finish_tps.push(transitions / (elapsed / 1e3));
+            let commits = workers.stop();
+            println!(
+                "  pg w3 shared crash rep {r}: {n} new workers ready in {ms:.1} ms; {signalled} \
+                 runs signalled and finished in {elapsed:.1} ms ({:.0} transitions/s, {commits} \
+                 commits)",
+                finish_tps[r]
+            );
+        }
+    }
+    let mut rows = vec![
+        Row::info(
+            "PG W3",
+            &format!("{n} shared workers: open and ready, all of them"),
+            format!("{:.0} ms", median(&ready_ms)),
+        )
+        .target("≤ 1 s", median(&ready_ms) <= 1000.0),
+        Row::info(
+            "PG W3",
+            &format!("{n} shared workers: resident memory per parked run, all workers together"),
+            format!("{:.0} B", median(&grown_b)),
+        )
+        .target("< 1 KiB", median(&grown_b) < 1024.0),
+    ];
+    if !crash_ready_ms.is_empty() {
+        rows.push(Row::info(
+            "PG W3",
+            &format!("{n} shared workers: ready after kill -9 of all of them"),
+            format!("{:.0} ms", median(&crash_ready_ms)),
+        ));
+        rows.push(Row::info(
+            "PG W3",
+            &format!("{n} shared workers: {signalled} signalled after restart, all finished"),
+            format!(
+                "{:.0} ms from the first signal ({:.0} transitions/s)",
+                median(&finish_ms),
+                median(&finish_tps)
+            ),
+        ));
+    }
+    rows
+}
+
+/// Starts `n` shared workers on `url` and times them until every one is ready.
+fn w3_open_workers(url: &str, n: usize) -> (f64, Workers) {
+    let t = Instant::now();
+    let workers = Workers::spawn(url, 0, n, n);
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    // The timer task pages in what is due soon in the background; let it settle.
+    std::thread::sleep(Duration::from_millis(500));
+    (ms, workers)
 }
 
 /// The floor of W3's open, in a fresh child process: connect, then read every armed timer the
@@ -664,6 +787,23 @@ impl Workers {
             .collect()
     }
 
+    /// The workers' resident memory together, in KiB.
+    fn rss_kib(&self) -> f64 {
+        self.children
+            .iter()
+            .map(|(c, _, _)| stats::rss_kib_of(c.id()) as f64)
+            .sum()
+    }
+
+    /// Kills every worker with SIGKILL (no shutdown runs) and reaps it.
+    fn kill(self) {
+        for (mut child, stdin, _) in self.children {
+            drop(stdin);
+            child.kill().expect("SIGKILL a worker");
+            child.wait().expect("reap a worker");
+        }
+    }
+
     fn cpu_ms(&self) -> f64 {
         self.children
             .iter()
@@ -759,6 +899,29 @@ pub(crate) fn worker_main(args: &[String]) {
                     println!("DONE");
                 }
                 "stop" => break,
+                other if other.starts_with("w3signal ") => {
+                    let mut words = other
+                        .split_whitespace()
+                        .skip(1)
+                        .map(|w| w.parse::<u64>().expect("a number after w3signal"));
+                    let (from, count) = (words.next().expect("FROM"), words.next().expect("COUNT"));
+                    let tasks: Vec<_> = (from..from + count)
+                        .filter(|i| i % n == k)
+                        .map(|i| {
+                            let engine = engine.clone();
+                            tokio::spawn(async move {
+                                let id = crate::w3::run_id(i);
+                                engine.signal(&id, "go", 7_u64).await.expect("signal");
+                                let run = engine.handle(parked, id).expect("handle");
+                                run.result().await.expect("result").expect("ok")
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        assert_eq!(task.await.expect("signal task"), 7);
+                    }
+                    println!("DONE");
+                }
                 other => panic!("unknown worker command `{other}`"),
             }
         }
@@ -777,6 +940,7 @@ async fn shared_engine(url: &str, owner: &str) -> Engine {
     Engine::builder()
         .register(fan_in)
         .register(sequential)
+        .register(parked)
         .shared(lease_settings().owner(owner))
         .open_store(store)
         .await

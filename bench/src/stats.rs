@@ -56,8 +56,18 @@ pub(crate) fn hwm_kib() -> u64 {
     status_kib("VmHWM:")
 }
 
+/// Another process's resident memory (`VmRSS` in `/proc/<pid>/status`), in KiB; 0 where there
+/// is no `/proc` or the process is gone.
+pub(crate) fn rss_kib_of(pid: u32) -> u64 {
+    status_field_kib(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
 fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    status_field_kib("/proc/self/status", field)
+}
+
+fn status_field_kib(path: &str, field: &str) -> u64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()

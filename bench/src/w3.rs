@@ -27,7 +27,7 @@ const CREATE_CONCURRENCY: usize = 1000;
 /// Durable transitions per signalled run: the signal (up to the step), the step's result.
 pub(crate) const TRANSITIONS_PER_SIGNAL: u64 = 2;
 
-fn run_id(i: u64) -> String {
+pub(crate) fn run_id(i: u64) -> String {
     format!("parked-{i:07}")
 }
 
