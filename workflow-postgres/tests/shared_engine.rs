@@ -260,6 +260,24 @@ fn kill_commits(url: &str, kills: u64) {
     .expect("the trigger installs");
 }
 
+/// Starts eight orders `<prefix>-0..8`, waits until each waits for its signal, and signals
+/// each one, retrying whatever the injected faults refuse; the runs' ids.
+async fn start_and_signal(engine: &Engine, prefix: &str) -> Vec<String> {
+    let runs: Vec<String> = (0..8).map(|i| format!("{prefix}-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        let order = Order {
+            id: i as u64,
+            cents: 10 * i as u64,
+        };
+        start_until_accepted(engine, run, order).await;
+    }
+    until_waiting(engine, &runs).await;
+    for run in &runs {
+        signal_until_accepted(engine, run).await;
+    }
+    runs
+}
+
 async fn start_until_accepted(engine: &Engine, run: &str, order: Order) {
     for _ in 0..50 {
         match engine.start(fulfil, run, order.clone()).await {
@@ -315,18 +333,7 @@ async fn a_connection_lost_during_commit_leaves_the_run_to_continue_from_the_sto
     let url = TestCluster::shared().create_database();
     let engine = worker(&url, "c").await;
     kill_commits(&url, 6);
-    let runs: Vec<String> = (0..8).map(|i| format!("lost-{i}")).collect();
-    for (i, run) in runs.iter().enumerate() {
-        let order = Order {
-            id: i as u64,
-            cents: 10 * i as u64,
-        };
-        start_until_accepted(&engine, run, order).await;
-    }
-    until_waiting(&engine, &runs).await;
-    for run in &runs {
-        signal_until_accepted(&engine, run).await;
-    }
+    let runs = start_and_signal(&engine, "lost").await;
     finish_all(&engine, &runs).await;
     assert_each_effect_once("lost-", runs.len());
     // The steps whose result was lost ran again; their effects still count once per key.
@@ -540,18 +547,7 @@ async fn a_commit_acknowledgement_lost_after_the_commit_is_not_done_twice() {
         .open_store(Shared(store.clone()))
         .await
         .expect("the engine opens");
-    let runs: Vec<String> = (0..8).map(|i| format!("acked-{i}")).collect();
-    for (i, run) in runs.iter().enumerate() {
-        let order = Order {
-            id: i as u64,
-            cents: 10 * i as u64,
-        };
-        start_until_accepted(&engine, run, order).await;
-    }
-    until_waiting(&engine, &runs).await;
-    for run in &runs {
-        signal_until_accepted(&engine, run).await;
-    }
+    let runs = start_and_signal(&engine, "acked").await;
     finish_all(&engine, &runs).await;
     assert_each_effect_once("acked-", runs.len());
     assert!(
@@ -678,18 +674,7 @@ async fn in_the_default_mode_a_connection_lost_during_commit_leaves_the_run_to_c
     let url = TestCluster::shared().create_database();
     let engine = exclusive(open(&url).await).await;
     kill_commits(&url, 6);
-    let runs: Vec<String> = (0..8).map(|i| format!("dropped-{i}")).collect();
-    for (i, run) in runs.iter().enumerate() {
-        let order = Order {
-            id: i as u64,
-            cents: 10 * i as u64,
-        };
-        start_until_accepted(&engine, run, order).await;
-    }
-    until_waiting(&engine, &runs).await;
-    for run in &runs {
-        signal_until_accepted(&engine, run).await;
-    }
+    let runs = start_and_signal(&engine, "dropped").await;
     finish_all_in_time(&engine, &runs).await;
     assert_each_effect_once("dropped-", runs.len());
     assert!(
@@ -711,18 +696,7 @@ async fn in_the_default_mode_a_commit_acknowledgement_lost_is_not_done_twice() {
         lost: AtomicU64::new(0),
     });
     let engine = exclusive(Shared(store.clone())).await;
-    let runs: Vec<String> = (0..8).map(|i| format!("unanswered-{i}")).collect();
-    for (i, run) in runs.iter().enumerate() {
-        let order = Order {
-            id: i as u64,
-            cents: 10 * i as u64,
-        };
-        start_until_accepted(&engine, run, order).await;
-    }
-    until_waiting(&engine, &runs).await;
-    for run in &runs {
-        signal_until_accepted(&engine, run).await;
-    }
+    let runs = start_and_signal(&engine, "unanswered").await;
     finish_all_in_time(&engine, &runs).await;
     assert_each_effect_once("unanswered-", runs.len());
     assert!(
