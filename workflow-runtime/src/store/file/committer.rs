@@ -843,7 +843,15 @@ fn apply<'j>(
                 continue;
             }
         }
+        // A step that schedules the next step keeps the run's `ready` row as it is (the
+        // committer wrote it with the previous step): unless an earlier job of this group
+        // changed the row, there is nothing to write, nor to read back to compare.
+        let keeps_ready = matches!(
+            (job.unindex, job.index),
+            (Some(Index::Ready), Some(Index::Ready))
+        ) && !ready_net.contains_key(run_id);
         match job.unindex {
+            _ if keeps_ready => {}
             Some(Index::Ready) => {
                 ready_net.insert(run_id, None);
             }
@@ -861,6 +869,7 @@ fn apply<'j>(
             None => {}
         }
         match job.index {
+            _ if keeps_ready => {}
             Some(Index::Ready) => {
                 ready_net.insert(run_id, Some(job.workflow.as_str()));
             }
