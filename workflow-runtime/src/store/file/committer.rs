@@ -6,7 +6,7 @@
 //! runs. It never runs user code.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -156,29 +156,8 @@ pub(crate) struct Committer {
     /// The writer of an in-memory store, driven on the caller's thread (see
     /// [`Committer::inline`]); `None` inside once stopped.
     inline: Option<Box<Mutex<Option<Writer>>>>,
-    /// The committer thread's writer, which a caller finding it idle borrows to commit on its
-    /// own thread (see [`Committer::commit`]); `None` for an inline committer.
-    lead: Option<Arc<Lead>>,
     commits: Arc<AtomicU64>,
     shared: Arc<Shared>,
-}
-
-/// The writer of a committer thread, shared with the callers that commit on their own thread
-/// while the thread is idle.
-struct Lead {
-    /// `None` once the thread has stopped.
-    writer: Mutex<Option<Writer>>,
-    /// Messages sent to the thread and not served yet: a caller commits on its own thread only
-    /// when there are none, so that no checkpoint overtakes one queued before it.
-    queued: AtomicUsize,
-    /// How many commits callers made on their own thread.
-    led: AtomicU64,
-}
-
-impl Lead {
-    fn writer(&self) -> std::sync::MutexGuard<'_, Option<Writer>> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// The first pause between two recoveries while the device keeps failing; it doubles up to
@@ -204,7 +183,7 @@ impl Committer {
     ) -> Result<Committer, StoreError> {
         let (tx, rx) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
-        let writer = Writer {
+        let mut writer = Writer {
             db: Some(db),
             shared: shared.clone(),
             source,
@@ -216,21 +195,14 @@ impl Committer {
             lazy: None,
             tails: Tails::default(),
         };
-        let lead = Arc::new(Lead {
-            writer: Mutex::new(Some(writer)),
-            queued: AtomicUsize::new(0),
-            led: AtomicU64::new(0),
-        });
-        let thread_lead = lead.clone();
         let thread = std::thread::Builder::new()
             .name("workflow-committer".to_owned())
-            .spawn(move || run(&thread_lead, &rx))
+            .spawn(move || writer.run(&rx))
             .map_err(|e| StoreError::io("starting the committer thread", e))?;
         Ok(Committer {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             inline: None,
-            lead: Some(lead),
             commits,
             shared,
         })
@@ -262,7 +234,6 @@ impl Committer {
             tx: Mutex::new(None),
             thread: Mutex::new(None),
             inline: Some(Box::new(Mutex::new(Some(writer)))),
-            lead: None,
             commits,
             shared,
         }
@@ -270,49 +241,8 @@ impl Committer {
 
     /// Queues `job`; the acknowledgement resolves once it is committed, or with the error that
     /// prevented it (then nothing of it was written, unless the device failed to sync).
-    ///
-    /// A caller on a worker of tokio's multi-threaded runtime that finds the committer thread
-    /// idle (nothing queued, the writer free, no device failure outstanding) commits on its
-    /// own thread instead, inside `block_in_place` (the worker's other tasks move to another
-    /// thread meanwhile), and finds the acknowledgement resolved: a lone step's commit then
-    /// waits for no thread wake-up on either side of it (two per step through the thread,
-    /// BENCHMARKS.md). Checkpoints that arrive while it writes queue for the thread, which
-    /// commits them as one group once the writer is free, so group commit is unchanged under
-    /// load. A current-thread runtime (where blocking would stall every task) and callers
-    /// outside a runtime always go through the thread.
     pub(crate) fn commit(&self, job: Job) -> Acknowledgement {
-        let job = match self.lead_commit(job) {
-            Ok(done) => return done,
-            Err(job) => job,
-        };
         self.send(|ack| Msg::Commit(job, ack))
-    }
-
-    /// Commits `job` on the caller's thread if the committer thread is idle; gives it back
-    /// otherwise.
-    fn lead_commit(&self, job: Job) -> Result<Acknowledgement, Job> {
-        let Some(lead) = &self.lead else {
-            return Err(job);
-        };
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if !multi_thread || lead.queued.load(Ordering::SeqCst) != 0 {
-            return Err(job);
-        }
-        let Ok(mut writer) = lead.writer.try_lock() else {
-            return Err(job);
-        };
-        // Checked again under the lock: the thread serves what it drained before letting go
-        // of the writer, and counts it out only then.
-        match writer.as_mut() {
-            Some(w) if w.broken.is_none() && lead.queued.load(Ordering::SeqCst) == 0 => {
-                let (ack, done) = Acknowledgement::channel();
-                tokio::task::block_in_place(|| w.serve(vec![(job, ack)], Vec::new()));
-                lead.led.fetch_add(1, Ordering::Relaxed);
-                Ok(done)
-            }
-            _ => Err(job),
-        }
     }
 
     /// Resolves once the committer has checked that writes are accepted: at once if no device
@@ -338,23 +268,10 @@ impl Committer {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match tx.as_ref() {
             // A send to a stopped thread drops the acknowledger, which answers `Closed`.
-            Some(tx) => {
-                if let Some(lead) = &self.lead {
-                    lead.queued.fetch_add(1, Ordering::SeqCst);
-                }
-                drop(tx.send(msg(ack)));
-            }
+            Some(tx) => drop(tx.send(msg(ack))),
             None => ack.acknowledge(Err(StoreError::Closed)),
         }
         done
-    }
-
-    /// How many commits callers made on their own thread (see [`Committer::commit`]).
-    #[cfg(test)]
-    pub(crate) fn led(&self) -> u64 {
-        self.lead
-            .as_ref()
-            .map_or(0, |l| l.led.load(Ordering::Relaxed))
     }
 
     /// How many write transactions were committed.
@@ -373,9 +290,6 @@ impl Committer {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         match tx {
             Some(tx) => {
-                if let Some(lead) = &self.lead {
-                    lead.queued.fetch_add(1, Ordering::SeqCst);
-                }
                 if let Err(mpsc::SendError(
                     Msg::Stop(ack) | Msg::Commit(_, ack) | Msg::Probe(ack),
                 )) = tx.send(Msg::Stop(ack))
@@ -493,65 +407,45 @@ impl Tails {
     }
 }
 
-/// The committer thread: waits for messages, and serves all that queued as one group with
-/// the writer, which callers borrow while the thread is idle.
-fn run(lead: &Lead, rx: &mpsc::Receiver<Msg>) {
-    let mut stop = None;
-    while stop.is_none() {
-        // While broken, the thread wakes up by itself to retry, so that writes resume when
-        // the device recovers even if nobody writes or asks.
-        let backoff = match lead.writer().as_ref() {
-            Some(w) => w.broken.as_ref().map(|_| w.backoff),
-            None => break,
-        };
-        let first = match backoff {
-            None => match rx.recv() {
-                Ok(msg) => msg,
-                Err(_) => break,
-            },
-            Some(backoff) => match rx.recv_timeout(backoff) {
-                Ok(msg) => msg,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(w) = lead.writer().as_mut() {
-                        w.recover();
+impl Writer {
+    fn run(&mut self, rx: &mpsc::Receiver<Msg>) {
+        let mut stop = None;
+        while stop.is_none() {
+            // While broken, the thread wakes up by itself to retry, so that writes resume when
+            // the device recovers even if nobody writes or asks.
+            let first = match &self.broken {
+                None => match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+                Some(_) => match rx.recv_timeout(self.backoff) {
+                    Ok(msg) => msg,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.recover();
+                        continue;
                     }
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
-        };
-        let mut writer = lead.writer();
-        let Some(w) = writer.as_mut() else { break };
-        let mut jobs = Vec::new();
-        let mut probes = Vec::new();
-        let mut served = 0;
-        for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-            served += 1;
-            match msg {
-                Msg::Commit(job, ack) => jobs.push((job, ack)),
-                Msg::Probe(ack) => probes.push(ack),
-                Msg::Stop(ack) => {
-                    stop = Some(ack);
-                    break;
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            let mut jobs = Vec::new();
+            let mut probes = Vec::new();
+            for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                match msg {
+                    Msg::Commit(job, ack) => jobs.push((job, ack)),
+                    Msg::Probe(ack) => probes.push(ack),
+                    Msg::Stop(ack) => {
+                        stop = Some(ack);
+                        break;
+                    }
                 }
             }
+            self.serve(jobs, probes);
         }
-        w.serve(jobs, probes);
-        if stop.is_some() {
-            // Whatever is still queued arrived after the stop; its acknowledgers drop with
-            // the channel and answer `Closed`.
-            w.stop(stop.take());
-            *writer = None;
-            return;
-        }
-        lead.queued.fetch_sub(served, Ordering::SeqCst);
+        // Whatever is still queued arrived after the stop; its acknowledgers drop with the
+        // channel and answer `Closed`.
+        self.stop(stop);
     }
-    if let Some(mut w) = lead.writer().take() {
-        w.stop(stop);
-    }
-}
 
-impl Writer {
     /// Commits `jobs` as one group and answers `probes`, recovering first from a device
     /// failure if anyone is waiting.
     fn serve(&mut self, jobs: Vec<(Job, Acknowledger)>, probes: Vec<Acknowledger>) {
