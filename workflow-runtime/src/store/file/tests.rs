@@ -218,3 +218,66 @@ fn a_v1_store_is_upgraded_on_open_and_a_newer_one_is_refused() {
         "nothing was written"
     );
 }
+
+/// On tokio's multi-threaded runtime, a lone run's commits and many runs' concurrent ones
+/// (grouped by the committer thread) all land, in order per run, and survive a reopen.
+#[test]
+fn concurrent_commits_on_a_multi_threaded_runtime_all_land_in_order() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("lead.redb");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    const RUNS: u64 = 24;
+    const STEPS: u64 = 15;
+    let store = std::sync::Arc::new(FileStore::open(&path).expect("a store"));
+    rt.block_on(async {
+        let mut previous = None;
+        for seq in 1..=STEPS {
+            let mut cp = CheckpointWrite::new("alone");
+            let pending = (seq < STEPS).then(step);
+            cp.run = Some(RunWrite::new(record(seq, pending.clone()), previous.take()));
+            previous = pending;
+            cp.trace.push(event(seq));
+            store.commit(cp).await.expect("committed");
+        }
+        let tasks: Vec<_> = (0..RUNS)
+            .map(|r| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let run_id = format!("r{r}");
+                    let mut previous = None;
+                    for seq in 1..=STEPS {
+                        let mut cp = CheckpointWrite::new(run_id.as_str());
+                        let pending = (seq < STEPS).then(step);
+                        cp.run = Some(RunWrite::new(record(seq, pending.clone()), previous.take()));
+                        previous = pending;
+                        cp.trace.push(event(seq));
+                        store.commit(cp).await.expect("committed");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("the task");
+        }
+    });
+    let given: Vec<u64> = (1..=STEPS).collect();
+    for run_id in std::iter::once("alone".to_owned()).chain((0..RUNS).map(|r| format!("r{r}"))) {
+        assert_eq!(
+            store.run(&run_id).expect("read").expect("the run").seq,
+            STEPS
+        );
+        check(&store, &run_id, &given);
+    }
+    assert!(
+        store.commit_count() <= (RUNS + 1) * STEPS,
+        "no checkpoint was committed twice"
+    );
+    store.close_blocking();
+    drop(rt);
+    let store = FileStore::open(&path).expect("the store again");
+    check(&store, "r3", &given);
+}
