@@ -325,3 +325,54 @@ pub(crate) fn w2_write_set(dir: &Path, runs: u64, per_commit: usize) -> f64 {
     let _ = std::fs::remove_file(&path);
     cpu * 1e3 / (runs * PHASES as u64) as f64
 }
+
+/// The floor under W1's in-memory step: the write set of W1's 2,000 step transitions (store
+/// format v2: one run value of a record with its trace tail; a `ready` row at each start and
+/// removed at each end) committed one transition per write transaction on redb's in-memory
+/// backend, at the durability the in-memory store uses (none, except one commit in 64 that
+/// lets redb reuse freed pages). No engine, encoding or task around it. Returns the commit
+/// latency p50 in microseconds, the median over `reps`.
+pub(crate) fn memory_step_commit(reps: usize) -> f64 {
+    const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+    const READY: TableDefinition<&str, &str> = TableDefinition::new("ready");
+    const DURABLE_EVERY: u64 = 64;
+    let with_tail = [b't'; 1500];
+    let mut p50 = Vec::new();
+    for _ in 0..reps {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .expect("create in memory");
+        let mut lat = Vec::with_capacity(2000);
+        let mut n = 0u64;
+        for run in 0..(crate::w1::RUNS as u64 + WARMUP) {
+            let id = format!("w1-{run}");
+            for step in 0..=crate::w1::STEPS {
+                n += 1;
+                let t = Instant::now();
+                let mut txn = db.begin_write().expect("begin write");
+                if n % DURABLE_EVERY != 0 {
+                    txn.set_durability(redb::Durability::None)
+                        .expect("durability");
+                }
+                {
+                    let mut r = txn.open_table(RUNS).expect("open");
+                    r.insert(id.as_str(), with_tail.as_slice()).expect("insert");
+                    if step == 0 || step == crate::w1::STEPS {
+                        let mut q = txn.open_table(READY).expect("open");
+                        if step == 0 {
+                            q.insert(id.as_str(), "sequential").expect("insert");
+                        } else {
+                            q.remove(id.as_str()).expect("remove");
+                        }
+                    }
+                }
+                txn.commit().expect("commit");
+                if run >= WARMUP && step > 0 {
+                    lat.push(stats::us(t.elapsed()));
+                }
+            }
+        }
+        p50.push(percentile(&lat, 50.0));
+    }
+    median(&p50)
+}
