@@ -74,7 +74,20 @@ async fn stored_envelope(dir: &Path) -> Vec<u8> {
     let txn = db.begin_read().expect("read");
     let runs = txn.open_table(RUNS).expect("runs table");
     let bytes = runs.get(RUN_ID).expect("get").expect("the run is stored");
-    bytes.value().to_vec()
+    record_bytes(bytes.value()).to_vec()
+}
+
+/// The record in a `runs` value: the store's format v2 puts a tag byte (0xB2) and the
+/// record's length (u32, little-endian) before it and the run's trace tail after it; a
+/// format v1 value is the record alone.
+fn record_bytes(value: &[u8]) -> &[u8] {
+    match value {
+        [0xB2, a, b, c, d, rest @ ..] => {
+            let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
+            rest.get(..len).expect("a v2 value holds its record whole")
+        }
+        _ => value,
+    }
 }
 
 /// Runs the codec workload `reps` times.

@@ -140,11 +140,12 @@ pub(crate) fn rows(latency: Latency, throughput: &[Throughput]) -> Vec<Row> {
 }
 
 /// The write sets [`shapes`] compares, from the floor's to a step transition's.
-const SHAPES: [&str; 4] = [
+const SHAPES: [&str; 5] = [
     "1 value in 1 table (the floor)",
     "record + 2 trace events in 1 table",
-    "record + 2 trace events in 2 tables (a step transition)",
+    "record + 2 trace events in 2 tables (a step transition, store format v1)",
     "as above + delete and insert in a 3rd table",
+    "record + 1,000 B trace tail in 1 value (a step transition, store format v2)",
 ];
 
 /// Diagnostic: the commit latency of write sets shaped like the engine's (a 500-byte run
@@ -157,6 +158,9 @@ pub(crate) fn shapes(dir: &Path, reps: usize) -> Vec<Row> {
     const PER_ROUND: u64 = 50;
     let record = [b'r'; 500];
     let event = [b'e'; 200];
+    // Format v2 keeps a run's latest trace events in its record's value: on average about
+    // five 200-byte events ride along (the tail moves to the trace table at 3 KiB).
+    let with_tail = [b't'; 1500];
     let dbs: Vec<Database> = (0..SHAPES.len())
         .map(|s| Database::create(dir.join(format!("shape-{s}.redb"))).expect("create"))
         .collect();
@@ -172,6 +176,10 @@ pub(crate) fn shapes(dir: &Path, reps: usize) -> Vec<Row> {
                 if shape == 0 {
                     let mut t = txn.open_table(TABLE).expect("open");
                     t.insert(k, VALUE.as_slice()).expect("insert");
+                } else if shape == 4 {
+                    let mut r = txn.open_table(RUNS).expect("open");
+                    r.insert(run.as_str(), with_tail.as_slice())
+                        .expect("insert");
                 } else if shape == 1 {
                     let mut t = txn.open_table(TRACE).expect("open");
                     t.insert((run.as_str(), 2 * k), event.as_slice())
@@ -249,4 +257,122 @@ pub(crate) async fn handoff(reps: usize) -> (f64, f64) {
         p99.push(percentile(&trips, 99.0));
     }
     (median(&p50), median(&p99))
+}
+
+/// The floor under W2's CPU per transition: the store's write set of W2's 6,000 transitions
+/// (store format v2) written with raw redb, `per_commit` transitions per commit (what group
+/// commit achieved in the same run), without an engine, encoding or hand-off. Per run: the
+/// start writes its record and a `ready` row; two step results write the record; the step
+/// that parks writes the record, deletes `ready` and inserts a `timers` and a `waits` row;
+/// the signal writes the record, deletes both and inserts `ready`; the last step writes the
+/// record and deletes `ready`. The record's value grows by two 200-byte trace events per
+/// transition (its trace tail). Returns the process's CPU time per transition, µs.
+pub(crate) fn w2_write_set(dir: &Path, runs: u64, per_commit: usize) -> f64 {
+    const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+    const READY: TableDefinition<&str, &str> = TableDefinition::new("ready");
+    const TIMERS: TableDefinition<(u64, &str), (u64, &str)> = TableDefinition::new("timers");
+    const WAITS: TableDefinition<&str, &[u8]> = TableDefinition::new("waits");
+    const PHASES: usize = 6;
+    let path = dir.join("w2-write-set.redb");
+    let _ = std::fs::remove_file(&path);
+    let db = Database::create(&path).expect("create");
+    let ids: Vec<String> = (0..runs).map(|i| format!("w2-{i}")).collect();
+    let value = vec![b'r'; 600 + 400 * PHASES];
+    let wait = [b'w'; 200];
+    let deadline = 1_800_000_000_000_u64;
+    let cpu_before = stats::cpu_ms();
+    for phase in 0..PHASES {
+        for chunk in ids.chunks(per_commit.max(1)) {
+            let txn = db.begin_write().expect("begin write");
+            {
+                let mut records = txn.open_table(RUNS).expect("open");
+                let mut ready = txn.open_table(READY).expect("open");
+                let mut timers = txn.open_table(TIMERS).expect("open");
+                let mut waits = txn.open_table(WAITS).expect("open");
+                for id in chunk {
+                    let id = id.as_str();
+                    records
+                        .insert(id, &value[..600 + 400 * (phase + 1)])
+                        .expect("insert");
+                    match phase {
+                        0 => {
+                            ready.insert(id, "fan_in").expect("insert");
+                        }
+                        3 => {
+                            ready.remove(id).expect("remove");
+                            timers
+                                .insert((deadline, id), (4, "fan_in"))
+                                .expect("insert");
+                            waits.insert(id, wait.as_slice()).expect("insert");
+                        }
+                        4 => {
+                            timers.remove((deadline, id)).expect("remove");
+                            waits.remove(id).expect("remove");
+                            ready.insert(id, "fan_in").expect("insert");
+                        }
+                        5 => {
+                            ready.remove(id).expect("remove");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            txn.commit().expect("commit");
+        }
+    }
+    let cpu = stats::cpu_ms() - cpu_before;
+    drop(db);
+    let _ = std::fs::remove_file(&path);
+    cpu * 1e3 / (runs * PHASES as u64) as f64
+}
+
+/// The floor under W1's in-memory step: the write set of W1's 2,000 step transitions (store
+/// format v2: one run value of a record with its trace tail; a `ready` row at each start and
+/// removed at each end) committed one transition per write transaction on redb's in-memory
+/// backend, at the durability the in-memory store uses (none, except one commit in 64 that
+/// lets redb reuse freed pages). No engine, encoding or task around it. Returns the commit
+/// latency p50 in microseconds, the median over `reps`.
+pub(crate) fn memory_step_commit(reps: usize) -> f64 {
+    const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+    const READY: TableDefinition<&str, &str> = TableDefinition::new("ready");
+    const DURABLE_EVERY: u64 = 64;
+    let with_tail = [b't'; 1500];
+    let mut p50 = Vec::new();
+    for _ in 0..reps {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .expect("create in memory");
+        let mut lat = Vec::with_capacity(2000);
+        let mut n = 0u64;
+        for run in 0..(crate::w1::RUNS as u64 + WARMUP) {
+            let id = format!("w1-{run}");
+            for step in 0..=crate::w1::STEPS {
+                n += 1;
+                let t = Instant::now();
+                let mut txn = db.begin_write().expect("begin write");
+                if n % DURABLE_EVERY != 0 {
+                    txn.set_durability(redb::Durability::None)
+                        .expect("durability");
+                }
+                {
+                    let mut r = txn.open_table(RUNS).expect("open");
+                    r.insert(id.as_str(), with_tail.as_slice()).expect("insert");
+                    if step == 0 || step == crate::w1::STEPS {
+                        let mut q = txn.open_table(READY).expect("open");
+                        if step == 0 {
+                            q.insert(id.as_str(), "sequential").expect("insert");
+                        } else {
+                            q.remove(id.as_str()).expect("remove");
+                        }
+                    }
+                }
+                txn.commit().expect("commit");
+                if run >= WARMUP && step > 0 {
+                    lat.push(stats::us(t.elapsed()));
+                }
+            }
+        }
+        p50.push(percentile(&lat, 50.0));
+    }
+    median(&p50)
 }

@@ -141,6 +141,14 @@ pub(crate) async fn run(dir: &Path, reps: usize, floor: &[Throughput]) -> Vec<Ro
     let (tps, cpt) = (median(&tps), median(&cpt));
     // The floor at the batch size closest to what group commit achieved.
     let per_commit = 1.0 / cpt;
+    let write_set: Vec<f64> = (0..reps)
+        .map(|_| crate::floor::w2_write_set(dir, RUNS, per_commit.round() as usize))
+        .collect();
+    println!(
+        "  w2 write set in raw redb, {per_commit:.0} transitions per commit: CPU {:.1} µs per \
+         transition (median of {reps})",
+        median(&write_set)
+    );
     let near = floor
         .iter()
         .min_by(|a, b| {
@@ -159,6 +167,11 @@ pub(crate) async fn run(dir: &Path, reps: usize, floor: &[Throughput]) -> Vec<Ro
                 median(&cpu_us),
                 median(&cpu_us) * transitions / 1e6 / total_s
             ),
+        )
+        // The floor: the same transitions' store write set alone, in raw redb.
+        .floor(
+            format!("{:.1} µs (write set in raw redb)", median(&write_set)),
+            median(&cpu_us) / median(&write_set),
         ),
         Row::info(
             "W2",

@@ -2,6 +2,7 @@
 //! transition function directly (no engine, no store), round-tripping the state through JSON
 //! at every suspension point as a checkpoint would.
 
+pub mod fixture;
 pub mod workflows;
 
 use std::collections::VecDeque;

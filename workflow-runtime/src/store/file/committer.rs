@@ -16,6 +16,7 @@ use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
 };
 
+use super::value::{self, Tail};
 use super::{
     Context, DEDUPE, INBOX, Index, Leases, READY, RUNS, Shared, Source, TIMERS, TRACE, WAITS,
     clears_inbox, index_of,
@@ -192,7 +193,7 @@ impl Committer {
             backoff: FIRST_BACKOFF,
             pin: None,
             lazy: None,
-            numbering: Numbering::default(),
+            tails: Tails::default(),
         };
         let thread = std::thread::Builder::new()
             .name("workflow-committer".to_owned())
@@ -227,7 +228,7 @@ impl Committer {
             backoff: FIRST_BACKOFF,
             pin: None,
             lazy: Some(0),
-            numbering: Numbering::default(),
+            tails: Tails::default(),
         };
         Committer {
             tx: Mutex::new(None),
@@ -353,46 +354,56 @@ struct Writer {
     /// An inline committer's commits since its last durable one (see [`Writer::durability`]);
     /// `None` for the committer thread, whose every commit is durable.
     lazy: Option<u32>,
-    /// The number the next trace event of a run gets, for the runs written lately.
+    /// The trace tail (and next trace number) of the runs written lately.
     ///
-    /// The write transaction would otherwise find it by seeking the run's last trace row at
-    /// every checkpoint (a B-tree descent, a tenth of the committer's work per transition).
-    /// This thread is the only writer of the trace table, so the numbers it wrote stay right;
-    /// they are taken in only after a commit succeeds, and all forgotten after any failed one
-    /// (a failed sync may or may not have left the rows on the disk).
-    numbering: Numbering,
+    /// A checkpoint appends its trace events to the tail inside the run's `runs` value
+    /// (`value.rs`), which it would otherwise have to read back first (a B-tree descent per
+    /// transition). This thread is the only writer, so the tails it wrote stay right; they are
+    /// taken out while a transaction uses them, taken in again only after it commits, and all
+    /// forgotten after any failed commit (a failed sync may or may not have left the rows on
+    /// the disk).
+    tails: Tails,
 }
 
-/// See [`Writer::numbering`].
+/// See [`Writer::tails`].
 #[derive(Default)]
-struct Numbering(HashMap<String, u64>);
+struct Tails {
+    runs: HashMap<String, Tail>,
+    /// The bytes of events the tails hold.
+    bytes: usize,
+}
 
-/// How many runs [`Numbering`] remembers before it starts over: a bound on its memory, well
-/// above the runs that move at once in a busy process.
-const NUMBERING_LIMIT: usize = 16_384;
+/// How many runs [`Tails`] remembers before it starts over, well above the runs that move at
+/// once in a busy process, and how many bytes of events: bounds on its memory.
+const TAILS_LIMIT: usize = 16_384;
+const TAILS_BYTES_LIMIT: usize = 8 << 20;
 
-impl Numbering {
-    fn get(&self, run_id: &str) -> Option<u64> {
-        self.0.get(run_id).copied()
+impl Tails {
+    /// Takes a run's tail out, for a transaction to extend.
+    fn take(&mut self, run_id: &str) -> Option<Tail> {
+        let tail = self.runs.remove(run_id)?;
+        self.bytes -= tail.bytes.len();
+        Some(tail)
     }
 
-    /// Takes in the numbers a successful commit left.
-    fn learn(&mut self, next: HashMap<&str, u64>) {
-        if self.0.len() + next.len() > NUMBERING_LIMIT {
-            self.0.clear();
+    /// Takes in the tails a successful commit left.
+    fn learn(&mut self, written: HashMap<&str, Tail>) {
+        let adding: usize = written.values().map(|t| t.bytes.len()).sum();
+        if self.runs.len() + written.len() > TAILS_LIMIT || self.bytes + adding > TAILS_BYTES_LIMIT
+        {
+            self.forget();
         }
-        for (run_id, n) in next {
-            match self.0.get_mut(run_id) {
-                Some(known) => *known = n,
-                None => {
-                    self.0.insert(run_id.to_owned(), n);
-                }
+        for (run_id, tail) in written {
+            self.bytes += tail.bytes.len();
+            if let Some(old) = self.runs.insert(run_id.to_owned(), tail) {
+                self.bytes -= old.bytes.len();
             }
         }
     }
 
     fn forget(&mut self) {
-        self.0.clear();
+        self.runs.clear();
+        self.bytes = 0;
     }
 }
 
@@ -628,9 +639,9 @@ impl Writer {
         let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
         let mut device = None;
         let durability = self.durability();
-        match write(&db, &group, durability, &self.numbering) {
+        match write(&db, &group, durability, &mut self.tails) {
             Ok(next) => {
-                self.numbering.learn(next);
+                self.tails.learn(next);
                 if let Some(started) = started {
                     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     tracing::debug!(
@@ -651,7 +662,7 @@ impl Writer {
                 };
             }
             Err(e) if e.is_device_failure() => {
-                self.numbering.forget();
+                self.tails.forget();
                 // The device, not a checkpoint: every one of the group gets the same error, and
                 // nothing is written until the store recovers.
                 for (_, ack) in accepted {
@@ -660,26 +671,26 @@ impl Writer {
                 device = Some(e);
             }
             Err(e) if accepted.len() == 1 => {
-                self.numbering.forget();
+                self.tails.forget();
                 let (_, ack) = accepted.into_iter().next().expect("one job");
                 ack.acknowledge(Err(e));
             }
             Err(_) => {
-                self.numbering.forget();
+                self.tails.forget();
                 // One bad checkpoint (say, a value over redb's size limit) must not fail the
                 // others it happened to be grouped with: retry each on its own.
                 for (job, ack) in accepted {
                     let result = match &device {
                         Some(e) => Err(e.clone()),
-                        None => write(&db, &[&job], durability, &self.numbering),
+                        None => write(&db, &[&job], durability, &mut self.tails),
                     };
                     let result = match result {
                         Ok(next) => {
-                            self.numbering.learn(next);
+                            self.tails.learn(next);
                             Ok(())
                         }
                         Err(e) => {
-                            self.numbering.forget();
+                            self.tails.forget();
                             Err(e)
                         }
                     };
@@ -705,14 +716,15 @@ impl Writer {
     }
 }
 
-/// Writes several checkpoints in one transaction; blocking. Returns the number of the next
-/// trace event of each run that got some, to be remembered once the commit succeeded.
+/// Writes several checkpoints in one transaction; blocking. Returns the trace tail of each
+/// run it wrote, to be remembered once the commit succeeded (the caller forgets every tail
+/// after a failure: those this took out of `known` are then gone too).
 fn write<'j>(
     db: &Database,
     jobs: &[&'j Job],
     durability: Durability,
-    known: &Numbering,
-) -> Result<HashMap<&'j str, u64>, StoreError> {
+    known: &mut Tails,
+) -> Result<HashMap<&'j str, Tail>, StoreError> {
     let mut txn = db.begin_write().ctx("starting a write transaction")?;
     if matches!(durability, Durability::None) {
         txn.set_durability(durability).map_err(|e| {
@@ -803,11 +815,11 @@ impl<'t> Tables<'t> {
 fn apply<'j>(
     txn: &WriteTransaction,
     jobs: &[&'j Job],
-    known: &Numbering,
-) -> Result<HashMap<&'j str, u64>, StoreError> {
+    known: &mut Tails,
+) -> Result<HashMap<&'j str, Tail>, StoreError> {
     let mut t = Tables::new(txn);
-    // The next trace number of each run this transaction wrote events for or purged.
-    let mut numbered: HashMap<&str, u64> = HashMap::new();
+    // The trace tail of each run this transaction wrote or purged.
+    let mut tails: HashMap<&str, Tail> = HashMap::new();
     // The last write to each `ready` row. A step that schedules the next step deletes and
     // re-inserts the same row; applying only the net effect, and skipping a row that already
     // holds it, keeps that table out of the commit (each table written costs pages per fsync).
@@ -820,7 +832,8 @@ fn apply<'j>(
         let run_id = job.run_id.as_str();
         if job.purge {
             purge(&mut t, run_id)?;
-            numbered.insert(run_id, 0);
+            known.take(run_id);
+            tails.insert(run_id, Tail::default());
             // A purged run leaves no `ready` row behind; an earlier job of this group may
             // have planned one.
             ready_net.insert(run_id, None);
@@ -830,7 +843,15 @@ fn apply<'j>(
                 continue;
             }
         }
+        // A step that schedules the next step keeps the run's `ready` row as it is (the
+        // committer wrote it with the previous step): unless an earlier job of this group
+        // changed the row, there is nothing to write, nor to read back to compare.
+        let keeps_ready = matches!(
+            (job.unindex, job.index),
+            (Some(Index::Ready), Some(Index::Ready))
+        ) && !ready_net.contains_key(run_id);
         match job.unindex {
+            _ if keeps_ready => {}
             Some(Index::Ready) => {
                 ready_net.insert(run_id, None);
             }
@@ -848,6 +869,7 @@ fn apply<'j>(
             None => {}
         }
         match job.index {
+            _ if keeps_ready => {}
             Some(Index::Ready) => {
                 ready_net.insert(run_id, Some(job.workflow.as_str()));
             }
@@ -875,10 +897,8 @@ fn apply<'j>(
                 inbox.remove((run_id, index)).ctx("writing a checkpoint")?;
             }
         }
-        if let Some(record) = &job.record {
-            t.runs()?
-                .insert(run_id, record.as_slice())
-                .ctx("writing a checkpoint")?;
+        if job.record.is_some() || !job.trace.is_empty() {
+            write_run(&mut t, job, &mut tails, known)?;
         }
         if !job.consumed.is_empty() {
             let inbox = t.inbox()?;
@@ -898,34 +918,9 @@ fn apply<'j>(
                 .insert((run_id, key.as_str()), *at_ms)
                 .ctx("writing a checkpoint")?;
         }
-        if !job.trace.is_empty() {
-            let trace = t.trace()?;
-            let first = match numbered.get(run_id).copied().or_else(|| known.get(run_id)) {
-                Some(n) => n,
-                None => next_index(trace, run_id).ctx("writing a checkpoint")?,
-            };
-            numbered.insert(run_id, first + job.trace.len() as u64);
-            for (seq, event) in (first..).zip(&job.trace) {
-                let numbered = Numbered {
-                    seq,
-                    at_ms: event.at_ms,
-                    checkpoint: event.checkpoint,
-                    kind: &event.kind,
-                };
-                let bytes = codec::to_bytes(&numbered).map_err(|e| {
-                    StoreError::Codec(CodecError::encoding(
-                        format!("a trace event of run `{run_id}`"),
-                        e,
-                    ))
-                })?;
-                trace
-                    .insert((run_id, seq), bytes.as_slice())
-                    .ctx("writing a checkpoint")?;
-            }
-        }
     }
     if ready_net.is_empty() {
-        return Ok(numbered);
+        return Ok(tails);
     }
     let ready = t.ready()?;
     for (run_id, workflow) in ready_net {
@@ -944,7 +939,86 @@ fn apply<'j>(
             }
         }
     }
-    Ok(numbered)
+    Ok(tails)
+}
+
+/// Writes a job's record and trace events: the events join the run's tail in its `runs` value,
+/// and the tail moves to `trace` once full.
+fn write_run<'j>(
+    t: &mut Tables<'_>,
+    job: &'j Job,
+    tails: &mut HashMap<&'j str, Tail>,
+    known: &mut Tails,
+) -> Result<(), StoreError> {
+    let run_id = job.run_id.as_str();
+    let ctx = "writing a checkpoint";
+    // The record to store: the job's, else the stored one (read below, only for a checkpoint
+    // that traces without moving the run).
+    let mut stored_record: Option<Vec<u8>> = None;
+    let mut tail = match tails.remove(run_id).or_else(|| known.take(run_id)) {
+        Some(tail) => tail,
+        None => {
+            let runs = t.runs()?;
+            let stored = runs.get(run_id).ctx(ctx)?;
+            let (next, tail) = match &stored {
+                Some(v) => {
+                    let split = value::split(run_id, v.value())?;
+                    if job.record.is_none() {
+                        stored_record = Some(split.record.to_vec());
+                    }
+                    let count =
+                        value::events(run_id, split.tail).try_fold(0, |n, e| e.map(|_| n + 1))?;
+                    (split.next, Some((count, split.tail.to_vec())))
+                }
+                None => (None, None),
+            };
+            drop(stored);
+            // A value of format v1, or no value at all: the run's trace is all in `trace`.
+            let next = match next {
+                Some(n) => n,
+                None => next_index(t.trace()?, run_id).ctx(ctx)?,
+            };
+            let (count, bytes) = tail.unwrap_or_default();
+            Tail { next, count, bytes }
+        }
+    };
+    for event in &job.trace {
+        let numbered = Numbered {
+            seq: tail.next,
+            at_ms: event.at_ms,
+            checkpoint: event.checkpoint,
+            kind: &event.kind,
+        };
+        let bytes = codec::to_bytes(&numbered).map_err(|e| {
+            StoreError::Codec(CodecError::encoding(
+                format!("a trace event of run `{run_id}`"),
+                e,
+            ))
+        })?;
+        tail.push(&bytes);
+    }
+    if job.record.is_none() && stored_record.is_none() {
+        // A tail remembered, but the record is only in the table.
+        if let Some(v) = t.runs()?.get(run_id).ctx(ctx)? {
+            stored_record = Some(value::split(run_id, v.value())?.record.to_vec());
+        }
+    }
+    let record = job.record.as_deref().or(stored_record.as_deref());
+    // Without a record (events for a run that has none) there is no value to carry a tail.
+    if tail.full() || record.is_none() {
+        let trace = t.trace()?;
+        let first = tail.first();
+        for (seq, event) in (first..).zip(value::events(run_id, &tail.bytes)) {
+            trace.insert((run_id, seq), event?).ctx(ctx)?;
+        }
+        tail.clear();
+    }
+    if let Some(record) = record {
+        let bytes = value::join(record, &tail);
+        t.runs()?.insert(run_id, bytes.as_slice()).ctx(ctx)?;
+    }
+    tails.insert(run_id, tail);
+    Ok(())
 }
 
 /// Removes an ended run: its record, trace, inbox and dedupe rows. An ended run has no index
@@ -954,12 +1028,13 @@ fn purge(t: &mut Tables<'_>, run_id: &str) -> Result<(), StoreError> {
     let Some(stored) = runs.get(run_id).ctx("purging a run")? else {
         return Ok(());
     };
-    let rec: crate::types::RunRecord = codec::from_bytes(stored.value()).map_err(|e| {
-        StoreError::Codec(CodecError::decoding(
-            format!("the record of run `{run_id}`"),
-            e,
-        ))
-    })?;
+    let rec: crate::types::RunRecord =
+        codec::from_bytes(value::split(run_id, stored.value())?.record).map_err(|e| {
+            StoreError::Codec(CodecError::decoding(
+                format!("the record of run `{run_id}`"),
+                e,
+            ))
+        })?;
     drop(stored);
     if !rec.is_purgeable() {
         return Err(StoreError::NotPurgeable {

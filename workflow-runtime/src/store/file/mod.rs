@@ -14,7 +14,7 @@
 //! | table    | key                        | value                                   |
 //! |----------|----------------------------|-----------------------------------------|
 //! | `meta`   | `&str`                     | `&str`: the format marker               |
-//! | `runs`   | run id                     | [`RunRecord`] as JSON                   |
+//! | `runs`   | run id                     | [`RunRecord`] as JSON, trace tail (v2)  |
 //! | `ready`  | run id                     | workflow name: a step must be executed  |
 //! | `timers` | `(deadline_ms, run id)`    | `(seq, workflow name)`                  |
 //! | `waits`  | run id                     | [`PendingWait`] as JSON                 |
@@ -22,11 +22,19 @@
 //! | `dedupe` | `(run id, dedupe key)`     | time first seen, ms                     |
 //! | `trace`  | `(run id, index)`          | [`TraceEvent`] as JSON                  |
 //!
+//! A run's latest trace events ride in its `runs` value and move to `trace` in bulk (format
+//! v2, `value.rs`): most transitions write one row of one table. Its trace reads as its
+//! `trace` rows followed by that tail.
+//!
 //! Leases live in memory: the file is locked to one process, whose leases end with it.
 
 mod committer;
 mod memory;
 mod power;
+mod value;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::io;
@@ -66,7 +74,11 @@ const TRACE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("trace")
 
 const FORMAT_KEY: &str = "format";
 /// Written when a store is created and checked at every open; bump it when the layout changes.
-const FORMAT: &str = "workflow-runtime store v1";
+const FORMAT: &str = "workflow-runtime store v2";
+/// The format before trace tails rode in the `runs` values. Its values are valid v2 values
+/// (a record without a tail, `value.rs`), so opening such a store upgrades it by rewriting the
+/// marker alone: an older release then refuses the file, whose values it could not read.
+const FORMAT_V1: &str = "workflow-runtime store v1";
 
 /// The embedded store: one database file (or memory), owned by one process, with group commit.
 ///
@@ -754,6 +766,18 @@ fn init_or_check_format(db: &Database, label: &str) -> Result<(), OpenError> {
         };
         match found {
             Some(f) if f == FORMAT => {}
+            Some(f) if f == FORMAT_V1 => {
+                txn.open_table(META)
+                    .ctx("upgrading the store")
+                    .map_err(storage)?
+                    .insert(FORMAT_KEY, FORMAT)
+                    .ctx("upgrading the store")
+                    .map_err(storage)?;
+                tracing::info!(
+                    store = label,
+                    "upgraded the store from `{FORMAT_V1}` to `{FORMAT}`"
+                );
+            }
             Some(f) => {
                 return Err(OpenError::NotAStore {
                     path: label.to_owned(),
@@ -794,7 +818,8 @@ impl Store for FileStore {
             let Some(bytes) = table.get(run_id).ctx("reading the store")? else {
                 return Ok(None);
             };
-            decode(bytes.value(), || format!("the record of run `{run_id}`")).map(Some)
+            let record = value::split(run_id, bytes.value())?.record;
+            decode(record, || format!("the record of run `{run_id}`")).map(Some)
         })
     }
 
@@ -804,7 +829,8 @@ impl Store for FileStore {
             let mut out = Vec::new();
             for row in table.iter().ctx("reading the store")? {
                 let (k, v) = row.ctx("reading the store")?;
-                let rec = decode(v.value(), || format!("the record of run `{}`", k.value()))?;
+                let record = value::split(k.value(), v.value())?.record;
+                let rec = decode(record, || format!("the record of run `{}`", k.value()))?;
                 out.push((k.value().to_owned(), rec));
             }
             Ok(out)
@@ -853,20 +879,33 @@ impl Store for FileStore {
 
     fn trace(&self, run_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
         self.read(|txn| {
+            let event = |bytes: &[u8]| decode(bytes, || format!("a trace event of run `{run_id}`"));
             let table = txn.open_table(TRACE).ctx("reading the store")?;
-            table
+            let mut out = table
                 .range((run_id, 0)..=(run_id, u64::MAX))
                 .ctx("reading the store")?
-                .map(|e| {
-                    let (_, v) = e.ctx("reading the store")?;
-                    decode(v.value(), || format!("a trace event of run `{run_id}`"))
-                })
-                .collect()
+                .map(|e| event(e.ctx("reading the store")?.1.value()))
+                .collect::<Result<Vec<TraceEvent>, _>>()?;
+            // The tail follows the rows: the committer moves whole tails, oldest first.
+            let runs = txn.open_table(RUNS).ctx("reading the store")?;
+            if let Some(v) = runs.get(run_id).ctx("reading the store")? {
+                for e in value::events(run_id, value::split(run_id, v.value())?.tail) {
+                    out.push(event(e?)?);
+                }
+            }
+            Ok(out)
         })
     }
 
     fn last_trace(&self, run_id: &str) -> Result<Option<TraceEvent>, StoreError> {
         self.read(|txn| {
+            let runs = txn.open_table(RUNS).ctx("reading the store")?;
+            if let Some(v) = runs.get(run_id).ctx("reading the store")?
+                && let Some(last) =
+                    value::events(run_id, value::split(run_id, v.value())?.tail).last()
+            {
+                return decode(last?, || format!("a trace event of run `{run_id}`")).map(Some);
+            }
             let table = txn.open_table(TRACE).ctx("reading the store")?;
             let Some(last) = table
                 .range((run_id, 0)..=(run_id, u64::MAX))
