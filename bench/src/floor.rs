@@ -350,7 +350,7 @@ pub(crate) fn memory_step_commit(reps: usize) -> f64 {
                 n += 1;
                 let t = Instant::now();
                 let mut txn = db.begin_write().expect("begin write");
-                if n % DURABLE_EVERY != 0 {
+                if !n.is_multiple_of(DURABLE_EVERY) {
                     txn.set_durability(redb::Durability::None)
                         .expect("durability");
                 }
