@@ -18,7 +18,7 @@
 //! not part of `all`: the million-run store takes a minute to create and 2 GB of disk),
 //! `--workers N` (`pg` only: W1 and W2 also with N worker processes sharing
 //! the database, default 1), `--statements` (`pg` only: restarts the server with
-//! `pg_stat_statements` and prints what the workers ran in each shared W2 repetition).
+//! `pg_stat_statements` and prints what the engines ran in each W1 and shared W2 repetition).
 //!
 //! Every store is committed at the engine's default durability: redb's `Immediate`, an fsync
 //! per commit; PostgreSQL with `synchronous_commit = on` (`pg` is not part of `all`: it needs

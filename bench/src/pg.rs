@@ -164,9 +164,29 @@ async fn shutdown(engines: Vec<Engine>) {
     }
 }
 
-/// Whether `--statements` asked for the server's per-statement counts after each shared W2
-/// repetition (`pg_stat_statements`, loaded by restarting the cluster once).
+/// Whether `--statements` asked for the server's per-statement counts after each W1 and
+/// shared W2 repetition (`pg_stat_statements`, loaded by restarting the cluster once).
 static STATEMENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// With `--statements`: a connection to `url` whose database's statement counts were just
+/// reset, for [`print_statements`] once the workload ends.
+async fn statements_reset(url: &str) -> Option<Client> {
+    if !STATEMENTS.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    let (monitor, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("connect the monitor");
+    tokio::spawn(connection);
+    monitor
+        .batch_execute(
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+             SELECT pg_stat_statements_reset()",
+        )
+        .await
+        .expect("pg_stat_statements");
+    Some(monitor)
+}
 
 /// Runs the floor, W1, W2 and W3 on a throwaway PostgreSQL server; W1 and W2 also with
 /// `workers` engines in shared mode when `workers > 1` (see the module docs).
@@ -222,7 +242,11 @@ pub(crate) async fn run(
             );
         }
         let engines = engines(&url, || Engine::builder().register(sequential)).await;
+        let monitor = statements_reset(&url).await;
         let l = crate::w1::step_latencies(&engines[0]).await;
+        if let Some(monitor) = monitor {
+            print_statements(&monitor, "W1, one exclusive engine").await;
+        }
         shutdown(engines).await;
         p50.push(percentile(&l, 50.0));
         p99.push(percentile(&l, 99.0));
@@ -1017,7 +1041,8 @@ async fn w2_workers_rep(cluster: &TestCluster, n: usize) -> WorkersRep {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let counters_after = server_counters(&monitor).await;
     if statements {
-        print_statements(&monitor, n).await;
+        let workers = format!("W2, {n} worker process(es)");
+        print_statements(&monitor, &workers).await;
     }
     let commits = tokio::task::spawn_blocking(move || workers.stop())
         .await
@@ -1038,7 +1063,7 @@ async fn w2_workers_rep(cluster: &TestCluster, n: usize) -> WorkersRep {
 
 /// The statements the workers ran most often during the repetition, with their time in the
 /// server (execution only: a commit's WAL flush is not in it).
-async fn print_statements(monitor: &Client, n: usize) {
+async fn print_statements(monitor: &Client, what: &str) {
     let rows = monitor
         .query(
             "SELECT calls, total_exec_time, rows, query FROM pg_stat_statements
@@ -1049,14 +1074,14 @@ async fn print_statements(monitor: &Client, n: usize) {
         )
         .await
         .expect("pg_stat_statements");
-    println!("    statements, {n} worker(s): calls, ms executing, rows, statement");
+    println!("    statements, {what}: calls, ms executing, µs per call, rows, statement");
     for row in rows {
         let query: String = row.get(3);
         let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (calls, ms) = (row.get::<_, i64>(0), row.get::<_, f64>(1));
         println!(
-            "    {:>7} {:>9.1} {:>7} {}",
-            row.get::<_, i64>(0),
-            row.get::<_, f64>(1),
+            "    {calls:>7} {ms:>9.1} {:>6.1} {:>7} {}",
+            ms * 1e3 / calls.max(1) as f64,
             row.get::<_, i64>(2),
             query.chars().take(110).collect::<String>()
         );
@@ -1162,6 +1187,7 @@ async fn w1_shared(url: &str, n: usize) -> (Vec<f64>, usize) {
         .await
         .expect("the spawn thread");
     let engine = shared_engine(url, "bench-worker-0").await;
+    let monitor = statements_reset(url).await;
     let (mut latencies, mut moved) = (Vec::new(), 0);
     for r in 0..W1_RUNS {
         ticks().lock().expect("ticks").clear();
@@ -1178,6 +1204,9 @@ async fn w1_shared(url: &str, n: usize) -> (Vec<f64>, usize) {
         }
         marks.push(done);
         latencies.extend(marks.windows(2).map(|w| stats::us(w[1] - w[0])));
+    }
+    if let Some(monitor) = monitor {
+        print_statements(&monitor, &format!("W1, shared mode, {n} workers")).await;
     }
     engine.shutdown().await;
     tokio::task::spawn_blocking(move || others.stop())

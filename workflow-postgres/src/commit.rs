@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 
 use tokio::sync::mpsc;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 use workflow_runtime::CodecError;
 use workflow_runtime::store::{Acknowledger, CheckpointWrite, Fence, Indexed, StoreError};
@@ -117,9 +118,217 @@ impl Job {
     }
 }
 
+/// What a group writes, as bits: which parts its one statement ([`group_sql`]) needs. A part
+/// no checkpoint of the group has is left out of the statement, so that the server neither
+/// plans nor starts it (each table written costs its executor start-up, about as much as the
+/// write of one row).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Shape(u8);
+
+impl Shape {
+    /// Some checkpoint is fenced, or writes no record: the rows are locked first (`held`).
+    const FENCE: u8 = 1;
+    const RECORD: u8 = 2;
+    const CLEAR: u8 = 4;
+    const CONSUME: u8 = 8;
+    const BUFFER: u8 = 16;
+    const DEDUPE: u8 = 32;
+    const TRACE: u8 = 64;
+
+    fn of(jobs: &[&Job]) -> Shape {
+        let mut bits = 0;
+        for job in jobs {
+            if matches!(job.fence, Fence::Lease(_)) || job.row.is_none() {
+                bits |= Self::FENCE;
+            }
+            if job.row.is_some() {
+                bits |= Self::RECORD;
+            }
+            if job.clear_inbox {
+                bits |= Self::CLEAR;
+            }
+            if !job.consumed.is_empty() {
+                bits |= Self::CONSUME;
+            }
+            if job.buffer.is_some() {
+                bits |= Self::BUFFER;
+            }
+            if job.dedupe.is_some() {
+                bits |= Self::DEDUPE;
+            }
+            if !job.trace.is_empty() {
+                bits |= Self::TRACE;
+            }
+        }
+        Shape(bits)
+    }
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// A whole group as one statement, so one transaction and one round trip whether or not its
+/// checkpoints are fenced; see [`write_at_once`] for its parameters. One row of `ok` per
+/// checkpoint; trace events and consumed inbox entries, of which a checkpoint may have
+/// several, come as flat arrays keyed by run. With [`Shape::FENCE`] the statement answers the
+/// runs whose fence failed: their checkpoints are left out, the others written.
+///
+/// Every part sees the statement's snapshot, and they all run "at once": a run's rows are
+/// written by at most one checkpoint of the group (so no row is changed twice), and a
+/// checkpoint whose outcome would depend on the order of its parts (a buffered signal beside
+/// consumed or cleared ones) takes the statement-per-part path instead ([`at_once`]).
+///
+/// Fencing: `held` locks the runs' rows in run id order and, under READ COMMITTED, reads
+/// their newest version (a claim committed after the snapshot is seen), so a claim can
+/// neither be missed nor slip in before the commit. Serializing writers of one run: a record
+/// write locks the run's row too (the upsert); the inbox and trace rows are numbered from the
+/// run's last one as the snapshot shows it, so two processes appending to one run at once (a
+/// worker and a web front end) may compute the same number, and then the second one's
+/// unique-index check fails: an error from the server, so nothing was written, and the group
+/// is written again by the locked path, which takes the row locks before it reads the last
+/// numbers.
+fn group_sql(shape: Shape) -> String {
+    let mut params = 0;
+    let mut param = |ty: &str| {
+        params += 1;
+        format!("${params}::{ty}")
+    };
+    // The columns of one checkpoint, as `unnest` arguments and names.
+    let mut columns = vec![(param("text[]"), "run_id")];
+    if shape.has(Shape::FENCE) {
+        columns.push((param("bigint[]"), "token"));
+    }
+    if shape.has(Shape::RECORD) {
+        for (ty, name) in [
+            ("text[]", "workflow"),
+            ("bigint[]", "seq"),
+            ("bytea[]", "record"),
+            ("bool[]", "purgeable"),
+            ("bool[]", "ready"),
+            ("bigint[]", "timer_ms"),
+            ("bytea[]", "wait"),
+        ] {
+            columns.push((param(ty), name));
+        }
+    }
+    if shape.has(Shape::CLEAR) {
+        columns.push((param("bool[]"), "clear"));
+    }
+    if shape.has(Shape::BUFFER) {
+        columns.push((param("bytea[]"), "buffer"));
+    }
+    if shape.has(Shape::DEDUPE) {
+        columns.push((param("text[]"), "dedupe_key"));
+        columns.push((param("bigint[]"), "dedupe_at"));
+    }
+    let (args, names): (Vec<String>, Vec<&str>) = columns.into_iter().unzip();
+    let source = format!(
+        "SELECT * FROM unnest({}) AS j({})",
+        args.join(", "),
+        names.join(", ")
+    );
+    let mut parts = Vec::new();
+    if shape.has(Shape::FENCE) {
+        parts.push(format!("j AS ({source})"));
+        parts.push(
+            "held AS (SELECT r.run_id, r.lease_token FROM runs r
+                      WHERE r.run_id IN (SELECT j.run_id FROM j)
+                      ORDER BY r.run_id FOR UPDATE)"
+                .to_owned(),
+        );
+        parts.push(
+            "ok AS (SELECT j.* FROM j LEFT JOIN held h ON h.run_id = j.run_id
+                    WHERE j.token IS NULL OR h.lease_token = j.token)"
+                .to_owned(),
+        );
+    } else {
+        parts.push(format!("ok AS ({source})"));
+    }
+    if shape.has(Shape::RECORD) {
+        parts.push(
+            "upserted AS (
+                INSERT INTO runs (run_id, workflow, seq, record, purgeable, ready, timer_ms, wait)
+                SELECT run_id, workflow, seq, record, purgeable, ready, timer_ms, wait FROM ok
+                WHERE record IS NOT NULL
+                ON CONFLICT (run_id) DO UPDATE SET
+                    workflow = EXCLUDED.workflow, seq = EXCLUDED.seq, record = EXCLUDED.record,
+                    purgeable = EXCLUDED.purgeable, ready = EXCLUDED.ready,
+                    timer_ms = EXCLUDED.timer_ms, wait = EXCLUDED.wait)"
+                .to_owned(),
+        );
+    }
+    if shape.has(Shape::CLEAR) {
+        parts.push(
+            "cleared AS (DELETE FROM inbox i USING ok WHERE ok.clear AND i.run_id = ok.run_id)"
+                .to_owned(),
+        );
+    }
+    if shape.has(Shape::CONSUME) {
+        parts.push(format!(
+            "consumed AS (DELETE FROM inbox i
+                          USING unnest({}, {}) AS c(run_id, idx), ok
+                          WHERE ok.run_id = c.run_id AND i.run_id = c.run_id AND i.idx = c.idx)",
+            param("text[]"),
+            param("bigint[]")
+        ));
+    }
+    if shape.has(Shape::BUFFER) {
+        parts.push(
+            "buffered AS (
+                INSERT INTO inbox (run_id, idx, entry)
+                SELECT ok.run_id,
+                       COALESCE((SELECT MAX(x.idx) + 1 FROM inbox x WHERE x.run_id = ok.run_id),
+                                0),
+                       ok.buffer
+                FROM ok WHERE ok.buffer IS NOT NULL)"
+                .to_owned(),
+        );
+    }
+    if shape.has(Shape::DEDUPE) {
+        parts.push(
+            "deduped AS (
+                INSERT INTO dedupe (run_id, key, at_ms)
+                SELECT run_id, dedupe_key, dedupe_at FROM ok WHERE dedupe_key IS NOT NULL
+                ON CONFLICT (run_id, key) DO UPDATE SET at_ms = EXCLUDED.at_ms)"
+                .to_owned(),
+        );
+    }
+    if shape.has(Shape::TRACE) {
+        // `pos` numbers a checkpoint's events from 0; the subquery reads the run's last event
+        // as the snapshot shows it, so every event of one run adds its `pos` to the same base.
+        let filter = if shape.has(Shape::FENCE) {
+            "WHERE t.run_id IN (SELECT ok.run_id FROM ok)"
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "traced AS (
+                INSERT INTO trace (run_id, idx, event)
+                SELECT t.run_id,
+                       COALESCE((SELECT MAX(x.idx) + 1 FROM trace x WHERE x.run_id = t.run_id),
+                                0) + t.pos,
+                       t.event
+                FROM unnest({}, {}, {}) AS t(run_id, pos, event) {filter})",
+            param("text[]"),
+            param("bigint[]"),
+            param("bytea[]")
+        ));
+    }
+    let answer = if shape.has(Shape::FENCE) {
+        "SELECT j.run_id FROM j WHERE j.run_id NOT IN (SELECT ok.run_id FROM ok)"
+    } else {
+        "SELECT run_id FROM ok WHERE false"
+    };
+    format!("WITH {} {answer}", parts.join(",\n"))
+}
+
 /// The write connection's prepared statements.
 pub(crate) struct WriteStatements {
+    /// The group statements prepared so far on this connection, by shape.
+    groups: std::sync::Mutex<HashMap<Shape, Statement>>,
     serialize: Statement,
+    lock_rows: Statement,
     fences: Statement,
     purgeable: Statement,
     purge: Statement,
@@ -134,6 +343,7 @@ pub(crate) struct WriteStatements {
 impl WriteStatements {
     pub(crate) async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
         Ok(WriteStatements {
+            groups: std::sync::Mutex::default(),
             // A transaction-scoped lock per run written, taken in run id order: inbox and trace
             // rows are numbered from the run's last one, so two processes writing one run (a
             // worker and a web front end buffering a signal) must take turns. A hash
@@ -142,6 +352,14 @@ impl WriteStatements {
                 .prepare(
                     "SELECT pg_advisory_xact_lock(hashtextextended(id, 0))
                      FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS id ORDER BY id) ids",
+                )
+                .await?,
+            // Waits for a group statement ([`group_sql`]) writing one of these runs, whose
+            // inbox and trace rows the later statements then see; sorted, as it locks them.
+            lock_rows: client
+                .prepare(
+                    "SELECT 1 FROM runs WHERE run_id = ANY($1::text[]) ORDER BY run_id
+                     FOR UPDATE",
                 )
                 .await?,
             // Sorted, so that two committers lock the rows they share in the same order.
@@ -283,10 +501,9 @@ async fn commit_group(
 /// Writes the group in one transaction, leaving out every checkpoint whose fence fails;
 /// returns which were written. Nothing is written when it fails.
 ///
-/// The statements are pipelined: one round trip to the server for a group without leases
-/// (`BEGIN`, the run locks, every write and `COMMIT` sent at once), two with leases (the fence
-/// check must answer before the writes are chosen). A failed statement aborts the transaction,
-/// and the `COMMIT` sent behind it then rolls it back.
+/// Most groups are one statement ([`write_at_once`]): one round trip, fenced or not. The rest
+/// (purges, child runs, a run written twice in the group, a buffered signal beside consumed
+/// ones), and a group the server refused as one statement, take the statement-per-part paths.
 async fn write(
     client: &mut Client,
     st: &WriteStatements,
@@ -296,6 +513,176 @@ async fn write(
     if jobs.iter().any(|job| job.purge || !job.others.is_empty()) {
         return write_in_turns(client, st, jobs).await;
     }
+    if at_once(jobs) {
+        match write_at_once(client, st, jobs).await {
+            Ok(accepted) => return Ok(accepted),
+            // The server answered with an error and kept the session, so the statement's
+            // transaction was rolled back and the group can be written again; most likely two
+            // processes appended to one run's inbox or trace at once (see `group_sql`), which
+            // the locked path serializes.
+            Err(e) if refused_whole(client, &e) => {
+                tracing::debug!(error = %e, "a group refused as one statement: in parts");
+            }
+            // The connection failed (a FATAL error ends the session too): the outcome is
+            // unknown, and a second write could append the same trace events twice.
+            Err(e) => return Err(backend("committing a checkpoint", e)),
+        }
+    }
+    write_pipelined(client, st, jobs).await
+}
+
+/// Whether the server refused a statement and rolled its transaction back, keeping the
+/// connection.
+fn refused_whole(client: &Client, e: &tokio_postgres::Error) -> bool {
+    let error = e
+        .as_db_error()
+        .is_some_and(|db| db.parsed_severity() == Some(tokio_postgres::error::Severity::Error));
+    error && !client.is_closed()
+}
+
+/// Whether [`group_sql`] writes the group as the checkpoints would be written one after another.
+fn at_once(jobs: &[&Job]) -> bool {
+    let mut runs: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
+    runs.sort_unstable();
+    let distinct = runs.windows(2).all(|w| w[0] != w[1]);
+    // The new entry's index counts the entries that are being removed in the same statement
+    // as still there: harmless, but unlike the embedded store's numbering.
+    distinct
+        && jobs
+            .iter()
+            .all(|job| job.buffer.is_none() || (!job.clear_inbox && job.consumed.is_empty()))
+}
+
+/// The group as one statement ([`group_sql`]), which commits on its own (no `BEGIN`): the
+/// round trip and the WAL flush of the floor's one-row `INSERT`, with more rows.
+async fn write_at_once(
+    client: &Client,
+    st: &WriteStatements,
+    jobs: &[&Job],
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let shape = Shape::of(jobs);
+    let cached = st
+        .groups
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&shape)
+        .cloned();
+    let statement = match cached {
+        Some(statement) => statement,
+        None => {
+            let statement = client.prepare(&group_sql(shape)).await?;
+            st.groups
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(shape, statement.clone());
+            statement
+        }
+    };
+    let n = jobs.len();
+    let run_ids: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
+    let tokens: Vec<Option<i64>> = jobs
+        .iter()
+        .map(|job| match job.fence {
+            Fence::Lease(token) => Some(to_db(token)),
+            _ => None,
+        })
+        .collect();
+    let rows: Vec<Option<&RunRow>> = jobs.iter().map(|job| job.row.as_ref()).collect();
+    let workflows: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.map(|r| r.workflow.as_str()))
+        .collect();
+    let seqs: Vec<Option<i64>> = rows.iter().map(|r| r.map(|r| r.seq)).collect();
+    let records: Vec<Option<&[u8]>> = rows
+        .iter()
+        .map(|r| r.map(|r| r.record.as_slice()))
+        .collect();
+    let purgeables: Vec<Option<bool>> = rows.iter().map(|r| r.map(|r| r.purgeable)).collect();
+    let readies: Vec<Option<bool>> = rows.iter().map(|r| r.map(|r| r.ready)).collect();
+    let timers: Vec<Option<i64>> = rows.iter().map(|r| r.and_then(|r| r.timer_ms)).collect();
+    let waits: Vec<Option<&[u8]>> = rows
+        .iter()
+        .map(|r| r.and_then(|r| r.wait.as_deref()))
+        .collect();
+    let clears: Vec<bool> = jobs.iter().map(|job| job.clear_inbox).collect();
+    let buffers: Vec<Option<&[u8]>> = jobs.iter().map(|job| job.buffer.as_deref()).collect();
+    let dedupe_keys: Vec<Option<&str>> = jobs
+        .iter()
+        .map(|job| job.dedupe.as_ref().map(|(key, _)| key.as_str()))
+        .collect();
+    let dedupe_ats: Vec<Option<i64>> = jobs
+        .iter()
+        .map(|job| job.dedupe.as_ref().map(|(_, at)| *at))
+        .collect();
+    let (mut consumed_runs, mut consumed_idx) = (Vec::new(), Vec::new());
+    let (mut trace_runs, mut trace_pos, mut trace_events) = (Vec::new(), Vec::new(), Vec::new());
+    for job in jobs {
+        for idx in &job.consumed {
+            consumed_runs.push(job.run_id.as_str());
+            consumed_idx.push(*idx);
+        }
+        for (pos, event) in (0_i64..).zip(&job.trace) {
+            trace_runs.push(job.run_id.as_str());
+            trace_pos.push(pos);
+            trace_events.push(event.as_slice());
+        }
+    }
+    // In the order of `group_sql`'s parameters.
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(20);
+    params.push(&run_ids);
+    if shape.has(Shape::FENCE) {
+        params.push(&tokens);
+    }
+    if shape.has(Shape::RECORD) {
+        params.extend([
+            &workflows as &(dyn ToSql + Sync),
+            &seqs,
+            &records,
+            &purgeables,
+            &readies,
+            &timers,
+            &waits,
+        ]);
+    }
+    if shape.has(Shape::CLEAR) {
+        params.push(&clears);
+    }
+    if shape.has(Shape::BUFFER) {
+        params.push(&buffers);
+    }
+    if shape.has(Shape::DEDUPE) {
+        params.extend([&dedupe_keys as &(dyn ToSql + Sync), &dedupe_ats]);
+    }
+    if shape.has(Shape::CONSUME) {
+        params.extend([&consumed_runs as &(dyn ToSql + Sync), &consumed_idx]);
+    }
+    if shape.has(Shape::TRACE) {
+        params.extend([
+            &trace_runs as &(dyn ToSql + Sync),
+            &trace_pos,
+            &trace_events,
+        ]);
+    }
+    let refused = client.query(&statement, &params).await?;
+    let refused: Vec<String> = refused.iter().map(|row| row.get(0)).collect();
+    debug_assert!(refused.len() <= n);
+    Ok(jobs
+        .iter()
+        .map(|job| !refused.contains(&job.run_id))
+        .collect())
+}
+
+/// [`write`] as a pipelined transaction of a statement per part.
+///
+/// The statements are pipelined: one round trip to the server for a group without leases
+/// (`BEGIN`, the run locks, every write and `COMMIT` sent at once), two with leases (the fence
+/// check must answer before the writes are chosen). A failed statement aborts the transaction,
+/// and the `COMMIT` sent behind it then rolls it back.
+async fn write_pipelined(
+    client: &mut Client,
+    st: &WriteStatements,
+    jobs: &[&Job],
+) -> Result<Vec<bool>, StoreError> {
     let op = "committing a checkpoint";
     let client: &Client = client;
     let written: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
@@ -311,6 +698,12 @@ async fn write(
         Box::pin(async {
             client
                 .execute(&st.serialize, &[&written])
+                .await
+                .map(|_| Vec::new())
+        }),
+        Box::pin(async {
+            client
+                .execute(&st.lock_rows, &[&written])
                 .await
                 .map(|_| Vec::new())
         }),
@@ -469,6 +862,9 @@ async fn write_in_turns(
     };
     let written: Vec<&str> = every().map(|job| job.run_id.as_str()).collect();
     txn.execute(&st.serialize, &[&written])
+        .await
+        .map_err(|e| backend(op, e))?;
+    txn.execute(&st.lock_rows, &[&written])
         .await
         .map_err(|e| backend(op, e))?;
     let mut leased: Vec<&str> = every()

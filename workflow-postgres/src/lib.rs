@@ -20,8 +20,10 @@
 //!
 //! Commits are grouped, as in the embedded store: every checkpoint queued while a transaction
 //! is being committed goes into the next transaction, and each is acknowledged, or refused, on
-//! its own once that transaction is durable (`synchronous_commit = on`). The statements of a
-//! group are pipelined: one round trip to the server without leases, two with them.
+//! its own once that transaction is durable (`synchronous_commit = on`). A group is most
+//! often one statement of data-modifying `WITH` parts, committed on its own: one round trip
+//! to the server, with or without leases. Rarer groups (purges, child runs, a run written
+//! twice) are a transaction of pipelined statements.
 //!
 //! # Leases and fences
 //!

@@ -37,7 +37,7 @@ use crate::error::{EngineError, Refused, StoreError};
 use crate::model::{Command, Workflow};
 use crate::payload::{PayloadCodec, PayloadStore};
 use crate::step::DataMap;
-use crate::store::{FileStore, Store};
+use crate::store::{Fence, FileStore, Store};
 use crate::timers::{Pager, Timers};
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::RunRecord;
@@ -947,9 +947,9 @@ pub(crate) struct Inner {
     /// The attempt of a step running for each run.
     steps: Mutex<HashMap<String, RunningStep>>,
     /// The record of each run whose last commit by this engine scheduled a step, as committed,
-    /// with the store's epoch then: the step's result starts from it instead of reading the
-    /// store (see [`Inner::hot_record`]).
-    hot: Mutex<HashMap<String, (u64, RunRecord)>>,
+    /// with the store's epoch then and the fence it was written under: the step's result
+    /// starts from it instead of reading the store (see [`Inner::hot_record`]).
+    hot: Mutex<HashMap<String, (u64, Fence, RunRecord)>>,
     /// The batches of steps running, and their results waiting for a commit.
     batches: batch::Batches,
     /// Runs someone awaits the result of.
@@ -998,8 +998,8 @@ struct Committing {
     snapshot: Option<Box<hooks::CommittedCheckpoint>>,
     effects: Option<Box<checkpoint::Effects>>,
     /// The record as committed, when it schedules a step, with the store's epoch before the
-    /// commit: kept for the step's result ([`Inner::hot_record`]).
-    hot: Option<Box<(u64, RunRecord)>>,
+    /// commit and the commit's fence: kept for the step's result ([`Inner::hot_record`]).
+    hot: Option<Box<(u64, Fence, RunRecord)>>,
     /// The record as committed, when it ends a run someone awaits ([`Inner::ended_record`]).
     ended: Option<Box<RunRecord>>,
     /// Shared mode: the run, for what follows a failed commit or an announcement.
@@ -1279,14 +1279,6 @@ impl Inner {
         let (mut write, effects) = cp.finish();
         // Whatever this commit writes, a record kept from before it is stale from now on.
         self.forget_hot(&write.run_id);
-        let hot = match (&effects, &write.run) {
-            (Some(fx), Some(run))
-                if self.shared.is_none() && matches!(fx.start, Some(Command::Step { .. })) =>
-            {
-                Some(Box::new((self.store.epoch(), run.record.clone())))
-            }
-            _ => None,
-        };
         let ended = match (&effects, &write.run) {
             (Some(fx), Some(run))
                 if fx.finished
@@ -1299,6 +1291,12 @@ impl Inner {
         };
         let announce;
         (write.fence, announce) = self.fence(&write, creates)?;
+        let hot = match (&effects, &write.run) {
+            (Some(fx), Some(run)) if matches!(fx.start, Some(Command::Step { .. })) => Some(
+                Box::new((self.store.epoch(), write.fence, run.record.clone())),
+            ),
+            _ => None,
+        };
         // Every commit happens under its run's lock, whose holder noted the epoch.
         write.epoch = lock(&self.locks).get(&write.run_id).map(|e| e.epoch);
         // Kept only when the store is shared: what follows the commit needs the id then.
@@ -1322,20 +1320,25 @@ impl Inner {
     /// nothing was committed for the run since; taken, so that the step's result does not read
     /// the store for what this engine wrote itself (a read transaction and a decode per step).
     ///
-    /// Only an engine that is its store's only writer keeps them: every commit of a run passes
-    /// [`Inner::begin_commit`] or [`Inner::forget_hot`] first, and a record committed before
-    /// the store was reopened after a device failure is not trusted.
+    /// Every commit of a run by this engine passes [`Inner::begin_commit`] or
+    /// [`Inner::forget_hot`] first, and a record committed before the store was reopened after
+    /// a device failure is not trusted. In shared mode the record is trusted only under the
+    /// lease it was written under, still held: nobody else writes a run's record without its
+    /// lease, and if another worker took the run over meanwhile, the commit that follows is
+    /// refused by that same fence, as it would be after a read.
     fn hot_record(&self, run_id: &str) -> Option<RunRecord> {
-        let (epoch, rec) = lock(&self.hot).remove(run_id)?;
-        (epoch == self.store.epoch()).then_some(rec)
+        let (epoch, fence, rec) = lock(&self.hot).remove(run_id)?;
+        let trusted = match fence {
+            Fence::Exclusive => self.shared.is_none(),
+            _ => fence == self.held_fence(run_id),
+        };
+        (trusted && epoch == self.store.epoch()).then_some(rec)
     }
 
     /// Drops the kept record of a run about to be written.
     fn forget_hot(&self, run_id: &str) {
-        if self.shared.is_none() {
-            lock(&self.hot).remove(run_id);
-            lock(&self.ended).remove(run_id);
-        }
+        lock(&self.hot).remove(run_id);
+        lock(&self.ended).remove(run_id);
     }
 
     /// The record of `run_id` as the commit that ended it wrote it, if someone awaited the

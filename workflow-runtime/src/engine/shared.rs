@@ -382,6 +382,17 @@ impl Inner {
         Ok((Fence::Exclusive, announce))
     }
 
+    /// The fence this engine would write the run under now: its lease's, when it holds one;
+    /// `Exclusive` in the single-process mode (and for a run it holds no lease of).
+    pub(super) fn held_fence(&self, run_id: &str) -> Fence {
+        match &self.shared {
+            Some(sh) => lock(&sh.leases)
+                .get(run_id)
+                .map_or(Fence::Exclusive, Lease::fence),
+            None => Fence::Exclusive,
+        }
+    }
+
     /// Tells the other workers about a run this engine will not drive.
     pub(super) fn announce(&self, run_id: &str) {
         if let Err(e) = self.store.announce(run_id) {
@@ -411,6 +422,7 @@ impl Inner {
         tracing::info!(run_id, owner = %sh.owner, "lost the lease of run `{run_id}` to another worker");
         lock(&sh.leases).remove(run_id);
         lock(&sh.armed).remove(run_id);
+        self.forget_hot(run_id);
         if let Some(step) = lock(&self.steps).remove(run_id) {
             step.abort();
         }
