@@ -155,6 +155,7 @@ pub mod secret;
 mod signals;
 mod step;
 pub mod store;
+mod stored_state;
 mod telemetry;
 pub mod testing;
 mod timers;

@@ -35,6 +35,7 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::model::Command;
+use crate::store::StoredState;
 use crate::store::{
     Acknowledgement, ArmedTimer, CheckpointWrite, Claim, DueTimer, Lease, ReadyEntry, ReadyRun,
     Store, TraceEvent,
@@ -155,6 +156,11 @@ pub fn open_json(
     })
 }
 
+/// Whether a payload is in the sealed form.
+fn is_sealed(value: &Value) -> bool {
+    matches!(value, Value::Object(map) if map.len() == 1 && map.contains_key(SEALED_KEY))
+}
+
 /// Applies the codec to everything a run stores. Always installed: without a codec it only
 /// refuses sealed payloads, so that a store written with a codec is never read as plain data.
 pub(crate) struct PayloadStore {
@@ -198,7 +204,7 @@ impl Sealer<'_> {
     }
 
     fn open_value(&self, value: &mut Value, what: &str) -> Result<(), StoreError> {
-        if !matches!(value, Value::Object(map) if map.len() == 1 && map.contains_key(SEALED_KEY)) {
+        if !is_sealed(value) {
             return Ok(());
         }
         let codec = self
@@ -256,10 +262,11 @@ impl Sealer<'_> {
     fn record(
         &self,
         rec: &mut RunRecord,
+        state: fn(&Self, &mut StoredState) -> Result<(), StoreError>,
         value: fn(&Self, &mut Value, &str) -> Result<(), StoreError>,
         text: fn(&Self, &mut String, &str) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        value(self, &mut rec.state, "the state")?;
+        state(self, &mut rec.state)?;
         if let Some(output) = &mut rec.output {
             value(self, output, "the output")?;
         }
@@ -314,12 +321,38 @@ impl Sealer<'_> {
         Ok(())
     }
 
+    /// Seals a run's state, kept as its JSON text: parsed only when there is a codec.
+    fn seal_state(&self, state: &mut StoredState) -> Result<(), StoreError> {
+        if self.codec.is_none() {
+            return Ok(());
+        }
+        let mut value = state.to_value();
+        self.seal_value(&mut value, "the state")?;
+        *state = StoredState::from(value);
+        Ok(())
+    }
+
+    /// Opens a run's state: parsed only when its text names the sealed form's key at all,
+    /// and replaced only when it is the sealed form.
+    fn open_state(&self, state: &mut StoredState) -> Result<(), StoreError> {
+        if !state.as_str().contains(SEALED_KEY) {
+            return Ok(());
+        }
+        let mut value = state.to_value();
+        if !is_sealed(&value) {
+            return Ok(());
+        }
+        self.open_value(&mut value, "the state")?;
+        *state = StoredState::from(value);
+        Ok(())
+    }
+
     fn seal_record(&self, rec: &mut RunRecord) -> Result<(), StoreError> {
-        self.record(rec, Self::seal_value, Self::seal_text)
+        self.record(rec, Self::seal_state, Self::seal_value, Self::seal_text)
     }
 
     fn open_record(&self, rec: &mut RunRecord) -> Result<(), StoreError> {
-        self.record(rec, Self::open_value, Self::open_text)
+        self.record(rec, Self::open_state, Self::open_value, Self::open_text)
     }
 
     fn seal_event(&self, event: &mut TraceEvent) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::error::CodecError;
 use crate::model::Command;
+use crate::stored_state::StoredState;
 use crate::trace::format_time_ms;
 
 /// Where a run stands.
@@ -386,8 +387,8 @@ pub struct RunRecord {
     pub seq: u64,
     /// Where the run stands.
     pub status: RunStatus,
-    /// The last good state, as JSON.
-    pub state: Value,
+    /// The last good state, as its stored JSON text.
+    pub state: StoredState,
     /// What the run is suspended on; `None` once finished.
     pub pending: Option<Command>,
     /// The workflow's output (`{"Ok": ..}` or `{"Err": ..}`) once it returned.
@@ -462,7 +463,7 @@ impl RunRecord {
     /// let rec = RunRecord::new("checkout", serde_json::json!("Start"), 0);
     /// assert_eq!((rec.seq, rec.status), (0, RunStatus::Running));
     /// ```
-    pub fn new(workflow: impl Into<String>, state: Value, now_ms: u64) -> Self {
+    pub fn new(workflow: impl Into<String>, state: impl Into<StoredState>, now_ms: u64) -> Self {
         Self {
             format: ENVELOPE_FORMAT,
             workflow: workflow.into(),
@@ -471,7 +472,7 @@ impl RunRecord {
             body_hash: 0,
             seq: 0,
             status: RunStatus::Running,
-            state,
+            state: state.into(),
             pending: None,
             output: None,
             input_hash: 0,
@@ -526,7 +527,7 @@ impl RunRecord {
     /// pending command or any text that may quote data.
     pub(crate) fn erased(mut self, now_ms: u64) -> Self {
         let erased = || crate::trace::ERASED.to_owned();
-        self.state = Value::Null;
+        self.state = StoredState::default();
         self.output = None;
         self.pending = None;
         self.ended_at = None;

@@ -106,3 +106,74 @@ async fn the_in_memory_store_keeps_every_commit_past_many_non_durable_ones() {
     assert!(engine.commit_count() > 8 * 40, "a commit per step at least");
     engine.shutdown().await;
 }
+
+/// Held across a wait: its fields serialize in this order, which is not their names' order.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Order {
+    zeta: u64,
+    alpha: String,
+}
+
+/// Holds an [`Order`] across a wait.
+#[workflow]
+async fn held(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+    let order: Order = Order {
+        zeta: n * 10,
+        alpha: format!("n={n}"),
+    };
+    let add: u64 = ctx
+        .wait_for_signal::<u64>("go", std::time::Duration::from_secs(3600), json!({}))
+        .await?;
+    Ok(order.zeta + add + order.alpha.len() as u64)
+}
+
+/// A run's state is kept as the text it is stored as and decoded from it straight into the
+/// workflow's type. Before, it went through a JSON value, which spells an object's keys in
+/// sorted order: a store written that way opens and runs on unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_stored_with_sorted_keys_by_the_earlier_encoding_still_runs() {
+    use workflow_runtime::store::{CheckpointWrite, RunWrite, Store, StoredState};
+    let disk = MemoryDisk::new();
+    let open = || async {
+        Engine::builder()
+            .register(held)
+            .open_store(FileStore::open_disk(disk.clone()).unwrap())
+            .await
+            .unwrap()
+    };
+    let engine = open().await;
+    engine.start(held, "h-1", 4).await.unwrap();
+    while engine.pending().unwrap().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    engine.shutdown().await;
+
+    // Rewrite the stored state as the earlier code wrote it: through a JSON value.
+    let store = FileStore::open_disk(disk.clone()).unwrap();
+    let mut rec = store.run("h-1").unwrap().expect("the run is stored");
+    let written = rec.state.clone();
+    let earlier = StoredState::from(written.to_value());
+    assert_ne!(
+        written.as_str(),
+        earlier.as_str(),
+        "the state is written in the fields' order, not sorted: {written}"
+    );
+    assert_eq!(written, earlier, "the same value, spelt differently");
+    rec.state = earlier.clone();
+    let previous = rec.pending.clone();
+    let mut write = CheckpointWrite::new("h-1");
+    write.run = Some(RunWrite::new(rec, previous));
+    store.commit(write).await.unwrap();
+    assert_eq!(
+        store.run("h-1").unwrap().unwrap().state.as_str(),
+        earlier.as_str(),
+        "kept byte for byte"
+    );
+    drop(store);
+
+    let engine = open().await;
+    engine.signal("h-1", "go", 2_u64).await.unwrap();
+    let run = engine.handle(held, "h-1").unwrap();
+    assert_eq!(run.result().await.unwrap(), Ok(40 + 2 + "n=4".len() as u64));
+    engine.shutdown().await;
+}

@@ -331,7 +331,7 @@ impl Engine {
             Some(Command::Wait { metadata, .. }) => crate::secret::redact(metadata),
             _ => {}
         }
-        let mut state = rec.state;
+        let mut state = rec.state.to_value();
         crate::secret::redact(&mut state);
         let mut output = rec.output;
         if let Some(output) = &mut output {
@@ -433,7 +433,7 @@ impl Engine {
     pub fn state_name(&self, run_id: &str) -> Option<String> {
         let rec = self.inner.store.run(run_id).ok()??;
         // The state is stored as serde's externally tagged enum: `"Unit"` or `{"Variant": ..}`.
-        match rec.state {
+        match rec.state.to_value() {
             serde_json::Value::String(s) => Some(s),
             serde_json::Value::Object(m) if m.len() == 1 => m.keys().next().cloned(),
             _ => None,

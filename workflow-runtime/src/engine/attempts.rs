@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
-use super::hooks::StepDouble;
+use super::hooks::{BusyGuard, StepDouble};
 use super::versions::Resolution;
 use super::{Inner, lock, report};
 use crate::error::{EngineError, StoreError};
@@ -98,17 +98,25 @@ impl Inner {
         self.spawn_attempt(run_id, workflow, position, attempt);
     }
 
-    /// Runs one attempt in its own task, then records its result. An attempt already running
-    /// for this run, position and number is left alone, so that a step never runs twice at
-    /// once in this engine.
+    /// Runs one attempt in a task, then records its result. An attempt already running for
+    /// this run, position and number is left alone, so that a step never runs twice at once in
+    /// this engine.
+    ///
+    /// The task is a new one, except when the run's own attempt task is recording the result
+    /// that scheduled this attempt: then the attempt runs next in that same task (see
+    /// [`Continuation`]).
     fn spawn_attempt(&self, run_id: &str, workflow: &str, position: u64, attempt: Attempt) {
         let mut steps = lock(&self.steps);
-        if steps
-            .get(run_id)
-            .is_some_and(|r| r.position == position && r.attempt == attempt.number)
-        {
+        let running = steps.get(run_id);
+        if running.is_some_and(|r| r.position == position && r.attempt == attempt.number) {
             return;
         }
+        // The run's attempt task is the one asking, and it is recording that attempt's result:
+        // it runs this attempt when it is done with that.
+        let in_place = running
+            .filter(|r| Some(r.task.id()) == tokio::task::try_id())
+            .filter(|_| Continuation::accepts())
+            .map(|r| r.task.clone());
         let Attempt {
             name,
             input,
@@ -129,70 +137,50 @@ impl Inner {
         let started_ms = self.clock.now_ms();
         let deadline_ms = policy.timeout.map(|t| started_ms.saturating_add(millis(t)));
         let cut_off = Arc::new(Notify::new());
-        let cut = cut_off.clone();
-        let clock = self.clock.clone();
-        let weak = self.me.clone();
-        let run = run_id.to_owned();
-        let busy = self.busy.guard();
-        let data = self.data.clone();
         let span = telemetry::step_attempt(run_id, workflow, &name, number, || {
             StepContext::new(run_id, name.as_str(), position, number).idempotency_key()
         });
-        let task = tokio::spawn(async move {
-            let _busy = busy;
-            let result = match call {
-                Err(missing) => Err(StepError::permanent(missing)),
-                Ok(call) => {
-                    let ctx = StepContext::new(run.as_str(), name.as_str(), position, number)
-                        .with_data_map(data);
-                    // The attempt is polled in this task, with panics caught at each poll: a
-                    // task of its own would cost a spawn and a cross-task wake-up per step.
-                    let mut step = CatchUnwind(call.start(ctx, input).instrument(span));
-                    let joined = tokio::select! {
-                        biased;
-                        joined = &mut step => Some(joined),
-                        () = cut.notified() => None,
-                    };
-                    // Dropping the attempt ends it here and now, so the next one never
-                    // overlaps it.
-                    drop(step);
-                    match joined {
-                        Some(Ok(result)) => result,
-                        Some(Err(panic)) => {
-                            let message =
-                                format!("step `{name}` panicked: {}", panic_text(&*panic));
-                            Err(if policy.retry_panics {
-                                StepError::retryable(message)
-                            } else {
-                                StepError::permanent(message)
-                            })
-                        }
-                        None => {
-                            let timeout = policy.timeout.unwrap_or_default();
-                            Err(StepError::retryable(format!(
-                                "step `{name}` timed out after {timeout:?} (attempt {number})"
-                            ))
-                            .with_details(json!({ "timeout_ms": millis(timeout) })))
+        let launch = Launch {
+            run: run_id.to_owned(),
+            position,
+            number,
+            name,
+            input,
+            policy,
+            call,
+            started_ms,
+            deadline_ms,
+            cut: cut_off.clone(),
+            span,
+            _busy: self.busy.guard(),
+        };
+        let task = match in_place {
+            Some(task) => {
+                Continuation::set(launch);
+                task
+            }
+            None => {
+                let weak = self.me.clone();
+                let data = self.data.clone();
+                let clock = self.clock.clone();
+                tokio::spawn(NEXT.scope(Continuation::default(), async move {
+                    let mut launch = launch;
+                    loop {
+                        run_attempt(&weak, &data, &clock, launch).await;
+                        match Continuation::take() {
+                            // Another task may be waiting for this worker; a chain of steps
+                            // in one task yields to it like a chain of tasks would.
+                            Some(next) => {
+                                tokio::task::consume_budget().await;
+                                launch = next;
+                            }
+                            None => break,
                         }
                     }
-                }
-            };
-            let duration_ms = clock.now_ms().saturating_sub(started_ms);
-            if let Some(inner) = weak.upgrade() {
-                let done = Done {
-                    position,
-                    attempt: number,
-                    name,
-                    result,
-                    duration_ms,
-                    deadline_ms,
-                };
-                // Boxed: recording the result (reads, the drive, the commit) is the largest
-                // part of this future, and a task's future is copied as it is spawned and
-                // completed; boxed, it is allocated once and never moved.
-                Box::pin(inner.on_attempt_done(&run, done)).await;
+                }))
+                .abort_handle()
             }
-        });
+        };
         if let Some(deadline) = deadline_ms {
             // An attempt's timeout is not in the store's index.
             self.timers.arm_held(deadline, run_id.to_owned(), position);
@@ -204,7 +192,7 @@ impl Inner {
                 attempt: number,
                 deadline_ms,
                 cut_off,
-                task: task.abort_handle(),
+                task,
             },
         );
     }
@@ -398,5 +386,140 @@ impl Call {
             Call::Double(f) => f(ctx, input),
             Call::Entry(f) => f(ctx, input),
         }
+    }
+}
+
+/// An attempt ready to run, with everything its task needs.
+struct Launch {
+    run: String,
+    position: u64,
+    number: u32,
+    name: String,
+    input: Value,
+    policy: RetryPolicy,
+    /// The step to call, or why there is none.
+    call: Result<Call, String>,
+    started_ms: u64,
+    deadline_ms: Option<u64>,
+    /// Woken when the attempt's timeout passes.
+    cut: Arc<Notify>,
+    span: tracing::Span,
+    _busy: BusyGuard,
+}
+
+/// Runs one attempt to its end and records its result.
+async fn run_attempt(
+    weak: &std::sync::Weak<Inner>,
+    data: &crate::step::DataMap,
+    clock: &Arc<dyn crate::clock::Clock>,
+    launch: Launch,
+) {
+    let Launch {
+        run,
+        position,
+        number,
+        name,
+        input,
+        policy,
+        call,
+        started_ms,
+        deadline_ms,
+        cut,
+        span,
+        _busy,
+    } = launch;
+    let result = match call {
+        Err(missing) => Err(StepError::permanent(missing)),
+        Ok(call) => {
+            let ctx = StepContext::new(run.as_str(), name.as_str(), position, number)
+                .with_data_map(data.clone());
+            // The attempt is polled in this task, with panics caught at each poll: a task of
+            // its own would cost a spawn and a cross-task wake-up per step.
+            let mut step = CatchUnwind(call.start(ctx, input).instrument(span));
+            let joined = tokio::select! {
+                biased;
+                joined = &mut step => Some(joined),
+                () = cut.notified() => None,
+            };
+            // Dropping the attempt ends it here and now, so the next one never overlaps it.
+            drop(step);
+            match joined {
+                Some(Ok(result)) => result,
+                Some(Err(panic)) => {
+                    let message = format!("step `{name}` panicked: {}", panic_text(&*panic));
+                    Err(if policy.retry_panics {
+                        StepError::retryable(message)
+                    } else {
+                        StepError::permanent(message)
+                    })
+                }
+                None => {
+                    let timeout = policy.timeout.unwrap_or_default();
+                    Err(StepError::retryable(format!(
+                        "step `{name}` timed out after {timeout:?} (attempt {number})"
+                    ))
+                    .with_details(json!({ "timeout_ms": millis(timeout) })))
+                }
+            }
+        }
+    };
+    let duration_ms = clock.now_ms().saturating_sub(started_ms);
+    if let Some(inner) = weak.upgrade() {
+        let done = Done {
+            position,
+            attempt: number,
+            name,
+            result,
+            duration_ms,
+            deadline_ms,
+        };
+        // Only while the result is recorded does this task take the run's next attempt.
+        Continuation::open(true);
+        // Boxed: recording the result (reads, the drive, the commit) is the largest part of
+        // this future, and a task's future is copied as it is spawned and completed; boxed,
+        // it is allocated once and never moved.
+        Box::pin(inner.on_attempt_done(&run, done)).await;
+        Continuation::open(false);
+    }
+}
+
+tokio::task_local! {
+    /// In a task that runs a run's attempts: the run's next attempt, set while the task
+    /// records a result whose commit schedules it.
+    static NEXT: Continuation;
+}
+
+/// The next attempt of the run whose attempt task records a result.
+///
+/// A step that follows another is run by the task that ran the first, once the first's
+/// result is committed, instead of by a task of its own: spawning a task per step costs its
+/// allocation and, once tokio stops favouring the newest task (after a few in a row), a
+/// wake-up of an idle worker thread to steal it, tens of microseconds when the machine idles.
+/// Only the run's own attempt task takes it in place (its `RunningStep` names the task), and
+/// only while it records a result; everything else (parallel steps, other runs, timers)
+/// spawns.
+#[derive(Default)]
+struct Continuation {
+    /// Whether the task is recording a result and would run an attempt scheduled by it.
+    open: std::cell::Cell<bool>,
+    next: std::cell::RefCell<Option<Launch>>,
+}
+
+impl Continuation {
+    fn accepts() -> bool {
+        NEXT.try_with(|c| c.open.get()).unwrap_or(false)
+    }
+
+    fn open(open: bool) {
+        // Only called inside the scope of an attempt task.
+        let _ = NEXT.try_with(|c| c.open.set(open));
+    }
+
+    fn set(launch: Launch) {
+        let _ = NEXT.try_with(|c| *c.next.borrow_mut() = Some(launch));
+    }
+
+    fn take() -> Option<Launch> {
+        NEXT.try_with(|c| c.next.borrow_mut().take()).ok().flatten()
     }
 }

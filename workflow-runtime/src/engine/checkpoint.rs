@@ -152,7 +152,7 @@ impl Checkpoint {
             workflow: self.rec.workflow.clone(),
             seq: self.rec.seq,
             at_ms: self.now_ms,
-            state: self.rec.state.clone(),
+            state: self.rec.state.to_value(),
             pending: if self.rec.is_finished() {
                 None
             } else {
@@ -171,7 +171,8 @@ impl Checkpoint {
         &mut self,
         plan: &[crate::model::Migration],
     ) -> Result<(), crate::error::MigrationError> {
-        let state = crate::model::Migration::apply_all(plan, self.rec.state.clone())?;
+        // A migration works on the JSON value of a state written by an older version.
+        let state = crate::model::Migration::apply_all(plan, self.rec.state.to_value())?;
         for m in plan {
             self.trace(TraceKind::Migrated {
                 from_version: m.from_version,
@@ -179,7 +180,7 @@ impl Checkpoint {
             });
         }
         if let Some(last) = plan.last() {
-            self.rec.state = state;
+            self.rec.state = state.into();
             self.rec.version = last.to_version;
             self.rec.layout_hash = last.to_layout;
         }
@@ -192,7 +193,7 @@ impl Checkpoint {
     }
 
     /// The loaded state.
-    pub(super) fn state(&self) -> &Value {
+    pub(super) fn state(&self) -> &crate::store::StoredState {
         &self.rec.state
     }
 

@@ -26,6 +26,7 @@ use crate::children::{ChildError, ChildErrorKind, ChildItem};
 use crate::codec::{FNV_OFFSET, fnv1a};
 use crate::error::{StartError, StoreError};
 use crate::model::{Command, Event};
+use crate::store::StoredState;
 use crate::trace::TraceKind;
 use crate::types::{RunRecord, RunStatus};
 
@@ -133,8 +134,8 @@ impl Inner {
         let now = cp.now_ms;
         let (state, failure) = match d.start_json(&item.input) {
             Ok(Ok(state)) => (state, None),
-            Ok(Err(failure)) => (Value::Null, Some(failure.to_string())),
-            Err(message) => (Value::Null, Some(message)),
+            Ok(Err(failure)) => (StoredState::default(), Some(failure.to_string())),
+            Err(message) => (StoredState::default(), Some(message)),
         };
         let mut rec = RunRecord::new(d.name(), state, now);
         rec.version = d.version();

@@ -12,13 +12,14 @@ use crate::model::{
     Command, Event, Migration, Transition, Workflow, WorkflowContext, WorkflowOutput,
 };
 use crate::step::StepEntry;
+use crate::stored_state::StoredState;
 use crate::types::{RunRecord, panic_text};
 
 /// What one call of the transition function produced, in stored form.
 #[derive(Debug)]
 pub(crate) enum Advanced {
     /// Suspended: the next state and what it waits for.
-    Suspend(Value, Command),
+    Suspend(StoredState, Command),
     /// Returned. `failure` is the error's JSON when the output is an `Err`.
     Complete {
         output: Value,
@@ -40,7 +41,7 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn body_hash(&self) -> u64;
     fn mermaid(&self) -> &'static str;
     /// Runs `W::advance` on a stored state; never panics.
-    fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced;
+    fn advance(&self, state: &StoredState, event: Event, ctx: &mut WorkflowContext) -> Advanced;
     fn step(&self, name: &str) -> Option<StepEntry>;
     /// Why a payload for the wait named `name` is refused, if the workflow names that wait
     /// literally and the payload does not fit it (or the check panicked).
@@ -50,10 +51,10 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// The migrations into this version.
     fn migrations(&self) -> Vec<Migration>;
     /// Whether a stored state decodes into this version's state.
-    fn decodes(&self, state: &Value) -> Result<(), serde_json::Error>;
+    fn decodes(&self, state: &StoredState) -> Result<(), serde_json::Error>;
     /// The start state for an input given as JSON (a schedule stores its input that way):
     /// `Err` when the input does not decode into `W::Input`, else what [`start_state`] gives.
-    fn start_json(&self, input: &Value) -> Result<Result<Value, StartFailure>, String>;
+    fn start_json(&self, input: &Value) -> Result<Result<StoredState, StartFailure>, String>;
 
     /// Why a stored run must not be decoded with this code, if it must not.
     fn incompatibility(&self, rec: &RunRecord) -> Option<String> {
@@ -113,8 +114,9 @@ impl<W: Workflow> Driver for Typed<W> {
         W::BODY_HASH
     }
 
-    fn advance(&self, state: &Value, event: Event, ctx: &mut WorkflowContext) -> Advanced {
-        let state: W::State = match codec::from_value_ref(state) {
+    fn advance(&self, state: &StoredState, event: Event, ctx: &mut WorkflowContext) -> Advanced {
+        // Straight from the stored text: no JSON tree is built on the way.
+        let state: W::State = match state.decode() {
             Ok(s) => s,
             Err(e) => {
                 return Advanced::Undecodable(format!(
@@ -127,7 +129,7 @@ impl<W: Workflow> Driver for Typed<W> {
         match transition {
             Err(panic) => Advanced::Fail(format!("workflow panicked: {}", panic_text(&*panic))),
             Ok(Transition::Reject(msg)) => Advanced::Reject(msg),
-            Ok(Transition::Suspend(state, cmd)) => match codec::to_value(&state) {
+            Ok(Transition::Suspend(state, cmd)) => match StoredState::encode(&state) {
                 Ok(state) => Advanced::Suspend(state, cmd),
                 Err(e) => Advanced::Fail(format!(
                     "the state `{}` could not be encoded: {e}",
@@ -157,11 +159,11 @@ impl<W: Workflow> Driver for Typed<W> {
         W::migrations()
     }
 
-    fn decodes(&self, state: &Value) -> Result<(), serde_json::Error> {
-        codec::from_value_ref::<W::State>(state).map(drop)
+    fn decodes(&self, state: &StoredState) -> Result<(), serde_json::Error> {
+        state.decode::<W::State>().map(drop)
     }
 
-    fn start_json(&self, input: &Value) -> Result<Result<Value, StartFailure>, String> {
+    fn start_json(&self, input: &Value) -> Result<Result<StoredState, StartFailure>, String> {
         let input: W::Input = codec::from_value_ref(input).map_err(|e| {
             format!(
                 "the input does not decode into `{}`: {e}",
@@ -201,9 +203,9 @@ pub(crate) enum StartFailure {
 }
 
 /// Runs `W::start` on a typed input, catching a panic.
-pub(crate) fn start_state<W: Workflow>(input: W::Input) -> Result<Value, StartFailure> {
+pub(crate) fn start_state<W: Workflow>(input: W::Input) -> Result<StoredState, StartFailure> {
     match catch_unwind(AssertUnwindSafe(|| W::start(input))) {
-        Ok(state) => codec::to_value(&state).map_err(StartFailure::Encode),
+        Ok(state) => StoredState::encode(&state).map_err(StartFailure::Encode),
         Err(panic) => Err(StartFailure::Panicked(panic_text(&*panic))),
     }
 }

@@ -181,12 +181,16 @@ impl<W: Workflow> RunHandle<W> {
             let notified = waiter.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let rec = inner
-                .store
-                .run(&self.run_id)?
-                .ok_or_else(|| ResultError::UnknownRun {
-                    run_id: self.run_id.clone(),
-                })?;
+            // The record the ending commit left for its waiters, else the store's.
+            let rec = match inner.ended_record(&self.run_id) {
+                Some(rec) => rec,
+                None => inner
+                    .store
+                    .run(&self.run_id)?
+                    .ok_or_else(|| ResultError::UnknownRun {
+                        run_id: self.run_id.clone(),
+                    })?,
+            };
             let run_id = || self.run_id.clone();
             // An ended run's answer must rest on acknowledged state (see `Inner::confirm`);
             // while the device fails, the answer waits for the store to recover.
@@ -288,6 +292,7 @@ impl Drop for Waiter<'_> {
             .is_some_and(|n| Arc::strong_count(n) == 2)
         {
             waiters.remove(self.run_id);
+            lock(&self.inner.ended).remove(self.run_id);
         }
     }
 }

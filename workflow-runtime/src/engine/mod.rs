@@ -572,6 +572,7 @@ impl EngineBuilder {
                 steps: Mutex::default(),
                 batches: batch::Batches::default(),
                 waiters: Mutex::default(),
+                ended: Mutex::default(),
                 hot: Mutex::default(),
                 shutdown: watch::Sender::new(false),
                 store_open: AtomicBool::new(true),
@@ -953,6 +954,11 @@ pub(crate) struct Inner {
     batches: batch::Batches,
     /// Runs someone awaits the result of.
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The record of each awaited run that ended by a commit of this engine, as committed: the
+    /// waiters take their answer from it instead of reading the run again. Kept only while a
+    /// waiter is registered (lock order: `waiters`, then `ended`), dropped by the run's next
+    /// commit like a hot record.
+    ended: Mutex<HashMap<String, RunRecord>>,
     /// Set once the engine refuses calls: shut down, or stopped by a simulated crash.
     shutdown: watch::Sender<bool>,
     /// Cleared by whoever closes the store (a simulated crash leaves it open until then).
@@ -994,6 +1000,8 @@ struct Committing {
     /// The record as committed, when it schedules a step, with the store's epoch before the
     /// commit and the commit's fence: kept for the step's result ([`Inner::hot_record`]).
     hot: Option<Box<(u64, Fence, RunRecord)>>,
+    /// The record as committed, when it ends a run someone awaits ([`Inner::ended_record`]).
+    ended: Option<Box<RunRecord>>,
     /// Shared mode: the run, for what follows a failed commit or an announcement.
     shared_run: Option<String>,
     /// Shared mode: announce the run to the other workers once the commit is durable.
@@ -1186,6 +1194,7 @@ impl Inner {
                 snapshot,
                 effects,
                 hot,
+                ended,
                 shared_run,
                 announce,
             } = begun?;
@@ -1220,6 +1229,13 @@ impl Inner {
             self.counters.committed(effects.is_some(), took);
             if let (Some(hot), Some(effects)) = (hot, &effects) {
                 lock(&self.hot).insert(effects.run_id.clone(), *hot);
+            }
+            if let (Some(rec), Some(effects)) = (ended, &effects) {
+                // Only while a waiter is registered: its leaving removes the record.
+                let waiters = lock(&self.waiters);
+                if waiters.contains_key(&effects.run_id) {
+                    lock(&self.ended).insert(effects.run_id.clone(), *rec);
+                }
             }
             if let Some(effects) = effects {
                 self.apply(*effects);
@@ -1263,6 +1279,16 @@ impl Inner {
         let (mut write, effects) = cp.finish();
         // Whatever this commit writes, a record kept from before it is stale from now on.
         self.forget_hot(&write.run_id);
+        let ended = match (&effects, &write.run) {
+            (Some(fx), Some(run))
+                if fx.finished
+                    && self.shared.is_none()
+                    && lock(&self.waiters).contains_key(&write.run_id) =>
+            {
+                Some(Box::new(run.record.clone()))
+            }
+            _ => None,
+        };
         let announce;
         (write.fence, announce) = self.fence(&write, creates)?;
         let hot = match (&effects, &write.run) {
@@ -1284,6 +1310,7 @@ impl Inner {
             snapshot,
             effects: effects.map(Box::new),
             hot,
+            ended,
             shared_run,
             announce,
         })
@@ -1311,6 +1338,13 @@ impl Inner {
     /// Drops the kept record of a run about to be written.
     fn forget_hot(&self, run_id: &str) {
         lock(&self.hot).remove(run_id);
+        lock(&self.ended).remove(run_id);
+    }
+
+    /// The record of `run_id` as the commit that ended it wrote it, if someone awaited the
+    /// run then and nothing was committed for it since.
+    fn ended_record(&self, run_id: &str) -> Option<RunRecord> {
+        lock(&self.ended).get(run_id).cloned()
     }
 
     /// Stops everything as a dying process would: no further commit, timer or step, and every

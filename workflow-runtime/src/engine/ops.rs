@@ -11,6 +11,7 @@ use super::{Engine, Inner, RunHandle, Signal, SignalOutcome, check_name, report}
 use crate::codec::{self, FNV_OFFSET, fnv1a};
 use crate::error::{CodecError, SignalError, StartError, StoreError};
 use crate::model::{Command, Event, Workflow};
+use crate::store::StoredState;
 use crate::trace::TraceKind;
 use crate::types::{InboxEntry, RunRecord, RunStatus};
 
@@ -99,7 +100,7 @@ impl Engine {
         let now = inner.clock.now_ms();
         let (state, panicked) = match start_state::<W>(input) {
             Ok(state) => (state, None),
-            Err(failure) => (Value::Null, Some(failure.to_string())),
+            Err(failure) => (StoredState::default(), Some(failure.to_string())),
         };
         let rec = new_record::<W>(state, input_hash, now);
         let mut cp = Checkpoint::create(&run_id, now, rec);
@@ -147,7 +148,7 @@ impl Engine {
             });
         }
         let now = inner.clock.now_ms();
-        let rec = new_record::<W>(state.clone(), 0, now);
+        let rec = new_record::<W>(&state, 0, now);
         let mut cp = Checkpoint::create(&run_id, now, rec);
         cp.trace(TraceKind::Imported { state });
         cp.place(seq, pending);
@@ -478,7 +479,11 @@ impl Inner {
 }
 
 /// The envelope of a run of `W` that has not made its first transition yet.
-pub(super) fn new_record<W: Workflow>(state: Value, input_hash: u64, now: u64) -> RunRecord {
+pub(super) fn new_record<W: Workflow>(
+    state: impl Into<StoredState>,
+    input_hash: u64,
+    now: u64,
+) -> RunRecord {
     let mut rec = RunRecord::new(W::NAME, state, now);
     rec.version = W::VERSION;
     rec.layout_hash = W::LAYOUT_HASH;

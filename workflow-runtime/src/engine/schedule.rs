@@ -29,6 +29,7 @@ use super::{Engine, Inner, check_name};
 use crate::codec::{self, FNV_OFFSET, fnv1a};
 use crate::error::{CodecError, StartError, StoreError};
 use crate::model::{Command, Event, Workflow};
+use crate::store::StoredState;
 use crate::trace::{TraceKind, format_time_ms};
 use crate::types::{RunRecord, RunStatus};
 
@@ -739,7 +740,7 @@ impl Engine {
                 reason: "it has no tick after now".to_owned(),
             });
         }
-        cp.rec.state = codec::to_value(&wanted)
+        cp.rec.state = StoredState::encode(&wanted)
             .map_err(|e| StartError::from(CodecError::encoding(format!("schedule `{id}`"), e)))?;
         set_next(
             &mut cp,
@@ -899,7 +900,7 @@ impl Engine {
         };
         let mut cp = Checkpoint::load(&rid, now, rec);
         cp.rec.seq += 1;
-        cp.rec.state = codec::to_value(&stored)
+        cp.rec.state = StoredState::encode(&stored)
             .map_err(|e| StartError::from(CodecError::encoding(format!("schedule `{id}`"), e)))?;
         set_next(&mut cp, next, !paused && next.is_none());
         let rec = cp.rec.clone();
@@ -994,12 +995,13 @@ fn set_next(cp: &mut Checkpoint, next: Option<u64>, done: bool) {
     }
 }
 
-fn encode(stored: &Stored) -> Result<Value, StoreError> {
-    codec::to_value(stored).map_err(|e| StoreError::backend("encoding a schedule record", e))
+fn encode(stored: &Stored) -> Result<StoredState, StoreError> {
+    StoredState::encode(stored).map_err(|e| StoreError::backend("encoding a schedule record", e))
 }
 
 fn decode(rec: &RunRecord) -> Result<Stored, ScheduleError> {
-    serde_json::from_value(rec.state.clone())
+    rec.state
+        .decode()
         .map_err(|e| ScheduleError::Storage(StoreError::backend("decoding a schedule record", e)))
 }
 
@@ -1296,7 +1298,7 @@ impl Inner {
         let (state, panicked) = match d.start_json(input) {
             Err(why) => return Ok(Started::Refused(why)),
             Ok(Ok(state)) => (state, None),
-            Ok(Err(failure)) => (Value::Null, Some(failure.to_string())),
+            Ok(Err(failure)) => (StoredState::default(), Some(failure.to_string())),
         };
         let now = self.clock.now_ms();
         let mut rec = RunRecord::new(d.name(), state, now);

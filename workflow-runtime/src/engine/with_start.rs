@@ -10,6 +10,7 @@ use super::{Engine, RunHandle, Signal, SignalOutcome, check_name};
 use crate::codec::{self, FNV_OFFSET, fnv1a};
 use crate::error::{CodecError, EngineError, SignalError, StartError};
 use crate::model::{Event, Workflow};
+use crate::store::StoredState;
 use crate::trace::TraceKind;
 use crate::types::InboxEntry;
 
@@ -193,7 +194,7 @@ impl Engine {
         let now = inner.clock.now_ms();
         let (state, panicked) = match start_state::<W>(input) {
             Ok(state) => (state, None),
-            Err(failure) => (Value::Null, Some(failure.to_string())),
+            Err(failure) => (StoredState::default(), Some(failure.to_string())),
         };
         let mut cp = Checkpoint::create(run_id, now, new_record::<W>(state, input_hash, now));
         cp.trace(TraceKind::Started {

@@ -71,6 +71,7 @@ pub use self::file::{
 };
 pub use crate::error::StoreError;
 use crate::model::Command;
+pub use crate::stored_state::StoredState;
 pub use crate::trace::TraceEvent;
 pub use crate::types::{InboxEntry, PendingWait, RunRecord};
 
