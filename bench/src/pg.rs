@@ -60,10 +60,7 @@ const LATENCY_COMMITS: i64 = 1000;
 const BATCHES: [(i64, i64); 4] = [(1, 500), (10, 300), (100, 100), (1000, 20)];
 
 async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("connect to the bench's PostgreSQL");
-    tokio::spawn(connection);
+    let client = open_client(url).await;
     client
         .batch_execute(
             "SET synchronous_commit = on;
@@ -174,10 +171,22 @@ async fn statements_reset(url: &str) -> Option<Client> {
     if !STATEMENTS.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
-    let (monitor, connection) = tokio_postgres::connect(url, NoTls)
+    let monitor = open_client(url).await;
+    reset_statements(&monitor).await;
+    Some(monitor)
+}
+
+/// A connection of the bench's own, beside the engines', its I/O driven by a task.
+async fn open_client(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .expect("connect the monitor");
+        .expect("connect to the bench's PostgreSQL");
     tokio::spawn(connection);
+    client
+}
+
+/// Zeroes the server's per-statement counts (loading `pg_stat_statements` if needed).
+async fn reset_statements(monitor: &Client) {
     monitor
         .batch_execute(
             "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
@@ -185,7 +194,6 @@ async fn statements_reset(url: &str) -> Option<Client> {
         )
         .await
         .expect("pg_stat_statements");
-    Some(monitor)
 }
 
 /// Runs the floor, W1, W2 and W3 on a throwaway PostgreSQL server; W1 and W2 also with
@@ -640,8 +648,7 @@ pub(crate) fn floor_open(url: &str) -> Value {
     runtime.block_on(async {
         let rss_before = stats::rss_kib();
         let t = Instant::now();
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-        tokio::spawn(connection);
+        let client = open_client(url).await;
         let rows = client
             .query(
                 "SELECT timer_ms, run_id, seq, workflow FROM runs WHERE timer_ms <= $1
@@ -989,19 +996,10 @@ async fn w2_workers_rep(cluster: &TestCluster, n: usize) -> WorkersRep {
     let mut workers = tokio::task::spawn_blocking(move || Workers::spawn(&u, 0, n, n))
         .await
         .expect("the spawn thread");
-    let (monitor, connection) = tokio_postgres::connect(&url, NoTls)
-        .await
-        .expect("connect the monitor");
-    tokio::spawn(connection);
+    let monitor = open_client(&url).await;
     let statements = STATEMENTS.load(std::sync::atomic::Ordering::Relaxed);
     if statements {
-        monitor
-            .batch_execute(
-                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
-                 SELECT pg_stat_statements_reset()",
-            )
-            .await
-            .expect("pg_stat_statements");
+        reset_statements(&monitor).await;
     }
     let counters_before = server_counters(&monitor).await;
     let (cpu0, server0, bench0) = (workers.cpu_ms(), server_cpu_ms(cluster), cpu_ms());
