@@ -132,7 +132,6 @@ struct Reader {
     last_trace: Statement,
     pending_waits: Statement,
     ready: Statement,
-    timers: Statement,
     timers_page: Statement,
     claim_ready: Statement,
     claim_timers: Statement,
@@ -197,12 +196,6 @@ impl Reader {
                 .await?,
             ready: client
                 .prepare("SELECT run_id, workflow FROM runs WHERE ready ORDER BY run_id")
-                .await?,
-            timers: client
-                .prepare(
-                    "SELECT timer_ms, run_id, seq, workflow FROM runs WHERE timer_ms <= $1
-                     ORDER BY timer_ms, run_id",
-                )
                 .await?,
             // A row comparison, so that the page resumes inside a deadline shared by many runs;
             // the `runs_timers` index answers it as a range.
@@ -762,24 +755,7 @@ impl Store for PgStore {
     }
 
     fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
-        self.call(move |r| async move {
-            let rows = r
-                .client
-                .query(&r.timers, &[&to_db(due_by_ms)])
-                .await
-                .map_err(pg("reading the armed timers"))?;
-            Ok(rows
-                .iter()
-                .map(|row| {
-                    ArmedTimer::new(
-                        from_db(row.get(0)),
-                        row.get::<_, String>(1),
-                        from_db(row.get(2)),
-                        row.get::<_, String>(3),
-                    )
-                })
-                .collect())
-        })
+        self.timers_page(None, due_by_ms, usize::MAX)
     }
 
     fn timers_page(

@@ -950,20 +950,7 @@ impl Store for FileStore {
     }
 
     fn timers(&self, due_by_ms: u64) -> Result<Vec<ArmedTimer>, StoreError> {
-        self.read(|txn| {
-            let table = txn.open_table(TIMERS).ctx("reading the armed timers")?;
-            let mut out = Vec::new();
-            for row in table.iter().ctx("reading the armed timers")? {
-                let (k, v) = row.ctx("reading the armed timers")?;
-                let (deadline_ms, run_id) = k.value();
-                if deadline_ms > due_by_ms {
-                    break;
-                }
-                let (seq, workflow) = v.value();
-                out.push(ArmedTimer::new(deadline_ms, run_id, seq, workflow));
-            }
-            Ok(out)
-        })
+        self.timers_page(None, due_by_ms, usize::MAX)
     }
 
     fn timers_page(
