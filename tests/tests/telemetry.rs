@@ -64,33 +64,38 @@ impl<'a> MakeWriter<'a> for Capture {
     }
 }
 
-#[test]
-fn spans_and_events_name_the_run_the_step_and_the_attempt() {
+/// Runs `body` on a current-thread runtime (so that every engine task sees this thread's
+/// subscriber) under a fmt subscriber at DEBUG, and returns what it wrote.
+fn logged(body: impl std::future::Future<Output = ()>) -> String {
     let capture = Capture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_ansi(false)
         .with_writer(capture.clone())
         .finish();
-    // A current-thread runtime, so that every engine task sees this thread's subscriber.
     tracing::subscriber::with_default(subscriber, || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(async {
-                let engine = Engine::builder()
-                    .register(doubled)
-                    .open_in_memory()
-                    .await
-                    .unwrap();
-                let run = engine.start(doubled, "run-7", 21).await.unwrap();
-                engine.signal("run-7", "go", true).await.unwrap();
-                assert_eq!(run.result().await.unwrap(), Ok(42));
-                engine.shutdown().await;
-            });
+            .block_on(body)
     });
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    String::from_utf8(capture.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn spans_and_events_name_the_run_the_step_and_the_attempt() {
+    let log = logged(async {
+        let engine = Engine::builder()
+            .register(doubled)
+            .open_in_memory()
+            .await
+            .unwrap();
+        let run = engine.start(doubled, "run-7", 21).await.unwrap();
+        engine.signal("run-7", "go", true).await.unwrap();
+        assert_eq!(run.result().await.unwrap(), Ok(42));
+        engine.shutdown().await;
+    });
     let lines: Vec<&str> = log.lines().collect();
     let has = |needles: &[&str]| lines.iter().any(|l| needles.iter().all(|n| l.contains(n)));
 
@@ -132,30 +137,17 @@ fn spans_and_events_name_the_run_the_step_and_the_attempt() {
 
 #[test]
 fn a_child_created_in_its_parents_commit_is_reported_too() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(capture.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let engine = Engine::builder()
-                    .register(kid)
-                    .register(parent)
-                    .open_in_memory()
-                    .await
-                    .unwrap();
-                let run = engine.start(parent, "p-1", 1).await.unwrap();
-                assert_eq!(run.result().await.unwrap(), Ok(2));
-                engine.shutdown().await;
-            });
+    let log = logged(async {
+        let engine = Engine::builder()
+            .register(kid)
+            .register(parent)
+            .open_in_memory()
+            .await
+            .unwrap();
+        let run = engine.start(parent, "p-1", 1).await.unwrap();
+        assert_eq!(run.result().await.unwrap(), Ok(2));
+        engine.shutdown().await;
     });
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     let has = |needles: &[&str]| log.lines().any(|l| needles.iter().all(|n| l.contains(n)));
     assert!(
         has(&["INFO", "kind=\"child_started\"", "run_id=\"p-1\""]),

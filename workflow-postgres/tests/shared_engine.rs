@@ -362,6 +362,23 @@ struct LosingAcks<S> {
     lost: AtomicU64,
 }
 
+impl<S> LosingAcks<S> {
+    /// Loses the acknowledgement of every `nth` commit of `inner`.
+    fn every(nth: u64, inner: S) -> Self {
+        LosingAcks {
+            inner,
+            nth,
+            commits: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+        }
+    }
+
+    /// How many acknowledgements were lost so far.
+    fn lost(&self) -> u64 {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
 impl<S: Store> Store for LosingAcks<S> {
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.inner.run(run_id)
@@ -534,12 +551,7 @@ impl<S: Store> Store for Shared<S> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_acknowledgement_lost_after_the_commit_is_not_done_twice() {
     let url = TestCluster::shared().create_database();
-    let store = Arc::new(LosingAcks {
-        inner: open(&url).await,
-        nth: 3,
-        commits: AtomicU64::new(0),
-        lost: AtomicU64::new(0),
-    });
+    let store = Arc::new(LosingAcks::every(3, open(&url).await));
     let engine = Engine::builder()
         .register(fulfil)
         .data(WorkerName("d"))
@@ -550,10 +562,7 @@ async fn a_commit_acknowledgement_lost_after_the_commit_is_not_done_twice() {
     let runs = start_and_signal(&engine, "acked").await;
     finish_all(&engine, &runs).await;
     assert_each_effect_once("acked-", runs.len());
-    assert!(
-        store.lost.load(Ordering::SeqCst) > 0,
-        "no acknowledgement was lost"
-    );
+    assert!(store.lost() > 0, "no acknowledgement was lost");
     // Every commit here did land, so the runs continued from what was stored and no step ran
     // twice. (One run in four or five used to show a re-run of `ship`: the signal's commit
     // lost its answer, the lock's release gave the lease back while the poller's claim, sent
@@ -561,7 +570,7 @@ async fn a_commit_acknowledgement_lost_after_the_commit_is_not_done_twice() {
     // cleared it in the store, and the step's result was refused under it, so the step ran
     // again. Leases granted outside the run's lock are no longer kept: see `claim_round`.)
     let attempts = attempts_of("acked-");
-    let lost = usize::try_from(store.lost.load(Ordering::SeqCst)).expect("a count");
+    let lost = usize::try_from(store.lost()).expect("a count");
     assert!(
         attempts.len() == 2 * runs.len(),
         "{} attempts for {} steps and {lost} lost acknowledgements: {attempts:?}",
@@ -689,20 +698,12 @@ async fn in_the_default_mode_a_connection_lost_during_commit_leaves_the_run_to_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_the_default_mode_a_commit_acknowledgement_lost_is_not_done_twice() {
     let url = TestCluster::shared().create_database();
-    let store = Arc::new(LosingAcks {
-        inner: open(&url).await,
-        nth: 3,
-        commits: AtomicU64::new(0),
-        lost: AtomicU64::new(0),
-    });
+    let store = Arc::new(LosingAcks::every(3, open(&url).await));
     let engine = exclusive(Shared(store.clone())).await;
     let runs = start_and_signal(&engine, "unanswered").await;
     finish_all_in_time(&engine, &runs).await;
     assert_each_effect_once("unanswered-", runs.len());
-    assert!(
-        store.lost.load(Ordering::SeqCst) > 0,
-        "no acknowledgement was lost"
-    );
+    assert!(store.lost() > 0, "no acknowledgement was lost");
     let attempts = attempts_of("unanswered-");
     assert_eq!(
         attempts.len(),
