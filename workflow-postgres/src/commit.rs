@@ -31,6 +31,8 @@ pub(crate) struct Job {
     /// Checkpoints of other runs written in the same transaction (the child runs a
     /// checkpoint creates).
     others: Vec<Job>,
+    /// The lease a new run is written with: owner, token, expiry.
+    grant: Option<(String, i64, i64)>,
 }
 
 /// The `runs` row a checkpoint writes (lease columns aside).
@@ -61,6 +63,10 @@ impl Job {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let run_id = cp.run_id;
+        let grant = cp
+            .grant
+            .filter(|_| cp.run.is_some())
+            .map(|lease| (lease.owner, to_db(lease.token), to_db(lease.expires_ms)));
         let encode = |what: &str, e| {
             StoreError::Codec(CodecError::encoding(
                 format!("the {what} of run `{run_id}`"),
@@ -114,7 +120,35 @@ impl Job {
             trace,
             run_id,
             others,
+            grant,
         })
+    }
+}
+
+impl Job {
+    /// The statement-per-part paths' record write and its parameters, if the job has one.
+    fn upsert<'a>(
+        &'a self,
+        st: &'a WriteStatements,
+    ) -> Option<(&'a Statement, Vec<&'a (dyn ToSql + Sync)>)> {
+        let row = self.row.as_ref()?;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.run_id,
+            &row.workflow,
+            &row.seq,
+            &row.record,
+            &row.purgeable,
+            &row.ready,
+            &row.timer_ms,
+            &row.wait,
+        ];
+        match &self.grant {
+            Some((owner, token, expires)) => {
+                params.extend([owner as &(dyn ToSql + Sync), token, expires]);
+                Some((&st.upsert_granted, params))
+            }
+            None => Some((&st.upsert, params)),
+        }
     }
 }
 
@@ -123,23 +157,35 @@ impl Job {
 /// plans nor starts it (each table written costs its executor start-up, about as much as the
 /// write of one row).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct Shape(u8);
+struct Shape(u16);
 
 impl Shape {
-    /// Some checkpoint is fenced, or writes no record: the rows are locked first (`held`).
-    const FENCE: u8 = 1;
-    const RECORD: u8 = 2;
-    const CLEAR: u8 = 4;
-    const CONSUME: u8 = 8;
-    const BUFFER: u8 = 16;
-    const DEDUPE: u8 = 32;
-    const TRACE: u8 = 64;
+    /// Some checkpoint is fenced: its run's row is updated under its token first.
+    const FENCE: u16 = 1;
+    const RECORD: u16 = 2;
+    const CLEAR: u16 = 4;
+    const CONSUME: u16 = 8;
+    const BUFFER: u16 = 16;
+    const DEDUPE: u16 = 32;
+    const TRACE: u16 = 64;
+    /// Some new run is written with its creator's lease.
+    const GRANT: u16 = 128;
+    /// Some checkpoint is not fenced (beside fenced ones, its own parts are needed).
+    const OPEN: u16 = 256;
+    /// Some fenced checkpoint writes no record.
+    const BARE: u16 = 512;
+    /// Some unfenced checkpoint writes no record: the unfenced runs' rows are locked first
+    /// (`held`), as a record write would lock them.
+    const LOOSE: u16 = 1024;
 
     fn of(jobs: &[&Job]) -> Shape {
         let mut bits = 0;
         for job in jobs {
-            if matches!(job.fence, Fence::Lease(_)) || job.row.is_none() {
-                bits |= Self::FENCE;
+            match (job.fence, &job.row) {
+                (Fence::Lease(_), Some(_)) => bits |= Self::FENCE,
+                (Fence::Lease(_), None) => bits |= Self::FENCE | Self::BARE,
+                (_, Some(_)) => bits |= Self::OPEN,
+                (_, None) => bits |= Self::OPEN | Self::LOOSE,
             }
             if job.row.is_some() {
                 bits |= Self::RECORD;
@@ -159,11 +205,14 @@ impl Shape {
             if !job.trace.is_empty() {
                 bits |= Self::TRACE;
             }
+            if job.grant.is_some() {
+                bits |= Self::GRANT;
+            }
         }
         Shape(bits)
     }
 
-    fn has(self, bit: u8) -> bool {
+    fn has(self, bit: u16) -> bool {
         self.0 & bit != 0
     }
 }
@@ -179,15 +228,32 @@ impl Shape {
 /// checkpoint whose outcome would depend on the order of its parts (a buffered signal beside
 /// consumed or cleared ones) takes the statement-per-part path instead ([`at_once`]).
 ///
-/// Fencing: `held` locks the runs' rows in run id order and, under READ COMMITTED, reads
-/// their newest version (a claim committed after the snapshot is seen), so a claim can
-/// neither be missed nor slip in before the commit. Serializing writers of one run: a record
-/// write locks the run's row too (the upsert); the inbox and trace rows are numbered from the
-/// run's last one as the snapshot shows it, so two processes appending to one run at once (a
-/// worker and a web front end) may compute the same number, and then the second one's
-/// unique-index check fails: an error from the server, so nothing was written, and the group
-/// is written again by the locked path, which takes the row locks before it reads the last
-/// numbers.
+/// Fencing: a fenced checkpoint's record is written by an `UPDATE … WHERE lease_token =
+/// token` (`fenced`, or `ok` when every checkpoint is fenced), and the runs it did not update
+/// are the refused ones; every other part writes only the runs of `ok` (the unfenced
+/// checkpoints and those the update answered), so a refused checkpoint writes nothing, and
+/// the statement's parts commit or fail together.
+/// Under READ COMMITTED an `UPDATE` that finds its row changed by a concurrent transaction
+/// waits for it and re-checks its condition on the newest version, so a claim committed
+/// after the statement's snapshot is seen; and the row stays locked until the commit, so a
+/// claim cannot slip in before it. The rows are passed in run id order, the order in which
+/// claims, the locked path and most plans lock them.
+///
+/// Deadlocks: a worker waits for a run's row only if its snapshot shows the run under its own
+/// token (else the row fails the condition and is skipped unlocked). Two workers each holding
+/// one row and waiting for the other's would then each have taken a row over after the
+/// other's snapshot showed it still under the other's token, which claims committed before
+/// each statement began make impossible. Between a worker's own statements on its two
+/// connections (a renewal beside a commit of the same runs) the order of locking is the plan's;
+/// should they ever deadlock, the server fails one of them after `deadlock_timeout`: a failed
+/// renewal is retried next round, a failed group is written again by the locked path.
+///
+/// Serializing writers of one run: a record write locks the run's row (the update or the
+/// upsert); the inbox and trace rows are numbered from the run's last one as the snapshot
+/// shows it, so two processes appending to one run at once (a worker and a web front end)
+/// may compute the same number, and then the second one's unique-index check fails: an error
+/// from the server, so nothing was written, and the group is written again by the locked
+/// path, which takes the row locks before it reads the last numbers.
 fn group_sql(shape: Shape) -> String {
     let mut params = 0;
     let mut param = |ty: &str| {
@@ -212,6 +278,11 @@ fn group_sql(shape: Shape) -> String {
             columns.push((param(ty), name));
         }
     }
+    if shape.has(Shape::GRANT) {
+        columns.push((param("text[]"), "grant_owner"));
+        columns.push((param("bigint[]"), "grant_token"));
+        columns.push((param("bigint[]"), "grant_expires"));
+    }
     if shape.has(Shape::CLEAR) {
         columns.push((param("bool[]"), "clear"));
     }
@@ -229,34 +300,106 @@ fn group_sql(shape: Shape) -> String {
         names.join(", ")
     );
     let mut parts = Vec::new();
-    if shape.has(Shape::FENCE) {
+    // The run columns a record write sets, in `runs`' order.
+    const WRITTEN: [&str; 7] = [
+        "workflow",
+        "seq",
+        "record",
+        "purgeable",
+        "ready",
+        "timer_ms",
+        "wait",
+    ];
+    if shape.has(Shape::FENCE) || shape.has(Shape::LOOSE) {
         parts.push(format!("j AS ({source})"));
+    }
+    if shape.has(Shape::FENCE) {
+        // The fence is the update itself: a row is written only if it still carries the
+        // checkpoint's token, and the update's own row lock (taken on the newest version of
+        // the row, re-checked after waiting for a concurrent writer) keeps a claim from
+        // slipping in before the commit. A fenced checkpoint without a record rewrites its
+        // token, for that lock and check alone. What the update returns is the accepted
+        // checkpoints, which the later parts write.
+        let set = if !shape.has(Shape::RECORD) {
+            "lease_token = r.lease_token".to_owned()
+        } else if shape.has(Shape::BARE) {
+            WRITTEN
+                .iter()
+                .map(|c| format!("{c} = CASE WHEN j.record IS NULL THEN r.{c} ELSE j.{c} END"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            WRITTEN
+                .iter()
+                .map(|c| format!("{c} = j.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let fenced = if shape.has(Shape::OPEN) {
+            "fenced"
+        } else {
+            "ok"
+        };
+        parts.push(format!(
+            "{fenced} AS (UPDATE runs r SET {set} FROM j
+                          WHERE j.token IS NOT NULL AND r.run_id = j.run_id
+                            AND r.lease_token = j.token
+                          RETURNING j.*)"
+        ));
+    }
+    if shape.has(Shape::LOOSE) {
+        // The left join makes `ok` wait for the locks without refusing a missing run.
         parts.push(
-            "held AS (SELECT r.run_id, r.lease_token FROM runs r
-                      WHERE r.run_id IN (SELECT j.run_id FROM j)
+            "held AS (SELECT r.run_id FROM runs r
+                      WHERE r.run_id IN (SELECT j.run_id FROM j WHERE j.token IS NULL)
                       ORDER BY r.run_id FOR UPDATE)"
                 .to_owned(),
         );
+        let fenced = if shape.has(Shape::FENCE) {
+            "SELECT * FROM fenced UNION ALL "
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "ok AS ({fenced}SELECT j.* FROM j LEFT JOIN held h ON h.run_id = j.run_id
+                    WHERE j.token IS NULL)"
+        ));
+    } else if shape.has(Shape::FENCE) && shape.has(Shape::OPEN) {
         parts.push(
-            "ok AS (SELECT j.* FROM j LEFT JOIN held h ON h.run_id = j.run_id
-                    WHERE j.token IS NULL OR h.lease_token = j.token)"
+            "ok AS (SELECT * FROM fenced UNION ALL SELECT * FROM j WHERE j.token IS NULL)"
                 .to_owned(),
         );
-    } else {
+    } else if !shape.has(Shape::FENCE) {
         parts.push(format!("ok AS ({source})"));
     }
-    if shape.has(Shape::RECORD) {
-        parts.push(
+    // The unfenced record writes (the fenced ones were the update's).
+    if shape.has(Shape::RECORD) && (shape.has(Shape::OPEN) || !shape.has(Shape::FENCE)) {
+        let unfenced = if shape.has(Shape::FENCE) {
+            "FROM ok WHERE record IS NOT NULL AND token IS NULL"
+        } else {
+            "FROM ok WHERE record IS NOT NULL"
+        };
+        let set = WRITTEN
+            .iter()
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let columns = WRITTEN.join(", ");
+        // A granted lease is written only with a new row: a run that exists keeps its lease.
+        let (lease_columns, lease_values) = if shape.has(Shape::GRANT) {
+            (
+                ", lease_owner, lease_token, lease_expires_ms",
+                ", grant_owner, grant_token, grant_expires",
+            )
+        } else {
+            ("", "")
+        };
+        parts.push(format!(
             "upserted AS (
-                INSERT INTO runs (run_id, workflow, seq, record, purgeable, ready, timer_ms, wait)
-                SELECT run_id, workflow, seq, record, purgeable, ready, timer_ms, wait FROM ok
-                WHERE record IS NOT NULL
-                ON CONFLICT (run_id) DO UPDATE SET
-                    workflow = EXCLUDED.workflow, seq = EXCLUDED.seq, record = EXCLUDED.record,
-                    purgeable = EXCLUDED.purgeable, ready = EXCLUDED.ready,
-                    timer_ms = EXCLUDED.timer_ms, wait = EXCLUDED.wait)"
-                .to_owned(),
-        );
+                INSERT INTO runs (run_id, {columns}{lease_columns})
+                SELECT run_id, {columns}{lease_values} {unfenced}
+                ON CONFLICT (run_id) DO UPDATE SET {set})"
+        ));
     }
     if shape.has(Shape::CLEAR) {
         parts.push(
@@ -297,7 +440,7 @@ fn group_sql(shape: Shape) -> String {
     if shape.has(Shape::TRACE) {
         // `pos` numbers a checkpoint's events from 0; the subquery reads the run's last event
         // as the snapshot shows it, so every event of one run adds its `pos` to the same base.
-        let filter = if shape.has(Shape::FENCE) {
+        let filter = if shape.has(Shape::FENCE) || shape.has(Shape::LOOSE) {
             "WHERE t.run_id IN (SELECT ok.run_id FROM ok)"
         } else {
             ""
@@ -316,7 +459,8 @@ fn group_sql(shape: Shape) -> String {
         ));
     }
     let answer = if shape.has(Shape::FENCE) {
-        "SELECT j.run_id FROM j WHERE j.run_id NOT IN (SELECT ok.run_id FROM ok)"
+        "SELECT j.run_id FROM j
+         WHERE j.token IS NOT NULL AND j.run_id NOT IN (SELECT ok.run_id FROM ok)"
     } else {
         "SELECT run_id FROM ok WHERE false"
     };
@@ -333,6 +477,7 @@ pub(crate) struct WriteStatements {
     purgeable: Statement,
     purge: Statement,
     upsert: Statement,
+    upsert_granted: Statement,
     clear_inbox: Statement,
     consume: Statement,
     buffer: Statement,
@@ -385,6 +530,19 @@ impl WriteStatements {
                     "INSERT INTO runs (run_id, workflow, seq, record, purgeable, ready, timer_ms,
                                        wait)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (run_id) DO UPDATE SET
+                         workflow = EXCLUDED.workflow, seq = EXCLUDED.seq,
+                         record = EXCLUDED.record, purgeable = EXCLUDED.purgeable,
+                         ready = EXCLUDED.ready, timer_ms = EXCLUDED.timer_ms,
+                         wait = EXCLUDED.wait",
+                )
+                .await?,
+            // A new run with its creator's lease; a run that exists keeps its own.
+            upsert_granted: client
+                .prepare(
+                    "INSERT INTO runs (run_id, workflow, seq, record, purgeable, ready, timer_ms,
+                                       wait, lease_owner, lease_token, lease_expires_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                      ON CONFLICT (run_id) DO UPDATE SET
                          workflow = EXCLUDED.workflow, seq = EXCLUDED.seq,
                          record = EXCLUDED.record, purgeable = EXCLUDED.purgeable,
@@ -579,15 +737,18 @@ async fn write_at_once(
         }
     };
     let n = jobs.len();
-    let run_ids: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
-    let tokens: Vec<Option<i64>> = jobs
+    // In run id order: the order in which the rows are most likely locked (see `group_sql`).
+    let mut sorted = jobs.to_vec();
+    sorted.sort_unstable_by(|a, b| a.run_id.cmp(&b.run_id));
+    let run_ids: Vec<&str> = sorted.iter().map(|job| job.run_id.as_str()).collect();
+    let tokens: Vec<Option<i64>> = sorted
         .iter()
         .map(|job| match job.fence {
             Fence::Lease(token) => Some(to_db(token)),
             _ => None,
         })
         .collect();
-    let rows: Vec<Option<&RunRow>> = jobs.iter().map(|job| job.row.as_ref()).collect();
+    let rows: Vec<Option<&RunRow>> = sorted.iter().map(|job| job.row.as_ref()).collect();
     let workflows: Vec<Option<&str>> = rows
         .iter()
         .map(|r| r.map(|r| r.workflow.as_str()))
@@ -604,19 +765,31 @@ async fn write_at_once(
         .iter()
         .map(|r| r.and_then(|r| r.wait.as_deref()))
         .collect();
-    let clears: Vec<bool> = jobs.iter().map(|job| job.clear_inbox).collect();
-    let buffers: Vec<Option<&[u8]>> = jobs.iter().map(|job| job.buffer.as_deref()).collect();
-    let dedupe_keys: Vec<Option<&str>> = jobs
+    let grant_owners: Vec<Option<&str>> = sorted
+        .iter()
+        .map(|job| job.grant.as_ref().map(|(owner, _, _)| owner.as_str()))
+        .collect();
+    let grant_tokens: Vec<Option<i64>> = sorted
+        .iter()
+        .map(|job| job.grant.as_ref().map(|(_, token, _)| *token))
+        .collect();
+    let grant_expiries: Vec<Option<i64>> = sorted
+        .iter()
+        .map(|job| job.grant.as_ref().map(|(_, _, expires)| *expires))
+        .collect();
+    let clears: Vec<bool> = sorted.iter().map(|job| job.clear_inbox).collect();
+    let buffers: Vec<Option<&[u8]>> = sorted.iter().map(|job| job.buffer.as_deref()).collect();
+    let dedupe_keys: Vec<Option<&str>> = sorted
         .iter()
         .map(|job| job.dedupe.as_ref().map(|(key, _)| key.as_str()))
         .collect();
-    let dedupe_ats: Vec<Option<i64>> = jobs
+    let dedupe_ats: Vec<Option<i64>> = sorted
         .iter()
         .map(|job| job.dedupe.as_ref().map(|(_, at)| *at))
         .collect();
     let (mut consumed_runs, mut consumed_idx) = (Vec::new(), Vec::new());
     let (mut trace_runs, mut trace_pos, mut trace_events) = (Vec::new(), Vec::new(), Vec::new());
-    for job in jobs {
+    for job in &sorted {
         for idx in &job.consumed {
             consumed_runs.push(job.run_id.as_str());
             consumed_idx.push(*idx);
@@ -642,6 +815,13 @@ async fn write_at_once(
             &readies,
             &timers,
             &waits,
+        ]);
+    }
+    if shape.has(Shape::GRANT) {
+        params.extend([
+            &grant_owners as &(dyn ToSql + Sync),
+            &grant_tokens,
+            &grant_expiries,
         ]);
     }
     if shape.has(Shape::CLEAR) {
@@ -793,24 +973,9 @@ fn statements<'a>(
                 .map(|_| Vec::new())
         }));
     }
-    if let Some(row) = &job.row {
+    if let Some((statement, params)) = job.upsert(st) {
         out.push(Box::pin(async move {
-            client
-                .execute(
-                    &st.upsert,
-                    &[
-                        run_id,
-                        &row.workflow,
-                        &row.seq,
-                        &row.record,
-                        &row.purgeable,
-                        &row.ready,
-                        &row.timer_ms,
-                        &row.wait,
-                    ],
-                )
-                .await
-                .map(|_| Vec::new())
+            client.execute(statement, &params).await.map(|_| Vec::new())
         }));
     }
     if !job.consumed.is_empty() {
@@ -936,22 +1101,8 @@ async fn apply(txn: &Transaction<'_>, st: &WriteStatements, job: &Job) -> Result
     if job.clear_inbox {
         txn.execute(&st.clear_inbox, &[run_id]).await.map_err(e)?;
     }
-    if let Some(row) = &job.row {
-        txn.execute(
-            &st.upsert,
-            &[
-                run_id,
-                &row.workflow,
-                &row.seq,
-                &row.record,
-                &row.purgeable,
-                &row.ready,
-                &row.timer_ms,
-                &row.wait,
-            ],
-        )
-        .await
-        .map_err(e)?;
+    if let Some((statement, params)) = job.upsert(st) {
+        txn.execute(statement, &params).await.map_err(e)?;
     }
     if !job.consumed.is_empty() {
         txn.execute(&st.consume, &[run_id, &job.consumed])

@@ -98,7 +98,14 @@ pub struct PgStore {
     exit: Arc<Exit>,
     thread: Mutex<Option<JoinHandle<()>>>,
     wakeups: Arc<listen::Inbox>,
+    /// Lease tokens taken from the server's sequence and not used yet, for the leases of new
+    /// runs ([`Store::lease_new_run`]): a token is never handed out twice, by this process or
+    /// another, and a block of them costs one round trip.
+    tokens: Mutex<Vec<i64>>,
 }
+
+/// How many lease tokens [`PgStore`] takes from the server at a time.
+const TOKEN_BLOCK: i64 = 128;
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,6 +125,18 @@ enum Request {
     /// A lease given back, `(run_id, token)`: nobody waits for it, and the releases queued
     /// together go to the server as one statement (see [`Store::release`] on [`PgStore`]).
     Release(String, i64),
+    /// A claim of one run by id, whose caller waits for its answer; the claims queued together
+    /// go to the server as one statement (see [`Store::claim_run`] on [`PgStore`]).
+    Claim(ClaimRequest),
+}
+
+/// One caller's [`Store::claim_run`].
+struct ClaimRequest {
+    run_id: String,
+    owner: String,
+    now_ms: i64,
+    expires_ms: i64,
+    reply: std::sync::mpsc::SyncSender<Result<Option<Lease>, StoreError>>,
 }
 
 /// The read connection and its prepared statements.
@@ -135,11 +154,12 @@ struct Reader {
     timers_page: Statement,
     claim_ready: Statement,
     claim_timers: Statement,
-    claim_run: Statement,
+    claim_runs: Statement,
     announce: Statement,
     renew: Statement,
     renew_all: Statement,
     release: Statement,
+    tokens: Statement,
 }
 
 impl Reader {
@@ -161,10 +181,25 @@ impl Reader {
             "WITH c AS (SELECT run_id FROM runs WHERE ready AND {CLAIMABLE}
                         ORDER BY run_id LIMIT $4 FOR UPDATE SKIP LOCKED) {GRANT}"
         );
-        let claim_run = format!(
-            "WITH c AS (SELECT run_id FROM runs WHERE run_id = $4 AND {CLAIMABLE}
-                        FOR UPDATE) {GRANT}"
-        );
+        // Several claims by id at once, each with its owner and times (in this process,
+        // several engines may share one store); one run appears once.
+        let claim_runs = "
+            WITH c AS (SELECT r.run_id, g.owner, g.expires_ms
+                       FROM runs r
+                       JOIN unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+                            AS g(run_id, owner, now_ms, expires_ms) ON g.run_id = r.run_id
+                       WHERE r.lease_owner IS NULL OR r.lease_owner = g.owner
+                             OR r.lease_expires_ms <= g.now_ms
+                       ORDER BY r.run_id FOR UPDATE OF r)
+            UPDATE runs r SET
+                lease_token = CASE WHEN r.lease_owner = c.owner THEN r.lease_token
+                                   ELSE nextval('lease_tokens') END,
+                lease_expires_ms = CASE WHEN r.lease_owner = c.owner
+                                        THEN GREATEST(r.lease_expires_ms, c.expires_ms)
+                                        ELSE c.expires_ms END,
+                lease_owner = c.owner
+            FROM c WHERE r.run_id = c.run_id
+            RETURNING r.run_id, r.lease_owner, r.lease_token, r.lease_expires_ms";
         let claim_timers = format!(
             "WITH c AS (SELECT run_id FROM runs WHERE timer_ms <= $5 AND {CLAIMABLE}
                         ORDER BY timer_ms, run_id LIMIT $4 FOR UPDATE SKIP LOCKED) {GRANT}"
@@ -208,7 +243,7 @@ impl Reader {
                 .await?,
             claim_ready: client.prepare(&claim_ready).await?,
             claim_timers: client.prepare(&claim_timers).await?,
-            claim_run: client.prepare(&claim_run).await?,
+            claim_runs: client.prepare(claim_runs).await?,
             announce: client
                 .prepare(&format!("SELECT pg_notify('{CHANNEL}', $1)"))
                 .await?,
@@ -233,6 +268,9 @@ impl Reader {
                      FROM unnest($1::text[], $2::bigint[]) AS g(run_id, token)
                      WHERE r.run_id = g.run_id AND r.lease_token = g.token",
                 )
+                .await?,
+            tokens: client
+                .prepare("SELECT nextval('lease_tokens') FROM generate_series(1, $1::bigint)")
                 .await?,
             client,
         })
@@ -327,6 +365,7 @@ impl PgStore {
             exit,
             thread: Mutex::new(Some(thread)),
             wakeups,
+            tokens: Mutex::default(),
         })
     }
 
@@ -535,14 +574,26 @@ fn serve(
                         // to the server as one statement, sent before the read that followed
                         // them (the connection runs statements in the order they are sent,
                         // so a claim after a release finds the run released).
+                        // The claims queued together go as one statement too, after the
+                        // releases queued before them: a claim that reached the server before
+                        // the release of its owner's own lease would keep that lease's token,
+                        // which the release then takes away.
                         let mut releases = (Vec::new(), Vec::new());
+                        let mut claims = Vec::new();
                         let mut next = Some(request);
                         while let Some(request) = next {
                             match request {
                                 Request::Release(run_id, token) => {
+                                    if !claims.is_empty() {
+                                        let batch = std::mem::take(&mut releases);
+                                        in_flight.spawn(release_all(reader.clone(), batch));
+                                        let batch = std::mem::take(&mut claims);
+                                        in_flight.spawn(claim_all(reader.clone(), batch));
+                                    }
                                     releases.0.push(run_id);
                                     releases.1.push(token);
                                 }
+                                Request::Claim(claim) => claims.push(claim),
                                 Request::Read(job) => {
                                     if !releases.0.is_empty() {
                                         let batch = std::mem::take(&mut releases);
@@ -555,6 +606,9 @@ fn serve(
                         }
                         if !releases.0.is_empty() {
                             in_flight.spawn(release_all(reader.clone(), releases));
+                        }
+                        if !claims.is_empty() {
+                            in_flight.spawn(claim_all(reader.clone(), claims));
                         }
                     }
                     None => break,
@@ -578,6 +632,48 @@ async fn release_all(reader: Arc<Reader>, (run_ids, tokens): (Vec<String>, Vec<i
         .await
     {
         tracing::debug!(error = %e, leases = run_ids.len(), "releasing leases (they lapse)");
+    }
+}
+
+/// Answers the claims by id `claims` with one statement per distinct set of runs (one, unless
+/// two callers claim the same run at once).
+async fn claim_all(reader: Arc<Reader>, mut claims: Vec<ClaimRequest>) {
+    while !claims.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        let (batch, later): (Vec<ClaimRequest>, Vec<ClaimRequest>) = claims
+            .into_iter()
+            .partition(|claim| seen.insert(claim.run_id.clone()));
+        claims = later;
+        let run_ids: Vec<&str> = batch.iter().map(|c| c.run_id.as_str()).collect();
+        let owners: Vec<&str> = batch.iter().map(|c| c.owner.as_str()).collect();
+        let nows: Vec<i64> = batch.iter().map(|c| c.now_ms).collect();
+        let expiries: Vec<i64> = batch.iter().map(|c| c.expires_ms).collect();
+        match reader
+            .client
+            .query(&reader.claim_runs, &[&run_ids, &owners, &nows, &expiries])
+            .await
+        {
+            Ok(rows) => {
+                let mut granted: std::collections::HashMap<String, (String, i64, i64)> = rows
+                    .into_iter()
+                    .map(|row| (row.get(0), (row.get(1), row.get(2), row.get(3))))
+                    .collect();
+                for claim in batch {
+                    let lease = granted
+                        .remove(&claim.run_id)
+                        .map(|(owner, token, expires)| {
+                            Lease::new(claim.run_id, owner, from_db(token), from_db(expires))
+                        });
+                    let _ = claim.reply.send(Ok(lease));
+                }
+            }
+            Err(e) => {
+                let e = backend("claiming a run", e);
+                for claim in batch {
+                    let _ = claim.reply.send(Err(e.clone()));
+                }
+            }
+        }
     }
 }
 
@@ -935,21 +1031,67 @@ impl Store for PgStore {
         sender.send(request).map_err(|_| StoreError::Closed)
     }
 
+    /// The claims by id that callers make at the same time go to the server as one
+    /// statement: each claim that grants a lease is a transaction and a WAL flush there.
     fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
-        let owner = claim.owner.to_owned();
-        let (now, expires) = (
-            to_db(claim.now_ms),
-            to_db(claim.now_ms.saturating_add(claim.lease_ms)),
-        );
-        let run_id = run_id.to_owned();
-        self.call(move |r| async move {
-            let row = r
-                .client
-                .query_opt(&r.claim_run, &[&owner, &now, &expires, &run_id])
-                .await
-                .map_err(pg("claiming a run"))?;
-            Ok(row.map(|row| Lease::new(run_id, owner, from_db(row.get(2)), from_db(row.get(3)))))
-        })
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let request = Request::Claim(ClaimRequest {
+            run_id: run_id.to_owned(),
+            owner: claim.owner.to_owned(),
+            now_ms: to_db(claim.now_ms),
+            expires_ms: to_db(claim.now_ms.saturating_add(claim.lease_ms)),
+            reply,
+        });
+        {
+            let reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            let sender = reads.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(request).map_err(|_| StoreError::Closed)?;
+        }
+        answer.recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// The lease is written with the run by the commit that creates it: its token comes from
+    /// a block taken from the server's token sequence beforehand, so asking costs no round
+    /// trip most of the time. The lease's expiry is on the claimant's clock, as a claim's.
+    fn lease_new_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        let taken = self
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let token = match taken {
+            Some(token) => token,
+            None => {
+                let mut block = self.call(move |r| async move {
+                    let rows = r
+                        .client
+                        .query(&r.tokens, &[&TOKEN_BLOCK])
+                        .await
+                        .map_err(pg("taking lease tokens"))?;
+                    Ok(rows
+                        .iter()
+                        .map(|row| row.get::<_, i64>(0))
+                        .collect::<Vec<_>>())
+                })?;
+                let token = block.pop().ok_or_else(|| {
+                    StoreError::backend(
+                        "taking lease tokens",
+                        std::io::Error::other("the server answered no token"),
+                    )
+                })?;
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(block);
+                token
+            }
+        };
+        Ok(Some(Lease::new(
+            run_id,
+            claim.owner,
+            from_db(token),
+            claim.now_ms.saturating_add(claim.lease_ms),
+        )))
     }
 
     fn announce(&self, run_id: &str) -> Result<(), StoreError> {

@@ -482,6 +482,10 @@ impl Store for PayloadStore {
         self.inner.claim_run(claim, run_id)
     }
 
+    fn lease_new_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        self.inner.lease_new_run(claim, run_id)
+    }
+
     fn announce(&self, run_id: &str) -> Result<(), StoreError> {
         self.inner.announce(run_id)
     }

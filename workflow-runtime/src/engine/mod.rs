@@ -37,7 +37,7 @@ use crate::error::{EngineError, Refused, StoreError};
 use crate::model::{Command, Workflow};
 use crate::payload::{PayloadCodec, PayloadStore};
 use crate::step::DataMap;
-use crate::store::{Fence, FileStore, Store};
+use crate::store::{Fence, FileStore, Lease, Store};
 use crate::timers::{Pager, Timers};
 use crate::trace::{TraceEvent, TraceKind};
 use crate::types::RunRecord;
@@ -1289,12 +1289,13 @@ impl Inner {
             }
             _ => None,
         };
-        let announce;
-        (write.fence, announce) = self.fence(&write, creates)?;
+        let announce = self.fence(&mut write, creates)?;
+        // A new run's record is trusted under the lease its commit grants.
+        let fence = write.grant.as_ref().map_or(write.fence, Lease::fence);
         let hot = match (&effects, &write.run) {
-            (Some(fx), Some(run)) if matches!(fx.start, Some(Command::Step { .. })) => Some(
-                Box::new((self.store.epoch(), write.fence, run.record.clone())),
-            ),
+            (Some(fx), Some(run)) if matches!(fx.start, Some(Command::Step { .. })) => {
+                Some(Box::new((self.store.epoch(), fence, run.record.clone())))
+            }
             _ => None,
         };
         // Every commit happens under its run's lock, whose holder noted the epoch.

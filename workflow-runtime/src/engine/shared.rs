@@ -356,30 +356,52 @@ impl Inner {
         }
     }
 
-    /// The fence of a checkpoint, and whether to announce the run once it is durable. A
-    /// record write of an existing run needs the run's lease; a new run, a purge of an ended
-    /// run and a write that leaves the record alone (a buffered signal, a trace event) do not.
+    /// Sets the fence of a checkpoint, and answers whether to announce the run once it is
+    /// durable. A record write of an existing run needs the run's lease; a new run, a purge
+    /// of an ended run and a write that leaves the record alone (a buffered signal, a trace
+    /// event) do not. A new run of a workflow this engine drives gets its lease from the
+    /// commit that creates it ([`CheckpointWrite::grant`]), held from now on: no claim after
+    /// the commit, and no other worker claims it in between.
     pub(super) fn fence(
         &self,
-        write: &CheckpointWrite,
+        write: &mut CheckpointWrite,
         creates: bool,
-    ) -> Result<(Fence, bool), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some(sh) = &self.shared else {
-            return Ok((Fence::Exclusive, false));
+            write.fence = Fence::Exclusive;
+            return Ok(false);
         };
         if let Some(lease) = lock(&sh.leases).get(&write.run_id) {
-            return Ok((lease.fence(), false));
+            write.fence = lease.fence();
+            return Ok(false);
         }
         if write.run.is_some() && !creates && !write.purge {
             return Err(StoreError::NotOwner {
                 run_id: write.run_id.clone(),
             });
         }
+        write.fence = Fence::Exclusive;
         let announce = match &write.run {
-            Some(run) if creates => !self.registry().contains(&run.record.workflow),
+            Some(run) if creates => {
+                let ours = self.registry().contains(&run.record.workflow);
+                if ours && !write.purge {
+                    match self.store.lease_new_run(&sh.claim(1), &write.run_id) {
+                        Ok(Some(lease)) => {
+                            sh.hold(lease.clone());
+                            write.grant = Some(lease);
+                        }
+                        // Claimed after the commit instead.
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::debug!(run_id = %write.run_id, error = %e, "leasing a new run");
+                        }
+                    }
+                }
+                !ours
+            }
             _ => write.buffer.is_some(),
         };
-        Ok((Fence::Exclusive, announce))
+        Ok(announce)
     }
 
     /// The fence this engine would write the run under now: its lease's, when it holds one;

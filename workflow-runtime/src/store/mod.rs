@@ -345,6 +345,23 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// A lease for `claim.owner` on run `run_id`, which the caller is about to create with a
+    /// checkpoint carrying it ([`CheckpointWrite::grant`]): a shared engine that creates a run
+    /// it drives asks for one, so that it needs no claim once the run exists. `None` when the
+    /// backend grants no lease before the run exists (the default; the creator then claims
+    /// the run after its commit, [`Store::claim_run`]) or sees another owner's live lease on
+    /// it. A backend that writes leases with its runs (PostgreSQL) answers without looking at
+    /// the run and grants the lease by that commit alone, which leaves a run that exists by
+    /// then with the lease it has; the token it answers differs from every other grant's.
+    /// `claim.limit` is ignored.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn lease_new_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        let _ = (claim, run_id);
+        Ok(None)
+    }
+
     /// Tells the other processes sharing the store that run `run_id` has work no lease covers
     /// yet (it was just started, or a signal was buffered for it by a process that does not
     /// drive it), once what made that work is durable. Their [`Store::wait_for_work`] returns
@@ -752,6 +769,15 @@ pub struct CheckpointWrite {
     /// if one of them is refused, the whole write is refused. Nested `others` are not allowed
     /// (a backend may refuse them). Empty for most checkpoints.
     pub others: Vec<CheckpointWrite>,
+    /// A lease on the run this checkpoint creates, from [`Store::lease_new_run`], held by the
+    /// writer from the commit on: a backend that keeps leases with its runs (a database)
+    /// writes it with the new run, so that the writer drives the run without claiming it
+    /// after the commit and no other worker claims it in between; one that granted it at once
+    /// (the embedded store, whose leases live in memory) has nothing left to do. Only a
+    /// checkpoint that writes a record carries one. If the run exists by the time of the
+    /// commit, it keeps the lease it has, and the writer's later checkpoints under this one
+    /// are refused like any stale lease's. `None` for most checkpoints.
+    pub grant: Option<Lease>,
 }
 
 impl CheckpointWrite {
@@ -776,6 +802,7 @@ impl CheckpointWrite {
             purge: false,
             epoch: None,
             others: Vec::new(),
+            grant: None,
         }
     }
 

@@ -149,6 +149,7 @@ macro_rules! store_conformance {
                 reads_claim_nothing,
                 commits_under_a_stale_lease_are_refused,
                 a_run_is_claimed_by_id,
+                a_new_run_is_leased_by_the_commit_that_creates_it,
                 concurrent_commits_are_acknowledged_one_by_one,
                 a_reopened_store_keeps_everything_acknowledged,
                 a_closed_store_refuses_work,
@@ -783,6 +784,110 @@ pub async fn a_run_is_claimed_by_id<H: Harness>(h: &H) {
         Err(StoreError::NotOwner { run_id }) if run_id == "r1"
     ));
     assert_eq!(store.run("r1").expect("read").expect("r1").seq, 2);
+}
+
+/// [`Store::lease_new_run`] with [`CheckpointWrite::grant`]: the commit that creates a run
+/// leaves it leased to its creator, so no other owner claims it while that lease is live; the
+/// lease then behaves as a claimed one (kept by its holder's claim, lapsing, fencing). A run
+/// that exists by the time of the creating commit keeps the lease it has. A backend that
+/// grants no lease before the run exists answers `None`; the creator claims the run instead.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::a_new_run_is_leased_by_the_commit_that_creates_it(&h).await
+/// });
+/// ```
+pub async fn a_new_run_is_leased_by_the_commit_that_creates_it<H: Harness>(h: &H) {
+    let store = h.open();
+    let s = step("s");
+    let Some(lease) = store.lease_new_run(&claim("a", 0), "r1").expect("lease") else {
+        commit(&store, moves("r1", record(1, Some(s)), None)).await;
+        assert!(
+            store
+                .claim_run(&claim("a", 0), "r1")
+                .expect("claim")
+                .is_some(),
+            "without a lease from its creation, the creator claims the new run"
+        );
+        return;
+    };
+    assert_eq!(
+        (
+            lease.run_id.as_str(),
+            lease.owner.as_str(),
+            lease.expires_ms
+        ),
+        ("r1", "a", 1_000)
+    );
+    let mut create = moves("r1", record(1, Some(s.clone())), None);
+    create.grant = Some(lease.clone());
+    commit(&store, create).await;
+    assert!(
+        store
+            .claim_ready(&claim("b", 500))
+            .expect("claim")
+            .is_empty(),
+        "a new run leased to its creator is not claimed by another owner"
+    );
+    assert_eq!(
+        store.claim_run(&claim("b", 500), "r1").expect("claim"),
+        None
+    );
+    let mut next = moves("r1", record(2, Some(s.clone())), Some(s.clone()));
+    next.fence = lease.fence();
+    commit(&store, next).await;
+    let again = store
+        .claim_run(&claim("a", 600), "r1")
+        .expect("claim")
+        .expect("the holder claims again");
+    assert_eq!(again.token, lease.token, "the holder keeps its lease");
+
+    // It lapses like any lease: another owner takes the run over, and the creator is fenced.
+    let lease_b = store
+        .claim_run(&claim("b", 2_000), "r1")
+        .expect("claim")
+        .expect("a lapsed lease is taken over");
+    assert_ne!(lease_b.token, lease.token);
+    let mut stale = moves("r1", record(3, None), Some(s.clone()));
+    stale.fence = lease.fence();
+    assert!(matches!(
+        store.commit(stale).await,
+        Err(StoreError::NotOwner { run_id }) if run_id == "r1"
+    ));
+    assert_eq!(store.run("r1").expect("read").expect("r1").seq, 2);
+
+    // A creation racing with one that got there first leaves the run's lease alone.
+    if let Some(late) = store
+        .lease_new_run(&claim("c", 2_100), "r1")
+        .expect("lease")
+    {
+        assert_ne!(late.token, lease_b.token);
+        let mut create = moves("r1", record(2, Some(s.clone())), None);
+        create.grant = Some(late.clone());
+        commit(&store, create).await;
+        let mut fenced = moves("r1", record(3, None), Some(s.clone()));
+        fenced.fence = late.fence();
+        assert!(matches!(
+            store.commit(fenced).await,
+            Err(StoreError::NotOwner { run_id }) if run_id == "r1"
+        ));
+    }
+    let mut done = moves("r1", record(3, None), Some(s));
+    done.fence = lease_b.fence();
+    commit(&store, done).await;
+    assert!(store.run("r1").expect("read").expect("r1").is_finished());
 }
 
 /// A run is granted to one owner at a time: another owner's claim skips it until the lease

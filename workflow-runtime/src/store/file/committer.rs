@@ -68,6 +68,8 @@ impl Job {
             purge,
             epoch,
             others,
+            // Granted in memory by `lease_new_run` already.
+            grant: _,
         } = cp;
         let encode = |what: &str, e| {
             StoreError::Codec(CodecError::encoding(

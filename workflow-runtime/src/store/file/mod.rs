@@ -1052,6 +1052,18 @@ impl Store for FileStore {
         ))
     }
 
+    /// Granted at once: the leases live in this process's memory, so the lease holds from
+    /// now, and the commit that creates the run has nothing to add.
+    fn lease_new_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        let mut rows = self.leases.rows();
+        Ok(Leases::grant(
+            &mut rows,
+            &self.leases.next_token,
+            run_id,
+            claim,
+        ))
+    }
+
     fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
         let mut rows = self.leases.rows();
         match rows.get_mut(&lease.run_id) {
