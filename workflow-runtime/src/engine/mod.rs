@@ -1126,6 +1126,14 @@ impl Inner {
     }
 
     async fn lock_run(&self, run_id: &str) -> RunLock<'_> {
+        let lock = self.lock_run_unclaimed(run_id).await;
+        self.acquire(run_id);
+        lock
+    }
+
+    /// [`Inner::lock_run`] without claiming the run's lease in shared mode: for a start, which
+    /// either creates the run (its commit grants the lease) or finds it and leaves it alone.
+    async fn lock_run_unclaimed(&self, run_id: &str) -> RunLock<'_> {
         let mutex = {
             let mut locks = lock(&self.locks);
             let entry = locks.entry(run_id.to_owned()).or_default();
@@ -1141,7 +1149,6 @@ impl Inner {
         if let Some(entry) = lock(&self.locks).get_mut(run_id) {
             entry.epoch = epoch;
         }
-        self.acquire(run_id);
         RunLock {
             _interest: interest,
             guard: Some(guard),

@@ -79,7 +79,7 @@ impl Engine {
         inner.check_size(|| format!("the input of run `{run_id}`"), &input_json)?;
         let input_hash = fnv1a(FNV_OFFSET, input_json.to_string().as_bytes());
 
-        let _lock = inner.lock_run(&run_id).await;
+        let _lock = inner.lock_run_unclaimed(&run_id).await;
         if let Some(rec) = inner.store.run(&run_id)? {
             inner.confirm(&run_id, true).await?;
             if rec.workflow != W::NAME {

@@ -121,7 +121,7 @@ impl Engine {
             .map_err(StartError::from)?;
 
         let exists = {
-            let _lock = inner.lock_run(&run_id).await;
+            let _lock = inner.lock_run_unclaimed(&run_id).await;
             match inner.store.run(&run_id).map_err(StartError::from)? {
                 Some(rec) => Some(rec.workflow),
                 None => {
