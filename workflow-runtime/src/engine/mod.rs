@@ -1127,7 +1127,7 @@ impl Inner {
 
     async fn lock_run(&self, run_id: &str) -> RunLock<'_> {
         let lock = self.lock_run_unclaimed(run_id).await;
-        self.acquire(run_id);
+        self.acquire(run_id).await;
         lock
     }
 

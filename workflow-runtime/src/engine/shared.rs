@@ -276,15 +276,27 @@ impl Inner {
 
     /// Under the run's lock: claims the run unless its lease is held here already. A process
     /// that registers no workflow never claims.
-    pub(super) fn acquire(&self, run_id: &str) {
+    ///
+    /// The claim waits on a thread of the blocking pool, not on a runtime thread: a store
+    /// that sends the claims made at the same time as one statement (PostgreSQL, where each
+    /// claim statement is a transaction and a WAL flush) can only group the claims whose
+    /// callers wait at once, and on the runtime's threads no more than their number would.
+    /// The lease is kept by that thread, so a caller that stops waiting loses nothing.
+    pub(super) async fn acquire(&self, run_id: &str) {
         let Some(sh) = &self.shared else { return };
         if lock(&sh.leases).contains_key(run_id) || self.registry().names().is_empty() {
             return;
         }
-        match self.store.claim_run(&sh.claim(1), run_id) {
-            Ok(Some(lease)) => sh.hold(lease),
-            Ok(None) => {}
-            Err(e) => tracing::debug!(run_id, error = %e, "claiming a run"),
+        let (store, sh, run_id) = (self.store.clone(), sh.clone(), run_id.to_owned());
+        let claimed =
+            tokio::task::spawn_blocking(move || match store.claim_run(&sh.claim(1), &run_id) {
+                Ok(Some(lease)) => sh.hold(lease),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(run_id, error = %e, "claiming a run"),
+            })
+            .await;
+        if let Err(e) = claimed {
+            tracing::debug!(error = %e, "claiming a run");
         }
     }
 
