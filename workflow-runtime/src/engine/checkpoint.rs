@@ -145,6 +145,19 @@ impl Checkpoint {
         self.children.extend(effects);
     }
 
+    /// Adds another existing run's checkpoint to this commit (a child terminated with its
+    /// parent), written under `fence`: that run's lease in shared mode.
+    pub(super) fn rewrite_other(
+        &mut self,
+        other: Checkpoint,
+        next_trace: Option<u64>,
+        fence: crate::store::Fence,
+    ) {
+        let at = self.write.others.len();
+        self.create_child(other, next_trace);
+        self.write.others[at].fence = fence;
+    }
+
     /// The checkpoint as the observer sees it, when this checkpoint writes the run's envelope.
     pub(super) fn snapshot(&self) -> Option<super::hooks::CommittedCheckpoint> {
         (self.touched || self.before.is_none()).then(|| super::hooks::CommittedCheckpoint {

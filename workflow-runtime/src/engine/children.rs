@@ -24,16 +24,11 @@ use super::Inner;
 use super::checkpoint::Checkpoint;
 use crate::children::{ChildError, ChildErrorKind, ChildItem};
 use crate::codec::{FNV_OFFSET, fnv1a};
-use crate::error::{StartError, StoreError};
+use crate::error::{OpsError, StartError, StoreError};
 use crate::model::{Command, Event};
 use crate::store::StoredState;
 use crate::trace::TraceKind;
 use crate::types::{RunRecord, RunStatus};
-
-/// Why a shared engine refuses child workflows, as the parent's failure says.
-const SHARED_REFUSAL: &str = "child workflows are not supported by an engine that shares its \
-     store with other workers yet (`EngineBuilder::shared`); run workflows that start children \
-     on an engine that owns its store";
 
 impl Inner {
     /// Creates the children `cp` asked for, in `cp`'s own commit; an awaited child that
@@ -41,11 +36,6 @@ impl Inner {
     pub(super) fn plan_children(&self, cp: &mut Checkpoint) -> Result<(), StoreError> {
         while !cp.spawn.is_empty() {
             let spawn = std::mem::take(&mut cp.spawn);
-            if self.shared.is_some() {
-                cp.fail(SHARED_REFUSAL.to_owned());
-                cp.spawn.clear();
-                return Ok(());
-            }
             let mut refused = Vec::new();
             for (item, detached) in spawn {
                 if let Err(e) = self.create_child(cp, &item, detached)? {
@@ -117,6 +107,17 @@ impl Inner {
             return Ok(Ok(()));
         }
         let Some(d) = self.driver(&item.workflow) else {
+            // A front end sharing the store ran the first transition of a run it does not
+            // drive: a worker that drives the parent creates the child when it collects.
+            if self.shared.is_some()
+                && !detached
+                && !self.registry().contains(&cp.rec.workflow)
+                && let Some(Command::Children { items, .. }) = &mut cp.rec.pending
+                && let Some(pending) = items.iter_mut().find(|i| i.run_id == item.run_id)
+            {
+                pending.deferred = true;
+                return Ok(Ok(()));
+            }
             return err(
                 ChildErrorKind::Unavailable,
                 format!("workflow `{}` is not registered", item.workflow),
@@ -189,10 +190,23 @@ impl Inner {
             if rec.is_finished() {
                 return Ok(());
             }
+            // Shared mode: the parent may be another worker's to drive (it holds the lease, or
+            // this engine does not register the parent's workflow). The announcement brings
+            // that worker here once it can claim the parent; polling finds it otherwise, a
+            // parent awaiting children being indexed as ready.
+            if !self.may_drive(parent_id, &rec.workflow) {
+                self.announce(parent_id);
+                return Ok(());
+            }
             let mut results = Vec::new();
             let mut open = Vec::new();
+            let mut deferred = Vec::new();
             for (index, item) in items.iter().enumerate() {
                 if item.result.is_some() {
+                    continue;
+                }
+                if item.deferred {
+                    deferred.push(index);
                     continue;
                 }
                 match self.store.run(&item.run_id)? {
@@ -211,10 +225,11 @@ impl Inner {
                 }
             }
             cancel_again = rec.cancel.as_ref().map(|c| (c.reason.clone(), open));
-            if !results.is_empty() {
+            if !results.is_empty() || !deferred.is_empty() {
                 let Ok((d, mut cp)) = self.prepare(parent_id, rec).await? else {
                     return Ok(());
                 };
+                self.create_deferred(&mut cp, &deferred, &mut results)?;
                 cp.child_results(&*d, &*self.store, results)?;
                 self.commit(cp).await?;
             }
@@ -222,6 +237,32 @@ impl Inner {
         // A cancellation requested before a crash may not have reached every child.
         if let Some((reason, open)) = cancel_again {
             self.cancel_children(&reason, open).await;
+        }
+        Ok(())
+    }
+
+    /// Creates the awaited children of `cp`'s pending command that the process which asked
+    /// for them left to a worker (see [`ChildItem::deferred`]), in `cp`'s commit; one that
+    /// cannot be created gets its error as its outcome, in `results`.
+    fn create_deferred(
+        &self,
+        cp: &mut Checkpoint,
+        deferred: &[usize],
+        results: &mut Vec<(usize, Result<Value, ChildError>)>,
+    ) -> Result<(), StoreError> {
+        for &index in deferred {
+            let Some(Command::Children { items, .. }) = &mut cp.rec.pending else {
+                return Ok(());
+            };
+            let Some(pending) = items.get_mut(index) else {
+                continue;
+            };
+            pending.deferred = false;
+            let item = pending.clone();
+            cp.touch();
+            if let Err(e) = self.create_child(cp, &item, false)? {
+                results.push((index, Err(e)));
+            }
         }
         Ok(())
     }
@@ -276,12 +317,16 @@ impl Inner {
         parent: &mut Checkpoint,
         reason: &str,
         children: Vec<String>,
-    ) -> Result<(Vec<super::RunLock<'_>>, Vec<(String, Vec<String>)>), StoreError> {
+    ) -> Result<(Vec<super::RunLock<'_>>, Vec<(String, Vec<String>)>), OpsError> {
         let mut locks = Vec::new();
         let mut grandchildren = Vec::new();
         for child in children {
             // Always parent before child, as everywhere: no lock order is reversed.
             let lock = self.lock_run(&child).await;
+            // Shared mode: the child's record is rewritten under its lease, taken from the
+            // worker that drives it (which gives it back once its step ends), so that worker
+            // cannot write over the termination.
+            self.lease_for_op(&child).await?;
             let Some(rec) = self.store.run(&child)? else {
                 continue;
             };
@@ -305,7 +350,7 @@ impl Inner {
                 true => Some(self.store.last_trace(&child)?.map_or(0, |e| e.seq + 1)),
                 false => None,
             };
-            parent.create_child(cp, next);
+            parent.rewrite_other(cp, next, self.held_fence(&child));
             locks.push(lock);
         }
         Ok((locks, grandchildren))

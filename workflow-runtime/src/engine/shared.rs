@@ -619,6 +619,9 @@ impl Inner {
             Some(cmd @ Command::Batch { .. }) => {
                 self.launch_batch(run_id, &rec.workflow, rec.seq, cmd);
             }
+            // Under the run's lock: its children's outcomes are read by a task that takes it
+            // after.
+            Some(Command::Children { .. }) => self.wake_parent(run_id),
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !self.park(run_id, *deadline_ms, rec.seq) =>
             {
