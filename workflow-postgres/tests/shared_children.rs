@@ -232,7 +232,10 @@ async fn every_form_of_child_runs_across_two_workers() {
     }
     // The front end drives nothing: the reviews' approvals are buffered for the workers.
     for review in reviews_waiting(&front, "every-o", 8).await {
-        let outcome = front.signal(&review, "approve", true).await.expect("signal");
+        let outcome = front
+            .signal(&review, "approve", true)
+            .await
+            .expect("signal");
         assert_eq!(outcome, SignalOutcome::Buffered);
     }
     for i in 0..4 {
@@ -313,11 +316,7 @@ async fn a_child_ending_on_another_worker_reaches_a_parent_leased_elsewhere() {
         limit: 1,
     };
     let deadline = Instant::now() + PATIENCE;
-    while holder
-        .claim_run(&claim, "held-1")
-        .expect("claim")
-        .is_none()
-    {
+    while holder.claim_run(&claim, "held-1").expect("claim").is_none() {
         assert!(Instant::now() < deadline, "the parent was never free");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -428,7 +427,10 @@ async fn cancel_and_terminate_reach_children_across_workers() {
     assert_eq!(ended, 2, "both cancellations reached the parent, once each");
     for child in &cancelled {
         assert!(
-            matches!(a.status(child).expect("status"), RunStatus::Cancelled { .. }),
+            matches!(
+                a.status(child).expect("status"),
+                RunStatus::Cancelled { .. }
+            ),
             "{child}"
         );
     }
@@ -440,7 +442,10 @@ async fn cancel_and_terminate_reach_children_across_workers() {
     ));
     for child in &terminated {
         assert!(
-            matches!(b.status(child).expect("status"), RunStatus::Terminated { .. }),
+            matches!(
+                b.status(child).expect("status"),
+                RunStatus::Terminated { .. }
+            ),
             "{child}"
         );
     }

@@ -26,7 +26,7 @@ use crate::children::{ChildError, ChildErrorKind, ChildItem};
 use crate::codec::{FNV_OFFSET, fnv1a};
 use crate::error::{OpsError, StartError, StoreError};
 use crate::model::{Command, Event};
-use crate::store::StoredState;
+use crate::store::{Fence, StoredState};
 use crate::trace::TraceKind;
 use crate::types::{RunRecord, RunStatus};
 
@@ -164,6 +164,11 @@ impl Inner {
                 // Its own children, if its first transition asks for some.
                 self.plan_children(&mut child)?;
             }
+        }
+        // Shared mode: a concurrent `Engine::start` of the same id in another process may
+        // create it first; the store then refuses this whole commit rather than overwrite.
+        if self.shared.is_some() {
+            child.set_fence(Fence::Create);
         }
         // A new run's trace starts at 0.
         let next = crate::telemetry::wants_trace_events().then_some(0);
@@ -350,7 +355,8 @@ impl Inner {
                 true => Some(self.store.last_trace(&child)?.map_or(0, |e| e.seq + 1)),
                 false => None,
             };
-            parent.rewrite_other(cp, next, self.held_fence(&child));
+            cp.set_fence(self.held_fence(&child));
+            parent.create_child(cp, next);
             locks.push(lock);
         }
         Ok((locks, grandchildren))
