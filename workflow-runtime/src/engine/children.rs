@@ -16,6 +16,17 @@
 //! the parent's checkpoint, the next open resumes the parent, which reads them again: an
 //! outcome is never lost, and each reaches the parent once (stored in its pending command).
 //!
+//! Shared mode (several workers on one store): the parent's commit that creates the children
+//! is written under the parent's lease, and each child under [`Fence::Create`], so that an
+//! `Engine::start` of the same id in another process at the same instant makes the store
+//! refuse the whole commit instead of one overwriting the other; the commit is then planned
+//! again, and the child adopted or a conflict. The worker that ends a child collects the
+//! parent's outcomes only if it may drive the parent (it registers its workflow and takes its
+//! lease); otherwise it announces the parent, and the worker that claims it collects them
+//! (claimed parents suspended on children collect, and they are indexed as ready, so polling
+//! finds them too). A front end that drives no workflow leaves the awaited children of a run it
+//! starts to that worker ([`ChildItem::deferred`]).
+//!
 //! [`CheckpointWrite::others`]: crate::store::CheckpointWrite::others
 
 use serde_json::Value;
