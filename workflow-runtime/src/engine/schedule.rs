@@ -1285,15 +1285,18 @@ impl Inner {
         input_hash: u64,
     ) -> Result<Started, StoreError> {
         let _lock = self.lock_run(run_id).await;
-        if let Some(rec) = self.store.run(run_id)? {
-            return Ok(if rec.workflow == d.name() {
+        let existed = |rec: RunRecord| {
+            if rec.workflow == d.name() {
                 Started::Existed
             } else {
                 Started::Refused(format!(
                     "run `{run_id}` exists as a run of workflow `{}`",
                     rec.workflow
                 ))
-            });
+            }
+        };
+        if let Some(rec) = self.store.run(run_id)? {
+            return Ok(existed(rec));
         }
         let (state, panicked) = match d.start_json(input) {
             Err(why) => return Ok(Started::Refused(why)),
@@ -1318,8 +1321,17 @@ impl Inner {
             }
             Some(message) => cp.fail(message),
         }
-        self.commit(cp).await?;
-        Ok(Started::Created)
+        match self.commit(cp).await {
+            Ok(()) => Ok(Started::Created),
+            // Shared mode: another process created the id at the same instant.
+            Err(StoreError::NotOwner { .. })
+                if self.shared.is_some()
+                    && let Some(rec) = self.store.run(run_id)? =>
+            {
+                Ok(existed(rec))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
