@@ -276,6 +276,13 @@ impl Inner {
             pending.deferred = false;
             let item = pending.clone();
             cp.touch();
+            // A parent cancelled before its worker got to it does not start the child.
+            if let Some(cancel) = &cp.rec.cancel {
+                let why = format!("its parent was cancelled: {}", cancel.reason);
+                let e = ChildError::new(&item.run_id, ChildErrorKind::Cancelled, why);
+                results.push((index, Err(e)));
+                continue;
+            }
             if let Err(e) = self.create_child(cp, &item, false)? {
                 results.push((index, Err(e)));
             }
