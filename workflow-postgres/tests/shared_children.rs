@@ -59,6 +59,42 @@ async fn line_review(ctx: &mut WorkflowContext, sku: String) -> Result<u64, Work
     Ok(cents + checked)
 }
 
+/// Steps that have begun, by idempotency key.
+fn begun() -> &'static Mutex<Vec<String>> {
+    static BEGUN: std::sync::OnceLock<Mutex<Vec<String>>> = std::sync::OnceLock::new();
+    BEGUN.get_or_init(Mutex::default)
+}
+
+#[function]
+async fn slow_price(ctx: StepContext, sku: String) -> Result<u64, StepError> {
+    begun().lock().unwrap().push(ctx.idempotency_key());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    price(ctx, sku).await
+}
+
+#[workflow]
+async fn slow_review(ctx: &mut WorkflowContext, sku: String) -> Result<u64, WorkflowError> {
+    // The slow step is the second: its worker keeps the record its commit scheduled it with
+    // and does not read the run again before it writes the step's result.
+    let first = ctx.step(price, sku.clone()).await?;
+    let slow = ctx.step(slow_price, sku).await?;
+    let cents: u64 = first + slow;
+    let ok = ctx
+        .wait_for_signal::<bool>("approve", Duration::from_secs(3_600), cents)
+        .await?;
+    Ok(if ok { cents } else { 0 })
+}
+
+#[workflow]
+async fn slow_order(ctx: &mut WorkflowContext, skus: Vec<String>) -> Result<u64, WorkflowError> {
+    let results = ctx.fan_out_children(slow_review, skus).await;
+    let mut sum = 0;
+    for r in results {
+        sum += r?;
+    }
+    Ok(sum)
+}
+
 #[workflow]
 async fn single(ctx: &mut WorkflowContext, sku: String) -> Result<String, WorkflowError> {
     let cents = ctx.child(quote, sku.clone()).await?;
@@ -117,6 +153,8 @@ async fn worker(url: &str, name: &'static str) -> Engine {
         .register(fire)
         .register(nested)
         .register(order)
+        .register(slow_review)
+        .register(slow_order)
         .data(WorkerName(name))
         .shared(settings(name))
         .open_store(open(url).await)
@@ -456,6 +494,69 @@ async fn cancel_and_terminate_reach_children_across_workers() {
             a.status(child).expect("status"),
             RunStatus::Terminated { .. }
         ));
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_waits_for_a_child_step_another_worker_runs() {
+    let url = TestCluster::shared().create_database();
+    // The reviews' steps run on a, the only worker; the front end terminates their parent.
+    let a = worker(&url, "a").await;
+    let b = front_end(&url).await;
+    a.start(slow_order, "busy-1", vec!["abc".into(), "de".into()])
+        .await
+        .expect("start");
+    let deadline = Instant::now() + PATIENCE;
+    while begun()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|k| k.starts_with("busy-1/"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the reviews' steps never began");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    b.terminate("busy-1", "fraud").await.expect("terminate");
+    let children: Vec<String> = a
+        .runs(&workflow_runtime::RunFilter {
+            workflow: Some("slow_review".into()),
+            ..Default::default()
+        })
+        .expect("runs")
+        .runs
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(children.len(), 2, "{children:?}");
+    // The worker that ran a child's step could not write over its termination afterwards.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(matches!(
+        a.status("busy-1").expect("status"),
+        RunStatus::Terminated { .. }
+    ));
+    for child in &children {
+        assert!(
+            matches!(
+                a.status(child).expect("status"),
+                RunStatus::Terminated { .. }
+            ),
+            "{child}: {:?}",
+            a.status(child)
+        );
+        let after = a
+            .trace(child)
+            .expect("trace")
+            .into_iter()
+            .skip_while(|e| !matches!(e.kind, TraceKind::Terminated { .. }))
+            .count();
+        assert_eq!(
+            after, 1,
+            "{child}: nothing was written after its termination"
+        );
     }
     a.shutdown().await;
     b.shutdown().await;
