@@ -252,3 +252,41 @@ async fn a_child_id_taken_by_a_concurrent_start_is_adopted_or_refused_once() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_start_at_of_one_id_make_one_schedule_and_one_run() {
+    let url = TestCluster::shared().create_database();
+    let a = engine(&url, "a", true).await;
+    let b = engine(&url, "b", true).await;
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("in range");
+    for i in 0..20_u64 {
+        let run = format!("at-{i}");
+        let gate = Arc::new(Barrier::new(2));
+        let go = |e: &Engine| {
+            let (e, gate, run) = (e.clone(), gate.clone(), run.clone());
+            tokio::spawn(async move {
+                gate.wait().await;
+                e.start_at(calc, run, i, now_ms).await.map(|_| ())
+            })
+        };
+        let (x, y) = (go(&a), go(&b));
+        x.await.expect("task").expect("the first start_at");
+        y.await.expect("task").expect("the second start_at");
+        // The schedule fires (its time has passed) on whichever worker claims its timer.
+        let deadline = Instant::now() + PATIENCE;
+        while a.status(&run).is_err() {
+            assert!(Instant::now() < deadline, "{run} never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(result(&a, calc, &run).await, Ok(2 * i), "{run}");
+        assert_eq!(started(&a, &run), 1, "{run} was started twice");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

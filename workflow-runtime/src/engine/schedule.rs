@@ -646,7 +646,7 @@ impl Engine {
             .check_size(|| format!("the input of schedule `{id}`"), &input_json)
             .map_err(StartError::from)?;
         let input_hash = fnv1a(FNV_OFFSET, input_json.to_string().as_bytes());
-        let mut wanted = Stored {
+        let wanted = Stored {
             workflow: W::NAME.to_owned(),
             input: input_json,
             input_hash,
@@ -663,13 +663,34 @@ impl Engine {
             truncated: false,
         };
 
-        let _lock = inner.lock_run(&rid).await;
+        // Shared mode: another process may create the same schedule at the same instant, and
+        // the store then refuses this creation; the second try finds it stored.
+        let mut tries = if inner.shared.is_some() { 2 } else { 1 };
+        loop {
+            tries -= 1;
+            match self.store_schedule(&id, &rid, wanted.clone()).await {
+                Err(ScheduleError::Storage(StoreError::NotOwner { .. })) if tries > 0 => {}
+                answer => return answer,
+            }
+        }
+    }
+
+    /// The part of [`Engine::put_schedule`] under the schedule's lock: writes `wanted` as a new
+    /// schedule, or over the stored one as its rules say.
+    async fn store_schedule(
+        &self,
+        id: &str,
+        rid: &str,
+        mut wanted: Stored,
+    ) -> Result<ScheduleInfo, ScheduleError> {
+        let inner = &self.inner;
+        let _lock = inner.lock_run(rid).await;
         let now = inner.clock.now_ms();
-        let existing = inner.store.run(&rid)?;
+        let existing = inner.store.run(rid)?;
         let mut cp = match existing {
             Some(rec) if rec.workflow != SCHEDULE_WORKFLOW => {
                 return Err(StartError::Conflict {
-                    run_id: rid,
+                    run_id: rid.to_owned(),
                     reason: format!("as a run of workflow `{}`, not a schedule", rec.workflow),
                 }
                 .into());
@@ -706,7 +727,7 @@ impl Engine {
             }
             None => {
                 let mut rec = RunRecord::new(SCHEDULE_WORKFLOW, Value::Null, now);
-                rec.input_hash = input_hash;
+                rec.input_hash = wanted.input_hash;
                 let mut cp = Checkpoint::create(&rid, now, rec);
                 cp.trace(TraceKind::Started {
                     workflow: SCHEDULE_WORKFLOW.to_owned(),
