@@ -699,8 +699,8 @@ impl Engine {
                 let stored = decode(&rec)?;
                 let deleted = matches!(rec.status, RunStatus::Terminated { .. });
                 if !deleted && stored.same_definition(&wanted) {
-                    inner.confirm(&rid, true).await?;
-                    return Ok(info(&id, &stored, &rec));
+                    inner.confirm(rid, true).await?;
+                    return Ok(info(id, &stored, &rec));
                 }
                 if !deleted && stored.run_id.is_some() && stored.last_tick_ms.is_some() {
                     // A one-shot that fired has started its run: like `start`, another input
@@ -721,14 +721,14 @@ impl Engine {
                     // Ticks a firing decided to start before a crash still start.
                     wanted.starting = stored.starting;
                 }
-                let mut cp = Checkpoint::load(&rid, now, rec);
+                let mut cp = Checkpoint::load(rid, now, rec);
                 cp.rec.seq += 1;
                 cp
             }
             None => {
                 let mut rec = RunRecord::new(SCHEDULE_WORKFLOW, Value::Null, now);
                 rec.input_hash = wanted.input_hash;
-                let mut cp = Checkpoint::create(&rid, now, rec);
+                let mut cp = Checkpoint::create(rid, now, rec);
                 cp.trace(TraceKind::Started {
                     workflow: SCHEDULE_WORKFLOW.to_owned(),
                     version: 1,
@@ -754,7 +754,7 @@ impl Engine {
         };
         if let Some(next) = next {
             // A tick's run id must be accepted when the tick comes.
-            check_name("run id", &wanted.run_for(&id, next)).map_err(StartError::from)?;
+            check_name("run id", &wanted.run_for(id, next)).map_err(StartError::from)?;
         } else if wanted.run_id.is_none() {
             return Err(ScheduleError::Invalid {
                 spec: wanted.spec.describe(),
@@ -770,7 +770,7 @@ impl Engine {
         );
         let rec = cp.rec.clone();
         inner.commit(cp).await?;
-        Ok(info(&id, &wanted, &rec))
+        Ok(info(id, &wanted, &rec))
     }
 
     /// Every schedule, in id order (a one-shot of [`Engine::start_at`] is listed until it is
