@@ -413,6 +413,11 @@ impl Inner {
             }
             _ => write.buffer.is_some(),
         };
+        // A new run is created only if its id is still free when the store commits it:
+        // another process may start the same id at the same instant.
+        if write.run.is_some() && creates && !write.purge {
+            write.fence = Fence::Create;
+        }
         Ok(announce)
     }
 
@@ -453,8 +458,10 @@ impl Inner {
     /// Another worker owns the run now: stop its step and forget it.
     fn lost(&self, run_id: &str) {
         let Some(sh) = &self.shared else { return };
-        tracing::info!(run_id, owner = %sh.owner, "lost the lease of run `{run_id}` to another worker");
-        lock(&sh.leases).remove(run_id);
+        // A creation refused because the id was taken held no lease to lose.
+        if lock(&sh.leases).remove(run_id).is_some() {
+            tracing::info!(run_id, owner = %sh.owner, "lost the lease of run `{run_id}` to another worker");
+        }
         lock(&sh.armed).remove(run_id);
         self.forget_hot(run_id);
         if let Some(step) = lock(&self.steps).remove(run_id) {
@@ -653,6 +660,9 @@ impl Inner {
             Some(cmd @ Command::Batch { .. }) => {
                 self.launch_batch(run_id, &rec.workflow, rec.seq, cmd);
             }
+            // Under the run's lock: its children's outcomes are read by a task that takes it
+            // after.
+            Some(Command::Children { .. }) => self.wake_parent(run_id),
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !self.park(run_id, *deadline_ms, rec.seq) =>
             {
