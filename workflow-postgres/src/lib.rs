@@ -29,10 +29,16 @@
 //!
 //! Claims are one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)` statement, so concurrent
 //! claimants never get the same run and never wait for each other. A lease lives in the run's
-//! row (owner, token from a sequence, expiry on the claimant's clock). A checkpoint written
-//! under [`Fence::Lease`](workflow_runtime::store::Fence::Lease) locks its run's row in the commit transaction and is refused with
-//! [`StoreError::NotOwner`], writing nothing, unless the token is still the run's lease; the
-//! lock keeps a claim from slipping in between that check and the commit.
+//! row (owner, token from a sequence, expiry on the claimant's clock). Claims of single runs
+//! by id that callers make at the same time go to the server as one statement, as do the
+//! releases queued together. A checkpoint written under
+//! [`Fence::Lease`](workflow_runtime::store::Fence::Lease) is written by an `UPDATE` that
+//! requires the token to still be the run's lease, and is refused with
+//! [`StoreError::NotOwner`], writing nothing, if it is not; the update's row lock keeps a claim
+//! from slipping in between that check and the commit. A new run can come with its creator's
+//! lease ([`Store::lease_new_run`], [`CheckpointWrite::grant`]): written into the new row by
+//! the creating commit, with a token from a block the store takes from the sequence
+//! beforehand.
 //!
 //! A checkpoint that creates a run under
 //! [`Fence::Create`](workflow_runtime::store::Fence::Create) (every new run of a shared engine)

@@ -1006,6 +1006,8 @@ struct Committing {
     shared_run: Option<String>,
     /// Shared mode: announce the run to the other workers once the commit is durable.
     announce: bool,
+    /// Shared mode: the lease the commit grants on the run it creates, held once it is durable.
+    grant: Option<Box<Lease>>,
 }
 
 /// A run's lock and how many parties hold or await it.
@@ -1214,6 +1216,7 @@ impl Inner {
                 ended,
                 shared_run,
                 announce,
+                grant,
             } = begun?;
             if let Err(e) = ack.await {
                 if let (StoreError::NotOwner { .. }, Some(again)) = (&e, again) {
@@ -1239,6 +1242,9 @@ impl Inner {
                     self.commit_failed(run_id, &e);
                 }
                 return Err(e);
+            }
+            if let Some(lease) = grant {
+                self.hold_granted(*lease);
             }
             if announce && let Some(run_id) = &shared_run {
                 self.announce(run_id);
@@ -1320,6 +1326,7 @@ impl Inner {
         let announce = self.fence(&mut write, creates)?;
         // A new run's record is trusted under the lease its commit grants.
         let fence = write.grant.as_ref().map_or(write.fence, Lease::fence);
+        let grant = write.grant.clone().map(Box::new);
         let hot = match (&effects, &write.run) {
             (Some(fx), Some(run)) if matches!(fx.start, Some(Command::Step { .. })) => {
                 Some(Box::new((self.store.epoch(), fence, run.record.clone())))
@@ -1342,6 +1349,7 @@ impl Inner {
             ended,
             shared_run,
             announce,
+            grant,
         })
     }
 

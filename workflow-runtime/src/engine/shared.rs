@@ -372,8 +372,8 @@ impl Inner {
     /// durable. A record write of an existing run needs the run's lease; a new run, a purge
     /// of an ended run and a write that leaves the record alone (a buffered signal, a trace
     /// event) do not. A new run of a workflow this engine drives gets its lease from the
-    /// commit that creates it ([`CheckpointWrite::grant`]), held from now on: no claim after
-    /// the commit, and no other worker claims it in between.
+    /// commit that creates it ([`CheckpointWrite::grant`]): no claim after the commit, and no
+    /// other worker claims it in between.
     pub(super) fn fence(
         &self,
         write: &mut CheckpointWrite,
@@ -398,10 +398,9 @@ impl Inner {
                 let ours = self.registry().contains(&run.record.workflow);
                 if ours && !write.purge {
                     match self.store.lease_new_run(&sh.claim(1), &write.run_id) {
-                        Ok(Some(lease)) => {
-                            sh.hold(lease.clone());
-                            write.grant = Some(lease);
-                        }
+                        // Held once the commit is durable ([`Inner::hold_granted`]): a
+                        // creation refused because another process took the id grants nothing.
+                        Ok(Some(lease)) => write.grant = Some(lease),
                         // Claimed after the commit instead.
                         Ok(None) => {}
                         Err(e) => {
@@ -419,6 +418,13 @@ impl Inner {
             write.fence = Fence::Create;
         }
         Ok(announce)
+    }
+
+    /// A commit that created a run with a lease for this engine is durable: the lease is held.
+    pub(super) fn hold_granted(&self, lease: Lease) {
+        if let Some(sh) = &self.shared {
+            sh.hold(lease);
+        }
     }
 
     /// The fence this engine would write the run under now: its lease's, when it holds one;
