@@ -350,11 +350,11 @@ pub trait Store: Send + Sync + 'static {
     /// checkpoint carrying it ([`CheckpointWrite::grant`]): a shared engine that creates a run
     /// it drives asks for one, so that it needs no claim once the run exists. `None` when the
     /// backend grants no lease before the run exists (the default; the creator then claims
-    /// the run after its commit, [`Store::claim_run`]) or sees another owner's live lease on
-    /// it. A backend that writes leases with its runs (PostgreSQL) answers without looking at
-    /// the run and grants the lease by that commit alone, which leaves a run that exists by
-    /// then with the lease it has; the token it answers differs from every other grant's.
-    /// `claim.limit` is ignored.
+    /// the run after its commit, [`Store::claim_run`]) or sees that the run exists or another
+    /// owner's live lease holds it. A backend that writes leases with its runs (PostgreSQL)
+    /// answers without looking at the run and grants the lease by that commit alone, which
+    /// leaves a run that exists by then with the lease it has; the token it answers differs
+    /// from every other grant's. `claim.limit` is ignored.
     ///
     /// # Errors
     /// As [`Store::run`].

@@ -1053,8 +1053,13 @@ impl Store for FileStore {
     }
 
     /// Granted at once: the leases live in this process's memory, so the lease holds from
-    /// now, and the commit that creates the run has nothing to add.
+    /// now, and the commit that creates the run has nothing to add. Not for a run that exists:
+    /// a creation that finds its id taken is refused, and its lease would keep the run from
+    /// other owners until it lapsed.
     fn lease_new_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
+        if self.run(run_id)?.is_some() {
+            return Ok(None);
+        }
         let mut rows = self.leases.rows();
         Ok(Leases::grant(
             &mut rows,
