@@ -262,7 +262,10 @@ enum Wait {
 }
 
 const WAITS: [(Wait, &str); 3] = [
-    (Wait::Block, "the thread blocks, the task awaits (the committer)"),
+    (
+        Wait::Block,
+        "the thread blocks, the task awaits (the committer)",
+    ),
     (
         Wait::ThreadSpins,
         "the thread spins up to 200 µs for the next message",
