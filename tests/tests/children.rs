@@ -365,28 +365,6 @@ fn states_and_the_diagram_name_the_children() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_engine_sharing_its_store_refuses_children_with_a_clear_error() {
-    let settings = workflow_runtime::LeaseSettings::new(Duration::from_secs(10))
-        .poll_every(Duration::from_millis(20));
-    let engine = Engine::builder()
-        .register(quote)
-        .register(single)
-        .shared(settings)
-        .open_in_memory()
-        .await
-        .unwrap();
-    let run = engine.start(single, "x-1", "abc".into()).await.unwrap();
-    let err = run.result().await.unwrap_err().to_string();
-    assert!(
-        err.contains("child workflows are not supported by an engine that shares its store"),
-        "{err}"
-    );
-    // Nothing was started.
-    assert!(engine.inspect("x-1/quote-1").is_err());
-    engine.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_parent_cancels_its_children_across_a_crash_at_every_commit() {
     // The reviews wait; the parent is cancelled, which cancels them, and their outcomes end
     // the parent. A crash between the parent's cancellation and the children's leaves the

@@ -513,7 +513,11 @@ async fn write(
     if jobs.iter().any(|job| job.purge || !job.others.is_empty()) {
         return write_in_turns(client, st, jobs).await;
     }
-    if at_once(jobs) {
+    // A new run of a shared engine must find its id free after the run locks, which one
+    // statement cannot do: it reads one snapshot, and a run created by a concurrent statement
+    // is not in it.
+    let creates = jobs.iter().any(|job| job.fence == Fence::Create);
+    if !creates && at_once(jobs) {
         match write_at_once(client, st, jobs).await {
             Ok(accepted) => return Ok(accepted),
             // The server answered with an error and kept the session, so the statement's
@@ -688,7 +692,7 @@ async fn write_pipelined(
     let written: Vec<&str> = jobs.iter().map(|job| job.run_id.as_str()).collect();
     let mut leased: Vec<&str> = jobs
         .iter()
-        .filter(|job| matches!(job.fence, Fence::Lease(_)))
+        .filter(|job| matches!(job.fence, Fence::Lease(_) | Fence::Create))
         .map(|job| job.run_id.as_str())
         .collect();
     leased.sort_unstable();
@@ -725,14 +729,8 @@ async fn write_pipelined(
         first = Vec::new();
         let current: HashMap<String, Option<i64>> =
             rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-        jobs.iter()
-            .map(|job| match job.fence {
-                Fence::Lease(token) => {
-                    current.get(&job.run_id).copied().flatten() == Some(to_db(token))
-                }
-                _ => true,
-            })
-            .collect()
+        let mut check = Fences::new(&current);
+        jobs.iter().map(|job| check.admits(job)).collect()
     };
     let mut writes = first;
     for (job, ok) in jobs.iter().zip(&accepted) {
@@ -868,7 +866,7 @@ async fn write_in_turns(
         .await
         .map_err(|e| backend(op, e))?;
     let mut leased: Vec<&str> = every()
-        .filter(|job| matches!(job.fence, Fence::Lease(_)))
+        .filter(|job| matches!(job.fence, Fence::Lease(_) | Fence::Create))
         .map(|job| job.run_id.as_str())
         .collect();
     let mut current: HashMap<String, Option<i64>> = HashMap::new();
@@ -886,13 +884,10 @@ async fn write_in_turns(
         }
     }
     let mut accepted = Vec::with_capacity(jobs.len());
-    let fenced = |job: &Job| match job.fence {
-        Fence::Lease(token) => current.get(&job.run_id).copied().flatten() == Some(to_db(token)),
-        _ => true,
-    };
+    let mut check = Fences::new(&current);
     for job in jobs {
         // A checkpoint and the runs it creates are written together or not at all.
-        let ok = fenced(job) && job.others.iter().all(fenced);
+        let ok = check.admits_all(std::iter::once(*job).chain(&job.others));
         if ok {
             apply(&txn, st, job).await?;
             for other in &job.others {
@@ -903,6 +898,49 @@ async fn write_in_turns(
     }
     txn.commit().await.map_err(|e| backend(op, e))?;
     Ok(accepted)
+}
+
+/// The fence check of a group, against the locked rows of its runs (`current`: run id to lease
+/// token, for the runs that exist).
+struct Fences<'a> {
+    current: &'a HashMap<String, Option<i64>>,
+    /// Runs created by checkpoints of the group admitted so far.
+    created: std::collections::HashSet<&'a str>,
+}
+
+impl<'a> Fences<'a> {
+    fn new(current: &'a HashMap<String, Option<i64>>) -> Self {
+        Fences {
+            current,
+            created: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Whether `job`'s fence admits it: its lease is the run's, or the new run's id is free.
+    fn admits(&mut self, job: &'a Job) -> bool {
+        self.admits_all(std::iter::once(job))
+    }
+
+    /// Whether every one of `jobs` is admitted (then the runs they create count as taken).
+    fn admits_all(&mut self, jobs: impl Iterator<Item = &'a Job> + Clone) -> bool {
+        let ok = jobs.clone().all(|job| match job.fence {
+            Fence::Lease(token) => {
+                self.current.get(&job.run_id).copied().flatten() == Some(to_db(token))
+            }
+            Fence::Create => {
+                !self.current.contains_key(&job.run_id)
+                    && !self.created.contains(job.run_id.as_str())
+            }
+            _ => true,
+        });
+        if ok {
+            self.created.extend(
+                jobs.filter(|job| job.fence == Fence::Create)
+                    .map(|job| job.run_id.as_str()),
+            );
+        }
+        ok
+    }
 }
 
 async fn apply(txn: &Transaction<'_>, st: &WriteStatements, job: &Job) -> Result<(), StoreError> {

@@ -34,9 +34,17 @@
 //! [`StoreError::NotOwner`], writing nothing, unless the token is still the run's lease; the
 //! lock keeps a claim from slipping in between that check and the commit.
 //!
+//! A checkpoint that creates a run under
+//! [`Fence::Create`](workflow_runtime::store::Fence::Create) (every new run of a shared engine)
+//! takes the pipelined path: after the transaction's advisory lock on the run id (which a
+//! concurrent creation of the same id waits for), the fence query must find no row with the
+//! id, else it is refused with [`StoreError::NotOwner`], writing nothing; so of two processes
+//! starting one id at once, one creates the run.
+//!
 //! [`Fence::Exclusive`](workflow_runtime::store::Fence::Exclusive) is accepted without a check: the writer declares that nobody else
-//! drives that run (the single-process engine today, or a process that only buffers signals or
-//! starts runs). Engines sharing a database must claim and write under leases.
+//! drives that run (a single-process engine, or a shared engine's write that leaves the run's
+//! record alone, such as a buffered signal). Engines sharing a database must claim and write
+//! under leases.
 //!
 //! # Several workers
 //!
@@ -44,8 +52,9 @@
 //! ready runs and due timers in rounds, a run by id with [`Store::claim_run`] when another
 //! process announced it ([`Store::announce`], a `NOTIFY` on [`CHANNEL`]), and wait between
 //! rounds on [`Store::wait_for_work`], which a third connection listening on that channel
-//! ends early. A process that registers no workflow (a web front end) starts runs and buffers
-//! signals with `Fence::Exclusive` writes that leave alone what a lease guards.
+//! ends early. A process that registers no workflow (a web front end) starts runs
+//! (`Fence::Create`) and buffers signals with `Fence::Exclusive` writes that leave alone what a
+//! lease guards.
 //!
 //! # Durability
 //!

@@ -26,6 +26,12 @@ pub struct ChildItem {
     /// The child's outcome once it ended: its `Ok` value as JSON, or why it did not succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Result<Value, ChildError>>,
+    /// Not created yet: the process that ran the parent's transition shares its store and does
+    /// not register the parent's workflow (a front end starting a run that asks for children
+    /// at once), so the worker that next collects the parent's children creates it, in that
+    /// commit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deferred: bool,
 }
 
 impl ChildItem {
@@ -36,6 +42,7 @@ impl ChildItem {
             run_id: run_id.into(),
             input,
             result: None,
+            deferred: false,
         }
     }
 }

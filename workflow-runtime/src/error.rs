@@ -788,7 +788,9 @@ pub enum StoreError {
     #[error("the store has been closed")]
     Closed,
     /// The checkpoint was written under a lease that is no longer the run's current one: the
-    /// writer no longer owns the run, and nothing was written.
+    /// writer no longer owns the run, and nothing was written. Also the answer to a checkpoint
+    /// that creates a run ([`Fence::Create`](crate::store::Fence::Create)) whose id another
+    /// writer took first.
     #[error("run `{run_id}` is no longer leased to this writer, so its checkpoint was refused")]
     NotOwner {
         /// The run.

@@ -17,6 +17,7 @@ use crate::trace::{TraceEvent, TraceKind};
 use crate::types::{RunRecord, RunStatus};
 
 /// A checkpoint's trace events, kept to be reported once the checkpoint is durable.
+#[derive(Clone)]
 pub(super) struct Reported {
     run_id: String,
     workflow: String,
@@ -65,7 +66,7 @@ pub(super) enum Driven {
 }
 
 /// What to do once a checkpoint is durable.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Effects {
     pub(super) run_id: String,
     pub(super) workflow: String,
@@ -81,6 +82,7 @@ pub(super) struct Effects {
     pub(super) children: Vec<Effects>,
 }
 
+#[derive(Clone)]
 pub(super) struct Checkpoint {
     pub(super) run_id: String,
     pub(super) now_ms: u64,
@@ -143,6 +145,25 @@ impl Checkpoint {
         self.write.others.push(write);
         self.write.others.extend(nested);
         self.children.extend(effects);
+    }
+
+    /// Sets the fence this checkpoint is written under, for one that is another write of a
+    /// commit ([`CheckpointWrite::others`]); the engine fences a run's own write as it commits.
+    pub(super) fn set_fence(&mut self, fence: crate::store::Fence) {
+        self.write.fence = fence;
+    }
+
+    /// The runs this checkpoint creates besides its own ([`Fence::Create`] other writes: the
+    /// children it starts, in shared mode).
+    ///
+    /// [`Fence::Create`]: crate::store::Fence::Create
+    pub(super) fn creates_others(&self) -> Vec<String> {
+        self.write
+            .others
+            .iter()
+            .filter(|w| w.fence == crate::store::Fence::Create)
+            .map(|w| w.run_id.clone())
+            .collect()
     }
 
     /// The checkpoint as the observer sees it, when this checkpoint writes the run's envelope.

@@ -16,6 +16,17 @@
 //! the parent's checkpoint, the next open resumes the parent, which reads them again: an
 //! outcome is never lost, and each reaches the parent once (stored in its pending command).
 //!
+//! Shared mode (several workers on one store): the parent's commit that creates the children
+//! is written under the parent's lease, and each child under [`Fence::Create`], so that an
+//! `Engine::start` of the same id in another process at the same instant makes the store
+//! refuse the whole commit instead of one overwriting the other; the commit is then planned
+//! again, and the child adopted or a conflict. The worker that ends a child collects the
+//! parent's outcomes only if it may drive the parent (it registers its workflow and takes its
+//! lease); otherwise it announces the parent, and the worker that claims it collects them
+//! (claimed parents suspended on children collect, and they are indexed as ready, so polling
+//! finds them too). A front end that drives no workflow leaves the awaited children of a run it
+//! starts to that worker ([`ChildItem::deferred`]).
+//!
 //! [`CheckpointWrite::others`]: crate::store::CheckpointWrite::others
 
 use serde_json::Value;
@@ -24,16 +35,11 @@ use super::Inner;
 use super::checkpoint::Checkpoint;
 use crate::children::{ChildError, ChildErrorKind, ChildItem};
 use crate::codec::{FNV_OFFSET, fnv1a};
-use crate::error::{StartError, StoreError};
+use crate::error::{OpsError, StartError, StoreError};
 use crate::model::{Command, Event};
-use crate::store::StoredState;
+use crate::store::{Fence, StoredState};
 use crate::trace::TraceKind;
 use crate::types::{RunRecord, RunStatus};
-
-/// Why a shared engine refuses child workflows, as the parent's failure says.
-const SHARED_REFUSAL: &str = "child workflows are not supported by an engine that shares its \
-     store with other workers yet (`EngineBuilder::shared`); run workflows that start children \
-     on an engine that owns its store";
 
 impl Inner {
     /// Creates the children `cp` asked for, in `cp`'s own commit; an awaited child that
@@ -41,11 +47,6 @@ impl Inner {
     pub(super) fn plan_children(&self, cp: &mut Checkpoint) -> Result<(), StoreError> {
         while !cp.spawn.is_empty() {
             let spawn = std::mem::take(&mut cp.spawn);
-            if self.shared.is_some() {
-                cp.fail(SHARED_REFUSAL.to_owned());
-                cp.spawn.clear();
-                return Ok(());
-            }
             let mut refused = Vec::new();
             for (item, detached) in spawn {
                 if let Err(e) = self.create_child(cp, &item, detached)? {
@@ -117,6 +118,17 @@ impl Inner {
             return Ok(Ok(()));
         }
         let Some(d) = self.driver(&item.workflow) else {
+            // A front end sharing the store ran the first transition of a run it does not
+            // drive: a worker that drives the parent creates the child when it collects.
+            if self.shared.is_some()
+                && !detached
+                && !self.registry().contains(&cp.rec.workflow)
+                && let Some(Command::Children { items, .. }) = &mut cp.rec.pending
+                && let Some(pending) = items.iter_mut().find(|i| i.run_id == item.run_id)
+            {
+                pending.deferred = true;
+                return Ok(Ok(()));
+            }
             return err(
                 ChildErrorKind::Unavailable,
                 format!("workflow `{}` is not registered", item.workflow),
@@ -164,6 +176,11 @@ impl Inner {
                 self.plan_children(&mut child)?;
             }
         }
+        // Shared mode: a concurrent `Engine::start` of the same id in another process may
+        // create it first; the store then refuses this whole commit rather than overwrite.
+        if self.shared.is_some() {
+            child.set_fence(Fence::Create);
+        }
         // A new run's trace starts at 0.
         let next = crate::telemetry::wants_trace_events().then_some(0);
         cp.create_child(child, next);
@@ -189,10 +206,23 @@ impl Inner {
             if rec.is_finished() {
                 return Ok(());
             }
+            // Shared mode: the parent may be another worker's to drive (it holds the lease, or
+            // this engine does not register the parent's workflow). The announcement brings
+            // that worker here once it can claim the parent; polling finds it otherwise, a
+            // parent awaiting children being indexed as ready.
+            if !self.may_drive(parent_id, &rec.workflow) {
+                self.announce(parent_id);
+                return Ok(());
+            }
             let mut results = Vec::new();
             let mut open = Vec::new();
+            let mut deferred = Vec::new();
             for (index, item) in items.iter().enumerate() {
                 if item.result.is_some() {
+                    continue;
+                }
+                if item.deferred {
+                    deferred.push(index);
                     continue;
                 }
                 match self.store.run(&item.run_id)? {
@@ -211,10 +241,11 @@ impl Inner {
                 }
             }
             cancel_again = rec.cancel.as_ref().map(|c| (c.reason.clone(), open));
-            if !results.is_empty() {
+            if !results.is_empty() || !deferred.is_empty() {
                 let Ok((d, mut cp)) = self.prepare(parent_id, rec).await? else {
                     return Ok(());
                 };
+                self.create_deferred(&mut cp, &deferred, &mut results)?;
                 cp.child_results(&*d, &*self.store, results)?;
                 self.commit(cp).await?;
             }
@@ -222,6 +253,39 @@ impl Inner {
         // A cancellation requested before a crash may not have reached every child.
         if let Some((reason, open)) = cancel_again {
             self.cancel_children(&reason, open).await;
+        }
+        Ok(())
+    }
+
+    /// Creates the awaited children of `cp`'s pending command that the process which asked
+    /// for them left to a worker (see [`ChildItem::deferred`]), in `cp`'s commit; one that
+    /// cannot be created gets its error as its outcome, in `results`.
+    fn create_deferred(
+        &self,
+        cp: &mut Checkpoint,
+        deferred: &[usize],
+        results: &mut Vec<(usize, Result<Value, ChildError>)>,
+    ) -> Result<(), StoreError> {
+        for &index in deferred {
+            let Some(Command::Children { items, .. }) = &mut cp.rec.pending else {
+                return Ok(());
+            };
+            let Some(pending) = items.get_mut(index) else {
+                continue;
+            };
+            pending.deferred = false;
+            let item = pending.clone();
+            cp.touch();
+            // A parent cancelled before its worker got to it does not start the child.
+            if let Some(cancel) = &cp.rec.cancel {
+                let why = format!("its parent was cancelled: {}", cancel.reason);
+                let e = ChildError::new(&item.run_id, ChildErrorKind::Cancelled, why);
+                results.push((index, Err(e)));
+                continue;
+            }
+            if let Err(e) = self.create_child(cp, &item, false)? {
+                results.push((index, Err(e)));
+            }
         }
         Ok(())
     }
@@ -276,12 +340,16 @@ impl Inner {
         parent: &mut Checkpoint,
         reason: &str,
         children: Vec<String>,
-    ) -> Result<(Vec<super::RunLock<'_>>, Vec<(String, Vec<String>)>), StoreError> {
+    ) -> Result<(Vec<super::RunLock<'_>>, Vec<(String, Vec<String>)>), OpsError> {
         let mut locks = Vec::new();
         let mut grandchildren = Vec::new();
         for child in children {
             // Always parent before child, as everywhere: no lock order is reversed.
             let lock = self.lock_run(&child).await;
+            // Shared mode: the child's record is rewritten under its lease, taken from the
+            // worker that drives it (which gives it back once its step ends), so that worker
+            // cannot write over the termination.
+            self.lease_for_op(&child).await?;
             let Some(rec) = self.store.run(&child)? else {
                 continue;
             };
@@ -305,6 +373,7 @@ impl Inner {
                 true => Some(self.store.last_trace(&child)?.map_or(0, |e| e.seq + 1)),
                 false => None,
             };
+            cp.set_fence(self.held_fence(&child));
             parent.create_child(cp, next);
             locks.push(lock);
         }

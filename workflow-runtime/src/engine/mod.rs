@@ -1179,11 +1179,21 @@ impl Inner {
         mut cp: Checkpoint,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
         // The children a checkpoint asks for are created in its own commit.
-        let begun = match cp.spawn.is_empty() {
-            true => self.begin_commit(cp),
-            false => self
-                .plan_children(&mut cp)
-                .and_then(|()| self.begin_commit(cp)),
+        let (begun, again) = match cp.spawn.is_empty() {
+            true => (self.begin_commit(cp), None),
+            false => {
+                // Shared mode: another process may create one of the children's ids at the
+                // same instant (`Engine::start` with that id), and the store then refuses the
+                // whole commit; planned again, the child is adopted or a conflict.
+                let copy = self.shared.as_ref().map(|_| cp.clone());
+                match self.plan_children(&mut cp) {
+                    Ok(()) => {
+                        let again = copy.map(|copy| Box::new((copy, cp.creates_others())));
+                        (self.begin_commit(cp), again)
+                    }
+                    Err(e) => (Err(e), None),
+                }
+            }
         };
         async move {
             let Committing {
@@ -1199,6 +1209,17 @@ impl Inner {
                 announce,
             } = begun?;
             if let Err(e) = ack.await {
+                if let (StoreError::NotOwner { .. }, Some(again)) = (&e, again) {
+                    let (copy, created) = *again;
+                    if created
+                        .iter()
+                        .any(|id| matches!(self.store.run(id), Ok(Some(_))))
+                    {
+                        let retry: std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>> =
+                            Box::pin(self.commit(copy));
+                        return retry.await;
+                    }
+                }
                 if e.is_device_failure() {
                     self.store_failed();
                 }

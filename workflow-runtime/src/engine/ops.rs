@@ -82,19 +82,7 @@ impl Engine {
         let _lock = inner.lock_run(&run_id).await;
         if let Some(rec) = inner.store.run(&run_id)? {
             inner.confirm(&run_id, true).await?;
-            if rec.workflow != W::NAME {
-                return Err(StartError::Conflict {
-                    reason: format!("for workflow `{}`, not `{}`", rec.workflow, W::NAME),
-                    run_id,
-                });
-            }
-            if rec.input_hash != input_hash {
-                return Err(StartError::Conflict {
-                    reason: "with a different input".to_owned(),
-                    run_id,
-                });
-            }
-            return Ok(RunHandle::new(self.clone(), run_id));
+            return self.started_already::<W>(run_id, &rec, input_hash);
         }
 
         let now = inner.clock.now_ms();
@@ -115,7 +103,41 @@ impl Engine {
             }
             Some(message) => cp.fail(message),
         }
-        inner.commit(cp).await?;
+        match inner.commit(cp).await {
+            Ok(()) => Ok(RunHandle::new(self.clone(), run_id)),
+            // Shared mode: another process created the run between the read above and this
+            // commit (its id was free then); the store refused this creation, and the answer
+            // is the one this call gives when the run was there first.
+            Err(StoreError::NotOwner { .. })
+                if inner.shared.is_some()
+                    && let Some(rec) = inner.store.run(&run_id)? =>
+            {
+                self.started_already::<W>(run_id, &rec, input_hash)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The answer of [`Engine::start`] for an id stored already: the same run for the same
+    /// workflow and input, a conflict otherwise.
+    fn started_already<W: Workflow>(
+        &self,
+        run_id: String,
+        rec: &RunRecord,
+        input_hash: u64,
+    ) -> Result<RunHandle<W>, StartError> {
+        if rec.workflow != W::NAME {
+            return Err(StartError::Conflict {
+                reason: format!("for workflow `{}`, not `{}`", rec.workflow, W::NAME),
+                run_id,
+            });
+        }
+        if rec.input_hash != input_hash {
+            return Err(StartError::Conflict {
+                reason: "with a different input".to_owned(),
+                run_id,
+            });
+        }
         Ok(RunHandle::new(self.clone(), run_id))
     }
 

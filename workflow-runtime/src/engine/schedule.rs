@@ -646,7 +646,7 @@ impl Engine {
             .check_size(|| format!("the input of schedule `{id}`"), &input_json)
             .map_err(StartError::from)?;
         let input_hash = fnv1a(FNV_OFFSET, input_json.to_string().as_bytes());
-        let mut wanted = Stored {
+        let wanted = Stored {
             workflow: W::NAME.to_owned(),
             input: input_json,
             input_hash,
@@ -663,13 +663,34 @@ impl Engine {
             truncated: false,
         };
 
-        let _lock = inner.lock_run(&rid).await;
+        // Shared mode: another process may create the same schedule at the same instant, and
+        // the store then refuses this creation; the second try finds it stored.
+        let mut tries = if inner.shared.is_some() { 2 } else { 1 };
+        loop {
+            tries -= 1;
+            match self.store_schedule(&id, &rid, wanted.clone()).await {
+                Err(ScheduleError::Storage(StoreError::NotOwner { .. })) if tries > 0 => {}
+                answer => return answer,
+            }
+        }
+    }
+
+    /// The part of [`Engine::put_schedule`] under the schedule's lock: writes `wanted` as a new
+    /// schedule, or over the stored one as its rules say.
+    async fn store_schedule(
+        &self,
+        id: &str,
+        rid: &str,
+        mut wanted: Stored,
+    ) -> Result<ScheduleInfo, ScheduleError> {
+        let inner = &self.inner;
+        let _lock = inner.lock_run(rid).await;
         let now = inner.clock.now_ms();
-        let existing = inner.store.run(&rid)?;
+        let existing = inner.store.run(rid)?;
         let mut cp = match existing {
             Some(rec) if rec.workflow != SCHEDULE_WORKFLOW => {
                 return Err(StartError::Conflict {
-                    run_id: rid,
+                    run_id: rid.to_owned(),
                     reason: format!("as a run of workflow `{}`, not a schedule", rec.workflow),
                 }
                 .into());
@@ -678,8 +699,8 @@ impl Engine {
                 let stored = decode(&rec)?;
                 let deleted = matches!(rec.status, RunStatus::Terminated { .. });
                 if !deleted && stored.same_definition(&wanted) {
-                    inner.confirm(&rid, true).await?;
-                    return Ok(info(&id, &stored, &rec));
+                    inner.confirm(rid, true).await?;
+                    return Ok(info(id, &stored, &rec));
                 }
                 if !deleted && stored.run_id.is_some() && stored.last_tick_ms.is_some() {
                     // A one-shot that fired has started its run: like `start`, another input
@@ -700,14 +721,14 @@ impl Engine {
                     // Ticks a firing decided to start before a crash still start.
                     wanted.starting = stored.starting;
                 }
-                let mut cp = Checkpoint::load(&rid, now, rec);
+                let mut cp = Checkpoint::load(rid, now, rec);
                 cp.rec.seq += 1;
                 cp
             }
             None => {
                 let mut rec = RunRecord::new(SCHEDULE_WORKFLOW, Value::Null, now);
-                rec.input_hash = input_hash;
-                let mut cp = Checkpoint::create(&rid, now, rec);
+                rec.input_hash = wanted.input_hash;
+                let mut cp = Checkpoint::create(rid, now, rec);
                 cp.trace(TraceKind::Started {
                     workflow: SCHEDULE_WORKFLOW.to_owned(),
                     version: 1,
@@ -733,7 +754,7 @@ impl Engine {
         };
         if let Some(next) = next {
             // A tick's run id must be accepted when the tick comes.
-            check_name("run id", &wanted.run_for(&id, next)).map_err(StartError::from)?;
+            check_name("run id", &wanted.run_for(id, next)).map_err(StartError::from)?;
         } else if wanted.run_id.is_none() {
             return Err(ScheduleError::Invalid {
                 spec: wanted.spec.describe(),
@@ -749,7 +770,7 @@ impl Engine {
         );
         let rec = cp.rec.clone();
         inner.commit(cp).await?;
-        Ok(info(&id, &wanted, &rec))
+        Ok(info(id, &wanted, &rec))
     }
 
     /// Every schedule, in id order (a one-shot of [`Engine::start_at`] is listed until it is
@@ -1285,15 +1306,18 @@ impl Inner {
         input_hash: u64,
     ) -> Result<Started, StoreError> {
         let _lock = self.lock_run(run_id).await;
-        if let Some(rec) = self.store.run(run_id)? {
-            return Ok(if rec.workflow == d.name() {
+        let existed = |rec: RunRecord| {
+            if rec.workflow == d.name() {
                 Started::Existed
             } else {
                 Started::Refused(format!(
                     "run `{run_id}` exists as a run of workflow `{}`",
                     rec.workflow
                 ))
-            });
+            }
+        };
+        if let Some(rec) = self.store.run(run_id)? {
+            return Ok(existed(rec));
         }
         let (state, panicked) = match d.start_json(input) {
             Err(why) => return Ok(Started::Refused(why)),
@@ -1318,8 +1342,17 @@ impl Inner {
             }
             Some(message) => cp.fail(message),
         }
-        self.commit(cp).await?;
-        Ok(Started::Created)
+        match self.commit(cp).await {
+            Ok(()) => Ok(Started::Created),
+            // Shared mode: another process created the id at the same instant.
+            Err(StoreError::NotOwner { .. })
+                if self.shared.is_some()
+                    && let Some(rec) = self.store.run(run_id)? =>
+            {
+                Ok(existed(rec))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -379,7 +379,13 @@ impl Inner {
             Some(run) if creates => !self.registry().contains(&run.record.workflow),
             _ => write.buffer.is_some(),
         };
-        Ok((Fence::Exclusive, announce))
+        // A new run is created only if its id is still free when the store commits it:
+        // another process may start the same id at the same instant.
+        let fence = match &write.run {
+            Some(_) if creates && !write.purge => Fence::Create,
+            _ => Fence::Exclusive,
+        };
+        Ok((fence, announce))
     }
 
     /// The fence this engine would write the run under now: its lease's, when it holds one;
@@ -419,8 +425,10 @@ impl Inner {
     /// Another worker owns the run now: stop its step and forget it.
     fn lost(&self, run_id: &str) {
         let Some(sh) = &self.shared else { return };
-        tracing::info!(run_id, owner = %sh.owner, "lost the lease of run `{run_id}` to another worker");
-        lock(&sh.leases).remove(run_id);
+        // A creation refused because the id was taken held no lease to lose.
+        if lock(&sh.leases).remove(run_id).is_some() {
+            tracing::info!(run_id, owner = %sh.owner, "lost the lease of run `{run_id}` to another worker");
+        }
         lock(&sh.armed).remove(run_id);
         self.forget_hot(run_id);
         if let Some(step) = lock(&self.steps).remove(run_id) {
@@ -619,6 +627,9 @@ impl Inner {
             Some(cmd @ Command::Batch { .. }) => {
                 self.launch_batch(run_id, &rec.workflow, rec.seq, cmd);
             }
+            // Under the run's lock: its children's outcomes are read by a task that takes it
+            // after.
+            Some(Command::Children { .. }) => self.wake_parent(run_id),
             Some(Command::Wait { deadline_ms, .. } | Command::Sleep { deadline_ms })
                 if !self.park(run_id, *deadline_ms, rec.seq) =>
             {

@@ -10,7 +10,7 @@ use super::{Engine, RunHandle, Signal, SignalOutcome, check_name};
 use crate::codec::{self, FNV_OFFSET, fnv1a};
 use crate::error::{CodecError, EngineError, SignalError, StartError};
 use crate::model::{Event, Workflow};
-use crate::store::StoredState;
+use crate::store::{StoreError, StoredState};
 use crate::trace::TraceKind;
 use crate::types::InboxEntry;
 
@@ -120,15 +120,31 @@ impl Engine {
             .check_size(|| format!("the input of run `{run_id}`"), &input_json)
             .map_err(StartError::from)?;
 
-        let exists = {
+        let (exists, signal) = {
             let _lock = inner.lock_run(&run_id).await;
             match inner.store.run(&run_id).map_err(StartError::from)? {
-                Some(rec) => Some(rec.workflow),
+                Some(rec) => (Some(rec.workflow), signal),
                 None => {
-                    let outcome = self
+                    // Shared mode: kept for the send below if another process creates the run
+                    // at the same instant (the store then refuses this creation).
+                    let again = inner.shared.as_ref().map(|_| signal.clone());
+                    match self
                         .create_signalled::<W>(&*d, &run_id, input, input_json, signal)
-                        .await?;
-                    return Ok((RunHandle::new(self.clone(), run_id), outcome));
+                        .await
+                    {
+                        Ok(outcome) => {
+                            return Ok((RunHandle::new(self.clone(), run_id), outcome));
+                        }
+                        Err(SignalWithStartError::Start(StartError::Storage(
+                            StoreError::NotOwner { .. },
+                        ))) if let Some(signal) = again
+                            && let Some(rec) =
+                                inner.store.run(&run_id).map_err(StartError::from)? =>
+                        {
+                            (Some(rec.workflow), signal)
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         };

@@ -27,7 +27,8 @@
 //!    are applied in the same transaction, each in the same way. Acknowledge only once it is
 //!    durable.
 //! 2. Check [`Fence`]s: refuse a checkpoint written under a lease that is no longer the run's
-//!    current one with [`StoreError::NotOwner`], writing nothing of it.
+//!    current one, or one that creates a run ([`Fence::Create`]) whose id is taken, with
+//!    [`StoreError::NotOwner`], writing nothing of it.
 //! 3. Keep the cause of a failure: [`StoreError::io`] for a device error (it makes a full disk
 //!    a [`StoreError::NoSpace`]), [`StoreError::backend`] for anything else. After a device
 //!    failure, accept writes again once the device does, reopening what must be reopened, and
@@ -684,6 +685,12 @@ pub enum Fence {
     /// Written under the lease with this token; refused unless that lease is still the run's
     /// current one.
     Lease(u64),
+    /// Creates the run: refused with [`StoreError::NotOwner`] if a run with this id is stored
+    /// already (or is created by an earlier checkpoint of the same group), so that of two
+    /// processes starting one run id at the same instant exactly one creates it. An engine
+    /// sharing its store writes every new run so, its own and the children it creates
+    /// ([`CheckpointWrite::others`]).
+    Create,
 }
 
 /// One checkpoint of one run: everything a commit writes for it.

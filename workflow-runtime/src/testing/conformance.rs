@@ -157,6 +157,7 @@ macro_rules! store_conformance {
                 dedupe_keys_are_listed_per_run,
                 runs_are_copied_in_and_out_whole,
                 a_checkpoint_creates_other_runs_with_it,
+                a_new_run_is_created_once,
             );
         }
     };
@@ -1397,4 +1398,82 @@ pub async fn a_checkpoint_creates_other_runs_with_it<H: Harness>(h: &H) {
         Some(Command::Children { .. })
     ));
     assert_eq!(ready_ids(&store), ["p", "p/c-2.0"]);
+}
+
+/// A checkpoint that creates a run ([`Fence::Create`]) is refused with
+/// [`StoreError::NotOwner`], writing nothing, when the id is taken: by a stored run, by an
+/// earlier checkpoint of the same group, or by one of the creations racing it, of which
+/// exactly one is acknowledged. A creation among [`CheckpointWrite::others`] refuses the whole
+/// checkpoint the same way.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::a_new_run_is_created_once(&h).await
+/// });
+/// ```
+pub async fn a_new_run_is_created_once<H: Harness>(h: &H) {
+    let creates = |run: &str, seq: u64| {
+        let mut cp = moves(run, record(seq, Some(step("s"))), None);
+        cp.fence = Fence::Create;
+        cp
+    };
+    let store = h.open();
+    commit(&store, creates("a", 1)).await;
+    assert!(matches!(
+        store.commit(creates("a", 7)).await,
+        Err(StoreError::NotOwner { .. })
+    ));
+    let stored = store.run("a").expect("read").expect("the run");
+    assert_eq!(stored.seq, 1, "the first creation stands");
+    assert_eq!(store.trace("a").expect("trace").len(), 1);
+
+    // Racing creations of one id, queued together: exactly one is acknowledged.
+    for round in 0..8_u64 {
+        let run = format!("race-{round}");
+        let acks: Vec<_> = (1..=4)
+            .map(|seq| store.commit(creates(&run, seq)))
+            .collect();
+        let mut won = Vec::new();
+        for (seq, ack) in (1..=4).zip(acks) {
+            match ack.await {
+                Ok(()) => won.push(seq),
+                Err(StoreError::NotOwner { .. }) => {}
+                Err(e) => panic!("creation {seq} of {run} failed: {e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "{run}: created by {won:?}");
+        let stored = store.run(&run).expect("read").expect("the run");
+        assert_eq!(
+            stored.seq, won[0],
+            "{run}: the acknowledged creation is stored"
+        );
+        assert_eq!(store.trace(&run).expect("trace").len(), 1, "{run}");
+    }
+
+    // A child whose id is taken refuses its parent's checkpoint whole.
+    let mut cp = moves("p", record(1, Some(step("s"))), None);
+    let mut child = creates("a", 3);
+    child.trace.clear();
+    cp.others.push(creates("p/c", 1));
+    cp.others.push(child);
+    assert!(matches!(
+        store.commit(cp).await,
+        Err(StoreError::NotOwner { .. })
+    ));
+    for run in ["p", "p/c"] {
+        assert!(store.run(run).expect("read").is_none(), "{run} was written");
+    }
+    assert_eq!(store.run("a").expect("read").expect("a").seq, 1);
 }

@@ -6,7 +6,7 @@
 //! runs. It never runs user code. A lone checkpoint arriving while the thread is idle is written
 //! by its caller instead, on a multi-threaded runtime (see [`Committer::commit`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -692,6 +692,8 @@ impl Writer {
         let leases = self.leases.clone();
         let rows = leases.rows();
         let mut accepted = Vec::with_capacity(jobs.len());
+        // The runs created by this group's accepted checkpoints ([`Fence::Create`]).
+        let mut created = HashSet::new();
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
         for (job, ack) in jobs {
             if job.epoch.is_some_and(|e| e != epoch) {
@@ -704,13 +706,10 @@ impl Writer {
                 )));
                 continue;
             }
-            let refused = std::iter::once(&job)
-                .chain(&job.others)
-                .find(|j| matches!(j.fence, Fence::Lease(token) if !Leases::holds(&rows, &j.run_id, token)))
-                .map(|j| j.run_id.clone());
-            match refused {
-                Some(run_id) => ack.acknowledge(Err(StoreError::NotOwner { run_id })),
-                None => accepted.push((job, ack)),
+            match refusal(&db, &rows, &job, &mut created) {
+                Ok(Some(run_id)) => ack.acknowledge(Err(StoreError::NotOwner { run_id })),
+                Ok(None) => accepted.push((job, ack)),
+                Err(e) => ack.acknowledge(Err(e)),
             }
         }
         if accepted.is_empty() {
@@ -809,6 +808,45 @@ impl Writer {
 /// Writes several checkpoints in one transaction; blocking. Returns the trace tail of each
 /// run it wrote, to be remembered once the commit succeeded (the caller forgets every tail
 /// after a failure: those this took out of `known` are then gone too).
+/// The run of `job` (or of its other writes) whose fence refuses it: a lease that is no longer
+/// the run's, or a new run whose id is stored already or created earlier in the group.
+fn refusal(
+    db: &Database,
+    rows: &HashMap<String, super::LeaseRow>,
+    job: &Job,
+    created: &mut HashSet<String>,
+) -> Result<Option<String>, StoreError> {
+    let every = || std::iter::once(job).chain(&job.others);
+    for j in every() {
+        let ok = match j.fence {
+            Fence::Lease(token) => Leases::holds(rows, &j.run_id, token),
+            Fence::Create => !created.contains(&j.run_id) && !stored(db, &j.run_id)?,
+            _ => true,
+        };
+        if !ok {
+            return Ok(Some(j.run_id.clone()));
+        }
+    }
+    created.extend(
+        every()
+            .filter(|j| j.fence == Fence::Create)
+            .map(|j| j.run_id.clone()),
+    );
+    Ok(None)
+}
+
+/// Whether run `run_id` is stored.
+fn stored(db: &Database, run_id: &str) -> Result<bool, StoreError> {
+    let ctx = "checking that a new run's id is free";
+    let txn = db.begin_read().ctx(ctx)?;
+    let runs = match txn.open_table(RUNS) {
+        Ok(runs) => runs,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+        Err(e) => return Err(e).ctx(ctx),
+    };
+    Ok(runs.get(run_id).ctx(ctx)?.is_some())
+}
+
 fn write<'j>(
     db: &Database,
     jobs: &[&'j Job],
