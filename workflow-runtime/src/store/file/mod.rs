@@ -3,7 +3,8 @@
 //! This directory is the only place that names redb. Reads go straight to the database (redb
 //! readers are concurrent); writes go through the group-commit thread of `committer` (for the
 //! store in memory, which waits for no device, the committer writes on the caller's thread
-//! instead). Index rows are derived here from each checkpoint's record, on the caller's thread,
+//! instead; on a file, a lone commit on a multi-threaded runtime is written by its caller too,
+//! see `Committer::commit`). Index rows are derived here from each checkpoint's record, on the caller's thread,
 //! so that the committer only writes.
 //!
 //! After a device failure redb refuses every later write (`PreviousIo`), so the committer
