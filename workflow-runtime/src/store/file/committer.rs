@@ -273,10 +273,10 @@ impl Committer {
     /// wake-ups per step, each after a sleep as long as an fsync: on a virtual machine whose
     /// idle CPUs halt, about 55-100 µs per step, a third of the commit itself (`bench
     /// w1probe`, BENCHMARKS.md). The caller's thread then blocks for the fsync, which the
-    /// thread existed to avoid, so this is done only on a multi-threaded tokio runtime (its
-    /// other workers run and steal the blocked worker's tasks meanwhile), never on a
-    /// current-thread runtime or outside one; a burst of commits finds the writer busy or the
-    /// last group large and queues for one group commit as before.
+    /// thread existed to avoid, so this is done only on a multi-threaded tokio runtime with two
+    /// workers or more (the others run and steal the blocked worker's tasks meanwhile), never
+    /// on a current-thread runtime or outside one; a burst of commits finds the writer busy or
+    /// the last group large and queues for one group commit as before.
     pub(crate) fn commit(&self, job: Job) -> Acknowledgement {
         self.send(|ack| Msg::Commit(job, ack))
     }
@@ -374,10 +374,14 @@ impl Committer {
 }
 
 /// Whether the calling thread may block on an fsync (see [`Committer::commit`]): a worker of
-/// a multi-threaded tokio runtime, or a thread blocking on one.
+/// a multi-threaded tokio runtime with another worker to go on meanwhile, or a thread blocking
+/// on one. With a single worker, as on a current-thread runtime, nothing could queue for the
+/// thread while the caller commits, and every commit would be a lone one: no group commit.
 fn may_block() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+    tokio::runtime::Handle::try_current().is_ok_and(|h| {
+        h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            && h.metrics().num_workers() >= 2
+    })
 }
 
 /// Closes a database the caller holds the last reference to; otherwise it closes when the last
