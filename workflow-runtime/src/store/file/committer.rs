@@ -341,11 +341,13 @@ impl Committer {
             return self.send(Msg::Stop);
         }
         let (ack, done) = Acknowledgement::channel();
+        // Counted before the sender goes, so that no caller takes the writer for a commit of
+        // its own once the stop is asked for (the count stays up if there is no thread).
+        self.queued.fetch_add(1, Ordering::SeqCst);
         // Dropping the sender too makes later commits fail fast with `Closed`.
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         match tx {
             Some(tx) => {
-                self.queued.fetch_add(1, Ordering::SeqCst);
                 if let Err(mpsc::SendError(
                     Msg::Stop(ack) | Msg::Commit(_, ack) | Msg::Probe(ack),
                 )) = tx.send(Msg::Stop(ack))
