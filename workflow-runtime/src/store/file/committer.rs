@@ -163,6 +163,8 @@ pub(crate) struct Committer {
     queued: Arc<AtomicU64>,
     /// Whether the last commit group held one checkpoint at most.
     lone: Arc<AtomicBool>,
+    /// Whether a caller may write a lone commit itself ([`Committer::set_caller_commits`]).
+    caller_commits: AtomicBool,
     commits: Arc<AtomicU64>,
     shared: Arc<Shared>,
 }
@@ -221,6 +223,7 @@ impl Committer {
             inline: false,
             queued,
             lone,
+            caller_commits: AtomicBool::new(true),
             commits,
             shared,
         })
@@ -257,6 +260,7 @@ impl Committer {
             inline: true,
             queued: Arc::new(AtomicU64::new(0)),
             lone,
+            caller_commits: AtomicBool::new(true),
             commits,
             shared,
         }
@@ -281,6 +285,12 @@ impl Committer {
         self.send(|ack| Msg::Commit(job, ack))
     }
 
+    /// Allows or forbids callers to write lone commits themselves (see [`Committer::commit`]);
+    /// forbidden, every commit goes to the thread.
+    pub(crate) fn set_caller_commits(&self, allowed: bool) {
+        self.caller_commits.store(allowed, Ordering::Relaxed);
+    }
+
     /// Resolves once the committer has checked that writes are accepted: at once if no device
     /// failure is outstanding, else after one attempt to recover.
     pub(crate) fn probe(&self) -> Acknowledgement {
@@ -303,6 +313,7 @@ impl Committer {
         }
         let msg = msg(ack);
         if matches!(msg, Msg::Commit(..))
+            && self.caller_commits.load(Ordering::Relaxed)
             && self.lone.load(Ordering::Relaxed)
             && self.queued.load(Ordering::SeqCst) == 0
             && may_block()

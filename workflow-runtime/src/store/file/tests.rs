@@ -218,6 +218,40 @@ fn a_lone_commit_is_written_by_its_caller_on_a_multi_threaded_runtime() {
     });
 }
 
+#[test]
+fn a_store_told_not_to_lets_the_committer_thread_write_every_commit() {
+    let store = FileStore::open_disk(MemoryDisk::new())
+        .expect("a store")
+        .caller_commits(false);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut handed_off = 0;
+        for seq in 1..=20u64 {
+            let mut cp = CheckpointWrite::new("r1");
+            let previous = (seq > 1).then(step);
+            cp.run = Some(RunWrite::new(record(seq, Some(step())), previous));
+            cp.trace.push(event(seq));
+            let mut ack = store.commit(cp);
+            // The thread has to wake up and write before it answers, so an answer already
+            // there when `commit` returns means the caller wrote it; with the caller's path on,
+            // every one of these would be.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match std::future::Future::poll(std::pin::Pin::new(&mut ack), &mut cx) {
+                std::task::Poll::Ready(result) => result.expect("committed"),
+                std::task::Poll::Pending => {
+                    handed_off += 1;
+                    ack.await.expect("committed");
+                }
+            }
+        }
+        assert!(handed_off > 0, "every commit was written by its caller");
+        check(&store, "r1", &(1..=20).collect::<Vec<_>>());
+    });
+}
+
 fn set_marker(disk: &MemoryDisk, marker: &str) {
     let db = Database::builder()
         .create_with_backend(disk.clone())
