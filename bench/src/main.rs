@@ -6,6 +6,7 @@
 //! cargo run --release -p bench -- w1           # or one: floor, shapes, w1, w2, w3, w4, codec, fanout
 //! cargo run --release -p bench -- w3 --parked 20000 --reps 3
 //! cargo run --release -p bench -- w3scale      # W3's open at 10k, 100k and 1M parked runs
+//! cargo run --release -p bench -- w1probe      # where W1's step time goes beyond the floor
 //! cargo run --release -p bench -- pg           # W1-W3 on PostgreSQL (starts a throwaway server)
 //! cargo run --release -p bench -- pg --workers 3   # and W1, W2 with three worker processes
 //! ```
@@ -31,6 +32,7 @@ mod flows;
 mod pg;
 mod stats;
 mod w1;
+mod w1probe;
 mod w2;
 mod w3;
 mod w4;
@@ -39,7 +41,7 @@ use std::path::{Path, PathBuf};
 
 use stats::Row;
 
-const USAGE: &str = "usage: bench <all|floor|shapes|w1|w1mem|w2|w3|w3scale|w4|codec|fanout|pg> \\
+const USAGE: &str = "usage: bench <all|floor|shapes|w1|w1mem|w1probe|w2|w3|w3scale|w4|codec|fanout|pg> \\
                      [--reps N] [--dir PATH] [--parked N] [--signalled N] [--ks 10,1000,10000] \\
                      [--scales 10000,100000,1000000] [--workers N] [--statements]";
 
@@ -115,9 +117,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    const WORKLOADS: [&str; 12] = [
-        "all", "floor", "shapes", "w1", "w1mem", "w2", "w3", "w3scale", "w4", "codec", "fanout",
-        "pg",
+    const WORKLOADS: [&str; 13] = [
+        "all", "floor", "shapes", "w1", "w1mem", "w1probe", "w2", "w3", "w3scale", "w4", "codec",
+        "fanout", "pg",
     ];
     if !WORKLOADS.contains(&cmd.as_str()) {
         eprintln!("unknown workload `{cmd}`\n{USAGE}");
@@ -183,6 +185,10 @@ fn run(cmd: &str, o: &Opts, dir: &Path) -> Vec<Row> {
             "W1 on the in-memory backend only: 200 runs one after another, 10 no-op steps each"
         );
         rows.extend(rt.block_on(w1::run_memory(o.reps)));
+    }
+    if cmd == "w1probe" {
+        println!("W1 probe: the step beside its commit, its write set replayed, the hand-off");
+        rows.extend(rt.block_on(w1probe::run(dir, o.reps)));
     }
     if wants("w2") {
         println!("W2: 1000 concurrent runs, 3 steps, a signal wait, 1 step");

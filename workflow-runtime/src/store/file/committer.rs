@@ -1,12 +1,13 @@
-//! Group commit: one thread owns writing, and every durable transaction it makes carries all
-//! the checkpoints that were queued while the previous one was being written.
+//! Group commit: one writer, driven by one thread, and every durable transaction it makes
+//! carries all the checkpoints that were queued while the previous one was being written.
 //!
 //! The thread blocks on its channel when idle and drains it completely when woken, so there is
 //! no fixed delay: a lone checkpoint is committed at once, and under load one fsync serves many
-//! runs. It never runs user code.
+//! runs. It never runs user code. A lone checkpoint arriving while the thread is idle is written
+//! by its caller instead, on a multi-threaded runtime (see [`Committer::commit`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -155,9 +156,17 @@ enum Msg {
 pub(crate) struct Committer {
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// The writer of an in-memory store, driven on the caller's thread (see
-    /// [`Committer::inline`]); `None` inside once stopped.
-    inline: Option<Box<Mutex<Option<Writer>>>>,
+    /// The writer, locked by whichever thread writes: the committer thread, or a caller (see
+    /// [`Committer::commit`]); `None` inside once stopped.
+    writer: Arc<Mutex<Option<Writer>>>,
+    /// Whether commits always run on the caller's thread (see [`Committer::inline`]).
+    inline: bool,
+    /// Messages sent to the thread and not yet taken up by it.
+    queued: Arc<AtomicU64>,
+    /// Whether the last commit group held one checkpoint at most.
+    lone: Arc<AtomicBool>,
+    /// Whether a caller may write a lone commit itself ([`Committer::set_caller_commits`]).
+    caller_commits: AtomicBool,
     commits: Arc<AtomicU64>,
     shared: Arc<Shared>,
 }
@@ -185,26 +194,38 @@ impl Committer {
     ) -> Result<Committer, StoreError> {
         let (tx, rx) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
-        let mut writer = Writer {
+        let lone = Arc::new(AtomicBool::new(true));
+        let writer = Writer {
             db: Some(db),
             shared: shared.clone(),
             source,
             leases,
             commits: commits.clone(),
+            lone: lone.clone(),
             broken: None,
             backoff: FIRST_BACKOFF,
             pin: None,
             lazy: None,
             tails: Tails::default(),
         };
-        let thread = std::thread::Builder::new()
-            .name("workflow-committer".to_owned())
-            .spawn(move || writer.run(&rx))
-            .map_err(|e| StoreError::io("starting the committer thread", e))?;
+        let writer = Arc::new(Mutex::new(Some(writer)));
+        let queued = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let writer = writer.clone();
+            let queued = queued.clone();
+            std::thread::Builder::new()
+                .name("workflow-committer".to_owned())
+                .spawn(move || run(&writer, &rx, &queued))
+                .map_err(|e| StoreError::io("starting the committer thread", e))?
+        };
         Ok(Committer {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
-            inline: None,
+            writer,
+            inline: false,
+            queued,
+            lone,
+            caller_commits: AtomicBool::new(true),
             commits,
             shared,
         })
@@ -220,12 +241,14 @@ impl Committer {
     /// the commit itself (two cross-thread wake-ups per step, BENCHMARKS.md).
     pub(crate) fn inline(db: Arc<Database>, shared: Arc<Shared>, leases: Arc<Leases>) -> Committer {
         let commits = Arc::new(AtomicU64::new(0));
+        let lone = Arc::new(AtomicBool::new(true));
         let writer = Writer {
             db: Some(db),
             shared: shared.clone(),
             source: None,
             leases,
             commits: commits.clone(),
+            lone: lone.clone(),
             broken: None,
             backoff: FIRST_BACKOFF,
             pin: None,
@@ -235,7 +258,11 @@ impl Committer {
         Committer {
             tx: Mutex::new(None),
             thread: Mutex::new(None),
-            inline: Some(Box::new(Mutex::new(Some(writer)))),
+            writer: Arc::new(Mutex::new(Some(writer))),
+            inline: true,
+            queued: Arc::new(AtomicU64::new(0)),
+            lone,
+            caller_commits: AtomicBool::new(true),
             commits,
             shared,
         }
@@ -243,8 +270,27 @@ impl Committer {
 
     /// Queues `job`; the acknowledgement resolves once it is committed, or with the error that
     /// prevented it (then nothing of it was written, unless the device failed to sync).
+    ///
+    /// *A lone commit is written on the caller's thread.* When nothing is queued for the
+    /// thread, nobody is writing, and the last group held one checkpoint at most (commits come
+    /// one at a time, as a run's steps do), the caller takes the writer and commits itself,
+    /// acknowledged before this returns; otherwise the job goes to the thread, which groups
+    /// whatever queues meanwhile. Handing a lone commit to the thread cost two thread
+    /// wake-ups per step, each after a sleep as long as an fsync: on a virtual machine whose
+    /// idle CPUs halt, about 55-100 µs per step, a third of the commit itself (`bench
+    /// w1probe`, BENCHMARKS.md). The caller's thread then blocks for the fsync, which the
+    /// thread existed to avoid, so this is done only on a multi-threaded tokio runtime with two
+    /// workers or more (the others run and steal the blocked worker's tasks meanwhile), never
+    /// on a current-thread runtime or outside one; a burst of commits finds the writer busy or
+    /// the last group large and queues for one group commit as before.
     pub(crate) fn commit(&self, job: Job) -> Acknowledgement {
         self.send(|ack| Msg::Commit(job, ack))
+    }
+
+    /// Allows or forbids callers to write lone commits themselves (see [`Committer::commit`]);
+    /// forbidden, every commit goes to the thread.
+    pub(crate) fn set_caller_commits(&self, allowed: bool) {
+        self.caller_commits.store(allowed, Ordering::Relaxed);
     }
 
     /// Resolves once the committer has checked that writes are accepted: at once if no device
@@ -255,8 +301,8 @@ impl Committer {
 
     fn send(&self, msg: impl FnOnce(Acknowledger) -> Msg) -> Acknowledgement {
         let (ack, done) = Acknowledgement::channel();
-        if let Some(writer) = &self.inline {
-            let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
+        if self.inline {
+            let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
             match writer.as_mut() {
                 Some(w) => {
                     if w.handle(msg(ack)) {
@@ -267,11 +313,31 @@ impl Committer {
             }
             return done;
         }
+        let msg = msg(ack);
+        if matches!(msg, Msg::Commit(..))
+            && self.caller_commits.load(Ordering::Relaxed)
+            && self.lone.load(Ordering::Relaxed)
+            && self.queued.load(Ordering::SeqCst) == 0
+            && may_block()
+            && let Ok(mut writer) = self.writer.try_lock()
+            && let Some(w) = writer.as_mut()
+            && w.broken.is_none()
+        {
+            w.handle(msg);
+            return done;
+        }
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match tx.as_ref() {
             // A send to a stopped thread drops the acknowledger, which answers `Closed`.
-            Some(tx) => drop(tx.send(msg(ack))),
-            None => ack.acknowledge(Err(StoreError::Closed)),
+            Some(tx) => {
+                self.queued.fetch_add(1, Ordering::SeqCst);
+                drop(tx.send(msg));
+            }
+            None => match msg {
+                Msg::Commit(_, ack) | Msg::Probe(ack) | Msg::Stop(ack) => {
+                    ack.acknowledge(Err(StoreError::Closed));
+                }
+            },
         }
         done
     }
@@ -284,10 +350,13 @@ impl Committer {
     /// Commits what is queued, then stops the thread, which closes the database. Resolves once
     /// that is done.
     pub(crate) fn stop(&self) -> Acknowledgement {
-        if self.inline.is_some() {
+        if self.inline {
             return self.send(Msg::Stop);
         }
         let (ack, done) = Acknowledgement::channel();
+        // Counted before the sender goes, so that no caller takes the writer for a commit of
+        // its own once the stop is asked for (the count stays up if there is no thread).
+        self.queued.fetch_add(1, Ordering::SeqCst);
         // Dropping the sender too makes later commits fail fast with `Closed`.
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         match tx {
@@ -319,6 +388,17 @@ impl Committer {
     }
 }
 
+/// Whether the calling thread may block on an fsync (see [`Committer::commit`]): a worker of
+/// a multi-threaded tokio runtime with another worker to go on meanwhile, or a thread blocking
+/// on one. With a single worker, as on a current-thread runtime, nothing could queue for the
+/// thread while the caller commits, and every commit would be a lone one: no group commit.
+fn may_block() -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|h| {
+        h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            && h.metrics().num_workers() >= 2
+    })
+}
+
 /// Closes a database the caller holds the last reference to; otherwise it closes when the last
 /// reference drops.
 fn close(db: Option<Arc<Database>>) {
@@ -339,6 +419,8 @@ struct Writer {
     source: Option<Source>,
     leases: Arc<Leases>,
     commits: Arc<AtomicU64>,
+    /// Whether the last group held one checkpoint at most (see [`Committer::commit`]).
+    lone: Arc<AtomicBool>,
     /// The device failure that stopped writes, until a recovery succeeds.
     broken: Option<StoreError>,
     backoff: Duration,
@@ -360,10 +442,10 @@ struct Writer {
     ///
     /// A checkpoint appends its trace events to the tail inside the run's `runs` value
     /// (`value.rs`), which it would otherwise have to read back first (a B-tree descent per
-    /// transition). This thread is the only writer, so the tails it wrote stay right; they are
-    /// taken out while a transaction uses them, taken in again only after it commits, and all
-    /// forgotten after any failed commit (a failed sync may or may not have left the rows on
-    /// the disk).
+    /// transition). This writer is the store's only one, so the tails it wrote stay right;
+    /// they are taken out while a transaction uses them, taken in again only after it
+    /// commits, and all forgotten after any failed commit (a failed sync may or may not have
+    /// left the rows on the disk).
     tails: Tails,
 }
 
@@ -409,45 +491,65 @@ impl Tails {
     }
 }
 
-impl Writer {
-    fn run(&mut self, rx: &mpsc::Receiver<Msg>) {
-        let mut stop = None;
-        while stop.is_none() {
-            // While broken, the thread wakes up by itself to retry, so that writes resume when
-            // the device recovers even if nobody writes or asks.
-            let first = match &self.broken {
-                None => match rx.recv() {
-                    Ok(msg) => msg,
-                    Err(_) => break,
-                },
-                Some(_) => match rx.recv_timeout(self.backoff) {
-                    Ok(msg) => msg,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.recover();
-                        continue;
+/// The committer thread's loop.
+fn run(writer: &Mutex<Option<Writer>>, rx: &mpsc::Receiver<Msg>, queued: &AtomicU64) {
+    let lock = || writer.lock().unwrap_or_else(|e| e.into_inner());
+    let mut stop = None;
+    while stop.is_none() {
+        // While broken, the thread wakes up by itself to retry, so that writes resume when
+        // the device recovers even if nobody writes or asks.
+        let backoff = lock()
+            .as_ref()
+            .and_then(|w| w.broken.as_ref().map(|_| w.backoff));
+        let first = match backoff {
+            None => match rx.recv() {
+                Ok(msg) => msg,
+                Err(_) => break,
+            },
+            Some(backoff) => match rx.recv_timeout(backoff) {
+                Ok(msg) => msg,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(w) = lock().as_mut() {
+                        w.recover();
                     }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                },
-            };
-            let mut jobs = Vec::new();
-            let mut probes = Vec::new();
-            for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-                match msg {
-                    Msg::Commit(job, ack) => jobs.push((job, ack)),
-                    Msg::Probe(ack) => probes.push(ack),
-                    Msg::Stop(ack) => {
-                        stop = Some(ack);
-                        break;
-                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        let mut jobs = Vec::new();
+        let mut probes = Vec::new();
+        for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            queued.fetch_sub(1, Ordering::SeqCst);
+            match msg {
+                Msg::Commit(job, ack) => jobs.push((job, ack)),
+                Msg::Probe(ack) => probes.push(ack),
+                Msg::Stop(ack) => {
+                    stop = Some(ack);
+                    break;
                 }
             }
-            self.serve(jobs, probes);
         }
-        // Whatever is still queued arrived after the stop; its acknowledgers drop with the
-        // channel and answer `Closed`.
-        self.stop(stop);
+        match lock().as_mut() {
+            Some(w) => w.serve(jobs, probes),
+            None => break,
+        }
     }
+    // Whatever is still queued arrived after the stop; its acknowledgers drop with the
+    // channel and answer `Closed`.
+    let mut w = lock();
+    match w.as_mut() {
+        Some(writer) => writer.stop(stop),
+        None => {
+            if let Some(ack) = stop {
+                ack.acknowledge(Ok(()));
+            }
+        }
+    }
+    *w = None;
+}
 
+impl Writer {
     /// Commits `jobs` as one group and answers `probes`, recovering first from a device
     /// failure if anyone is waiting.
     fn serve(&mut self, jobs: Vec<(Job, Acknowledger)>, probes: Vec<Acknowledger>) {
@@ -597,6 +699,7 @@ impl Writer {
         if jobs.is_empty() {
             return;
         }
+        self.lone.store(jobs.len() == 1, Ordering::Relaxed);
         let Some(db) = self.db.clone() else {
             for (_, ack) in jobs {
                 ack.acknowledge(Err(StoreError::Closed));
@@ -658,6 +761,10 @@ impl Writer {
                 }
                 self.pin = match self.pin.take() {
                     Some((txn, n)) => Some((txn, n + 1)),
+                    // Not for an inline committer: its commits are mostly non-durable, and
+                    // without the pin its commit took 5,700 instructions fewer (callgrind,
+                    // `bench w1mem`, BENCHMARKS.md).
+                    None if self.lazy.is_some() => None,
                     // A read that cannot start only loses the batching.
                     None => db.begin_read().ok().map(|txn| (txn, 0)),
                 };

@@ -3,7 +3,8 @@
 //! This directory is the only place that names redb. Reads go straight to the database (redb
 //! readers are concurrent); writes go through the group-commit thread of `committer` (for the
 //! store in memory, which waits for no device, the committer writes on the caller's thread
-//! instead). Index rows are derived here from each checkpoint's record, on the caller's thread,
+//! instead; on a file, a lone commit on a multi-threaded runtime is written by its caller too,
+//! see `Committer::commit`). Index rows are derived here from each checkpoint's record, on the caller's thread,
 //! so that the committer only writes.
 //!
 //! After a device failure redb refuses every later write (`PreviousIo`), so the committer
@@ -434,6 +435,37 @@ impl FileStore {
             move |b| b.create(&q),
         );
         Self::open_with(&label, |b| b.create(path), Writing::Thread(Some(source)))
+    }
+
+    /// Whether a lone checkpoint may be written on the thread that commits it (the default:
+    /// `true`).
+    ///
+    /// When nothing else is being written or queued and checkpoints come one at a time (a
+    /// run's steps, one after another), the engine's task writes its checkpoint itself
+    /// instead of handing it to the store's committer thread and waiting to be woken: on
+    /// machines whose idle CPUs are slow to wake (virtual machines especially) that saves two
+    /// wake-ups per step, a third of a step's time above its fsync (BENCHMARKS.md, "Round
+    /// 4"). The price is that the tokio worker running that task blocks for the fsync; it is
+    /// taken only on a multi-threaded runtime with two workers or more, whose other workers
+    /// carry on meanwhile, and never while commits queue up (then the committer thread groups
+    /// them as always). Turn it off where a worker must never block for a write, for example
+    /// when the disk's fsync takes milliseconds and the same runtime serves latency-sensitive
+    /// requests; every commit then goes through the committer thread. Durability and grouping
+    /// are the same either way. Has no effect on a store in memory, whose commits are always
+    /// written by their caller.
+    ///
+    /// ```
+    /// use workflow_runtime::store::FileStore;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let store = FileStore::open(dir.path().join("shop.db"))?.caller_commits(false);
+    /// # drop(store);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn caller_commits(self, allowed: bool) -> FileStore {
+        self.committer.set_caller_commits(allowed);
+        self
     }
 
     /// A fresh store in memory, gone when closed.

@@ -161,6 +161,97 @@ fn events_for_a_run_without_a_record_go_to_the_table_and_number_on() {
     check(&store, "ghost", &[1, 2, 3]);
 }
 
+/// The answer of an acknowledgement if it has one already, without waiting for it.
+fn answered(
+    mut ack: crate::store::Acknowledgement,
+) -> Option<Result<(), crate::store::StoreError>> {
+    use std::future::Future as _;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::Pin::new(&mut ack).poll(&mut cx) {
+        std::task::Poll::Ready(result) => Some(result),
+        std::task::Poll::Pending => None,
+    }
+}
+
+#[test]
+fn a_lone_commit_is_written_by_its_caller_on_a_multi_threaded_runtime() {
+    // A store that commits on its thread (a disk), not one that is inline anyway.
+    let store = FileStore::open_disk(MemoryDisk::new()).expect("a store");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        for seq in 1..=20u64 {
+            let mut cp = CheckpointWrite::new("r1");
+            let previous = (seq > 1).then(step);
+            cp.run = Some(RunWrite::new(record(seq, Some(step())), previous));
+            cp.trace.push(event(seq));
+            // Nothing else was queued: the caller committed before `commit` returned.
+            answered(store.commit(cp))
+                .unwrap_or_else(|| panic!("commit {seq} was handed to the thread"))
+                .expect("committed");
+        }
+        // Many at once from many tasks: whoever finds the writer busy queues for the thread,
+        // and every one is written.
+        let store = std::sync::Arc::new(store);
+        let tasks: Vec<_> = (0..200u64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let id = format!("burst-{i}");
+                    let mut cp = CheckpointWrite::new(&id);
+                    cp.run = Some(RunWrite::new(record(1, Some(step())), None));
+                    cp.trace.push(event(i));
+                    store.commit(cp).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("the task").expect("committed");
+        }
+        for i in 0..200u64 {
+            let id = format!("burst-{i}");
+            assert_eq!(store.run(&id).expect("read").expect("the run").seq, 1);
+        }
+        check(&store, "r1", &(1..=20).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn a_store_told_not_to_lets_the_committer_thread_write_every_commit() {
+    let store = FileStore::open_disk(MemoryDisk::new())
+        .expect("a store")
+        .caller_commits(false);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut handed_off = 0;
+        for seq in 1..=20u64 {
+            let mut cp = CheckpointWrite::new("r1");
+            let previous = (seq > 1).then(step);
+            cp.run = Some(RunWrite::new(record(seq, Some(step())), previous));
+            cp.trace.push(event(seq));
+            let mut ack = store.commit(cp);
+            // The thread has to wake up and write before it answers, so an answer already
+            // there when `commit` returns means the caller wrote it; with the caller's path on,
+            // every one of these would be.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match std::future::Future::poll(std::pin::Pin::new(&mut ack), &mut cx) {
+                std::task::Poll::Ready(result) => result.expect("committed"),
+                std::task::Poll::Pending => {
+                    handed_off += 1;
+                    ack.await.expect("committed");
+                }
+            }
+        }
+        assert!(handed_off > 0, "every commit was written by its caller");
+        check(&store, "r1", &(1..=20).collect::<Vec<_>>());
+    });
+}
+
 fn set_marker(disk: &MemoryDisk, marker: &str) {
     let db = Database::builder()
         .create_with_backend(disk.clone())
