@@ -13,64 +13,16 @@
 //!
 //! Bounded waits are generous (a minute); nothing asserts how fast.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use workflow_postgres::PgStore;
-use workflow_postgres::testing::{TestCluster, execute};
+use workflow_runtime::TraceKind;
 use workflow_runtime::prelude::*;
-use workflow_runtime::{LeaseSettings, TraceKind};
 
-const URL: &str = "PG_WORKER_URL";
-const NAME: &str = "PG_WORKER_NAME";
-/// The lease of every worker; the stall test stops a worker for several times this.
-const LEASE: Duration = Duration::from_secs(2);
+#[path = "support/ledger_workers.rs"]
+mod ledger_workers;
+use ledger_workers::{LEASE, Worker, database, query, runtime, settings, work};
+
 const PATIENCE: Duration = Duration::from_secs(60);
-
-struct WorkerName(String);
-
-struct Db(tokio_postgres::Client);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn db_error(e: tokio_postgres::Error) -> StepError {
-    StepError::retryable(format!("ledger: {e}"))
-}
-
-/// Records its attempt and its effect, sleeps `slow_ms` in between, and answers with the name
-/// of the worker it ran on.
-#[function]
-async fn work(ctx: StepContext, slow_ms: u64) -> Result<String, StepError> {
-    let db = ctx.data::<Db>()?;
-    let worker = ctx.data::<WorkerName>()?.0.clone();
-    let key = ctx.idempotency_key();
-    let began = now_ms();
-    db.0.execute(
-        "INSERT INTO begun (key, worker, at_ms) VALUES ($1, $2, $3)",
-        &[&key, &worker, &began],
-    )
-    .await
-    .map_err(db_error)?;
-    tokio::time::sleep(Duration::from_millis(slow_ms)).await;
-    db.0.execute(
-        "INSERT INTO effects (key, worker) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&key, &worker],
-    )
-    .await
-    .map_err(db_error)?;
-    db.0.execute(
-        "INSERT INTO attempts (key, worker, began_ms, ended_ms) VALUES ($1, $2, $3, $4)",
-        &[&key, &worker, &began, &now_ms()],
-    )
-    .await
-    .map_err(db_error)?;
-    Ok(worker)
-}
 
 #[workflow]
 async fn job(ctx: &mut WorkflowContext, slow_ms: u64) -> Result<String, WorkflowError> {
@@ -85,151 +37,14 @@ async fn job(ctx: &mut WorkflowContext, slow_ms: u64) -> Result<String, Workflow
     Ok(format!("{first}+{second}"))
 }
 
-fn settings(owner: &str) -> LeaseSettings {
-    LeaseSettings::new(LEASE)
-        .renew_every(Duration::from_millis(250))
-        .poll_every(Duration::from_millis(50))
-        .owner(owner)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
 fn main() {
-    if let (Ok(url), Ok(name)) = (std::env::var(URL), std::env::var(NAME)) {
-        worker(&url, name);
+    if ledger_workers::serve_if_worker(|b| b.register(job)) {
         return;
     }
     two_workers_never_run_one_step_at_once();
     a_killed_worker_has_its_run_finished_by_another();
     a_stalled_worker_commits_nothing_after_it_resumes();
     println!("workers: 3 scenarios passed");
-}
-
-/// The worker process: serves until its standard input closes.
-fn worker(url: &str, name: String) {
-    runtime().block_on(async move {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("the ledger connects");
-        tokio::spawn(connection);
-        let store = {
-            let url = url.to_owned();
-            tokio::task::spawn_blocking(move || PgStore::open(&url))
-                .await
-                .expect("the open thread")
-                .expect("the store opens")
-        };
-        let engine = Engine::builder()
-            .register(job)
-            .data(WorkerName(name.clone()))
-            .data(Db(client))
-            .shared(settings(&name))
-            .open_store(store)
-            .await
-            .expect("the worker's engine opens");
-        println!("ready");
-        tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-                line.clear();
-            }
-        })
-        .await
-        .expect("stdin");
-        engine.shutdown().await;
-    });
-}
-
-struct Worker {
-    name: String,
-    child: Child,
-}
-
-impl Worker {
-    fn spawn(url: &str, name: &str) -> Worker {
-        let mut child = Command::new(std::env::current_exe().expect("this binary"))
-            .env(URL, url)
-            .env(NAME, name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the worker starts");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("the worker reports");
-        assert_eq!(line.trim(), "ready", "worker {name} did not open");
-        Worker {
-            name: name.to_owned(),
-            child,
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{sig} {}", self.name);
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        let status = self.child.wait().expect("the worker is reaped");
-        assert!(!status.success(), "{} was killed: {status}", self.name);
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A fresh database with the workers' ledger tables.
-fn database() -> String {
-    let url = TestCluster::shared().create_database();
-    execute(
-        &url,
-        "CREATE TABLE begun (key text, worker text, at_ms bigint);
-         CREATE TABLE attempts (key text, worker text, began_ms bigint, ended_ms bigint);
-         CREATE TABLE effects (key text PRIMARY KEY, worker text);",
-    )
-    .expect("the ledger tables");
-    url
-}
-
-/// Rows of a query on the test database, as strings.
-fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
-    let (url, sql) = (url.to_owned(), sql.to_owned());
-    std::thread::spawn(move || {
-        runtime().block_on(async move {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-            tokio::spawn(connection);
-            let rows = client.simple_query(&sql).await.expect("query");
-            rows.into_iter()
-                .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                        (0..row.len())
-                            .map(|i| row.get(i).unwrap_or("").to_owned())
-                            .collect(),
-                    ),
-                    _ => None,
-                })
-                .collect()
-        })
-    })
-    .join()
-    .expect("the query thread")
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -241,16 +56,9 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 async fn front_end(url: &str) -> Engine {
-    let store = {
-        let url = url.to_owned();
-        tokio::task::spawn_blocking(move || PgStore::open(&url))
-            .await
-            .expect("the open thread")
-            .expect("the store opens")
-    };
     Engine::builder()
         .shared(settings("front"))
-        .open_store(store)
+        .open_store(ledger_workers::open(url).await)
         .await
         .expect("the front end opens")
 }

@@ -599,6 +599,26 @@ impl FileStore {
         Ok(())
     }
 
+    /// Grants `claim` a lease on `run_id` if the run's existence is `exists`: a claim is for a
+    /// run that exists, a lease for a new run is not (see [`Store::lease_new_run`]).
+    fn grant_if(
+        &self,
+        claim: &Claim<'_>,
+        run_id: &str,
+        exists: bool,
+    ) -> Result<Option<Lease>, StoreError> {
+        if self.run(run_id)?.is_some() != exists {
+            return Ok(None);
+        }
+        let mut rows = self.leases.rows();
+        Ok(Leases::grant(
+            &mut rows,
+            &self.leases.next_token,
+            run_id,
+            claim,
+        ))
+    }
+
     /// Opens the database `create` makes, checks or writes the format marker, and starts the
     /// committer, which reopens the database through `source` after a device failure.
     fn open_with(
@@ -1072,16 +1092,7 @@ impl Store for FileStore {
     }
 
     fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
-        if self.run(run_id)?.is_none() {
-            return Ok(None);
-        }
-        let mut rows = self.leases.rows();
-        Ok(Leases::grant(
-            &mut rows,
-            &self.leases.next_token,
-            run_id,
-            claim,
-        ))
+        self.grant_if(claim, run_id, true)
     }
 
     /// Granted at once: the leases live in this process's memory, so the lease holds from
@@ -1089,16 +1100,7 @@ impl Store for FileStore {
     /// a creation that finds its id taken is refused, and its lease would keep the run from
     /// other owners until it lapsed.
     fn lease_new_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {
-        if self.run(run_id)?.is_some() {
-            return Ok(None);
-        }
-        let mut rows = self.leases.rows();
-        Ok(Leases::grant(
-            &mut rows,
-            &self.leases.next_token,
-            run_id,
-            claim,
-        ))
+        self.grant_if(claim, run_id, false)
     }
 
     fn renew(&self, lease: &Lease, now_ms: u64, lease_ms: u64) -> Result<Lease, StoreError> {
