@@ -145,10 +145,8 @@ async fn floor_throughput(cluster: &TestCluster, reps: usize) -> Vec<Throughput>
 async fn engines(url: &str, builder: impl Fn() -> EngineBuilder) -> Vec<Engine> {
     let mut engines = Vec::with_capacity(WORKERS);
     for _ in 0..WORKERS {
-        let url = url.to_owned();
-        let store = tokio::task::spawn_blocking(move || PgStore::open(&url))
+        let store = PgStore::open_async(url)
             .await
-            .expect("the open thread")
             .expect("the PostgreSQL store opens");
         engines.push(builder().open_store(store).await.expect("open"));
     }
@@ -963,10 +961,8 @@ pub(crate) fn worker_main(args: &[String]) {
 }
 
 async fn shared_engine(url: &str, owner: &str) -> Engine {
-    let u = url.to_owned();
-    let store = tokio::task::spawn_blocking(move || PgStore::open(&u))
+    let store = PgStore::open_async(url)
         .await
-        .expect("the open thread")
         .expect("the PostgreSQL store opens");
     Engine::builder()
         .register(fan_in)

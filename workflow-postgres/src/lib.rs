@@ -322,9 +322,35 @@ impl Exit {
 }
 
 impl PgStore {
+    /// [`PgStore::open`] for async code: the blocking open runs on the runtime's blocking
+    /// pool, so it does not stall a worker of the runtime.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), workflow_runtime::OpenError> {
+    /// use workflow_postgres::PgStore;
+    ///
+    /// let store = PgStore::open_async("postgres://app@127.0.0.1:5432/workflows").await?;
+    /// # drop(store);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`PgStore::open`]; [`OpenError::Storage`] with [`StoreError::Closed`] if the runtime
+    /// shut down before the open ran. A panic inside the open is resumed in the caller.
+    pub async fn open_async(url: &str) -> Result<PgStore, OpenError> {
+        let url = url.to_owned();
+        match tokio::task::spawn_blocking(move || PgStore::open(&url)).await {
+            Ok(opened) => opened,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Err(storage("<postgres url>", StoreError::Closed)),
+            },
+        }
+    }
+
     /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database`,
     /// or the `key=value` form), creates or migrates its schema and checks that the server is
-    /// durable. Blocking: call it from `tokio::task::spawn_blocking` in async code.
+    /// durable. Blocking: in async code call [`PgStore::open_async`].
     ///
     /// # Errors
     /// [`OpenError::SchemaTooNew`] for a database written by a newer version of this library,

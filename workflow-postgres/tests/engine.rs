@@ -29,11 +29,7 @@ async fn pay_after_confirm(ctx: &mut WorkflowContext, cents: u64) -> Result<Stri
 }
 
 async fn engine_on(url: &str) -> Engine {
-    let url = url.to_owned();
-    let store = tokio::task::spawn_blocking(move || PgStore::open(&url))
-        .await
-        .expect("the open thread")
-        .expect("the store opens");
+    let store = PgStore::open_async(url).await.expect("the store opens");
     Engine::builder()
         .register(pay_after_confirm)
         .open_store(store)

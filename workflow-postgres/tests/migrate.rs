@@ -69,11 +69,7 @@ async fn engine_on(store: impl Store, clock: &ManualClock) -> Engine {
 }
 
 async fn on_postgres(url: &str, clock: &ManualClock) -> Engine {
-    let url = url.to_owned();
-    let store = tokio::task::spawn_blocking(move || PgStore::open(&url))
-        .await
-        .expect("the open thread")
-        .expect("the store opens");
+    let store = PgStore::open_async(url).await.expect("the store opens");
     engine_on(store, clock).await
 }
 

@@ -46,12 +46,7 @@ async fn a_copy_killed_midway_is_finished_by_the_next_run() {
         source.close().await.expect("close");
     }
     let url = TestCluster::shared().create_database();
-    let watcher = {
-        let url = url.clone();
-        tokio::task::spawn_blocking(move || PgStore::open(&url).expect("the store opens"))
-            .await
-            .expect("the open thread")
-    };
+    let watcher = PgStore::open_async(&url).await.expect("the store opens");
 
     // One run per round: the copy takes many transactions, and is killed once some are in.
     let mut child = migrate()

@@ -19,11 +19,7 @@ async fn job(ctx: &mut WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
 }
 
 async fn engine_on(url: &str, clock: &ManualClock) -> Engine {
-    let url = url.to_owned();
-    let store = tokio::task::spawn_blocking(move || PgStore::open(&url))
-        .await
-        .expect("the open thread")
-        .expect("the store opens");
+    let store = PgStore::open_async(url).await.expect("the store opens");
     Engine::builder()
         .register(job)
         .clock(clock.clone())
@@ -98,11 +94,7 @@ fn shared_settings(owner: &str) -> workflow_runtime::LeaseSettings {
 }
 
 async fn shared_worker(url: &str, owner: &str) -> Engine {
-    let url = url.to_owned();
-    let store = tokio::task::spawn_blocking(move || PgStore::open(&url))
-        .await
-        .expect("the open thread")
-        .expect("the store opens");
+    let store = PgStore::open_async(url).await.expect("the store opens");
     Engine::builder()
         .register(job)
         .shared(shared_settings(owner))
@@ -129,11 +121,7 @@ async fn two_shared_workers_fire_each_tick_of_a_schedule_once() {
     w2.shutdown().await;
 
     // Read what they left with an engine that registers nothing (it fires nothing).
-    let url2 = url.clone();
-    let store = tokio::task::spawn_blocking(move || PgStore::open(&url2))
-        .await
-        .unwrap()
-        .unwrap();
+    let store = PgStore::open_async(&url).await.unwrap();
     let reader = Engine::builder().open_store(store).await.unwrap();
     let mut fired = Vec::new();
     for event in reader.trace("@schedule/s").unwrap() {

@@ -137,11 +137,7 @@ fn settings(owner: &str) -> LeaseSettings {
 }
 
 async fn open(url: &str) -> PgStore {
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || PgStore::open(&url))
-        .await
-        .expect("the open thread")
-        .expect("the store opens")
+    PgStore::open_async(url).await.expect("the store opens")
 }
 
 /// A worker that registers every workflow of this file.

@@ -100,11 +100,7 @@ fn settings(owner: &str) -> LeaseSettings {
 }
 
 async fn open(url: &str) -> PgStore {
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || PgStore::open(&url))
-        .await
-        .expect("the open thread")
-        .expect("the store opens")
+    PgStore::open_async(url).await.expect("the store opens")
 }
 
 async fn worker(url: &str, name: &'static str) -> Engine {

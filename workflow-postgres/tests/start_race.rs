@@ -45,13 +45,7 @@ async fn parent(ctx: &mut WorkflowContext, n: u64) -> Result<String, WorkflowErr
 const PATIENCE: Duration = Duration::from_secs(60);
 
 async fn engine(url: &str, owner: &str, workflows: bool) -> Engine {
-    let store = {
-        let url = url.to_owned();
-        tokio::task::spawn_blocking(move || PgStore::open(&url))
-            .await
-            .expect("the open thread")
-            .expect("the store opens")
-    };
+    let store = PgStore::open_async(url).await.expect("the store opens");
     let settings = LeaseSettings::new(Duration::from_secs(5))
         .poll_every(Duration::from_millis(50))
         .owner(owner);

@@ -82,11 +82,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub async fn open(url: &str) -> PgStore {
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || PgStore::open(&url))
-        .await
-        .expect("the open thread")
-        .expect("the store opens")
+    PgStore::open_async(url).await.expect("the store opens")
 }
 
 /// In a worker process (`URL` and `NAME` set), serves an engine with the workflows `register`
