@@ -97,6 +97,56 @@ async fn floor_latency_rep(url: &str) -> Vec<f64> {
     out
 }
 
+/// The floor's `INSERT`s issued as `PgStore` issued its commits before it polled the commit
+/// connection on the caller's runtime: each request sent to a thread of its own (a
+/// current-thread runtime owning the connection), which runs the statement and answers on a
+/// oneshot channel. The difference from [`floor_latency_rep`] (the connection polled on the
+/// caller's runtime) is the cost of the two extra cross-thread wake-ups per commit; see
+/// BENCHMARKS.md, "PostgreSQL: the commit connection on the engine's runtime".
+async fn floor_handoff_rep(url: &str) -> Vec<f64> {
+    type Request = (i64, tokio::sync::oneshot::Sender<()>);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
+    let url = url.to_owned();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the hand-off thread's runtime");
+        rt.block_on(async move {
+            let client = connect(&url).await;
+            let insert = client
+                .prepare("INSERT INTO floor_rows (id, v) VALUES ($1, $2)")
+                .await
+                .expect("prepare");
+            let value = VALUE.as_slice();
+            while let Some((k, done)) = rx.recv().await {
+                client
+                    .execute(&insert, &[&k, &value])
+                    .await
+                    .expect("insert");
+                let _ = done.send(());
+            }
+        });
+    });
+    // Ids after the direct floor's, in the same table.
+    let first = 10 * (WARMUP + LATENCY_COMMITS);
+    let mut out = Vec::with_capacity(LATENCY_COMMITS as usize);
+    for k in first..first + WARMUP + LATENCY_COMMITS {
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let t = Instant::now();
+        tx.send((k, done_tx)).expect("the hand-off thread");
+        done.await.expect("the hand-off thread answers");
+        if k >= first + WARMUP {
+            out.push(stats::us(t.elapsed()));
+        }
+    }
+    drop(tx);
+    tokio::task::spawn_blocking(move || thread.join().expect("the hand-off thread"))
+        .await
+        .expect("join");
+    out
+}
+
 /// Rows per second for each batch size: one statement per transaction, inserting the batch.
 async fn floor_throughput(cluster: &TestCluster, reps: usize) -> Vec<Throughput> {
     let mut out = Vec::new();
@@ -225,6 +275,7 @@ pub(crate) async fn run(
     let mut rows = Vec::new();
     let mut floor_p50 = Vec::new();
     let mut floor_p99 = Vec::new();
+    let mut handoff_p50 = Vec::new();
     let mut p50 = Vec::new();
     let mut p99 = Vec::new();
     let (mut shared_p50, mut shared_p99, mut shared_moved) = (Vec::new(), Vec::new(), 0);
@@ -234,6 +285,13 @@ pub(crate) async fn run(
         let floor = floor_latency_rep(&url).await;
         floor_p50.push(percentile(&floor, 50.0));
         floor_p99.push(percentile(&floor, 99.0));
+        let handoff = floor_handoff_rep(&url).await;
+        handoff_p50.push(percentile(&handoff, 50.0));
+        println!(
+            "  pg floor rep {r}: INSERT p50 {}; the same through a thread hand-off: p50 {}",
+            fmt_us(floor_p50[r]),
+            fmt_us(handoff_p50[r])
+        );
         if workers > 1 {
             let (l, moved) = w1_shared(&cluster.create_database(), workers).await;
             shared_p50.push(percentile(&l, 50.0));
@@ -280,6 +338,18 @@ pub(crate) async fn run(
         "1-row INSERT, synchronous_commit = on, latency p99",
         fmt_us(latency.p99_us),
     ));
+    let handoff = median(&handoff_p50);
+    rows.push(
+        Row::info(
+            "PG floor",
+            "the same INSERT through a thread hand-off (probe), p50",
+            fmt_us(handoff),
+        )
+        .floor(
+            format!("{} (INSERT p50)", fmt_us(latency.p50_us)),
+            handoff / latency.p50_us,
+        ),
+    );
     let ratio = p50 / latency.p50_us;
     rows.push(
         Row::info("PG W1", "step latency p50", fmt_us(p50))
