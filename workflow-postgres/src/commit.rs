@@ -582,20 +582,26 @@ impl WriteStatements {
 }
 
 /// Commits groups until the channel closes, then returns once what was queued is committed.
+///
+/// The write connection is opened by the first group (and again by the first group after the
+/// server dropped it), on the runtime this runs on: its I/O is then polled by the same threads
+/// as the callers that queue the commits and await their acknowledgements, so a commit costs
+/// the round trip and the wake-up of the thread that waits for the answer, no hand-off to a
+/// thread of the store's own (see [`crate::PgStore`]'s `commit`).
 pub(crate) async fn run(
     reconnect: Arc<Reconnect>,
-    mut client: Client,
-    mut statements: WriteStatements,
     mut rx: mpsc::UnboundedReceiver<(Job, Acknowledger)>,
     commits: Arc<AtomicU64>,
 ) {
+    let mut writer: Option<(Client, WriteStatements)> = None;
     let mut jobs = Vec::new();
     // `recv_many` returns everything queued, up to the limit, as soon as one is there: no
     // fixed delay for a lone checkpoint, one transaction for many under load.
     while rx.recv_many(&mut jobs, 4096).await > 0 {
-        if client.is_closed() {
+        if writer.as_ref().is_none_or(|(client, _)| client.is_closed()) {
+            writer = None;
             match reconnect.writer().await {
-                Ok((fresh, prepared)) => (client, statements) = (fresh, prepared),
+                Ok(fresh) => writer = Some(fresh),
                 Err(e) => {
                     for (_, ack) in jobs.drain(..) {
                         ack.acknowledge(Err(e.clone()));
@@ -604,13 +610,10 @@ pub(crate) async fn run(
                 }
             }
         }
-        commit_group(
-            &mut client,
-            &statements,
-            std::mem::take(&mut jobs),
-            &commits,
-        )
-        .await;
+        let Some((client, statements)) = writer.as_mut() else {
+            continue;
+        };
+        commit_group(client, statements, std::mem::take(&mut jobs), &commits).await;
     }
 }
 

@@ -108,8 +108,10 @@ pub use crate::schema::SCHEMA_VERSION;
 pub struct PgStore {
     label: String,
     reads: Mutex<Option<mpsc::UnboundedSender<Request>>>,
-    commits: Mutex<Option<mpsc::UnboundedSender<(Job, Acknowledger)>>>,
+    commits: Mutex<Committers>,
     commit_count: Arc<AtomicU64>,
+    reconnect: Arc<Reconnect>,
+    /// The store's thread and every committer spawned on a runtime, until each has ended.
     exit: Arc<Exit>,
     thread: Mutex<Option<JoinHandle<()>>>,
     wakeups: Arc<listen::Inbox>,
@@ -292,19 +294,37 @@ impl Reader {
     }
 }
 
-/// Who waits for the store's thread to end.
-#[derive(Default)]
+/// Who waits for the store's thread and its committers to end: a count of those still
+/// running (the thread from the open, a committer on a runtime from its spawn), and the
+/// waiters, answered when it reaches zero.
 struct Exit {
-    state: Mutex<(bool, Vec<Acknowledger>)>,
+    state: Mutex<(usize, Vec<Acknowledger>)>,
+    ended: std::sync::Condvar,
 }
 
 impl Exit {
+    /// A latch counting the store's thread.
+    fn new() -> Exit {
+        Exit {
+            state: Mutex::new((1, Vec::new())),
+            ended: std::sync::Condvar::new(),
+        }
+    }
+
+    fn enter(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).0 += 1;
+    }
+
     fn finished(&self) {
         let waiters = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.0 = true;
+            state.0 = state.0.saturating_sub(1);
+            if state.0 > 0 {
+                return;
+            }
             std::mem::take(&mut state.1)
         };
+        self.ended.notify_all();
         for ack in waiters {
             ack.acknowledge(Ok(()));
         }
@@ -312,12 +332,93 @@ impl Exit {
 
     fn wait(&self) -> Acknowledgement {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.0 {
+        if state.0 == 0 {
             return Acknowledgement::ready(Ok(()));
         }
         let (ack, done) = Acknowledgement::channel();
         state.1.push(ack);
         done
+    }
+
+    fn wait_blocking(&self) {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ended = self
+            .ended
+            .wait_while(state, |state| state.0 > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// Ends one committer's count in [`Exit`] when dropped: when the committer returns, or when
+/// its runtime shuts down and drops it.
+struct Finished(Arc<Exit>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.finished();
+    }
+}
+
+/// Where commits go: to a committer on the caller's runtime (spawned by the first commit made
+/// on a multi-threaded runtime), or to the store's thread (callers outside such a runtime).
+struct Committers {
+    /// False once the store is closing: commits are refused.
+    open: bool,
+    thread: Option<mpsc::UnboundedSender<(Job, Acknowledger)>>,
+    runtime: Option<mpsc::UnboundedSender<(Job, Acknowledger)>>,
+}
+
+/// The runtime a commit may spawn its committer on: a multi-threaded one with two workers or
+/// more, as for the embedded store's caller commits. A current-thread runtime's only thread,
+/// blocked by a synchronous wait for a commit (a destructor closing the store), would never
+/// poll the connection that answers it; such callers keep the store's thread.
+fn committer_runtime() -> Option<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().ok().filter(|handle| {
+        handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            && handle.metrics().num_workers() >= 2
+    })
+}
+
+impl Committers {
+    /// Queues `item` for the committer of the caller's place, spawning one on the caller's
+    /// runtime if that runtime has none (or the one it had ended with its runtime).
+    fn send(
+        &mut self,
+        item: (Job, Acknowledger),
+        reconnect: &Arc<Reconnect>,
+        commit_count: &Arc<AtomicU64>,
+        exit: &Arc<Exit>,
+    ) {
+        if !self.open {
+            item.1.acknowledge(Err(StoreError::Closed));
+            return;
+        }
+        let Some(handle) = committer_runtime() else {
+            // A send to a stopped thread drops the acknowledger, which answers `Closed`.
+            if let Some(tx) = &self.thread {
+                drop(tx.send(item));
+            }
+            return;
+        };
+        let item = match &self.runtime {
+            Some(tx) => match tx.send(item) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(item)) => item,
+            },
+            None => item,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        exit.enter();
+        let finished = Finished(exit.clone());
+        let (reconnect, count) = (reconnect.clone(), commit_count.clone());
+        drop(handle.spawn(async move {
+            let _finished = finished;
+            commit::run(reconnect, rx, count).await;
+        }));
+        // A runtime that is shutting down drops the task, and with it the receiver: the send
+        // fails and the acknowledger, dropped, answers `Closed`.
+        drop(tx.send(item));
+        self.runtime = Some(tx);
     }
 }
 
@@ -365,26 +466,30 @@ impl PgStore {
         let (reads_tx, reads_rx) = mpsc::unbounded_channel();
         let (commits_tx, commits_rx) = mpsc::unbounded_channel();
         let commit_count = Arc::new(AtomicU64::new(0));
-        let exit = Arc::new(Exit::default());
+        let exit = Arc::new(Exit::new());
         let wakeups = Arc::new(listen::Inbox::default());
+        let reconnect = Arc::new(Reconnect {
+            config,
+            label: label.clone(),
+        });
         let thread = {
             let wakeups = wakeups.clone();
-            let thread_label = label.clone();
+            let reconnect = reconnect.clone();
             let commit_count = commit_count.clone();
             let exit = exit.clone();
             std::thread::Builder::new()
                 .name("workflow-postgres".to_owned())
                 .spawn(move || {
+                    // Also when `serve` panics, so that no closer waits for the thread forever.
+                    let _finished = Finished(exit);
                     serve(
-                        config,
-                        &thread_label,
+                        &reconnect,
                         opened_tx,
                         reads_rx,
                         commits_rx,
                         &commit_count,
                         wakeups,
                     );
-                    exit.finished();
                 })
                 .map_err(|e| storage(&label, StoreError::io("starting the store's thread", e)))?
         };
@@ -401,8 +506,13 @@ impl PgStore {
         Ok(PgStore {
             label,
             reads: Mutex::new(Some(reads_tx)),
-            commits: Mutex::new(Some(commits_tx)),
+            commits: Mutex::new(Committers {
+                open: true,
+                thread: Some(commits_tx),
+                runtime: None,
+            }),
             commit_count,
+            reconnect,
             exit,
             thread: Mutex::new(Some(thread)),
             wakeups,
@@ -443,10 +553,10 @@ impl PgStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        self.commits
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let mut commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        commits.open = false;
+        commits.thread = None;
+        commits.runtime = None;
     }
 }
 
@@ -537,16 +647,17 @@ async fn connect(config: &Config, label: &str) -> Result<Client, OpenError> {
     Ok(client)
 }
 
-/// The store's thread: opens, then serves reads and commits until both channels close.
+/// The store's thread: opens, then serves reads, and the commits of callers outside a
+/// multi-threaded runtime, until both channels close.
 fn serve(
-    config: Config,
-    label: &str,
+    reconnect: &Arc<Reconnect>,
     opened: std::sync::mpsc::SyncSender<Result<(), OpenError>>,
     mut reads: mpsc::UnboundedReceiver<Request>,
     commits: mpsc::UnboundedReceiver<(Job, Acknowledger)>,
     commit_count: &Arc<AtomicU64>,
     wakeups: Arc<listen::Inbox>,
 ) {
+    let label = reconnect.label.as_str();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -562,37 +673,28 @@ fn serve(
     };
     runtime.block_on(async move {
         let setup = async {
-            let mut writer = connect(&config, label).await?;
-            schema::migrate(&mut writer, label).await?;
-            let reader = connect(&config, label).await?;
-            let reader = Reader::prepare(reader)
+            // The write connections are opened by the committers, at their first commit.
+            let mut client = connect(&reconnect.config, label).await?;
+            schema::migrate(&mut client, label).await?;
+            let reader = Reader::prepare(client)
                 .await
                 .map_err(|e| storage(label, backend("preparing the store's statements", e)))?;
-            let statements = WriteStatements::prepare(&writer)
-                .await
-                .map_err(|e| storage(label, backend("preparing the store's statements", e)))?;
-            Ok::<_, OpenError>((writer, statements, Arc::new(reader)))
+            Ok::<_, OpenError>(Arc::new(reader))
         };
-        let (writer, statements, reader) = match setup.await {
-            Ok(opened_parts) => {
+        let reader = match setup.await {
+            Ok(reader) => {
                 let _ = opened.send(Ok(()));
-                opened_parts
+                reader
             }
             Err(e) => {
                 let _ = opened.send(Err(e));
                 return;
             }
         };
-        let reconnect = Arc::new(Reconnect {
-            config,
-            label: label.to_owned(),
-        });
         // Ends with the runtime, when the store closes.
         tokio::spawn(listen::run(reconnect.clone(), wakeups));
         let committer = tokio::spawn(commit::run(
             reconnect.clone(),
-            writer,
-            statements,
             commits,
             commit_count.clone(),
         ));
@@ -1156,12 +1258,10 @@ impl Store for PgStore {
             Err(e) => return Acknowledgement::ready(Err(e)),
         };
         let (ack, done) = Acknowledgement::channel();
-        let commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
-        match commits.as_ref() {
-            // A send to a stopped thread drops the acknowledger, which answers `Closed`.
-            Some(tx) => drop(tx.send((job, ack))),
-            None => ack.acknowledge(Err(StoreError::Closed)),
-        }
+        self.commits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send((job, ack), &self.reconnect, &self.commit_count, &self.exit);
         done
     }
 
@@ -1184,6 +1284,13 @@ impl Store for PgStore {
         if let Some(thread) = thread {
             // The thread runs no user code; a panic there has nobody left to report to.
             let _ = thread.join();
+        }
+        // A committer on a runtime finishes what is queued on that runtime's threads. Outside
+        // a runtime we wait for it; inside one (an engine dropped in a task) waiting could
+        // block the very thread it needs, so it is left to finish by itself, and
+        // `close` is the way to wait for it there.
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.exit.wait_blocking();
         }
     }
 }
