@@ -147,6 +147,25 @@ async fn floor_handoff_rep(url: &str) -> Vec<f64> {
     out
 }
 
+/// Voluntary context switches of every thread of this process so far: each one is a thread
+/// that went to sleep waiting (for a channel, a socket, a lock), so their count per step is
+/// the number of sleeps, and so of wake-ups, a step costs, whatever the machine's load.
+fn voluntary_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .sum()
+}
+
 /// Rows per second for each batch size: one statement per transaction, inserting the batch.
 async fn floor_throughput(cluster: &TestCluster, reps: usize) -> Vec<Throughput> {
     let mut out = Vec::new();
@@ -282,24 +301,33 @@ pub(crate) async fn run(
     println!("W1 on PostgreSQL: 200 runs one after another, 10 no-op steps each");
     for r in 0..reps {
         let url = cluster.create_database();
+        let per_insert = |switches: u64| switches as f64 / (WARMUP + LATENCY_COMMITS) as f64;
+        let switches = voluntary_switches();
         let floor = floor_latency_rep(&url).await;
+        let floor_switches = per_insert(voluntary_switches().saturating_sub(switches));
         floor_p50.push(percentile(&floor, 50.0));
         floor_p99.push(percentile(&floor, 99.0));
+        let switches = voluntary_switches();
         let handoff = floor_handoff_rep(&url).await;
+        let handoff_switches = per_insert(voluntary_switches().saturating_sub(switches));
         handoff_p50.push(percentile(&handoff, 50.0));
         println!(
-            "  pg floor rep {r}: INSERT p50 {}; the same through a thread hand-off: p50 {}",
+            "  pg floor rep {r}: INSERT p50 {} ({floor_switches:.2} voluntary context switches \
+             per INSERT); the same through a thread hand-off: p50 {} ({handoff_switches:.2})",
             fmt_us(floor_p50[r]),
             fmt_us(handoff_p50[r])
         );
         if workers > 1 {
+            let switches = voluntary_switches();
             let (l, moved) = w1_shared(&cluster.create_database(), workers).await;
+            let switches = voluntary_switches().saturating_sub(switches) as f64 / l.len() as f64;
             shared_p50.push(percentile(&l, 50.0));
             shared_p99.push(percentile(&l, 99.0));
             shared_moved += moved;
             println!(
                 "  pg w1 shared, {workers} workers, rep {r}: {} steps, p50 {} p99 {} ({moved} \
-                 runs partly driven by another worker, not counted)",
+                 runs partly driven by another worker, not counted); this process's voluntary \
+                 context switches per step {switches:.2}",
                 l.len(),
                 fmt_us(shared_p50[r]),
                 fmt_us(shared_p99[r]),
@@ -307,7 +335,9 @@ pub(crate) async fn run(
         }
         let engines = engines(&url, || Engine::builder().register(sequential)).await;
         let monitor = statements_reset(&url).await;
+        let switches = voluntary_switches();
         let l = crate::w1::step_latencies(&engines[0]).await;
+        let switches = voluntary_switches().saturating_sub(switches);
         if let Some(monitor) = monitor {
             print_statements(&monitor, "W1, one exclusive engine").await;
         }
@@ -315,12 +345,14 @@ pub(crate) async fn run(
         p50.push(percentile(&l, 50.0));
         p99.push(percentile(&l, 99.0));
         println!(
-            "  pg w1 rep {r}: {} steps, p50 {} p99 {}; INSERT floor just before: p50 {} p99 {}",
+            "  pg w1 rep {r}: {} steps, p50 {} p99 {}; INSERT floor just before: p50 {} p99 {}; \
+             {:.2} voluntary context switches per step",
             l.len(),
             fmt_us(p50[r]),
             fmt_us(p99[r]),
             fmt_us(floor_p50[r]),
-            fmt_us(floor_p99[r])
+            fmt_us(floor_p99[r]),
+            switches as f64 / l.len().max(1) as f64,
         );
     }
     let latency = Latency {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 use workflow_runtime::CodecError;
@@ -142,12 +142,23 @@ impl Job {
             &row.timer_ms,
             &row.wait,
         ];
+        // A creation inserts: the checks of these paths read a snapshot, in which a row that
+        // a concurrent group statement is inserting does not show; the insert then fails on
+        // the unique index instead of overwriting that run (see [`write`]).
+        let create = self.fence == Fence::Create;
         match &self.grant {
             Some((owner, token, expires)) => {
                 params.extend([owner as &(dyn ToSql + Sync), token, expires]);
-                Some((&st.upsert_granted, params))
+                Some((
+                    if create {
+                        &st.insert_granted
+                    } else {
+                        &st.upsert_granted
+                    },
+                    params,
+                ))
             }
-            None => Some((&st.upsert, params)),
+            None => Some((if create { &st.insert } else { &st.upsert }, params)),
         }
     }
 }
@@ -177,6 +188,9 @@ impl Shape {
     /// Some unfenced checkpoint writes no record: the unfenced runs' rows are locked first
     /// (`held`), as a record write would lock them.
     const LOOSE: u16 = 1024;
+    /// Some checkpoint creates its run ([`Fence::Create`]): it is written only if the id is
+    /// free, by an `INSERT … ON CONFLICT DO NOTHING` (`created`).
+    const CREATE: u16 = 2048;
 
     fn of(jobs: &[&Job]) -> Shape {
         let mut bits = 0;
@@ -184,6 +198,7 @@ impl Shape {
             match (job.fence, &job.row) {
                 (Fence::Lease(_), Some(_)) => bits |= Self::FENCE,
                 (Fence::Lease(_), None) => bits |= Self::FENCE | Self::BARE,
+                (Fence::Create, Some(_)) => bits |= Self::CREATE,
                 (_, Some(_)) => bits |= Self::OPEN,
                 (_, None) => bits |= Self::OPEN | Self::LOOSE,
             }
@@ -214,6 +229,12 @@ impl Shape {
 
     fn has(self, bit: u16) -> bool {
         self.0 & bit != 0
+    }
+
+    /// Whether the statement names the group's checkpoints as `j`, with a `token` column
+    /// (`NULL` for an unfenced checkpoint).
+    fn named(self) -> bool {
+        self.has(Self::FENCE) || self.has(Self::LOOSE) || self.has(Self::CREATE)
     }
 }
 
@@ -262,8 +283,11 @@ fn group_sql(shape: Shape) -> String {
     };
     // The columns of one checkpoint, as `unnest` arguments and names.
     let mut columns = vec![(param("text[]"), "run_id")];
-    if shape.has(Shape::FENCE) {
+    if shape.named() {
         columns.push((param("bigint[]"), "token"));
+    }
+    if shape.has(Shape::CREATE) {
+        columns.push((param("bool[]"), "fresh"));
     }
     if shape.has(Shape::RECORD) {
         for (ty, name) in [
@@ -310,7 +334,7 @@ fn group_sql(shape: Shape) -> String {
         "timer_ms",
         "wait",
     ];
-    if shape.has(Shape::FENCE) || shape.has(Shape::LOOSE) {
+    if shape.named() {
         parts.push(format!("j AS ({source})"));
     }
     if shape.has(Shape::FENCE) {
@@ -335,7 +359,7 @@ fn group_sql(shape: Shape) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let fenced = if shape.has(Shape::OPEN) {
+        let fenced = if shape.has(Shape::OPEN) || shape.has(Shape::CREATE) {
             "fenced"
         } else {
             "ok"
@@ -347,37 +371,69 @@ fn group_sql(shape: Shape) -> String {
                           RETURNING j.*)"
         ));
     }
-    if shape.has(Shape::LOOSE) {
-        // The left join makes `ok` wait for the locks without refusing a missing run.
-        parts.push(
-            "held AS (SELECT r.run_id FROM runs r
-                      WHERE r.run_id IN (SELECT j.run_id FROM j WHERE j.token IS NULL)
-                      ORDER BY r.run_id FOR UPDATE)"
-                .to_owned(),
-        );
-        let fenced = if shape.has(Shape::FENCE) {
-            "SELECT * FROM fenced UNION ALL "
-        } else {
-            ""
-        };
+    // A new run's row is inserted only if its id is free: a row created by a concurrent
+    // statement is seen through the unique index (the insert waits for that statement's
+    // transaction, then does nothing if it committed), not through the snapshot; the runs it
+    // did not return are the refused creations, of which nothing else is written.
+    let (lease_columns, lease_values) = if shape.has(Shape::GRANT) {
+        (
+            ", lease_owner, lease_token, lease_expires_ms",
+            ", grant_owner, grant_token, grant_expires",
+        )
+    } else {
+        ("", "")
+    };
+    if shape.has(Shape::CREATE) {
+        let columns = WRITTEN.join(", ");
         parts.push(format!(
-            "ok AS ({fenced}SELECT j.* FROM j LEFT JOIN held h ON h.run_id = j.run_id
-                    WHERE j.token IS NULL)"
+            "created AS (
+                INSERT INTO runs (run_id, {columns}{lease_columns})
+                SELECT run_id, {columns}{lease_values} FROM j WHERE j.fresh ORDER BY run_id
+                ON CONFLICT (run_id) DO NOTHING RETURNING run_id)"
         ));
-    } else if shape.has(Shape::FENCE) && shape.has(Shape::OPEN) {
-        parts.push(
-            "ok AS (SELECT * FROM fenced UNION ALL SELECT * FROM j WHERE j.token IS NULL)"
-                .to_owned(),
-        );
-    } else if !shape.has(Shape::FENCE) {
+    }
+    let not_fresh = if shape.has(Shape::CREATE) {
+        " AND NOT j.fresh"
+    } else {
+        ""
+    };
+    if shape.has(Shape::LOOSE) {
+        parts.push(format!(
+            "held AS (SELECT r.run_id FROM runs r
+                      WHERE r.run_id IN (SELECT j.run_id FROM j WHERE j.token IS NULL{not_fresh})
+                      ORDER BY r.run_id FOR UPDATE)"
+        ));
+    }
+    if !shape.named() {
         parts.push(format!("ok AS ({source})"));
+    } else if shape.has(Shape::OPEN) || shape.has(Shape::CREATE) {
+        // The checkpoints written: the fenced ones the update accepted, the unfenced ones, the
+        // creations the insert made.
+        let mut accepted = Vec::new();
+        if shape.has(Shape::FENCE) {
+            accepted.push("SELECT * FROM fenced".to_owned());
+        }
+        if shape.has(Shape::LOOSE) {
+            // The left join makes `ok` wait for the locks without refusing a missing run.
+            accepted.push(format!(
+                "SELECT j.* FROM j LEFT JOIN held h ON h.run_id = j.run_id
+                 WHERE j.token IS NULL{not_fresh}"
+            ));
+        } else if shape.has(Shape::OPEN) {
+            accepted.push(format!("SELECT * FROM j WHERE j.token IS NULL{not_fresh}"));
+        }
+        if shape.has(Shape::CREATE) {
+            accepted
+                .push("SELECT * FROM j WHERE j.run_id IN (SELECT run_id FROM created)".to_owned());
+        }
+        parts.push(format!("ok AS ({})", accepted.join(" UNION ALL ")));
     }
     // The unfenced record writes (the fenced ones were the update's).
-    if shape.has(Shape::RECORD) && (shape.has(Shape::OPEN) || !shape.has(Shape::FENCE)) {
-        let unfenced = if shape.has(Shape::FENCE) {
-            "FROM ok WHERE record IS NOT NULL AND token IS NULL"
-        } else {
-            "FROM ok WHERE record IS NOT NULL"
+    if shape.has(Shape::RECORD) && shape.has(Shape::OPEN) {
+        let unfenced = match (shape.named(), shape.has(Shape::CREATE)) {
+            (true, true) => "FROM ok WHERE record IS NOT NULL AND token IS NULL AND NOT fresh",
+            (true, false) => "FROM ok WHERE record IS NOT NULL AND token IS NULL",
+            (false, _) => "FROM ok WHERE record IS NOT NULL",
         };
         let set = WRITTEN
             .iter()
@@ -386,14 +442,6 @@ fn group_sql(shape: Shape) -> String {
             .join(", ");
         let columns = WRITTEN.join(", ");
         // A granted lease is written only with a new row: a run that exists keeps its lease.
-        let (lease_columns, lease_values) = if shape.has(Shape::GRANT) {
-            (
-                ", lease_owner, lease_token, lease_expires_ms",
-                ", grant_owner, grant_token, grant_expires",
-            )
-        } else {
-            ("", "")
-        };
         parts.push(format!(
             "upserted AS (
                 INSERT INTO runs (run_id, {columns}{lease_columns})
@@ -440,7 +488,7 @@ fn group_sql(shape: Shape) -> String {
     if shape.has(Shape::TRACE) {
         // `pos` numbers a checkpoint's events from 0; the subquery reads the run's last event
         // as the snapshot shows it, so every event of one run adds its `pos` to the same base.
-        let filter = if shape.has(Shape::FENCE) || shape.has(Shape::LOOSE) {
+        let filter = if shape.named() {
             "WHERE t.run_id IN (SELECT ok.run_id FROM ok)"
         } else {
             ""
@@ -458,11 +506,19 @@ fn group_sql(shape: Shape) -> String {
             param("bytea[]")
         ));
     }
-    let answer = if shape.has(Shape::FENCE) {
-        "SELECT j.run_id FROM j
-         WHERE j.token IS NOT NULL AND j.run_id NOT IN (SELECT ok.run_id FROM ok)"
-    } else {
-        "SELECT run_id FROM ok WHERE false"
+    let answer = match (shape.has(Shape::FENCE), shape.has(Shape::CREATE)) {
+        (true, true) => {
+            "SELECT j.run_id FROM j
+             WHERE (j.token IS NOT NULL OR j.fresh) AND j.run_id NOT IN (SELECT ok.run_id FROM ok)"
+        }
+        (true, false) => {
+            "SELECT j.run_id FROM j
+             WHERE j.token IS NOT NULL AND j.run_id NOT IN (SELECT ok.run_id FROM ok)"
+        }
+        (false, true) => {
+            "SELECT j.run_id FROM j WHERE j.fresh AND j.run_id NOT IN (SELECT ok.run_id FROM ok)"
+        }
+        (false, false) => "SELECT run_id FROM ok WHERE false",
     };
     format!("WITH {} {answer}", parts.join(",\n"))
 }
@@ -478,6 +534,8 @@ pub(crate) struct WriteStatements {
     purge: Statement,
     upsert: Statement,
     upsert_granted: Statement,
+    insert: Statement,
+    insert_granted: Statement,
     clear_inbox: Statement,
     consume: Statement,
     buffer: Statement,
@@ -550,6 +608,20 @@ impl WriteStatements {
                          wait = EXCLUDED.wait",
                 )
                 .await?,
+            insert: client
+                .prepare(
+                    "INSERT INTO runs (run_id, workflow, seq, record, purgeable, ready, timer_ms,
+                                       wait)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .await?,
+            insert_granted: client
+                .prepare(
+                    "INSERT INTO runs (run_id, workflow, seq, record, purgeable, ready, timer_ms,
+                                       wait, lease_owner, lease_token, lease_expires_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .await?,
             clear_inbox: client
                 .prepare("DELETE FROM inbox WHERE run_id = $1")
                 .await?,
@@ -581,6 +653,42 @@ impl WriteStatements {
     }
 }
 
+/// What a committer's channel carries.
+pub(crate) enum Queued {
+    /// One checkpoint to commit.
+    One(Job, Acknowledger),
+    /// A group that a committer on a runtime could not write as one statement, handed to the
+    /// store thread's committer to be written in parts there as one group; `done` answers
+    /// once each of its checkpoints is acknowledged.
+    InParts(Vec<(Job, Acknowledger)>, oneshot::Sender<()>),
+}
+
+/// Where a committer writes the groups that take more than one round trip to the server.
+pub(crate) enum Parts {
+    /// On its own connection: the store's thread.
+    Here,
+    /// Handed to the committer on the store's thread, and awaited before the next group. A
+    /// transaction of several round trips holds its row locks while the client works out and
+    /// sends the next statement; on a runtime whose threads may all be blocked in the store's
+    /// synchronous calls (a claim waiting for one of those very rows, on the read
+    /// connection), nothing would send it. A group written as one statement commits on the
+    /// server by itself, so the runtime's committer writes only those.
+    Thread(mpsc::UnboundedSender<Queued>),
+}
+
+impl Parts {
+    /// Commits `jobs` on the store's thread; returns once each is acknowledged (or, should
+    /// that thread be gone, answered `Closed` by its dropped acknowledger).
+    async fn hand_over(&self, jobs: Vec<(Job, Acknowledger)>) {
+        if let Parts::Thread(tx) = self {
+            let (done, answered) = oneshot::channel();
+            if tx.send(Queued::InParts(jobs, done)).is_ok() {
+                let _ = answered.await;
+            }
+        }
+    }
+}
+
 /// Commits groups until the channel closes, then returns once what was queued is committed.
 ///
 /// The write connection is opened by the first group (and again by the first group after the
@@ -590,30 +698,50 @@ impl WriteStatements {
 /// thread of the store's own (see [`crate::PgStore`]'s `commit`).
 pub(crate) async fn run(
     reconnect: Arc<Reconnect>,
-    mut rx: mpsc::UnboundedReceiver<(Job, Acknowledger)>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     commits: Arc<AtomicU64>,
+    parts: Parts,
 ) {
     let mut writer: Option<(Client, WriteStatements)> = None;
-    let mut jobs = Vec::new();
+    let mut queued = Vec::new();
     // `recv_many` returns everything queued, up to the limit, as soon as one is there: no
     // fixed delay for a lone checkpoint, one transaction for many under load.
-    while rx.recv_many(&mut jobs, 4096).await > 0 {
-        if writer.as_ref().is_none_or(|(client, _)| client.is_closed()) {
-            writer = None;
-            match reconnect.writer().await {
-                Ok(fresh) => writer = Some(fresh),
-                Err(e) => {
-                    for (_, ack) in jobs.drain(..) {
-                        ack.acknowledge(Err(e.clone()));
-                    }
-                    continue;
-                }
+    while rx.recv_many(&mut queued, 4096).await > 0 {
+        // In order: the checkpoints queued before a handed-over group are committed first.
+        let mut groups: Vec<(Vec<(Job, Acknowledger)>, Option<oneshot::Sender<()>>)> =
+            vec![(Vec::new(), None)];
+        for item in queued.drain(..) {
+            match item {
+                Queued::One(job, ack) => match groups.last_mut() {
+                    Some((group, None)) => group.push((job, ack)),
+                    _ => groups.push((vec![(job, ack)], None)),
+                },
+                Queued::InParts(jobs, done) => groups.push((jobs, Some(done))),
             }
         }
-        let Some((client, statements)) = writer.as_mut() else {
-            continue;
-        };
-        commit_group(client, statements, std::mem::take(&mut jobs), &commits).await;
+        for (jobs, done) in groups {
+            if jobs.is_empty() {
+                continue;
+            }
+            if writer.as_ref().is_none_or(|(client, _)| client.is_closed()) {
+                writer = None;
+                match reconnect.writer().await {
+                    Ok(fresh) => writer = Some(fresh),
+                    Err(e) => {
+                        for (_, ack) in jobs {
+                            ack.acknowledge(Err(e.clone()));
+                        }
+                        continue;
+                    }
+                }
+            }
+            if let Some((client, statements)) = writer.as_mut() {
+                commit_group(client, statements, jobs, &commits, &parts).await;
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
@@ -622,9 +750,15 @@ async fn commit_group(
     st: &WriteStatements,
     jobs: Vec<(Job, Acknowledger)>,
     commits: &AtomicU64,
+    parts: &Parts,
 ) {
+    let here = matches!(parts, Parts::Here);
     let group: Vec<&Job> = jobs.iter().map(|(job, _)| job).collect();
-    match write(client, st, &group).await {
+    let Some(written) = write(client, st, &group, here).await else {
+        parts.hand_over(jobs).await;
+        return;
+    };
+    match written {
         Ok(accepted) => {
             if accepted.iter().any(|a| *a) {
                 commits.fetch_add(1, Ordering::Relaxed);
@@ -645,7 +779,11 @@ async fn commit_group(
             // One bad checkpoint (a purge of an open run, a value the server refuses) must not
             // fail the others it happened to be grouped with: retry each on its own.
             for (job, ack) in jobs {
-                let result = match write(client, st, &[&job]).await {
+                let Some(written) = write(client, st, &[&job], here).await else {
+                    parts.hand_over(vec![(job, ack)]).await;
+                    continue;
+                };
+                let result = match written {
                     Ok(accepted) if accepted[0] => {
                         commits.fetch_add(1, Ordering::Relaxed);
                         Ok(())
@@ -665,22 +803,25 @@ async fn commit_group(
 /// Most groups are one statement ([`write_at_once`]): one round trip, fenced or not. The rest
 /// (purges, child runs, a run written twice in the group, a buffered signal beside consumed
 /// ones), and a group the server refused as one statement, take the statement-per-part paths.
+///
+/// `None` if the group must be written in parts and `here` is false (see [`Parts`]): then
+/// nothing was written.
 async fn write(
     client: &mut Client,
     st: &WriteStatements,
     jobs: &[&Job],
-) -> Result<Vec<bool>, StoreError> {
+    here: bool,
+) -> Option<Result<Vec<bool>, StoreError>> {
     // Purges and checkpoints that create other runs are rare: they take the plain path.
     if jobs.iter().any(|job| job.purge || !job.others.is_empty()) {
-        return write_in_turns(client, st, jobs).await;
+        return match here {
+            true => Some(write_in_parts(client, st, jobs, true).await),
+            false => None,
+        };
     }
-    // A new run of a shared engine must find its id free after the run locks, which one
-    // statement cannot do: it reads one snapshot, and a run created by a concurrent statement
-    // is not in it.
-    let creates = jobs.iter().any(|job| job.fence == Fence::Create);
-    if !creates && at_once(jobs) {
+    if at_once(jobs) {
         match write_at_once(client, st, jobs).await {
-            Ok(accepted) => return Ok(accepted),
+            Ok(accepted) => return Some(Ok(accepted)),
             // The server answered with an error and kept the session, so the statement's
             // transaction was rolled back and the group can be written again; most likely two
             // processes appended to one run's inbox or trace at once (see `group_sql`), which
@@ -690,10 +831,56 @@ async fn write(
             }
             // The connection failed (a FATAL error ends the session too): the outcome is
             // unknown, and a second write could append the same trace events twice.
-            Err(e) => return Err(backend("committing a checkpoint", e)),
+            Err(e) => return Some(Err(backend("committing a checkpoint", e))),
         }
     }
-    write_pipelined(client, st, jobs).await
+    match here {
+        true => Some(write_in_parts(client, st, jobs, false).await),
+        false => None,
+    }
+}
+
+/// [`write_in_turns`] or [`write_pipelined`], again once if a creation collided with a run
+/// inserted by a concurrent transaction that committed after the fence check's snapshot: the
+/// second time the check sees that run and refuses the creation alone.
+async fn write_in_parts(
+    client: &mut Client,
+    st: &WriteStatements,
+    jobs: &[&Job],
+    in_turns: bool,
+) -> Result<Vec<bool>, StoreError> {
+    let creates = jobs.iter().any(|job| {
+        std::iter::once(*job)
+            .chain(&job.others)
+            .any(|job| job.fence == Fence::Create)
+    });
+    let mut again = creates;
+    loop {
+        let written = if in_turns {
+            write_in_turns(client, st, jobs).await
+        } else {
+            write_pipelined(client, st, jobs).await
+        };
+        match written {
+            Err(e) if again && unique_violation(&e) && !client.is_closed() => {
+                tracing::debug!(error = %e, "a creation collided with a concurrent one: again");
+                again = false;
+            }
+            written => return written,
+        }
+    }
+}
+
+/// Whether the server refused a write for a duplicate key.
+fn unique_violation(e: &StoreError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(e) = source {
+        if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
+            return pg.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION);
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Whether the server refused a statement and rolled its transaction back, keeping the
@@ -712,10 +899,13 @@ fn at_once(jobs: &[&Job]) -> bool {
     let distinct = runs.windows(2).all(|w| w[0] != w[1]);
     // The new entry's index counts the entries that are being removed in the same statement
     // as still there: harmless, but unlike the embedded store's numbering.
+    // A creation without a record (which the engine never writes) is checked by the
+    // statement-per-part paths.
     distinct
-        && jobs
-            .iter()
-            .all(|job| job.buffer.is_none() || (!job.clear_inbox && job.consumed.is_empty()))
+        && jobs.iter().all(|job| {
+            (job.buffer.is_none() || (!job.clear_inbox && job.consumed.is_empty()))
+                && (job.fence != Fence::Create || job.row.is_some())
+        })
 }
 
 /// The group as one statement ([`group_sql`]), which commits on its own (no `BEGIN`): the
@@ -754,6 +944,10 @@ async fn write_at_once(
             Fence::Lease(token) => Some(to_db(token)),
             _ => None,
         })
+        .collect();
+    let fresh: Vec<bool> = sorted
+        .iter()
+        .map(|job| job.fence == Fence::Create)
         .collect();
     let rows: Vec<Option<&RunRow>> = sorted.iter().map(|job| job.row.as_ref()).collect();
     let workflows: Vec<Option<&str>> = rows
@@ -810,8 +1004,11 @@ async fn write_at_once(
     // In the order of `group_sql`'s parameters.
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(20);
     params.push(&run_ids);
-    if shape.has(Shape::FENCE) {
+    if shape.named() {
         params.push(&tokens);
+    }
+    if shape.has(Shape::CREATE) {
+        params.push(&fresh);
     }
     if shape.has(Shape::RECORD) {
         params.extend([

@@ -11,16 +11,23 @@
 //! # How it works
 //!
 //! The seam's reads are synchronous while the client is async, so a store owns one thread
-//! (`workflow-postgres`) that runs a current-thread tokio runtime and two connections: one for
-//! reads, claims and leases, one for commits. A synchronous caller hands its request to that
-//! thread and blocks on a reply channel; concurrent reads are pipelined on the read connection.
-//! The cost of a read is two thread hand-offs plus one round trip to the server, against a
-//! memory-mapped page read for the embedded store: tens to hundreds of microseconds on a local
-//! server. The thread never runs user code.
+//! (`workflow-postgres`) that runs a current-thread tokio runtime and the connection for
+//! reads, claims and leases. A synchronous caller hands its request to that thread and blocks
+//! on a reply channel; concurrent reads are pipelined on the read connection. The cost of a
+//! read is two thread hand-offs plus one round trip to the server, against a memory-mapped
+//! page read for the embedded store: tens to hundreds of microseconds on a local server. The
+//! thread never runs user code.
 //!
-//! Commits are grouped, as in the embedded store: every checkpoint queued while a transaction
-//! is being committed goes into the next transaction, and each is acknowledged, or refused, on
-//! its own once that transaction is durable (`synchronous_commit = on`). A group is most
+//! Commits are asynchronous, so they need no such thread: the first commit made on a
+//! multi-threaded tokio runtime (an engine's) spawns the committer on that runtime, with a
+//! write connection of its own polled by the runtime's threads, so that a commit costs the
+//! round trip and one wake-up, as a plain `INSERT` from the same task would (a thread of the
+//! store's own cost two more per commit: BENCHMARKS.md, "PostgreSQL: the commit connection on
+//! the engine's runtime"). Commits made elsewhere (outside a runtime, or on a current-thread
+//! one) go to a committer on the store's thread. Commits are grouped, as in the embedded
+//! store: every checkpoint queued while a transaction is being committed goes into the next
+//! transaction, and each is acknowledged, or refused, on its own once that transaction is
+//! durable (`synchronous_commit = on`). A group is most
 //! often one statement of data-modifying `WITH` parts, committed on its own: one round trip
 //! to the server, with or without leases. Rarer groups (purges, child runs, a run written
 //! twice) are a transaction of pipelined statements.
@@ -42,9 +49,10 @@
 //!
 //! A checkpoint that creates a run under
 //! [`Fence::Create`](workflow_runtime::store::Fence::Create) (every new run of a shared engine)
-//! takes the pipelined path: after the transaction's advisory lock on the run id (which a
-//! concurrent creation of the same id waits for), the fence query must find no row with the
-//! id, else it is refused with [`StoreError::NotOwner`], writing nothing; so of two processes
+//! inserts the run's row with `ON CONFLICT DO NOTHING`, in the group's one statement: the
+//! unique index, not the statement's snapshot, decides (an insert of an id that a concurrent
+//! transaction is inserting waits for that transaction's end), and a creation whose row was
+//! not inserted is refused with [`StoreError::NotOwner`], writing nothing; so of two processes
 //! starting one id at once, one creates the run.
 //!
 //! [`Fence::Exclusive`](workflow_runtime::store::Fence::Exclusive) is accepted without a check: the writer declares that nobody else
@@ -100,7 +108,7 @@ use workflow_runtime::store::{
 };
 use workflow_runtime::{CodecError, OpenError};
 
-use crate::commit::{Job, WriteStatements};
+use crate::commit::{Job, Parts, Queued, WriteStatements};
 pub use crate::listen::CHANNEL;
 pub use crate::schema::SCHEMA_VERSION;
 
@@ -364,8 +372,8 @@ impl Drop for Finished {
 struct Committers {
     /// False once the store is closing: commits are refused.
     open: bool,
-    thread: Option<mpsc::UnboundedSender<(Job, Acknowledger)>>,
-    runtime: Option<mpsc::UnboundedSender<(Job, Acknowledger)>>,
+    thread: Option<mpsc::UnboundedSender<Queued>>,
+    runtime: Option<mpsc::UnboundedSender<Queued>>,
 }
 
 /// The runtime a commit may spawn its committer on: a multi-threaded one with two workers or
@@ -384,15 +392,17 @@ impl Committers {
     /// runtime if that runtime has none (or the one it had ended with its runtime).
     fn send(
         &mut self,
-        item: (Job, Acknowledger),
+        job: Job,
+        ack: Acknowledger,
         reconnect: &Arc<Reconnect>,
         commit_count: &Arc<AtomicU64>,
         exit: &Arc<Exit>,
     ) {
         if !self.open {
-            item.1.acknowledge(Err(StoreError::Closed));
+            ack.acknowledge(Err(StoreError::Closed));
             return;
         }
+        let item = Queued::One(job, ack);
         let Some(handle) = committer_runtime() else {
             // A send to a stopped thread drops the acknowledger, which answers `Closed`.
             if let Some(tx) = &self.thread {
@@ -411,9 +421,15 @@ impl Committers {
         exit.enter();
         let finished = Finished(exit.clone());
         let (reconnect, count) = (reconnect.clone(), commit_count.clone());
+        // Without the store's thread (closing) the groups of several round trips are
+        // answered `Closed`; `open` says it is there.
+        let parts = Parts::Thread(self.thread.clone().unwrap_or_else(|| {
+            let (closed, _) = mpsc::unbounded_channel();
+            closed
+        }));
         drop(handle.spawn(async move {
             let _finished = finished;
-            commit::run(reconnect, rx, count).await;
+            commit::run(reconnect, rx, count, parts).await;
         }));
         // A runtime that is shutting down drops the task, and with it the receiver: the send
         // fails and the acknowledger, dropped, answers `Closed`.
@@ -653,7 +669,7 @@ fn serve(
     reconnect: &Arc<Reconnect>,
     opened: std::sync::mpsc::SyncSender<Result<(), OpenError>>,
     mut reads: mpsc::UnboundedReceiver<Request>,
-    commits: mpsc::UnboundedReceiver<(Job, Acknowledger)>,
+    commits: mpsc::UnboundedReceiver<Queued>,
     commit_count: &Arc<AtomicU64>,
     wakeups: Arc<listen::Inbox>,
 ) {
@@ -697,6 +713,7 @@ fn serve(
             reconnect.clone(),
             commits,
             commit_count.clone(),
+            Parts::Here,
         ));
         let mut reader = reader;
         let mut in_flight = JoinSet::new();
@@ -1261,7 +1278,7 @@ impl Store for PgStore {
         self.commits
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .send((job, ack), &self.reconnect, &self.commit_count, &self.exit);
+            .send(job, ack, &self.reconnect, &self.commit_count, &self.exit);
         done
     }
 
