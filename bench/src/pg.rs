@@ -103,7 +103,9 @@ async fn floor_latency_rep(url: &str) -> Vec<f64> {
 /// oneshot channel. The difference from [`floor_latency_rep`] (the connection polled on the
 /// caller's runtime) is the cost of the two extra cross-thread wake-ups per commit; see
 /// BENCHMARKS.md, "PostgreSQL: the commit connection on the engine's runtime".
-async fn floor_handoff_rep(url: &str) -> Vec<f64> {
+/// Also answers the voluntary context switches per `INSERT` of this process, the thread's
+/// included (counted before it exits: an exited thread's count leaves `/proc`).
+async fn floor_handoff_rep(url: &str) -> (Vec<f64>, f64) {
     type Request = (i64, tokio::sync::oneshot::Sender<()>);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
     let url = url.to_owned();
@@ -130,6 +132,7 @@ async fn floor_handoff_rep(url: &str) -> Vec<f64> {
     });
     // Ids after the direct floor's, in the same table.
     let first = 10 * (WARMUP + LATENCY_COMMITS);
+    let switches = voluntary_switches();
     let mut out = Vec::with_capacity(LATENCY_COMMITS as usize);
     for k in first..first + WARMUP + LATENCY_COMMITS {
         let (done_tx, done) = tokio::sync::oneshot::channel();
@@ -140,11 +143,12 @@ async fn floor_handoff_rep(url: &str) -> Vec<f64> {
             out.push(stats::us(t.elapsed()));
         }
     }
+    let switches = voluntary_switches().saturating_sub(switches);
     drop(tx);
     tokio::task::spawn_blocking(move || thread.join().expect("the hand-off thread"))
         .await
         .expect("join");
-    out
+    (out, switches as f64 / (WARMUP + LATENCY_COMMITS) as f64)
 }
 
 /// Voluntary context switches of every thread of this process so far: each one is a thread
@@ -307,9 +311,7 @@ pub(crate) async fn run(
         let floor_switches = per_insert(voluntary_switches().saturating_sub(switches));
         floor_p50.push(percentile(&floor, 50.0));
         floor_p99.push(percentile(&floor, 99.0));
-        let switches = voluntary_switches();
-        let handoff = floor_handoff_rep(&url).await;
-        let handoff_switches = per_insert(voluntary_switches().saturating_sub(switches));
+        let (handoff, handoff_switches) = floor_handoff_rep(&url).await;
         handoff_p50.push(percentile(&handoff, 50.0));
         println!(
             "  pg floor rep {r}: INSERT p50 {} ({floor_switches:.2} voluntary context switches \
@@ -318,9 +320,8 @@ pub(crate) async fn run(
             fmt_us(handoff_p50[r])
         );
         if workers > 1 {
-            let switches = voluntary_switches();
-            let (l, moved) = w1_shared(&cluster.create_database(), workers).await;
-            let switches = voluntary_switches().saturating_sub(switches) as f64 / l.len() as f64;
+            let (l, moved, switches) = w1_shared(&cluster.create_database(), workers).await;
+            let switches = switches as f64 / l.len().max(1) as f64;
             shared_p50.push(percentile(&l, 50.0));
             shared_p99.push(percentile(&l, 99.0));
             shared_moved += moved;
@@ -1277,7 +1278,10 @@ async fn w2_workers(cluster: &TestCluster, reps: usize, n: usize) -> (f64, Vec<R
 /// W1 on an engine in shared mode in this process while `n - 1` worker processes poll the
 /// same database: the latency of each step, in microseconds, and how many runs another worker
 /// took over part of (their steps are not counted: their ticks were in another process).
-async fn w1_shared(url: &str, n: usize) -> (Vec<f64>, usize) {
+///
+/// Also answers this process's voluntary context switches during the runs, counted before the
+/// engine shuts down (an exited thread's count leaves `/proc`).
+async fn w1_shared(url: &str, n: usize) -> (Vec<f64>, usize, u64) {
     let u = url.to_owned();
     let others = tokio::task::spawn_blocking(move || Workers::spawn(&u, 1, n - 1, n))
         .await
@@ -1285,6 +1289,7 @@ async fn w1_shared(url: &str, n: usize) -> (Vec<f64>, usize) {
     let engine = shared_engine(url, "bench-worker-0").await;
     let monitor = statements_reset(url).await;
     let (mut latencies, mut moved) = (Vec::new(), 0);
+    let switches = voluntary_switches();
     for r in 0..W1_RUNS {
         ticks().lock().expect("ticks").clear();
         let run = engine
@@ -1301,6 +1306,7 @@ async fn w1_shared(url: &str, n: usize) -> (Vec<f64>, usize) {
         marks.push(done);
         latencies.extend(marks.windows(2).map(|w| stats::us(w[1] - w[0])));
     }
+    let switches = voluntary_switches().saturating_sub(switches);
     if let Some(monitor) = monitor {
         print_statements(&monitor, &format!("W1, shared mode, {n} workers")).await;
     }
@@ -1308,5 +1314,5 @@ async fn w1_shared(url: &str, n: usize) -> (Vec<f64>, usize) {
     tokio::task::spawn_blocking(move || others.stop())
         .await
         .expect("the workers thread");
-    (latencies, moved)
+    (latencies, moved, switches)
 }
