@@ -654,6 +654,9 @@ impl WriteStatements {
 }
 
 /// What a committer's channel carries.
+// Every commit is a `One`; boxing it to shrink the rare `InParts` would cost an allocation per
+// commit.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Queued {
     /// One checkpoint to commit.
     One(Job, Acknowledger),
@@ -662,6 +665,9 @@ pub(crate) enum Queued {
     /// once each of its checkpoints is acknowledged.
     InParts(Vec<(Job, Acknowledger)>, oneshot::Sender<()>),
 }
+
+/// Checkpoints to commit as one group, with who waits for the whole group (a handed-over one).
+type Group = (Vec<(Job, Acknowledger)>, Option<oneshot::Sender<()>>);
 
 /// Where a committer writes the groups that take more than one round trip to the server.
 pub(crate) enum Parts {
@@ -708,8 +714,7 @@ pub(crate) async fn run(
     // fixed delay for a lone checkpoint, one transaction for many under load.
     while rx.recv_many(&mut queued, 4096).await > 0 {
         // In order: the checkpoints queued before a handed-over group are committed first.
-        let mut groups: Vec<(Vec<(Job, Acknowledger)>, Option<oneshot::Sender<()>>)> =
-            vec![(Vec::new(), None)];
+        let mut groups: Vec<Group> = vec![(Vec::new(), None)];
         for item in queued.drain(..) {
             match item {
                 Queued::One(job, ack) => match groups.last_mut() {
