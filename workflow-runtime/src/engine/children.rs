@@ -24,10 +24,12 @@
 //! parent's outcomes only if it may drive the parent (it registers its workflow and takes its
 //! lease); otherwise it announces the parent, and the worker that claims it collects them
 //! (claimed parents suspended on children collect, and they are indexed as ready, so polling
-//! finds them too). A front end that drives no workflow leaves the awaited children of a run it
+//! finds them too; a parent claimed with nothing to collect is deferred, [`Store::defer`], so
+//! that the polls reach the other ready runs, and found by them after the deferral). A front end that drives no workflow leaves the awaited children of a run it
 //! starts to that worker ([`ChildItem::deferred`]).
 //!
 //! [`CheckpointWrite::others`]: crate::store::CheckpointWrite::others
+//! [`Store::defer`]: crate::store::Store::defer
 
 use serde_json::Value;
 
@@ -241,7 +243,11 @@ impl Inner {
                 }
             }
             cancel_again = rec.cancel.as_ref().map(|c| (c.reason.clone(), open));
-            if !results.is_empty() || !deferred.is_empty() {
+            if results.is_empty() && deferred.is_empty() {
+                // Shared mode: nothing to collect until a child ends, and that end claims the
+                // parent by id; the polls leave it alone meanwhile (see `defer_unproductive`).
+                self.defer_unproductive(parent_id);
+            } else {
                 let Ok((d, mut cp)) = self.prepare(parent_id, rec).await? else {
                     return Ok(());
                 };
