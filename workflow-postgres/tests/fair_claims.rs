@@ -306,7 +306,11 @@ async fn a_deferred_run_waits_for_its_time_but_not_for_a_claim_by_id() {
     );
     // After their time, `b`'s lease lapsed: the run never deferred first.
     let later = store.claim_ready(&claim("c", 6_000, 1)).expect("claim");
-    assert_eq!(ids(later.clone()), ["d-3"], "the lapsed run, never deferred");
+    assert_eq!(
+        ids(later.clone()),
+        ["d-3"],
+        "the lapsed run, never deferred"
+    );
     assert_eq!(
         ids(store.claim_ready(&claim("g", 6_000, 1)).expect("claim")),
         ["d-2"],
@@ -362,4 +366,60 @@ async fn a_version_1_schema_is_migrated_with_its_runs() {
          END $$;"
     );
     execute(&url, &client_check).expect("the schema is at the current version");
+}
+
+/// Starts a detached child in its first transition, then runs a step.
+#[workflow]
+async fn launcher(ctx: &mut WorkflowContext, n: u64) -> Result<String, WorkflowError> {
+    let child = ctx.start_child(job, n).await;
+    let doubled = ctx.step(work, n).await?;
+    Ok(format!("{child} {doubled}"))
+}
+
+/// A front end (no workflow registered) starts a run whose first transition asks for a
+/// detached child: the front end cannot run the child's first transition, so the run waits,
+/// indexed as ready, for the worker that claims it to create the child in its commit and go on
+/// with the child's run id. The child is created once and finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_leaves_a_detached_child_to_a_worker() {
+    let url = TestCluster::shared().create_database();
+    let front = front_end(&url).await;
+    front
+        .start(launcher, "launch-1", 7)
+        .await
+        .expect("the front end starts the run");
+    let worker = Engine::builder()
+        .register(launcher)
+        .register(job)
+        .shared(settings("worker"))
+        .open_store(open(&url).await)
+        .await
+        .expect("the worker opens");
+    let out = result_of(&worker, launcher, "launch-1")
+        .await
+        .expect("the launcher succeeds");
+    let (child, doubled) = out
+        .split_once(' ')
+        .expect("the child's id and the step's result");
+    assert_eq!(doubled, "14");
+    assert_eq!(result_of(&worker, job, child).await, Ok(14));
+    let started = worker
+        .trace(child)
+        .expect("trace")
+        .iter()
+        .filter(|e| matches!(e.kind, workflow_runtime::TraceKind::Started { .. }))
+        .count();
+    assert_eq!(started, 1, "the child was created once");
+    let failed_children = worker
+        .trace("launch-1")
+        .expect("trace")
+        .iter()
+        .filter(|e| matches!(e.kind, workflow_runtime::TraceKind::ChildEnded { .. }))
+        .count();
+    assert_eq!(failed_children, 0, "no child was refused");
+    assert_eq!(effects_of(child), [1]);
+    // The parent's step and the child's (whose id names its parent), each once.
+    assert_eq!(effects_of("launch-1"), [1, 1]);
+    worker.shutdown().await;
+    front.shutdown().await;
 }
