@@ -144,7 +144,11 @@ fn a_dead_workers_run_is_reached_behind_waiting_parents() {
         front.shutdown().await;
     });
     let begun = query(&url, "SELECT worker FROM begun ORDER BY at_ms");
-    assert_eq!(begun, [["a"], ["b"]], "at least once: begun on a, again on b");
+    assert_eq!(
+        begun,
+        [["a"], ["b"]],
+        "at least once: begun on a, again on b"
+    );
     let effects = query(&url, "SELECT worker FROM effects");
     assert_eq!(effects, [["b"]], "the effect once");
     println!(
