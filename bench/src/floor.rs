@@ -59,6 +59,41 @@ pub(crate) fn latency_rep(dir: &Path, name: &str) -> Vec<f64> {
         .collect()
 }
 
+/// The floor's single-value commits in a file that stays open, timed in blocks that a caller
+/// interleaves with the workload it compares with (see `w1::run`), so that both see the disk
+/// of the same minutes.
+pub(crate) struct LatencyBlocks {
+    db: Database,
+    next: u64,
+    /// Every commit timed so far, in microseconds.
+    pub(crate) latencies: Vec<f64>,
+}
+
+impl LatencyBlocks {
+    /// A fresh file, warmed up as [`latency_rep`]'s.
+    pub(crate) fn create(dir: &Path, name: &str) -> Self {
+        let db = Database::create(dir.join(format!("floor-latency-{name}.redb"))).expect("create");
+        for k in 0..WARMUP {
+            commit_values(&db, k, 1);
+        }
+        Self {
+            db,
+            next: WARMUP,
+            latencies: Vec::with_capacity(LATENCY_COMMITS as usize),
+        }
+    }
+
+    /// Times `LATENCY_COMMITS / blocks` more commits.
+    pub(crate) fn block(&mut self, blocks: u64) {
+        for _ in 0..LATENCY_COMMITS / blocks {
+            let t = Instant::now();
+            commit_values(&self.db, self.next, 1);
+            self.latencies.push(stats::us(t.elapsed()));
+            self.next += 1;
+        }
+    }
+}
+
 /// Measures the single-commit latency `reps` times.
 pub(crate) fn latency(dir: &Path, reps: usize) -> Latency {
     let mut p50 = Vec::new();
