@@ -188,6 +188,15 @@ impl ThreadsUsage {
         usage
     }
 
+    /// The calling thread's CPU time in nanoseconds (`/proc/thread-self/schedstat`); zero
+    /// where there is no `/proc`.
+    pub(crate) fn this_thread_cpu_ns() -> u64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    }
+
     /// What was used since `before`.
     pub(crate) fn since(self, before: Self) -> Self {
         Self {
