@@ -153,10 +153,14 @@ pub(crate) async fn run(dir: &Path, reps: usize, floor: &[Throughput]) -> Vec<Ro
     let write_set: Vec<f64> = (0..reps)
         .map(|_| crate::floor::w2_write_set(dir, RUNS, per_commit.round() as usize))
         .collect();
+    let records_only: Vec<f64> = (0..reps)
+        .map(|_| crate::floor::w2_records_only(dir, RUNS, per_commit.round() as usize))
+        .collect();
     println!(
         "  w2 write set in raw redb, {per_commit:.0} transitions per commit: CPU {:.1} µs per \
-         transition (median of {reps})",
-        median(&write_set)
+         transition (median of {reps}); the records alone, without index rows: {:.1} µs",
+        median(&write_set),
+        median(&records_only)
     );
     let near = floor
         .iter()

@@ -181,7 +181,10 @@ pub(crate) fn encode_event(
     use std::io::Write as _;
     let start = out.len();
     // Writing to a Vec cannot fail.
-    let _ = write!(out, "{{\"seq\":{seq},\"at_ms\":{at_ms},\"checkpoint\":{checkpoint}");
+    let _ = write!(
+        out,
+        "{{\"seq\":{seq},\"at_ms\":{at_ms},\"checkpoint\":{checkpoint}"
+    );
     let brace = out.len();
     if let Err(e) = serde_json::to_writer(&mut *out, kind) {
         out.truncate(start);
@@ -280,7 +283,8 @@ mod tests {
                 std::str::from_utf8(&direct[6..]).unwrap(),
                 serde_json::to_string(&event).unwrap()
             );
-            tail.push_event(event.at_ms, event.checkpoint, kind).unwrap();
+            tail.push_event(event.at_ms, event.checkpoint, kind)
+                .unwrap();
         }
         let decoded: Vec<TraceEvent> = events("r", &tail.bytes)
             .map(|e| serde_json::from_slice(e.unwrap()).unwrap())
