@@ -168,9 +168,10 @@ impl Tail {
 /// Appends the JSON of a trace event numbered `seq` to `out`, as `TraceEvent`'s own
 /// serialization writes it (its three numbers, then the kind's fields, flattened).
 ///
-/// `#[serde(flatten)]` reaches the kind through serde's generic map adapter, a fifth of the
-/// encoding's instructions; the kind's own JSON is an object that starts with its tag (an
-/// internally tagged enum), so its opening brace becomes the comma after `checkpoint`.
+/// `#[serde(flatten)]` reaches the kind through serde's generic map adapter, and the event
+/// then went through a buffer of its own: together about 500 instructions per event more
+/// (callgrind, BENCHMARKS.md, round 5). The kind's own JSON is an object that starts with its
+/// tag (an internally tagged enum), so its opening brace becomes the comma after `checkpoint`.
 pub(crate) fn encode_event(
     out: &mut Vec<u8>,
     seq: u64,
