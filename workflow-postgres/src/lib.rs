@@ -165,6 +165,7 @@ struct Reader {
     trace: Statement,
     last_trace: Statement,
     pending_waits: Statement,
+    signalled_waits: Statement,
     ready: Statement,
     timers_page: Statement,
     claim_ready: Statement,
@@ -174,15 +175,17 @@ struct Reader {
     renew: Statement,
     renew_all: Statement,
     release: Statement,
+    defer: Statement,
     tokens: Statement,
 }
 
 impl Reader {
     async fn prepare(client: Client) -> Result<Reader, tokio_postgres::Error> {
         // A run is claimable unless another owner's lease is live; the holder's own claim keeps
-        // its token and extends the lease.
+        // its token and extends the lease. A grant ends a deferral (`Store::defer`).
         const GRANT: &str = "
             UPDATE runs r SET
+                not_before_ms = NULL,
                 lease_token = CASE WHEN r.lease_owner = $1 THEN r.lease_token
                                    ELSE nextval('lease_tokens') END,
                 lease_expires_ms = CASE WHEN r.lease_owner = $1
@@ -192,9 +195,18 @@ impl Reader {
             RETURNING r.run_id, r.workflow, r.lease_token, r.lease_expires_ms, r.timer_ms, r.seq";
         const CLAIMABLE: &str =
             "(lease_owner IS NULL OR lease_owner = $1 OR lease_expires_ms <= $2)";
+        // `$5` (null for any) names the workflows the claimant drives.
+        const WANTED: &str = "($5::text[] IS NULL OR workflow = ANY($5::text[]))";
+        // Runs never deferred first, then the deferred ones whose time has come, earliest
+        // first: a range of the `runs_ready` index, which a deferred parent leaves until its
+        // time. So runs claimed without effect do not come first again every round, while
+        // the ready runs of a dead worker do, once their leases lapse.
         let claim_ready = format!(
-            "WITH c AS (SELECT run_id FROM runs WHERE ready AND {CLAIMABLE}
-                        ORDER BY run_id LIMIT $4 FOR UPDATE SKIP LOCKED) {GRANT}"
+            "WITH c AS (SELECT run_id FROM runs
+                        WHERE ready AND COALESCE(not_before_ms, 0) <= $2 AND {CLAIMABLE}
+                              AND {WANTED}
+                        ORDER BY COALESCE(not_before_ms, 0), run_id
+                        LIMIT $4 FOR UPDATE SKIP LOCKED) {GRANT}"
         );
         // Several claims by id at once, each with its owner and times (in this process,
         // several engines may share one store); one run appears once.
@@ -207,6 +219,7 @@ impl Reader {
                              OR r.lease_expires_ms <= g.now_ms
                        ORDER BY r.run_id FOR UPDATE OF r)
             UPDATE runs r SET
+                not_before_ms = NULL,
                 lease_token = CASE WHEN r.lease_owner = c.owner THEN r.lease_token
                                    ELSE nextval('lease_tokens') END,
                 lease_expires_ms = CASE WHEN r.lease_owner = c.owner
@@ -216,7 +229,7 @@ impl Reader {
             FROM c WHERE r.run_id = c.run_id
             RETURNING r.run_id, r.lease_owner, r.lease_token, r.lease_expires_ms";
         let claim_timers = format!(
-            "WITH c AS (SELECT run_id FROM runs WHERE timer_ms <= $5 AND {CLAIMABLE}
+            "WITH c AS (SELECT run_id FROM runs WHERE timer_ms <= $6 AND {CLAIMABLE} AND {WANTED}
                         ORDER BY timer_ms, run_id LIMIT $4 FOR UPDATE SKIP LOCKED) {GRANT}"
         );
         Ok(Reader {
@@ -243,6 +256,15 @@ impl Reader {
                 .await?,
             pending_waits: client
                 .prepare("SELECT wait FROM runs WHERE wait IS NOT NULL ORDER BY run_id")
+                .await?,
+            // From the inbox (small: signals not delivered yet) to the runs by key, never
+            // through the parked runs. The names are compared after decoding, not by the
+            // server, whose encoding may not hold every name.
+            signalled_waits: client
+                .prepare(
+                    "SELECT r.wait, i.entry FROM inbox i JOIN runs r ON r.run_id = i.run_id
+                     WHERE r.wait IS NOT NULL ORDER BY i.run_id, i.idx",
+                )
                 .await?,
             ready: client
                 .prepare("SELECT run_id, workflow FROM runs WHERE ready ORDER BY run_id")
@@ -282,6 +304,13 @@ impl Reader {
                      lease_expires_ms = NULL
                      FROM unnest($1::text[], $2::bigint[]) AS g(run_id, token)
                      WHERE r.run_id = g.run_id AND r.lease_token = g.token",
+                )
+                .await?,
+            defer: client
+                .prepare(
+                    "UPDATE runs SET lease_owner = NULL, lease_token = NULL,
+                     lease_expires_ms = NULL, not_before_ms = $3
+                     WHERE run_id = $1 AND lease_token = $2",
                 )
                 .await?,
             tokens: client
@@ -504,6 +533,13 @@ pub(crate) fn to_db(x: u64) -> i64 {
 /// A stored `bigint` as a `u64`; the store never writes a negative one.
 pub(crate) fn from_db(x: i64) -> u64 {
     u64::try_from(x).unwrap_or(0)
+}
+
+/// The workflows a claim is for ([`Claim::workflows`]), as the claim statements' parameter.
+fn wanted(claim: &Claim<'_>) -> Option<Vec<String>> {
+    claim
+        .workflows
+        .map(|names| names.iter().map(|&n| n.to_owned()).collect())
 }
 
 fn decode<T: DeserializeOwned>(
@@ -877,6 +913,30 @@ impl Store for PgStore {
         })
     }
 
+    fn signalled_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
+        self.call(move |r| async move {
+            let rows = r
+                .client
+                .query(&r.signalled_waits, &[])
+                .await
+                .map_err(pg("reading the signalled waits"))?;
+            let mut out: Vec<PendingWait> = Vec::new();
+            for row in &rows {
+                let wait: PendingWait =
+                    decode(row.get::<_, &[u8]>(0), || "a pending wait".to_owned())?;
+                if out.last().is_some_and(|w| w.run_id == wait.run_id) {
+                    continue;
+                }
+                let entry: InboxEntry =
+                    decode(row.get::<_, &[u8]>(1), || "a buffered signal".to_owned())?;
+                if entry.name == wait.signal {
+                    out.push(wait);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn ready(&self) -> Result<Vec<ReadyEntry>, StoreError> {
         self.call(move |r| async move {
             let rows = r
@@ -935,10 +995,14 @@ impl Store for PgStore {
             to_db(claim.now_ms.saturating_add(claim.lease_ms)),
         );
         let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
+        let workflows = wanted(claim);
         self.call(move |r| async move {
             let rows = r
                 .client
-                .query(&r.claim_ready, &[&owner, &now, &expires, &limit])
+                .query(
+                    &r.claim_ready,
+                    &[&owner, &now, &expires, &limit, &workflows],
+                )
                 .await
                 .map_err(pg("claiming ready runs"))?;
             let mut out: Vec<ReadyRun> = rows
@@ -968,10 +1032,14 @@ impl Store for PgStore {
         );
         let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
         let due_by = to_db(due_by_ms);
+        let workflows = wanted(claim);
         self.call(move |r| async move {
             let rows = r
                 .client
-                .query(&r.claim_timers, &[&owner, &now, &expires, &limit, &due_by])
+                .query(
+                    &r.claim_timers,
+                    &[&owner, &now, &expires, &limit, &workflows, &due_by],
+                )
                 .await
                 .map_err(pg("claiming due timers"))?;
             let mut out: Vec<DueTimer> = rows
@@ -1070,6 +1138,23 @@ impl Store for PgStore {
         let reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
         let sender = reads.as_ref().ok_or(StoreError::Closed)?;
         sender.send(request).map_err(|_| StoreError::Closed)
+    }
+
+    /// One statement, waited for: the deferral must be in place before the caller's next
+    /// claim round.
+    fn defer(&self, lease: &Lease, not_before_ms: u64) -> Result<(), StoreError> {
+        let (run_id, token, not_before) = (
+            lease.run_id.clone(),
+            to_db(lease.token),
+            to_db(not_before_ms),
+        );
+        self.call(move |r| async move {
+            r.client
+                .execute(&r.defer, &[&run_id, &token, &not_before])
+                .await
+                .map_err(pg("deferring a run"))?;
+            Ok(())
+        })
     }
 
     /// The claims by id that callers make at the same time go to the server as one

@@ -11,7 +11,8 @@
 //! The index rows of the embedded store (ready, timers, waits) are columns of `runs` here,
 //! written with the record, so that a claim locks and updates one row: `ready`, `timer_ms`
 //! (with `seq`, the checkpoint that armed it) and `wait` (the pending wait, JSON), each with a
-//! partial index. Times are milliseconds since the Unix epoch as `bigint`; a `u64` beyond
+//! partial index; `not_before_ms` defers a ready run that was claimed without effect (version
+//! 2). Times are milliseconds since the Unix epoch as `bigint`; a `u64` beyond
 //! `i64::MAX` (about 292 million years) is stored as `i64::MAX`. Run ids sort bytewise
 //! (`COLLATE "C"`), as in the embedded store.
 
@@ -59,6 +60,14 @@ const MIGRATIONS: &[&str] = &[
         event bytea NOT NULL,
         PRIMARY KEY (run_id, idx)
     );
+    "#,
+    // Version 2: a ready run claimed without effect is deferred (`Store::defer`) until
+    // `not_before_ms`, which any grant clears; the ready index is ordered by it, so that a
+    // claim reads the runs due now as a range and never the deferred ones.
+    r#"
+    ALTER TABLE runs ADD COLUMN not_before_ms bigint;
+    DROP INDEX runs_ready;
+    CREATE INDEX runs_ready ON runs ((COALESCE(not_before_ms, 0)), run_id) WHERE ready;
     "#,
 ];
 

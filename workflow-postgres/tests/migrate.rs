@@ -234,6 +234,7 @@ async fn parked_runs_move_to_postgres_and_back_and_finish_there() {
                 now_ms,
                 lease_ms: 3_600_000,
                 limit: 1,
+                workflows: None,
             };
             let timer = store
                 .claim_timers(&claim, u64::MAX)

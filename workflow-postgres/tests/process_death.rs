@@ -135,6 +135,7 @@ fn stalled_child(url: &str) {
         now_ms: 0,
         lease_ms: 1_000,
         limit: 1,
+        workflows: None,
     };
     let claimed = store.claim_ready(&claim).expect("claim");
     assert_eq!(claimed.len(), 1, "the child claims the run");
@@ -193,6 +194,7 @@ fn stalled_past_its_lease() {
         now_ms: 2_000,
         lease_ms: 1_000,
         limit: 1,
+        workflows: None,
     };
     let taken = store.claim_ready(&claim).expect("claim");
     assert_eq!(taken.len(), 1, "the lapsed lease is taken over");

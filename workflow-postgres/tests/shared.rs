@@ -74,6 +74,7 @@ fn each_ready_run_is_claimed_by_exactly_one_worker() {
                         now_ms: 0,
                         lease_ms: 600_000,
                         limit: 3,
+                        workflows: None,
                     };
                     let claimed = store.claim_ready(&claim).expect("claim");
                     if claimed.is_empty() {
@@ -131,6 +132,7 @@ fn a_lapsed_lease_is_taken_over_and_the_old_holder_is_fenced() {
         now_ms,
         lease_ms: 1_000,
         limit: 10,
+        workflows: None,
     };
     let held = a.claim_ready(&claim("a", 0)).expect("claim");
     assert_eq!(held.len(), 1);

@@ -348,6 +348,7 @@ async fn a_child_ending_on_another_worker_reaches_a_parent_leased_elsewhere() {
         now_ms: wall_ms(),
         lease_ms: 2_000,
         limit: 1,
+        workflows: None,
     };
     let deadline = Instant::now() + PATIENCE;
     while holder.claim_run(&claim, "held-1").expect("claim").is_none() {

@@ -623,6 +623,7 @@ async fn a_step_result_under_a_lost_lease_is_refused_and_the_run_forgotten() {
         now_ms: 1 << 50,
         lease_ms: 60_000,
         limit: 1,
+        workflows: None,
     };
     let lease = thief
         .claim_run(&claim, "stolen-1")
@@ -768,6 +769,7 @@ async fn a_front_end_terminates_runs_that_workers_drive() {
         now_ms: wall_ms(),
         lease_ms: 1_500,
         limit: 1,
+        workflows: None,
     };
     claim_when_given_back(&holder, &brief, "ended-1").await;
     front
@@ -785,6 +787,7 @@ async fn a_front_end_terminates_runs_that_workers_drive() {
         now_ms: wall_ms(),
         lease_ms: 600_000,
         limit: 1,
+        workflows: None,
     };
     let lease = claim_when_given_back(&holder, &long, "ended-2").await;
     let refused = front.terminate("ended-2", "withdrawn").await;

@@ -29,7 +29,8 @@ pub struct ChildItem {
     /// Not created yet: the process that ran the parent's transition shares its store and does
     /// not register the parent's workflow (a front end starting a run that asks for children
     /// at once), so the worker that next collects the parent's children creates it, in that
-    /// commit.
+    /// commit. For detached children the parent waits for that commit, which also gives the
+    /// workflow their run ids and lets it go on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deferred: bool,
 }

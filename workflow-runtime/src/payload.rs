@@ -428,6 +428,20 @@ impl Store for PayloadStore {
         Ok(waits)
     }
 
+    fn signalled_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
+        // Signal names are not sealed: the inner store matches them as they are.
+        let mut waits = self.inner.signalled_waits()?;
+        for wait in &mut waits {
+            let run_id = std::mem::take(&mut wait.run_id);
+            let opened = self
+                .sealer(&run_id)
+                .open_value(&mut wait.metadata, "the wait metadata");
+            wait.run_id = run_id;
+            opened?;
+        }
+        Ok(waits)
+    }
+
     fn probe_writes(&self) -> Acknowledgement {
         self.inner.probe_writes()
     }
@@ -476,6 +490,10 @@ impl Store for PayloadStore {
 
     fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release(lease)
+    }
+
+    fn defer(&self, lease: &Lease, not_before_ms: u64) -> Result<(), StoreError> {
+        self.inner.defer(lease, not_before_ms)
     }
 
     fn claim_run(&self, claim: &Claim<'_>, run_id: &str) -> Result<Option<Lease>, StoreError> {

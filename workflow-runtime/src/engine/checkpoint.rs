@@ -101,6 +101,10 @@ pub(super) struct Checkpoint {
     children: Vec<Effects>,
     /// The trace events of the other runs written, for a subscriber, when one listens.
     child_reports: Vec<Reported>,
+    /// Detached children cannot be created here (a front end sharing the store runs the first
+    /// transition of a run it does not drive): the run stays suspended on them, marked
+    /// deferred, for the worker that claims it to create them ([`crate::ChildItem::deferred`]).
+    pub(super) hold_detached: bool,
 }
 
 impl Checkpoint {
@@ -126,6 +130,7 @@ impl Checkpoint {
             spawn: Vec::new(),
             children: Vec::new(),
             child_reports: Vec::new(),
+            hold_detached: false,
         }
     }
 
@@ -387,13 +392,24 @@ impl Checkpoint {
                 continue;
             }
             // Detached children are not awaited: the workflow goes on with their run ids in
-            // this same checkpoint, which also creates them. Awaited children with every
-            // outcome in (an empty fan-out) are over at once too.
+            // this same checkpoint, which also creates them, unless this process cannot create
+            // them; then the worker that claims the run creates them and goes on. Awaited
+            // children with every outcome in (an empty fan-out) are over at once too.
+            if self.hold_detached
+                && let Some(Command::Children {
+                    items,
+                    detached: true,
+                }) = &mut self.rec.pending
+            {
+                for item in items.iter_mut() {
+                    item.deferred = true;
+                }
+            }
             match &self.rec.pending {
                 Some(Command::Children {
                     items,
                     detached: true,
-                }) => {
+                }) if !items.iter().any(|i| i.deferred) => {
                     let ids = items
                         .iter()
                         .map(|i| Ok(Value::String(i.run_id.clone())))
@@ -676,6 +692,33 @@ impl Checkpoint {
         if let Some(results) = all {
             self.drive(d, store, Event::ChildrenDone(results), None)?;
         }
+        Ok(())
+    }
+
+    /// The detached children the run is suspended on have all been created by this commit
+    /// (they were deferred, see [`Checkpoint::hold_detached`]): the workflow goes on with their
+    /// run ids, as it would have in the transition that asked for them.
+    pub(super) fn detached_started(
+        &mut self,
+        d: &dyn Driver,
+        store: &dyn Store,
+    ) -> Result<(), StoreError> {
+        let Some(Command::Children {
+            items,
+            detached: true,
+        }) = &self.rec.pending
+        else {
+            return Ok(());
+        };
+        if items.iter().any(|i| i.deferred) {
+            return Ok(());
+        }
+        let ids = items
+            .iter()
+            .map(|i| Ok(Value::String(i.run_id.clone())))
+            .collect();
+        self.touched = true;
+        self.drive(d, store, Event::ChildrenDone(ids), None)?;
         Ok(())
     }
 

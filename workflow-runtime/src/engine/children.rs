@@ -24,10 +24,14 @@
 //! parent's outcomes only if it may drive the parent (it registers its workflow and takes its
 //! lease); otherwise it announces the parent, and the worker that claims it collects them
 //! (claimed parents suspended on children collect, and they are indexed as ready, so polling
-//! finds them too). A front end that drives no workflow leaves the awaited children of a run it
-//! starts to that worker ([`ChildItem::deferred`]).
+//! finds them too; a parent claimed with nothing to collect is deferred, [`Store::defer`], so
+//! that the polls reach the other ready runs, and found by them after the deferral). A front
+//! end that drives no workflow leaves the children of a run it starts, awaited or detached, to
+//! that worker ([`ChildItem::deferred`]); a run that asked for detached children waits for
+//! their creation there (`Checkpoint::hold_detached`).
 //!
 //! [`CheckpointWrite::others`]: crate::store::CheckpointWrite::others
+//! [`Store::defer`]: crate::store::Store::defer
 
 use serde_json::Value;
 
@@ -42,6 +46,14 @@ use crate::trace::TraceKind;
 use crate::types::{RunRecord, RunStatus};
 
 impl Inner {
+    /// Whether a run of `workflow` started here must leave the detached children its first
+    /// transition asks for to a worker ([`Checkpoint::hold_detached`]): in shared mode, by a
+    /// process that does not drive the workflow. Such a process can run the first transition
+    /// (it has the typed workflow), but not a child's, whose workflow it knows by name only.
+    pub(super) fn holds_detached(&self, workflow: &str) -> bool {
+        self.shared.is_some() && !self.registry().contains(workflow)
+    }
+
     /// Creates the children `cp` asked for, in `cp`'s own commit; an awaited child that
     /// cannot be created gets its error as its outcome at once.
     pub(super) fn plan_children(&self, cp: &mut Checkpoint) -> Result<(), StoreError> {
@@ -86,6 +98,13 @@ impl Inner {
         detached: bool,
     ) -> Result<Result<(), ChildError>, StoreError> {
         let err = |kind, message: String| Ok(Err(ChildError::new(&item.run_id, kind, message)));
+        // Held for the worker that claims the parent (`Checkpoint::hold_detached`).
+        if detached
+            && let Some(Command::Children { items, .. }) = &cp.rec.pending
+            && items.iter().any(|i| i.run_id == item.run_id && i.deferred)
+        {
+            return Ok(Ok(()));
+        }
         if let Err(refused) = super::check_name("child run id", &item.run_id) {
             return err(
                 ChildErrorKind::Conflict,
@@ -196,14 +215,15 @@ impl Inner {
             let Some(rec) = self.store.run(parent_id)? else {
                 return Ok(());
             };
-            let Some(Command::Children {
-                items,
-                detached: false,
-            }) = &rec.pending
-            else {
+            let Some(Command::Children { items, detached }) = &rec.pending else {
                 return Ok(());
             };
             if rec.is_finished() {
+                return Ok(());
+            }
+            // Detached children wait for nothing but their creation, when a front end left it
+            // to a worker (`Checkpoint::hold_detached`).
+            if *detached && !items.iter().any(|i| i.deferred) {
                 return Ok(());
             }
             // Shared mode: the parent may be another worker's to drive (it holds the lease, or
@@ -240,8 +260,21 @@ impl Inner {
                     },
                 }
             }
+            if *detached {
+                let Ok((d, mut cp)) = self.prepare(parent_id, rec).await? else {
+                    return Ok(());
+                };
+                self.create_detached(&mut cp, &deferred)?;
+                cp.detached_started(&*d, &*self.store)?;
+                self.commit(cp).await?;
+                return Ok(());
+            }
             cancel_again = rec.cancel.as_ref().map(|c| (c.reason.clone(), open));
-            if !results.is_empty() || !deferred.is_empty() {
+            if results.is_empty() && deferred.is_empty() {
+                // Shared mode: nothing to collect until a child ends, and that end claims the
+                // parent by id; the polls leave it alone meanwhile (see `defer_unproductive`).
+                self.defer_unproductive(parent_id);
+            } else {
                 let Ok((d, mut cp)) = self.prepare(parent_id, rec).await? else {
                     return Ok(());
                 };
@@ -285,6 +318,31 @@ impl Inner {
             }
             if let Err(e) = self.create_child(cp, &item, false)? {
                 results.push((index, Err(e)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the detached children of `cp`'s pending command that a front end left to a
+    /// worker, in `cp`'s commit; one that cannot be created is traced as ended with its error,
+    /// as in the transition that asks for it. Cancelling a parent leaves its detached
+    /// children alone, so a cancelled parent still starts them.
+    fn create_detached(&self, cp: &mut Checkpoint, deferred: &[usize]) -> Result<(), StoreError> {
+        for &index in deferred {
+            let Some(Command::Children { items, .. }) = &mut cp.rec.pending else {
+                return Ok(());
+            };
+            let Some(pending) = items.get_mut(index) else {
+                continue;
+            };
+            pending.deferred = false;
+            let item = pending.clone();
+            cp.touch();
+            if let Err(e) = self.create_child(cp, &item, true)? {
+                cp.trace(TraceKind::ChildEnded {
+                    child: item.run_id.clone(),
+                    result: Err(e),
+                });
             }
         }
         Ok(())

@@ -92,6 +92,7 @@ impl Engine {
         };
         let rec = new_record::<W>(state, input_hash, now);
         let mut cp = Checkpoint::create(&run_id, now, rec);
+        cp.hold_detached = inner.holds_detached(W::NAME);
         cp.trace(TraceKind::Started {
             workflow: W::NAME.to_owned(),
             version: W::VERSION,

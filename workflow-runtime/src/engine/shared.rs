@@ -190,6 +190,9 @@ pub(super) struct Shared {
     armed: Mutex<HashSet<String>>,
     /// Announced runs to claim, with the rounds tried so far.
     wakes: Mutex<HashMap<String, u32>>,
+    /// Runs claimed without effect, to be deferred rather than released by the next settle
+    /// ([`crate::store::Store::defer`]), until the wall-clock time given.
+    deferrals: Mutex<HashMap<String, u64>>,
     /// Wakes the poller before its interval ends.
     kick: Notify,
 }
@@ -211,6 +214,7 @@ impl Shared {
             leases: Mutex::default(),
             armed: Mutex::default(),
             wakes: Mutex::default(),
+            deferrals: Mutex::default(),
             kick: Notify::new(),
         })
     }
@@ -225,7 +229,15 @@ impl Shared {
             now_ms: wall_ms(),
             lease_ms: self.lease_ms(),
             limit,
+            workflows: None,
         }
+    }
+
+    /// How long a run claimed without effect stays out of the claim rounds: as long as the
+    /// sweep's interval, so that what an announcement lost would have woken waits no longer
+    /// than a buffered signal does.
+    fn deferral_ms(&self) -> u64 {
+        millis(self.settings.poll_every).saturating_mul(SWEEP_ROUNDS)
     }
 
     fn hold(&self, lease: Lease) {
@@ -344,15 +356,33 @@ impl Inner {
     /// (a step runs, a due timer is armed).
     pub(super) fn settle(&self, run_id: &str) {
         let Some(sh) = &self.shared else { return };
+        // A deferral is for the lease given back now: a run still busy has moved on.
+        let deferral = lock(&sh.deferrals).remove(run_id);
         if self.busy_with(run_id) {
             return;
         }
         let lease = lock(&sh.leases).remove(run_id);
-        if let Some(lease) = lease
-            && let Err(e) = self.store.release(&lease)
-        {
-            // It lapses by itself.
-            tracing::debug!(run_id, error = %e, "releasing a lease");
+        if let Some(lease) = lease {
+            let given = match deferral {
+                Some(until) => self.store.defer(&lease, until),
+                None => self.store.release(&lease),
+            };
+            if let Err(e) = given {
+                // It lapses by itself.
+                tracing::debug!(run_id, error = %e, "releasing a lease");
+            }
+        }
+    }
+
+    /// Shared mode, under the run's lock: the run was claimed without effect (a parent whose
+    /// awaited children all still run); the lease is given back with a deferral, so that the
+    /// claim rounds reach the other ready runs instead of claiming it again each round. The
+    /// end of a child claims it by id at once (its worker, or the one its announcement
+    /// reaches), which ends the deferral; polling finds it after the deferral otherwise.
+    pub(super) fn defer_unproductive(&self, run_id: &str) {
+        if let Some(sh) = &self.shared {
+            let until = wall_ms().saturating_add(sh.deferral_ms());
+            lock(&sh.deferrals).insert(run_id.to_owned(), until);
         }
     }
 
@@ -469,6 +499,7 @@ impl Inner {
             tracing::info!(run_id, owner = %sh.owner, "lost the lease of run `{run_id}` to another worker");
         }
         lock(&sh.armed).remove(run_id);
+        lock(&sh.deferrals).remove(run_id);
         self.forget_hot(run_id);
         if let Some(step) = lock(&self.steps).remove(run_id) {
             step.abort();
@@ -687,14 +718,9 @@ impl Inner {
             return Ok(());
         }
         if sweep {
-            for wait in self.store.pending_waits()? {
-                if self.registry().contains(&wait.workflow)
-                    && self
-                        .store
-                        .inbox(&wait.run_id)?
-                        .iter()
-                        .any(|(_, e)| e.name == wait.signal)
-                {
+            // One read, whose cost follows the buffered signals, not the parked runs.
+            for wait in self.store.signalled_waits()? {
+                if self.registry().contains(&wait.workflow) {
                     lock(&sh.wakes).entry(wait.run_id).or_insert(0);
                 }
             }
@@ -723,8 +749,22 @@ impl Inner {
                 }
             }
         }
+        // Each claim round must make progress on every run this worker can drive, whatever
+        // else is ready. Two kinds of runs would otherwise come first round after round and
+        // use up `max_runs`: runs of workflows this worker does not register (claimed only to
+        // be given back), which the claim leaves out by name; and parents awaiting children
+        // that all still run (ready only in case a child's end went unannounced), which are
+        // deferred once claimed without effect (`defer_unproductive`), so that the next rounds
+        // reach the runs after them. A least-recently-claimed order alone would still spend
+        // most of each round on them.
         let limit = sh.settings.max_runs;
-        for ready in self.store.claim_ready(&sh.claim(limit))? {
+        let mut names = self.registry().names();
+        let ready_claim = Claim {
+            workflows: Some(&names),
+            ..sh.claim(limit)
+        };
+        let ready_runs = self.store.claim_ready(&ready_claim)?;
+        for ready in ready_runs {
             if !self.registry().contains(&ready.workflow) {
                 let _ = self.store.release(&ready.lease);
                 continue;
@@ -734,7 +774,14 @@ impl Inner {
             }
         }
         let due_by = self.clock.now_ms() + millis(sh.settings.poll_every);
-        for timer in self.store.claim_timers(&sh.claim(limit), due_by)? {
+        // A schedule's timer is claimed by every worker and kept by the one that registers
+        // the workflow it starts (see below).
+        names.push(super::SCHEDULE_WORKFLOW);
+        let timer_claim = Claim {
+            workflows: Some(&names),
+            ..sh.claim(limit)
+        };
+        for timer in self.store.claim_timers(&timer_claim, due_by)? {
             let ours = match timer.workflow == super::SCHEDULE_WORKFLOW {
                 // A schedule's timer belongs to no workflow: the worker that registers the
                 // workflow the schedule starts takes it, as it would a run's timer.

@@ -213,6 +213,7 @@ impl Engine {
             Err(failure) => (StoredState::default(), Some(failure.to_string())),
         };
         let mut cp = Checkpoint::create(run_id, now, new_record::<W>(state, input_hash, now));
+        cp.hold_detached = inner.holds_detached(W::NAME);
         cp.trace(TraceKind::Started {
             workflow: W::NAME.to_owned(),
             version: W::VERSION,

@@ -285,15 +285,21 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Claims up to `claim.limit` runs whose next step must be executed, in run id order,
-    /// skipping runs under a live lease of another owner. Each granted run comes with a lease
-    /// for `claim.owner` that lasts `claim.lease_ms` from `claim.now_ms`.
+    /// skipping runs under a live lease of another owner, runs of workflows
+    /// [`Claim::workflows`] leaves out, and runs deferred ([`Store::defer`]) to after
+    /// `claim.now_ms`. A backend that keeps deferrals may grant the runs never deferred before
+    /// those whose deferral has passed (which then come earliest deferral first), so that
+    /// runs claimed without effect do not come first again each round. Each granted run comes
+    /// with a lease for `claim.owner` that lasts `claim.lease_ms` from `claim.now_ms`; a grant
+    /// ends any deferral of the run.
     ///
     /// # Errors
     /// As [`Store::run`].
     fn claim_ready(&self, claim: &Claim<'_>) -> Result<Vec<ReadyRun>, StoreError>;
 
     /// Claims up to `claim.limit` timers due at or before `due_by_ms`, earliest deadline first
-    /// (ties in run id order), with the same lease rules as [`Store::claim_ready`].
+    /// (ties in run id order), with the same lease and workflow rules as
+    /// [`Store::claim_ready`].
     ///
     /// # Errors
     /// As [`Store::run`].
@@ -329,6 +335,48 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// As [`Store::run`].
     fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Gives a lease back, as [`Store::release`], and keeps [`Store::claim_ready`] from
+    /// granting the run again before `not_before_ms` (on the claimants' clock, as
+    /// [`Claim::now_ms`]). A claim by id ([`Store::claim_run`]) is granted at once and ends the
+    /// deferral, as does any other grant. A shared engine defers a run it claimed without
+    /// effect: a parent whose awaited children are all still running is ready only in case the
+    /// announcement of a child's end was lost, and claiming it every round would keep the
+    /// runs after it from being claimed at all.
+    ///
+    /// The default releases the lease and keeps no deferral, which a store used by one process
+    /// can live with ([`FileStore`]: no worker of it dies while the others go on).
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn defer(&self, lease: &Lease, not_before_ms: u64) -> Result<(), StoreError> {
+        let _ = not_before_ms;
+        self.release(lease)
+    }
+
+    /// The pending waits whose run's inbox holds a buffered signal of the name waited for
+    /// ([`PendingWait::signal`]), in run id order: the runs a shared engine claims when
+    /// announcements may have been lost, to deliver what was buffered for them.
+    ///
+    /// The default reads every pending wait and the inbox of each; a backend over a database
+    /// should answer with one query that starts from the inbox, so that the cost follows
+    /// the buffered signals rather than the parked runs.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    fn signalled_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
+        let mut out = Vec::new();
+        for wait in self.pending_waits()? {
+            if self
+                .inbox(&wait.run_id)?
+                .iter()
+                .any(|(_, e)| e.name == wait.signal)
+            {
+                out.push(wait);
+            }
+        }
+        Ok(out)
+    }
 
     /// Claims one run by id, whatever it is suspended on, unless another owner's live lease
     /// holds it; `None` when it is held or does not exist. A worker of a shared store uses it
@@ -461,7 +509,7 @@ impl Wakeups {
 /// # fn main() {
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let store = FileStore::open_memory()?;
-/// let claim = Claim { owner: "worker-1", now_ms: 1_000, lease_ms: 30_000, limit: 64 };
+/// let claim = Claim { owner: "worker-1", now_ms: 1_000, lease_ms: 30_000, limit: 64, workflows: None };
 /// for ready in store.claim_ready(&claim)? {
 ///     println!("{} is mine until {}", ready.run_id, ready.lease.expires_ms);
 /// }
@@ -480,6 +528,18 @@ pub struct Claim<'a> {
     pub lease_ms: u64,
     /// The most runs to grant.
     pub limit: usize,
+    /// Claim only runs of these workflows ([`Store::claim_ready`], [`Store::claim_timers`]);
+    /// `None` for any. A worker names the workflows it registers, so that the runs of the
+    /// others, which it would only give back, neither use up its `limit` nor keep the runs it
+    /// can drive from it round after round.
+    pub workflows: Option<&'a [&'a str]>,
+}
+
+impl Claim<'_> {
+    /// Whether a run of `workflow` may be granted to this claim ([`Claim::workflows`]).
+    pub fn wants(&self, workflow: &str) -> bool {
+        self.workflows.is_none_or(|names| names.contains(&workflow))
+    }
 }
 
 /// The right to drive one run until `expires_ms`.
@@ -609,7 +669,7 @@ impl ArmedTimer {
 /// # fn main() {
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let store = FileStore::open_memory()?;
-/// let claim = Claim { owner: "worker-1", now_ms: 0, lease_ms: 1_000, limit: 10 };
+/// let claim = Claim { owner: "worker-1", now_ms: 0, lease_ms: 1_000, limit: 10, workflows: None };
 /// let ready: Vec<ReadyRun> = store.claim_ready(&claim)?;
 /// assert!(ready.is_empty()); // a fresh store has no run to drive
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -647,7 +707,7 @@ impl ReadyRun {
 /// # fn main() {
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let store = FileStore::open_memory()?;
-/// let claim = Claim { owner: "worker-1", now_ms: 5_000, lease_ms: 1_000, limit: 10 };
+/// let claim = Claim { owner: "worker-1", now_ms: 5_000, lease_ms: 1_000, limit: 10, workflows: None };
 /// for timer in store.claim_timers(&claim, 5_000)? {
 ///     println!("{} fires at {} (armed by checkpoint {})", timer.run_id, timer.deadline_ms, timer.seq);
 /// }

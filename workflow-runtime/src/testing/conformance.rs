@@ -159,6 +159,9 @@ macro_rules! store_conformance {
                 runs_are_copied_in_and_out_whole,
                 a_checkpoint_creates_other_runs_with_it,
                 a_new_run_is_created_once,
+                claims_take_only_the_workflows_named,
+                a_deferred_run_is_claimed_by_id_and_after_its_time,
+                signalled_waits_are_the_waits_whose_signal_is_buffered,
             );
         }
     };
@@ -247,6 +250,7 @@ fn claim(owner: &str, now_ms: u64) -> Claim<'_> {
         now_ms,
         lease_ms: 1_000,
         limit: usize::MAX,
+        workflows: None,
     }
 }
 
@@ -1581,4 +1585,212 @@ pub async fn a_new_run_is_created_once<H: Harness>(h: &H) {
         assert!(store.run(run).expect("read").is_none(), "{run} was written");
     }
     assert_eq!(store.run("a").expect("read").expect("a").seq, 1);
+}
+
+/// A claim naming workflows ([`Claim::workflows`]) is granted only runs and timers of those,
+/// and the runs of the others stay claimable by anyone.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::claims_take_only_the_workflows_named(&h).await
+/// });
+/// ```
+pub async fn claims_take_only_the_workflows_named<H: Harness>(h: &H) {
+    let store = h.open();
+    let of = |workflow: &str, seq: u64, pending: Command| {
+        let mut rec = record(seq, Some(pending));
+        rec.workflow = workflow.to_owned();
+        rec
+    };
+    commit(&store, moves("a1", of("a", 1, step("s")), None)).await;
+    commit(&store, moves("a2", of("a", 1, sleep(100)), None)).await;
+    commit(&store, moves("b1", of("b", 1, step("s")), None)).await;
+    commit(&store, moves("b2", of("b", 1, sleep(100)), None)).await;
+
+    let only_b = Claim {
+        workflows: Some(&["b", "c"]),
+        ..claim("worker-b", 0)
+    };
+    let ready: Vec<String> = store
+        .claim_ready(&only_b)
+        .expect("claim")
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(ready, ["b1"]);
+    let timers: Vec<String> = store
+        .claim_timers(&only_b, 100)
+        .expect("claim")
+        .into_iter()
+        .map(|t| t.run_id)
+        .collect();
+    assert_eq!(timers, ["b2"]);
+    let none = Claim {
+        workflows: Some(&[]),
+        ..claim("nobody", 0)
+    };
+    assert!(store.claim_ready(&none).expect("claim").is_empty());
+    assert!(store.claim_timers(&none, 100).expect("claim").is_empty());
+
+    // The others' runs were not touched: any claimant still gets them.
+    let ready: Vec<String> = store
+        .claim_ready(&claim("anyone", 0))
+        .expect("claim")
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(ready, ["a1"]);
+    let timers: Vec<String> = store
+        .claim_timers(&claim("anyone", 0), 100)
+        .expect("claim")
+        .into_iter()
+        .map(|t| t.run_id)
+        .collect();
+    assert_eq!(timers, ["a2"]);
+}
+
+/// [`Store::defer`] gives the lease back: the run is granted at once by id, and by
+/// [`Store::claim_ready`] once the deferral has passed; a stale lease defers nothing. (Whether
+/// `claim_ready` skips it before then is up to the backend: the default keeps no deferral.)
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::a_deferred_run_is_claimed_by_id_and_after_its_time(&h).await
+/// });
+/// ```
+pub async fn a_deferred_run_is_claimed_by_id_and_after_its_time<H: Harness>(h: &H) {
+    let store = h.open();
+    commit(&store, moves("r1", record(1, Some(step("s"))), None)).await;
+    let first = store.claim_ready(&claim("a", 0)).expect("claim");
+    assert_eq!(first.len(), 1);
+    store.defer(&first[0].lease, 5_000).expect("defer");
+    let by_id = store
+        .claim_run(&claim("b", 10), "r1")
+        .expect("claim")
+        .expect("a deferred run is granted by id");
+    assert_ne!(by_id.token, first[0].lease.token);
+    // The stale lease defers nothing and releases nothing.
+    store.defer(&first[0].lease, 9_000).expect("defer");
+    assert!(
+        store
+            .claim_ready(&claim("c", 20))
+            .expect("claim")
+            .is_empty()
+    );
+    store.defer(&by_id, 5_000).expect("defer");
+    let after = store.claim_ready(&claim("c", 5_000)).expect("claim");
+    assert_eq!(after.len(), 1, "the deferral has passed");
+    assert_eq!(after[0].run_id, "r1");
+    // The grant ended the deferral: released, the run is ready at once.
+    store.release(&after[0].lease).expect("release");
+    assert_eq!(store.claim_ready(&claim("d", 30)).expect("claim").len(), 1);
+}
+
+/// [`Store::signalled_waits`]: the pending waits whose inbox holds a signal of the name waited
+/// for, in run id order; not a wait whose inbox holds other names, nor a buffered signal of a
+/// run that does not wait.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::signalled_waits_are_the_waits_whose_signal_is_buffered(&h).await
+/// });
+/// ```
+pub async fn signalled_waits_are_the_waits_whose_signal_is_buffered<H: Harness>(h: &H) {
+    let store = h.open();
+    let buffer = |run: &str, name: &str| {
+        let mut cp = CheckpointWrite::new(run);
+        cp.buffer = Some(InboxEntry::new(name, json!(1), None));
+        cp
+    };
+    commit(
+        &store,
+        moves("r4", record(1, Some(wait("go", 9_000))), None),
+    )
+    .await;
+    commit(
+        &store,
+        moves("r1", record(1, Some(wait("go", 9_000))), None),
+    )
+    .await;
+    commit(
+        &store,
+        moves("r2", record(1, Some(wait("go", 9_000))), None),
+    )
+    .await;
+    commit(
+        &store,
+        moves("r3", record(1, Some(wait("stop", 9_000))), None),
+    )
+    .await;
+    commit(&store, moves("r5", record(1, Some(step("s"))), None)).await;
+    assert!(store.signalled_waits().expect("read").is_empty());
+    commit(&store, buffer("r4", "go")).await;
+    commit(&store, buffer("r4", "go")).await;
+    commit(&store, buffer("r1", "go")).await;
+    commit(&store, buffer("r2", "stop")).await;
+    commit(&store, buffer("r5", "go")).await;
+    let found = store.signalled_waits().expect("read");
+    let ids: Vec<&str> = found.iter().map(|w| w.run_id.as_str()).collect();
+    assert_eq!(ids, ["r1", "r4"], "each wait once, in run id order");
+    assert_eq!(found[0].signal, "go");
+    assert_eq!(found[0].metadata, json!({ "for": "go" }));
+
+    // Consumed, the signal no longer counts; a wait that moves on to another name is matched
+    // against that one.
+    let inbox = store.inbox("r1").expect("inbox");
+    let mut cp = CheckpointWrite::new("r1");
+    cp.consumed.push(inbox[0].0);
+    commit(&store, cp).await;
+    commit(
+        &store,
+        moves(
+            "r2",
+            record(2, Some(wait("stop", 9_000))),
+            Some(wait("go", 9_000)),
+        ),
+    )
+    .await;
+    let ids: Vec<String> = store
+        .signalled_waits()
+        .expect("read")
+        .into_iter()
+        .map(|w| w.run_id)
+        .collect();
+    assert_eq!(ids, ["r2", "r4"]);
 }

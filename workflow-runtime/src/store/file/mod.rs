@@ -1046,6 +1046,9 @@ impl Store for FileStore {
                 }
                 let (k, v) = row.ctx("claiming ready runs")?;
                 let run_id = k.value();
+                if !claim.wants(v.value()) {
+                    continue;
+                }
                 if let Some(lease) =
                     Leases::grant(&mut rows, &self.leases.next_token, run_id, claim)
                 {
@@ -1075,6 +1078,9 @@ impl Store for FileStore {
                     break;
                 }
                 let (seq, workflow) = v.value();
+                if !claim.wants(workflow) {
+                    continue;
+                }
                 if let Some(lease) =
                     Leases::grant(&mut rows, &self.leases.next_token, run_id, claim)
                 {
