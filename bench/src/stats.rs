@@ -150,3 +150,58 @@ pub(crate) fn print_table(rows: &[Row]) {
         );
     }
 }
+
+/// CPU time and context switches of every thread of this process alive now, summed: for a
+/// phase whose threads live through it, the difference of two readings is what the phase cost.
+///
+/// CPU time is in nanoseconds (`/proc/self/task/*/schedstat`, not the 10 ms ticks of
+/// [`cpu_ms`]); context switches count voluntary and involuntary ones
+/// (`/proc/self/task/*/status`). Zero where there is no `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ThreadsUsage {
+    pub(crate) cpu_ns: u64,
+    pub(crate) switches: u64,
+}
+
+impl ThreadsUsage {
+    pub(crate) fn now() -> Self {
+        let mut usage = Self::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return usage;
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            if let Some(ns) = std::fs::read_to_string(dir.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                usage.cpu_ns += ns;
+            }
+            if let Ok(status) = std::fs::read_to_string(dir.join("status")) {
+                usage.switches += status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches:"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+        }
+        usage
+    }
+
+    /// The calling thread's CPU time in nanoseconds (`/proc/thread-self/schedstat`); zero
+    /// where there is no `/proc`.
+    pub(crate) fn this_thread_cpu_ns() -> u64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    }
+
+    /// What was used since `before`.
+    pub(crate) fn since(self, before: Self) -> Self {
+        Self {
+            cpu_ns: self.cpu_ns.saturating_sub(before.cpu_ns),
+            switches: self.switches.saturating_sub(before.switches),
+        }
+    }
+}

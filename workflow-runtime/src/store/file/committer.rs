@@ -1130,19 +1130,13 @@ fn write_run<'j>(
         }
     };
     for event in &job.trace {
-        let numbered = Numbered {
-            seq: tail.next,
-            at_ms: event.at_ms,
-            checkpoint: event.checkpoint,
-            kind: &event.kind,
-        };
-        let bytes = codec::to_bytes(&numbered).map_err(|e| {
-            StoreError::Codec(CodecError::encoding(
-                format!("a trace event of run `{run_id}`"),
-                e,
-            ))
-        })?;
-        tail.push(&bytes);
+        tail.push_event(event.at_ms, event.checkpoint, &event.kind)
+            .map_err(|e| {
+                StoreError::Codec(CodecError::encoding(
+                    format!("a trace event of run `{run_id}`"),
+                    e,
+                ))
+            })?;
     }
     if job.record.is_none() && stored_record.is_none() {
         // A tail remembered, but the record is only in the table.
@@ -1213,16 +1207,6 @@ fn purge(t: &mut Tables<'_>, run_id: &str) -> Result<(), StoreError> {
         dedupe.remove((run_id, key.as_str())).ctx("purging a run")?;
     }
     Ok(())
-}
-
-/// A [`TraceEvent`] as stored, numbered here without cloning its payload.
-#[derive(serde::Serialize)]
-struct Numbered<'a> {
-    seq: u64,
-    at_ms: u64,
-    checkpoint: u64,
-    #[serde(flatten)]
-    kind: &'a crate::trace::TraceKind,
 }
 
 /// The index the run's next row of an `(run id, index)` table gets.
