@@ -19,7 +19,8 @@
 //! not part of `all`: the million-run store takes a minute to create and 2 GB of disk),
 //! `--workers N` (`pg` only: W1 and W2 also with N worker processes sharing
 //! the database, default 1), `--statements` (`pg` only: restarts the server with
-//! `pg_stat_statements` and prints what the engines ran in each W1 and shared W2 repetition).
+//! `pg_stat_statements` and prints what the engines ran in each W1 and shared W2 repetition),
+//! `--w1-only` (`pg` only: stops after W1, its WAL per step and its interleaved floor).
 //!
 //! Every store is committed at the engine's default durability: redb's `Immediate`, an fsync
 //! per commit; PostgreSQL with `synchronous_commit = on` (`pg` is not part of `all`: it needs
@@ -43,7 +44,7 @@ use stats::Row;
 
 const USAGE: &str = "usage: bench <all|floor|shapes|w1|w1mem|w1probe|w2|w3|w3scale|w4|codec|fanout|pg> \\
                      [--reps N] [--dir PATH] [--parked N] [--signalled N] [--ks 10,1000,10000] \\
-                     [--scales 10000,100000,1000000] [--workers N] [--statements]";
+                     [--scales 10000,100000,1000000] [--workers N] [--statements] [--w1-only]";
 
 struct Opts {
     reps: usize,
@@ -71,6 +72,10 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     while let Some(flag) = it.next() {
         if flag == "--statements" {
             o.statements = true;
+            continue;
+        }
+        if flag == "--w1-only" {
+            pg::W1_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
             continue;
         }
         let value = it.next().ok_or_else(|| format!("`{flag}` needs a value"))?;

@@ -151,6 +151,45 @@ async fn floor_handoff_rep(url: &str) -> (Vec<f64>, f64) {
     (out, switches as f64 / (WARMUP + LATENCY_COMMITS) as f64)
 }
 
+/// One repetition of W1 with the floor interleaved, as `bench w1` does on redb: `BLOCKS`
+/// times, a tenth of the floor's `INSERT`s (on a connection kept open), then a tenth of the
+/// runs (on an engine kept open), so that both see the server and disk of the same seconds.
+/// Returns the step latencies and the floor's, in microseconds.
+async fn w1_interleaved(url: &str) -> (Vec<f64>, Vec<f64>) {
+    const BLOCKS: usize = 10;
+    let client = connect(url).await;
+    let insert = client
+        .prepare("INSERT INTO floor_rows (id, v) VALUES ($1, $2)")
+        .await
+        .expect("prepare");
+    let value = VALUE.as_slice();
+    for k in 0..WARMUP {
+        client
+            .execute(&insert, &[&k, &value])
+            .await
+            .expect("insert");
+    }
+    let engines = engines(url, || Engine::builder().register(sequential)).await;
+    let per_block = LATENCY_COMMITS / BLOCKS as i64;
+    let per_runs = W1_RUNS / BLOCKS;
+    let mut floor = Vec::with_capacity(LATENCY_COMMITS as usize);
+    let mut steps = Vec::with_capacity(W1_RUNS * W1_STEPS as usize);
+    for b in 0..BLOCKS {
+        let first = WARMUP + b as i64 * per_block;
+        for k in first..first + per_block {
+            let t = Instant::now();
+            client
+                .execute(&insert, &[&k, &value])
+                .await
+                .expect("insert");
+            floor.push(stats::us(t.elapsed()));
+        }
+        crate::w1::runs_into(&engines[0], b * per_runs..(b + 1) * per_runs, &mut steps).await;
+    }
+    shutdown(engines).await;
+    (steps, floor)
+}
+
 /// Voluntary context switches of every thread of this process so far: each one is a thread
 /// that went to sleep waiting (for a channel, a socket, a lock), so their count per step is
 /// the number of sleeps, and so of wake-ups, a step costs, whatever the machine's load.
@@ -267,6 +306,74 @@ async fn reset_statements(monitor: &Client) {
         .expect("pg_stat_statements");
 }
 
+/// Whether `--w1-only` asked `pg` to stop after W1 (the WAL and interleaved measurements
+/// without the minutes of W2 and W3).
+pub(crate) static W1_ONLY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// A position in the server's WAL, as text (`pg_lsn`), read on `monitor`.
+async fn wal_position(monitor: &Client) -> String {
+    monitor
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .expect("the WAL position")
+        .get(0)
+}
+
+/// The WAL written between `start` and now, read back record by record (`pg_walinspect`):
+/// exact and load-independent, unlike the cumulative `pg_stat_wal`, whose counts a backend
+/// reports only when it goes idle for a second or exits. Cluster-wide, so the background
+/// writer's and autovacuum's records of those seconds are in it too (few: see the table).
+/// Prints the totals and the largest record types per `unit` (`units` of them), and answers
+/// the bytes per unit.
+async fn print_wal(monitor: &Client, start: &str, units: usize, unit: &str) -> f64 {
+    // Every commit measured was flushed before it answered, so the flush position covers it.
+    let rows = monitor
+        .query(
+            "SELECT \"resource_manager/record_type\", count, record_size, fpi_size, combined_size
+             FROM pg_get_wal_stats($1::text::pg_lsn, pg_current_wal_flush_lsn(), true)
+             WHERE count > 0 ORDER BY combined_size DESC",
+            &[&start],
+        )
+        .await
+        .expect("pg_get_wal_stats");
+    let n = units.max(1) as f64;
+    let (mut records, mut bytes, mut fpi) = (0_i64, 0_i64, 0_i64);
+    for row in &rows {
+        records += row.get::<_, i64>(1);
+        fpi += row.get::<_, i64>(3);
+        bytes += row.get::<_, i64>(4);
+    }
+    println!(
+        "    WAL per {unit}: {:.2} records, {:.0} bytes ({:.0} of them full-page images) \
+         over {units} {unit}s",
+        records as f64 / n,
+        bytes as f64 / n,
+        fpi as f64 / n,
+    );
+    for row in rows.iter().take(8) {
+        println!(
+            "      {:<28} {:>6.2} records {:>7.0} bytes ({:.0} full-page) per {unit}",
+            row.get::<_, String>(0),
+            row.get::<_, i64>(1) as f64 / n,
+            row.get::<_, i64>(4) as f64 / n,
+            row.get::<_, i64>(3) as f64 / n,
+        );
+    }
+    bytes as f64 / n
+}
+
+/// A monitor connection to `url` with `pg_walinspect` installed (its own WAL written before
+/// any measured position is read).
+async fn wal_monitor(url: &str) -> Client {
+    let monitor = open_client(url).await;
+    monitor
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        .await
+        .expect("pg_walinspect");
+    monitor
+}
+
 /// Runs the floor, W1, W2 and W3 on a throwaway PostgreSQL server; W1 and W2 also with
 /// `workers` engines in shared mode when `workers > 1` (see the module docs).
 pub(crate) async fn run(
@@ -302,13 +409,26 @@ pub(crate) async fn run(
     let mut p50 = Vec::new();
     let mut p99 = Vec::new();
     let (mut shared_p50, mut shared_p99, mut shared_moved) = (Vec::new(), Vec::new(), 0);
+    let (mut floor_wal, mut step_wal) = (Vec::new(), Vec::new());
+    let (mut mixed_p50, mut mixed_floor_p50) = (Vec::new(), Vec::new());
     println!("W1 on PostgreSQL: 200 runs one after another, 10 no-op steps each");
     for r in 0..reps {
         let url = cluster.create_database();
+        let wal = wal_monitor(&url).await;
+        // The floor's table is created before the measured WAL begins.
+        drop(connect(&url).await);
         let per_insert = |switches: u64| switches as f64 / (WARMUP + LATENCY_COMMITS) as f64;
+        let monitor = statements_reset(&url).await;
+        let start = wal_position(&wal).await;
         let switches = voluntary_switches();
         let floor = floor_latency_rep(&url).await;
         let floor_switches = per_insert(voluntary_switches().saturating_sub(switches));
+        let inserts = (WARMUP + LATENCY_COMMITS) as usize;
+        println!("  pg floor rep {r}:");
+        floor_wal.push(print_wal(&wal, &start, inserts, "INSERT").await);
+        if let Some(monitor) = monitor {
+            print_statements(&monitor, "the floor's INSERTs").await;
+        }
         floor_p50.push(percentile(&floor, 50.0));
         floor_p99.push(percentile(&floor, 99.0));
         let (handoff, handoff_switches) = floor_handoff_rep(&url).await;
@@ -336,9 +456,12 @@ pub(crate) async fn run(
         }
         let engines = engines(&url, || Engine::builder().register(sequential)).await;
         let monitor = statements_reset(&url).await;
+        let start = wal_position(&wal).await;
         let switches = voluntary_switches();
         let l = crate::w1::step_latencies(&engines[0]).await;
         let switches = voluntary_switches().saturating_sub(switches);
+        println!("  pg w1 rep {r}, one exclusive engine:");
+        step_wal.push(print_wal(&wal, &start, l.len(), "step").await);
         if let Some(monitor) = monitor {
             print_statements(&monitor, "W1, one exclusive engine").await;
         }
@@ -355,7 +478,24 @@ pub(crate) async fn run(
             fmt_us(floor_p99[r]),
             switches as f64 / l.len().max(1) as f64,
         );
+        let (l, f) = w1_interleaved(&cluster.create_database()).await;
+        mixed_p50.push(percentile(&l, 50.0));
+        mixed_floor_p50.push(percentile(&f, 50.0));
+        println!(
+            "  pg w1 interleaved rep {r}: {} steps, p50 {}; floor interleaved: {} INSERTs, \
+             p50 {}; ratio {:.3}",
+            l.len(),
+            fmt_us(mixed_p50[r]),
+            f.len(),
+            fmt_us(mixed_floor_p50[r]),
+            mixed_p50[r] / mixed_floor_p50[r]
+        );
     }
+    println!(
+        "  WAL bytes, medians over the repetitions: {:.0} per floor INSERT, {:.0} per W1 step",
+        median(&floor_wal),
+        median(&step_wal)
+    );
     let latency = Latency {
         p50_us: median(&floor_p50),
         p99_us: median(&floor_p99),
@@ -418,6 +558,34 @@ pub(crate) async fn run(
                 p99 / latency.p99_us,
             ),
         );
+    }
+
+    // Each repetition's ratio pairs a p50 with the floor of the same minutes; the table also
+    // keeps the ratio of the medians.
+    let paired: Vec<f64> = mixed_p50
+        .iter()
+        .zip(&mixed_floor_p50)
+        .map(|(s, f)| s / f)
+        .collect();
+    println!(
+        "  pg w1 interleaved, median of the per-repetition ratios: {:.3}",
+        median(&paired)
+    );
+    let (mixed, mixed_floor) = (median(&mixed_p50), median(&mixed_floor_p50));
+    rows.push(
+        Row::info(
+            "PG W1",
+            "step latency p50, floor interleaved in blocks",
+            fmt_us(mixed),
+        )
+        .floor(
+            format!("{} (interleaved INSERT p50)", fmt_us(mixed_floor)),
+            mixed / mixed_floor,
+        )
+        .target("≤ 1.5× floor p50", mixed / mixed_floor <= 1.5),
+    );
+    if W1_ONLY.load(std::sync::atomic::Ordering::Relaxed) {
+        return rows;
     }
 
     println!("PostgreSQL floor: batched INSERTs, {reps} repetitions");
