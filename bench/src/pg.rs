@@ -45,7 +45,7 @@ use workflow_runtime::{Engine, EngineBuilder, LeaseSettings};
 
 use crate::floor::{Latency, Throughput};
 use crate::flows::{fan_in, parked, sequential, ticks};
-use crate::stats::{self, Row, cpu_ms, fmt_us, median, percentile};
+use crate::stats::{self, Row, ThreadsUsage, cpu_ms, fmt_us, median, percentile};
 use crate::w1::{RUNS as W1_RUNS, STEPS as W1_STEPS};
 use crate::w3::{TRANSITIONS_PER_SIGNAL, child, f, open_and_kill};
 
@@ -71,14 +71,70 @@ async fn connect(url: &str) -> Client {
     client
 }
 
-/// Times `LATENCY_COMMITS` single-row inserts, each its own transaction; microseconds.
-async fn floor_latency_rep(url: &str) -> Vec<f64> {
+/// CPU time in nanoseconds, of this process's threads and of the server's backends, spent
+/// while a phase ran: load-independent where wall times are not (a thread waiting for a
+/// core or the disk is not charged), so the excess of a step over a floor `INSERT` can be
+/// split between the client and the server however busy the machine is.
+#[derive(Clone, Copy, Default)]
+struct PhaseCpu {
+    client_ns: u64,
+    backend_ns: u64,
+}
+
+/// The CPU time of the server processes `pids` so far, in nanoseconds (`schedstat`).
+fn pids_cpu_ns(pids: &[i32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The backends connected to the database `monitor` is on, but `monitor`'s own.
+async fn backend_pids(monitor: &Client) -> Vec<i32> {
+    monitor
+        .query(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Prints `cpu` per `unit` (`units` of them).
+fn print_cpu(cpu: PhaseCpu, units: usize, unit: &str) {
+    let n = units.max(1) as f64;
+    println!(
+        "    CPU per {unit}: {} in this process (all threads), {} in the server's backends",
+        fmt_us(cpu.client_ns as f64 / 1e3 / n),
+        fmt_us(cpu.backend_ns as f64 / 1e3 / n),
+    );
+}
+
+/// Times `LATENCY_COMMITS` single-row inserts, each its own transaction; microseconds. Also
+/// answers the CPU they cost, warm-up included.
+async fn floor_latency_rep(url: &str) -> (Vec<f64>, PhaseCpu) {
     let client = connect(url).await;
     let insert = client
         .prepare("INSERT INTO floor_rows (id, v) VALUES ($1, $2)")
         .await
         .expect("prepare");
     let value = VALUE.as_slice();
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("the backend's pid")
+        .get(0);
+    let (client_before, backend_before) = (ThreadsUsage::now(), pids_cpu_ns(&[pid]));
     for k in 0..WARMUP {
         client
             .execute(&insert, &[&k, &value])
@@ -94,7 +150,11 @@ async fn floor_latency_rep(url: &str) -> Vec<f64> {
             .expect("insert");
         out.push(stats::us(t.elapsed()));
     }
-    out
+    let cpu = PhaseCpu {
+        client_ns: ThreadsUsage::now().since(client_before).cpu_ns,
+        backend_ns: pids_cpu_ns(&[pid]).saturating_sub(backend_before),
+    };
+    (out, cpu)
 }
 
 /// The floor's `INSERT`s issued as `PgStore` issued its commits before it polled the commit
@@ -410,6 +470,7 @@ pub(crate) async fn run(
     let mut p99 = Vec::new();
     let (mut shared_p50, mut shared_p99, mut shared_moved) = (Vec::new(), Vec::new(), 0);
     let (mut floor_wal, mut step_wal) = (Vec::new(), Vec::new());
+    let (mut floor_cpu, mut step_cpu) = (Vec::<PhaseCpu>::new(), Vec::<PhaseCpu>::new());
     let (mut mixed_p50, mut mixed_floor_p50) = (Vec::new(), Vec::new());
     println!("W1 on PostgreSQL: 200 runs one after another, 10 no-op steps each");
     for r in 0..reps {
@@ -421,11 +482,13 @@ pub(crate) async fn run(
         let monitor = statements_reset(&url).await;
         let start = wal_position(&wal).await;
         let switches = voluntary_switches();
-        let floor = floor_latency_rep(&url).await;
+        let (floor, cpu) = floor_latency_rep(&url).await;
         let floor_switches = per_insert(voluntary_switches().saturating_sub(switches));
         let inserts = (WARMUP + LATENCY_COMMITS) as usize;
         println!("  pg floor rep {r}:");
         floor_wal.push(print_wal(&wal, &start, inserts, "INSERT").await);
+        print_cpu(cpu, inserts, "INSERT");
+        floor_cpu.push(cpu);
         if let Some(monitor) = monitor {
             print_statements(&monitor, "the floor's INSERTs").await;
         }
@@ -457,11 +520,19 @@ pub(crate) async fn run(
         let engines = engines(&url, || Engine::builder().register(sequential)).await;
         let monitor = statements_reset(&url).await;
         let start = wal_position(&wal).await;
+        let pids = backend_pids(&wal).await;
+        let (client_before, backend_before) = (ThreadsUsage::now(), pids_cpu_ns(&pids));
         let switches = voluntary_switches();
         let l = crate::w1::step_latencies(&engines[0]).await;
         let switches = voluntary_switches().saturating_sub(switches);
+        let cpu = PhaseCpu {
+            client_ns: ThreadsUsage::now().since(client_before).cpu_ns,
+            backend_ns: pids_cpu_ns(&pids).saturating_sub(backend_before),
+        };
         println!("  pg w1 rep {r}, one exclusive engine:");
         step_wal.push(print_wal(&wal, &start, l.len(), "step").await);
+        print_cpu(cpu, l.len(), "step");
+        step_cpu.push(cpu);
         if let Some(monitor) = monitor {
             print_statements(&monitor, "W1, one exclusive engine").await;
         }
@@ -495,6 +566,18 @@ pub(crate) async fn run(
         "  WAL bytes, medians over the repetitions: {:.0} per floor INSERT, {:.0} per W1 step",
         median(&floor_wal),
         median(&step_wal)
+    );
+    let per = |cpu: &[PhaseCpu], n: usize, f: fn(&PhaseCpu) -> u64| {
+        median(&cpu.iter().map(|c| f(c) as f64 / 1e3 / n as f64).collect::<Vec<_>>())
+    };
+    let (inserts, steps) = ((WARMUP + LATENCY_COMMITS) as usize, W1_RUNS * W1_STEPS as usize);
+    println!(
+        "  CPU, medians over the repetitions: per floor INSERT {} here, {} in its backend; \
+         per W1 step {} here, {} in the engine's backends",
+        fmt_us(per(&floor_cpu, inserts, |c| c.client_ns)),
+        fmt_us(per(&floor_cpu, inserts, |c| c.backend_ns)),
+        fmt_us(per(&step_cpu, steps, |c| c.client_ns)),
+        fmt_us(per(&step_cpu, steps, |c| c.backend_ns)),
     );
     let latency = Latency {
         p50_us: median(&floor_p50),
