@@ -520,14 +520,30 @@ pub(crate) async fn run(
         let engines = engines(&url, || Engine::builder().register(sequential)).await;
         let monitor = statements_reset(&url).await;
         let start = wal_position(&wal).await;
-        let pids = backend_pids(&wal).await;
-        let (client_before, backend_before) = (ThreadsUsage::now(), pids_cpu_ns(&pids));
+        // The store opens its write connection at its first commit: a backend that appears
+        // during the phase is charged from its start (its connection set-up included, a few
+        // milliseconds over the repetition's 2,000 steps).
+        let before: Vec<(i32, u64)> = backend_pids(&wal)
+            .await
+            .into_iter()
+            .map(|pid| (pid, pids_cpu_ns(&[pid])))
+            .collect();
+        let client_before = ThreadsUsage::now();
         let switches = voluntary_switches();
         let l = crate::w1::step_latencies(&engines[0]).await;
         let switches = voluntary_switches().saturating_sub(switches);
+        let client_ns = ThreadsUsage::now().since(client_before).cpu_ns;
+        let backend_ns = backend_pids(&wal)
+            .await
+            .into_iter()
+            .map(|pid| {
+                let was = before.iter().find(|(p, _)| *p == pid).map_or(0, |(_, ns)| *ns);
+                pids_cpu_ns(&[pid]).saturating_sub(was)
+            })
+            .sum();
         let cpu = PhaseCpu {
-            client_ns: ThreadsUsage::now().since(client_before).cpu_ns,
-            backend_ns: pids_cpu_ns(&pids).saturating_sub(backend_before),
+            client_ns,
+            backend_ns,
         };
         println!("  pg w1 rep {r}, one exclusive engine:");
         step_wal.push(print_wal(&wal, &start, l.len(), "step").await);
