@@ -537,7 +537,10 @@ pub(crate) async fn run(
             .await
             .into_iter()
             .map(|pid| {
-                let was = before.iter().find(|(p, _)| *p == pid).map_or(0, |(_, ns)| *ns);
+                let was = before
+                    .iter()
+                    .find(|(p, _)| *p == pid)
+                    .map_or(0, |(_, ns)| *ns);
                 pids_cpu_ns(&[pid]).saturating_sub(was)
             })
             .sum();
@@ -584,9 +587,16 @@ pub(crate) async fn run(
         median(&step_wal)
     );
     let per = |cpu: &[PhaseCpu], n: usize, f: fn(&PhaseCpu) -> u64| {
-        median(&cpu.iter().map(|c| f(c) as f64 / 1e3 / n as f64).collect::<Vec<_>>())
+        median(
+            &cpu.iter()
+                .map(|c| f(c) as f64 / 1e3 / n as f64)
+                .collect::<Vec<_>>(),
+        )
     };
-    let (inserts, steps) = ((WARMUP + LATENCY_COMMITS) as usize, W1_RUNS * W1_STEPS as usize);
+    let (inserts, steps) = (
+        (WARMUP + LATENCY_COMMITS) as usize,
+        W1_RUNS * W1_STEPS as usize,
+    );
     println!(
         "  CPU, medians over the repetitions: per floor INSERT {} here, {} in its backend; \
          per W1 step {} here, {} in the engine's backends",

@@ -51,7 +51,11 @@ pub(crate) async fn step_latencies(engine: &Engine) -> Vec<f64> {
 
 /// Runs `w1-{r}` for every `r` in `runs`, one after another, appending the latency of every
 /// step to `latencies`.
-pub(crate) async fn runs_into(engine: &Engine, runs: std::ops::Range<usize>, latencies: &mut Vec<f64>) {
+pub(crate) async fn runs_into(
+    engine: &Engine,
+    runs: std::ops::Range<usize>,
+    latencies: &mut Vec<f64>,
+) {
     for r in runs {
         ticks().lock().expect("ticks").clear();
         let run = engine
