@@ -7,6 +7,12 @@
 //! figures use, default settings but `max_connections`, `fsync` on) on 127.0.0.1; the bench
 //! talks to it over TCP loopback. Every repetition gets a fresh database.
 //!
+//! W1 also prints, per repetition, the WAL per floor `INSERT` and per step (record by record,
+//! `pg_walinspect`), the CPU per `INSERT` and per step of this process and of the server's
+//! backends (`schedstat`), and runs once more with the floor interleaved in blocks (as `bench
+//! w1` on redb), so that a step is compared with the floor of the same seconds; see
+//! BENCHMARKS.md, "PostgreSQL: W1's excess over the floor by WAL and CPU".
+//!
 //! # Workers
 //!
 //! The single-worker rows run on one engine in the default (exclusive) mode in the bench's
