@@ -343,7 +343,10 @@ fn group_sql(shape: Shape) -> String {
         // the row, re-checked after waiting for a concurrent writer) keeps a claim from
         // slipping in before the commit. A fenced checkpoint without a record rewrites its
         // token, for that lock and check alone. What the update returns is the accepted
-        // checkpoints, which the later parts write.
+        // checkpoints, which the later parts write. The `ANY` repeats the join's condition
+        // for the planner: a generic plan prepared while `runs` was small joins `unnest`'s
+        // rows to a scan of the whole table and keeps doing so until an `ANALYZE`
+        // invalidates it; a condition on the key itself lets it probe the index.
         let set = if !shape.has(Shape::RECORD) {
             "lease_token = r.lease_token".to_owned()
         } else if shape.has(Shape::BARE) {
@@ -367,7 +370,7 @@ fn group_sql(shape: Shape) -> String {
         parts.push(format!(
             "{fenced} AS (UPDATE runs r SET {set} FROM j
                           WHERE j.token IS NOT NULL AND r.run_id = j.run_id
-                            AND r.lease_token = j.token
+                            AND r.run_id = ANY($1::text[]) AND r.lease_token = j.token
                           RETURNING j.*)"
         ));
     }
