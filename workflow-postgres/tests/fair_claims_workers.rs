@@ -15,7 +15,7 @@ use workflow_runtime::prelude::*;
 
 #[path = "support/ledger_workers.rs"]
 mod ledger_workers;
-use ledger_workers::{Db, Worker, WorkerName, database, open, query, runtime, settings, work};
+use ledger_workers::{Worker, database, open, query, runtime, settings, work};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 /// Fewer runs per round than there are waiting parents.
@@ -42,47 +42,13 @@ async fn parent(ctx: &mut WorkflowContext, n: u64) -> Result<bool, WorkflowError
 }
 
 fn main() {
-    if serve_if_worker() {
+    let lease = |name: &str| settings(name).max_runs(MAX_RUNS);
+    if ledger_workers::serve_if_worker_with(lease, |b| {
+        b.register(slow_job).register(idle).register(parent)
+    }) {
         return;
     }
     a_dead_workers_run_is_reached_behind_waiting_parents();
-}
-
-/// `ledger_workers::serve_if_worker`, with `MAX_RUNS` runs per claim round.
-fn serve_if_worker() -> bool {
-    let (Ok(url), Ok(name)) = (
-        std::env::var(ledger_workers::URL),
-        std::env::var(ledger_workers::NAME),
-    ) else {
-        return false;
-    };
-    runtime().block_on(async move {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("the ledger connects");
-        tokio::spawn(connection);
-        let engine = Engine::builder()
-            .register(slow_job)
-            .register(idle)
-            .register(parent)
-            .data(WorkerName(name.clone()))
-            .data(Db(client))
-            .shared(settings(&name).max_runs(MAX_RUNS))
-            .open_store(open(&url).await)
-            .await
-            .expect("the worker's engine opens");
-        println!("ready");
-        tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-                line.clear();
-            }
-        })
-        .await
-        .expect("stdin");
-        engine.shutdown().await;
-    });
-    true
 }
 
 fn a_dead_workers_run_is_reached_behind_waiting_parents() {

@@ -88,6 +88,14 @@ pub async fn open(url: &str) -> PgStore {
 /// In a worker process (`URL` and `NAME` set), serves an engine with the workflows `register`
 /// adds until standard input closes, and answers `true`; in the test process, `false`.
 pub fn serve_if_worker(register: impl FnOnce(EngineBuilder) -> EngineBuilder) -> bool {
+    serve_if_worker_with(settings, register)
+}
+
+/// [`serve_if_worker`], with the lease settings `lease` makes for the worker's name.
+pub fn serve_if_worker_with(
+    lease: impl FnOnce(&str) -> LeaseSettings,
+    register: impl FnOnce(EngineBuilder) -> EngineBuilder,
+) -> bool {
     let (Ok(url), Ok(name)) = (std::env::var(URL), std::env::var(NAME)) else {
         return false;
     };
@@ -99,7 +107,7 @@ pub fn serve_if_worker(register: impl FnOnce(EngineBuilder) -> EngineBuilder) ->
         let engine = register(Engine::builder())
             .data(WorkerName(name.clone()))
             .data(Db(client))
-            .shared(settings(&name))
+            .shared(lease(&name))
             .open_store(open(&url).await)
             .await
             .expect("the worker's engine opens");
