@@ -126,36 +126,59 @@ fn print_cpu(cpu: PhaseCpu, units: usize, unit: &str) {
     );
 }
 
+/// The floor's one-row `INSERT`, prepared on a connection of its own.
+struct FloorInserts {
+    client: Client,
+    insert: tokio_postgres::Statement,
+}
+
+impl FloorInserts {
+    async fn connect(url: &str) -> FloorInserts {
+        let client = connect(url).await;
+        let insert = client
+            .prepare("INSERT INTO floor_rows (id, v) VALUES ($1, $2)")
+            .await
+            .expect("prepare");
+        FloorInserts { client, insert }
+    }
+
+    /// Inserts row `k` and commits it (one statement, `synchronous_commit = on`).
+    async fn insert(&self, k: i64) {
+        let value = VALUE.as_slice();
+        self.client
+            .execute(&self.insert, &[&k, &value])
+            .await
+            .expect("insert");
+    }
+
+    /// Inserts the rows of `ids`, pushing each one's latency in microseconds to `out`.
+    async fn timed(&self, ids: std::ops::Range<i64>, out: &mut Vec<f64>) {
+        for k in ids {
+            let t = Instant::now();
+            self.insert(k).await;
+            out.push(stats::us(t.elapsed()));
+        }
+    }
+}
+
 /// Times `LATENCY_COMMITS` single-row inserts, each its own transaction; microseconds. Also
 /// answers the CPU they cost, warm-up included.
 async fn floor_latency_rep(url: &str) -> (Vec<f64>, PhaseCpu) {
-    let client = connect(url).await;
-    let insert = client
-        .prepare("INSERT INTO floor_rows (id, v) VALUES ($1, $2)")
-        .await
-        .expect("prepare");
-    let value = VALUE.as_slice();
-    let pid: i32 = client
+    let floor = FloorInserts::connect(url).await;
+    let pid: i32 = floor
+        .client
         .query_one("SELECT pg_backend_pid()", &[])
         .await
         .expect("the backend's pid")
         .get(0);
     let (client_before, backend_before) = (ThreadsUsage::now(), pids_cpu_ns(&[pid]));
     for k in 0..WARMUP {
-        client
-            .execute(&insert, &[&k, &value])
-            .await
-            .expect("insert");
+        floor.insert(k).await;
     }
     let mut out = Vec::with_capacity(LATENCY_COMMITS as usize);
-    for k in WARMUP..WARMUP + LATENCY_COMMITS {
-        let t = Instant::now();
-        client
-            .execute(&insert, &[&k, &value])
-            .await
-            .expect("insert");
-        out.push(stats::us(t.elapsed()));
-    }
+    floor
+        .timed(WARMUP..WARMUP + LATENCY_COMMITS, &mut out)
+        .await;
     let cpu = PhaseCpu {
         client_ns: ThreadsUsage::now().since(client_before).cpu_ns,
         backend_ns: pids_cpu_ns(&[pid]).saturating_sub(backend_before),
@@ -181,17 +204,9 @@ async fn floor_handoff_rep(url: &str) -> (Vec<f64>, f64) {
             .build()
             .expect("the hand-off thread's runtime");
         rt.block_on(async move {
-            let client = connect(&url).await;
-            let insert = client
-                .prepare("INSERT INTO floor_rows (id, v) VALUES ($1, $2)")
-                .await
-                .expect("prepare");
-            let value = VALUE.as_slice();
+            let floor = FloorInserts::connect(&url).await;
             while let Some((k, done)) = rx.recv().await {
-                client
-                    .execute(&insert, &[&k, &value])
-                    .await
-                    .expect("insert");
+                floor.insert(k).await;
                 let _ = done.send(());
             }
         });
@@ -223,17 +238,9 @@ async fn floor_handoff_rep(url: &str) -> (Vec<f64>, f64) {
 /// Returns the step latencies and the floor's, in microseconds.
 async fn w1_interleaved(url: &str) -> (Vec<f64>, Vec<f64>) {
     const BLOCKS: usize = 10;
-    let client = connect(url).await;
-    let insert = client
-        .prepare("INSERT INTO floor_rows (id, v) VALUES ($1, $2)")
-        .await
-        .expect("prepare");
-    let value = VALUE.as_slice();
+    let floor_rows = FloorInserts::connect(url).await;
     for k in 0..WARMUP {
-        client
-            .execute(&insert, &[&k, &value])
-            .await
-            .expect("insert");
+        floor_rows.insert(k).await;
     }
     let engines = engines(url, || Engine::builder().register(sequential)).await;
     let per_block = LATENCY_COMMITS / BLOCKS as i64;
@@ -242,14 +249,7 @@ async fn w1_interleaved(url: &str) -> (Vec<f64>, Vec<f64>) {
     let mut steps = Vec::with_capacity(W1_RUNS * W1_STEPS as usize);
     for b in 0..BLOCKS {
         let first = WARMUP + b as i64 * per_block;
-        for k in first..first + per_block {
-            let t = Instant::now();
-            client
-                .execute(&insert, &[&k, &value])
-                .await
-                .expect("insert");
-            floor.push(stats::us(t.elapsed()));
-        }
+        floor_rows.timed(first..first + per_block, &mut floor).await;
         crate::w1::runs_into(&engines[0], b * per_runs..(b + 1) * per_runs, &mut steps).await;
     }
     shutdown(engines).await;
