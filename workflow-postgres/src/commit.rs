@@ -191,6 +191,8 @@ impl Shape {
     /// Some checkpoint creates its run ([`Fence::Create`]): it is written only if the id is
     /// free, by an `INSERT … ON CONFLICT DO NOTHING` (`created`).
     const CREATE: u16 = 2048;
+    /// The group is one checkpoint that [`single`] admits, written by [`single_sql`].
+    const SINGLE: u16 = 4096;
 
     fn of(jobs: &[&Job]) -> Shape {
         let mut bits = 0;
@@ -237,6 +239,28 @@ impl Shape {
         self.has(Self::FENCE) || self.has(Self::LOOSE) || self.has(Self::CREATE)
     }
 }
+
+/// The run columns a record write sets, in `runs`' order.
+const WRITTEN: [&str; 7] = [
+    "workflow",
+    "seq",
+    "record",
+    "purgeable",
+    "ready",
+    "timer_ms",
+    "wait",
+];
+
+/// [`WRITTEN`] with their types.
+const WRITTEN_TYPES: [(&str, &str); 7] = [
+    ("workflow", "text"),
+    ("seq", "bigint"),
+    ("record", "bytea"),
+    ("purgeable", "bool"),
+    ("ready", "bool"),
+    ("timer_ms", "bigint"),
+    ("wait", "bytea"),
+];
 
 /// A whole group as one statement, so one transaction and one round trip whether or not its
 /// checkpoints are fenced; see [`write_at_once`] for its parameters. One row of `ok` per
@@ -290,16 +314,8 @@ fn group_sql(shape: Shape) -> String {
         columns.push((param("bool[]"), "fresh"));
     }
     if shape.has(Shape::RECORD) {
-        for (ty, name) in [
-            ("text[]", "workflow"),
-            ("bigint[]", "seq"),
-            ("bytea[]", "record"),
-            ("bool[]", "purgeable"),
-            ("bool[]", "ready"),
-            ("bigint[]", "timer_ms"),
-            ("bytea[]", "wait"),
-        ] {
-            columns.push((param(ty), name));
+        for (name, ty) in WRITTEN_TYPES {
+            columns.push((param(&format!("{ty}[]")), name));
         }
     }
     if shape.has(Shape::GRANT) {
@@ -324,16 +340,6 @@ fn group_sql(shape: Shape) -> String {
         names.join(", ")
     );
     let mut parts = Vec::new();
-    // The run columns a record write sets, in `runs`' order.
-    const WRITTEN: [&str; 7] = [
-        "workflow",
-        "seq",
-        "record",
-        "purgeable",
-        "ready",
-        "timer_ms",
-        "wait",
-    ];
     if shape.named() {
         parts.push(format!("j AS ({source})"));
     }
@@ -526,6 +532,112 @@ fn group_sql(shape: Shape) -> String {
     format!("WITH {} {answer}", parts.join(",\n"))
 }
 
+/// Whether a group of one checkpoint can be written by [`single_sql`]'s statement: a record
+/// write under a lease or in an exclusive store, creating and granting nothing. Every step of
+/// a run driven alone commits so.
+fn single(job: &Job) -> bool {
+    matches!(job.fence, Fence::Lease(_) | Fence::Exclusive)
+        && job.row.is_some()
+        && job.grant.is_none()
+        && !job.purge
+        && job.others.is_empty()
+}
+
+/// [`group_sql`] for a group of one checkpoint that [`single`] admits, with each column a
+/// scalar parameter: no arrays to unpack and no rows to join, so the server starts and ends
+/// fewer plan nodes (measured on this machine, each statement alone with `synchronous_commit`
+/// off: 65-120 µs less of the server's CPU per commit unfenced, 100-130 µs fenced, against
+/// 260-480 µs for the group statement). Parameters: the run id, the token
+/// (fenced), the record's columns ([`WRITTEN`]), then, as the shape has them, the consumed
+/// indexes, the buffered entry, the dedupe key and time, the trace events.
+///
+/// `ok` is the run's row written: by an `UPDATE` under the token (the fence, as in
+/// [`group_sql`]; no row if it fails) or by an upsert (no fence). The other parts write only
+/// if `ok` has the row, and the statement answers it: no row means the checkpoint was refused.
+/// As in [`group_sql`], inbox and trace rows are numbered from the run's last ones as the
+/// statement's snapshot shows them.
+fn single_sql(shape: Shape) -> String {
+    let mut params = 1;
+    let mut param = |ty: &str| {
+        params += 1;
+        format!("${params}::{ty}")
+    };
+    let fenced = shape.has(Shape::FENCE);
+    let token = fenced.then(|| param("bigint"));
+    let values: Vec<String> = WRITTEN_TYPES.iter().map(|(_, ty)| param(ty)).collect();
+    let mut parts = Vec::new();
+    if let Some(token) = token {
+        let set = WRITTEN
+            .iter()
+            .zip(&values)
+            .map(|(c, v)| format!("{c} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        parts.push(format!(
+            "ok AS (UPDATE runs SET {set} WHERE run_id = $1::text AND lease_token = {token}
+                    RETURNING run_id)"
+        ));
+    } else {
+        let set = WRITTEN
+            .iter()
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        parts.push(format!(
+            "ok AS (INSERT INTO runs (run_id, {}) VALUES ($1::text, {})
+                    ON CONFLICT (run_id) DO UPDATE SET {set} RETURNING run_id)",
+            WRITTEN.join(", "),
+            values.join(", ")
+        ));
+    }
+    if shape.has(Shape::CLEAR) {
+        parts.push(
+            "cleared AS (DELETE FROM inbox i USING ok WHERE i.run_id = ok.run_id)".to_owned(),
+        );
+    }
+    if shape.has(Shape::CONSUME) {
+        parts.push(format!(
+            "consumed AS (DELETE FROM inbox i USING ok
+                          WHERE i.run_id = ok.run_id AND i.idx = ANY({}))",
+            param("bigint[]")
+        ));
+    }
+    if shape.has(Shape::BUFFER) {
+        parts.push(format!(
+            "buffered AS (
+                INSERT INTO inbox (run_id, idx, entry)
+                SELECT ok.run_id,
+                       COALESCE((SELECT MAX(x.idx) + 1 FROM inbox x WHERE x.run_id = $1::text),
+                                0),
+                       {}
+                FROM ok)",
+            param("bytea")
+        ));
+    }
+    if shape.has(Shape::DEDUPE) {
+        parts.push(format!(
+            "deduped AS (
+                INSERT INTO dedupe (run_id, key, at_ms) SELECT ok.run_id, {}, {} FROM ok
+                ON CONFLICT (run_id, key) DO UPDATE SET at_ms = EXCLUDED.at_ms)",
+            param("text"),
+            param("bigint")
+        ));
+    }
+    if shape.has(Shape::TRACE) {
+        parts.push(format!(
+            "traced AS (
+                INSERT INTO trace (run_id, idx, event)
+                SELECT ok.run_id,
+                       COALESCE((SELECT MAX(x.idx) + 1 FROM trace x WHERE x.run_id = $1::text),
+                                0) + t.ord - 1,
+                       t.event
+                FROM ok, unnest({}) WITH ORDINALITY AS t(event, ord))",
+            param("bytea[]")
+        ));
+    }
+    format!("WITH {} SELECT run_id FROM ok", parts.join(",\n"))
+}
+
 /// The write connection's prepared statements.
 pub(crate) struct WriteStatements {
     /// The group statements prepared so far on this connection, by shape.
@@ -547,6 +659,33 @@ pub(crate) struct WriteStatements {
 }
 
 impl WriteStatements {
+    /// The statement that writes groups of this shape, prepared on first use.
+    async fn group(
+        &self,
+        client: &Client,
+        shape: Shape,
+    ) -> Result<Statement, tokio_postgres::Error> {
+        let cached = self
+            .groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&shape)
+            .cloned();
+        if let Some(statement) = cached {
+            return Ok(statement);
+        }
+        let sql = match shape.has(Shape::SINGLE) {
+            true => single_sql(shape),
+            false => group_sql(shape),
+        };
+        let statement = client.prepare(&sql).await?;
+        self.groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(shape, statement.clone());
+        Ok(statement)
+    }
+
     pub(crate) async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
         Ok(WriteStatements {
             groups: std::sync::Mutex::default(),
@@ -924,23 +1063,12 @@ async fn write_at_once(
     jobs: &[&Job],
 ) -> Result<Vec<bool>, tokio_postgres::Error> {
     let shape = Shape::of(jobs);
-    let cached = st
-        .groups
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&shape)
-        .cloned();
-    let statement = match cached {
-        Some(statement) => statement,
-        None => {
-            let statement = client.prepare(&group_sql(shape)).await?;
-            st.groups
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(shape, statement.clone());
-            statement
-        }
-    };
+    if let [job] = jobs
+        && single(job)
+    {
+        return write_single(client, st, job, Shape(shape.0 | Shape::SINGLE)).await;
+    }
+    let statement = st.group(client, shape).await?;
     let n = jobs.len();
     // In run id order: the order in which the rows are most likely locked (see `group_sql`).
     let mut sorted = jobs.to_vec();
@@ -1062,6 +1190,50 @@ async fn write_at_once(
         .iter()
         .map(|job| !refused.contains(&job.run_id))
         .collect())
+}
+
+/// [`write_at_once`] for a group of one checkpoint that [`single`] admits.
+async fn write_single(
+    client: &Client,
+    st: &WriteStatements,
+    job: &Job,
+    shape: Shape,
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let statement = st.group(client, shape).await?;
+    let token = match job.fence {
+        Fence::Lease(token) => Some(to_db(token)),
+        _ => None,
+    };
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(16);
+    params.push(&job.run_id);
+    if let Some(token) = &token {
+        params.push(token);
+    }
+    if let Some(row) = &job.row {
+        params.extend([
+            &row.workflow as &(dyn ToSql + Sync),
+            &row.seq,
+            &row.record,
+            &row.purgeable,
+            &row.ready,
+            &row.timer_ms,
+            &row.wait,
+        ]);
+    }
+    if shape.has(Shape::CONSUME) {
+        params.push(&job.consumed);
+    }
+    if let Some(entry) = &job.buffer {
+        params.push(entry);
+    }
+    if let Some((key, at_ms)) = &job.dedupe {
+        params.extend([key as &(dyn ToSql + Sync), at_ms]);
+    }
+    if shape.has(Shape::TRACE) {
+        params.push(&job.trace);
+    }
+    let written = client.query(&statement, &params).await?;
+    Ok(vec![!written.is_empty()])
 }
 
 /// [`write`] as a pipelined transaction of a statement per part.

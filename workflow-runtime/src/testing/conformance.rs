@@ -148,6 +148,7 @@ macro_rules! store_conformance {
                 claims_grant_each_run_to_one_owner_at_a_time,
                 reads_claim_nothing,
                 commits_under_a_stale_lease_are_refused,
+                a_lone_checkpoint_writes_every_part_or_none,
                 a_run_is_claimed_by_id,
                 a_new_run_is_leased_by_the_commit_that_creates_it,
                 concurrent_commits_are_acknowledged_one_by_one,
@@ -1044,6 +1045,120 @@ pub async fn commits_under_a_stale_lease_are_refused<H: Harness>(h: &H) {
     cp.fence = b[0].lease.fence();
     commit(&store, cp).await;
     assert!(store.run("r1").expect("read").expect("r1").is_finished());
+}
+
+/// A checkpoint committed alone (as every step of a run driven alone is) writes its record,
+/// consumed signals, de-duplication key and trace events together under its lease, and none of
+/// them once the lease is stale; with no lease, the same parts are written whether the run is
+/// new or stored.
+///
+/// # Examples
+///
+/// ```
+/// # use workflow_runtime::store::{FileStore, MemoryDisk};
+/// # use workflow_runtime::testing::conformance::{self, Harness};
+/// # #[derive(Default)]
+/// # struct OnMemoryDisk(MemoryDisk);
+/// # impl Harness for OnMemoryDisk {
+/// #     type Store = FileStore;
+/// #     fn open(&self) -> FileStore {
+/// #         FileStore::open_disk(self.0.clone()).expect("the store opens")
+/// #     }
+/// # }
+/// conformance::run(OnMemoryDisk::default(), |h| async move {
+///     conformance::a_lone_checkpoint_writes_every_part_or_none(&h).await
+/// });
+/// ```
+pub async fn a_lone_checkpoint_writes_every_part_or_none<H: Harness>(h: &H) {
+    let store = h.open();
+    let w = wait("go", 50_000);
+    // No lease: a new run, then the same run again, each with every part.
+    let mut cp = moves("r1", record(1, Some(w.clone())), None);
+    cp.dedupe = Some(("k0".to_owned(), 5));
+    commit(&store, cp).await;
+    for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+        let mut cp = CheckpointWrite::new("r1");
+        cp.buffer = Some(InboxEntry::new(name, json!(i), None));
+        commit(&store, cp).await;
+    }
+    let inbox = store.inbox("r1").expect("inbox");
+    let mut cp = moves("r1", record(2, Some(w.clone())), Some(w.clone()));
+    cp.consumed.push(inbox[0].0);
+    cp.dedupe = Some(("k1".to_owned(), 6));
+    cp.trace.push(event(TraceKind::Revived));
+    commit(&store, cp).await;
+    assert_eq!(store.run("r1").expect("read").expect("r1").seq, 2);
+    let names = |store: &H::Store| -> Vec<String> {
+        let inbox = store.inbox("r1").expect("inbox");
+        inbox.into_iter().map(|(_, e)| e.name).collect()
+    };
+    assert_eq!(names(&store), ["b", "c"]);
+    assert!(store.has_dedupe("r1", "k0").expect("dedupe"));
+    assert!(store.has_dedupe("r1", "k1").expect("dedupe"));
+    let kinds = |store: &H::Store| -> Vec<TraceKind> {
+        let trace = store.trace("r1").expect("trace");
+        let seqs: Vec<u64> = trace.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (0..trace.len() as u64).collect::<Vec<_>>());
+        trace.into_iter().map(|e| e.kind).collect()
+    };
+    assert_eq!(
+        kinds(&store),
+        [
+            TraceKind::Woke { until_ms: 1 },
+            TraceKind::Woke { until_ms: 2 },
+            TraceKind::Revived
+        ]
+    );
+
+    // Under a lease: accepted while it is the run's.
+    let lease_a = store
+        .claim_run(&claim("a", 0), "r1")
+        .expect("claim")
+        .expect("r1 is granted");
+    let inbox = store.inbox("r1").expect("inbox");
+    let mut cp = moves("r1", record(3, Some(w.clone())), Some(w.clone()));
+    cp.fence = lease_a.fence();
+    cp.consumed.push(inbox[0].0);
+    cp.dedupe = Some(("k2".to_owned(), 7));
+    commit(&store, cp).await;
+    assert_eq!(names(&store), ["c"]);
+    assert!(store.has_dedupe("r1", "k2").expect("dedupe"));
+    assert_eq!(kinds(&store).len(), 4);
+
+    // Stale: refused, and nothing of it is written.
+    let b = store
+        .claim_run(&claim("b", 5_000), "r1")
+        .expect("claim")
+        .expect("the lapsed lease lets b take r1 over");
+    let before = (
+        store.run("r1").expect("read"),
+        store.trace("r1").expect("trace"),
+        store.inbox("r1").expect("inbox"),
+    );
+    let inbox = store.inbox("r1").expect("inbox");
+    let mut stale = moves("r1", record(4, None), Some(w.clone()));
+    stale.fence = lease_a.fence();
+    stale.consumed.push(inbox[0].0);
+    stale.dedupe = Some(("k3".to_owned(), 8));
+    assert!(matches!(
+        store.commit(stale).await,
+        Err(StoreError::NotOwner { run_id }) if run_id == "r1"
+    ));
+    let after = (
+        store.run("r1").expect("read"),
+        store.trace("r1").expect("trace"),
+        store.inbox("r1").expect("inbox"),
+    );
+    assert_eq!(after, before, "nothing of the stale checkpoint was written");
+    assert!(!store.has_dedupe("r1", "k3").expect("dedupe"));
+
+    // The new holder finishes the run: its inbox goes with it.
+    let mut cp = moves("r1", record(4, None), Some(w));
+    cp.fence = b.fence();
+    commit(&store, cp).await;
+    assert!(store.run("r1").expect("read").expect("r1").is_finished());
+    assert!(store.inbox("r1").expect("inbox").is_empty());
+    assert_eq!(kinds(&store).len(), 5);
 }
 
 /// Many checkpoints committed at once are each acknowledged, and each is durable.
