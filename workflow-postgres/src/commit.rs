@@ -545,11 +545,13 @@ fn single(job: &Job) -> bool {
 
 /// [`group_sql`] for a group of one checkpoint that [`single`] admits, with each column a
 /// scalar parameter: no arrays to unpack and no rows to join, so the server starts and ends
-/// fewer plan nodes (measured on this machine, each statement alone with `synchronous_commit`
-/// off: 65-120 µs less of the server's CPU per commit unfenced, 100-130 µs fenced, against
-/// 260-480 µs for the group statement). Parameters: the run id, the token
-/// (fenced), the record's columns ([`WRITTEN`]), then, as the shape has them, the consumed
-/// indexes, the buffered entry, the dedupe key and time, the trace events.
+/// fewer plan nodes (`bench pg --statements`, W1 on one exclusive engine: 52-63 µs of
+/// execution per step against 76-78 µs for the group statement; the shared W1 went from
+/// 1.42-1.55× the floor `INSERT` to 1.16-1.44×: BENCHMARKS.md, round 6).
+///
+/// Parameters: the run id, the token (fenced), the record's columns ([`WRITTEN`]), then, as
+/// the shape has them, the consumed indexes, the buffered entry, the dedupe key and time, the
+/// trace events.
 ///
 /// `ok` is the run's row written: by an `UPDATE` under the token (the fence, as in
 /// [`group_sql`]; no row if it fails) or by an upsert (no fence). The other parts write only
