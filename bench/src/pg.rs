@@ -724,7 +724,7 @@ pub(crate) async fn run(
         let (many, many_rows) = w2_workers(&cluster, reps, workers).await;
         rows.extend(one_rows);
         rows.extend(many_rows);
-        let ratio = many / one;
+        let ratio = many.tps / one.tps;
         rows.push(
             Row::info(
                 "PG W2",
@@ -733,6 +733,20 @@ pub(crate) async fn run(
             )
             .target("≥ 2× when the database is not the bottleneck", ratio >= 2.0),
         );
+        // The server runs on the same cores as the workers: twice one worker process's
+        // throughput takes twice its CPU, the server's included, unless adding workers made
+        // each transition cheaper.
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        rows.push(Row::info(
+            "PG W2",
+            "cores that twice 1 worker process's throughput takes at its CPU per transition \
+             (workers + server)",
+            format!(
+                "{:.2} of this machine's {cores} ({:.0} µs per transition)",
+                2.0 * one.tps * one.cpu_us / 1e6,
+                one.cpu_us
+            ),
+        ));
     }
 
     println!(
@@ -1471,8 +1485,8 @@ async fn print_statements(monitor: &Client, what: &str) {
 /// W2 on `n` worker processes in shared mode, each starting and signalling its share of the
 /// runs (round-robin, as the in-process W2 spreads them over its engines) and driving whatever
 /// it holds; the bench process only watches the database. Returns the median transitions per
-/// second and the rows.
-async fn w2_workers(cluster: &TestCluster, reps: usize, n: usize) -> (f64, Vec<Row>) {
+/// second, the CPU per transition and the rows.
+async fn w2_workers(cluster: &TestCluster, reps: usize, n: usize) -> (W2Workers, Vec<Row>) {
     use crate::w2::{RUNS, TRANSITIONS_PER_RUN};
     let transitions = (RUNS * TRANSITIONS_PER_RUN) as f64;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
@@ -1555,7 +1569,15 @@ async fn w2_workers(cluster: &TestCluster, reps: usize, n: usize) -> (f64, Vec<R
             format!("{:.0} %", median(&busy) * 100.0),
         ),
     ];
-    (t, rows)
+    let cpu_us = median(&worker_us) + median(&server_us);
+    (W2Workers { tps: t, cpu_us }, rows)
+}
+
+/// What [`w2_workers`] measured: the median transitions per second and CPU per transition,
+/// the workers' and the server's together (µs).
+struct W2Workers {
+    tps: f64,
+    cpu_us: f64,
 }
 
 /// W1 on an engine in shared mode in this process while `n - 1` worker processes poll the
