@@ -604,15 +604,15 @@ fn single_sql(shape: Shape) -> String {
             param("bigint[]")
         ));
     }
+    // The number after the run's last row of `table`, as the statement's snapshot shows it.
+    let next = |table: &str| {
+        format!("COALESCE((SELECT MAX(x.idx) + 1 FROM {table} x WHERE x.run_id = $1::text), 0)")
+    };
     if shape.has(Shape::BUFFER) {
         parts.push(format!(
             "buffered AS (
-                INSERT INTO inbox (run_id, idx, entry)
-                SELECT ok.run_id,
-                       COALESCE((SELECT MAX(x.idx) + 1 FROM inbox x WHERE x.run_id = $1::text),
-                                0),
-                       {}
-                FROM ok)",
+                INSERT INTO inbox (run_id, idx, entry) SELECT ok.run_id, {}, {} FROM ok)",
+            next("inbox"),
             param("bytea")
         ));
     }
@@ -629,11 +629,9 @@ fn single_sql(shape: Shape) -> String {
         parts.push(format!(
             "traced AS (
                 INSERT INTO trace (run_id, idx, event)
-                SELECT ok.run_id,
-                       COALESCE((SELECT MAX(x.idx) + 1 FROM trace x WHERE x.run_id = $1::text),
-                                0) + t.ord - 1,
-                       t.event
+                SELECT ok.run_id, {} + t.ord - 1, t.event
                 FROM ok, unnest({}) WITH ORDINALITY AS t(event, ord))",
+            next("trace"),
             param("bytea[]")
         ));
     }
