@@ -46,6 +46,21 @@ struct RunRow {
     wait: Option<Vec<u8>>,
 }
 
+impl RunRow {
+    /// The columns a record write sets, as statement parameters in [`WRITTEN`]'s order.
+    fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.workflow,
+            &self.seq,
+            &self.record,
+            &self.purgeable,
+            &self.ready,
+            &self.timer_ms,
+            &self.wait,
+        ]
+    }
+}
+
 impl Job {
     /// Encodes a checkpoint; an encoding error reaches the caller before anything is queued.
     pub(crate) fn encode(mut cp: CheckpointWrite) -> Result<Job, StoreError> {
@@ -132,16 +147,8 @@ impl Job {
         st: &'a WriteStatements,
     ) -> Option<(&'a Statement, Vec<&'a (dyn ToSql + Sync)>)> {
         let row = self.row.as_ref()?;
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &self.run_id,
-            &row.workflow,
-            &row.seq,
-            &row.record,
-            &row.purgeable,
-            &row.ready,
-            &row.timer_ms,
-            &row.wait,
-        ];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.run_id];
+        params.extend(row.params());
         // A creation inserts: the checks of these paths read a snapshot, in which a row that
         // a concurrent group statement is inserting does not show; the insert then fails on
         // the unique index instead of overwriting that run (see [`write`]).
@@ -1210,15 +1217,7 @@ async fn write_single(
         params.push(token);
     }
     if let Some(row) = &job.row {
-        params.extend([
-            &row.workflow as &(dyn ToSql + Sync),
-            &row.seq,
-            &row.record,
-            &row.purgeable,
-            &row.ready,
-            &row.timer_ms,
-            &row.wait,
-        ]);
+        params.extend(row.params());
     }
     if shape.has(Shape::CONSUME) {
         params.push(&job.consumed);
