@@ -44,19 +44,9 @@ async fn foreign(ctx: &mut WorkflowContext, n: u64) -> Result<u64, WorkflowError
     Ok(ctx.step(work, n).await?)
 }
 
-/// A child that waits for a signal nobody sends.
-#[workflow]
-async fn idle(ctx: &mut WorkflowContext, n: u64) -> Result<bool, WorkflowError> {
-    let meta = serde_json::json!({ "n": n });
-    Ok(ctx
-        .wait_for_signal::<bool>("never", Duration::from_secs(3_600), meta)
-        .await?)
-}
-
-#[workflow]
-async fn parent(ctx: &mut WorkflowContext, n: u64) -> Result<bool, WorkflowError> {
-    Ok(ctx.child(idle, n).await?)
-}
+#[path = "support/waiting_parent.rs"]
+mod waiting_parent;
+use waiting_parent::{idle, parent};
 
 /// Fewer runs per round than there are waiting parents.
 const MAX_RUNS: usize = 4;

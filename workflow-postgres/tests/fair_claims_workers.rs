@@ -27,19 +27,9 @@ async fn slow_job(ctx: &mut WorkflowContext, slow_ms: u64) -> Result<String, Wor
     Ok(ctx.step(work, slow_ms).await?)
 }
 
-/// A child that waits for a signal nobody sends.
-#[workflow]
-async fn idle(ctx: &mut WorkflowContext, n: u64) -> Result<bool, WorkflowError> {
-    let meta = serde_json::json!({ "n": n });
-    Ok(ctx
-        .wait_for_signal::<bool>("never", Duration::from_secs(3_600), meta)
-        .await?)
-}
-
-#[workflow]
-async fn parent(ctx: &mut WorkflowContext, n: u64) -> Result<bool, WorkflowError> {
-    Ok(ctx.child(idle, n).await?)
-}
+#[path = "support/waiting_parent.rs"]
+mod waiting_parent;
+use waiting_parent::{idle, parent};
 
 fn main() {
     let lease = |name: &str| settings(name).max_runs(MAX_RUNS);

@@ -179,6 +179,19 @@ impl PayloadStore {
             run_id,
         }
     }
+
+    /// Opens the metadata of each wait, each with its own run's keys.
+    fn open_waits(&self, mut waits: Vec<PendingWait>) -> Result<Vec<PendingWait>, StoreError> {
+        for wait in &mut waits {
+            let run_id = std::mem::take(&mut wait.run_id);
+            let opened = self
+                .sealer(&run_id)
+                .open_value(&mut wait.metadata, "the wait metadata");
+            wait.run_id = run_id;
+            opened?;
+        }
+        Ok(waits)
+    }
 }
 
 /// Seals or opens the payloads of one run.
@@ -416,30 +429,12 @@ impl Store for PayloadStore {
     }
 
     fn pending_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
-        let mut waits = self.inner.pending_waits()?;
-        for wait in &mut waits {
-            let run_id = std::mem::take(&mut wait.run_id);
-            let opened = self
-                .sealer(&run_id)
-                .open_value(&mut wait.metadata, "the wait metadata");
-            wait.run_id = run_id;
-            opened?;
-        }
-        Ok(waits)
+        self.open_waits(self.inner.pending_waits()?)
     }
 
     fn signalled_waits(&self) -> Result<Vec<PendingWait>, StoreError> {
         // Signal names are not sealed: the inner store matches them as they are.
-        let mut waits = self.inner.signalled_waits()?;
-        for wait in &mut waits {
-            let run_id = std::mem::take(&mut wait.run_id);
-            let opened = self
-                .sealer(&run_id)
-                .open_value(&mut wait.metadata, "the wait metadata");
-            wait.run_id = run_id;
-            opened?;
-        }
-        Ok(waits)
+        self.open_waits(self.inner.signalled_waits()?)
     }
 
     fn probe_writes(&self) -> Acknowledgement {

@@ -300,15 +300,9 @@ impl Inner {
         results: &mut Vec<(usize, Result<Value, ChildError>)>,
     ) -> Result<(), StoreError> {
         for &index in deferred {
-            let Some(Command::Children { items, .. }) = &mut cp.rec.pending else {
-                return Ok(());
-            };
-            let Some(pending) = items.get_mut(index) else {
+            let Some(item) = undefer(cp, index) else {
                 continue;
             };
-            pending.deferred = false;
-            let item = pending.clone();
-            cp.touch();
             // A parent cancelled before its worker got to it does not start the child.
             if let Some(cancel) = &cp.rec.cancel {
                 let why = format!("its parent was cancelled: {}", cancel.reason);
@@ -329,15 +323,9 @@ impl Inner {
     /// children alone, so a cancelled parent still starts them.
     fn create_detached(&self, cp: &mut Checkpoint, deferred: &[usize]) -> Result<(), StoreError> {
         for &index in deferred {
-            let Some(Command::Children { items, .. }) = &mut cp.rec.pending else {
-                return Ok(());
-            };
-            let Some(pending) = items.get_mut(index) else {
+            let Some(item) = undefer(cp, index) else {
                 continue;
             };
-            pending.deferred = false;
-            let item = pending.clone();
-            cp.touch();
             if let Err(e) = self.create_child(cp, &item, true)? {
                 cp.trace(TraceKind::ChildEnded {
                     child: item.run_id.clone(),
@@ -480,4 +468,17 @@ fn outcome(run_id: &str, child: &RunRecord) -> Option<Result<Value, ChildError>>
         )),
         _ => return None,
     })
+}
+
+/// Marks the `index`-th child of `cp`'s pending children command as created by this commit and
+/// returns it; `None` if the run no longer waits on children or has no such child.
+fn undefer(cp: &mut Checkpoint, index: usize) -> Option<ChildItem> {
+    let Some(Command::Children { items, .. }) = &mut cp.rec.pending else {
+        return None;
+    };
+    let pending = items.get_mut(index)?;
+    pending.deferred = false;
+    let item = pending.clone();
+    cp.touch();
+    Some(item)
 }
